@@ -1,0 +1,168 @@
+/**
+ * runCli: one whole invocation — parse, log, lock, dispatch to the RouterApi under the time
+ * limit — returning the process exit code (0 ok, 1 usage, 2 system/timeout). Nothing here exits
+ * the process, so tests drive it in-process with a recording RouterApi.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/api.js';
+import { installWrapper } from '../lib/router/contract/install-wrapper.js';
+import { DEFAULT_EXTENSION, ENV, extensionFromPath, logFileFor, parseInvocation } from '../lib/router/contract/parse.js';
+import type { EngineInvocation, LocalInvocation, RouterRequest } from '../lib/router/contract/types.js';
+import {
+  EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
+} from '../lib/router/errors.js';
+import { createLogger, type Logger } from '../lib/router/log.js';
+import { routerKeyOf, withRouterLock } from '../lib/router/state/lock.js';
+
+export type ApiProvider = RouterApi | (() => RouterApi | Promise<RouterApi>);
+
+export interface CliDeps {
+  /** The engine, or a factory called only when an engine command is about to run. */
+  api?: ApiProvider;
+  env?: Record<string, string | undefined>;
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  /** argv[1] of the process (derives the extension name from an installed wrapper path). */
+  invokedAs?: string;
+  nodePath?: string;
+}
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Log file for an invocation that failed to parse: look for --log-file/--extension ourselves. */
+function fallbackLogFile(argv: readonly string[], env: Record<string, string | undefined>, invokedAs?: string): string {
+  const find = (flag: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      if (argv[i] === flag && i + 1 < argv.length) return argv[i + 1];
+      if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
+    }
+    return undefined;
+  };
+  const file = find('--log-file') ?? env[ENV.logFile];
+  if (file) return resolve(file);
+  const ext = find('--extension') ?? env[ENV.extension] ?? extensionFromPath(invokedAs) ?? DEFAULT_EXTENSION;
+  return logFileFor(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(ext) ? ext : DEFAULT_EXTENSION);
+}
+
+function line(text: string): string {
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promise<number> {
+  const env = deps.env ?? process.env;
+  const out = deps.stdout ?? ((s: string) => { process.stdout.write(s); });
+  const err = deps.stderr ?? ((s: string) => { process.stderr.write(s); });
+
+  let inv;
+  try {
+    inv = parseInvocation(argv, { env, invokedAs: deps.invokedAs, nodePath: deps.nodePath, version: `netns-router ${packageVersion()}` });
+  } catch (e) {
+    const command = argv.find((a) => !a.startsWith('-')) ?? '';
+    err(line(`netns-router: ${describeError(e)}`));
+    const { logger } = createLogger({ file: fallbackLogFile(argv, env, deps.invokedAs), level: 'info' });
+    logger.error({ command, err: e }, 'invalid invocation');
+    return exitCodeOf(e);
+  }
+
+  if (inv.kind === 'local') return runLocal(inv, out, err);
+  return runEngine(inv, deps, out, err);
+}
+
+function runLocal(inv: LocalInvocation, out: (s: string) => void, err: (s: string) => void): number {
+  const req = inv.request;
+  try {
+    switch (req.command) {
+      case 'version':
+        out(`netns-router ${packageVersion()}\n`);
+        return EXIT_OK;
+      case 'help':
+        (req.error ? err : out)(line(req.text));
+        return req.error ? EXIT_USAGE : EXIT_OK;
+      case 'install-wrapper': {
+        const r = installWrapper(req);
+        const { logger } = createLogger({ file: inv.settings.logFile, level: inv.settings.logLevel, base: { command: req.command } });
+        logger.info({ path: r.path, replaced: r.replaced, extension: req.extension }, 'installed wrapper shim');
+        out(`${r.replaced ? 'replaced' : 'installed'} ${r.path}\n`);
+        return EXIT_OK;
+      }
+    }
+  } catch (e) {
+    err(line(`netns-router: ${req.command}: ${describeError(e)}`));
+    return exitCodeOf(e);
+  }
+}
+
+async function resolveApi(provider: ApiProvider | undefined): Promise<RouterApi> {
+  if (provider === undefined) throw new SystemError('router engine not built yet', { code: 'E_ENGINE_MISSING' });
+  try {
+    return typeof provider === 'function' ? await provider() : provider;
+  } catch (e) {
+    if (e instanceof RouterError) throw e;
+    throw SystemError.from(e, 'loading the router engine');
+  }
+}
+
+/** Router lock of a request; `status` without ids needs none. */
+function lockKeyOf(req: RouterRequest) {
+  if (req.command === 'status' && req.networkId === undefined && req.vpcId === undefined) return undefined;
+  return routerKeyOf(req as { networkId?: string; vpcId?: string });
+}
+
+async function runEngine(
+  inv: EngineInvocation, deps: CliDeps, out: (s: string) => void, err: (s: string) => void,
+): Promise<number> {
+  const { request: req, settings } = inv;
+  const started = Date.now();
+  const timeoutMs = Math.round(settings.timeoutSeconds * 1000);
+  const deadline = started + timeoutMs;
+  const created = createLogger({
+    file: settings.logFile, level: settings.logLevel,
+    base: { extension: settings.extension, command: req.command },
+  });
+  const log: Logger = created.logger;
+  if (created.problem) err(line(`netns-router: warning: ${created.problem}`));
+  log.info({ form: inv.form, request: req, devices: inv.devices, details: inv.details, timeoutSeconds: settings.timeoutSeconds }, 'command start');
+
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(new TimeoutError(`timed out after ${settings.timeoutSeconds} s`, timeoutMs));
+    }, timeoutMs);
+  });
+  expired.catch(() => { /* observed through Promise.race; this keeps a late expiry from being "unhandled" */ });
+  const ctx: CommandContext = {
+    settings, devices: inv.devices, details: inv.details, form: inv.form, deadline, signal: abort.signal, log,
+  };
+
+  try {
+    const api = await Promise.race([resolveApi(deps.api), expired]);
+    const key = lockKeyOf(req);
+    // the lock wait honours the deadline itself (and says which lock it waited for); only the
+    // engine call is raced against the timer
+    const run = (): Promise<CommandOutput> => Promise.race([dispatch(api, req, ctx), expired]);
+    const result = key ? await withRouterLock(settings.stateDir, key, { deadline, signal: abort.signal }, run) : await run();
+    if (result && typeof result === 'object' && typeof result.stdout === 'string' && result.stdout !== '') {
+      out(line(result.stdout));
+    }
+    log.info({ durationMs: Date.now() - started, exitCode: EXIT_OK }, 'command done');
+    return EXIT_OK;
+  } catch (e) {
+    const code = exitCodeOf(e);
+    err(line(`netns-router: ${req.command}: ${describeError(e)}`));
+    const level = e instanceof UsageError ? 'warn' : 'error';
+    log[level]({ durationMs: Date.now() - started, exitCode: code, err: e }, 'command failed');
+    return code;
+  } finally {
+    clearTimeout(timer);
+  }
+}

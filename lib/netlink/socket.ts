@@ -1,0 +1,365 @@
+/**
+ * A netlink socket: request/ACK, dumps (NLM_F_MULTI … NLMSG_DONE, restarted on NLM_F_DUMP_INTR), batches,
+ * extended ACK and strict checking always on. Synchronous: a request+ACK round trip costs microseconds, far
+ * less than any event-loop hop. The socket belongs to the network namespace the thread was in when it was
+ * created (see lib/netns for creating one inside another namespace).
+ */
+import { libc } from '../sys/index.js';
+import { SysError } from '../sys/errors.js';
+import {
+  NETLINK_ROUTE, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK,
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLMSG_NOOP, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+  NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS,
+} from './constants.js';
+import { NetlinkError, NetlinkProtocolError } from './errors.js';
+import { parseAttrs } from './attrs.js';
+import { runInNetnsFd } from '../netns/namespaces.js';
+
+export const NLMSG_HDRLEN = 16;
+
+/** One received netlink message. `payload` excludes the 16-byte header. */
+export interface NlMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  payload: Buffer;
+}
+
+/** A request to send: message type, extra flags (NLM_F_REQUEST/ACK are added), body, and its description. */
+export interface NlRequest {
+  type: number;
+  flags?: number;
+  body: Uint8Array;
+  /** Human description used in errors, e.g. "RTM_NEWLINK vh-100-2a (veth)". */
+  operation: string;
+}
+
+export interface NetlinkSocketOptions {
+  /** Receive buffer in bytes (SO_RCVBUFFORCE as root, else SO_RCVBUF). Default 8 MiB. */
+  rcvbuf?: number;
+  /** Receive timeout in ms so that a lost reply can never hang the process. Default 30 s. */
+  timeoutMs?: number;
+  /** Dump restarts on NLM_F_DUMP_INTR before giving up. Default 10. */
+  dumpRetries?: number;
+}
+
+const RECV_BUF = 1 << 18; // 256 KiB: larger than any rtnetlink datagram (dump skbs are ≤ 32 KiB)
+const MSG_TRUNC = 0x20;
+const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+const ETIMEDOUT = 110;
+/**
+ * A batch is sent in datagrams of at most this many bytes / requests: one datagram must fit the socket's send
+ * buffer (EMSGSIZE otherwise), and the ACKs of one datagram must fit the receive buffer (they are queued before
+ * we read any; an overflow drops them and reports ENOBUFS).
+ */
+const BATCH_MAX_BYTES = 64 * 1024;
+const BATCH_MAX_MSGS = 256;
+/** Idle sockets kept for off-thread requests (each in-flight request needs its own). */
+const ASYNC_IDLE_MAX = 2;
+
+function netlinkSockaddr(): Buffer {
+  const sa = Buffer.alloc(12);
+  sa.writeUInt16LE(libc.AF_NETLINK, 0);
+  return sa;
+}
+
+function encodeRequest(r: NlRequest, seq: number, extraFlags: number): Buffer {
+  const len = NLMSG_HDRLEN + r.body.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt32LE(len, 0);
+  out.writeUInt16LE(r.type, 4);
+  out.writeUInt16LE(NLM_F_REQUEST | extraFlags | (r.flags ?? 0), 6);
+  out.writeUInt32LE(seq, 8);
+  out.set(r.body, NLMSG_HDRLEN);
+  return out;
+}
+
+/** Split a datagram into netlink messages. */
+export function parseMessages(buf: Buffer, len: number): NlMessage[] {
+  const out: NlMessage[] = [];
+  let p = 0;
+  while (p + NLMSG_HDRLEN <= len) {
+    const mlen = buf.readUInt32LE(p);
+    if (mlen < NLMSG_HDRLEN || p + mlen > len) throw new NetlinkProtocolError(`malformed netlink message at ${p} (length ${mlen})`);
+    out.push({
+      type: buf.readUInt16LE(p + 4),
+      flags: buf.readUInt16LE(p + 6),
+      seq: buf.readUInt32LE(p + 8),
+      pid: buf.readUInt32LE(p + 12),
+      payload: Buffer.from(buf.subarray(p + NLMSG_HDRLEN, p + mlen)), // copy: the receive buffer is reused
+    });
+    p += (mlen + 3) & ~3;
+  }
+  return out;
+}
+
+/** Decode an NLMSG_ERROR payload: errno (positive, 0 = ACK) and extended-ACK text/offset. */
+export function decodeError(m: NlMessage): { errno: number; extAck?: string; offset?: number } {
+  const err = m.payload.readInt32LE(0);
+  const errno = -err;
+  if (!(m.flags & NLM_F_ACK_TLVS)) return { errno };
+  // After the errno comes the original header; the original payload too unless the ACK is capped.
+  const origLen = m.payload.readUInt32LE(4);
+  const tlvStart = 4 + (m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : (origLen + 3) & ~3);
+  if (tlvStart > m.payload.length) return { errno };
+  const attrs = parseAttrs(m.payload, tlvStart);
+  const text = attrs.string(NLMSGERR_ATTR_MSG);
+  const offs = attrs.u32(NLMSGERR_ATTR_OFFS);
+  const r: { errno: number; extAck?: string; offset?: number } = { errno };
+  if (text) r.extAck = text;
+  if (offs !== undefined) r.offset = offs;
+  return r;
+}
+
+type Result = { replies: NlMessage[]; error?: NetlinkError };
+
+export class NetlinkSocket {
+  readonly fd: number;
+  readonly protocol: number;
+  private seq: number;
+  private closed = false;
+  private readonly rbuf = Buffer.alloc(RECV_BUF);
+  private readonly dumpRetries: number;
+  private readonly opts: NetlinkSocketOptions;
+  /** Sockets in the same namespace for off-thread requests: idle ones, and those a worker is using. */
+  private readonly asyncIdle: NetlinkSocket[] = [];
+  private readonly asyncBusy = new Set<NetlinkSocket>();
+
+  private constructor(fd: number, protocol: number, opts: NetlinkSocketOptions) {
+    this.fd = fd;
+    this.protocol = protocol;
+    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+    this.dumpRetries = opts.dumpRetries ?? 10;
+    this.opts = opts;
+  }
+
+  /** Open a netlink socket in the calling thread's current network namespace. */
+  static open(protocol = NETLINK_ROUTE, opts: NetlinkSocketOptions = {}): NetlinkSocket {
+    const fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW, protocol);
+    try {
+      const rcvbuf = opts.rcvbuf ?? 8 << 20;
+      try {
+        libc.setsockoptInt(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, rcvbuf);
+      } catch {
+        libc.setsockoptInt(fd, libc.SOL_SOCKET, libc.SO_RCVBUF, rcvbuf);
+      }
+      libc.setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+      libc.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+      if (protocol === NETLINK_ROUTE) libc.setsockoptInt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
+      const tv = Buffer.alloc(16);
+      const ms = opts.timeoutMs ?? 30_000;
+      tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+      tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+      libc.setsockopt(fd, libc.SOL_SOCKET, libc.SO_RCVTIMEO, tv);
+      libc.bind(fd, netlinkSockaddr());
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+    return new NetlinkSocket(fd, protocol, opts);
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new NetlinkProtocolError('netlink socket is closed');
+  }
+
+  private sendRaw(buf: Buffer): void {
+    // no address: an unconnected netlink socket sends to the kernel (port 0)
+    libc.sendto(this.fd, buf, null);
+  }
+
+  private recvBatch(operation: string): NlMessage[] {
+    for (;;) {
+      const n = libc.recvRaw(this.fd, this.rbuf, MSG_TRUNC);
+      if (n < 0) {
+        const errno = -n;
+        // A signal (e.g. SIGCHLD of a child process) interrupts recv: with SO_RCVTIMEO set it is not restarted.
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) throw new NetlinkError(ETIMEDOUT, `${operation}: no reply from the kernel within the timeout`);
+        if (errno === ENOBUFS) throw new NetlinkError(ENOBUFS, `${operation}: receive buffer overrun (ENOBUFS)`);
+        throw new SysError('recv', errno, operation);
+      }
+      if (n > this.rbuf.length) throw new NetlinkProtocolError(`${operation}: reply of ${n} bytes truncated`);
+      return parseMessages(this.rbuf, n);
+    }
+  }
+
+  /**
+   * Send one request with NLM_F_ACK and wait for its ACK. Returns the reply messages that came before the
+   * ACK (for GET requests or NLM_F_ECHO). Throws NetlinkError with the kernel's errno and extended ACK.
+   */
+  request(req: NlRequest): NlMessage[] {
+    const [r] = this.batch([req]);
+    if (r.error) throw r.error;
+    return r.replies;
+  }
+
+  /**
+   * Send several requests (each with its own seq and ACK) and collect per-request results, in order. They go
+   * out in as few datagrams as the socket buffers allow; the kernel processes them in order and does not stop
+   * at a failure. With `stopOnError` the first failure is thrown after all ACKs are read.
+   */
+  batch(reqs: NlRequest[], opts: { stopOnError?: boolean } = {}): Result[] {
+    this.ensureOpen();
+    const results: Result[] = [];
+    let i = 0;
+    while (i < reqs.length) {
+      const chunk: NlRequest[] = [];
+      const seqs: number[] = [];
+      const parts: Buffer[] = [];
+      let bytes = 0;
+      while (i < reqs.length && chunk.length < BATCH_MAX_MSGS) {
+        const seq = this.nextSeq();
+        const m = encodeRequest(reqs[i], seq, NLM_F_ACK);
+        if (chunk.length > 0 && bytes + m.length > BATCH_MAX_BYTES) break;
+        chunk.push(reqs[i]);
+        seqs.push(seq);
+        parts.push(m);
+        bytes += m.length;
+        i++;
+      }
+      this.sendRaw(parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes));
+      const opName = reqs.length === 1 ? reqs[0].operation : `batch of ${reqs.length}`;
+      results.push(...this.collect(chunk, seqs, opName));
+    }
+    if (opts.stopOnError) {
+      const failed = results.find((r) => r.error);
+      if (failed) throw failed.error;
+    }
+    return results;
+  }
+
+  /** Read until every request of `seqs` has its ACK (or NLMSG_DONE); replies with other seqs are stale. */
+  private collect(reqs: NlRequest[], seqs: number[], opName: string): Result[] {
+    const bySeq = new Map<number, number>();
+    seqs.forEach((s, i) => bySeq.set(s, i));
+    const results: Array<Result & { done: boolean }> = reqs.map(() => ({ replies: [], done: false }));
+    let pending = reqs.length;
+    while (pending > 0) {
+      for (const m of this.recvBatch(opName)) {
+        const i = bySeq.get(m.seq);
+        if (i === undefined) continue; // stale reply of an earlier, abandoned request
+        const res = results[i];
+        if (res.done) continue;
+        if (m.type === NLMSG_ERROR) {
+          const { errno, extAck, offset } = decodeError(m);
+          if (errno !== 0) res.error = new NetlinkError(errno, reqs[i].operation, extAck, offset);
+          res.done = true;
+          pending--;
+        } else if (m.type === NLMSG_DONE) {
+          res.done = true;
+          pending--;
+        } else if (m.type !== NLMSG_NOOP && m.type !== NLMSG_OVERRUN) {
+          res.replies.push(m);
+        }
+      }
+    }
+    return results.map((r) => (r.error ? { replies: r.replies, error: r.error } : { replies: r.replies }));
+  }
+
+  /**
+   * `request()` with the kernel's work done off the event loop: rtnetlink executes a request inside the
+   * sender's sendto(), so a slow one (deleting a link waits for an RCU grace period, ~20 ms) would block the
+   * thread. The send runs on koffi's worker pool through a second socket of the same namespace (sockets are
+   * bound to their namespace at creation, so a worker thread may use them; this socket stays free for
+   * synchronous use meanwhile). Concurrent calls each get their own socket.
+   */
+  async requestAsync(req: NlRequest): Promise<NlMessage[]> {
+    this.ensureOpen();
+    const s = this.asyncIdle.pop() ?? this.openSibling();
+    this.asyncBusy.add(s);
+    let healthy = true;
+    try {
+      const seq = s.nextSeq();
+      await libc.sendtoAsync(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
+      // the kernel has answered inside sendto: the ACK is queued, this receive does not wait
+      const [r] = s.collect([req], [seq], req.operation);
+      if (r.error) throw r.error;
+      return r.replies;
+    } catch (e) {
+      if (!(e instanceof NetlinkError) || e.errno === ETIMEDOUT || e.errno === ENOBUFS) healthy = false;
+      throw e;
+    } finally {
+      this.asyncBusy.delete(s);
+      if (this.closed || !healthy || this.asyncIdle.length >= ASYNC_IDLE_MAX) s.close();
+      else this.asyncIdle.push(s);
+    }
+  }
+
+  /** A new socket with the same protocol and options in this socket's namespace (which may not be ours). */
+  openSibling(): NetlinkSocket {
+    const ns = this.netnsFd();
+    try {
+      return runInNetnsFd(ns, () => NetlinkSocket.open(this.protocol, this.opts));
+    } finally {
+      libc.close(ns);
+    }
+  }
+
+  /** An fd on the network namespace this socket belongs to (the caller closes it). */
+  netnsFd(): number {
+    this.ensureOpen();
+    return libc.socketNetns(this.fd);
+  }
+
+  /** A dump (NLM_F_DUMP): all messages up to NLMSG_DONE; restarted when the kernel flags NLM_F_DUMP_INTR. */
+  dump(req: NlRequest): NlMessage[] {
+    this.ensureOpen();
+    for (let attempt = 0; ; attempt++) {
+      const seq = this.nextSeq();
+      this.sendRaw(encodeRequest(req, seq, NLM_F_DUMP));
+      const out: NlMessage[] = [];
+      let interrupted = false;
+      let done = false;
+      while (!done) {
+        for (const m of this.recvBatch(req.operation)) {
+          if (m.seq !== seq) continue;
+          if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
+          if (m.type === NLMSG_DONE) {
+            // NLMSG_DONE carries an int: a negative errno if the dump failed midway
+            if (m.payload.length >= 4) {
+              const err = m.payload.readInt32LE(0);
+              if (err < 0) {
+                // NLMSG_DONE: the int is followed directly by extended-ACK TLVs (no echoed header)
+                const tl = m.flags & NLM_F_ACK_TLVS ? parseAttrs(m.payload, 4) : undefined;
+                throw new NetlinkError(-err, req.operation, tl?.string(NLMSGERR_ATTR_MSG), tl?.u32(NLMSGERR_ATTR_OFFS));
+              }
+            }
+            done = true;
+            break;
+          }
+          if (m.type === NLMSG_ERROR) {
+            const { errno, extAck, offset } = decodeError(m);
+            if (errno !== 0) throw new NetlinkError(errno, req.operation, extAck, offset);
+            done = true;
+            break;
+          }
+          if (m.type === NLMSG_NOOP || m.type === NLMSG_OVERRUN) continue;
+          out.push(m);
+        }
+      }
+      if (!interrupted) return out;
+      if (attempt >= this.dumpRetries) throw new NetlinkError(EINTR, `${req.operation}: dump kept being interrupted (NLM_F_DUMP_INTR)`);
+    }
+  }
+
+  /** Close the socket. Off-thread requests still running finish on their own sockets, closed afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.asyncIdle.splice(0)) s.close();
+    libc.close(this.fd);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Typed errors of lib/nft. Two kinds:
+ * - NftValidationError: we refused to render something (bad name, address, port…), before any I/O.
+ * - NftError: an executor (libnftables, nft CLI, the fake) rejected a transaction. It names the
+ *   offending command (index in the transaction + its JSON) and carries the executor's error text.
+ */
+
+/** What was invalid. */
+export type NftValidationCode =
+  | 'INVALID_NAME' | 'INVALID_ADDRESS' | 'INVALID_PORT' | 'INVALID_PRIORITY' | 'INVALID_CHAIN'
+  | 'INVALID_COMMENT' | 'INVALID_IFNAME' | 'INVALID_VALUE' | 'INVALID_VERB' | 'INVALID_OBJECT';
+
+export class NftValidationError extends Error {
+  readonly code: NftValidationCode;
+  /** Which input was wrong, e.g. "set name" or "tcp dport". */
+  readonly field: string;
+  readonly value: unknown;
+  constructor(code: NftValidationCode, field: string, value: unknown, why: string) {
+    super(`invalid ${field} ${safeShow(value)}: ${why}`);
+    this.name = 'NftValidationError';
+    this.code = code;
+    this.field = field;
+    this.value = value;
+  }
+}
+
+function safeShow(v: unknown): string {
+  try {
+    const s = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
+    return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+  } catch {
+    return String(v);
+  }
+}
+
+/**
+ * Why a transaction failed. errno-like codes where the executor's text carries one (the kernel's
+ * strerror, or nft's own wording for interval conflicts); NFT_PARSE for JSON/syntax errors nft
+ * reported before talking to the kernel; NFT_FAILED otherwise; NFT_EXECUTOR when the executor itself
+ * failed (nft binary missing, context closed…).
+ */
+export type NftErrorCode =
+  | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EOPNOTSUPP' | 'EPERM' | 'ELOOP' | 'EMLINK' | 'ENOSPC'
+  | 'ERANGE' | 'E2BIG' | 'ENOMEM' | 'ENOBUFS' | 'EMSGSIZE' | 'EAFNOSUPPORT'
+  | 'NFT_PARSE' | 'NFT_FAILED' | 'NFT_EXECUTOR';
+
+export interface NftErrorDetails {
+  code: NftErrorCode;
+  /** The executor's error output (libnftables error buffer / nft stderr), trimmed. */
+  stderr: string;
+  /** Which executor: "libnftables", "nft-cli", "fake". */
+  executor: string;
+  /** Index of the offending command in the transaction, when located. */
+  index?: number;
+  /** JSON of the offending command, when located. */
+  command?: unknown;
+  /** What we were doing: "apply", "list table inet t", … */
+  operation: string;
+}
+
+export class NftError extends Error {
+  readonly code: NftErrorCode;
+  readonly stderr: string;
+  readonly executor: string;
+  readonly index?: number;
+  readonly command?: unknown;
+  readonly operation: string;
+  constructor(d: NftErrorDetails) {
+    const where = d.index !== undefined ? ` at command #${d.index} ${safeShow(d.command)}` : '';
+    const text = d.stderr || d.code;
+    super(`nft ${d.operation} failed${where} (${d.executor}): ${text} [${d.code}]`);
+    this.name = 'NftError';
+    this.code = d.code;
+    this.stderr = d.stderr;
+    this.executor = d.executor;
+    if (d.index !== undefined) this.index = d.index;
+    if (d.command !== undefined) this.command = d.command;
+    this.operation = d.operation;
+  }
+}
+
+export const isNftError = (e: unknown, code?: NftErrorCode): e is NftError =>
+  e instanceof NftError && (code === undefined || e.code === code);
+export const isNftNotFound = (e: unknown): boolean => isNftError(e, 'ENOENT');
+export const isNftExists = (e: unknown): boolean => isNftError(e, 'EEXIST');
+
+/** Phrases in nft/libnftables error text → code. strerror texts first, then nft's own wording. */
+const TEXT_CODES: Array<[RegExp, NftErrorCode]> = [
+  [/No such file or directory|element does not exist|Could not find/i, 'ENOENT'],
+  [/File exists|interval overlaps|conflicting intervals/i, 'EEXIST'],
+  [/Device or resource busy/i, 'EBUSY'],
+  [/Operation not supported/i, 'EOPNOTSUPP'],
+  [/Operation not permitted/i, 'EPERM'],
+  [/Too many levels of symbolic links/i, 'ELOOP'],
+  [/Too many links/i, 'EMLINK'],
+  [/No space left on device/i, 'ENOSPC'],
+  [/Numerical result out of range/i, 'ERANGE'],
+  [/Argument list too long/i, 'E2BIG'],
+  [/Cannot allocate memory/i, 'ENOMEM'],
+  [/No buffer space available/i, 'ENOBUFS'],
+  [/Message too long/i, 'EMSGSIZE'],
+  [/Address family not supported/i, 'EAFNOSUPPORT'],
+  [/Invalid argument/i, 'EINVAL'],
+  [/syntax error|Could not parse|Parsing .* failed|Unknown .* object|Invalid .*|JSON/i, 'NFT_PARSE'],
+];
+
+/** Classify an executor's error text. */
+export function codeFromText(text: string): NftErrorCode {
+  for (const [re, code] of TEXT_CODES) if (re.test(text)) return code;
+  return 'NFT_FAILED';
+}
+
+/** Tidy nft's error text: drop the meaningless "internal:0:0-0: " JSON-mode position and blank lines. */
+export function cleanErrorText(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/^internal:0:0-0: /, '').replace(/^Error: /, '').trimEnd())
+    .filter((l) => l.length > 0)
+    .join('\n');
+}

@@ -1,0 +1,45 @@
+/**
+ * After a NAT change, flows established under a mapping that no longer exists (or now points elsewhere) must
+ * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/conntrack.ts).
+ * "Nothing matched" is success.
+ */
+import { deleteConntrack, type ConntrackFilter } from '../nft/conntrack.js';
+import type { NatPlan } from './ruleset.js';
+
+/** Conntrack filters implied by going from `before` to `after`. */
+export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilter[] {
+  const out: ConntrackFilter[] = [];
+  const staticAfter = new Map(after.staticNat.map((s) => [s.publicIp, s.privateIp]));
+  for (const s of before.staticNat) {
+    if (staticAfter.get(s.publicIp) !== s.privateIp) {
+      out.push({ family: 'ipv4', origDst: s.publicIp }); // inbound flows to the old mapping
+      out.push({ family: 'ipv4', origSrc: s.privateIp, replyDst: s.publicIp }); // outbound flows SNATed to it
+    }
+  }
+  const pfKey = (p: NatPlan['portForwards'][number]) => `${p.publicIp}|${p.protocol}|${p.publicPorts.join('-')}|${p.privateIp}|${p.privatePorts.join('-')}`;
+  const pfAfter = new Set(after.portForwards.map(pfKey));
+  for (const p of before.portForwards) {
+    if (pfAfter.has(pfKey(p))) continue;
+    if (p.publicPorts[1] - p.publicPorts[0] >= 64) {
+      // wide range: one dump for the whole IP+protocol (flows of other forwards on it re-establish at once
+      // thanks to TCP pickup/UDP statelessness, through the current rules)
+      out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp });
+      continue;
+    }
+    for (let port = p.publicPorts[0]; port <= p.publicPorts[1]; port++) {
+      out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPort: port });
+    }
+  }
+  const snatAfter = new Map(after.sourceNat.map((s) => [s.cidr, s.publicIp]));
+  for (const s of before.sourceNat) {
+    if (snatAfter.get(s.cidr) !== s.publicIp) out.push({ family: 'ipv4', origSrc: s.cidr, replyDst: s.publicIp });
+  }
+  return out;
+}
+
+/** Delete the conntrack entries of removed/changed mappings inside the router namespace; returns the count. */
+export function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): number {
+  let n = 0;
+  for (const f of conntrackFilters(before, after)) n += deleteConntrack(f, { netns });
+  return n;
+}

@@ -1,0 +1,348 @@
+/**
+ * Per-command builders: FieldReader → typed request. Required arguments are those whose absence
+ * makes the upstream wrapper `die` (plus what the typed request cannot do without); defaults are
+ * upstream's (source_nat false, default_nic true, protocol tcp).
+ */
+import { UsageError } from '../errors.js';
+import { routerNamespace } from '../names.js';
+import { cidrContains } from './ip.js';
+import type { FieldReader } from './reader.js';
+import type {
+  BuiltinCustomAction, CustomActionRequest, GuestAddressing, NetworkTarget, NicFields, PortForwardFields,
+  PublicIpSpec, RouterRequest, EngineCommand, StatusRequest, VpcTarget,
+} from './types.js';
+import {
+  BadValue, parseActionName, parseBool, parseCidr, parseDhcpOptionKey, parseDomain, parseGuestType, parseHostname,
+  parseId, parseIpList, parseIpv4, parseIpv6, parseMac, parseNamespaceName, parseNetworkState, parsePortRange,
+  parseProtocol, parseRouteSpec, parseSegment, parseTableId, parseTableName, parseTableRef,
+} from './values.js';
+
+/** What builders need besides the arguments. */
+export interface BuildContext {
+  /** network-extension-details: may name the namespace (ensure-network-device writes it). */
+  networkDetails: Record<string, unknown>;
+}
+
+/** Namespace override from network-extension-details, validated. */
+function detailsNamespace(ctx: BuildContext): string | undefined {
+  const ns = ctx.networkDetails.namespace;
+  if (ns === undefined || ns === null || ns === '') return undefined;
+  if (typeof ns !== 'string') throw new UsageError('network-extension-details.namespace: expected a string', 'network-extension-details.namespace');
+  try {
+    return parseNamespaceName(ns);
+  } catch (e) {
+    if (e instanceof BadValue) throw new UsageError(`network-extension-details.namespace: ${e.message}`, 'network-extension-details.namespace');
+    throw e;
+  }
+}
+
+/**
+ * Upstream parse_args: a VPC tier always lives in cs-vpc-<vpcId>; an isolated/shared network in
+ * the namespace named by network-extension-details, else cs-net-<networkId>.
+ */
+function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
+  const networkId = r.req('network_id', parseId);
+  const vpcId = r.opt('vpc_id', parseId);
+  const namespace = vpcId !== undefined ? routerNamespace({ vpcId }) : detailsNamespace(ctx) ?? routerNamespace({ networkId });
+  const t: NetworkTarget = { networkId, namespace };
+  if (vpcId !== undefined) t.vpcId = vpcId;
+  const guestType = r.opt('guest_type', parseGuestType);
+  if (guestType) t.guestType = guestType;
+  const networkState = r.opt('network_state', parseNetworkState);
+  if (networkState) t.networkState = networkState;
+  const zoneId = r.opt('zone_id', parseId);
+  if (zoneId !== undefined) t.zoneId = zoneId;
+  return t;
+}
+
+/** Upstream parse_vpc_args: namespace from network-extension-details, else cs-vpc-<vpcId>. */
+function vpcTarget(r: FieldReader, ctx: BuildContext): VpcTarget {
+  const vpcId = r.req('vpc_id', parseId);
+  return { vpcId, namespace: detailsNamespace(ctx) ?? routerNamespace({ vpcId }) };
+}
+
+function assign<T extends object, K extends string, V>(obj: T, key: K, v: V | undefined): void {
+  if (v !== undefined) (obj as Record<string, unknown>)[key] = v;
+}
+
+/**
+ * Optional guest addressing. Where a subnet gets configured (`strict`: implement-network,
+ * config-dhcp/dns-subnet) the gateway must lie in cidr and the IPv6 gateway in the IPv6 cidr; the
+ * extension ip (one per network) is checked only by implement-network, which puts it on the
+ * cidr. Elsewhere a NIC-level gateway of a secondary shared-network range may legitimately sit
+ * outside the network's primary cidr, so no cross-check is made.
+ */
+function guestAddressing(r: FieldReader, opts: { strict?: boolean; checkExtensionIp?: boolean } = {}): GuestAddressing {
+  const a: GuestAddressing = {};
+  assign(a, 'segment', r.opt('vlan', parseSegment));
+  assign(a, 'gateway', r.opt('gateway', parseIpv4));
+  assign(a, 'cidr', r.opt('cidr', (t) => parseCidr(t, 4)));
+  assign(a, 'extensionIp', r.opt('extension_ip', parseIpv4));
+  assign(a, 'ip6Gateway', r.opt('network_ip6_gateway', parseIpv6));
+  assign(a, 'ip6Cidr', r.opt('network_ip6_cidr', (t) => parseCidr(t, 6)));
+  assign(a, 'dns', r.opt('dns', (t) => parseIpList(t, 4)));
+  assign(a, 'dns6', r.opt('dns6', (t) => parseIpList(t, 6)));
+  assign(a, 'domain', r.opt('domain', parseDomain));
+  if (!opts.strict) return a;
+  if (a.gateway && a.cidr && !cidrContains(a.cidr, a.gateway)) {
+    r.fail('gateway', `${a.gateway} is not inside ${r.label('cidr')} ${a.cidr.address}/${a.cidr.prefix}`);
+  }
+  if (opts.checkExtensionIp && a.extensionIp && a.cidr && !cidrContains(a.cidr, a.extensionIp)) {
+    r.fail('extension_ip', `${a.extensionIp} is not inside ${r.label('cidr')} ${a.cidr.address}/${a.cidr.prefix}`);
+  }
+  if (a.ip6Gateway && a.ip6Cidr && !cidrContains(a.ip6Cidr, a.ip6Gateway)) {
+    r.fail('network_ip6_gateway', `${a.ip6Gateway} is not inside ${r.label('network_ip6_cidr')} ${a.ip6Cidr.address}/${a.ip6Cidr.prefix}`);
+  }
+  return a;
+}
+
+function publicIp(r: FieldReader, opts: { requireSegment: boolean; why?: string }): PublicIpSpec {
+  const ip = r.req('public_ip', parseIpv4, opts.why);
+  const p: PublicIpSpec = { ip, sourceNat: r.bool('source_nat', false) };
+  const segment = opts.requireSegment ? r.req('public_vlan', parseSegment) : r.opt('public_vlan', parseSegment);
+  assign(p, 'segment', segment);
+  assign(p, 'gateway', r.opt('public_gateway', parseIpv4));
+  assign(p, 'cidr', r.opt('public_cidr', (t) => parseCidr(t, 4)));
+  if (p.cidr && !cidrContains(p.cidr, ip)) {
+    r.fail('public_ip', `${ip} is not inside ${r.label('public_cidr')} ${p.cidr.address}/${p.cidr.prefix}`);
+  }
+  if (p.gateway && p.cidr && !cidrContains(p.cidr, p.gateway)) {
+    r.fail('public_gateway', `${p.gateway} is not inside ${r.label('public_cidr')} ${p.cidr.address}/${p.cidr.prefix}`);
+  }
+  return p;
+}
+
+function nicFields(r: FieldReader): NicFields {
+  const n: NicFields = { defaultNic: r.bool('default_nic', true) };
+  assign(n, 'mac', r.opt('mac', parseMac));
+  assign(n, 'ip', r.opt('ip', parseIpv4));
+  assign(n, 'hostname', r.opt('hostname', parseHostname));
+  assign(n, 'nicId', r.opt('nic_id', parseId));
+  assign(n, 'nicUuid', r.opt('nic_uuid', parseId));
+  assign(n, 'ip6Address', r.opt('ip6_address', parseIpv6));
+  return n;
+}
+
+function portForward(r: FieldReader): PortForwardFields {
+  return {
+    publicIp: publicIp(r, { requireSegment: false }),
+    publicPorts: r.req('public_port', parsePortRange),
+    privateIp: r.req('private_ip', parseIpv4),
+    privatePorts: r.req('private_port', parsePortRange),
+    protocol: r.opt('protocol', parseProtocol) ?? 'tcp',
+  };
+}
+
+/** set-dhcp-options `options`: {"<code>":"<value>"} (JSON object or a string holding one). */
+function dhcpOptions(r: FieldReader): Record<string, string> {
+  const obj = r.object('options');
+  if (!obj) r.missing('options');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    let key: string;
+    try {
+      key = parseDhcpOptionKey(k);
+    } catch (e) {
+      r.fail('options', (e as Error).message);
+    }
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') r.fail('options', `value of ${JSON.stringify(k)} must be a string`);
+    const s = String(v);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(s)) r.fail('options', `value of ${JSON.stringify(k)} contains control characters`);
+    out[key] = s;
+  }
+  return out;
+}
+
+const PBR_TABLE_ID_KEYS = ['table-id', 'table_id', 'id', 'tableid'];
+const PBR_TABLE_NAME_KEYS = ['table-name', 'table_name', 'name', 'tablename', 'table'];
+const PBR_TABLE_KEYS = ['table', 'table-name', 'table_name', 'tablename', 'table-id', 'table_id', 'id', 'tableid'];
+const PBR_ROUTE_KEYS = ['route', 'route-spec', 'route_spec'];
+const PBR_RULE_KEYS = ['rule', 'rule-spec', 'rule_spec'];
+
+export const BUILTIN_CUSTOM_ACTIONS = [
+  'reboot-device', 'dump-config', 'list-firewall-rules',
+  'pbr-create-table', 'pbr-delete-table', 'pbr-list-tables',
+  'pbr-add-route', 'pbr-delete-route', 'pbr-list-routes',
+  'pbr-add-rule', 'pbr-delete-rule', 'pbr-list-rules',
+] as const;
+
+/** Decodes the action-params of a built-in action (upstream _pbr_param alias order). */
+function builtinAction(r: FieldReader, action: string, params: Record<string, unknown>): BuiltinCustomAction | undefined {
+  const pick = (keys: string[]): { key: string; text: string } | undefined => {
+    for (const k of keys) {
+      const v = params[k];
+      if (v === undefined || v === null || v === '') continue;
+      if (typeof v !== 'string' && typeof v !== 'number') r.fail('action-params', `${k} must be a string`);
+      return { key: k, text: String(v).trim() };
+    }
+    return undefined;
+  };
+  const parseParam = <T>(found: { key: string; text: string } | undefined, parse: (t: string) => T): T | undefined => {
+    if (!found) return undefined;
+    try {
+      return parse(found.text);
+    } catch (e) {
+      if (e instanceof BadValue) r.fail('action-params', `${found.key}: ${e.message}`);
+      throw e;
+    }
+  };
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) r.fail('action-params', `${action} needs ${what}`);
+    return v;
+  };
+  switch (action) {
+    case 'reboot-device':
+    case 'dump-config':
+    case 'list-firewall-rules':
+    case 'pbr-list-tables':
+      return { name: action };
+    case 'pbr-create-table':
+      return {
+        name: action,
+        tableId: need(parseParam(pick(PBR_TABLE_ID_KEYS), parseTableId), 'table-id'),
+        tableName: need(parseParam(pick(PBR_TABLE_NAME_KEYS), parseTableName), 'table-name'),
+      };
+    case 'pbr-delete-table': {
+      const tableId = parseParam(pick(PBR_TABLE_ID_KEYS), parseTableId);
+      const tableName = parseParam(pick(PBR_TABLE_NAME_KEYS), parseTableName);
+      if (tableId === undefined && tableName === undefined) r.fail('action-params', `${action} needs table-id or table-name`);
+      const a: BuiltinCustomAction = { name: action };
+      assign(a, 'tableId', tableId);
+      assign(a, 'tableName', tableName);
+      return a;
+    }
+    case 'pbr-add-route':
+    case 'pbr-delete-route':
+      return {
+        name: action,
+        table: need(parseParam(pick(PBR_TABLE_KEYS), parseTableRef), 'table'),
+        route: need(parseParam(pick(PBR_ROUTE_KEYS), parseRouteSpec), 'route'),
+      };
+    case 'pbr-add-rule':
+    case 'pbr-delete-rule':
+      return {
+        name: action,
+        table: need(parseParam(pick(PBR_TABLE_KEYS), parseTableRef), 'table'),
+        rule: need(parseParam(pick(PBR_RULE_KEYS), parseRouteSpec), 'rule'),
+      };
+    case 'pbr-list-routes':
+    case 'pbr-list-rules': {
+      const a: BuiltinCustomAction = { name: action };
+      assign(a, 'table', parseParam(pick(PBR_TABLE_KEYS), parseTableRef));
+      return a;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function customAction(r: FieldReader, ctx: BuildContext): CustomActionRequest {
+  const networkId = r.opt('network_id', parseId);
+  const vpcId = r.opt('vpc_id', parseId);
+  if (networkId === undefined && vpcId === undefined) r.missing('network_id', `or ${r.label('vpc_id')} is required for custom-action`);
+  const action = r.req('action', parseActionName);
+  const actionParams = r.object('action-params') ?? {};
+  const namespace = vpcId !== undefined ? routerNamespace({ vpcId }) : detailsNamespace(ctx) ?? routerNamespace({ networkId });
+  const req: CustomActionRequest = { command: 'custom-action', namespace, action, actionParams };
+  assign(req, 'networkId', networkId);
+  assign(req, 'vpcId', vpcId);
+  assign(req, 'builtin', builtinAction(r, action, actionParams));
+  return req;
+}
+
+function status(r: FieldReader): StatusRequest {
+  const req: StatusRequest = { command: 'status' };
+  assign(req, 'networkId', r.opt('network_id', parseId));
+  assign(req, 'vpcId', r.opt('vpc_id', parseId));
+  if (req.networkId !== undefined || req.vpcId !== undefined) req.namespace = routerNamespace(req);
+  return req;
+}
+
+type Builder = (r: FieldReader, ctx: BuildContext) => RouterRequest;
+
+const net = <C extends EngineCommand>(command: C, extra?: (r: FieldReader) => object, opts?: { strict?: boolean; checkExtensionIp?: boolean }): Builder =>
+  (r, ctx) => ({ command, ...networkTarget(r, ctx), ...guestAddressing(r, opts), ...(extra ? extra(r) : {}) }) as RouterRequest;
+
+/** Upstream config-dhcp-subnet/config-dns-subnet die without gateway and cidr. */
+const subnetRequired = (r: FieldReader) => ({
+  gateway: r.req('gateway', parseIpv4),
+  cidr: r.req('cidr', (t) => parseCidr(t, 4)),
+});
+
+export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
+  'implement-network': net('implement-network', undefined, { strict: true, checkExtensionIp: true }),
+  'shutdown-network': net('shutdown-network'),
+  'destroy-network': net('destroy-network'),
+  'implement-vpc': (r, ctx) => {
+    const req = { command: 'implement-vpc' as const, ...vpcTarget(r, ctx) };
+    assign(req, 'vpcCidr', r.opt('vpc_cidr', (t) => parseCidr(t, 4)));
+    if (r.has('public_ip')) assign(req, 'publicIp', publicIp(r, { requireSegment: false }));
+    return req;
+  },
+  'update-vpc-source-nat-ip': (r, ctx) => {
+    const req = { command: 'update-vpc-source-nat-ip' as const, ...vpcTarget(r, ctx), publicIp: publicIp(r, { requireSegment: false }) };
+    assign(req, 'vpcCidr', r.opt('vpc_cidr', (t) => parseCidr(t, 4)));
+    return req;
+  },
+  'shutdown-vpc': (r, ctx) => ({ command: 'shutdown-vpc', ...vpcTarget(r, ctx) }),
+  'destroy-vpc': (r, ctx) => ({ command: 'destroy-vpc', ...vpcTarget(r, ctx) }),
+  'assign-ip': net('assign-ip', (r) => ({ publicIp: publicIp(r, { requireSegment: true }) })),
+  'release-ip': net('release-ip', (r) => ({ publicIp: publicIp(r, { requireSegment: false }) })),
+  'add-static-nat': net('add-static-nat', (r) => ({
+    publicIp: publicIp(r, { requireSegment: false }), privateIp: r.req('private_ip', parseIpv4),
+  })),
+  'delete-static-nat': net('delete-static-nat', (r) => {
+    const x: { publicIp: PublicIpSpec; privateIp?: string } = { publicIp: publicIp(r, { requireSegment: false }) };
+    assign(x, 'privateIp', r.opt('private_ip', parseIpv4));
+    return x;
+  }),
+  'add-port-forward': net('add-port-forward', portForward),
+  'delete-port-forward': net('delete-port-forward', portForward),
+  'apply-fw-rules': net('apply-fw-rules', (r) => optDoc(r, 'fw_rules', 'fwRules')),
+  'apply-network-acl': net('apply-network-acl', (r) => optDoc(r, 'acl_rules', 'aclRules')),
+  'apply-lb-rules': net('apply-lb-rules', (r) => optDoc(r, 'lb_rules', 'lbRules')),
+  'config-dhcp-subnet': net('config-dhcp-subnet', subnetRequired, { strict: true }),
+  'remove-dhcp-subnet': net('remove-dhcp-subnet'),
+  'add-dhcp-entry': net('add-dhcp-entry', (r) => ({
+    ...nicFields(r), mac: r.req('mac', parseMac), ip: r.req('ip', parseIpv4),
+  })),
+  'remove-dhcp-entry': net('remove-dhcp-entry', (r) => ({ ...nicFields(r), mac: r.req('mac', parseMac) })),
+  'set-dhcp-options': net('set-dhcp-options', (r) => ({ nicId: r.req('nic_id', parseId), options: dhcpOptions(r) })),
+  'config-dns-subnet': net('config-dns-subnet', subnetRequired, { strict: true }),
+  'remove-dns-subnet': net('remove-dns-subnet'),
+  'add-dns-entry': net('add-dns-entry', (r) => ({
+    ...nicFields(r), ip: r.req('ip', parseIpv4), hostname: r.req('hostname', parseHostname),
+  })),
+  'remove-dns-entry': net('remove-dns-entry', (r) => ({ ...nicFields(r), ip: r.req('ip', parseIpv4) })),
+  'prepare-nic': net('prepare-nic', nicFields),
+  'release-nic': net('release-nic', nicFields),
+  'save-vm-data': net('save-vm-data', (r) => ({ ip: r.req('ip', parseIpv4), vmData: reqDoc(r, 'vm_data') })),
+  'save-userdata': net('save-userdata', (r) => ({ ip: r.req('ip', parseIpv4), userdata: r.secretText('userdata') ?? '' })),
+  'save-password': net('save-password', (r) => {
+    const x: { ip: string; password?: string } = { ip: r.req('ip', parseIpv4) };
+    assign(x, 'password', r.secretText('password'));
+    return x;
+  }),
+  'save-sshkey': net('save-sshkey', (r) => ({ ip: r.req('ip', parseIpv4), sshkey: r.secretText('sshkey') ?? '' })),
+  'save-hypervisor-hostname': net('save-hypervisor-hostname', (r) => ({
+    ip: r.req('ip', parseIpv4), hypervisorHostname: r.plainText('hypervisor_hostname') ?? '',
+  })),
+  'restore-network': net('restore-network', (r) => ({ restoreData: reqDoc(r, 'restore_data') })),
+  'custom-action': customAction,
+  status: (r) => status(r),
+};
+
+function optDoc(r: FieldReader, key: string, prop: string): object {
+  const d = r.document(key);
+  return d ? { [prop]: d } : {};
+}
+
+function reqDoc(r: FieldReader, key: string) {
+  const d = r.document(key);
+  if (!d) r.missing(key);
+  return d;
+}
+
+/** parseBool re-exported for the CLI's own boolean options. */
+export { parseBool };

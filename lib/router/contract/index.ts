@@ -1,0 +1,11 @@
+export * from './types.js';
+export * from './api.js';
+export * from './commands.js';
+export * from './fields.js';
+export * from './ip.js';
+export * from './values.js';
+export * from './decode.js';
+export * from './reader.js';
+export { BUILDERS, BUILTIN_CUSTOM_ACTIONS, type BuildContext } from './build.js';
+export * from './parse.js';
+export * from './install-wrapper.js';

@@ -1,0 +1,396 @@
+/**
+ * Command line → Invocation. Three forms give the same typed request:
+ *
+ *   netns-router <command> <payload-file> [<timeout-seconds>]      (what CloudStack runs)
+ *   netns-router <command> --network-id 42 --vlan 100 …            (older CLI form, manual use)
+ *   either of them plus global options anywhere on the line:
+ *     --state-dir DIR --log-file FILE --host-netns NAME --extension NAME --timeout S --log-level L
+ *     --physical-network-extension-details JSON --network-extension-details JSON
+ *
+ * Precedence: explicit option > payload file > environment (NETNS_ROUTER_*, CS_*) > default.
+ * commander tokenizes; every value is validated here and in build.ts, and every problem is a
+ * UsageError naming the argument.
+ */
+import { realpathSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { BUILDERS } from './build.js';
+import { COMMANDS, COMMAND_NAMES, commandSpec, isLocalCommand, type CommandName, type CommandSpec } from './commands.js';
+import { decodeDetails, parseJsonText, readTextFile } from './decode.js';
+import { FIELDS, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
+import { FieldBag, FieldReader } from './reader.js';
+import type { EngineCommand, HostDevices, Invocation, LocalRequest, LogLevel, RouterSettings } from './types.js';
+import { LOG_LEVELS } from './types.js';
+import { BadValue, parseExtensionName, parseIfName, parseNamespaceName, parseTimeoutSeconds } from './values.js';
+
+export const DEFAULT_EXTENSION = 'network-namespace';
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+export const DEFAULT_DEVICE = 'eth1';
+
+export const ENV = {
+  stateDir: 'NETNS_ROUTER_STATE_DIR',
+  logFile: 'NETNS_ROUTER_LOG_FILE',
+  hostNetns: 'NETNS_ROUTER_HOST_NETNS',
+  extension: 'NETNS_ROUTER_EXTENSION',
+  timeout: 'NETNS_ROUTER_TIMEOUT',
+  logLevel: 'NETNS_ROUTER_LOG_LEVEL',
+  installRoot: 'NETNS_ROUTER_INSTALL_ROOT',
+  physicalDetails: 'CS_PHYSICAL_NETWORK_EXTENSION_DETAILS',
+  networkDetails: 'CS_NETWORK_EXTENSION_DETAILS',
+} as const;
+
+export const stateDirFor = (ext: string) => `/var/lib/cloudstack/${ext}`;
+export const logFileFor = (ext: string) => `/var/log/cloudstack/extensions/${ext}/${ext}.log`;
+export const wrapperPathFor = (ext: string, root = '/') => resolve(root, `etc/cloudstack/extensions/${ext}/${ext}-wrapper.sh`);
+
+export interface ParseEnvironment {
+  env: Record<string, string | undefined>;
+  /** Path the process was started as (argv[1]); a …/extensions/<name>/<name>-wrapper.sh path names the extension like upstream. */
+  invokedAs?: string;
+  /** Interpreter for install-wrapper's shim (default process.execPath). */
+  nodePath?: string;
+  /** Text printed by -V/--version. */
+  version?: string;
+}
+
+interface Captured {
+  name: CommandName;
+  args: string[];
+  opts: Record<string, unknown>;
+}
+
+const GLOBAL_OPTIONS: readonly { flags: string; help: string }[] = [
+  { flags: '--state-dir <dir>', help: 'state directory (default /var/lib/cloudstack/<extension>)' },
+  { flags: '--log-file <file>', help: 'log file (default /var/log/cloudstack/extensions/<extension>/<extension>.log)' },
+  { flags: '--host-netns <name>', help: 'do host-side plumbing inside this network namespace' },
+  { flags: '--extension <name>', help: `extension name (default ${DEFAULT_EXTENSION}); names state dir and log` },
+  { flags: '--timeout <seconds>', help: `time limit of the command (default: 3rd argument, else ${DEFAULT_TIMEOUT_SECONDS})` },
+  { flags: '--log-level <level>', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  { flags: '--physical-network-extension-details <json>', help: 'physical-network extension details (JSON object)' },
+  { flags: '--network-extension-details <json>', help: 'per-network extension details (JSON object)' },
+];
+
+/** Builds a fresh commander program (commander keeps option values between parses). */
+function buildProgram(out: { text: string }, onAction: (c: Captured) => void, version?: string): Command {
+  const program = new Command('netns-router')
+    .description('Virtual router for CloudStack guest networks (drop-in for the Network-Namespace extension wrapper)')
+    .usage('<command> <payload-file> [timeout-seconds] | <command> [--option value ...]')
+    .exitOverride()
+    .showSuggestionAfterError(false)
+    .configureOutput({ writeOut: (s) => { out.text += s; }, writeErr: (s) => { out.text += s; } })
+    .helpCommand(false);
+  if (version !== undefined) program.version(version, '-V, --version', 'print the version');
+  for (const g of GLOBAL_OPTIONS) program.option(g.flags, g.help);
+
+  for (const spec of COMMANDS) {
+    const cmd = program.command(spec.name).description(spec.summary).allowExcessArguments(false);
+    if (spec.name === 'help') {
+      cmd.argument('[command]', 'command to describe');
+    } else if (spec.name === 'install-wrapper') {
+      cmd.option('--root <dir>', 'install under this root instead of / (env NETNS_ROUTER_INSTALL_ROOT)')
+        .option('--node <path>', 'node binary the shim runs (default: this node)')
+        .option('--script <path>', 'netns-router entry script the shim runs (default: this one)')
+        .option('--force', 'overwrite an existing wrapper that was not installed by netns-router');
+    } else if (spec.name !== 'version') {
+      cmd.argument('[payload-file]', 'JSON payload file written by CloudStack')
+        .argument('[timeout-seconds]', `time limit (default ${DEFAULT_TIMEOUT_SECONDS})`);
+      addFieldOptions(cmd, spec);
+    }
+    cmd.action((...a: unknown[]) => {
+      const c = a[a.length - 1] as Command;
+      onAction({ name: spec.name, args: c.args, opts: c.opts() });
+    });
+  }
+  return program;
+}
+
+function addFieldOptions(cmd: Command, spec: CommandSpec): void {
+  const shown = new Set(spec.fields);
+  for (const f of FIELDS) {
+    const o = new Option(`--${f.option} <value>`, f.help);
+    if (!shown.has(f.key)) o.hideHelp();
+    cmd.addOption(o);
+    if (f.document) {
+      const of = new Option(`--${f.option}-file <path>`, `file holding ${f.option} (JSON or base64)`);
+      if (!shown.has(f.key)) of.hideHelp();
+      cmd.addOption(of);
+    }
+  }
+}
+
+function usageFromCommander(e: CommanderError): UsageError {
+  const msg = e.message.replace(/^error:\s*/, '');
+  const opt = /option '([^' ]+)/.exec(msg)?.[1] ?? /'(--[^']+)'/.exec(msg)?.[1];
+  return new UsageError(msg, opt);
+}
+
+const commandList = () => COMMAND_NAMES.join(', ');
+
+/** Value of a global option wherever it was given (program level or after the command). */
+function globalOpt(program: Command, captured: Captured | undefined, attr: string): string | undefined {
+  const v = program.opts()[attr];
+  return typeof v === 'string' ? v : (captured?.opts[attr] as string | undefined);
+}
+
+function checked<T>(label: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof BadValue) throw new UsageError(`${label}: ${e.message}`, label);
+    throw e;
+  }
+}
+
+/** Extension name from a wrapper path like upstream: /etc/cloudstack/extensions/<ext>/<ext>-wrapper.sh. */
+export function extensionFromPath(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  const dir = basename(dirname(path));
+  const base = basename(path);
+  if (base === `${dir}-wrapper.sh` && basename(dirname(dirname(path))) === 'extensions') {
+    try {
+      return parseExtensionName(dir);
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function settingsOf(
+  program: Command, captured: Captured | undefined, penv: ParseEnvironment, positionalTimeout: string | undefined,
+): RouterSettings {
+  const env = penv.env;
+  const g = (attr: string) => globalOpt(program, captured, attr);
+  const extOpt = g('extension');
+  const extension = extOpt !== undefined
+    ? checked('--extension', () => parseExtensionName(extOpt))
+    : env[ENV.extension] !== undefined && env[ENV.extension] !== ''
+      ? checked(ENV.extension, () => parseExtensionName(env[ENV.extension]!))
+      : extensionFromPath(penv.invokedAs) ?? DEFAULT_EXTENSION;
+  const pathOpt = (attr: string, flag: string, envName: string, dflt: string): string => {
+    const v = g(attr) ?? (env[envName] || undefined);
+    if (v === undefined) return dflt;
+    if (v.trim() === '' || v.includes('\0')) throw new UsageError(`${g(attr) !== undefined ? flag : envName}: empty path`, flag);
+    return resolve(v);
+  };
+  const settings: RouterSettings = {
+    extension,
+    stateDir: pathOpt('stateDir', '--state-dir', ENV.stateDir, stateDirFor(extension)),
+    logFile: pathOpt('logFile', '--log-file', ENV.logFile, logFileFor(extension)),
+    logLevel: 'info',
+    timeoutSeconds: DEFAULT_TIMEOUT_SECONDS,
+  };
+  const hostNetns = g('hostNetns') ?? (env[ENV.hostNetns] || undefined);
+  if (hostNetns !== undefined) {
+    settings.hostNetns = checked(g('hostNetns') !== undefined ? '--host-netns' : ENV.hostNetns, () => parseNamespaceName(hostNetns));
+  }
+  const level = g('logLevel') ?? (env[ENV.logLevel] || undefined);
+  if (level !== undefined) {
+    if (!LOG_LEVELS.includes(level as LogLevel)) {
+      const label = g('logLevel') !== undefined ? '--log-level' : ENV.logLevel;
+      throw new UsageError(`${label}: ${JSON.stringify(level)} is not a log level (${LOG_LEVELS.join(', ')})`, label);
+    }
+    settings.logLevel = level as LogLevel;
+  }
+  const tOpt = g('timeout');
+  if (tOpt !== undefined) settings.timeoutSeconds = checked('--timeout', () => parseTimeoutSeconds(tOpt));
+  else if (positionalTimeout !== undefined) settings.timeoutSeconds = checked('timeout-seconds', () => parseTimeoutSeconds(positionalTimeout));
+  else if (env[ENV.timeout]) settings.timeoutSeconds = checked(ENV.timeout, () => parseTimeoutSeconds(env[ENV.timeout]!));
+  return settings;
+}
+
+/** Reads and checks the payload file's outer JSON object. */
+function readPayloadFile(path: string): Record<string, unknown> {
+  const label = `payload file ${JSON.stringify(path)}`;
+  const text = checked(label, () => readTextFile(path));
+  const doc = checked(label, () => parseJsonText(text, 'JSON'));
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new UsageError(`${label}: expected a JSON object`, label);
+  }
+  return doc as Record<string, unknown>;
+}
+
+function fillBagFromPayload(bag: FieldBag, obj: Record<string, unknown>, prefix: string): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const f = fieldOfPayloadKey(k);
+    if (!f) continue; // CloudStack sends more keys than we use (zone details, …): ignored like upstream
+    // the canonical spelling wins over an alias when both are present
+    if (k !== f.key && bag.get(f.key)) continue;
+    bag.set(f.key, { value: v, source: `${prefix}${k}`, origin: { kind: 'payload' } });
+  }
+}
+
+function fillBagFromOptions(bag: FieldBag, opts: Record<string, unknown>): void {
+  for (const f of FIELDS) {
+    const v = opts[optionAttr(f.option)];
+    const fileV = f.document ? opts[optionAttr(`${f.option}-file`)] : undefined;
+    if (v !== undefined && fileV !== undefined) {
+      throw new UsageError(`give either --${f.option} or --${f.option}-file, not both`, `--${f.option}`);
+    }
+    if (v !== undefined) bag.set(f.key, { value: v, source: `--${f.option}`, origin: { kind: 'option' } });
+    if (typeof fileV === 'string') {
+      bag.set(f.key, { value: fileV, source: `--${f.option}-file`, origin: { kind: 'option-file', path: fileV } });
+    }
+  }
+}
+
+/** physical/network extension details with their precedence; errors name the source used. */
+function detailsOf(
+  program: Command, captured: Captured, penv: ParseEnvironment, payload: Record<string, unknown> | undefined,
+  which: 'physical' | 'network',
+): Record<string, unknown> {
+  const flag = which === 'physical' ? 'physical-network-extension-details' : 'network-extension-details';
+  const underscore = flag.replace(/-/g, '_');
+  const opt = globalOpt(program, captured, optionAttr(flag));
+  if (opt !== undefined) return checked(`--${flag}`, () => decodeDetails(opt));
+  if (payload) {
+    if (payload[flag] !== undefined) return checked(`${flag} (payload file)`, () => decodeDetails(payload[flag]));
+    if (payload[underscore] !== undefined) return checked(`${underscore} (payload file)`, () => decodeDetails(payload[underscore]));
+  }
+  const envName = which === 'physical' ? ENV.physicalDetails : ENV.networkDetails;
+  const env = penv.env[envName];
+  if (env !== undefined) return checked(envName, () => decodeDetails(env));
+  return {};
+}
+
+function devicesOf(details: Record<string, unknown>): HostDevices {
+  const dev = (key: string): string => {
+    const label = `physical-network-extension-details.${key}`;
+    const v = details[key];
+    if (v === undefined || v === null || v === '') return DEFAULT_DEVICE;
+    if (typeof v !== 'string') throw new UsageError(`${label}: expected a string`, label);
+    return checked(label, () => parseIfName(v.trim()));
+  };
+  return { guest: dev('guest.network.device'), public: dev('public.network.device') };
+}
+
+function helpText(program: Command, topic: string | undefined): string {
+  if (topic === undefined) return program.helpInformation();
+  const sub = program.commands.find((c) => c.name() === topic);
+  if (!sub) throw new UsageError(`unknown command '${topic}' (commands: ${commandList()})`, topic);
+  return sub.helpInformation();
+}
+
+function localRequest(
+  captured: Captured, program: Command, settings: RouterSettings, penv: ParseEnvironment,
+): LocalRequest {
+  switch (captured.name) {
+    case 'version':
+      return { command: 'version' };
+    case 'help':
+      return { command: 'help', text: helpText(program, captured.args[0]), error: false };
+    case 'install-wrapper': {
+      const o = captured.opts;
+      const rootOpt = typeof o.root === 'string' ? o.root : penv.env[ENV.installRoot] || '/';
+      const scriptOpt = typeof o.script === 'string' ? o.script : penv.invokedAs;
+      if (!scriptOpt) throw new UsageError('--script is required (cannot tell where netns-router is installed)', '--script');
+      let script = resolve(scriptOpt);
+      try {
+        script = realpathSync(script);
+      } catch {
+        throw new UsageError(`--script: ${JSON.stringify(scriptOpt)} does not exist`, '--script');
+      }
+      const extraArgs: string[] = [];
+      for (const [attr, flag] of [['stateDir', '--state-dir'], ['logFile', '--log-file'], ['hostNetns', '--host-netns'], ['logLevel', '--log-level']] as const) {
+        if (globalOpt(program, captured, attr) !== undefined) extraArgs.push(flag, String(settings[attr]));
+      }
+      return {
+        command: 'install-wrapper',
+        extension: settings.extension,
+        root: resolve(rootOpt),
+        node: typeof o.node === 'string' ? resolve(o.node) : penv.nodePath ?? process.execPath,
+        script,
+        extraArgs,
+        force: o.force === true,
+      };
+    }
+    default:
+      throw new Error(`not a local command: ${captured.name}`);
+  }
+}
+
+/**
+ * Parses a full command line (without node and script). Throws UsageError for every bad input.
+ */
+export function parseInvocation(argv: readonly string[], penv: ParseEnvironment): Invocation {
+  const out = { text: '' };
+  let captured: Captured | undefined;
+  const program = buildProgram(out, (c) => { captured = c; }, penv.version);
+
+  if (argv.length === 0) {
+    return { kind: 'local', request: { command: 'help', text: program.helpInformation(), error: true }, settings: settingsOf(program, undefined, penv, undefined) };
+  }
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') {
+      return {
+        kind: 'local',
+        request: { command: 'help', text: out.text, error: e.exitCode !== 0 },
+        settings: settingsOf(program, captured, penv, undefined),
+      };
+    }
+    if (e.code === 'commander.unknownCommand') {
+      const name = /'([^']*)'/.exec(e.message)?.[1] ?? '';
+      throw new UsageError(`unknown command '${name}' (commands: ${commandList()})`, name);
+    }
+    throw usageFromCommander(e);
+  }
+  if (!captured) {
+    // only global options were given
+    return { kind: 'local', request: { command: 'help', text: program.helpInformation(), error: true }, settings: settingsOf(program, undefined, penv, undefined) };
+  }
+  const c: Captured = captured;
+  const spec = commandSpec(c.name)!;
+
+  if (isLocalCommand(c.name)) {
+    const settings = settingsOf(program, c, penv, undefined);
+    return { kind: 'local', request: localRequest(c, program, settings, penv), settings };
+  }
+
+  const [payloadPath, positionalTimeout] = c.args;
+  const settings = settingsOf(program, c, penv, positionalTimeout);
+  let payloadDoc: Record<string, unknown> | undefined;
+  let bag: FieldBag;
+  if (payloadPath !== undefined) {
+    payloadDoc = readPayloadFile(payloadPath);
+    if (spec.flatPayload) {
+      bag = new FieldBag('flat-payload');
+      fillBagFromPayload(bag, payloadDoc, '');
+    } else {
+      bag = new FieldBag('payload');
+      const inner = payloadDoc.payload;
+      if (inner !== undefined && inner !== null) {
+        const obj = checked(`payload file ${JSON.stringify(payloadPath)}: payload`, () => decodeDetails(inner));
+        fillBagFromPayload(bag, obj, 'payload.');
+      }
+    }
+    // explicit options on the line override the file
+    fillBagFromOptions(bag, c.opts);
+  } else {
+    bag = new FieldBag('options');
+    fillBagFromOptions(bag, c.opts);
+  }
+
+  const physicalNetwork = detailsOf(program, c, penv, payloadDoc, 'physical');
+  const network = detailsOf(program, c, penv, payloadDoc, 'network');
+  const devices = devicesOf(physicalNetwork);
+  const name = c.name as EngineCommand;
+  const request = BUILDERS[name](new FieldReader(name, bag), { networkDetails: network });
+  return {
+    kind: 'engine',
+    form: payloadPath !== undefined ? 'payload-file' : 'options',
+    request,
+    settings,
+    devices,
+    details: { physicalNetwork, network },
+  };
+}
+
+/** Field definitions, for documentation and tests. */
+export function fieldsOfCommand(name: CommandName): FieldDef[] {
+  const spec = commandSpec(name);
+  return spec ? spec.fields.map((k) => FIELDS.find((f) => f.key === k)!).filter(Boolean) : [];
+}

@@ -1,0 +1,256 @@
+/**
+ * Typed requests: what every invocation form (payload file, kebab-case options) is parsed into.
+ * Every value here is already validated and canonical (IPs canonical text, VLANs numbers, …).
+ */
+import type { Cidr } from './ip.js';
+
+export type { Cidr } from './ip.js';
+
+/** L2 segment of a guest or public network. */
+export type Segment =
+  | { kind: 'vlan'; id: number }
+  | { kind: 'untagged' }
+  | { kind: 'vxlan'; vni: number };
+
+export type GuestType = 'isolated' | 'shared' | 'l2';
+export const GUEST_TYPES: readonly GuestType[] = ['isolated', 'shared', 'l2'];
+
+/** CloudStack Network.State, lower-cased as in the payload. */
+export type NetworkState = 'allocated' | 'setup' | 'implementing' | 'implemented' | 'shutdown' | 'destroy';
+export const NETWORK_STATES: readonly NetworkState[] = ['allocated', 'setup', 'implementing', 'implemented', 'shutdown', 'destroy'];
+
+export type Protocol = 'tcp' | 'udp';
+
+/** Inclusive port range; a single port has start === end. */
+export interface PortRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * A JSON document handed over undecoded-in-meaning (fw_rules, acl_rules, lb_rules, vm_data,
+ * restore_data): already decoded from base64/JSON/file, validated later by its own module.
+ * `source` names where it came from, for that module's error messages.
+ */
+export interface OpaqueJson {
+  value: unknown;
+  source: string;
+}
+
+/** Which router a network-level command addresses. `namespace` is already resolved. */
+export interface NetworkTarget {
+  networkId: string;
+  /** Present for VPC tiers: the router is then the VPC's namespace. */
+  vpcId?: string;
+  namespace: string;
+  guestType?: GuestType;
+  networkState?: NetworkState;
+  zoneId?: string;
+}
+
+/** Which router a VPC-level command addresses. */
+export interface VpcTarget {
+  vpcId: string;
+  namespace: string;
+}
+
+/** Guest-side addressing that network-level commands may carry (all optional on the wire). */
+export interface GuestAddressing {
+  segment?: Segment;
+  gateway?: string;
+  cidr?: Cidr;
+  extensionIp?: string;
+  ip6Gateway?: string;
+  ip6Cidr?: Cidr;
+  dns?: string[];
+  dns6?: string[];
+  domain?: string;
+}
+
+/** A public IP as the payload describes it. */
+export interface PublicIpSpec {
+  ip: string;
+  /** public_vlan; may be omitted where upstream reloads it from state. */
+  segment?: Segment;
+  gateway?: string;
+  /** public_cidr: the public range; its prefix length is the address's prefix. */
+  cidr?: Cidr;
+  sourceNat: boolean;
+}
+
+/** NIC fields of the DHCP/DNS/metadata commands. */
+export interface NicFields {
+  mac?: string;
+  ip?: string;
+  hostname?: string;
+  defaultNic: boolean;
+  nicId?: string;
+  nicUuid?: string;
+  ip6Address?: string;
+}
+
+type NetCmd<C extends string, X = object> = { command: C } & NetworkTarget & GuestAddressing & X;
+type VpcCmd<C extends string, X = object> = { command: C } & VpcTarget & X;
+
+export type ImplementNetworkRequest = NetCmd<'implement-network'>;
+export type ShutdownNetworkRequest = NetCmd<'shutdown-network'>;
+export type DestroyNetworkRequest = NetCmd<'destroy-network'>;
+
+export type ImplementVpcRequest = VpcCmd<'implement-vpc', { vpcCidr?: Cidr; publicIp?: PublicIpSpec }>;
+export type UpdateVpcSourceNatIpRequest = VpcCmd<'update-vpc-source-nat-ip', { vpcCidr?: Cidr; publicIp: PublicIpSpec }>;
+export type ShutdownVpcRequest = VpcCmd<'shutdown-vpc'>;
+export type DestroyVpcRequest = VpcCmd<'destroy-vpc'>;
+
+export type AssignIpRequest = NetCmd<'assign-ip', { publicIp: PublicIpSpec & { segment: Segment } }>;
+export type ReleaseIpRequest = NetCmd<'release-ip', { publicIp: PublicIpSpec }>;
+export type AddStaticNatRequest = NetCmd<'add-static-nat', { publicIp: PublicIpSpec; privateIp: string }>;
+export type DeleteStaticNatRequest = NetCmd<'delete-static-nat', { publicIp: PublicIpSpec; privateIp?: string }>;
+
+export interface PortForwardFields {
+  publicIp: PublicIpSpec;
+  publicPorts: PortRange;
+  privateIp: string;
+  privatePorts: PortRange;
+  protocol: Protocol;
+}
+export type AddPortForwardRequest = NetCmd<'add-port-forward', PortForwardFields>;
+export type DeletePortForwardRequest = NetCmd<'delete-port-forward', PortForwardFields>;
+
+export type ApplyFwRulesRequest = NetCmd<'apply-fw-rules', { fwRules?: OpaqueJson }>;
+export type ApplyNetworkAclRequest = NetCmd<'apply-network-acl', { aclRules?: OpaqueJson }>;
+export type ApplyLbRulesRequest = NetCmd<'apply-lb-rules', { lbRules?: OpaqueJson }>;
+
+export type ConfigDhcpSubnetRequest = NetCmd<'config-dhcp-subnet', { gateway: string; cidr: Cidr }>;
+export type RemoveDhcpSubnetRequest = NetCmd<'remove-dhcp-subnet'>;
+export type AddDhcpEntryRequest = NetCmd<'add-dhcp-entry', NicFields & { mac: string; ip: string }>;
+export type RemoveDhcpEntryRequest = NetCmd<'remove-dhcp-entry', NicFields & { mac: string }>;
+export type SetDhcpOptionsRequest = NetCmd<'set-dhcp-options', { nicId: string; options: Record<string, string> }>;
+export type ConfigDnsSubnetRequest = NetCmd<'config-dns-subnet', { gateway: string; cidr: Cidr }>;
+export type RemoveDnsSubnetRequest = NetCmd<'remove-dns-subnet'>;
+export type AddDnsEntryRequest = NetCmd<'add-dns-entry', NicFields & { ip: string; hostname: string }>;
+export type RemoveDnsEntryRequest = NetCmd<'remove-dns-entry', NicFields & { ip: string }>;
+
+export type PrepareNicRequest = NetCmd<'prepare-nic', NicFields>;
+export type ReleaseNicRequest = NetCmd<'release-nic', NicFields>;
+
+export type SaveVmDataRequest = NetCmd<'save-vm-data', { ip: string; vmData: OpaqueJson }>;
+export type SaveUserdataRequest = NetCmd<'save-userdata', { ip: string; userdata: string }>;
+export type SavePasswordRequest = NetCmd<'save-password', { ip: string; password?: string }>;
+export type SaveSshkeyRequest = NetCmd<'save-sshkey', { ip: string; sshkey: string }>;
+export type SaveHypervisorHostnameRequest = NetCmd<'save-hypervisor-hostname', { ip: string; hypervisorHostname: string }>;
+export type RestoreNetworkRequest = NetCmd<'restore-network', { restoreData: OpaqueJson }>;
+
+/** Built-in custom actions of the upstream wrapper, with their action-params decoded. */
+export type BuiltinCustomAction =
+  | { name: 'reboot-device' }
+  | { name: 'dump-config' }
+  | { name: 'list-firewall-rules' }
+  | { name: 'pbr-create-table'; tableId: number; tableName: string }
+  | { name: 'pbr-delete-table'; tableId?: number; tableName?: string }
+  | { name: 'pbr-list-tables' }
+  | { name: 'pbr-add-route'; table: string; route: string }
+  | { name: 'pbr-delete-route'; table: string; route: string }
+  | { name: 'pbr-list-routes'; table?: string }
+  | { name: 'pbr-add-rule'; table: string; rule: string }
+  | { name: 'pbr-delete-rule'; table: string; rule: string }
+  | { name: 'pbr-list-rules'; table?: string };
+
+export interface CustomActionRequest {
+  command: 'custom-action';
+  networkId?: string;
+  vpcId?: string;
+  namespace: string;
+  action: string;
+  /** action-params as given (string values for the API, objects allowed). */
+  actionParams: Record<string, unknown>;
+  /** Set when `action` is one of the upstream built-ins; undefined → a hook action. */
+  builtin?: BuiltinCustomAction;
+}
+
+export interface StatusRequest {
+  command: 'status';
+  networkId?: string;
+  vpcId?: string;
+  namespace?: string;
+}
+
+/** Every request the engine (RouterApi) receives. */
+export type RouterRequest =
+  | ImplementNetworkRequest | ShutdownNetworkRequest | DestroyNetworkRequest
+  | ImplementVpcRequest | UpdateVpcSourceNatIpRequest | ShutdownVpcRequest | DestroyVpcRequest
+  | AssignIpRequest | ReleaseIpRequest | AddStaticNatRequest | DeleteStaticNatRequest
+  | AddPortForwardRequest | DeletePortForwardRequest
+  | ApplyFwRulesRequest | ApplyNetworkAclRequest | ApplyLbRulesRequest
+  | ConfigDhcpSubnetRequest | RemoveDhcpSubnetRequest | AddDhcpEntryRequest | RemoveDhcpEntryRequest | SetDhcpOptionsRequest
+  | ConfigDnsSubnetRequest | RemoveDnsSubnetRequest | AddDnsEntryRequest | RemoveDnsEntryRequest
+  | PrepareNicRequest | ReleaseNicRequest
+  | SaveVmDataRequest | SaveUserdataRequest | SavePasswordRequest | SaveSshkeyRequest | SaveHypervisorHostnameRequest
+  | RestoreNetworkRequest | CustomActionRequest | StatusRequest;
+
+export type EngineCommand = RouterRequest['command'];
+export type RequestOf<C extends EngineCommand> = Extract<RouterRequest, { command: C }>;
+
+/** Commands handled by the CLI itself (no engine, no lock). */
+export interface InstallWrapperRequest {
+  command: 'install-wrapper';
+  extension: string;
+  /** Prefix for /etc/cloudstack/… (tests install under a temp dir). */
+  root: string;
+  /** Interpreter and entry script the shim execs. */
+  node: string;
+  script: string;
+  /** global options given explicitly to install-wrapper, baked into the shim (--state-dir …) */
+  extraArgs: string[];
+  force: boolean;
+}
+export interface VersionRequest { command: 'version' }
+/** Help text to print; `error` when shown because the command line was incomplete (exit 1). */
+export interface HelpRequest { command: 'help'; text: string; error: boolean }
+export type LocalRequest = InstallWrapperRequest | VersionRequest | HelpRequest;
+
+/** Host devices from the physical-network extension details. */
+export interface HostDevices {
+  /** guest.network.device (default eth1) */
+  guest: string;
+  /** public.network.device (default eth1) */
+  public: string;
+}
+
+/** Process-wide settings from global options / environment. */
+export interface RouterSettings {
+  extension: string;
+  stateDir: string;
+  logFile: string;
+  /** Do host-side plumbing (bridges, VLAN devices, host veth ends) inside this named netns. */
+  hostNetns?: string;
+  logLevel: LogLevel;
+  /** Seconds the whole command may take. */
+  timeoutSeconds: number;
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** How the arguments were given. */
+export type InvocationForm = 'payload-file' | 'options';
+
+/** Fully parsed invocation of an engine command. */
+export interface EngineInvocation {
+  kind: 'engine';
+  form: InvocationForm;
+  request: RouterRequest;
+  settings: RouterSettings;
+  devices: HostDevices;
+  details: {
+    physicalNetwork: Record<string, unknown>;
+    network: Record<string, unknown>;
+  };
+}
+
+export interface LocalInvocation {
+  kind: 'local';
+  request: LocalRequest;
+  settings: RouterSettings;
+}
+
+export type Invocation = EngineInvocation | LocalInvocation;

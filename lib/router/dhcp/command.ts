@@ -1,0 +1,27 @@
+/** The DHCP/DNS commands on the engine: one `engine.change` per command, with the command's mutator. */
+import type { RouterEngine } from '../engine.js';
+import type { RouterModel } from '../model.js';
+import type * as T from '../contract/types.js';
+import * as mut from './mutators.js';
+
+export type DhcpRequest =
+  | T.ConfigDhcpSubnetRequest | T.RemoveDhcpSubnetRequest | T.AddDhcpEntryRequest | T.RemoveDhcpEntryRequest
+  | T.SetDhcpOptionsRequest | T.ConfigDnsSubnetRequest | T.RemoveDnsSubnetRequest | T.AddDnsEntryRequest | T.RemoveDnsEntryRequest;
+
+function mutator(req: DhcpRequest): (m: RouterModel) => void | 'delete' {
+  switch (req.command) {
+    case 'config-dhcp-subnet': return (m) => mut.configDhcpSubnet(m, req);
+    case 'remove-dhcp-subnet': return (m) => mut.removeDhcpSubnet(m, req);
+    case 'add-dhcp-entry': return (m) => mut.addDhcpEntry(m, req);
+    case 'remove-dhcp-entry': return (m) => mut.removeDhcpEntry(m, req);
+    case 'set-dhcp-options': return (m) => mut.setDhcpOptions(m, req);
+    case 'config-dns-subnet': return (m) => mut.configDnsSubnet(m, req);
+    case 'remove-dns-subnet': return (m) => mut.removeDnsSubnet(m, req);
+    case 'add-dns-entry': return (m) => mut.addDnsEntry(m, req);
+    case 'remove-dns-entry': return (m) => mut.removeDnsEntry(m, req);
+  }
+}
+
+export async function runDhcpCommand(engine: RouterEngine, req: DhcpRequest): Promise<void> {
+  await engine.change(req.namespace, engine.initFor(req), mutator(req));
+}

@@ -1,0 +1,72 @@
+/**
+ * The DHCP/DNS RouterModule: one dnsmasq per router namespace serving every tier with DHCP on its own guest
+ * interface (static reservations only, DNS on port 53 where configured, router advertisements on tiers
+ * with an IPv6 prefix). Runtime files in `<stateDir>/run/<namespace>/dnsmasq/`.
+ *
+ * reconcile: render → write files → start / SIGHUP / restart as needed (a dead dnsmasq is started again
+ * here, so the next command of any kind revives it) → release leases no reservation backs any more.
+ * teardown: stop dnsmasq and remove its runtime directory before the namespace goes.
+ * nftObjects: when dnsmasq answers DNS for some tier, port 53 is closed to the tiers where DNS is off.
+ */
+import { existsSync, rmdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { RouterModule, ReconcileContext } from '../module.js';
+import type { RouterModel } from '../model.js';
+import { baseChain, rule, type NftObject } from '../../nft/objects.js';
+import { meta, th, drop } from '../../nft/expr.js';
+import { ROUTER_PRIORITIES } from '../../nft/priorities.js';
+import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq } from '../../services/dnsmasq/index.js';
+import { DHCP } from './state.js';
+import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
+
+/** Runtime directory of a router's dnsmasq. */
+export function dnsmasqDir(stateDir: string, namespace: string): string {
+  return join(stateDir, 'run', namespace, 'dnsmasq');
+}
+
+/** The router's dnsmasq handle (for status, tests and benchmarks). */
+export function dnsmasqInstance(stateDir: string, namespace: string): DnsmasqInstance {
+  return new DnsmasqInstance(namespace, dnsmasqDir(stateDir, namespace));
+}
+
+const GUARD_CHAIN = 'dhcp_dns_guard';
+
+async function reconcile(m: RouterModel, _previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
+  const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
+  if (!servedTiers(m).length) {
+    if (existsSync(inst.paths.dir)) await remove(inst);
+    return;
+  }
+  const rendered = renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir)));
+  // leases nobody backs are simply dropped from the file when dnsmasq (re)starts anyway, released otherwise
+  await inst.apply(rendered, { forget: (leases) => orphanLeases(m, leases).flatMap((g) => g.leases) });
+  const orphans = orphanLeases(m, inst.leases());
+  if (orphans.length) await inst.releaseLeases(orphans, rendered.argv);
+}
+
+async function remove(inst: DnsmasqInstance): Promise<void> {
+  await inst.destroy();
+  try {
+    rmdirSync(dirname(inst.paths.dir)); // <stateDir>/run/<ns>, when no other service keeps files there
+  } catch {
+    /* not empty or already gone */
+  }
+}
+
+export const dhcpModule: RouterModule = {
+  name: DHCP,
+  nftObjects(m: RouterModel): NftObject[] {
+    const served = servedTiers(m);
+    const closed = served.filter((x) => !x.state.dns).map((x) => x.ifname);
+    if (!closed.length || !served.some((x) => x.state.dns)) return [];
+    return [
+      baseChain(GUARD_CHAIN, { type: 'filter', hook: 'input', priority: ROUTER_PRIORITIES.filter }),
+      rule(GUARD_CHAIN, [meta.iifname(closed), meta.l4proto(['tcp', 'udp']), th.dport(53), drop()], { comment: 'DNS off on these tiers' }),
+    ];
+  },
+  reconcile,
+  async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
+    const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
+    if (existsSync(inst.paths.dir) || inst.pid() !== undefined) await remove(inst);
+  },
+};

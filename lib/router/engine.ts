@@ -1,0 +1,359 @@
+/**
+ * The router engine: every command loads the router's desired state (RouterModel), changes it, reconciles
+ * the kernel to it (plumbing via rtnetlink, one nft transaction for the namespace), then persists it. A failed
+ * reconcile re-applies the previous state (best effort) and leaves the stored state untouched, so a retry
+ * converges and nothing half-applied stays.
+ */
+import { NetnsHandle } from '../netns/handle.js';
+import { netnsExists, deleteNetns } from '../netns/namespaces.js';
+import { NetlinkError } from '../netlink/errors.js';
+import { sharedLibnftables, libnftablesAvailable } from '../nft/libnftables.js';
+import type { NftExecutor } from '../nft/executor.js';
+import { openNftCli } from '../../native-fallback/nft-cli.js';
+import { StateStore } from './state/store.js';
+import { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel } from './model.js';
+import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
+import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
+import type { NatPlan } from './ruleset.js';
+import { UsageError, SystemError } from './errors.js';
+import { deleteNatConntrack } from './conntrack-cleanup.js';
+import type * as T from './contract/types.js';
+import type { Segment } from './segment.js';
+import type { RouterModule, ReconcileContext } from './module.js';
+import { defaultModules } from './modules.js';
+import { ROUTER_TABLE, routerTransaction } from './ruleset.js';
+
+export interface EngineOptions {
+  stateDir: string;
+  /** Host-side plumbing inside this named namespace instead of the caller's. */
+  hostNetns?: string;
+  devices: { guest: string; public: string };
+  /** Lock wait budget (ms). */
+  lockTimeoutMs?: number;
+  /** Force the nft CLI executor (native fallback). */
+  nftCli?: boolean;
+  /** Feature modules (firewall, services, …); default: defaultModules(). */
+  modules?: RouterModule[];
+}
+
+const cidrText = (c: T.Cidr): string => `${networkAddress(c)}/${c.prefix}`;
+
+function networkAddress(c: T.Cidr): string {
+  if (c.family !== 4) return c.address;
+  const n = c.address.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+  const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+  const v = (n & mask) >>> 0;
+  return [24, 16, 8, 0].map((s) => (v >>> s) & 255).join('.');
+}
+
+function wrap(err: unknown, doing: string): Error {
+  if (err instanceof UsageError || err instanceof SystemError) return err;
+  if (err instanceof NetlinkError) {
+    return new SystemError(`${doing}: ${err.message}`, { kernelText: err.extAck ?? err.message, errno: err.errno, errnoCode: err.code, cause: err });
+  }
+  if (err instanceof PlumbingError) return new SystemError(`${doing}: ${err.message}`, { cause: err });
+  return SystemError.from(err, doing);
+}
+
+export class RouterEngine {
+  readonly store: StateStore;
+  readonly modules: RouterModule[];
+  private readonly opts: EngineOptions;
+
+  constructor(opts: EngineOptions) {
+    this.opts = opts;
+    this.store = new StateStore(opts.stateDir);
+    this.modules = opts.modules ?? defaultModules();
+  }
+
+  /**
+   * The generic command: under the router's lock, load its model (or `init()` it), apply `mutate`, reconcile,
+   * persist. `mutate` may return 'delete' to drop the stored state after reconciling. Modules use this for
+   * their commands (apply-fw-rules, add-dhcp-entry, …).
+   */
+  async change(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
+    return this.transact(ns, init, mutate);
+  }
+
+  /** `init` for a request that names a network and maybe a VPC. */
+  initFor(req: { namespace: string; networkId?: string; vpcId?: string }): () => RouterModel {
+    return this.init(req);
+  }
+
+  private hostHandle(): NetnsHandle {
+    return this.opts.hostNetns ? NetnsHandle.open(this.opts.hostNetns) : NetnsHandle.current();
+  }
+
+  /**
+   * The namespace's nft executor. libnftables contexts are long-lived, one per namespace (freeing one costs
+   * ~10 ms), and freed by lib/netns before the namespace is deleted; the CLI fallback is per call.
+   */
+  private executor(ns: string): { ex: NftExecutor; release: () => Promise<void> } {
+    if (!this.opts.nftCli && libnftablesAvailable()) return { ex: sharedLibnftables(ns), release: async () => {} };
+    const ex = openNftCli({ netns: ns });
+    return { ex, release: () => ex.close() };
+  }
+
+  /** Load, mutate, reconcile, persist — under the router's lock. `mutate` returns false to drop the state. */
+  private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
+    const release = await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
+    try {
+      const before = this.store.load(ns);
+      const model: RouterModel = structuredClone(before ?? init());
+      const verdict = mutate(model);
+      try {
+        await this.reconcile(model, before);
+      } catch (err) {
+        if (before) {
+          try { await this.reconcile(before, model); } catch { /* the retry will converge */ }
+        }
+        throw wrap(err, `reconciling ${ns}`);
+      }
+      if (verdict === 'delete') {
+        this.store.remove(ns);
+        return undefined;
+      }
+      this.store.save(model);
+      return model;
+    } finally {
+      release();
+    }
+  }
+
+  /** Make the kernel match `m` (idempotent). Also used by restore after a reboot. */
+  async reconcile(m: RouterModel, previous?: RouterModel): Promise<void> {
+    const host = this.hostHandle();
+    try {
+      const ctx: ReconcileContext = { host, stateDir: this.opts.stateDir };
+      if (modelIsIdle(m)) {
+        for (const mod of [...this.modules].reverse()) await mod.teardown?.(m, ctx);
+        const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
+        removePlumbing(host, m.namespace, atts, { deleteNamespace: true });
+        return;
+      }
+      // compute the whole ruleset first: an invalid module state fails before anything changes
+      const nat = natPlan(m);
+      const tx = routerTransaction(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
+      applyPlumbing(host, plumbingPlan(m));
+      const { ex, release } = this.executor(m.namespace);
+      try {
+        await ex.apply(tx);
+      } finally {
+        await release();
+      }
+      if (previous && !modelIsIdle(previous)) deleteNatConntrack(m.namespace, natPlan(previous), nat);
+      for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
+    } finally {
+      host.close();
+    }
+  }
+
+  private guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined): TierModel {
+    const segment = req.segment ?? cur?.segment;
+    const gateway = req.gateway ?? cur?.gateway;
+    const cidr = req.cidr ? cidrText(req.cidr) : cur?.cidr;
+    if (!segment) throw new UsageError('missing --vlan (payload.vlan): the guest segment is required', 'vlan');
+    if (!gateway) throw new UsageError('missing --gateway (payload.gateway)', 'gateway');
+    if (!cidr) throw new UsageError('missing --cidr (payload.cidr)', 'cidr');
+    const t: TierModel = {
+      networkId: req.networkId, segment, hostDev: cur?.hostDev ?? this.opts.devices.guest, gateway, cidr,
+      extensionIp: req.extensionIp ?? cur?.extensionIp ?? gateway,
+      guestType: req.guestType === 'shared' || req.guestType === 'l2' ? req.guestType : cur?.guestType ?? 'isolated',
+      implemented: true,
+    };
+    const ip6g = req.ip6Gateway ?? cur?.ip6Gateway;
+    const ip6c = req.ip6Cidr ? `${req.ip6Cidr.address}/${req.ip6Cidr.prefix}` : cur?.ip6Cidr;
+    if (ip6g && ip6c) { t.ip6Gateway = ip6g; t.ip6Cidr = ip6c; }
+    const dns = req.dns ?? cur?.dns; if (dns) t.dns = dns;
+    const dns6 = req.dns6 ?? cur?.dns6; if (dns6) t.dns6 = dns6;
+    const domain = req.domain ?? cur?.domain; if (domain) t.domain = domain;
+    return t;
+  }
+
+  private init(req: { namespace: string; networkId?: string; vpcId?: string }): () => RouterModel {
+    return () => (req.vpcId !== undefined ? emptyModel(req.namespace, 'vpc', req.vpcId) : emptyModel(req.namespace, 'network', req.networkId ?? ''));
+  }
+
+  // ── network lifecycle ────────────────────────────────────────────────────────────────────────────────
+
+  async implementNetwork(req: T.ImplementNetworkRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      const t = this.guestTier(req, m.tiers[req.networkId]);
+      if (t.guestType === 'l2') t.implemented = false; // an L2 network has no router
+      m.tiers[req.networkId] = t;
+      if (m.kind === 'vpc') m.vpc = { ...(m.vpc ?? { id: req.vpcId ?? '' }), implemented: true };
+    });
+  }
+
+  async shutdownNetwork(req: T.ShutdownNetworkRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      const t = m.tiers[req.networkId];
+      if (t) t.implemented = false;
+    });
+  }
+
+  async destroyNetwork(req: T.DestroyNetworkRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      const t = m.tiers[req.networkId];
+      if (t) t.implemented = false;
+      if (m.kind === 'network') {
+        for (const k of Object.keys(m.tiers)) m.tiers[k].implemented = false;
+        return 'delete';
+      }
+      delete m.tiers[req.networkId];
+      for (const [ip, p] of Object.entries(m.publicIps)) if (p.owner === req.networkId) this.dropPublicIp(m, ip);
+    });
+    // isolated: the namespace is gone with the model; a stale one (no state) is removed as well
+    if (!req.vpcId && netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
+  }
+
+  // ── VPC lifecycle ────────────────────────────────────────────────────────────────────────────────────
+
+  async implementVpc(req: T.ImplementVpcRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      m.vpc = { id: req.vpcId, implemented: true, ...(req.vpcCidr ? { cidr: cidrText(req.vpcCidr) } : m.vpc?.cidr ? { cidr: m.vpc.cidr } : {}) };
+      if (req.publicIp) this.putPublicIp(m, req.publicIp, req.vpcId);
+    });
+  }
+
+  async updateVpcSourceNatIp(req: T.UpdateVpcSourceNatIpRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      if (req.vpcCidr) m.vpc = { ...(m.vpc ?? { id: req.vpcId, implemented: true }), cidr: cidrText(req.vpcCidr) };
+      for (const p of Object.values(m.publicIps)) p.sourceNat = false;
+      this.putPublicIp(m, { ...req.publicIp, sourceNat: true }, req.vpcId);
+    });
+  }
+
+  async shutdownVpc(req: T.ShutdownVpcRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      if (m.vpc) m.vpc.implemented = false;
+      for (const t of Object.values(m.tiers)) t.implemented = false;
+    });
+  }
+
+  async destroyVpc(req: T.DestroyVpcRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      if (m.vpc) m.vpc.implemented = false;
+      for (const t of Object.values(m.tiers)) t.implemented = false;
+      return 'delete';
+    });
+    if (netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
+  }
+
+  // ── public IPs and NAT ───────────────────────────────────────────────────────────────────────────────
+
+  private putPublicIp(m: RouterModel, p: T.PublicIpSpec, owner: string): void {
+    const cur = m.publicIps[p.ip];
+    const segment: Segment | undefined = p.segment ?? cur?.segment;
+    if (!segment) throw new UsageError(`missing --public-vlan for public IP ${p.ip}`, 'public_vlan');
+    const model: PublicIpModel = {
+      ip: p.ip,
+      prefixLen: p.cidr ? p.cidr.prefix : cur?.prefixLen ?? 32,
+      segment,
+      hostDev: cur?.hostDev ?? this.opts.devices.public,
+      sourceNat: p.sourceNat || (cur?.sourceNat ?? false),
+      owner: cur?.owner ?? owner,
+    };
+    const gw = p.gateway ?? cur?.gateway;
+    if (gw) model.gateway = gw;
+    m.publicIps[p.ip] = model;
+  }
+
+  private dropPublicIp(m: RouterModel, ip: string): void {
+    delete m.publicIps[ip];
+    m.staticNats = m.staticNats.filter((s) => s.publicIp !== ip);
+    m.portForwards = m.portForwards.filter((p) => p.publicIp !== ip);
+  }
+
+  private requirePublicIp(m: RouterModel, ip: string): void {
+    if (!m.publicIps[ip]) throw new UsageError(`public IP ${ip} is not assigned to ${m.namespace} (run assign-ip first)`, 'public_ip');
+  }
+
+  async assignIp(req: T.AssignIpRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      // assign-ip may arrive before implement-network (upstream implements on demand) — but not for a network
+      // CloudStack reports as not running: then the IP is only remembered, as upstream's no-op success
+      const dormant = req.networkState === 'shutdown' || req.networkState === 'destroy' || req.networkState === 'allocated';
+      if (!dormant && req.vpcId === undefined && !m.tiers[req.networkId] && req.gateway && req.cidr && req.segment) {
+        m.tiers[req.networkId] = this.guestTier(req, undefined);
+      }
+      this.putPublicIp(m, req.publicIp, req.networkId);
+    });
+  }
+
+  async releaseIp(req: T.ReleaseIpRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      this.dropPublicIp(m, req.publicIp.ip);
+    });
+  }
+
+  async addStaticNat(req: T.AddStaticNatRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      this.requirePublicIp(m, req.publicIp.ip);
+      m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
+      m.staticNats.push({ publicIp: req.publicIp.ip, privateIp: req.privateIp });
+    });
+  }
+
+  async deleteStaticNat(req: T.DeleteStaticNatRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
+    });
+  }
+
+  async addPortForward(req: T.AddPortForwardRequest): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), (m) => {
+      this.requirePublicIp(m, req.publicIp.ip);
+      const pf = {
+        publicIp: req.publicIp.ip, protocol: req.protocol,
+        publicPorts: [req.publicPorts.start, req.publicPorts.end] as [number, number],
+        privateIp: req.privateIp, privatePorts: [req.privatePorts.start, req.privatePorts.end] as [number, number],
+      };
+      const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b[0] <= a[1];
+      m.portForwards = m.portForwards.filter((p) => !(p.publicIp === pf.publicIp && p.protocol === pf.protocol && overlaps(p.publicPorts, pf.publicPorts)));
+      m.portForwards.push(pf);
+    });
+  }
+
+  async deletePortForward(req: T.DeletePortForwardRequest): Promise<void> {
+    await this.transact(req.namespace, this.init(req), (m) => {
+      m.portForwards = m.portForwards.filter((p) => !(p.publicIp === req.publicIp.ip && p.protocol === req.protocol &&
+        p.publicPorts[0] === req.publicPorts.start && p.publicPorts[1] === req.publicPorts.end));
+    });
+  }
+
+  /** Re-apply every stored router (after a reboot: namespaces and rules gone, state kept). */
+  async restoreAll(): Promise<string[]> {
+    const done: string[] = [];
+    for (const ns of this.store.list()) {
+      const release = await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
+      try {
+        const m = this.store.load(ns);
+        if (m) {
+          await this.reconcile(m);
+          done.push(ns);
+        }
+      } finally {
+        release();
+      }
+    }
+    return done;
+  }
+
+  /** Readable description of a router's state and its live nft table (custom-action dump-config). */
+  async dumpConfig(ns: string): Promise<{ state: RouterModel | undefined; nat: NatPlan | undefined; live: unknown }> {
+    const state = this.store.load(ns);
+    let live: unknown = null;
+    if (netnsExists(ns)) {
+      const { ex, release } = this.executor(ns);
+      try {
+        live = await ex.list(ROUTER_TABLE);
+      } catch {
+        live = null;
+      } finally {
+        await release();
+      }
+    }
+    return { state, nat: state ? natPlan(state) : undefined, live };
+  }
+}

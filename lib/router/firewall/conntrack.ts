@@ -1,0 +1,121 @@
+/**
+ * Tightening a rule must also stop the flows it now forbids: their packets are "established" and the
+ * established/related accept would keep them alive. After a rule change, the conntrack table of the router
+ * is dumped once and every entry is judged by the NEW rules as if it were a new connection (same matchers as
+ * the nft rules, state.ts); forbidden ones are deleted over ctnetlink (lib/nft/conntrack.ts). Only the parts
+ * that changed (a public IP's ingress rules, a tier's egress rules or ACL) are judged.
+ *
+ * Which entries a part judges (conntrack keeps no interfaces, so tiers are recognised by their CIDRs):
+ *   ingress of public IP P   original destination = P (before DNAT), with the original destination port
+ *   egress of tier T         original source in T, destination (after DNAT = reply source) outside T
+ *   ACL ingress of tier T    destination after DNAT in T, original source outside T
+ *   ACL egress of tier T     original source in T, destination after DNAT outside T
+ */
+import { ConntrackSocket, type ConntrackEntry, type ConntrackFilter } from '../../nft/conntrack.js';
+import type { RouterModel } from '../model.js';
+import { addressValue, type Cidr } from './cidr.js';
+import type { MatcherIndex, Packet } from './matcher.js';
+import {
+  aclAllowed, compileAcl, compileEgress, egressAllowed, firewallState, ingressAllowed, ingressIndex, ingressMatchers, inAny, tierCidrs,
+  type CompiledAcl, type CompiledEgress, type FirewallState,
+} from './state.js';
+import type { FwRule } from './rules.js';
+
+interface Checks {
+  ingress: Map<string, MatcherIndex>;
+  egress: Array<{ cidrs: Cidr[]; c: CompiledEgress }>;
+  acl: Array<{ cidrs: Cidr[]; c: CompiledAcl }>;
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** Per filtered public IP, its ingress rules as text (what decides whether its flows must be re-judged). */
+function ingressRuleText(s: FirewallState): Map<string, string> {
+  const rules = new Map<string, FwRule[]>();
+  for (const n of Object.values(s.fw)) for (const ip of n.filteredIps) rules.set(ip, []);
+  for (const id of Object.keys(s.fw).sort()) {
+    for (const r of s.fw[id].rules) if (r.type === 'ingress' && rules.has(r.publicIp!)) rules.get(r.publicIp!)!.push(r);
+  }
+  return new Map([...rules].map(([ip, rs]) => [ip, JSON.stringify(rs.map(({ index: _i, id: _d, ...match }) => match))]));
+}
+
+/** What changed between the two states, as checks to run on conntrack entries. */
+export function changedChecks(m: RouterModel, previous: RouterModel | undefined): Checks {
+  const now = firewallState(m);
+  const before = previous ? firewallState(previous) : { fw: {}, acl: {} };
+  const checks: Checks = { ingress: new Map(), egress: [], acl: [] };
+  if (!same(now.fw, before.fw)) {
+    const tNow = ingressRuleText(now);
+    const tBefore = ingressRuleText(before);
+    const changed = new Set([...tNow].filter(([ip, t]) => tBefore.get(ip) !== t).map(([ip]) => ip));
+    if (changed.size) for (const [ip, ms] of ingressMatchers(now)) if (changed.has(ip)) checks.ingress.set(ip, ingressIndex(ms));
+  }
+  for (const [id, n] of Object.entries(now.fw)) {
+    const b = before.fw[id];
+    const eg = (x: typeof n) => ({ d: x.defaultEgressAllow, r: x.rules.filter((r) => r.type === 'egress') });
+    if (b && same(eg(n), eg(b))) continue;
+    const cidrs = tierCidrs(m, id);
+    if (cidrs.length) checks.egress.push({ cidrs, c: compileEgress(n) });
+  }
+  for (const [id, a] of Object.entries(now.acl)) {
+    if (before.acl[id] && same(a, before.acl[id])) continue;
+    const cidrs = tierCidrs(m, id);
+    if (cidrs.length) checks.acl.push({ cidrs, c: compileAcl(a.rules) });
+  }
+  return checks;
+}
+
+export function hasChecks(c: Checks): boolean {
+  return c.ingress.size > 0 || c.egress.length > 0 || c.acl.length > 0;
+}
+
+/** Would the rules forbid this flow if it started now? */
+export function forbidden(c: Checks, e: ConntrackEntry): boolean {
+  const family = e.family === 'ipv4' ? 4 : 6;
+  const src = addressValue(e.orig.src)?.value;
+  const preDst = addressValue(e.orig.dst)?.value;
+  const postDst = addressValue(e.reply.src)?.value;
+  if (src === undefined || preDst === undefined || postDst === undefined) return false;
+  const base = { family, proto: e.orig.proto, src } as const;
+  const icmp = { ...(e.orig.icmpType !== undefined ? { icmpType: e.orig.icmpType } : {}), ...(e.orig.icmpCode !== undefined ? { icmpCode: e.orig.icmpCode } : {}) };
+  const pre: Packet = { ...base, dst: preDst, ...(e.orig.dstPort !== undefined ? { dport: e.orig.dstPort } : {}), ...icmp };
+  const post: Packet = { ...base, dst: postDst, ...(e.reply.srcPort !== undefined ? { dport: e.reply.srcPort } : {}), ...icmp };
+
+  const ms = c.ingress.get(e.orig.dst);
+  if (ms && !ingressAllowed(ms, pre)) return true;
+  for (const x of c.egress) {
+    if (inAny(x.cidrs, family, src) && !inAny(x.cidrs, family, postDst) && !egressAllowed(x.c, post)) return true;
+  }
+  for (const x of c.acl) {
+    const fromTier = inAny(x.cidrs, family, src);
+    const toTier = inAny(x.cidrs, family, postDst);
+    if (toTier && !fromTier && !aclAllowed(x.c, 'ingress', post)) return true;
+    if (fromTier && !toTier && !aclAllowed(x.c, 'egress', post)) return true;
+  }
+  return false;
+}
+
+/** Delete the conntrack entries the new rules forbid; returns how many were deleted. */
+export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): number {
+  const sock = ConntrackSocket.open({ netns: m.namespace });
+  try {
+    // the dump first: with no flows there is nothing to judge (and no need to work out what changed)
+    const entries = sock.list();
+    if (!entries.length) return 0;
+    const checks = changedChecks(m, previous);
+    if (!hasChecks(checks)) return 0;
+    const filters = new Map<string, ConntrackFilter>();
+    for (const e of entries) {
+      if (!forbidden(checks, e)) continue;
+      const f: ConntrackFilter = { family: e.family, proto: e.orig.proto, origSrc: e.orig.src, origDst: e.orig.dst };
+      if (e.orig.srcPort !== undefined) f.origSrcPort = e.orig.srcPort;
+      if (e.orig.dstPort !== undefined) f.origDstPort = e.orig.dstPort;
+      filters.set(JSON.stringify(f), f);
+    }
+    let n = 0;
+    for (const f of filters.values()) n += sock.delete(f);
+    return n;
+  } finally {
+    sock.close();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The firewall module's desired state (model.extra.firewall) and what it means: which public IPs are
+ * filtered, the matchers of every chain, and the verdict a packet gets — one definition shared by the nft
+ * generation (ruleset.ts), the conntrack cleanup (conntrack.ts) and the listings (describe.ts).
+ *
+ * "Filtered" public IPs: an IP becomes filtered when an apply-fw-rules names it in an ingress rule. CloudStack
+ * sends the network's full rule set every time, so a later payload that omits the IP means its last rule was
+ * deleted: the IP stays filtered and closes (default drop of new ingress) instead of silently opening. It stops
+ * being filtered once it is no longer assigned to the router when the next apply-fw-rules runs (release-ip,
+ * then any apply-fw-rules of that network).
+ */
+import type { RouterModel } from '../model.js';
+import { moduleState, setModuleState } from '../module.js';
+import { isCidr, parseCidr, contains, type Cidr } from './cidr.js';
+import { expand, MatcherIndex, type Matcher, type Packet } from './matcher.js';
+import type { AclRule, FwDocument, FwRule } from './rules.js';
+
+export const FIREWALL = 'firewall';
+
+export interface FwNetworkState {
+  defaultEgressAllow: boolean;
+  /** The document's guest CIDR (informative). */
+  cidr?: string;
+  rules: FwRule[];
+  /** Public IPs whose ingress is filtered (see the header). */
+  filteredIps: string[];
+}
+
+export interface AclTierState {
+  /** In evaluation order (number, then position). */
+  rules: AclRule[];
+}
+
+export interface FirewallState {
+  /** apply-fw-rules, per network id. */
+  fw: Record<string, FwNetworkState>;
+  /** apply-network-acl, per tier (network id). */
+  acl: Record<string, AclTierState>;
+}
+
+export const emptyFirewall = (): FirewallState => ({ fw: {}, acl: {} });
+
+export function firewallState(m: RouterModel): FirewallState {
+  const s = moduleState<FirewallState>(m, FIREWALL);
+  return { fw: s?.fw ?? {}, acl: s?.acl ?? {} };
+}
+
+export function setFirewallState(m: RouterModel, s: FirewallState): void {
+  const empty = Object.keys(s.fw).length === 0 && Object.keys(s.acl).length === 0;
+  setModuleState(m, FIREWALL, empty ? undefined : s);
+}
+
+/** Replace a network's firewall rules (the mutate step of apply-fw-rules). */
+export function putFwDocument(m: RouterModel, networkId: string, doc: FwDocument): void {
+  const s = firewallState(m);
+  const prev = s.fw[networkId];
+  const named = doc.rules.filter((r) => r.type === 'ingress').map((r) => r.publicIp!);
+  const kept = (prev?.filteredIps ?? []).filter((ip) => m.publicIps[ip]);
+  const filteredIps = [...new Set([...kept, ...named])].sort();
+  s.fw[networkId] = { defaultEgressAllow: doc.defaultEgressAllow, ...(doc.cidr ? { cidr: doc.cidr } : {}), rules: doc.rules, filteredIps };
+  setFirewallState(m, s);
+}
+
+/** Replace a tier's ACL (the mutate step of apply-network-acl). */
+export function putAcl(m: RouterModel, networkId: string, rules: AclRule[]): void {
+  const s = firewallState(m);
+  s.acl[networkId] = { rules };
+  setFirewallState(m, s);
+}
+
+// ── Meaning ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** Filtered public IP → matchers of the rules that open it (sorted by IP). */
+export function ingressMatchers(s: FirewallState): Map<string, Matcher[]> {
+  const out = new Map<string, Matcher[]>();
+  const ips = [...new Set(Object.values(s.fw).flatMap((n) => n.filteredIps))].sort();
+  for (const ip of ips) out.set(ip, []);
+  for (const id of Object.keys(s.fw).sort()) {
+    for (const r of s.fw[id].rules) {
+      if (r.type !== 'ingress' || !out.has(r.publicIp!)) continue;
+      out.get(r.publicIp!)!.push(...expand(r, r.sourceCidrs, [], r.publicIp));
+    }
+  }
+  return out;
+}
+
+export const egressMatchersOf = (r: FwRule): Matcher[] => expand(r, r.sourceCidrs, r.destCidrs);
+
+/**
+ * ACL rule → matchers. Ingress: source = sourceCidrs (destination = destCidrs when given). Egress: the
+ * destination is destCidrs, or sourceCidrs for senders that put it there (then the source is not constrained).
+ */
+export function aclMatchersOf(r: AclRule): Matcher[] {
+  if (r.trafficType === 'ingress') return expand(r, r.sourceCidrs, r.destCidrs);
+  return r.destCidrs.length ? expand(r, r.sourceCidrs, r.destCidrs) : expand(r, [], r.sourceCidrs);
+}
+
+/** Ingress of one public IP: any allow rule opens it. */
+export function ingressIndex(ms: Matcher[]): MatcherIndex {
+  const ix = new MatcherIndex();
+  for (const m of ms) ix.add(0, m);
+  return ix;
+}
+
+export const ingressAllowed = (ix: MatcherIndex, p: Packet): boolean => ix.first(p) !== undefined;
+
+export interface CompiledEgress { defaultAllow: boolean; index: MatcherIndex }
+
+export function compileEgress(n: FwNetworkState): CompiledEgress {
+  const index = new MatcherIndex();
+  for (const r of n.rules) if (r.type === 'egress') for (const m of egressMatchersOf(r)) index.add(0, m);
+  return { defaultAllow: n.defaultEgressAllow, index };
+}
+
+/** Egress rules are the exceptions to the default policy. */
+export function egressAllowed(c: CompiledEgress, p: Packet): boolean {
+  return c.index.first(p) !== undefined ? !c.defaultAllow : c.defaultAllow;
+}
+
+export type CompiledAcl = Record<'ingress' | 'egress', { index: MatcherIndex; allow: boolean[] }>;
+
+export function compileAcl(rules: AclRule[]): CompiledAcl {
+  const c: CompiledAcl = { ingress: { index: new MatcherIndex(), allow: [] }, egress: { index: new MatcherIndex(), allow: [] } };
+  for (const r of rules) {
+    const d = c[r.trafficType];
+    const order = d.allow.length;
+    d.allow.push(r.action === 'allow');
+    for (const m of aclMatchersOf(r)) d.index.add(order, m);
+  }
+  return c;
+}
+
+/** First match wins; implicit deny. */
+export function aclAllowed(c: CompiledAcl, dir: 'ingress' | 'egress', p: Packet): boolean {
+  const hit = c[dir].index.first(p);
+  return hit !== undefined && c[dir].allow[hit];
+}
+
+/** A tier's CIDRs (IPv4 and, when set, IPv6). */
+export function tierCidrs(m: RouterModel, networkId: string): Cidr[] {
+  const t = m.tiers[networkId];
+  if (!t) return [];
+  return [t.cidr, t.ip6Cidr].map((x) => (x ? parseCidr(x) : undefined)).filter((c): c is Cidr => c !== undefined && isCidr(c));
+}
+
+export const inAny = (cs: Cidr[], family: 4 | 6, a: bigint): boolean => cs.some((c) => c.family === family && contains(c, a));

@@ -1,0 +1,75 @@
+/**
+ * Gratuitous ARP (an ARP request for our own address, broadcast) so upstream switches and gateways learn a
+ * public IP's new location at once — the same packet `arping -U` sends, without spawning it. Sent from an
+ * AF_PACKET socket created inside the router namespace.
+ */
+import { libc } from '../sys/index.js';
+import { ipToBytes, macToBytes } from '../netlink/ip.js';
+import type { NetnsHandle } from '../netns/handle.js';
+import { onBeforeNetnsDelete } from '../netns/namespaces.js';
+
+// Closing an AF_PACKET socket waits for an RCU grace period (packet_release → synchronize_net, 8-15 ms), so
+// one socket per namespace is kept open and reused; it is closed just before its namespace is deleted.
+const sockets = new Map<string, number>();
+const MAX_SOCKETS = 32;
+onBeforeNetnsDelete((name) => {
+  const fd = sockets.get(name);
+  if (fd === undefined) return;
+  sockets.delete(name);
+  libc.close(fd);
+});
+
+function packetSocket(ns: NetnsHandle): number {
+  const key = ns.name ?? '';
+  let fd = sockets.get(key);
+  if (fd !== undefined) {
+    sockets.delete(key); // most recently used last
+    sockets.set(key, fd);
+  } else {
+    // bounded, like the nft contexts: hundreds of routers in one process must not exhaust descriptors
+    while (sockets.size >= MAX_SOCKETS) {
+      const [oldKey, oldFd] = sockets.entries().next().value as [string, number];
+      sockets.delete(oldKey);
+      libc.close(oldFd);
+    }
+    // protocol 0: a send-only socket, never hooked into the receive path
+    fd = ns.run(() => libc.socket(AF_PACKET, libc.SOCK_DGRAM, 0));
+    sockets.set(key, fd);
+  }
+  return fd;
+}
+
+const AF_PACKET = 17;
+const ETH_P_ARP = 0x0806;
+const ARPHRD_ETHER = 1;
+
+/** Send `count` gratuitous ARP requests for `ip` out of `dev` (in the namespace of `ns`). */
+export function sendGratuitousArp(ns: NetnsHandle, dev: string, ip: string, count = 1): void {
+  const link = ns.netlink.linkGet(dev);
+  if (!link.mac) return;
+  const fd = packetSocket(ns);
+  {
+    const mac = macToBytes(link.mac);
+    const addr = ipToBytes(ip);
+    const arp = Buffer.alloc(28);
+    arp.writeUInt16BE(ARPHRD_ETHER, 0); // hardware type
+    arp.writeUInt16BE(0x0800, 2); // protocol type IPv4
+    arp.writeUInt8(6, 4);
+    arp.writeUInt8(4, 5);
+    arp.writeUInt16BE(1, 6); // request
+    mac.copy(arp, 8);
+    addr.copy(arp, 14); // sender IP = our IP
+    // target MAC zero, target IP = our IP (gratuitous)
+    addr.copy(arp, 24);
+    // struct sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16, pkttype u8, halen u8, addr[8]
+    const sll = Buffer.alloc(20);
+    sll.writeUInt16LE(AF_PACKET, 0);
+    sll.writeUInt16BE(ETH_P_ARP, 2);
+    sll.writeInt32LE(link.index, 4);
+    sll.writeUInt16LE(ARPHRD_ETHER, 8);
+    sll.writeUInt8(0, 10);
+    sll.writeUInt8(6, 11);
+    Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(sll, 12);
+    for (let i = 0; i < count; i++) libc.sendto(fd, arp, sll);
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Load balancing (apply-lb-rules): rules persist per network in `model.extra.lb`; one haproxy per router
+ * namespace serves the active rules of all its networks (a VPC's tiers share it). The configuration is
+ * regenerated from the rules on every reconcile, checked with `haproxy -c` and then started/reloaded; with no
+ * active rule haproxy is stopped. A rule is active while its network is implemented and its public IP assigned.
+ *
+ * Nothing is added to the nft table: haproxy binds publicIp:publicPort inside the namespace, so ingress to it
+ * passes the router's filter chains like any traffic to a public IP.
+ */
+import { join } from 'node:path';
+import type { RouterModule } from '../module.js';
+import { moduleState, setModuleState } from '../module.js';
+import type { RouterModel } from '../model.js';
+import { UsageError } from '../errors.js';
+import type { OpaqueJson } from '../contract/types.js';
+import { renderConfig, type ProxySpec, type RenderedConfig } from '../../services/haproxy/config.js';
+import { checkConfig } from '../../services/haproxy/check.js';
+import { HaproxySupervisor } from '../../services/haproxy/supervisor.js';
+import { openFilesHardLimit } from '../../services/haproxy/proc.js';
+import { workerAccount } from '../../services/haproxy/account.js';
+import { parseLbDocument } from './parse.js';
+import type { LbRule, LbState } from './types.js';
+
+export const LB = 'lb';
+
+export const lbState = (m: RouterModel): LbState => structuredClone(moduleState<LbState>(m, LB) ?? { networks: {} });
+
+const byId = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+/** Rules haproxy should serve now, with their network, in a stable order. */
+export function activeLbRules(m: RouterModel): Array<LbRule & { networkId: string }> {
+  const s = lbState(m);
+  const out: Array<LbRule & { networkId: string }> = [];
+  for (const networkId of Object.keys(s.networks).sort(byId)) {
+    if (!m.tiers[networkId]?.implemented) continue;
+    const rules = s.networks[networkId];
+    for (const id of Object.keys(rules).sort(byId)) {
+      if (m.publicIps[rules[id].publicIp]) out.push({ ...rules[id], networkId });
+    }
+  }
+  return out;
+}
+
+export function toProxy(r: LbRule & { networkId?: string }): ProxySpec {
+  const cookie = r.stickiness?.method === 'LbCookie' || r.stickiness?.method === 'AppCookie';
+  const p: ProxySpec = {
+    id: r.id,
+    bindIp: r.publicIp,
+    bindPort: r.publicPort,
+    // cookie stickiness needs HTTP parsing, as upstream's haproxy configurator does
+    mode: r.protocol === 'http' || cookie ? 'http' : 'tcp',
+    algorithm: r.algorithm,
+    servers: r.backends.map((b) => ({ ...b })),
+    comment: [r.networkId !== undefined ? `network ${r.networkId}` : '', r.name ?? ''].filter(Boolean).join(', '),
+  };
+  if (r.maxconn !== undefined) p.maxconn = r.maxconn;
+  if (r.healthcheck) p.healthcheck = r.healthcheck;
+  if (r.stickiness) p.stickiness = r.stickiness;
+  return p;
+}
+
+export function renderLbConfig(m: RouterModel): RenderedConfig {
+  const fdHardLimit = openFilesHardLimit();
+  const runAs = workerAccount();
+  return renderConfig(activeLbRules(m).map(toProxy), {
+    title: `load balancer of ${m.namespace}`, ...(fdHardLimit !== undefined ? { fdHardLimit } : {}), ...(runAs ? { runAs } : {}),
+  });
+}
+
+/** Texts already accepted by `haproxy -c` in this process (the command's check, then its reconcile). */
+const checkedOk = new Set<string>();
+
+function rememberChecked(text: string): void {
+  if (checkedOk.size > 16) checkedOk.clear();
+  checkedOk.add(text);
+}
+
+/**
+ * The apply-lb-rules mutation: merge the document into the network's rules (revoke deletes, others add or
+ * replace by id), then validate the whole namespace: public IP assigned, no duplicate public IP:port, no clash
+ * with port forwarding or static NAT, and the resulting configuration accepted by `haproxy -c`. Any failure
+ * throws UsageError before anything changes.
+ */
+export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?: OpaqueJson }): void {
+  if (!req.lbRules) return; // upstream default: an empty list
+  const doc = parseLbDocument(req.lbRules);
+  const source = req.lbRules.source;
+  const s = lbState(m);
+  // rules of networks that left the router (VPC tier destroyed) go with them
+  for (const id of Object.keys(s.networks)) if (!m.tiers[id]) delete s.networks[id];
+  const mine = (s.networks[req.networkId] ??= {});
+  for (const id of doc.revokes) delete mine[id];
+  for (const r of doc.upserts) {
+    const fail = (f: string, msg: string): never => { throw new UsageError(`${source}: rule ${r.id}: ${f}: ${msg}`, 'lb_rules'); };
+    for (const [net, rules] of Object.entries(s.networks)) {
+      if (net !== req.networkId && rules[r.id]) fail('id', `already used by a rule of network ${net}`);
+    }
+    if (!m.publicIps[r.publicIp]) fail('publicIp', `${r.publicIp} is not assigned to ${m.namespace} (run assign-ip first)`);
+    if (m.staticNats.some((x) => x.publicIp === r.publicIp)) fail('publicIp', `${r.publicIp} is a static NAT address (all its traffic goes to ${m.staticNats.find((x) => x.publicIp === r.publicIp)!.privateIp})`);
+    const pf = m.portForwards.find((x) => x.publicIp === r.publicIp && x.protocol === 'tcp' && x.publicPorts[0] <= r.publicPort && r.publicPort <= x.publicPorts[1]);
+    if (pf) fail('publicPort', `${r.publicIp}:${r.publicPort} is port-forwarded to ${pf.privateIp}`);
+    mine[r.id] = r;
+  }
+  // one listener per address: duplicates across all networks of the namespace
+  const owner = new Map<string, string>();
+  for (const rules of Object.values(s.networks)) {
+    for (const r of Object.values(rules)) {
+      const key = `${r.publicIp}:${r.publicPort}`;
+      const other = owner.get(key);
+      if (other !== undefined) {
+        const newer = doc.upserts.some((u) => u.id === r.id) ? r.id : other;
+        const older = newer === r.id ? other : r.id;
+        throw new UsageError(`${source}: rule ${newer}: publicIp/publicPort: ${key} is already used by rule ${older}`, 'lb_rules');
+      }
+      owner.set(key, r.id);
+    }
+  }
+  if (Object.keys(mine).length === 0) delete s.networks[req.networkId];
+  setModuleState(m, LB, Object.keys(s.networks).length ? s : undefined);
+
+  const rendered = renderLbConfig(m);
+  if (activeLbRules(m).length === 0 || checkedOk.has(rendered.text)) return;
+  const check = checkConfig(rendered.text);
+  if (!check.ok) {
+    const p = check.problems[0];
+    const id = p.line !== undefined ? rendered.owners[p.line - 1] : undefined;
+    const lineText = p.line !== undefined ? rendered.text.split('\n')[p.line - 1]?.trim() : undefined;
+    throw new UsageError(`${source}: ${id !== undefined ? `rule ${id}: ` : ''}haproxy refused the configuration${lineText ? ` at "${lineText}"` : ''}: ${p.message}`, 'lb_rules');
+  }
+  rememberChecked(rendered.text);
+}
+
+export function supervisorFor(namespace: string, stateDir: string): HaproxySupervisor {
+  return new HaproxySupervisor({ netns: namespace, runDir: join(stateDir, 'run', namespace, 'haproxy') });
+}
+
+export const lbModule: RouterModule = {
+  name: LB,
+  async reconcile(m, _previous, ctx) {
+    const sup = supervisorFor(m.namespace, ctx.stateDir);
+    if (activeLbRules(m).length === 0) {
+      await sup.stop({ purge: true });
+      return;
+    }
+    const text = renderLbConfig(m).text;
+    await sup.apply(text, { checked: checkedOk.has(text) });
+    rememberChecked(text);
+  },
+  async teardown(m, ctx) {
+    await supervisorFor(m.namespace, ctx.stateDir).stop({ purge: true });
+  },
+};

@@ -1,0 +1,34 @@
+/** Load-balancing rules as the router stores them (validated, canonical), per network, in `model.extra.lb`. */
+import type { BalanceAlgorithm, HealthCheckSpec, StickinessSpec } from '../../services/haproxy/config.js';
+
+export interface LbBackend {
+  ip: string;
+  port: number;
+  weight?: number;
+}
+
+export interface LbRule {
+  id: string;
+  name?: string;
+  publicIp: string;
+  publicPort: number;
+  /** `http` runs haproxy in HTTP mode (X-Forwarded-For, cookies); `tcp` forwards bytes. */
+  protocol: 'tcp' | 'http';
+  algorithm: BalanceAlgorithm;
+  /** Active backends only (revoked ones are dropped at parse time). */
+  backends: LbBackend[];
+  maxconn?: number;
+  healthcheck?: HealthCheckSpec;
+  stickiness?: StickinessSpec;
+}
+
+export interface LbState {
+  /** networkId → ruleId → rule */
+  networks: Record<string, Record<string, LbRule>>;
+}
+
+/** What one apply-lb-rules document asks for. */
+export interface LbDocument {
+  upserts: LbRule[];
+  revokes: string[];
+}

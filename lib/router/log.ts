@@ -1,0 +1,88 @@
+/**
+ * JSON-lines log (pino) to the extension's log file, with secrets removed before anything is
+ * serialized: values under secret-looking keys anywhere in a record (password, sshkey, userdata,
+ * vm_data, restore_data, …) and any string holding a PEM private key become "[redacted]".
+ * Like upstream, a log file that cannot be opened never fails the command.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { LogLevel } from './contract/types.js';
+import { RouterError } from './errors.js';
+
+export type { Logger } from 'pino';
+
+export const REDACTED = '[redacted]';
+
+/** Key names (compared lower-case, without '-', '_' and '.') whose values are never logged. */
+const SECRET_KEYS = new Set([
+  'password', 'passwd', 'vmpassword', 'sshkey', 'sshkeys', 'sshprivatekey', 'privatekey', 'publickeys',
+  'userdata', 'vmdata', 'restoredata', 'secret', 'secretkey', 'apikey', 'token', 'authorization',
+]);
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.has(key.toLowerCase().replace(/[-_.]/g, ''));
+}
+
+const PEM_PRIVATE = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+
+/** Deep copy of `value` with secrets replaced; Errors become plain {type, message, code, stack}. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 32) return '[too deep]';
+  if (typeof value === 'string') return PEM_PRIVATE.test(value) ? REDACTED : value;
+  if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof Error) {
+    const e = value as Error & { code?: unknown; argument?: unknown; exitCode?: unknown };
+    const out: Record<string, unknown> = { type: e.name, message: redact(e.message, depth + 1) };
+    if (e.code !== undefined) out.code = e.code;
+    if (e.argument !== undefined) out.argument = e.argument;
+    if (e.exitCode !== undefined) out.exitCode = e.exitCode;
+    // our own errors are expected outcomes: their message says it all
+    if (e.stack && !(value instanceof RouterError)) out.stack = redact(e.stack, depth + 1);
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = isSecretKey(k) && v !== undefined && v !== null && v !== '' ? REDACTED : redact(v, depth + 1);
+  }
+  return out;
+}
+
+export interface LoggerOptions {
+  /** Log file; omitted → no output (silent logger). */
+  file?: string;
+  level?: LogLevel;
+  /** Extra fields on every record (command, extension …). */
+  base?: Record<string, unknown>;
+}
+
+export interface CreatedLogger {
+  logger: Logger;
+  /** Why the file could not be used (the logger is then silent). */
+  problem?: string;
+}
+
+/** Logger writing JSON lines synchronously to `file` (so nothing is lost on process.exit). */
+export function createLogger(opts: LoggerOptions): CreatedLogger {
+  const options: pino.LoggerOptions = {
+    level: opts.level ?? 'info',
+    base: { pid: process.pid, ...(opts.base ?? {}) },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // runs on every record's merged object before serialization: nothing secret gets through
+    formatters: { log: (obj) => redact(obj) as Record<string, unknown> },
+    // errors are already plain objects (redact()); pino's default err serializer would re-wrap them
+    serializers: { err: (v: unknown) => v },
+  };
+  if (!opts.file || opts.level === 'silent') return { logger: pino({ ...options, level: 'silent' }) };
+  try {
+    mkdirSync(dirname(opts.file), { recursive: true, mode: 0o750 });
+    const dest = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
+    return { logger: pino(options, dest) };
+  } catch (e) {
+    return {
+      logger: pino({ ...options, level: 'silent' }),
+      problem: `cannot write log file ${opts.file}: ${(e as Error).message}`,
+    };
+  }
+}

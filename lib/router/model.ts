@@ -1,0 +1,69 @@
+/**
+ * Desired state of one router namespace, as the engine reconciles it: an isolated network (one tier) or a VPC
+ * (many tiers sharing one namespace), its public IPs and NAT. Stored as JSON, one file per namespace.
+ */
+import type { Segment } from './segment.js';
+import type { PortForward } from './ruleset.js';
+
+export const MODEL_VERSION = 1;
+
+export interface TierModel {
+  networkId: string;
+  segment: Segment;
+  /** Host uplink carrying the segment (guest.network.device). */
+  hostDev: string;
+  gateway: string;
+  /** Guest CIDR, canonical network/prefix ("10.1.1.0/24"). */
+  cidr: string;
+  /** Address the router's veth carries (default: the gateway). */
+  extensionIp: string;
+  ip6Gateway?: string;
+  ip6Cidr?: string;
+  dns?: string[];
+  dns6?: string[];
+  domain?: string;
+  guestType: 'isolated' | 'shared' | 'l2';
+  /** false after shutdown-network: state kept, kernel objects removed. */
+  implemented: boolean;
+}
+
+export interface PublicIpModel {
+  ip: string;
+  prefixLen: number;
+  segment: Segment;
+  /** public.network.device */
+  hostDev: string;
+  gateway?: string;
+  sourceNat: boolean;
+  /** Network (tier) that owns it; for a VPC-level IP the VPC id. */
+  owner: string;
+}
+
+/** A port forward as stored (same shape the NAT ruleset consumes). */
+export type PortForwardModel = PortForward;
+
+export interface RouterModel {
+  version: number;
+  namespace: string;
+  kind: 'network' | 'vpc';
+  /** Id used in interface names: the network id, or the VPC id. */
+  nameId: string;
+  vpc?: { id: string; cidr?: string; implemented: boolean };
+  tiers: Record<string, TierModel>;
+  publicIps: Record<string, PublicIpModel>;
+  staticNats: Array<{ publicIp: string; privateIp: string }>;
+  portForwards: PortForwardModel[];
+  /** Policy-routing tables created by custom actions (id → name). */
+  pbrTables?: Record<string, string>;
+  /** Slots for services and filtering modules (firewall, ACL, DHCP, metadata, LB). */
+  extra?: Record<string, unknown>;
+}
+
+export function emptyModel(namespace: string, kind: 'network' | 'vpc', nameId: string): RouterModel {
+  return { version: MODEL_VERSION, namespace, kind, nameId, tiers: {}, publicIps: {}, staticNats: [], portForwards: [] };
+}
+
+/** True when nothing is implemented any more (the namespace can go). */
+export function modelIsIdle(m: RouterModel): boolean {
+  return !Object.values(m.tiers).some((t) => t.implemented) && !(m.vpc?.implemented);
+}

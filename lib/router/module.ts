@@ -1,0 +1,42 @@
+/**
+ * Extension point of the engine: firewall/ACL, DHCP/DNS, metadata/password and load balancing each plug in
+ * as a RouterModule. A module keeps its desired state in `model.extra[module.name]`, contributes nft objects
+ * to the router's single table (so every change stays ONE atomic transaction per namespace), and reconciles
+ * its processes after the kernel plumbing and rules are in place.
+ */
+import type { NetnsHandle } from '../netns/handle.js';
+import type { NftObject } from '../nft/objects.js';
+import type { RouterModel } from './model.js';
+
+export interface ReconcileContext {
+  /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
+  host: NetnsHandle;
+  /** The engine's state directory (modules keep runtime files under `<stateDir>/run/<namespace>/`). */
+  stateDir: string;
+}
+
+export interface RouterModule {
+  /** Key of the module's slot in `model.extra`. */
+  readonly name: string;
+  /**
+   * Objects to add to the router table (`inet netns_router`): the module's own sets/maps/chains, base chains
+   * at its own priorities. Must be deterministic for a given model. May throw UsageError for invalid state.
+   */
+  nftObjects?(m: RouterModel): NftObject[];
+  /** Converge the module's processes/files to the model (after plumbing + nft). Idempotent. */
+  reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
+  /** Stop and remove everything of the module for this router (called before its namespace is deleted). */
+  teardown?(m: RouterModel, ctx: ReconcileContext): Promise<void>;
+}
+
+/** Read a module's slot from the model (undefined when never set). */
+export function moduleState<T>(m: RouterModel, name: string): T | undefined {
+  return m.extra?.[name] as T | undefined;
+}
+
+/** Write (or with `undefined`, clear) a module's slot. */
+export function setModuleState<T>(m: RouterModel, name: string, value: T | undefined): void {
+  m.extra ??= {};
+  if (value === undefined) delete m.extra[name];
+  else m.extra[name] = value;
+}

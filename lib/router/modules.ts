@@ -1,0 +1,17 @@
+/** The modules the engine runs by default, in reconcile order. Add new ones here. */
+import type { RouterModule } from './module.js';
+import { pbrModule } from './pbr/module.js';
+import { firewallModule } from './firewall/module.js';
+import { lbModule } from './lb/module.js';
+import { vmdataModule } from './vmdata/module.js';
+import { dhcpModule } from './dhcp/module.js';
+
+export function defaultModules(): RouterModule[] {
+  return [
+    pbrModule,
+    firewallModule,
+    lbModule,
+    vmdataModule,
+    dhcpModule,
+  ];
+}

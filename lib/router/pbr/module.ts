@@ -1,0 +1,152 @@
+/**
+ * Policy-based routing (custom actions pbr-*): named routing tables, routes and rules inside the router
+ * namespace, done over netlink and kept in the router's state so that a restore brings them back. Table
+ * names are also written to /etc/netns/<ns>/iproute2/rt_tables, where `ip netns exec NS ip route show table
+ * NAME` finds them (what upstream does).
+ */
+import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RouterModule } from '../module.js';
+import { moduleState, setModuleState } from '../module.js';
+import type { RouterModel } from '../model.js';
+import { NetnsHandle } from '../../netns/handle.js';
+import { netnsExists } from '../../netns/namespaces.js';
+import { UsageError } from '../errors.js';
+import { parseRouteText, parseRuleText } from './spec-text.js';
+import type { RouteSpec } from '../../netlink/route.js';
+import type { RuleSpec } from '../../netlink/rule.js';
+
+export const PBR = 'pbr';
+
+export interface PbrState {
+  /** table id → name */
+  tables: Record<string, string>;
+  routes: Array<{ table: number; route: string }>;
+  rules: Array<{ table: number; rule: string }>;
+}
+
+const empty = (): PbrState => ({ tables: {}, routes: [], rules: [] });
+export const pbrState = (m: RouterModel): PbrState => moduleState<PbrState>(m, PBR) ?? empty();
+
+/** Resolve a table reference (id or name) against the stored tables. */
+export function resolveTable(s: PbrState, ref: string | number): number {
+  const text = String(ref);
+  if (/^\d+$/.test(text)) {
+    if (!s.tables[text]) throw new UsageError(`pbr table ${text} does not exist (pbr-create-table first)`, 'action-params');
+    return Number(text);
+  }
+  const hit = Object.entries(s.tables).find(([, n]) => n === text);
+  if (!hit) throw new UsageError(`pbr table "${text}" does not exist (pbr-create-table first)`, 'action-params');
+  return Number(hit[0]);
+}
+
+export function createTable(m: RouterModel, id: number, name: string): void {
+  const s = pbrState(m);
+  const byName = Object.entries(s.tables).find(([, n]) => n === name);
+  if (byName && Number(byName[0]) !== id) throw new UsageError(`pbr table name "${name}" is already table ${byName[0]}`, 'action-params');
+  if (s.tables[id] && s.tables[id] !== name) throw new UsageError(`pbr table ${id} already exists as "${s.tables[id]}"`, 'action-params');
+  s.tables[id] = name;
+  setModuleState(m, PBR, s);
+}
+
+export function deleteTable(m: RouterModel, ref: { tableId?: number; tableName?: string }): void {
+  const s = pbrState(m);
+  const id = resolveTable(s, ref.tableId ?? ref.tableName ?? '');
+  delete s.tables[id];
+  s.routes = s.routes.filter((r) => r.table !== id);
+  s.rules = s.rules.filter((r) => r.table !== id);
+  setModuleState(m, PBR, s);
+}
+
+export function addRoute(m: RouterModel, table: string, route: string): void {
+  const s = pbrState(m);
+  const id = resolveTable(s, table);
+  const spec = parseRouteText(route); // validates
+  s.routes = s.routes.filter((r) => !(r.table === id && parseRouteText(r.route).dst === spec.dst));
+  s.routes.push({ table: id, route });
+  setModuleState(m, PBR, s);
+}
+
+export function deleteRoute(m: RouterModel, table: string, route: string): void {
+  const s = pbrState(m);
+  const id = resolveTable(s, table);
+  const dst = parseRouteText(route).dst;
+  s.routes = s.routes.filter((r) => !(r.table === id && parseRouteText(r.route).dst === dst));
+  setModuleState(m, PBR, s);
+}
+
+const ruleKey = (r: Omit<RuleSpec, 'table'>) => JSON.stringify([r.priority, r.from, r.to, r.iif, r.oif, r.fwmark, r.fwmask]);
+
+export function addRule(m: RouterModel, table: string, rule: string): void {
+  const s = pbrState(m);
+  const id = resolveTable(s, table);
+  const k = ruleKey(parseRuleText(rule));
+  s.rules = s.rules.filter((r) => !(r.table === id && ruleKey(parseRuleText(r.rule)) === k));
+  s.rules.push({ table: id, rule });
+  setModuleState(m, PBR, s);
+}
+
+export function deleteRule(m: RouterModel, table: string, rule: string): void {
+  const s = pbrState(m);
+  const id = resolveTable(s, table);
+  const k = ruleKey(parseRuleText(rule));
+  s.rules = s.rules.filter((r) => !(r.table === id && ruleKey(parseRuleText(r.rule)) === k));
+  setModuleState(m, PBR, s);
+}
+
+const ourRule = (r: { table: number; priority?: number }, ids: Set<number>) => ids.has(r.table);
+
+function writeRtTables(ns: string, s: PbrState): void {
+  const dir = join('/etc/netns', ns, 'iproute2');
+  if (Object.keys(s.tables).length === 0) {
+    if (existsSync(join('/etc/netns', ns))) rmSync(join('/etc/netns', ns), { recursive: true, force: true });
+    return;
+  }
+  mkdirSync(dir, { recursive: true });
+  const lines = ['# managed by netns-router (pbr custom actions)', '255\tlocal', '254\tmain', '253\tdefault', '0\tunspec',
+    ...Object.entries(s.tables).map(([id, n]) => `${id}\t${n}`)];
+  writeFileSync(join(dir, 'rt_tables'), `${lines.join('\n')}\n`);
+}
+
+export const pbrModule: RouterModule = {
+  name: PBR,
+  async reconcile(m, previous) {
+    const s = pbrState(m);
+    const prev = previous ? pbrState(previous) : empty();
+    const known = new Set([...Object.keys(s.tables), ...Object.keys(prev.tables)].map(Number));
+    if (known.size === 0 || !netnsExists(m.namespace)) return;
+    const ns = NetnsHandle.open(m.namespace);
+    try {
+      const nl = ns.netlink;
+      const wantIds = new Set(Object.keys(s.tables).map(Number));
+      // routes: replace wanted, delete ours that are no longer wanted
+      const want = new Map<string, RouteSpec>();
+      for (const r of s.routes) {
+        const spec: RouteSpec = { ...parseRouteText(r.route), table: r.table };
+        want.set(`${r.table} ${spec.dst}`, spec);
+      }
+      for (const cur of nl.routeList({ table: 'all' })) {
+        if (!known.has(cur.table) || cur.protocol === 2 /* kernel */) continue;
+        if (!want.has(`${cur.table} ${cur.dst}`)) nl.routeDel({ dst: cur.dst, family: cur.family, table: cur.table }, { ifExists: true });
+      }
+      for (const spec of want.values()) nl.routeReplace(spec);
+      // rules: add missing, delete ours not wanted
+      const wantRules = new Map(s.rules.map((r) => [`${r.table} ${ruleKey(parseRuleText(r.rule))}`, { ...parseRuleText(r.rule), table: r.table } as RuleSpec]));
+      for (const cur of nl.ruleList(4)) {
+        if (!ourRule(cur, known)) continue;
+        const key = `${cur.table} ${ruleKey({ ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}), ...(cur.fwmask !== undefined && cur.fwmark !== undefined ? { fwmask: cur.fwmask } : {}) })}`;
+        if (wantRules.has(key)) { wantRules.delete(key); continue; }
+        if (!wantIds.has(cur.table) || !s.rules.some((r) => r.table === cur.table)) {
+          nl.ruleDel({ table: cur.table, ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}) }, { ifExists: true });
+        }
+      }
+      for (const r of wantRules.values()) nl.ruleAdd(r);
+    } finally {
+      ns.close();
+    }
+    writeRtTables(m.namespace, s);
+  },
+  async teardown(m) {
+    writeRtTables(m.namespace, empty());
+  },
+};

@@ -1,0 +1,89 @@
+/**
+ * The nftables ruleset of one router namespace, generated from its NAT plan. One table (`inet netns_router`)
+ * replaced as a whole in one transaction on every reconcile. Per-IP data live in maps, so the number of rules
+ * does not grow with public IPs, static NATs or port forwards:
+ *
+ *   prerouting (nat, dstnat-10):   static NAT      ip daddr → private          (map static_dnat)
+ *                                  port forwards   daddr.proto.dport → addr:port (maps pf_addr + pf_port;
+ *                                                  two maps because nft 1.0.6 crashes on concatenated values)
+ *                                  port-range fwd  daddr.proto.dport-range → addr, port kept (map pfr_addr)
+ *   postrouting (nat, srcnat-10):  only towards public interfaces (set public_ifs):
+ *                                  static NAT      saddr → its public IP      (map static_snat)
+ *                                  source NAT      saddr in guest CIDR → public IP (interval map snat_src)
+ * A map lookup that misses makes the NAT statement a no-op for that packet, so the rules fall through in order.
+ */
+import { replaceTable, type Transaction } from '../nft/transaction.js';
+import { baseChain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
+import { F, concatKey, dnat, snat, mapLookup, meta, counter } from '../nft/expr.js';
+import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
+import type { TableRef } from '../nft/json.js';
+
+export const ROUTER_TABLE: TableRef = { family: 'inet', name: 'netns_router' };
+
+export interface PortForward {
+  publicIp: string;
+  protocol: 'tcp' | 'udp';
+  publicPorts: [number, number];
+  privateIp: string;
+  privatePorts: [number, number];
+}
+
+export interface NatPlan {
+  /** Router-side interfaces facing public networks (source NAT applies only when leaving through them). */
+  publicIfs: string[];
+  sourceNat: Array<{ cidr: string; publicIp: string }>;
+  staticNat: Array<{ publicIp: string; privateIp: string }>;
+  portForwards: PortForward[];
+}
+
+const PF_KEY = ['ipv4_addr', 'inet_proto', 'inet_service'] as const;
+
+/** The table's full contents for a plan. */
+export function routerTableObjects(plan: NatPlan): NftObject[] {
+  const single = plan.portForwards.filter((p) => p.publicPorts[0] === p.publicPorts[1]);
+  const ranged = plan.portForwards.filter((p) => p.publicPorts[0] !== p.publicPorts[1]);
+  const sameRange = ranged.filter((p) => p.publicPorts[0] === p.privatePorts[0] && p.publicPorts[1] === p.privatePorts[1]);
+  const shifted = ranged.filter((p) => !sameRange.includes(p));
+
+  const items = <T>(xs: T[], f: (x: T) => ElementItem): ElementItem[] | undefined => (xs.length ? xs.map(f) : undefined);
+  const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[] | undefined): O => (el ? { ...o, elements: el } : o);
+
+  const objs: NftObject[] = [
+    withElems(set('public_ifs', 'ifname'), items(plan.publicIfs, (n) => ({ key: ifname(n) }))),
+    withElems(map('static_dnat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, (s) => ({ key: s.publicIp, value: s.privateIp }))),
+    withElems(map('static_snat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, (s) => ({ key: s.privateIp, value: s.publicIp }))),
+    withElems(map('snat_src', 'ipv4_addr', 'ipv4_addr', { flags: ['interval'] }), items(plan.sourceNat, (s) => ({ key: prefix(s.cidr, 4), value: s.publicIp }))),
+    withElems(map('pf_addr', [...PF_KEY], 'ipv4_addr'), items(single, (p) => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privateIp }))),
+    withElems(map('pf_port', [...PF_KEY], 'inet_service'), items(single, (p) => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privatePorts[0] }))),
+    withElems(map('pfr_addr', [...PF_KEY], 'ipv4_addr', { flags: ['interval'] }), items(sameRange, (p) => ({ key: [p.publicIp, symbol(p.protocol), portRange(p.publicPorts[0], p.publicPorts[1])], value: p.privateIp }))),
+    baseChain('nat_pre', { type: 'nat', hook: 'prerouting', priority: { base: 'dstnat', offset: -10 } }),
+    baseChain('nat_out', { type: 'nat', hook: 'output', priority: { base: 'dstnat', offset: -10 } }),
+    baseChain('nat_post', { type: 'nat', hook: 'postrouting', priority: { base: 'srcnat', offset: -10 } }),
+  ];
+  const pfKey = () => concatKey(F.ipDaddr, F.l4proto, F.thDport);
+  for (const chainName of ['nat_pre', 'nat_out']) {
+    objs.push(
+      rule(chainName, [counter(), dnat({ family: 'ip', addr: mapLookup(F.ipDaddr, 'static_dnat') })], { comment: 'static NAT' }),
+      rule(chainName, [meta.l4proto(['tcp', 'udp']), dnat({ family: 'ip', addr: mapLookup(pfKey(), 'pf_addr'), port: mapLookup(pfKey(), 'pf_port') })], { comment: 'port forwarding' }),
+      rule(chainName, [meta.l4proto(['tcp', 'udp']), dnat({ family: 'ip', addr: mapLookup(pfKey(), 'pfr_addr') })], { comment: 'port-range forwarding' }),
+    );
+    for (const p of shifted) {
+      objs.push(rule(chainName, [
+        { match: { op: '==', left: F.ipDaddr, right: p.publicIp } },
+        meta.l4proto(p.protocol),
+        { match: { op: '==', left: F.thDport, right: portRange(p.publicPorts[0], p.publicPorts[1]) } },
+        dnat({ addr: p.privateIp, port: [p.privatePorts[0], p.privatePorts[1]] }),
+      ], { comment: `port-range forwarding ${p.publicIp}:${p.publicPorts.join('-')}` }));
+    }
+  }
+  objs.push(
+    rule('nat_post', [meta.oifname(setRef('public_ifs')), snat({ family: 'ip', addr: mapLookup(F.ipSaddr, 'static_snat') })], { comment: 'static NAT egress' }),
+    rule('nat_post', [meta.oifname(setRef('public_ifs')), counter(), snat({ family: 'ip', addr: mapLookup(F.ipSaddr, 'snat_src') })], { comment: 'source NAT' }),
+  );
+  return objs;
+}
+
+/** One transaction replacing the router table with the plan's NAT ruleset plus `extra` (feature modules' objects). */
+export function routerTransaction(plan: NatPlan, extra: NftObject[] = []): Transaction {
+  return replaceTable(ROUTER_TABLE, [...routerTableObjects(plan), ...extra], { comment: 'managed by netns-router' });
+}

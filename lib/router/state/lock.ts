@@ -1,0 +1,126 @@
+/**
+ * One lock per router: flock(2) on <stateDir>/lock-network-<id> or lock-vpc-<id> (upstream's lock
+ * file names, so an upstream wrapper and netns-router on the same host also exclude each other).
+ * Waiting polls LOCK_NB with a growing sleep so the event loop stays free and the command's
+ * deadline is honoured. Lock files are never deleted: unlinking a path someone else is waiting on
+ * lets a third process lock a new inode while the waiter locks the old one (upstream's rm -f).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as libc from '../../sys/libc.js';
+import { SystemError, TimeoutError } from '../errors.js';
+/** Which router a lock belongs to: the VPC for tiers and VPC commands, else the network. */
+export type RouterKey = { kind: 'network'; networkId: string } | { kind: 'vpc'; vpcId: string };
+
+/** Router a request belongs to: the VPC for tiers and VPC commands, else the network. */
+export function routerKeyOf(ref: { networkId?: string; vpcId?: string }): RouterKey {
+  if (ref.vpcId !== undefined) return { kind: 'vpc', vpcId: ref.vpcId };
+  if (ref.networkId !== undefined) return { kind: 'network', networkId: ref.networkId };
+  throw new Error('routerKeyOf: neither vpcId nor networkId');
+}
+
+export function lockFileName(key: RouterKey): string {
+  return key.kind === 'network' ? `lock-network-${key.networkId}` : `lock-vpc-${key.vpcId}`;
+}
+
+export function lockPath(stateDir: string, key: RouterKey): string {
+  return join(stateDir, lockFileName(key));
+}
+
+export interface LockHandle {
+  readonly path: string;
+  readonly key: RouterKey;
+  /** Releases the lock (closing the descriptor). Idempotent. */
+  release(): void;
+}
+
+export interface AcquireOptions {
+  /** Epoch ms after which waiting fails with TimeoutError. Default: wait forever. */
+  deadline?: number;
+  signal?: AbortSignal;
+  /** First poll interval (ms); doubles up to maxPollMs. */
+  pollMs?: number;
+  maxPollMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+const describe = (key: RouterKey) => (key.kind === 'network' ? `network ${key.networkId}` : `VPC ${key.vpcId}`);
+
+/** Tries once; returns the handle, or undefined when another holder has it. */
+export function tryAcquireRouterLock(stateDir: string, key: RouterKey): LockHandle | undefined {
+  const path = lockPath(stateDir, key);
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  } catch (e) {
+    throw SystemError.from(e, `creating state directory ${stateDir}`);
+  }
+  let fd: number;
+  try {
+    fd = libc.open(path, libc.O_RDWR | libc.O_CREAT, 0o600);
+  } catch (e) {
+    throw SystemError.from(e, `opening lock file ${path}`);
+  }
+  let locked: boolean;
+  try {
+    locked = libc.tryFlock(fd, libc.LOCK_EX);
+  } catch (e) {
+    libc.close(fd);
+    throw SystemError.from(e, `locking ${path}`);
+  }
+  if (!locked) {
+    libc.close(fd);
+    return undefined;
+  }
+  let open = true;
+  return {
+    path,
+    key,
+    release() {
+      if (!open) return;
+      open = false;
+      libc.close(fd); // closing the only descriptor of the open file description drops the flock
+    },
+  };
+}
+
+/** Waits for the router's lock until `deadline`. */
+export async function acquireRouterLock(stateDir: string, key: RouterKey, opts: AcquireOptions = {}): Promise<LockHandle> {
+  const now = opts.now ?? Date.now;
+  const start = now();
+  let pause = opts.pollMs ?? 10;
+  const maxPause = opts.maxPollMs ?? 200;
+  for (;;) {
+    const h = tryAcquireRouterLock(stateDir, key);
+    if (h) return h;
+    if (opts.signal?.aborted) throw lockTimeout(stateDir, key, now() - start);
+    const left = opts.deadline === undefined ? pause : opts.deadline - now();
+    if (left <= 0) throw lockTimeout(stateDir, key, now() - start);
+    try {
+      await sleep(Math.min(pause, left), undefined, opts.signal ? { signal: opts.signal } : undefined);
+    } catch {
+      throw lockTimeout(stateDir, key, now() - start); // aborted
+    }
+    pause = Math.min(pause * 2, maxPause);
+  }
+}
+
+function lockTimeout(stateDir: string, key: RouterKey, waitedMs: number): TimeoutError {
+  return new TimeoutError(
+    `timed out after ${(waitedMs / 1000).toFixed(1)} s waiting for the lock of ${describe(key)} (${lockPath(stateDir, key)}): another command on this router is still running`,
+    waitedMs, 'E_LOCK_TIMEOUT',
+  );
+}
+
+/** Runs `fn` with the router's lock held. */
+export async function withRouterLock<T>(
+  stateDir: string, key: RouterKey, opts: AcquireOptions, fn: (lock: LockHandle) => Promise<T>,
+): Promise<T> {
+  const lock = await acquireRouterLock(stateDir, key, opts);
+  try {
+    return await fn(lock);
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Pure translation of a RouterModel into what the kernel must hold: the plumbing plan (links, addresses,
+ * routes, sysctls) and the NAT plan (nft maps). No I/O here, so it is unit-testable and deterministic.
+ */
+import type { RouterModel, TierModel, PublicIpModel } from './model.js';
+import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
+import type { NatPlan } from './ruleset.js';
+import { guestLinkNames, publicLinkNames, type SegmentLinkNames } from './names.js';
+import type { Segment } from './segment.js';
+import { createHash } from 'node:crypto';
+
+/** Deterministic, locally administered unicast MAC for a router interface (stable across re-creation). */
+export function stableMac(namespace: string, ifname: string): string {
+  const h = createHash('sha256').update(`${namespace}/${ifname}`).digest();
+  h[0] = (h[0] & 0xfc) | 0x02;
+  return Array.from(h.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Our attachment names; an untagged segment joins the host device to bridge `br<dev>-u` (the issue's
+ * contract: "the device itself joins the bridge"), so that no host device is ever turned into a bridge. */
+function attachNames(kind: 'guest' | 'public', m: RouterModel, dev: string, seg: Segment, networkId?: string): { segmentDev: string; bridge: string; hostVeth: string; nsVeth: string } {
+  const ref = m.kind === 'vpc' ? { vpcId: m.nameId, networkId: networkId ?? m.nameId } : { networkId: networkId ?? m.nameId };
+  const n: SegmentLinkNames = kind === 'guest' ? guestLinkNames(ref, seg, dev) : publicLinkNames(ref, seg, dev);
+  const bridge = seg.kind === 'untagged' ? `br${dev}-u`.slice(0, 15) : n.bridge;
+  return { segmentDev: n.segmentDevice ?? dev, bridge, hostVeth: n.vethHost, nsVeth: n.vethNs };
+}
+const guestNames = (m: RouterModel, t: TierModel) => attachNames('guest', m, t.hostDev, t.segment, t.networkId);
+const publicNames = (m: RouterModel, p: PublicIpModel) => attachNames('public', m, p.hostDev, p.segment);
+
+export function tierAttachment(m: RouterModel, t: TierModel): Attachment {
+  const n = guestNames(m, t);
+  const prefixLen = Number(t.cidr.split('/')[1]);
+  const addresses = [`${t.extensionIp}/${prefixLen}`];
+  if (t.ip6Gateway && t.ip6Cidr) addresses.push(`${t.ip6Gateway}/${t.ip6Cidr.split('/')[1]}`);
+  return {
+    hostDev: t.hostDev, segment: t.segment, segmentDev: n.segmentDev, bridge: n.bridge,
+    hostVeth: n.hostVeth, nsVeth: n.nsVeth, addresses, disableIpv6: !(t.ip6Gateway && t.ip6Cidr),
+    nsMac: stableMac(m.namespace, n.nsVeth), garp: [t.extensionIp],
+  };
+}
+
+/** Public IPs grouped by public segment: one veth per (device, segment). */
+export function publicAttachments(m: RouterModel): Attachment[] {
+  const groups = new Map<string, PublicIpModel[]>();
+  for (const p of Object.values(m.publicIps)) {
+    const n = publicNames(m, p);
+    const list = groups.get(n.nsVeth) ?? [];
+    list.push(p);
+    groups.set(n.nsVeth, list);
+  }
+  const out: Attachment[] = [];
+  for (const ips of groups.values()) {
+    const p0 = ips[0];
+    const n = publicNames(m, p0);
+    const sorted = [...ips].sort((a, b) => a.ip.localeCompare(b.ip));
+    out.push({
+      hostDev: p0.hostDev, segment: p0.segment, segmentDev: n.segmentDev, bridge: n.bridge,
+      hostVeth: n.hostVeth, nsVeth: n.nsVeth, disableIpv6: true, nsMac: stableMac(m.namespace, n.nsVeth),
+      addresses: sorted.map((p) => `${p.ip}/${p.prefixLen}`),
+      garp: sorted.map((p) => p.ip),
+    });
+  }
+  return out;
+}
+
+/** The public IP whose gateway becomes the default route: the source-NAT one, else the first. */
+export function defaultPublicIp(m: RouterModel): PublicIpModel | undefined {
+  const ips = Object.values(m.publicIps).filter((p) => p.gateway).sort((a, b) => a.ip.localeCompare(b.ip));
+  return ips.find((p) => p.sourceNat) ?? ips[0];
+}
+
+export function plumbingPlan(m: RouterModel): PlumbingPlan {
+  const tiers = Object.values(m.tiers).filter((t) => t.implemented).sort((a, b) => a.networkId.localeCompare(b.networkId));
+  const attachments = [...tiers.map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
+  const routes: PlanRoute[] = [];
+  const pub = defaultPublicIp(m);
+  if (pub?.gateway) {
+    routes.push({ dst: 'default', via: pub.gateway, dev: publicNames(m, pub).nsVeth });
+  } else {
+    // no public side: a tier whose router address is not the gateway routes via the real gateway
+    const t = tiers.find((x) => x.extensionIp !== x.gateway);
+    if (t) routes.push({ dst: 'default', via: t.gateway, dev: tierAttachment(m, t).nsVeth });
+  }
+  const sysctls: Record<string, number> = { 'net.ipv4.ip_forward': 1 };
+  if (tiers.some((t) => t.ip6Gateway)) sysctls['net.ipv6.conf.all.forwarding'] = 1;
+  return { netns: m.namespace, attachments, routes, sysctls };
+}
+
+export function natPlan(m: RouterModel): NatPlan {
+  const pubAtt = publicAttachments(m);
+  const plan: NatPlan = { publicIfs: pubAtt.map((a) => a.nsVeth), sourceNat: [], staticNat: [], portForwards: [] };
+  const snatIp = Object.values(m.publicIps).filter((p) => p.sourceNat).sort((a, b) => a.ip.localeCompare(b.ip))[0];
+  if (snatIp) {
+    if (m.kind === 'vpc' && m.vpc?.cidr) plan.sourceNat.push({ cidr: m.vpc.cidr, publicIp: snatIp.ip });
+    else {
+      for (const t of Object.values(m.tiers)) {
+        if (t.implemented && t.guestType === 'isolated') plan.sourceNat.push({ cidr: t.cidr, publicIp: snatIp.ip });
+      }
+    }
+  }
+  plan.staticNat = m.staticNats.filter((s) => m.publicIps[s.publicIp]).map((s) => ({ ...s }));
+  plan.portForwards = m.portForwards.filter((p) => m.publicIps[p.publicIp]).map((p) => ({ ...p }));
+  return plan;
+}

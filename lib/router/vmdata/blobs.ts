@@ -1,0 +1,80 @@
+/**
+ * Content store of a router's VM data: `<stateDir>/vmdata/<ns>/blobs/<id>`, id = HMAC-SHA256 of the content
+ * under a per-host random key (so that an id in the model or a log reveals nothing about a password), files
+ * 0600 in 0700 directories, written by temp file + rename. Served files are hard links to blobs, so
+ * materialising them copies nothing.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { blobDir, keyFile, vmdataRoot } from '../../services/metadata/layout.js';
+
+const BLOB_ID_RE = /^[0-9a-f]{40}$/;
+const keys = new Map<string, Buffer>();
+
+/** The host's blob-naming key, created (0600) on first use. */
+export function blobKey(stateDir: string): Buffer {
+  const cached = keys.get(stateDir);
+  if (cached) return cached;
+  const p = keyFile(stateDir);
+  mkdirSync(vmdataRoot(stateDir), { recursive: true, mode: 0o700 });
+  let key: Buffer;
+  try {
+    const fd = openSync(p, 'wx', 0o600);
+    key = randomBytes(32);
+    try {
+      writeSync(fd, key);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    key = readFileSync(p);
+    if (key.length !== 32) throw new Error(`${p} is not a 32-byte key`);
+  }
+  keys.set(stateDir, key);
+  return key;
+}
+
+export function blobId(key: Buffer, content: Buffer): string {
+  return createHmac('sha256', key).update(content).digest('hex').slice(0, 40);
+}
+
+export function blobPath(stateDir: string, ns: string, id: string): string {
+  if (!BLOB_ID_RE.test(id)) throw new Error(`invalid blob id ${JSON.stringify(id)}`);
+  return join(blobDir(stateDir, ns), id);
+}
+
+/** Store `content` (if not stored yet) and return its id. */
+export function putBlob(stateDir: string, ns: string, content: Buffer): string {
+  const id = blobId(blobKey(stateDir), content);
+  const p = blobPath(stateDir, ns, id);
+  if (existsSync(p)) return id;
+  mkdirSync(blobDir(stateDir, ns), { recursive: true, mode: 0o700 });
+  const tmp = `${p}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, p);
+  return id;
+}
+
+/** Delete every blob (and stale temp file) of a router not in `keep`. */
+export function collectBlobs(stateDir: string, ns: string, keep: Set<string>): number {
+  const dir = blobDir(stateDir, ns);
+  if (!existsSync(dir)) return 0;
+  let removed = 0;
+  for (const name of readdirSync(dir)) {
+    if (BLOB_ID_RE.test(name) && keep.has(name)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed++;
+    } catch { /* raced */ }
+  }
+  return removed;
+}

@@ -1,0 +1,202 @@
+/**
+ * RouterModule "vmdata": the metadata (port 80) and password (port 8080) service of a router.
+ *
+ * reconcile: (1) the served tree `<stateDir>/vmdata/<ns>/vms/<ip>/…` is made to match the model, as hard
+ * links to blobs (nothing copied; a pending password appears as password-<serial> unless the guest already
+ * acknowledged that serial); unreferenced blobs are collected; (2) `listen.json` names the router addresses
+ * to serve on (the extension IP of every implemented tier with VM data); (3) the host's one metadata daemon
+ * is asked over its control socket to converge this router's listeners, and started first if it is not
+ * running — so a daemon that died is back with the next command. A failure (socket cannot be bound, daemon
+ * does not start) fails the command; the engine then re-applies the previous state.
+ *
+ * teardown (router idle: shutdown/destroy): the daemon closes the router's sockets and connections before the
+ * namespace is deleted (an open socket would keep the deleted namespace alive). The data stay for a later
+ * re-implement; data of routers whose state was deleted are removed then.
+ */
+import {
+  existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, readFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { RouterModule, ReconcileContext } from '../module.js';
+import type { RouterModel } from '../model.js';
+import { SystemError } from '../errors.js';
+import { libc } from '../../sys/index.js';
+import {
+  DELIVERED_PREFIX, FILE_NAME_RE, IPV4_RE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
+  type ListenSpec,
+} from '../../services/metadata/layout.js';
+import { syncRouter } from '../../services/metadata/client.js';
+import { MetadataError } from '../../services/metadata/errors.js';
+import { blobPath, collectBlobs } from './blobs.js';
+import { VMDATA, referencedBlobs, vmdataState, type VmRecord } from './state.js';
+
+/** Tunables (tests shorten the daemon's idle exit). */
+export const vmdataSettings = {
+  /** How long the daemon lingers with nothing to serve (ms); negative: forever. */
+  daemonIdleExitMs: 5000,
+  /** Budget for one control request to the daemon (ms). */
+  daemonTimeoutMs: 15_000,
+};
+
+const inode = (p: string): number | undefined => statSync(p, { throwIfNoEntry: false })?.ino;
+
+/** Make `target` a hard link of `source` (atomically replacing whatever is there). */
+function linkInto(source: string, target: string): void {
+  const src = inode(source);
+  if (src === undefined) throw new SystemError(`metadata store: blob ${source} is missing`);
+  if (inode(target) === src) return;
+  const tmp = join(dirname(target), `.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  linkSync(source, tmp);
+  renameSync(tmp, target);
+}
+
+function removeFile(p: string): void {
+  try { unlinkSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+}
+
+/** One VM's served directory from its record. */
+function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord): void {
+  const dir = vmDir(stateDir, ns, ip);
+  mkdirSync(join(dir, 'meta-data'), { recursive: true, mode: 0o700 });
+  const wanted = new Set(Object.keys(r.files));
+  for (const [rel, id] of Object.entries(r.files)) linkInto(blobPath(stateDir, ns, id), join(dir, rel));
+  if (!wanted.has('user-data')) removeFile(join(dir, 'user-data'));
+  for (const name of readdirSync(join(dir, 'meta-data'))) {
+    if (!wanted.has(`meta-data/${name}`)) removeFile(join(dir, 'meta-data', name));
+  }
+  const serial = r.password?.serial;
+  const delivered = serial !== undefined && existsSync(join(dir, `${DELIVERED_PREFIX}${serial}`));
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(PASSWORD_PREFIX) && !(name === `${PASSWORD_PREFIX}${serial}` && !delivered)) removeFile(join(dir, name));
+    if (name.startsWith(DELIVERED_PREFIX) && name !== `${DELIVERED_PREFIX}${serial}`) removeFile(join(dir, name));
+    if (name.startsWith('.tmp-')) removeFile(join(dir, name));
+  }
+  if (r.password && !delivered) linkInto(blobPath(stateDir, ns, r.password.blob), join(dir, `${PASSWORD_PREFIX}${serial}`));
+}
+
+/** The whole served tree of a router from its model (records of tiers that no longer exist are not served). */
+export function materialize(stateDir: string, m: RouterModel): void {
+  const ns = m.namespace;
+  const vms = Object.entries(vmdataState(m).vms).filter(([ip, r]) => IPV4_RE.test(ip) && m.tiers[r.tier]);
+  const root = vmsDir(stateDir, ns);
+  if (vms.length === 0) {
+    if (existsSync(root)) rmSync(root, { recursive: true, force: true });
+    return;
+  }
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const keep = new Set(vms.map(([ip]) => ip));
+  for (const name of readdirSync(root)) if (!keep.has(name)) rmSync(join(root, name), { recursive: true, force: true });
+  for (const [ip, r] of vms) materializeVm(stateDir, ns, ip, r);
+}
+
+/** Router addresses to serve on: the extension IP of each implemented, routed tier that has VM data. */
+export function listenAddresses(m: RouterModel): string[] {
+  const tiers = new Set(Object.values(vmdataState(m).vms).map((r) => r.tier));
+  const out = new Set<string>();
+  for (const t of Object.values(m.tiers)) {
+    if (t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && IPV4_RE.test(t.extensionIp)) out.add(t.extensionIp);
+  }
+  return [...out].sort();
+}
+
+/** Write (or remove) listen.json; returns whether a daemon may hold listeners for this router. */
+function writeListen(stateDir: string, ns: string, addresses: string[]): boolean {
+  const p = listenFile(stateDir, ns);
+  const had = existsSync(p);
+  if (addresses.length === 0) {
+    removeFile(p);
+    return had;
+  }
+  const spec: ListenSpec = { namespace: ns, addresses };
+  const text = `${JSON.stringify(spec)}\n`;
+  if (had && readFileSync(p, 'utf8') === text) return true;
+  mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+  const tmp = `${p}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, p);
+  return true;
+}
+
+async function syncDaemon(stateDir: string, ns: string, start: boolean): Promise<void> {
+  try {
+    const st = await syncRouter(stateDir, ns, { start, timeoutMs: vmdataSettings.daemonTimeoutMs, idleExitMs: vmdataSettings.daemonIdleExitMs });
+    if (start && st.listening.length === 0) throw new MetadataError('E_LISTEN', `metadata daemon serves nothing in ${ns}`);
+  } catch (e) {
+    throw SystemError.from(e, `metadata service of ${ns}`);
+  }
+}
+
+/**
+ * Remove the data of routers whose model is gone (destroyed). Each is checked under that router's lock,
+ * taken without waiting: a router in use is left for next time.
+ */
+export function collectOrphans(stateDir: string): string[] {
+  const root = vmdataRoot(stateDir);
+  if (!existsSync(root)) return [];
+  const removed: string[] = [];
+  for (const ns of readdirSync(root)) {
+    if (!NS_NAME_RE.test(ns) || existsSync(join(stateDir, 'routers', `${ns}.json`))) continue;
+    const lockDir = join(stateDir, 'locks');
+    mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+    const fd = libc.open(join(lockDir, `${ns}.lock`), libc.O_RDWR | libc.O_CREAT, 0o600);
+    try {
+      if (!libc.tryFlock(fd, libc.LOCK_EX)) continue;
+      if (existsSync(join(stateDir, 'routers', `${ns}.json`)) || existsSync(listenFile(stateDir, ns))) continue;
+      rmSync(routerDir(stateDir, ns), { recursive: true, force: true });
+      removed.push(ns);
+    } finally {
+      libc.close(fd);
+    }
+  }
+  return removed;
+}
+
+const orphansCollected = new Set<string>();
+
+const slotText = (m: RouterModel | undefined) => JSON.stringify(m?.extra?.[VMDATA] ?? null);
+
+export const vmdataModule: RouterModule = {
+  name: VMDATA,
+
+  async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
+    const { stateDir } = ctx;
+    const ns = m.namespace;
+    const hasData = Object.keys(vmdataState(m).vms).length > 0;
+    if (!hasData && !existsSync(routerDir(stateDir, ns))) return; // never had metadata: nothing at all to do
+    // the served tree only changes with the slot (or tiers); a restore (no previous) rebuilds it fully
+    const tiersText = (x: RouterModel | undefined) => JSON.stringify(Object.keys(x?.tiers ?? {}).sort());
+    if (!previous || slotText(previous) !== slotText(m) || tiersText(previous) !== tiersText(m) || (hasData && !existsSync(vmsDir(stateDir, ns)))) {
+      materialize(stateDir, m);
+      const keep = referencedBlobs(m);
+      for (const id of referencedBlobs(previous)) keep.add(id); // the engine may re-apply `previous` on failure
+      collectBlobs(stateDir, ns, keep);
+    }
+    const addresses = listenAddresses(m);
+    const mayListen = writeListen(stateDir, ns, addresses);
+    if (addresses.length > 0) await syncDaemon(stateDir, ns, true);
+    else if (mayListen) await syncDaemon(stateDir, ns, false);
+    // a restore (no previous state) is a good moment to drop data of destroyed routers; once per process
+    if (!previous && !orphansCollected.has(stateDir)) {
+      orphansCollected.add(stateDir);
+      collectOrphans(stateDir);
+    }
+  },
+
+  async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
+    const { stateDir } = ctx;
+    if (writeListen(stateDir, m.namespace, [])) await syncDaemon(stateDir, m.namespace, false);
+    collectOrphans(stateDir);
+  },
+};
+
+/** For tests: the names of the files served to one VM (relative to its directory). */
+export function servedFiles(stateDir: string, ns: string, ip: string): string[] {
+  const dir = vmDir(stateDir, ns, ip);
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (name === 'meta-data') for (const f of readdirSync(join(dir, name))) { if (FILE_NAME_RE.test(f)) out.push(`meta-data/${f}`); }
+    else if (FILE_NAME_RE.test(name)) out.push(name);
+  }
+  return out.sort();
+}

@@ -1,0 +1,47 @@
+/**
+ * The metadata module's slot in the router model. Only names and blob ids live here, never contents: the
+ * model is printed by dump-config and passwords, user data and keys must not be. Contents are in the blob
+ * store (blobs.ts), named by a keyed hash so that equal contents are stored once.
+ */
+import type { RouterModel } from '../model.js';
+import { moduleState, setModuleState } from '../module.js';
+
+export const VMDATA = 'vmdata';
+
+export interface VmRecord {
+  /** Network (tier) id the VM's address belongs to. */
+  tier: string;
+  /** The NIC's MAC when a prepare-nic/restore told us; a different MAC for the same IP means another VM. */
+  mac?: string;
+  /** Served path below the VM's directory ("user-data", "meta-data/<name>") → blob id. */
+  files: Record<string, string>;
+  /** Pending password: blob id and a per-router serial (a delivered serial is never served again). */
+  password?: { blob: string; serial: number };
+}
+
+export interface VmDataState {
+  /** By the VM's IPv4 address on the tier (what the guest's requests come from). */
+  vms: Record<string, VmRecord>;
+  /** Last password serial handed out. */
+  serial: number;
+}
+
+export function vmdataState(m: RouterModel): VmDataState {
+  const s = moduleState<VmDataState>(m, VMDATA);
+  return s ? { vms: { ...s.vms }, serial: s.serial ?? 0 } : { vms: {}, serial: 0 };
+}
+
+export function setVmdataState(m: RouterModel, s: VmDataState): void {
+  setModuleState(m, VMDATA, Object.keys(s.vms).length === 0 ? undefined : s);
+}
+
+/** Blob ids a model refers to. */
+export function referencedBlobs(m: RouterModel | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!m) return out;
+  for (const r of Object.values(vmdataState(m).vms)) {
+    for (const id of Object.values(r.files)) out.add(id);
+    if (r.password) out.add(r.password.blob);
+  }
+  return out;
+}

@@ -1,0 +1,8 @@
+/** haproxy as a service: configuration rendering, `haproxy -c` validation, master-worker supervision. */
+export * from './config.js';
+export * from './check.js';
+export * from './errors.js';
+export * from './supervisor.js';
+export { workerAccount } from './account.js';
+export { openFilesHardLimit } from './proc.js';
+export { procAlive, procChildren } from './proc.js';

@@ -1,0 +1,96 @@
+/**
+ * What /proc says about a daemon: alive (a zombie counts as dead: a daemonized master is reparented to pid 1,
+ * which may reap it seconds later), its command line, its children, the network namespace it lives in.
+ */
+import { readFileSync, statSync } from 'node:fs';
+
+/** Process state letter (R, S, D, Z, …), or undefined when the pid does not exist. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ..." — comm may hold spaces and parentheses: the state follows the last ')'
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function procAlive(pid: number): boolean {
+  const s = procState(pid);
+  return s !== undefined && s !== 'Z' && s !== 'X';
+}
+
+export function procCmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  } catch {
+    return [];
+  }
+}
+
+/** Direct children (all threads' children of the main thread's task list are enough for haproxy's master). */
+export function procChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Inode of the network namespace a process lives in (undefined when unreadable). */
+export function procNetnsInode(pid: number): number | undefined {
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Inode of a namespace file (/run/netns/NAME bind mount), undefined when it does not exist. */
+export function netnsFileInode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readPidFile(path: string): number | undefined {
+  try {
+    const n = Number(readFileSync(path, 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(n) && n > 1 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const napCell = new Int32Array(new SharedArrayBuffer(4));
+/** Block the thread for `ms` (for the few-millisecond waits of synchronous status checks). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(napCell, 0, 0, ms);
+}
+
+/** Poll `fn` every `stepMs` until it is true or `ms` elapsed; returns its last value. */
+export async function pollUntil(fn: () => boolean, ms: number, stepMs = 10): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (fn()) return true;
+    await sleep(stepMs);
+  }
+  return fn();
+}
+
+/** Hard RLIMIT_NOFILE of this process (inherited by the haproxy it starts), from /proc/self/limits. */
+export function openFilesHardLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const hard = line?.trim().split(/\s+/)[4];
+    if (hard === 'unlimited') return Number.MAX_SAFE_INTEGER;
+    const n = Number(hard);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The host's one metadata + password service process. For every router with VM data it listens inside the
+ * router's namespace on the tier addresses (ports 80 and 8080) with sockets made there (listeners.ts) and
+ * answers each guest from the files of the VM whose address the connection comes from (handlers.ts).
+ *
+ * Control: a Unix socket `<stateDir>/run/metadata.sock` speaking JSON lines —
+ *   {"op":"sync","namespace":NS}  re-read NS's listen.json and converge its listeners; answers when done,
+ *                                 with the error if a socket could not be made (the router module's reconcile
+ *                                 uses this, so a command fails instead of silently serving nothing)
+ *   {"op":"rescan"}               the same for every router (also on SIGHUP)
+ *   {"op":"status"}               routers, listening sockets, connections, RSS
+ *   {"op":"stop"}                 close everything and exit
+ * One instance per state directory (flock on metadata.lock); pid in metadata.pid. With no router left to
+ * serve it exits after `idleExitMs`; the next command that needs it starts it again.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { libc } from '../../sys/index.js';
+import { MetadataError } from './errors.js';
+import { handleMetadata, handlePassword } from './handlers.js';
+import {
+  IPV4_RE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
+} from './layout.js';
+import { RouterListeners, type ServiceKind } from './listeners.js';
+
+export interface DaemonOptions {
+  stateDir: string;
+  /** Exit this long after the last router went away (ms); negative: never. Default 5000. */
+  idleExitMs?: number;
+  /** Where event lines go (default: stdout as JSON lines). Never given secrets. */
+  log?: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface RouterStatus {
+  namespace: string;
+  listening: string[];
+  connections: number;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  routers: RouterStatus[];
+  rssBytes: number;
+}
+
+/** Read and check a router's listen.json; undefined when absent (= serve nothing there). */
+export function readListenSpec(stateDir: string, ns: string): ListenSpec | undefined {
+  const p = listenFile(stateDir, ns);
+  if (!existsSync(p)) return undefined;
+  const v = JSON.parse(readFileSync(p, 'utf8')) as Partial<ListenSpec>;
+  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every((a) => typeof a === 'string' && IPV4_RE.test(a))) {
+    throw new MetadataError('E_LISTEN', `${p}: not a listen specification for ${ns}`);
+  }
+  return { namespace: ns, addresses: [...new Set(v.addresses)].sort() };
+}
+
+const defaultLog = (event: string, fields: Record<string, unknown> = {}) => {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), pid: process.pid, event, ...fields })}\n`);
+};
+
+export class MetadataDaemon {
+  readonly stateDir: string;
+  private readonly idleExitMs: number;
+  private readonly log: (event: string, fields?: Record<string, unknown>) => void;
+  private readonly routers = new Map<string, RouterListeners>();
+  private readonly metaHttp: HttpServer;
+  private readonly pwHttp: HttpServer;
+  private readonly routerOf = new WeakMap<Socket, string>();
+  private control?: NetServer;
+  private readonly controlClients = new Set<Socket>();
+  private lockFd = -1;
+  private queue: Promise<unknown> = Promise.resolve();
+  private idleTimer?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+  /** Resolves when the daemon has stopped (stop op, signal, idle). */
+  readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(opts: DaemonOptions) {
+    this.stateDir = opts.stateDir;
+    this.idleExitMs = opts.idleExitMs ?? 5000;
+    this.log = opts.log ?? defaultLog;
+    this.stopped = new Promise((r) => { this.resolveStopped = r; });
+    const serve = (kind: ServiceKind) => createHttpServer((req, res) => {
+      const ns = this.routerOf.get(req.socket);
+      const ip = req.socket.remoteAddress;
+      const root = ns && ip && IPV4_RE.test(ip) ? vmDir(this.stateDir, ns, ip) : undefined;
+      const handler = kind === 'metadata' ? handleMetadata : handlePassword;
+      handler(req, res, root).catch((e: Error) => {
+        this.log('request failed', { namespace: ns, kind, error: e.message });
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end();
+      });
+    });
+    this.metaHttp = serve('metadata');
+    this.pwHttp = serve('password');
+    for (const s of [this.metaHttp, this.pwHttp]) {
+      s.headersTimeout = 10_000;
+      s.requestTimeout = 15_000;
+      s.keepAliveTimeout = 5_000;
+      s.maxHeadersCount = 64;
+    }
+  }
+
+  /** Take the instance lock, open the control socket, serve every router on disk. */
+  async start(): Promise<void> {
+    mkdirSync(runDir(this.stateDir), { recursive: true, mode: 0o700 });
+    this.lockFd = libc.open(lockFile(this.stateDir), libc.O_RDWR | libc.O_CREAT, 0o600);
+    const deadline = Date.now() + 3000;
+    // a previous instance may still be exiting (idle): wait for its lock a little
+    while (!libc.tryFlock(this.lockFd, libc.LOCK_EX)) {
+      if (Date.now() > deadline) {
+        libc.close(this.lockFd);
+        this.lockFd = -1;
+        throw new MetadataError('E_DAEMON_RUNNING', `another metadata daemon holds ${lockFile(this.stateDir)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sock = controlSocket(this.stateDir);
+    if (existsSync(sock)) unlinkSync(sock); // stale: we hold the lock, so nobody serves it
+    const control = createNetServer((c) => this.controlConnection(c));
+    await new Promise<void>((resolve, reject) => {
+      control.once('error', reject);
+      control.listen(sock, () => { control.off('error', reject); resolve(); });
+    });
+    chmodSync(sock, 0o600);
+    this.control = control;
+    await this.enqueue(() => this.rescan());
+    writeFileSync(pidFile(this.stateDir), `${process.pid}\n`, { mode: 0o600 });
+    this.log('started', { routers: this.routers.size });
+  }
+
+  /** Run one operation at a time (applies await socket set-up; two must not interleave on a router). */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Converge one router to its listen.json. */
+  async sync(ns: string): Promise<RouterStatus> {
+    if (!NS_NAME_RE.test(ns)) throw new MetadataError('E_LISTEN', `invalid namespace name ${JSON.stringify(ns)}`);
+    try {
+      const spec = readListenSpec(this.stateDir, ns);
+      const cur = this.routers.get(ns);
+      if (!spec || spec.addresses.length === 0) {
+        if (cur) {
+          await cur.closeAll();
+          this.routers.delete(ns);
+          this.log('router closed', { namespace: ns });
+        }
+        return { namespace: ns, listening: [], connections: 0 };
+      }
+      const r = cur ?? new RouterListeners(ns, (s, n, kind) => this.inject(s, n, kind));
+      if (!cur) this.routers.set(ns, r);
+      try {
+        await r.apply(spec.addresses);
+      } catch (e) {
+        if (!cur) {
+          await r.closeAll();
+          this.routers.delete(ns);
+        }
+        throw e;
+      }
+      if (!cur) this.log('router serving', { namespace: ns, addresses: spec.addresses });
+      return { namespace: ns, listening: r.listening, connections: r.connectionCount };
+    } finally {
+      this.checkIdle();
+    }
+  }
+
+  /** Converge every router on disk; routers without a listen.json any more are closed. */
+  async rescan(): Promise<{ errors: Record<string, string> }> {
+    const root = vmdataRoot(this.stateDir);
+    const names = existsSync(root) ? readdirSync(root).filter((n) => NS_NAME_RE.test(n)) : [];
+    const errors: Record<string, string> = {};
+    for (const ns of new Set([...names, ...this.routers.keys()])) {
+      try {
+        await this.sync(ns);
+      } catch (e) {
+        errors[ns] = (e as Error).message;
+        // a namespace not made yet (a restore in progress) is not worth a log line per router
+        if (!(e instanceof MetadataError && e.code === 'E_NO_NAMESPACE')) this.log('router failed', { namespace: ns, error: (e as Error).message });
+      }
+    }
+    return { errors };
+  }
+
+  status(): DaemonStatus {
+    return {
+      pid: process.pid,
+      routers: [...this.routers.entries()].map(([namespace, r]) => ({ namespace, listening: r.listening, connections: r.connectionCount })),
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  private inject(sock: Socket, ns: string, kind: ServiceKind): void {
+    this.routerOf.set(sock, ns);
+    (kind === 'metadata' ? this.metaHttp : this.pwHttp).emit('connection', sock);
+  }
+
+  private controlConnection(c: Socket): void {
+    this.controlClients.add(c);
+    c.once('close', () => { this.controlClients.delete(c); this.checkIdle(); });
+    c.on('error', () => c.destroy());
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > 65536) return void c.destroy();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void this.answer(line).then((reply) => { if (!c.destroyed) c.write(`${JSON.stringify(reply)}\n`); });
+      }
+    });
+  }
+
+  private async answer(line: string): Promise<Record<string, unknown>> {
+    let req: { op?: unknown; namespace?: unknown };
+    try {
+      req = JSON.parse(line) as typeof req;
+    } catch {
+      return { ok: false, code: 'E_DAEMON_PROTOCOL', error: 'request is not JSON' };
+    }
+    try {
+      switch (req.op) {
+        case 'sync':
+          return { ok: true, ...(await this.enqueue(() => this.sync(String(req.namespace)))) };
+        case 'rescan':
+          return { ok: true, ...(await this.enqueue(() => this.rescan())) };
+        case 'status':
+          return { ok: true, ...this.status() };
+        case 'stop':
+          setImmediate(() => void this.stop('stop requested'));
+          return { ok: true, pid: process.pid };
+        default:
+          return { ok: false, code: 'E_DAEMON_PROTOCOL', error: `unknown op ${JSON.stringify(req.op)}` };
+      }
+    } catch (e) {
+      return { ok: false, code: e instanceof MetadataError ? e.code : 'E_LISTEN', error: (e as Error).message };
+    }
+  }
+
+  private checkIdle(): void {
+    if (this.idleExitMs < 0 || this.stopping) return;
+    if (this.routers.size > 0) {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+      return;
+    }
+    if (this.idleTimer) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.routers.size === 0 && this.controlClients.size === 0) void this.stop('idle');
+      else this.checkIdle();
+    }, this.idleExitMs);
+  }
+
+  /** Close every listener and the control socket, release the lock. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      await this.queue;
+      await Promise.all([...this.routers.values()].map((r) => r.closeAll()));
+      this.routers.clear();
+      const sock = controlSocket(this.stateDir);
+      // unlink first: a client arriving now gets ENOENT and starts a fresh daemon (which waits for our lock)
+      try { unlinkSync(sock); } catch { /* gone */ }
+      try {
+        if (readFileSync(pidFile(this.stateDir), 'utf8').trim() === String(process.pid)) unlinkSync(pidFile(this.stateDir));
+      } catch { /* gone */ }
+      const closed = new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+      // let a pending reply (e.g. to "stop") go out, then drop the clients so close() can finish
+      setTimeout(() => { for (const c of this.controlClients) c.destroy(); }, 100).unref();
+      await closed;
+      this.metaHttp.closeAllConnections();
+      this.pwHttp.closeAllConnections();
+      if (this.lockFd >= 0) libc.close(this.lockFd);
+      this.lockFd = -1;
+      this.log('stopped', { reason });
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+}

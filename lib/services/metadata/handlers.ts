@@ -1,0 +1,178 @@
+/**
+ * The two HTTP protocols guests speak to their virtual router, answered from the per-VM directory chosen by
+ * the connection's source address (the caller resolves it; `root` is undefined for an unknown VM):
+ *
+ * Port 80, CloudStack VR layout (what cloud-init's CloudStack datasource and CloudStack guest scripts read):
+ *   /latest/user-data            the user data, raw bytes (404 when none)
+ *   /latest/meta-data[/]         listing of the meta-data entries, one name per line
+ *   /latest/meta-data/NAME       one entry (service-offering, availability-zone, local-ipv4, local-hostname,
+ *                                public-ipv4, public-hostname, instance-id, vm-id, public-keys, cloud-identifier,
+ *                                hypervisor-host-name, …)
+ *   /latest/NAME                 the same entry (the VR's legacy rewrite, still used by old templates)
+ *   /latest[/], /                index lines ("user-data", "meta-data/"), ("latest")
+ *
+ * Port 8080, the VR password server (cloud-set-guest-password, cloud-init's CloudStackPasswordServerClient):
+ *   header `DomU_Request: send_my_password` → the pending password, or `saved_password` when there is none
+ *   header `DomU_Request: saved_password`   → the pending password is marked delivered (never served again);
+ *                                              answers `saved_password`
+ *   anything else                           → 400 `bad_request`
+ */
+import { readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FILE_NAME_RE, PASSWORD_PREFIX, DELIVERED_PREFIX } from './layout.js';
+
+type Target =
+  | { kind: 'file'; rel: string }
+  | { kind: 'list' }
+  | { kind: 'index' }
+  | { kind: 'root' };
+
+/** Map a request path to what it asks for; undefined = not part of the layout (404). */
+export function metadataTarget(url: string | undefined): Target | undefined {
+  const path = (url ?? '/').split('?')[0].split('#')[0];
+  const segs: string[] = [];
+  for (const raw of path.split('/')) {
+    if (raw === '') continue;
+    let s: string;
+    try {
+      s = decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
+    // a decoded segment must still be one plain name (no "..", no "/" smuggled as %2F)
+    if (!FILE_NAME_RE.test(s)) return undefined;
+    segs.push(s);
+  }
+  if (segs.length === 0) return { kind: 'root' };
+  if (segs[0] !== 'latest') return undefined;
+  if (segs.length === 1) return { kind: 'index' };
+  if (segs.length === 2) {
+    if (segs[1] === 'user-data') return { kind: 'file', rel: 'user-data' };
+    if (segs[1] === 'meta-data') return { kind: 'list' };
+    return { kind: 'file', rel: join('meta-data', segs[1]) };
+  }
+  if (segs.length === 3 && segs[1] === 'meta-data') return { kind: 'file', rel: join('meta-data', segs[2]) };
+  return undefined;
+}
+
+function send(req: IncomingMessage, res: ServerResponse, status: number, body: Buffer | string, extra: Record<string, string> = {}): void {
+  const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(b.length),
+    'Cache-Control': 'no-store',
+    ...extra,
+  });
+  res.end(req.method === 'HEAD' ? undefined : b);
+}
+
+const notFound = (req: IncomingMessage, res: ServerResponse) => send(req, res, 404, 'Not Found\n');
+
+function isMissing(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Port 80. `root` is the requesting VM's directory, undefined when the source address has no data. */
+export async function handleMetadata(req: IncomingMessage, res: ServerResponse, root: string | undefined): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(req, res, 405, 'Method Not Allowed\n', { Allow: 'GET, HEAD' });
+    return;
+  }
+  const t = metadataTarget(req.url);
+  if (!t) return notFound(req, res);
+  if (t.kind === 'root') return send(req, res, 200, 'latest');
+  if (!root) return notFound(req, res);
+  try {
+    if (t.kind === 'file') {
+      const body = await readFile(join(root, t.rel));
+      return send(req, res, 200, body);
+    }
+    if (t.kind === 'list') {
+      const names = (await readdir(join(root, 'meta-data'))).filter((n) => FILE_NAME_RE.test(n)).sort();
+      return send(req, res, 200, names.join('\n'));
+    }
+    const lines: string[] = [];
+    if (await exists(join(root, 'user-data'))) lines.push('user-data');
+    if (await exists(join(root, 'meta-data'))) lines.push('meta-data/');
+    if (lines.length === 0) return notFound(req, res);
+    return send(req, res, 200, lines.join('\n'));
+  } catch (e) {
+    if (isMissing(e)) return notFound(req, res);
+    throw e;
+  }
+}
+
+/** Serial numbers of a VM directory's files named `<prefix><N>`, highest first. */
+async function serials(root: string, prefix: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (e) {
+    if (isMissing(e)) return [];
+    throw e;
+  }
+  return names
+    .filter((n) => n.startsWith(prefix) && /^\d{1,15}$/.test(n.slice(prefix.length)))
+    .map((n) => Number(n.slice(prefix.length)))
+    .sort((a, b) => b - a);
+}
+
+/** The pending password of a VM directory, if any. */
+export async function pendingPassword(root: string): Promise<string | undefined> {
+  for (const n of await serials(root, PASSWORD_PREFIX)) {
+    try {
+      return await readFile(join(root, `${PASSWORD_PREFIX}${n}`), 'utf8');
+    } catch (e) {
+      if (!isMissing(e)) throw e; // acknowledged meanwhile: try the next one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Mark every pending password of a VM directory delivered: an empty `delivered-N` marker first (what the
+ * router module reads), then the password link goes. The password file is a hard link to a blob that other
+ * VMs may share, so it is unlinked, never truncated.
+ */
+export async function acknowledgePassword(root: string): Promise<void> {
+  for (const n of await serials(root, PASSWORD_PREFIX)) {
+    try {
+      await writeFile(join(root, `${DELIVERED_PREFIX}${n}`), '', { mode: 0o600 });
+      await unlink(join(root, `${PASSWORD_PREFIX}${n}`));
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+    }
+  }
+}
+
+const PW_HEADERS = { Server: 'CloudStack Password Server' };
+
+/** Port 8080. `root` as for handleMetadata. */
+export async function handlePassword(req: IncomingMessage, res: ServerResponse, root: string | undefined): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(req, res, 405, 'bad_request', { ...PW_HEADERS, Allow: 'GET, HEAD' });
+    return;
+  }
+  const h = req.headers['domu_request'];
+  const kind = Array.isArray(h) ? h[0] : h;
+  if (kind === 'send_my_password') {
+    const pw = root ? await pendingPassword(root) : undefined;
+    return send(req, res, 200, pw ?? 'saved_password', PW_HEADERS);
+  }
+  if (kind === 'saved_password') {
+    if (root) await acknowledgePassword(root);
+    return send(req, res, 200, 'saved_password', PW_HEADERS);
+  }
+  return send(req, res, 400, 'bad_request', PW_HEADERS);
+}

@@ -1,0 +1,50 @@
+/**
+ * On-disk layout shared by the router module (writer) and the metadata daemon (reader):
+ *
+ *   <stateDir>/vmdata/.key                      HMAC key naming blobs (0600; never printed)
+ *   <stateDir>/vmdata/<ns>/listen.json          addresses the daemon listens on in namespace <ns>
+ *   <stateDir>/vmdata/<ns>/blobs/<id>           content store (user data, keys, passwords …), 0600
+ *   <stateDir>/vmdata/<ns>/vms/<ip>/user-data   served as /latest/user-data      (hard link to a blob)
+ *   <stateDir>/vmdata/<ns>/vms/<ip>/meta-data/F served as /latest/meta-data/F    (hard link to a blob)
+ *   <stateDir>/vmdata/<ns>/vms/<ip>/password-N  pending password, serial N        (hard link to a blob)
+ *   <stateDir>/vmdata/<ns>/vms/<ip>/delivered-N the guest acknowledged password N (empty marker)
+ *   <stateDir>/run/metadata.{sock,pid,lock,log} the daemon's control socket, pid, instance lock, log
+ *
+ * Directories are 0700 and files 0600: only root reads them. The daemon reads the files at request time,
+ * so a data change never needs a signal; only the set of listening addresses does.
+ */
+import { join } from 'node:path';
+
+/** Namespace names (iproute2-safe, what ModelStore accepts). */
+export const NS_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+/** A served file name: no slash, no leading dot, bounded. */
+export const FILE_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** Strict dotted-quad IPv4 (no leading zeros): what may become a directory name. */
+export const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export const METADATA_PORT = 80;
+export const PASSWORD_PORT = 8080;
+
+export const PASSWORD_PREFIX = 'password-';
+export const DELIVERED_PREFIX = 'delivered-';
+
+export const vmdataRoot = (stateDir: string): string => join(stateDir, 'vmdata');
+export const keyFile = (stateDir: string): string => join(vmdataRoot(stateDir), '.key');
+export const routerDir = (stateDir: string, ns: string): string => join(vmdataRoot(stateDir), ns);
+export const listenFile = (stateDir: string, ns: string): string => join(routerDir(stateDir, ns), 'listen.json');
+export const blobDir = (stateDir: string, ns: string): string => join(routerDir(stateDir, ns), 'blobs');
+export const vmsDir = (stateDir: string, ns: string): string => join(routerDir(stateDir, ns), 'vms');
+export const vmDir = (stateDir: string, ns: string, ip: string): string => join(vmsDir(stateDir, ns), ip);
+
+export const runDir = (stateDir: string): string => join(stateDir, 'run');
+export const controlSocket = (stateDir: string): string => join(runDir(stateDir), 'metadata.sock');
+export const pidFile = (stateDir: string): string => join(runDir(stateDir), 'metadata.pid');
+export const lockFile = (stateDir: string): string => join(runDir(stateDir), 'metadata.lock');
+export const logFile = (stateDir: string): string => join(runDir(stateDir), 'metadata.log');
+
+/** What listen.json holds. */
+export interface ListenSpec {
+  namespace: string;
+  /** Router addresses (tier extension IPs) to serve on, ports 80 and 8080 each. */
+  addresses: string[];
+}

@@ -1,0 +1,59 @@
+/**
+ * IPv4 TCP listening sockets made with libc directly, so that they can be created while the thread is inside
+ * another network namespace (the socket stays bound to the namespace it was created in) and then handed to
+ * Node (`net.Server.listen({ fd })`). libc.ts has socket/setsockopt/bind/close; `listen` is bound here.
+ */
+import koffi from 'koffi';
+import { SysError } from './errors.js';
+import * as libc from './libc.js';
+
+const lib = koffi.load('libc.so.6');
+const cListen = lib.func('int listen(int fd, int backlog)');
+
+export const IPPROTO_IP = 0;
+/** Bind to an address that is not (yet) configured on an interface of the namespace. */
+export const IP_FREEBIND = 15;
+
+export function listen(fd: number, backlog: number): void {
+  const rc = Number(cListen(fd, backlog));
+  if (rc < 0) throw new SysError('listen', koffi.errno());
+}
+
+/** struct sockaddr_in for a dotted-quad address and a port. */
+export function sockaddrIn(address: string, port: number): Buffer {
+  const parts = address.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new SysError('bind', 22, `(invalid IPv4 address ${JSON.stringify(address)})`);
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SysError('bind', 22, `(invalid port ${port})`);
+  const b = Buffer.alloc(16);
+  b.writeUInt16LE(libc.AF_INET, 0);
+  b.writeUInt16BE(port, 2);
+  for (let i = 0; i < 4; i++) b[4 + i] = parts[i];
+  return b;
+}
+
+export interface TcpListenOptions {
+  /** listen(2) backlog (default 128). */
+  backlog?: number;
+  /** IP_FREEBIND: allow the address to appear on an interface later (default true). */
+  freebind?: boolean;
+}
+
+/**
+ * A non-blocking, close-on-exec TCP socket bound to address:port and listening, in the calling thread's
+ * current network namespace. Returns the fd (the caller owns it).
+ */
+export function tcpListenSocket(address: string, port: number, opts: TcpListenOptions = {}): number {
+  const fd = libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_NONBLOCK, 0);
+  try {
+    libc.setsockoptInt(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1);
+    if (opts.freebind !== false) libc.setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1);
+    libc.bind(fd, sockaddrIn(address, port));
+    listen(fd, opts.backlog ?? 128);
+    return fd;
+  } catch (e) {
+    try { libc.close(fd); } catch { /* already failing */ }
+    throw e;
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The only libc FFI of netns-router (koffi). Every wrapper throws SysError with the errno on failure;
+ * callers never see -1. Buffers passed as `void *` are used only during the call (koffi pins them).
+ */
+import koffi from 'koffi';
+import { SysError } from './errors.js';
+
+const libc = koffi.load('libc.so.6');
+
+const c = {
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
+  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *val, _Inout_ uint32_t *len)'),
+  getsockname: libc.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
+  sendto: libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
+  send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+  recv: libc.func('intptr_t recv(int fd, _Inout_ void *buf, size_t len, int flags)'),
+  close: libc.func('int close(int fd)'),
+  setns: libc.func('int setns(int fd, int nstype)'),
+  unshare: libc.func('int unshare(int flags)'),
+  mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  umount2: libc.func('int umount2(const char *target, int flags)'),
+  open: libc.func('int open(const char *path, int flags, uint32_t mode)'),
+  flock: libc.func('int flock(int fd, int op)'),
+  gettid: libc.func('int gettid()'),
+  // variadic in libc: declared as such so that koffi passes the optional argument correctly
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+  getpid: libc.func('int getpid()'),
+};
+
+function check(name: string, rc: number | bigint, detail?: string): number {
+  const n = Number(rc);
+  if (n < 0) throw new SysError(name, koffi.errno(), detail);
+  return n;
+}
+
+// Constants (x86_64 / generic Linux UAPI values).
+export const AF_NETLINK = 16;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const AF_UNSPEC = 0;
+export const AF_BRIDGE = 7;
+export const SOCK_RAW = 3;
+export const SOCK_DGRAM = 2;
+export const SOCK_STREAM = 1;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUFFORCE = 33;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVTIMEO = 20;
+export const SO_REUSEADDR = 2;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_PEEK = 0x2;
+export const MSG_TRUNC = 0x20;
+export const CLONE_NEWNET = 0x40000000;
+export const CLONE_NEWNS = 0x00020000;
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_CLOEXEC = 0o2000000;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_SHARED = 1 << 20;
+export const MS_PRIVATE = 1 << 18;
+export const MS_SLAVE = 1 << 19;
+export const MNT_DETACH = 2;
+/** ioctl on a socket: an fd on the network namespace the socket belongs to (Linux ≥ 4.9). */
+export const SIOCGSKNS = 0x894c;
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', c.socket(domain, type | SOCK_CLOEXEC, protocol));
+}
+
+export function bind(fd: number, addr: Uint8Array): void {
+  check('bind', c.bind(fd, addr, addr.length));
+}
+
+export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): void {
+  check('setsockopt', c.setsockopt(fd, level, name, value, value.length), `(level ${level}, option ${name})`);
+}
+
+/** setsockopt with a 32-bit integer value. */
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  setsockopt(fd, level, name, b);
+}
+
+/** getsockopt returning the raw bytes the kernel wrote (at most `size`). */
+export function getsockopt(fd: number, level: number, name: number, size = 4): Buffer {
+  const b = Buffer.alloc(size);
+  const len = [size];
+  check('getsockopt', c.getsockopt(fd, level, name, b, len), `(level ${level}, option ${name})`);
+  return b.subarray(0, len[0]);
+}
+
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  return getsockopt(fd, level, name, 4).readInt32LE(0);
+}
+
+export function getsockname(fd: number, size = 128): Buffer {
+  const b = Buffer.alloc(size);
+  const len = [size];
+  check('getsockname', c.getsockname(fd, b, len));
+  return b.subarray(0, len[0]);
+}
+
+export function sendto(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): number {
+  return check('sendto', c.sendto(fd, buf, buf.length, flags, addr, addr ? addr.length : 0));
+}
+
+export function send(fd: number, buf: Uint8Array, flags = 0): number {
+  return check('send', c.send(fd, buf, buf.length, flags));
+}
+
+/** recv into `buf`; returns the byte count (with MSG_TRUNC: the real datagram length). */
+export function recv(fd: number, buf: Uint8Array, flags = 0): number {
+  return check('recv', c.recv(fd, buf, buf.length, flags));
+}
+
+/** recv that returns -errno instead of throwing (for EAGAIN/EINTR loops). */
+export function recvRaw(fd: number, buf: Uint8Array, flags = 0): number {
+  const n = Number(c.recv(fd, buf, buf.length, flags));
+  return n < 0 ? -koffi.errno() : n;
+}
+
+/**
+ * Run a blocking libc call on koffi's worker pool and settle with its result; errno is read in the completion
+ * callback, where koffi (≥ 3.2) exposes the worker's errno. `keep` holds buffers alive until the call ends.
+ */
+function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, args: unknown[], detail?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, rc: number | bigint) => {
+      if (err) return reject(err);
+      const n = Number(rc);
+      if (n < 0) return reject(new SysError(name, koffi.errno(), detail));
+      resolve(n);
+    });
+  });
+}
+
+/** recv on koffi's worker pool, so a blocking receive does not block the event loop. */
+export function recvAsync(fd: number, buf: Uint8Array, flags = 0): Promise<number> {
+  return asyncCall(c.recv, 'recv', [fd, buf, buf.length, flags]);
+}
+
+/**
+ * sendto on koffi's worker pool. For netlink the kernel runs the request inside sendto (e.g. an RCU-bound
+ * link delete of ~20 ms), so this is the call to move off the event loop. The socket must not be used by
+ * anyone else until the promise settles.
+ */
+export function sendtoAsync(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
+  return asyncCall(c.sendto, 'sendto', [fd, buf, buf.length, flags, addr, addr ? addr.length : 0]);
+}
+
+/** An fd on the network namespace a socket belongs to (SIOCGSKNS); the caller closes it. */
+export function socketNetns(fd: number): number {
+  return check('ioctl', c.ioctl(fd, SIOCGSKNS, 'uintptr_t', 0), '(SIOCGSKNS)');
+}
+
+export function close(fd: number): void {
+  check('close', c.close(fd));
+}
+
+export function setns(fd: number, nstype: number): void {
+  check('setns', c.setns(fd, nstype));
+}
+
+export function unshare(flags: number): void {
+  check('unshare', c.unshare(flags));
+}
+
+export function mount(src: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  check('mount', c.mount(src, target, fstype, flags, data), target);
+}
+
+export function umount2(target: string, flags: number): void {
+  check('umount2', c.umount2(target, flags), target);
+}
+
+export function open(path: string, flags: number, mode = 0o644): number {
+  return check('open', c.open(path, flags | O_CLOEXEC, mode), path);
+}
+
+export function flock(fd: number, op: number): void {
+  check('flock', c.flock(fd, op));
+}
+
+/** flock that returns false instead of throwing when a non-blocking lock is held elsewhere. */
+export function tryFlock(fd: number, op: number): boolean {
+  const rc = c.flock(fd, op | LOCK_NB);
+  if (rc === 0) return true;
+  const e = koffi.errno();
+  if (e === 11 /* EWOULDBLOCK */) return false;
+  throw new SysError('flock', e);
+}
+
+export function gettid(): number {
+  return c.gettid();
+}
+
+export function getpid(): number {
+  return c.getpid();
+}

@@ -1,0 +1,160 @@
+/**
+ * Helpers of the rtnetlink / namespace suites: a refusal outside the sandbox, unique names, a scratch
+ * namespace per test (always removed), iproute2 as an independent oracle, and error assertions.
+ */
+import { spawnSync } from 'node:child_process';
+import * as assert from 'uvu/assert';
+import { addNetns, deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
+import { NetnsHandle } from '../../lib/netns/handle.js';
+import { NetlinkError } from '../../lib/netlink/errors.js';
+
+export function requireSandbox(): void {
+  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
+    throw new Error('refusing to run: kernel tests must run inside scripts/in-sandbox.mjs (node scripts/run-tests.mjs)');
+  }
+}
+
+let counter = 0;
+const tag = (process.pid % 46656).toString(36);
+
+/** A name unique in this process: prefix + pid tag + counter; keep prefixes ≤ 6 chars for interface names. */
+export function uniq(prefix: string): string {
+  const n = `${prefix}${tag}${(counter++).toString(36)}`;
+  if (Buffer.byteLength(n) > 15) throw new Error(`test name ${n} too long for an interface`);
+  return n;
+}
+
+/** Namespaces made by one test and removed (with their links) in `cleanup()`, which the test calls in finally. */
+export class Scratch {
+  private readonly names: string[] = [];
+  private readonly handles: NetnsHandle[] = [];
+
+  /** A new named namespace with loopback up, and a handle on it. */
+  ns(prefix = 'tn'): { name: string; h: NetnsHandle } {
+    const name = uniq(prefix);
+    addNetns(name);
+    this.names.push(name);
+    const h = NetnsHandle.open(name);
+    this.handles.push(h);
+    h.netlink.linkSetUp('lo');
+    return { name, h };
+  }
+
+  /** Remove a namespace made elsewhere (e.g. by `ip netns add`) too. */
+  track(name: string): void {
+    this.names.push(name);
+  }
+
+  cleanup(): void {
+    for (const h of this.handles.splice(0)) h.close();
+    for (const n of this.names.splice(0).reverse()) {
+      if (netnsExists(n)) deleteNetns(n);
+    }
+  }
+}
+
+/** Run `body` with a Scratch that is cleaned up whatever happens. */
+export async function scratch<T>(body: (s: Scratch) => T | Promise<T>): Promise<T> {
+  const s = new Scratch();
+  try {
+    return await body(s);
+  } finally {
+    s.cleanup();
+  }
+}
+
+export interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a program, never throwing. */
+export function run(cmd: string, args: string[], timeout = 15_000): Run {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout });
+  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** `ip -n NS ARGS…`, throwing with iproute2's stderr on failure. */
+export function ip(ns: string, args: string[]): string {
+  const r = run('ip', ['-n', ns, ...args]);
+  if (r.status !== 0) throw new Error(`ip -n ${ns} ${args.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** `ip -n NS -j ARGS…` parsed. */
+export function ipJson<T = Record<string, unknown>[]>(ns: string, args: string[]): T {
+  const out = ip(ns, ['-j', ...args]).trim();
+  return JSON.parse(out === '' ? '[]' : out) as T;
+}
+
+/** `ip -n NS -j -d link show dev NAME`: iproute2's view of one link. */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  link?: string | null;
+  link_netnsid?: number;
+  master?: string;
+  flags: string[];
+  mtu: number;
+  address?: string;
+  ifalias?: string;
+  txqlen?: number;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+}
+
+export function ipLink(ns: string, dev: string): IpLink {
+  const [l] = ipJson<IpLink[]>(ns, ['-d', 'link', 'show', 'dev', dev]);
+  return l;
+}
+
+/** Run inside a namespace (`ip netns exec NS …`). */
+export function nsRun(ns: string, args: string[], timeout = 15_000): Run {
+  return run('ip', ['netns', 'exec', ns, ...args], timeout);
+}
+
+/** Assert that `fn` throws a NetlinkError with this code (and ext-ACK text / operation when given). */
+export function throwsNetlink(fn: () => unknown, code: string, opts: { extAck?: string | RegExp; operation?: string | RegExp } = {}): NetlinkError {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  return checkNetlinkError(err, code, opts);
+}
+
+export async function rejectsNetlink(p: Promise<unknown>, code: string, opts: { extAck?: string | RegExp; operation?: string | RegExp } = {}): Promise<NetlinkError> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  return checkNetlinkError(err, code, opts);
+}
+
+function checkNetlinkError(err: unknown, code: string, opts: { extAck?: string | RegExp; operation?: string | RegExp }): NetlinkError {
+  assert.ok(err !== undefined, `expected a NetlinkError ${code}, nothing was thrown`);
+  assert.instance(err, NetlinkError, `expected a NetlinkError, got ${String(err)}`);
+  const e = err as NetlinkError;
+  assert.is(e.code, code, `error code (${e.message})`);
+  assert.ok(e.errno > 0, 'positive errno');
+  if (opts.extAck !== undefined) {
+    assert.type(e.extAck, 'string', `kernel ext-ACK text present (${e.message})`);
+    if (typeof opts.extAck === 'string') assert.is(e.extAck, opts.extAck);
+    else assert.match(e.extAck!, opts.extAck);
+  }
+  if (opts.operation !== undefined) {
+    if (typeof opts.operation === 'string') assert.ok(e.operation.includes(opts.operation), `operation "${e.operation}" mentions "${opts.operation}"`);
+    else assert.match(e.operation, opts.operation);
+  }
+  return e;
+}
+
+/** Assert that every key of `want` has the same value in `got` (deep), naming the key on failure. */
+export function assertSubset(got: object, want: object, what = 'object'): void {
+  for (const [k, v] of Object.entries(want)) {
+    assert.equal((got as Record<string, unknown>)[k], v, `${what}.${k}`);
+  }
+}

@@ -1,0 +1,165 @@
+/** apply-fw-rules through the engine, with real traffic: ingress per public IP (before DNAT), egress policy,
+ *  conntrack cleanup when a rule is tightened. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { applyFwRules } from '../../lib/router/firewall/module.js';
+import type { RouterEngine } from '../../lib/router/engine.js';
+import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
+import { isolatedTopo, servers, serversUp, tcpOk, udpOk, pingOk, installCounters, readCounters, udpFlood, UP_A, UP_B } from '../helpers/fw.js';
+
+requireSandbox();
+
+type Rule = Record<string, unknown>;
+const apply = (engine: RouterEngine, net: { networkId: string; namespace: string }, doc: { default_egress_allow?: boolean; rules: Rule[] }) =>
+  applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: doc, source: 'test' } });
+const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
+
+test('ingress: open until applied; then allow, default deny, port range, ICMP type, source CIDR; an omitted IP stays closed', async () => {
+  const s = new Scratch();
+  const procs: ChildProcess[] = [];
+  let stateDir = '';
+  try {
+    const t = await isolatedTopo(s, randomId());
+    stateDir = t.stateDir;
+    const { engine, net, P, P2, upNs, vm1, vm2 } = t;
+    procs.push(...servers(vm1, [8080, 2203, 2208], [5353]), ...servers(vm2, [22, 23], []), ...servers(upNs, [9000], []));
+    assert.ok(await serversUp(vm1, [8080, 2203, 2208], [5353]));
+    assert.ok(await serversUp(vm2, [22, 23], []));
+    assert.ok(await serversUp(upNs, [9000], []));
+
+    assert.ok(tcpOk(upNs, P, 80), 'no firewall yet: port forward open');
+    assert.ok(tcpOk(upNs, P2, 23), 'no firewall yet: static NAT open');
+    assert.ok(pingOk(upNs, P2));
+
+    await apply(engine, net, {
+      rules: [
+        { id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: P, sourceCidrs: ['0.0.0.0/0'] },
+        { id: 2, type: 'ingress', protocol: 'udp', portStart: 5353, portEnd: 5353, publicIp: P, sourceCidrs: ['198.51.100.0/24'] },
+        { id: 3, type: 'ingress', protocol: 'tcp', portStart: 2200, portEnd: 2205, publicIp: P, sourceCidrs: ['0.0.0.0/0'] },
+        { id: 4, type: 'ingress', protocol: 'icmp', icmpType: 8, icmpCode: -1, publicIp: P2, sourceCidrs: ['0.0.0.0/0'] },
+        { id: 5, type: 'ingress', protocol: 'TCP', portStart: '22', publicIp: P2, sourceCidrs: ['203.0.113.0/24', '2001:db8::/32'] },
+      ],
+    });
+    assert.ok(tcpOk(upNs, P, 80), 'allow: tcp 80');
+    assert.ok(tcpOk(upNs, P, 2203), 'port range: 2203 in 2200-2205');
+    assert.not.ok(tcpOk(upNs, P, 2208), 'port range: 2208 forwarded but outside the allowed range');
+    assert.ok(udpOk(upNs, P, 5353, UP_B), 'source CIDR: udp from 198.51.100.0/24');
+    assert.not.ok(udpOk(upNs, P, 5353, UP_A), 'source CIDR: udp from 203.0.113.1 blocked');
+    assert.ok(pingOk(upNs, P2), 'ICMP type 8 allowed');
+    assert.not.ok(pingOk(upNs, P), 'no ICMP rule on P: ping blocked');
+    assert.ok(tcpOk(upNs, P2, 22, UP_A), 'tcp 22 from 203.0.113.0/24');
+    assert.not.ok(tcpOk(upNs, P2, 22, UP_B), 'tcp 22 from 198.51.100.1 blocked (the v6 CIDR does not widen the v4 rule)');
+    assert.not.ok(tcpOk(upNs, P2, 23), 'default: drop');
+    assert.ok(tcpOk(vm1, UP_A, 9000), 'egress via source NAT: replies to the filtered public IP are established');
+
+    await apply(engine, net, {
+      rules: [
+        { type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: P },
+        { type: 'ingress', protocol: 'icmp', icmpType: 13, icmpCode: -1, publicIp: P2 },
+      ],
+    });
+    assert.not.ok(pingOk(upNs, P2), 'ICMP type 13 only: echo request blocked');
+    assert.not.ok(tcpOk(upNs, P2, 22, UP_A), 'rule removed: tcp 22 closed');
+    assert.not.ok(tcpOk(upNs, P, 2203), 'rule removed: 2203 closed');
+
+    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: P }] });
+    assert.not.ok(pingOk(upNs, P2), 'P2 omitted from the payload: stays filtered, closed');
+    assert.not.ok(tcpOk(upNs, P2, 23));
+    assert.ok(tcpOk(upNs, P, 80));
+    const st = engine.store.load(net.namespace)!.extra!.firewall as { fw: Record<string, { filteredIps: string[] }> };
+    assert.equal(st.fw[net.networkId].filteredIps, [P, P2]);
+
+    // release P2: it is no longer filtered after the next apply-fw-rules
+    await engine.releaseIp({ command: 'release-ip', ...net, publicIp: { ip: P2, sourceNat: false } });
+    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: P }] });
+    const st2 = engine.store.load(net.namespace)!.extra!.firewall as { fw: Record<string, { filteredIps: string[] }> };
+    assert.equal(st2.fw[net.networkId].filteredIps, [P]);
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('egress: default allow with deny rules, default deny with allow rules; port range, ICMP type, source/destination CIDR', async () => {
+  const s = new Scratch();
+  const procs: ChildProcess[] = [];
+  let stateDir = '';
+  try {
+    const t = await isolatedTopo(s, randomId());
+    stateDir = t.stateDir;
+    const { engine, net, upNs, vm1, vm2 } = t;
+    procs.push(...servers(upNs, [9000, 9003, 9010], [9001]));
+    assert.ok(await serversUp(upNs, [9000, 9003, 9010], [9001]));
+
+    await apply(engine, net, { default_egress_allow: true, rules: [
+      { type: 'egress', protocol: 'tcp', portStart: 9000, portEnd: 9005, destCidrs: ['203.0.113.1/32'] },
+      { type: 'egress', protocol: 'udp', portStart: 9001, sourceCidrs: ['10.1.1.11/32'] },
+    ] });
+    assert.not.ok(tcpOk(vm1, UP_A, 9000), 'deny rule, port range, destination CIDR match');
+    assert.not.ok(tcpOk(vm1, UP_A, 9003), 'deny rule: 9003 in 9000-9005');
+    assert.ok(tcpOk(vm1, UP_A, 9010), 'default allow: 9010 outside the range');
+    assert.ok(tcpOk(vm1, UP_B, 9000), 'default allow: other destination');
+    assert.ok(udpOk(vm1, UP_A, 9001), 'source CIDR: vm1 is not 10.1.1.11');
+    assert.not.ok(udpOk(vm2, UP_A, 9001), 'source CIDR: vm2 denied');
+    assert.ok(pingOk(vm1, UP_A), 'default allow: ping');
+
+    await apply(engine, net, { default_egress_allow: false, rules: [
+      { type: 'egress', protocol: 'tcp', portStart: 9000, portEnd: 9005, destCidrs: ['198.51.100.0/24'] },
+      { type: 'egress', protocol: 'udp', portStart: 9001 },
+      { type: 'egress', protocol: 'icmp', icmpType: 8, icmpCode: 0 },
+    ] });
+    assert.ok(tcpOk(vm1, UP_B, 9003), 'allow rule, port range, destination CIDR');
+    assert.not.ok(tcpOk(vm1, UP_A, 9003), 'default deny: destination outside the CIDR');
+    assert.not.ok(tcpOk(vm1, UP_B, 9010), 'default deny: port outside the range');
+    assert.ok(udpOk(vm2, UP_A, 9001), 'allow udp');
+    assert.ok(pingOk(vm1, UP_A), 'ICMP type 8 code 0 allowed');
+
+    await apply(engine, net, { default_egress_allow: false, rules: [{ type: 'egress', protocol: 'icmp', icmpType: 0, icmpCode: -1 }] });
+    assert.not.ok(pingOk(vm1, UP_A), 'ICMP type 0 only: echo request blocked');
+    assert.not.ok(udpOk(vm2, UP_A, 9001), 'default deny');
+    await apply(engine, net, { default_egress_allow: false, rules: [{ type: 'egress', protocol: 'all', sourceCidrs: ['10.1.1.10/32'] }] });
+    assert.ok(tcpOk(vm1, UP_A, 9000), 'protocol all from vm1');
+    assert.not.ok(tcpOk(vm2, UP_A, 9000), 'vm2 not in the source CIDR');
+    assert.ok(tcpOk(upNs, t.P2, 23) === false, 'ingress untouched by egress rules (no server on vm2:23 here)');
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('tightening a rule ends the flows it now forbids (conntrack); flows still allowed keep going', async () => {
+  const s = new Scratch();
+  const procs: ChildProcess[] = [];
+  let stateDir = '';
+  try {
+    const t = await isolatedTopo(s, randomId());
+    stateDir = t.stateDir;
+    const { engine, net, P, upNs, vm1 } = t;
+    installCounters(vm1, [7001, 7002]);
+    // the VM answers: only then is a UDP flow "established" (an unanswered one is re-checked packet by packet)
+    procs.push(...servers(vm1, [], [7001, 7002]));
+    assert.ok(await serversUp(vm1, [], [7001, 7002]));
+    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7001, portEnd: 7002, publicIp: P }] });
+    // two long-lived UDP flows (fixed source ports) for 2.4 s; at 0.8 s tighten to 7002 only
+    const flood = udpFlood(upNs, P, [7001, 7002], 2400, true);
+    await new Promise((r) => setTimeout(r, 800));
+    const before = readCounters(vm1);
+    assert.ok(before[7001] > 10 && before[7002] > 10, `both flows arrive (${JSON.stringify(before)})`);
+    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7002, publicIp: P }] });
+    const atApply = readCounters(vm1);
+    await flood;
+    const after = readCounters(vm1);
+    assert.ok(after[7001] - atApply[7001] <= 1, `7001 stops after tightening (${atApply[7001]} → ${after[7001]})`);
+    assert.ok(after[7002] - atApply[7002] > 10, `7002 keeps flowing (${atApply[7002]} → ${after[7002]})`);
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -1,0 +1,146 @@
+/** State store: missing = undefined, round trip, validation, crash-safe writes, engine lock. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { StateStore, routerKeyOf } from '../../lib/router/state/index.js';
+import { emptyModel, MODEL_VERSION, type RouterModel } from '../../lib/router/model.js';
+import { StateError, SystemError, TimeoutError } from '../../lib/router/errors.js';
+import { TempDir, requireSandbox } from '../cli/helpers.js';
+
+requireSandbox();
+
+const STORE_URL = new URL('../../lib/router/state/store.js', import.meta.url).href;
+
+function sample(marker: string): RouterModel {
+  const m = emptyModel('cs-net-42', 'network', '42');
+  m.tiers['42'] = { networkId: '42', segment: { kind: 'vlan', id: 100 }, hostDev: 'eth1', gateway: '10.0.1.1', cidr: '10.0.1.0/24', extensionIp: '10.0.1.1', guestType: 'isolated', implemented: true };
+  m.publicIps['203.0.113.10'] = { ip: '203.0.113.10', prefixLen: 24, segment: { kind: 'untagged' }, hostDev: 'eth1', gateway: marker, sourceNat: true, owner: '42' };
+  m.staticNats.push({ publicIp: '203.0.113.10', privateIp: '10.0.1.5' });
+  m.portForwards.push({ publicIp: '203.0.113.10', protocol: 'tcp', publicPorts: [80, 80], privateIp: '10.0.1.5', privatePorts: [8080, 8080] });
+  return m;
+}
+
+test('a missing state loads as undefined; save → load round trip; private mode; list; remove', () => {
+  const dir = new TempDir('store');
+  try {
+    const store = new StateStore(dir.join('state'));
+    assert.is(store.load('cs-net-42'), undefined);
+    assert.equal(store.list(), []);
+    const m = sample('203.0.113.1');
+    store.save(m);
+    const v = emptyModel('cs-vpc-7', 'vpc', '7');
+    v.vpc = { id: '7', cidr: '10.10.0.0/16', implemented: true };
+    store.save(v);
+    const path = store.pathOf('cs-net-42');
+    assert.is(path, dir.join('state', 'routers', 'cs-net-42.json'));
+    assert.is(statSync(path).mode & 0o777, 0o600);
+    assert.equal(store.load('cs-net-42'), m);
+    assert.equal(store.load('cs-vpc-7'), v);
+    assert.equal(store.list(), ['cs-net-42', 'cs-vpc-7']);
+    store.remove('cs-net-42');
+    store.remove('cs-net-42'); // missing is fine
+    assert.not.ok(existsSync(path));
+    assert.throws(() => store.pathOf('../etc/passwd'), (e: unknown) => e instanceof StateError);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('unreadable states are StateErrors (exit 2): corrupt JSON, newer version, other router, bad shape', () => {
+  const dir = new TempDir('store');
+  try {
+    const store = new StateStore(dir.path);
+    mkdirSync(store.dir, { recursive: true });
+    const path = store.pathOf('cs-net-42');
+    const expectStateError = (content: string, pattern: RegExp) => {
+      writeFileSync(path, content);
+      try {
+        store.load('cs-net-42');
+        assert.unreachable('load should fail');
+      } catch (e) {
+        assert.instance(e, StateError);
+        assert.is((e as StateError).exitCode, 2);
+        assert.match((e as Error).message, pattern);
+      }
+    };
+    expectStateError('{"version": 1,', /not valid JSON/);
+    expectStateError(JSON.stringify({ ...sample('x'), version: MODEL_VERSION + 1 }), /is newer/);
+    expectStateError(JSON.stringify({ ...sample('x'), namespace: 'cs-net-43' }), /holds router cs-net-43, expected cs-net-42/);
+    expectStateError(JSON.stringify({ ...sample('x'), portForwards: {} }), /not lists/);
+    expectStateError('[]', /not a JSON object/);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('a failure between write and rename leaves the old file and no temp file', () => {
+  const dir = new TempDir('store');
+  try {
+    new StateStore(dir.path).save(sample('old'));
+    const failing = new StateStore(dir.path, { beforeRename: () => { throw new Error('disk on fire'); } });
+    assert.throws(() => failing.save(sample('new')), (e: unknown) => e instanceof SystemError && /disk on fire/.test((e as Error).message));
+    assert.is(new StateStore(dir.path).load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
+    assert.equal(readdirSync(dir.join('routers')), ['cs-net-42.json']);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('a process killed between write and rename leaves the old file; the next save cleans up', () => {
+  const dir = new TempDir('store');
+  try {
+    const sd = dir.join('state');
+    new StateStore(sd).save(sample('old'));
+    const child = dir.file('crash.mjs', `
+      import { StateStore } from ${JSON.stringify(STORE_URL)};
+      const store = new StateStore(process.argv[2], { beforeRename: () => process.kill(process.pid, 'SIGKILL') });
+      store.save(JSON.parse(process.argv[3]));
+      console.log('not reached');
+    `);
+    const r = spawnSync(process.execPath, [child, sd, JSON.stringify(sample('new'))], { encoding: 'utf8', timeout: 20_000 });
+    assert.is(r.signal, 'SIGKILL', r.stderr);
+    assert.not.match(r.stdout, /not reached/);
+    const names = readdirSync(dir.join('state', 'routers')).sort();
+    assert.is(names.length, 2, `old file + the crashed writer's temp: ${names.join(' ')}`);
+    const temp = names.find((n) => n.includes('.tmp-'))!;
+    assert.match(readFileSync(dir.join('state', 'routers', temp), 'utf8'), /"gateway": "new"/, 'the new content was written before the crash');
+    const store = new StateStore(sd);
+    assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
+    store.save(sample('newer'));
+    assert.equal(readdirSync(dir.join('state', 'routers')), ['cs-net-42.json']);
+    assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'newer');
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('the engine lock excludes a second holder and times out with E_LOCK_TIMEOUT', async () => {
+  const dir = new TempDir('store');
+  try {
+    const store = new StateStore(dir.path);
+    const release = await store.lock('cs-net-42', 1000);
+    try {
+      await store.lock('cs-net-42', 100);
+      assert.unreachable('second lock should time out');
+    } catch (e) {
+      assert.instance(e, TimeoutError);
+      assert.is((e as TimeoutError).code, 'E_LOCK_TIMEOUT');
+    }
+    const other = await store.lock('cs-net-43', 100); // another router is independent
+    other();
+    release();
+    const again = await store.lock('cs-net-42', 100);
+    again();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('routerKeyOf: VPC tiers and VPC commands share the VPC router', () => {
+  assert.equal(routerKeyOf({ networkId: '42' }), { kind: 'network', networkId: '42' });
+  assert.equal(routerKeyOf({ networkId: '42', vpcId: '7' }), { kind: 'vpc', vpcId: '7' });
+  assert.equal(routerKeyOf({ vpcId: '7' }), { kind: 'vpc', vpcId: '7' });
+});
+
+test.run();

@@ -1,0 +1,176 @@
+/** HaproxySupervisor against a real haproxy in a namespace: start, unchanged, reload, refused configs, death, stop. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
+import { netnsPath } from '../../lib/netns/namespaces.js';
+import { openFilesHardLimit } from '../../lib/services/haproxy/proc.js';
+import { Scratch, requireSandbox, waitFor } from '../helpers/topo.js';
+import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';
+
+requireSandbox();
+
+const VIP = '10.77.0.1';
+const proxy = (over: Partial<ProxySpec> = {}): ProxySpec => ({
+  id: '1', bindIp: VIP, bindPort: 80, mode: 'tcp', algorithm: 'roundrobin',
+  servers: [{ ip: '127.0.0.1', port: 8081 }], healthcheck: { enabled: true, intervalMs: 200, rise: 1, fall: 2 }, ...over,
+});
+const cfg = (...p: ProxySpec[]) => renderConfig(p).text;
+
+async function expectFailure(p: Promise<unknown>, failure: string): Promise<HaproxyError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, HaproxyError, String(e));
+    assert.is((e as HaproxyError).failure, failure, (e as Error).message);
+    return e as HaproxyError;
+  }
+  throw new Error(`expected HaproxyError ${failure}`);
+}
+
+test('lifecycle: start in the namespace, unchanged, reload keeps connections, refused configs change nothing, stop', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hx-'));
+  const procs: ChildProcess[] = [];
+  let sup: HaproxySupervisor | undefined;
+  try {
+    const ns = s.ns('hx');
+    const h = s.handle(ns);
+    h.netlink.linkSetUp('lo');
+    h.netlink.addrAdd({ dev: 'lo', address: `${VIP}/32` });
+    procs.push(await httpNameServer(ns, 8081, 'one'), await httpNameServer(ns, 8082, 'two'));
+    sup = new HaproxySupervisor({ netns: ns, runDir: join(dir, 'run') });
+    assert.equal(sup.status(), { running: false, workers: [], reason: 'no-pid-file' });
+
+    assert.is(await sup.apply(cfg(proxy())), 'started');
+    const st1 = sup.status();
+    assert.ok(st1.running && st1.pid !== undefined && st1.workers.length === 1, JSON.stringify(st1));
+    assert.is(statSync(`/proc/${st1.pid}/ns/net`).ino, statSync(netnsPath(ns)).ino, 'haproxy lives in the namespace');
+    assert.is(readFileSync(sup.paths.pid, 'utf8').trim(), String(st1.pid));
+    assert.ok(sup.paths.masterSocket && existsSync(sup.paths.masterSocket), 'master socket');
+    assert.is(httpGet(ns, `http://${VIP}/`), 'one');
+
+    assert.is(await sup.apply(cfg(proxy())), 'unchanged');
+    assert.equal(sup.status().workers, st1.workers, 'same worker: nothing reloaded');
+
+    const ka = keepAliveClient(ns, VIP, 80);
+    assert.match(await ka.ask(), /^answer one \d+$/);
+    assert.is(await sup.apply(cfg(proxy({ servers: [{ ip: '127.0.0.1', port: 8082 }] }))), 'reloaded');
+    const st2 = sup.status();
+    assert.is(st2.pid, st1.pid, `same master: ${JSON.stringify(st2)}`);
+    assert.ok(st2.workers.some((w) => !st1.workers.includes(w)), 'a new worker');
+    assert.is(httpGet(ns, `http://${VIP}/`), 'two', 'new connections use the new configuration');
+    const again = await ka.ask();
+    assert.match(again, /^answer one \d+$/, 'the established connection survived the reload (old worker still serves it)');
+    ka.close();
+
+    // refused by haproxy -c: nothing started, nothing reloaded, file unchanged
+    const good = readFileSync(sup.paths.config, 'utf8');
+    const workers = sup.status().workers;
+    const bad = cfg(proxy()).replace('balance roundrobin', 'balance nonsense');
+    const e = await expectFailure(sup.apply(bad), 'config-invalid');
+    assert.ok(e.problems.some((p) => p.line !== undefined), 'problem located');
+    assert.is(readFileSync(sup.paths.config, 'utf8'), good);
+    assert.equal(sup.status().workers.filter((w) => !workers.includes(w)), [], 'no new worker');
+
+    // valid text the master cannot load (its port is taken by another listener; haproxy binds absent
+    // addresses with IP_FREEBIND, so a missing address is no failure): old workers keep serving
+    await waitFor(() => sup!.status().workers.length === 1, 5000);
+    const e2 = await expectFailure(sup.apply(cfg(proxy(), proxy({ id: '2', bindPort: 8081 }))), 'reload-failed');
+    assert.match(e2.message, /bind|address/i, e2.message);
+    assert.is(readFileSync(sup.paths.config, 'utf8'), good, 'file restored to what runs');
+    assert.is(httpGet(ns, `http://${VIP}/`), 'two', 'still serving the old configuration');
+
+    // a master that died is noticed and the next apply starts a new one
+    const st3 = sup.status();
+    for (const p of [st3.pid!, ...st3.workers]) process.kill(p, 'SIGKILL');
+    await waitFor(() => !procAlive(st3.pid!));
+    assert.is(sup.status().running, false);
+    assert.is(await sup.apply(good), 'started');
+    assert.not.equal(sup.status().pid, st3.pid);
+    assert.is(httpGet(ns, `http://${VIP}/`), 'two');
+
+    const pid = sup.status().pid!;
+    assert.is(await sup.stop({ purge: true }), true);
+    assert.not.ok(procAlive(pid));
+    assert.not.ok(existsSync(sup.opts.runDir), 'run dir removed');
+    assert.is(httpGet(ns, `http://${VIP}/`), '', 'nothing listens any more');
+    assert.is(await sup.stop(), false, 'stop is idempotent');
+  } finally {
+    await sup?.stop({ purge: true }).catch(() => undefined);
+    for (const p of procs) p.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a start that cannot bind fails with haproxy\'s reason and leaves nothing running', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hx-'));
+  const ns = s.ns('hx');
+  const sup = new HaproxySupervisor({ netns: ns, runDir: join(dir, 'run') });
+  let taken: ChildProcess | undefined;
+  try {
+    s.handle(ns).netlink.linkSetUp('lo');
+    taken = await httpNameServer(ns, 8090, 'squatter');
+    const e = await expectFailure(sup.apply(cfg(proxy({ bindIp: '127.0.0.1', bindPort: 8090 }))), 'start-failed');
+    assert.match(e.message, /bind/i);
+    assert.is(sup.status().running, false);
+  } finally {
+    await sup.stop({ purge: true }).catch(() => undefined);
+    taken?.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a haproxy left in a replaced namespace is not taken for ours: it is stopped and a new one started', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hx-'));
+  const name = s.ns('hx');
+  const sup = new HaproxySupervisor({ netns: name, runDir: join(dir, 'run') });
+  try {
+    const setup = () => { const h = s.handle(name); h.netlink.linkSetUp('lo'); h.netlink.addrAdd({ dev: 'lo', address: `${VIP}/32` }); };
+    setup();
+    assert.is(await sup.apply(cfg(proxy())), 'started');
+    const old = sup.status().pid!;
+    // the namespace is deleted and re-created under the same name while haproxy keeps the old one alive
+    const { deleteNetns, addNetns } = await import('../../lib/netns/namespaces.js');
+    s.cleanup();
+    deleteNetns(name, { ifExists: true });
+    addNetns(name);
+    s.track(name);
+    setup();
+    assert.equal(sup.status().reason, 'other-namespace');
+    assert.is(await sup.apply(cfg(proxy())), 'started');
+    assert.not.ok(procAlive(old), 'the stale master is gone');
+    assert.is(statSync(`/proc/${sup.status().pid}/ns/net`).ino, statSync(netnsPath(name)).ino);
+  } finally {
+    await sup.stop({ purge: true }).catch(() => undefined);
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('many rules: the global maxconn fits this process\'s descriptor limit, so haproxy starts', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hx-'));
+  const sup = new HaproxySupervisor({ netns: s.ns('hx'), runDir: join(dir, 'run') });
+  try {
+    const many = Array.from({ length: 50 }, (_, i) => proxy({ id: String(i), bindPort: 1000 + i, maxconn: 5000 }));
+    const limit = openFilesHardLimit();
+    assert.ok(limit !== undefined);
+    assert.is(await sup.apply(renderConfig(many, { fdHardLimit: limit }).text), 'started');
+    const st = sup.status();
+    assert.ok(st.running, JSON.stringify(st));
+  } finally {
+    await sup.stop({ purge: true }).catch(() => undefined);
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -1,0 +1,76 @@
+// The router over 802.1Q for real (qemu lane only: the development kernel has no 8021q): guest VLAN 100 and
+// public VLAN 200 on the host's eth1 trunk; a VM tagged on VLAN 100 reaches its gateway and, through source
+// NAT on the tagged public VLAN, an upstream peer; shutdown/destroy leave the shared VLAN devices in place.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RouterEngine } from '../../lib/router/engine.js';
+import { netnsExists } from '../../lib/netns/namespaces.js';
+import { Scratch, nsTry, requireSandbox, whoamiServer, tcpAsk, waitFor } from '../helpers/topo.js';
+
+requireSandbox();
+
+const cidr = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
+const pings = (ns: string, ip: string) => nsTry(ns, ['ping', '-n', '-c', '3', '-W', '2', '-i', '0.3', ip], 20_000).status === 0;
+
+test('router on 802.1Q guest and public VLANs: gateway, source NAT, port forward, teardown', async () => {
+  assert.ok(existsSync('/proc/net/vlan/config'), '8021q present (this lane exists for it)');
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-vlan-'));
+  const procs: Array<{ kill: () => void }> = [];
+  try {
+    const hostNs = s.ns('host');
+    const trunkNs = s.ns('trunk'); // the switch side of the host's eth1 trunk
+    const vmNs = s.ns('vm'); // holds the VLAN 100 sub-interface: a tagged VM
+    const upNs = s.ns('up'); // holds the VLAN 200 sub-interface: the upstream gateway
+    const h = s.handle(hostNs);
+    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'sw0', namespace: { netns: trunkNs }, up: true } });
+    const t = s.handle(trunkNs);
+    t.netlink.linkAdd({ kind: 'vlan', name: 'vm100', parent: 'sw0', id: 100, namespace: { netns: vmNs } });
+    t.netlink.linkAdd({ kind: 'vlan', name: 'up200', parent: 'sw0', id: 200, namespace: { netns: upNs } });
+    const vm = s.handle(vmNs);
+    vm.netlink.linkSetUp('lo');
+    vm.netlink.linkSetUp('vm100');
+    vm.netlink.addrAdd({ dev: 'vm100', address: '10.100.0.10/24' });
+    vm.netlink.routeReplace({ dst: 'default', via: '10.100.0.1' });
+    const up = s.handle(upNs);
+    up.netlink.linkSetUp('lo');
+    up.netlink.linkSetUp('up200');
+    up.netlink.addrAdd({ dev: 'up200', address: '198.18.0.1/24' });
+
+    const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    const net = { networkId: '77', namespace: s.track('cs-net-77') };
+    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vlan', id: 100 }, gateway: '10.100.0.1', cidr: cidr('10.100.0.0/24') });
+    const sub = h.netlink.linkGet('eth1.100');
+    assert.is(sub.kind, 'vlan');
+    assert.is((sub as { id: number }).id, 100);
+    assert.is(sub.master, 'breth1-100');
+    assert.ok(pings(vmNs, '10.100.0.1'), 'tagged VM reaches its gateway');
+
+    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '198.18.0.50', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
+    assert.is(h.netlink.linkGet('eth1.200').master, 'breth1-200');
+    procs.push(whoamiServer(upNs, 9000));
+    await waitFor(() => tcpAsk(upNs, '127.0.0.1', 9000) !== '');
+    assert.is(tcpAsk(vmNs, '198.18.0.1', 9000), '198.18.0.50', 'tagged VM → tagged upstream through source NAT');
+    procs.push(whoamiServer(vmNs, 8080));
+    await waitFor(() => tcpAsk(vmNs, '127.0.0.1', 8080) !== '');
+    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '198.18.0.50', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.100.0.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    assert.is(tcpAsk(upNs, '198.18.0.50', 80), '198.18.0.1', 'port forward across the VLANs');
+
+    await engine.shutdownNetwork({ command: 'shutdown-network', ...net });
+    assert.not.ok(netnsExists('cs-net-77'));
+    assert.ok(h.netlink.linkFind('eth1.100'), 'VLAN sub-interfaces stay');
+    await engine.implementNetwork({ command: 'implement-network', ...net });
+    assert.ok(pings(vmNs, '10.100.0.1'), 're-implemented over the same VLAN');
+    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    assert.not.ok(netnsExists('cs-net-77'));
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
