@@ -15,11 +15,16 @@ export interface ListOptions {
   terse?: boolean;
 }
 
+export interface ApplyOptions {
+  /** On failure, locate the failing command by dry-run bisection (default true; costs extra runs). */
+  locate?: boolean;
+}
+
 export interface NftExecutor {
   /** "libnftables", "nft-cli" or "fake". */
   readonly name: string;
   /** Apply the transaction atomically; throws NftError naming the failing command. */
-  apply(tx: Transaction): Promise<void>;
+  apply(tx: Transaction, opts?: ApplyOptions): Promise<void>;
   /** Dry run (nft -c): the kernel checks the whole batch and commits nothing. */
   check(tx: Transaction): Promise<void>;
   /** List one table (never the whole ruleset). */
@@ -89,13 +94,13 @@ export class JsonExecutor implements NftExecutor {
     return new NftError(d);
   }
 
-  private async applyOrCheck(tx: Transaction, dryRun: boolean): Promise<void> {
+  private async applyOrCheck(tx: Transaction, dryRun: boolean, locate = this.locate): Promise<void> {
     if (tx.length === 0) return;
     const operation = dryRun ? 'check' : 'apply';
     const r = await this.runner.run(tx.render(), { dryRun });
     if (r.ok) return;
     if (r.executorFailed) throw this.fail(operation, r.error, { code: 'NFT_EXECUTOR' });
-    const where = this.locate
+    const where = locate
       ? await locateFailure(tx, r.error, async (from, to) => (await this.runner.run(tx.render(from, to), { dryRun: true })))
       : undefined;
     if (!where) throw this.fail(operation, r.error);
@@ -103,8 +108,8 @@ export class JsonExecutor implements NftExecutor {
     throw this.fail(operation, r.error || where.error, { index: where.index, command: tx.operations[where.index].command });
   }
 
-  apply(tx: Transaction): Promise<void> {
-    return this.serial(() => this.applyOrCheck(tx, false));
+  apply(tx: Transaction, opts: ApplyOptions = {}): Promise<void> {
+    return this.serial(() => this.applyOrCheck(tx, false, opts.locate ?? this.locate));
   }
 
   check(tx: Transaction): Promise<void> {

@@ -13,6 +13,8 @@ export * from './objects.js';
 export * from './transaction.js';
 export * from './listing.js';
 export * from './executor.js';
+export * from './table-sync.js';
+export * from './generation.js';
 export { locateFailure, type Located, type DryRun } from './locate.js';
 export { LibnftablesRunner, openLibnftables, sharedLibnftables, libnftablesAvailable, type LibnftablesOptions } from './libnftables.js';
 export { FakeNftExecutor, openFake } from './fake.js';

@@ -21,7 +21,9 @@ import type * as T from './contract/types.js';
 import type { Segment } from './segment.js';
 import type { RouterModule, ReconcileContext } from './module.js';
 import { defaultModules } from './modules.js';
-import { ROUTER_TABLE, routerTransaction } from './ruleset.js';
+import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
+import { syncTable, type SyncResult } from '../nft/table-sync.js';
+import { nftGeneration } from '../nft/generation.js';
 
 export interface EngineOptions {
   stateDir: string;
@@ -59,6 +61,8 @@ export class RouterEngine {
   readonly store: StateStore;
   readonly modules: RouterModule[];
   private readonly opts: EngineOptions;
+  /** How the last reconcile brought the nft table up to date (for logs, tests and benchmarks). */
+  lastNftSync: SyncResult | undefined;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -133,11 +137,15 @@ export class RouterEngine {
       }
       // compute the whole ruleset first: an invalid module state fails before anything changes
       const nat = natPlan(m);
-      const tx = routerTransaction(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
+      const want = this.tableObjects(m, nat);
+      // what the kernel should hold now; the fingerprint guard in syncTable checks it
+      const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous)) : undefined;
       applyPlumbing(host, plumbingPlan(m));
       const { ex, release } = this.executor(m.namespace);
       try {
-        await ex.apply(tx);
+        this.lastNftSync = await syncTable(ex, ROUTER_TABLE, want, assumed, {
+          comment: ROUTER_TABLE_COMMENT, generation: () => nftGeneration(m.namespace),
+        });
       } finally {
         await release();
       }
@@ -146,6 +154,10 @@ export class RouterEngine {
     } finally {
       host.close();
     }
+  }
+
+  private tableObjects(m: RouterModel, nat: NatPlan) {
+    return routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
   }
 
   private guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined): TierModel {

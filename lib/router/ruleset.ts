@@ -1,6 +1,7 @@
 /**
  * The nftables ruleset of one router namespace, generated from its NAT plan. One table (`inet netns_router`)
- * replaced as a whole in one transaction on every reconcile. Per-IP data live in maps, so the number of rules
+ * brought to these contents in one transaction on every reconcile, changing only what differs
+ * (lib/nft/table-sync.ts). Per-IP data live in maps, so the number of rules
  * does not grow with public IPs, static NATs or port forwards:
  *
  *   prerouting (nat, dstnat-10):   static NAT      ip daddr → private          (map static_dnat)
@@ -12,7 +13,8 @@
  *                                  source NAT      saddr in guest CIDR → public IP (interval map snat_src)
  * A map lookup that misses makes the NAT statement a no-op for that packet, so the rules fall through in order.
  */
-import { replaceTable, type Transaction } from '../nft/transaction.js';
+import type { Transaction } from '../nft/transaction.js';
+import { tableContents, replacementOf } from '../nft/table-sync.js';
 import { baseChain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
 import { F, concatKey, dnat, snat, mapLookup, meta, counter } from '../nft/expr.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
@@ -83,7 +85,15 @@ export function routerTableObjects(plan: NatPlan): NftObject[] {
   return objs;
 }
 
-/** One transaction replacing the router table with the plan's NAT ruleset plus `extra` (feature modules' objects). */
+export const ROUTER_TABLE_COMMENT = 'managed by netns-router';
+
+/** The router table's contents: the plan's NAT ruleset plus `extra` (feature modules' objects). */
+export function routerObjects(plan: NatPlan, extra: NftObject[] = []): NftObject[] {
+  return [...routerTableObjects(plan), ...extra];
+}
+
+/** One transaction replacing the router table with those contents (what a first apply does). */
 export function routerTransaction(plan: NatPlan, extra: NftObject[] = []): Transaction {
-  return replaceTable(ROUTER_TABLE, [...routerTableObjects(plan), ...extra], { comment: 'managed by netns-router' });
+  const objs = routerObjects(plan, extra);
+  return replacementOf(ROUTER_TABLE, objs, tableContents(objs), 0, ROUTER_TABLE_COMMENT);
 }

@@ -166,6 +166,9 @@ export async function vpcTopo(s: Scratch, vpcId: string) {
 }
 
 /** The router table as nft lists it (JSON text; handles included, so any change shows). */
+/** The router table as `nft -j` lists it, with rule counters zeroed: a stray packet (an IPv6 router
+ *  solicitation, say) may count at any time, while handles stay, so a re-created object still shows. */
 export function routerTable(ns: string): string {
-  return nsExec(ns, ['nft', '-j', 'list', 'table', 'inet', 'netns_router']);
+  return nsExec(ns, ['nft', '-j', 'list', 'table', 'inet', 'netns_router'])
+    .replace(/"counter": \{"packets": \d+, "bytes": \d+\}/g, '"counter": {"packets": 0, "bytes": 0}');
 }

@@ -1,0 +1,180 @@
+/**
+ * syncTable against the real kernel: in-place changes give exactly the ruleset a fresh replacement gives
+ * (checked after every step of a random walk over contents), keep untouched objects (same handles), are
+ * guarded by the stamp (a hand-edited table is replaced, never patched), and re-create a base chain that moves.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as N from '../../lib/nft/index.js';
+import { addNs, delNs, nsSh, requireSandbox } from './helpers.js';
+
+requireSandbox();
+
+const T: N.TableRef = { family: 'inet', name: 'nftt_sync' };
+
+/** A table listing made comparable: no handles or counter values, objects sorted, elements sorted. */
+function normalized(ns: string, withHandles = false): string {
+  const doc = JSON.parse(nsSh(ns, 'nft', ['-j', 'list', 'table', T.family, T.name]).stdout) as { nftables: Array<Record<string, Record<string, unknown>>> };
+  // the stamp differs by design (it holds the namespace's generation id)
+  const items = doc.nftables.filter((i) => !('metainfo' in i) && !('table' in i) && i.set?.name !== N.FINGERPRINT_SET);
+  const clean = withHandles ? items : N.stripHandles(items);
+  const keyOf = (o: Record<string, Record<string, unknown>>): string => {
+    const [kind, body] = Object.entries(o)[0];
+    if (Array.isArray(body.elem)) body.elem = N.sortedElements(body.elem as N.JsonElem[]);
+    return kind === 'rule' ? `z ${String(body.chain)}` : `${kind} ${String(body.name)}`;
+  };
+  // rules keep their order inside a chain (stable sort)
+  return clean.map((o) => ({ k: keyOf(o), o })).sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0)).map((x) => JSON.stringify(x.o)).join('\n');
+}
+
+/** Pseudo-random contents: chains, rules, sets of several kinds, vmaps jumping to chains. */
+function contents(seed: number): N.NftObject[] {
+  let s = seed * 7919 + 13;
+  const r = (n: number): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s % n; };
+  const objs: N.NftObject[] = [];
+  const nChains = 1 + r(4);
+  const chains = Array.from({ length: nChains }, (_, i) => `c${(i + r(3)) % 6}`).filter((c, i, a) => a.indexOf(c) === i);
+  for (const c of chains) objs.push(N.chain(c));
+  objs.push(N.baseChain('filt', { type: 'filter', hook: 'forward', priority: N.ROUTER_PRIORITIES.filter, policy: r(2) ? 'accept' : 'drop' }));
+  if (r(2)) objs.push(N.baseChain('pre', { type: 'nat', hook: 'prerouting', priority: { base: 'dstnat', offset: -10 } }));
+  // sets: a hash set, an interval set (sometimes of another type), a concatenated interval set, a map
+  const ports = Array.from({ length: r(6) }, () => 1000 + r(50)).filter((p, i, a) => a.indexOf(p) === i);
+  objs.push(N.set('ports', 'inet_service', ports.length ? { elements: ports.map((p) => ({ key: p })) } : {}));
+  const nets = Array.from({ length: r(5) }, () => r(200)).filter((p, i, a) => a.indexOf(p) === i);
+  if (r(3)) objs.push(N.set('nets', 'ipv4_addr', { flags: ['interval'], ...(nets.length ? { elements: nets.map((n) => ({ key: `10.${n}.0.0/16` })) } : {}) }));
+  else objs.push(N.set('nets', 'ipv6_addr', { flags: ['interval'], elements: [{ key: 'fd00::/64' }] }));
+  const pairs = Array.from({ length: r(4) }, (_, i) => [`192.168.${r(4) * 10 + i}.0/24`, [2000 + i * 10, 2005 + i * 10]] as const);
+  objs.push(N.set('pairs', ['ipv4_addr', 'inet_service'], { flags: ['interval'], ...(pairs.length ? { elements: pairs.map(([c, [a, b]]) => ({ key: [c, N.portRange(a, b)] })) } : {}) }));
+  const pf = Array.from({ length: r(5) }, (_, i) => ({ key: `203.0.113.${i + 1}`, value: `10.0.0.${1 + r(3)}` }));
+  objs.push(N.map('dnat_to', 'ipv4_addr', 'ipv4_addr', pf.length ? { elements: pf } : {}));
+  const vm = chains.filter(() => r(2)).map((c, i) => ({ key: N.ifname(`g${i}`), value: r(4) ? N.jump(c) : N.drop() }));
+  objs.push(N.verdictMap('by_if', 'ifname', vm.length ? { elements: vm } : {}));
+  for (const c of chains) {
+    for (let i = r(4); i > 0; i--) {
+      const k = r(4);
+      if (k === 0) objs.push(N.rule(c, [N.tcp.dport(N.setRef('ports')), N.accept()]));
+      else if (k === 1 && objs.some((o) => o.kind === 'set' && o.name === 'nets' && o.type === 'ipv4_addr')) objs.push(N.rule(c, [N.ip.saddr(N.setRef('nets')), N.drop()], { comment: `n${i}` }));
+      else if (k === 2) objs.push(N.rule(c, [N.udp.dport(5000 + r(10)), N.counter(), N.ret()]));
+      else objs.push(N.rule(c, [N.lookup(N.concatKey(N.F.ipSaddr, N.F.thDport), 'pairs'), N.accept()]));
+    }
+  }
+  objs.push(N.rule('filt', [N.ct.state('established', 'related'), N.accept()]));
+  if (r(2)) objs.push(N.rule('filt', [N.vmap(N.F.iifname, 'by_if')]));
+  if (chains.length && r(2)) objs.push(N.rule('filt', [N.meta.iifname('x0'), N.jump(chains[0])]));
+  if (objs.some((o) => o.kind === 'chain' && o.name === 'pre')) objs.push(N.rule('pre', [N.dnat({ family: 'ip', addr: N.mapLookup(N.F.ipDaddr, 'dnat_to') })]));
+  return objs;
+}
+
+test('a random walk of in-place changes always lists exactly as a fresh replacement', async () => {
+  const a = addNs('sync-a-');
+  const b = addNs('sync-b-');
+  const ex = N.openLibnftables({ netns: a });
+  const ref = N.openLibnftables({ netns: b });
+  const gen = N.NftGenerationReader.open(a);
+  try {
+    let prev: N.NftObject[] | undefined;
+    const modes: Record<string, number> = {};
+    for (let step = 0; step < 40; step++) {
+      const want = contents(step);
+      const res = await N.syncTable(ex, T, want, prev, { generation: () => gen.read() });
+      modes[res.mode] = (modes[res.mode] ?? 0) + 1;
+      if (step === 0) assert.is(res.mode, 'replace', 'first apply creates the table');
+      else assert.ok(res.mode !== 'replace', `step ${step}: changed in place (${res.reason ?? ''} ${res.error?.message ?? ''})`);
+      await ref.apply(N.replacementOf(T, want, N.tableContents(want)));
+      assert.fixture(normalized(a), normalized(b), `step ${step}`);
+      prev = want;
+    }
+    assert.ok((modes.diff ?? 0) >= 30, JSON.stringify(modes));
+  } finally {
+    gen.close();
+    await ex.close(); await ref.close();
+    delNs(a); delNs(b);
+  }
+});
+
+test('unchanged contents: nothing re-created (same handles); a small change touches only its objects', async () => {
+  const a = addNs('sync-h-');
+  const ex = N.openLibnftables({ netns: a });
+  try {
+    const base = contents(3);
+    await N.syncTable(ex, T, base);
+    const before = normalized(a, true);
+    const again = await N.syncTable(ex, T, base, base);
+    assert.is(again.mode, 'unchanged');
+    assert.is(again.operations, 2, 'only the fingerprint is swapped');
+    assert.is(normalized(a, true), before, 'handles unchanged');
+    // restore-style: no assumption given, the kernel already holds it
+    assert.is((await N.syncTable(ex, T, base)).mode, 'unchanged');
+
+    const plus = [...base, N.element('ports', 4242)];
+    const res = await N.syncTable(ex, T, plus, base);
+    assert.is(res.mode, 'diff');
+    assert.is(res.operations, 3, 'fingerprint out, element in, fingerprint in');
+    const listed = await ex.listSet(T, 'ports', 'set');
+    assert.ok(listed.elements.some((e) => e === 4242), JSON.stringify(listed.elements));
+    // every chain and rule kept its handle
+    const handles = (txt: string) => txt.split('\n').filter((l) => l.startsWith('{"rule"') || l.startsWith('{"chain"')).join('\n');
+    assert.is(handles(normalized(a, true)), handles(before));
+  } finally {
+    await ex.close();
+    delNs(a);
+  }
+});
+
+test('a table edited by hand is replaced, not patched; wrong contents too; a moved base chain is re-created', async () => {
+  const a = addNs('sync-g-');
+  const ex = N.openLibnftables({ netns: a });
+  const g = N.NftGenerationReader.open(a);
+  const opts = { generation: () => g.read() };
+  try {
+    const base = contents(5);
+    await N.syncTable(ex, T, base, undefined, opts);
+    assert.is((await N.syncTable(ex, T, base, base, opts)).mode, 'unchanged', 'the stamp holds our generation');
+    nsSh(a, 'nft', ['add', 'rule', 'inet', T.name, 'filt', 'tcp', 'dport', '9999', 'drop']);
+    nsSh(a, 'nft', ['add', 'element', 'inet', T.name, 'ports', '{ 9998 }']);
+    const next = contents(6);
+    const res = await N.syncTable(ex, T, next, base, opts);
+    assert.is(res.mode, 'replace');
+    assert.is(res.reason, 'changed-outside');
+    const text = nsSh(a, 'nft', ['list', 'table', 'inet', T.name]).stdout;
+    assert.not.ok(text.includes('9999') || text.includes('9998'), 'hand edits gone');
+    // a wrong assumption about the contents (a stale state file, say)
+    const res1 = await N.syncTable(ex, T, contents(7), base, opts);
+    assert.is(res1.mode, 'replace');
+    assert.is(res1.reason, 'other-contents');
+
+    const moved = contents(7).map((o) => (o.kind === 'chain' && o.name === 'filt' ? { ...o, priority: { base: 'filter' as const, offset: 5 } } : o));
+    const res2 = await N.syncTable(ex, T, moved, contents(7), opts);
+    assert.is(res2.mode, 'diff', 'a base chain that moves is re-created inside the in-place transaction');
+    assert.ok(nsSh(a, 'nft', ['list', 'chain', 'inet', T.name, 'filt']).stdout.includes('priority filter + 5'));
+    assert.is((await N.syncTable(ex, T, moved, moved, opts)).mode, 'unchanged');
+  } finally {
+    g.close();
+    await ex.close();
+    delNs(a);
+  }
+});
+
+test('the fake executor agrees with the kernel on in-place changes', async () => {
+  const fake = N.openFake();
+  let prev: N.NftObject[] | undefined;
+  for (let step = 0; step < 25; step++) {
+    const want = contents(100 + step);
+    const res = await N.syncTable(fake, T, want, prev);
+    if (step > 0) assert.ok(res.mode !== 'replace', `step ${step}: ${res.reason} ${res.error?.message ?? ''}`);
+    const fresh = N.openFake();
+    await fresh.apply(N.replacementOf(T, want, N.tableContents(want)));
+    const norm = async (x: N.NftExecutor) => {
+      const l = N.stripHandles(await x.list(T));
+      l.sets = l.sets.filter((st) => st.name !== N.FINGERPRINT_SET);
+      const byText = <X>(xs: X[]) => xs.map((v) => JSON.stringify(v)).sort();
+      const sets = [...l.sets, ...l.maps].map((st) => ({ ...st, elem: st.elem ? N.sortedElements(st.elem) : [] }));
+      const rules = [...l.rules].sort((p, q) => (p.chain < q.chain ? -1 : p.chain > q.chain ? 1 : 0));
+      return JSON.stringify([byText(l.chains), byText(sets), rules, byText(l.counters)]);
+    };
+    assert.is(await norm(fake), await norm(fresh), `step ${step}`);
+    prev = want;
+  }
+});
+
+test.run();
