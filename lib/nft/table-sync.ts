@@ -120,6 +120,20 @@ export interface TableDiff {
   tx: Transaction;
   /** Number of operations besides the fingerprint swap (0: the contents are the same). */
   changes: number;
+  /**
+   * New interval sets and maps, created (complete, unreferenced) by an earlier transaction of their own when
+   * staging is asked for: the kernel fills a new interval set (pipapo, rbtree) only after the commit has switched
+   * the generation, so rules created in the same transaction would briefly look into an empty set.
+   */
+  staged: SetLike[];
+}
+
+export interface DiffOptions {
+  /** Stamp generation the guard expects (default 0) and the one left behind (default: the same). */
+  gen?: number;
+  nextGen?: number;
+  /** Leave new interval sets out of `tx` and list them in `staged` (see TableDiff.staged). */
+  stage?: boolean;
 }
 
 /**
@@ -128,8 +142,11 @@ export interface TableDiff {
  * changes is deleted and re-added inside it. Returns undefined when the change cannot be made in place (a chain
  * turns from regular to base or back) and the table has to be replaced.
  */
-export function diffTable(tableRef: TableRef, from: Contents, to: Contents, gen = 0, nextGen = gen): TableDiff | undefined {
+export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts: DiffOptions = {}): TableDiff | undefined {
+  const gen = opts.gen ?? 0;
+  const nextGen = opts.nextGen ?? gen;
   const tx = new Transaction(tableRef);
+  const staged: SetLike[] = [];
   // the guard: fails with ENOENT unless the kernel holds exactly `from`, untouched since
   tx.delete(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, gen) }]));
   let changes = 0;
@@ -212,7 +229,9 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, gen 
   for (const [name, s] of to.sets) {
     if (from.sets.has(name) && !recreatedSets.has(name)) continue;
     const items = [...s.elems.values()].map((e) => e.item);
-    tx.add({ ...withoutElements(s.obj), ...(items.length ? { elements: items } : {}) } as SetLike);
+    const obj = { ...withoutElements(s.obj), ...(items.length ? { elements: items } : {}) } as SetLike;
+    if (opts.stage && !recreatedSets.has(name) && obj.flags?.includes('interval')) staged.push(obj);
+    else tx.add(obj);
     changes++;
   }
   for (const a of elemAdds) { tx.add(elements(a.set, a.items)); changes++; }
@@ -223,7 +242,7 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, gen 
     if (r.list.length) { tx.add(...r.list); changes++; }
   }
   tx.add(elements(FINGERPRINT_SET, [{ key: stampKey(to.fingerprint, nextGen) }]));
-  return { tx, changes };
+  return { tx, changes, staged };
 }
 
 /** The whole-table replacement (the fallback, and the first apply), carrying the stamp. */
@@ -264,14 +283,26 @@ export async function syncTable(
   // our commit bumps the generation by one; a commit by someone else in between shows next time
   const now = (): number => (opts.generation ? opts.generation() : 0);
   const after = (g: number): number => (opts.generation ? (g + 1) >>> 0 : 0);
-  const gen = now();
-  const d = diffTable(tableRef, from, to, gen, after(gen));
+  let gen = now();
+  const d = diffTable(tableRef, from, to, { gen, nextGen: after(gen), stage: true });
   let reason: SyncResult['reason'] = 'hook-change';
   let error: NftError | undefined;
   if (d) {
     try {
-      await ex.apply(d.tx, { locate: false });
-      return { mode: d.changes ? 'diff' : 'unchanged', operations: d.tx.length };
+      let operations = 0;
+      if (d.staged.length) {
+        // phase 1: the new interval sets, complete and committed before any rule refers to them
+        const prep = new Transaction(tableRef)
+          .delete(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, gen) }]))
+          .add(...d.staged)
+          .add(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, after(gen)) }]));
+        await ex.apply(prep, { locate: false });
+        operations += prep.length;
+        gen = now();
+      }
+      const main = d.staged.length ? diffTable(tableRef, withStaged(from, d.staged), to, { gen, nextGen: after(gen) })!.tx : d.tx;
+      await ex.apply(main, { locate: false });
+      return { mode: d.changes ? 'diff' : 'unchanged', operations: operations + main.length };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       reason = await whyRefused(ex, tableRef, from.fingerprint, gen);
@@ -281,6 +312,17 @@ export async function syncTable(
   const tx = replacementOf(tableRef, want, to, after(now()), opts.comment);
   await ex.apply(tx);
   return { mode: 'replace', operations: tx.length, reason, ...(error ? { error } : {}) };
+}
+
+/** `from` plus sets created by a staging transaction (same fingerprint: the stamp still names `from`). */
+function withStaged(from: Contents, staged: SetLike[]): Contents {
+  const c: Contents = { ...from, sets: new Map(from.sets) };
+  for (const o of staged) {
+    const st: SetState = { obj: o, def: JSON.stringify(withoutElements(o)), elems: new Map() };
+    for (const it of o.elements ?? []) st.elems.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
+    c.sets.set(o.name, st);
+  }
+  return c;
 }
 
 /** After the guarded transaction failed: was it the guard (and which half), or the change itself? */

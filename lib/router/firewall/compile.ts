@@ -28,6 +28,7 @@
  *    (per-element generation bits) showed no such window, so drops use hash sets and plain rules. For allow
  *    sets the window costs at most a dropped first packet of a new flow during a replacement (it retries).
  */
+import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
 import { bigIntToAddress } from '../../nft/validate.js';
 import type { Cidr } from './cidr.js';
@@ -354,6 +355,7 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
   const rules: N.Rule[] = [];
   for (const p of opts.pre ?? []) rules.push(N.rule(chain, p));
   let setNo = 0;
+  const usedNames = new Set<string>();
   for (const seg of segments) {
     // group key: family, field mask and interval flag as one number
     const groups = new Map<number, { family: Family; fields: FieldKind[]; proto?: number; interval: boolean; elems: Element[]; seen: Set<string> }>();
@@ -404,7 +406,12 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
       else if (g0.fields.includes('icmptype')) head.push(N.meta.l4proto(g.family === 4 ? 1 : 58));
       head.push(...g.hoisted);
       for (const items of parts) {
-        const name = `${chain}_${setNo++}`;
+        // Interval sets are named after their contents: a changed one is a new set, which the engine creates
+        // (complete) in a transaction of its own before the rules switch to it (lib/nft/table-sync.ts), so a
+        // rule never looks into a set the kernel has not filled yet. Hash sets change element by element.
+        let name = `${chain}_${setNo++}`;
+        for (let twin = 0; g.interval && (twin === 0 || usedNames.has(name)); twin++) name = `${chain}_i${contentHash(type, items, twin)}`;
+        usedNames.add(name);
         objs.push(N.set(name, type, { ...(g.interval ? { flags: ['interval' as const] } : {}), elements: items }));
         rules.push(N.rule(chain, [...head, N.lookup(key, name), verdictStmt(seg.verdict)]));
       }
@@ -414,4 +421,9 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
   if (opts.tail) rules.push(N.rule(chain, [verdictStmt(opts.tail)]));
   objs.push(...rules);
   return objs;
+}
+
+/** 12 hex digits naming an interval set by its type and elements (`twin` tells identical sets apart). */
+function contentHash(type: unknown, items: N.ElementItem[], twin: number): string {
+  return createHash('sha256').update(JSON.stringify([type, items, twin])).digest('hex').slice(0, 12);
 }
