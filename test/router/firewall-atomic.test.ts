@@ -2,15 +2,16 @@
  * Rule sets replaced under a continuous flow of probes: every probe datagram is a new flow (fresh source
  * port), the receiving VM's kernel counts what arrives per port, and the router's rules are replaced over and
  * over between variants of very different shapes and sizes that all allow one port and forbid another. Not a
- * single forbidden datagram may arrive. Allowed ones may very rarely be lost: the engine replaces the table by
- * deleting and re-adding it in one transaction, and on this kernel the OLD base chains stay hooked for a moment
- * after the generation switch while their sets already look empty, so a new flow can meet the old chain's
- * final drop (measured: 0–3 of ~3,000 per 30 replacements). Never a forbidden one: the new chain still sees
- * every packet.
+ * single forbidden datagram may arrive, and no allowed one may be lost: the engine changes the table in place
+ * (chains flushed and refilled, element-level set updates: both switch atomically with the generation) and
+ * creates new interval sets, which the kernel fills only after a commit's generation switch, in a transaction
+ * of their own before the rules refer to them (lib/nft/table-sync.ts). Measured here: 0 lost of ~6,000 per run.
+ * (The whole-table replacement this replaced lost 0–63 allowed datagrams per run, and once let a forbidden
+ * one through.)
  */
 
-/** Allowed datagrams that may be lost to that window (≤ 0.5 %). */
-const allowedOk = (got: number, sent: number): boolean => got <= sent && got >= sent * 0.995;
+/** Allowed datagrams: all of them (a margin of 2 for a hiccup unrelated to the ruleset). */
+const allowedOk = (got: number, sent: number): boolean => got <= sent && got >= sent - 2;
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
