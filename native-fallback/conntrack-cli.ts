@@ -57,6 +57,11 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
   };
   port('--orig-port-src', f.origSrcPort);
   port('--orig-port-dst', f.origDstPort);
+  if (f.origDstPorts !== undefined) {
+    // conntrack(8) matches one port; a wider deletion than asked for must not happen silently
+    if (f.origDstPorts[0] !== f.origDstPorts[1]) throw new NftValidationError('INVALID_PORT', 'origDstPorts', f.origDstPorts, 'conntrack(8) cannot match a port range');
+    port('--orig-port-dst', f.origDstPorts[0]);
+  }
   port('--reply-port-src', f.replySrcPort);
   port('--reply-port-dst', f.replyDstPort);
   if (f.zone !== undefined) a.push('--zone', String(checkUint('conntrack zone', f.zone, 65535)));

@@ -102,6 +102,8 @@ export interface ConntrackFilter {
   origDst?: string;
   origSrcPort?: number;
   origDstPort?: number;
+  /** Inclusive range of original destination ports (instead of origDstPort). */
+  origDstPorts?: [number, number];
   replySrc?: string;
   replyDst?: string;
   replySrcPort?: number;
@@ -133,7 +135,7 @@ interface Compiled {
   family?: 'ipv4' | 'ipv6';
   proto?: number;
   addrs: Array<[AddrTest, (e: ConntrackEntry) => string]>;
-  ports: Array<[number, (e: ConntrackEntry) => number | undefined]>;
+  ports: Array<[number, number, (e: ConntrackEntry) => number | undefined]>;
   zone?: number;
   mark?: number;
   empty: boolean;
@@ -165,10 +167,18 @@ function compile(f: ConntrackFilter): Compiled {
   if (versions.size > 1) throw new NftValidationError('INVALID_ADDRESS', 'conntrack filter', f, 'mixes IPv4 and IPv6 addresses');
   if (!c.family && versions.size === 1) c.family = versions.has(4) ? 'ipv4' : 'ipv6';
   const port = (what: string, v: number | undefined, get: (e: ConntrackEntry) => number | undefined): void => {
-    if (v !== undefined) c.ports.push([checkPort(what, v), get]);
+    if (v !== undefined) { const p = checkPort(what, v); c.ports.push([p, p, get]); }
   };
   port('origSrcPort', f.origSrcPort, (e) => e.orig.srcPort);
   port('origDstPort', f.origDstPort, (e) => e.orig.dstPort);
+  if (f.origDstPorts !== undefined) {
+    const r = f.origDstPorts;
+    if (!Array.isArray(r) || r.length !== 2) throw new NftValidationError('INVALID_PORT', 'conntrack origDstPorts', r, 'expected [first, last]');
+    const lo = checkPort('origDstPorts', r[0]);
+    const hi = checkPort('origDstPorts', r[1]);
+    if (lo > hi) throw new NftValidationError('INVALID_PORT', 'conntrack origDstPorts', r, 'first port above last');
+    c.ports.push([lo, hi, (e) => e.orig.dstPort]);
+  }
   port('replySrcPort', f.replySrcPort, (e) => e.reply.srcPort);
   port('replyDstPort', f.replyDstPort, (e) => e.reply.dstPort);
   if (f.zone !== undefined) c.zone = checkUint('conntrack zone', f.zone, 65535);
@@ -185,7 +195,10 @@ function matches(c: Compiled, e: ConntrackEntry): boolean {
     const v = addressToBigInt(get(e));
     if (v < t.lo || v > t.hi) return false;
   }
-  for (const [p, get] of c.ports) if (get(e) !== p) return false;
+  for (const [lo, hi, get] of c.ports) {
+    const v = get(e);
+    if (v === undefined || v < lo || v > hi) return false;
+  }
   if (c.zone !== undefined && (e.zone ?? 0) !== c.zone) return false;
   if (c.mark !== undefined && (e.mark ?? 0) !== c.mark) return false;
   return true;
@@ -326,7 +339,45 @@ export class ConntrackSocket {
     if (c.empty && !opts.all) {
       throw new NftValidationError('INVALID_VALUE', 'conntrack filter', filter, 'empty filter: pass { all: true } to delete every entry');
     }
-    const victims = this.list(filter);
+    return this.deleteEntries(this.list(filter));
+  }
+
+  /**
+   * Delete the entries matching ANY of the filters, from one dump of the table (one round of netlink
+   * messages however many filters: what a NAT change with many removed mappings needs). Empty filters are
+   * refused; no filters delete nothing.
+   */
+  deleteAny(filters: ConntrackFilter[]): number {
+    if (filters.length === 0) return 0;
+    const compiled = filters.map((f) => {
+      const c = compile(f);
+      if (c.empty) throw new NftValidationError('INVALID_VALUE', 'conntrack filter', f, 'empty filter in deleteAny');
+      return c;
+    });
+    // index the filters by exact original destination (the common case), the rest are tried on every entry
+    const byDst = new Map<string, Compiled[]>();
+    const general: Compiled[] = [];
+    compiled.forEach((c, i) => {
+      const d = filters[i].origDst;
+      const p = d !== undefined ? parseAddress('origDst', d) : undefined;
+      if (p?.kind === 'addr') {
+        const key = bigIntToAddress(addressToBigInt(p.addr), p.version);
+        byDst.set(key, [...(byDst.get(key) ?? []), c]);
+      } else general.push(c);
+    });
+    const msgs = this.sock.dump({ type: msgType(IPCTNL_MSG_CT_GET), body: nfgenmsg(AF_UNSPEC).finish(), operation: 'IPCTNL_MSG_CT_GET (conntrack dump)' });
+    const victims: ConntrackEntry[] = [];
+    for (const m of msgs) {
+      const e = decodeEntry(m);
+      if (!e) continue;
+      const cands = byDst.get(e.orig.dst);
+      if ((cands && cands.some((c) => matches(c, e))) || general.some((c) => matches(c, e))) victims.push(e);
+    }
+    return this.deleteEntries(victims);
+  }
+
+  /** Delete these entries (as listed: full original tuple and id); returns how many went (gone ones are not counted). */
+  deleteEntries(victims: ConntrackEntry[]): number {
     if (victims.length === 0) return 0;
     const results = this.sock.batch(victims.map((e) => ({
       type: msgType(IPCTNL_MSG_CT_DELETE),
@@ -354,6 +405,17 @@ export function listConntrack(filter: ConntrackFilter = {}, opts: ConntrackOptio
   const s = ConntrackSocket.open(opts);
   try {
     return s.list(filter);
+  } finally {
+    s.close();
+  }
+}
+
+/** Delete the conntrack entries of a namespace matching any of `filters` (one dump); returns the number deleted. */
+export function deleteConntrackAny(filters: ConntrackFilter[], opts: ConntrackOptions = {}): number {
+  if (filters.length === 0) return 0;
+  const s = ConntrackSocket.open(opts);
+  try {
+    return s.deleteAny(filters);
   } finally {
     s.close();
   }

@@ -19,6 +19,6 @@ export { locateFailure, type Located, type DryRun } from './locate.js';
 export { LibnftablesRunner, openLibnftables, sharedLibnftables, libnftablesAvailable, type LibnftablesOptions } from './libnftables.js';
 export { FakeNftExecutor, openFake } from './fake.js';
 export {
-  ConntrackSocket, listConntrack, deleteConntrack, decodeEntry, encodeDelete, IPPROTO,
+  ConntrackSocket, listConntrack, deleteConntrack, deleteConntrackAny, decodeEntry, encodeDelete, IPPROTO,
   type ConntrackEntry, type ConntrackFilter, type ConntrackOptions, type ConntrackTuple, type ProtoName,
 } from './conntrack.js';

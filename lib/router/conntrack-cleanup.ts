@@ -1,9 +1,9 @@
 /**
  * After a NAT change, flows established under a mapping that no longer exists (or now points elsewhere) must
- * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/conntrack.ts).
- * "Nothing matched" is success.
+ * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/conntrack.ts),
+ * from ONE dump of the table however many mappings went. "Nothing matched" is success.
  */
-import { deleteConntrack, type ConntrackFilter } from '../nft/conntrack.js';
+import { deleteConntrackAny, type ConntrackFilter } from '../nft/conntrack.js';
 import type { NatPlan } from './ruleset.js';
 
 /** Conntrack filters implied by going from `before` to `after`. */
@@ -20,15 +20,7 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
   const pfAfter = new Set(after.portForwards.map(pfKey));
   for (const p of before.portForwards) {
     if (pfAfter.has(pfKey(p))) continue;
-    if (p.publicPorts[1] - p.publicPorts[0] >= 64) {
-      // wide range: one dump for the whole IP+protocol (flows of other forwards on it re-establish at once
-      // thanks to TCP pickup/UDP statelessness, through the current rules)
-      out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp });
-      continue;
-    }
-    for (let port = p.publicPorts[0]; port <= p.publicPorts[1]; port++) {
-      out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPort: port });
-    }
+    out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPorts: [p.publicPorts[0], p.publicPorts[1]] });
   }
   const snatAfter = new Map(after.sourceNat.map((s) => [s.cidr, s.publicIp]));
   for (const s of before.sourceNat) {
@@ -39,7 +31,5 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
 
 /** Delete the conntrack entries of removed/changed mappings inside the router namespace; returns the count. */
 export function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): number {
-  let n = 0;
-  for (const f of conntrackFilters(before, after)) n += deleteConntrack(f, { netns });
-  return n;
+  return deleteConntrackAny(conntrackFilters(before, after), { netns });
 }

@@ -170,6 +170,21 @@ test('re-pointing a map moves a flow only after its conntrack entry is deleted',
     await nft.apply(repoint('10.0.2.11', 7001));
     assert.is(N.deleteConntrack({ origSrc: '10.0.1.0/24', proto: 'udp' }, { netns: t.router }), 1);
     assert.is(await client.ask(), '10.0.2.11:7001');
+
+    // many filters, one dump: port ranges that miss, then one that covers 5353
+    await nft.apply(repoint('10.0.2.10', 7000));
+    const miss: N.ConntrackFilter[] = [
+      { proto: 'udp', origDst: '203.0.113.1', origDstPorts: [5354, 6000] },
+      { proto: 'udp', origDst: '203.0.113.1', origDstPorts: [1, 5352] },
+      { proto: 'tcp', origDst: '203.0.113.1', origDstPorts: [1, 65535] },
+      { proto: 'udp', origDst: '203.0.113.2', origDstPorts: [1, 65535] },
+    ];
+    assert.is(N.deleteConntrackAny(miss, { netns: t.router }), 0);
+    assert.is(await client.ask(), '10.0.2.11:7001', 'nothing deleted: still the old backend');
+    assert.is(N.deleteConntrackAny([...miss, { family: 'ipv4', proto: 'udp', origDst: '203.0.113.1', origDstPorts: [5300, 5400] }], { netns: t.router }), 1);
+    assert.is(await client.ask(), '10.0.2.10:7000');
+    assert.throws(() => N.deleteConntrackAny([{}], { netns: t.router }), /empty filter/);
+    assert.throws(() => N.deleteConntrackAny([{ origDstPorts: [9, 8] }], { netns: t.router }), /first port above last/);
   } finally {
     client?.stop();
     server.stop();

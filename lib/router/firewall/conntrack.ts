@@ -104,17 +104,8 @@ export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | und
     if (!entries.length) return 0;
     const checks = changedChecks(m, previous);
     if (!hasChecks(checks)) return 0;
-    const filters = new Map<string, ConntrackFilter>();
-    for (const e of entries) {
-      if (!forbidden(checks, e)) continue;
-      const f: ConntrackFilter = { family: e.family, proto: e.orig.proto, origSrc: e.orig.src, origDst: e.orig.dst };
-      if (e.orig.srcPort !== undefined) f.origSrcPort = e.orig.srcPort;
-      if (e.orig.dstPort !== undefined) f.origDstPort = e.orig.dstPort;
-      filters.set(JSON.stringify(f), f);
-    }
-    let n = 0;
-    for (const f of filters.values()) n += sock.delete(f);
-    return n;
+    // deleted by their exact tuple and id, in one batch (no further dumps)
+    return sock.deleteEntries(entries.filter((e) => forbidden(checks, e)));
   } finally {
     sock.close();
   }
