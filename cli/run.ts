@@ -12,7 +12,7 @@ import type { EngineInvocation, LocalInvocation, RouterRequest } from '../lib/ro
 import {
   EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
 } from '../lib/router/errors.js';
-import { createLogger, type Logger } from '../lib/router/log.js';
+import { abbreviate, createLogger, type Logger } from '../lib/router/log.js';
 import { routerKeyOf, withRouterLock } from '../lib/router/state/lock.js';
 
 export type ApiProvider = RouterApi | (() => RouterApi | Promise<RouterApi>);
@@ -129,7 +129,7 @@ async function runEngine(
   });
   const log: Logger = created.logger;
   if (created.problem) err(line(`netns-router: warning: ${created.problem}`));
-  log.info({ form: inv.form, request: req, devices: inv.devices, details: inv.details, timeoutSeconds: settings.timeoutSeconds }, 'command start');
+  log.info({ form: inv.form, request: abbreviate(req), devices: inv.devices, details: inv.details, timeoutSeconds: settings.timeoutSeconds }, 'command start');
 
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;

@@ -35,17 +35,20 @@ interface SetState {
   obj: SetLike;
   /** Definition without elements. */
   def: string;
-  /** Element key JSON → whole item JSON. */
-  elems: Map<string, { item: ElementItem; sig: string }>;
+  items: ElementItem[];
+  /** The elements as one JSON text (in the order given: the same generator gives the same order). */
+  itemsJson: string;
+  /** Element key JSON → whole item JSON; built only for sets whose elements change. */
+  index?: Map<string, { item: ElementItem; sig: string }>;
 }
 
 interface Contents {
   chains: Map<string, { obj: Chain; def: string }>;
-  /** Rules per chain, in order, and their joined JSON. */
+  /** Rules per chain, in order, and their JSON. */
   rules: Map<string, { list: Rule[]; sig: string }>;
   sets: Map<string, SetState>;
   counters: Map<string, { obj: Counter; def: string }>;
-  /** Fingerprint of everything above (a 32-bit number, stored as a `mark` element). */
+  /** Fingerprint of everything above (32 bits, stored in the stamp). */
   fingerprint: number;
 }
 
@@ -54,50 +57,59 @@ function withoutElements(s: SetLike): SetLike {
   return rest as SetLike;
 }
 
-/** Index a table's contents (objects of the default table; `element` objects are folded into their set). */
+function setState(o: SetLike, items: ElementItem[]): SetState {
+  return { obj: o, def: JSON.stringify(withoutElements(o)), items, itemsJson: JSON.stringify(items) };
+}
+
+function elemIndex(st: SetState): Map<string, { item: ElementItem; sig: string }> {
+  if (!st.index) {
+    st.index = new Map();
+    for (const it of st.items) st.index.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
+  }
+  return st.index;
+}
+
+/**
+ * Index a table's contents (objects of the default table; `element` objects are folded into their set). Sets
+ * and rule lists are serialised in one piece each (10,000 elements: a few ms); per-element work is left to
+ * the sets that actually change.
+ */
 export function tableContents(objs: readonly NftObject[]): Contents {
   const c: Contents = { chains: new Map(), rules: new Map(), sets: new Map(), counters: new Map(), fingerprint: 0 };
-  const hash = createHash('sha256');
-  const pendingElements: Array<{ set: string; items: ElementItem[] }> = [];
+  const rules = new Map<string, Rule[]>();
+  const setObjs = new Map<string, { o: SetLike; items: ElementItem[] }>();
   for (const o of objs) {
     if (o.kind !== 'table' && o.table !== undefined) throw new Error(`table-sync: ${o.kind} names another table`);
     switch (o.kind) {
       case 'table': break;
-      case 'chain': {
-        const def = JSON.stringify(o);
-        c.chains.set(o.name, { obj: o, def });
-        if (!c.rules.has(o.name)) c.rules.set(o.name, { list: [], sig: '' });
+      case 'chain':
+        c.chains.set(o.name, { obj: o, def: JSON.stringify(o) });
+        if (!rules.has(o.name)) rules.set(o.name, []);
         break;
-      }
       case 'rule': {
-        let r = c.rules.get(o.chain);
-        if (!r) { r = { list: [], sig: '' }; c.rules.set(o.chain, r); }
-        r.list.push(o);
-        r.sig += `${JSON.stringify(o)}\n`;
+        const l = rules.get(o.chain);
+        if (l) l.push(o); else rules.set(o.chain, [o]);
         break;
       }
-      case 'set': case 'map': {
-        const st: SetState = { obj: o, def: JSON.stringify(withoutElements(o)), elems: new Map() };
-        for (const it of o.elements ?? []) st.elems.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
-        c.sets.set(o.name, st);
+      case 'set': case 'map': setObjs.set(o.name, { o, items: o.elements ? [...o.elements] : [] }); break;
+      case 'element': {
+        const st = setObjs.get(o.set);
+        if (!st) throw new Error(`table-sync: elements for unknown set ${o.set} (add the set first)`);
+        st.items.push(...o.items);
         break;
       }
-      case 'element': pendingElements.push({ set: o.set, items: o.items }); break;
       case 'counter': c.counters.set(o.name, { obj: o, def: JSON.stringify(o) }); break;
     }
   }
-  for (const pe of pendingElements) {
-    const st = c.sets.get(pe.set);
-    if (!st) throw new Error(`table-sync: elements for unknown set ${pe.set}`);
-    for (const it of pe.items) st.elems.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
-  }
-  // order-independent where the kernel is (sets, elements, chains), ordered where it is not (rules in a chain)
+  for (const [name, list] of rules) c.rules.set(name, { list, sig: list.length ? JSON.stringify(list) : '' });
+  for (const [name, { o, items }] of setObjs) c.sets.set(name, setState(o, items));
+  const hash = createHash('sha256');
+  // order-independent where the kernel is (objects by name), ordered where it is not (rules in a chain)
   for (const k of [...c.chains.keys()].sort()) hash.update(`c ${c.chains.get(k)!.def}\n`);
-  for (const k of [...c.rules.keys()].sort()) hash.update(`r ${k}\n${c.rules.get(k)!.sig}`);
+  for (const k of [...c.rules.keys()].sort()) hash.update(`r ${k}\n${c.rules.get(k)!.sig}\n`);
   for (const k of [...c.sets.keys()].sort()) {
     const st = c.sets.get(k)!;
-    hash.update(`s ${st.def}\n`);
-    for (const e of [...st.elems.values()].map((x) => x.sig).sort()) hash.update(`${e}\n`);
+    hash.update(`s ${st.def}\n${st.itemsJson}\n`);
   }
   for (const k of [...c.counters.keys()].sort()) hash.update(`n ${c.counters.get(k)!.def}\n`);
   c.fingerprint = hash.digest().readUInt32BE(0);
@@ -187,15 +199,17 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
   const elemAdds: Array<{ set: string; items: ElementItem[] }> = [];
   for (const [name, s] of to.sets) {
     const old = from.sets.get(name);
-    if (!old || recreatedSets.has(name)) continue;
+    if (!old || recreatedSets.has(name) || old.itemsJson === s.itemsJson) continue;
+    const before = elemIndex(old);
+    const after = elemIndex(s);
     const del: ElementItem[] = [];
     const add: ElementItem[] = [];
-    for (const [k, e] of old.elems) {
-      const n = s.elems.get(k);
+    for (const [k, e] of before) {
+      const n = after.get(k);
       if (!n || n.sig !== e.sig) del.push({ key: e.item.key });
     }
-    for (const [k, e] of s.elems) {
-      const o = old.elems.get(k);
+    for (const [k, e] of after) {
+      const o = before.get(k);
       if (!o || o.sig !== e.sig) add.push(e.item);
     }
     if (del.length) { tx.delete(elements(name, del)); changes++; }
@@ -228,7 +242,7 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
   }
   for (const [name, s] of to.sets) {
     if (from.sets.has(name) && !recreatedSets.has(name)) continue;
-    const items = [...s.elems.values()].map((e) => e.item);
+    const items = s.items;
     const obj = { ...withoutElements(s.obj), ...(items.length ? { elements: items } : {}) } as SetLike;
     if (opts.stage && !recreatedSets.has(name) && obj.flags?.includes('interval')) staged.push(obj);
     else tx.add(obj);
@@ -317,11 +331,7 @@ export async function syncTable(
 /** `from` plus sets created by a staging transaction (same fingerprint: the stamp still names `from`). */
 function withStaged(from: Contents, staged: SetLike[]): Contents {
   const c: Contents = { ...from, sets: new Map(from.sets) };
-  for (const o of staged) {
-    const st: SetState = { obj: o, def: JSON.stringify(withoutElements(o)), elems: new Map() };
-    for (const it of o.elements ?? []) st.elems.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
-    c.sets.set(o.name, st);
-  }
+  for (const o of staged) c.sets.set(o.name, setState(o, o.elements ?? []));
   return c;
 }
 

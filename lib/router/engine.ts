@@ -23,6 +23,7 @@ import type { RouterModule, ReconcileContext } from './module.js';
 import { defaultModules } from './modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
+import type { NftObject } from '../nft/objects.js';
 import { nftGeneration } from '../nft/generation.js';
 
 export interface EngineOptions {
@@ -63,6 +64,7 @@ export class RouterEngine {
   private readonly opts: EngineOptions;
   /** How the last reconcile brought the nft table up to date (for logs, tests and benchmarks). */
   lastNftSync: SyncResult | undefined;
+  private readonly objectsCache = new Map<string, { key: string; objs: NftObject[] }>();
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -137,9 +139,10 @@ export class RouterEngine {
       }
       // compute the whole ruleset first: an invalid module state fails before anything changes
       const nat = natPlan(m);
-      const want = this.tableObjects(m, nat);
-      // what the kernel should hold now; the fingerprint guard in syncTable checks it
+      // what the kernel should hold now (checked by the stamp in syncTable); asked first: it is usually the
+      // cached result of the previous command
       const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous)) : undefined;
+      const want = this.tableObjects(m, nat);
       applyPlumbing(host, plumbingPlan(m));
       const { ex, release } = this.executor(m.namespace);
       try {
@@ -156,8 +159,17 @@ export class RouterEngine {
     }
   }
 
-  private tableObjects(m: RouterModel, nat: NatPlan) {
-    return routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
+  /** The router table's contents for a model. The last result per namespace is kept: the next command's
+   *  `previous` model is usually the model just applied, and compiling 10,000 rules costs ~30 ms. */
+  private tableObjects(m: RouterModel, nat: NatPlan): NftObject[] {
+    const key = JSON.stringify(m);
+    const hit = this.objectsCache.get(m.namespace);
+    if (hit && hit.key === key) return hit.objs;
+    const objs = routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
+    this.objectsCache.delete(m.namespace);
+    this.objectsCache.set(m.namespace, { key, objs });
+    if (this.objectsCache.size > 16) this.objectsCache.delete(this.objectsCache.keys().next().value!);
+    return objs;
   }
 
   private guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined): TierModel {

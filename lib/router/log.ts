@@ -49,6 +49,25 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * A loggable digest of a large value: long arrays keep their first items and a count, long strings are cut.
+ * A request can carry 10,000 firewall rules; logging them whole cost 40 ms per command and said nothing.
+ */
+export function abbreviate(value: unknown, opts: { maxItems?: number; maxString?: number } = {}, depth = 0): unknown {
+  const maxItems = opts.maxItems ?? 20;
+  const maxString = opts.maxString ?? 2000;
+  if (depth > 32) return '[too deep]';
+  if (typeof value === 'string') return value.length > maxString ? `${value.slice(0, maxString)}… (${value.length} chars)` : value;
+  if (typeof value !== 'object' || value === null || value instanceof Error) return value;
+  if (Array.isArray(value)) {
+    const head = value.slice(0, maxItems).map((v) => abbreviate(v, opts, depth + 1));
+    return value.length > maxItems ? [...head, `… ${value.length - maxItems} more (${value.length} in all)`] : head;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = abbreviate(v, opts, depth + 1);
+  return out;
+}
+
 export interface LoggerOptions {
   /** Log file; omitted → no output (silent logger). */
   file?: string;
