@@ -10,7 +10,7 @@
  *                forward rule accepts `ct status dnat`)
  *   nft -j -f    the same per-rule JSON through a spawned nft (file argument)
  *   ipt-restore  iptables-nft-restore of the equivalent 2N rules
- *   ipt spawns   2N separate `iptables` processes (measured up to N = 1,000, extrapolated beyond)
+ *   ipt spawns   2N separate `iptables` processes (measured up to N = 1,000, --quick: 100; extrapolated beyond)
  * Then single-element add/delete latency on a loaded table: FFI vs spawned nft.
  * Spawned tools run with the main thread inside the namespace (no nsenter overhead).
  * Times exclude building the objects; they include rendering to JSON. Median of several runs.
@@ -30,7 +30,7 @@ if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
 const quick = process.argv.includes('--quick');
 const SIZES = quick ? [100, 1000] : [100, 1000, 10_000, 50_000];
 const runsFor = (n: number): number => (quick ? 3 : n <= 1000 ? 5 : 3);
-const SPAWN_LIMIT = 1000;
+const SPAWN_LIMIT = quick ? 100 : 1000;
 const T: N.TableRef = { family: 'ip', name: 'bench' };
 const dir = mkdtempSync(join(tmpdir(), 'nft-bench-'));
 

@@ -49,7 +49,7 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
   const sec = emptySection('latency', 'Command latency over the network lifecycle');
   const t0 = now();
   const runs = opts.runs ?? (opts.quick ? 1 : 6);
-  const warmup = 1;
+  const warmup = opts.quick ? 0 : 1;
   const work = join(opts.outDir, 'work-latency');
   const spawner = Spawner.start();
   const contestants: Contestant[] = [];

@@ -314,6 +314,11 @@ export class RouterEngine {
   async addStaticNat(req: T.AddStaticNatRequest): Promise<RouterModel | undefined> {
     return this.transact(req.namespace, this.init(req), (m) => {
       this.requirePublicIp(m, req.publicIp.ip);
+      // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
+      const other = m.staticNats.find((s) => s.privateIp === req.privateIp && s.publicIp !== req.publicIp.ip);
+      if (other) {
+        throw new UsageError(`--private-ip ${req.privateIp} already has static NAT to ${other.publicIp}; delete that one first`, 'private-ip');
+      }
       m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
       m.staticNats.push({ publicIp: req.publicIp.ip, privateIp: req.privateIp });
     });

@@ -1,6 +1,7 @@
 /** End to end through the library: a simulated KVM host, an upstream network and guest VMs; real packets. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { UsageError } from '../../lib/router/errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,13 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     servers.push(whoamiServer(vm2.ns, 22));
     await waitFor(() => tcpAsk(vm2.ns, '127.0.0.1', 22) !== '');
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '203.0.113.1', 'static NAT ingress reaches the VM');
+    // a second static NAT for the same VM is a usage error (exit 1), not a kernel failure, and changes nothing
+    const err = await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }).catch((e: unknown) => e);
+    assert.instance(err, UsageError);
+    assert.is((err as UsageError).argument, 'private-ip');
+    assert.match((err as Error).message, /already has static NAT to 203\.0\.113\.11/);
+    assert.is(engine.store.load(ns)!.staticNats.length, 1);
+    assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.11', 'unchanged');
 
     servers.push(whoamiServer(vm1.ns, 8080));
     await waitFor(() => tcpAsk(vm1.ns, '127.0.0.1', 8080) !== '');
