@@ -13,7 +13,7 @@
  *    two reservations and a name: dnsmasq processes, their RSS and PSS sums, kernel memory growth; then a
  *    simulated reboot (every dnsmasq SIGKILLed, every router namespace deleted) and RouterEngine.restoreAll()
  *    from a fresh engine — total and the share of the DHCP module. Guests on the first and last network get
- *    their lease before and after. N = 100 and 500 (--quick: 30).
+ *    their lease before and after. N = 100 and 300 (--quick: 30).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,7 +136,7 @@ export interface DhcpBenchResult {
 
 export async function bench(opts: { quick: boolean; log?: (m: string) => void }): Promise<DhcpBenchResult> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
-  const sizes = opts.quick ? [30] : [100, 500];
+  const sizes = opts.quick ? [30] : [100, 300];
   const tag = Math.random().toString(36).slice(2, 6);
   const stateDir = mkdtempSync(join(tmpdir(), 'dhcp-bench-'));
   chmodSync(stateDir, 0o755); // dnsmasq drops to its own user when it can reach its files

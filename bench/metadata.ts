@@ -12,7 +12,7 @@
  *    their RSS, kernel memory (SUnreclaim Δ), then a simulated reboot (daemon SIGKILLed, every router
  *    namespace deleted) and RouterEngine.restoreAll() from a fresh engine — total, and the part spent in
  *    the metadata module. Guests on the first and last network fetch their data before and after.
- *    N = 100 and 500 (--quick: 30).
+ *    N = 100 and 300 (--quick: 30).
  * 3. Request latency: sequential keep-alive GETs of /latest/user-data from a guest (Node http client run
  *    inside the guest namespace).
  */
@@ -150,7 +150,7 @@ export interface MetadataBenchResult {
 
 export async function bench(opts: { quick: boolean; log?: (m: string) => void }): Promise<MetadataBenchResult> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
-  const sizes = opts.quick ? [30] : [100, 500];
+  const sizes = opts.quick ? [30] : [100, 300];
   const tag = Math.random().toString(36).slice(2, 6);
   const stateDir = mkdtempSync(join(tmpdir(), 'md-bench-'));
   const host = makeHost(tag);

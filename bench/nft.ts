@@ -29,7 +29,7 @@ if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
 
 const quick = process.argv.includes('--quick');
 const SIZES = quick ? [100, 1000] : [100, 1000, 10_000, 50_000];
-const runsFor = (n: number): number => (quick ? 3 : n <= 1000 ? 5 : 3);
+const runsFor = (n: number): number => (quick ? 3 : n <= 1000 ? 5 : n <= 10_000 ? 3 : 2);
 const SPAWN_LIMIT = quick ? 100 : 1000;
 const T: N.TableRef = { family: 'ip', name: 'bench' };
 const dir = mkdtempSync(join(tmpdir(), 'nft-bench-'));
