@@ -22,6 +22,10 @@ export const firewallModule: RouterModule = {
   nftObjects: (m) => firewallObjects(m),
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
+    // nothing to judge unless the rules (or the tiers they are judged against) changed: a conntrack dump walks
+    // the kernel's whole table (~15 ms), which every other command would otherwise pay
+    const slot = (x: RouterModel | undefined) => JSON.stringify(x?.extra?.[FIREWALL] ?? null);
+    if (slot(m) === slot(previous) && (slot(m) === 'null' || JSON.stringify(m.tiers) === JSON.stringify(previous?.tiers))) return;
     deleteForbiddenFlows(m, previous);
   },
 };
