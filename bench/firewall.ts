@@ -11,7 +11,7 @@
  *                      70 % tcp single port, 20 % udp port ranges, 10 % ICMP; sources/destinations /16s
  * Contestants:
  *   library   applyFwRules()/applyNetworkAcl() on a RouterEngine: validation, lock, state, the one nft
- *             transaction (whole router table), conntrack check, save — everything but process start
+ *             transaction (the router table changed in place), conntrack check, save — everything but process start
  *   CLI       `node dist/cli/main.js apply-… --…-rules-file F` end to end (process start included)
  *   baseline  one spawned `iptables` per rule (what the upstream script does), into a fresh namespace;
  *             measured up to 1,000 rules, EXTRAPOLATED linearly beyond (labelled)
@@ -216,7 +216,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       fmtInt(r.rules), fmtInt(r.sets), fmtInt(r.elements),
     ]),
     notes: [
-      'library: validation + lock + state + one nft transaction replacing the router table + conntrack check + save',
+      'library: validation + lock + state + compile + one nft transaction changing the router table in place + conntrack check + save',
       'CLI: a cold `node dist/cli/main.js` process, payload read from a file',
       `iptables per rule: one spawned \`iptables\` per rule into a fresh namespace (measured to ${o.quick ? 100 : '1,000'} rules, extrapolated beyond)`,
       'nft rules/sets/elements: the firewall part of the router table (NAT chains not counted)',

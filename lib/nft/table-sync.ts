@@ -38,8 +38,6 @@ interface SetState {
   items: ElementItem[];
   /** The elements as one JSON text (in the order given: the same generator gives the same order). */
   itemsJson: string;
-  /** Element key JSON → whole item JSON; built only for sets whose elements change. */
-  index?: Map<string, { item: ElementItem; sig: string }>;
 }
 
 interface Contents {
@@ -61,12 +59,40 @@ function setState(o: SetLike, items: ElementItem[]): SetState {
   return { obj: o, def: JSON.stringify(withoutElements(o)), items, itemsJson: JSON.stringify(items) };
 }
 
-function elemIndex(st: SetState): Map<string, { item: ElementItem; sig: string }> {
-  if (!st.index) {
-    st.index = new Map();
-    for (const it of st.items) st.index.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
+function elemIndex(items: readonly ElementItem[]): Map<string, { item: ElementItem; sig: string }> {
+  const index = new Map<string, { item: ElementItem; sig: string }>();
+  for (const it of items) index.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
+  return index;
+}
+
+/** Structural equality of element parts (strings, numbers, typed literals, arrays, plain objects). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
   }
-  return st.index;
+  if (Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (!sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
+/**
+ * The parts of two sequences that differ, after their common prefix and suffix: a change to a large set
+ * (one element added, removed or re-pointed) then costs a scan, not a serialisation of every element. Sound
+ * for sequences of unique keys: an element of one middle cannot sit in the other's prefix or suffix.
+ */
+export function changedMiddle<T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean): [T[], T[]] {
+  let p = 0;
+  const n = Math.min(a.length, b.length);
+  while (p < n && eq(a[p], b[p])) p++;
+  let s = 0;
+  while (s < n - p && eq(a[a.length - 1 - s], b[b.length - 1 - s])) s++;
+  return [a.slice(p, a.length - s), b.slice(p, b.length - s)];
 }
 
 /**
@@ -75,6 +101,9 @@ function elemIndex(st: SetState): Map<string, { item: ElementItem; sig: string }
  * the sets that actually change.
  */
 export function tableContents(objs: readonly NftObject[]): Contents {
+  // the same array again (a caller that keeps the last contents it applied): indexed once
+  const known = contentsOf.get(objs);
+  if (known) return known;
   const c: Contents = { chains: new Map(), rules: new Map(), sets: new Map(), counters: new Map(), fingerprint: 0 };
   const rules = new Map<string, Rule[]>();
   const setObjs = new Map<string, { o: SetLike; items: ElementItem[] }>();
@@ -113,8 +142,12 @@ export function tableContents(objs: readonly NftObject[]): Contents {
   }
   for (const k of [...c.counters.keys()].sort()) hash.update(`n ${c.counters.get(k)!.def}\n`);
   c.fingerprint = hash.digest().readUInt32BE(0);
+  contentsOf.set(objs, c);
   return c;
 }
+
+/** Indexed contents by object array (arrays must not be mutated after indexing: callers treat them as values). */
+const contentsOf = new WeakMap<readonly NftObject[], Contents>();
 
 const stampKey = (fp: number, gen: number): number[] => [fp, gen >>> 0];
 const stampSet = (fp: number, gen: number): NftSet => set(FINGERPRINT_SET, ['mark', 'mark'], { elements: [{ key: stampKey(fp, gen) }] });
@@ -200,8 +233,9 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
   for (const [name, s] of to.sets) {
     const old = from.sets.get(name);
     if (!old || recreatedSets.has(name) || old.itemsJson === s.itemsJson) continue;
-    const before = elemIndex(old);
-    const after = elemIndex(s);
+    const [oldMid, newMid] = changedMiddle(old.items, s.items, sameValue);
+    const before = elemIndex(oldMid);
+    const after = elemIndex(newMid);
     const del: ElementItem[] = [];
     const add: ElementItem[] = [];
     for (const [k, e] of before) {

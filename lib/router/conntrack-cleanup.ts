@@ -5,6 +5,7 @@
  */
 import { deleteConntrackAny, type ConntrackFilter } from '../nft/conntrack.js';
 import type { NatPlan } from './ruleset.js';
+import { changedMiddle, sameValue } from '../nft/table-sync.js';
 
 /** Conntrack filters implied by going from `before` to `after`. */
 export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilter[] {
@@ -17,8 +18,10 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
     }
   }
   const pfKey = (p: NatPlan['portForwards'][number]) => `${p.publicIp}|${p.protocol}|${p.publicPorts.join('-')}|${p.privateIp}|${p.privatePorts.join('-')}`;
-  const pfAfter = new Set(after.portForwards.map(pfKey));
-  for (const p of before.portForwards) {
+  // only the stretch that differs (a command changes one forward among up to 50,000)
+  const [pfBefore, pfAfterList] = changedMiddle(before.portForwards, after.portForwards, sameValue);
+  const pfAfter = new Set(pfAfterList.map(pfKey));
+  for (const p of pfBefore) {
     if (pfAfter.has(pfKey(p))) continue;
     out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPorts: [p.publicPorts[0], p.publicPorts[1]] });
   }

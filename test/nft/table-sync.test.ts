@@ -177,4 +177,28 @@ test('the fake executor agrees with the kernel on in-place changes', async () =>
   }
 });
 
+test('changedMiddle: deleting the old middle and adding the new one turns any unique sequence into another', () => {
+  let seed = 7;
+  const r = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  for (let round = 0; round < 500; round++) {
+    const a = [...new Set(Array.from({ length: r(12) }, () => r(20)))];
+    const b = [...a];
+    for (let k = r(4); k > 0; k--) {
+      const op = r(3);
+      if (op === 0 && b.length) b.splice(r(b.length), 1);
+      else if (op === 1) { const v = 20 + r(20); if (!b.includes(v)) b.splice(r(b.length + 1), 0, v); }
+      else if (b.length) b[r(b.length)] = 40 + r(20);
+    }
+    const uniq = [...new Set(b)];
+    const [am, bm] = N.changedMiddle(a, uniq, (x, y) => x === y);
+    const result = new Set(a);
+    for (const x of am) if (!bm.includes(x)) result.delete(x);
+    for (const x of bm) result.add(x);
+    assert.equal([...result].sort(), [...uniq].sort(), `${JSON.stringify(a)} → ${JSON.stringify(uniq)}`);
+  }
+  assert.ok(N.sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }, { key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }));
+  assert.not.ok(N.sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80] }, { key: ['1.2.3.4', N.symbol('udp'), 80] }));
+  assert.not.ok(N.sameValue({ key: 1 }, { key: 1, value: 2 }));
+});
+
 test.run();
