@@ -16,13 +16,12 @@
  *    their lease before and after. N = 100 and 300 (--quick: 30).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync, readdirSync } from 'node:fs';
+import { timedModules } from './lib/timed-modules.js';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
-import { defaultModules } from '../lib/router/modules.js';
-import type { RouterModule } from '../lib/router/module.js';
 import type { RouterModel } from '../lib/router/model.js';
 import { addNetns, deleteNetns, listNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
@@ -114,17 +113,6 @@ function lease(ns: string): { ip: string; ms: number } {
   return { ip, ms };
 }
 
-/** The DHCP module with its reconcile/teardown time summed up. */
-function timedModules(acc: { ms: number }): RouterModule[] {
-  return defaultModules().map((m) => {
-    if (m.name !== DHCP) return m;
-    return {
-      ...m,
-      reconcile: async (...a: Parameters<NonNullable<RouterModule['reconcile']>>) => { const t = now(); try { await m.reconcile!(...a); } finally { acc.ms += now() - t; } },
-      teardown: async (...a: Parameters<NonNullable<RouterModule['teardown']>>) => { const t = now(); try { await m.teardown!(...a); } finally { acc.ms += now() - t; } },
-    };
-  });
-}
 
 export interface DhcpBenchResult {
   title: string;
@@ -149,7 +137,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
   const data: Record<string, unknown> = {};
   const partial: string[] = [];
   const moduleTime = { ms: 0 };
-  const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(moduleTime) });
+  const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(DHCP, moduleTime) });
   let engine = mkEngine();
   const target = (k: number) => { const n = net(k, base); return { networkId: n.id, namespace: n.ns }; };
   const dhcp = (r: DhcpRequest) => runDhcpCommand(engine, r);

@@ -17,13 +17,12 @@
  *    inside the guest namespace).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { timedModules } from './lib/timed-modules.js';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
-import { defaultModules } from '../lib/router/modules.js';
-import type { RouterModule } from '../lib/router/module.js';
 import type * as T from '../lib/router/contract/types.js';
 import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
@@ -128,17 +127,6 @@ function requestLatency(ns: string, url: string, n: number): number {
   return Number(r.stdout.trim());
 }
 
-/** The vmdata module with its reconcile/teardown time summed up. */
-function timedModules(acc: { ms: number }): RouterModule[] {
-  return defaultModules().map((m) => {
-    if (m.name !== vd.VMDATA) return m;
-    return {
-      ...m,
-      reconcile: async (...a: Parameters<NonNullable<RouterModule['reconcile']>>) => { const t = now(); try { await m.reconcile!(...a); } finally { acc.ms += now() - t; } },
-      teardown: async (...a: Parameters<NonNullable<RouterModule['teardown']>>) => { const t = now(); try { await m.teardown!(...a); } finally { acc.ms += now() - t; } },
-    };
-  });
-}
 
 export interface MetadataBenchResult {
   title: string;
@@ -161,7 +149,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
   const partial: string[] = [];
   const moduleTime = { ms: 0 };
   let made = 0;
-  const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(moduleTime) });
+  const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(vd.VMDATA, moduleTime) });
   const ctx = { settings: { stateDir } };
   vd.vmdataSettings.daemonIdleExitMs = -1;
   try {
