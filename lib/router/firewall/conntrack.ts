@@ -13,6 +13,8 @@
  */
 import { ConntrackSocket, type ConntrackEntry, type ConntrackFilter } from '../../nft/conntrack.js';
 import type { RouterModel } from '../model.js';
+import { readFileSync } from 'node:fs';
+import { runInNetns } from '../../netns/namespaces.js';
 import { addressValue, type Cidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';
 import {
@@ -97,6 +99,8 @@ export function forbidden(c: Checks, e: ConntrackEntry): boolean {
 
 /** Delete the conntrack entries the new rules forbid; returns how many were deleted. */
 export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): number {
+  // a dump walks the kernel's whole conntrack hash (~9 ms even for an empty namespace): ask the count first
+  if (conntrackCount(m.namespace) === 0) return 0;
   const sock = ConntrackSocket.open({ netns: m.namespace });
   try {
     // the dump first: with no flows there is nothing to judge (and no need to work out what changed)
@@ -108,5 +112,15 @@ export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | und
     return sock.deleteEntries(entries.filter((e) => forbidden(checks, e)));
   } finally {
     sock.close();
+  }
+}
+
+/** Entries in the namespace's conntrack table (per-namespace sysctl, opened inside); undefined if unknown. */
+function conntrackCount(ns: string): number | undefined {
+  try {
+    const n = Number(runInNetns(ns, () => readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8')).trim());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
   }
 }
