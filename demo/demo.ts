@@ -81,7 +81,15 @@ async function main(): Promise<void> {
     console.log('\nrouter namespace cs-net-42:');
     console.log(execFileSync('ip', ['-n', 'cs-net-42', '-br', 'addr'], { encoding: 'utf8' }).replace(/^/gm, '  '));
     console.log(execFileSync('ip', ['-n', 'cs-net-42', 'route'], { encoding: 'utf8' }).replace(/^/gm, '  '));
-    console.log(execFileSync('ip', ['netns', 'exec', 'cs-net-42', 'nft', 'list', 'table', 'inet', 'netns_router'], { encoding: 'utf8' }).split('\n').filter((l) => /map |elements|chain |comment/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
+    // maps, chains and rules of the router table; the stamp set (contents fingerprint . generation) left out
+    const listing = execFileSync('ip', ['netns', 'exec', 'cs-net-42', 'nft', 'list', 'table', 'inet', 'netns_router'], { encoding: 'utf8' });
+    const shown: string[] = [];
+    let inStamp = false;
+    for (const l of listing.split('\n')) {
+      if (/^\s*(set|map|chain) /.test(l)) inStamp = l.includes('contents_stamp');
+      if (!inStamp && /set |map |elements|chain |comment/.test(l)) shown.push(`  ${l.trim()}`);
+    }
+    console.log(shown.join('\n'));
 
     t0 = performance.now();
     await engine.destroyNetwork({ command: 'destroy-network', ...net });
