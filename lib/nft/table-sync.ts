@@ -162,9 +162,8 @@ function references(sig: string): { chains: Set<string>; sets: Set<string> } {
 }
 
 export interface TableDiff {
-  tx: Transaction;
-  /** Number of operations besides the fingerprint swap (0: the contents are the same). */
-  changes: number;
+  /** The change itself, without the stamp (see `stamped`). */
+  body: Transaction;
   /**
    * New interval sets and maps, created (complete, unreferenced) by an earlier transaction of their own when
    * staging is asked for: the kernel fills a new interval set (pipapo, rbtree) only after the commit has switched
@@ -174,27 +173,18 @@ export interface TableDiff {
 }
 
 export interface DiffOptions {
-  /** Stamp generation the guard expects (default 0) and the one left behind (default: the same). */
-  gen?: number;
-  nextGen?: number;
-  /** Leave new interval sets out of `tx` and list them in `staged` (see TableDiff.staged). */
+  /** Leave new interval sets out of `body` and list them in `staged` (see TableDiff.staged). */
   stage?: boolean;
 }
 
 /**
- * The transaction taking the table from `from` to `to`, guarded by the stamp (`from`'s fingerprint, generation
- * `gen`) and leaving the stamp (`to`'s fingerprint, generation `nextGen`). A base chain whose hook or priority
- * changes is deleted and re-added inside it. Returns undefined when the change cannot be made in place (a chain
- * turns from regular to base or back) and the table has to be replaced.
+ * The operations taking the table from `from` to `to`. A base chain whose hook or priority changes is deleted
+ * and re-added. Returns undefined when the change cannot be made in place (a chain turns from regular to base
+ * or back) and the table has to be replaced.
  */
 export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts: DiffOptions = {}): TableDiff | undefined {
-  const gen = opts.gen ?? 0;
-  const nextGen = opts.nextGen ?? gen;
   const tx = new Transaction(tableRef);
   const staged: SetLike[] = [];
-  // the guard: fails with ENOENT unless the kernel holds exactly `from`, untouched since
-  tx.delete(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, gen) }]));
-  let changes = 0;
 
   const recreatedChains = new Set<string>();
   for (const [name, c] of to.chains) {
@@ -227,7 +217,7 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
   }
 
   // 1. flush the rules that change (a chain's rules switch atomically with the generation)
-  for (const name of [...dirty].sort()) { tx.flush(chainObj(name)); changes++; }
+  for (const name of [...dirty].sort()) tx.flush(chainObj(name));
   // 2. element deletions in sets that stay (removed keys, and keys whose value changes)
   const elemAdds: Array<{ set: string; items: ElementItem[] }> = [];
   for (const [name, s] of to.sets) {
@@ -246,33 +236,26 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
       const o = before.get(k);
       if (!o || o.sig !== e.sig) add.push(e.item);
     }
-    if (del.length) { tx.delete(elements(name, del)); changes++; }
+    if (del.length) tx.delete(elements(name, del));
     if (add.length) elemAdds.push({ set: name, items: add });
   }
   // 3. sets and chains that go (their users were flushed above)
-  for (const name of [...goneSets].sort()) {
-    const old = from.sets.get(name)!;
-    tx.delete(withoutElements(old.obj));
-    changes++;
-  }
+  for (const name of [...goneSets].sort()) tx.delete(withoutElements(from.sets.get(name)!.obj));
   for (const name of [...removedChains, ...recreatedChains].sort()) {
     if (!dirty.has(name) && from.rules.get(name)?.list.length) tx.flush(chainObj(name));
     tx.delete(chainObj(name));
-    changes++;
   }
   for (const [name] of from.counters) {
-    if (!to.counters.has(name) || to.counters.get(name)!.def !== from.counters.get(name)!.def) {
-      tx.delete({ kind: 'counter', name }); changes++;
-    }
+    if (!to.counters.has(name) || to.counters.get(name)!.def !== from.counters.get(name)!.def) tx.delete({ kind: 'counter', name });
   }
   // 4. new chains (empty), policy updates, counters, sets (with their elements), element additions
   for (const [name, c] of to.chains) {
     const old = from.chains.get(name);
-    if (!old || old.def !== c.def) { tx.add(c.obj); changes++; }
+    if (!old || old.def !== c.def) tx.add(c.obj);
   }
   for (const [name, n] of to.counters) {
     const old = from.counters.get(name);
-    if (!old || old.def !== n.def) { tx.add(n.obj); changes++; }
+    if (!old || old.def !== n.def) tx.add(n.obj);
   }
   for (const [name, s] of to.sets) {
     if (from.sets.has(name) && !recreatedSets.has(name)) continue;
@@ -280,17 +263,26 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
     const obj = { ...withoutElements(s.obj), ...(items.length ? { elements: items } : {}) } as SetLike;
     if (opts.stage && !recreatedSets.has(name) && obj.flags?.includes('interval')) staged.push(obj);
     else tx.add(obj);
-    changes++;
   }
-  for (const a of elemAdds) { tx.add(elements(a.set, a.items)); changes++; }
+  for (const a of elemAdds) tx.add(elements(a.set, a.items));
   // 5. the rules of flushed and new chains, in order
   for (const [name, r] of to.rules) {
     const fresh = !from.chains.has(name) || recreatedChains.has(name);
     if (!fresh && !dirty.has(name)) continue;
-    if (r.list.length) { tx.add(...r.list); changes++; }
+    if (r.list.length) tx.add(...r.list);
   }
-  tx.add(elements(FINGERPRINT_SET, [{ key: stampKey(to.fingerprint, nextGen) }]));
-  return { tx, changes, staged };
+  return { body: tx, staged };
+}
+
+/**
+ * `fill`'s operations guarded by the stamp `fromFp . gen` and leaving the stamp `toFp . nextGen`. The guard is
+ * the first command: it fails with ENOENT, and nothing is applied, unless the table holds exactly the contents
+ * we wrote last and nothing has committed nftables in the namespace since.
+ */
+function stamped(tableRef: TableRef, fromFp: number, gen: number, toFp: number, nextGen: number, fill: (tx: Transaction) => void): Transaction {
+  const tx = new Transaction(tableRef).delete(elements(FINGERPRINT_SET, [{ key: stampKey(fromFp, gen) }]));
+  fill(tx);
+  return tx.add(elements(FINGERPRINT_SET, [{ key: stampKey(toFp, nextGen) }]));
 }
 
 /** The whole-table replacement (the fallback, and the first apply), carrying the stamp. */
@@ -332,25 +324,23 @@ export async function syncTable(
   const now = (): number => (opts.generation ? opts.generation() : 0);
   const after = (g: number): number => (opts.generation ? (g + 1) >>> 0 : 0);
   let gen = now();
-  const d = diffTable(tableRef, from, to, { gen, nextGen: after(gen), stage: true });
+  const d = diffTable(tableRef, from, to, { stage: true });
   let reason: SyncResult['reason'] = 'hook-change';
   let error: NftError | undefined;
   if (d) {
     try {
       let operations = 0;
       if (d.staged.length) {
-        // phase 1: the new interval sets, complete and committed before any rule refers to them
-        const prep = new Transaction(tableRef)
-          .delete(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, gen) }]))
-          .add(...d.staged)
-          .add(elements(FINGERPRINT_SET, [{ key: stampKey(from.fingerprint, after(gen)) }]));
+        // phase 1: the new interval sets, complete and committed before any rule refers to them (the stamp
+        // still names `from`: the table holds nothing the next guard would not expect)
+        const prep = stamped(tableRef, from.fingerprint, gen, from.fingerprint, after(gen), (tx) => tx.add(...d.staged));
         await ex.apply(prep, { locate: false });
         operations += prep.length;
         gen = now();
       }
-      const main = d.staged.length ? diffTable(tableRef, withStaged(from, d.staged), to, { gen, nextGen: after(gen) })!.tx : d.tx;
+      const main = stamped(tableRef, from.fingerprint, gen, to.fingerprint, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
-      return { mode: d.changes ? 'diff' : 'unchanged', operations: operations + main.length };
+      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', operations: operations + main.length };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       reason = await whyRefused(ex, tableRef, from.fingerprint, gen);
@@ -360,13 +350,6 @@ export async function syncTable(
   const tx = replacementOf(tableRef, want, to, after(now()), opts.comment);
   await ex.apply(tx);
   return { mode: 'replace', operations: tx.length, reason, ...(error ? { error } : {}) };
-}
-
-/** `from` plus sets created by a staging transaction (same fingerprint: the stamp still names `from`). */
-function withStaged(from: Contents, staged: SetLike[]): Contents {
-  const c: Contents = { ...from, sets: new Map(from.sets) };
-  for (const o of staged) c.sets.set(o.name, setState(o, o.elements ?? []));
-  return c;
 }
 
 /** After the guarded transaction failed: was it the guard (and which half), or the change itself? */

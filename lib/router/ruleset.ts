@@ -13,8 +13,6 @@
  *                                  source NAT      saddr in guest CIDR → public IP (interval map snat_src)
  * A map lookup that misses makes the NAT statement a no-op for that packet, so the rules fall through in order.
  */
-import type { Transaction } from '../nft/transaction.js';
-import { tableContents, replacementOf } from '../nft/table-sync.js';
 import { baseChain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
 import { F, concatKey, dnat, snat, mapLookup, meta, counter } from '../nft/expr.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
@@ -92,8 +90,3 @@ export function routerObjects(plan: NatPlan, extra: NftObject[] = []): NftObject
   return [...routerTableObjects(plan), ...extra];
 }
 
-/** One transaction replacing the router table with those contents (what a first apply does). */
-export function routerTransaction(plan: NatPlan, extra: NftObject[] = []): Transaction {
-  const objs = routerObjects(plan, extra);
-  return replacementOf(ROUTER_TABLE, objs, tableContents(objs), 0, ROUTER_TABLE_COMMENT);
-}

@@ -25,8 +25,10 @@
  *    concatenations, rbtree for one field) are swapped in only after the commit has switched the generation,
  *    so right after a replacement the new rule briefly sees an empty set: a probe flood during replacements
  *    let forbidden packets slip past such a drop set to the default allow (3–9 per ~50 swaps). Hash sets
- *    (per-element generation bits) showed no such window, so drops use hash sets and plain rules. For allow
- *    sets the window costs at most a dropped first packet of a new flow during a replacement (it retries).
+ *    (per-element generation bits) showed no such window, so drops use hash sets and plain rules. Interval
+ *    sets are named after their contents, and the engine creates new ones in a transaction of their own before
+ *    the rules refer to them (lib/nft/table-sync.ts), which closes the window for allows as well; drops stay
+ *    off interval sets as a second line of defence.
  */
 import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
@@ -386,9 +388,8 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
     }
     for (const g0 of groups.values()) {
       const g = g0.elems.length >= SET_MIN ? hoistConstants(g0) : { ...g0, hoisted: [] as N.Stmt[] };
-      // An interval set takes its new contents only after the commit has switched the generation: for a moment
-      // the new rule sees an empty set. A missed allow element ends in a drop (a new flow may retry); a missed
-      // drop element could reach a later allow — so drops use hash sets and plain rules only.
+      // An interval set takes its new contents only after the commit has switched the generation (see 5. above):
+      // drops use hash sets and plain rules only.
       if (g.elems.length < SET_MIN || (g.interval && seg.verdict === 'drop')) {
         for (const e of g.elems) plain.push([e.m, e.s, e.d]);
         continue;

@@ -11,10 +11,10 @@
  *   ACL ingress of tier T    destination after DNAT in T, original source outside T
  *   ACL egress of tier T     original source in T, destination after DNAT outside T
  */
-import { ConntrackSocket, type ConntrackEntry, type ConntrackFilter } from '../../nft/conntrack.js';
+import { ConntrackSocket, type ConntrackEntry } from '../../nft/conntrack.js';
 import type { RouterModel } from '../model.js';
-import { readFileSync } from 'node:fs';
 import { runInNetns } from '../../netns/namespaces.js';
+import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
 import { addressValue, type Cidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';
 import {
@@ -118,7 +118,8 @@ export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | und
 /** Entries in the namespace's conntrack table (per-namespace sysctl, opened inside); undefined if unknown. */
 function conntrackCount(ns: string): number | undefined {
   try {
-    const n = Number(runInNetns(ns, () => readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8')).trim());
+    const key = 'net.netfilter.nf_conntrack_count';
+    const n = Number(readSysctlFd(key, runInNetns(ns, () => openSysctl(key, false))));
     return Number.isInteger(n) ? n : undefined;
   } catch {
     return undefined;
