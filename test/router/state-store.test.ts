@@ -104,7 +104,7 @@ test('a process killed between write and rename leaves the old file; the next sa
     const names = readdirSync(dir.join('state', 'routers')).sort();
     assert.is(names.length, 2, `old file + the crashed writer's temp: ${names.join(' ')}`);
     const temp = names.find((n) => n.includes('.tmp-'))!;
-    assert.match(readFileSync(dir.join('state', 'routers', temp), 'utf8'), /"gateway": "new"/, 'the new content was written before the crash');
+    assert.match(readFileSync(dir.join('state', 'routers', temp), 'utf8'), /"gateway":"new"/, 'the new content was written before the crash');
     const store = new StateStore(sd);
     assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
     store.save(sample('newer'));
