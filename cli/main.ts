@@ -1,12 +1,9 @@
 #!/usr/bin/env node
-// netns-router entry point: `netns-router <command> <payload-file> <timeout-seconds>` (or options).
-import { loadRouterApi } from './engine.js';
-import { runCli } from './run.js';
+// netns-router entry point (ESM): `netns-router <command> <payload-file> <timeout-seconds>` (or options).
+// The installed command is netns-router.cjs, which reaches a resident engine without loading any ESM.
+import { runMain } from './entry.js';
 
-const argv = process.argv.slice(2);
-// the management-server side (SSH proxy) never loads the router engine
-const code = argv[0] === 'proxy' || argv[0] === 'install-proxy'
-  ? await (await import('./proxy.js')).proxyMain(argv, process.argv[1])
-  : await runCli(argv, { api: loadRouterApi, invokedAs: process.argv[1] });
-// exit now: after a timeout the engine may still be running; its transactions are atomic
+const code = await runMain(process.argv.slice(2), { tryResident: true });
+// exit now: after a timeout the engine may still be running; its transactions are atomic. (`serve` returns
+// only once it has finished its commands.)
 process.exit(code);

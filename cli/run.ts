@@ -13,7 +13,7 @@ import {
   EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
 } from '../lib/router/errors.js';
 import { abbreviate, createLogger, type Logger } from '../lib/router/log.js';
-import { routerKeyOf, withRouterLock } from '../lib/router/state/lock.js';
+import { acquireRouterLock, routerKeyOf } from '../lib/router/state/lock.js';
 
 export type ApiProvider = RouterApi | (() => RouterApi | Promise<RouterApi>);
 
@@ -26,6 +26,11 @@ export interface CliDeps {
   /** argv[1] of the process (derives the extension name from an installed wrapper path). */
   invokedAs?: string;
   nodePath?: string;
+  /** Directory relative paths of the command line are read against (a resident engine serving another
+   *  process's command line); default the process's own. */
+  cwd?: string;
+  /** Called once the command line is parsed and an engine command is about to run, with its deadline. */
+  onAccepted?: (deadline: number) => void;
 }
 
 export function packageVersion(): string {
@@ -62,14 +67,21 @@ export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promi
   const err = deps.stderr ?? ((s: string) => { process.stderr.write(s); });
 
   let inv;
+  // parsing resolves paths and reads the payload files, synchronously: another directory is entered for
+  // exactly that long (nothing else of the process can run meanwhile)
+  const home = deps.cwd !== undefined ? process.cwd() : undefined;
   try {
+    if (deps.cwd !== undefined) process.chdir(deps.cwd);
     inv = parseInvocation(argv, { env, invokedAs: deps.invokedAs, nodePath: deps.nodePath, version: `netns-router ${packageVersion()}` });
   } catch (e) {
     const command = argv.find((a) => !a.startsWith('-')) ?? '';
     err(line(`netns-router: ${describeError(e)}`));
-    const { logger } = createLogger({ file: fallbackLogFile(argv, env, deps.invokedAs), level: 'info' });
+    const { logger, close } = createLogger({ file: fallbackLogFile(argv, env, deps.invokedAs), level: 'info' });
     logger.error({ command, err: e }, 'invalid invocation');
+    close();
     return exitCodeOf(e);
+  } finally {
+    if (home !== undefined) process.chdir(home);
   }
 
   if (inv.kind === 'local') return runLocal(inv, out, err);
@@ -88,8 +100,9 @@ function runLocal(inv: LocalInvocation, out: (s: string) => void, err: (s: strin
         return req.error ? EXIT_USAGE : EXIT_OK;
       case 'install-wrapper': {
         const r = installWrapper(req);
-        const { logger } = createLogger({ file: inv.settings.logFile, level: inv.settings.logLevel, base: { command: req.command } });
+        const { logger, close } = createLogger({ file: inv.settings.logFile, level: inv.settings.logLevel, base: { command: req.command } });
         logger.info({ path: r.path, replaced: r.replaced, extension: req.extension }, 'installed wrapper shim');
+        close();
         out(`${r.replaced ? 'replaced' : 'installed'} ${r.path}\n`);
         return EXIT_OK;
       }
@@ -123,6 +136,7 @@ async function runEngine(
   const started = Date.now();
   const timeoutMs = Math.round(settings.timeoutSeconds * 1000);
   const deadline = started + timeoutMs;
+  deps.onAccepted?.(deadline);
   const created = createLogger({
     file: settings.logFile, level: settings.logLevel,
     base: { extension: settings.extension, command: req.command },
@@ -144,13 +158,26 @@ async function runEngine(
     settings, devices: inv.devices, details: inv.details, form: inv.form, deadline, signal: abort.signal, log,
   };
 
+  // the engine call; after a timeout it may still be running (and logging) when this returns
+  let work: Promise<unknown> | undefined;
   try {
     const api = await Promise.race([resolveApi(deps.api), expired]);
     const key = lockKeyOf(req);
     // the lock wait honours the deadline itself (and says which lock it waited for); only the
     // engine call is raced against the timer
-    const run = (): Promise<CommandOutput> => Promise.race([dispatch(api, req, ctx), expired]);
-    const result = key ? await withRouterLock(settings.stateDir, key, { deadline, signal: abort.signal }, run) : await run();
+    const run = (): Promise<CommandOutput> => Promise.race([(work = dispatch(api, req, ctx)), expired]);
+    const lock = key ? await acquireRouterLock(settings.stateDir, key, { deadline, signal: abort.signal }) : undefined;
+    let result: CommandOutput;
+    try {
+      result = await run();
+    } finally {
+      // held until the engine call has really ended: after a timeout it may still be running (a resident
+      // engine lives on; a one-shot process exits right after this returns, which ends both)
+      if (lock) {
+        if (work) work.then(lock.release, lock.release);
+        else lock.release();
+      }
+    }
     if (result && typeof result === 'object' && typeof result.stdout === 'string' && result.stdout !== '') {
       out(line(result.stdout));
     }
@@ -164,5 +191,7 @@ async function runEngine(
     return code;
   } finally {
     clearTimeout(timer);
+    if (work) work.then(created.close, created.close);
+    else created.close();
   }
 }

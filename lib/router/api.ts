@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { RouterApi, CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
-import { RouterEngine } from './engine.js';
+import { EngineCaches, RouterEngine } from './engine.js';
 import { SystemError, UsageError } from './errors.js';
 import * as pbr from './pbr/module.js';
 import * as fw from './firewall/module.js';
@@ -19,8 +19,10 @@ function notYet(command: string): never {
   throw new SystemError(`${command} is not available in this version of netns-router (its subsystem is not built yet; nothing was changed)`, { code: 'E_SYSTEM' });
 }
 
-function engineFor(ctx: CommandContext): RouterEngine {
+/** One engine per command (its settings come with the command), sharing the API's caches. */
+function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
   return new RouterEngine({
+    caches,
     stateDir: ctx.settings.stateDir,
     ...(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}),
     devices: { guest: ctx.devices.guest, public: ctx.devices.public },
@@ -30,7 +32,14 @@ function engineFor(ctx: CommandContext): RouterEngine {
 
 const done = async (p: Promise<unknown>): Promise<CommandOutput> => { await p; };
 
+/**
+ * The API on the reconcile engine. A long-lived process (the resident engine, `serve`) keeps one API: its
+ * engines share compiled router tables between commands.
+ */
 export function createRouterApi(): RouterApi {
+  const caches = new EngineCaches();
+  const engineFor = (ctx: CommandContext): RouterEngine => newEngine(ctx, caches);
+  const customAction = (req: T.CustomActionRequest, ctx: CommandContext): Promise<CommandOutput> => runCustomAction(req, ctx, engineFor(ctx));
   return {
     implementNetwork: (r, c) => done(engineFor(c).implementNetwork(r)),
     shutdownNetwork: (r, c) => done(engineFor(c).shutdownNetwork(r)),
@@ -73,8 +82,7 @@ export function createRouterApi(): RouterApi {
   };
 }
 
-async function customAction(req: T.CustomActionRequest, ctx: CommandContext): Promise<CommandOutput> {
-  const engine = engineFor(ctx);
+async function runCustomAction(req: T.CustomActionRequest, ctx: CommandContext, engine: RouterEngine): Promise<CommandOutput> {
   switch (req.builtin?.name) {
     case 'dump-config': {
       const d = await engine.dumpConfig(req.namespace);

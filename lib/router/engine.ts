@@ -37,6 +37,29 @@ export interface EngineOptions {
   nftCli?: boolean;
   /** Feature modules (firewall, services, …); default: defaultModules(). */
   modules?: RouterModule[];
+  /** Caches to share with other engines (a long-lived process makes one engine per command). */
+  caches?: EngineCaches;
+}
+
+/**
+ * What an engine keeps between commands: the router table compiled for the last models, by router (the next
+ * command's previous model is usually the model just applied, and compiling 10,000 rules costs ~30 ms). Keyed
+ * by the model's serialised text, so a hit is always exact.
+ */
+export class EngineCaches {
+  private readonly objects = new Map<string, { key: string; objs: NftObject[] }>();
+  constructor(private readonly max = 16) {}
+
+  get(slot: string, key: string): NftObject[] | undefined {
+    const hit = this.objects.get(slot);
+    return hit && hit.key === key ? hit.objs : undefined;
+  }
+
+  put(slot: string, key: string, objs: NftObject[]): void {
+    this.objects.delete(slot);
+    this.objects.set(slot, { key, objs });
+    if (this.objects.size > this.max) this.objects.delete(this.objects.keys().next().value!);
+  }
 }
 
 const cidrText = (c: T.Cidr): string => `${networkAddress(c)}/${c.prefix}`;
@@ -77,12 +100,13 @@ export class RouterEngine {
   lastNftSync: SyncResult | undefined;
   /** Milliseconds per phase of the last command (lock, load, mutate, compile, plumbing, nft, modules, save). */
   lastPhases: Record<string, number> = {};
-  private readonly objectsCache = new Map<string, { key: string; objs: NftObject[] }>();
+  private readonly caches: EngineCaches;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
     this.store = new StateStore(opts.stateDir);
     this.modules = opts.modules ?? defaultModules();
+    this.caches = opts.caches ?? new EngineCaches();
   }
 
   /**
@@ -191,16 +215,13 @@ export class RouterEngine {
     }
   }
 
-  /** The router table's contents for a model, `key` its serialised text. The last result per namespace is kept:
-   *  the next command's `previous` model is usually the model just applied, and compiling 10,000 rules costs
-   *  ~30 ms. */
+  /** The router table's contents for a model, `key` its serialised text (see EngineCaches). */
   private tableObjects(m: RouterModel, nat: NatPlan, key: string): NftObject[] {
-    const hit = this.objectsCache.get(m.namespace);
-    if (hit && hit.key === key) return hit.objs;
+    const slot = `${this.opts.stateDir}\0${m.namespace}`;
+    const hit = this.caches.get(slot, key);
+    if (hit) return hit;
     const objs = routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
-    this.objectsCache.delete(m.namespace);
-    this.objectsCache.set(m.namespace, { key, objs });
-    if (this.objectsCache.size > 16) this.objectsCache.delete(this.objectsCache.keys().next().value!);
+    this.caches.put(slot, key, objs);
     return objs;
   }
 

@@ -80,7 +80,11 @@ export interface CreatedLogger {
   logger: Logger;
   /** Why the file could not be used (the logger is then silent). */
   problem?: string;
+  /** Closes the log file (a long-lived process opens one per command). Idempotent. */
+  close: () => void;
 }
+
+const noClose = (): void => {};
 
 /** Logger writing JSON lines synchronously to `file` (so nothing is lost on process.exit). */
 export function createLogger(opts: LoggerOptions): CreatedLogger {
@@ -93,15 +97,23 @@ export function createLogger(opts: LoggerOptions): CreatedLogger {
     // errors are already plain objects (redact()); pino's default err serializer would re-wrap them
     serializers: { err: (v: unknown) => v },
   };
-  if (!opts.file || opts.level === 'silent') return { logger: pino({ ...options, level: 'silent' }) };
+  if (!opts.file || opts.level === 'silent') return { logger: pino({ ...options, level: 'silent' }), close: noClose };
   try {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o750 });
     const dest = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
-    return { logger: pino(options, dest) };
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      try { dest.flushSync(); } catch { /* nothing buffered, or the file is gone */ }
+      dest.destroy();
+    };
+    return { logger: pino(options, dest), close };
   } catch (e) {
     return {
       logger: pino({ ...options, level: 'silent' }),
       problem: `cannot write log file ${opts.file}: ${(e as Error).message}`,
+      close: noClose,
     };
   }
 }

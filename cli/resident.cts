@@ -1,0 +1,162 @@
+/**
+ * The resident engine's wire contract and its client. `netns-router serve` keeps one warm engine (JIT-compiled
+ * code, compiled router tables, open nftables contexts) and runs command lines sent to its unix socket; a CLI
+ * process that finds the socket forwards its command line there instead of loading the engine itself, which
+ * saves the engine's start-up and a cold compile on every command.
+ *
+ * This module is what every CLI process loads first, so it imports only node built-ins, and it is CommonJS:
+ * Node's ESM loader costs a CLI process ~15 ms before the first line runs.
+ *
+ * One connection = one command. The client writes one JSON line (ResidentRequest); the server answers with
+ * JSON lines: `{"accepted":…,"deadline":…}` once the command line is parsed, then `{"exit":…,"stdout":…,
+ * "stderr":…}`; or `{"stale":…}` when it was built from other files than the client (an upgrade): the client
+ * then runs the command itself.
+ */
+import { readlinkSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+
+export const RESIDENT_PROTOCOL = 1;
+export const DEFAULT_RESIDENT_SOCKET = '/run/netns-router/engine.sock';
+/** Socket path; `off` (or empty) makes the CLI run every command itself. */
+export const RESIDENT_SOCKET_ENV = 'NETNS_ROUTER_ENGINE_SOCKET';
+/** Exit code when the resident engine went away in the middle of a command (the command may have run). */
+export const EXIT_RESIDENT_LOST = 2;
+
+export interface ResidentRequest {
+  proto: number;
+  /** Build of the client (see buildId); a server of another build refuses with `stale`. */
+  build: string;
+  argv: string[];
+  cwd: string;
+  /** The client's NETNS_ROUTER_* and CS_* variables (what the command line parser reads). */
+  env: Record<string, string>;
+  invokedAs?: string;
+  nodePath: string;
+  /** The client's network and mount namespaces (namespacesId): the server runs only commands of its own,
+   *  since "the host" of a command is the namespace its process runs in, and paths are its mount's. */
+  namespaces: string;
+}
+
+export type ResidentReply =
+  | { accepted: true; deadline?: number }
+  | { exit: number; stdout: string; stderr: string }
+  | { stale: true; build: string; why?: string }
+  | { error: string };
+
+/**
+ * Identity of the installed code: inode, size and modification time of this very file. A rebuild or an
+ * upgrade rewrites it, so a server started before an upgrade and a client started after it disagree.
+ */
+export function buildId(): string {
+  const st = statSync(__filename);
+  return `${st.ino}:${st.size}:${Math.floor(st.mtimeMs)}`;
+}
+
+/** The calling process's network and mount namespaces, e.g. "net:[4026531840] mnt:[4026531841]". */
+export function namespacesId(): string {
+  return `${readlinkSync('/proc/self/ns/net')} ${readlinkSync('/proc/self/ns/mnt')}`;
+}
+
+/** The variables a command line's meaning depends on (ENV in lib/router/contract/parse.ts). */
+export function forwardedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && (k.startsWith('NETNS_ROUTER_') || k.startsWith('CS_')) && k !== RESIDENT_SOCKET_ENV) out[k] = v;
+  }
+  return out;
+}
+
+export function residentSocketPath(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env[RESIDENT_SOCKET_ENV];
+  if (v === undefined) return DEFAULT_RESIDENT_SOCKET;
+  return v === '' || v === 'off' ? undefined : v;
+}
+
+/** Newline-delimited JSON reader over a socket. */
+export function jsonLines(sock: Socket, onValue: (v: unknown) => void, onBad: (why: string) => void): void {
+  let buf = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const lineText = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (lineText === '') continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(lineText);
+      } catch {
+        onBad('a reply that is not JSON');
+        return;
+      }
+      onValue(v);
+    }
+  });
+}
+
+export interface ForwardResult {
+  exit: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Sends the command line to the resident engine. Resolves undefined when there is none to talk to (no socket,
+ * nobody listening, another build): the caller then runs the command itself. Once the engine has accepted
+ * the command, a lost connection is an error result, never a silent local re-run.
+ */
+export function forwardToResident(
+  req: Omit<ResidentRequest, 'proto' | 'build' | 'namespaces'>, socketPath: string, opts: { connectTimeoutMs?: number } = {},
+): Promise<ForwardResult | undefined> {
+  let build: string;
+  let namespaces: string;
+  try {
+    build = buildId();
+    namespaces = namespacesId();
+  } catch {
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolvePromise) => {
+    let accepted = false;
+    let settled = false;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    const sock = connect(socketPath);
+    const finish = (r: ForwardResult | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(connectTimer);
+      clearTimeout(deadlineTimer);
+      sock.destroy();
+      resolvePromise(r);
+    };
+    const lost = (why: string): void => finish(accepted
+      ? { exit: EXIT_RESIDENT_LOST, stdout: '', stderr: `netns-router: the resident engine (${socketPath}) ${why} while running the command; it may or may not have been applied: run it again\n` }
+      : undefined);
+    // a server that accepts connections but never answers must not hang the command
+    const connectTimer = setTimeout(() => lost('did not answer'), opts.connectTimeoutMs ?? 5000);
+    sock.on('error', (e) => lost(`failed (${(e as NodeJS.ErrnoException).code ?? e.message})`));
+    sock.on('close', () => lost('closed the connection'));
+    sock.on('connect', () => {
+      const full: ResidentRequest = { proto: RESIDENT_PROTOCOL, build, namespaces, ...req };
+      sock.write(`${JSON.stringify(full)}\n`);
+    });
+    jsonLines(sock, (v) => {
+      const r = v as Record<string, unknown>;
+      if (r.accepted === true) {
+        accepted = true;
+        clearTimeout(connectTimer);
+        // the server ends the command at its deadline; past that (and a grace) it is not coming back
+        if (typeof r.deadline === 'number') {
+          deadlineTimer = setTimeout(() => lost('did not report back'), Math.max(0, r.deadline - Date.now()) + 10_000);
+        }
+      } else if (typeof r.exit === 'number') {
+        finish({ exit: r.exit, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') });
+      } else if (r.stale === true) {
+        finish(undefined);
+      } else if (typeof r.error === 'string') {
+        if (accepted) finish({ exit: EXIT_RESIDENT_LOST, stdout: '', stderr: `netns-router: resident engine: ${r.error}\n` });
+        else finish(undefined);
+      }
+    }, (why) => lost(`sent ${why}`));
+  });
+}
