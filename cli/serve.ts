@@ -1,32 +1,43 @@
 /**
- * `netns-router serve [--socket PATH]`: the resident engine. Listens on a unix socket (default
- * /run/netns-router/engine.sock, root only) and runs the command lines CLI processes forward to it
- * (cli/resident.ts) exactly as they would run them: same parser, same router locks, same log files, same exit
- * codes. What it adds is warmth: code already compiled by the JIT, the router tables compiled for the last
- * models (EngineCaches), nftables contexts kept open.
+ * `netns-router serve [--socket PATH] [--no-shim-port]`: the resident engine. It runs the command lines other
+ * processes hand it exactly as they would run them — same parser, same router locks, same log files, same exit
+ * codes — but warm: code already compiled by the JIT, the router tables compiled for the last models
+ * (EngineCaches), nftables contexts kept open. Two front doors:
+ *
+ *  - a unix socket (default /run/netns-router/engine.sock, root only), used by the netns-router command itself
+ *    (cli/resident.cts, JSON lines);
+ *  - a loopback TCP port for the extension's wrapper shim, which is bash and reaches it without starting node at
+ *    all (lib/router/contract/install-wrapper.ts; wire format in shim-wire.ts). The port and a random token
+ *    are in `engine.tcp` next to the socket (root only): a process that cannot read that file cannot use it,
+ *    and one in another network namespace does not reach it.
  *
  * Safety: commands of different routers run concurrently, commands of one router wait for each other on the
  * router's lock (flock excludes two descriptors even inside one process); a command that timed out keeps its
- * lock until its engine call has really ended. A CLI of another build is told `stale` and runs the command
- * itself; when this server's own files change (an upgrade) it stops taking commands and exits once idle, so
- * a supervisor (systemd Restart=always) brings up the new code.
+ * lock until its engine call has really ended. A client of another build (or another namespace) is told
+ * `stale` and runs the command itself; when this server's own files change (an upgrade) it stops taking
+ * commands and exits once idle, so that a supervisor (systemd Restart=always) brings up the new code.
  */
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
-import { createServer, connect, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_RESIDENT_SOCKET, RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, type ResidentReply, type ResidentRequest,
 } from './resident.cjs';
 import { loadRouterApi } from './engine.js';
 import { runCli } from './run.js';
+import { ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED } from './shim-wire.js';
 import type { RouterApi } from '../lib/router/contract/api.js';
 
-const USAGE = 'usage: netns-router serve [--socket PATH]   (default socket ' + DEFAULT_RESIDENT_SOCKET + ')';
-/** Largest request line accepted (argv and environment; payloads travel as file paths). */
+const USAGE = `usage: netns-router serve [--socket PATH] [--no-shim-port]   (default socket ${DEFAULT_RESIDENT_SOCKET})`;
+/** Largest request accepted (argv and environment; payloads travel as file paths). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 export interface ServeOptions {
   socket: string;
+  /** Also listen on a loopback port for the wrapper shim (default true). */
+  shimPort?: boolean;
   /** One-line messages (start, stop, refusals); default stderr. */
   say?: (line: string) => void;
   /** The installed files changed: the server takes no more commands (serve exits once idle). */
@@ -35,23 +46,35 @@ export interface ServeOptions {
 
 export interface ResidentServer {
   readonly socket: string;
+  /** `engine.tcp`: "PORT TOKEN" for the wrapper shim (undefined without the shim port). */
+  readonly shimFile: string | undefined;
   /** Commands running now. */
   readonly running: number;
-  /** Stop listening, wait for the running commands, remove the socket. */
+  /** Commands run since the start. */
+  readonly served: number;
+  /** Stop listening, wait for the running commands, remove the socket and the port file. */
   close(): Promise<void>;
 }
 
+/** The port file of a socket path: `engine.tcp` in the same directory. */
+export const shimFileFor = (socket: string): string => join(dirname(socket), 'engine.tcp');
+
+/** The directory of this installation's CLI entry points (a shim names its script; it must live here). */
+const CLI_DIR = dirname(fileURLToPath(import.meta.url));
+
 function parseServeArgs(argv: readonly string[]): ServeOptions | string {
   let socket = DEFAULT_RESIDENT_SOCKET;
+  let shimPort = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--socket' && i + 1 < argv.length) socket = argv[++i];
     else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length);
+    else if (a === '--no-shim-port') shimPort = false;
     else if (a === '--help' || a === '-h') return USAGE;
     else return `serve: unknown argument ${JSON.stringify(a)}\n${USAGE}`;
   }
   if (socket === '' || socket.includes('\0')) return `serve: --socket: empty path\n${USAGE}`;
-  return { socket };
+  return { socket, shimPort };
 }
 
 /** Is somebody answering on the socket path already? */
@@ -62,6 +85,17 @@ function listening(path: string): Promise<boolean> {
     s.on('error', () => res(false));
   });
 }
+
+function listen(srv: Server, ...args: unknown[]): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    srv.once('error', rej);
+    (srv.listen as (...a: unknown[]) => void)(...args, () => { srv.off('error', rej); res(); });
+  });
+}
+
+const sameRealDir = (a: string, b: string): boolean => {
+  try { return realpathSync(a) === realpathSync(b); } catch { return false; }
+};
 
 export async function startResidentServer(opts: ServeOptions): Promise<ResidentServer> {
   const say = opts.say ?? ((l: string) => { process.stderr.write(`${l}\n`); });
@@ -76,61 +110,73 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   try { unlinkSync(opts.socket); } catch { /* no stale socket */ }
 
   let running = 0;
+  let served = 0;
   let draining = false;
   const idle: Array<() => void> = [];
   const settle = (): void => {
     if (running === 0) for (const f of idle.splice(0)) f();
   };
 
+  /** Why this server must not run a command now (undefined: it may). Notices an upgrade of its own files. */
+  const refusal = (): string | undefined => {
+    if (draining) return 'stopping';
+    let current: string;
+    try { current = buildId(); } catch { current = ''; }
+    if (current === build) return undefined;
+    // an upgrade replaced our files since we started: refuse, and let serve leave once idle so that the
+    // supervisor starts the new code
+    draining = true;
+    say(`netns-router serve: the installed files changed (build ${build} → ${current || 'gone'}); exiting when idle`);
+    opts.onUpgrade?.();
+    return 'upgraded';
+  };
+
+  /** One command line, as the CLI would run it; its output collected. */
+  const runOne = async (
+    argv: string[], d: { env: Record<string, string>; cwd: string; invokedAs?: string; nodePath?: string; onAccepted?: (deadline: number) => void },
+  ): Promise<{ exit: number; stdout: string; stderr: string }> => {
+    let stdout = '';
+    let stderr = '';
+    running++;
+    served++;
+    try {
+      const exit = await runCli(argv, {
+        api: apiOnce, env: d.env, cwd: d.cwd, invokedAs: d.invokedAs, nodePath: d.nodePath ?? process.execPath,
+        stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; },
+        ...(d.onAccepted ? { onAccepted: d.onAccepted } : {}),
+      });
+      return { exit, stdout, stderr };
+    } finally {
+      running--;
+      settle();
+    }
+  };
+
+  // ── unix socket: the netns-router command (JSON lines) ──
   const reply = (sock: Socket, r: ResidentReply): void => {
     if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\n`);
   };
-
-  const serveOne = async (sock: Socket, req: ResidentRequest): Promise<void> => {
+  const serveJson = async (sock: Socket, req: ResidentRequest): Promise<void> => {
     const why = req.proto !== RESIDENT_PROTOCOL ? 'protocol' : req.build !== build ? 'build'
-      : req.namespaces !== namespaces ? 'namespaces' : draining ? 'stopping' : undefined;
+      : req.namespaces !== namespaces ? 'namespaces' : refusal();
     if (why) {
       reply(sock, { stale: true, build, why });
       sock.end();
       return;
     }
-    // an upgrade replaced our files since we started (the client is of the old build too, or would have been
-    // refused above): refuse, and let serve leave once idle so that the supervisor starts the new code
-    let current: string;
-    try { current = buildId(); } catch { current = ''; }
-    if (current !== build) {
-      draining = true;
-      say(`netns-router serve: the installed files changed (build ${build} → ${current || 'gone'}); exiting when idle`);
-      reply(sock, { stale: true, build });
-      sock.end();
-      opts.onUpgrade?.();
-      return;
-    }
-    let stdout = '';
-    let stderr = '';
-    running++;
     try {
-      const exit = await runCli(req.argv, {
-        api: apiOnce,
-        env: req.env,
-        cwd: req.cwd,
-        invokedAs: req.invokedAs,
-        nodePath: req.nodePath,
-        stdout: (t) => { stdout += t; },
-        stderr: (t) => { stderr += t; },
+      const r = await runOne(req.argv, {
+        env: req.env, cwd: req.cwd, invokedAs: req.invokedAs, nodePath: req.nodePath,
         onAccepted: (deadline) => reply(sock, { accepted: true, deadline }),
       });
-      reply(sock, { exit, stdout, stderr });
+      reply(sock, r);
     } catch (e) {
       reply(sock, { error: `internal error: ${(e as Error).message}` });
     } finally {
-      running--;
       sock.end();
-      settle();
     }
   };
-
-  const srv = createServer((sock) => {
+  const unixSrv = createServer((sock) => {
     let got = false;
     let size = 0;
     sock.on('error', () => { /* the client went away; its command (if started) finishes under its lock */ });
@@ -152,34 +198,81 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
         sock.end();
         return;
       }
-      void serveOne(sock, r as ResidentRequest);
+      void serveJson(sock, r as ResidentRequest);
     }, () => { got = true; reply(sock, { error: 'malformed request' }); sock.destroy(); });
   });
-
-  await new Promise<void>((res, rej) => {
-    srv.once('error', rej);
+  {
     // root only: the socket is created 0600 inside a 0700 directory
     const old = process.umask(0o177);
-    srv.listen(opts.socket, () => { process.umask(old); srv.off('error', rej); res(); });
-  });
+    try { await listen(unixSrv, opts.socket); } finally { process.umask(old); }
+  }
   chmodSync(opts.socket, 0o600);
-  say(`netns-router serve: listening on ${opts.socket} (build ${build}, pid ${process.pid})`);
+
+  // ── loopback port: the wrapper shim (bash, NUL-separated fields) ──
+  let tcpSrv: Server | undefined;
+  let shimFile: string | undefined;
+  if (opts.shimPort !== false) {
+    const token = randomBytes(24).toString('hex');
+    const tokenBuf = Buffer.from(token);
+    tcpSrv = createServer((sock) => {
+      sock.on('error', () => { /* as above */ });
+      const reader = new ShimRequestReader(MAX_REQUEST_BYTES);
+      let got = false;
+      sock.on('data', (c: Buffer) => {
+        if (got) return;
+        let req;
+        try {
+          req = reader.push(c);
+        } catch (e) {
+          got = true;
+          sock.end(shimStale(`malformed request: ${(e as Error).message}`));
+          return;
+        }
+        if (!req) return;
+        got = true;
+        const given = Buffer.from(req.token);
+        if (given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
+          sock.end(shimStale('bad token'));
+          return;
+        }
+        const why = !sameRealDir(dirname(req.script), CLI_DIR) ? 'another installation' : refusal();
+        if (why) {
+          sock.end(shimStale(why));
+          return;
+        }
+        sock.write(SHIM_ACCEPTED);
+        runOne(req.argv, { env: req.env, cwd: req.cwd, invokedAs: req.invokedAs })
+          .then((r) => sock.end(shimReply(r.exit, r.stdout, r.stderr)))
+          .catch((e: unknown) => sock.end(shimReply(2, '', `netns-router: resident engine: internal error: ${(e as Error).message}\n`)));
+      });
+    });
+    await listen(tcpSrv, 0, '127.0.0.1');
+    const port = (tcpSrv.address() as { port: number }).port;
+    shimFile = shimFileFor(opts.socket);
+    const temp = `${shimFile}.tmp-${process.pid}`;
+    writeFileSync(temp, `${port} ${token}\n`, { mode: 0o600 });
+    renameSync(temp, shimFile);
+  }
+  say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid})`);
 
   let closing: Promise<void> | undefined;
-  const server: ResidentServer = {
+  return {
     socket: opts.socket,
+    shimFile,
     get running() { return running; },
+    get served() { return served; },
     close() {
       closing ??= (async () => {
         draining = true;
-        await new Promise<void>((res) => srv.close(() => res()));
+        if (shimFile) { try { unlinkSync(shimFile); } catch { /* already gone */ } }
+        await Promise.all([unixSrv, tcpSrv].filter((s): s is Server => s !== undefined)
+          .map((s) => new Promise<void>((res) => s.close(() => res()))));
         if (running > 0) await new Promise<void>((res) => { idle.push(res); });
         try { unlinkSync(opts.socket); } catch { /* already gone */ }
       })();
       return closing;
     },
   };
-  return server;
 }
 
 /** The `serve` command: runs until SIGTERM/SIGINT, then finishes the running commands and exits 0. */

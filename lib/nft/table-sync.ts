@@ -293,8 +293,10 @@ export function replacementOf(tableRef: TableRef, objs: readonly NftObject[], to
 export interface SyncResult {
   /** 'unchanged': the kernel already held the contents; 'diff': changed in place; 'replace': table replaced. */
   mode: 'unchanged' | 'diff' | 'replace';
-  /** Operations in the applied transaction. */
+  /** Operations in the applied transaction(s). */
   operations: number;
+  /** Elements of the interval sets created complete ahead of the change (see TableDiff.staged). */
+  stagedElements?: number;
   /** Why the table was replaced: it held other contents (or none), something else committed nftables in the
    *  namespace since our last commit, a chain turned from regular to base (or back), or the kernel refused the in-place change although
    *  the stamp matched (a defect; the replacement still converges). */
@@ -340,7 +342,8 @@ export async function syncTable(
       }
       const main = stamped(tableRef, from.fingerprint, gen, to.fingerprint, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
-      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', operations: operations + main.length };
+      const stagedElements = d.staged.reduce((n, x) => n + (x.elements?.length ?? 0), 0);
+      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', operations: operations + main.length, ...(stagedElements ? { stagedElements } : {}) };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       reason = await whyRefused(ex, tableRef, from.fingerprint, gen);

@@ -23,6 +23,7 @@ function notYet(command: string): never {
 function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
   return new RouterEngine({
     caches,
+    onChanged: (phases, nft) => ctx.log.debug({ phasesMs: phases, nft: nft && { mode: nft.mode, operations: nft.operations, reason: nft.reason } }, 'router changed'),
     stateDir: ctx.settings.stateDir,
     ...(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}),
     devices: { guest: ctx.devices.guest, public: ctx.devices.public },

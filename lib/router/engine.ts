@@ -39,6 +39,8 @@ export interface EngineOptions {
   modules?: RouterModule[];
   /** Caches to share with other engines (a long-lived process makes one engine per command). */
   caches?: EngineCaches;
+  /** Called after each successful change with its phase times (ms) and how the nft table was brought up to date. */
+  onChanged?: (phases: Record<string, number>, nft: SyncResult | undefined) => void;
 }
 
 /**
@@ -167,6 +169,7 @@ export class RouterEngine {
       }
       this.store.save(model, next);
       phases.mark('save');
+      this.opts.onChanged?.(phases.times, this.lastNftSync);
       return model;
     } finally {
       release();

@@ -232,9 +232,10 @@ test('install-wrapper writes an executable shim that runs netns-router with --ex
     assert.is(r.stdout, `installed ${path}\n`);
     assert.is(statSync(path).mode & 0o777, 0o755);
     const text = readFileSync(path, 'utf8');
-    assert.match(text, /^#!\/bin\/sh\n/);
+    assert.match(text, /^#!\/bin\/bash\n/);
     assert.ok(text.includes(SHIM_MARKER));
-    assert.ok(text.includes(`exec '${process.execPath}' '${MAIN}' '--extension' 'extnet-a' '--state-dir' '/srv/extnet-a' "$@"`), text);
+    assert.ok(text.includes(`nr_node='${process.execPath}'\nnr_script='${MAIN}'\nset -- '--extension' 'extnet-a' '--state-dir' '/srv/extnet-a' "$@"`), text);
+    assert.ok(text.includes('exec "$nr_node" "$nr_script" "$@"'), text);
     const run = spawnSync(path, ['version'], { encoding: 'utf8' });
     assert.is(run.status, 0, run.stderr);
     assert.is(run.stdout, `netns-router ${packageVersion()}\n`);

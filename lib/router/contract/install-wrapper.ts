@@ -17,14 +17,51 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The shim (bash). With a resident engine running (`netns-router serve`) it hands the command line to the
+ * engine's loopback port itself, so a command costs no node start-up (cli/shim-wire.ts has the wire format);
+ * without one, or when the engine refuses (another installation, an upgrade in progress, a bad token), it
+ * runs netns-router as before. Once the engine has accepted a command, a lost connection is exit 2, never
+ * a second run.
+ */
 export function shimText(req: InstallWrapperRequest): string {
-  const args = [req.node, req.script, '--extension', req.extension, ...req.extraArgs].map(shQuote).join(' ');
+  const args = ['--extension', req.extension, ...req.extraArgs].map(shQuote).join(' ');
   return [
-    '#!/bin/sh',
+    '#!/bin/bash',
     SHIM_MARKER,
     `# CloudStack Network-Namespace extension "${req.extension}": runs netns-router instead of the bash wrapper.`,
     '# Regenerate with: netns-router install-wrapper --extension <name>',
-    `exec ${args} "$@"`,
+    `nr_node=${shQuote(req.node)}`,
+    `nr_script=${shQuote(req.script)}`,
+    `set -- ${args} "$@"`,
+    'nr_fallback=1',
+    'nr_resident() {',
+    '  local LC_ALL=C sock=${NETNS_ROUTER_ENGINE_SOCKET-/run/netns-router/engine.sock} port token n line code olen elen out err',
+    '  local -a names=()',
+    '  case $sock in ""|off) return;; esac',
+    '  { read -r port token < "${sock%/*}/engine.tcp"; } 2>/dev/null || return',
+    '  case $port in ""|*[!0-9]*) return;; esac',
+    '  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return',
+    '  for n in ${!NETNS_ROUTER_@} ${!CS_@}; do [ "$n" = NETNS_ROUTER_ENGINE_SOCKET ] || names+=("$n"); done',
+    "  { printf '%s\\0' netns-router-shim-1 \"$token\" \"$nr_script\" \"$PWD\" \"$0\" \"$#\" \"$@\" \"${#names[@]}\"",
+    "    for n in \"${names[@]}\"; do printf '%s=%s\\0' \"$n\" \"${!n}\"; done; } >&3 2>/dev/null || { exec 3>&-; return; }",
+    '  IFS= read -r line <&3 && [ "$line" = ok ] || { exec 3>&-; return; }',
+    '  nr_fallback=0',
+    '  if ! IFS=" " read -r code olen elen <&3; then',
+    '    exec 3>&-',
+    '    echo "netns-router: the resident engine closed the connection while running the command; it may or may not have been applied: run it again" >&2',
+    '    return 2',
+    '  fi',
+    '  out= err=',
+    '  [ "$olen" -gt 0 ] && IFS= read -r -N "$olen" out <&3',
+    '  [ "$elen" -gt 0 ] && IFS= read -r -N "$elen" err <&3',
+    '  exec 3>&-',
+    '  printf %s "$out"; printf %s "$err" >&2',
+    '  return "$code"',
+    '}',
+    'nr_resident "$@"; nr_rc=$?',
+    '[ "$nr_fallback" = 0 ] && exit "$nr_rc"',
+    'exec "$nr_node" "$nr_script" "$@"',
     '',
   ].join('\n');
 }

@@ -400,8 +400,8 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
       const parts: N.ElementItem[][] = !g.interval
         ? [g.elems.map((e) => ({ key: e.nft }))]
         : defs.length === 1
-          ? [mergeIntervals(g.elems, g.family, g.fields[0])]
-          : pack(g.elems, g.fields).map((p) => p.map((e) => ({ key: e.nft })));
+          ? chunks(mergeIntervals(g.elems, g.family, g.fields[0]), (it) => valueKey(it.key))
+          : pack(g.elems, g.fields).flatMap((p) => chunks(p, (e) => e.text)).map((p) => p.map((e) => ({ key: e.nft })));
       const head: N.Stmt[] = [N.meta.nfproto(g.family === 4 ? 'ipv4' : 'ipv6')];
       if (g.proto !== undefined) head.push(N.meta.l4proto(g.proto));
       else if (g0.fields.includes('icmptype')) head.push(N.meta.l4proto(g.family === 4 ? 1 : 58));
@@ -422,6 +422,41 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
   if (opts.tail) rules.push(N.rule(chain, [verdictStmt(opts.tail)]));
   objs.push(...rules);
   return objs;
+}
+
+/** Interval sets are cut into chunks of about this many elements (see chunks()). */
+export const CHUNK_AVG = 512;
+const CHUNK_MIN = 128;
+const CHUNK_MAX = 2048;
+
+/** FNV-1a of a string (32 bits). */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * A large interval set cut into chunks at content-defined boundaries (after an element whose hash is 0 modulo
+ * CHUNK_AVG, within [CHUNK_MIN, CHUNK_MAX]). Interval sets are named after their contents and a changed one is
+ * created anew before the rules switch to it (see compileChain), which costs ~10 µs per element for a
+ * concatenated key: a rule changed among 10,000 then re-creates one chunk of ~500 elements, not a set of
+ * 4,000. The boundaries depend only on the elements next to them, so an element added or removed moves at
+ * most the one boundary around it. Chunks of one disjoint group stay disjoint; each gets its own lookup rule.
+ */
+function chunks<T>(items: T[], textOf: (x: T) => string): T[][] {
+  if (items.length <= 2 * CHUNK_AVG) return [items];
+  const out: T[][] = [];
+  let cur: T[] = [];
+  for (const it of items) {
+    cur.push(it);
+    if (cur.length >= CHUNK_MAX || (cur.length >= CHUNK_MIN && fnv1a(textOf(it)) % CHUNK_AVG === 0)) {
+      out.push(cur);
+      cur = [];
+    }
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 /** 12 hex digits naming an interval set by its type and elements (`twin` tells identical sets apart). */
