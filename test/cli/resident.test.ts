@@ -1,0 +1,179 @@
+/**
+ * The resident engine (`netns-router serve`) and its two clients: the netns-router command (unix socket) and
+ * the extension's wrapper shim (bash, loopback port). Real kernel, real traffic: what the resident engine
+ * applies must work exactly as when the CLI runs the command itself, and every case where it must not be used
+ * (no server, wrong token, another network namespace) must fall back to running the command locally.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Scratch, addVm, requireSandbox, uid } from '../helpers/topo.js';
+import { servers, serversUp, tcpOk } from '../helpers/fw.js';
+import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
+
+requireSandbox();
+const CLI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli');
+const CJS = join(CLI_DIR, 'netns-router.cjs');
+
+interface Served { proc: ChildProcess; pid: number; socket: string; stderr: () => string; stop: () => Promise<number | null> }
+
+async function serve(dir: string): Promise<Served> {
+  const socket = join(dir, 'run', 'engine.sock');
+  const proc = spawn(process.execPath, [CJS, 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (c: string) => { err += c; });
+  const t0 = Date.now();
+  while (!/listening on/.test(err)) {
+    if (proc.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`serve did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    proc, pid: proc.pid!, socket, stderr: () => err,
+    stop: () => new Promise((res) => {
+      if (proc.exitCode !== null) { res(proc.exitCode); return; }
+      proc.once('exit', (code) => res(code));
+      proc.kill('SIGTERM');
+    }),
+  };
+}
+
+/** pid of the process that logged `command start` for the last command. */
+function lastRunner(log: string): number {
+  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; pid: number });
+  const start = lines.filter((l) => l.msg === 'command start').pop();
+  assert.ok(start, 'a command start record');
+  return start!.pid;
+}
+
+test('resident engine: commands through the netns-router command and the wrapper shim apply for real; bad input exit 1; fallbacks run locally', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-resident-'));
+  const id = String(2000 + (parseInt(uid(4), 16) % 7000));
+  const ns = s.track(`cs-net-${id}`);
+  const procs: ChildProcess[] = [];
+  let srv: Served | undefined;
+  try {
+    const hostNs = s.ns('host');
+    const upNs = s.ns('up');
+    const h = s.handle(hostNs);
+    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0', namespace: { netns: upNs }, up: true } });
+    const up = s.handle(upNs);
+    up.netlink.addrAdd({ dev: 'up0', address: '203.0.113.1/24' });
+    up.netlink.linkSetUp('lo');
+    srv = await serve(dir);
+    const log = join(dir, 'log');
+    const g = ['--host-netns', hostNs, '--state-dir', join(dir, 'state'), '--log-file', log];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const cli = (...a: string[]) => spawnSync(process.execPath, [CJS, ...a, ...g], { encoding: 'utf8', timeout: 30_000, env });
+    const ok = (r: ReturnType<typeof cli>) => assert.is(r.status, 0, r.stderr);
+
+    // through the netns-router command (unix socket)
+    const vni = 4000 + (Number(id) % 1000);
+    ok(cli('implement-network', '--network-id', id, '--vlan', `vxlan://${vni}`, '--gateway', '10.4.5.1', '--cidr', '10.4.5.0/24'));
+    assert.is(lastRunner(log), srv.pid, 'implement-network ran in the resident engine');
+    ok(cli('assign-ip', '--network-id', id, '--public-ip', '203.0.113.45', '--public-vlan', 'untagged', '--public-gateway', '203.0.113.1', '--public-cidr', '203.0.113.0/24', '--source-nat', 'true'));
+    const vm = addVm(s, h, `brvx-${vni}`, '10.4.5.10/24', '10.4.5.1');
+    procs.push(...servers(vm.ns, [8080, 8081], []));
+    assert.ok(await serversUp(vm.ns, [8080, 8081], []));
+    for (const [pub, priv] of [['80', '8080'], ['81', '8081']]) {
+      ok(cli('add-port-forward', '--network-id', id, '--public-ip', '203.0.113.45', '--public-port', pub, '--private-ip', '10.4.5.10', '--private-port', priv, '--protocol', 'tcp'));
+    }
+    assert.ok(tcpOk(upNs, '203.0.113.45', 80) && tcpOk(upNs, '203.0.113.45', 81), 'port forwards work');
+
+    // through the wrapper shim (bash → loopback port), payload-file form with a relative path
+    const root = join(dir, 'root');
+    const inst = spawnSync(process.execPath, [CJS, 'install-wrapper', '--extension', 'residentext', '--root', root, '--script', CJS, ...g], { encoding: 'utf8', env });
+    assert.is(inst.status, 0, inst.stderr);
+    const shim = join(root, 'etc/cloudstack/extensions/residentext/residentext-wrapper.sh');
+    writeFileSync(join(dir, 'fw.json'), JSON.stringify({
+      'physical-network-extension-details': { 'public.network.device': 'eth1', 'guest.network.device': 'eth1' },
+      payload: { network_id: id, fw_rules: { default_egress_allow: true, rules: [{ id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: '203.0.113.45', sourceCidrs: ['0.0.0.0/0'] }] } },
+    }));
+    const viaShim = (...a: string[]) => spawnSync(shim, a, { encoding: 'utf8', timeout: 30_000, env, cwd: dir });
+    let r = viaShim('apply-fw-rules', 'fw.json', '30');
+    assert.is(r.status, 0, r.stderr);
+    assert.is(lastRunner(log), srv.pid, 'the shim handed the command to the resident engine');
+    assert.ok(tcpOk(upNs, '203.0.113.45', 80), 'allowed port');
+    assert.not.ok(tcpOk(upNs, '203.0.113.45', 81), 'filtered port (rules applied by the resident engine)');
+
+    // output and exit codes come back as the CLI would give them
+    r = viaShim('custom-action', '--network-id', id, '--action', 'list-firewall-rules');
+    assert.is(r.status, 0, r.stderr);
+    assert.is((JSON.parse(r.stdout) as { status: string }).status, 'success');
+    const stateFile = join(dir, 'state', 'routers', `${ns}.json`);
+    const before = readFileSync(stateFile, 'utf8');
+    r = viaShim('apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify({ rules: [{ type: 'ingress', protocol: 'tcp', portStart: 70000, publicIp: '203.0.113.45' }] })).toString('base64'));
+    assert.is(r.status, 1, 'bad port: usage error');
+    assert.match(r.stderr, /portStart/);
+    assert.is(r.stdout, '');
+    r = cli('apply-fw-rules', '--network-id', id, '--fw-rules', '%%%');
+    assert.is(r.status, 1, 'bad base64 through the unix socket: usage error');
+    assert.is(readFileSync(stateFile, 'utf8'), before, 'nothing changed');
+    assert.not.ok(tcpOk(upNs, '203.0.113.45', 81), 'still filtered');
+
+    // fallbacks: a wrong token, another network namespace, no engine — each runs the command itself
+    // (the port file of a socket path that has no engine behind it: the shim's own fallback, node, finds no
+    // socket there either and runs the command in its process)
+    const tcpFile = join(dirname(srv.socket), 'engine.tcp');
+    const good = readFileSync(tcpFile, 'utf8');
+    const elsewhere = join(dir, 'other-run');
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'engine.tcp'), `${good.split(' ')[0]} ${'0'.repeat(48)}\n`);
+    r = spawnSync(shim, ['custom-action', '--network-id', id, '--action', 'list-firewall-rules'], { encoding: 'utf8', env: { ...env, NETNS_ROUTER_ENGINE_SOCKET: join(elsewhere, 'engine.sock') } });
+    assert.is(r.status, 0, r.stderr);
+    assert.is.not(lastRunner(log), srv.pid, 'wrong token: the shim ran netns-router itself');
+    r = spawnSync('ip', ['netns', 'exec', upNs, process.execPath, CJS, 'custom-action', '--network-id', id, '--action', 'list-firewall-rules', ...g], { encoding: 'utf8', env });
+    assert.is(r.status, 0, r.stderr);
+    assert.is.not(lastRunner(log), srv.pid, 'a client in another network namespace runs the command itself');
+    r = cli('custom-action', '--network-id', id, '--action', 'list-firewall-rules');
+    assert.is(lastRunner(log), srv.pid, 'and the engine serves again');
+
+    // commands of one router serialise on its lock, also inside one engine: ten concurrent applies all land
+    const docs = Array.from({ length: 10 }, (_, i) => ({ default_egress_allow: true, rules: [{ id: i, type: 'ingress', protocol: 'tcp', portStart: 80 + (i % 2), portEnd: 80 + (i % 2), publicIp: '203.0.113.45' }] }));
+    const runs = docs.map((d) => new Promise<number | null>((res) => {
+      const p = spawn(process.execPath, [CJS, 'apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify(d)).toString('base64'), ...g], { env, stdio: 'ignore' });
+      p.on('exit', (c) => res(c));
+    }));
+    assert.equal(await Promise.all(runs), docs.map(() => 0));
+    r = cli('apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify(docs[1])).toString('base64'));
+    assert.is(r.status, 0, r.stderr);
+    assert.ok(tcpOk(upNs, '203.0.113.45', 81) && !tcpOk(upNs, '203.0.113.45', 80), 'the last document rules');
+
+    // SIGTERM: finishes, removes its socket and port file; the clients then run commands themselves
+    assert.is(await srv.stop(), 0, srv.stderr());
+    assert.not.ok(existsSync(srv.socket) || existsSync(tcpFile), 'socket and port file removed');
+    r = viaShim('custom-action', '--network-id', id, '--action', 'list-firewall-rules');
+    assert.is(r.status, 0, r.stderr);
+    r = cli('destroy-network', '--network-id', id);
+    assert.is(r.status, 0, r.stderr);
+    assert.is.not(lastRunner(log), srv.pid);
+  } finally {
+    for (const p of procs) p.kill();
+    if (srv) await srv.stop();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('shim wire: requests split anywhere parse the same; malformed ones are refused; replies count bytes', () => {
+  const fields = [SHIM_MAGIC, 'tok', '/x/netns-router.cjs', '/tmp/dir', '/etc/w.sh', '3', 'apply-fw-rules', 'päyload.json', '', '2', 'CS_A={"x": "y=z"}', 'NETNS_ROUTER_LOG_LEVEL=debug'];
+  const buf = Buffer.from(fields.map((f) => `${f}\0`).join(''));
+  for (const cut of [1, 7, 20, buf.length - 1]) {
+    const rd = new ShimRequestReader(1 << 20);
+    assert.is(rd.push(buf.subarray(0, cut)), undefined);
+    const req = rd.push(buf.subarray(cut));
+    assert.equal(req, { token: 'tok', script: '/x/netns-router.cjs', cwd: '/tmp/dir', invokedAs: '/etc/w.sh', argv: ['apply-fw-rules', 'päyload.json', ''], env: { CS_A: '{"x": "y=z"}', NETNS_ROUTER_LOG_LEVEL: 'debug' } });
+  }
+  assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from('GET / HTTP/1.1\r\n\0')), /not a shim request/);
+  assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\0x\0`)), /bad argc/);
+  assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\x000\x001\0NOEQUALS\0`)), /environment/);
+  assert.throws(() => new ShimRequestReader(16).push(buf), /too large/);
+  assert.equal(shimReply(1, 'ü\n', ''), Buffer.from('1 3 0\nü\n'));
+});
+
+test.run();
