@@ -29,8 +29,9 @@ import { Spawner } from './lib/spawner.js';
 import { cliPath, spawnBaselinePath } from './lib/paths.js';
 import { makeHost, removeHost, deleteNamespaces, PUBLIC_GW, type BenchHost } from './lib/topo.js';
 import {
-  lifecycleSteps, writePayloads, libContestant, cliContestant, spawnBaseline, scriptContestant, type Contestant,
+  lifecycleSteps, writePayloads, libContestant, cliContestant, shimContestant, spawnBaseline, scriptContestant, type Contestant,
 } from './lib/lifecycle.js';
+import { startResident, type Resident } from './lib/resident.js';
 
 // ── workload 1: command latency ─────────────────────────────────────────────────────────────────────────
 
@@ -53,8 +54,11 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
   const work = join(opts.outDir, 'work-latency');
   const spawner = Spawner.start();
   const contestants: Contestant[] = [];
+  let resident: Resident | undefined;
   try {
-    contestants.push(libContestant(work, 1000), cliContestant(work, 2000, spawner), spawnBaseline(work, 3000, spawner));
+    mkdirSync(work, { recursive: true });
+    resident = await startResident(work, { mountNsOfPid: spawner.pid });
+    contestants.push(libContestant(work, 1000), cliContestant(work, 2000, spawner), shimContestant(work, 5000, spawner, resident.socket), spawnBaseline(work, 3000, spawner));
     if (opts.baselineWrapper) contestants.push(scriptContestant('wrapper', `wrapper ${opts.baselineWrapper}`, opts.baselineWrapper, work, 4000, spawner));
     const plans = contestants.map((c) => {
       const steps = lifecycleSteps(c.ids);
@@ -112,11 +116,11 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
     const rowFor = (label: string, ms: Record<string, number[]>, fails: Record<string, string[]>): string[] => {
       const s = Object.fromEntries(keys.map((k) => [k, sum(k, ms[k])]));
       const cell = (k: string) => (fails[k]?.length ? `FAILED ×${fails[k].length}` : `${fmtMs(s[k].median)} / ${fmtMs(s[k].p95)}`);
-      const row = [label, cell('lib'), cell('cli'), cell('spawn'), fmtRatio(pairedRatios(ms.cli, ms.spawn).median), fmtRatio(pairedRatios(ms.lib, ms.spawn).median)];
+      const row = [label, cell('lib'), cell('cli'), cell('shim'), cell('spawn'), fmtRatio(pairedRatios(ms.cli, ms.spawn).median), fmtRatio(pairedRatios(ms.shim, ms.spawn).median), fmtRatio(pairedRatios(ms.lib, ms.spawn).median)];
       if (has('wrapper')) row.push(cell('wrapper'), fmtRatio(pairedRatios(ms.cli, ms.wrapper).median));
       return row;
     };
-    const headers = ['command', 'library med/p95', 'CLI med/p95', 'spawn baseline med/p95', 'spawn÷CLI', 'spawn÷lib'];
+    const headers = ['command', 'library med/p95', 'CLI cold med/p95', 'shim+resident med/p95', 'spawn baseline med/p95', 'spawn÷CLI', 'spawn÷shim', 'spawn÷lib'];
     if (has('wrapper')) headers.push('wrapper med/p95', 'wrapper÷CLI');
     const rows = results.map((r) => rowFor(r.label, r.ms, r.failures));
     rows.push(rowFor('whole lifecycle (sum)', totals, Object.fromEntries(keys.map((k) => [k, totals[k].filter((x) => !Number.isFinite(x)).map(() => 'failed')]))));
@@ -126,7 +130,8 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
       title: `Command latency (${runs} repetitions after ${warmup} warm-up; median / p95)`,
       headers, rows,
       notes: [
-        'library = RouterApi → RouterEngine in this process (request parsed beforehand); CLI = `node dist/cli/main.js <command> <payload-file> 60 --host-netns H --state-dir D` cold;',
+        'library = RouterApi → RouterEngine in this process (request parsed beforehand); CLI cold = `node dist/cli/main.js <command> <payload-file> 60 --host-netns H --state-dir D`, no resident engine;',
+        'shim+resident = the extension wrapper shim (install-wrapper; bash) run as CloudStack runs it, with `netns-router serve` running: the shim hands the command line to the resident engine, no node start per command;',
         'spawn baseline = bench/baseline/spawn-router.sh: one ip/iptables process per object, `ip netns exec` per namespace step, iptables-save after each change (lean: payload parsed by bash).',
         `ratios: median of per-repetition ratios (same repetition, same machine minute). Cold-start floors: netns-router --version ${fmtMs(fc.median)}, bash -c : ${fmtMs(fb.median)}.`,
         'Segments: guest vxlan://N, public untagged (this kernel has no 802.1Q; VLAN devices would add one more ip link per network on both sides).',
@@ -142,12 +147,12 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
       steps: results.map((r) => ({
         label: r.label, command: r.command, samplesMs: r.ms, failures: r.failures,
         summary: Object.fromEntries(keys.map((k) => [k, sum(k, r.ms[k])])),
-        ratios: { spawnOverCli: pairedRatios(r.ms.cli, r.ms.spawn), spawnOverLib: pairedRatios(r.ms.lib, r.ms.spawn), ...(has('wrapper') ? { wrapperOverCli: pairedRatios(r.ms.cli, r.ms.wrapper), wrapperOverLib: pairedRatios(r.ms.lib, r.ms.wrapper) } : {}) },
+        ratios: { spawnOverCli: pairedRatios(r.ms.cli, r.ms.spawn), spawnOverShim: pairedRatios(r.ms.shim, r.ms.spawn), spawnOverLib: pairedRatios(r.ms.lib, r.ms.spawn), ...(has('wrapper') ? { wrapperOverCli: pairedRatios(r.ms.cli, r.ms.wrapper), wrapperOverLib: pairedRatios(r.ms.lib, r.ms.wrapper) } : {}) },
       })),
       totals: Object.fromEntries(keys.map((k) => [k, { samplesMs: totals[k], summary: sum(k, totals[k]) }])),
       floors: { cliVersion: fc, bashTrue: fb, python3: summarize(floors.python3) }, upstreamPythonPerCommand: UPSTREAM_PYTHON_PER_COMMAND,
     };
-    const names: Record<string, string> = { lib: 'netns-router library', cli: 'netns-router CLI (cold)', spawn: 'spawn-per-operation baseline', wrapper: 'wrapper (--baseline-wrapper)' };
+    const names: Record<string, string> = { lib: 'netns-router library', cli: 'netns-router CLI (cold)', shim: 'wrapper shim + resident engine', spawn: 'spawn-per-operation baseline', wrapper: 'wrapper (--baseline-wrapper)' };
     sec.plots.push({
       file: 'latency-commands.svg',
       title: 'Command latency (median)',
@@ -160,6 +165,7 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
     });
   } finally {
     for (const c of contestants) c.close();
+    await resident?.stop();
     await spawner.close();
     rmSync(work, { recursive: true, force: true });
   }

@@ -14,6 +14,7 @@ import { createRouterApi } from '../../lib/router/api.js';
 import { describeError } from '../../lib/router/errors.js';
 import { now } from './timing.js';
 import type { Spawner } from './spawner.js';
+import { installShim } from './resident.js';
 import { cliPath, spawnBaselinePath } from './paths.js';
 import { makeHost, removeHost, deleteNamespaces, PUBLIC_GW, PUBLIC_GW2, PUBLIC_CIDR, type BenchHost } from './topo.js';
 
@@ -162,7 +163,22 @@ export function cliContestant(workDir: string, base: number, spawner: Spawner): 
   const c = baseContestant('cli', 'netns-router CLI', workDir, base) as Contestant;
   c.run = async (step, file) => {
     const r = await spawner.run([process.execPath, cliPath(), step.command, file, '60',
-      '--host-netns', c.host.hostNs, '--state-dir', c.stateDir, '--log-file', join(workDir, 'cli', 'log')]);
+      '--host-netns', c.host.hostNs, '--state-dir', c.stateDir, '--log-file', join(workDir, 'cli', 'log')], { env: { NETNS_ROUTER_ENGINE_SOCKET: 'off' } });
+    return r.status === 0 ? { ms: r.ms, ok: true } : { ms: r.ms, ok: false, error: r.stderr.trim().split('\n').pop() ?? `exit ${r.status}` };
+  };
+  return c;
+}
+
+/**
+ * netns-router the way CloudStack reaches it in production: the extension's wrapper shim (bash), with a
+ * resident engine (`netns-router serve`) running — the shim hands the command line to the engine. The engine
+ * is started by the caller (in the Spawner's mount namespace); `socket` is its socket path.
+ */
+export function shimContestant(workDir: string, base: number, spawner: Spawner, socket: string): Contestant {
+  const c = baseContestant('shim', 'netns-router via wrapper shim + resident engine', workDir, base) as Contestant;
+  const shim = installShim(join(workDir, 'shim', 'root'), 'benchext', ['--host-netns', c.host.hostNs, '--state-dir', c.stateDir, '--log-file', join(workDir, 'shim', 'log')]);
+  c.run = async (step, file) => {
+    const r = await spawner.run([shim, step.command, file, '60'], { env: { NETNS_ROUTER_ENGINE_SOCKET: socket } });
     return r.status === 0 ? { ms: r.ms, ok: true } : { ms: r.ms, ok: false, error: r.stderr.trim().split('\n').pop() ?? `exit ${r.status}` };
   };
   return c;

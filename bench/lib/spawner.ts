@@ -68,6 +68,11 @@ export class Spawner {
     return new Spawner();
   }
 
+  /** pid of the exec host (its mount namespace is the one the commands run in). */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   /** Run argv (optionally with the network namespace `netns`); resolves with the child's wall time. */
   run(argv: string[], opts: { netns?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<SpawnResult> {
     if (this.exited) return Promise.reject(new SpawnError('exec-host is not running'));
