@@ -71,7 +71,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promi
   // exactly that long (nothing else of the process can run meanwhile)
   const home = deps.cwd !== undefined ? process.cwd() : undefined;
   try {
-    if (deps.cwd !== undefined) process.chdir(deps.cwd);
+    // (a client whose directory is gone: absolute paths still work, relative ones fail as missing files)
+    if (deps.cwd !== undefined) { try { process.chdir(deps.cwd); } catch { /* see above */ } }
     inv = parseInvocation(argv, { env, invokedAs: deps.invokedAs, nodePath: deps.nodePath, version: `netns-router ${packageVersion()}` });
   } catch (e) {
     const command = argv.find((a) => !a.startsWith('-')) ?? '';

@@ -104,6 +104,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   let api: RouterApi | undefined;
   const apiOnce = async (): Promise<RouterApi> => (api ??= await loadRouterApi());
   await apiOnce();
+  const warm0 = Date.now();
+  (await import('../lib/router/warm-up.js')).warmUp();
+  const warmMs = Date.now() - warm0;
 
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
   if (await listening(opts.socket)) throw new Error(`another resident engine is already listening on ${opts.socket}`);
@@ -253,7 +256,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     writeFileSync(temp, `${port} ${token}\n`, { mode: 0o600 });
     renameSync(temp, shimFile);
   }
-  say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid})`);
+  say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms)`);
 
   let closing: Promise<void> | undefined;
   return {

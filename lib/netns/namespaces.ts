@@ -121,6 +121,16 @@ function isNsfsMount(path: string): boolean {
   }
 }
 
+/**
+ * Identity of the namespace /run/netns/NAME names now ("dev:inode" of its nsfs file), or undefined when none.
+ * A long-lived socket or context inside a namespace must check it before each use: another process may have
+ * deleted the namespace and made a new one of the same name, and the old socket would act on the old one.
+ */
+export function netnsIdentity(name: string): string | undefined {
+  const st = statSync(netnsPath(name), { throwIfNoEntry: false });
+  return st ? `${st.dev}:${st.ino}` : undefined;
+}
+
 export function netnsExists(name: string): boolean {
   const p = netnsPath(name);
   return existsSync(p) && isNsfsMount(p);

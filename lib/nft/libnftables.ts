@@ -12,7 +12,7 @@
  * serialises every call, so the context is never used by two threads at once.
  */
 import * as nft from '../sys/libnftables.js';
-import { onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
+import { netnsIdentity, onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
 
@@ -105,7 +105,7 @@ export function openLibnftables(opts: LibnftablesOptions = {}): JsonExecutor {
   return new JsonExecutor(LibnftablesRunner.open(opts), opts);
 }
 
-const shared = new Map<string, { executor: JsonExecutor; runner: LibnftablesRunner }>();
+const shared = new Map<string, { executor: JsonExecutor; runner: LibnftablesRunner; identity: string | undefined }>();
 
 /**
  * The long-lived executor of a namespace (one context per namespace, created on first use). It is
@@ -115,15 +115,18 @@ const shared = new Map<string, { executor: JsonExecutor; runner: LibnftablesRunn
 export function sharedLibnftables(netns?: string): JsonExecutor {
   const key = netns ?? '';
   const hit = shared.get(key);
-  if (hit && hit.runner.isOpen) {
+  // the same namespace still? (another process may have deleted it and made a new one of that name)
+  const identity = netns !== undefined ? netnsIdentity(netns) : '';
+  if (hit && hit.runner.isOpen && hit.identity === identity) {
     shared.delete(key); // most recently used last
     shared.set(key, hit);
     return hit.executor;
   }
+  if (hit) void hit.runner.close();
   const runner = LibnftablesRunner.open(netns !== undefined ? { netns } : {});
   const executor = new JsonExecutor(runner);
   shared.delete(key);
-  shared.set(key, { executor, runner });
+  shared.set(key, { executor, runner, identity });
   // Bounded: each context holds descriptors, and libnftables aborts the process once a descriptor number
   // passes FD_SETSIZE (1024) — a process reconciling hundreds of routers would otherwise crash.
   while (shared.size > MAX_SHARED) {

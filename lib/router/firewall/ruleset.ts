@@ -28,6 +28,7 @@ import { compileChain, layers, type Entry, type Segment } from './compile.js';
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
 import { createHash } from 'node:crypto';
+import { sameValue } from '../../nft/table-sync.js';
 
 /** Priority of the ingress chain: mangle (-150), i.e. after conntrack (-200), before DNAT (-110). */
 export const FW_INGRESS_PRIORITY: N.Priority = { base: 'mangle', offset: 0 };
@@ -57,6 +58,34 @@ function tierIf(m: RouterModel, networkId: string): string | undefined {
   return t ? tierAttachment(m, t).nsVeth : undefined;
 }
 
+/**
+ * Compiled chains of the last commands, by router and chain, with the input they were compiled from. A command
+ * usually changes one chain (an ACL update touches one direction of one tier; an apply-fw-rules the ingress or
+ * an egress chain): the others are recompiled only when their input differs. Inputs are compared structurally,
+ * so a hit is exact; the objects are shared read-only, like the engine's compiled tables.
+ */
+const chainMemo = new Map<string, { input: unknown; objs: N.NftObject[] }>();
+const CHAIN_MEMO_MAX = 128;
+
+function memoChain(m: RouterModel, chain: string, input: unknown, compile: () => N.NftObject[]): N.NftObject[] {
+  const key = `${m.namespace}\0${chain}`;
+  const hit = chainMemo.get(key);
+  if (hit && sameValue(hit.input, input)) {
+    chainMemo.delete(key); // most recently used last
+    chainMemo.set(key, hit);
+    return hit.objs;
+  }
+  const objs = compile();
+  chainMemo.delete(key);
+  chainMemo.set(key, { input, objs });
+  while (chainMemo.size > CHAIN_MEMO_MAX) chainMemo.delete(chainMemo.keys().next().value!);
+  return objs;
+}
+
+function pushAll<T>(to: T[], from: readonly T[]): void {
+  for (const x of from) to.push(x); // (not push(...from): a spread of thousands of arguments is slow)
+}
+
 export function firewallObjects(m: RouterModel, s: FirewallState = firewallState(m)): N.NftObject[] {
   const objs: N.NftObject[] = [];
 
@@ -69,9 +98,10 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
       const fam = addressValue(ip)?.family;
       (fam === 6 ? v6 : v4).push({ key: N.addr(ip), value: N.goto(chainNames.ingressRules) });
     }
+    // chains before the map elements that jump to them
+    pushAll(objs, memoChain(m, chainNames.ingressRules, s.fw,
+      () => compileChain(chainNames.ingressRules, [{ verdict: 'accept', matchers: [...ingress.values()].flat() }], { tail: 'drop' })));
     objs.push(
-      // chains before the map elements that jump to them
-      ...compileChain(chainNames.ingressRules, [{ verdict: 'accept', matchers: [...ingress.values()].flat() }], { tail: 'drop' }),
       N.verdictMap('fw_ingress_ips', 'ipv4_addr', v4.length ? { elements: v4 } : {}),
       N.verdictMap('fw_ingress_ips6', 'ipv6_addr', v6.length ? { elements: v6 } : {}),
       N.baseChain(chainNames.ingress, { type: 'filter', hook: 'prerouting', priority: FW_INGRESS_PRIORITY, policy: 'accept' }),
@@ -91,8 +121,11 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
     const dev = tierIf(m, id);
     if (!dev) continue; // the tier is not known here yet: its egress rules apply once it is
     const name = chainNames.egress(id);
-    const seg: Segment = { verdict: n.defaultEgressAllow ? 'drop' : 'return', matchers: n.rules.filter((r) => r.type === 'egress').flatMap(egressMatchersOf) };
-    chains.push(...compileChain(name, [seg], { tail: n.defaultEgressAllow ? 'return' : 'drop' }));
+    const egress = n.rules.filter((r) => r.type === 'egress');
+    pushAll(chains, memoChain(m, name, [n.defaultEgressAllow, egress], () => {
+      const seg: Segment = { verdict: n.defaultEgressAllow ? 'drop' : 'return', matchers: egress.flatMap(egressMatchersOf) };
+      return compileChain(name, [seg], { tail: n.defaultEgressAllow ? 'return' : 'drop' });
+    }));
     egressIfs.push({ key: N.ifname(dev), value: N.jump(name) });
   }
   for (const id of Object.keys(s.acl).sort()) {
@@ -100,15 +133,18 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
     if (!dev) continue;
     for (const dir of ['ingress', 'egress'] as const) {
       const name = dir === 'ingress' ? chainNames.aclIn(id) : chainNames.aclOut(id);
-      const entries: Entry[] = s.acl[id].rules.filter((r) => r.trafficType === dir)
-        .map((r) => ({ verdict: r.action === 'allow' ? 'return' : 'drop', matchers: aclMatchersOf(r) }));
-      chains.push(...compileChain(name, layers(entries), { tail: 'drop' }));
+      const rules = s.acl[id].rules.filter((r) => r.trafficType === dir);
+      pushAll(chains, memoChain(m, name, rules, () => {
+        const entries: Entry[] = rules.map((r) => ({ verdict: r.action === 'allow' ? 'return' : 'drop', matchers: aclMatchersOf(r) }));
+        return compileChain(name, layers(entries), { tail: 'drop' });
+      }));
       (dir === 'ingress' ? aclInIfs : aclOutIfs).push({ key: N.ifname(dev), value: N.jump(name) });
     }
   }
   if (egressIfs.length || aclInIfs.length || aclOutIfs.length) {
     const fwd = chainNames.forward;
-    objs.push(...chains, N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, established()));
+    pushAll(objs, chains);
+    objs.push(N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, established()));
     if (egressIfs.length) objs.push(N.verdictMap('fw_egress_ifs', 'ifname', { elements: egressIfs }), N.rule(fwd, [N.vmap(N.F.iifname, 'fw_egress_ifs')], { comment: 'egress firewall' }));
     if (aclOutIfs.length) objs.push(N.verdictMap('acl_out_ifs', 'ifname', { elements: aclOutIfs }), N.rule(fwd, [N.vmap(N.F.iifname, 'acl_out_ifs')], { comment: 'network ACL egress' }));
     if (aclInIfs.length) objs.push(N.verdictMap('acl_in_ifs', 'ifname', { elements: aclInIfs }), N.rule(fwd, [N.vmap(N.F.oifname, 'acl_in_ifs')], { comment: 'network ACL ingress' }));
