@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +143,16 @@ test('resident engine: commands through the netns-router command and the wrapper
     r = cli('apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify(docs[1])).toString('base64'));
     assert.is(r.status, 0, r.stderr);
     assert.ok(tcpOk(upNs, '203.0.113.45', 81) && !tcpOk(upNs, '203.0.113.45', 80), 'the last document rules');
+
+    // a long-lived process must not leak: descriptors stay flat over many commands (log files, netlink and
+    // nftables handles are closed or reused)
+    const fds = () => readdirSync(`/proc/${srv!.pid}/fd`).length;
+    const fdsBefore = fds();
+    for (let i = 0; i < 15; i++) {
+      r = viaShim('apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify(docs[i % 2])).toString('base64'));
+      assert.is(r.status, 0, r.stderr);
+    }
+    assert.ok(fds() <= fdsBefore + 2, `descriptors ${fdsBefore} → ${fds()}`);
 
     // SIGTERM: finishes, removes its socket and port file; the clients then run commands themselves
     assert.is(await srv.stop(), 0, srv.stderr());
