@@ -2,11 +2,13 @@
  * `npm run demo`: builds a real router in network namespaces on this machine (inside a private sandbox
  * namespace, so the machine's own network is never touched) and shows it working with real packets:
  * a simulated KVM host with its public uplink `eth1` to an upstream network, an isolated guest network on
- * VXLAN 5001 with two VMs, a public IP with source NAT, a static NAT and a port forward.
+ * VXLAN 5001 with two VMs, a public IP with source NAT, a static NAT and a port forward; then a firewall
+ * applied the way CloudStack does it: the extension's wrapper shim, handed to a resident engine.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
 import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
@@ -17,6 +19,7 @@ if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
   process.exit(1);
 }
 
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'netns-router.cjs');
 const created: string[] = [];
 const procs: Array<{ kill: () => void }> = [];
 const cidr = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
@@ -90,6 +93,33 @@ async function main(): Promise<void> {
       if (!inStamp && /set |map |elements|chain |comment/.test(l)) shown.push(`  ${l.trim()}`);
     }
     console.log(shown.join('\n'));
+
+    // the production path: CloudStack runs the extension's wrapper shim; with the resident engine running, the
+    // shim hands the command line over without starting node (docs/resident.md)
+    console.log('\nas CloudStack runs it: the wrapper shim, with a resident engine (netns-router serve):');
+    const runDir = join(stateDir, 'run');
+    const serve = spawn(process.execPath, [CLI, 'serve', '--socket', join(runDir, 'engine.sock')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(serve);
+    let said = '';
+    serve.stderr!.on('data', (c: Buffer) => { said += c.toString(); });
+    for (let i = 0; i < 300 && !said.includes('listening'); i++) await new Promise((r) => setTimeout(r, 20));
+    const inst = spawnSync(process.execPath, [CLI, 'install-wrapper', '--extension', 'demo', '--root', join(stateDir, 'root'), '--script', CLI,
+      '--host-netns', 'demo-host', '--state-dir', stateDir, '--log-file', join(stateDir, 'demo.log')], { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: 'off' } });
+    if (inst.status !== 0) throw new Error(`install-wrapper: ${inst.stderr}`);
+    const shim = join(stateDir, 'root', 'etc', 'cloudstack', 'extensions', 'demo', 'demo-wrapper.sh');
+    const payload = join(stateDir, 'fw.json');
+    writeFileSync(payload, JSON.stringify({ payload: { network_id: '42', fw_rules: { default_egress_allow: true, rules: [
+      { id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
+    ] } } }));
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(runDir, 'engine.sock') };
+    console.log(`  internet pings 203.0.113.10 (before) ......... ${ok(nsRun('demo-upstream', ['ping', '-c1', '-W1', '203.0.113.10']).status === 0)}`);
+    t0 = performance.now();
+    const fw = spawnSync(shim, ['apply-fw-rules', payload, '30'], { encoding: 'utf8', env });
+    if (fw.status !== 0) throw new Error(`apply-fw-rules via the shim: ${fw.stderr}`);
+    console.log(`  demo-wrapper.sh apply-fw-rules (tcp/80 only) .. ${ms(t0)}, process start to exit`);
+    console.log(`  internet → 203.0.113.10:80 answers ............ ${ask('demo-upstream', '203.0.113.10', 80)}`);
+    console.log(`  internet pings 203.0.113.10 (now filtered) .... ${nsRun('demo-upstream', ['ping', '-c1', '-W1', '203.0.113.10']).status === 0 ? 'answered (WRONG)' : 'no answer (dropped)'}`);
+    serve.kill('SIGTERM');
 
     t0 = performance.now();
     await engine.destroyNetwork({ command: 'destroy-network', ...net });
