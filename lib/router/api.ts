@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { RouterApi, CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine } from './engine.js';
@@ -131,10 +131,33 @@ async function runCustomAction(req: T.CustomActionRequest, ctx: CommandContext, 
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(req.action)) throw new UsageError(`invalid custom action name ${JSON.stringify(req.action)}`, 'action');
   const hook = join(ctx.settings.stateDir, 'hooks', `custom-action-${req.action}.sh`);
   if (!existsSync(hook)) throw new UsageError(`unknown custom action "${req.action}" (no built-in and no hook ${hook})`, 'action');
-  const r = spawnSync(hook, [req.namespace, JSON.stringify(req.actionParams)], {
-    encoding: 'utf8', timeout: Math.max(1000, ctx.deadline - Date.now()),
+  // asynchronously: a resident engine keeps serving other routers while an operator's script runs
+  const r = await runHook(hook, [req.namespace, JSON.stringify(req.actionParams)], {
+    timeoutMs: Math.max(1000, ctx.deadline - Date.now()), signal: ctx.signal,
     env: { ...process.env, NETNS_ROUTER_NAMESPACE: req.namespace, NETNS_ROUTER_NETWORK_ID: req.networkId ?? '', NETNS_ROUTER_VPC_ID: req.vpcId ?? '' },
   });
-  if (r.status !== 0) throw new SystemError(`custom action ${req.action} failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').trim().split('\n').pop() ?? ''}`);
+  if (r.status !== 0) throw new SystemError(`custom action ${req.action} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
   return { stdout: r.stdout };
+}
+
+/** Runs a hook script; killed (SIGKILL) at the time limit or when `signal` aborts. */
+function runHook(
+  file: string, args: string[], o: { timeoutMs: number; signal: AbortSignal; env: NodeJS.ProcessEnv },
+): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    const kill = (): void => { child.kill('SIGKILL'); };
+    const timer = setTimeout(kill, o.timeoutMs);
+    o.signal.addEventListener('abort', kill, { once: true });
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (status, sig) => {
+      clearTimeout(timer);
+      o.signal.removeEventListener('abort', kill);
+      resolve({ status, signal: sig, stdout, stderr });
+    });
+  });
 }

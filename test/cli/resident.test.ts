@@ -170,6 +170,47 @@ test('resident engine: commands through the netns-router command and the wrapper
   }
 });
 
+test('resident engine: custom-action hooks run without blocking other commands; a hook past the deadline is killed (exit 2)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-resident-hooks-'));
+  let srv: Served | undefined;
+  try {
+    srv = await serve(dir);
+    const state = join(dir, 'state');
+    mkdirSync(join(state, 'hooks'), { recursive: true });
+    writeFileSync(join(state, 'hooks', 'custom-action-hello.sh'), '#!/bin/sh\necho "hello $1 $NETNS_ROUTER_NETWORK_ID $2"\n', { mode: 0o755 });
+    writeFileSync(join(state, 'hooks', 'custom-action-slow.sh'), `#!/bin/sh\nsleep 5\necho late > ${join(dir, 'late')}\n`, { mode: 0o755 });
+    const g = ['--state-dir', state, '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const run = (...a: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>((res) => {
+      const t0 = Date.now();
+      const p = spawn(process.execPath, [CJS, ...a, ...g], { env });
+      let stdout = '';
+      let stderr = '';
+      p.stdout!.on('data', (c: Buffer) => { stdout += c.toString(); });
+      p.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+      p.on('exit', (code) => res({ code, stdout, stderr, ms: Date.now() - t0 }));
+    });
+    const hello = await run('custom-action', '--network-id', '7', '--action', 'hello', '--action-params', '{"a":1}');
+    assert.is(hello.code, 0, hello.stderr);
+    assert.is(hello.stdout, 'hello cs-net-7 7 {"a":1}\n');
+    assert.is(lastRunner(join(dir, 'log')), srv.pid);
+
+    const slow = run('custom-action', '--network-id', '8', '--action', 'slow', '--timeout', '1');
+    await new Promise((r) => setTimeout(r, 300));
+    const other = await run('custom-action', '--network-id', '9', '--action', 'hello');
+    assert.is(other.code, 0, other.stderr);
+    assert.ok(other.ms < 900, `another router's command was not held up by the running hook (${other.ms} ms)`);
+    const s = await slow;
+    assert.is(s.code, 2, s.stderr);
+    assert.match(s.stderr, /timed out/);
+    await new Promise((r) => setTimeout(r, 5500));
+    assert.not.ok(existsSync(join(dir, 'late')), 'the hook was killed at the deadline');
+  } finally {
+    if (srv) await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('shim wire: requests split anywhere parse the same; malformed ones are refused; replies count bytes', () => {
   const fields = [SHIM_MAGIC, 'tok', '/x/netns-router.cjs', '/tmp/dir', '/etc/w.sh', '3', 'apply-fw-rules', 'päyload.json', '', '2', 'CS_A={"x": "y=z"}', 'NETNS_ROUTER_LOG_LEVEL=debug'];
   const buf = Buffer.from(fields.map((f) => `${f}\0`).join(''));
