@@ -171,17 +171,23 @@ export async function runNetworks(opts: BenchOptions): Promise<SectionResult> {
     let done = 0;
     await sleep(opts.quick ? 500 : 2000); // let the kernel finish freeing the previous workload's namespaces
     const fds0 = openFds();
+    let lastFds = fds0;
+    let lastDone = 0;
     let cliExecutor = false;
     for (const n of sizes) {
       // The engine keeps a libnftables context and a packet socket open per live router; libnftables
       // aborts the process (select(), FD_SETSIZE) once a descriptor number passes 1023. Past that point
       // the level runs with the engine's nft CLI executor (spawned nft per reconcile) and says so.
-      const perRouter = done > 0 ? (openFds() - fds0) / done : 2;
+      // growth per router over the previous level (not since the start: the engine's per-namespace handles are
+      // kept for the most recently used routers only, so the count levels off once those caches are full)
+      const perRouter = done > 0 ? (openFds() - lastFds) / Math.max(1, done - lastDone) : 2;
       if (!cliExecutor && openFds() + perRouter * (n - done) > FD_BUDGET) {
         cliExecutor = true;
         sec.partial.push(`N=${n}: run with the engine's nft CLI executor (nftCli): the default in-process libnftables path keeps ~${perRouter.toFixed(1)} descriptors per live router open and libnftables aborts the process ("bit out of range 0 - FD_SETSIZE on fd_set") once a descriptor number exceeds 1023, i.e. at roughly ${Math.floor((1024 - fds0) / Math.max(1, perRouter))} routers in one process`);
         engine = new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, nftCli: true });
       }
+      lastFds = openFds();
+      lastDone = done;
       opts.log(`networks: implementing networks ${done + 1}…${n}${cliExecutor ? ' (nft CLI executor)' : ''}`);
       collectGarbage();
       const k0 = kernelNetMemory();
