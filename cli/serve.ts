@@ -7,9 +7,11 @@
  *  - a unix socket (default /run/netns-router/engine.sock, root only), used by the netns-router command itself
  *    (cli/resident.cts, JSON lines);
  *  - a loopback TCP port for the extension's wrapper shim, which is bash and reaches it without starting node at
- *    all (lib/router/contract/install-wrapper.ts; wire format in shim-wire.ts). The port and a random token
- *    are in `engine.tcp` next to the socket (root only): a process that cannot read that file cannot use it,
- *    and one in another network namespace does not reach it.
+ *    all (lib/router/contract/install-wrapper.ts; wire format in shim-wire.ts). The port, a random token and
+ *    this process's pid and start time are in `engine.tcp` next to the socket (root only): a process that
+ *    cannot read that file cannot use the port, one in another network namespace does not reach it, and the
+ *    shim talks to the port only while this process is alive (so it never sends a command line to whatever
+ *    listens there after a crash).
  *
  * Safety: commands of different routers run concurrently, commands of one router wait for each other on the
  * router's lock (flock excludes two descriptors even inside one process); a command that timed out keeps its
@@ -18,7 +20,7 @@
  * commands and exits once idle, so that a supervisor (systemd Restart=always) brings up the new code.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +56,12 @@ export interface ResidentServer {
   readonly served: number;
   /** Stop listening, wait for the running commands, remove the socket and the port file. */
   close(): Promise<void>;
+}
+
+/** This process's start time (field 22 of /proc/self/stat, clock ticks since boot): with the pid, its identity. */
+export function processStartTime(pid: number | 'self' = 'self'): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 /** The port file of a socket path: `engine.tcp` in the same directory. */
@@ -253,7 +261,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     const port = (tcpSrv.address() as { port: number }).port;
     shimFile = shimFileFor(opts.socket);
     const temp = `${shimFile}.tmp-${process.pid}`;
-    writeFileSync(temp, `${port} ${token}\n`, { mode: 0o600 });
+    // pid and start time let the shim check that the engine which wrote the file is alive, i.e. still holds
+    // the port: after a crash another process could be listening there, and must not receive a command line
+    writeFileSync(temp, `${port} ${token} ${process.pid} ${processStartTime()}\n`, { mode: 0o600 });
     renameSync(temp, shimFile);
   }
   say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms)`);

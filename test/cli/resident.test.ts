@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { Scratch, addVm, requireSandbox, uid } from '../helpers/topo.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
 import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
@@ -123,10 +124,35 @@ test('resident engine: commands through the netns-router command and the wrapper
     const good = readFileSync(tcpFile, 'utf8');
     const elsewhere = join(dir, 'other-run');
     mkdirSync(elsewhere);
-    writeFileSync(join(elsewhere, 'engine.tcp'), `${good.split(' ')[0]} ${'0'.repeat(48)}\n`);
-    r = spawnSync(shim, ['custom-action', '--network-id', id, '--action', 'list-firewall-rules'], { encoding: 'utf8', env: { ...env, NETNS_ROUTER_ENGINE_SOCKET: join(elsewhere, 'engine.sock') } });
+    const [port, , enginePid, engineStart] = good.trim().split(' ');
+    assert.is(enginePid, String(srv.pid), 'engine.tcp names the engine process');
+    writeFileSync(join(elsewhere, 'engine.tcp'), `${port} ${'0'.repeat(48)} ${enginePid} ${engineStart}\n`);
+    const elsewhereEnv = { ...env, NETNS_ROUTER_ENGINE_SOCKET: join(elsewhere, 'engine.sock') };
+    r = spawnSync(shim, ['custom-action', '--network-id', id, '--action', 'list-firewall-rules'], { encoding: 'utf8', env: elsewhereEnv });
     assert.is(r.status, 0, r.stderr);
     assert.is.not(lastRunner(log), srv.pid, 'wrong token: the shim ran netns-router itself');
+    // the port file of a dead engine: whatever listens on that port now never hears from the shim
+    const squatter = createServer((c) => { squatted++; c.destroy(); });
+    let squatted = 0;
+    await new Promise<void>((res) => squatter.listen(0, '127.0.0.1', () => res()));
+    try {
+      const gone = spawnSync('true');
+      const squatPort = (squatter.address() as { port: number }).port;
+      for (const [pid, start] of [[String(gone.pid), engineStart], [enginePid, String(Number(engineStart) + 1)]]) {
+        writeFileSync(join(elsewhere, 'engine.tcp'), `${squatPort} ${good.trim().split(' ')[1]} ${pid} ${start}\n`);
+        // (asynchronously: the squatter lives in this process and must be able to answer)
+        const code = await new Promise<number | null>((res) => {
+          const p = spawn(shim, ['custom-action', '--network-id', id, '--action', 'list-firewall-rules'], { env: elsewhereEnv, stdio: 'ignore' });
+          const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
+          p.on('exit', (c) => { clearTimeout(t); res(c); });
+        });
+        assert.is(code, 0);
+        assert.is.not(lastRunner(log), srv.pid);
+      }
+      assert.is(squatted, 0, 'no connection to a port whose engine is not alive');
+    } finally {
+      squatter.close();
+    }
     r = spawnSync('ip', ['netns', 'exec', upNs, process.execPath, CJS, 'custom-action', '--network-id', id, '--action', 'list-firewall-rules', ...g], { encoding: 'utf8', env });
     assert.is(r.status, 0, r.stderr);
     assert.is.not(lastRunner(log), srv.pid, 'a client in another network namespace runs the command itself');
