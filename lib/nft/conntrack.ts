@@ -14,6 +14,7 @@
  * body = struct nfgenmsg { u8 family; u8 version; be16 res_id } + attributes. Addresses are raw
  * network-order bytes, ports/ids/zones/marks big-endian.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NlWriter, parseAttrs, type Attrs } from '../netlink/attrs.js';
 import { NETLINK_NETFILTER, NLM_F_ACK } from '../netlink/constants.js';
 import { NetlinkError } from '../netlink/errors.js';
@@ -299,6 +300,16 @@ export function encodeDelete(e: ConntrackEntry): Buffer {
   return w.finish();
 }
 
+/** Pauses (ms) before each mirror sweep of deleteFlows: an answer to a packet that arrived just before the deletion
+ *  leaves the far end within this time unless the machine is badly overloaded. */
+export const MIRROR_SWEEPS_MS: readonly number[] = [5, 20, 50];
+
+/** The entry holding `e`'s flow the other way round: original tuple = e's reply tuple (no id: a delete by this
+ *  tuple takes whichever entry holds it; conntrack has at most one). */
+export function mirrorEntry(e: ConntrackEntry): ConntrackEntry {
+  return { family: e.family, orig: e.reply, reply: e.orig, ...(e.zone !== undefined ? { zone: e.zone } : {}) };
+}
+
 const describe = (t: ConntrackTuple): string =>
   `${t.src}${t.srcPort !== undefined ? `:${t.srcPort}` : ''} -> ${t.dst}${t.dstPort !== undefined ? `:${t.dstPort}` : ''} proto ${t.proto}`;
 
@@ -348,7 +359,12 @@ export class ConntrackSocket {
    * refused; no filters delete nothing.
    */
   deleteAny(filters: ConntrackFilter[]): number {
-    if (filters.length === 0) return 0;
+    return this.deleteEntries(this.findAny(filters));
+  }
+
+  /** The entries matching ANY of the filters, from one dump (see deleteAny). */
+  findAny(filters: ConntrackFilter[]): ConntrackEntry[] {
+    if (filters.length === 0) return [];
     const compiled = filters.map((f) => {
       const c = compile(f);
       if (c.empty) throw new NftValidationError('INVALID_VALUE', 'conntrack filter', f, 'empty filter in deleteAny');
@@ -373,7 +389,27 @@ export class ConntrackSocket {
       const cands = byDst.get(e.orig.dst);
       if ((cands && cands.some((c) => matches(c, e))) || general.some((c) => matches(c, e))) victims.push(e);
     }
-    return this.deleteEntries(victims);
+    return victims;
+  }
+
+  /**
+   * End these flows: delete the entries, then — after each pause of `sweepsMs` — their mirrors (mirrorEntry). A
+   * deleted flow can come back the other way round: the far end answers a packet that reached it just before the
+   * deletion, finds no entry and starts a new one in the opposite direction, whose reply direction is exactly the
+   * deleted flow, so its packets pass as "established" again (seen with a UDP flow after a firewall tightening:
+   * ~1 run in 6 under load). Once the mirror is gone too, the flow's packets are new and meet the rules.
+   * Returns how many of `victims` were deleted.
+   */
+  async deleteFlows(victims: ConntrackEntry[], sweepsMs: readonly number[] = MIRROR_SWEEPS_MS): Promise<number> {
+    const deleted = this.deleteEntries(victims);
+    const mirrors = victims.filter((e) => e.orig.srcPort !== undefined && e.orig.dstPort !== undefined).map(mirrorEntry);
+    if (mirrors.length) {
+      for (const ms of sweepsMs) {
+        await sleep(ms);
+        this.deleteEntries(mirrors);
+      }
+    }
+    return deleted;
   }
 
   /** Delete these entries (as listed: full original tuple and id); returns how many went (gone ones are not counted). */

@@ -3,7 +3,7 @@
  * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/conntrack.ts),
  * from ONE dump of the table however many mappings went. "Nothing matched" is success.
  */
-import { deleteConntrackAny, type ConntrackFilter } from '../nft/conntrack.js';
+import { ConntrackSocket, type ConntrackFilter } from '../nft/conntrack.js';
 import type { NatPlan } from './ruleset.js';
 import { changedMiddle, sameValue } from '../nft/table-sync.js';
 
@@ -32,7 +32,18 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
   return out;
 }
 
-/** Delete the conntrack entries of removed/changed mappings inside the router namespace; returns the count. */
-export function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): number {
-  return deleteConntrackAny(conntrackFilters(before, after), { netns });
+/**
+ * Delete the conntrack entries of removed/changed mappings inside the router namespace, and shortly after their
+ * mirrors (ConntrackSocket.deleteFlows: a guest answering a packet of a removed port forward would otherwise
+ * restart the flow outbound, through source NAT, and keep it reachable); returns the count.
+ */
+export async function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): Promise<number> {
+  const filters = conntrackFilters(before, after);
+  if (filters.length === 0) return 0;
+  const sock = ConntrackSocket.open({ netns });
+  try {
+    return await sock.deleteFlows(sock.findAny(filters));
+  } finally {
+    sock.close();
+  }
 }

@@ -210,7 +210,7 @@ export class RouterEngine {
         await release();
       }
       phases?.mark('nft');
-      if (previous && !modelIsIdle(previous)) deleteNatConntrack(m.namespace, natPlan(previous), nat);
+      if (previous && !modelIsIdle(previous)) await deleteNatConntrack(m.namespace, natPlan(previous), nat);
       for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
       phases?.mark('modules');
     } finally {

@@ -193,6 +193,34 @@ test('re-pointing a map moves a flow only after its conntrack entry is deleted',
   }
 });
 
+test('deleteFlows: a flow restarted the other way round just after its deletion (its mirror) is deleted too', async () => {
+  const ns = addNs('mirror-');
+  try {
+    const ins = (src: string, dst: string, sp: number, dp: number) =>
+      nsSh(ns, 'conntrack', ['-I', '-p', 'udp', '-s', src, '-d', dst, '--sport', String(sp), '--dport', String(dp), '-t', '60', '-u', 'SEEN_REPLY']);
+    const listed = () => nsSh(ns, 'conntrack', ['-L', '-p', 'udp'], { allowFail: true }).stdout;
+    ins('198.51.100.7', '192.0.2.10', 40000, 7001); // the forbidden flow, inbound
+    ins('198.51.100.7', '192.0.2.10', 40001, 7002); // another flow: stays
+    const sock = N.ConntrackSocket.open({ netns: ns });
+    try {
+      const victims = sock.list({ proto: 'udp', origDstPort: 7001 });
+      assert.is(victims.length, 1);
+      const done = sock.deleteFlows(victims, [5, 30, 60]);
+      // the guest's answer arrives right after the deletion: a new entry the other way round
+      ins('192.0.2.10', '198.51.100.7', 7001, 40000);
+      assert.match(listed(), /src=192\.0\.2\.10 dst=198\.51\.100\.7 sport=7001 dport=40000/);
+      assert.is(await done, 1);
+      const left = listed();
+      assert.not.match(left, /sport=7001|dport=7001/, `the mirror is gone too:\n${left}`);
+      assert.match(left, /dport=7002/, 'other flows stay');
+    } finally {
+      sock.close();
+    }
+  } finally {
+    delNs(ns);
+  }
+});
+
 test('conntrack filters are validated; an empty delete needs all: true', () => {
   const bad = (fn: () => unknown, code: string): void => {
     try {

@@ -97,8 +97,12 @@ export function forbidden(c: Checks, e: ConntrackEntry): boolean {
   return false;
 }
 
-/** Delete the conntrack entries the new rules forbid; returns how many were deleted. */
-export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): number {
+/**
+ * Delete the conntrack entries the new rules forbid (and, shortly after, their mirrors: see
+ * ConntrackSocket.deleteFlows — a guest's answer to a packet that reached it just before the deletion would
+ * otherwise restart the flow the other way round); returns how many were deleted.
+ */
+export async function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): Promise<number> {
   // a dump walks the kernel's whole conntrack hash (~9 ms even for an empty namespace): ask the count first
   if (conntrackCount(m.namespace) === 0) return 0;
   const sock = ConntrackSocket.open({ netns: m.namespace });
@@ -109,7 +113,7 @@ export function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | und
     const checks = changedChecks(m, previous);
     if (!hasChecks(checks)) return 0;
     // deleted by their exact tuple and id, in one batch (no further dumps)
-    return sock.deleteEntries(entries.filter((e) => forbidden(checks, e)));
+    return await sock.deleteFlows(entries.filter((e) => forbidden(checks, e)));
   } finally {
     sock.close();
   }

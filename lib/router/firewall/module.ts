@@ -28,7 +28,7 @@ export const firewallModule: RouterModule = {
     // (compared structurally: equal slots of 10,000 rules take a walk, different ones usually stop at the first)
     const slot = (x: RouterModel | undefined): unknown => x?.extra?.[FIREWALL] ?? null;
     if (sameValue(slot(m), slot(previous)) && (slot(m) === null || sameValue(m.tiers, previous?.tiers))) return;
-    deleteForbiddenFlows(m, previous);
+    await deleteForbiddenFlows(m, previous);
   },
 };
 
