@@ -9,7 +9,8 @@
 import { NlWriter, parseAttrs } from '../netlink/attrs.js';
 import { NETLINK_NETFILTER } from '../netlink/constants.js';
 import { NetlinkSocket } from '../netlink/socket.js';
-import { netnsIdentity, onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
+import { runInNetns } from '../netns/namespaces.js';
+import { NamespaceCache } from '../netns/namespace-cache.js';
 
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_NEWGEN = 15;
@@ -47,43 +48,19 @@ export class NftGenerationReader {
 }
 
 /**
- * Readers kept open per namespace: closing a NETLINK_NETFILTER socket costs ~7 ms on this kernel, which every
- * command paid two or three times. Checked against the namespace's identity before each use (another process
- * may have replaced the namespace), closed before lib/netns deletes a namespace, at most MAX_READERS open.
+ * Readers kept open per namespace (NamespaceCache: identity-checked, closed before their namespace is deleted,
+ * at most 32): closing a NETLINK_NETFILTER socket costs ~7 ms on this kernel, which every command paid two or
+ * three times.
  */
-const readers = new Map<string, { reader: NftGenerationReader; identity: string | undefined }>();
-const MAX_READERS = 32;
-
-function drop(key: string): void {
-  const e = readers.get(key);
-  if (!e) return;
-  readers.delete(key);
-  e.reader.close();
-}
-
-onBeforeNetnsDelete((name) => drop(name));
+const readers = new NamespaceCache<NftGenerationReader>(32, (r) => r.close());
 
 /** The current nftables generation id of `netns` (or of the caller's namespace). */
 export function nftGeneration(netns?: string): number {
-  const key = netns ?? '';
-  const identity = netns !== undefined ? netnsIdentity(netns) : '';
-  let e = readers.get(key);
-  if (e && e.identity !== identity) {
-    drop(key);
-    e = undefined;
-  }
-  if (!e) {
-    e = { reader: NftGenerationReader.open(netns), identity };
-    readers.set(key, e);
-    while (readers.size > MAX_READERS) drop(readers.keys().next().value!);
-  } else {
-    readers.delete(key); // most recently used last
-    readers.set(key, e);
-  }
+  const reader = readers.get(netns, () => NftGenerationReader.open(netns));
   try {
-    return e.reader.read();
+    return reader.read();
   } catch (err) {
-    drop(key);
+    readers.drop(netns);
     throw err;
   }
 }

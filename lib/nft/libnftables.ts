@@ -12,7 +12,8 @@
  * serialises every call, so the context is never used by two threads at once.
  */
 import * as nft from '../sys/libnftables.js';
-import { netnsIdentity, onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
+import { onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
+import { NamespaceCache } from '../netns/namespace-cache.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
 
@@ -105,40 +106,24 @@ export function openLibnftables(opts: LibnftablesOptions = {}): JsonExecutor {
   return new JsonExecutor(LibnftablesRunner.open(opts), opts);
 }
 
-const shared = new Map<string, { executor: JsonExecutor; runner: LibnftablesRunner; identity: string | undefined }>();
-
 /**
  * The long-lived executor of a namespace (one context per namespace, created on first use). It is
  * freed automatically when lib/netns deletes the namespace; after that (or after close()) the next
  * call creates a new one.
  */
 export function sharedLibnftables(netns?: string): JsonExecutor {
-  const key = netns ?? '';
-  const hit = shared.get(key);
-  // the same namespace still? (another process may have deleted it and made a new one of that name)
-  const identity = netns !== undefined ? netnsIdentity(netns) : '';
-  if (hit && hit.runner.isOpen && hit.identity === identity) {
-    shared.delete(key); // most recently used last
-    shared.set(key, hit);
-    return hit.executor;
-  }
-  if (hit) void hit.runner.close();
-  const runner = LibnftablesRunner.open(netns !== undefined ? { netns } : {});
-  const executor = new JsonExecutor(runner);
-  shared.delete(key);
-  shared.set(key, { executor, runner, identity });
-  // Bounded: each context holds descriptors, and libnftables aborts the process once a descriptor number
-  // passes FD_SETSIZE (1024) — a process reconciling hundreds of routers would otherwise crash.
-  while (shared.size > MAX_SHARED) {
-    const [oldKey, old] = shared.entries().next().value as [string, { runner: LibnftablesRunner }];
-    shared.delete(oldKey);
-    void old.runner.close();
-  }
-  return executor;
+  return shared.get(netns, () => {
+    const runner = LibnftablesRunner.open(netns !== undefined ? { netns } : {});
+    return { executor: new JsonExecutor(runner), runner };
+  }, (e) => e.runner.isOpen).executor;
 }
 
 /** Most long-lived contexts kept open at once (least recently used ones are freed beyond it). */
 export const MAX_SHARED = 32;
+
+// Bounded: each context holds descriptors, and libnftables aborts the process once a descriptor number passes
+// FD_SETSIZE (1024) — a process reconciling hundreds of routers would otherwise crash.
+const shared = new NamespaceCache<{ executor: JsonExecutor; runner: LibnftablesRunner }>(MAX_SHARED, (e) => { void e.runner.close(); });
 
 /** True when libnftables.so.1 can be loaded here. */
 export const libnftablesAvailable = nft.available;

@@ -24,6 +24,7 @@ import { defaultModules } from './modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
 import type { NftObject } from '../nft/objects.js';
+import { LruMap } from '../util/lru-map.js';
 import { nftGeneration } from '../nft/generation.js';
 
 export interface EngineOptions {
@@ -49,8 +50,10 @@ export interface EngineOptions {
  * by the model's serialised text, so a hit is always exact.
  */
 export class EngineCaches {
-  private readonly objects = new Map<string, { key: string; objs: NftObject[] }>();
-  constructor(private readonly max = 16) {}
+  private readonly objects: LruMap<string, { key: string; objs: NftObject[] }>;
+  constructor(max = 16) {
+    this.objects = new LruMap(max);
+  }
 
   get(slot: string, key: string): NftObject[] | undefined {
     const hit = this.objects.get(slot);
@@ -58,9 +61,7 @@ export class EngineCaches {
   }
 
   put(slot: string, key: string, objs: NftObject[]): void {
-    this.objects.delete(slot);
     this.objects.set(slot, { key, objs });
-    if (this.objects.size > this.max) this.objects.delete(this.objects.keys().next().value!);
   }
 }
 

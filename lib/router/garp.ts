@@ -6,37 +6,17 @@
 import { libc } from '../sys/index.js';
 import { ipToBytes, macToBytes } from '../netlink/ip.js';
 import type { NetnsHandle } from '../netns/handle.js';
-import { onBeforeNetnsDelete } from '../netns/namespaces.js';
+import { NamespaceCache } from '../netns/namespace-cache.js';
 
 // Closing an AF_PACKET socket waits for an RCU grace period (packet_release → synchronize_net, 8-15 ms), so
-// one socket per namespace is kept open and reused; it is closed just before its namespace is deleted.
-const sockets = new Map<string, number>();
-const MAX_SOCKETS = 32;
-onBeforeNetnsDelete((name) => {
-  const fd = sockets.get(name);
-  if (fd === undefined) return;
-  sockets.delete(name);
-  libc.close(fd);
-});
+// one socket per namespace is kept open and reused (NamespaceCache: closed just before its namespace is
+// deleted, checked against the namespace's identity, bounded like the nft contexts: hundreds of routers in one
+// process must not exhaust descriptors).
+const sockets = new NamespaceCache<number>(32, (fd) => libc.close(fd));
 
 function packetSocket(ns: NetnsHandle): number {
-  const key = ns.name ?? '';
-  let fd = sockets.get(key);
-  if (fd !== undefined) {
-    sockets.delete(key); // most recently used last
-    sockets.set(key, fd);
-  } else {
-    // bounded, like the nft contexts: hundreds of routers in one process must not exhaust descriptors
-    while (sockets.size >= MAX_SOCKETS) {
-      const [oldKey, oldFd] = sockets.entries().next().value as [string, number];
-      sockets.delete(oldKey);
-      libc.close(oldFd);
-    }
-    // protocol 0: a send-only socket, never hooked into the receive path
-    fd = ns.run(() => libc.socket(AF_PACKET, libc.SOCK_DGRAM, 0));
-    sockets.set(key, fd);
-  }
-  return fd;
+  // protocol 0: a send-only socket, never hooked into the receive path
+  return sockets.get(ns.name ?? undefined, () => ns.run(() => libc.socket(AF_PACKET, libc.SOCK_DGRAM, 0)));
 }
 
 const AF_PACKET = 17;

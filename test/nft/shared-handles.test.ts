@@ -1,13 +1,16 @@
 /**
- * Long-lived handles inside named namespaces (the shared libnftables contexts and generation readers a
- * resident engine keeps): when another process deletes a namespace and makes a new one of the same name, the
- * next use must act on the new namespace, never through the old handle on the old one.
+ * Long-lived handles inside named namespaces (the shared libnftables contexts, generation readers and
+ * gratuitous-ARP sockets a resident engine keeps, lib/netns/namespace-cache.ts): when another process deletes a
+ * namespace and makes a new one of the same name, the next use must act on the new namespace, never through the
+ * old handle on the old one.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { nftGeneration } from '../../lib/nft/generation.js';
 import { netnsIdentity } from '../../lib/netns/namespaces.js';
+import { NetnsHandle } from '../../lib/netns/handle.js';
+import { sendGratuitousArp } from '../../lib/router/garp.js';
 import { addNs, delNs, nsSh, nsTables, requireSandbox, sh } from './helpers.js';
 
 requireSandbox();
@@ -36,6 +39,41 @@ test('a namespace replaced behind our back: the shared context and the generatio
 
     await N.sharedLibnftables(ns).apply(tx('after_swap'));
     assert.equal(nsTables(ns).sort(), ['inet after_swap', 'inet marker'], 'applied in the new namespace');
+  } finally {
+    delNs(ns);
+  }
+});
+
+test('a namespace replaced behind our back: gratuitous ARP goes out of the new namespace', () => {
+  const ns = addNs('garp-');
+  const txPackets = (): number => {
+    const [l] = JSON.parse(nsSh(ns, 'ip', ['-s', '-j', 'link', 'show', 'dev', 'ga0']).stdout) as Array<{ stats64: { tx: { packets: number } } }>;
+    return l.stats64.tx.packets;
+  };
+  const withLink = (fn: (h: NetnsHandle) => void): void => {
+    // no IPv6: nothing else may leave the link (router solicitations, MLD) while packets are counted
+    nsSh(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const h = NetnsHandle.open(ns);
+    try {
+      h.netlink.linkAdd({ kind: 'veth', name: 'ga0', up: true, peer: { name: 'ga1', up: true } });
+      fn(h);
+    } finally {
+      h.close();
+    }
+  };
+  try {
+    withLink((h) => {
+      const t0 = txPackets();
+      sendGratuitousArp(h, 'ga0', '192.0.2.1');
+      assert.is(txPackets(), t0 + 1, 'sent in the first namespace');
+    });
+    sh('ip', ['netns', 'del', ns]);
+    sh('ip', ['netns', 'add', ns]);
+    withLink((h) => {
+      const t0 = txPackets();
+      sendGratuitousArp(h, 'ga0', '192.0.2.1');
+      assert.is(txPackets(), t0 + 1, 'sent in the new namespace (not through the old one\'s socket)');
+    });
   } finally {
     delNs(ns);
   }

@@ -29,6 +29,7 @@ import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
 import { createHash } from 'node:crypto';
 import { sameValue } from '../../nft/table-sync.js';
+import { LruMap } from '../../util/lru-map.js';
 
 /** Priority of the ingress chain: mangle (-150), i.e. after conntrack (-200), before DNAT (-110). */
 export const FW_INGRESS_PRIORITY: N.Priority = { base: 'mangle', offset: 0 };
@@ -64,21 +65,14 @@ function tierIf(m: RouterModel, networkId: string): string | undefined {
  * an egress chain): the others are recompiled only when their input differs. Inputs are compared structurally,
  * so a hit is exact; the objects are shared read-only, like the engine's compiled tables.
  */
-const chainMemo = new Map<string, { input: unknown; objs: N.NftObject[] }>();
-const CHAIN_MEMO_MAX = 128;
+const chainMemo = new LruMap<string, { input: unknown; objs: N.NftObject[] }>(128);
 
 function memoChain(m: RouterModel, chain: string, input: unknown, compile: () => N.NftObject[]): N.NftObject[] {
   const key = `${m.namespace}\0${chain}`;
   const hit = chainMemo.get(key);
-  if (hit && sameValue(hit.input, input)) {
-    chainMemo.delete(key); // most recently used last
-    chainMemo.set(key, hit);
-    return hit.objs;
-  }
+  if (hit && sameValue(hit.input, input)) return hit.objs;
   const objs = compile();
-  chainMemo.delete(key);
   chainMemo.set(key, { input, objs });
-  while (chainMemo.size > CHAIN_MEMO_MAX) chainMemo.delete(chainMemo.keys().next().value!);
   return objs;
 }
 
