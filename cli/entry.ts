@@ -3,23 +3,14 @@
  * the SSH proxy side, the resident engine itself (`serve`), or a router command — forwarded to the resident
  * engine when one is listening, else run in this process.
  */
-import { forwardToResident, forwardedEnv, residentSocketPath } from './resident.cjs';
+import { runViaResident } from './resident.cjs';
 
 export async function runMain(argv: readonly string[], opts: { tryResident: boolean }): Promise<number> {
   // the management-server side (SSH proxy) never loads the router engine
   if (argv[0] === 'proxy' || argv[0] === 'install-proxy') return (await import('./proxy.js')).proxyMain(argv, process.argv[1]);
   if (argv[0] === 'serve') return (await import('./serve.js')).serveMain(argv.slice(1));
-  const socket = opts.tryResident ? residentSocketPath(process.env) : undefined;
-  if (socket !== undefined) {
-    const r = await forwardToResident({
-      argv: [...argv], cwd: process.cwd(), env: forwardedEnv(process.env), invokedAs: process.argv[1], nodePath: process.execPath,
-    }, socket);
-    if (r) {
-      process.stdout.write(r.stdout);
-      process.stderr.write(r.stderr);
-      return r.exit;
-    }
-  }
+  const forwarded = opts.tryResident ? await runViaResident(argv) : undefined;
+  if (forwarded !== undefined) return forwarded;
   const [{ loadRouterApi }, { runCli }] = await Promise.all([import('./engine.js'), import('./run.js')]);
   return runCli(argv, { api: loadRouterApi, invokedAs: process.argv[1] });
 }

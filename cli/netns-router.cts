@@ -2,21 +2,11 @@
 // netns-router, the installed command: `netns-router <command> <payload-file> <timeout-seconds>` (or options).
 // CommonJS, loading only node built-ins until it knows it needs more: with a resident engine (`netns-router
 // serve`) listening, the command line goes over its socket and this process never loads the engine.
-import { forwardToResident, forwardedEnv, residentSocketPath } from './resident.cjs';
+import { runViaResident } from './resident.cjs';
 
 async function main(argv: string[]): Promise<number> {
-  const local = argv[0] === 'proxy' || argv[0] === 'install-proxy' || argv[0] === 'serve';
-  const socket = local ? undefined : residentSocketPath(process.env);
-  if (socket !== undefined) {
-    const r = await forwardToResident({
-      argv, cwd: process.cwd(), env: forwardedEnv(process.env), invokedAs: process.argv[1], nodePath: process.execPath,
-    }, socket);
-    if (r) {
-      process.stdout.write(r.stdout);
-      process.stderr.write(r.stderr);
-      return r.exit;
-    }
-  }
+  const forwarded = await runViaResident(argv);
+  if (forwarded !== undefined) return forwarded;
   // no resident engine: everything else is ESM (a CommonJS module can load it only asynchronously)
   const { runMain } = await import('./entry.js') as typeof import('./entry.js');
   return runMain(argv, { tryResident: false });

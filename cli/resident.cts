@@ -160,3 +160,24 @@ export function forwardToResident(
     }, (why) => lost(`sent ${why}`));
   });
 }
+
+/** Commands a process always runs itself: the SSH proxy side and the resident engine itself. */
+export const isLocalCommand = (argv: readonly string[]): boolean =>
+  argv[0] === 'proxy' || argv[0] === 'install-proxy' || argv[0] === 'serve';
+
+/**
+ * Hand this process's command line to the resident engine and print what it answers. Resolves the exit code,
+ * or undefined when the command is to run here (a local command, no engine, `NETNS_ROUTER_ENGINE_SOCKET=off`,
+ * or an engine that refused it).
+ */
+export async function runViaResident(argv: readonly string[]): Promise<number | undefined> {
+  const socket = isLocalCommand(argv) ? undefined : residentSocketPath(process.env);
+  if (socket === undefined) return undefined;
+  const r = await forwardToResident({
+    argv: [...argv], cwd: process.cwd(), env: forwardedEnv(process.env), invokedAs: process.argv[1], nodePath: process.execPath,
+  }, socket);
+  if (!r) return undefined;
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  return r.exit;
+}

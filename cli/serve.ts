@@ -52,8 +52,6 @@ export interface ResidentServer {
   readonly shimFile: string | undefined;
   /** Commands running now. */
   readonly running: number;
-  /** Commands run since the start. */
-  readonly served: number;
   /** Stop listening, wait for the running commands, remove the socket and the port file. */
   close(): Promise<void>;
 }
@@ -121,7 +119,6 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   try { unlinkSync(opts.socket); } catch { /* no stale socket */ }
 
   let running = 0;
-  let served = 0;
   let draining = false;
   const idle: Array<() => void> = [];
   const settle = (): void => {
@@ -149,7 +146,6 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     let stdout = '';
     let stderr = '';
     running++;
-    served++;
     try {
       const exit = await runCli(argv, {
         api: apiOnce, env: d.env, cwd: d.cwd, invokedAs: d.invokedAs, nodePath: d.nodePath ?? process.execPath,
@@ -273,7 +269,6 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     socket: opts.socket,
     shimFile,
     get running() { return running; },
-    get served() { return served; },
     close() {
       closing ??= (async () => {
         draining = true;

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Scratch, addVm, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, addVm, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
 import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
 
@@ -59,13 +59,7 @@ test('resident engine: commands through the netns-router command and the wrapper
   const procs: ChildProcess[] = [];
   let srv: Served | undefined;
   try {
-    const hostNs = s.ns('host');
-    const upNs = s.ns('up');
-    const h = s.handle(hostNs);
-    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0', namespace: { netns: upNs }, up: true } });
-    const up = s.handle(upNs);
-    up.netlink.addrAdd({ dev: 'up0', address: '203.0.113.1/24' });
-    up.netlink.linkSetUp('lo');
+    const { hostNs, upNs, h } = simulatedHost(s);
     srv = await serve(dir);
     const log = join(dir, 'log');
     const g = ['--host-netns', hostNs, '--state-dir', join(dir, 'state'), '--log-file', log];

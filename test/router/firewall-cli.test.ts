@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { Scratch, addVm, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, addVm, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
 import { servers, serversUp, tcpOk, routerTable } from '../helpers/fw.js';
 
 requireSandbox();
@@ -23,13 +23,7 @@ test('CLI: apply-fw-rules (option and payload forms), apply-network-acl, listing
   const vns = s.track(`cs-vpc-${vpcId}`);
   const procs: ChildProcess[] = [];
   try {
-    const hostNs = s.ns('host');
-    const upNs = s.ns('up');
-    const h = s.handle(hostNs);
-    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0', namespace: { netns: upNs }, up: true } });
-    const up = s.handle(upNs);
-    up.netlink.addrAdd({ dev: 'up0', address: '203.0.113.1/24' });
-    up.netlink.linkSetUp('lo');
+    const { hostNs, upNs, h } = simulatedHost(s);
     const g = ['--host-netns', hostNs, '--state-dir', join(dir, 'state'), '--log-file', join(dir, 'log')];
     const cli = (...a: string[]) => spawnSync(process.execPath, [CLI, ...a, ...g], { encoding: 'utf8', timeout: 30_000 });
     const ok = (r: ReturnType<typeof cli>) => assert.is(r.status, 0, r.stderr);
