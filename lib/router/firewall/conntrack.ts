@@ -12,6 +12,7 @@
  *   ACL egress of tier T     original source in T, destination after DNAT outside T
  */
 import { ConntrackSocket, type ConntrackEntry } from '../../nft/conntrack.js';
+import { sameValue } from '../../nft/table-sync.js';
 import type { RouterModel } from '../model.js';
 import { runInNetns } from '../../netns/namespaces.js';
 import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
@@ -29,8 +30,6 @@ interface Checks {
   acl: Array<{ cidrs: Cidr[]; c: CompiledAcl }>;
 }
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-
 /** Per filtered public IP, its ingress rules as text (what decides whether its flows must be re-judged). */
 function ingressRuleText(s: FirewallState): Map<string, string> {
   const rules = new Map<string, FwRule[]>();
@@ -46,7 +45,7 @@ export function changedChecks(m: RouterModel, previous: RouterModel | undefined)
   const now = firewallState(m);
   const before = previous ? firewallState(previous) : { fw: {}, acl: {} };
   const checks: Checks = { ingress: new Map(), egress: [], acl: [] };
-  if (!same(now.fw, before.fw)) {
+  if (!sameValue(now.fw, before.fw)) {
     const tNow = ingressRuleText(now);
     const tBefore = ingressRuleText(before);
     const changed = new Set([...tNow].filter(([ip, t]) => tBefore.get(ip) !== t).map(([ip]) => ip));
@@ -55,12 +54,12 @@ export function changedChecks(m: RouterModel, previous: RouterModel | undefined)
   for (const [id, n] of Object.entries(now.fw)) {
     const b = before.fw[id];
     const eg = (x: typeof n) => ({ d: x.defaultEgressAllow, r: x.rules.filter((r) => r.type === 'egress') });
-    if (b && same(eg(n), eg(b))) continue;
+    if (b && sameValue(eg(n), eg(b))) continue;
     const cidrs = tierCidrs(m, id);
     if (cidrs.length) checks.egress.push({ cidrs, c: compileEgress(n) });
   }
   for (const [id, a] of Object.entries(now.acl)) {
-    if (before.acl[id] && same(a, before.acl[id])) continue;
+    if (before.acl[id] && sameValue(a, before.acl[id])) continue;
     const cidrs = tierCidrs(m, id);
     if (cidrs.length) checks.acl.push({ cidrs, c: compileAcl(a.rules) });
   }
