@@ -6,7 +6,7 @@
  * lets a third process lock a new inode while the waiter locks the old one (upstream's rm -f).
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
 import { SystemError, TimeoutError } from '../errors.js';
@@ -48,13 +48,16 @@ export interface AcquireOptions {
 
 const describe = (key: RouterKey) => (key.kind === 'network' ? `network ${key.networkId}` : `VPC ${key.vpcId}`);
 
-/** Tries once; returns the handle, or undefined when another holder has it. */
-export function tryAcquireRouterLock(stateDir: string, key: RouterKey): LockHandle | undefined {
-  const path = lockPath(stateDir, key);
+/**
+ * Tries once to flock(LOCK_EX) the file at `path` (created, with its directory, when missing); returns the
+ * release function, or undefined when another holder has it.
+ */
+export function tryAcquireFileLock(path: string): (() => void) | undefined {
+  const dir = dirname(path);
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
   } catch (e) {
-    throw SystemError.from(e, `creating state directory ${stateDir}`);
+    throw SystemError.from(e, `creating state directory ${dir}`);
   }
   let fd: number;
   try {
@@ -74,43 +77,60 @@ export function tryAcquireRouterLock(stateDir: string, key: RouterKey): LockHand
     return undefined;
   }
   let open = true;
-  return {
-    path,
-    key,
-    release() {
-      if (!open) return;
-      open = false;
-      libc.close(fd); // closing the only descriptor of the open file description drops the flock
-    },
+  return () => {
+    if (!open) return;
+    open = false;
+    libc.close(fd); // closing the only descriptor of the open file description drops the flock
   };
 }
 
-/** Waits for the router's lock until `deadline`. */
-export async function acquireRouterLock(stateDir: string, key: RouterKey, opts: AcquireOptions = {}): Promise<LockHandle> {
+/**
+ * Waits for the lock of the file at `path` until `deadline`; on time-out or abort throws a TimeoutError
+ * saying what was waited for (`what`: "the lock of network 42", "the segment pool's lock").
+ */
+export async function acquireFileLock(path: string, what: string, opts: AcquireOptions = {}): Promise<() => void> {
   const now = opts.now ?? Date.now;
   const start = now();
   let pause = opts.pollMs ?? 10;
   const maxPause = opts.maxPollMs ?? 200;
+  const timeout = () => new TimeoutError(
+    `timed out after ${((now() - start) / 1000).toFixed(1)} s waiting for ${what} (${path})`, now() - start, 'E_LOCK_TIMEOUT',
+  );
   for (;;) {
-    const h = tryAcquireRouterLock(stateDir, key);
-    if (h) return h;
-    if (opts.signal?.aborted) throw lockTimeout(stateDir, key, now() - start);
+    const release = tryAcquireFileLock(path);
+    if (release) return release;
+    if (opts.signal?.aborted) throw timeout();
     const left = opts.deadline === undefined ? pause : opts.deadline - now();
-    if (left <= 0) throw lockTimeout(stateDir, key, now() - start);
+    if (left <= 0) throw timeout();
     try {
       await sleep(Math.min(pause, left), undefined, opts.signal ? { signal: opts.signal } : undefined);
     } catch {
-      throw lockTimeout(stateDir, key, now() - start); // aborted
+      throw timeout(); // aborted
     }
     pause = Math.min(pause * 2, maxPause);
   }
 }
 
-function lockTimeout(stateDir: string, key: RouterKey, waitedMs: number): TimeoutError {
-  return new TimeoutError(
-    `timed out after ${(waitedMs / 1000).toFixed(1)} s waiting for the lock of ${describe(key)} (${lockPath(stateDir, key)}): another command on this router is still running`,
-    waitedMs, 'E_LOCK_TIMEOUT',
-  );
+const handleOf = (path: string, key: RouterKey, release: () => void): LockHandle => ({ path, key, release });
+
+/** Tries once; returns the handle, or undefined when another holder has it. */
+export function tryAcquireRouterLock(stateDir: string, key: RouterKey): LockHandle | undefined {
+  const path = lockPath(stateDir, key);
+  const release = tryAcquireFileLock(path);
+  return release && handleOf(path, key, release);
+}
+
+/** Waits for the router's lock until `deadline`. */
+export async function acquireRouterLock(stateDir: string, key: RouterKey, opts: AcquireOptions = {}): Promise<LockHandle> {
+  const path = lockPath(stateDir, key);
+  try {
+    return handleOf(path, key, await acquireFileLock(path, `the lock of ${describe(key)}`, opts));
+  } catch (e) {
+    if (e instanceof TimeoutError) {
+      throw new TimeoutError(`${e.message}: another command on this router is still running`, e.timeoutMs, 'E_LOCK_TIMEOUT');
+    }
+    throw e;
+  }
 }
 
 /** Runs `fn` with the router's lock held. */

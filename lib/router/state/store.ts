@@ -4,22 +4,19 @@
  * directory, so a crash at any point leaves either the old or the new file, never a mix; temp files of a
  * crashed writer are removed by the next save. Saves happen with the router's engine lock held (`lock()`).
  */
-import {
-  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync,
-} from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
 import { StateError, SystemError, TimeoutError } from '../errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
+import { TEMP_MARK, fsyncDir, writeFileDurably } from './durable-file.js';
 
 export interface StoreHooks {
   /** Test hook: runs after the temp file is durable and before it replaces the old file. */
   beforeRename?: (tempPath: string, finalPath: string) => void;
 }
 
-const TEMP_MARK = '.tmp-';
 const NS_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 function checkNs(ns: string): string {
@@ -96,24 +93,7 @@ export class StateStore {
       throw SystemError.from(e, `creating state directory ${this.dir}`);
     }
     this.removeStaleTemps(m.namespace);
-    const buf = Buffer.from(text, 'utf8');
-    const temp = `${path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      const fd = openSync(temp, 'wx', 0o600);
-      try {
-        let off = 0;
-        while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      this.hooks.beforeRename?.(temp, path);
-      renameSync(temp, path);
-    } catch (e) {
-      try { unlinkSync(temp); } catch { /* already gone or never created */ }
-      throw SystemError.from(e, `writing state file ${path}`);
-    }
-    this.fsyncDir();
+    writeFileDurably(path, text, { what: `state file ${path}`, beforeRename: this.hooks.beforeRename });
   }
 
   /** Deletes the router's state (destroy). Missing is fine. */
@@ -184,14 +164,6 @@ export class StateStore {
   }
 
   private fsyncDir(): void {
-    let fd: number | undefined;
-    try {
-      fd = openSync(this.dir, 'r');
-      fsyncSync(fd);
-    } catch (e) {
-      throw SystemError.from(e, `syncing state directory ${this.dir}`);
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
+    fsyncDir(this.dir);
   }
 }
