@@ -156,7 +156,7 @@ async function runEngine(
   });
   expired.catch(() => { /* observed through Promise.race; this keeps a late expiry from being "unhandled" */ });
   const ctx: CommandContext = {
-    settings, devices: inv.devices, details: inv.details, form: inv.form, deadline, signal: abort.signal, log,
+    settings, devices: inv.devices, isolation: inv.isolation, details: inv.details, form: inv.form, deadline, signal: abort.signal, log,
   };
 
   // the engine call; after a timeout it may still be running (and logging) when this returns

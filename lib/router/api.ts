@@ -12,6 +12,7 @@ import { EngineCaches, RouterEngine } from './engine.js';
 import { SystemError, UsageError } from './errors.js';
 import * as pbr from './pbr/module.js';
 import * as fw from './firewall/module.js';
+import { implementNetworkCommand, releaseSegments } from './segment-pool.js';
 import * as vmdata from './vmdata/index.js';
 import * as dhcp from './dhcp/mutators.js';
 
@@ -42,13 +43,13 @@ export function createRouterApi(): RouterApi {
   const engineFor = (ctx: CommandContext): RouterEngine => newEngine(ctx, caches);
   const customAction = (req: T.CustomActionRequest, ctx: CommandContext): Promise<CommandOutput> => runCustomAction(req, ctx, engineFor(ctx));
   return {
-    implementNetwork: (r, c) => done(engineFor(c).implementNetwork(r)),
+    implementNetwork: (r, c) => implementNetworkCommand(engineFor(c), r, c),
     shutdownNetwork: (r, c) => done(engineFor(c).shutdownNetwork(r)),
-    destroyNetwork: (r, c) => done(engineFor(c).destroyNetwork(r)),
+    destroyNetwork: async (r, c) => { await engineFor(c).destroyNetwork(r); await releaseSegments(c, { networkId: r.networkId }); },
     implementVpc: (r, c) => done(engineFor(c).implementVpc(r)),
     updateVpcSourceNatIp: (r, c) => done(engineFor(c).updateVpcSourceNatIp(r)),
     shutdownVpc: (r, c) => done(engineFor(c).shutdownVpc(r)),
-    destroyVpc: (r, c) => done(engineFor(c).destroyVpc(r)),
+    destroyVpc: async (r, c) => { await engineFor(c).destroyVpc(r); await releaseSegments(c, { vpcId: r.vpcId }); },
     assignIp: (r, c) => done(engineFor(c).assignIp(r)),
     releaseIp: (r, c) => done(engineFor(c).releaseIp(r)),
     addStaticNat: (r, c) => done(engineFor(c).addStaticNat(r)),

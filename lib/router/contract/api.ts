@@ -8,7 +8,7 @@ import type {
   AddDhcpEntryRequest, AddDnsEntryRequest, AddPortForwardRequest, AddStaticNatRequest, ApplyFwRulesRequest,
   ApplyLbRulesRequest, ApplyNetworkAclRequest, AssignIpRequest, ConfigDhcpSubnetRequest, ConfigDnsSubnetRequest,
   CustomActionRequest, DeletePortForwardRequest, DeleteStaticNatRequest, DestroyNetworkRequest, DestroyVpcRequest,
-  EngineCommand, HostDevices, ImplementNetworkRequest, ImplementVpcRequest, InvocationForm, PrepareNicRequest,
+  EngineCommand, GuestIsolation, HostDevices, ImplementNetworkRequest, ImplementVpcRequest, InvocationForm, PrepareNicRequest,
   ReleaseIpRequest, ReleaseNicRequest, RemoveDhcpEntryRequest, RemoveDhcpSubnetRequest, RemoveDnsEntryRequest,
   RemoveDnsSubnetRequest, RequestOf, RestoreNetworkRequest, RouterSettings, SaveHypervisorHostnameRequest,
   SavePasswordRequest, SaveSshkeyRequest, SaveUserdataRequest, SaveVmDataRequest, SetDhcpOptionsRequest,
@@ -23,6 +23,8 @@ export interface CommandContext {
   settings: RouterSettings;
   /** guest/public host devices from the physical-network details (default eth1) */
   devices: HostDevices;
+  /** guest.network.isolation[.range] from the physical-network details; absent: bare numbers are VLANs, no pool */
+  isolation?: GuestIsolation;
   details: {
     physicalNetwork: Record<string, unknown>;
     network: Record<string, unknown>;

@@ -14,13 +14,15 @@ import type {
 import {
   BadValue, parseActionName, parseBool, parseCidr, parseDhcpOptionKey, parseDomain, parseGuestType, parseHostname,
   parseId, parseIpList, parseIpv4, parseIpv6, parseMac, parseNamespaceName, parseNetworkState, parsePortRange,
-  parseProtocol, parseRouteSpec, parseSegment, parseTableId, parseTableName, parseTableRef,
+  parseProtocol, parseRouteSpec, parseSegment, parseTableId, parseTableName, parseTableRef, type SegmentKind,
 } from './values.js';
 
 /** What builders need besides the arguments. */
 export interface BuildContext {
   /** network-extension-details: may name the namespace (ensure-network-device writes it). */
   networkDetails: Record<string, unknown>;
+  /** What a bare number in `vlan` is (physical-network detail guest.network.isolation); default vlan. */
+  bareSegment?: SegmentKind;
 }
 
 /** Namespace override from network-extension-details, validated. */
@@ -72,9 +74,9 @@ function assign<T extends object, K extends string, V>(obj: T, key: K, v: V | un
  * cidr. Elsewhere a NIC-level gateway of a secondary shared-network range may legitimately sit
  * outside the network's primary cidr, so no cross-check is made.
  */
-function guestAddressing(r: FieldReader, opts: { strict?: boolean; checkExtensionIp?: boolean } = {}): GuestAddressing {
+function guestAddressing(r: FieldReader, ctx: BuildContext, opts: { strict?: boolean; checkExtensionIp?: boolean } = {}): GuestAddressing {
   const a: GuestAddressing = {};
-  assign(a, 'segment', r.opt('vlan', parseSegment));
+  assign(a, 'segment', r.opt('vlan', (t) => parseSegment(t, ctx.bareSegment)));
   assign(a, 'gateway', r.opt('gateway', parseIpv4));
   assign(a, 'cidr', r.opt('cidr', (t) => parseCidr(t, 4)));
   assign(a, 'extensionIp', r.opt('extension_ip', parseIpv4));
@@ -262,7 +264,7 @@ function status(r: FieldReader): StatusRequest {
 type Builder = (r: FieldReader, ctx: BuildContext) => RouterRequest;
 
 const net = <C extends EngineCommand>(command: C, extra?: (r: FieldReader) => object, opts?: { strict?: boolean; checkExtensionIp?: boolean }): Builder =>
-  (r, ctx) => ({ command, ...networkTarget(r, ctx), ...guestAddressing(r, opts), ...(extra ? extra(r) : {}) }) as RouterRequest;
+  (r, ctx) => ({ command, ...networkTarget(r, ctx), ...guestAddressing(r, ctx, opts), ...(extra ? extra(r) : {}) }) as RouterRequest;
 
 /** Upstream config-dhcp-subnet/config-dns-subnet die without gateway and cidr. */
 const subnetRequired = (r: FieldReader) => ({

@@ -20,9 +20,11 @@ import { COMMANDS, COMMAND_NAMES, commandSpec, isLocalCommand, type CommandName,
 import { decodeDetails, parseJsonText, readTextFile } from './decode.js';
 import { FIELDS, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
 import { FieldBag, FieldReader } from './reader.js';
-import type { EngineCommand, HostDevices, Invocation, LocalRequest, LogLevel, RouterSettings } from './types.js';
+import type { EngineCommand, GuestIsolation, HostDevices, Invocation, LocalRequest, LogLevel, RouterSettings } from './types.js';
 import { LOG_LEVELS } from './types.js';
-import { BadValue, parseExtensionName, parseIfName, parseNamespaceName, parseTimeoutSeconds } from './values.js';
+import {
+  BadValue, parseExtensionName, parseIfName, parseNamespaceName, parseSegmentKind, parseSegmentRanges, parseTimeoutSeconds,
+} from './values.js';
 
 export const DEFAULT_EXTENSION = 'network-namespace';
 export const DEFAULT_TIMEOUT_SECONDS = 60;
@@ -265,6 +267,26 @@ function devicesOf(details: Record<string, unknown>): HostDevices {
   return { guest: dev('guest.network.device'), public: dev('public.network.device') };
 }
 
+/** Physical-network detail keys of the guest isolation (docs/contract.md 2.7). */
+export const ISOLATION_DETAIL = 'guest.network.isolation';
+export const ISOLATION_RANGE_DETAIL = 'guest.network.isolation.range';
+
+function isolationOf(details: Record<string, unknown>): GuestIsolation {
+  const text = (key: string): string | undefined => {
+    const label = `physical-network-extension-details.${key}`;
+    const v = details[key];
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) return undefined;
+    if (typeof v !== 'string' && typeof v !== 'number') throw new UsageError(`${label}: expected a string`, label);
+    return String(v);
+  };
+  const kindText = text(ISOLATION_DETAIL);
+  const kind = kindText === undefined ? 'vlan' : checked(`physical-network-extension-details.${ISOLATION_DETAIL}`, () => parseSegmentKind(kindText));
+  const rangeText = text(ISOLATION_RANGE_DETAIL);
+  if (rangeText === undefined) return { kind };
+  const ranges = checked(`physical-network-extension-details.${ISOLATION_RANGE_DETAIL}`, () => parseSegmentRanges(rangeText, kind));
+  return { kind, range: { ranges, text: rangeText.trim() } };
+}
+
 function helpText(program: Command, topic: string | undefined): string {
   if (topic === undefined) return program.helpInformation();
   const sub = program.commands.find((c) => c.name() === topic);
@@ -377,14 +399,16 @@ export function parseInvocation(argv: readonly string[], penv: ParseEnvironment)
   const physicalNetwork = detailsOf(program, c, penv, payloadDoc, 'physical');
   const network = detailsOf(program, c, penv, payloadDoc, 'network');
   const devices = devicesOf(physicalNetwork);
+  const isolation = isolationOf(physicalNetwork);
   const name = c.name as EngineCommand;
-  const request = BUILDERS[name](new FieldReader(name, bag), { networkDetails: network });
+  const request = BUILDERS[name](new FieldReader(name, bag), { networkDetails: network, bareSegment: isolation.kind });
   return {
     kind: 'engine',
     form: payloadPath !== undefined ? 'payload-file' : 'options',
     request,
     settings,
     devices,
+    isolation,
     details: { physicalNetwork, network },
   };
 }

@@ -216,6 +216,20 @@ export interface HostDevices {
   public: string;
 }
 
+/**
+ * Guest isolation from the physical-network extension details: `guest.network.isolation` (vlan | vxlan:
+ * what a bare number in `vlan` means, and what the extension allocates) and `guest.network.isolation.range`
+ * (when set, implement-network without a segment allocates one from it and prints the broadcast URI).
+ */
+export interface GuestIsolation {
+  kind: 'vlan' | 'vxlan';
+  range?: {
+    ranges: Array<[number, number]>;
+    /** the detail's text, for messages */
+    text: string;
+  };
+}
+
 /** Process-wide settings from global options / environment. */
 export interface RouterSettings {
   extension: string;
@@ -241,6 +255,7 @@ export interface EngineInvocation {
   request: RouterRequest;
   settings: RouterSettings;
   devices: HostDevices;
+  isolation: GuestIsolation;
   details: {
     physicalNetwork: Record<string, unknown>;
     network: Record<string, unknown>;

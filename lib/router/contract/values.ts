@@ -46,19 +46,58 @@ export function parseVni(text: string): number {
   return parseIntIn(text, VNI_MIN, VNI_MAX, 'a VXLAN VNI');
 }
 
-/** `100`, `vlan://100`, `untagged`, `vlan://untagged`, `vxlan://5000`. */
-export function parseSegment(text: string): Segment {
+/**
+ * What a bare number in a guest segment value means (physical-network detail `guest.network.isolation`):
+ * CloudStack strips the scheme of the broadcast URI, so a VXLAN network arrives as `"5001"`.
+ */
+export type SegmentKind = 'vlan' | 'vxlan';
+
+/**
+ * `100`, `vlan://100`, `untagged`, `vlan://untagged`, `vxlan://5000`; with `bare` = vxlan a bare number is a
+ * VNI (`5001` → vxlan://5001). An explicit scheme always wins.
+ */
+export function parseSegment(text: string, bare: SegmentKind = 'vlan'): Segment {
   const t = text.trim();
   const m = /^([A-Za-z]+):\/\/(.*)$/.exec(t);
   const scheme = m ? m[1].toLowerCase() : undefined;
   const rest = m ? m[2] : t;
+  if (scheme === undefined && bare === 'vxlan' && UINT_RE.test(rest)) return { kind: 'vxlan', vni: parseVni(rest) };
   if (scheme === undefined || scheme === 'vlan') {
     if (rest.toLowerCase() === 'untagged') return { kind: 'untagged' };
     if (!UINT_RE.test(rest)) throw new BadValue(`${q(text)} is not a VLAN (1-4094, vlan://N, untagged or vxlan://VNI)`);
+    if (scheme === undefined && Number(rest) > VLAN_MAX && Number(rest) <= VNI_MAX) {
+      throw new BadValue(`${q(text)} is not a VLAN id (1-4094); a VXLAN network needs vxlan://${rest} or the physical-network detail guest.network.isolation=vxlan`);
+    }
     return { kind: 'vlan', id: parseVlanId(rest) };
   }
   if (scheme === 'vxlan') return { kind: 'vxlan', vni: parseVni(rest) };
   throw new BadValue(`${q(text)}: unsupported segment scheme "${scheme}://" (vlan:// or vxlan://)`);
+}
+
+export function parseSegmentKind(text: string): SegmentKind {
+  const t = text.trim().toLowerCase();
+  if (t !== 'vlan' && t !== 'vxlan') throw new BadValue(`${q(text)} is not an isolation method (vlan or vxlan)`);
+  return t;
+}
+
+/** Most items a segment range list may have. */
+export const SEGMENT_RANGES_MAX = 64;
+
+/**
+ * Segment ids the extension may allocate: `5000-5999`, `100-199,300`, items separated by ',', ';' or
+ * blanks; each within the kind's bounds, start ≤ end.
+ */
+export function parseSegmentRanges(text: string, kind: SegmentKind): Array<[number, number]> {
+  const items = text.split(/[,;\s]+/).filter((x) => x !== '');
+  if (items.length === 0) throw new BadValue(`${q(text)} is not a list of ${kind === 'vlan' ? 'VLAN' : 'VNI'} ranges (e.g. 5000-5999)`);
+  if (items.length > SEGMENT_RANGES_MAX) throw new BadValue(`${q(text)}: at most ${SEGMENT_RANGES_MAX} ranges`);
+  const one = kind === 'vlan' ? parseVlanId : parseVni;
+  return items.map((item) => {
+    const m = /^([^-]+)-([^-]+)$/.exec(item);
+    const [a, b] = m ? [one(m[1]), one(m[2])] : [one(item), one(item)];
+    if (a > b) throw new BadValue(`${q(item)} is not a range (start must not exceed end)`);
+    return [a, b] as [number, number];
+  });
 }
 
 export function parseIpv4(text: string): string {
