@@ -11,7 +11,9 @@ export const routeTypeNum = (t: RouteType): number => TYPES.indexOf(t, 1);
 export const RT_TABLE = { unspec: 0, compat: 252, default: 253, main: 254, local: 255 } as const;
 const PROTOCOLS: Record<string, number> = { redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 };
 
-const RTA = { DST: 1, SRC: 2, IIF: 3, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15 } as const;
+const RTA = { DST: 1, SRC: 2, IIF: 3, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15, PREF: 20 } as const;
+// ICMPV6_ROUTER_PREF_* (RFC 4191), the values of RTA_PREF
+const PREFS: Record<number, Route['pref']> = { 0: 'medium', 1: 'high', 3: 'low' };
 
 export interface RouteSpec {
   /** "default", "10.0.0.0/24", "2001:db8::/64" or a bare address (host route). */
@@ -45,6 +47,8 @@ export interface Route {
   dev?: string;
   metric?: number;
   src?: string;
+  /** IPv6 router preference (RTA_PREF; the kernel reports it for every IPv6 route) */
+  pref?: 'medium' | 'high' | 'low';
 }
 
 export function tableId(t: RouteSpec['table']): number {
@@ -125,5 +129,7 @@ export function decodeRoute(payload: Buffer): Route {
   if (metric !== undefined) r.metric = metric;
   const src = a.raw(RTA.PREFSRC);
   if (src) r.src = bytesToIp(src);
+  const pref = a.raw(RTA.PREF);
+  if (pref && pref.length >= 1 && PREFS[pref[0]]) r.pref = PREFS[pref[0]];
   return r;
 }

@@ -197,7 +197,8 @@ test('resident engine: custom-action hooks run without blocking other commands; 
     srv = await serve(dir);
     const state = join(dir, 'state');
     mkdirSync(join(state, 'hooks'), { recursive: true });
-    writeFileSync(join(state, 'hooks', 'custom-action-hello.sh'), '#!/bin/sh\necho "hello $1 $NETNS_ROUTER_NETWORK_ID $2"\n', { mode: 0o755 });
+    // upstream's hook arguments: --network-id <id> --action <name> --action-params <json>
+    writeFileSync(join(state, 'hooks', 'custom-action-hello.sh'), '#!/bin/sh\necho "hello $2 $4 $NETNS_ROUTER_NAMESPACE $6"\n', { mode: 0o755 });
     writeFileSync(join(state, 'hooks', 'custom-action-slow.sh'), `#!/bin/sh\nsleep 5\necho late > ${join(dir, 'late')}\n`, { mode: 0o755 });
     const g = ['--state-dir', state, '--log-file', join(dir, 'log')];
     const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
@@ -212,7 +213,7 @@ test('resident engine: custom-action hooks run without blocking other commands; 
     });
     const hello = await run('custom-action', '--network-id', '7', '--action', 'hello', '--action-params', '{"a":1}');
     assert.is(hello.code, 0, hello.stderr);
-    assert.is(hello.stdout, 'hello cs-net-7 7 {"a":1}\n');
+    assert.is(hello.stdout, `${JSON.stringify({ status: 'success', printmessage: 'true', message: 'hello 7 hello cs-net-7 {"a":1}' })}\n`);
     assert.is(lastRunner(join(dir, 'log')), srv.pid);
 
     const slow = run('custom-action', '--network-id', '8', '--action', 'slow', '--timeout', '1');

@@ -15,6 +15,7 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import { preferredHostIndex } from '../../lib/proxy/cksum.js';
 import { Scratch, addVm, ping, requireSandbox, simulatedHost, tcpAsk, waitFor, whoamiServer } from '../helpers/topo.js';
 import { SshLab } from '../helpers/sshd.js';
+import { dumpSection } from '../helpers/cloudstack.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -110,7 +111,7 @@ test('lifecycle through the proxy: ensure-network-device, implement-network, ass
 
     r = await cs('custom-action', { network_id: id, action: 'dump-config' }, true);
     assert.is(r.status, 0, r.stderr);
-    assert.is(JSON.parse(r.stdout).state.portForwards.length, 1, 'custom-action output comes back');
+    assert.is(dumpSection(JSON.parse(r.stdout).message, 'state').portForwards.length, 1, 'custom-action output comes back');
 
     r = await cs('destroy-network', { network_id: id });
     assert.is(r.status, 0, r.stderr);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Scratch, addVm, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
 import { servers, serversUp, tcpOk, routerTable } from '../helpers/fw.js';
+import { dumpSection, envelopeMessage, tableRows } from '../helpers/cloudstack.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -57,17 +58,18 @@ test('CLI: apply-fw-rules (option and payload forms), apply-network-acl, listing
 
     r = cli('custom-action', '--network-id', id, '--action', 'list-firewall-rules');
     ok(r);
-    const listed = JSON.parse(r.stdout) as { status: string; message: Array<{ table: string; rules: string[] }> };
-    assert.is(listed.status, 'success');
-    const ing = listed.message.find((t) => t.table === 'firewall ingress 203.0.113.43');
+    // upstream's shape: [{table, rules}], the rules one newline-separated text
+    const listed = tableRows(envelopeMessage(r));
+    const ing = listed.find((t) => t.table === 'firewall ingress 203.0.113.43');
     assert.ok(ing, r.stdout);
-    assert.ok(ing!.rules.some((l) => l.includes('tcp dport 81') && l.includes('accept')), ing!.rules.join('\n'));
-    assert.is(ing!.rules[ing!.rules.length - 1], 'default: drop');
+    const lines = ing!.rules.split('\n');
+    assert.ok(lines.some((l) => l.includes('tcp dport 81') && l.includes('accept')), ing!.rules);
+    assert.is(lines[lines.length - 1], 'default: drop');
     r = cli('custom-action', '--network-id', id, '--action', 'dump-config');
     ok(r);
-    const dump = JSON.parse(r.stdout);
-    assert.is(dump.state.extra.firewall.fw[id].rules.length, 2, 'dump-config shows the stored rules');
-    assert.ok(JSON.stringify(dump.nftables).includes('fw_ingress'), 'and the live chains');
+    const dump = envelopeMessage(r);
+    assert.is(dumpSection(dump, 'state').extra.firewall.fw[id].rules.length, 2, 'dump-config shows the stored rules');
+    assert.ok(JSON.stringify(dumpSection(dump, 'nftables')).includes('fw_ingress'), 'and the live chains');
 
     // bad documents: exit 1, the message names the rule and the field, nothing changes
     const stateFile = join(dir, 'state', 'routers', `${ns}.json`);

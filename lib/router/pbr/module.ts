@@ -137,7 +137,9 @@ export const pbrModule: RouterModule = {
         const key = `${cur.table} ${ruleKey({ ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}), ...(cur.fwmask !== undefined && cur.fwmark !== undefined ? { fwmask: cur.fwmask } : {}) })}`;
         if (wantRules.has(key)) { wantRules.delete(key); continue; }
         if (!wantIds.has(cur.table) || !s.rules.some((r) => r.table === cur.table)) {
-          nl.ruleDel({ table: cur.table, ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}) }, { ifExists: true });
+          nl.ruleDel({ table: cur.table, ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}),
+          // the kernel matches a deletion's mark mask (0xffffffff when absent): a masked rule needs its own
+          ...(cur.fwmask !== undefined ? { fwmask: cur.fwmask } : {}) }, { ifExists: true });
         }
       }
       for (const r of wantRules.values()) nl.ruleAdd(r);

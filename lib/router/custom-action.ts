@@ -1,0 +1,158 @@
+/**
+ * custom-action: upstream's built-ins (reboot-device, dump-config, list-firewall-rules, pbr-*) and operator
+ * hooks (<state>/hooks/custom-action-<name>.sh).
+ *
+ * Everything a successful action prints is one JSON line in the envelope CloudStack reads:
+ * `{"status":"success","printmessage":"true","message":…}`. NetworkExtensionElement merges the script's
+ * stdout and stderr, and fails an action whose output is a JSON object with a `status` other than "success";
+ * the whole output becomes the API result's `details`. CloudStack's UI shows `message` only when
+ * `printmessage` is "true" and `message` is a list of rows (or one row object): a table whose columns are
+ * the first row's keys and whose cells are `String(value)` — so list actions give rows of plain strings.
+ * The shapes follow upstream's wrapper (docs/contract.md 1.6, 3): where upstream prints text, the message is
+ * upstream's text.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { CommandContext, CommandOutput } from './contract/api.js';
+import type * as T from './contract/types.js';
+import type { RouterEngine } from './engine.js';
+import { SystemError, UsageError } from './errors.js';
+import * as pbr from './pbr/module.js';
+import { routeRows, ruleRows, tableRows } from './pbr/listing.js';
+import * as fw from './firewall/module.js';
+import { SegmentPool } from './segment-pool.js';
+
+/** The success envelope, as one line. */
+export function envelope(message: unknown): string {
+  return `${JSON.stringify({ status: 'success', printmessage: 'true', message })}\n`;
+}
+
+/**
+ * A hook's stdout as CloudStack gets it: a JSON object with a `status` is the hook speaking the envelope (or
+ * reporting its own failure) and passes unchanged; anything else becomes the envelope's message — parsed
+ * when it is JSON (a list of rows shows as a table in the UI), else the text, else `<action>: OK`.
+ */
+export function hookOutput(action: string, stdout: string): string {
+  const text = stdout.trim();
+  if (text === '') return envelope(`${action}: OK`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return envelope(text);
+  }
+  if (typeof doc === 'object' && doc !== null && !Array.isArray(doc) && 'status' in doc) return `${text}\n`;
+  return envelope(doc);
+}
+
+const pretty = (v: unknown): string => JSON.stringify(v ?? null, null, 2);
+
+/** dump-config: upstream prints `=== section ===` text blocks; here one row per section. */
+async function dumpConfig(engine: RouterEngine, ns: string, stateDir: string): Promise<Array<{ section: string; content: string }>> {
+  const d = await engine.dumpConfig(ns);
+  const rows = [
+    { section: 'namespace', content: ns },
+    { section: 'state', content: pretty(d.state) },
+    { section: 'nat', content: pretty(d.nat) },
+    { section: 'nftables', content: pretty(d.live) },
+  ];
+  // the segments this router's networks hold in the extension's pool, if any
+  try {
+    const pool = new SegmentPool(stateDir).read();
+    const held = Object.keys(d.state?.tiers ?? {}).filter((id) => pool[id]).map((id) => [id, pool[id]]);
+    if (held.length > 0) rows.push({ section: 'segment pool', content: pretty(Object.fromEntries(held)) });
+  } catch (e) {
+    rows.push({ section: 'segment pool', content: e instanceof Error ? e.message : String(e) });
+  }
+  return rows;
+}
+
+export async function runCustomAction(req: T.CustomActionRequest, ctx: CommandContext, engine: RouterEngine): Promise<CommandOutput> {
+  const b = req.builtin;
+  const ns = req.namespace;
+  switch (b?.name) {
+    case 'dump-config':
+      return { stdout: envelope(await dumpConfig(engine, ns, ctx.settings.stateDir)) };
+    case 'reboot-device': {
+      const m = engine.store.load(ns);
+      if (!m) throw new UsageError(`no stored state for ${ns}`, 'network_id');
+      await engine.reconcile(m);
+      return { stdout: envelope(`reboot-device: OK (namespace=${ns})`) };
+    }
+    case 'pbr-create-table': case 'pbr-delete-table': case 'pbr-add-route': case 'pbr-delete-route':
+    case 'pbr-add-rule': case 'pbr-delete-rule': {
+      let message = '';
+      await engine.change(ns, engine.initFor(req), (m) => {
+        if (b.name === 'pbr-create-table') {
+          const existed = pbr.pbrState(m).tables[b.tableId] === b.tableName;
+          pbr.createTable(m, b.tableId, b.tableName);
+          message = `pbr-create-table: ${existed ? 'exists' : 'OK'} ${b.tableId} ${b.tableName}`;
+        } else if (b.name === 'pbr-delete-table') {
+          pbr.deleteTable(m, b);
+          message = `pbr-delete-table: OK id=${b.tableId ?? 'n/a'} name=${b.tableName ?? 'n/a'}`;
+        } else if (b.name === 'pbr-add-route' || b.name === 'pbr-delete-route') {
+          (b.name === 'pbr-add-route' ? pbr.addRoute : pbr.deleteRoute)(m, b.table, b.route);
+          message = `${b.name}: OK table=${b.table} route=${b.route}`;
+        } else {
+          (b.name === 'pbr-add-rule' ? pbr.addRule : pbr.deleteRule)(m, b.table, b.rule);
+          message = `${b.name}: OK table=${b.table} rule=${b.rule}`;
+        }
+      });
+      return { stdout: envelope(message) };
+    }
+    case 'pbr-list-tables': case 'pbr-list-routes': case 'pbr-list-rules': {
+      const m = engine.store.load(ns);
+      const s = m ? pbr.pbrState(m) : { tables: {}, routes: [], rules: [] };
+      if (b.name === 'pbr-list-tables') return { stdout: envelope(tableRows(s)) };
+      // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
+      const only = b.table === undefined ? undefined : /^\d+$/.test(b.table) ? Number(b.table) : pbr.resolveTable(s, b.table);
+      return { stdout: envelope(b.name === 'pbr-list-routes' ? routeRows(ns, s, only) : ruleRows(ns, s, only)) };
+    }
+    case 'list-firewall-rules':
+      // upstream: [{table, rules}] with the rules as one newline-separated string (iptables-save lines)
+      return { stdout: envelope(fw.listFirewallRules(engine, ns).map((l) => ({ table: l.table, chain: l.chain, rules: l.rules.join('\n') }))) };
+    case undefined:
+      return runHookAction(req, ctx);
+  }
+}
+
+/**
+ * Operator hook: `<state>/hooks/custom-action-<name>.sh --network-id <id> --action <name> --action-params
+ * <json>` — upstream's arguments (an empty network id for a VPC action) — with NETNS_ROUTER_NAMESPACE,
+ * NETNS_ROUTER_NETWORK_ID and NETNS_ROUTER_VPC_ID in its environment.
+ */
+async function runHookAction(req: T.CustomActionRequest, ctx: CommandContext): Promise<CommandOutput> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(req.action)) throw new UsageError(`invalid custom action name ${JSON.stringify(req.action)}`, 'action');
+  const hook = join(ctx.settings.stateDir, 'hooks', `custom-action-${req.action}.sh`);
+  if (!existsSync(hook)) throw new UsageError(`unknown custom action "${req.action}" (no built-in and no hook ${hook})`, 'action');
+  // asynchronously: a resident engine keeps serving other routers while an operator's script runs
+  const r = await runHook(hook, ['--network-id', req.networkId ?? '', '--action', req.action, '--action-params', JSON.stringify(req.actionParams)], {
+    timeoutMs: Math.max(1000, ctx.deadline - Date.now()), signal: ctx.signal,
+    env: { ...process.env, NETNS_ROUTER_NAMESPACE: req.namespace, NETNS_ROUTER_NETWORK_ID: req.networkId ?? '', NETNS_ROUTER_VPC_ID: req.vpcId ?? '' },
+  });
+  if (r.status !== 0) throw new SystemError(`custom action ${req.action} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  return { stdout: hookOutput(req.action, r.stdout) };
+}
+
+/** Runs a hook script; killed (SIGKILL) at the time limit or when `signal` aborts. */
+function runHook(
+  file: string, args: string[], o: { timeoutMs: number; signal: AbortSignal; env: NodeJS.ProcessEnv },
+): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    const kill = (): void => { child.kill('SIGKILL'); };
+    const timer = setTimeout(kill, o.timeoutMs);
+    o.signal.addEventListener('abort', kill, { once: true });
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (status, sig) => {
+      clearTimeout(timer);
+      o.signal.removeEventListener('abort', kill);
+      resolve({ status, signal: sig, stdout, stderr });
+    });
+  });
+}
