@@ -4,6 +4,7 @@
  * change nothing; see the README's status table.
  */
 import type { RouterApi, CommandContext, CommandOutput } from './contract/api.js';
+import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine } from './engine.js';
 import * as fw from './firewall/module.js';
 import { runCustomAction } from './custom-action.js';
@@ -32,6 +33,9 @@ const done = async (p: Promise<unknown>): Promise<CommandOutput> => { await p; }
 export function createRouterApi(): RouterApi {
   const caches = new EngineCaches();
   const engineFor = (ctx: CommandContext): RouterEngine => newEngine(ctx, caches);
+  const nic = <R extends T.NetworkTarget & T.GuestAddressing & { command: string }>(
+    ctx: CommandContext, req: R, steps: Array<vmdata.VmDataStep<R>>, opts: vmdata.VmDataCommandOptions,
+  ): Promise<CommandOutput> => done(vmdata.vmDataCommand(engineFor(ctx), ctx, req, steps, opts));
   return {
     implementNetwork: (r, c) => implementNetworkCommand(engineFor(c), r, c),
     shutdownNetwork: (r, c) => done(engineFor(c).shutdownNetwork(r)),
@@ -58,14 +62,15 @@ export function createRouterApi(): RouterApi {
     removeDnsSubnet: async (r, c) => { await (await import('./dhcp/command.js')).runDhcpCommand(engineFor(c), r); },
     addDnsEntry: async (r, c) => { await (await import('./dhcp/command.js')).runDhcpCommand(engineFor(c), r); },
     removeDnsEntry: async (r, c) => { await (await import('./dhcp/command.js')).runDhcpCommand(engineFor(c), r); },
-    prepareNic: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [(m, q) => dhcp.dhcpPrepareNic(m, q), vmdata.prepareNicVmData], { ifRouterExists: true })),
-    releaseNic: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [(m, q) => dhcp.dhcpReleaseNic(m, q), vmdata.releaseNicVmData], { ifRouterExists: true })),
-    saveVmData: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.saveVmData])),
-    saveUserdata: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.saveUserdata])),
-    savePassword: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.savePassword])),
-    saveSshkey: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.saveSshkey])),
-    saveHypervisorHostname: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.saveHypervisorHostname])),
-    restoreNetwork: (r, c) => done(vmdata.vmDataCommand(engineFor(c), c, r, [vmdata.restoreNetworkWith(dhcp.dhcpRestoreNetwork)])),
+    // a shared network gets no implement-network: the commands below implement its router when it has none
+    prepareNic: (r, c) => nic(c, r, [(m, q) => dhcp.dhcpPrepareNic(m, q), vmdata.prepareNicVmData], { ifRouterExists: true, shared: 'ifComplete' }),
+    releaseNic: (r, c) => nic(c, r, [(m, q) => dhcp.dhcpReleaseNic(m, q), vmdata.releaseNicVmData], { ifRouterExists: true }),
+    saveVmData: (r, c) => nic(c, r, [vmdata.saveVmData], { shared: 'implement' }),
+    saveUserdata: (r, c) => nic(c, r, [vmdata.saveUserdata], { shared: 'implement' }),
+    savePassword: (r, c) => nic(c, r, [vmdata.savePassword], { shared: 'implement' }),
+    saveSshkey: (r, c) => nic(c, r, [vmdata.saveSshkey], { shared: 'implement' }),
+    saveHypervisorHostname: (r, c) => nic(c, r, [vmdata.saveHypervisorHostname], { shared: 'implement' }),
+    restoreNetwork: (r, c) => nic(c, r, [vmdata.restoreNetworkWith(dhcp.dhcpRestoreNetwork)], { shared: 'implement' }),
     customAction: (r, c) => runCustomAction(r, c, engineFor(c)),
     status: async (_r, c) => {
       const e = engineFor(c);

@@ -83,7 +83,7 @@ export async function runCustomAction(req: T.CustomActionRequest, ctx: CommandCo
     case 'pbr-create-table': case 'pbr-delete-table': case 'pbr-add-route': case 'pbr-delete-route':
     case 'pbr-add-rule': case 'pbr-delete-rule': {
       let message = '';
-      await engine.change(ns, engine.initFor(req), (m) => {
+      await engine.changeFor({ ...req, command: `custom-action ${b.name}` }, (m) => {
         if (b.name === 'pbr-create-table') {
           const existed = pbr.pbrState(m).tables[b.tableId] === b.tableName;
           pbr.createTable(m, b.tableId, b.tableName);

@@ -14,6 +14,8 @@ import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
+import { reconcileL2Segment } from './l2-segment.js';
+import { DORMANT_STATES, externalGateway, sharedGap } from './shared-network.js';
 import type { NatPlan } from './ruleset.js';
 import { UsageError, SystemError } from './errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
@@ -75,6 +77,26 @@ function networkAddress(c: T.Cidr): string {
   return [24, 16, 8, 0].map((s) => (v >>> s) & 255).join('.');
 }
 
+/** Which command a change is for: named in refusals. */
+export interface CommandRef {
+  command: string;
+  networkId?: string;
+  guestType?: T.GuestType;
+}
+
+/**
+ * An L2 network has a segment and nothing at L3: every command but its lifecycle (implement, shutdown, destroy
+ * — which do not come through here) is refused with the command named, before anything changes.
+ */
+function refuseOnL2(m: RouterModel, cmd: CommandRef): void {
+  const id = m.l2?.networkId ?? (cmd.guestType === 'l2' ? cmd.networkId : undefined);
+  if (id === undefined) return;
+  throw new UsageError(
+    `${cmd.command}: network ${id} is an L2 network (guest_type l2: a segment without gateway, CIDR or router); ${cmd.command} needs L3 and does not apply to it`,
+    'guest_type',
+  );
+}
+
 function wrap(err: unknown, doing: string): Error {
   if (err instanceof UsageError || err instanceof SystemError) return err;
   if (err instanceof NetlinkError) {
@@ -115,10 +137,16 @@ export class RouterEngine {
   /**
    * The generic command: under the router's lock, load its model (or `init()` it), apply `mutate`, reconcile,
    * persist. `mutate` may return 'delete' to drop the stored state after reconciling. Modules use this for
-   * their commands (apply-fw-rules, add-dhcp-entry, …).
+   * their commands (apply-fw-rules, add-dhcp-entry, …). With `cmd`, a command that reaches an L2 network is
+   * refused (exit 1, nothing changed): everything but the network lifecycle needs L3.
    */
-  async change(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
-    return this.transact(ns, init, mutate);
+  async change(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete', cmd?: CommandRef): Promise<RouterModel | undefined> {
+    return this.transact(ns, init, mutate, cmd);
+  }
+
+  /** `change` for a network- or VPC-level request: its router, its init, and the L2 refusal naming its command. */
+  async changeFor(req: CommandRef & { namespace: string; vpcId?: string }, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
+    return this.transact(req.namespace, this.init(req), mutate, req);
   }
 
   /** `init` for a request that names a network and maybe a VPC. */
@@ -140,8 +168,8 @@ export class RouterEngine {
     return { ex, release: () => ex.close() };
   }
 
-  /** Load, mutate, reconcile, persist — under the router's lock. `mutate` returns false to drop the state. */
-  private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
+  /** Load, mutate, reconcile, persist — under the router's lock. `mutate` returns 'delete' to drop the state. */
+  private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete', cmd?: CommandRef): Promise<RouterModel | undefined> {
     const phases = new Phases();
     this.lastPhases = phases.times;
     const release = await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
@@ -153,6 +181,7 @@ export class RouterEngine {
       const before = text === undefined ? undefined : this.store.parse(ns, text);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
+      if (cmd) refuseOnL2(model, cmd);
       const verdict = mutate(model);
       const next = StateStore.serialize(model);
       phases.mark('mutate');
@@ -187,6 +216,10 @@ export class RouterEngine {
     const host = this.hostHandle();
     try {
       const ctx: ReconcileContext = { host, stateDir: this.opts.stateDir };
+      if (m.l2 || previous?.l2) {
+        reconcileL2Segment(host, m, previous); // an L2 network: links on the host, no namespace, no rules
+        return;
+      }
       if (modelIsIdle(m)) {
         for (const mod of [...this.modules].reverse()) await mod.teardown?.(m, ctx);
         const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
@@ -239,12 +272,13 @@ export class RouterEngine {
     const t: TierModel = {
       networkId: req.networkId, segment, hostDev: cur?.hostDev ?? this.opts.devices.guest, gateway, cidr,
       extensionIp: req.extensionIp ?? cur?.extensionIp ?? gateway,
-      guestType: req.guestType === 'shared' || req.guestType === 'l2' ? req.guestType : cur?.guestType ?? 'isolated',
+      guestType: req.guestType === 'shared' || cur?.guestType === 'shared' ? 'shared' : 'isolated',
       implemented: true,
     };
     const ip6g = req.ip6Gateway ?? cur?.ip6Gateway;
     const ip6c = req.ip6Cidr ? `${req.ip6Cidr.address}/${req.ip6Cidr.prefix}` : cur?.ip6Cidr;
-    if (ip6g && ip6c) { t.ip6Gateway = ip6g; t.ip6Cidr = ip6c; }
+    // the IPv6 gateway of a shared network served from its own address is the external router's: not taken
+    if (ip6g && ip6c && !externalGateway(t)) { t.ip6Gateway = ip6g; t.ip6Cidr = ip6c; }
     const dns = req.dns ?? cur?.dns; if (dns) t.dns = dns;
     const dns6 = req.dns6 ?? cur?.dns6; if (dns6) t.dns6 = dns6;
     const domain = req.domain ?? cur?.domain; if (domain) t.domain = domain;
@@ -259,15 +293,57 @@ export class RouterEngine {
 
   async implementNetwork(req: T.ImplementNetworkRequest): Promise<RouterModel | undefined> {
     return this.transact(req.namespace, this.init(req), (m) => {
-      const t = this.guestTier(req, m.tiers[req.networkId]);
-      if (t.guestType === 'l2') t.implemented = false; // an L2 network has no router
-      m.tiers[req.networkId] = t;
+      if (req.guestType === 'l2' || (req.guestType === undefined && m.l2)) return this.implementL2(m, req);
+      if (m.l2) {
+        throw new UsageError(`network ${req.networkId} is implemented as an L2 network (guest_type l2); destroy it before implementing it as ${req.guestType}`, 'guest_type');
+      }
+      m.tiers[req.networkId] = this.guestTier(req, m.tiers[req.networkId]);
       if (m.kind === 'vpc') m.vpc = { ...(m.vpc ?? { id: req.vpcId ?? '' }), implemented: true };
     });
   }
 
+  /** implement-network of an L2 network: its segment, nothing at L3 (lib/router/l2-segment.ts). */
+  private implementL2(m: RouterModel, req: T.ImplementNetworkRequest): void {
+    if (req.vpcId !== undefined || m.kind === 'vpc') throw new UsageError('--guest-type (payload.guest_type) l2: a VPC tier cannot be an L2 network', 'guest_type');
+    const l3: Array<[keyof T.GuestAddressing, string]> = [['gateway', 'gateway'], ['cidr', 'cidr'], ['extensionIp', 'extension_ip'], ['ip6Gateway', 'network_ip6_gateway'], ['ip6Cidr', 'network_ip6_cidr']];
+    for (const [prop, arg] of l3) {
+      if (req[prop] !== undefined) throw new UsageError(`--${arg.replace(/_/g, '-')} (payload.${arg}): an L2 network (guest_type l2) has no L3 addressing`, arg);
+    }
+    if (Object.keys(m.tiers).length || Object.keys(m.publicIps).length) {
+      throw new UsageError(`network ${req.networkId} is implemented as a routed network on ${m.namespace}; destroy it before implementing it as L2 (guest_type l2)`, 'guest_type');
+    }
+    const segment = req.segment ?? m.l2?.segment;
+    if (!segment) throw new UsageError('missing --vlan (payload.vlan): the guest segment is required', 'vlan');
+    m.l2 = { networkId: req.networkId, segment, hostDev: m.l2?.hostDev ?? this.opts.devices.guest, implemented: true };
+  }
+
+  /**
+   * Implements a shared network's router from a command that describes the network (lib/router/shared-network.ts),
+   * inside that command's change, when it is not implemented yet. Nothing for other guest types, VPC tiers or
+   * dormant networks. A request that does not describe the network fails with the argument named — unless
+   * `ifComplete` (prepare-nic: a NIC on a network this router does not serve is no error), then it does nothing.
+   */
+  implementShared(m: RouterModel, req: T.NetworkTarget & T.GuestAddressing, opts: { ifComplete?: boolean } = {}): void {
+    if (req.guestType !== 'shared' || req.vpcId !== undefined || m.l2) return;
+    if (req.networkState && DORMANT_STATES.has(req.networkState)) return;
+    const cur = m.tiers[req.networkId];
+    if (cur?.implemented) return;
+    const gap = sharedGap(req, cur);
+    if (gap) {
+      if (gap.kind === 'incomplete' && opts.ifComplete) return;
+      throw new UsageError(gap.message, gap.argument);
+    }
+    m.tiers[req.networkId] = this.guestTier(req, cur);
+  }
+
+  /** Whether `req` could implement its shared network (see implementShared), judged without its router's state. */
+  canImplementShared(req: T.NetworkTarget & T.GuestAddressing): boolean {
+    return req.guestType === 'shared' && req.vpcId === undefined && !(req.networkState && DORMANT_STATES.has(req.networkState)) && sharedGap(req) === undefined;
+  }
+
   async shutdownNetwork(req: T.ShutdownNetworkRequest): Promise<void> {
     await this.transact(req.namespace, this.init(req), (m) => {
+      if (m.l2) m.l2.implemented = false;
       const t = m.tiers[req.networkId];
       if (t) t.implemented = false;
     });
@@ -275,7 +351,15 @@ export class RouterEngine {
 
   async destroyNetwork(req: T.DestroyNetworkRequest): Promise<void> {
     await this.transact(req.namespace, this.init(req), (m) => {
+      if (m.l2 || (req.guestType === 'l2' && m.kind === 'network' && !Object.keys(m.tiers).length)) {
+        // without stored state the request's segment still names the links to look at (only marked ones go)
+        if (!m.l2 && req.segment) m.l2 = { networkId: req.networkId, segment: req.segment, hostDev: this.opts.devices.guest, implemented: false };
+        if (m.l2) m.l2.implemented = false;
+        return 'delete';
+      }
       const t = m.tiers[req.networkId];
+      // every module forgets the tier first, while it is still in the model (a re-implemented tier starts empty)
+      if (t) for (const mod of this.modules) mod.forgetTier?.(m, req.networkId);
       if (t) t.implemented = false;
       if (m.kind === 'network') {
         for (const k of Object.keys(m.tiers)) m.tiers[k].implemented = false;
@@ -351,10 +435,10 @@ export class RouterEngine {
   }
 
   async assignIp(req: T.AssignIpRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
+    return this.changeFor(req, (m) => {
       // assign-ip may arrive before implement-network (upstream implements on demand) — but not for a network
       // CloudStack reports as not running: then the IP is only remembered, as upstream's no-op success
-      const dormant = req.networkState === 'shutdown' || req.networkState === 'destroy' || req.networkState === 'allocated';
+      const dormant = req.networkState !== undefined && DORMANT_STATES.has(req.networkState);
       if (!dormant && req.vpcId === undefined && !m.tiers[req.networkId] && req.gateway && req.cidr && req.segment) {
         m.tiers[req.networkId] = this.guestTier(req, undefined);
       }
@@ -363,13 +447,13 @@ export class RouterEngine {
   }
 
   async releaseIp(req: T.ReleaseIpRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
+    await this.changeFor(req, (m) => {
       this.dropPublicIp(m, req.publicIp.ip);
     });
   }
 
   async addStaticNat(req: T.AddStaticNatRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
+    return this.changeFor(req, (m) => {
       this.requirePublicIp(m, req.publicIp.ip);
       // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
       const other = m.staticNats.find((s) => s.privateIp === req.privateIp && s.publicIp !== req.publicIp.ip);
@@ -382,13 +466,13 @@ export class RouterEngine {
   }
 
   async deleteStaticNat(req: T.DeleteStaticNatRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
+    await this.changeFor(req, (m) => {
       m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
     });
   }
 
   async addPortForward(req: T.AddPortForwardRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
+    return this.changeFor(req, (m) => {
       this.requirePublicIp(m, req.publicIp.ip);
       const pf = {
         publicIp: req.publicIp.ip, protocol: req.protocol,
@@ -402,7 +486,7 @@ export class RouterEngine {
   }
 
   async deletePortForward(req: T.DeletePortForwardRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
+    await this.changeFor(req, (m) => {
       m.portForwards = m.portForwards.filter((p) => !(p.publicIp === req.publicIp.ip && p.protocol === req.protocol &&
         p.publicPorts[0] === req.publicPorts.start && p.publicPorts[1] === req.publicPorts.end));
     });

@@ -22,8 +22,22 @@ export interface TierModel {
   dns?: string[];
   dns6?: string[];
   domain?: string;
+  /** 'l2' only in models stored by versions before L2 networks got their own `RouterModel.l2` slot. */
   guestType: 'isolated' | 'shared' | 'l2';
   /** false after shutdown-network: state kept, kernel objects removed. */
+  implemented: boolean;
+}
+
+/**
+ * An L2 network (guest_type l2): a segment and nothing at L3 — no namespace, no address, no service. The
+ * engine keeps the segment device and host bridge for it (lib/router/l2-segment.ts).
+ */
+export interface L2Model {
+  networkId: string;
+  segment: Segment;
+  /** Host uplink carrying the segment (guest.network.device). */
+  hostDev: string;
+  /** false after shutdown-network: state kept, the links it made removed. */
   implemented: boolean;
 }
 
@@ -50,6 +64,8 @@ export interface RouterModel {
   nameId: string;
   vpc?: { id: string; cidr?: string; implemented: boolean };
   tiers: Record<string, TierModel>;
+  /** Set for an L2 network instead of tiers (never together with tiers, public IPs or a VPC). */
+  l2?: L2Model;
   publicIps: Record<string, PublicIpModel>;
   staticNats: Array<{ publicIp: string; privateIp: string }>;
   portForwards: PortForwardModel[];

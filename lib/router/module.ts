@@ -27,6 +27,13 @@ export interface RouterModule {
   reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
   /** Stop and remove everything of the module for this router (called before its namespace is deleted). */
   teardown?(m: RouterModel, ctx: ReconcileContext): Promise<void>;
+  /**
+   * A tier leaves the router (destroy-network): drop everything the module keeps for it or for its VMs, so
+   * that a tier implemented again under the same id starts empty. Called inside the command's mutation,
+   * while `m.tiers[networkId]` is still present (its addresses and interface names can be looked up); the
+   * reconcile that follows removes what the kernel and the daemons held for it.
+   */
+  forgetTier?(m: RouterModel, networkId: string): void;
 }
 
 /** Read a module's slot from the model (undefined when never set). */

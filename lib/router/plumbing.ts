@@ -38,7 +38,10 @@ export class PlumbingError extends Error {
   }
 }
 
-function ensureSegment(host: NetlinkHandle, a: Attachment, report: PlumbingReport): void {
+/** The links a segment needs on the host side (also used for L2 networks, which have no veth). */
+export type SegmentLinks = Pick<Attachment, 'hostDev' | 'segment' | 'segmentDev' | 'bridge'>;
+
+export function ensureSegment(host: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): void {
   if (!host.linkFind(a.hostDev)) {
     throw new PlumbingError(`host device "${a.hostDev}" does not exist (check guest.network.device / public.network.device)`);
   }
@@ -56,7 +59,7 @@ function ensureSegment(host: NetlinkHandle, a: Attachment, report: PlumbingRepor
   if (action !== 'unchanged') report.links.push({ name: a.segmentDev, action, where: 'host' });
 }
 
-function ensureBridge(host: NetlinkHandle, a: Attachment, report: PlumbingReport): void {
+export function ensureBridge(host: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): void {
   const cur = host.linkFind(a.bridge);
   if (cur && cur.kind !== 'bridge') {
     // never delete a host device to make room for a bridge

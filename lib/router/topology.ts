@@ -18,7 +18,7 @@ export function stableMac(namespace: string, ifname: string): string {
 
 /** Our attachment names; an untagged segment joins the host device to bridge `br<dev>-u` (the issue's
  * contract: "the device itself joins the bridge"), so that no host device is ever turned into a bridge. */
-function attachNames(kind: 'guest' | 'public', m: RouterModel, dev: string, seg: Segment, networkId?: string): { segmentDev: string; bridge: string; hostVeth: string; nsVeth: string } {
+export function attachNames(kind: 'guest' | 'public', m: RouterModel, dev: string, seg: Segment, networkId?: string): { segmentDev: string; bridge: string; hostVeth: string; nsVeth: string } {
   const ref = m.kind === 'vpc' ? { vpcId: m.nameId, networkId: networkId ?? m.nameId } : { networkId: networkId ?? m.nameId };
   const n: SegmentLinkNames = kind === 'guest' ? guestLinkNames(ref, seg, dev) : publicLinkNames(ref, seg, dev);
   const bridge = seg.kind === 'untagged' ? `br${dev}-u`.slice(0, 15) : n.bridge;
@@ -81,7 +81,10 @@ export function plumbingPlan(m: RouterModel): PlumbingPlan {
     const t = tiers.find((x) => x.extensionIp !== x.gateway);
     if (t) routes.push({ dst: 'default', via: t.gateway, dev: tierAttachment(m, t).nsVeth });
   }
-  const sysctls: Record<string, number> = { 'net.ipv4.ip_forward': 1 };
+  // a router of shared networks only serves them (DHCP, DNS, metadata): their gateway is another router, so
+  // it forwards nothing (as upstream, which enables forwarding for isolated networks and VPCs only)
+  const forwards = m.kind === 'vpc' || tiers.some((t) => t.guestType !== 'shared');
+  const sysctls: Record<string, number> = { 'net.ipv4.ip_forward': forwards ? 1 : 0 };
   if (tiers.some((t) => t.ip6Gateway)) sysctls['net.ipv6.conf.all.forwarding'] = 1;
   return { netns: m.namespace, attachments, routes, sysctls };
 }

@@ -22,6 +22,13 @@ function mutator(req: DhcpRequest): (m: RouterModel) => void | 'delete' {
   }
 }
 
+/** Commands that add to a router: on a shared network without one, they implement it first (removals do not). */
+const ADDING = new Set<DhcpRequest['command']>(['config-dhcp-subnet', 'config-dns-subnet', 'add-dhcp-entry', 'add-dns-entry', 'set-dhcp-options']);
+
 export async function runDhcpCommand(engine: RouterEngine, req: DhcpRequest): Promise<void> {
-  await engine.change(req.namespace, engine.initFor(req), mutator(req));
+  const change = mutator(req);
+  await engine.changeFor(req, (m) => {
+    if (ADDING.has(req.command)) engine.implementShared(m, req);
+    return change(m);
+  });
 }

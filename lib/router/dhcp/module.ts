@@ -18,6 +18,7 @@ import { ROUTER_PRIORITIES } from '../../nft/priorities.js';
 import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq } from '../../services/dnsmasq/index.js';
 import { DHCP } from './state.js';
 import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
+import { dhcpForgetTier } from './mutators.js';
 
 /** Runtime directory of a router's dnsmasq. */
 export function dnsmasqDir(stateDir: string, namespace: string): string {
@@ -65,6 +66,8 @@ export const dhcpModule: RouterModule = {
     ];
   },
   reconcile,
+  // reservations, DNS names, per-NIC options and subnet settings are all per tier
+  forgetTier: dhcpForgetTier,
   async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
     const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
     if (existsSync(inst.paths.dir) || inst.pid() !== undefined) await remove(inst);

@@ -10,6 +10,7 @@
 import type * as T from '../contract/types.js';
 import type { RouterModel, TierModel } from '../model.js';
 import { UsageError } from '../errors.js';
+import { externalGateway } from '../shared-network.js';
 import {
   DnsmasqValueError, checkDhcpHostname, checkDomain, checkHostInSubnet, checkHostname, checkIpv4, checkIpv6, checkMac,
   normalizeDhcpOptions, parseSubnet4, type Subnet4,
@@ -92,8 +93,9 @@ function configSubnet(m: RouterModel, req: T.ConfigDhcpSubnetRequest | T.ConfigD
   const dnsServers = req.dns?.map((d) => arg('dns', () => checkIpv4(d, 'dns')));
   const dns6Servers = req.dns6?.map((d) => arg('dns6', () => checkIpv6(d, 'dns6')));
   const dataServer = dns && req.extensionIp !== undefined ? arg('extension_ip', () => checkIpv4(req.extensionIp!, 'extension_ip')) : undefined;
-  if (req.ip6Gateway && req.ip6Cidr) {
-    // upstream adds a late IPv6 prefix to the guest interface here; the plumbing does it from the tier
+  if (req.ip6Gateway && req.ip6Cidr && !externalGateway(tier)) {
+    // upstream adds a late IPv6 prefix to the guest interface here; the plumbing does it from the tier (not
+    // on a shared network served from its own address: the IPv6 gateway is the external router's)
     tier.ip6Gateway = req.ip6Gateway;
     tier.ip6Cidr = `${req.ip6Cidr.address}/${req.ip6Cidr.prefix}`;
   }
@@ -274,7 +276,7 @@ export function dhcpRestoreNetwork(m: RouterModel, r: DhcpRestore): void {
   });
 }
 
-/** Forget a tier entirely (destroy-network of a VPC tier). */
+/** Forget a tier entirely: its subnet settings, reservations, DNS names and NIC options (the module's forgetTier). */
 export function dhcpForgetTier(m: RouterModel, networkId: string): void {
   const s = dhcpState(m);
   if (!s.tiers[networkId]) return;

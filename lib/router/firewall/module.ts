@@ -13,7 +13,7 @@ import type * as T from '../contract/types.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../nft/table-sync.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
-import { FIREWALL, putAcl, putFwDocument } from './state.js';
+import { FIREWALL, forgetTierRules, putAcl, putFwDocument } from './state.js';
 import { firewallObjects } from './ruleset.js';
 import { deleteForbiddenFlows } from './conntrack.js';
 import { describeFirewall, type Listing } from './describe.js';
@@ -21,6 +21,7 @@ import { describeFirewall, type Listing } from './describe.js';
 export const firewallModule: RouterModule = {
   name: FIREWALL,
   nftObjects: (m) => firewallObjects(m),
+  forgetTier: forgetTierRules,
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
     // nothing to judge unless the rules (or the tiers they are judged against) changed: a conntrack dump walks
@@ -35,13 +36,13 @@ export const firewallModule: RouterModule = {
 /** apply-fw-rules: replace the network's firewall (ingress per public IP, egress policy). */
 export async function applyFwRules(engine: RouterEngine, req: T.ApplyFwRulesRequest): Promise<RouterModel | undefined> {
   const doc = parseFwDocument(req.fwRules?.value);
-  return engine.change(req.namespace, engine.initFor(req), (m) => putFwDocument(m, req.networkId, doc));
+  return engine.changeFor(req, (m) => putFwDocument(m, req.networkId, doc));
 }
 
 /** apply-network-acl: replace a tier's ACL. */
 export async function applyNetworkAcl(engine: RouterEngine, req: T.ApplyNetworkAclRequest): Promise<RouterModel | undefined> {
   const rules = parseAclDocument(req.aclRules?.value);
-  return engine.change(req.namespace, engine.initFor(req), (m) => putAcl(m, req.networkId, rules));
+  return engine.changeFor(req, (m) => putAcl(m, req.networkId, rules));
 }
 
 /** custom-action list-firewall-rules: the active rules, readable, grouped by chain. */

@@ -68,6 +68,15 @@ export function putAcl(m: RouterModel, networkId: string, rules: AclRule[]): voi
   setFirewallState(m, s);
 }
 
+/** A tier leaves the router: its firewall document and its ACL go with it (the module's forgetTier). */
+export function forgetTierRules(m: RouterModel, networkId: string): void {
+  const s = firewallState(m);
+  if (!s.fw[networkId] && !s.acl[networkId]) return;
+  delete s.fw[networkId];
+  delete s.acl[networkId];
+  setFirewallState(m, s);
+}
+
 // ── Meaning ──────────────────────────────────────────────────────────────────────────────────────────
 
 /** Filtered public IP → matchers of the rules that open it (sorted by IP). */

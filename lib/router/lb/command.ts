@@ -4,5 +4,5 @@ import type { ApplyLbRulesRequest } from '../contract/types.js';
 import { applyLbRules } from './module.js';
 
 export async function applyLbRulesCommand(engine: RouterEngine, req: ApplyLbRulesRequest): Promise<void> {
-  await engine.change(req.namespace, engine.initFor(req), (m) => applyLbRules(m, req));
+  await engine.changeFor(req, (m) => applyLbRules(m, req));
 }

@@ -134,8 +134,17 @@ export function supervisorFor(namespace: string, stateDir: string): HaproxySuper
   return new HaproxySupervisor({ netns: namespace, runDir: join(stateDir, 'run', namespace, 'haproxy') });
 }
 
+/** A tier leaves the router: its load-balancer rules go with it. */
+export function forgetLbTier(m: RouterModel, networkId: string): void {
+  const s = lbState(m);
+  if (!s.networks[networkId]) return;
+  delete s.networks[networkId];
+  setModuleState(m, LB, Object.keys(s.networks).length ? s : undefined);
+}
+
 export const lbModule: RouterModule = {
   name: LB,
+  forgetTier: forgetLbTier,
   async reconcile(m, _previous, ctx) {
     const sup = supervisorFor(m.namespace, ctx.stateDir);
     if (activeLbRules(m).length === 0) {

@@ -15,6 +15,8 @@ import { UsageError } from '../errors.js';
 import { parseRouteText, parseRuleText } from './spec-text.js';
 import type { RouteSpec } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
+import { parsePrefix, prefixContains, type Prefix } from '../../netlink/ip.js';
+import { tierAttachment } from '../topology.js';
 
 export const PBR = 'pbr';
 
@@ -94,6 +96,37 @@ export function deleteRule(m: RouterModel, table: string, rule: string): void {
   setModuleState(m, PBR, s);
 }
 
+/** `text` (a prefix or an address) lies wholly inside one of `nets`. */
+function inside(nets: Prefix[], text: string | undefined): boolean {
+  if (text === undefined || text === 'default' || text === 'all') return false;
+  const p = parsePrefix(text);
+  return nets.some((n) => n.family === p.family && p.prefixLen >= n.prefixLen && prefixContains(n, p.address));
+}
+
+/**
+ * A tier leaves the router: routes and rules that only make sense with it go — those naming its interface
+ * (dev, iif, oif), routes whose next hop is in its subnet, rules selecting only its subnet (from/to inside
+ * it). Tables and everything else stay (they belong to the router). Without this a re-implemented tier
+ * would get its old policy routing back, and a route through its vanished interface would fail the reconcile.
+ */
+export function forgetPbrTier(m: RouterModel, networkId: string): void {
+  const t = m.tiers[networkId];
+  const s = moduleState<PbrState>(m, PBR);
+  if (!t || !s) return;
+  const dev = tierAttachment(m, t).nsVeth;
+  const nets = [t.cidr, t.ip6Cidr].filter((c): c is string => c !== undefined).map((c) => parsePrefix(c));
+  const routes = s.routes.filter((r) => {
+    const spec = parseRouteText(r.route);
+    return spec.dev !== dev && !inside(nets, spec.via);
+  });
+  const rules = s.rules.filter((r) => {
+    const spec = parseRuleText(r.rule);
+    return spec.iif !== dev && spec.oif !== dev && !inside(nets, spec.from) && !inside(nets, spec.to);
+  });
+  if (routes.length === s.routes.length && rules.length === s.rules.length) return;
+  setModuleState(m, PBR, { ...s, routes, rules });
+}
+
 const ourRule = (r: { table: number; priority?: number }, ids: Set<number>) => ids.has(r.table);
 
 function writeRtTables(ns: string, s: PbrState): void {
@@ -110,6 +143,7 @@ function writeRtTables(ns: string, s: PbrState): void {
 
 export const pbrModule: RouterModule = {
   name: PBR,
+  forgetTier: forgetPbrTier,
   async reconcile(m, previous) {
     const s = pbrState(m);
     const prev = previous ? pbrState(previous) : empty();

@@ -15,18 +15,33 @@ export interface VmDataCommandContext {
   details?: { physicalNetwork?: Record<string, unknown> };
 }
 
-/**
- * Run `steps` in one engine change. With `ifRouterExists`, a router without stored state is left alone
- * (prepare-nic/release-nic on a network this host does not route: nothing to do, and no empty state or
- * namespace teardown as a side effect).
- */
-export async function vmDataCommand<R extends T.NetworkTarget>(
-  engine: Pick<RouterEngine, 'change' | 'initFor' | 'store'>, ctx: VmDataCommandContext, req: R,
-  steps: Array<VmDataStep<R>>, opts: { ifRouterExists?: boolean } = {},
+export interface VmDataCommandOptions {
+  /**
+   * A NIC lifecycle hook (prepare-nic/release-nic): a router without stored state that the request cannot
+   * implement, and an L2 network, are left alone — nothing to do, and no empty state or namespace teardown as
+   * a side effect.
+   */
+  ifRouterExists?: boolean;
+  /**
+   * Implement a shared network's router first when it has none (RouterEngine.implementShared): 'implement'
+   * fails when the request does not describe the network, 'ifComplete' then does nothing.
+   */
+  shared?: 'implement' | 'ifComplete';
+}
+
+/** Run `steps` in one engine change. */
+export async function vmDataCommand<R extends T.NetworkTarget & T.GuestAddressing & { command: string }>(
+  engine: Pick<RouterEngine, 'changeFor' | 'store' | 'implementShared' | 'canImplementShared'>, ctx: VmDataCommandContext, req: R,
+  steps: Array<VmDataStep<R>>, opts: VmDataCommandOptions = {},
 ): Promise<void> {
   const env = vmdataEnv(ctx);
-  if (opts.ifRouterExists && !engine.store.load(req.namespace)) return;
-  await engine.change(req.namespace, engine.initFor(req), (m) => {
+  if (opts.ifRouterExists) {
+    const stored = engine.store.load(req.namespace);
+    if (req.guestType === 'l2' || stored?.l2) return;
+    if (!stored && !(opts.shared && engine.canImplementShared(req))) return;
+  }
+  await engine.changeFor(req, (m) => {
+    if (opts.shared) engine.implementShared(m, req, { ifComplete: opts.shared === 'ifComplete' });
     for (const step of steps) step(m, req, env);
   });
 }

@@ -28,7 +28,7 @@ import {
 import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
 import { blobPath, collectBlobs } from './blobs.js';
-import { VMDATA, referencedBlobs, vmdataState, type VmRecord } from './state.js';
+import { VMDATA, forgetVmdataTier, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 
 /** Tunables (tests shorten the daemon's idle exit). */
 export const vmdataSettings = {
@@ -157,6 +157,7 @@ const slotText = (m: RouterModel | undefined) => JSON.stringify(m?.extra?.[VMDAT
 
 export const vmdataModule: RouterModule = {
   name: VMDATA,
+  forgetTier: forgetVmdataTier,
 
   async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
     const { stateDir } = ctx;

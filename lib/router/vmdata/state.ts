@@ -45,3 +45,12 @@ export function referencedBlobs(m: RouterModel | undefined): Set<string> {
   }
   return out;
 }
+
+/** A tier leaves the router: the data and pending passwords of its VMs go with it. */
+export function forgetVmdataTier(m: RouterModel, networkId: string): void {
+  const s = vmdataState(m);
+  const mine = Object.keys(s.vms).filter((ip) => s.vms[ip].tier === networkId);
+  if (!mine.length) return;
+  for (const ip of mine) delete s.vms[ip];
+  setVmdataState(m, s);
+}
