@@ -73,4 +73,44 @@ test('router on 802.1Q guest and public VLANs: gateway, source NAT, port forward
   }
 });
 
+test('L2 network on an 802.1Q VLAN: VLAN device and bridge only, marked as ours; a tagged host reaches a VM on it; destroy removes both', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-vlan-l2-'));
+  try {
+    const hostNs = s.ns('host');
+    const trunkNs = s.ns('trunk');
+    const peerNs = s.ns('peer'); // a tagged machine on VLAN 300 beyond the trunk
+    const h = s.handle(hostNs);
+    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'sw0', namespace: { netns: trunkNs }, up: true } });
+    s.handle(trunkNs).netlink.linkAdd({ kind: 'vlan', name: 'p300', parent: 'sw0', id: 300, namespace: { netns: peerNs } });
+    const peer = s.handle(peerNs);
+    peer.netlink.linkSetUp('lo');
+    peer.netlink.linkSetUp('p300');
+    peer.netlink.addrAdd({ dev: 'p300', address: '10.30.0.20/24' });
+
+    const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    const net = { networkId: '78', namespace: s.track('cs-net-78'), guestType: 'l2' as const, segment: { kind: 'vlan' as const, id: 300 } };
+    await engine.implementNetwork({ command: 'implement-network', ...net });
+    const sub = h.netlink.linkGet('eth1.300');
+    assert.equal([sub.kind, (sub as { id: number }).id, sub.master, sub.alias], ['vlan', 300, 'breth1-300', 'netns-router:l2:78']);
+    assert.is(h.netlink.linkGet('breth1-300').alias, 'netns-router:l2:78');
+    assert.not.ok(netnsExists('cs-net-78'), 'no router namespace for an L2 network');
+    // a VM on the host bridge
+    const vmNs = s.ns('vm');
+    h.netlink.linkAdd({ kind: 'veth', name: 'tvm78', master: 'breth1-300', up: true, peer: { name: 'eth0', namespace: { netns: vmNs }, up: true } });
+    const vm = s.handle(vmNs);
+    vm.netlink.linkSetUp('lo');
+    vm.netlink.addrAdd({ dev: 'eth0', address: '10.30.0.10/24' });
+    assert.ok(pings(peerNs, '10.30.0.10'), 'tagged peer → VM through eth1.300 and the bridge');
+    h.netlink.linkDel('tvm78');
+    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    assert.not.ok(h.netlink.linkFind('breth1-300'), 'bridge removed');
+    assert.not.ok(h.netlink.linkFind('eth1.300'), 'VLAN device removed');
+    assert.ok(h.netlink.linkFind('eth1'), 'the trunk stays');
+  } finally {
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
