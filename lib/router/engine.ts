@@ -92,7 +92,7 @@ function refuseOnL2(m: RouterModel, cmd: CommandRef): void {
   const id = m.l2?.networkId ?? (cmd.guestType === 'l2' ? cmd.networkId : undefined);
   if (id === undefined) return;
   throw new UsageError(
-    `${cmd.command}: network ${id} is an L2 network (guest_type l2: a segment without gateway, CIDR or router); ${cmd.command} needs L3 and does not apply to it`,
+    `network ${id} is an L2 network (guest_type l2: a segment without gateway, CIDR or router): ${cmd.command} needs L3 and does not apply to it`,
     'guest_type',
   );
 }

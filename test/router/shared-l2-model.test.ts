@@ -111,13 +111,14 @@ test('L2 network: every command but its lifecycle is refused naming the command,
   const before = e.store.read(NS);
   let ran = false;
   const err = await usageError(() => e.changeFor({ command: 'config-dhcp-subnet', networkId: '80', namespace: NS }, () => { ran = true; }));
-  assert.match(err.message, /^config-dhcp-subnet: network 80 is an L2 network/);
-  assert.match(err.message, 'needs L3');
+  assert.match(err.message, /^network 80 is an L2 network/);
+  assert.match(err.message, 'config-dhcp-subnet needs L3');
   assert.not.ok(ran, 'the mutation never ran');
   assert.is(e.store.read(NS), before);
   // guest_type l2 alone (no stored router) is refused the same way, and nothing is stored
   const err2 = await usageError(() => e.changeFor({ command: 'save-vm-data', networkId: '82', guestType: 'l2', namespace: 'cs-net-82' }, () => { ran = true; }));
-  assert.match(err2.message, 'save-vm-data: network 82 is an L2 network');
+  assert.match(err2.message, 'network 82 is an L2 network');
+  assert.match(err2.message, 'save-vm-data needs L3');
   assert.not.ok(ran);
   assert.is(e.store.read('cs-net-82'), undefined);
 }));

@@ -197,7 +197,8 @@ test('L2 network over VXLAN: the segment and bridge only; VMs reach each other, 
     for (const [command, payload] of refused) {
       r = cs.send(command, payload);
       assert.is(r.status, 1, `${command} on an L2 network: exit 1 (${r.stderr})`);
-      assert.match(r.stderr, `${command}: network ${id} is an L2 network`);
+      assert.match(r.stderr, `${command}: network ${id} is an L2 network`, 'the CLI names the command');
+      assert.match(r.stderr, `${command} needs L3`);
     }
     r = cs.run('custom-action', '--network-id', id, '--action', 'pbr-create-table', '--action-params', '{"table-id":"100","table-name":"x"}');
     assert.is(r.status, 1);
