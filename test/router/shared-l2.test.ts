@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { daemonStatus, stopDaemon } from '../../lib/services/metadata/index.js';
@@ -37,7 +37,15 @@ function cloudstack(dir: string, hostNs: string, physical: Record<string, string
     writeFileSync(file, JSON.stringify({ 'physical-network-extension-details': physical, 'network-extension-details': {}, payload }));
     return run(command, file, '60');
   };
-  return { run, send, stateFile: (ns: string) => join(dir, 'state', 'routers', `${ns}.json`) };
+  /** Several commands at once (as CloudStack's parallel VM starts send them): their exit codes. */
+  const parallel = (cmds: Array<[string, Record<string, unknown>]>): Promise<number[]> => Promise.all(cmds.map(([command, payload]) => {
+    const file = join(dir, `cs-extnet-${command}-${n++}.payload`);
+    writeFileSync(file, JSON.stringify({ 'physical-network-extension-details': physical, 'network-extension-details': {}, payload }));
+    return new Promise<number>((resolve) => {
+      spawn(process.execPath, [CLI, command, file, '60', ...g], { stdio: 'ignore' }).on('close', (code) => resolve(code ?? -1));
+    });
+  }));
+  return { run, send, parallel, stateFile: (ns: string) => join(dir, 'state', 'routers', `${ns}.json`) };
 }
 
 /** A host device `name` in the host namespace, wired to namespace `peerNs` (as `peer`). */
@@ -83,8 +91,11 @@ test('shared network: prepare-nic implements the router; DHCP, DNS, metadata and
 
     // CloudStack's order at VM start (prepareElement): prepare-nic, DHCP (subnet, entry), DNS entry, user data;
     // a password reset later
-    ok(cs.send('prepare-nic', { ...network, ...nic1, hostname: 'vm-one', ...extension }), 'prepare-nic');
+    // two VMs start at once: both prepare-nic race to implement the router
+    const nic2 = { ...nic1, nic_id: '302', nic_uuid: 'c0ffee01-0000-4000-8000-000000000302', mac: '02:00:3c:00:00:0b', ip: '10.60.0.11' };
+    assert.equal(await cs.parallel([['prepare-nic', { ...network, ...nic1, hostname: 'vm-one', ...extension }], ['prepare-nic', { ...network, ...nic2, hostname: 'vm-two', ...extension }]]), [0, 0]);
     assert.ok(netnsExists(ns), 'prepare-nic implemented the router');
+    assert.equal(Object.keys(JSON.parse(readFileSync(cs.stateFile(ns), 'utf8')).tiers), [id], 'once');
     const addrs = nsExec(ns, ['ip', '-4', '-o', 'addr', 'show']);
     assert.match(addrs, '10.60.0.2/24', 'the router holds the extension IP');
     assert.not.match(addrs, '10.60.0.1/', 'and never the gateway (the external router\'s)');
@@ -124,8 +135,7 @@ test('shared network: prepare-nic implements the router; DHCP, DNS, metadata and
     assert.is(passwordRequest(vm.ns, '10.60.0.2', 'send_my_password').body, 'Shared-pw-1');
     assert.is(guestGet(vm.ns, 'http://10.60.0.1/latest/user-data').status, 0, 'nothing of it on the gateway (no router took it)');
 
-    // a second VM's prepare-nic on the now-served network: reservation and name at once, no re-implement
-    const nic2 = { ...nic1, nic_id: '302', nic_uuid: 'c0ffee01-0000-4000-8000-000000000302', mac: '02:00:3c:00:00:0b', ip: '10.60.0.11' };
+    // the second VM's prepare-nic again on the now-served network: reservation and name at once
     ok(cs.send('prepare-nic', { ...network, ...nic2, hostname: 'vm-two', ...extension }), 'prepare-nic of a second VM');
     assert.equal(nslookup(vm.ns, '10.60.0.2', 'vm-two.shared.example'), ['10.60.0.11']);
     const vm2 = addGuest(s, h, 'breth2-u', nic2.mac);
@@ -162,6 +172,12 @@ test('L2 network over VXLAN: the segment and bridge only; VMs reach each other, 
     let r = cs.send('implement-network', { ...network, gateway: '10.62.0.1' });
     assert.is(r.status, 1, 'L3 addressing on an L2 network: exit 1');
     assert.match(r.stderr, 'gateway');
+    r = cs.send('implement-network', { ...network, vlan: '' });
+    assert.is(r.status, 1, 'no segment: exit 1');
+    assert.match(r.stderr, '--vlan');
+    r = cs.send('implement-network', { ...network, vpc_id: '5' });
+    assert.is(r.status, 1, 'an L2 VPC tier: exit 1');
+    assert.match(r.stderr, 'guest_type');
     assert.not.ok(h.netlink.linkFind(`brvx-${vni}`), 'nothing made');
 
     ok(cs.send('implement-network', network), 'implement-network (l2)');
