@@ -188,10 +188,9 @@ function flagsMatch(left: Expr, what: string, allowed: readonly string[], flags:
   for (const f of flags) {
     if (!allowed.includes(f)) throw new NftValidationError('INVALID_VALUE', what, f, `must be one of ${allowed.join(', ')}`);
   }
-  // one flag: `ct state established`; several: `ct state established,related` (JSON: op "in", array)
-  return flags.length === 1
-    ? { match: { op: '==', left, right: flags[0] } }
-    : { match: { op: 'in', left, right: flags } };
+  // `ct status dnat` is a bit test, not an equality: JSON says so with op "in" (as `nft -j` lists it); with "=="
+  // a status of confirmed|seen-reply|dnat would not match. One flag: a string; several: an array.
+  return { match: { op: 'in', left, right: flags.length === 1 ? flags[0] : flags } };
 }
 
 export const ct = {

@@ -21,7 +21,7 @@ import { UsageError, SystemError } from './errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
 import type * as T from './contract/types.js';
 import type { Segment } from './segment.js';
-import type { RouterModule, ReconcileContext } from './module.js';
+import type { RouterModule, ReconcileContext, PublicService } from './module.js';
 import { defaultModules } from './modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
@@ -257,7 +257,13 @@ export class RouterEngine {
     const slot = `${this.opts.stateDir}\0${m.namespace}`;
     const hit = this.caches.get(slot, key);
     if (hit) return hit;
-    const objs = routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []));
+    const ingress = { filtered: [] as string[], services: [] as PublicService[] };
+    for (const mod of this.modules) {
+      const x = mod.publicIngress?.(m);
+      if (x?.filtered) ingress.filtered.push(...x.filtered);
+      if (x?.services) ingress.services.push(...x.services);
+    }
+    const objs = routerObjects(nat, this.modules.flatMap((mod) => mod.nftObjects?.(m) ?? []), ingress);
     this.caches.put(slot, key, objs);
     return objs;
   }

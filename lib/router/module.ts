@@ -15,6 +15,19 @@ export interface ReconcileContext {
   stateDir: string;
 }
 
+export interface PublicIngress {
+  /** Public (or routed IPv6 guest) addresses whose new ingress the module has already filtered. */
+  filtered?: string[];
+  /** Services of the router on its public addresses (IPv4; LB listeners). */
+  services?: PublicService[];
+}
+
+export interface PublicService {
+  ip: string;
+  protocol: 'tcp' | 'udp';
+  port: number;
+}
+
 export interface RouterModule {
   /** Key of the module's slot in `model.extra`. */
   readonly name: string;
@@ -23,6 +36,13 @@ export interface RouterModule {
    * at its own priorities. Must be deterministic for a given model. May throw UsageError for invalid state.
    */
   nftObjects?(m: RouterModel): NftObject[];
+  /**
+   * What the module lets in from the public side (see the public guard in ruleset.ts): public addresses whose
+   * ingress it filters itself (packets to them that reach the guard already passed its rules), and services
+   * the router itself offers on public addresses (haproxy listeners). Everything else arriving on a public
+   * interface that is neither a reply nor translated by a static NAT / port forward is dropped.
+   */
+  publicIngress?(m: RouterModel): PublicIngress;
   /** Converge the module's processes/files to the model (after plumbing + nft). Idempotent. */
   reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
   /** Stop and remove everything of the module for this router (called before its namespace is deleted). */

@@ -12,9 +12,16 @@
  *                                  static NAT      saddr → its public IP      (map static_snat)
  *                                  source NAT      saddr in guest CIDR → public IP (interval map snat_src)
  * A map lookup that misses makes the NAT statement a no-op for that packet, so the rules fall through in order.
+ *
+ * The public guard (publicGuardObjects) keeps the public side from reaching anything it was not given: a packet
+ * arriving on a public interface is forwarded only as a reply or after a static NAT / port forward translated
+ * it, and reaches the router itself only as a reply, at an address a module filters, or at a public service
+ * (docs/firewall.md, "The public side").
  */
-import { baseChain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
-import { F, concatKey, dnat, snat, mapLookup, meta, counter } from '../nft/expr.js';
+import { isIPv6 } from 'node:net';
+import { baseChain, chain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
+import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6 } from '../nft/expr.js';
+import type { PublicIngress } from './module.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
 import type { TableRef } from '../nft/json.js';
 
@@ -85,8 +92,58 @@ export function routerTableObjects(plan: NatPlan): NftObject[] {
 
 export const ROUTER_TABLE_COMMENT = 'managed by netns-router';
 
-/** The router table's contents: the plan's NAT ruleset plus `extra` (feature modules' objects). */
-export function routerObjects(plan: NatPlan, extra: NftObject[] = []): NftObject[] {
-  return [...routerTableObjects(plan), ...extra];
+/** Before every other filter chain of the router (the firewall's forward chain runs at filter-10). */
+const GUARD_PRIORITY = { base: 'filter', offset: -20 } as const;
+
+/**
+ * The public guard. On a public interface, new traffic is dropped unless
+ *   forwarded:  conntrack says a static NAT or port forward translated it (its ingress rules, if any, ran
+ *               before DNAT), or it is for a routed IPv6 guest address whose ingress the firewall filters;
+ *   input:      it is for an address the firewall filters (it passed that filter), a public service of the
+ *               router (haproxy listener), or IPv6 neighbour discovery.
+ * Replies (established/related) always pass. Without it, a host on the public segment that routes a guest
+ * CIDR via the router's public address reaches every port of every VM, and the router's guest-side services.
+ */
+export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
+  const filtered = [...new Set(ingress.filtered ?? [])].sort();
+  const v4 = filtered.filter((a) => !isIPv6(a));
+  const v6 = filtered.filter((a) => isIPv6(a));
+  const services = (ingress.services ?? []).filter((x) => !isIPv6(x.ip)).sort((a, b) => a.ip.localeCompare(b.ip) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
+  const seen = new Set<string>();
+  const svc: ElementItem[] = [];
+  for (const x of services) {
+    const k = `${x.ip}/${x.protocol}/${x.port}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    svc.push({ key: [x.ip, symbol(x.protocol), x.port] });
+  }
+  const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[]): O => (el.length ? { ...o, elements: el } : o);
+  const replies = () => [ct.state('established', 'related'), accept()];
+  return [
+    withElems(set('pub_filtered', 'ipv4_addr'), v4.map((a) => ({ key: a }))),
+    withElems(set('pub_filtered6', 'ipv6_addr'), v6.map((a) => ({ key: a }))),
+    withElems(set('pub_services', ['ipv4_addr', 'inet_proto', 'inet_service']), svc),
+    chain('pub_fwd'),
+    rule('pub_fwd', replies()),
+    rule('pub_fwd', [ct.status('dnat'), accept()], { comment: 'translated by a static NAT or port forward' }),
+    rule('pub_fwd', [lookup(F.ip6Daddr, 'pub_filtered6'), accept()], { comment: 'routed IPv6 address, filtered at ingress' }),
+    rule('pub_fwd', [counter(), drop()], { comment: 'public side: nothing else reaches the guests' }),
+    chain('pub_in'),
+    rule('pub_in', replies()),
+    rule('pub_in', [icmpv6.type(['nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-router-advert']), accept()], { comment: 'IPv6 neighbour discovery' }),
+    rule('pub_in', [lookup(F.ipDaddr, 'pub_filtered'), accept()], { comment: 'filtered public addresses' }),
+    rule('pub_in', [lookup(F.ip6Daddr, 'pub_filtered6'), accept()], { comment: 'filtered public addresses' }),
+    rule('pub_in', [meta.l4proto(['tcp', 'udp']), lookup(concatKey(F.ipDaddr, F.l4proto, F.thDport), 'pub_services'), accept()], { comment: 'public services of the router' }),
+    rule('pub_in', [counter(), drop()], { comment: 'public side: nothing else reaches the router' }),
+    baseChain('pub_guard_fwd', { type: 'filter', hook: 'forward', priority: GUARD_PRIORITY, policy: 'accept' }),
+    rule('pub_guard_fwd', [meta.iifname(setRef('public_ifs')), goto('pub_fwd')]),
+    baseChain('pub_guard_in', { type: 'filter', hook: 'input', priority: GUARD_PRIORITY, policy: 'accept' }),
+    rule('pub_guard_in', [meta.iifname(setRef('public_ifs')), goto('pub_in')]),
+  ];
+}
+
+/** The router table's contents: the plan's NAT ruleset, the public guard, and `extra` (feature modules' objects). */
+export function routerObjects(plan: NatPlan, extra: NftObject[] = [], ingress: PublicIngress = {}): NftObject[] {
+  return [...routerTableObjects(plan), ...publicGuardObjects(ingress), ...extra];
 }
 

@@ -172,3 +172,14 @@ export function routerTable(ns: string): string {
   return nsExec(ns, ['nft', '-j', 'list', 'table', 'inet', 'netns_router'])
     .replace(/"counter": \{"packets": \d+, "bytes": \d+\}/g, '"counter": {"packets": 0, "bytes": 0}');
 }
+
+/**
+ * apply-fw-rules opening `ports` (protocol/port, or 'icmp') on public IPs, as CloudStack sends it after a port
+ * forward / static NAT / LB rule created with openfirewall=true (the default on isolated networks): public IPs of
+ * an isolated network are closed until a firewall rule opens them.
+ */
+export async function openIngress(engine: RouterEngine, net: { networkId: string; namespace: string; vpcId?: string }, open: Array<{ ip: string; protocol: 'tcp' | 'udp' | 'icmp' | 'all'; ports?: [number, number] }>): Promise<void> {
+  const { applyFwRules } = await import('../../lib/router/firewall/module.js');
+  const rules = open.map((o, i) => ({ id: 9000 + i, type: 'ingress', protocol: o.protocol, publicIp: o.ip, sourceCidrs: ['0.0.0.0/0'], ...(o.ports ? { portStart: o.ports[0], portEnd: o.ports[1] } : {}) }));
+  await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: true, rules }, source: 'test' } });
+}

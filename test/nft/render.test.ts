@@ -126,7 +126,8 @@ test('meta, ct, icmp matches', () => {
   assert.equal(N.meta.l4proto(['tcp', 17]).match.right, { set: ['tcp', 17] });
   assert.equal(N.meta.nfproto('ipv6').match, { op: '==', left: { meta: { key: 'nfproto' } }, right: 'ipv6' });
   assert.equal(N.ct.state('established', 'related').match, { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] });
-  assert.equal(N.ct.state('new').match, { op: '==', left: { ct: { key: 'state' } }, right: 'new' });
+  assert.equal(N.ct.state('new').match, { op: 'in', left: { ct: { key: 'state' } }, right: 'new' });
+  assert.equal(N.ct.status('dnat').match, { op: 'in', left: { ct: { key: 'status' } }, right: 'dnat' }, 'a bit test, as nft -j lists it');
   assert.equal(N.icmp.type('echo-request').match, { op: '==', left: { payload: { protocol: 'icmp', field: 'type' } }, right: 'echo-request' });
   assert.equal(N.icmp.code(3).match.right, 3);
   assert.equal(N.icmpv6.type(['nd-neighbor-solicit', 'nd-neighbor-advert']).match.right, { set: ['nd-neighbor-solicit', 'nd-neighbor-advert'] });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Scratch, addVm, ping, requireSandbox, whoamiServer, tcpAsk, waitFor, simulatedHost as host, cidr } from '../helpers/topo.js';
+import { openIngress } from '../helpers/fw.js';
 
 requireSandbox();
 
@@ -38,6 +39,8 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.11', 'static NAT egress uses its public IP');
     servers.push(whoamiServer(vm2.ns, 22));
     await waitFor(() => tcpAsk(vm2.ns, '127.0.0.1', 22) !== '');
+    assert.is(tcpAsk(upNs, '203.0.113.11', 22), '', 'static NAT ingress closed until a firewall rule opens it');
+    await openIngress(engine, net, [{ ip: '203.0.113.11', protocol: 'tcp', ports: [22, 22] }, { ip: '203.0.113.10', protocol: 'tcp', ports: [80, 80] }]);
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '203.0.113.1', 'static NAT ingress reaches the VM');
     // a second static NAT for the same VM is a usage error (exit 1), not a kernel failure, and changes nothing
     const err = await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }).catch((e: unknown) => e);

@@ -16,7 +16,7 @@ const apply = (engine: RouterEngine, net: { networkId: string; namespace: string
   applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: doc, source: 'test' } });
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 
-test('ingress: open until applied; then allow, default deny, port range, ICMP type, source CIDR; an omitted IP stays closed', async () => {
+test('ingress: closed until a rule opens it; then allow, default deny, port range, ICMP type, source CIDR; an omitted IP stays closed', async () => {
   const s = new Scratch();
   const procs: ChildProcess[] = [];
   let stateDir = '';
@@ -29,9 +29,11 @@ test('ingress: open until applied; then allow, default deny, port range, ICMP ty
     assert.ok(await serversUp(vm2, [22, 23], []));
     assert.ok(await serversUp(upNs, [9000], []));
 
-    assert.ok(tcpOk(upNs, P, 80), 'no firewall yet: port forward open');
-    assert.ok(tcpOk(upNs, P2, 23), 'no firewall yet: static NAT open');
-    assert.ok(pingOk(upNs, P2));
+    // an isolated network's public IPs are closed until a rule opens them (CloudStack's virtual router)
+    assert.not.ok(tcpOk(upNs, P, 80), 'no firewall yet: port forward closed');
+    assert.not.ok(tcpOk(upNs, P2, 23), 'no firewall yet: static NAT closed');
+    assert.not.ok(pingOk(upNs, P2), 'no firewall yet: static NAT closed to ping');
+    assert.ok(tcpOk(vm1, UP_A, 9000), 'positive control: egress via source NAT works, replies come back');
 
     await apply(engine, net, {
       rules: [

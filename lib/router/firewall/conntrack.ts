@@ -19,7 +19,7 @@ import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
 import { addressValue, type Cidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';
 import {
-  aclAllowed, compileAcl, compileEgress, egressAllowed, firewallState, ingressAllowed, ingressIndex, ingressMatchers, inAny, tierCidrs,
+  aclAllowed, compileAcl, compileEgress, egressAllowed, filteredAddresses, firewallState, ingressAllowed, ingressIndex, ingressMatchers, inAny, tierCidrs,
   type CompiledAcl, type CompiledEgress, type FirewallState,
 } from './state.js';
 import type { FwRule } from './rules.js';
@@ -31,9 +31,9 @@ interface Checks {
 }
 
 /** Per filtered public IP, its ingress rules as text (what decides whether its flows must be re-judged). */
-function ingressRuleText(s: FirewallState): Map<string, string> {
+function ingressRuleText(m: RouterModel, s: FirewallState): Map<string, string> {
   const rules = new Map<string, FwRule[]>();
-  for (const n of Object.values(s.fw)) for (const ip of n.filteredIps) rules.set(ip, []);
+  for (const ip of filteredAddresses(m, s)) rules.set(ip, []);
   for (const id of Object.keys(s.fw).sort()) {
     for (const r of s.fw[id].rules) if (r.type === 'ingress' && rules.has(r.publicIp!)) rules.get(r.publicIp!)!.push(r);
   }
@@ -45,11 +45,11 @@ export function changedChecks(m: RouterModel, previous: RouterModel | undefined)
   const now = firewallState(m);
   const before = previous ? firewallState(previous) : { fw: {}, acl: {} };
   const checks: Checks = { ingress: new Map(), egress: [], acl: [] };
-  if (!sameValue(now.fw, before.fw)) {
-    const tNow = ingressRuleText(now);
-    const tBefore = ingressRuleText(before);
+  if (!sameValue(now.fw, before.fw) || !sameValue(Object.keys(m.publicIps), previous && Object.keys(previous.publicIps))) {
+    const tNow = ingressRuleText(m, now);
+    const tBefore = previous ? ingressRuleText(previous, before) : new Map<string, string>();
     const changed = new Set([...tNow].filter(([ip, t]) => tBefore.get(ip) !== t).map(([ip]) => ip));
-    if (changed.size) for (const [ip, ms] of ingressMatchers(now)) if (changed.has(ip)) checks.ingress.set(ip, ingressIndex(ms));
+    if (changed.size) for (const [ip, ms] of ingressMatchers(m, now)) if (changed.has(ip)) checks.ingress.set(ip, ingressIndex(ms));
   }
   for (const [id, n] of Object.entries(now.fw)) {
     const b = before.fw[id];

@@ -33,7 +33,7 @@ export interface Listing {
 export function describeFirewall(m: RouterModel): Listing[] {
   const s = firewallState(m);
   const out: Listing[] = [];
-  const ingress = ingressMatchers(s);
+  const ingress = ingressMatchers(m, s);
   for (const ip of ingress.keys()) {
     const rules = ['established,related: accept'];
     for (const id of Object.keys(s.fw).sort()) {

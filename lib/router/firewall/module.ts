@@ -13,7 +13,7 @@ import type * as T from '../contract/types.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../nft/table-sync.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
-import { FIREWALL, forgetTierRules, putAcl, putFwDocument } from './state.js';
+import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument } from './state.js';
 import { firewallObjects } from './ruleset.js';
 import { deleteForbiddenFlows } from './conntrack.js';
 import { describeFirewall, type Listing } from './describe.js';
@@ -22,6 +22,8 @@ export const firewallModule: RouterModule = {
   name: FIREWALL,
   nftObjects: (m) => firewallObjects(m),
   forgetTier: forgetTierRules,
+  // packets to a filtered address that reach the public guard have passed fw_ingress
+  publicIngress: (m) => ({ filtered: filteredAddresses(m) }),
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
     // nothing to judge unless the rules (or the tiers they are judged against) changed: a conntrack dump walks

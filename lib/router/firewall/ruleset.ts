@@ -84,7 +84,7 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
   const objs: N.NftObject[] = [];
 
   // ── ingress (per public IP, before DNAT) ──
-  const ingress = ingressMatchers(s);
+  const ingress = ingressMatchers(m, s);
   if (ingress.size) {
     const v4: N.ElementItem[] = [];
     const v6: N.ElementItem[] = [];

@@ -3,11 +3,12 @@
  * filtered, the matchers of every chain, and the verdict a packet gets — one definition shared by the nft
  * generation (ruleset.ts), the conntrack cleanup (conntrack.ts) and the listings (describe.ts).
  *
- * "Filtered" public IPs: an IP becomes filtered when an apply-fw-rules names it in an ingress rule. CloudStack
- * sends the network's full rule set every time, so a later payload that omits the IP means its last rule was
- * deleted: the IP stays filtered and closes (default drop of new ingress) instead of silently opening. It stops
- * being filtered once it is no longer assigned to the router when the next apply-fw-rules runs (release-ip,
- * then any apply-fw-rules of that network).
+ * "Filtered" public addresses (new ingress dropped unless an ingress rule allows it): on an isolated network's
+ * router every assigned public IP, from the moment it is assigned, whatever its roles (source NAT, static NAT,
+ * port forwards, load balancer) — CloudStack's virtual router denies ingress to its public IPs until a firewall
+ * rule opens it. On any router also every address an apply-fw-rules has named in an ingress rule (sticky: a later
+ * payload that omits it means its last rule was deleted, so it closes instead of silently opening); such a name
+ * is forgotten once the address is no longer assigned when the next apply-fw-rules runs.
  */
 import type { RouterModel } from '../model.js';
 import { moduleState, setModuleState } from '../module.js';
@@ -22,7 +23,7 @@ export interface FwNetworkState {
   /** The document's guest CIDR (informative). */
   cidr?: string;
   rules: FwRule[];
-  /** Public IPs whose ingress is filtered (see the header). */
+  /** Addresses named by ingress rules, sticky (see the header); see filteredAddresses() for the effective set. */
   filteredIps: string[];
 }
 
@@ -79,10 +80,17 @@ export function forgetTierRules(m: RouterModel, networkId: string): void {
 
 // ── Meaning ──────────────────────────────────────────────────────────────────────────────────────────
 
-/** Filtered public IP → matchers of the rules that open it (sorted by IP). */
-export function ingressMatchers(s: FirewallState): Map<string, Matcher[]> {
+/** Every address whose new ingress is filtered (see the header), sorted. */
+export function filteredAddresses(m: RouterModel, s: FirewallState = firewallState(m)): string[] {
+  const named = Object.values(s.fw).flatMap((n) => n.filteredIps);
+  const assigned = m.kind === 'network' ? Object.keys(m.publicIps) : [];
+  return [...new Set([...assigned, ...named])].sort();
+}
+
+/** Filtered address → matchers of the rules that open it (sorted by address). */
+export function ingressMatchers(m: RouterModel, s: FirewallState = firewallState(m)): Map<string, Matcher[]> {
   const out = new Map<string, Matcher[]>();
-  const ips = [...new Set(Object.values(s.fw).flatMap((n) => n.filteredIps))].sort();
+  const ips = filteredAddresses(m, s);
   for (const ip of ips) out.set(ip, []);
   for (const id of Object.keys(s.fw).sort()) {
     for (const r of s.fw[id].rules) {

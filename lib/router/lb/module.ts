@@ -4,8 +4,8 @@
  * regenerated from the rules on every reconcile, checked with `haproxy -c` and then started/reloaded; with no
  * active rule haproxy is stopped. A rule is active while its network is implemented and its public IP assigned.
  *
- * Nothing is added to the nft table: haproxy binds publicIp:publicPort inside the namespace, so ingress to it
- * passes the router's filter chains like any traffic to a public IP.
+ * Nothing is added to the nft table but the listeners, declared as public services (publicIngress) so that the
+ * public guard lets new connections to them reach haproxy; the firewall filters them like any public IP.
  */
 import { join } from 'node:path';
 import type { RouterModule } from '../module.js';
@@ -145,6 +145,9 @@ export function forgetLbTier(m: RouterModel, networkId: string): void {
 export const lbModule: RouterModule = {
   name: LB,
   forgetTier: forgetLbTier,
+  // haproxy's listeners are services of the router on public addresses (on an isolated network's router the
+  // firewall still filters them, as every public IP there)
+  publicIngress: (m) => ({ services: activeLbRules(m).map((r) => ({ ip: r.publicIp, protocol: 'tcp' as const, port: r.publicPort })) }),
   async reconcile(m, _previous, ctx) {
     const sup = supervisorFor(m.namespace, ctx.stateDir);
     if (activeLbRules(m).length === 0) {
