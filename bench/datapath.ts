@@ -20,6 +20,7 @@ import { addNetns, deleteNetns, netnsExists, runInNetns } from '../lib/netns/nam
 import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
 import type { PortForwardModel } from '../lib/router/model.js';
+import { applyFwRules } from '../lib/router/firewall/module.js';
 import { median } from './lib/stats.js';
 import { now, sleep } from './lib/timing.js';
 import { fmtBps, fmtInt, fmtRatio } from './lib/format.js';
@@ -164,6 +165,10 @@ export async function runDatapath(opts: BenchOptions): Promise<SectionResult> {
     await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8080, end: 8080 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT, end: SERVER_PORT }, protocol: 'tcp' });
     // the request/response port of the tool is PORT+1: forward it too
     await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8081, end: 8081 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT + 1, end: SERVER_PORT + 1 }, protocol: 'tcp' });
+    // an isolated network's public IP is closed until a firewall rule opens it (as CloudStack configures it)
+    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'bench', value: { default_egress_allow: true, rules: [
+      { id: 1, type: 'ingress', protocol: 'tcp', portStart: 8080, portEnd: 8081, publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
+    ] } } });
     const vm = 'dp-vm';
     addVm(host, vm, 'brvx-8001', '10.8.0.10/24', '10.8.0.1');
     made.push(vm);

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
+import { applyFwRules } from '../lib/router/firewall/module.js';
 import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 
@@ -60,7 +61,16 @@ async function main(): Promise<void> {
     console.log(`assign-ip 203.0.113.11 + add-static-nat → 10.1.1.11 ...... ${ms(t0)}`);
     t0 = performance.now();
     await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
-    console.log(`add-port-forward 203.0.113.10:80 → 10.1.1.10:8080 ....... ${ms(t0)}\n`);
+    console.log(`add-port-forward 203.0.113.10:80 → 10.1.1.10:8080 ....... ${ms(t0)}`);
+    // public IPs of an isolated network are closed until a firewall rule opens them (CloudStack's virtual router;
+    // CloudStack sends these rules itself for a port forward or static NAT created with openfirewall=true)
+    t0 = performance.now();
+    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'demo', value: { default_egress_allow: true, rules: [
+      { id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
+      { id: 2, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
+      { id: 3, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.11', sourceCidrs: ['0.0.0.0/0'] },
+    ] } } });
+    console.log(`apply-fw-rules: open tcp/80 + ICMP ...................... ${ms(t0)}\n`);
 
     const vms: Array<[string, string]> = [['demo-vm1', '10.1.1.10/24'], ['demo-vm2', '10.1.1.11/24']];
     for (const [name, ip] of vms) {

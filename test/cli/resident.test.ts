@@ -78,6 +78,9 @@ test('resident engine: commands through the netns-router command and the wrapper
     for (const [pub, priv] of [['80', '8080'], ['81', '8081']]) {
       ok(cli('add-port-forward', '--network-id', id, '--public-ip', '203.0.113.45', '--public-port', pub, '--private-ip', '10.4.5.10', '--private-port', priv, '--protocol', 'tcp'));
     }
+    assert.ok(!tcpOk(upNs, '203.0.113.45', 80) && !tcpOk(upNs, '203.0.113.45', 81), 'closed until a firewall rule opens them');
+    const both = { default_egress_allow: true, rules: [80, 81].map((p) => ({ id: p, type: 'ingress', protocol: 'tcp', portStart: p, publicIp: '203.0.113.45' })) };
+    ok(cli('apply-fw-rules', '--network-id', id, '--fw-rules', Buffer.from(JSON.stringify(both)).toString('base64')));
     assert.ok(tcpOk(upNs, '203.0.113.45', 80) && tcpOk(upNs, '203.0.113.45', 81), 'port forwards work');
 
     // through the wrapper shim (bash → loopback port), payload-file form with a relative path

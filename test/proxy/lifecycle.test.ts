@@ -98,6 +98,9 @@ test('lifecycle through the proxy: ensure-network-device, implement-network, ass
 
     r = await cs('add-port-forward', { network_id: id, public_ip: '203.0.113.47', public_port: '80', private_ip: '10.47.1.10', private_port: '8080', protocol: 'tcp' });
     assert.is(r.status, 0, r.stderr);
+    assert.is(tcpAsk(upNs, '203.0.113.47', 80), '', 'closed until a firewall rule opens it');
+    r = await cs('apply-fw-rules', { network_id: id, fw_rules: { default_egress_allow: true, rules: [{ id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '203.0.113.47', sourceCidrs: ['0.0.0.0/0'] }] } });
+    assert.is(r.status, 0, r.stderr);
     assert.is(tcpAsk(upNs, '203.0.113.47', 80), '203.0.113.1', 'port forward');
 
     // a bad request fails on the management side (1) and changes nothing on the host

@@ -42,6 +42,9 @@ test('CLI: option and payload-file forms, bad input changes nothing, destroy lea
 
     r = cli('add-port-forward', '--network-id', id, '--public-ip', '203.0.113.43', '--public-port', '80', '--private-ip', '10.4.3.10', '--private-port', '8080', '--protocol', 'tcp');
     assert.is(r.status, 0, r.stderr);
+    assert.is(tcpAsk(upNs, '203.0.113.43', 80), '', 'closed until a firewall rule opens it');
+    r = cli('apply-fw-rules', '--network-id', id, '--fw-rules', JSON.stringify({ rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '203.0.113.43' }] }));
+    assert.is(r.status, 0, r.stderr);
     assert.is(tcpAsk(upNs, '203.0.113.43', 80), '203.0.113.1');
 
     const stateFile = join(dir, 'state', 'routers', `${ns}.json`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
+import { openIngress } from '../helpers/fw.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, waitFor } from '../helpers/topo.js';
 
 requireSandbox();
@@ -39,6 +40,7 @@ test('delete-port-forward and delete-static-nat cut established UDP flows (connt
     const vm = addVm(s, h, vxBridge, '10.8.0.10/24', '10.8.0.1');
     const pf = { command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: 5353, end: 5353 }, privateIp: '10.8.0.10', privatePorts: { start: 5353, end: 5353 }, protocol: 'udp' as const };
     await engine.addPortForward(pf);
+    await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5353, 5353] }, { ip: '203.0.113.81', protocol: 'udp', ports: [6000, 6000] }]);
     const file = join(dir, 'count');
     procs.push(udpCounter(vm.ns, 5353, file));
     await new Promise((r) => setTimeout(r, 400));

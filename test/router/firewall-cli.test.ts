@@ -37,7 +37,8 @@ test('CLI: apply-fw-rules (option and payload forms), apply-network-acl, listing
     for (const [pub, priv] of [['80', '8080'], ['81', '8081']]) {
       ok(cli('add-port-forward', '--network-id', id, '--public-ip', '203.0.113.43', '--public-port', pub, '--private-ip', '10.4.3.10', '--private-port', priv, '--protocol', 'tcp'));
     }
-    assert.ok(tcpOk(upNs, '203.0.113.43', 81), 'open before any firewall rule');
+    assert.not.ok(tcpOk(upNs, '203.0.113.43', 81), 'closed before any firewall rule');
+    assert.ok(tcpOk(vm.ns, '127.0.0.1', 8081), 'positive control: the server answers');
 
     // option form, base64 document
     const fw = { default_egress_allow: true, cidr: '10.4.3.0/24', rules: [{ id: 7, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: '203.0.113.43', sourceCidrs: ['0.0.0.0/0'] }] };

@@ -14,6 +14,7 @@ import { applyLbRulesCommand, supervisorFor } from '../../lib/router/lb/index.js
 import { deleteNetns, netnsExists, netnsPath } from '../../lib/netns/namespaces.js';
 import { procAlive } from '../../lib/services/haproxy/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { openIngress } from '../helpers/fw.js';
 import { httpGet, httpNameServer, keepAliveClient, requestLoop, tally } from '../helpers/lb.js';
 
 requireSandbox();
@@ -52,6 +53,9 @@ test.before(async () => {
   for (const ip of ['203.0.113.60', LB_IP]) {
     await engine.assignIp({ command: 'assign-ip', networkId: id, namespace: ns, publicIp: { ip, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: ip.endsWith('60') } });
   }
+  // the LB address of an isolated network is closed until a firewall rule opens it (what CloudStack creates
+  // with openfirewall=true): open every TCP port, the LB suites test haproxy, not the firewall
+  await openIngress(engine, { networkId: id, namespace: ns }, [{ ip: LB_IP, protocol: 'tcp' }]);
   for (let i = 1; i <= 3; i++) {
     const vm = addVm(s, h, `brvx-${vni}`, `10.5.1.1${i}/24`, '10.5.1.1');
     ctx.vms.push(vm);

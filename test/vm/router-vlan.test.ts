@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
+import { applyFwRules } from '../../lib/router/firewall/module.js';
 import { Scratch, nsTry, requireSandbox, whoamiServer, tcpAsk, waitFor } from '../helpers/topo.js';
 
 requireSandbox();
@@ -57,6 +58,7 @@ test('router on 802.1Q guest and public VLANs: gateway, source NAT, port forward
     procs.push(whoamiServer(vmNs, 8080));
     await waitFor(() => tcpAsk(vmNs, '127.0.0.1', 8080) !== '');
     await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '198.18.0.50', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.100.0.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '198.18.0.50' }] } } });
     assert.is(tcpAsk(upNs, '198.18.0.50', 80), '198.18.0.1', 'port forward across the VLANs');
 
     await engine.shutdownNetwork({ command: 'shutdown-network', ...net });

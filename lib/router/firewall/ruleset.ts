@@ -5,6 +5,7 @@
  *   fw_ingress   filter prerouting, priority mangle (-150): before our DNAT (dstnat-10 = -110), so ingress
  *                rules see the real public destination.
  *                  ct state established,related accept
+ *                  iifname "lo" accept                    the router's own connections
  *                  ip daddr vmap @fw_ingress_ips          filtered public IP → goto fw_in
  *                  ip6 daddr vmap @fw_ingress_ips6
  *   fw_in        the allow rules of every filtered IP, as `ip daddr . …` set lookups; then drop.
@@ -100,6 +101,8 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
       N.verdictMap('fw_ingress_ips6', 'ipv6_addr', v6.length ? { elements: v6 } : {}),
       N.baseChain(chainNames.ingress, { type: 'filter', hook: 'prerouting', priority: FW_INGRESS_PRIORITY, policy: 'accept' }),
       N.rule(chainNames.ingress, established()),
+      // the router's own connections to its public addresses come back through lo: not ingress
+      N.rule(chainNames.ingress, [N.meta.iifname('lo'), N.accept()], { comment: 'the router itself' }),
       N.rule(chainNames.ingress, [N.vmap(N.F.ipDaddr, 'fw_ingress_ips')], { comment: 'filtered public IPv4 addresses' }),
       N.rule(chainNames.ingress, [N.vmap(N.F.ip6Daddr, 'fw_ingress_ips6')], { comment: 'filtered public IPv6 addresses' }),
     );
