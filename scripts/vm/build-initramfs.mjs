@@ -2,8 +2,9 @@
 // Builds the initramfs of the qemu test VM: static busybox (with its applet links), init.sh as /init,
 // and the modules needed to mount the host's root over virtio-9p (decompressed, since busybox insmod
 // may not read .ko.xz/.ko.zst), with /modules/order giving a valid insmod order.
-// Cached in $NRVM_CACHE_DIR (default /var/tmp/netns-router-vm), keyed by kernel version and a hash of
-// everything that goes in, so it is rebuilt only when the kernel, busybox or init.sh change.
+// Cached in $NRVM_CACHE_DIR (default .cache/vm/ in the checkout, ignored by git; `rm -rf .cache` removes
+// it), keyed by kernel version and a hash of everything that goes in, so it is rebuilt only when the kernel,
+// busybox or init.sh change; older images of the same kernel are removed when a new one is built.
 // Usage: build-initramfs.mjs [--force]   (prints the initramfs path)
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -17,11 +18,12 @@ import { findKernel, loadOrder } from './kernel.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Modules the init needs for the 9p root (dependencies are added from modules.dep). */
-const BOOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p'];
+/** Modules the init needs for the 9p root and the overlay on it (dependencies are added from modules.dep). */
+const BOOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
 
+/** Where built initramfs images are kept: NRVM_CACHE_DIR, else .cache/vm/ in the checkout. */
 export function cacheDir() {
-  return process.env.NRVM_CACHE_DIR || '/var/tmp/netns-router-vm';
+  return process.env.NRVM_CACHE_DIR || join(here, '..', '..', '.cache', 'vm');
 }
 
 function findBusybox() {

@@ -1,8 +1,10 @@
 #!/bin/sh
 # PID 1 of the qemu test VM (busybox sh from the initramfs built by build-initramfs.mjs).
-# Mounts the host's root (virtio-9p, read-only) on /newroot, gives it writable tmpfs where programs
-# expect to write, then runs the job script the host prepared, chrooted, with stdout on ttyS1 and
-# stderr on ttyS2. Reports "VMEXIT <nonce> <code>" on ttyS0 (the console) and powers off.
+# Mounts the host's root (virtio-9p, read-only) on /lower and makes the guest's root an overlay of it with
+# a tmpfs on top: every host path stays visible (the checkout, wherever it lives: /tmp, /run, /var/tmp, …)
+# and everything the guest writes lands in the guest's RAM, never on the host. Then runs the job script
+# the host prepared, chrooted, with stdout on ttyS1 and stderr on ttyS2. Reports "VMEXIT <nonce> <code>"
+# on ttyS0 (the console) and powers off.
 # Kernel command line: nrvm.job=<host path of the job script> nrvm.nonce=<random marker>.
 export PATH=/bin  # busybox applet links, made at build time
 
@@ -35,24 +37,29 @@ done
 # Kernel-requested module loads (e.g. rtnl-link-veth, nft expressions) run /proc/sys/kernel/modprobe
 # from this initramfs root (kernel threads keep it; only our chrooted children see /newroot), so point
 # it at a helper that runs the host root's modprobe against the host root's /lib/modules.
-printf '#!/bin/sh\nexec chroot /newroot /sbin/modprobe "$@"\n' >/bin/nrvm-modprobe
+printf '#!/bin/sh\nexec chroot /lower /sbin/modprobe "$@"\n' >/bin/nrvm-modprobe
 chmod 755 /bin/nrvm-modprobe
 echo /bin/nrvm-modprobe >/proc/sys/kernel/modprobe
 
-mkdir -p /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose hostroot /newroot \
+mkdir -p /lower /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose hostroot /lower \
   || fail "mount of the host root over 9p"
-[ -n "$JOB" ] && [ -f "/newroot$JOB" ] || fail "job script '$JOB' not visible in the guest"
-cp "/newroot$JOB" /job.sh || fail "copy of the job script"
+[ -n "$JOB" ] && [ -f "/lower$JOB" ] || fail "job script '$JOB' not visible in the guest"
+cp "/lower$JOB" /job.sh || fail "copy of the job script"
+# the modprobe helper runs chrooted in /lower: give it the guest's own /proc, /sys and /dev there (through
+# 9p it would see the host's); the overlay below does not show these submounts
+mount -t proc proc /lower/proc || fail "proc for modprobe"
+mount -t sysfs sysfs /lower/sys || fail "sysfs for modprobe"
+mount -t devtmpfs devtmpfs /lower/dev || fail "devtmpfs for modprobe"
 
-for d in tmp run var/lib var/log var/tmp; do
-  mount -t tmpfs -o mode=1777 "nrvm-$(echo $d | tr / -)" "/newroot/$d" || fail "tmpfs on /$d"
-done
-chmod 755 /newroot/run
+mount -t tmpfs -o mode=755 nrvm-rw /rw || fail "tmpfs for the overlay"
+mkdir -p /rw/upper /rw/work
+mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work nrvm-root /newroot \
+  || fail "overlay root (host root read-only below, tmpfs above)"
 mount -t proc proc /newroot/proc || fail "proc"
 mount -t sysfs sysfs /newroot/sys || fail "sysfs"
 mount -t devtmpfs devtmpfs /newroot/dev || fail "devtmpfs"
-mkdir -p /newroot/dev/pts /newroot/dev/shm /newroot/run/netns /newroot/run/nrvm /newroot/run/lock
+mkdir -p /newroot/dev/pts /newroot/dev/shm /newroot/run/nrvm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 cp /job.sh /newroot/run/nrvm/job.sh

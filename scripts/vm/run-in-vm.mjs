@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Boots the qemu test VM (Debian stock kernel under TCG, host root shared read-only over virtio-9p,
-// no network device) and runs one command in it; streams its stdout/stderr and exits with its code.
+// Boots the qemu test VM (Debian stock kernel under TCG, host root shared read-only over virtio-9p with a
+// RAM overlay on top, no network device) and runs one command in it; streams its stdout/stderr and exits
+// with its code. The job script and the channel sockets live in a private directory under $TMPDIR (or /tmp),
+// removed when the run ends.
 // Usage: run-in-vm.mjs [--timeout SECONDS] [--cwd DIR] [--verbose] CMD [ARGS…]
 //   default cwd: the repository root; default timeout 600 s (then qemu is killed, exit code 124).
 //   --verbose (or NRVM_VERBOSE=1) copies the guest console (kernel messages) to stderr.
@@ -10,11 +12,12 @@
 // stdout, ttyS2 = its stderr. Each is a unix socket qemu connects to; the VM itself has no network.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, ensureInitramfs } from './build-initramfs.mjs';
+import { ensureInitramfs } from './build-initramfs.mjs';
 import { VmError } from './errors.mjs';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,8 +33,8 @@ export function shQuote(s) {
 }
 
 /**
- * Runs a shell script in a fresh VM. The script runs as root, chrooted in the host's root (read-only)
- * with tmpfs on /tmp /run /var/lib /var/log /var/tmp, PATH set, HOME=/tmp, cwd = opts.cwd.
+ * Runs a shell script in a fresh VM. The script runs as root, chrooted in the host's root seen through an
+ * overlay (every host path readable, writes kept in the guest's RAM), PATH set, HOME=/tmp, cwd = opts.cwd.
  * @param {object} opts
  * @param {string} opts.script shell text (run by the host root's /bin/sh)
  * @param {string} [opts.cwd]
@@ -42,23 +45,23 @@ export function shQuote(s) {
  * @param {(b: Buffer) => void} [opts.onConsole]
  * @param {number} [opts.memoryMb]
  * @param {number} [opts.cpus]
- * @returns {Promise<{ code: number, timedOut: boolean, console: string, qemuOutput: string, ms: number }>}
- *   code: the script's exit status; 124 on timeout; 255 if the VM died without reporting one.
+ * @returns {Promise<{ code: number, timedOut: boolean, console: string, qemuOutput: string, ms: number, cwd: string }>}
+ *   code: the script's exit status; 124 on timeout; 253 if it could not enter cwd; 255 if the VM died
+ *   without reporting one.
  */
 export async function runScriptInVm(opts) {
   const t0 = Date.now();
   const { initramfs, kernel } = ensureInitramfs();
   removeStaleRunDirs();
   const nonce = randomBytes(8).toString('hex');
-  const runDir = join(cacheDir(), `run-${nonce}`);
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const runDir = mkdtempSync(join(runBase(), RUN_PREFIX));
   const env = {
     PATH: GUEST_PATH, HOME: '/tmp', TERM: 'dumb', NO_COLOR: '1', LANG: 'C.UTF-8', TMPDIR: '/tmp',
     ...(opts.env ?? {}),
   };
   const job = [
     ...Object.entries(env).map(([k, v]) => `export ${k}=${shQuote(v)}`),
-    `cd ${shQuote(opts.cwd ?? repoRoot)} || exit 253`,
+    `cd ${shQuote(opts.cwd ?? repoRoot)} || exit ${EXIT_NO_CWD}`,
     opts.script,
     '',
   ].join('\n');
@@ -137,15 +140,25 @@ export async function runScriptInVm(opts) {
   }
   const m = new RegExp(`^VMEXIT ${nonce} (\\d+)$`, 'm').exec(consoleText);
   const code = timedOut ? 124 : m ? Number(m[1]) : 255;
-  return { code, timedOut, console: consoleText, qemuOutput, ms: Date.now() - t0 };
+  return { code, timedOut, console: consoleText, qemuOutput, ms: Date.now() - t0, cwd: opts.cwd ?? repoRoot };
+}
+
+const RUN_PREFIX = 'nrvm-run-';
+/** The job's exit code when it cannot enter its working directory in the guest. */
+const EXIT_NO_CWD = 253;
+
+/** Directory for a run's job script and sockets: short (a unix socket path has at most 107 bytes) and without
+ *  white space (the job path travels on the kernel command line). */
+function runBase() {
+  const t = tmpdir();
+  return /\s/.test(t) || t.length > 60 ? '/tmp' : t;
 }
 
 /** Run directories of runs killed without a chance to clean up (SIGKILL): gone after 2 hours. */
 function removeStaleRunDirs() {
-  const dir = cacheDir();
-  if (!existsSync(dir)) return;
+  const dir = runBase();
   for (const n of readdirSync(dir)) {
-    if (!n.startsWith('run-')) continue;
+    if (!n.startsWith(RUN_PREFIX)) continue;
     const p = join(dir, n);
     try {
       if (Date.now() - statSync(p).mtimeMs > 2 * 3600_000) rmSync(p, { recursive: true, force: true });
@@ -163,6 +176,7 @@ export function explainFailure(r) {
   if (r.timedOut) return 'timeout: qemu killed';
   if (/^NRVM-INIT-ERROR (.*)$/m.test(r.console)) return `guest init failed: ${/^NRVM-INIT-ERROR (.*)$/m.exec(r.console)[1]}`;
   if (r.code === 255) return 'VM stopped without reporting an exit code (boot failure or kernel panic)';
+  if (r.code === EXIT_NO_CWD) return `the guest cannot enter ${r.cwd}: the host's root is shared read-only over 9p, so a path qemu cannot read (another mount namespace, a FUSE mount) is not visible there; run from a checkout on a local disk`;
   return null;
 }
 

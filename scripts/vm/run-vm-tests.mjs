@@ -54,7 +54,8 @@ try {
     onConsole: verbose ? (b) => process.stderr.write(b) : undefined,
   });
 } catch (e) {
-  finish(0, 1, 0, `cannot run the VM: ${e.code ?? ''} ${e.message}`);
+  // a missing tool or kernel: say what to install (scripts/setup-debian.sh installs everything the tests need)
+  finish(0, 1, 0, `cannot run the VM: ${e.code ?? ''} ${e.message}; scripts/setup-debian.sh installs what the lane needs, \`npm test -- --no-vm\` runs the rest without it`);
 }
 pending += decoder.end();
 if (pending) process.stdout.write(pending);
