@@ -9,6 +9,8 @@ import { removeAllCallDirs } from '../lib/proxy/call-dir.js';
 import { PROXY_EXIT_SSH, describeProxyError, proxyExitCodeOf } from '../lib/proxy/errors.js';
 import { installProxy, parseInstallProxy } from '../lib/proxy/install-proxy.js';
 import { runProxy } from '../lib/proxy/run.js';
+import { renderHelp } from '../lib/router/contract/help.js';
+import { terminalWidth } from './help.js';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
@@ -22,7 +24,7 @@ export async function proxyMain(argv: readonly string[], invokedAs?: string): Pr
     try {
       const req = parseInstallProxy(argv.slice(1), process.env, invokedAs);
       if ('help' in req) {
-        process.stdout.write(req.help);
+        process.stdout.write(renderHelp(req.help, terminalWidth()));
         return 0;
       }
       const r = installProxy(req);
@@ -50,7 +52,7 @@ export async function proxyMain(argv: readonly string[], invokedAs?: string): Pr
   for (const s of SIGNALS) process.on(s, onSignal);
   process.on('exit', () => { killAllChildren(); removeAllCallDirs(); });
   try {
-    return await runProxy(argv.slice(1), { signal: abort.signal });
+    return await runProxy(argv.slice(1), { signal: abort.signal, helpWidth: terminalWidth() });
   } finally {
     for (const s of SIGNALS) process.off(s, onSignal);
   }

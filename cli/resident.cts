@@ -161,9 +161,11 @@ export function forwardToResident(
   });
 }
 
-/** Commands a process always runs itself: the SSH proxy side and the resident engine itself. */
+/** Command lines a process always runs itself: the SSH proxy side, the resident engine itself, and help (it is
+ *  wrapped to this process's terminal). */
 export const isLocalCommand = (argv: readonly string[]): boolean =>
-  argv[0] === 'proxy' || argv[0] === 'install-proxy' || argv[0] === 'serve';
+  argv[0] === 'proxy' || argv[0] === 'install-proxy' || argv[0] === 'serve'
+  || argv.length === 0 || argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');
 
 /**
  * Hand this process's command line to the resident engine and print what it answers. Resolves the exit code,

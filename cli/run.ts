@@ -4,16 +4,17 @@
  * the process, so tests drive it in-process with a recording RouterApi.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/api.js';
+import { DEFAULT_HELP_WIDTH } from '../lib/router/contract/help.js';
 import { installWrapper } from '../lib/router/contract/install-wrapper.js';
-import { DEFAULT_EXTENSION, ENV, extensionFromPath, logFileFor, parseInvocation } from '../lib/router/contract/parse.js';
+import { parseInvocation } from '../lib/router/contract/parse.js';
 import type { EngineInvocation, LocalInvocation, RouterRequest } from '../lib/router/contract/types.js';
 import {
   EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
 } from '../lib/router/errors.js';
 import { abbreviate, createLogger, type Logger } from '../lib/router/log.js';
 import { acquireRouterLock, routerKeyOf } from '../lib/router/state/lock.js';
+import { loadFrontEndHelp, terminalWidth } from './help.js';
 
 export type ApiProvider = RouterApi | (() => RouterApi | Promise<RouterApi>);
 
@@ -31,6 +32,8 @@ export interface CliDeps {
   cwd?: string;
   /** Called once the command line is parsed and an engine command is about to run, with its deadline. */
   onAccepted?: (deadline: number) => void;
+  /** Columns help text is wrapped to; default the terminal's when output goes to this process's stdout, else 80. */
+  helpWidth?: number;
 }
 
 export function packageVersion(): string {
@@ -42,21 +45,6 @@ export function packageVersion(): string {
   }
 }
 
-/** Log file for an invocation that failed to parse: look for --log-file/--extension ourselves. */
-function fallbackLogFile(argv: readonly string[], env: Record<string, string | undefined>, invokedAs?: string): string {
-  const find = (flag: string): string | undefined => {
-    for (let i = 0; i < argv.length; i++) {
-      if (argv[i] === flag && i + 1 < argv.length) return argv[i + 1];
-      if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
-    }
-    return undefined;
-  };
-  const file = find('--log-file') ?? env[ENV.logFile];
-  if (file) return resolve(file);
-  const ext = find('--extension') ?? env[ENV.extension] ?? extensionFromPath(invokedAs) ?? DEFAULT_EXTENSION;
-  return logFileFor(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(ext) ? ext : DEFAULT_EXTENSION);
-}
-
 function line(text: string): string {
   return text.endsWith('\n') ? text : `${text}\n`;
 }
@@ -66,6 +54,9 @@ export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promi
   const out = deps.stdout ?? ((s: string) => { process.stdout.write(s); });
   const err = deps.stderr ?? ((s: string) => { process.stderr.write(s); });
 
+  const helpWidth = deps.helpWidth ?? (deps.stdout ? DEFAULT_HELP_WIDTH : terminalWidth());
+  // only `help <command>` can show the help of serve/proxy/install-proxy: their modules are loaded for it alone
+  const frontEndHelp = argv.includes('help') ? await loadFrontEndHelp() : undefined;
   let inv;
   // parsing resolves paths and reads the payload files, synchronously: another directory is entered for
   // exactly that long (nothing else of the process can run meanwhile)
@@ -73,13 +64,13 @@ export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promi
   try {
     // (a client whose directory is gone: absolute paths still work, relative ones fail as missing files)
     if (deps.cwd !== undefined) { try { process.chdir(deps.cwd); } catch { /* see above */ } }
-    inv = parseInvocation(argv, { env, invokedAs: deps.invokedAs, nodePath: deps.nodePath, version: `netns-router ${packageVersion()}` });
+    inv = parseInvocation(argv, {
+      env, invokedAs: deps.invokedAs, nodePath: deps.nodePath, version: `netns-router ${packageVersion()}`, helpWidth, frontEndHelp,
+    });
   } catch (e) {
-    const command = argv.find((a) => !a.startsWith('-')) ?? '';
+    // a command line that does not parse ran nothing: the message goes to the caller (stderr), not to the log
+    // (an operator's typo must not land in the production log; CloudStack keeps the stderr of what it ran)
     err(line(`netns-router: ${describeError(e)}`));
-    const { logger, close } = createLogger({ file: fallbackLogFile(argv, env, deps.invokedAs), level: 'info' });
-    logger.error({ command, err: e }, 'invalid invocation');
-    close();
     return exitCodeOf(e);
   } finally {
     if (home !== undefined) process.chdir(home);
@@ -187,8 +178,10 @@ async function runEngine(
   } catch (e) {
     const code = exitCodeOf(e);
     err(line(`netns-router: ${req.command}: ${describeError(e)}`));
-    const level = e instanceof UsageError ? 'warn' : 'error';
-    log[level]({ durationMs: Date.now() - started, exitCode: code, err: e }, 'command failed');
+    // a usage error goes to the caller only, at parse time and here alike; the log closes the command it
+    // opened ("command start") with the exit code
+    if (e instanceof UsageError) log.info({ durationMs: Date.now() - started, exitCode: code }, 'command rejected');
+    else log.error({ durationMs: Date.now() - started, exitCode: code, err: e }, 'command failed');
     return code;
   } finally {
     clearTimeout(timer);

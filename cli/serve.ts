@@ -25,14 +25,16 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  DEFAULT_RESIDENT_SOCKET, RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, type ResidentReply, type ResidentRequest,
+  RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, type ResidentReply, type ResidentRequest,
 } from './resident.cjs';
 import { loadRouterApi } from './engine.js';
 import { runCli } from './run.js';
 import { ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED } from './shim-wire.js';
+import { terminalWidth } from './help.js';
+import { parseServeArgs, serveHelp } from './serve-args.js';
+import { renderHelp } from '../lib/router/contract/help.js';
 import type { RouterApi } from '../lib/router/contract/api.js';
 
-const USAGE = `usage: netns-router serve [--socket PATH] [--no-shim-port]   (default socket ${DEFAULT_RESIDENT_SOCKET})`;
 /** Largest request accepted (argv and environment; payloads travel as file paths). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
@@ -67,21 +69,6 @@ export const shimFileFor = (socket: string): string => join(dirname(socket), 'en
 
 /** The directory of this installation's CLI entry points (a shim names its script; it must live here). */
 const CLI_DIR = dirname(fileURLToPath(import.meta.url));
-
-function parseServeArgs(argv: readonly string[]): ServeOptions | string {
-  let socket = DEFAULT_RESIDENT_SOCKET;
-  let shimPort = true;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--socket' && i + 1 < argv.length) socket = argv[++i];
-    else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length);
-    else if (a === '--no-shim-port') shimPort = false;
-    else if (a === '--help' || a === '-h') return USAGE;
-    else return `serve: unknown argument ${JSON.stringify(a)}\n${USAGE}`;
-  }
-  if (socket === '' || socket.includes('\0')) return `serve: --socket: empty path\n${USAGE}`;
-  return { socket, shimPort };
-}
 
 /** Is somebody answering on the socket path already? */
 function listening(path: string): Promise<boolean> {
@@ -286,10 +273,13 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
 /** The `serve` command: runs until SIGTERM/SIGINT, then finishes the running commands and exits 0. */
 export async function serveMain(argv: readonly string[]): Promise<number> {
   const o = parseServeArgs(argv);
-  if (typeof o === 'string') {
-    const help = o === USAGE;
-    (help ? process.stdout : process.stderr).write(`${o}\n`);
-    return help ? 0 : 1;
+  if (o === 'help') {
+    process.stdout.write(renderHelp(serveHelp(), terminalWidth()));
+    return 0;
+  }
+  if ('error' in o) {
+    process.stderr.write(`netns-router serve: ${o.error}\n`);
+    return 1;
   }
   let server: ResidentServer;
   let upgraded = (): void => {};

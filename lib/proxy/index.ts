@@ -5,7 +5,7 @@ export {
   PROXY_EXIT_OK, PROXY_EXIT_USAGE, PROXY_EXIT_SSH, PROXY_EXIT_REMOTE, type ProxyErrorCode,
 } from './errors.js';
 export { splitHostList, isValidHost, hostListOf, credentialsOf, forwardHostOf, probeOrder, normalizePrivateKey, type SshAuth, type SshCredentials } from './hosts.js';
-export { parseProxyInvocation, ENSURE_COMMAND, PROXY_ENV, PROXY_USAGE, type ProxyInvocation } from './invocation.js';
+export { parseProxyInvocation, ENSURE_COMMAND, PROXY_ENV, proxyHelp, type ProxyInvocation } from './invocation.js';
 export { uploadDocument, withoutSshSecrets, SSH_SECRET_DETAILS } from './payload.js';
 export { SshSession, describeTarget, type SshSettings, type SshTarget } from './ssh.js';
 export { runProxy, REMOTE_MKTEMP, type ProxyDeps } from './run.js';

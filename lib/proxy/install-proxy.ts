@@ -8,6 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { installShimFile, shQuote } from '../router/contract/install-wrapper.js';
+import { didYouMean, type HelpDoc } from '../router/contract/help.js';
 import { ENV } from '../router/contract/parse.js';
 import { LOG_LEVELS } from '../router/contract/types.js';
 import { BadValue, parseExtensionName } from '../router/contract/values.js';
@@ -27,29 +28,56 @@ export interface InstallProxyRequest {
   force: boolean;
 }
 
-const BAKED = ['known-hosts', 'remote-wrapper', 'connect-timeout', 'log-file', 'log-level', 'state-dir', 'host-netns'];
+/** Options of install-proxy; `baked` ones are written into the shim as options of `netns-router proxy`. */
+const OPTIONS: readonly { name: string; value?: string; help: string; baked?: true }[] = [
+  { name: 'extension', value: '<name>', help: 'extension name (required): the file is .../extensions/<name>/<name>.sh' },
+  { name: 'root', value: '<dir>', help: `install under this root instead of / (env ${ENV.installRoot})` },
+  { name: 'node', value: '<path>', help: 'node binary the shim runs (default: this node)' },
+  { name: 'script', value: '<path>', help: 'netns-router entry script the shim runs (default: this one)' },
+  { name: 'force', help: 'overwrite an existing file that was not installed by netns-router (the upstream network-namespace.sh)' },
+  { name: 'known-hosts', value: '<file>', help: 'baked in: the proxy\'s known_hosts file', baked: true },
+  { name: 'remote-wrapper', value: '<path>', help: 'baked in: the wrapper on the hosts', baked: true },
+  { name: 'connect-timeout', value: '<seconds>', help: 'baked in: SSH connect timeout', baked: true },
+  { name: 'log-file', value: '<file>', help: 'baked in: the proxy\'s log', baked: true },
+  { name: 'log-level', value: '<level>', help: 'baked in: its level', baked: true },
+  { name: 'state-dir', value: '<dir>', help: 'baked in: passed on to the remote wrapper', baked: true },
+  { name: 'host-netns', value: '<name>', help: 'baked in: passed on to the remote wrapper', baked: true },
+];
+const BAKED = OPTIONS.filter((o) => o.baked).map((o) => o.name);
 
-export const INSTALL_PROXY_USAGE = `Usage: netns-router install-proxy --extension NAME [--root DIR] [--node PATH] [--script PATH] [--force]
-         [--known-hosts FILE] [--remote-wrapper PATH] [--connect-timeout S] [--log-file FILE] [--log-level L]
-         [--state-dir DIR] [--host-netns NAME]
-Writes /usr/share/cloudstack-management/extensions/NAME/NAME.sh (under --root or ${ENV.installRoot}),
-which runs 'netns-router proxy --extension NAME' with the given options baked in.
-`;
+/** `netns-router install-proxy --help` and `netns-router help install-proxy`. */
+export function installProxyHelp(): HelpDoc {
+  return {
+    usage: ['netns-router install-proxy --extension <name> [options]'],
+    description: [
+      'Writes /usr/share/cloudstack-management/extensions/<name>/<name>.sh, the entry CloudStack\'s management server runs '
+        + 'for the extension, as a shell shim that runs \'netns-router proxy --extension <name>\' with the options marked '
+        + '"baked in" written into it.',
+    ],
+    sections: [{
+      title: 'Options',
+      items: [...OPTIONS.map((o) => ({ term: o.value ? `--${o.name} ${o.value}` : `--${o.name}`, text: o.help })), { term: '-h, --help', text: 'show this help' }],
+    }],
+  };
+}
 
 /** Parses `install-proxy` options (argv without the leading `install-proxy`). */
 export function parseInstallProxy(
   argv: readonly string[], env: Record<string, string | undefined>, invokedAs?: string, nodePath?: string,
-): InstallProxyRequest | { help: string } {
+): InstallProxyRequest | { help: HelpDoc } {
   const opts = new Map<string, string>();
   let force = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '-h' || a === '--help') return { help: INSTALL_PROXY_USAGE };
+    if (a === '-h' || a === '--help') return { help: installProxyHelp() };
     if (a === '--force') { force = true; continue; }
     if (!a.startsWith('--')) throw new UsageError(`install-proxy: unexpected argument '${a}'`, a);
     const eq = a.indexOf('=');
     const name = eq > 2 ? a.slice(2, eq) : a.slice(2);
-    if (!['extension', 'root', 'node', 'script', ...BAKED].includes(name)) throw new UsageError(`install-proxy: unknown option '--${name}'`, `--${name}`);
+    if (name === 'force') throw new UsageError('install-proxy: --force takes no value', '--force');
+    if (!OPTIONS.some((o) => o.name === name)) {
+      throw new UsageError(`install-proxy: unknown option '--${name}'${didYouMean(`--${name}`, OPTIONS.map((o) => `--${o.name}`))}`, `--${name}`);
+    }
     let value: string;
     if (eq > 2) value = a.slice(eq + 1);
     else {

@@ -18,7 +18,8 @@ import { UsageError } from '../router/errors.js';
 import { decodeDetails, parseJsonText, readTextFile } from '../router/contract/decode.js';
 import { commandSpec, isLocalCommand, type CommandName } from '../router/contract/commands.js';
 import { FIELDS } from '../router/contract/fields.js';
-import { parseInvocation, wrapperPathFor } from '../router/contract/parse.js';
+import { DEFAULT_TIMEOUT_SECONDS, parseInvocation, wrapperPathFor } from '../router/contract/parse.js';
+import type { HelpDoc } from '../router/contract/help.js';
 import type { EngineInvocation, RouterSettings } from '../router/contract/types.js';
 import { BadValue } from '../router/contract/values.js';
 
@@ -32,8 +33,13 @@ export const PROXY_ENV = {
 
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
 
-/** Options only the proxy knows (removed before the wrapper's parser sees the line). */
-const PROXY_OPTIONS = new Set(['known-hosts', 'remote-wrapper', 'connect-timeout']);
+/** Options only the proxy knows (removed before the wrapper's parser sees the line), with their help. */
+const PROXY_OPTION_DEFS: readonly { name: string; value: string; help: string }[] = [
+  { name: 'known-hosts', value: '<file>', help: `known_hosts file of the proxy (default ~/.ssh/netns-router_known_hosts); env ${PROXY_ENV.knownHosts}` },
+  { name: 'remote-wrapper', value: '<path>', help: `the wrapper on the hosts (default /etc/cloudstack/extensions/<extension>/<extension>-wrapper.sh); env ${PROXY_ENV.remoteWrapper}` },
+  { name: 'connect-timeout', value: '<seconds>', help: `SSH connect timeout (default ${DEFAULT_CONNECT_TIMEOUT_SECONDS}); env ${PROXY_ENV.connectTimeout}` },
+];
+const PROXY_OPTIONS = new Set(PROXY_OPTION_DEFS.map((o) => o.name));
 /** Wrapper settings given on the proxy's line that are passed on to the remote wrapper. */
 const FORWARDED_OPTIONS = new Set(['state-dir', 'host-netns']);
 
@@ -83,7 +89,7 @@ export interface ProxyInvocation {
 
 export interface ProxyHelp {
   kind: 'help';
-  text: string;
+  doc: HelpDoc;
 }
 
 interface Token {
@@ -91,25 +97,39 @@ interface Token {
   value: string;
 }
 
-export const PROXY_USAGE = `Usage: netns-router proxy <command> <payload-file> [timeout-seconds] [options]
-       netns-router proxy <command> --network-id ID [--option value ...]
-       netns-router proxy ensure-network-device <payload-file> | --network-id ID | --vpc-id ID [--current-details JSON]
-
-Runs on the CloudStack management server: picks the KVM host of a network (ensure-network-device,
-stable cksum-based choice with failover) and runs the router wrapper there over SSH.
-
-Proxy options:
-  --known-hosts FILE       known_hosts file of the proxy (env ${PROXY_ENV.knownHosts}; default ~/.ssh/netns-router_known_hosts)
-  --remote-wrapper PATH    wrapper on the hosts (env ${PROXY_ENV.remoteWrapper}; default /etc/cloudstack/extensions/<ext>/<ext>-wrapper.sh)
-  --connect-timeout S      SSH connect timeout (env ${PROXY_ENV.connectTimeout}; default ${DEFAULT_CONNECT_TIMEOUT_SECONDS})
-  --extension NAME         extension name (default remote wrapper path)
-  --timeout S              time limit of the whole call (3rd argument, else 60)
-  --log-file FILE, --log-level L   the proxy's log
-  --state-dir DIR, --host-netns NAME   passed on to the remote wrapper
-SSH settings come from physical-network-extension-details: hosts (or host), port (22),
-username (root), sshkey (PEM private key) or password (sshpass).
-Exit codes: 0 ok, 1 usage/configuration, 2 SSH failure, 3 the remote wrapper failed.
-`;
+/** `netns-router proxy --help` and `netns-router help proxy`. */
+export function proxyHelp(): HelpDoc {
+  return {
+    usage: [
+      'netns-router proxy <command> <payload-file> [<timeout-seconds>] [options]',
+      'netns-router proxy <command> --network-id <value> [--<argument> <value> ...]',
+      'netns-router proxy ensure-network-device (<payload-file> | --network-id <value> | --vpc-id <value>) [--current-details <json>]',
+    ],
+    description: [
+      'Runs on the CloudStack management server: picks the KVM host of a network (ensure-network-device: a stable '
+        + 'cksum-based choice with failover) and runs the router wrapper there over SSH. <command> is any router '
+        + 'command, with the same arguments (netns-router help <command>).',
+      'SSH settings come from physical-network-extension-details: hosts (or host), port (22), username (root), '
+        + 'sshkey (PEM private key) or password (sshpass).',
+    ],
+    sections: [
+      { title: 'Proxy options', items: PROXY_OPTION_DEFS.map((o) => ({ term: `--${o.name} ${o.value}`, text: o.help })) },
+      {
+        title: 'Global options',
+        items: [
+          { term: '--extension <name>', text: 'extension name (names the default remote wrapper)' },
+          { term: '--timeout <seconds>', text: `time limit of the whole call (default: 3rd argument, else ${DEFAULT_TIMEOUT_SECONDS})` },
+          { term: '--log-file <file>', text: 'the proxy\'s log' },
+          { term: '--log-level <level>', text: 'its level' },
+          { term: '--state-dir <dir>', text: 'passed on to the remote wrapper' },
+          { term: '--host-netns <name>', text: 'passed on to the remote wrapper' },
+          { term: '-h, --help', text: 'show this help' },
+        ],
+      },
+    ],
+    footer: ['Exit codes: 0 success; 1 bad input or configuration; 2 SSH failure; 3 the remote wrapper failed (its message passed on).'],
+  };
+}
 
 function checked<T>(label: string, parse: () => T): T {
   try {
@@ -190,7 +210,7 @@ function readPayloadDoc(path: string): Record<string, unknown> {
 export function parseProxyInvocation(argv: readonly string[], env: Record<string, string | undefined>): ProxyInvocation | ProxyHelp {
   const { positionals, options, help } = tokenize(argv);
   const command = positionals[0];
-  if (help || command === undefined || command === 'help') return { kind: 'help', text: PROXY_USAGE };
+  if (help || command === undefined || command === 'help') return { kind: 'help', doc: proxyHelp() };
   const ensure = command === ENSURE_COMMAND;
   if (!ensure) {
     const spec = commandSpec(command);

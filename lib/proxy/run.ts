@@ -6,6 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { shQuote } from '../router/contract/install-wrapper.js';
 import { UsageError } from '../router/errors.js';
+import { renderHelp } from '../router/contract/help.js';
 import { createLogger, type Logger } from '../router/log.js';
 import { CallDir } from './call-dir.js';
 import { preferredHostIndex } from './cksum.js';
@@ -25,6 +26,8 @@ export interface ProxyDeps {
   signal?: AbortSignal;
   /** `setpriv` used to tie the SSH master's life to ours; null disables (default: found in /usr/bin or /bin) */
   setpriv?: string | null;
+  /** Columns the help is wrapped to (default 80). */
+  helpWidth?: number;
 }
 
 /** Remote temp file for the payload, private from the start (umask), unique (mktemp). */
@@ -202,7 +205,7 @@ export async function runProxy(argv: readonly string[], deps: ProxyDeps = {}): P
     return proxyExitCodeOf(e);
   }
   if (parsed.kind === 'help') {
-    out(parsed.text);
+    out(renderHelp(parsed.doc, deps.helpWidth));
     return PROXY_EXIT_OK;
   }
   const inv = parsed;
@@ -238,8 +241,15 @@ export async function runProxy(argv: readonly string[], deps: ProxyDeps = {}): P
   } catch (e) {
     const code = proxyExitCodeOf(e);
     err(line(`netns-router proxy: ${inv.command}: ${describeProxyError(e)}`));
-    const level = e instanceof RemoteCommandError || e instanceof UsageError || (e instanceof ProxyError && code === 1) ? 'warn' : 'error';
-    log[level]({ durationMs: Date.now() - started, exitCode: code, err: e }, 'proxy failed');
+    // as in the router's CLI: a usage error goes to the caller only (the log closes the call with its exit code);
+    // a configuration problem (no host reachable, bad SSH details) and a failed remote wrapper are warnings, the
+    // rest (SSH failures, defects) errors
+    if (e instanceof UsageError) {
+      log.info({ durationMs: Date.now() - started, exitCode: code }, 'proxy rejected');
+    } else {
+      const level = e instanceof RemoteCommandError || (e instanceof ProxyError && code === 1) ? 'warn' : 'error';
+      log[level]({ durationMs: Date.now() - started, exitCode: code, err: e }, 'proxy failed');
+    }
     return code;
   } finally {
     dir?.remove();

@@ -37,8 +37,9 @@ export function redact(value: unknown, depth = 0): unknown {
     if (e.code !== undefined) out.code = e.code;
     if (e.argument !== undefined) out.argument = e.argument;
     if (e.exitCode !== undefined) out.exitCode = e.exitCode;
-    // our own errors are expected outcomes: their message says it all
-    if (e.stack && !(value instanceof RouterError)) out.stack = redact(e.stack, depth + 1);
+    // our own errors (the router's and the proxy's: they carry their exit code) are expected outcomes, their
+    // message says it all; only an unexpected error (a defect) keeps its stack
+    if (e.stack && !(value instanceof RouterError) && typeof e.exitCode !== 'number') out.stack = redact(e.stack, depth + 1);
     return out;
   }
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));

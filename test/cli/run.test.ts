@@ -203,7 +203,52 @@ test('logs: JSON lines, directories created, secrets never written (success and 
     assert.is(starts[5].request.actionParams.nested.password, '[redacted]');
     assert.ok(records.some((r) => r.msg === 'command done' && typeof r.durationMs === 'number'));
     assert.ok(records.some((r) => r.msg === 'command failed' && r.err.message === 'engine failed' && r.exitCode === 2));
-    assert.ok(records.some((r) => r.msg === 'invalid invocation' && /--ip: "10.0.0.300"/.test(r.err.message)));
+    assert.is(records.length, 7 + 7, 'start and end of each command that ran; the one that did not parse left no record');
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('usage errors go to stderr only (parse time and run time alike); faults are logged as errors, without stacks for ours', async () => {
+  const dir = new TempDir('run');
+  try {
+    // parse time: a typo, a bad value, a missing argument, help: nothing written, not even the log's directory
+    const log = dir.join('logs', 'router.log');
+    for (const argv of [['frobnicate'], ['implement-network', '--network-id', '1', '--vlan', '99999'], ['add-port-forward', '--network-id', '1'], ['--help'], []]) {
+      const r = await cli(argv, dir, { env: { NETNS_ROUTER_LOG_FILE: log } });
+      assert.ok(r.code <= 1, argv.join(' '));
+      assert.not.ok(existsSync(dir.join('logs')), `${argv.join(' ') || '(nothing)'}: no log written`);
+    }
+    // positive control: a command that runs is logged at that very path
+    const ok = await cli(['status'], dir, { env: { NETNS_ROUTER_LOG_FILE: log } });
+    assert.is(ok.code, 0);
+    assert.ok(existsSync(log));
+    // run time: the engine refuses (usage) or fails (fault); the usage error's text is not logged, its end is, at
+    // the level of a command that ended as it should (info); the fault at error level, our error without a stack
+    const rejected = await cli(['add-static-nat', '--network-id', '1', '--public-ip', '1.2.3.4', '--private-ip', '10.0.0.1'], dir, {
+      env: { NETNS_ROUTER_LOG_FILE: log }, behaviour: () => { throw new UsageError('public IP 1.2.3.4 is not assigned to network 1', '--public-ip'); },
+    });
+    assert.is(rejected.code, 1);
+    assert.match(rejected.stderr, /is not assigned/);
+    const failed = await cli(['implement-network', '--network-id', '1'], dir, {
+      env: { NETNS_ROUTER_LOG_FILE: log }, behaviour: () => { throw new SystemError('creating veth: File exists (EEXIST)'); },
+    });
+    assert.is(failed.code, 2);
+    const defect = await cli(['implement-network', '--network-id', '1'], dir, {
+      env: { NETNS_ROUTER_LOG_FILE: log }, behaviour: () => { throw new TypeError('oops'); },
+    });
+    assert.is(defect.code, 2);
+    const text = readFileSync(log, 'utf8');
+    assert.not.ok(text.includes('is not assigned'), 'the usage error\'s text is not logged');
+    const records = text.trim().split('\n').map((l) => JSON.parse(l));
+    const ends = records.filter((r) => r.msg !== 'command start');
+    assert.equal(ends.map((r) => [r.msg, r.level, r.exitCode]), [
+      ['command done', 30, 0], ['command rejected', 30, 1], ['command failed', 50, 2], ['command failed', 50, 2],
+    ]);
+    assert.is(ends[1].err, undefined);
+    assert.is(ends[2].err.message, 'creating veth: File exists (EEXIST)');
+    assert.is(ends[2].err.stack, undefined, 'our own error: the message says it all');
+    assert.match(ends[3].err.stack, /TypeError: oops/, 'a defect keeps its stack');
   } finally {
     dir.cleanup();
   }
@@ -266,7 +311,7 @@ test('the bin entry: exit code and messages of a real process', () => {
   try {
     const r = spawnSync(process.execPath, [MAIN, 'nope'], { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_LOG_FILE: dir.join('l') } });
     assert.is(r.status, 1);
-    assert.match(r.stderr, /^netns-router: unknown command 'nope' \(commands: /);
+    assert.match(r.stderr, /^netns-router: unknown command 'nope'/);
     const v = spawnSync(process.execPath, [MAIN, '--version'], { encoding: 'utf8' });
     assert.is(v.status, 0);
     assert.is(v.stdout, `netns-router ${packageVersion()}\n`);

@@ -13,7 +13,9 @@ import { uploadDocument } from '../../lib/proxy/payload.js';
 import { installProxy, parseInstallProxy, proxyPathFor, PROXY_SHIM_MARKER } from '../../lib/proxy/install-proxy.js';
 import { shQuote } from '../../lib/router/contract/install-wrapper.js';
 import { UsageError } from '../../lib/router/errors.js';
-import { ProxyConfigError } from '../../lib/proxy/errors.js';
+import { ProxyConfigError, RemoteCommandError } from '../../lib/proxy/errors.js';
+import { runProxy } from '../../lib/proxy/run.js';
+import { redact } from '../../lib/router/log.js';
 import { requireSandbox } from '../helpers/topo.js';
 
 requireSandbox();
@@ -203,6 +205,36 @@ test('install-proxy: shim under --root, baked options, refuses a foreign file wi
     assert.is(installProxy({ ...req, force: true }).replaced, true);
     assert.throws(() => parseInstallProxy(['--root', dir, '--script', script], {}), /--extension/);
     assert.throws(() => parseInstallProxy(['--extension', 'x', '--bogus', '1', '--script', script], {}), /--bogus/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('proxy log: a usage error is not logged (the call closes at info), a configuration problem is a warning without a stack', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nrp-log-'));
+  try {
+    const log = join(dir, 'proxy.log');
+    const env = { NETNS_ROUTER_LOG_FILE: log, HOME: dir, NETNS_ROUTER_PROXY_KNOWN_HOSTS: join(dir, 'kh') };
+    let stderr = '';
+    const quiet = { env, stdout: () => {}, stderr: (t: string) => { stderr += t; } };
+    // parse time: nothing at all
+    assert.is(await runProxy(['implement-network', '--network-id', 'x y'], quiet), 1);
+    assert.is(await runProxy(['frobnicate'], quiet), 1);
+    assert.match(stderr, /unknown command 'frobnicate'/);
+    assert.not.ok(readFileSync(log, { flag: 'a+' }).length, 'nothing logged at parse time');
+    // run time: no host configured → configuration problem (exit 1, upstream's code), a warning
+    assert.is(await runProxy(['ensure-network-device', '--network-id', '5'], quiet), 1);
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const failed = records.find((r) => r.msg === 'proxy failed');
+    assert.ok(failed, JSON.stringify(records));
+    assert.is(failed.level, 40);
+    assert.is(failed.err.type, 'ProxyConfigError');
+    assert.is(failed.err.stack, undefined, 'an expected outcome: no stack trace');
+    // the same for the remote wrapper's failure (what most proxy warnings carry)
+    const e = redact(new RemoteCommandError('remote wrapper exited 2', 2, null)) as Record<string, unknown>;
+    assert.is(e.message, 'remote wrapper exited 2');
+    assert.is(e.stack, undefined);
+    assert.ok((redact(new Error('a defect')) as Record<string, unknown>).stack, 'a defect keeps its stack');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

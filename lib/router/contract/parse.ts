@@ -16,9 +16,10 @@ import { basename, dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { BUILDERS } from './build.js';
-import { COMMANDS, COMMAND_NAMES, commandSpec, isLocalCommand, type CommandName, type CommandSpec } from './commands.js';
+import { COMMANDS, COMMAND_NAMES, commandSpec, isFrontEndCommand, isLocalCommand, type CommandName, type CommandSpec } from './commands.js';
 import { decodeDetails, parseJsonText, readTextFile } from './decode.js';
-import { FIELDS, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
+import { FIELDS, FIELD_BY_KEY, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
+import { DEFAULT_HELP_WIDTH, didYouMean, renderHelp, type HelpDoc, type HelpItem } from './help.js';
 import { FieldBag, FieldReader } from './reader.js';
 import type { EngineCommand, GuestIsolation, HostDevices, Invocation, LocalRequest, LogLevel, RouterSettings } from './types.js';
 import { LOG_LEVELS } from './types.js';
@@ -54,6 +55,11 @@ export interface ParseEnvironment {
   nodePath?: string;
   /** Text printed by -V/--version. */
   version?: string;
+  /** Columns the help text is wrapped to (default 80). */
+  helpWidth?: number;
+  /** Help of the commands that run as processes of their own (serve, proxy, install-proxy): the CLI layer
+   *  knows their options. */
+  frontEndHelp?: (name: string) => HelpDoc | undefined;
 }
 
 interface Captured {
@@ -62,38 +68,145 @@ interface Captured {
   opts: Record<string, unknown>;
 }
 
-const GLOBAL_OPTIONS: readonly { flags: string; help: string }[] = [
-  { flags: '--state-dir <dir>', help: 'state directory (default /var/lib/cloudstack/<extension>)' },
-  { flags: '--log-file <file>', help: 'log file (default /var/log/cloudstack/extensions/<extension>/<extension>.log)' },
-  { flags: '--host-netns <name>', help: 'do host-side plumbing inside this network namespace' },
-  { flags: '--extension <name>', help: `extension name (default ${DEFAULT_EXTENSION}); names state dir and log` },
-  { flags: '--timeout <seconds>', help: `time limit of the command (default: 3rd argument, else ${DEFAULT_TIMEOUT_SECONDS})` },
-  { flags: '--log-level <level>', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
-  { flags: '--physical-network-extension-details <json>', help: 'physical-network extension details (JSON object)' },
-  { flags: '--network-extension-details <json>', help: 'per-network extension details (JSON object)' },
+const GLOBAL_OPTIONS: readonly { flags: string; help: string; env?: string }[] = [
+  { flags: '--state-dir <dir>', help: 'state directory (default /var/lib/cloudstack/<extension>)', env: ENV.stateDir },
+  { flags: '--log-file <file>', help: 'log file (default /var/log/cloudstack/extensions/<extension>/<extension>.log)', env: ENV.logFile },
+  { flags: '--host-netns <name>', help: 'do host-side plumbing inside this network namespace', env: ENV.hostNetns },
+  { flags: '--extension <name>', help: `extension name (default ${DEFAULT_EXTENSION}); names state dir and log`, env: ENV.extension },
+  { flags: '--timeout <seconds>', help: `time limit of the command (default: 3rd argument, else ${DEFAULT_TIMEOUT_SECONDS})`, env: ENV.timeout },
+  { flags: '--log-level <level>', help: `log level: ${LOG_LEVELS.join(', ')} (default info)`, env: ENV.logLevel },
+  { flags: '--physical-network-extension-details <json>', help: 'physical-network extension details (JSON object)', env: ENV.physicalDetails },
+  { flags: '--network-extension-details <json>', help: 'per-network extension details (JSON object)', env: ENV.networkDetails },
 ];
 
+const INSTALL_WRAPPER_OPTIONS: readonly { flags: string; help: string }[] = [
+  { flags: '--root <dir>', help: `install under this root instead of / (env ${ENV.installRoot}); everything install-wrapper writes, its log included, stays under it` },
+  { flags: '--node <path>', help: 'node binary the shim runs (default: this node)' },
+  { flags: '--script <path>', help: 'netns-router entry script the shim runs (default: this one)' },
+  { flags: '--force', help: 'overwrite an existing wrapper that was not installed by netns-router' },
+  { flags: '--reset', help: 'forget the options baked into an existing shim (by default they are kept unless given again)' },
+];
+
+const HELP_FLAG: HelpItem = { term: '-h, --help', text: 'show this help' };
+const globalOptionItems = (): HelpItem[] => [
+  ...GLOBAL_OPTIONS.map((g) => ({ term: g.flags, text: g.env ? `${g.help}; env ${g.env}` : g.help })),
+  HELP_FLAG,
+];
+const EXIT_CODES = 'Exit codes: 0 success; 1 bad input (one line naming the argument; nothing was changed); 2 failure '
+  + '(with the kernel\'s or the system\'s message), a busy lock or the time limit.';
+
+/** A field's option and, for a document, its -file twin. */
+const optionsOfField = (key: string): string[] => {
+  const f = FIELD_BY_KEY.get(key);
+  if (!f) return [`--${key.replace(/_/g, '-')}`];
+  return f.document ? [`--${f.option}`, `--${f.option}-file`] : [`--${f.option}`];
+};
+
+/** "--public-ip <value>", "(--network-id <value> | --vpc-id <value>)": the required arguments as a synopsis. */
+function requiredSynopsis(spec: CommandSpec): string {
+  const one = (key: string) => `${optionsOfField(key)[0]} <value>`;
+  return (spec.required ?? []).map((r) => (typeof r === 'string' ? one(r) : `(${r.map(one).join(' | ')})`)).join(' ');
+}
+
+/** " (required)", " (required, or --vpc-id)" for a field's option; "" if it is optional. */
+function requiredNote(spec: CommandSpec, option: string): string {
+  for (const r of spec.required ?? []) {
+    const group = typeof r === 'string' ? [r] : r;
+    const names = group.flatMap(optionsOfField);
+    if (!names.includes(option)) continue;
+    const others = names.filter((n) => n !== option);
+    return others.length ? ` (required, or ${others.join(' or ')})` : ' (required)';
+  }
+  return '';
+}
+
+function programDoc(): HelpDoc {
+  return {
+    usage: [
+      'netns-router <command> <payload-file> [<timeout-seconds>]',
+      'netns-router <command> [--<argument> <value> ...]',
+      'netns-router help [<command>]',
+    ],
+    description: ['Virtual router for CloudStack guest networks: a drop-in for the wrapper of the Network-Namespace '
+      + 'extension (the same commands, arguments and exit codes).'],
+    sections: [
+      { title: 'Commands', items: COMMANDS.map((c) => ({ term: c.name, text: c.summary })) },
+      { title: 'Global options', items: [...globalOptionItems(), { term: '-V, --version', text: 'print the version' }] },
+    ],
+    footer: ["'netns-router help <command>' or 'netns-router <command> --help' shows a command's arguments.", EXIT_CODES],
+  };
+}
+
+function commandDoc(spec: CommandSpec, cmd: Command, penv: ParseEnvironment): HelpDoc {
+  const name = `netns-router ${spec.name}`;
+  if (spec.frontEnd) {
+    return penv.frontEndHelp?.(spec.name) ?? {
+      usage: [`${name} ...`], description: [spec.summary], sections: [], footer: [`'${name} --help' describes its options.`],
+    };
+  }
+  const options = cmd.options.filter((o) => !o.hidden && o.long !== '--help')
+    .map((o) => ({ term: o.flags, text: `${o.description}${requiredNote(spec, o.long ?? '')}` }))
+    .sort((a, b) => Number(b.text.includes('(required')) - Number(a.text.includes('(required'))); // stable: required first
+  const sections = [{ title: 'Options', items: options }, { title: 'Global options', items: globalOptionItems() }];
+  if (spec.name === 'help') {
+    return { usage: [`${name} [<command>]`], description: [spec.summary], sections: [{ title: 'Global options', items: [HELP_FLAG] }] };
+  }
+  if (spec.name === 'version') return { usage: [name], description: [spec.summary], sections: [] };
+  if (spec.name === 'install-wrapper') {
+    return {
+      usage: [`${name} [--extension <name>] [options]`],
+      description: [`${spec.summary}.`, 'The global options given here (--state-dir, --log-file, --host-netns, --log-level) are '
+        + 'baked into the shim. Re-running keeps those of the existing shim unless they are given again (it says which it '
+        + 'kept and which it replaced); --reset drops them.'],
+      sections,
+    };
+  }
+  const req = requiredSynopsis(spec);
+  return {
+    usage: [`${name} <payload-file> [<timeout-seconds>] [options]`, `${name}${req ? ` ${req}` : ''} [options]`],
+    description: [spec.summary],
+    sections: [
+      {
+        title: 'Arguments',
+        items: [
+          { term: 'payload-file', text: `JSON file written by CloudStack; its "payload" object holds the arguments below${spec.flatPayload ? ' (custom-action: at the top level)' : ''} by their payload names (public_port for --public-port)` },
+          { term: 'timeout-seconds', text: `time limit (default ${DEFAULT_TIMEOUT_SECONDS})` },
+        ],
+      },
+      ...sections,
+    ],
+    footer: ['An option given with a payload file overrides the file\'s value. Other arguments CloudStack sends are accepted and ignored.', EXIT_CODES],
+  };
+}
+
 /** Builds a fresh commander program (commander keeps option values between parses). */
-function buildProgram(out: { text: string }, onAction: (c: Captured) => void, version?: string): Command {
+function buildProgram(out: { text: string }, onAction: (c: Captured) => void, penv: ParseEnvironment): Command {
+  const width = penv.helpWidth ?? DEFAULT_HELP_WIDTH;
   const program = new Command('netns-router')
-    .description('Virtual router for CloudStack guest networks (drop-in for the Network-Namespace extension wrapper)')
-    .usage('<command> <payload-file> [timeout-seconds] | <command> [--option value ...]')
     .exitOverride()
     .showSuggestionAfterError(false)
     .configureOutput({ writeOut: (s) => { out.text += s; }, writeErr: (s) => { out.text += s; } })
+    .helpOption('-h, --help', 'show this help')
     .helpCommand(false);
-  if (version !== undefined) program.version(version, '-V, --version', 'print the version');
+  // set before the commands are added: they inherit it
+  program.configureHelp({
+    formatHelp: (cmd) => {
+      const spec = cmd === program ? undefined : commandSpec(cmd.name());
+      return renderHelp(spec ? commandDoc(spec, cmd, penv) : programDoc(), width);
+    },
+  });
+  if (penv.version !== undefined) program.version(penv.version, '-V, --version', 'print the version');
   for (const g of GLOBAL_OPTIONS) program.option(g.flags, g.help);
 
   for (const spec of COMMANDS) {
     const cmd = program.command(spec.name).description(spec.summary).allowExcessArguments(false);
-    if (spec.name === 'help') {
+    if (spec.frontEnd) {
+      // only listed here (cli/entry.ts runs them); reaching the parser with one is refused below
+      cmd.allowUnknownOption().allowExcessArguments(true).helpOption(false);
+    } else if (spec.name === 'help') {
       cmd.argument('[command]', 'command to describe');
     } else if (spec.name === 'install-wrapper') {
-      cmd.option('--root <dir>', 'install under this root instead of / (env NETNS_ROUTER_INSTALL_ROOT)')
-        .option('--node <path>', 'node binary the shim runs (default: this node)')
-        .option('--script <path>', 'netns-router entry script the shim runs (default: this one)')
-        .option('--force', 'overwrite an existing wrapper that was not installed by netns-router');
+      for (const o of INSTALL_WRAPPER_OPTIONS) cmd.option(o.flags, o.help);
     } else if (spec.name !== 'version') {
       cmd.argument('[payload-file]', 'JSON payload file written by CloudStack')
         .argument('[timeout-seconds]', `time limit (default ${DEFAULT_TIMEOUT_SECONDS})`);
@@ -121,13 +234,25 @@ function addFieldOptions(cmd: Command, spec: CommandSpec): void {
   }
 }
 
+/** Every long option the parser knows (for "did you mean"). */
+const KNOWN_OPTIONS: readonly string[] = [
+  ...GLOBAL_OPTIONS.map((g) => g.flags.split(' ')[0]), ...INSTALL_WRAPPER_OPTIONS.map((o) => o.flags.split(' ')[0]),
+  ...FIELDS.flatMap((f) => optionsOfField(f.key)), '--help', '--version',
+];
+
 function usageFromCommander(e: CommanderError): UsageError {
   const msg = e.message.replace(/^error:\s*/, '');
   const opt = /option '([^' ]+)/.exec(msg)?.[1] ?? /'(--[^']+)'/.exec(msg)?.[1];
+  if (e.code === 'commander.unknownOption' && opt) {
+    return new UsageError(`${msg}${didYouMean(opt.replace(/=.*$/, ''), KNOWN_OPTIONS)}`, opt);
+  }
   return new UsageError(msg, opt);
 }
 
-const commandList = () => COMMAND_NAMES.join(', ');
+/** One line, like git's: what was not found, the closest names, where the list is. */
+function unknownCommand(name: string): UsageError {
+  return new UsageError(`unknown command '${name}'${didYouMean(name, COMMAND_NAMES)}; 'netns-router help' lists the commands`, name);
+}
 
 /** Value of a global option wherever it was given (program level or after the command). */
 function globalOpt(program: Command, captured: Captured | undefined, attr: string): string | undefined {
@@ -290,7 +415,7 @@ function isolationOf(details: Record<string, unknown>): GuestIsolation {
 function helpText(program: Command, topic: string | undefined): string {
   if (topic === undefined) return program.helpInformation();
   const sub = program.commands.find((c) => c.name() === topic);
-  if (!sub) throw new UsageError(`unknown command '${topic}' (commands: ${commandList()})`, topic);
+  if (!sub) throw unknownCommand(topic);
   return sub.helpInformation();
 }
 
@@ -338,7 +463,7 @@ function localRequest(
 export function parseInvocation(argv: readonly string[], penv: ParseEnvironment): Invocation {
   const out = { text: '' };
   let captured: Captured | undefined;
-  const program = buildProgram(out, (c) => { captured = c; }, penv.version);
+  const program = buildProgram(out, (c) => { captured = c; }, penv);
 
   if (argv.length === 0) {
     return { kind: 'local', request: { command: 'help', text: program.helpInformation(), error: true }, settings: settingsOf(program, undefined, penv, undefined) };
@@ -354,10 +479,7 @@ export function parseInvocation(argv: readonly string[], penv: ParseEnvironment)
         settings: settingsOf(program, captured, penv, undefined),
       };
     }
-    if (e.code === 'commander.unknownCommand') {
-      const name = /'([^']*)'/.exec(e.message)?.[1] ?? '';
-      throw new UsageError(`unknown command '${name}' (commands: ${commandList()})`, name);
-    }
+    if (e.code === 'commander.unknownCommand') throw unknownCommand(/'([^']*)'/.exec(e.message)?.[1] ?? '');
     throw usageFromCommander(e);
   }
   if (!captured) {
@@ -366,6 +488,9 @@ export function parseInvocation(argv: readonly string[], penv: ParseEnvironment)
   }
   const c: Captured = captured;
   const spec = commandSpec(c.name)!;
+  if (isFrontEndCommand(c.name)) {
+    throw new UsageError(`'${c.name}' runs as a process of its own (netns-router ${c.name} ...), not through the wrapper, the resident engine or the proxy`, c.name);
+  }
 
   if (isLocalCommand(c.name)) {
     const settings = settingsOf(program, c, penv, undefined);
