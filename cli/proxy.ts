@@ -10,6 +10,7 @@ import { PROXY_EXIT_SSH, describeProxyError, proxyExitCodeOf } from '../lib/prox
 import { installProxy, parseInstallProxy } from '../lib/proxy/install-proxy.js';
 import { runProxy } from '../lib/proxy/run.js';
 import { renderHelp } from '../lib/router/contract/help.js';
+import { describeBakedChanges } from '../lib/router/contract/install-wrapper.js';
 import { terminalWidth } from './help.js';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
@@ -28,7 +29,7 @@ export async function proxyMain(argv: readonly string[], invokedAs?: string): Pr
         return 0;
       }
       const r = installProxy(req);
-      process.stdout.write(`${r.replaced ? 'replaced' : 'installed'} ${r.path}\n`);
+      process.stdout.write([`${r.replaced ? 'replaced' : 'installed'} ${r.path}`, ...describeBakedChanges(r.changes), ''].join('\n'));
       return 0;
     } catch (e) {
       process.stderr.write(`netns-router: install-proxy: ${describeProxyError(e)}\n`);

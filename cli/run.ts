@@ -4,9 +4,10 @@
  * the process, so tests drive it in-process with a recording RouterApi.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/api.js';
 import { DEFAULT_HELP_WIDTH } from '../lib/router/contract/help.js';
-import { installWrapper } from '../lib/router/contract/install-wrapper.js';
+import { describeBakedChanges, installWrapper } from '../lib/router/contract/install-wrapper.js';
 import { parseInvocation } from '../lib/router/contract/parse.js';
 import type { EngineInvocation, LocalInvocation, RouterRequest } from '../lib/router/contract/types.js';
 import {
@@ -92,10 +93,13 @@ function runLocal(inv: LocalInvocation, out: (s: string) => void, err: (s: strin
         return req.error ? EXIT_USAGE : EXIT_OK;
       case 'install-wrapper': {
         const r = installWrapper(req);
-        const { logger, close } = createLogger({ file: inv.settings.logFile, level: inv.settings.logLevel, base: { command: req.command } });
-        logger.info({ path: r.path, replaced: r.replaced, extension: req.extension }, 'installed wrapper shim');
+        // recorded in the log the shim will use; under --root everything lands under it, that record included
+        const baked = r.bakedArgs.indexOf('--log-file');
+        const logFile = baked >= 0 ? r.bakedArgs[baked + 1] : inv.settings.logFile;
+        const { logger, close } = createLogger({ file: join(req.root, logFile), level: inv.settings.logLevel, base: { command: req.command } });
+        logger.info({ path: r.path, replaced: r.replaced, extension: req.extension, ...r.changes }, 'installed wrapper shim');
         close();
-        out(`${r.replaced ? 'replaced' : 'installed'} ${r.path}\n`);
+        out([`${r.replaced ? 'replaced' : 'installed'} ${r.path}`, ...describeBakedChanges(r.changes), ''].join('\n'));
         return EXIT_OK;
       }
     }

@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { installShimFile, shQuote } from '../router/contract/install-wrapper.js';
+import { bakedOptionsOf, installShimFile, mergeBakedOptions, shQuote, type BakedChanges } from '../router/contract/install-wrapper.js';
 import { didYouMean, type HelpDoc } from '../router/contract/help.js';
 import { ENV } from '../router/contract/parse.js';
 import { LOG_LEVELS } from '../router/contract/types.js';
@@ -26,6 +26,8 @@ export interface InstallProxyRequest {
   /** baked proxy options (`--known-hosts F`, …) */
   extraArgs: string[];
   force: boolean;
+  /** forget the options baked into an existing shim (by default those not given again are kept) */
+  reset?: boolean;
 }
 
 /** Options of install-proxy; `baked` ones are written into the shim as options of `netns-router proxy`. */
@@ -35,6 +37,7 @@ const OPTIONS: readonly { name: string; value?: string; help: string; baked?: tr
   { name: 'node', value: '<path>', help: 'node binary the shim runs (default: this node)' },
   { name: 'script', value: '<path>', help: 'netns-router entry script the shim runs (default: this one)' },
   { name: 'force', help: 'overwrite an existing file that was not installed by netns-router (the upstream network-namespace.sh)' },
+  { name: 'reset', help: 'forget the options baked into an existing shim (by default they are kept unless given again)' },
   { name: 'known-hosts', value: '<file>', help: 'baked in: the proxy\'s known_hosts file', baked: true },
   { name: 'remote-wrapper', value: '<path>', help: 'baked in: the wrapper on the hosts', baked: true },
   { name: 'connect-timeout', value: '<seconds>', help: 'baked in: SSH connect timeout', baked: true },
@@ -67,14 +70,16 @@ export function parseInstallProxy(
 ): InstallProxyRequest | { help: HelpDoc } {
   const opts = new Map<string, string>();
   let force = false;
+  let reset = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') return { help: installProxyHelp() };
     if (a === '--force') { force = true; continue; }
+    if (a === '--reset') { reset = true; continue; }
     if (!a.startsWith('--')) throw new UsageError(`install-proxy: unexpected argument '${a}'`, a);
     const eq = a.indexOf('=');
     const name = eq > 2 ? a.slice(2, eq) : a.slice(2);
-    if (name === 'force') throw new UsageError('install-proxy: --force takes no value', '--force');
+    if (name === 'force' || name === 'reset') throw new UsageError(`install-proxy: --${name} takes no value`, `--${name}`);
     if (!OPTIONS.some((o) => o.name === name)) {
       throw new UsageError(`install-proxy: unknown option '--${name}'${didYouMean(`--${name}`, OPTIONS.map((o) => `--${o.name}`))}`, `--${name}`);
     }
@@ -120,6 +125,7 @@ export function parseInstallProxy(
     script,
     extraArgs,
     force,
+    reset,
   };
 }
 
@@ -135,6 +141,10 @@ export function proxyShimText(req: InstallProxyRequest): string {
   ].join('\n');
 }
 
-export function installProxy(req: InstallProxyRequest): { path: string; replaced: boolean } {
-  return installShimFile(proxyPathFor(req.extension, req.root), proxyShimText(req), PROXY_SHIM_MARKER, req.force, 'the upstream proxy?');
+/** Installs the shim; re-installing keeps the options of the previous shim not given again (unless reset). */
+export function installProxy(req: InstallProxyRequest): { path: string; replaced: boolean; changes: BakedChanges } {
+  const path = proxyPathFor(req.extension, req.root);
+  const previous = bakedOptionsOf(path, PROXY_SHIM_MARKER, 'exec ', [undefined, undefined, 'proxy', '--extension', req.extension], req.reset);
+  const { args, changes } = mergeBakedOptions(previous, req.extraArgs, req.reset === true);
+  return { ...installShimFile(path, proxyShimText({ ...req, extraArgs: args }), PROXY_SHIM_MARKER, req.force, 'the upstream proxy?'), changes };
 }

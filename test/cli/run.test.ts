@@ -306,6 +306,69 @@ test('install-wrapper writes an executable shim that runs netns-router with --ex
   }
 });
 
+test('install-wrapper again: options of the existing shim are kept unless given again (and it says so); --reset drops them', async () => {
+  const dir = new TempDir('run');
+  try {
+    const root = dir.join('root');
+    const path = `${root}/etc/cloudstack/extensions/extnet-k/extnet-k-wrapper.sh`;
+    const install = (...more: string[]) => cli(['install-wrapper', '--extension', 'extnet-k', '--root', root, '--script', MAIN, ...more], dir);
+    const baked = () => /^set -- (.*) "\$@"$/m.exec(readFileSync(path, 'utf8'))![1];
+    assert.is((await install('--state-dir', '/srv/k', '--log-file', '/var/log/k.log')).code, 0);
+    assert.is(baked(), "'--extension' 'extnet-k' '--state-dir' '/srv/k' '--log-file' '/var/log/k.log'");
+    // re-run without them: kept, and listed
+    const again = await install();
+    assert.is(again.code, 0, again.stderr);
+    assert.is(again.stdout, [
+      `replaced ${path}`,
+      "  kept     --state-dir '/srv/k' (from the previous shim; --reset drops what is not given again)",
+      "  kept     --log-file '/var/log/k.log' (from the previous shim; --reset drops what is not given again)", ''].join('\n'));
+    assert.is(baked(), "'--extension' 'extnet-k' '--state-dir' '/srv/k' '--log-file' '/var/log/k.log'");
+    // one given again with another value: replaced, the other kept
+    const changed = await install('--log-file', "/var/log/it's.log");
+    assert.match(changed.stdout, /changed {2}--log-file '\/var\/log\/k\.log' -> '\/var\/log\/it'\\''s\.log'/);
+    assert.match(changed.stdout, /kept {5}--state-dir '\/srv\/k'/);
+    assert.is(baked(), "'--extension' 'extnet-k' '--log-file' '/var/log/it'\\''s.log' '--state-dir' '/srv/k'");
+    // --reset: only what is given now
+    const reset = await install('--reset', '--host-netns', 'hostns');
+    assert.match(reset.stdout, /dropped {2}--log-file[\s\S]*dropped {2}--state-dir/);
+    assert.is(baked(), "'--extension' 'extnet-k' '--host-netns' 'hostns'");
+    // the shim still works with what it carries
+    const run = spawnSync(path, ['version'], { encoding: 'utf8' });
+    assert.is(run.status, 0, run.stderr);
+    // a shim of ours edited by hand: its options cannot be read, so nothing is guessed
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^set -- .*$/m, 'set -- --extension extnet-k "$@"'));
+    const unreadable = await install();
+    assert.is(unreadable.code, 1);
+    assert.match(unreadable.stderr, /cannot read the options baked into .*--reset/);
+    assert.is((await install('--reset')).code, 0);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('install-wrapper --root confines everything it writes, its log included', () => {
+  const dir = new TempDir('run');
+  try {
+    const root = dir.join('root');
+    const ext = `extnet-r${process.pid}`;
+    // a private /var/log (so that a regression cannot write to the machine's) in which nothing may appear
+    const script = [
+      'set -e', 'mount --make-rprivate /', 'mount -t tmpfs private-var-log /var/log',
+      `env -u NETNS_ROUTER_LOG_FILE -u NETNS_ROUTER_STATE_DIR "$NODE" "$MAIN" install-wrapper --extension ${ext} --root "$ROOT" --script "$MAIN"`,
+      'echo "written outside: $(find /var/log -type f | wc -l)"',
+    ].join('\n');
+    const r = spawnSync('unshare', ['--mount', '--', 'sh', '-c', script], { encoding: 'utf8', env: { ...process.env, NODE: process.execPath, MAIN, ROOT: root } });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /written outside: 0\n/);
+    assert.ok(existsSync(`${root}/etc/cloudstack/extensions/${ext}/${ext}-wrapper.sh`));
+    const log = `${root}/var/log/cloudstack/extensions/${ext}/${ext}.log`;
+    assert.match(readFileSync(log, 'utf8'), /"msg":"installed wrapper shim"/, 'the record of the install is under --root');
+    assert.not.ok(existsSync(`/etc/cloudstack/extensions/${ext}`));
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test('the bin entry: exit code and messages of a real process', () => {
   const dir = new TempDir('run');
   try {

@@ -203,6 +203,15 @@ test('install-proxy: shim under --root, baked options, refuses a foreign file wi
     writeFileSync(r.path, '#!/bin/bash\n# upstream network-namespace.sh\n');
     assert.throws(() => installProxy(req), /--force/);
     assert.is(installProxy({ ...req, force: true }).replaced, true);
+    // re-installing without the baked options keeps them (and says so); --reset drops them
+    const again = parseInstallProxy(['--extension', 'extnet', '--root', dir, '--script', script, '--node', '/usr/bin/node', '--force'], {});
+    if ('help' in again) throw new Error('help?');
+    const kept = installProxy(again);
+    assert.equal(kept.changes.kept.map((k) => k.option), ['--known-hosts', '--connect-timeout']);
+    assert.ok(readFileSync(r.path, 'utf8').includes(`'proxy' '--extension' 'extnet' '--known-hosts' '/var/lib/kh' '--connect-timeout' '3' "$@"`));
+    const reset = installProxy({ ...again, reset: true });
+    assert.equal(reset.changes.dropped.map((k) => k.option), ['--known-hosts', '--connect-timeout']);
+    assert.ok(readFileSync(r.path, 'utf8').includes(`'proxy' '--extension' 'extnet' "$@"`));
     assert.throws(() => parseInstallProxy(['--root', dir, '--script', script], {}), /--extension/);
     assert.throws(() => parseInstallProxy(['--extension', 'x', '--bogus', '1', '--script', script], {}), /--bogus/);
   } finally {

@@ -2,7 +2,8 @@
  * install-wrapper: puts /etc/cloudstack/extensions/<ext>/<ext>-wrapper.sh in place — where the
  * upstream proxy (network-namespace.sh) runs the KVM-host wrapper over SSH — as a small shell shim
  * that execs netns-router with --extension <ext>. Written atomically; an existing file not written
- * by us (the upstream bash wrapper) is only replaced with --force.
+ * by us (the upstream bash wrapper) is only replaced with --force. Re-installing over our own shim keeps
+ * the options baked into it that are not given again (unless `reset`), and reports what it kept and changed.
  */
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -76,8 +77,115 @@ export interface InstallResult {
   replaced: boolean;
 }
 
-export function installWrapper(req: InstallWrapperRequest): InstallResult {
-  return installShimFile(wrapperPathFor(req.extension, req.root), shimText(req), SHIM_MARKER, req.force, 'the upstream wrapper?');
+/** What happened to the options baked into a shim that was there before. */
+export interface BakedChanges {
+  /** kept from the previous shim (not given again) */
+  kept: { option: string; value: string }[];
+  /** given again with another value */
+  changed: { option: string; previous: string; value: string }[];
+  /** in the previous shim, dropped by `reset` */
+  dropped: { option: string; value: string }[];
+}
+
+/** The words of a line of shQuote'd words (what the shims are written with); undefined if it is not one. */
+export function unquoteWords(text: string): string[] | undefined {
+  const word = /'[^']*'(?:\\''[^']*')*/y;
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (text[i] === ' ') { i++; continue; }
+    word.lastIndex = i;
+    const m = word.exec(text);
+    if (!m) return undefined;
+    out.push(m[0].slice(1, -1).replace(/'\\''/g, "'"));
+    i = word.lastIndex;
+  }
+  return out;
+}
+
+/** `--flag value` pairs of a baked argument list (every baked option takes a value). */
+function pairs(args: readonly string[]): [string, string][] | undefined {
+  if (args.length % 2 !== 0) return undefined;
+  const out: [string, string][] = [];
+  for (let i = 0; i < args.length; i += 2) {
+    if (!args[i].startsWith('--')) return undefined;
+    out.push([args[i], args[i + 1]]);
+  }
+  return out;
+}
+
+/**
+ * The options to bake into a re-installed shim: those given now, plus those of the previous shim (`previous`,
+ * undefined when there was none) that are not given again — unless `reset`.
+ */
+export function mergeBakedOptions(previous: readonly string[] | undefined, given: readonly string[], reset: boolean): { args: string[]; changes: BakedChanges } {
+  const changes: BakedChanges = { kept: [], changed: [], dropped: [] };
+  const now = pairs(given) ?? [];
+  const before = previous ? pairs(previous) ?? [] : [];
+  const args = [...given];
+  for (const [option, value] of before) {
+    const again = now.find(([o]) => o === option);
+    if (again) {
+      if (again[1] !== value) changes.changed.push({ option, previous: value, value: again[1] });
+    } else if (reset) {
+      changes.dropped.push({ option, value });
+    } else {
+      changes.kept.push({ option, value });
+      args.push(option, value);
+    }
+  }
+  return { args, changes };
+}
+
+/** Reads a shim file: its text, or undefined when there is none. */
+export function readShim(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw SystemError.from(e, `reading ${path}`);
+  }
+}
+
+/**
+ * The options baked into our own shim at `path` (the words after `prefix` on its line starting with `lead`), or
+ * undefined if there is no shim of ours there. A shim of ours that cannot be read (edited by hand) is refused:
+ * silently dropping its options is what re-installing must never do — unless `reset` says to drop them anyway.
+ */
+export function bakedOptionsOf(
+  path: string, marker: string, lead: string, prefix: readonly (string | undefined)[], reset = false,
+): string[] | undefined {
+  const text = readShim(path);
+  if (text === undefined || !text.includes(marker)) return undefined;
+  const line = text.split('\n').find((l) => l.startsWith(lead));
+  const words = line === undefined ? undefined : unquoteWords(line.slice(lead.length).replace(/ "\$@"$/, ''));
+  const rest = words?.slice(prefix.length);
+  // (undefined in `prefix`: any word, e.g. the node binary)
+  if (!words || words.length < prefix.length || prefix.some((p, i) => p !== undefined && words[i] !== p) || !rest || !pairs(rest)) {
+    if (reset) return undefined;
+    throw new UsageError(`cannot read the options baked into ${path} (edited by hand?); run again with --reset and every option it should have`, '--reset');
+  }
+  return rest;
+}
+
+const SET_LEAD = 'set -- ';
+
+/** Installs the shim; `bakedArgs` are the options it now carries (given and kept). */
+export function installWrapper(req: InstallWrapperRequest): InstallResult & { changes: BakedChanges; bakedArgs: string[] } {
+  const path = wrapperPathFor(req.extension, req.root);
+  const previous = bakedOptionsOf(path, SHIM_MARKER, SET_LEAD, ['--extension', req.extension], req.reset);
+  const { args, changes } = mergeBakedOptions(previous, req.extraArgs, req.reset === true);
+  const r = installShimFile(path, shimText({ ...req, extraArgs: args }), SHIM_MARKER, req.force, 'the upstream wrapper?');
+  return { ...r, changes, bakedArgs: args };
+}
+
+/** Lines telling what a re-install did with the previous shim's options (none when nothing was baked in). */
+export function describeBakedChanges(c: BakedChanges): string[] {
+  return [
+    ...c.kept.map((k) => `  kept     ${k.option} ${shQuote(k.value)} (from the previous shim; --reset drops what is not given again)`),
+    ...c.changed.map((k) => `  changed  ${k.option} ${shQuote(k.previous)} -> ${shQuote(k.value)}`),
+    ...c.dropped.map((k) => `  dropped  ${k.option} ${shQuote(k.value)} (--reset)`),
+  ];
 }
 
 /**
@@ -85,12 +193,7 @@ export function installWrapper(req: InstallWrapperRequest): InstallResult {
  * not written by netns-router and is replaced only with `force` (`foreignHint` names what it probably is).
  */
 export function installShimFile(path: string, text: string, marker: string, force: boolean, foreignHint: string): InstallResult {
-  let existing: string | undefined;
-  try {
-    existing = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw SystemError.from(e, `reading ${path}`);
-  }
+  const existing = readShim(path);
   if (existing !== undefined && !existing.includes(marker) && !force) {
     throw new UsageError(`${path} exists and was not installed by netns-router (${foreignHint}); use --force to replace it`, '--force');
   }

@@ -450,6 +450,7 @@ function localRequest(
         script,
         extraArgs,
         force: o.force === true,
+        reset: o.reset === true,
       };
     }
     default:

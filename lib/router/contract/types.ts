@@ -202,6 +202,8 @@ export interface InstallWrapperRequest {
   /** global options given explicitly to install-wrapper, baked into the shim (--state-dir …) */
   extraArgs: string[];
   force: boolean;
+  /** forget the options baked into an existing shim (by default those not given again are kept) */
+  reset?: boolean;
 }
 export interface VersionRequest { command: 'version' }
 /** Help text to print; `error` when shown because the command line was incomplete (exit 1). */
