@@ -4,6 +4,8 @@
  * a simulated KVM host with its public uplink `eth1` to an upstream network, an isolated guest network on
  * VXLAN 5001 with two VMs, a public IP with source NAT, a static NAT and a port forward; then a firewall
  * applied the way CloudStack does it: the extension's wrapper shim, handed to a resident engine.
+ * Timings say what they measure: "in-library" is one RouterEngine call inside this process (no CLI process, no
+ * node start-up); the shim's is a whole process, from its start to its exit.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,7 @@ const created: string[] = [];
 const procs: Array<{ kill: () => void }> = [];
 const cidr = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
 const ms = (t0: number) => `${(performance.now() - t0).toFixed(1)} ms`;
+const inLibrary = (t0: number) => `${ms(t0)} in-library`;
 const nsRun = (ns: string, cmd: string[]) => spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: 5000 });
 const ask = (ns: string, ip: string, port: number) => (nsRun(ns, ['socat', '-T2', '-', `TCP:${ip}:${port},connect-timeout=2`]).stdout ?? '').trim() || '(no answer)';
 const ok = (b: boolean) => (b ? 'yes' : 'NO');
@@ -49,19 +52,21 @@ async function main(): Promise<void> {
     const engine = new RouterEngine({ stateDir, hostNetns: 'demo-host', devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: '42', namespace: 'cs-net-42' };
     created.push('cs-net-42');
+    console.log('the commands, timed "in-library": one RouterEngine call inside this process, without a CLI process or a');
+    console.log('node start-up (the production path, the wrapper shim and a resident engine, is timed at the end):');
     let t0 = performance.now();
     await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5001 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
-    console.log(`implement-network 42 (vxlan://5001, 10.1.1.0/24) ........ ${ms(t0)}`);
+    console.log(`  implement-network 42 (vxlan://5001, 10.1.1.0/24) ........ ${inLibrary(t0)}`);
     t0 = performance.now();
     await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-    console.log(`assign-ip 203.0.113.10 (source NAT) ..................... ${ms(t0)}`);
+    console.log(`  assign-ip 203.0.113.10 (source NAT) ..................... ${inLibrary(t0)}`);
     t0 = performance.now();
     await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.11', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
     await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false }, privateIp: '10.1.1.11' });
-    console.log(`assign-ip 203.0.113.11 + add-static-nat → 10.1.1.11 ...... ${ms(t0)}`);
+    console.log(`  assign-ip 203.0.113.11 + add-static-nat → 10.1.1.11 ...... ${inLibrary(t0)} (two calls)`);
     t0 = performance.now();
     await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
-    console.log(`add-port-forward 203.0.113.10:80 → 10.1.1.10:8080 ....... ${ms(t0)}`);
+    console.log(`  add-port-forward 203.0.113.10:80 → 10.1.1.10:8080 ....... ${inLibrary(t0)}`);
     // public IPs of an isolated network are closed until a firewall rule opens them (CloudStack's virtual router;
     // CloudStack sends these rules itself for a port forward or static NAT created with openfirewall=true)
     t0 = performance.now();
@@ -70,7 +75,7 @@ async function main(): Promise<void> {
       { id: 2, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
       { id: 3, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.11', sourceCidrs: ['0.0.0.0/0'] },
     ] } } });
-    console.log(`apply-fw-rules: open tcp/80 + ICMP ...................... ${ms(t0)}\n`);
+    console.log(`  apply-fw-rules: open tcp/80 + ICMP ...................... ${inLibrary(t0)}\n`);
 
     const vms: Array<[string, string]> = [['demo-vm1', '10.1.1.10/24'], ['demo-vm2', '10.1.1.11/24']];
     for (const [name, ip] of vms) {
@@ -94,15 +99,12 @@ async function main(): Promise<void> {
     console.log('\nrouter namespace cs-net-42:');
     console.log(execFileSync('ip', ['-n', 'cs-net-42', '-br', 'addr'], { encoding: 'utf8' }).replace(/^/gm, '  '));
     console.log(execFileSync('ip', ['-n', 'cs-net-42', 'route'], { encoding: 'utf8' }).replace(/^/gm, '  '));
-    // maps, chains and rules of the router table; the stamp set (contents fingerprint . generation) left out
+    // the router's nftables table exactly as nft prints it (nft run inside the namespace)
+    console.log('nftables in cs-net-42 (nft list table inet netns_router):');
     const listing = execFileSync('ip', ['netns', 'exec', 'cs-net-42', 'nft', 'list', 'table', 'inet', 'netns_router'], { encoding: 'utf8' });
-    const shown: string[] = [];
-    let inStamp = false;
-    for (const l of listing.split('\n')) {
-      if (/^\s*(set|map|chain) /.test(l)) inStamp = l.includes('contents_stamp');
-      if (!inStamp && /set |map |elements|chain |comment/.test(l)) shown.push(`  ${l.trim()}`);
-    }
-    console.log(shown.join('\n'));
+    console.log(listing.trimEnd().replace(/^/gm, '  '));
+    console.log('  (per-IP data live in the maps, so the rules do not grow with addresses or forwards; nat_out applies the');
+    console.log('   same DNAT to connections the router itself opens; contents_stamp guards in-place updates: lib/nft/table-sync.ts)');
 
     // the production path: CloudStack runs the extension's wrapper shim; with the resident engine running, the
     // shim hands the command line over without starting node (docs/resident.md)
@@ -126,14 +128,14 @@ async function main(): Promise<void> {
     t0 = performance.now();
     const fw = spawnSync(shim, ['apply-fw-rules', payload, '30'], { encoding: 'utf8', env });
     if (fw.status !== 0) throw new Error(`apply-fw-rules via the shim: ${fw.stderr}`);
-    console.log(`  demo-wrapper.sh apply-fw-rules (tcp/80 only) .. ${ms(t0)}, process start to exit`);
+    console.log(`  demo-wrapper.sh apply-fw-rules (tcp/80 only) .. ${ms(t0)}: the shim process, start to exit (bash hands the\n    command line to the resident engine; no node start-up)`);
     console.log(`  internet → 203.0.113.10:80 answers ............ ${ask('demo-upstream', '203.0.113.10', 80)}`);
     console.log(`  internet pings 203.0.113.10 (now filtered) .... ${nsRun('demo-upstream', ['ping', '-c1', '-W1', '203.0.113.10']).status === 0 ? 'answered (WRONG)' : 'no answer (dropped)'}`);
     serve.kill('SIGTERM');
 
     t0 = performance.now();
     await engine.destroyNetwork({ command: 'destroy-network', ...net });
-    console.log(`\ndestroy-network 42 ........................... ${ms(t0)} (namespace gone: ${ok(!netnsExists('cs-net-42'))})`);
+    console.log(`\ndestroy-network 42 ........................... ${inLibrary(t0)} (namespace gone: ${ok(!netnsExists('cs-net-42'))})`);
     host.close();
     up.close();
   } finally {
