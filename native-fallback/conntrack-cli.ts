@@ -4,6 +4,7 @@
  * nothing matched: success, 0 deleted.
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../lib/sys/children.js';
 import { NftValidationError } from '../lib/nft/errors.js';
 import { IPPROTO, type ConntrackFilter } from '../lib/nft/conntrack.js';
 import { checkPort, checkUint, parseAddress } from '../lib/nft/validate.js';
@@ -84,7 +85,7 @@ export function deleteConntrackCli(filter: ConntrackFilter, opts: ConntrackCliOp
     args = [`--net=/run/netns/${opts.netns}`, tool, ...args];
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     const err: Buffer[] = [];
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => reject(new ConntrackCliError(null, e.message, args)));

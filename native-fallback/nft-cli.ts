@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from '../lib/nft/executor.js';
 import { NftValidationError } from '../lib/nft/errors.js';
+import { childEnv } from '../lib/sys/children.js';
 
 export interface NftCliOptions extends JsonExecutorOptions {
   /** Named namespace (/run/netns/NAME); default: the current one. */
@@ -29,7 +30,8 @@ interface Exit { code: number | null; stdout: string; stderr: string; spawnError
 
 function run(cmd: string, args: string[]): Promise<Exit> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the minimal child environment (lib/sys/children.ts): never the caller's
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

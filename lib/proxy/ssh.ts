@@ -10,6 +10,7 @@
  * Host keys: StrictHostKeyChecking=accept-new against our own known_hosts file.
  */
 import { existsSync, statSync } from 'node:fs';
+import { childEnv } from '../sys/children.js';
 import { CallDir } from './call-dir.js';
 import { runChild, startChild, type ChildHandle, type ChildResult } from './child.js';
 import { SshError, type ProxyErrorCode } from './errors.js';
@@ -18,7 +19,7 @@ import type { SshCredentials } from './hosts.js';
 export interface SshSettings {
   knownHostsFile: string;
   connectTimeoutSec: number;
-  /** environment of ssh/scp (SSHPASS is never passed on from it) */
+  /** the caller's environment: ssh/scp get only its HOME, USER, LOGNAME and SSH_AUTH_SOCK (cleanEnv) */
   env: NodeJS.ProcessEnv;
   dir: CallDir;
   /** run the master under `setpriv --pdeathsig` when available (dies with the proxy) */
@@ -49,10 +50,12 @@ export function scpHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function cleanEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out = { ...env };
-  delete out.SSHPASS;
-  return out;
+/**
+ * ssh/scp's environment: the minimal child environment (lib/sys/children.ts) plus what OpenSSH looks at.
+ * Never the caller's whole environment (CloudStack's extension details), never its SSHPASS.
+ */
+function cleanEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return childEnv({ HOME: env.HOME, USER: env.USER, LOGNAME: env.LOGNAME, SSH_AUTH_SOCK: env.SSH_AUTH_SOCK });
 }
 
 /** Options shared by every ssh/scp we run. */

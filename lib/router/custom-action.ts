@@ -11,9 +11,10 @@
  * The shapes follow upstream's wrapper (docs/contract.md 1.6, 3): where upstream prints text, the message is
  * upstream's text.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { childEnv } from '../sys/children.js';
 import type { CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
 import type { RouterEngine } from './engine.js';
@@ -119,25 +120,47 @@ export async function runCustomAction(req: T.CustomActionRequest, ctx: CommandCo
 
 /**
  * Operator hook: `<state>/hooks/custom-action-<name>.sh --network-id <id> --action <name> --action-params
- * <json>` — upstream's arguments (an empty network id for a VPC action) — with NETNS_ROUTER_NAMESPACE,
- * NETNS_ROUTER_NETWORK_ID and NETNS_ROUTER_VPC_ID in its environment.
+ * <json>` — upstream's arguments (an empty network id for a VPC action) — with the environment of hookEnv.
+ * A hook file that is not executable is a SystemError naming it.
  */
 async function runHookAction(req: T.CustomActionRequest, ctx: CommandContext): Promise<CommandOutput> {
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(req.action)) throw new UsageError(`invalid custom action name ${JSON.stringify(req.action)}`, 'action');
   const hook = join(ctx.settings.stateDir, 'hooks', `custom-action-${req.action}.sh`);
   if (!existsSync(hook)) throw new UsageError(`unknown custom action "${req.action}" (no built-in and no hook ${hook})`, 'action');
+  if (!isExecutable(hook)) throw new SystemError(`hook ${hook} is not executable`);
   // asynchronously: a resident engine keeps serving other routers while an operator's script runs
   const r = await runHook(hook, ['--network-id', req.networkId ?? '', '--action', req.action, '--action-params', JSON.stringify(req.actionParams)], {
     timeoutMs: Math.max(1000, ctx.deadline - Date.now()), signal: ctx.signal,
-    env: { ...process.env, NETNS_ROUTER_NAMESPACE: req.namespace, NETNS_ROUTER_NETWORK_ID: req.networkId ?? '', NETNS_ROUTER_VPC_ID: req.vpcId ?? '' },
+    env: hookEnv(req, ctx.settings.stateDir),
   });
   if (r.status !== 0) throw new SystemError(`custom action ${req.action} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
   return { stdout: hookOutput(req.action, r.stdout) };
 }
 
+/** A regular file this process may execute. */
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A hook's whole environment (docs/daemons.md): the minimal child environment (PATH, LC_ALL) and the router it
+ * acts on. Never the caller's: that holds the extension details (passwords, SSH keys).
+ */
+export function hookEnv(req: T.CustomActionRequest, stateDir: string): Record<string, string> {
+  return childEnv({
+    NETNS_ROUTER_ACTION: req.action, NETNS_ROUTER_NAMESPACE: req.namespace, NETNS_ROUTER_NETWORK_ID: req.networkId ?? '',
+    NETNS_ROUTER_VPC_ID: req.vpcId ?? '', NETNS_ROUTER_STATE_DIR: stateDir,
+  });
+}
+
 /** Runs a hook script; killed (SIGKILL) at the time limit or when `signal` aborts. */
 function runHook(
-  file: string, args: string[], o: { timeoutMs: number; signal: AbortSignal; env: NodeJS.ProcessEnv },
+  file: string, args: string[], o: { timeoutMs: number; signal: AbortSignal; env: Record<string, string> },
 ): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -148,7 +171,13 @@ function runHook(
     const kill = (): void => { child.kill('SIGKILL'); };
     const timer = setTimeout(kill, o.timeoutMs);
     o.signal.addEventListener('abort', kill, { once: true });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      o.signal.removeEventListener('abort', kill);
+      // EACCES: not executable after all (a noexec mount, a race with chmod)
+      reject(e.code === 'EACCES' ? new SystemError(`hook ${file} is not executable`, { cause: e })
+        : SystemError.from(e, `running hook ${file}`));
+    });
     child.on('close', (status, sig) => {
       clearTimeout(timer);
       o.signal.removeEventListener('abort', kill);

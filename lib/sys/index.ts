@@ -1,2 +1,3 @@
 export * from './errors.js';
 export * as libc from './libc.js';
+export * from './children.js';

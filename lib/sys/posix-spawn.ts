@@ -7,12 +7,14 @@
  * created by the calling thread, so it is born in that thread's network namespace (call it inside
  * runInNetns to start a process in a router namespace).
  *
- * The child gets stdin/stdout on /dev/null, stderr on a file of the caller's choosing, every other fd
- * closed, all signal dispositions at their defaults and an empty signal mask (Node ignores SIGPIPE; that
+ * The child gets stdin/stdout on /dev/null, stderr on a file of the caller's choosing, the minimal child
+ * environment (children.ts) unless the caller names another, every other fd closed, all signal
+ * dispositions at their defaults and an empty signal mask (Node ignores SIGPIPE; that
  * must not leak into a daemon).
  */
 import koffi from 'koffi';
 import { SysError } from './errors.js';
+import { childEnvList } from './children.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -59,7 +61,7 @@ function ok(name: string, rc: number): void {
 export interface SpawnOptions {
   /** File receiving the child's stderr (created/truncated, 0600); default /dev/null. */
   stderrPath?: string;
-  /** Environment as NAME=value strings; default: this process's environment. */
+  /** Environment as NAME=value strings; default: the minimal child environment (children.ts), never ours. */
   env?: string[];
 }
 
@@ -82,7 +84,7 @@ export function posixSpawn(path: string, argv: string[], opts: SpawnOptions = {}
       ok('posix_spawnattr_setsigdefault', Number(c.attrSigdef(attr, all)));
       ok('posix_spawnattr_setsigmask', Number(c.attrSigmask(attr, none)));
       ok('posix_spawnattr_setflags', Number(c.attrFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)));
-      const env = opts.env ?? Object.entries(process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+      const env = opts.env ?? childEnvList();
       const pid = [0];
       ok('posix_spawn', Number(c.spawn(pid, path, fa, attr, [...argv, null], [...env, null])));
       return pid[0];

@@ -20,7 +20,8 @@ import {
   checkPath, checkTag, netmask, type Subnet4,
 } from './values.js';
 
-export const DNSMASQ_BIN = '/usr/sbin/dnsmasq';
+/** dnsmasq's program name, looked up in the child PATH (lib/sys/children.ts) when it is started. */
+export const DNSMASQ_BIN = 'dnsmasq';
 
 /** Files of one dnsmasq in its runtime directory. */
 export interface DnsmasqPaths {

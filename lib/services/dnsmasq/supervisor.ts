@@ -1,15 +1,19 @@
 /**
- * Supervision of one dnsmasq inside a router namespace: files written atomically in its runtime directory,
- * posix_spawn'ed from this thread while it is inside the namespace (dnsmasq daemonises itself; its launcher exits
- * non-zero with dnsmasq's own message when start-up fails; the daemon's namespace is checked afterwards), found again through its pid file (checked against /proc so that a reused
- * pid is never signalled), reloaded with SIGHUP when only its files changed, restarted only when its command
- * line changed (sha256 kept in the runtime directory), stopped with SIGTERM (SIGKILL after a grace period).
+ * Supervision of one dnsmasq inside a router namespace: files written atomically in its runtime directory;
+ * dnsmasq found in the child PATH and posix_spawn'ed with the minimal child environment (lib/sys/children.ts)
+ * from this thread while it is inside the namespace (dnsmasq daemonises itself; its launcher exits non-zero
+ * with dnsmasq's own message when start-up fails; the daemon's namespace is checked afterwards); found again
+ * through its pid file (checked against /proc so that a reused pid is never signalled); reloaded with SIGHUP
+ * when only its files changed, restarted only when its command line changed (sha256 kept in the runtime
+ * directory: its presence also means "this dnsmasq should be running", which the watchdog checks), stopped
+ * with SIGTERM (SIGKILL after a grace period).
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { netnsPath, runInNetns } from '../../netns/namespaces.js';
 import { posixSpawn, waitChild } from '../../sys/posix-spawn.js';
+import { childEnvList, findExecutable } from '../../sys/children.js';
 import { DNSMASQ_BIN, dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from './config.js';
 import { DnsmasqProcessError } from './errors.js';
 import { dropLeases, parseLeases, type Lease } from './leases.js';
@@ -215,14 +219,19 @@ export class DnsmasqInstance {
   private async start(argv: string[], hash: string): Promise<number> {
     rmSync(this.paths.pid, { force: true });
     rmSync(this.paths.cmdlineHash, { force: true });
-    const bin = this.opts.binary ?? DNSMASQ_BIN;
+    let bin: string;
+    try {
+      bin = findExecutable(this.opts.binary ?? DNSMASQ_BIN);
+    } catch (e) {
+      throw new DnsmasqProcessError('E_DNSMASQ_START', `cannot start dnsmasq in ${this.netns}`, (e as Error).message, { cause: e });
+    }
     const errFile = join(this.paths.dir, 'dnsmasq.start-errors');
     let code: number | null;
     let stderr = '';
     try {
       // posix_spawn (no page-table copy of this process) from this thread while it is inside the namespace:
       // the child is born there, with no nsenter exec in between
-      const launcher = runInNetns(this.netns, () => posixSpawn(bin, [bin, ...argv], { stderrPath: errFile }));
+      const launcher = runInNetns(this.netns, () => posixSpawn(bin, [bin, ...argv], { stderrPath: errFile, env: childEnvList() }));
       const st = await waitChild(launcher);
       code = st.code;
       stderr = readText(errFile) ?? '';

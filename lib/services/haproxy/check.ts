@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childEnv, findExecutable } from '../../sys/children.js';
 import { HaproxyError, type ConfigProblem } from './errors.js';
 
 export interface CheckResult {
@@ -15,7 +16,17 @@ export interface CheckResult {
   output: string;
 }
 
+/** haproxy's program name, looked up in the child PATH (lib/sys/children.ts). */
 export const DEFAULT_HAPROXY = 'haproxy';
+
+/** Absolute path of the haproxy to run; HaproxyError('spawn-failed') naming the PATH when there is none. */
+export function haproxyExecutable(binary = DEFAULT_HAPROXY): string {
+  try {
+    return findExecutable(binary);
+  } catch (e) {
+    throw new HaproxyError('spawn-failed', (e as Error).message, { cause: e });
+  }
+}
 
 /** `[ALERT]    (123) : config : parsing [/path/file:12] : message` → {line 12, message}. */
 export function parseCheckOutput(output: string): ConfigProblem[] {
@@ -37,12 +48,13 @@ export function parseCheckOutput(output: string): ConfigProblem[] {
 
 /** Check `text` with `haproxy -c`. Throws HaproxyError('spawn-failed') only when haproxy cannot run. */
 export function checkConfig(text: string, opts: { binary?: string; timeoutMs?: number } = {}): CheckResult {
+  const bin = haproxyExecutable(opts.binary);
   const dir = mkdtempSync(join(tmpdir(), 'nr-haproxy-check-'));
   try {
     const file = join(dir, 'haproxy.cfg');
     writeFileSync(file, text, { mode: 0o600 });
-    const r = spawnSync(opts.binary ?? DEFAULT_HAPROXY, ['-c', '-f', file], { encoding: 'utf8', timeout: opts.timeoutMs ?? 15_000 });
-    if (r.error) throw new HaproxyError('spawn-failed', `running ${opts.binary ?? DEFAULT_HAPROXY} -c: ${r.error.message}`, { cause: r.error });
+    const r = spawnSync(bin, ['-c', '-f', file], { encoding: 'utf8', timeout: opts.timeoutMs ?? 15_000, env: childEnv() });
+    if (r.error) throw new HaproxyError('spawn-failed', `running ${bin} -c: ${r.error.message}`, { cause: r.error });
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     if (r.status === 0) return { ok: true, problems: [], output };
     const problems = parseCheckOutput(output);

@@ -18,7 +18,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { netnsPath } from '../../netns/namespaces.js';
-import { checkConfig, DEFAULT_HAPROXY } from './check.js';
+import { childEnv, findExecutable } from '../../sys/children.js';
+import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';
 import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, readPidFile, sleepSync } from './proc.js';
 
@@ -64,8 +65,9 @@ export class HaproxySupervisor {
     };
   }
 
+  /** The haproxy to run, found in the child PATH (HaproxyError 'spawn-failed' when it is not installed). */
   private get binary(): string {
-    return this.opts.binary ?? DEFAULT_HAPROXY;
+    return haproxyExecutable(this.opts.binary);
   }
 
   private get timeoutMs(): number {
@@ -173,11 +175,21 @@ export class HaproxySupervisor {
     const from = this.logSize();
     const args = ['-W', '-p', this.paths.pid, ...(this.paths.masterSocket ? ['-S', `${this.paths.masterSocket},mode,600`] : []), '-f', this.paths.config];
     // `ip netns exec` execs haproxy in place: the child's pid is the master's
-    const [cmd, argv] = this.opts.netns !== undefined ? ['ip', ['netns', 'exec', this.opts.netns, this.binary, ...args]] : [this.binary, args];
+    const bin = this.binary;
+    let ip = 'ip';
+    if (this.opts.netns !== undefined) {
+      try {
+        ip = findExecutable('ip');
+      } catch (e) {
+        throw new HaproxyError('spawn-failed', `starting haproxy in ${this.opts.netns}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const [cmd, argv] = this.opts.netns !== undefined ? [ip, ['netns', 'exec', this.opts.netns, bin, ...args]] : [bin, args];
     const fd = openSync(this.paths.log, 'a', 0o600);
     let child;
     try {
-      child = spawn(cmd, argv, { detached: true, stdio: ['ignore', fd, fd], cwd: this.opts.runDir });
+      // the minimal child environment: never the caller's (extension details), see lib/sys/children.ts
+      child = spawn(cmd, argv, { detached: true, stdio: ['ignore', fd, fd], cwd: this.opts.runDir, env: childEnv() });
     } finally {
       closeSync(fd);
     }

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { childEnv } from '../../sys/children.js';
 import { MetadataError } from './errors.js';
 import { controlSocket, logFile, pidFile, runDir } from './layout.js';
 import type { DaemonStatus, RouterStatus } from './daemon.js';
@@ -58,13 +59,19 @@ export function request(stateDir: string, body: Record<string, unknown>, timeout
   });
 }
 
-/** Pid from the pid file when that process is alive. */
+/**
+ * Pid from the pid file when that process is alive (not a zombie) and is this state directory's daemon (its
+ * command line checked: after a crash or a reboot the pid may belong to anything else).
+ */
 export function daemonPid(stateDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(pidFile(stateDir), 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    process.kill(pid, 0);
-    return pid;
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return undefined;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const at = argv.indexOf('--state-dir');
+    return argv.includes(PROCESS_TAG) && at >= 0 && argv[at + 1] === stateDir ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -83,11 +90,9 @@ export async function startDaemon(stateDir: string, opts: StartOptions = {}): Pr
   try {
     const args = [DAEMON_MAIN, PROCESS_TAG, '--state-dir', stateDir];
     if (opts.idleExitMs !== undefined) args.push('--idle-exit-ms', String(opts.idleExitMs));
-    // a clean environment: the caller's may hold extension details (SSH keys, passwords) that the daemon must
-    // not carry for its whole life in /proc/<pid>/environ
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-    if (process.env.NETNS_ROUTER_SANDBOX) env.NETNS_ROUTER_SANDBOX = process.env.NETNS_ROUTER_SANDBOX;
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], cwd: '/', env });
+    // the minimal child environment: the caller's may hold extension details (SSH keys, passwords) that the
+    // daemon must not carry for its whole life in /proc/<pid>/environ
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], cwd: '/', env: childEnv() });
     child.once('exit', (code) => { exited = code; });
     child.unref();
   } finally {
