@@ -127,3 +127,6 @@ const shared = new NamespaceCache<{ executor: JsonExecutor; runner: LibnftablesR
 
 /** True when libnftables.so.1 can be loaded here. */
 export const libnftablesAvailable = nft.available;
+
+/** Why libnftables.so.1 cannot be loaded here (undefined when it can). */
+export const libnftablesProblem = nft.problem;

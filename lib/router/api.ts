@@ -21,6 +21,7 @@ function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
     ...(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}),
     devices: { guest: ctx.devices.guest, public: ctx.devices.public },
     lockTimeoutMs: Math.max(1000, ctx.deadline - Date.now()),
+    warn: (message) => ctx.log.warn(message),
   });
 }
 

@@ -7,7 +7,7 @@
 import { NetnsHandle } from '../netns/handle.js';
 import { netnsExists, deleteNetns } from '../netns/namespaces.js';
 import { NetlinkError } from '../netlink/errors.js';
-import { sharedLibnftables, libnftablesAvailable } from '../nft/libnftables.js';
+import { sharedLibnftables, libnftablesAvailable, libnftablesProblem } from '../nft/libnftables.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { openNftCli } from '../../native-fallback/nft-cli.js';
 import { StateStore } from './state/store.js';
@@ -17,7 +17,7 @@ import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { DORMANT_STATES, externalGateway, sharedGap } from './shared-network.js';
 import type { NatPlan } from './ruleset.js';
-import { UsageError, SystemError } from './errors.js';
+import { RouterError, UsageError, SystemError } from './errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
 import type * as T from './contract/types.js';
 import type { Segment } from './segment.js';
@@ -44,6 +44,8 @@ export interface EngineOptions {
   caches?: EngineCaches;
   /** Called after each successful change with its phase times (ms) and how the nft table was brought up to date. */
   onChanged?: (phases: Record<string, number>, nft: SyncResult | undefined) => void;
+  /** Degraded operation worth a log line (libnftables missing: the nft CLI is used). */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -98,12 +100,20 @@ function refuseOnL2(m: RouterModel, cmd: CommandRef): void {
 }
 
 function wrap(err: unknown, doing: string): Error {
-  if (err instanceof UsageError || err instanceof SystemError) return err;
+  if (err instanceof RouterError) return err;
   if (err instanceof NetlinkError) {
     return new SystemError(`${doing}: ${err.message}`, { kernelText: err.extAck ?? err.message, errno: err.errno, errnoCode: err.code, cause: err });
   }
   if (err instanceof PlumbingError) return new SystemError(`${doing}: ${err.message}`, { cause: err });
   return SystemError.from(err, doing);
+}
+
+/** The model with nothing implemented: reconciling it removes the router (its namespace, its daemons). */
+function idleCopy(m: RouterModel): RouterModel {
+  const c = structuredClone(m);
+  for (const t of Object.values(c.tiers)) t.implemented = false;
+  if (c.vpc) c.vpc.implemented = false;
+  return c;
 }
 
 /** Times the phases of one command: each mark() books the time since the previous mark. */
@@ -126,6 +136,7 @@ export class RouterEngine {
   /** Milliseconds per phase of the last command (lock, load, mutate, compile, plumbing, nft, modules, save). */
   lastPhases: Record<string, number> = {};
   private readonly caches: EngineCaches;
+  private warnedNftCli = false;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -164,45 +175,78 @@ export class RouterEngine {
    */
   private executor(ns: string): { ex: NftExecutor; release: () => Promise<void> } {
     if (!this.opts.nftCli && libnftablesAvailable()) return { ex: sharedLibnftables(ns), release: async () => {} };
+    if (!this.opts.nftCli && !this.warnedNftCli) {
+      // degraded, not broken: the nft command does the same, ~1000× slower per call. Once per command.
+      this.warnedNftCli = true;
+      this.opts.warn?.(`libnftables is not usable (${libnftablesProblem() ?? 'unknown reason'}); falling back to the nft command (slower)`);
+    }
     const ex = openNftCli({ netns: ns });
     return { ex, release: () => ex.close() };
   }
 
-  /** Load, mutate, reconcile, persist — under the router's lock. `mutate` returns 'delete' to drop the state. */
+  /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */
+  private async lockRouter(ns: string): Promise<() => void> {
+    try {
+      return await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
+    } catch (e) {
+      throw wrap(e, `locking router ${ns}`);
+    }
+  }
+
+  /**
+   * Load, mutate, reconcile, persist — under the router's lock. `mutate` returns 'delete' to drop the state.
+   * Any failure after the kernel was touched — a refused object, a daemon that does not start, a state file
+   * that cannot be written (disk full, read-only) — puts the router back as it was before the command: the
+   * previous state is re-applied (a router that did not exist is removed again) and the stored state is left
+   * untouched, so the command fails with exit 2 and changes nothing.
+   */
   private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete', cmd?: CommandRef): Promise<RouterModel | undefined> {
     const phases = new Phases();
     this.lastPhases = phases.times;
-    const release = await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
+    const release = await this.lockRouter(ns);
     phases.mark('lock');
     try {
       // the state file's text is parsed twice (the old model, and the one to change) instead of cloning: a
       // parse is ~3× cheaper than structuredClone; the text is also the old model's cache key
       const text = this.store.read(ns);
       const before = text === undefined ? undefined : this.store.parse(ns, text);
+      // a new router's namespace did not exist before: undoing it means removing it again
+      const existed = before !== undefined || netnsExists(ns);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
       if (cmd) refuseOnL2(model, cmd);
-      const verdict = mutate(model);
+      let verdict: void | 'delete';
+      try {
+        verdict = mutate(model);
+      } catch (err) {
+        throw wrap(err, `changing ${ns}`);
+      }
       const next = StateStore.serialize(model);
       phases.mark('mutate');
       try {
         await this.reconcileKeyed(model, next, before, text, phases);
+        if (verdict === 'delete') this.store.remove(ns);
+        else this.store.save(model, next);
       } catch (err) {
-        if (before) {
-          try { await this.reconcile(before, model); } catch { /* the retry will converge */ }
-        }
+        await this.undo(model, before, existed);
         throw wrap(err, `reconciling ${ns}`);
       }
-      if (verdict === 'delete') {
-        this.store.remove(ns);
-        return undefined;
-      }
-      this.store.save(model, next);
+      if (verdict === 'delete') return undefined;
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       return model;
     } finally {
       release();
+    }
+  }
+
+  /** Best effort back to the state before a failed command (`applied`: what the kernel may partly hold). */
+  private async undo(applied: RouterModel, before: RouterModel | undefined, existed: boolean): Promise<void> {
+    try {
+      if (before) await this.reconcile(before, applied);
+      else if (!existed) await this.reconcile(idleCopy(applied), applied);
+    } catch {
+      /* the retry will converge */
     }
   }
 

@@ -32,6 +32,10 @@ const messages: Record<string, string> = {
   ETIMEDOUT: 'Connection timed out', EPROTONOSUPPORT: 'Protocol not supported',
   ENOTEMPTY: 'Directory not empty', EMSGSIZE: 'Message too long', ENOLINK: 'Link has been severed',
   EHOSTUNREACH: 'No route to host', EWOULDBLOCK: 'Resource temporarily unavailable',
+  EROFS: 'Read-only file system', EDQUOT: 'Disk quota exceeded', EMFILE: 'Too many open files',
+  ENFILE: 'Too many open files in system', ENAMETOOLONG: 'File name too long', EISDIR: 'Is a directory',
+  ELOOP: 'Too many levels of symbolic links', EXDEV: 'Invalid cross-device link', ETXTBSY: 'Text file busy',
+  ENOEXEC: 'Exec format error', EFBIG: 'File too large', ENXIO: 'No such device or address',
 };
 
 /** strerror-like text for an errno value (English, locale independent). */

@@ -77,11 +77,16 @@ function lib(): Binding {
 
 /** True when libnftables.so.1 can be loaded on this machine. */
 export function available(): boolean {
+  return problem() === undefined;
+}
+
+/** Why libnftables.so.1 cannot be loaded (the dynamic loader's text), undefined when it can. */
+export function problem(): string | undefined {
   try {
     lib();
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 

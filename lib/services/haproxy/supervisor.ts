@@ -115,13 +115,14 @@ export class HaproxySupervisor {
    * `checked`: the caller already had this exact text accepted by `haproxy -c` (skips a second check).
    */
   async apply(text: string, opts: { checked?: boolean } = {}): Promise<ApplyOutcome> {
+    const st = this.status();
+    const previous = existsSync(this.paths.config) ? readFileSync(this.paths.config, 'utf8') : undefined;
+    // the running haproxy already has this text: nothing to check or run (not even haproxy -c)
+    if (st.running && previous === text) return 'unchanged';
     const check = opts.checked ? { ok: true, problems: [], output: '' } : checkConfig(text, { binary: this.binary });
     if (!check.ok) {
       throw new HaproxyError('config-invalid', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
     }
-    const st = this.status();
-    const previous = existsSync(this.paths.config) ? readFileSync(this.paths.config, 'utf8') : undefined;
-    if (st.running && previous === text) return 'unchanged';
     // a master left in another (deleted/re-created) namespace serves nobody: replace it
     if (!st.running && st.reason === 'other-namespace' && st.pid !== undefined) await this.killTree(st.pid);
     mkdirSync(this.opts.runDir, { recursive: true, mode: 0o700 });
