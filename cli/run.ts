@@ -9,7 +9,7 @@ import { dispatch, type CommandContext, type CommandOutput, type RouterApi } fro
 import { DEFAULT_HELP_WIDTH } from '../lib/router/contract/help.js';
 import { describeBakedChanges, installWrapper } from '../lib/router/contract/install-wrapper.js';
 import { parseInvocation } from '../lib/router/contract/parse.js';
-import type { EngineInvocation, LocalInvocation, RouterRequest } from '../lib/router/contract/types.js';
+import type { EngineInvocation, LocalInvocation, RouterRequest, RouterSettings } from '../lib/router/contract/types.js';
 import {
   EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
 } from '../lib/router/errors.js';
@@ -31,8 +31,9 @@ export interface CliDeps {
   /** Directory relative paths of the command line are read against (a resident engine serving another
    *  process's command line); default the process's own. */
   cwd?: string;
-  /** Called once the command line is parsed and an engine command is about to run, with its deadline. */
-  onAccepted?: (deadline: number) => void;
+  /** Called once the command line is parsed and an engine command is about to run, with its deadline and
+   *  settings (the resident engine learns the state directories its watchdog watches from these). */
+  onAccepted?: (deadline: number, settings: RouterSettings) => void;
   /** Columns help text is wrapped to; default the terminal's when output goes to this process's stdout, else 80. */
   helpWidth?: number;
 }
@@ -119,8 +120,9 @@ async function resolveApi(provider: ApiProvider | undefined): Promise<RouterApi>
   }
 }
 
-/** Router lock of a request; `status` without ids needs none. */
+/** Router lock of a request; `status` without ids needs none, `restore-all` locks each router itself. */
 function lockKeyOf(req: RouterRequest) {
+  if (req.command === 'restore-all') return undefined;
   if (req.command === 'status' && req.networkId === undefined && req.vpcId === undefined) return undefined;
   return routerKeyOf(req as { networkId?: string; vpcId?: string });
 }
@@ -132,7 +134,7 @@ async function runEngine(
   const started = Date.now();
   const timeoutMs = Math.round(settings.timeoutSeconds * 1000);
   const deadline = started + timeoutMs;
-  deps.onAccepted?.(deadline);
+  deps.onAccepted?.(deadline, settings);
   const created = createLogger({
     file: settings.logFile, level: settings.logLevel,
     base: { extension: settings.extension, command: req.command },

@@ -1,8 +1,8 @@
 /**
- * `netns-router serve [--socket PATH] [--no-shim-port]`: the resident engine. It runs the command lines other
- * processes hand it exactly as they would run them — same parser, same router locks, same log files, same exit
- * codes — but warm: code already compiled by the JIT, the router tables compiled for the last models
- * (EngineCaches), nftables contexts kept open. Two front doors:
+ * `netns-router serve [--socket PATH] [--no-shim-port] [--state-dir DIR]... [--no-watchdog]`: the resident
+ * engine. It runs the command lines other processes hand it exactly as they would run them — same parser, same
+ * router locks, same log files, same exit codes — but warm: code already compiled by the JIT, the router tables
+ * compiled for the last models (EngineCaches), nftables contexts kept open. Two front doors:
  *
  *  - a unix socket (default /run/netns-router/engine.sock, root only), used by the netns-router command itself
  *    (cli/resident.cts, JSON lines);
@@ -13,6 +13,11 @@
  *    shim talks to the port only while this process is alive (so it never sends a command line to whatever
  *    listens there after a crash).
  *
+ * It also runs the daemon watchdog (lib/router/watchdog.ts, docs/daemons.md): dnsmasq, haproxy and metadata
+ * daemons of the watched state directories that die are restarted within seconds. Watched: `--state-dir`
+ * (repeatable; default the extension's), every state directory of a command served, and those an earlier run
+ * learned (`watched-state-dirs` next to the socket). `--no-watchdog` turns it off.
+ *
  * Safety: commands of different routers run concurrently, commands of one router wait for each other on the
  * router's lock (flock excludes two descriptors even inside one process); a command that timed out keeps its
  * lock until its engine call has really ended. A client of another build (or another namespace) is told
@@ -20,9 +25,9 @@
  * commands and exits once idle, so that a supervisor (systemd Restart=always) brings up the new code.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, type ResidentReply, type ResidentRequest,
@@ -34,6 +39,7 @@ import { terminalWidth } from './help.js';
 import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
 import type { RouterApi } from '../lib/router/contract/api.js';
+import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 
 /** Largest request accepted (argv and environment; payloads travel as file paths). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -46,6 +52,11 @@ export interface ServeOptions {
   say?: (line: string) => void;
   /** The installed files changed: the server takes no more commands (serve exits once idle). */
   onUpgrade?: () => void;
+  /**
+   * Run the daemon watchdog (lib/router/watchdog.ts) over these state directories and those of the commands
+   * served; absent: no watchdog.
+   */
+  watchdog?: { stateDirs: string[]; intervalMs?: number };
 }
 
 export interface ResidentServer {
@@ -54,6 +65,8 @@ export interface ResidentServer {
   readonly shimFile: string | undefined;
   /** Commands running now. */
   readonly running: number;
+  /** The daemon watchdog, when it runs. */
+  readonly watchdog: ServiceWatchdog | undefined;
   /** Stop listening, wait for the running commands, remove the socket and the port file. */
   close(): Promise<void>;
 }
@@ -66,6 +79,9 @@ export function processStartTime(pid: number | 'self' = 'self'): string {
 
 /** The port file of a socket path: `engine.tcp` in the same directory. */
 export const shimFileFor = (socket: string): string => join(dirname(socket), 'engine.tcp');
+
+/** The state directories the watchdog learned from commands, one a line, next to the socket. */
+export const learnedFileFor = (socket: string): string => join(dirname(socket), 'watched-state-dirs');
 
 /** The directory of this installation's CLI entry points (a shim names its script; it must live here). */
 const CLI_DIR = dirname(fileURLToPath(import.meta.url));
@@ -105,6 +121,27 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   if (await listening(opts.socket)) throw new Error(`another resident engine is already listening on ${opts.socket}`);
   try { unlinkSync(opts.socket); } catch { /* no stale socket */ }
 
+  // the daemon watchdog: dnsmasq/haproxy/metadata daemons that die come back within seconds (docs/daemons.md)
+  let watchdog: ServiceWatchdog | undefined;
+  if (opts.watchdog) {
+    const { ServiceWatchdog: Watchdog } = await import('../lib/router/watchdog.js');
+    watchdog = new Watchdog({
+      ...(opts.watchdog.intervalMs !== undefined ? { intervalMs: opts.watchdog.intervalMs } : {}),
+      log: (event, f) => say(`netns-router serve: watchdog: ${event}: ${JSON.stringify(f)}`),
+    });
+    for (const d of opts.watchdog.stateDirs) watchdog.watch(d);
+    // state directories learned by an earlier run of serve (an upgrade restarts it; /run empties at reboot)
+    try {
+      for (const d of readFileSync(learnedFileFor(opts.socket), 'utf8').split('\n')) if (isAbsolute(d)) watchdog.watch(d);
+    } catch { /* none yet */ }
+  }
+  const learn = (stateDir: string): void => {
+    if (!watchdog?.watch(stateDir)) return;
+    try {
+      appendFileSync(learnedFileFor(opts.socket), `${resolve(stateDir)}\n`, { mode: 0o600 });
+    } catch { /* watched anyway until this process ends */ }
+  };
+
   let running = 0;
   let draining = false;
   const idle: Array<() => void> = [];
@@ -137,7 +174,10 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
       const exit = await runCli(argv, {
         api: apiOnce, env: d.env, cwd: d.cwd, invokedAs: d.invokedAs, nodePath: d.nodePath ?? process.execPath,
         stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; },
-        ...(d.onAccepted ? { onAccepted: d.onAccepted } : {}),
+        onAccepted: (deadline, settings) => {
+          learn(settings.stateDir);
+          d.onAccepted?.(deadline);
+        },
       });
       return { exit, stdout, stderr };
     } finally {
@@ -249,19 +289,22 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     writeFileSync(temp, `${port} ${token} ${process.pid} ${processStartTime()}\n`, { mode: 0o600 });
     renameSync(temp, shimFile);
   }
-  say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms)`);
+  watchdog?.start();
+  say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms${watchdog ? `; watchdog over ${watchdog.stateDirs.join(', ')}` : ''})`);
 
   let closing: Promise<void> | undefined;
   return {
     socket: opts.socket,
     shimFile,
     get running() { return running; },
+    watchdog,
     close() {
       closing ??= (async () => {
         draining = true;
         if (shimFile) { try { unlinkSync(shimFile); } catch { /* already gone */ } }
         await Promise.all([unixSrv, tcpSrv].filter((s): s is Server => s !== undefined)
           .map((s) => new Promise<void>((res) => s.close(() => res()))));
+        await watchdog?.stop();
         if (running > 0) await new Promise<void>((res) => { idle.push(res); });
         try { unlinkSync(opts.socket); } catch { /* already gone */ }
       })();

@@ -6,6 +6,7 @@
 import type { RouterApi, CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine } from './engine.js';
+import { SystemError } from './errors.js';
 import * as fw from './firewall/module.js';
 import { runCustomAction } from './custom-action.js';
 import { implementNetworkCommand, releaseSegments } from './segment-pool.js';
@@ -73,6 +74,14 @@ export function createRouterApi(): RouterApi {
     saveHypervisorHostname: (r, c) => nic(c, r, [vmdata.saveHypervisorHostname], { shared: 'implement' }),
     restoreNetwork: (r, c) => nic(c, r, [vmdata.restoreNetworkWith(dhcp.dhcpRestoreNetwork)], { shared: 'implement' }),
     customAction: (r, c) => runCustomAction(r, c, engineFor(c)),
+    restoreAll: async (_r, c) => {
+      const r = await engineFor(c).restoreEach();
+      for (const f of r.failed) c.log.error({ namespace: f.namespace, error: f.error }, 'router not restored');
+      if (r.failed.length) {
+        throw new SystemError(`${r.failed.length} of ${r.failed.length + r.restored.length} routers not restored: ${r.failed.map((f) => `${f.namespace}: ${f.error}`).join('; ')}`);
+      }
+      return { stdout: `${JSON.stringify({ restored: r.restored })}\n` };
+    },
     status: async (_r, c) => {
       const e = engineFor(c);
       return { stdout: `${JSON.stringify({ routers: e.store.list() })}\n` };

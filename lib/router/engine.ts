@@ -542,22 +542,75 @@ export class RouterEngine {
     });
   }
 
-  /** Re-apply every stored router (after a reboot: namespaces and rules gone, state kept). */
+  /**
+   * Re-apply every stored router (after a reboot: namespaces, rules and daemons gone, state kept): plumbing,
+   * nft table and modules, i.e. dnsmasq, haproxy and the metadata service too. Throws (SystemError naming
+   * each failed router) when any failed, after trying them all; see restoreEach.
+   */
   async restoreAll(): Promise<string[]> {
-    const done: string[] = [];
+    const r = await this.restoreEach();
+    if (r.failed.length) {
+      throw new SystemError(`restoring ${r.failed.length} of ${r.failed.length + r.restored.length} routers failed: ${r.failed.map((f) => `${f.namespace}: ${f.error}`).join('; ')}`);
+    }
+    return r.restored;
+  }
+
+  /** restoreAll without giving up: one router failing does not keep the others down. */
+  async restoreEach(): Promise<{ restored: string[]; failed: Array<{ namespace: string; error: string }> }> {
+    const restored: string[] = [];
+    const failed: Array<{ namespace: string; error: string }> = [];
     for (const ns of this.store.list()) {
-      const release = await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
       try {
-        const m = this.store.load(ns);
-        if (m) {
-          await this.reconcile(m);
-          done.push(ns);
+        const release = await this.lockRouter(ns);
+        try {
+          const m = this.store.load(ns);
+          if (m) {
+            await this.reconcile(m);
+            restored.push(ns);
+          }
+        } finally {
+          release();
         }
-      } finally {
-        release();
+      } catch (e) {
+        failed.push({ namespace: ns, error: wrap(e, `restoring ${ns}`).message });
       }
     }
-    return done;
+    return { restored, failed };
+  }
+
+  /**
+   * Bring a router's daemons (dnsmasq, haproxy, metadata service) back after one died: under the router's
+   * lock (waiting at most `lockWaitMs`; a busy router is left to the command that holds it, which
+   * reconciles them anyway), the modules are reconciled to the stored model — plumbing and nft are not
+   * touched. `stillNeeded` is asked again under the lock (a command may have revived or removed it meanwhile).
+   * Outcome: `busy` (another holds the lock), `unneeded` (no longer dead), `skipped` (no state, an idle router,
+   * or its namespace is gone — that is restore-all's work), `revived`.
+   */
+  async reviveServices(ns: string, stillNeeded: () => boolean, lockWaitMs = 200): Promise<'revived' | 'busy' | 'unneeded' | 'skipped'> {
+    let release: () => void;
+    try {
+      release = await this.store.lock(ns, lockWaitMs);
+    } catch (e) {
+      if (e instanceof RouterError && e.code === 'E_LOCK_TIMEOUT') return 'busy';
+      throw wrap(e, `locking router ${ns}`);
+    }
+    try {
+      if (!stillNeeded()) return 'unneeded';
+      const m = this.store.load(ns);
+      if (!m || modelIsIdle(m) || !netnsExists(ns)) return 'skipped';
+      const host = this.hostHandle();
+      try {
+        const ctx: ReconcileContext = { host, stateDir: this.opts.stateDir };
+        for (const mod of this.modules) await mod.reconcile?.(m, m, ctx);
+      } catch (e) {
+        throw wrap(e, `reviving the services of ${ns}`);
+      } finally {
+        host.close();
+      }
+      return 'revived';
+    } finally {
+      release();
+    }
   }
 
   /** Readable description of a router's state and its live nft table (custom-action dump-config). */

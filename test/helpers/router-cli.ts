@@ -152,6 +152,17 @@ export function probe(r: CliRouter, vm: Vm, which: Array<keyof Probes> = ['dhcp'
   return out;
 }
 
+/** probe() until every service answers or `boundMs` passed (a first request may wait for ARP, a backend…). */
+export async function probeUntil(r: CliRouter, vm: Vm, which?: Array<keyof Probes>, boundMs = 10_000): Promise<Partial<Probes>> {
+  let last = probe(r, vm, which);
+  const end = Date.now() + boundMs;
+  while (Object.values(last).some((v) => !v) && Date.now() < end) {
+    await new Promise((res) => setTimeout(res, 200));
+    last = { ...last, ...probe(r, vm, (Object.keys(last) as Array<keyof Probes>).filter((k) => !last[k])) };
+  }
+  return last;
+}
+
 /** Poll `fn` until true or `boundMs` passed; returns the time it took (undefined: not within the bound). */
 export async function within(boundMs: number, fn: () => boolean): Promise<number | undefined> {
   const t0 = Date.now();

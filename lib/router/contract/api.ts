@@ -12,7 +12,7 @@ import type {
   ReleaseIpRequest, ReleaseNicRequest, RemoveDhcpEntryRequest, RemoveDhcpSubnetRequest, RemoveDnsEntryRequest,
   RemoveDnsSubnetRequest, RequestOf, RestoreNetworkRequest, RouterSettings, SaveHypervisorHostnameRequest,
   SavePasswordRequest, SaveSshkeyRequest, SaveUserdataRequest, SaveVmDataRequest, SetDhcpOptionsRequest,
-  ShutdownNetworkRequest, ShutdownVpcRequest, StatusRequest, UpdateVpcSourceNatIpRequest,
+  RestoreAllRequest, ShutdownNetworkRequest, ShutdownVpcRequest, StatusRequest, UpdateVpcSourceNatIpRequest,
 } from './types.js';
 
 /** What a command prints on success (custom-action's JSON, status text …). */
@@ -79,6 +79,7 @@ export interface RouterApi {
   restoreNetwork(req: RestoreNetworkRequest, ctx: CommandContext): Promise<CommandOutput>;
   customAction(req: CustomActionRequest, ctx: CommandContext): Promise<CommandOutput>;
   status(req: StatusRequest, ctx: CommandContext): Promise<CommandOutput>;
+  restoreAll(req: RestoreAllRequest, ctx: CommandContext): Promise<CommandOutput>;
 }
 
 /** Command → RouterApi method name. */
@@ -118,6 +119,7 @@ export const API_METHOD = {
   'restore-network': 'restoreNetwork',
   'custom-action': 'customAction',
   status: 'status',
+  'restore-all': 'restoreAll',
 } as const satisfies { readonly [C in EngineCommand]: keyof RouterApi };
 
 type MethodFor<C extends EngineCommand> = (typeof API_METHOD)[C];

@@ -333,6 +333,7 @@ export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
   'restore-network': net('restore-network', (r) => ({ restoreData: reqDoc(r, 'restore_data') })),
   'custom-action': customAction,
   status: (r) => status(r),
+  'restore-all': () => ({ command: 'restore-all' }),
 };
 
 function optDoc(r: FieldReader, key: string, prop: string): object {

@@ -174,6 +174,11 @@ export interface StatusRequest {
   namespace?: string;
 }
 
+/** Re-apply every stored router of the state directory (after a reboot). Takes no CLI lock: it locks each router. */
+export interface RestoreAllRequest {
+  command: 'restore-all';
+}
+
 /** Every request the engine (RouterApi) receives. */
 export type RouterRequest =
   | ImplementNetworkRequest | ShutdownNetworkRequest | DestroyNetworkRequest
@@ -185,7 +190,7 @@ export type RouterRequest =
   | ConfigDnsSubnetRequest | RemoveDnsSubnetRequest | AddDnsEntryRequest | RemoveDnsEntryRequest
   | PrepareNicRequest | ReleaseNicRequest
   | SaveVmDataRequest | SaveUserdataRequest | SavePasswordRequest | SaveSshkeyRequest | SaveHypervisorHostnameRequest
-  | RestoreNetworkRequest | CustomActionRequest | StatusRequest;
+  | RestoreNetworkRequest | CustomActionRequest | StatusRequest | RestoreAllRequest;
 
 export type EngineCommand = RouterRequest['command'];
 export type RequestOf<C extends EngineCommand> = Extract<RouterRequest, { command: C }>;

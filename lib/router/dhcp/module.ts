@@ -4,7 +4,8 @@
  * with an IPv6 prefix). Runtime files in `<stateDir>/run/<namespace>/dnsmasq/`.
  *
  * reconcile: render → write files → start / SIGHUP / restart as needed (a dead dnsmasq is started again
- * here, so the next command of any kind revives it) → release leases no reservation backs any more.
+ * here, so the next command of any kind revives it; between commands the resident engine's watchdog,
+ * lib/router/watchdog.ts, calls this) → release leases no reservation backs any more.
  * teardown: stop dnsmasq and remove its runtime directory before the namespace goes.
  * nftObjects: when dnsmasq answers DNS for some tier, port 53 is closed to the tiers where DNS is off.
  */
