@@ -157,7 +157,14 @@ export class ServiceWatchdog {
     const engine = new RouterEngine({ stateDir: dead.stateDir, devices: { guest: 'eth1', public: 'eth1' } });
     const stillDead = (): boolean => deadDaemons(dead.stateDir).some((d) => d.namespace === dead.namespace);
     try {
-      return { ...dead, outcome: await engine.reviveServices(dead.namespace, stillDead), ms: Date.now() - t0 };
+      const outcome = await engine.reviveServices(dead.namespace, stillDead);
+      // a reconcile that "succeeded" but left the daemon dead must not be repeated every tick (a daemon may
+      // write its pid file a moment after it answers: a short grace first)
+      for (let i = 0; outcome === 'revived' && i < 10 && stillDead(); i++) await new Promise((res) => setTimeout(res, 100));
+      if (outcome === 'revived' && stillDead()) {
+        return { ...dead, outcome: 'failed', error: 'still not running after its router was reconciled', ms: Date.now() - t0 };
+      }
+      return { ...dead, outcome, ms: Date.now() - t0 };
     } catch (e) {
       return { ...dead, outcome: 'failed', error: (e as Error).message, ms: Date.now() - t0 };
     }
