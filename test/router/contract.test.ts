@@ -215,6 +215,7 @@ const CASES: Case[] = [
   },
   { command: 'status', fields: {}, expected: { command: 'status' } },
   { command: 'status', fields: { vpc_id: '7' }, expected: { command: 'status', vpcId: '7', namespace: 'cs-vpc-7' } },
+  { command: 'restore-all', fields: {}, expected: { command: 'restore-all' } },
 ];
 
 function labelOf(form: Form, command: string, key: string): string {
