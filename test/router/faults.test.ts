@@ -289,7 +289,7 @@ test('a hook that is not executable: "hook <path> is not executable", exit 2; ru
     chmodSync(hook, 0o755);
     const res = r.cli(['custom-action', ...r.net, '--action', 'hello']);
     assert.is(res.status, 0, res.stderr);
-    assert.is(res.stdout.trim(), `hello ${r.ns}`);
+    assert.equal(JSON.parse(res.stdout), { status: 'success', printmessage: 'true', message: `hello ${r.ns}` }, 'it ran, with its environment');
   } finally {
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
