@@ -158,10 +158,18 @@ export class NetlinkHandle {
     }
   }
 
-  /** All links of the namespace. */
-  linkList(): Link[] {
-    const msgs = this.socket.dump({ type: RTM_GETLINK, body: encodeLinkDump(), operation: 'RTM_GETLINK dump' });
-    const raws = msgs.filter((m) => m.type === RTM_NEWLINK).map((m) => decodeLink(m.payload));
+  /**
+   * All links of the namespace; with `filter`, only the ports of `master` and/or the links of `kind` (filtered
+   * by the kernel, and again here for a kind the kernel does not know).
+   */
+  linkList(filter: { master?: LinkRef; kind?: Link['kind'] } = {}): Link[] {
+    const master = filter.master === undefined ? undefined : this.indexOf(filter.master, 'master');
+    const body = encodeLinkDump({
+      ...(master !== undefined ? { master } : {}), ...(filter.kind !== undefined && filter.kind !== 'device' ? { kind: filter.kind } : {}),
+    });
+    const msgs = this.socket.dump({ type: RTM_GETLINK, body, operation: 'RTM_GETLINK dump' });
+    const raws = msgs.filter((m) => m.type === RTM_NEWLINK).map((m) => decodeLink(m.payload))
+      .filter((r) => (master === undefined || r.link.masterIndex === master) && (filter.kind === undefined || r.link.kind === filter.kind));
     const byIndex = new Map(raws.map((r) => [r.link.index, r.link.name] as [number, string]));
     return this.resolveNames(raws, byIndex);
   }

@@ -161,10 +161,18 @@ export function encodeLinkRef(ref: string | number): Buffer {
   return w.finish();
 }
 
-/** Body of a RTM_GETLINK dump (strict checking wants a clean ifinfomsg). */
-export function encodeLinkDump(): Buffer {
+/**
+ * Body of a RTM_GETLINK dump (strict checking wants a clean ifinfomsg). The kernel filters by master and kind
+ * when asked (a kind whose module is not loaded is not filtered: callers check the kind themselves).
+ */
+export function encodeLinkDump(filter: { master?: number; kind?: string } = {}): Buffer {
   const w = new NlWriter(32);
   writeIfinfomsg(w);
+  if (filter.master !== undefined) w.attrU32(IFLA.MASTER, filter.master);
+  if (filter.kind !== undefined) {
+    const kind = filter.kind;
+    w.nest(IFLA.LINKINFO, () => { w.attrString(INFO.KIND, kind); });
+  }
   return w.finish();
 }
 

@@ -144,9 +144,11 @@ export function listNetns(): string[] {
 
 /**
  * Create a named namespace (EEXIST as NetnsError if it exists). ~1 ms.
- * With `ifMissing`, an existing namespace is not an error.
+ * With `ifMissing`, an existing namespace is not an error. `init` runs synchronously inside the new namespace
+ * before it gets its name: whatever it sets up (e.g. an ownership mark) is there from the moment the
+ * namespace is visible, and if it throws (or the process dies) the namespace never appears.
  */
-export function addNetns(name: string, opts: { ifMissing?: boolean } = {}): void {
+export function addNetns(name: string, opts: { ifMissing?: boolean; init?: () => void } = {}): void {
   const p = netnsPath(name);
   prepareRunDir();
   if (existsSync(p)) {
@@ -162,6 +164,7 @@ export function addNetns(name: string, opts: { ifMissing?: boolean } = {}): void
   try {
     libc.unshare(libc.CLONE_NEWNET);
     try {
+      opts.init?.();
       libc.mount(`/proc/self/task/${libc.gettid()}/ns/net`, p, 'none', libc.MS_BIND, null);
     } finally {
       libc.setns(self, libc.CLONE_NEWNET);

@@ -16,6 +16,7 @@ import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topo
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { DORMANT_STATES, externalGateway, sharedGap } from './shared-network.js';
+import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './ruleset.js';
 import { RouterError, UsageError, SystemError } from './errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
@@ -161,7 +162,7 @@ export class RouterEngine {
   }
 
   /** `init` for a request that names a network and maybe a VPC. */
-  initFor(req: { namespace: string; networkId?: string; vpcId?: string }): () => RouterModel {
+  initFor(req: { namespace: string; networkId?: string; vpcId?: string; adoptNamespace?: boolean }): () => RouterModel {
     return this.init(req);
   }
 
@@ -264,6 +265,9 @@ export class RouterEngine {
         reconcileL2Segment(host, m, previous); // an L2 network: links on the host, no namespace, no rules
         return;
       }
+      // only a namespace netns-router made (or whose router it stores, or adopts on request) is touched
+      const stored = this.store.has(m.namespace) || m.adoptedNamespace === true;
+      claimNamespace(m.namespace, { stored, adopt: m.adoptedNamespace === true });
       if (modelIsIdle(m)) {
         for (const mod of [...this.modules].reverse()) await mod.teardown?.(m, ctx);
         const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
@@ -277,7 +281,7 @@ export class RouterEngine {
       const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous), previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
       phases?.mark('compile');
-      applyPlumbing(host, plumbingPlan(m));
+      applyPlumbing(host, plumbingPlan(m), { adoptUnmarked: stored });
       phases?.mark('plumbing');
       const { ex, release } = this.executor(m.namespace);
       try {
@@ -335,8 +339,12 @@ export class RouterEngine {
     return t;
   }
 
-  private init(req: { namespace: string; networkId?: string; vpcId?: string }): () => RouterModel {
-    return () => (req.vpcId !== undefined ? emptyModel(req.namespace, 'vpc', req.vpcId) : emptyModel(req.namespace, 'network', req.networkId ?? ''));
+  private init(req: { namespace: string; networkId?: string; vpcId?: string; adoptNamespace?: boolean }): () => RouterModel {
+    return () => {
+      const m = req.vpcId !== undefined ? emptyModel(req.namespace, 'vpc', req.vpcId) : emptyModel(req.namespace, 'network', req.networkId ?? '');
+      if (req.adoptNamespace) m.adoptedNamespace = true;
+      return m;
+    };
   }
 
   // ── network lifecycle ────────────────────────────────────────────────────────────────────────────────

@@ -5,16 +5,18 @@
  * so a router would have nothing to do; upstream's namespace with an unaddressed veth only floods a dead port).
  *
  * The links are shared host objects, so a link netns-router creates here is marked with the alias
- * `netns-router:l2:<networkId>`: shutdown and destroy remove a link only when it carries that mark, and a bridge
- * only when nothing but the segment device is plugged into it (a VM still attached keeps it).
+ * `netns-router:l2 <networkId> <segment> <device>` (ownership.ts): shutdown and destroy remove a link only when
+ * it carries that mark, and a bridge only when nothing but the segment device is plugged into it (a VM still
+ * attached keeps it). Links someone else made are used as they are (plumbing.ts, ensureSegmentLinks).
  */
 import type { NetnsHandle } from '../netns/handle.js';
 import type { L2Model, RouterModel } from './model.js';
 import { attachNames } from './topology.js';
-import { ensureBridge, ensureSegment, type PlumbingReport, type SegmentLinks } from './plumbing.js';
+import { ensureSegmentLinks, type PlumbingReport, type SegmentLinks } from './plumbing.js';
+import { l2Mark } from './ownership.js';
 
 /** The mark of links made for L2 network `networkId`. */
-export const l2LinkAlias = (networkId: string): string => `netns-router:l2:${networkId}`;
+export const l2LinkAlias = (l2: L2Model): string => l2Mark(l2.networkId, l2.hostDev, l2.segment);
 
 function links(m: RouterModel, l2: L2Model): SegmentLinks {
   const n = attachNames('guest', m, l2.hostDev, l2.segment, l2.networkId);
@@ -26,11 +28,8 @@ export function applyL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): 
   const report: PlumbingReport = { createdNetns: false, links: [], addressesAdded: [], addressesRemoved: [], routesRemoved: [] };
   const hl = host.netlink;
   const a = links(m, l2);
-  ensureSegment(hl, a, report);
-  // an untagged segment on a host device that is itself a bridge (cloudbr0-style): that bridge is the segment
-  if (a.segment.kind === 'untagged' && hl.linkFind(a.hostDev)?.kind === 'bridge') return report;
-  ensureBridge(hl, a, report);
-  for (const l of report.links) if (l.action === 'created') hl.linkSet(l.name, { alias: l2LinkAlias(l2.networkId) });
+  ensureSegmentLinks(hl, a, report);
+  for (const l of report.links) if (l.action === 'created') hl.linkSet(l.name, { alias: l2LinkAlias(l2) });
   return report;
 }
 
@@ -38,7 +37,7 @@ export function applyL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): 
 export function removeL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): string[] {
   const hl = host.netlink;
   const a = links(m, l2);
-  const mark = l2LinkAlias(l2.networkId);
+  const mark = l2LinkAlias(l2);
   const removed: string[] = [];
   const br = hl.linkFind(a.bridge);
   if (br?.kind === 'bridge' && br.alias === mark) {

@@ -71,6 +71,11 @@ export interface RouterModel {
   portForwards: PortForwardModel[];
   /** Policy-routing tables created by custom actions (id → name). */
   pbrTables?: Record<string, string>;
+  /**
+   * The namespace existed before netns-router and was adopted on request (network-extension-details
+   * `adopt-namespace`), see ownership.ts. Set by the command that made the router; informative afterwards.
+   */
+  adoptedNamespace?: true;
   /** Slots for services and filtering modules (firewall, ACL, DHCP, metadata, LB). */
   extra?: Record<string, unknown>;
 }

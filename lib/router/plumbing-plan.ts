@@ -7,12 +7,17 @@ import type { Segment } from './segment.js';
 
 /** One attachment of the router namespace to a host bridge (a guest network/tier or a public VLAN). */
 export interface Attachment {
+  /** What the attachment is, for its links' ownership mark and messages ("guest 42 vlan://100 eth1"). */
+  role?: string;
   /** Host uplink device that carries the segment (guest.network.device / public.network.device). */
   hostDev: string;
   segment: Segment;
-  /** Name of the segment device on the host: `<dev>.<vlan>` for VLANs, the VXLAN device, or hostDev itself. */
+  /**
+   * Name of the segment device on the host: `<dev>.<vlan>` for VLANs, the VXLAN device, or hostDev itself. A
+   * device already carrying the segment under another name (made by the KVM agent, say) is used instead.
+   */
   segmentDev: string;
-  /** Host bridge `br<dev>-<vlan>`. */
+  /** Host bridge `br<dev>-<vlan>`, made when the segment device is in no bridge yet (else that bridge is used). */
   bridge: string;
   /** Host end of the veth (enslaved to the bridge). */
   hostVeth: string;
@@ -50,5 +55,9 @@ export interface PlumbingPlan {
   sysctls: Record<string, string | number>;
 }
 
-/** Prefixes of namespace links netns-router owns: stale ones (not in the plan) are removed on reconcile. */
-export const OWNED_NS_LINK_PREFIXES = ['vn-', 'vpn-'];
+/**
+ * Prefixes of the links netns-router makes in a router namespace: stale ones (not in the plan) are removed on
+ * reconcile. Host-end names appear there only while a veth pair is being made (both ends are created inside
+ * the namespace, marked, then the host end moves out), so one left by an interrupted run is stale too.
+ */
+export const OWNED_NS_LINK_PREFIXES = ['vn-', 'vpn-', 'vh-', 'vph-'];

@@ -5,16 +5,21 @@
  * (veths with our prefixes, addresses on our veths, routes we installed) are removed. Safe to re-run after any
  * partial failure: every step converges.
  */
-import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
+import { addNetns, deleteNetns, netnsExists, NetnsError } from '../netns/namespaces.js';
 import { NetnsHandle } from '../netns/handle.js';
 import { confKey } from '../netns/sysctl.js';
 import type { NetlinkHandle } from '../netlink/handle.js';
-import { isNotFound, NetlinkError } from '../netlink/errors.js';
+import type { Link, LinkSpec } from '../netlink/link.js';
+import { isExists } from '../netlink/errors.js';
 import { canonicalCidr } from '../netlink/handle.js';
 import { parsePrefix } from '../netlink/ip.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
 import { sendGratuitousArp } from './garp.js';
+import { segmentText } from './segment.js';
+import {
+  OwnershipError, claimNamespace, markCurrentNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
+} from './ownership.js';
 
 /** Routes we install carry this protocol number so that we only ever remove our own. */
 export const ROUTE_PROTO = 'static' as const;
@@ -38,60 +43,220 @@ export class PlumbingError extends Error {
   }
 }
 
-/** The links a segment needs on the host side (also used for L2 networks, which have no veth). */
+/** The links a segment needs on the host side (also all an L2 network has: no veth). */
 export type SegmentLinks = Pick<Attachment, 'hostDev' | 'segment' | 'segmentDev' | 'bridge'>;
 
-export function ensureSegment(host: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): void {
-  if (!host.linkFind(a.hostDev)) {
-    throw new PlumbingError(`host device "${a.hostDev}" does not exist (check guest.network.device / public.network.device)`);
+const segmentIs = (l: Link, a: SegmentLinks, hostDev: Link): boolean => {
+  if (a.segment.kind === 'vlan') {
+    return l.kind === 'vlan' && l.id === a.segment.id && (l.protocol ?? '802.1Q') === '802.1Q' &&
+      (l.parent === hostDev.name || l.parent === hostDev.index);
   }
+  return a.segment.kind === 'vxlan' && l.kind === 'vxlan' && l.vni === a.segment.vni;
+};
+
+function describeLink(l: Link): string {
+  if (l.kind === 'vlan') return `a VLAN ${l.id} device on ${String(l.parent)}`;
+  if (l.kind === 'vxlan') return `a VXLAN ${l.vni} device`;
+  return l.kind === 'device' ? 'a device' : `a ${l.kind}`;
+}
+
+/** A bridge or segment device may be used for a segment unless its mark says it is something else. */
+function checkSharedMark(l: Link, a: SegmentLinks, what: string): void {
+  const m = parseMark(l.alias);
+  if (!m || ((m.kind === 'segment' || m.kind === 'l2') && m.segment === segmentText(a.segment) && m.device === a.hostDev)) return;
+  throw new OwnershipError(`host link "${l.name}" (the ${what} netns-router needs for ${segmentText(a.segment)} on ${a.hostDev}) `
+    + `belongs to ${ownerText(l.alias)}; refusing to use or change it`);
+}
+
+/**
+ * How an attachment reaches its segment, decided without changing anything. The segment is the kernel's: a
+ * VLAN (parent, id) or VXLAN VNI can exist once, so a device that already carries it is used whatever its name
+ * (the KVM agent's, an older netns-router's), and the bridge it is a port of is the segment's bridge. Devices
+ * and bridges netns-router did not make are used as they are: never deleted, recreated or reconfigured — the
+ * only changes are bringing one up and joining a segment device that is in no bridge to the segment's bridge.
+ */
+interface SegmentWay {
+  /** The segment device: existing, or to be made with this spec (null: untagged on a bridge, no device). */
+  device: { existing: Link } | { create: LinkSpec } | null;
+  bridge: { existing: Link } | { create: string };
+  /** The device must join the bridge. */
+  enslave: boolean;
+}
+
+/** The device carrying the attachment's segment under any name (the kernel allows one per VLAN/VNI). */
+const findCarrier = (hl: NetlinkHandle, a: SegmentLinks, hostDev: Link): Link | undefined =>
+  hl.linkList({ kind: a.segment.kind === 'vlan' ? 'vlan' : 'vxlan' }).find((l) => segmentIs(l, a, hostDev));
+
+/**
+ * `search`: look for the segment under other names even when its own name is free (done when making it
+ * failed with EEXIST, so that the common path costs no dump of the host's links).
+ */
+function resolveSegment(hl: NetlinkHandle, a: SegmentLinks, search = false): SegmentWay {
+  const hostDev = hl.linkFind(a.hostDev);
+  if (!hostDev) throw new PlumbingError(`host device "${a.hostDev}" does not exist (check guest.network.device / public.network.device)`);
+  let dev: Link | undefined;
   if (a.segment.kind === 'untagged') {
-    host.linkSet(a.hostDev, { up: true });
-    return;
+    // a host device that is a bridge (cloudbr0-style) is the segment's bridge itself
+    if (hostDev.kind === 'bridge') return { device: null, bridge: { existing: hostDev }, enslave: false };
+    dev = hostDev;
+  } else {
+    const named = hl.linkFind(a.segmentDev);
+    dev = named && segmentIs(named, a, hostDev) ? named : named || search ? findCarrier(hl, a, hostDev) : undefined;
+    if (named && !dev) {
+      throw new OwnershipError(`host link "${a.segmentDev}" is ${describeLink(named)}, not the ${segmentText(a.segment)} device on ${a.hostDev} `
+        + `netns-router needs, and belongs to ${ownerText(named.alias)}; refusing to change it`);
+    }
+    if (dev) checkSharedMark(dev, a, 'segment device');
   }
-  const cur = host.linkFind(a.segmentDev);
-  if (cur && cur.kind !== a.segment.kind) {
-    throw new PlumbingError(`host link "${a.segmentDev}" exists but is a ${cur.kind}, not the ${a.segment.kind} device netns-router needs`);
+  const device: SegmentWay['device'] = dev ? { existing: dev } : {
+    create: a.segment.kind === 'vlan'
+      ? { kind: 'vlan', name: a.segmentDev, parent: a.hostDev, id: a.segment.id, up: true, alias: segmentMark(a.hostDev, a.segment) }
+      : { kind: 'vxlan', name: a.segmentDev, vni: (a.segment as { vni: number }).vni, dev: a.hostDev, dstPort: VXLAN_PORT, learning: true, up: true, alias: segmentMark(a.hostDev, a.segment) },
+  };
+  if (dev?.masterIndex !== undefined) {
+    const master = hl.linkGet(dev.masterIndex);
+    if (master.kind !== 'bridge') {
+      throw new OwnershipError(`host link "${dev.name}" (${segmentText(a.segment)} on ${a.hostDev}) is a port of "${master.name}", which is a ${master.kind}, not a bridge; refusing to move it`);
+    }
+    checkSharedMark(master, a, 'bridge');
+    return { device, bridge: { existing: master }, enslave: false };
   }
-  const action = a.segment.kind === 'vlan'
-    ? host.ensureLink({ kind: 'vlan', name: a.segmentDev, parent: a.hostDev, id: a.segment.id, up: true })
-    : host.ensureLink({ kind: 'vxlan', name: a.segmentDev, vni: a.segment.vni, dev: a.hostDev, dstPort: VXLAN_PORT, learning: true, up: true });
-  if (action !== 'unchanged') report.links.push({ name: a.segmentDev, action, where: 'host' });
+  const br = hl.linkFind(a.bridge);
+  if (!br) return { device, bridge: { create: a.bridge }, enslave: true };
+  if (br.kind !== 'bridge') {
+    throw new OwnershipError(`host link "${a.bridge}" is ${describeLink(br)}, not the bridge netns-router needs for ${segmentText(a.segment)} on ${a.hostDev}, and belongs to ${ownerText(br.alias)}; refusing to change it`);
+  }
+  checkSharedMark(br, a, 'bridge');
+  // joining the device must not bridge two segments together
+  const other = hl.linkList({ master: br.index }).find((l) => l.index !== dev?.index && (l.kind === 'vlan' || l.kind === 'vxlan' || l.kind === 'device'));
+  if (other) {
+    throw new OwnershipError(`host bridge "${a.bridge}" already carries "${other.name}" (${describeLink(other)}), not ${segmentText(a.segment)} on ${a.hostDev}; refusing to join another segment to it`);
+  }
+  return { device, bridge: { existing: br }, enslave: true };
 }
 
-export function ensureBridge(host: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): void {
-  const cur = host.linkFind(a.bridge);
-  if (cur && cur.kind !== 'bridge') {
-    // never delete a host device to make room for a bridge
-    throw new PlumbingError(`host link "${a.bridge}" exists but is a ${cur.kind}, not a bridge`);
+/** Carry out a resolved way; returns the bridge's name. */
+function applySegment(hl: NetlinkHandle, a: SegmentLinks, way: SegmentWay, report: PlumbingReport, searched = false): string {
+  let devIndex: number | undefined;
+  if (way.device && 'create' in way.device) {
+    try {
+      hl.linkAdd(way.device.create);
+    } catch (e) {
+      // the kernel holds the VLAN/VNI already, under another name: use that device (and its bridge)
+      if (!isExists(e) || searched) throw e;
+      return applySegment(hl, a, resolveSegment(hl, a, true), report, true);
+    }
+    report.links.push({ name: way.device.create.name, action: 'created', where: 'host' });
+  } else if (way.device) {
+    devIndex = way.device.existing.index;
+    if (!way.device.existing.up && !way.enslave) hl.linkSet(devIndex, { up: true });
   }
-  const action = host.ensureLink({ kind: 'bridge', name: a.bridge, up: true });
-  if (action !== 'unchanged') report.links.push({ name: a.bridge, action, where: 'host' });
-  const seg = host.linkGet(a.segmentDev);
-  const br = host.linkGet(a.bridge);
-  if (seg.masterIndex !== br.index || !seg.up) host.linkSet(seg.index, { master: br.index, up: true });
+  let bridge: string;
+  if ('create' in way.bridge) {
+    bridge = way.bridge.create;
+    hl.linkAdd({ kind: 'bridge', name: bridge, up: true, alias: segmentMark(a.hostDev, a.segment) });
+    report.links.push({ name: bridge, action: 'created', where: 'host' });
+  } else {
+    bridge = way.bridge.existing.name;
+    if (!way.bridge.existing.up) hl.linkSet(way.bridge.existing.index, { up: true });
+  }
+  if (way.enslave && way.device) hl.linkSet(devIndex ?? a.segmentDev, { master: bridge, up: true });
+  return bridge;
 }
 
-function ensureVeth(host: NetlinkHandle, ns: NetnsHandle, a: Attachment, report: PlumbingReport): void {
-  const hostEnd = host.linkFind(a.hostVeth);
-  const nsEnd = ns.netlink.linkFind(a.nsVeth);
-  const paired = hostEnd?.kind === 'veth' && nsEnd?.kind === 'veth' && hostEnd.peer.netnsId !== undefined &&
-    hostEnd.peer.index === nsEnd.index;
-  if (!paired) {
-    // Leftovers of an interrupted run (or a namespace re-created under an old host end): start clean.
-    if (hostEnd) host.linkDel(hostEnd.index, { ifExists: true });
-    if (nsEnd) ns.netlink.linkDel(nsEnd.index, { ifExists: true });
-    host.linkAdd({
-      kind: 'veth', name: a.hostVeth, master: a.bridge, up: true,
-      peer: { name: a.nsVeth, namespace: { fd: ns.fd }, up: true, ...(a.nsMac ? { mac: a.nsMac } : {}) },
-    });
+/** Make or find the segment's device and bridge (never changing links of others); returns the bridge's name. */
+export function ensureSegmentLinks(hl: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): string {
+  return applySegment(hl, a, resolveSegment(hl, a), report);
+}
+
+/** Host end of the pair and its peer in the router namespace point at each other. */
+function isPair(hostEnd: Link | undefined, nsEnd: Link | undefined): boolean {
+  return hostEnd?.kind === 'veth' && nsEnd?.kind === 'veth' && hostEnd.peer.netnsId !== undefined && nsEnd.peer.netnsId !== undefined &&
+    hostEnd.peer.index === nsEnd.index && nsEnd.peer.index === hostEnd.index;
+}
+
+interface VethState {
+  hostEnd?: Link;
+  nsEnd?: Link;
+  paired: boolean;
+}
+
+/**
+ * The attachment's veth ends as they are, after checking that the host end — if a link has its name — is this
+ * router's: marked for it, or (`adoptUnmarked`) unmarked and paired with its end in the router namespace.
+ */
+function vethState(hl: NetlinkHandle, nl: NetlinkHandle | undefined, netns: string, a: Attachment, adoptUnmarked: boolean): VethState {
+  const hostEnd = hl.linkFind(a.hostVeth);
+  const nsEnd = nl?.linkFind(a.nsVeth);
+  const paired = isPair(hostEnd, nsEnd);
+  if (hostEnd && !markedFor(hostEnd, netns) && !(adoptUnmarked && !hostEnd.alias && paired)) {
+    throw new OwnershipError(`host link "${a.hostVeth}" (needed by ${netns} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(hostEnd.alias)}; refusing to change or delete it`);
+  }
+  return { hostEnd, nsEnd, paired };
+}
+
+function ensureVeth(host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attachment, bridge: string, st: VethState, report: PlumbingReport): void {
+  const hl = host.netlink;
+  const nl = ns.netlink;
+  const mark = routerMark(netns, a.role ?? a.hostVeth);
+  const { hostEnd, nsEnd } = st;
+  if (!st.paired || !hostEnd || !nsEnd) {
+    // leftovers of an interrupted run, or a namespace re-made under an old host end (ours: vethState checked)
+    if (hostEnd) hl.linkDel(hostEnd.index, { ifExists: true });
+    if (nsEnd) nl.linkDel(nsEnd.index, { ifExists: true });
+    createVeth(host, ns, a, bridge, mark);
     report.links.push({ name: `${a.hostVeth}/${a.nsVeth}`, action: hostEnd || nsEnd ? 'recreated' : 'created', where: 'host' });
     return;
   }
-  const br = host.linkGet(a.bridge);
-  if (hostEnd.masterIndex !== br.index || !hostEnd.up) host.linkSet(hostEnd.index, { master: br.index, up: true });
-  if (a.nsMac && nsEnd.mac !== a.nsMac) ns.netlink.linkSet(nsEnd.index, { mac: a.nsMac });
-  if (!nsEnd.up) ns.netlink.linkSetUp(nsEnd.index);
+  const br = hl.linkGet(bridge);
+  const change: { master?: number; up?: boolean; alias?: string } = {};
+  if (hostEnd.masterIndex !== br.index) change.master = br.index;
+  if (!hostEnd.up) change.up = true;
+  if (hostEnd.alias !== mark) change.alias = mark; // a link of a version without marks gets its mark
+  if (Object.keys(change).length) hl.linkSet(hostEnd.index, change);
+  if (nsEnd.alias !== mark) nl.linkSet(nsEnd.index, { alias: mark });
+  if (a.nsMac && nsEnd.mac !== a.nsMac) nl.linkSet(nsEnd.index, { mac: a.nsMac });
+  if (!nsEnd.up) nl.linkSetUp(nsEnd.index);
+}
+
+/**
+ * Make the pair inside the router namespace, mark both ends, then move the host end out: it appears on the
+ * host already marked, and a name taken there meanwhile makes the move fail (EEXIST) instead of clobbering.
+ */
+function createVeth(host: NetnsHandle, ns: NetnsHandle, a: Attachment, bridge: string, mark: string): void {
+  const nl = ns.netlink;
+  nl.linkDel(a.hostVeth, { ifExists: true }); // stranded inside by an interrupted run
+  nl.linkAdd({ kind: 'veth', name: a.hostVeth, alias: mark, peer: { name: a.nsVeth, ...(a.nsMac ? { mac: a.nsMac } : {}) } });
+  nl.linkSet(a.nsVeth, { alias: mark });
+  try {
+    nl.linkSet(a.hostVeth, { namespace: { fd: host.fd } });
+  } catch (e) {
+    nl.linkDel(a.hostVeth, { ifExists: true });
+    const taken = isExists(e) ? host.netlink.linkFind(a.hostVeth) : undefined;
+    if (taken) throw new OwnershipError(`host link "${a.hostVeth}" (needed by ${ns.name} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(taken.alias)}; refusing to change or delete it`);
+    throw e;
+  }
+  host.netlink.linkSet(a.hostVeth, { master: bridge, up: true });
+  nl.linkSetUp(a.nsVeth);
+}
+
+/** Two attachments of one plan must not want one name for different things (a hash collision, or names
+ * upstream itself gives twice, e.g. one VLAN number on two devices of a VPC). */
+function checkPlanNames(plan: PlumbingPlan): void {
+  const seen = new Map<string, string>();
+  const claim = (name: string, what: string, same = what): void => {
+    const prev = seen.get(name);
+    if (prev === undefined) seen.set(name, same);
+    else if (prev !== same) throw new OwnershipError(`router ${plan.netns}: "${name}" would name both ${prev} and ${same}; refusing (see docs/contract.md, names)`);
+  };
+  for (const a of plan.attachments) {
+    const role = a.role ?? a.nsVeth;
+    claim(a.hostVeth, `the host veth of ${role}`);
+    claim(a.nsVeth, `the namespace veth of ${role}`);
+    const seg = `the ${segmentText(a.segment)} segment on ${a.hostDev}`;
+    if (a.segment.kind !== 'untagged') claim(a.segmentDev, seg);
+    claim(a.bridge, seg);
+  }
 }
 
 function ensureAddresses(ns: NetnsHandle, a: Attachment, report: PlumbingReport, newV4: string[]): void {
@@ -159,43 +324,52 @@ function ensureRoutes(ns: NetnsHandle, routes: PlanRoute[], report: PlumbingRepo
   }
 }
 
+export interface PlumbingOptions {
+  /**
+   * Unmarked host veth ends paired with this router's namespace ends are its own: links made by a version
+   * without marks (the engine sets this when the router's state is stored, or its namespace is adopted).
+   */
+  adoptUnmarked?: boolean;
+}
+
 /**
  * Apply the plan. `host` is the namespace where host-side plumbing lives (the caller's own, or the one named
- * by --host-netns). Returns what changed.
+ * by --host-netns). Every host object is checked before anything is changed: a name held by another router or
+ * by someone else fails the command with an OwnershipError naming the link and its owner. The namespace itself
+ * must have been claimed (ownership.ts claimNamespace) by the caller. Returns what changed.
  */
-export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingReport {
+export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan, opts: PlumbingOptions = {}): PlumbingReport {
   const report: PlumbingReport = { createdNetns: false, links: [], addressesAdded: [], addressesRemoved: [], routesRemoved: [] };
-  if (!netnsExists(plan.netns)) {
-    addNetns(plan.netns, { ifMissing: true });
-    report.createdNetns = true;
-  }
-  const ns = NetnsHandle.open(plan.netns);
+  checkPlanNames(plan);
+  const hl = host.netlink;
+  let ns = netnsExists(plan.netns) ? NetnsHandle.open(plan.netns) : undefined;
   try {
-    const hl = host.netlink;
+    // decide everything on the host first: a refusal changes nothing
+    const ways = plan.attachments.map((a) => resolveSegment(hl, a));
+    const veths = plan.attachments.map((a) => vethState(hl, ns?.netlink, plan.netns, a, opts.adoptUnmarked ?? false));
+    if (!ns) {
+      try {
+        addNetns(plan.netns, { init: () => markCurrentNamespace(plan.netns) });
+        report.createdNetns = true;
+      } catch (e) {
+        // made by someone else since we looked: theirs unless it carries our mark
+        if (!(e instanceof NetnsError && e.code === 'EEXIST')) throw e;
+        claimNamespace(plan.netns, { stored: false, adopt: false });
+      }
+      ns = NetnsHandle.open(plan.netns);
+    }
     const nl = ns.netlink;
     const lo = nl.linkGet('lo');
     if (!lo.up) nl.linkSetUp('lo');
     for (const [k, v] of Object.entries(plan.sysctls)) setSysctlIfDifferent(ns, k, v);
     const newV4: Array<[string, string]> = [];
-    for (const planned of plan.attachments) {
-      // an untagged segment on a host device that already is a bridge (cloudbr0-style): plug into it directly
-      const dev = planned.segment.kind === 'untagged' ? hl.linkFind(planned.hostDev) : undefined;
-      const a: Attachment = dev?.kind === 'bridge' ? { ...planned, bridge: planned.hostDev } : planned;
-      if (a.bridge === a.hostDev) {
-        hl.linkSet(a.hostDev, { up: true });
-        ensureVeth(hl, ns, a, report);
-        const added: string[] = [];
-        ensureAddresses(ns, a, report, added);
-        for (const ip of added) if (a.garp?.includes(ip)) newV4.push([a.nsVeth, ip]);
-        continue;
-      }
-      ensureSegment(hl, a, report);
-      ensureBridge(hl, a, report);
-      ensureVeth(hl, ns, a, report);
+    plan.attachments.forEach((a, i) => {
+      const bridge = applySegment(hl, a, ways[i], report);
+      ensureVeth(host, ns!, plan.netns, a, bridge, veths[i], report);
       const added: string[] = [];
-      ensureAddresses(ns, a, report, added);
+      ensureAddresses(ns!, a, report, added);
       for (const ip of added) if (a.garp?.includes(ip)) newV4.push([a.nsVeth, ip]);
-    }
+    });
     const keep = new Set(plan.attachments.map((a) => a.nsVeth));
     for (const l of nl.linkList()) {
       if (keep.has(l.name) || !OWNED_NS_LINK_PREFIXES.some((p) => l.name.startsWith(p))) continue;
@@ -211,31 +385,24 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
       }
     }
   } finally {
-    ns.close();
+    ns?.close();
   }
   return report;
 }
 
 /**
- * Remove a router's attachments: their veth pairs (deleting one end removes both). Host bridges and segment
- * devices stay (other routers may use them). With `deleteNamespace`, the namespace goes too.
+ * Remove a router's attachments: the namespace ends of their veth pairs (the host ends go with them; a host
+ * link of the same name that is not their peer is never touched). Host bridges and segment devices stay
+ * (other routers and the hypervisor's VMs may use them). With `deleteNamespace`, the namespace goes too; the
+ * caller must have claimed it (ownership.ts).
  */
-export function removePlumbing(host: NetnsHandle, netns: string, attachments: Attachment[], opts: { deleteNamespace: boolean }): void {
-  const hl = host.netlink;
-  for (const a of attachments) {
-    try {
-      hl.linkDel(a.hostVeth, { ifExists: true });
-    } catch (e) {
-      if (!(e instanceof NetlinkError) || !isNotFound(e)) throw e;
-    }
+export function removePlumbing(_host: NetnsHandle, netns: string, attachments: Attachment[], opts: { deleteNamespace: boolean }): void {
+  if (!netnsExists(netns)) return;
+  const ns = NetnsHandle.open(netns);
+  try {
+    for (const a of attachments) ns.netlink.linkDel(a.nsVeth, { ifExists: true });
+  } finally {
+    ns.close();
   }
-  if (netnsExists(netns)) {
-    const ns = NetnsHandle.open(netns);
-    try {
-      for (const a of attachments) ns.netlink.linkDel(a.nsVeth, { ifExists: true });
-    } finally {
-      ns.close();
-    }
-    if (opts.deleteNamespace) deleteNetns(netns, { ifExists: true });
-  }
+  if (opts.deleteNamespace) deleteNetns(netns, { ifExists: true });
 }

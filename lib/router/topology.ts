@@ -5,8 +5,8 @@
 import type { RouterModel, TierModel, PublicIpModel } from './model.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import type { NatPlan } from './ruleset.js';
-import { guestLinkNames, publicLinkNames, type SegmentLinkNames } from './names.js';
-import type { Segment } from './segment.js';
+import { bridgeName, segmentDeviceName, vethNames } from './names.js';
+import { segmentText, type Segment } from './segment.js';
 import { createHash } from 'node:crypto';
 
 /** Deterministic, locally administered unicast MAC for a router interface (stable across re-creation). */
@@ -16,13 +16,20 @@ export function stableMac(namespace: string, ifname: string): string {
   return Array.from(h.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Our attachment names; an untagged segment joins the host device to bridge `br<dev>-u` (the issue's
- * contract: "the device itself joins the bridge"), so that no host device is ever turned into a bridge. */
-export function attachNames(kind: 'guest' | 'public', m: RouterModel, dev: string, seg: Segment, networkId?: string): { segmentDev: string; bridge: string; hostVeth: string; nsVeth: string } {
-  const ref = m.kind === 'vpc' ? { vpcId: m.nameId, networkId: networkId ?? m.nameId } : { networkId: networkId ?? m.nameId };
-  const n: SegmentLinkNames = kind === 'guest' ? guestLinkNames(ref, seg, dev) : publicLinkNames(ref, seg, dev);
-  const bridge = seg.kind === 'untagged' ? `br${dev}-u`.slice(0, 15) : n.bridge;
-  return { segmentDev: n.segmentDevice ?? dev, bridge, hostVeth: n.vethHost, nsVeth: n.vethNs };
+export interface AttachNames { role: string; segmentDev: string; bridge: string; hostVeth: string; nsVeth: string }
+
+/** Our attachment names (names.ts); an untagged segment joins the host device to bridge `br<dev>-u` (the
+ * issue's contract: "the device itself joins the bridge"), so that no host device is ever turned into a bridge. */
+export function attachNames(kind: 'guest' | 'public', m: RouterModel, dev: string, seg: Segment, networkId?: string): AttachNames {
+  const v = vethNames({
+    role: kind, namespace: m.namespace, routerId: m.nameId, segment: seg, device: dev,
+    ...(kind === 'guest' ? { networkId: networkId ?? m.nameId } : {}),
+  });
+  const where = `${segmentText(seg)} ${dev}`;
+  return {
+    role: kind === 'guest' ? `guest ${networkId ?? m.nameId} ${where}` : `public ${where}`,
+    segmentDev: segmentDeviceName(dev, seg) ?? dev, bridge: bridgeName(dev, seg), hostVeth: v.host, nsVeth: v.ns,
+  };
 }
 const guestNames = (m: RouterModel, t: TierModel) => attachNames('guest', m, t.hostDev, t.segment, t.networkId);
 const publicNames = (m: RouterModel, p: PublicIpModel) => attachNames('public', m, p.hostDev, p.segment);
@@ -33,7 +40,7 @@ export function tierAttachment(m: RouterModel, t: TierModel): Attachment {
   const addresses = [`${t.extensionIp}/${prefixLen}`];
   if (t.ip6Gateway && t.ip6Cidr) addresses.push(`${t.ip6Gateway}/${t.ip6Cidr.split('/')[1]}`);
   return {
-    hostDev: t.hostDev, segment: t.segment, segmentDev: n.segmentDev, bridge: n.bridge,
+    role: n.role, hostDev: t.hostDev, segment: t.segment, segmentDev: n.segmentDev, bridge: n.bridge,
     hostVeth: n.hostVeth, nsVeth: n.nsVeth, addresses, disableIpv6: !(t.ip6Gateway && t.ip6Cidr),
     nsMac: stableMac(m.namespace, n.nsVeth), garp: [t.extensionIp],
   };
@@ -43,10 +50,10 @@ export function tierAttachment(m: RouterModel, t: TierModel): Attachment {
 export function publicAttachments(m: RouterModel): Attachment[] {
   const groups = new Map<string, PublicIpModel[]>();
   for (const p of Object.values(m.publicIps)) {
-    const n = publicNames(m, p);
-    const list = groups.get(n.nsVeth) ?? [];
+    const key = `${p.hostDev} ${segmentText(p.segment)}`;
+    const list = groups.get(key) ?? [];
     list.push(p);
-    groups.set(n.nsVeth, list);
+    groups.set(key, list);
   }
   const out: Attachment[] = [];
   for (const ips of groups.values()) {
@@ -54,7 +61,7 @@ export function publicAttachments(m: RouterModel): Attachment[] {
     const n = publicNames(m, p0);
     const sorted = [...ips].sort((a, b) => a.ip.localeCompare(b.ip));
     out.push({
-      hostDev: p0.hostDev, segment: p0.segment, segmentDev: n.segmentDev, bridge: n.bridge,
+      role: n.role, hostDev: p0.hostDev, segment: p0.segment, segmentDev: n.segmentDev, bridge: n.bridge,
       hostVeth: n.hostVeth, nsVeth: n.nsVeth, disableIpv6: true, nsMac: stableMac(m.namespace, n.nsVeth),
       addresses: sorted.map((p) => `${p.ip}/${p.prefixLen}`),
       garp: sorted.map((p) => p.ip),

@@ -72,7 +72,7 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
     const { host } = topology(s);
     const plan: PlumbingPlan = {
       netns: router,
-      attachments: [{ hostDev: 'eth0', segment: { kind: 'vxlan', vni: 5001 }, segmentDev: 'vxlan5001', bridge: 'breth0-5001', hostVeth: 'vh-5001-2', nsVeth: 'vn-5001-2', addresses: ['10.2.0.1/24'], disableIpv6: false }],
+      attachments: [{ hostDev: 'eth0', segment: { kind: 'vxlan', vni: 5001 }, segmentDev: 'vxlan5001', bridge: 'breth0-5001', hostVeth: 'vh-5001-2', nsVeth: 'vn-5001-2', nsMac: '02:00:00:50:01:02', addresses: ['10.2.0.1/24'], disableIpv6: false }],
       routes: [],
       sysctls: { 'net.ipv4.ip_forward': 1 },
     };
@@ -81,13 +81,27 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
     assert.is(vx.kind, 'vxlan');
     assert.is((vx as { vni: number }).vni, 5001);
     assert.is(vx.master, 'breth0-5001');
-    // simulate a crash that left only the host end: delete the namespace (both veth ends die) and add junk
+    const mark = host.netlink.linkGet('vh-5001-2').alias!;
+    assert.match(mark, `netns-router:router ${router} `, 'the host end carries the router\'s mark');
+    // a host end of ours that lost its peer (marked, paired with something else) is replaced
     host.netlink.linkDel('vh-5001-2');
-    host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'junk-peer' } });
+    host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', alias: mark, peer: { name: 'junk-peer' } });
     applyPlumbing(host, plan);
     const vm = addVm(s, host, 'breth0-5001', '10.2.0.9/24');
     assert.ok(ping(vm.ns, '10.2.0.1'), 'converged after the leftover host end was replaced');
     assert.equal(host.netlink.linkFind('junk-peer'), undefined);
+    // a crash between making the pair inside the namespace and moving the host end out: both ends inside
+    const ns = s.handle(router);
+    host.netlink.linkDel('vh-5001-2');
+    ns.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'vn-5001-2' } });
+    applyPlumbing(host, plan);
+    assert.equal(ns.netlink.linkFind('vh-5001-2'), undefined, 'the stranded host end inside the namespace is gone');
+    assert.ok(ping(vm.ns, '10.2.0.1'), 'converged after a pair stranded inside the namespace');
+    // an unmarked link of the same name (not ours) is refused and left alone
+    host.netlink.linkDel('vh-5001-2');
+    host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'other-peer' } });
+    assert.throws(() => applyPlumbing(host, plan), /host link "vh-5001-2" .*no netns-router mark/);
+    assert.ok(host.netlink.linkFind('other-peer'), 'the foreign pair is untouched');
   } finally {
     s.cleanup();
   }

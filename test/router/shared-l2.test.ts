@@ -186,7 +186,8 @@ test('L2 network over VXLAN: the segment and bridge only; VMs reach each other, 
     const vx = h.netlink.linkGet(`vxlan${vni}`);
     assert.is(br.kind, 'bridge');
     assert.equal([vx.kind, (vx as { vni?: number }).vni, vx.masterIndex], ['vxlan', vni, br.index], 'the VXLAN device in the bridge');
-    assert.equal([br.alias, vx.alias], [l2LinkAlias(id), l2LinkAlias(id)], 'both marked as made for this network');
+    const mark = l2LinkAlias({ networkId: id, hostDev: 'eth1', segment: { kind: 'vxlan', vni } } as Parameters<typeof l2LinkAlias>[0]);
+    assert.equal([br.alias, vx.alias], [mark, mark], 'both marked as made for this network');
     assert.not.ok(netnsExists(ns), 'no router namespace');
     assert.equal(h.netlink.linkList().filter((l) => l.masterIndex === br.index).map((l) => l.name), [`vxlan${vni}`], 'no router port in the bridge');
 
@@ -274,7 +275,7 @@ test('L2 network untagged: the uplink joins a bridge of ours; VMs reach the phys
     const bridge = 'breth3-u';
     ok(cs.send('implement-network', network), 'implement-network untagged l2');
     const br = h.netlink.linkGet(bridge);
-    assert.is(br.alias, l2LinkAlias(id));
+    assert.is(br.alias, l2LinkAlias({ networkId: id, hostDev: 'eth3', segment: { kind: 'untagged' } } as Parameters<typeof l2LinkAlias>[0]));
     assert.is(h.netlink.linkGet('eth3').masterIndex, br.index, 'the uplink is in the bridge');
     const guest = addVm(s, h, bridge, `192.0.2.${50 + Math.floor(Math.random() * 100)}/24`);
     assert.ok(ping(guest.ns, '192.0.2.1'), 'a VM reaches the physical segment through the bridge');

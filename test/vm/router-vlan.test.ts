@@ -94,8 +94,8 @@ test('L2 network on an 802.1Q VLAN: VLAN device and bridge only, marked as ours;
     const net = { networkId: '78', namespace: s.track('cs-net-78'), guestType: 'l2' as const, segment: { kind: 'vlan' as const, id: 300 } };
     await engine.implementNetwork({ command: 'implement-network', ...net });
     const sub = h.netlink.linkGet('eth1.300');
-    assert.equal([sub.kind, (sub as { id: number }).id, sub.master, sub.alias], ['vlan', 300, 'breth1-300', 'netns-router:l2:78']);
-    assert.is(h.netlink.linkGet('breth1-300').alias, 'netns-router:l2:78');
+    assert.equal([sub.kind, (sub as { id: number }).id, sub.master, sub.alias], ['vlan', 300, 'breth1-300', 'netns-router:l2 78 vlan://300 eth1']);
+    assert.is(h.netlink.linkGet('breth1-300').alias, 'netns-router:l2 78 vlan://300 eth1');
     assert.not.ok(netnsExists('cs-net-78'), 'no router namespace for an L2 network');
     // a VM on the host bridge
     const vmNs = s.ns('vm');

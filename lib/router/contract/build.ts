@@ -39,6 +39,24 @@ function detailsNamespace(ctx: BuildContext): string | undefined {
 }
 
 /**
+ * network-extension-details `adopt-namespace` (ours, not upstream's): "true" lets the command take over a
+ * router namespace netns-router did not create (ownership.ts); absent or "false" refuses such a namespace.
+ */
+function adoptNamespace(ctx: BuildContext): boolean {
+  const key = 'network-extension-details.adopt-namespace';
+  const v = ctx.networkDetails['adopt-namespace'];
+  if (v === undefined || v === null || v === '') return false;
+  if (typeof v === 'boolean') return v;
+  if (typeof v !== 'string') throw new UsageError(`${key}: expected "true" or "false"`, key);
+  try {
+    return parseBool(v);
+  } catch (e) {
+    if (e instanceof BadValue) throw new UsageError(`${key}: ${e.message}`, key);
+    throw e;
+  }
+}
+
+/**
  * Upstream parse_args: a VPC tier always lives in cs-vpc-<vpcId>; an isolated/shared network in
  * the namespace named by network-extension-details, else cs-net-<networkId>.
  */
@@ -48,6 +66,7 @@ function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
   const namespace = vpcId !== undefined ? routerNamespace({ vpcId }) : detailsNamespace(ctx) ?? routerNamespace({ networkId });
   const t: NetworkTarget = { networkId, namespace };
   if (vpcId !== undefined) t.vpcId = vpcId;
+  if (adoptNamespace(ctx)) t.adoptNamespace = true;
   const guestType = r.opt('guest_type', parseGuestType);
   if (guestType) t.guestType = guestType;
   const networkState = r.opt('network_state', parseNetworkState);
@@ -60,7 +79,9 @@ function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
 /** Upstream parse_vpc_args: namespace from network-extension-details, else cs-vpc-<vpcId>. */
 function vpcTarget(r: FieldReader, ctx: BuildContext): VpcTarget {
   const vpcId = r.req('vpc_id', parseId);
-  return { vpcId, namespace: detailsNamespace(ctx) ?? routerNamespace({ vpcId }) };
+  const t: VpcTarget = { vpcId, namespace: detailsNamespace(ctx) ?? routerNamespace({ vpcId }) };
+  if (adoptNamespace(ctx)) t.adoptNamespace = true;
+  return t;
 }
 
 function assign<T extends object, K extends string, V>(obj: T, key: K, v: V | undefined): void {

@@ -43,6 +43,8 @@ export interface NetworkTarget {
   /** Present for VPC tiers: the router is then the VPC's namespace. */
   vpcId?: string;
   namespace: string;
+  /** network-extension-details adopt-namespace=true: a namespace netns-router did not create may be taken over. */
+  adoptNamespace?: true;
   guestType?: GuestType;
   networkState?: NetworkState;
   zoneId?: string;
@@ -52,6 +54,8 @@ export interface NetworkTarget {
 export interface VpcTarget {
   vpcId: string;
   namespace: string;
+  /** As NetworkTarget.adoptNamespace. */
+  adoptNamespace?: true;
 }
 
 /** Guest-side addressing that network-level commands may carry (all optional on the wire). */

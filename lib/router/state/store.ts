@@ -4,7 +4,7 @@
  * directory, so a crash at any point leaves either the old or the new file, never a mix; temp files of a
  * crashed writer are removed by the next save. Saves happen with the router's engine lock held (`lock()`).
  */
-import { mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
@@ -54,6 +54,11 @@ export class StateStore {
   load(ns: string): RouterModel | undefined {
     const text = this.read(ns);
     return text === undefined ? undefined : this.parse(ns, text);
+  }
+
+  /** True when a state is saved for the router (without reading it). */
+  has(ns: string): boolean {
+    return existsSync(this.pathOf(ns));
   }
 
   /** The saved state file's text, or undefined when none was saved. */
