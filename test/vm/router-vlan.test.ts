@@ -115,4 +115,68 @@ test('L2 network on an 802.1Q VLAN: VLAN device and bridge only, marked as ours;
   }
 });
 
+test('802.1Q ownership: a VLAN the kernel already holds under another name is used as is; a misnamed device and upstream\'s double name are refused', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-vlan-own-'));
+  try {
+    const hostNs = s.ns('host');
+    const trunkNs = s.ns('trunk');
+    const h = s.handle(hostNs);
+    h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'sw0', namespace: { netns: trunkNs }, up: true } });
+    const t = s.handle(trunkNs);
+    const taggedVm = (id: number, ip: string, gw: string): string => {
+      const ns = s.ns(`v${id}`);
+      t.netlink.linkAdd({ kind: 'vlan', name: `t${id}`, parent: 'sw0', id, namespace: { netns: ns } });
+      const v = s.handle(ns);
+      v.netlink.linkSetUp('lo');
+      v.netlink.linkSetUp(`t${id}`);
+      v.netlink.addrAdd({ dev: `t${id}`, address: ip });
+      v.netlink.routeReplace({ dst: 'default', via: gw });
+      return ns;
+    };
+    const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    const implement = (id: string, vlan: number, octet: number) => engine.implementNetwork({
+      command: 'implement-network', networkId: id, namespace: s.track(`cs-net-${id}`), segment: { kind: 'vlan', id: vlan },
+      gateway: `10.${octet}.0.1`, cidr: cidr(`10.${octet}.0.0/24`),
+    });
+
+    // the KVM agent's VLAN 300 under its own names: vlan300 in cloudbr300
+    h.netlink.linkAdd({ kind: 'bridge', name: 'cloudbr300', up: true });
+    h.netlink.linkAdd({ kind: 'vlan', name: 'vlan300', parent: 'eth1', id: 300, master: 'cloudbr300', up: true });
+    await implement('30', 300, 30);
+    assert.is(h.netlink.linkFind('eth1.300'), undefined, 'no second device for VLAN 300 (the kernel would refuse it)');
+    assert.is(h.netlink.linkFind('breth1-300'), undefined, 'the agent\'s bridge is the segment\'s bridge');
+    assert.is(h.netlink.linkGet('vlan300').alias, undefined, 'the agent\'s device is not marked');
+    assert.ok(pings(taggedVm(300, '10.30.0.10/24', '10.30.0.1'), '10.30.0.1'), 'a VM on VLAN 300 reaches the router');
+
+    // VLAN 302 held by a device in no bridge: it joins a bridge of ours
+    h.netlink.linkAdd({ kind: 'vlan', name: 'agent302', parent: 'eth1', id: 302, up: true });
+    await implement('32', 302, 32);
+    assert.is(h.netlink.linkGet('agent302').master, 'breth1-302');
+    assert.ok(pings(taggedVm(302, '10.32.0.10/24', '10.32.0.1'), '10.32.0.1'));
+
+    // eth1.301 is a VLAN 999 device: not ours to change, and VLAN 301 cannot be made under its name
+    h.netlink.linkAdd({ kind: 'vlan', name: 'eth1.301', parent: 'eth1', id: 999 });
+    const err = await implement('31', 301, 31).catch((e: unknown) => e);
+    assert.match(String(err), 'host link "eth1.301" is a VLAN 999 device on eth1, not the vlan://301 device on eth1');
+    assert.is((h.netlink.linkGet('eth1.301') as { id: number }).id, 999);
+
+    // network 8 and VPC 8 on public VLAN 200: upstream names both vph-200-8; the second is refused
+    const up = taggedVm(200, '198.18.0.1/24', '198.18.0.254');
+    const n8 = { networkId: '8', namespace: s.track('cs-net-8') };
+    await implement('8', 108, 108);
+    await engine.assignIp({ command: 'assign-ip', ...n8, publicIp: { ip: '198.18.0.8', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
+    assert.ok(pings(up, '198.18.0.8'));
+    const refused = await engine.implementVpc({
+      command: 'implement-vpc', vpcId: '8', namespace: s.track('cs-vpc-8'), vpcCidr: cidr('10.88.0.0/16'),
+      publicIp: { ip: '198.18.0.88', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true },
+    }).catch((e: unknown) => e);
+    assert.match(String(refused), 'host link "vph-200-8" (needed by cs-vpc-8 for public vlan://200 eth1) belongs to router cs-net-8');
+    assert.ok(pings(up, '198.18.0.8'), 'network 8 keeps its public interface');
+  } finally {
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
