@@ -135,38 +135,41 @@ function resolveSegment(hl: NetlinkHandle, a: SegmentLinks, search = false): Seg
   return { device, bridge: { existing: br }, enslave: true };
 }
 
-/** Carry out a resolved way; returns the bridge's name. */
-function applySegment(hl: NetlinkHandle, a: SegmentLinks, way: SegmentWay, report: PlumbingReport, searched = false): string {
-  let devIndex: number | undefined;
-  if (way.device && 'create' in way.device) {
-    try {
+/**
+ * Carry out a resolved way; returns the bridge. A creation that fails with EEXIST means another command (a
+ * router on the same segment, in parallel) or the kernel (the VLAN/VNI held under another name) got there
+ * first: the way is resolved again, searching, and carried out once more.
+ */
+function applySegment(hl: NetlinkHandle, a: SegmentLinks, way: SegmentWay, report: PlumbingReport, again = false): { name: string; index: number } {
+  try {
+    let devIndex: number | undefined;
+    if (way.device && 'create' in way.device) {
       hl.linkAdd(way.device.create);
-    } catch (e) {
-      // the kernel holds the VLAN/VNI already, under another name: use that device (and its bridge)
-      if (!isExists(e) || searched) throw e;
-      return applySegment(hl, a, resolveSegment(hl, a, true), report, true);
+      report.links.push({ name: way.device.create.name, action: 'created', where: 'host' });
+    } else if (way.device) {
+      devIndex = way.device.existing.index;
+      if (!way.device.existing.up && !way.enslave) hl.linkSet(devIndex, { up: true });
     }
-    report.links.push({ name: way.device.create.name, action: 'created', where: 'host' });
-  } else if (way.device) {
-    devIndex = way.device.existing.index;
-    if (!way.device.existing.up && !way.enslave) hl.linkSet(devIndex, { up: true });
+    let bridge: { name: string; index: number };
+    if ('create' in way.bridge) {
+      hl.linkAdd({ kind: 'bridge', name: way.bridge.create, up: true, alias: segmentMark(a.hostDev, a.segment) });
+      report.links.push({ name: way.bridge.create, action: 'created', where: 'host' });
+      bridge = { name: way.bridge.create, index: hl.indexOf(way.bridge.create) };
+    } else {
+      bridge = way.bridge.existing;
+      if (!way.bridge.existing.up) hl.linkSet(bridge.index, { up: true });
+    }
+    if (way.enslave && way.device) hl.linkSet(devIndex ?? a.segmentDev, { master: bridge.index, up: true });
+    return bridge;
+  } catch (e) {
+    if (!isExists(e) || again) throw e;
+    return applySegment(hl, a, resolveSegment(hl, a, true), report, true);
   }
-  let bridge: string;
-  if ('create' in way.bridge) {
-    bridge = way.bridge.create;
-    hl.linkAdd({ kind: 'bridge', name: bridge, up: true, alias: segmentMark(a.hostDev, a.segment) });
-    report.links.push({ name: bridge, action: 'created', where: 'host' });
-  } else {
-    bridge = way.bridge.existing.name;
-    if (!way.bridge.existing.up) hl.linkSet(way.bridge.existing.index, { up: true });
-  }
-  if (way.enslave && way.device) hl.linkSet(devIndex ?? a.segmentDev, { master: bridge, up: true });
-  return bridge;
 }
 
 /** Make or find the segment's device and bridge (never changing links of others); returns the bridge's name. */
 export function ensureSegmentLinks(hl: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): string {
-  return applySegment(hl, a, resolveSegment(hl, a), report);
+  return applySegment(hl, a, resolveSegment(hl, a), report).name;
 }
 
 /** Host end of the pair and its peer in the router namespace point at each other. */
@@ -195,7 +198,9 @@ function vethState(hl: NetlinkHandle, nl: NetlinkHandle | undefined, netns: stri
   return { hostEnd, nsEnd, paired };
 }
 
-function ensureVeth(host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attachment, bridge: string, st: VethState, report: PlumbingReport): void {
+function ensureVeth(
+  host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attachment, bridge: { name: string; index: number }, st: VethState, report: PlumbingReport,
+): void {
   const hl = host.netlink;
   const nl = ns.netlink;
   const mark = routerMark(netns, a.role ?? a.hostVeth);
@@ -204,13 +209,12 @@ function ensureVeth(host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attach
     // leftovers of an interrupted run, or a namespace re-made under an old host end (ours: vethState checked)
     if (hostEnd) hl.linkDel(hostEnd.index, { ifExists: true });
     if (nsEnd) nl.linkDel(nsEnd.index, { ifExists: true });
-    createVeth(host, ns, a, bridge, mark);
+    createVeth(host, ns, a, bridge.index, mark);
     report.links.push({ name: `${a.hostVeth}/${a.nsVeth}`, action: hostEnd || nsEnd ? 'recreated' : 'created', where: 'host' });
     return;
   }
-  const br = hl.linkGet(bridge);
   const change: { master?: number; up?: boolean; alias?: string } = {};
-  if (hostEnd.masterIndex !== br.index) change.master = br.index;
+  if (hostEnd.masterIndex !== bridge.index) change.master = bridge.index;
   if (!hostEnd.up) change.up = true;
   if (hostEnd.alias !== mark) change.alias = mark; // a link of a version without marks gets its mark
   if (Object.keys(change).length) hl.linkSet(hostEnd.index, change);
@@ -223,7 +227,7 @@ function ensureVeth(host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attach
  * Make the pair inside the router namespace, mark both ends, then move the host end out: it appears on the
  * host already marked, and a name taken there meanwhile makes the move fail (EEXIST) instead of clobbering.
  */
-function createVeth(host: NetnsHandle, ns: NetnsHandle, a: Attachment, bridge: string, mark: string): void {
+function createVeth(host: NetnsHandle, ns: NetnsHandle, a: Attachment, bridge: number, mark: string): void {
   const nl = ns.netlink;
   nl.linkDel(a.hostVeth, { ifExists: true }); // stranded inside by an interrupted run
   nl.linkAdd({ kind: 'veth', name: a.hostVeth, alias: mark, peer: { name: a.nsVeth, ...(a.nsMac ? { mac: a.nsMac } : {}) } });

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { addNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { RouterEngine } from '../../lib/router/engine.js';
@@ -72,6 +72,29 @@ test('VXLAN public segments: networks 4096/4097 (vxlan://100000) and 300/301 (vx
       assert.ok(ping(peer.ns, ip), `the public segment reaches ${ns} (${ip})`);
     }
   }
+}));
+
+test('parallel commands of six routers on one fresh public segment: all succeed, each keeps its own veth', async () => withHost(async (e) => {
+  const g = ['--host-netns', e.hostNs, '--state-dir', join(e.dir, 'state'), '--log-file', join(e.dir, 'log')];
+  const run = (...a: string[]) => new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [CLI, ...a, ...g], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    c.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    c.on('close', (status) => resolve({ status, stderr }));
+  });
+  const ids = ['601', '602', '603', '604', '605', '606'];
+  for (const id of ids) e.s.track(`cs-net-${id}`);
+  let rs = await Promise.all(ids.map((id) => run('implement-network', '--network-id', id, '--vlan', `vxlan://${id}`, '--gateway', '10.9.0.1', '--cidr', '10.9.0.0/24')));
+  for (const r of rs) assert.is(r.status, 0, r.stderr);
+  rs = await Promise.all(ids.map((id) => run('assign-ip', '--network-id', id, '--public-ip', `198.51.100.${Number(id) - 580}`, '--public-vlan', 'vxlan://66',
+    '--public-gateway', '198.51.100.1', '--public-cidr', '198.51.100.0/24', '--source-nat', 'true')));
+  for (const r of rs) assert.is(r.status, 0, r.stderr);
+  const peer = addVm(e.s, e.h, 'brvx-66', '198.51.100.1/24');
+  for (const id of ids) {
+    assert.ok(ping(peer.ns, `198.51.100.${Number(id) - 580}`), `network ${id} answers`);
+    assert.match(e.h.netlink.linkGet(`vph-x66-${id}`).alias ?? '', `netns-router:router cs-net-${id} `);
+  }
+  assert.is(e.h.netlink.linkList({ kind: 'vxlan' }).filter((l) => (l as { vni: number }).vni === 66).length, 1, 'one VXLAN device for the segment');
 }));
 
 test('names upstream gives twice (network 8 and VPC 8 on vxlan://5 → vph-x5-8): the second is refused, the first keeps working', () => withHost((e) => {
