@@ -63,6 +63,11 @@ export const RTM_GETNEIGH = 30;
 export const RTM_NEWRULE = 32;
 export const RTM_DELRULE = 33;
 export const RTM_GETRULE = 34;
+export const RTM_NEWNSID = 88;
+export const RTM_GETNSID = 90;
+/** enum netnsa_attrs (linux/net_namespace.h) */
+export const NETNSA_NSID = 1;
+export const NETNSA_FD = 3;
 
 /** Human name of an rtnetlink message type, for error messages. */
 export const RTM_NAMES: Record<number, string> = {
@@ -70,5 +75,5 @@ export const RTM_NAMES: Record<number, string> = {
   20: 'RTM_NEWADDR', 21: 'RTM_DELADDR', 22: 'RTM_GETADDR',
   24: 'RTM_NEWROUTE', 25: 'RTM_DELROUTE', 26: 'RTM_GETROUTE',
   28: 'RTM_NEWNEIGH', 29: 'RTM_DELNEIGH', 30: 'RTM_GETNEIGH',
-  32: 'RTM_NEWRULE', 33: 'RTM_DELRULE', 34: 'RTM_GETRULE',
+  32: 'RTM_NEWRULE', 33: 'RTM_DELRULE', 34: 'RTM_GETRULE', 88: 'RTM_NEWNSID', 90: 'RTM_GETNSID',
 };

@@ -9,7 +9,7 @@ import { NetlinkSocket, type NlMessage, type NlRequest, type NetlinkSocketOption
 import {
   NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE,
   RTM_DELRULE, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK,
-  RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK,
+  RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK, RTM_GETNSID, RTM_NEWNSID, NETNSA_FD, NETNSA_NSID,
 } from './constants.js';
 import { NetlinkError, NetlinkProtocolError, isNotFound } from './errors.js';
 import type { Link, LinkSpec, LinkChange, NetnsRef } from './link.js';
@@ -18,7 +18,7 @@ import {
   IFLA, decodeLink, encodeBridgeChange, encodeLinkChange, encodeLinkCreate, encodeLinkDump, encodeLinkRef,
   type BridgeOptions, type NsFds, type RawLink,
 } from './link-codec.js';
-import { parseAttrs } from './attrs.js';
+import { NlWriter, parseAttrs } from './attrs.js';
 import { decodeBridgeVlans, encodeBridgeVlan, encodeBridgeVlanDump, type BridgeVlan, type BridgeVlanSpec } from './bridge-vlan.js';
 import { broadcastOf, decodeAddress, encodeAddress, encodeAddressDump, encodedPrefixLen, type Address, type AddressSpec } from './address.js';
 import { decodeRoute, encodeRoute, encodeRouteDump, tableId, type Route, type RouteSpec } from './route.js';
@@ -260,6 +260,20 @@ export class NetlinkHandle {
     } finally {
       ns.close();
     }
+  }
+
+  /**
+   * The id this namespace knows another namespace (open on `fd`) by — what links whose peer or parent lives
+   * there report as `peer.netnsId` / `linkNetnsId` — or undefined when none is assigned (RTM_GETNSID).
+   */
+  netnsIdOf(fd: number): number | undefined {
+    const w = new NlWriter(16);
+    w.u8(0).zeros(3); // struct rtgenmsg, padded
+    w.attrU32(NETNSA_FD, fd);
+    const [m] = this.socket.request({ type: RTM_GETNSID, body: w.finish(), operation: 'RTM_GETNSID' });
+    if (!m || m.type !== RTM_NEWNSID) return undefined;
+    const id = parseAttrs(m.payload, 4).i32(NETNSA_NSID);
+    return id === undefined || id < 0 ? undefined : id;
   }
 
   linkSetUp(ref: LinkRef): void { this.linkSet(ref, { up: true }); }

@@ -266,8 +266,7 @@ export class RouterEngine {
         return;
       }
       // only a namespace netns-router made (or whose router it stores, or adopts on request) is touched
-      const stored = this.store.has(m.namespace) || m.adoptedNamespace === true;
-      claimNamespace(m.namespace, { stored, adopt: m.adoptedNamespace === true });
+      claimNamespace(m.namespace, { stored: this.store.has(m.namespace), adopt: m.adoptedNamespace === true });
       if (modelIsIdle(m)) {
         for (const mod of [...this.modules].reverse()) await mod.teardown?.(m, ctx);
         const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
@@ -281,7 +280,7 @@ export class RouterEngine {
       const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous), previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
       phases?.mark('compile');
-      applyPlumbing(host, plumbingPlan(m), { adoptUnmarked: stored });
+      applyPlumbing(host, plumbingPlan(m));
       phases?.mark('plumbing');
       const { ex, release } = this.executor(m.namespace);
       try {

@@ -10,8 +10,8 @@
  * A namespace is a router's when its `lo` carries the mark for its own name, or when netns-router's state
  * records a router there (made by a version without marks, or restored after a reboot): it is then marked. Any
  * other namespace is refused unless the request asks to adopt it. A link is a router's when its mark names
- * the router's namespace, or — unmarked — when it is the host end of a veth whose other end is in the
- * router's namespace and the router's state is stored (links of a version without marks).
+ * the router's namespace, or — unmarked — when it is exactly the peer of the router's own veth end inside
+ * its namespace (plumbing.ts: links of a version without marks, or of a run interrupted before marking).
  */
 import { NetlinkHandle } from '../netlink/handle.js';
 import type { Link } from '../netlink/link.js';

@@ -55,9 +55,5 @@ export interface PlumbingPlan {
   sysctls: Record<string, string | number>;
 }
 
-/**
- * Prefixes of the links netns-router makes in a router namespace: stale ones (not in the plan) are removed on
- * reconcile. Host-end names appear there only while a veth pair is being made (both ends are created inside
- * the namespace, marked, then the host end moves out), so one left by an interrupted run is stale too.
- */
-export const OWNED_NS_LINK_PREFIXES = ['vn-', 'vpn-', 'vh-', 'vph-'];
+/** Prefixes of namespace links netns-router owns: stale ones (not in the plan) are removed on reconcile. */
+export const OWNED_NS_LINK_PREFIXES = ['vn-', 'vpn-'];

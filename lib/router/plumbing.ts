@@ -172,10 +172,13 @@ export function ensureSegmentLinks(hl: NetlinkHandle, a: SegmentLinks, report: P
   return applySegment(hl, a, resolveSegment(hl, a), report).name;
 }
 
-/** Host end of the pair and its peer in the router namespace point at each other. */
-function isPair(hostEnd: Link | undefined, nsEnd: Link | undefined): boolean {
-  return hostEnd?.kind === 'veth' && nsEnd?.kind === 'veth' && hostEnd.peer.netnsId !== undefined && nsEnd.peer.netnsId !== undefined &&
-    hostEnd.peer.index === nsEnd.index && nsEnd.peer.index === hostEnd.index;
+/**
+ * The host end's peer is the namespace end, exactly: in the router namespace (`nsid`, the id the host knows it
+ * by) at the namespace end's index.
+ */
+function isPair(hostEnd: Link | undefined, nsEnd: Link | undefined, nsid: number | undefined): boolean {
+  return hostEnd?.kind === 'veth' && nsEnd?.kind === 'veth' && nsid !== undefined && hostEnd.peer.netnsId === nsid &&
+    hostEnd.peer.index === nsEnd.index;
 }
 
 interface VethState {
@@ -186,17 +189,20 @@ interface VethState {
 
 /**
  * The attachment's veth ends as they are, after checking that the host end — if a link has its name — is this
- * router's: marked for it, or (`adoptUnmarked`) unmarked and paired with its end in the router namespace.
+ * router's: marked for it, or unmarked but the peer of the end named for it inside the router namespace (a
+ * pair of a version without marks, or one whose mark was not yet set when a run was interrupted: only
+ * whoever owns the namespace puts that end there).
  */
-function vethState(hl: NetlinkHandle, nl: NetlinkHandle | undefined, netns: string, a: Attachment, adoptUnmarked: boolean): VethState {
+function vethState(hl: NetlinkHandle, nl: NetlinkHandle | undefined, nsid: number | undefined, netns: string, a: Attachment): VethState {
   const hostEnd = hl.linkFind(a.hostVeth);
   const nsEnd = nl?.linkFind(a.nsVeth);
-  const paired = isPair(hostEnd, nsEnd);
-  if (hostEnd && !markedFor(hostEnd, netns) && !(adoptUnmarked && !hostEnd.alias && paired)) {
-    throw new OwnershipError(`host link "${a.hostVeth}" (needed by ${netns} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(hostEnd.alias)}; refusing to change or delete it`);
-  }
+  const paired = isPair(hostEnd, nsEnd, nsid);
+  if (hostEnd && !markedFor(hostEnd, netns) && !(paired && !hostEnd.alias)) throw foreignHostLink(netns, a, hostEnd);
   return { hostEnd, nsEnd, paired };
 }
+
+const foreignHostLink = (netns: string, a: Attachment, l: Link): OwnershipError => new OwnershipError(
+  `host link "${a.hostVeth}" (needed by ${netns} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(l.alias)}; refusing to change or delete it`);
 
 function ensureVeth(
   host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attachment, bridge: { name: string; index: number }, st: VethState, report: PlumbingReport,
@@ -209,39 +215,29 @@ function ensureVeth(
     // leftovers of an interrupted run, or a namespace re-made under an old host end (ours: vethState checked)
     if (hostEnd) hl.linkDel(hostEnd.index, { ifExists: true });
     if (nsEnd) nl.linkDel(nsEnd.index, { ifExists: true });
-    createVeth(host, ns, a, bridge.index, mark);
+    try {
+      // EXCL: a name taken meanwhile fails here instead of being clobbered
+      hl.linkAdd({
+        kind: 'veth', name: a.hostVeth, master: bridge.index, up: true, alias: mark,
+        peer: { name: a.nsVeth, namespace: { fd: ns.fd }, up: true, ...(a.nsMac ? { mac: a.nsMac } : {}) },
+      });
+    } catch (e) {
+      const taken = isExists(e) ? hl.linkFind(a.hostVeth) : undefined;
+      if (taken) throw foreignHostLink(netns, a, taken);
+      throw e;
+    }
+    nl.linkSet(a.nsVeth, { alias: mark });
     report.links.push({ name: `${a.hostVeth}/${a.nsVeth}`, action: hostEnd || nsEnd ? 'recreated' : 'created', where: 'host' });
     return;
   }
   const change: { master?: number; up?: boolean; alias?: string } = {};
   if (hostEnd.masterIndex !== bridge.index) change.master = bridge.index;
   if (!hostEnd.up) change.up = true;
-  if (hostEnd.alias !== mark) change.alias = mark; // a link of a version without marks gets its mark
+  if (hostEnd.alias !== mark) change.alias = mark; // a pair of a version without marks gets its mark
   if (Object.keys(change).length) hl.linkSet(hostEnd.index, change);
   if (nsEnd.alias !== mark) nl.linkSet(nsEnd.index, { alias: mark });
   if (a.nsMac && nsEnd.mac !== a.nsMac) nl.linkSet(nsEnd.index, { mac: a.nsMac });
   if (!nsEnd.up) nl.linkSetUp(nsEnd.index);
-}
-
-/**
- * Make the pair inside the router namespace, mark both ends, then move the host end out: it appears on the
- * host already marked, and a name taken there meanwhile makes the move fail (EEXIST) instead of clobbering.
- */
-function createVeth(host: NetnsHandle, ns: NetnsHandle, a: Attachment, bridge: number, mark: string): void {
-  const nl = ns.netlink;
-  nl.linkDel(a.hostVeth, { ifExists: true }); // stranded inside by an interrupted run
-  nl.linkAdd({ kind: 'veth', name: a.hostVeth, alias: mark, peer: { name: a.nsVeth, ...(a.nsMac ? { mac: a.nsMac } : {}) } });
-  nl.linkSet(a.nsVeth, { alias: mark });
-  try {
-    nl.linkSet(a.hostVeth, { namespace: { fd: host.fd } });
-  } catch (e) {
-    nl.linkDel(a.hostVeth, { ifExists: true });
-    const taken = isExists(e) ? host.netlink.linkFind(a.hostVeth) : undefined;
-    if (taken) throw new OwnershipError(`host link "${a.hostVeth}" (needed by ${ns.name} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(taken.alias)}; refusing to change or delete it`);
-    throw e;
-  }
-  host.netlink.linkSet(a.hostVeth, { master: bridge, up: true });
-  nl.linkSetUp(a.nsVeth);
 }
 
 /** Two attachments of one plan must not want one name for different things (a hash collision, or names
@@ -328,21 +324,13 @@ function ensureRoutes(ns: NetnsHandle, routes: PlanRoute[], report: PlumbingRepo
   }
 }
 
-export interface PlumbingOptions {
-  /**
-   * Unmarked host veth ends paired with this router's namespace ends are its own: links made by a version
-   * without marks (the engine sets this when the router's state is stored, or its namespace is adopted).
-   */
-  adoptUnmarked?: boolean;
-}
-
 /**
  * Apply the plan. `host` is the namespace where host-side plumbing lives (the caller's own, or the one named
  * by --host-netns). Every host object is checked before anything is changed: a name held by another router or
  * by someone else fails the command with an OwnershipError naming the link and its owner. The namespace itself
  * must have been claimed (ownership.ts claimNamespace) by the caller. Returns what changed.
  */
-export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan, opts: PlumbingOptions = {}): PlumbingReport {
+export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingReport {
   const report: PlumbingReport = { createdNetns: false, links: [], addressesAdded: [], addressesRemoved: [], routesRemoved: [] };
   checkPlanNames(plan);
   const hl = host.netlink;
@@ -350,7 +338,8 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan, opts: Plumb
   try {
     // decide everything on the host first: a refusal changes nothing
     const ways = plan.attachments.map((a) => resolveSegment(hl, a));
-    const veths = plan.attachments.map((a) => vethState(hl, ns?.netlink, plan.netns, a, opts.adoptUnmarked ?? false));
+    const nsid = ns ? hl.netnsIdOf(ns.fd) : undefined;
+    const veths = plan.attachments.map((a) => vethState(hl, ns?.netlink, nsid, plan.netns, a));
     if (!ns) {
       try {
         addNetns(plan.netns, { init: () => markCurrentNamespace(plan.netns) });

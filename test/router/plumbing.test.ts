@@ -90,13 +90,20 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
     const vm = addVm(s, host, 'breth0-5001', '10.2.0.9/24');
     assert.ok(ping(vm.ns, '10.2.0.1'), 'converged after the leftover host end was replaced');
     assert.equal(host.netlink.linkFind('junk-peer'), undefined);
-    // a crash between making the pair inside the namespace and moving the host end out: both ends inside
+    // interrupted between making the pair and marking it: the unmarked host end is the peer of our end
     const ns = s.handle(router);
+    host.netlink.linkSet('vh-5001-2', { alias: '' });
+    ns.netlink.linkSet('vn-5001-2', { alias: '' });
+    const idx = host.netlink.linkGet('vh-5001-2').index;
+    applyPlumbing(host, plan);
+    assert.is(host.netlink.linkGet('vh-5001-2').index, idx, 'kept, not re-made');
+    assert.is(host.netlink.linkGet('vh-5001-2').alias, mark, 'and marked');
+    // a namespace end whose peer is not on the host (both ends inside the namespace) is replaced
     host.netlink.linkDel('vh-5001-2');
     ns.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'vn-5001-2' } });
     applyPlumbing(host, plan);
-    assert.equal(ns.netlink.linkFind('vh-5001-2'), undefined, 'the stranded host end inside the namespace is gone');
-    assert.ok(ping(vm.ns, '10.2.0.1'), 'converged after a pair stranded inside the namespace');
+    assert.equal(ns.netlink.linkFind('vh-5001-2'), undefined, 'the pair inside the namespace is gone');
+    assert.ok(ping(vm.ns, '10.2.0.1'), 'converged');
     // an unmarked link of the same name (not ours) is refused and left alone
     host.netlink.linkDel('vh-5001-2');
     host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'other-peer' } });
