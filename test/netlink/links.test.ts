@@ -252,6 +252,28 @@ test('linkList: every link of the namespace, parsed the same as linkGet, same se
   assert.is(list.find((l) => l.name === 'lo')?.kind, 'device', 'loopback is a plain device');
 }));
 
+test('linkList filters: ports of a master, links of a kind; netnsIdOf names a peer namespace as its links do', () => scratch((s) => {
+  const A = s.ns('fa');
+  const B = s.ns('fb');
+  const nl = A.h.netlink;
+  const br = uniq('br');
+  const [p1, p2, lone] = [uniq('va'), uniq('va'), uniq('va')];
+  nl.linkAdd({ kind: 'bridge', name: br, up: true });
+  nl.linkAdd({ kind: 'veth', name: p1, master: br, peer: { name: uniq('vb') } });
+  nl.linkAdd({ kind: 'veth', name: p2, master: br, peer: { name: uniq('vb'), namespace: { fd: B.h.fd } } });
+  nl.linkAdd({ kind: 'veth', name: lone, peer: { name: uniq('vb') } });
+  assert.equal(nl.linkList({ master: br }).map((l) => l.name).sort(), [p1, p2].sort());
+  assert.equal(nl.linkList({ kind: 'bridge' }).map((l) => l.name), [br]);
+  assert.ok(nl.linkList({ kind: 'veth' }).every((l) => l.kind === 'veth'));
+  assert.is(nl.linkList({ kind: 'veth' }).length, 5, 'three pairs, one end elsewhere');
+  assert.equal(nl.linkList({ master: br, kind: 'bridge' }), []);
+  const peer = as(nl.linkGet(p2), 'veth').peer;
+  assert.ok(peer.netnsId !== undefined);
+  assert.is(nl.netnsIdOf(B.h.fd), peer.netnsId, 'the id the peer is reported with');
+  const C = s.ns('fc');
+  assert.is(nl.netnsIdOf(C.h.fd), undefined, 'a namespace nothing here points to has no id');
+}));
+
 test('linkSet: up/down, mtu, mac, alias, txqlen, rename, move to another namespace', () => scratch((s) => {
   const A = s.ns('ta');
   const B = s.ns('tb');
