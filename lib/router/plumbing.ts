@@ -3,7 +3,8 @@
  * deleted), one veth pair per attachment (host end in the bridge, other end in the router namespace),
  * addresses, routes and sysctls inside the namespace. Objects netns-router owns but the plan no longer lists
  * (veths with our prefixes, addresses on our veths, routes we installed) are removed. Safe to re-run after any
- * partial failure: every step converges.
+ * partial failure: every step converges. Only what netns-router owns is changed (ownership.ts): every host
+ * object is checked before the first change, and a link of another owner fails the command.
  */
 import { addNetns, deleteNetns, netnsExists, NetnsError } from '../netns/namespaces.js';
 import { NetnsHandle } from '../netns/handle.js';
@@ -68,13 +69,7 @@ function checkSharedMark(l: Link, a: SegmentLinks, what: string): void {
     + `belongs to ${ownerText(l.alias)}; refusing to use or change it`);
 }
 
-/**
- * How an attachment reaches its segment, decided without changing anything. The segment is the kernel's: a
- * VLAN (parent, id) or VXLAN VNI can exist once, so a device that already carries it is used whatever its name
- * (the KVM agent's, an older netns-router's), and the bridge it is a port of is the segment's bridge. Devices
- * and bridges netns-router did not make are used as they are: never deleted, recreated or reconfigured — the
- * only changes are bringing one up and joining a segment device that is in no bridge to the segment's bridge.
- */
+/** How an attachment reaches its segment (resolveSegment). */
 interface SegmentWay {
   /** The segment device: existing, or to be made with this spec (null: untagged on a bridge, no device). */
   device: { existing: Link } | { create: LinkSpec } | null;
@@ -88,6 +83,11 @@ const findCarrier = (hl: NetlinkHandle, a: SegmentLinks, hostDev: Link): Link | 
   hl.linkList({ kind: a.segment.kind === 'vlan' ? 'vlan' : 'vxlan' }).find((l) => segmentIs(l, a, hostDev));
 
 /**
+ * How an attachment reaches its segment, decided without changing anything. The segment is the kernel's: a
+ * VLAN (parent, id) or VXLAN VNI can exist once, so a device that already carries it is used whatever its name
+ * (the KVM agent's, an older netns-router's), and the bridge it is a port of is the segment's bridge. Devices
+ * and bridges netns-router did not make are used as they are: never deleted, recreated or reconfigured — the
+ * only changes are bringing one up and joining a segment device that is in no bridge to the segment's bridge.
  * `search`: look for the segment under other names even when its own name is free (done when making it
  * failed with EEXIST, so that the common path costs no dump of the host's links).
  */
