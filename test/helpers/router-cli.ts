@@ -80,11 +80,21 @@ export function ok(r: SpawnSyncReturns<string>, what = 'command'): void {
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}): ${r.stderr}`);
 }
 
-/** Public IP with source NAT and a port forward PUB:PF_PORT → vm:8022. */
+/**
+ * The firewall CloudStack sends for these routers (openfirewall=true): TCP open on PUB and LB_IP (public IPs of
+ * an isolated network are closed until a rule opens them; docs/firewall.md).
+ */
+export function openFirewall(r: CliRouter, opts: CliOptions = {}): void {
+  const rules = [PUB, LB_IP].map((ip, i) => ({ id: i + 1, type: 'ingress', protocol: 'tcp', publicIp: ip, sourceCidrs: ['0.0.0.0/0'] }));
+  ok(r.cli(['apply-fw-rules', ...r.net, '--fw-rules', JSON.stringify({ default_egress_allow: true, rules })], opts), 'apply-fw-rules');
+}
+
+/** Public IP with source NAT and a port forward PUB:PF_PORT → vm:8022, opened by the firewall. */
 export function addNat(r: CliRouter, opts: CliOptions = {}): void {
   const pub = ['--public-vlan', 'untagged', '--public-gateway', UPSTREAM, '--public-cidr', '203.0.113.0/24'];
   ok(r.cli(['assign-ip', ...r.net, '--public-ip', PUB, ...pub, '--source-nat', 'true'], opts), 'assign-ip');
   ok(r.cli(['add-port-forward', ...r.net, '--public-ip', PUB, '--public-port', String(PF_PORT), '--private-ip', r.vmIp, '--private-port', '8022', '--protocol', 'tcp'], opts), 'add-port-forward');
+  openFirewall(r, opts);
 }
 
 /** DHCP for the subnet and the VM's NIC (its reservation and metadata). */
@@ -106,6 +116,7 @@ export function addLb(r: CliRouter, opts: CliOptions = {}): void {
   ok(r.cli(['assign-ip', ...r.net, '--public-ip', LB_IP, ...pub], opts), 'assign-ip (LB)');
   const rules = [{ id: 1, publicIp: LB_IP, publicPort: 80, algorithm: 'roundrobin', backends: [{ ip: r.vmIp, port: 8080 }] }];
   ok(r.cli(['apply-lb-rules', ...r.net, '--lb-rules', JSON.stringify(rules)], opts), 'apply-lb-rules');
+  openFirewall(r, opts);
 }
 
 export interface Vm {
@@ -217,7 +228,9 @@ export function environOf(pid: number): Map<string, string> {
 export function snapshot(r: { ns: string; stateDir: string }): Record<string, string> {
   const file = join(r.stateDir, 'routers', `${r.ns}.json`);
   const nft = nsTry(r.ns, ['nft', '-s', 'list', 'table', 'inet', 'netns_router']).stdout
-    .replace(/\n\s*set contents_stamp \{[^}]*\}/, '');
+    // the stamp (a fingerprint . generation) changes with every commit: the whole block goes (its elements line
+    // holds braces of its own)
+    .replace(/\n\tset contents_stamp \{[\s\S]*?\n\t\}\n/, '');
   const addr = nsTry(r.ns, ['ip', '-o', 'addr', 'show']).stdout.split('\n')
     .map((l) => l.replace(/\\\s+valid_lft.*$/, '').replace(/^\d+:\s+/, '').replace(/ tentative/, '')).join('\n');
   const links = nsTry(r.ns, ['ip', '-o', 'link', 'show']).stdout.split('\n').map((l) => l.replace(/^\d+:\s+(\S+).*$/, '$1')).join(' ');

@@ -25,7 +25,7 @@ import { dnat, ip } from '../../lib/nft/expr.js';
 import { Scratch, requireSandbox, tcpAsk } from '../helpers/topo.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import {
-  CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, addNat, bareRouter, killDaemons, ok, snapshot, upstreamServer,
+  CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, addNat, bareRouter, killDaemons, ok, openFirewall, snapshot, upstreamServer,
   type CliRouter, type Vm,
 } from '../helpers/router-cli.js';
 
@@ -194,6 +194,7 @@ test('libnftables missing: the nft command takes over (logged as a warning), NAT
     const warnings = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; command?: string })
       .filter((l) => l.level === 40 && /libnftables is not usable .*falling back to the nft command/.test(l.msg));
     assert.is(warnings.length, 2, 'one warning per command run on the fallback');
+    openFirewall(r); // (with the library: the port is closed until a firewall rule opens it)
     const vm = await addLeasedVmStatic(s, r);
     procs.push(...vm.procs, await upstreamServer(r));
     assert.is(tcpAsk(r.upNs, PUB, PF_PORT), UPSTREAM, 'the forward the nft command installed works');

@@ -15,6 +15,7 @@ import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { vethNames, routerNamespace } from '../../lib/router/names.js';
 import { namespaceMark } from '../../lib/router/ownership.js';
+import { openIngress } from '../helpers/fw.js';
 import { Scratch, addVm, ping, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
 
 requireSandbox();
@@ -51,6 +52,13 @@ function publicRouter(e: Env, id: string, guestVni: number, publicIp: string, pu
   r = e.cli('assign-ip', '--network-id', id, '--public-ip', publicIp, '--public-vlan', publicVlan, '--public-gateway', '198.51.100.1',
     '--public-cidr', '198.51.100.0/24', '--source-nat', 'true');
   assert.is(r.status, 0, `assign-ip ${id}: ${r.stderr}`);
+  openIcmp(e, id, publicIp);
+}
+
+/** Public IPs of an isolated network are closed until a firewall rule opens them: let pings in. */
+function openIcmp(e: Env, id: string, publicIp: string): void {
+  const r = e.cli('apply-fw-rules', '--network-id', id, '--fw-rules', JSON.stringify({ rules: [{ type: 'ingress', protocol: 'icmp', publicIp }] }));
+  assert.is(r.status, 0, `apply-fw-rules ${id}: ${r.stderr}`);
 }
 
 const addressesOf = (ns: string): string =>
@@ -89,6 +97,7 @@ test('parallel commands of six routers on one fresh public segment: all succeed,
   rs = await Promise.all(ids.map((id) => run('assign-ip', '--network-id', id, '--public-ip', `198.51.100.${Number(id) - 580}`, '--public-vlan', 'vxlan://66',
     '--public-gateway', '198.51.100.1', '--public-cidr', '198.51.100.0/24', '--source-nat', 'true')));
   for (const r of rs) assert.is(r.status, 0, r.stderr);
+  for (const id of ids) openIcmp(e, id, `198.51.100.${Number(id) - 580}`);
   const peer = addVm(e.s, e.h, 'brvx-66', '198.51.100.1/24');
   for (const id of ids) {
     assert.ok(ping(peer.ns, `198.51.100.${Number(id) - 580}`), `network ${id} answers`);
@@ -171,6 +180,7 @@ test('a link made by hand with a router\'s name is refused and left alone; anoth
   r = e.cli('assign-ip', '--network-id', '42', '--public-ip', '198.51.100.42', '--public-vlan', 'vxlan://77', '--public-gateway', '198.51.100.1',
     '--public-cidr', '198.51.100.0/24');
   assert.is(r.status, 0, r.stderr);
+  openIcmp(e, '42', '198.51.100.42');
   assert.ok(ping(peer.ns, '198.51.100.42'));
 }));
 
@@ -288,6 +298,7 @@ test('routers of a version without marks keep working (marks added), restore aft
   await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.55', sourceNat: true }, privateIp: '10.55.0.10' });
   assert.is(nsh.netlink.linkGet('lo').alias, namespaceMark(ns), 'the stored router\'s namespace is marked');
   for (const l of hostEnds) assert.ok(ours(e.h.netlink.linkGet(l.index)), `${l.name} adopted and marked`);
+  await openIngress(engine, net, [{ ip: '203.0.113.55', protocol: 'icmp' }]);
   assert.ok(ping(e.upNs, '203.0.113.55'), 'static NAT reaches the VM');
   assert.ok(ping(vm.ns, '203.0.113.1'));
 

@@ -18,7 +18,7 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Scratch, nsExec, requireSandbox, tcpAsk } from '../helpers/topo.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import {
-  CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, bareRouter, daemonsOf, killDaemons, ok, probeUntil, upstreamServer,
+  CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, bareRouter, openFirewall, daemonsOf, killDaemons, ok, probeUntil, upstreamServer,
   type CliRouter, type Vm,
 } from '../helpers/router-cli.js';
 
@@ -119,6 +119,7 @@ test('concurrency: 30 port forwards added by 30 CLI processes at once are all st
   try {
     const r = bareRouter(s, dir, '4902');
     ok(r.cli(['assign-ip', ...r.net, '--public-ip', PUB, ...PUBLIC, '--source-nat', 'true']));
+    openFirewall(r);
     const { addVm, whoamiServer } = await import('../helpers/topo.js');
     const vm = addVm(s, r.h, r.bridge, `${r.vmIp}/24`, r.gw, r.mac);
     procs.push(whoamiServer(vm.ns, 8022), await upstreamServer(r));

@@ -166,6 +166,8 @@ test('802.1Q ownership: a VLAN the kernel already holds under another name is us
     const n8 = { networkId: '8', namespace: s.track('cs-net-8') };
     await implement('8', 108, 108);
     await engine.assignIp({ command: 'assign-ip', ...n8, publicIp: { ip: '198.18.0.8', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
+    // public IPs of an isolated network are closed until a firewall rule opens them
+    await applyFwRules(engine, { command: 'apply-fw-rules', ...n8, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'icmp', publicIp: '198.18.0.8' }] } } });
     assert.ok(pings(up, '198.18.0.8'));
     const refused = await engine.implementVpc({
       command: 'implement-vpc', vpcId: '8', namespace: s.track('cs-vpc-8'), vpcCidr: cidr('10.88.0.0/16'),
