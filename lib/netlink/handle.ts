@@ -11,7 +11,7 @@ import {
   RTM_DELRULE, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK,
   RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK, RTM_GETNSID, RTM_NEWNSID, NETNSA_FD, NETNSA_NSID,
 } from './constants.js';
-import { NetlinkError, NetlinkProtocolError, isNotFound } from './errors.js';
+import { NetlinkError, NetlinkProtocolError, isNetlinkError, isNotFound } from './errors.js';
 import type { Link, LinkSpec, LinkChange, NetnsRef } from './link.js';
 import { validIfName } from './link.js';
 import {
@@ -22,7 +22,7 @@ import { NlWriter, parseAttrs } from './attrs.js';
 import { decodeBridgeVlans, encodeBridgeVlan, encodeBridgeVlanDump, type BridgeVlan, type BridgeVlanSpec } from './bridge-vlan.js';
 import { broadcastOf, decodeAddress, encodeAddress, encodeAddressDump, encodedPrefixLen, type Address, type AddressSpec } from './address.js';
 import { decodeRoute, encodeRoute, encodeRouteDump, tableId, type Route, type RouteSpec } from './route.js';
-import { decodeNeigh, encodeNeigh, encodeNeighDump, type Neigh, type NeighSpec } from './neigh.js';
+import { decodeNeigh, encodeNeigh, encodeNeighDump, encodeNeighGet, type Neigh, type NeighSpec } from './neigh.js';
 import { decodeRule, encodeRule, encodeRuleDump, type Rule, type RuleSpec } from './rule.js';
 import { parsePrefix, type Family } from './ip.js';
 import { openNetnsFd, runInNetnsFd } from '../netns/namespaces.js';
@@ -547,6 +547,29 @@ export class NetlinkHandle {
       if (opts.ifExists && isNotFound(e)) return false;
       throw e;
     }
+  }
+  /** The entry for `ip` on `dev` (RTM_GETNEIGH, one entry, no dump); undefined when there is none. */
+  neighGet(dev: LinkRef, ip: string): Neigh | undefined {
+    const idx = this.indexOf(dev, 'neighbour dev');
+    let msgs: NlMessage[];
+    try {
+      msgs = this.socket.request({ type: RTM_GETNEIGH, body: encodeNeighGet(ip, idx), operation: `RTM_GETNEIGH ${ip} dev ${describe(dev)}` });
+    } catch (e) {
+      if (isNetlinkError(e, 'ENOENT')) return undefined;
+      throw e;
+    }
+    const m = msgs.find((x) => x.type === RTM_NEWNEIGH);
+    if (!m) return undefined;
+    const n = decodeNeigh(m.payload);
+    this.attachDevNames([n]);
+    return n;
+  }
+  /**
+   * Have the kernel resolve `ip` on `dev` now (NTF_USE, as a waiting packet would): a missing entry is created
+   * INCOMPLETE and probed at once; an existing one follows its state machine (a STALE one only moves to DELAY).
+   */
+  neighResolve(dev: LinkRef, ip: string): void {
+    this.neighOp(RTM_NEWNEIGH, NLM_F_CREATE, { dev, ip, use: true }, 'RTM_NEWNEIGH (use)');
   }
   neighList(filter: { dev?: LinkRef; family?: Family; proxy?: boolean } = {}): Neigh[] {
     const idx = filter.dev === undefined ? 0 : this.indexOf(filter.dev, 'neighbour dev');

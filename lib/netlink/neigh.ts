@@ -8,6 +8,7 @@ const STATES: Record<NeighState, number> = {
   incomplete: 0x01, reachable: 0x02, stale: 0x04, delay: 0x08, probe: 0x10, failed: 0x20, noarp: 0x40, permanent: 0x80,
 };
 const NDA = { DST: 1, LLADDR: 2, IFINDEX: 8 } as const;
+const NTF_USE = 0x01;
 const NTF_PROXY = 0x08;
 
 export interface NeighSpec {
@@ -19,6 +20,11 @@ export interface NeighSpec {
   state?: NeighState;
   /** Proxy ARP/NDP entry (`ip neigh add proxy`). */
   proxy?: boolean;
+  /**
+   * NTF_USE: no entry is written, the kernel is asked to resolve the address as if a packet were waiting
+   * (a missing entry is created INCOMPLETE and probed at once; no `mac` or `state`).
+   */
+  use?: boolean;
 }
 
 export interface Neigh {
@@ -35,8 +41,8 @@ export function encodeNeigh(spec: NeighSpec, ifindex: number): Buffer {
   const family = familyOf(spec.ip);
   const w = new NlWriter(64);
   w.u8(afOf(family)).u8(0).u16(0).i32(ifindex)
-    .u16(spec.proxy ? 0 : STATES[spec.state ?? 'permanent'])
-    .u8(spec.proxy ? NTF_PROXY : 0).u8(0);
+    .u16(spec.proxy || spec.use ? 0 : STATES[spec.state ?? 'permanent'])
+    .u8((spec.proxy ? NTF_PROXY : 0) | (spec.use ? NTF_USE : 0)).u8(0);
   w.attr(NDA.DST, ipToBytes(spec.ip));
   if (spec.mac) w.attr(NDA.LLADDR, macToBytes(spec.mac));
   return w.finish();
@@ -50,6 +56,17 @@ export function encodeNeighDump(family: Family | 0, ifindex = 0, proxy = false):
   const w = new NlWriter(24);
   w.u8(family ? afOf(family) : 0).u8(0).u16(0).i32(0).u16(0).u8(proxy ? NTF_PROXY : 0).u8(0);
   if (ifindex) w.attrU32(NDA.IFINDEX, ifindex);
+  return w.finish();
+}
+
+/**
+ * Body of RTM_GETNEIGH for one entry (the kernel's neigh_get, Linux ≥ 5.0): the device in ndm_ifindex,
+ * the address in NDA_DST and nothing else — state, type and flags must be zero or the request is refused.
+ */
+export function encodeNeighGet(ip: string, ifindex: number): Buffer {
+  const w = new NlWriter(32);
+  w.u8(afOf(familyOf(ip))).u8(0).u16(0).i32(ifindex).u16(0).u8(0).u8(0);
+  w.attr(NDA.DST, ipToBytes(ip));
   return w.finish();
 }
 

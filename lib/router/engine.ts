@@ -4,6 +4,7 @@
  * reconcile re-applies the previous state (best effort) and leaves the stored state untouched, so a retry
  * converges and nothing half-applied stays.
  */
+import { rmSync } from 'node:fs';
 import { NetnsHandle } from '../netns/handle.js';
 import { netnsExists, deleteNetns } from '../netns/namespaces.js';
 import { NetlinkError } from '../netlink/errors.js';
@@ -22,7 +23,7 @@ import { RouterError, UsageError, SystemError } from './errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
 import type * as T from './contract/types.js';
 import type { Segment } from './segment.js';
-import type { RouterModule, ReconcileContext, PublicService } from './module.js';
+import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './module.js';
 import { defaultModules } from './modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
@@ -232,7 +233,11 @@ export class RouterEngine {
         await this.undo(model, before, existed);
         throw wrap(err, `reconciling ${ns}`);
       }
-      if (verdict === 'delete') return undefined;
+      if (verdict === 'delete') {
+        this.committed(ns, undefined);
+        return undefined;
+      }
+      this.committed(ns, model);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       return model;
@@ -248,6 +253,19 @@ export class RouterEngine {
       else if (!existed) await this.reconcile(idleCopy(applied), applied);
     } catch {
       /* the retry will converge */
+    }
+  }
+
+  /**
+   * After the state is saved (`m`) or deleted (undefined: destroy): modules drop what only older states needed;
+   * a deleted router's runtime directory goes too (its processes were stopped by the teardown).
+   */
+  private committed(ns: string, m: RouterModel | undefined): void {
+    try {
+      for (const mod of this.modules) mod.committed?.(ns, m, this.opts.stateDir);
+      if (!m) rmSync(routerRunDir(this.opts.stateDir, ns), { recursive: true, force: true });
+    } catch (err) {
+      throw wrap(err, `cleaning up after ${ns}`);
     }
   }
 

@@ -4,6 +4,7 @@
  * to the router's single table (so every change stays ONE atomic transaction per namespace), and reconciles
  * its processes after the kernel plumbing and rules are in place.
  */
+import { join } from 'node:path';
 import type { NetnsHandle } from '../netns/handle.js';
 import type { NftObject } from '../nft/objects.js';
 import type { RouterModel } from './model.js';
@@ -54,6 +55,17 @@ export interface RouterModule {
    * reconcile that follows removes what the kernel and the daemons held for it.
    */
   forgetTier?(m: RouterModel, networkId: string): void;
+  /**
+   * The command's state is durable: `m` as saved, or undefined when the router's state was deleted (destroy).
+   * Nothing can re-apply an older state now, so this is where files only that state needed go — above all
+   * secrets; with undefined, everything the module keeps for the router. Runs under the router's lock.
+   */
+  committed?(namespace: string, m: RouterModel | undefined, stateDir: string): void;
+}
+
+/** A router's runtime directory `<stateDir>/run/<namespace>/` (modules keep their files below it). */
+export function routerRunDir(stateDir: string, namespace: string): string {
+  return join(stateDir, 'run', namespace);
 }
 
 /** Read a module's slot from the model (undefined when never set). */

@@ -78,9 +78,6 @@ test('one daemon serves two routers; each guest gets only its own data; the pass
     assert.is(w.stdout, 'saved_password', w.stderr);
     assert.equal(passwordRequest(a.guest, '10.61.1.1', 'send_my_password'), { status: 200, body: 'saved_password' });
     assert.ok(existsSync(join(vmDir(stateDir, a.router, '10.61.1.10'), 'delivered-3')), 'delivery recorded for the router module');
-    assert.is(passwordRequest(a.guest, '10.61.1.1', 'something_else').body, 'bad_request');
-    assert.is(passwordRequest(a.guest, '10.61.1.1', 'something_else').status, 400);
-    assert.is(guestGet(a.guest, 'http://10.61.1.1:8080/').body, 'bad_request');
 
     // a router whose listen.json went away: its sockets are closed (none left to pin the namespace)
     const listeners = (ns: string) => nsTry(ns, ['ss', '-Hltn']).stdout.trim().split('\n').filter(Boolean).length;

@@ -22,13 +22,13 @@ import type { RouterModel } from '../model.js';
 import { SystemError } from '../errors.js';
 import { libc } from '../../sys/index.js';
 import {
-  DELIVERED_PREFIX, FILE_NAME_RE, IPV4_RE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
+  DELIVERED_PREFIX, FILE_NAME_RE, IPV4_RE, MAC_FILE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
   type ListenSpec,
 } from '../../services/metadata/layout.js';
 import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
 import { blobPath, collectBlobs } from './blobs.js';
-import { VMDATA, forgetVmdataTier, referencedBlobs, vmdataState, type VmRecord } from './state.js';
+import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 
 /** Tunables (tests shorten the daemon's idle exit). */
 export const vmdataSettings = {
@@ -54,10 +54,22 @@ function removeFile(p: string): void {
   try { unlinkSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
 }
 
-/** One VM's served directory from its record. */
-function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord): void {
+/** Write `text` to `p` by temp file + rename (0600), unless it already holds it. */
+function writeReplacing(p: string, text: string): void {
+  if (existsSync(p) && readFileSync(p, 'utf8') === text) return;
+  const tmp = `${p}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, p);
+}
+
+/**
+ * One VM's served directory from its record. The recorded MAC goes first: data never appear in a directory
+ * that would be served by address alone when a MAC is known.
+ */
+function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord, mac: string | undefined): void {
   const dir = vmDir(stateDir, ns, ip);
   mkdirSync(join(dir, 'meta-data'), { recursive: true, mode: 0o700 });
+  if (mac) writeReplacing(join(dir, MAC_FILE), `${mac}\n`);
   const wanted = new Set(Object.keys(r.files));
   for (const [rel, id] of Object.entries(r.files)) linkInto(blobPath(stateDir, ns, id), join(dir, rel));
   if (!wanted.has('user-data')) removeFile(join(dir, 'user-data'));
@@ -69,9 +81,10 @@ function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord): v
   for (const name of readdirSync(dir)) {
     if (name.startsWith(PASSWORD_PREFIX) && !(name === `${PASSWORD_PREFIX}${serial}` && !delivered)) removeFile(join(dir, name));
     if (name.startsWith(DELIVERED_PREFIX) && name !== `${DELIVERED_PREFIX}${serial}`) removeFile(join(dir, name));
-    if (name.startsWith('.tmp-')) removeFile(join(dir, name));
+    if (name.startsWith('.tmp-') || name.startsWith(`${MAC_FILE}.tmp-`)) removeFile(join(dir, name));
   }
   if (r.password && !delivered) linkInto(blobPath(stateDir, ns, r.password.blob), join(dir, `${PASSWORD_PREFIX}${serial}`));
+  if (!mac) removeFile(join(dir, MAC_FILE));
 }
 
 /** The whole served tree of a router from its model (records of tiers that no longer exist are not served). */
@@ -86,7 +99,19 @@ export function materialize(stateDir: string, m: RouterModel): void {
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const keep = new Set(vms.map(([ip]) => ip));
   for (const name of readdirSync(root)) if (!keep.has(name)) rmSync(join(root, name), { recursive: true, force: true });
-  for (const [ip, r] of vms) materializeVm(stateDir, ns, ip, r);
+  for (const [ip, r] of vms) materializeVm(stateDir, ns, ip, r, recordedMac(m, ip, r));
+}
+
+/** What the served tree depends on besides the slot: the tiers, and the MACs the DHCP module records. */
+function treeKey(m: RouterModel | undefined): string {
+  if (!m) return '';
+  const macs = Object.entries(vmdataState(m).vms).map(([ip, r]) => [ip, recordedMac(m, ip, r) ?? null]);
+  return JSON.stringify([m.extra?.[VMDATA] ?? null, Object.keys(m.tiers).sort(), macs]);
+}
+
+/** Blobs to keep on disk for `m` (password blobs of acknowledged passwords are not needed any more). */
+function blobsToKeep(stateDir: string, m: RouterModel): Set<string> {
+  return neededBlobs(m, (ip, serial) => existsSync(join(vmDir(stateDir, m.namespace, ip), `${DELIVERED_PREFIX}${serial}`)));
 }
 
 /** Router addresses to serve on: the extension IP of each implemented, routed tier that has VM data. */
@@ -108,12 +133,8 @@ function writeListen(stateDir: string, ns: string, addresses: string[]): boolean
     return had;
   }
   const spec: ListenSpec = { namespace: ns, addresses };
-  const text = `${JSON.stringify(spec)}\n`;
-  if (had && readFileSync(p, 'utf8') === text) return true;
   mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-  const tmp = `${p}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, p);
+  writeReplacing(p, `${JSON.stringify(spec)}\n`);
   return true;
 }
 
@@ -153,7 +174,6 @@ export function collectOrphans(stateDir: string): string[] {
 
 const orphansCollected = new Set<string>();
 
-const slotText = (m: RouterModel | undefined) => JSON.stringify(m?.extra?.[VMDATA] ?? null);
 
 export const vmdataModule: RouterModule = {
   name: VMDATA,
@@ -164,9 +184,8 @@ export const vmdataModule: RouterModule = {
     const ns = m.namespace;
     const hasData = Object.keys(vmdataState(m).vms).length > 0;
     if (!hasData && !existsSync(routerDir(stateDir, ns))) return; // never had metadata: nothing at all to do
-    // the served tree only changes with the slot (or tiers); a restore (no previous) rebuilds it fully
-    const tiersText = (x: RouterModel | undefined) => JSON.stringify(Object.keys(x?.tiers ?? {}).sort());
-    if (!previous || slotText(previous) !== slotText(m) || tiersText(previous) !== tiersText(m) || (hasData && !existsSync(vmsDir(stateDir, ns)))) {
+    // the served tree only changes with the slot, tiers or recorded MACs; a restore (no previous) rebuilds it
+    if (!previous || treeKey(previous) !== treeKey(m) || (hasData && !existsSync(vmsDir(stateDir, ns)))) {
       materialize(stateDir, m);
       const keep = referencedBlobs(m);
       for (const id of referencedBlobs(previous)) keep.add(id); // the engine may re-apply `previous` on failure
@@ -188,6 +207,23 @@ export const vmdataModule: RouterModule = {
     if (writeListen(stateDir, m.namespace, [])) await syncDaemon(stateDir, m.namespace, false);
     collectOrphans(stateDir);
   },
+
+  /**
+   * Secrets do not outlive what needs them: once the state is saved, blobs no stored state refers to (a
+   * replaced or acknowledged password, a released VM's data, a destroyed tier's) are deleted; a destroyed
+   * router's whole directory goes (the daemon was told to close it in teardown, and it keeps no copies).
+   */
+  committed(ns: string, m: RouterModel | undefined, stateDir: string): void {
+    const dir = routerDir(stateDir, ns);
+    if (!existsSync(dir)) return;
+    if (!m) {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    }
+    collectBlobs(stateDir, ns, blobsToKeep(stateDir, m));
+    // nothing left to serve: no empty directories either
+    if (Object.keys(vmdataState(m).vms).length === 0 && !existsSync(listenFile(stateDir, ns))) rmSync(dir, { recursive: true, force: true });
+  },
 };
 
 /** For tests: the names of the files served to one VM (relative to its directory). */
@@ -197,7 +233,7 @@ export function servedFiles(stateDir: string, ns: string, ip: string): string[] 
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
     if (name === 'meta-data') for (const f of readdirSync(join(dir, name))) { if (FILE_NAME_RE.test(f)) out.push(`meta-data/${f}`); }
-    else if (FILE_NAME_RE.test(name)) out.push(name);
+    else if (FILE_NAME_RE.test(name) && name !== MAC_FILE) out.push(name);
   }
   return out.sort();
 }

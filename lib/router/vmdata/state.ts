@@ -5,6 +5,7 @@
  */
 import type { RouterModel } from '../model.js';
 import { moduleState, setModuleState } from '../module.js';
+import { dhcpState } from '../dhcp/state.js';
 
 export const VMDATA = 'vmdata';
 
@@ -53,4 +54,25 @@ export function forgetVmdataTier(m: RouterModel, networkId: string): void {
   if (!mine.length) return;
   for (const ip of mine) delete s.vms[ip];
   setVmdataState(m, s);
+}
+
+/**
+ * The MAC a VM's data belong to (only a requester the router sees with it is answered): the one prepare-nic
+ * or restore-network gave with the data, else the tier's DHCP reservation of the address (add-dhcp-entry,
+ * prepare-nic). undefined: no MAC is known for the address, which is then served by address alone.
+ */
+export function recordedMac(m: RouterModel, ip: string, r: VmRecord): string | undefined {
+  if (r.mac) return r.mac;
+  for (const [mac, h] of Object.entries(dhcpState(m).tiers[r.tier]?.hosts ?? {})) if (h.ip === ip) return mac;
+  return undefined;
+}
+
+/** Blob ids a model needs on disk: files, and pending passwords not yet acknowledged (`delivered(ip, serial)`). */
+export function neededBlobs(m: RouterModel, delivered: (ip: string, serial: number) => boolean): Set<string> {
+  const out = new Set<string>();
+  for (const [ip, r] of Object.entries(vmdataState(m).vms)) {
+    for (const id of Object.values(r.files)) out.add(id);
+    if (r.password && !delivered(ip, r.password.serial)) out.add(r.password.blob);
+  }
+  return out;
 }

@@ -16,13 +16,20 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LruMap } from '../../util/lru-map.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
 import {
-  IPV4_RE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
+  IPV4_RE, MAC_FILE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
 } from './layout.js';
 import { RouterListeners, type ServiceKind } from './listeners.js';
+import { NeighbourView, requesterMatches, type Requester } from './requester.js';
+
+/** At most one refusal line per router and address in this time. */
+const REFUSAL_LOG_MS = 10_000;
 
 export interface DaemonOptions {
   stateDir: string;
@@ -67,6 +74,10 @@ export class MetadataDaemon {
   private readonly metaHttp: HttpServer;
   private readonly pwHttp: HttpServer;
   private readonly routerOf = new WeakMap<Socket, string>();
+  /** Per router: its neighbour table, read to tell who is asking (closed with the router). */
+  private readonly views = new Map<string, NeighbourView>();
+  /** Last refusal logged per router|address, to bound the log a hostile guest can cause. */
+  private readonly refusals = new LruMap<string, { at: number; suppressed: number }>(4096);
   private control?: NetServer;
   private readonly controlClients = new Set<Socket>();
   private lockFd = -1;
@@ -84,10 +95,8 @@ export class MetadataDaemon {
     this.stopped = new Promise((r) => { this.resolveStopped = r; });
     const serve = (kind: ServiceKind) => createHttpServer((req, res) => {
       const ns = this.routerOf.get(req.socket);
-      const ip = req.socket.remoteAddress;
-      const root = ns && ip && IPV4_RE.test(ip) ? vmDir(this.stateDir, ns, ip) : undefined;
       const handler = kind === 'metadata' ? handleMetadata : handlePassword;
-      handler(req, res, root).catch((e: Error) => {
+      this.vmRoot(req.socket, ns, kind).then((root) => handler(req, res, root)).catch((e: Error) => {
         this.log('request failed', { namespace: ns, kind, error: e.message });
         if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
         res.end();
@@ -150,6 +159,7 @@ export class MetadataDaemon {
           this.routers.delete(ns);
           this.log('router closed', { namespace: ns });
         }
+        this.closeNeighbours(ns);
         return { namespace: ns, listening: [], connections: 0 };
       }
       const r = cur ?? new RouterListeners(ns, (s, n, kind) => this.inject(s, n, kind));
@@ -193,6 +203,62 @@ export class MetadataDaemon {
       routers: [...this.routers.entries()].map(([namespace, r]) => ({ namespace, listening: r.listening, connections: r.connectionCount })),
       rssBytes: process.memoryUsage.rss(),
     };
+  }
+
+  /**
+   * The directory of the VM a connection may be answered from: the one of its source address, provided the
+   * router sees the requester with the MAC recorded for that address. Otherwise undefined — answered like an
+   * address the router has no data for (404; `saved_password`), so a spoofer learns nothing, not even that
+   * data exist — and one log line (address, MACs, neighbour state; never data).
+   */
+  private async vmRoot(sock: Socket, ns: string | undefined, kind: ServiceKind): Promise<string | undefined> {
+    const ip = sock.remoteAddress;
+    const local = sock.localAddress;
+    if (!ns || !ip || !local || !IPV4_RE.test(ip)) return undefined;
+    const root = vmDir(this.stateDir, ns, ip);
+    let recorded: string;
+    try {
+      recorded = (await readFile(join(root, MAC_FILE), 'utf8')).trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return root; // no data, or no MAC known: by address
+      throw e;
+    }
+    let seen: Requester;
+    try {
+      seen = await this.neighbours(ns).requester(local, ip);
+    } catch (e) {
+      seen = { state: `error: ${(e as Error).message}` };
+    }
+    if (requesterMatches(recorded, seen)) return root;
+    this.refused(ns, kind, ip, recorded, seen);
+    return undefined;
+  }
+
+  private neighbours(ns: string): NeighbourView {
+    let v = this.views.get(ns);
+    if (!v) this.views.set(ns, (v = new NeighbourView(ns)));
+    return v;
+  }
+
+  private closeNeighbours(ns: string): void {
+    this.views.get(ns)?.close();
+    this.views.delete(ns);
+  }
+
+  /** Log a refusal, at most one line per router and address every REFUSAL_LOG_MS (a guest can repeat it). */
+  private refused(ns: string, kind: ServiceKind, ip: string, recorded: string, seen: Requester): void {
+    const key = `${ns}|${ip}`;
+    const now = Date.now();
+    const last = this.refusals.get(key);
+    if (last && now - last.at < REFUSAL_LOG_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.refusals.set(key, { at: now, suppressed: 0 });
+    this.log('requester refused', {
+      namespace: ns, kind, source: ip, recordedMac: recorded, seenMac: seen.mac ?? null, neighbourState: seen.state,
+      ...(last?.suppressed ? { suppressedSinceLast: last.suppressed } : {}),
+    });
   }
 
   private inject(sock: Socket, ns: string, kind: ServiceKind): void {
@@ -266,6 +332,7 @@ export class MetadataDaemon {
       await this.queue;
       await Promise.all([...this.routers.values()].map((r) => r.closeAll()));
       this.routers.clear();
+      for (const ns of [...this.views.keys()]) this.closeNeighbours(ns);
       const sock = controlSocket(this.stateDir);
       // unlink first: a client arriving now gets ENOENT and starts a fresh daemon (which waits for our lock)
       try { unlinkSync(sock); } catch { /* gone */ }

@@ -11,11 +11,15 @@
  *   /latest/NAME                 the same entry (the VR's legacy rewrite, still used by old templates)
  *   /latest[/], /                index lines ("user-data", "meta-data/"), ("latest")
  *
- * Port 8080, the VR password server (cloud-set-guest-password, cloud-init's CloudStackPasswordServerClient):
- *   header `DomU_Request: send_my_password` → the pending password, or `saved_password` when there is none
- *   header `DomU_Request: saved_password`   → the pending password is marked delivered (never served again);
- *                                              answers `saved_password`
- *   anything else                           → 400 `bad_request`
+ * Port 8080, the VR password server (passwd_server_ip.py; its clients cloud-set-guest-password and cloud-init's
+ * CloudStackPasswordServerClient both `wget --header "DomU_Request: …"` and read the body), any path:
+ *   GET, `DomU_Request: send_my_password` → 200, the pending password, or `saved_password` when there is none
+ *   GET, `DomU_Request: saved_password`   → 200 `saved_password`; the pending password is marked delivered
+ *                                            (never served again)
+ *   GET, any other value or no header     → 200 `bad_request` (the VR's status too: its 400 is never sent)
+ *   any other method (HEAD included)      → 501 (the VR's HTTP server knows GET only; its POST is the
+ *                                            router-local save_password, which guests are not allowed)
+ * The first DomU_Request header counts, as in the VR (Python's headers.get).
  */
 import { readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -160,12 +164,9 @@ const PW_HEADERS = { Server: 'CloudStack Password Server' };
 
 /** Port 8080. `root` as for handleMetadata. */
 export async function handlePassword(req: IncomingMessage, res: ServerResponse, root: string | undefined): Promise<void> {
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(req, res, 405, 'bad_request', { ...PW_HEADERS, Allow: 'GET, HEAD' });
-    return;
-  }
-  const h = req.headers['domu_request'];
-  const kind = Array.isArray(h) ? h[0] : h;
+  // HEAD too: a request without a body must not acknowledge a password either
+  if (req.method !== 'GET') return send(req, res, 501, 'bad_request', { ...PW_HEADERS, Allow: 'GET' });
+  const kind = req.headersDistinct['domu_request']?.[0];
   if (kind === 'send_my_password') {
     const pw = root ? await pendingPassword(root) : undefined;
     return send(req, res, 200, pw ?? 'saved_password', PW_HEADERS);
@@ -174,5 +175,5 @@ export async function handlePassword(req: IncomingMessage, res: ServerResponse, 
     if (root) await acknowledgePassword(root);
     return send(req, res, 200, 'saved_password', PW_HEADERS);
   }
-  return send(req, res, 400, 'bad_request', PW_HEADERS);
+  return send(req, res, 200, 'bad_request', PW_HEADERS);
 }

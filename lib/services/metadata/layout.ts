@@ -8,6 +8,8 @@
  *   <stateDir>/vmdata/<ns>/vms/<ip>/meta-data/F served as /latest/meta-data/F    (hard link to a blob)
  *   <stateDir>/vmdata/<ns>/vms/<ip>/password-N  pending password, serial N        (hard link to a blob)
  *   <stateDir>/vmdata/<ns>/vms/<ip>/delivered-N the guest acknowledged password N (empty marker)
+ *   <stateDir>/vmdata/<ns>/vms/<ip>/mac         the NIC MAC recorded for the address: only a requester the
+ *                                               router sees with this MAC is answered (absent: no MAC known)
  *   <stateDir>/run/metadata.{sock,pid,lock,log} the daemon's control socket, pid, instance lock, log
  *
  * Directories are 0700 and files 0600: only root reads them. The daemon reads the files at request time,
@@ -27,6 +29,8 @@ export const PASSWORD_PORT = 8080;
 
 export const PASSWORD_PREFIX = 'password-';
 export const DELIVERED_PREFIX = 'delivered-';
+/** In a VM's directory: the MAC its data belong to (not served: no URL maps to it). */
+export const MAC_FILE = 'mac';
 
 export const vmdataRoot = (stateDir: string): string => join(stateDir, 'vmdata');
 export const keyFile = (stateDir: string): string => join(vmdataRoot(stateDir), '.key');
