@@ -9,18 +9,29 @@ export interface HttpAnswer {
   body: string;
 }
 
-/** GET `url` from inside namespace `ns` with curl (path sent as written). status 0 = no connection. */
-export function guestGet(ns: string, url: string, headers: Record<string, string> = {}): HttpAnswer {
-  const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-  const r = nsTry(ns, ['curl', '-s', '-m', '3', '--path-as-is', '-w', '\n%{http_code}', ...h, url], 8000);
+export interface RequestOptions {
+  /** Source address (curl --interface): a guest using an address it added. */
+  from?: string;
+  /** HTTP method (HEAD: curl -I). Default GET. */
+  method?: string;
+  /** Raw header lines, sent as written and in order (curl -H), after `headers`. */
+  rawHeaders?: string[];
+}
+
+/** Request `url` from inside namespace `ns` with curl (path sent as written). status 0 = no connection. */
+export function guestGet(ns: string, url: string, headers: Record<string, string> = {}, opts: RequestOptions = {}): HttpAnswer {
+  const h = [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...(opts.rawHeaders ?? [])].flatMap((x) => ['-H', x]);
+  const method = opts.method === 'HEAD' ? ['-I'] : opts.method ? ['-X', opts.method] : [];
+  const from = opts.from ? ['--interface', opts.from] : [];
+  const r = nsTry(ns, ['curl', '-s', '-m', '5', '--path-as-is', '-w', '\n%{http_code}', ...method, ...from, ...h, url], 10_000);
   const i = r.stdout.lastIndexOf('\n');
   const status = Number(r.stdout.slice(i + 1)) || 0;
   return { status, body: i >= 0 ? r.stdout.slice(0, i) : '' };
 }
 
 /** The password protocol as the guest scripts speak it. */
-export const passwordRequest = (ns: string, ip: string, kind: 'send_my_password' | 'saved_password' | string) =>
-  guestGet(ns, `http://${ip}:8080/`, { DomU_Request: kind });
+export const passwordRequest = (ns: string, ip: string, kind: 'send_my_password' | 'saved_password' | string, opts: RequestOptions = {}) =>
+  guestGet(ns, `http://${ip}:8080/`, { DomU_Request: kind }, opts);
 
 /** A router namespace and a guest namespace joined by a veth: router `routerIp`/24, guest `guestIp`/24. */
 export function routerAndGuest(s: Scratch, routerIp: string, guestIp: string, router?: string): { router: string; guest: string } {

@@ -14,6 +14,7 @@ import { addNetns, deleteNetns } from '../../lib/netns/namespaces.js';
 import {
   daemonPid, daemonStatus, listenFile, metadataTarget, startDaemon, stopDaemon, syncRouter, vmDir,
 } from '../../lib/services/metadata/index.js';
+import { NeighbourView, requesterMatches } from '../../lib/services/metadata/requester.js';
 
 requireSandbox();
 
@@ -97,6 +98,110 @@ test('one daemon serves two routers; each guest gets only its own data; the pass
     await stopDaemon(stateDir);
     s.cleanup();
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('password server: every request form a guest can send gets the virtual router\'s answer (curl, busybox wget)', async () => {
+  const s = new Scratch();
+  const stateDir = mkdtempSync(join(tmpdir(), 'md-svc-'));
+  try {
+    const a = routerAndGuest(s, '10.65.1.1', '10.65.1.10');
+    const other = routerAndGuest(s, '10.65.2.1', '10.65.2.10', a.router); // a guest without data
+    writeVmFiles(stateDir, a.router, ['10.65.1.1', '10.65.2.1'], '10.65.1.10', { 'password-7': 'Pw-seven' });
+    await startDaemon(stateDir, { idleExitMs: -1 });
+    await syncRouter(stateDir, a.router, { start: false });
+    const url = 'http://10.65.1.1:8080/';
+    const pending = () => existsSync(join(vmDir(stateDir, a.router, '10.65.1.10'), 'password-7'));
+    const ask = (headers: Record<string, string>, opts: Parameters<typeof guestGet>[3] = {}) => guestGet(a.guest, url, headers, opts);
+
+    // GET forms that do not acknowledge anything
+    assert.equal(ask({ DomU_Request: 'send_my_password' }), { status: 200, body: 'Pw-seven' });
+    assert.equal(ask({ domu_request: 'send_my_password' }), { status: 200, body: 'Pw-seven' }, 'header names are case-insensitive');
+    assert.equal(guestGet(a.guest, 'http://10.65.1.1:8080/any/path?x=1', { DomU_Request: 'send_my_password' }), { status: 200, body: 'Pw-seven' }, 'the path is not looked at');
+    assert.equal(ask({}, { rawHeaders: ['DomU_Request: send_my_password', 'DomU_Request: saved_password'] }), { status: 200, body: 'Pw-seven' }, 'the first DomU_Request header counts');
+    for (const [what, headers, raw] of [
+      ['no header', {}, []], ['unknown value', { DomU_Request: 'give_me_everything' }, []], ['value in other case', { DomU_Request: 'SAVED_PASSWORD' }, []],
+      ['empty value', {}, ['DomU_Request;']], ['the VR\'s router-local save request', { DomU_Request: 'save_password' }, []],
+    ] as const) {
+      assert.equal(ask(headers, { rawHeaders: [...raw] }), { status: 200, body: 'bad_request' }, `${what}: 200 bad_request, as the VR answers`);
+    }
+    // cloud-set-guest-password tells "invalid request" (body bad_request, wget exit 0) from "failed to send" (exit ≠ 0)
+    const w = nsTry(a.guest, ['busybox', 'wget', '-q', '-O', '-', '--header', 'DomU_Request: what', '10.65.1.1:8080']);
+    assert.equal([w.status, w.stdout], [0, 'bad_request'], w.stderr);
+    // other methods: 501 (the VR's HTTP server knows only GET for guests) and never an acknowledgement
+    for (const method of ['HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS']) {
+      const r = ask({ DomU_Request: 'saved_password' }, { method });
+      assert.is(r.status, 501, method);
+      assert.not.match(r.body, 'Pw-seven', method);
+      assert.ok(pending(), `${method} saved_password acknowledged nothing`);
+    }
+    assert.equal(ask({ DomU_Request: 'send_my_password' }), { status: 200, body: 'Pw-seven' }, 'still pending after all of the above');
+    // a guest without data: no password, its acknowledgement changes nothing
+    assert.equal(passwordRequest(other.guest, '10.65.2.1', 'send_my_password'), { status: 200, body: 'saved_password' });
+    assert.equal(passwordRequest(other.guest, '10.65.2.1', 'saved_password'), { status: 200, body: 'saved_password' });
+    assert.ok(pending(), 'another guest\'s acknowledgement is not this one\'s');
+    // the acknowledgement, as the guest scripts send it (wget), then no password any more
+    const ack = nsTry(a.guest, ['busybox', 'wget', '-q', '-O', '-', '--header', 'DomU_Request: saved_password', '10.65.1.1:8080']);
+    assert.equal([ack.status, ack.stdout], [0, 'saved_password']);
+    assert.not.ok(pending());
+    assert.equal(ask({ DomU_Request: 'send_my_password' }), { status: 200, body: 'saved_password' });
+    assert.equal(ask({ DomU_Request: 'saved_password' }), { status: 200, body: 'saved_password' }, 'a repeated acknowledgement');
+    // the two headers the other way round: an acknowledgement (so both were sent, and the first one counts)
+    writeVmFiles(stateDir, a.router, ['10.65.1.1', '10.65.2.1'], '10.65.1.10', { 'password-8': 'Pw-eight' });
+    assert.equal(ask({ DomU_Request: 'send_my_password' }), { status: 200, body: 'Pw-eight' });
+    assert.equal(ask({}, { rawHeaders: ['DomU_Request: saved_password', 'DomU_Request: send_my_password'] }), { status: 200, body: 'saved_password' });
+    assert.not.ok(existsSync(join(vmDir(stateDir, a.router, '10.65.1.10'), 'password-8')), 'acknowledged');
+  } finally {
+    await stopDaemon(stateDir);
+    s.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('requester: only a confirmed neighbour entry counts; any other is resolved again by ARP, never read as it is', async () => {
+  const s = new Scratch();
+  const view = (ns: string) => new NeighbourView(ns, 3500);
+  let v: NeighbourView | undefined;
+  try {
+    const a = routerAndGuest(s, '10.66.1.1', '10.66.1.10');
+    const router = s.handle(a.router);
+    const dev = router.netlink.addrList({ family: 4 }).find((x) => x.ip === '10.66.1.1')!.dev!;
+    const guestMac = s.handle(a.guest).netlink.linkGet('eth0').mac!;
+    const OTHER = '02:00:00:66:66:66';
+    v = view(a.router);
+    const ask = () => v!.requester('10.66.1.1', '10.66.1.10');
+
+    assert.is(router.netlink.neighGet(dev, '10.66.1.10'), undefined, 'no entry yet');
+    assert.equal(await ask(), { mac: guestMac, state: 'reachable' }, 'missing: resolved, the guest answered');
+    for (const state of ['stale', 'delay', 'probe', 'failed'] as const) {
+      // what the table said before the address changed hands: not believed, asked again
+      router.netlink.neighReplace({ dev, ip: '10.66.1.10', mac: OTHER, state });
+      assert.equal(await ask(), { mac: guestMac, state: 'reachable' }, state);
+      assert.is(router.netlink.neighGet(dev, '10.66.1.10')?.mac, guestMac, `${state}: the table now names the guest`);
+    }
+    // concurrent requests of one guest share one resolution
+    router.netlink.neighReplace({ dev, ip: '10.66.1.10', mac: OTHER, state: 'stale' });
+    assert.equal(await Promise.all([ask(), ask(), ask()]), [0, 1, 2].map(() => ({ mac: guestMac, state: 'reachable' })));
+    // confirmed entries are the kernel's (or an administrator's) word: taken as they are
+    router.netlink.neighReplace({ dev, ip: '10.66.1.10', mac: OTHER, state: 'reachable' });
+    assert.equal(await ask(), { mac: OTHER, state: 'reachable' });
+    router.netlink.neighReplace({ dev, ip: '10.66.1.10', mac: OTHER, state: 'permanent' });
+    assert.equal(await ask(), { mac: OTHER, state: 'permanent' });
+    assert.not.ok(requesterMatches(guestMac, await ask()));
+    router.netlink.neighDel({ dev, ip: '10.66.1.10' });
+    // nobody at the address: no MAC after the kernel gave up — refused when a MAC is recorded, never by address
+    const t0 = Date.now();
+    const none = await v.requester('10.66.1.1', '10.66.1.99');
+    assert.is(none.mac, undefined);
+    assert.ok(none.state === 'failed' || none.state === 'unresolved', none.state);
+    assert.ok(Date.now() - t0 >= 900, 'it did ask (and wait for answers)');
+    assert.not.ok(requesterMatches(guestMac, none));
+    assert.ok(requesterMatches(undefined, none), 'no MAC recorded: the address alone decides (documented as unprotected)');
+    assert.ok(requesterMatches(guestMac.toUpperCase(), { mac: guestMac, state: 'reachable' }));
+    assert.equal(await v.requester('10.99.9.9', '10.66.1.10'), { state: 'no-interface' }, 'a local address on no interface');
+  } finally {
+    v?.close();
+    s.cleanup();
   }
 });
 
