@@ -3,7 +3,8 @@
  *
  * reconcile: (1) the served tree `<stateDir>/vmdata/<ns>/vms/<ip>/…` is made to match the model, as hard
  * links to blobs (nothing copied; a pending password appears as password-<serial> unless the guest already
- * acknowledged that serial); unreferenced blobs are collected; (2) `listen.json` names the router addresses
+ * acknowledged that serial), with the MAC the data belong to in `mac`; unreferenced blobs are collected;
+ * (2) `listen.json` names the router addresses
  * to serve on (the extension IP of every implemented tier with VM data); (3) the host's one metadata daemon
  * is asked over its control socket to converge this router's listeners, and started first if it is not
  * running — so a daemon that died is back with the next command. A failure (socket cannot be bound, daemon
@@ -11,7 +12,10 @@
  *
  * teardown (router idle: shutdown/destroy): the daemon closes the router's sockets and connections before the
  * namespace is deleted (an open socket would keep the deleted namespace alive). The data stay for a later
- * re-implement; data of routers whose state was deleted are removed then.
+ * re-implement (shutdown); data of routers whose state file vanished otherwise are removed then.
+ *
+ * committed (state saved or deleted): blobs no stored state needs any more are deleted, a destroyed router's
+ * directory goes whole; tierDestroyed (a VPC tier's destroy) drops the tier's VMs in the same change.
  */
 import {
   existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, readFileSync,

@@ -1,7 +1,8 @@
 /**
  * The host's one metadata + password service process. For every router with VM data it listens inside the
  * router's namespace on the tier addresses (ports 80 and 8080) with sockets made there (listeners.ts) and
- * answers each guest from the files of the VM whose address the connection comes from (handlers.ts).
+ * answers each guest from the files of the VM whose address the connection comes from (handlers.ts) —
+ * when a MAC is recorded for that address, only if the router sees the requester with it (requester.ts).
  *
  * Control: a Unix socket `<stateDir>/run/metadata.sock` speaking JSON lines —
  *   {"op":"sync","namespace":NS}  re-read NS's listen.json and converge its listeners; answers when done,
