@@ -98,12 +98,12 @@ function makeHost(tag: string): Host {
 }
 
 /** A guest namespace on the host's untagged guest bridge. */
-function addGuest(host: Host, name: string, ip: string, gateway: string): string {
+function addGuest(host: Host, name: string, ip: string, gateway: string, mac?: string): string {
   addNetns(name);
   const h = NetnsHandle.open(host.hostNs);
   const g = NetnsHandle.open(name);
   try {
-    h.netlink.linkAdd({ kind: 'veth', name: `g-${name.slice(-8)}`, master: 'breth1-u', up: true, peer: { name: 'eth0', namespace: { fd: g.fd }, up: true } });
+    h.netlink.linkAdd({ kind: 'veth', name: `g-${name.slice(-8)}`, master: 'breth1-u', up: true, peer: { name: 'eth0', namespace: { fd: g.fd }, up: true, ...(mac ? { mac } : {}) } });
     g.netlink.linkSetUp('lo');
     g.netlink.addrAdd({ dev: 'eth0', address: `${ip}/24` });
     g.netlink.routeReplace({ dst: 'default', via: gateway });
@@ -122,8 +122,9 @@ function guestFetch(ns: string, url: string): string {
 /** Sequential keep-alive GETs from inside the guest namespace (Node http client): ms per request. */
 function requestLatency(ns: string, url: string, n: number): number {
   const script = `const http=require('http');const a=new http.Agent({keepAlive:true,maxSockets:1});let i=0;const t=process.hrtime.bigint();
-(function go(){http.get(${JSON.stringify(url)},{agent:a},(r)=>{r.resume();r.on('end',()=>{if(++i<${n})go();else{console.log(Number(process.hrtime.bigint()-t)/1e6/${n});a.destroy();}});}).on('error',(e)=>{console.error(e.message);process.exit(1);});})();`;
+(function go(){http.get(${JSON.stringify(url)},{agent:a},(r)=>{if(r.statusCode!==200){console.error('HTTP '+r.statusCode);process.exit(1);}r.resume();r.on('end',()=>{if(++i<${n})go();else{console.log(Number(process.hrtime.bigint()-t)/1e6/${n});a.destroy();}});}).on('error',(e)=>{console.error(e.message);process.exit(1);});})();`;
   const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`guest requests to ${url} failed: ${r.stderr.trim()}`);
   return Number(r.stdout.trim());
 }
 
@@ -167,7 +168,8 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
     const tFirst = now();
     await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: n0.id, namespace: n0.ns, ip: n0.vm, vmData: { value: rows(0, n0.vm, 'pw-0'), source: 'bench' } } as T.SaveVmDataRequest, [vd.saveVmData]);
     const firstSave = now() - tFirst;
-    guests.push(addGuest(host, `mb-g0-${tag}`, n0.vm, n0.gateway));
+    // the MAC prepare-nic records below: the services answer this guest only from it
+    guests.push(addGuest(host, `mb-g0-${tag}`, n0.vm, n0.gateway, '02:00:00:00:00:0a'));
     const runs = opts.quick ? 5 : 15;
     const t = { ...{ networkId: n0.id, namespace: n0.ns } };
     const cmds: Array<[string, () => Promise<void>]> = [

@@ -548,7 +548,10 @@ export class NetlinkHandle {
       throw e;
     }
   }
-  /** The entry for `ip` on `dev` (RTM_GETNEIGH, one entry, no dump); undefined when there is none. */
+  /**
+   * The entry for `ip` on `dev` (RTM_GETNEIGH, one entry, no dump); undefined when there is none. `dev` of the
+   * result is left unset (the caller named the device; resolving the name would cost a second request).
+   */
   neighGet(dev: LinkRef, ip: string): Neigh | undefined {
     const idx = this.indexOf(dev, 'neighbour dev');
     let msgs: NlMessage[];
@@ -559,10 +562,7 @@ export class NetlinkHandle {
       throw e;
     }
     const m = msgs.find((x) => x.type === RTM_NEWNEIGH);
-    if (!m) return undefined;
-    const n = decodeNeigh(m.payload);
-    this.attachDevNames([n]);
-    return n;
+    return m ? decodeNeigh(m.payload) : undefined;
   }
   /**
    * Have the kernel resolve `ip` on `dev` now (NTF_USE, as a waiting packet would): a missing entry is created

@@ -174,6 +174,7 @@ export class MetadataDaemon {
         }
         throw e;
       }
+      this.views.get(ns)?.forget(); // a command ran on the router: its interfaces may have changed
       if (!cur) this.log('router serving', { namespace: ns, addresses: spec.addresses });
       return { namespace: ns, listening: r.listening, connections: r.connectionCount };
     } finally {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { NetnsHandle } from '../../netns/handle.js';
 import { NETNS_RUN_DIR } from '../../netns/namespaces.js';
 import { familyOf } from '../../netlink/ip.js';
+import { isNetlinkError } from '../../netlink/errors.js';
 import type { Neigh } from '../../netlink/neigh.js';
 
 export interface Requester {
@@ -39,6 +40,12 @@ export class NeighbourView {
   private inode?: number;
   /** Resolutions in progress, by ifindex|address: concurrent requests of one guest share one. */
   private readonly pending = new Map<string, Promise<Requester>>();
+  /**
+   * Interface of each router address. An address dump costs ~1 ms (it names every link), so it is cached
+   * until `forget()` — the daemon calls it on every sync of the router, i.e. after every command on it, the
+   * only way its interfaces change — or until the interface is gone.
+   */
+  private readonly ifindexes = new Map<string, number>();
 
   /** `deadlineMs`: how long a resolution may take (the kernel gives up after 3 probes, 1 s apart). */
   constructor(readonly namespace: string, private readonly deadlineMs = 3500) {}
@@ -57,10 +64,23 @@ export class NeighbourView {
   /** The MAC behind a connection from `remote` to the router's address `local`. Netlink failures throw. */
   async requester(local: string, remote: string): Promise<Requester> {
     const nl = this.netlink();
-    const family = familyOf(remote);
-    const ifindex = nl.addrList({ family }).find((a) => a.ip === local)?.ifindex;
-    if (ifindex === undefined) return { state: 'no-interface' };
-    const n = nl.neighGet(ifindex, remote);
+    let ifindex = this.ifindexes.get(local);
+    let n: Neigh | undefined;
+    for (let fresh = ifindex === undefined; ; fresh = true) {
+      if (ifindex === undefined) {
+        ifindex = nl.addrList({ family: familyOf(local) }).find((a) => a.ip === local)?.ifindex;
+        if (ifindex === undefined) return { state: 'no-interface' };
+        this.ifindexes.set(local, ifindex);
+      }
+      try {
+        n = nl.neighGet(ifindex, remote);
+        break;
+      } catch (e) {
+        if (fresh || !isNetlinkError(e, 'ENODEV')) throw e;
+        this.ifindexes.delete(local); // the interface went away: look again
+        ifindex = undefined;
+      }
+    }
     if (confirmed(n)) return { mac: n.mac, state: n.state };
     const key = `${ifindex}|${remote}`;
     let p = this.pending.get(key);
@@ -97,8 +117,14 @@ export class NeighbourView {
     return { state: 'unresolved' };
   }
 
+  /** Forget the interfaces of the router's addresses (they may have changed). */
+  forget(): void {
+    this.ifindexes.clear();
+  }
+
   /** Close the namespace handle (an open handle would keep a deleted namespace alive). */
   close(): void {
+    this.ifindexes.clear();
     this.handle?.close();
     this.handle = undefined;
     this.inode = undefined;
