@@ -65,7 +65,8 @@ export function createRouterApi(): RouterApi {
     addDnsEntry: async (r, c) => { await (await import('./dhcp/command.js')).runDhcpCommand(engineFor(c), r); },
     removeDnsEntry: async (r, c) => { await (await import('./dhcp/command.js')).runDhcpCommand(engineFor(c), r); },
     // a shared network gets no implement-network: the commands below implement its router when it has none
-    prepareNic: (r, c) => nic(c, r, [(m, q) => dhcp.dhcpPrepareNic(m, q), vmdata.prepareNicVmData], { ifRouterExists: true, shared: 'ifComplete' }),
+    // the metadata step first: it compares with the MAC the DHCP reservation held before this NIC's
+    prepareNic: (r, c) => nic(c, r, [vmdata.prepareNicVmData, (m, q) => dhcp.dhcpPrepareNic(m, q)], { ifRouterExists: true, shared: 'ifComplete' }),
     releaseNic: (r, c) => nic(c, r, [(m, q) => dhcp.dhcpReleaseNic(m, q), vmdata.releaseNicVmData], { ifRouterExists: true }),
     saveVmData: (r, c) => nic(c, r, [vmdata.saveVmData], { shared: 'implement' }),
     saveUserdata: (r, c) => nic(c, r, [vmdata.saveUserdata], { shared: 'implement' }),

@@ -87,6 +87,16 @@ test('destroy-network (CLI, with dnsmasq, haproxy and the metadata daemon): secr
     assert.equal(filesHolding(stateDir, secrets.other), [], 'a released NIC\'s user data are gone');
     assert.is(guestGet(vm2.ns, 'http://10.17.1.1/latest/user-data').status, 404);
     for (const v of [secrets.pw2, secrets.ud, secrets.key]) assert.ok(filesHolding(stateDir, v).length > 0, 'positive control: stored while the network lives');
+    // an acknowledged password: no longer served at once, off the disk with the router's next command (any)
+    assert.is(passwordRequest(vm.ns, '10.17.1.1', 'saved_password').body, 'saved_password');
+    assert.ok(filesHolding(stateDir, secrets.pw2).length > 0);
+    cli('add-dhcp-entry', ...net, '--mac', '02:00:00:11:01:0c', '--ip', '10.17.1.12');
+    assert.equal(filesHolding(stateDir, secrets.pw2), [], 'the delivered password is gone');
+    // its record is still in the state (pruned by the next metadata command): a rebuilt tree does not revive it
+    rmSync(join(routerDir(stateDir, ns), 'vms'), { recursive: true });
+    cli('add-dhcp-entry', ...net, '--mac', '02:00:00:11:01:0d', '--ip', '10.17.1.13');
+    assert.is(passwordRequest(vm.ns, '10.17.1.1', 'send_my_password').body, 'saved_password');
+    assert.is(guestGet(vm.ns, 'http://10.17.1.1/latest/user-data').body, secrets.ud, 'the rest is served again');
 
     cli('destroy-network', ...net);
     for (const [what, v] of Object.entries(secrets)) assert.equal(filesHolding(stateDir, v), [], `${what}: in no file of the state directory`);

@@ -14,6 +14,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { runDhcpCommand } from '../../lib/router/dhcp/command.js';
+import { dhcpPrepareNic } from '../../lib/router/dhcp/mutators.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
@@ -123,6 +124,13 @@ test('a VM that takes another VM\'s address gets none of its data; with its MAC 
       'served: stopping a MAC copier is the guest segment\'s anti-spoofing, not this layer');
     dropAddress(vm2.ns, '10.14.1.10/24', MAC2);
     assert.is(guestGet(vm2.ns, 'http://10.14.1.1/latest/meta-data/instance-id').body, 'i-vm2', 'vm2 as itself again');
+
+    // a new VM gets vm1's address (prepare-nic, other MAC; no release-nic seen): vm1's data — their MAC known
+    // from the DHCP reservation only — are dropped, not handed over (the metadata step runs before the DHCP one)
+    assert.ok(vd.servedFiles(stateDir, ns, '10.14.1.10').length > 0, 'positive control: vm1\'s data are there');
+    const nic: T.PrepareNicRequest = { command: 'prepare-nic', ...net, ip: '10.14.1.10', mac: '02:00:00:0e:01:99', defaultNic: true };
+    await vd.vmDataCommand(engine, ctx, nic, [vd.prepareNicVmData, (m, q) => dhcpPrepareNic(m, q)]);
+    assert.equal(vd.servedFiles(stateDir, ns, '10.14.1.10'), []);
   } finally {
     await stopDaemon(stateDir);
     s.cleanup();

@@ -87,7 +87,12 @@ function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord, ma
     if (name.startsWith(DELIVERED_PREFIX) && name !== `${DELIVERED_PREFIX}${serial}`) removeFile(join(dir, name));
     if (name.startsWith('.tmp-') || name.startsWith(`${MAC_FILE}.tmp-`)) removeFile(join(dir, name));
   }
-  if (r.password && !delivered) linkInto(blobPath(stateDir, ns, r.password.blob), join(dir, `${PASSWORD_PREFIX}${serial}`));
+  if (r.password && !delivered) {
+    const blob = blobPath(stateDir, ns, r.password.blob);
+    // a pending password's blob is only ever deleted after its acknowledgement (committed): its marker was lost
+    if (existsSync(blob)) linkInto(blob, join(dir, `${PASSWORD_PREFIX}${serial}`));
+    else writeReplacing(join(dir, `${DELIVERED_PREFIX}${serial}`), '');
+  }
   if (!mac) removeFile(join(dir, MAC_FILE));
 }
 

@@ -15,7 +15,7 @@ import { putBlob } from './blobs.js';
 import {
   DEFAULT_LIMITS, checkValue, parseRestoreData, parseVmData, type ParsedRestoreData, type ParsedVmData, type VmDataLimits,
 } from './entries.js';
-import { setVmdataState, vmdataState, type VmDataState, type VmRecord } from './state.js';
+import { recordedMac, setVmdataState, vmdataState, type VmDataState, type VmRecord } from './state.js';
 
 export interface VmDataEnv {
   stateDir: string;
@@ -139,8 +139,9 @@ export function saveHypervisorHostname(m: RouterModel, req: T.SaveHypervisorHost
 
 /**
  * prepare-nic, metadata part: nothing when no data are stored for the address. When data are stored under
- * another MAC they belonged to a previous VM with this address: they are dropped (a new VM must never see
- * the old one's password or user data). Otherwise the MAC is remembered.
+ * another MAC (the record's, else the DHCP reservation's — so this step runs before prepare-nic's DHCP part)
+ * they belonged to a previous VM with this address: they are dropped (a new VM must never see the old one's
+ * password or user data). Otherwise the MAC is remembered.
  */
 export function prepareNicVmData(m: RouterModel, req: T.PrepareNicRequest, env: VmDataEnv): void {
   if (!req.ip || !m.tiers[req.networkId]) return;
@@ -148,7 +149,8 @@ export function prepareNicVmData(m: RouterModel, req: T.PrepareNicRequest, env: 
   prune(m, s, env);
   const cur = s.vms[req.ip];
   if (!cur) return;
-  if (cur.tier !== req.networkId || (cur.mac && req.mac && cur.mac !== req.mac)) {
+  const known = recordedMac(m, req.ip, cur);
+  if (cur.tier !== req.networkId || (known && req.mac && known !== req.mac)) {
     s.vms[req.ip] = { tier: req.networkId, files: {}, ...(req.mac ? { mac: req.mac } : {}) };
   } else if (req.mac) {
     s.vms[req.ip] = { ...cur, mac: req.mac };
@@ -205,7 +207,9 @@ export function restoreForDhcp(req: T.RestoreNetworkRequest, parsed: ParsedResto
  * pending passwords kept (CloudStack does not re-send them), VMs not listed dropped. Without
  * userdata_enabled the stored metadata is left as it is (upstream does the same).
  */
-export function restoreNetworkVmData(m: RouterModel, req: T.RestoreNetworkRequest, env: VmDataEnv, parsed = parseRestore(req, env)): void {
+export function restoreNetworkVmData(
+  m: RouterModel, req: T.RestoreNetworkRequest, env: VmDataEnv, parsed = parseRestore(req, env), known = knownMacs(m),
+): void {
   requireTier(m, req.networkId);
   if (!parsed.userdataEnabled) return;
   const s = vmdataState(m);
@@ -214,7 +218,8 @@ export function restoreNetworkVmData(m: RouterModel, req: T.RestoreNetworkReques
   for (const [ip, r] of Object.entries(s.vms)) if (r.tier === req.networkId && !listed.has(ip)) delete s.vms[ip];
   for (const vm of parsed.vms) {
     const cur = s.vms[vm.ip];
-    const sameVm = cur && cur.tier === req.networkId && !(cur.mac && vm.mac && cur.mac !== vm.mac);
+    const mac = known.get(vm.ip);
+    const sameVm = cur && cur.tier === req.networkId && !(mac && vm.mac && mac !== vm.mac);
     const r: VmRecord = sameVm ? { ...cur, files: vm.data ? {} : { ...cur.files } } : { tier: req.networkId, files: {} };
     if (vm.mac) r.mac = vm.mac;
     s.vms[vm.ip] = r;
@@ -230,7 +235,18 @@ export function restoreNetworkVmData(m: RouterModel, req: T.RestoreNetworkReques
 export function restoreNetworkWith(dhcpPart?: (m: RouterModel, r: RestoreForDhcp) => void) {
   return (m: RouterModel, req: T.RestoreNetworkRequest, env: VmDataEnv): void => {
     const parsed = parseRestore(req, env);
+    const known = knownMacs(m); // before the DHCP part rewrites the reservations
     dhcpPart?.(m, restoreForDhcp(req, parsed));
-    restoreNetworkVmData(m, req, env, parsed);
+    restoreNetworkVmData(m, req, env, parsed, known);
   };
+}
+
+/** The MAC each stored VM's data belong to (recordedMac), by address. */
+function knownMacs(m: RouterModel): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [ip, r] of Object.entries(vmdataState(m).vms)) {
+    const mac = recordedMac(m, ip, r);
+    if (mac) out.set(ip, mac);
+  }
+  return out;
 }
