@@ -42,7 +42,7 @@ function filesHolding(dir: string, needle: string): string[] {
 /** What may stay in the state directory after every router is destroyed (docs/metadata.md, "What a destroy leaves"). */
 const PERSISTENT = [
   /^lock-(network|vpc)-\d+$/, /^locks$/, /^locks\/cs-(net|vpc)-\d+\.lock$/, /^routers$/,
-  /^run$/, /^run\/metadata\.(lock|log|pid|sock)$/, /^vmdata$/, /^vmdata\/\.key$/,
+  /^run$/, /^run\/metadata\.(lock|log|pid|sock)$/, /^vmdata$/, /^vmdata\/\.key$/, /^segment-pool\.json$/, /^lock-segment-pool$/,
 ];
 
 test('destroy-network (CLI, with dnsmasq, haproxy and the metadata daemon): secrets and the runtime directory go at once', async () => {

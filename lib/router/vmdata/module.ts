@@ -18,7 +18,7 @@
  * directory goes whole; tierDestroyed (a VPC tier's destroy) drops the tier's VMs in the same change.
  */
 import {
-  existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, readFileSync,
+  existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, readFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RouterModule, ReconcileContext } from '../module.js';
@@ -31,6 +31,7 @@ import {
 } from '../../services/metadata/layout.js';
 import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
+import { writeFileDurably, TEMP_MARK } from '../state/durable-file.js';
 import { blobPath, collectBlobs } from './blobs.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 
@@ -58,12 +59,10 @@ function removeFile(p: string): void {
   try { unlinkSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
 }
 
-/** Write `text` to `p` by temp file + rename (0600), unless it already holds it. */
-function writeReplacing(p: string, text: string): void {
+/** Replace `p` by `text` (crash-safe, 0600), unless it already holds it. */
+function writeReplacing(p: string, text: string, what: string): void {
   if (existsSync(p) && readFileSync(p, 'utf8') === text) return;
-  const tmp = `${p}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, p);
+  writeFileDurably(p, text, { what });
 }
 
 /**
@@ -73,7 +72,7 @@ function writeReplacing(p: string, text: string): void {
 function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord, mac: string | undefined): void {
   const dir = vmDir(stateDir, ns, ip);
   mkdirSync(join(dir, 'meta-data'), { recursive: true, mode: 0o700 });
-  if (mac) writeReplacing(join(dir, MAC_FILE), `${mac}\n`);
+  if (mac) writeReplacing(join(dir, MAC_FILE), `${mac}\n`, `recorded MAC of ${ip} in ${ns}`);
   const wanted = new Set(Object.keys(r.files));
   for (const [rel, id] of Object.entries(r.files)) linkInto(blobPath(stateDir, ns, id), join(dir, rel));
   if (!wanted.has('user-data')) removeFile(join(dir, 'user-data'));
@@ -85,13 +84,13 @@ function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord, ma
   for (const name of readdirSync(dir)) {
     if (name.startsWith(PASSWORD_PREFIX) && !(name === `${PASSWORD_PREFIX}${serial}` && !delivered)) removeFile(join(dir, name));
     if (name.startsWith(DELIVERED_PREFIX) && name !== `${DELIVERED_PREFIX}${serial}`) removeFile(join(dir, name));
-    if (name.startsWith('.tmp-') || name.startsWith(`${MAC_FILE}.tmp-`)) removeFile(join(dir, name));
+    if (name.includes(TEMP_MARK)) removeFile(join(dir, name));
   }
   if (r.password && !delivered) {
     const blob = blobPath(stateDir, ns, r.password.blob);
     // a pending password's blob is only ever deleted after its acknowledgement (committed): its marker was lost
     if (existsSync(blob)) linkInto(blob, join(dir, `${PASSWORD_PREFIX}${serial}`));
-    else writeReplacing(join(dir, `${DELIVERED_PREFIX}${serial}`), '');
+    else writeReplacing(join(dir, `${DELIVERED_PREFIX}${serial}`), '', `delivery marker of ${ip} in ${ns}`);
   }
   if (!mac) removeFile(join(dir, MAC_FILE));
 }
@@ -143,7 +142,7 @@ function writeListen(stateDir: string, ns: string, addresses: string[]): boolean
   }
   const spec: ListenSpec = { namespace: ns, addresses };
   mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-  writeReplacing(p, `${JSON.stringify(spec)}\n`);
+  writeReplacing(p, `${JSON.stringify(spec)}\n`, `metadata listen file ${p}`);
   return true;
 }
 
