@@ -87,4 +87,33 @@ test('invalid input: bad MAC, bad address, missing device', () => scratch((s) =>
   throwsNetlink(() => nl.neighAdd({ dev: uniq('no'), ip: '10.1.0.5', mac: '02:00:00:00:00:05' }), 'ENODEV');
 }));
 
+test('get one entry (v4 and v6); resolve an address now: a probe goes out and the answer is recorded', () => scratch((s) => {
+  const { ns, nl, dev } = setup(s);
+  nl.neighAdd({ dev, ip: '10.1.0.5', mac: '02:00:00:00:00:05', state: 'stale' });
+  nl.neighAdd({ dev, ip: '2001:db8:1::5', mac: '02:00:00:00:00:06' });
+  assertSubset(nl.neighGet(dev, '10.1.0.5')!, { family: 4, ip: '10.1.0.5', mac: '02:00:00:00:00:05', state: 'stale' }, 'v4');
+  assertSubset(nl.neighGet(dev, '2001:db8:1::5')!, { family: 6, mac: '02:00:00:00:00:06', state: 'permanent' }, 'v6');
+  assert.is(nl.neighGet(dev, '10.1.0.77'), undefined, 'no entry');
+  throwsNetlink(() => nl.neighGet(uniq('nx'), '10.1.0.5'), 'ENODEV');
+  // a peer in another namespace answers ARP: the entry resolved on request is REACHABLE with its MAC
+  const { name: peerNs, h: ph } = s.ns();
+  const a = uniq('nd');
+  const b = uniq('np');
+  nl.linkAdd({ kind: 'veth', name: a, up: true, peer: { name: b, namespace: { netns: peerNs }, up: true } });
+  nl.addrAdd({ dev: a, address: '10.2.0.1/24' });
+  ph.netlink.addrAdd({ dev: b, address: '10.2.0.9/24' });
+  const peerMac = ph.netlink.linkGet(b).mac!;
+  nl.neighResolve(a, '10.2.0.9');
+  const deadline = Date.now() + 3000;
+  let n = nl.neighGet(a, '10.2.0.9');
+  while (n?.state !== 'reachable' && Date.now() < deadline) n = nl.neighGet(a, '10.2.0.9');
+  assertSubset(n!, { mac: peerMac, state: 'reachable' }, 'resolved');
+  const o = ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', a]);
+  assertSubset(o.find((x) => x.dst === '10.2.0.9')!, { lladdr: peerMac, state: ['REACHABLE'] }, 'ip neigh agrees');
+  // nobody at the address: the kernel keeps the entry INCOMPLETE while it probes
+  nl.neighResolve(a, '10.2.0.99');
+  assertSubset(nl.neighGet(a, '10.2.0.99')!, { state: 'incomplete' }, 'probing');
+  assert.is(nl.neighGet(a, '10.2.0.99')!.mac, undefined);
+}));
+
 test.run();
