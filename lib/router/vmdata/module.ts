@@ -15,7 +15,7 @@
  * re-implement (shutdown); data of routers whose state file vanished otherwise are removed then.
  *
  * committed (state saved or deleted): blobs no stored state needs any more are deleted, a destroyed router's
- * directory goes whole; tierDestroyed (a VPC tier's destroy) drops the tier's VMs in the same change.
+ * directory goes whole. (forgetTier drops a destroyed VPC tier's VMs from the state in the same change.)
  */
 import {
   existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, readFileSync,
