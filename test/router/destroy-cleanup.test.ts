@@ -35,6 +35,15 @@ function tree(dir: string): string[] {
   walk(dir);
   return out.sort();
 }
+/** Stop what the CLI started for a router that a failed test left behind (dnsmasq, haproxy), by their pid files. */
+function killLeftovers(stateDir: string, ns: string): void {
+  for (const f of [join(stateDir, 'run', ns, 'dnsmasq', 'dnsmasq.pid'), join(stateDir, 'run', ns, 'haproxy', 'haproxy.pid')]) {
+    try {
+      process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGTERM');
+    } catch { /* none */ }
+  }
+}
+
 function filesHolding(dir: string, needle: string): string[] {
   return tree(dir).filter((p) => lstatSync(join(dir, p)).isFile() && readFileSync(join(dir, p)).includes(needle));
 }
@@ -108,6 +117,7 @@ test('destroy-network (CLI, with dnsmasq, haproxy and the metadata daemon): secr
     assert.is(passwordRequest(vm.ns, '10.17.1.1', 'send_my_password').status, 0);
     for (const v of Object.values(secrets)) assert.not.match(readFileSync(join(dir, 'log'), 'utf8'), v, 'nor in the CLI log');
   } finally {
+    killLeftovers(stateDir, ns);
     await stopDaemon(stateDir);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
