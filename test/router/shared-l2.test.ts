@@ -18,7 +18,7 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { daemonStatus, stopDaemon } from '../../lib/services/metadata/index.js';
 import { l2LinkAlias } from '../../lib/router/l2-segment.js';
-import { Scratch, addVm, nsExec, ping, requireSandbox, simulatedHost } from '../helpers/topo.js';
+import { Scratch, addVm, nsExec, ping, requireSandbox, simulatedHost, nsTry } from '../helpers/topo.js';
 import { addGuest, dnsmasqPids, nslookup, udhcpc } from '../helpers/dhcp.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 
@@ -133,6 +133,14 @@ test('shared network: prepare-nic implements the router; DHCP, DNS, metadata and
     assert.equal(guestGet(vm.ns, 'http://10.60.0.2/latest/user-data'), { status: 200, body: '#cloud-config\nhostname: vm-one\n' });
     assert.is(guestGet(vm.ns, 'http://10.60.0.2/latest/meta-data/instance-id').body, 'i-2-301-VM');
     assert.is(passwordRequest(vm.ns, '10.60.0.2', 'send_my_password').body, 'Shared-pw-1');
+    // the VR's password protocol, every form a guest sends (cloud-set-guest-password, cloud-init)
+    assert.equal(passwordRequest(vm.ns, '10.60.0.2', 'what_is_this'), { status: 200, body: 'bad_request' }, 'unknown request: 200 bad_request');
+    assert.equal(guestGet(vm.ns, 'http://10.60.0.2:8080/'), { status: 200, body: 'bad_request' }, 'no DomU_Request header: 200 bad_request');
+    const post = nsTry(vm.ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'DomU_Request: saved_password', 'http://10.60.0.2:8080/']);
+    assert.is(post.stdout, '501', 'POST: 501, nothing acknowledged');
+    assert.is(passwordRequest(vm.ns, '10.60.0.2', 'send_my_password').body, 'Shared-pw-1', 'still pending after the POST');
+    assert.is(passwordRequest(vm.ns, '10.60.0.2', 'saved_password').body, 'saved_password', 'acknowledged');
+    assert.is(passwordRequest(vm.ns, '10.60.0.2', 'send_my_password').body, 'saved_password', 'delivered once');
     assert.is(guestGet(vm.ns, 'http://10.60.0.1/latest/user-data').status, 0, 'nothing of it on the gateway (no router took it)');
 
     // the second VM's prepare-nic again on the now-served network: reservation and name at once
