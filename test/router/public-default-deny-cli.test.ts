@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Scratch, addVm, requireSandbox, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { servers, serversUp, tcpOk, pingOk } from '../helpers/fw.js';
+import { killDaemons } from '../helpers/router-cli.js';
 
 requireSandbox();
 /** An "open" probe may be retried (a busy machine can lose a first try); "closed" probes are single tries,
@@ -44,7 +45,7 @@ test('isolated network: source NAT, static NAT, port forward and load balancer I
   const dir = mkdtempSync(join(tmpdir(), 'nr-deny-'));
   const id = String(2000 + (parseInt(uid(4), 16) % 7000));
   const vni = 4000 + (Number(id) % 1000);
-  s.track(`cs-net-${id}`);
+  const ns = s.track(`cs-net-${id}`);
   const procs: ChildProcess[] = [];
   try {
     const { hostNs, upNs, h } = simulatedHost(s);
@@ -99,6 +100,7 @@ test('isolated network: source NAT, static NAT, port forward and load balancer I
     cs('destroy-network', { network_id: id });
   } finally {
     for (const p of procs) p.kill();
+    killDaemons({ ns, stateDir: join(dir, 'state') }); // haproxy, when the test failed before its destroy
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -144,6 +146,7 @@ test('VPC: static NAT and port forwards follow the tier ACL; LB listeners are op
     cs('destroy-vpc', { vpc_id: vpcId });
   } finally {
     for (const p of procs) p.kill();
+    killDaemons({ ns, stateDir: join(dir, 'state') }); // haproxy, when the test failed before its destroy
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
