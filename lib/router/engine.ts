@@ -101,6 +101,28 @@ function refuseOnL2(m: RouterModel, cmd: CommandRef): void {
   );
 }
 
+/**
+ * A command acts only on its own router: a namespace whose stored router belongs to another network or VPC (e.g.
+ * network 42 told by network-extension-details to use cs-net-41) is refused before anything changes — it would
+ * merge into that router, and its destroy would delete it. (`init` builds the command's own empty router; one
+ * that cannot, such as a module's "must exist" init, names no router to compare.)
+ */
+function refuseOtherRouter(stored: RouterModel, init: () => RouterModel): void {
+  let own: RouterModel;
+  try {
+    own = init();
+  } catch {
+    return;
+  }
+  if (own.kind === stored.kind && own.nameId === stored.nameId) return;
+  const whose = (m: RouterModel): string => (m.kind === 'vpc' ? `VPC ${m.nameId}` : `network ${m.nameId}`);
+  throw new UsageError(
+    `namespace ${stored.namespace} holds the router of ${whose(stored)}, not of ${whose(own)}; refusing to change or delete another router `
+      + '(check network-extension-details.namespace)',
+    'network-extension-details.namespace',
+  );
+}
+
 function wrap(err: unknown, doing: string): Error {
   if (err instanceof RouterError) return err;
   if (err instanceof NetlinkError) {
@@ -216,6 +238,7 @@ export class RouterEngine {
       const existed = before !== undefined || netnsExists(ns);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
+      if (before) refuseOtherRouter(before, init);
       if (cmd) refuseOnL2(model, cmd);
       let verdict: void | 'delete';
       try {
