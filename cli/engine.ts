@@ -3,7 +3,7 @@
  * that parsing, validation, help, version and install-wrapper never load the kernel layers.
  */
 import type { RouterApi } from '../lib/router/contract/api.js';
-import { SystemError } from '../lib/router/errors.js';
+import { SystemError } from '../lib/util/errors.js';
 
 export async function loadRouterApi(): Promise<RouterApi> {
   let mod: { createRouterApi?: () => RouterApi };

@@ -12,7 +12,7 @@ import { parseInvocation } from '../lib/router/contract/parse.js';
 import type { EngineInvocation, LocalInvocation, RouterRequest, RouterSettings } from '../lib/router/contract/types.js';
 import {
   EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
-} from '../lib/router/errors.js';
+} from '../lib/util/errors.js';
 import { abbreviate, createLogger, type Logger } from '../lib/router/log.js';
 import { acquireRouterLock, routerKeyOf } from '../lib/router/state/lock.js';
 import { loadFrontEndHelp, terminalWidth } from './help.js';

@@ -25,7 +25,8 @@
  * commands and exits once idle, so that a supervisor (systemd Restart=always) brings up the new code.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { writeFileAtomic } from '../lib/util/atomic-file.js';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -283,11 +284,10 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     await listen(tcpSrv, 0, '127.0.0.1');
     const port = (tcpSrv.address() as { port: number }).port;
     shimFile = shimFileFor(opts.socket);
-    const temp = `${shimFile}.tmp-${process.pid}`;
     // pid and start time let the shim check that the engine which wrote the file is alive, i.e. still holds
-    // the port: after a crash another process could be listening there, and must not receive a command line
-    writeFileSync(temp, `${port} ${token} ${process.pid} ${processStartTime()}\n`, { mode: 0o600 });
-    renameSync(temp, shimFile);
+    // the port: after a crash another process could be listening there, and must not receive a command line.
+    // Runtime (under /run, rewritten by every start): atomic, not durable.
+    writeFileAtomic(shimFile, `${port} ${token} ${process.pid} ${processStartTime()}\n`, { what: shimFile, durable: false });
   }
   watchdog?.start();
   say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms${watchdog ? `; watchdog over ${watchdog.stateDirs.join(', ')}` : ''})`);

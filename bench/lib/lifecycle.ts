@@ -11,7 +11,7 @@ import { parseInvocation } from '../../lib/router/contract/parse.js';
 import { dispatch, type CommandContext } from '../../lib/router/contract/api.js';
 import type { EngineInvocation } from '../../lib/router/contract/types.js';
 import { createRouterApi } from '../../lib/router/api.js';
-import { describeError } from '../../lib/router/errors.js';
+import { describeError } from '../../lib/util/errors.js';
 import { now } from './timing.js';
 import type { Spawner } from './spawner.js';
 import { installShim } from './resident.js';

@@ -4,7 +4,7 @@
  * host, no reachable host), 2 SSH connection/authentication/transfer failure, 3 the remote wrapper
  * exited non-zero.
  */
-import { RouterError } from '../router/errors.js';
+import { RouterError } from '../util/errors.js';
 
 export const PROXY_EXIT_OK = 0;
 export const PROXY_EXIT_USAGE = 1;

@@ -12,7 +12,7 @@ import { didYouMean, type HelpDoc } from '../router/contract/help.js';
 import { ENV } from '../router/contract/parse.js';
 import { LOG_LEVELS } from '../router/contract/types.js';
 import { BadValue, parseExtensionName } from '../router/contract/values.js';
-import { UsageError } from '../router/errors.js';
+import { UsageError } from '../util/errors.js';
 
 export const PROXY_SHIM_MARKER = '# netns-router proxy shim';
 

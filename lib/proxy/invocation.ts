@@ -14,7 +14,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../router/errors.js';
+import { UsageError } from '../util/errors.js';
 import { decodeDetails, parseJsonText, readTextFile } from '../router/contract/decode.js';
 import { commandSpec, isLocalCommand, type CommandName } from '../router/contract/commands.js';
 import { FIELDS } from '../router/contract/fields.js';

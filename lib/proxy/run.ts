@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { shQuote } from '../router/contract/install-wrapper.js';
-import { UsageError } from '../router/errors.js';
+import { UsageError } from '../util/errors.js';
 import { renderHelp } from '../router/contract/help.js';
 import { createLogger, type Logger } from '../router/log.js';
 import { CallDir } from './call-dir.js';

@@ -6,7 +6,7 @@
 import type { RouterApi, CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine } from './engine.js';
-import { SystemError } from './errors.js';
+import { SystemError } from '../util/errors.js';
 import * as fw from './firewall/module.js';
 import { runCustomAction } from './custom-action.js';
 import { implementNetworkCommand, releaseSegments } from './segment-pool.js';

@@ -18,7 +18,7 @@ import { childEnv } from '../sys/children.js';
 import type { CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
 import type { RouterEngine } from './engine.js';
-import { SystemError, UsageError } from './errors.js';
+import { SystemError, UsageError } from '../util/errors.js';
 import * as pbr from './pbr/module.js';
 import { routeRows, ruleRows, tableRows } from './pbr/listing.js';
 import * as fw from './firewall/module.js';

@@ -19,7 +19,7 @@ import { reconcileL2Segment } from './l2-segment.js';
 import { DORMANT_STATES, externalGateway, sharedGap } from './shared-network.js';
 import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './ruleset.js';
-import { RouterError, UsageError, SystemError } from './errors.js';
+import { RouterError, UsageError, SystemError } from '../util/errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
 import type * as T from './contract/types.js';
 import type { Segment } from './segment.js';

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from './contract/types.js';
-import { RouterError } from './errors.js';
+import { RouterError } from '../util/errors.js';
 
 export type { Logger } from 'pino';
 

@@ -12,9 +12,9 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateError, SystemError, UsageError } from './errors.js';
+import { StateError, SystemError, UsageError } from '../util/errors.js';
 import { acquireFileLock, type AcquireOptions } from './state/lock.js';
-import { writeFileDurably } from './state/durable-file.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { segmentText, type Segment } from './segment.js';
 import type { GuestIsolation, ImplementNetworkRequest } from './contract/types.js';
 import type { CommandContext, CommandOutput } from './contract/api.js';
@@ -93,7 +93,7 @@ export class SegmentPool {
     } catch (e) {
       throw SystemError.from(e, `creating state directory ${this.stateDir}`);
     }
-    writeFileDurably(this.file, `${JSON.stringify({ version: FILE_VERSION, networks } satisfies PoolFile, null, 1)}\n`, { what: this.file });
+    writeFileAtomic(this.file, `${JSON.stringify({ version: FILE_VERSION, networks } satisfies PoolFile, null, 1)}\n`, { what: this.file });
   }
 
   private async locked<T>(lock: AcquireOptions, fn: () => T): Promise<T> {

@@ -12,7 +12,7 @@ import { COMMANDS, type CommandSpec } from '../../lib/router/contract/commands.j
 import { FIELD_BY_KEY } from '../../lib/router/contract/fields.js';
 import { editDistance, renderHelp, suggest } from '../../lib/router/contract/help.js';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { installProxyHelp } from '../../lib/proxy/install-proxy.js';
 import { proxyHelp } from '../../lib/proxy/invocation.js';
 import { terminalWidth } from '../../cli/help.js';

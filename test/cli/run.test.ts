@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { SystemError, UsageError } from '../../lib/router/errors.js';
+import { SystemError, UsageError } from '../../lib/util/errors.js';
 import { tryAcquireRouterLock } from '../../lib/router/state/lock.js';
 import { SHIM_MARKER } from '../../lib/router/contract/install-wrapper.js';
 import { packageVersion, runCli } from '../../cli/run.js';

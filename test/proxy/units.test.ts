@@ -12,7 +12,7 @@ import { parseProxyInvocation, type ProxyInvocation } from '../../lib/proxy/invo
 import { uploadDocument } from '../../lib/proxy/payload.js';
 import { installProxy, parseInstallProxy, proxyPathFor, PROXY_SHIM_MARKER } from '../../lib/proxy/install-proxy.js';
 import { shQuote } from '../../lib/router/contract/install-wrapper.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { ProxyConfigError, RemoteCommandError } from '../../lib/proxy/errors.js';
 import { runProxy } from '../../lib/proxy/run.js';
 import { redact } from '../../lib/router/log.js';

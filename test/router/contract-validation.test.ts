@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { TempDir, cli, requireSandbox } from '../cli/helpers.js';
 import {
   parseCidr, parseHostname, parseIpv4, parseIpv6, parseMac, parsePortRange, parseSegment, BadValue,

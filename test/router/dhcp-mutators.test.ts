@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { emptyModel, type RouterModel } from '../../lib/router/model.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import * as d from '../../lib/router/dhcp/index.js';
 import { dhcpModule } from '../../lib/router/dhcp/module.js';
 import { dnsmasqPaths, renderDnsmasq } from '../../lib/services/dnsmasq/index.js';

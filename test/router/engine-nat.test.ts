@@ -1,7 +1,7 @@
 /** End to end through the library: a simulated KVM host, an upstream network and guest VMs; real packets. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

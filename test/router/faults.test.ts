@@ -19,7 +19,7 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { defaultModules } from '../../lib/router/modules.js';
 import { moduleState, setModuleState, type RouterModule } from '../../lib/router/module.js';
-import { SystemError } from '../../lib/router/errors.js';
+import { SystemError } from '../../lib/util/errors.js';
 import { baseChain, rule } from '../../lib/nft/objects.js';
 import { dnat, ip } from '../../lib/nft/expr.js';
 import { Scratch, requireSandbox, tcpAsk } from '../helpers/topo.js';

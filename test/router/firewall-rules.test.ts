@@ -7,7 +7,7 @@ import { expand, matches, type Matcher, type Packet } from '../../lib/router/fir
 import { compileChain, layers, runs, overlap, type Entry, type Segment } from '../../lib/router/firewall/compile.js';
 import { aclMatchersOf, compileAcl, aclAllowed } from '../../lib/router/firewall/state.js';
 import { parseCidr, isCidr } from '../../lib/router/firewall/cidr.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import type { NftObject } from '../../lib/nft/objects.js';
 import { requireSandbox } from '../helpers/topo.js';
 

@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { netnsExists, deleteNetns } from '../../lib/netns/namespaces.js';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
 import { BadValue, parseSegment, parseSegmentRanges } from '../../lib/router/contract/values.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import type { EngineInvocation } from '../../lib/router/contract/types.js';
 import { Scratch, addVm, ping, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
 import { cloudstackReads } from '../helpers/cloudstack.js';

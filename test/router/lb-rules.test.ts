@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseLbDocument, applyLbRules, activeLbRules, lbState, renderLbConfig } from '../../lib/router/lb/index.js';
 import { emptyModel, type RouterModel } from '../../lib/router/model.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { requireSandbox } from '../helpers/topo.js';
 
 requireSandbox();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { emptyModel } from '../../lib/router/model.js';
-import { UsageError } from '../../lib/router/errors.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { plumbingPlan } from '../../lib/router/topology.js';
 import { sharedGap } from '../../lib/router/shared-network.js';
 import * as dhcp from '../../lib/router/dhcp/index.js';

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { acquireRouterLock, lockPath, tryAcquireRouterLock, withRouterLock, type RouterKey } from '../../lib/router/state/index.js';
-import { TimeoutError } from '../../lib/router/errors.js';
+import { TimeoutError } from '../../lib/util/errors.js';
 import { TempDir, requireSandbox } from '../cli/helpers.js';
 
 requireSandbox();

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { StateStore, routerKeyOf } from '../../lib/router/state/index.js';
 import { emptyModel, MODEL_VERSION, type RouterModel } from '../../lib/router/model.js';
-import { StateError, SystemError, TimeoutError } from '../../lib/router/errors.js';
+import { StateError, SystemError, TimeoutError } from '../../lib/util/errors.js';
 import { TempDir, requireSandbox } from '../cli/helpers.js';
 
 requireSandbox();

@@ -3,7 +3,7 @@
  * makes the upstream wrapper `die` (plus what the typed request cannot do without); defaults are
  * upstream's (source_nat false, default_nic true, protocol tcp).
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { routerNamespace } from '../names.js';
 import { cidrContains } from './ip.js';
 import type { FieldReader } from './reader.js';

@@ -5,9 +5,10 @@
  * by us (the upstream bash wrapper) is only replaced with --force. Re-installing over our own shim keeps
  * the options baked into it that are not given again (unless `reset`), and reports what it kept and changed.
  */
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SystemError, UsageError } from '../errors.js';
+import { SystemError, UsageError } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { wrapperPathFor } from './parse.js';
 import type { InstallWrapperRequest } from './types.js';
 
@@ -197,21 +198,11 @@ export function installShimFile(path: string, text: string, marker: string, forc
   if (existing !== undefined && !existing.includes(marker) && !force) {
     throw new UsageError(`${path} exists and was not installed by netns-router (${foreignHint}); use --force to replace it`, '--force');
   }
-  const temp = `${path}.tmp-${process.pid}`;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    const fd = openSync(temp, 'w', 0o755);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(temp, 0o755);
-    renameSync(temp, path);
   } catch (e) {
-    try { unlinkSync(temp); } catch { /* not created */ }
     throw SystemError.from(e, `installing ${path}`);
   }
+  writeFileAtomic(path, text, { what: path, mode: 0o755 });
   return { path, replaced: existing !== undefined };
 }

@@ -14,7 +14,7 @@
 import { realpathSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { BUILDERS } from './build.js';
 import { COMMANDS, COMMAND_NAMES, commandSpec, isFrontEndCommand, isLocalCommand, type CommandName, type CommandSpec } from './commands.js';
 import { decodeDetails, parseJsonText, readTextFile } from './decode.js';

@@ -3,7 +3,7 @@
  * FieldReader: typed access to it that turns every problem into a UsageError naming the argument
  * exactly as the caller wrote it (`--public-port`, `payload.public_port`, `action-params`).
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { FIELD_BY_KEY } from './fields.js';
 import { BadValue } from './values.js';
 import { decodeJsonOrBase64, readTextFile } from './decode.js';

@@ -9,7 +9,7 @@
  */
 import type * as T from '../contract/types.js';
 import type { RouterModel, TierModel } from '../model.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { externalGateway } from '../shared-network.js';
 import {
   DnsmasqValueError, checkDhcpHostname, checkDomain, checkHostInSubnet, checkHostname, checkIpv4, checkIpv6, checkMac,

@@ -4,7 +4,7 @@
  * UsageError (exit 1) naming the rule (index, id, number) and the field. Rules are stored normalised
  * (canonical CIDRs, protocol names/numbers, port ranges), which is also what dump-config shows.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { isCidr, parseCidr } from './cidr.js';
 import { addressValue } from './cidr.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { RouterModule } from '../module.js';
 import { moduleState, setModuleState } from '../module.js';
 import type { RouterModel } from '../model.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import type { OpaqueJson } from '../contract/types.js';
 import { renderConfig, type ProxySpec, type RenderedConfig } from '../../services/haproxy/config.js';
 import { checkConfig } from '../../services/haproxy/check.js';

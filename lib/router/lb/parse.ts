@@ -7,7 +7,7 @@
  * Rule: {id, publicIp, publicPort, algorithm, backends:[{ip, port, revoked, weight}], revoke, privatePort,
  *        protocol (tcp|http; udp refused), maxconn, healthcheck, stickiness}
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { canonicalIpv4, canonicalIpv6 } from '../contract/ip.js';
 import type { OpaqueJson } from '../contract/types.js';
 import { BALANCE_ALGORITHMS, type BalanceAlgorithm, type HealthCheckSpec, type StickinessSpec } from '../../services/haproxy/config.js';

@@ -4,14 +4,15 @@
  * names are also written to /etc/netns/<ns>/iproute2/rt_tables, where `ip netns exec NS ip route show table
  * NAME` finds them (what upstream does).
  */
-import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, rmSync, existsSync } from 'node:fs';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join } from 'node:path';
 import type { RouterModule } from '../module.js';
 import { moduleState, setModuleState } from '../module.js';
 import type { RouterModel } from '../model.js';
 import { NetnsHandle } from '../../netns/handle.js';
 import { netnsExists } from '../../netns/namespaces.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { parseRouteText, parseRuleText } from './spec-text.js';
 import type { RouteSpec } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
@@ -138,7 +139,7 @@ function writeRtTables(ns: string, s: PbrState): void {
   mkdirSync(dir, { recursive: true });
   const lines = ['# managed by netns-router (pbr custom actions)', '255\tlocal', '254\tmain', '253\tdefault', '0\tunspec',
     ...Object.entries(s.tables).map(([id, n]) => `${id}\t${n}`)];
-  writeFileSync(join(dir, 'rt_tables'), `${lines.join('\n')}\n`);
+  writeFileAtomic(join(dir, 'rt_tables'), `${lines.join('\n')}\n`, { what: `${dir}/rt_tables`, mode: 0o644, durable: false }); // rewritten by every reconcile
 }
 
 export const pbrModule: RouterModule = {

@@ -8,7 +8,7 @@ import type { RouteSpec, RouteType } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
 import type { AddrScope } from '../../netlink/address.js';
 import { parsePrefix } from '../../netlink/ip.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 
 const ROUTE_TYPES: RouteType[] = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
 const SCOPES: AddrScope[] = ['universe', 'site', 'link', 'host', 'nowhere'];

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
-import { SystemError, TimeoutError } from '../errors.js';
+import { SystemError, TimeoutError } from '../../util/errors.js';
 /** Which router a lock belongs to: the VPC for tiers and VPC commands, else the network. */
 export type RouterKey = { kind: 'network'; networkId: string } | { kind: 'vpc'; vpcId: string };
 

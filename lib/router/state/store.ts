@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'no
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
-import { StateError, SystemError, TimeoutError } from '../errors.js';
+import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
-import { TEMP_MARK, fsyncDir, writeFileDurably } from './durable-file.js';
+import { TEMP_MARK, fsyncDir, writeFileAtomic } from '../../util/atomic-file.js';
 
 export interface StoreHooks {
   /** Test hook: runs after the temp file is durable and before it replaces the old file. */
@@ -98,7 +98,7 @@ export class StateStore {
       throw SystemError.from(e, `creating state directory ${this.dir}`);
     }
     this.removeStaleTemps(m.namespace);
-    writeFileDurably(path, text, { what: `state file ${path}`, beforeRename: this.hooks.beforeRename });
+    writeFileAtomic(path, text, { what: `state file ${path}`, beforeRename: this.hooks.beforeRename });
   }
 
   /** Deletes the router's state (destroy). Missing is fine. */

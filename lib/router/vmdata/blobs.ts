@@ -1,12 +1,13 @@
 /**
  * Content store of a router's VM data: `<stateDir>/vmdata/<ns>/blobs/<id>`, id = HMAC-SHA256 of the content
  * under a per-host random key (so that an id in the model or a log reveals nothing about a password), files
- * 0600 in 0700 directories, written by temp file + rename. Served files are hard links to blobs, so
+ * 0600 in 0700 directories, written atomically and durably. Served files are hard links to blobs, so
  * materialising them copies nothing.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, readdirSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { blobDir, keyFile, vmdataRoot } from '../../services/metadata/layout.js';
 
 const BLOB_ID_RE = /^[0-9a-f]{40}$/;
@@ -19,6 +20,7 @@ export function blobKey(stateDir: string): Buffer {
   const p = keyFile(stateDir);
   mkdirSync(vmdataRoot(stateDir), { recursive: true, mode: 0o700 });
   let key: Buffer;
+  // created exclusively, not replaced (two first writers must not both win): not writeFileAtomic
   try {
     const fd = openSync(p, 'wx', 0o600);
     key = randomBytes(32);
@@ -52,15 +54,7 @@ export function putBlob(stateDir: string, ns: string, content: Buffer): string {
   const p = blobPath(stateDir, ns, id);
   if (existsSync(p)) return id;
   mkdirSync(blobDir(stateDir, ns), { recursive: true, mode: 0o700 });
-  const tmp = `${p}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, p);
+  writeFileAtomic(p, content, { what: `metadata blob ${p}` });
   return id;
 }
 

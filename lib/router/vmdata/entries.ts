@@ -17,7 +17,7 @@
  * restore_data (restore-network): {dhcp_enabled, dns_enabled, userdata_enabled, vms: [{ip, mac, hostname,
  * default_nic, vm_data, …}]} — see docs/metadata.md. Only the metadata part is read here.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { FILE_NAME_RE, IPV4_RE } from '../../services/metadata/layout.js';
 import { BadValue, parseMac } from '../contract/values.js';
 

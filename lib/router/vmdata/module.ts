@@ -23,7 +23,8 @@ import {
 import { dirname, join } from 'node:path';
 import type { RouterModule, ReconcileContext } from '../module.js';
 import type { RouterModel } from '../model.js';
-import { SystemError } from '../errors.js';
+import { SystemError } from '../../util/errors.js';
+import { TEMP_MARK, writeFileAtomic } from '../../util/atomic-file.js';
 import { libc } from '../../sys/index.js';
 import {
   DELIVERED_PREFIX, FILE_NAME_RE, IPV4_RE, MAC_FILE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
@@ -31,7 +32,6 @@ import {
 } from '../../services/metadata/layout.js';
 import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
-import { writeFileDurably, TEMP_MARK } from '../state/durable-file.js';
 import { blobPath, collectBlobs } from './blobs.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 
@@ -62,7 +62,7 @@ function removeFile(p: string): void {
 /** Replace `p` by `text` (crash-safe, 0600), unless it already holds it. */
 function writeReplacing(p: string, text: string, what: string): void {
   if (existsSync(p) && readFileSync(p, 'utf8') === text) return;
-  writeFileDurably(p, text, { what });
+  writeFileAtomic(p, text, { what });
 }
 
 /**

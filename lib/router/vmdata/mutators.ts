@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RouterModel } from '../model.js';
 import type * as T from '../contract/types.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { DELIVERED_PREFIX, vmDir } from '../../services/metadata/layout.js';
 import { putBlob } from './blobs.js';
 import {

@@ -9,11 +9,12 @@
  * with SIGTERM (SIGKILL after a grace period).
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { netnsPath, runInNetns } from '../../netns/namespaces.js';
 import { posixSpawn, waitChild } from '../../sys/posix-spawn.js';
 import { childEnvList, findExecutable } from '../../sys/children.js';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { DNSMASQ_BIN, dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from './config.js';
 import { DnsmasqProcessError } from './errors.js';
 import { dropLeases, parseLeases, type Lease } from './leases.js';
@@ -185,10 +186,8 @@ export class DnsmasqInstance {
   }
 
   private writeAtomic(path: string, content: string): void {
-    // the temporary name is outside dnsmasq's view (it reads only the final names)
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-    writeFileSync(tmp, content, { mode: 0o644 });
-    renameSync(tmp, path);
+    // rewritten from the router's state by every reconcile: atomic, not durable
+    writeFileAtomic(path, content, { what: path, mode: 0o644, durable: false });
   }
 
   private writeIfChanged(path: string, content: string): boolean {
@@ -250,7 +249,7 @@ export class DnsmasqInstance {
           process.kill(pid, 'SIGKILL');
           throw new DnsmasqProcessError('E_DNSMASQ_START', `dnsmasq ${pid} is not in network namespace ${this.netns}; killed`);
         }
-        writeFileSync(this.paths.cmdlineHash, `${hash}\n`, { mode: 0o644 });
+        this.writeAtomic(this.paths.cmdlineHash, `${hash}\n`);
         return pid;
       }
       if (Date.now() > end) throw new DnsmasqProcessError('E_DNSMASQ_START', `dnsmasq started in ${this.netns} but its pid file ${this.paths.pid} names no running dnsmasq`);

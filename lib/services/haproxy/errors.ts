@@ -1,5 +1,5 @@
 /** Typed failures of the haproxy service (all map to exit 2 through SystemError, unless the caller rethrows). */
-import { SystemError } from '../../router/errors.js';
+import { SystemError } from '../../util/errors.js';
 
 export type HaproxyFailure =
   /** `haproxy -c` refused the configuration (nothing was started or reloaded). */

@@ -15,7 +15,8 @@
  * Runtime files live in `runDir`: haproxy.cfg, haproxy.pid, master.sock, haproxy.log (the daemon's stderr).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join, basename } from 'node:path';
 import { netnsPath } from '../../netns/namespaces.js';
 import { childEnv, findExecutable } from '../../sys/children.js';
@@ -142,9 +143,8 @@ export class HaproxySupervisor {
   }
 
   private writeConfig(text: string): void {
-    const tmp = `${this.paths.config}.new`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, this.paths.config);
+    // rewritten from the router's state by every reconcile: atomic, not durable
+    writeFileAtomic(this.paths.config, text, { what: this.paths.config, durable: false });
   }
 
   private logTail(from = 0, lines = 15): string {

@@ -16,10 +16,11 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LruMap } from '../../util/lru-map.js';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
@@ -137,7 +138,7 @@ export class MetadataDaemon {
     chmodSync(sock, 0o600);
     this.control = control;
     await this.enqueue(() => this.rescan());
-    writeFileSync(pidFile(this.stateDir), `${process.pid}\n`, { mode: 0o600 });
+    writeFileAtomic(pidFile(this.stateDir), `${process.pid}\n`, { what: 'the metadata daemon\'s pid file', durable: false });
     this.log('started', { routers: this.routers.size });
   }
 

@@ -1,15 +1,30 @@
 /**
- * Typed errors of the router and the process exit code each one maps to.
- *
- * Exit codes follow the upstream wrapper's contract: 0 success, non-zero failure (CloudStack only
- * distinguishes zero from non-zero). We use 1 for bad input (upstream `die` on a missing argument
- * also exits 1) and 2 for anything that failed while acting on the system, including timeouts.
+ * The error classes every layer shares (docs/errors.md): input refused before any I/O (ValidationError), and
+ * the errors that carry a process exit code (RouterError and its kinds). Exit codes follow the upstream
+ * wrapper's contract: 1 for bad input (upstream `die` also exits 1), 2 for anything that failed while acting
+ * on the system, including time-outs.
  */
-import { SysError } from '../sys/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 1;
 export const EXIT_SYSTEM = 2;
+
+/**
+ * Input refused before any I/O — a malformed name, address, port, VLAN id — by the layer that would have
+ * used it: never dressed up as an answer of the kernel. `field` names the input, `value` is what it was.
+ */
+export class ValidationError extends Error {
+  readonly code: string;
+  readonly field: string;
+  readonly value: unknown;
+  constructor(code: string, field: string, value: unknown, message: string) {
+    super(message);
+    this.name = 'ValidationError';
+    this.code = code;
+    this.field = field;
+    this.value = value;
+  }
+}
 
 export type RouterErrorCode =
   | 'E_USAGE'
@@ -61,14 +76,12 @@ export class SystemError extends RouterError {
     this.errnoCode = details.errnoCode;
   }
 
-  /** Wraps a libc/kernel failure with what we were doing: "opening lock file …: Permission denied (EACCES)". */
+  /**
+   * Wraps a libc/kernel/Node failure with what we were doing: "opening lock file …: Permission denied (EACCES)".
+   * Anything with a string `code` (SysError, Node's ErrnoException) keeps its errno and code.
+   */
   static from(err: unknown, doing: string): SystemError {
     if (err instanceof SystemError) return err;
-    if (err instanceof SysError) {
-      return new SystemError(`${doing}: ${err.message}`, {
-        kernelText: err.message, errno: err.errno, errnoCode: err.code, cause: err,
-      });
-    }
     const e = err as NodeJS.ErrnoException;
     if (e && typeof e === 'object' && typeof e.code === 'string' && typeof e.message === 'string') {
       return new SystemError(`${doing}: ${e.message}`, {
