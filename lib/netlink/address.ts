@@ -1,6 +1,7 @@
 /** Addresses (RTM_NEWADDR/DELADDR/GETADDR): ifaddrmsg + IFA_* attributes, IPv4 and IPv6. */
 import { NlWriter, parseAttrs } from './attrs.js';
-import { ipToBytes, bytesToIp, parsePrefix, afOf, familyOfAf, AddressError, type Family } from './ip.js';
+import { afOf, familyOfAf } from './ip.js';
+import { AddressError, bigIntToIp, bytesToIp, cidrBounds, ipToBytes, toCidr, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 
 export type AddrScope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
@@ -38,7 +39,7 @@ export interface Address {
   ifindex: number;
   /** "10.0.0.1/24". */
   address: string;
-  family: Family;
+  family: IpFamily;
   prefixLen: number;
   /** The address without the prefix length. */
   ip: string;
@@ -53,25 +54,20 @@ export interface Address {
 
 /** IPv4 broadcast address of ip/len (all host bits set). */
 export function broadcastOf(ip: string, len: number): string {
-  const b = ipToBytes(ip);
-  const host = 32 - len;
-  const n = ((b.readUInt32BE(0) | (host >= 32 ? 0xffffffff : (2 ** host - 1))) >>> 0);
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE(n);
-  return bytesToIp(out);
+  return bigIntToIp(cidrBounds({ family: 4, address: ip, prefix: len }).hi, 4);
 }
 
 /** The prefix length sent for `spec`: a peer's own length wins, as with `ip addr add … peer P/len`. */
 export function encodedPrefixLen(spec: AddressSpec, ownLen: number): number {
   const slash = spec.peer?.indexOf('/') ?? -1;
-  return spec.peer !== undefined && slash >= 0 ? parsePrefix(spec.peer, 'peer').prefixLen : ownLen;
+  return spec.peer !== undefined && slash >= 0 ? toCidr(spec.peer, 'peer').prefix : ownLen;
 }
 
 export function encodeAddress(spec: AddressSpec, ifindex: number): Buffer {
-  const p = parsePrefix(spec.address, 'address');
-  const peer = spec.peer === undefined ? undefined : parsePrefix(spec.peer, 'peer');
-  if (peer && (peer.family !== 4 || p.family !== 4)) throw new AddressError(spec.peer!, 'peer: IPv4 addresses only');
-  const prefixLen = encodedPrefixLen(spec, p.prefixLen);
+  const p = toCidr(spec.address, 'address');
+  const peer = spec.peer === undefined ? undefined : toCidr(spec.peer, 'peer');
+  if (peer && (peer.family !== 4 || p.family !== 4)) throw new AddressError(spec.peer!, 'peer: IPv4 addresses only', 'peer');
+  const prefixLen = encodedPrefixLen(spec, p.prefix);
   const w = new NlWriter(96);
   let flags = 0;
   if (spec.noPrefixRoute) flags |= IFA_F_NOPREFIXROUTE;
@@ -82,7 +78,7 @@ export function encodeAddress(spec: AddressSpec, ifindex: number): Buffer {
     w.attr(IFA.LOCAL, local);
     w.attr(IFA.ADDRESS, peer ? ipToBytes(peer.address) : local);
     if (spec.broadcast !== undefined) {
-      const brd = spec.broadcast === true ? broadcastOf(p.address, p.prefixLen) : spec.broadcast;
+      const brd = spec.broadcast === true ? broadcastOf(p.address, p.prefix) : spec.broadcast;
       w.attr(IFA.BROADCAST, ipToBytes(brd));
     }
   } else {
@@ -94,7 +90,7 @@ export function encodeAddress(spec: AddressSpec, ifindex: number): Buffer {
 }
 
 /** Body of an address dump, filtered by family (0 = all) and interface (0 = all). */
-export function encodeAddressDump(family: Family | 0, ifindex = 0): Buffer {
+export function encodeAddressDump(family: IpFamily | 0, ifindex = 0): Buffer {
   const w = new NlWriter(16);
   w.u8(family ? afOf(family) : 0).u8(0).u8(0).u8(0).u32(ifindex);
   return w.finish();

@@ -24,7 +24,7 @@ import { broadcastOf, decodeAddress, encodeAddress, encodeAddressDump, encodedPr
 import { decodeRoute, encodeRoute, encodeRouteDump, tableId, type Route, type RouteSpec } from './route.js';
 import { decodeNeigh, encodeNeigh, encodeNeighDump, encodeNeighGet, type Neigh, type NeighSpec } from './neigh.js';
 import { decodeRule, encodeRule, encodeRuleDump, type Rule, type RuleSpec } from './rule.js';
-import { parsePrefix, type Family } from './ip.js';
+import { toCidr, cidrText, type IpFamily } from '../util/ip.js';
 import { openNetnsFd, runInNetnsFd } from '../netns/namespaces.js';
 import { libc } from '../sys/index.js';
 
@@ -405,16 +405,16 @@ export class NetlinkHandle {
    * interface's promote_secondaries sysctl is on).
    */
   ensureAddress(spec: AddressSpec): EnsureAction {
-    const want = parsePrefix(spec.address, 'address');
+    const want = toCidr(spec.address, 'address');
     const cur = this.addrList({ dev: spec.dev, family: want.family })
-      .find((a) => a.ip === want.address && a.prefixLen === encodedPrefixLen(spec, want.prefixLen));
+      .find((a) => a.ip === want.address && a.prefixLen === encodedPrefixLen(spec, want.prefix));
     if (!cur) {
       this.addrAdd(spec);
       return 'created';
     }
     const same = (spec.scope ?? 'universe') === cur.scope &&
       (spec.label === undefined || spec.label === (cur.label ?? '')) &&
-      (spec.peer === undefined ? cur.peer === undefined : parsePrefix(spec.peer, 'peer').address === cur.peer) &&
+      (spec.peer === undefined ? cur.peer === undefined : toCidr(spec.peer, 'peer').address === cur.peer) &&
       (spec.broadcast === undefined || cur.broadcast === (spec.broadcast === true ? broadcastOf(want.address, cur.prefixLen) : spec.broadcast));
     if (same) return 'unchanged';
     this.addrDel({ dev: spec.dev, address: spec.address, ...(cur.peer ? { peer: cur.peer } : {}) });
@@ -433,7 +433,7 @@ export class NetlinkHandle {
   }
 
   /** Addresses, optionally of one interface and/or family. */
-  addrList(filter: { dev?: LinkRef; family?: Family } = {}): Address[] {
+  addrList(filter: { dev?: LinkRef; family?: IpFamily } = {}): Address[] {
     const idx = filter.dev === undefined ? 0 : this.indexOf(filter.dev, 'address dev');
     const msgs = this.socket.dump({ type: RTM_GETADDR, body: encodeAddressDump(filter.family ?? 0, idx), operation: 'RTM_GETADDR dump' });
     const out = msgs.filter((m) => m.type === RTM_NEWADDR).map((m) => decodeAddress(m.payload))
@@ -515,7 +515,7 @@ export class NetlinkHandle {
   }
 
   /** Routes of one table (default main; 'all' for every table), optionally of one family / device. */
-  routeList(filter: { family?: Family; table?: RouteSpec['table'] | 'all'; dev?: LinkRef } = {}): Route[] {
+  routeList(filter: { family?: IpFamily; table?: RouteSpec['table'] | 'all'; dev?: LinkRef } = {}): Route[] {
     const table = filter.table === 'all' ? undefined : tableId(filter.table);
     const oif = filter.dev === undefined ? undefined : this.indexOf(filter.dev, 'route dev');
     const msgs = this.socket.dump({ type: RTM_GETROUTE, body: encodeRouteDump(filter.family ?? 0), operation: 'RTM_GETROUTE dump' });
@@ -571,7 +571,7 @@ export class NetlinkHandle {
   neighResolve(dev: LinkRef, ip: string): void {
     this.neighOp(RTM_NEWNEIGH, NLM_F_CREATE, { dev, ip, use: true }, 'RTM_NEWNEIGH (use)');
   }
-  neighList(filter: { dev?: LinkRef; family?: Family; proxy?: boolean } = {}): Neigh[] {
+  neighList(filter: { dev?: LinkRef; family?: IpFamily; proxy?: boolean } = {}): Neigh[] {
     const idx = filter.dev === undefined ? 0 : this.indexOf(filter.dev, 'neighbour dev');
     const body = encodeNeighDump(filter.family ?? 0, idx, filter.proxy ?? false);
     const msgs = this.socket.dump({ type: RTM_GETNEIGH, body, operation: 'RTM_GETNEIGH dump' });
@@ -696,7 +696,7 @@ export class NetlinkHandle {
       throw e;
     }
   }
-  ruleList(family: Family | 0 = 0): Rule[] {
+  ruleList(family: IpFamily | 0 = 0): Rule[] {
     const msgs = this.socket.dump({ type: RTM_GETRULE, body: encodeRuleDump(family), operation: 'RTM_GETRULE dump' });
     return msgs.filter((m) => m.type === RTM_NEWRULE).map((m) => decodeRule(m.payload));
   }
@@ -709,6 +709,5 @@ function ruleText(s: RuleSpec): string {
 
 /** Normalise a CIDR to its canonical text (for comparisons). */
 export function canonicalCidr(s: string): string {
-  const p = parsePrefix(s);
-  return `${p.address}/${p.prefixLen}`;
+  return cidrText(toCidr(s));
 }

@@ -4,6 +4,7 @@ export { NlWriter, Attrs, parseAttrs, align4 } from './attrs.js';
 export { NetlinkSocket, parseMessages, decodeError, NLMSG_HDRLEN, type NlMessage, type NlRequest, type NetlinkSocketOptions } from './socket.js';
 export * from './link.js';
 export * from './ip.js';
+export * from '../util/ip.js';
 export type { Address, AddressSpec, AddrScope } from './address.js';
 export { IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_NOPREFIXROUTE } from './address.js';
 export type { Route, RouteSpec, RouteType } from './route.js';

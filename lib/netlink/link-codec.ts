@@ -1,6 +1,7 @@
 /** rtnetlink wire format of links: ifinfomsg + IFLA_* attributes, IFLA_LINKINFO per kind. */
 import { NlWriter, parseAttrs, type Attrs } from './attrs.js';
-import { macToBytes, bytesToMac, ipToBytes, bytesToIp, familyOf } from './ip.js';
+import { macToBytes, bytesToMac } from './ip.js';
+import { bytesToIp, familyOf, ipToBytes } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 import type { Bridge, Link, LinkSpec, LinkChange, MacvlanMode, VlanProtocol, LinkState } from './link.js';
 

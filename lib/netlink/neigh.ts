@@ -1,6 +1,7 @@
 /** Neighbours (ARP/NDP entries; RTM_NEWNEIGH/DELNEIGH/GETNEIGH): ndmsg + NDA_* attributes. */
 import { NlWriter, parseAttrs } from './attrs.js';
-import { ipToBytes, bytesToIp, macToBytes, bytesToMac, afOf, familyOf, familyOfAf, type Family } from './ip.js';
+import { macToBytes, bytesToMac, afOf, familyOfAf } from './ip.js';
+import { bytesToIp, familyOf, ipToBytes, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 
 export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
@@ -30,7 +31,7 @@ export interface NeighSpec {
 export interface Neigh {
   ifindex: number;
   dev?: string;
-  family: Family;
+  family: IpFamily;
   ip: string;
   mac?: string;
   state: NeighState | 'none';
@@ -52,7 +53,7 @@ export function encodeNeigh(spec: NeighSpec, ifindex: number): Buffer {
  * Body of a neighbour dump. Strict checking refuses a non-zero ndm_ifindex in a dump request ("Invalid values
  * in header for neighbor dump request"): the interface filter goes in NDA_IFINDEX.
  */
-export function encodeNeighDump(family: Family | 0, ifindex = 0, proxy = false): Buffer {
+export function encodeNeighDump(family: IpFamily | 0, ifindex = 0, proxy = false): Buffer {
   const w = new NlWriter(24);
   w.u8(family ? afOf(family) : 0).u8(0).u16(0).i32(0).u16(0).u8(proxy ? NTF_PROXY : 0).u8(0);
   if (ifindex) w.attrU32(NDA.IFINDEX, ifindex);

@@ -1,6 +1,7 @@
 /** Routes (RTM_NEWROUTE/DELROUTE/GETROUTE): rtmsg + RTA_* attributes. */
 import { NlWriter, parseAttrs } from './attrs.js';
-import { ipToBytes, bytesToIp, parsePrefix, afOf, familyOfAf, familyOf, type Family } from './ip.js';
+import { afOf, familyOfAf } from './ip.js';
+import { bytesToIp, familyOf, ipToBytes, toCidr, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 import { SCOPES, scopeName, type AddrScope } from './address.js';
 
@@ -19,7 +20,7 @@ export interface RouteSpec {
   /** "default", "10.0.0.0/24", "2001:db8::/64" or a bare address (host route). */
   dst: string;
   /** Address family; only needed for `dst: "default"` without a `via` (defaults to 4). */
-  family?: Family;
+  family?: IpFamily;
   via?: string;
   dev?: string | number;
   /** Routing table id or name (main, local, default); default main. */
@@ -35,7 +36,7 @@ export interface RouteSpec {
 }
 
 export interface Route {
-  family: Family;
+  family: IpFamily;
   /** "default" or a CIDR. */
   dst: string;
   table: number;
@@ -60,14 +61,14 @@ export function tableId(t: RouteSpec['table']): number {
   return RT_TABLE[t];
 }
 
-/** Family and prefix of a route's destination. */
-export function routeDst(spec: RouteSpec): { family: Family; addr?: Buffer; len: number } {
+/** IpFamily and prefix of a route's destination. */
+export function routeDst(spec: RouteSpec): { family: IpFamily; addr?: Buffer; len: number } {
   if (spec.dst === 'default') {
     const family = spec.family ?? (spec.via ? familyOf(spec.via) : 4);
     return { family, len: 0 };
   }
-  const p = parsePrefix(spec.dst, 'route destination');
-  return { family: p.family, addr: ipToBytes(p.address), len: p.prefixLen };
+  const p = toCidr(spec.dst, 'route destination');
+  return { family: p.family, addr: ipToBytes(p.address), len: p.prefix };
 }
 
 export function encodeRoute(spec: RouteSpec, oif: number | undefined, forDelete = false): Buffer {
@@ -101,7 +102,7 @@ export function encodeRoute(spec: RouteSpec, oif: number | undefined, forDelete 
   return w.finish();
 }
 
-export function encodeRouteDump(family: Family | 0): Buffer {
+export function encodeRouteDump(family: IpFamily | 0): Buffer {
   const w = new NlWriter(16);
   w.u8(family ? afOf(family) : 0).zeros(11);
   return w.finish();

@@ -1,6 +1,7 @@
 /** Policy-routing rules (RTM_NEWRULE/DELRULE/GETRULE): fib_rule_hdr + FRA_* attributes. */
 import { NlWriter, parseAttrs } from './attrs.js';
-import { ipToBytes, bytesToIp, parsePrefix, afOf, familyOfAf, type Family } from './ip.js';
+import { afOf, familyOfAf } from './ip.js';
+import { bytesToIp, ipToBytes, toCidr, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 import { tableId, type RouteSpec } from './route.js';
 
@@ -8,7 +9,7 @@ const FRA = { DST: 1, SRC: 2, IIFNAME: 3, PRIORITY: 6, FWMARK: 10, TABLE: 15, FW
 const FR_ACT_TO_TBL = 1;
 
 export interface RuleSpec {
-  family?: Family;
+  family?: IpFamily;
   priority?: number;
   /** Lookup table (id or main/local/default). */
   table: RouteSpec['table'];
@@ -21,7 +22,7 @@ export interface RuleSpec {
 }
 
 export interface Rule {
-  family: Family;
+  family: IpFamily;
   priority?: number;
   table: number;
   from?: string;
@@ -34,12 +35,12 @@ export interface Rule {
 }
 
 export function encodeRule(spec: RuleSpec): Buffer {
-  const src = spec.from ? parsePrefix(spec.from, 'rule from') : undefined;
-  const dst = spec.to ? parsePrefix(spec.to, 'rule to') : undefined;
+  const src = spec.from ? toCidr(spec.from, 'rule from') : undefined;
+  const dst = spec.to ? toCidr(spec.to, 'rule to') : undefined;
   const family = spec.family ?? src?.family ?? dst?.family ?? 4;
   const table = tableId(spec.table);
   const w = new NlWriter(96);
-  w.u8(afOf(family)).u8(dst?.prefixLen ?? 0).u8(src?.prefixLen ?? 0).u8(0)
+  w.u8(afOf(family)).u8(dst?.prefix ?? 0).u8(src?.prefix ?? 0).u8(0)
     .u8(table < 256 ? table : 0).u8(0).u8(0).u8(FR_ACT_TO_TBL).u32(0);
   w.attrU32(FRA.TABLE, table);
   if (spec.priority !== undefined) w.attrU32(FRA.PRIORITY, spec.priority);
@@ -52,7 +53,7 @@ export function encodeRule(spec: RuleSpec): Buffer {
   return w.finish();
 }
 
-export function encodeRuleDump(family: Family | 0): Buffer {
+export function encodeRuleDump(family: IpFamily | 0): Buffer {
   const w = new NlWriter(16);
   w.u8(family ? afOf(family) : 0).zeros(11);
   return w.finish();

@@ -21,7 +21,8 @@ import { NetlinkError } from '../netlink/errors.js';
 import { NetlinkSocket, type NlMessage } from '../netlink/socket.js';
 import { runInNetns } from '../netns/namespaces.js';
 import { NftValidationError } from './errors.js';
-import { addressToBigInt, bigIntToAddress, checkPort, checkUint, parseAddress, type IpVersion } from './validate.js';
+import { checkPort, checkUint, parseAddress } from './validate.js';
+import { bigIntToIp, ipToBigInt, type IpFamily } from '../util/ip.js';
 
 // nfnetlink / ctnetlink constants
 const NFNL_SUBSYS_CTNETLINK = 1;
@@ -120,15 +121,15 @@ export interface ConntrackOptions {
 
 // ── Filter compilation ─────────────────────────────────────────────────────────────────────────────
 
-type AddrTest = { version: IpVersion; lo: bigint; hi: bigint };
+type AddrTest = { version: IpFamily; lo: bigint; hi: bigint };
 
-function addrTest(what: string, v: string | undefined, version?: IpVersion): AddrTest | undefined {
+function addrTest(what: string, v: string | undefined, version?: IpFamily): AddrTest | undefined {
   if (v === undefined) return undefined;
   const p = parseAddress(what, v, version);
-  if (p.kind === 'addr') { const x = addressToBigInt(p.addr); return { version: p.version, lo: x, hi: x }; }
-  if (p.kind === 'range') return { version: p.version, lo: addressToBigInt(p.from), hi: addressToBigInt(p.to) };
+  if (p.kind === 'addr') { const x = ipToBigInt(p.addr); return { version: p.version, lo: x, hi: x }; }
+  if (p.kind === 'range') return { version: p.version, lo: ipToBigInt(p.from), hi: ipToBigInt(p.to) };
   const bits = p.version === 4 ? 32 : 128;
-  const lo = addressToBigInt(p.addr);
+  const lo = ipToBigInt(p.addr);
   return { version: p.version, lo, hi: lo + (1n << BigInt(bits - p.len)) - 1n };
 }
 
@@ -146,7 +147,7 @@ function compile(f: ConntrackFilter): Compiled {
   if (f.family !== undefined && f.family !== 'ipv4' && f.family !== 'ipv6') {
     throw new NftValidationError('INVALID_VALUE', 'conntrack family', f.family, 'ipv4 or ipv6');
   }
-  const version: IpVersion | undefined = f.family === 'ipv4' ? 4 : f.family === 'ipv6' ? 6 : undefined;
+  const version: IpFamily | undefined = f.family === 'ipv4' ? 4 : f.family === 'ipv6' ? 6 : undefined;
   let proto: number | undefined;
   if (f.proto !== undefined) {
     proto = typeof f.proto === 'number' ? checkUint('conntrack proto', f.proto, 255) : IPPROTO[f.proto];
@@ -193,7 +194,7 @@ function matches(c: Compiled, e: ConntrackEntry): boolean {
   if (c.proto !== undefined && e.orig.proto !== c.proto) return false;
   for (const [t, get] of c.addrs) {
     if ((e.family === 'ipv4' ? 4 : 6) !== t.version) return false;
-    const v = addressToBigInt(get(e));
+    const v = ipToBigInt(get(e));
     if (v < t.lo || v > t.hi) return false;
   }
   for (const [lo, hi, get] of c.ports) {
@@ -214,13 +215,13 @@ function nfgenmsg(family: number): NlWriter {
 function addrFromBytes(b: Buffer): string {
   let v = 0n;
   for (const byte of b) v = (v << 8n) | BigInt(byte);
-  return bigIntToAddress(v, b.length === 4 ? 4 : 6);
+  return bigIntToIp(v, b.length === 4 ? 4 : 6);
 }
 
-function addrToBytes(addr: string, version: IpVersion): Buffer {
+function addrToBytes(addr: string, version: IpFamily): Buffer {
   const n = version === 4 ? 4 : 16;
   const b = Buffer.alloc(n);
-  let v = addressToBigInt(addr);
+  let v = ipToBigInt(addr);
   for (let i = n - 1; i >= 0; i--) { b[i] = Number(v & 0xffn); v >>= 8n; }
   return b;
 }
@@ -271,7 +272,7 @@ export function decodeEntry(m: NlMessage): ConntrackEntry | undefined {
   return e;
 }
 
-function writeTuple(w: NlWriter, type: number, t: ConntrackTuple, version: IpVersion, zone?: number): void {
+function writeTuple(w: NlWriter, type: number, t: ConntrackTuple, version: IpFamily, zone?: number): void {
   w.nest(type, (x) => {
     x.nest(CTA_TUPLE_IP, (ip) => {
       ip.attr(version === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, addrToBytes(t.src, version));
@@ -292,7 +293,7 @@ function writeTuple(w: NlWriter, type: number, t: ConntrackTuple, version: IpVer
 
 /** IPCTNL_MSG_CT_DELETE body for one entry: its original tuple, id and zone. */
 export function encodeDelete(e: ConntrackEntry): Buffer {
-  const version: IpVersion = e.family === 'ipv4' ? 4 : 6;
+  const version: IpFamily = e.family === 'ipv4' ? 4 : 6;
   const w = nfgenmsg(version === 4 ? AF_INET : AF_INET6);
   writeTuple(w, CTA_TUPLE_ORIG, e.orig, version, e.zone);
   if (e.zone) w.attrBe16(CTA_ZONE, e.zone);
@@ -377,7 +378,7 @@ export class ConntrackSocket {
       const d = filters[i].origDst;
       const p = d !== undefined ? parseAddress('origDst', d) : undefined;
       if (p?.kind === 'addr') {
-        const key = bigIntToAddress(addressToBigInt(p.addr), p.version);
+        const key = bigIntToIp(ipToBigInt(p.addr), p.version);
         byDst.set(key, [...(byDst.get(key) ?? []), c]);
       } else general.push(c);
     });

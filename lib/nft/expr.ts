@@ -11,7 +11,8 @@ import type {
   CounterStmt, CtExpr, DnatStmt, Expr, LimitStmt, LogStmt, MapExpr, MasqueradeStmt, MatchOp, MatchStmt,
   MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RedirectStmt, RejectStmt, SetExpr, SnatStmt, Verdict, VmapStmt,
 } from './json.js';
-import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress, type IpVersion } from './validate.js';
+import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
+import { type IpFamily } from '../util/ip.js';
 import { Literal, isVerdict, setRef, value, type ValueInput } from './values.js';
 
 // ── Field expressions (left-hand sides, map keys) ──────────────────────────────────────────────────
@@ -75,7 +76,7 @@ export function lookup(left: Expr, setName: string, op: EqOp = '=='): MatchStmt 
 /** Address match input: "1.2.3.4", "10.0.0.0/8", "a-b", an array of those (anonymous set), or setRef(). */
 export type AddrMatch = string | string[] | Literal;
 
-function addrRight(what: string, v: AddrMatch, version: IpVersion): Expr {
+function addrRight(what: string, v: AddrMatch, version: IpFamily): Expr {
   if (v instanceof Literal) {
     if (v.kind !== 'ref') throw new NftValidationError('INVALID_ADDRESS', what, v.text, 'only setRef() is allowed here');
     return v;
@@ -88,7 +89,7 @@ function addrRight(what: string, v: AddrMatch, version: IpVersion): Expr {
 }
 
 function addrMatcher(protocol: 'ip' | 'ip6', field: 'saddr' | 'daddr') {
-  const version: IpVersion = protocol === 'ip' ? 4 : 6;
+  const version: IpFamily = protocol === 'ip' ? 4 : 6;
   return (v: AddrMatch, op: EqOp = '=='): MatchStmt => ({
     match: { op: checkOp(op), left: payload(protocol, field), right: addrRight(`${protocol} ${field}`, v, version) },
   });

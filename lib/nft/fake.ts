@@ -25,7 +25,8 @@ import type {
 } from './json.js';
 import type { ListedSet, ListedTable } from './listing.js';
 import type { Transaction } from './transaction.js';
-import { addressToBigInt, bigIntToAddress, checkFamily, checkName } from './validate.js';
+import { checkFamily, checkName } from './validate.js';
+import { bigIntToIp, ipToBigInt } from '../util/ip.js';
 
 interface FRule { handle: number; expr: Stmt[]; comment?: string }
 interface FChain {
@@ -76,16 +77,16 @@ function unwrap(e: Expr): { key: Expr; comment?: string } {
 /** [lo, hi] of an interval-set key (addresses, prefixes, ranges, ports), or undefined. */
 function interval(k: Expr): [bigint, bigint] | undefined {
   if (typeof k === 'number') return [BigInt(k), BigInt(k)];
-  if (typeof k === 'string') return [addressToBigInt(k), addressToBigInt(k)];
+  if (typeof k === 'string') return [ipToBigInt(k), ipToBigInt(k)];
   if (isObj(k) && 'prefix' in k) {
     const p = k.prefix as { addr: string; len: number };
     const bits = p.addr.includes(':') ? 128 : 32;
-    const lo = addressToBigInt(p.addr);
+    const lo = ipToBigInt(p.addr);
     return [lo, lo + (1n << BigInt(bits - p.len)) - 1n];
   }
   if (isObj(k) && 'range' in k) {
     const [a, b] = k.range as [string | number, string | number];
-    return typeof a === 'number' ? [BigInt(a), BigInt(b as number)] : [addressToBigInt(a), addressToBigInt(b as string)];
+    return typeof a === 'number' ? [BigInt(a), BigInt(b as number)] : [ipToBigInt(a), ipToBigInt(b as string)];
   }
   return undefined;
 }
@@ -98,12 +99,12 @@ function normaliseIntervalKey(k: Expr): Expr {
   if (typeof a !== 'string' || typeof b !== 'string') return k;
   const v6 = a.includes(':');
   const bits = v6 ? 128 : 32;
-  const lo = addressToBigInt(a), hi = addressToBigInt(b);
+  const lo = ipToBigInt(a), hi = ipToBigInt(b);
   const size = hi - lo + 1n;
   if ((size & (size - 1n)) !== 0n || lo % size !== 0n) return k;
   let len = bits;
   for (let s = size; s > 1n; s >>= 1n) len--;
-  return { prefix: { addr: bigIntToAddress(lo, v6 ? 6 : 4), len } };
+  return { prefix: { addr: bigIntToIp(lo, v6 ? 6 : 4), len } };
 }
 
 /** References a rule makes: chains (jump/goto), sets (@name), named counters. */

@@ -2,9 +2,9 @@
  * Input validation shared by the DSL and objects: names, comments, ports, interface names, addresses.
  * Everything throws NftValidationError with a code; nothing is silently fixed up.
  */
-import { isIP } from 'node:net';
 import { NftValidationError } from './errors.js';
 import type { Family } from './json.js';
+import { bigIntToIp, canonicalIp, ipToBigInt, type IpFamily } from '../util/ip.js';
 
 /** Kernel limit NFT_NAME_MAXLEN is 256 bytes including the NUL. */
 export const MAX_NAME_LENGTH = 255;
@@ -72,86 +72,29 @@ export function checkIfname(what: string, name: unknown): string {
 
 // ── Addresses ──────────────────────────────────────────────────────────────────────────────────────
 
-export type IpVersion = 4 | 6;
-
-/** 128-bit (v6) or 32-bit (v4) address as a bigint. Input must already be a valid literal. */
-export function addressToBigInt(addr: string): bigint {
-  if (isIP(addr) === 4) {
-    return addr.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
-  }
-  return ipv6Groups(addr).reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
-}
-
-/** Inverse of addressToBigInt; IPv6 is printed in RFC 5952 form (as nft lists it). */
-export function bigIntToAddress(v: bigint, version: IpVersion): string {
-  if (version === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  return formatIpv6(groups);
-}
-
-function ipv6Groups(addr: string): number[] {
-  let s = addr;
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  // trailing dotted IPv4 (e.g. ::ffff:1.2.3.4)
-  const lastColon = s.lastIndexOf(':');
-  const tail = s.slice(lastColon + 1);
-  let extra: number[] = [];
-  if (tail.includes('.')) {
-    const n = Number(addressToBigInt(tail));
-    extra = [(n >>> 16) & 0xffff, n & 0xffff];
-    s = `${s.slice(0, lastColon + 1)}0:0`;
-  }
-  const [head, rest] = s.split('::');
-  const h = head ? head.split(':').map((x) => parseInt(x, 16)) : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':').map((x) => parseInt(x, 16)) : [];
-  const groups = rest === undefined ? h : [...h, ...new Array(8 - h.length - r.length).fill(0), ...r];
-  if (extra.length) groups.splice(6, 2, ...extra);
-  return groups;
-}
-
-function formatIpv6(groups: number[]): string {
-  // longest run of ≥2 zero groups becomes "::" (first one on ties)
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
 /** Canonical text of an address literal (IPv6 lower-case, compressed); throws when not a literal. */
-export function canonicalAddress(what: string, addr: unknown, version?: IpVersion): { addr: string; version: IpVersion } {
+export function canonicalAddress(what: string, addr: unknown, version?: IpFamily): { addr: string; version: IpFamily } {
   if (typeof addr !== 'string') throw new NftValidationError('INVALID_ADDRESS', what, addr, 'must be a string');
-  const v = isIP(addr);
-  if (v === 0) {
+  if (addr.includes('%')) throw new NftValidationError('INVALID_ADDRESS', what, addr, 'zone indices are not allowed');
+  const c = canonicalIp(addr);
+  if (!c) {
     throw new NftValidationError('INVALID_ADDRESS', what, addr,
       'not an IP address literal (nft would resolve it as a hostname); use ifname()/symbol() for names');
   }
-  if (addr.includes('%')) throw new NftValidationError('INVALID_ADDRESS', what, addr, 'zone indices are not allowed');
-  if (version && v !== version) {
+  if (version && c.family !== version) {
     throw new NftValidationError('INVALID_ADDRESS', what, addr, `expected an IPv${version} address`);
   }
-  const ver = v as IpVersion;
-  return { addr: ver === 4 ? addr : bigIntToAddress(addressToBigInt(addr), 6), version: ver };
+  return { addr: c.address, version: c.family };
 }
 
 /** Parsed address input: a literal, a prefix (CIDR, host bits must be zero) or an inclusive range. */
 export type ParsedAddress =
-  | { kind: 'addr'; version: IpVersion; addr: string }
-  | { kind: 'prefix'; version: IpVersion; addr: string; len: number }
-  | { kind: 'range'; version: IpVersion; from: string; to: string };
+  | { kind: 'addr'; version: IpFamily; addr: string }
+  | { kind: 'prefix'; version: IpFamily; addr: string; len: number }
+  | { kind: 'range'; version: IpFamily; from: string; to: string };
 
 /** Parse "10.0.0.1", "10.0.0.0/8" or "10.0.0.1-10.0.0.9" (same for IPv6). */
-export function parseAddress(what: string, input: unknown, version?: IpVersion): ParsedAddress {
+export function parseAddress(what: string, input: unknown, version?: IpFamily): ParsedAddress {
   if (typeof input !== 'string') throw new NftValidationError('INVALID_ADDRESS', what, input, 'must be a string');
   const slash = input.indexOf('/');
   if (slash >= 0) {
@@ -162,10 +105,10 @@ export function parseAddress(what: string, input: unknown, version?: IpVersion):
     if (!(len >= 0 && len <= bits)) {
       throw new NftValidationError('INVALID_ADDRESS', what, input, `prefix length must be 0–${bits}`);
     }
-    const value = addressToBigInt(addr);
+    const value = ipToBigInt(addr);
     const hostMask = (1n << BigInt(bits - len)) - 1n;
     if ((value & hostMask) !== 0n) {
-      const net = bigIntToAddress(value & ~hostMask & ((1n << BigInt(bits)) - 1n), v);
+      const net = bigIntToIp(value & ~hostMask & ((1n << BigInt(bits)) - 1n), v);
       throw new NftValidationError('INVALID_ADDRESS', what, input, `host bits set (did you mean ${net}/${len}?)`);
     }
     return { kind: 'prefix', version: v, addr, len };
@@ -175,7 +118,7 @@ export function parseAddress(what: string, input: unknown, version?: IpVersion):
   if (dash >= 0) {
     const a = canonicalAddress(what, input.slice(0, dash), version);
     const b = canonicalAddress(what, input.slice(dash + 1), a.version);
-    if (addressToBigInt(a.addr) > addressToBigInt(b.addr)) {
+    if (ipToBigInt(a.addr) > ipToBigInt(b.addr)) {
       throw new NftValidationError('INVALID_ADDRESS', what, input, 'range start is above its end');
     }
     return { kind: 'range', version: a.version, from: a.addr, to: b.addr };

@@ -5,7 +5,8 @@
  */
 import { NftValidationError } from './errors.js';
 import type { ConcatExpr, ElemWrapped, Expr, PrefixExpr, RangeExpr, SetExpr, Verdict } from './json.js';
-import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress, type IpVersion } from './validate.js';
+import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
+import { type IpFamily } from '../util/ip.js';
 
 /** A typed non-address string. Serialises (JSON.stringify) to its plain text. */
 export class Literal {
@@ -38,14 +39,14 @@ export function setRef(name: string): Literal {
 }
 
 /** One IP address literal (canonical form). */
-export function addr(address: string, version?: IpVersion): string {
+export function addr(address: string, version?: IpFamily): string {
   const p = parseAddress('address', address, version);
   if (p.kind !== 'addr') throw new NftValidationError('INVALID_ADDRESS', 'address', address, 'expected a single address');
   return p.addr;
 }
 
 /** An IP prefix from CIDR text ("10.0.0.0/8"); host bits must be zero. */
-export function prefix(cidr: string, version?: IpVersion): PrefixExpr | string {
+export function prefix(cidr: string, version?: IpFamily): PrefixExpr | string {
   const p = parseAddress('prefix', cidr, version);
   if (p.kind === 'range') throw new NftValidationError('INVALID_ADDRESS', 'prefix', cidr, 'expected CIDR notation');
   // a full-length prefix is listed by nft as the bare address; render it the same way
@@ -84,7 +85,7 @@ function isObj(v: unknown): v is Record<string, unknown> {
  * "10.0.0.0/8" → prefix, "1.2.3.4-1.2.3.9" → range (anything else is refused). Numbers: non-negative
  * integers. Arrays: concatenations (use anonSet() for `{ a, b }`).
  */
-export function value(input: ValueInput, what = 'value', version?: IpVersion): Expr {
+export function value(input: ValueInput, what = 'value', version?: IpFamily): Expr {
   if (typeof input === 'number') return checkUint(what, input);
   if (typeof input === 'string') {
     const p = parseAddress(what, input, version);

@@ -4,7 +4,7 @@
  * Host lists are split exactly like the upstream proxy (`IFS=',' read -ra`, spaces removed) so
  * that list positions — and therefore cksum-based host choices — are the same.
  */
-import { canonicalIpv4, canonicalIpv6 } from '../router/contract/ip.js';
+import { canonicalIpv4, canonicalIpv6 } from '../util/ip.js';
 import { ProxyConfigError } from './errors.js';
 
 export const DEFAULT_SSH_PORT = 22;

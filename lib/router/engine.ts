@@ -29,6 +29,7 @@ import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js'
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
+import { cidrText, networkText } from '../util/ip.js';
 import { nftGeneration } from '../nft/generation.js';
 
 export interface EngineOptions {
@@ -69,16 +70,6 @@ export class EngineCaches {
   put(slot: string, key: string, objs: NftObject[]): void {
     this.objects.set(slot, { key, objs });
   }
-}
-
-const cidrText = (c: T.Cidr): string => `${networkAddress(c)}/${c.prefix}`;
-
-function networkAddress(c: T.Cidr): string {
-  if (c.family !== 4) return c.address;
-  const n = c.address.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-  const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
-  const v = (n & mask) >>> 0;
-  return [24, 16, 8, 0].map((s) => (v >>> s) & 255).join('.');
 }
 
 /** Which command a change is for: named in refusals. */
@@ -359,7 +350,7 @@ export class RouterEngine {
   private guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined): TierModel {
     const segment = req.segment ?? cur?.segment;
     const gateway = req.gateway ?? cur?.gateway;
-    const cidr = req.cidr ? cidrText(req.cidr) : cur?.cidr;
+    const cidr = req.cidr ? networkText(req.cidr) : cur?.cidr;
     if (!segment) throw new UsageError('missing --vlan (payload.vlan): the guest segment is required', 'vlan');
     if (!gateway) throw new UsageError('missing --gateway (payload.gateway)', 'gateway');
     if (!cidr) throw new UsageError('missing --cidr (payload.cidr)', 'cidr');
@@ -370,7 +361,7 @@ export class RouterEngine {
       implemented: true,
     };
     const ip6g = req.ip6Gateway ?? cur?.ip6Gateway;
-    const ip6c = req.ip6Cidr ? `${req.ip6Cidr.address}/${req.ip6Cidr.prefix}` : cur?.ip6Cidr;
+    const ip6c = req.ip6Cidr ? cidrText(req.ip6Cidr) : cur?.ip6Cidr;
     // the IPv6 gateway of a shared network served from its own address is the external router's: not taken
     if (ip6g && ip6c && !externalGateway(t)) { t.ip6Gateway = ip6g; t.ip6Cidr = ip6c; }
     const dns = req.dns ?? cur?.dns; if (dns) t.dns = dns;
@@ -474,14 +465,14 @@ export class RouterEngine {
 
   async implementVpc(req: T.ImplementVpcRequest): Promise<RouterModel | undefined> {
     return this.transact(req.namespace, this.init(req), (m) => {
-      m.vpc = { id: req.vpcId, implemented: true, ...(req.vpcCidr ? { cidr: cidrText(req.vpcCidr) } : m.vpc?.cidr ? { cidr: m.vpc.cidr } : {}) };
+      m.vpc = { id: req.vpcId, implemented: true, ...(req.vpcCidr ? { cidr: networkText(req.vpcCidr) } : m.vpc?.cidr ? { cidr: m.vpc.cidr } : {}) };
       if (req.publicIp) this.putPublicIp(m, req.publicIp, req.vpcId);
     });
   }
 
   async updateVpcSourceNatIp(req: T.UpdateVpcSourceNatIpRequest): Promise<RouterModel | undefined> {
     return this.transact(req.namespace, this.init(req), (m) => {
-      if (req.vpcCidr) m.vpc = { ...(m.vpc ?? { id: req.vpcId, implemented: true }), cidr: cidrText(req.vpcCidr) };
+      if (req.vpcCidr) m.vpc = { ...(m.vpc ?? { id: req.vpcId, implemented: true }), cidr: networkText(req.vpcCidr) };
       for (const p of Object.values(m.publicIps)) p.sourceNat = false;
       this.putPublicIp(m, { ...req.publicIp, sourceNat: true }, req.vpcId);
     });

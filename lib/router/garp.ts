@@ -4,7 +4,8 @@
  * AF_PACKET socket created inside the router namespace.
  */
 import { libc } from '../sys/index.js';
-import { ipToBytes, macToBytes } from '../netlink/ip.js';
+import { macToBytes } from '../netlink/ip.js';
+import { ipToBytes } from '../util/ip.js';
 import type { NetnsHandle } from '../netns/handle.js';
 import { NamespaceCache } from '../netns/namespace-cache.js';
 

@@ -4,6 +4,7 @@
  * the stored desired state by the topology module and applied idempotently by plumbing.ts.
  */
 import type { Segment } from './segment.js';
+import type { IpFamily } from '../util/ip.js';
 
 /** One attachment of the router namespace to a host bridge (a guest network/tier or a public VLAN). */
 export interface Attachment {
@@ -43,7 +44,7 @@ export interface PlanRoute {
   dev?: string;
   table?: number;
   metric?: number;
-  family?: 4 | 6;
+  family?: IpFamily;
 }
 
 export interface PlumbingPlan {

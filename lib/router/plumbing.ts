@@ -13,7 +13,7 @@ import type { NetlinkHandle } from '../netlink/handle.js';
 import type { Link, LinkSpec } from '../netlink/link.js';
 import { isExists } from '../netlink/errors.js';
 import { canonicalCidr } from '../netlink/handle.js';
-import { parsePrefix } from '../netlink/ip.js';
+import { toCidr } from '../util/ip.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
 import { sendGratuitousArp } from './garp.js';
@@ -277,7 +277,7 @@ function ensureAddresses(ns: NetnsHandle, a: Attachment, report: PlumbingReport,
     report.addressesRemoved.push(`${key} ${a.nsVeth}`);
   }
   for (const [key] of want) {
-    const p = parsePrefix(key);
+    const p = toCidr(key);
     nl.addrReplace({ dev: a.nsVeth, address: key, ...(p.family === 4 ? { broadcast: true } : { noDad: true }) });
     report.addressesAdded.push(`${key} ${a.nsVeth}`);
     if (p.family === 4) newV4.push(p.address);

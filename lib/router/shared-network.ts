@@ -10,7 +10,7 @@
  */
 import type * as T from './contract/types.js';
 import type { TierModel } from './model.js';
-import { cidrContains, parseCidrText } from './contract/ip.js';
+import { cidrContains, parseCidr } from '../util/ip.js';
 
 /**
  * A shared tier served from an address of its own: the network's gateway is another router, for IPv4 and for
@@ -45,7 +45,7 @@ export function sharedGap(req: T.NetworkTarget & T.GuestAddressing, cur?: TierMo
   const incomplete = (argument: string, message: string): SharedGap => ({ argument, kind: 'incomplete', message });
   const segment = req.segment ?? cur?.segment;
   const gateway = req.gateway ?? cur?.gateway;
-  const cidr = req.cidr ?? (cur ? parseCidrText(cur.cidr) : undefined);
+  const cidr = req.cidr ?? (cur ? parseCidr(cur.cidr) : undefined);
   const extensionIp = req.extensionIp ?? cur?.extensionIp;
   if (!segment) return incomplete('vlan', `missing ${label('vlan')}: ${why}`);
   if (!gateway) return incomplete('gateway', `missing ${label('gateway')}: ${why}`);

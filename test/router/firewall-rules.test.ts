@@ -4,9 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseAclDocument, parseFwDocument } from '../../lib/router/firewall/rules.js';
 import { expand, matches, type Matcher, type Packet } from '../../lib/router/firewall/matcher.js';
-import { compileChain, layers, runs, overlap, type Entry, type Segment } from '../../lib/router/firewall/compile.js';
+import { compileChain, layers, runs, overlap, type Entry, type VerdictRun } from '../../lib/router/firewall/compile.js';
 import { aclMatchersOf, compileAcl, aclAllowed } from '../../lib/router/firewall/state.js';
-import { parseCidr, isCidr } from '../../lib/router/firewall/cidr.js';
+import { parseRuleCidr, isCidr } from '../../lib/router/firewall/cidr.js';
 import { UsageError } from '../../lib/util/errors.js';
 import type { NftObject } from '../../lib/nft/objects.js';
 import { requireSandbox } from '../helpers/topo.js';
@@ -125,7 +125,7 @@ function randomPacket(r: () => number): Packet {
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
   const fam = r() < 0.7 ? 4 : 6;
   const pool = ADDRS.filter((a) => a.includes(':') === (fam === 6));
-  const val = (a: string): bigint => { const c = parseCidr(a); if (!isCidr(c)) throw new Error(a); return c.lo; };
+  const val = (a: string): bigint => { const c = parseRuleCidr(a); if (!isCidr(c)) throw new Error(a); return c.lo; };
   const proto = pick([6, 17, fam === 4 ? 1 : 58, 47]);
   const p: Packet = { family: fam, proto, src: val(pick(pool)), dst: val(pick(pool)) };
   if (proto === 6 || proto === 17) p.dport = 1 + Math.floor(r() * 26);
@@ -133,7 +133,7 @@ function randomPacket(r: () => number): Packet {
   return p;
 }
 
-const segVerdict = (segs: Segment[], p: Packet): string | undefined => segs.find((s) => s.matchers.some((m) => matches(m, p)))?.verdict;
+const segVerdict = (segs: VerdictRun[], p: Packet): string | undefined => segs.find((s) => s.matchers.some((m) => matches(m, p)))?.verdict;
 
 test('layers(): same verdict as first match for random ACLs and packets; fewer segments than verdict runs', () => {
   let layered = 0;
@@ -179,7 +179,7 @@ function span(v: unknown): [bigint, bigint] {
     return [span(a)[0], span(b)[1]];
   }
   if (typeof v === 'string' && v.includes('-')) { const [a, b] = v.split('-'); return [span(a)[0], span(b)[1]]; }
-  const c = parseCidr(v);
+  const c = parseRuleCidr(v);
   if (!isCidr(c)) throw new Error(`not a value: ${String(v)}`);
   return [c.lo, c.hi];
 }

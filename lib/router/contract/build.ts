@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../../util/errors.js';
 import { routerNamespace } from '../names.js';
-import { cidrContains } from './ip.js';
+import { cidrContains } from '../../util/ip.js';
 import type { FieldReader } from './reader.js';
 import type {
   BuiltinCustomAction, CustomActionRequest, GuestAddressing, NetworkTarget, NicFields, PortForwardFields,

@@ -2,7 +2,6 @@ export * from './types.js';
 export * from './api.js';
 export * from './commands.js';
 export * from './fields.js';
-export * from './ip.js';
 export * from './values.js';
 export * from './decode.js';
 export * from './reader.js';

@@ -2,15 +2,12 @@
  * Typed requests: what every invocation form (payload file, kebab-case options) is parsed into.
  * Every value here is already validated and canonical (IPs canonical text, VLANs numbers, …).
  */
-import type { Cidr } from './ip.js';
+import type { Cidr } from '../../util/ip.js';
+import type { Segment } from '../segment.js';
 
-export type { Cidr } from './ip.js';
+export type { Cidr } from '../../util/ip.js';
 
-/** L2 segment of a guest or public network. */
-export type Segment =
-  | { kind: 'vlan'; id: number }
-  | { kind: 'untagged' }
-  | { kind: 'vxlan'; vni: number };
+export type { Segment } from '../segment.js';
 
 export type GuestType = 'isolated' | 'shared' | 'l2';
 export const GUEST_TYPES: readonly GuestType[] = ['isolated', 'shared', 'l2'];

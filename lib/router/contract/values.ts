@@ -3,7 +3,7 @@
  * value or throws BadValue with a problem description that does NOT repeat the argument name
  * (the field reader prefixes it: `--public-port: "99999" is not a port (1-65535)`).
  */
-import { canonicalIpv4, canonicalIpv6, parseCidrText, type Cidr } from './ip.js';
+import { canonicalIpv4, canonicalIpv6, parseCidr as cidrFromText, type Cidr, type IpFamily } from '../../util/ip.js';
 import type { GuestType, NetworkState, PortRange, Protocol, Segment } from './types.js';
 import { GUEST_TYPES, NETWORK_STATES } from './types.js';
 
@@ -112,14 +112,14 @@ export function parseIpv6(text: string): string {
   return v;
 }
 
-export function parseCidr(text: string, family: 4 | 6): Cidr {
-  const c = parseCidrText(text);
+export function parseCidr(text: string, family: IpFamily): Cidr {
+  const c = cidrFromText(text);
   if (!c || c.family !== family) throw new BadValue(`${q(text)} is not an IPv${family} CIDR (address/prefix)`);
   return c;
 }
 
 /** Comma (or space) separated address list, e.g. dns "8.8.8.8,1.1.1.1". */
-export function parseIpList(text: string, family: 4 | 6): string[] {
+export function parseIpList(text: string, family: IpFamily): string[] {
   const items = text.split(/[,\s]+/).filter((s) => s !== '');
   if (items.length === 0) throw new BadValue(`${q(text)} is not a list of IPv${family} addresses`);
   return items.map((s) => (family === 4 ? parseIpv4(s) : parseIpv6(s)));

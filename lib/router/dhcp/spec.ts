@@ -7,7 +7,7 @@ import { tierAttachment } from '../topology.js';
 import {
   parseSubnet4, type DnsmasqPaths, type DnsmasqSpec, type Lease, type NameSpec, type ReleaseGroup, type TierSpec,
 } from '../../services/dnsmasq/index.js';
-import { ipv4ToNumber } from '../contract/ip.js';
+import { cidrContains, ipv4ToNumber, parseCidr } from '../../util/ip.js';
 import { dhcpState, type DhcpTierState } from './state.js';
 
 export interface ServedTier {
@@ -78,9 +78,8 @@ export function dnsmasqSpec(m: RouterModel, paths: DnsmasqPaths, user: string): 
 }
 
 function inSubnet(ip: string, cidr: string): boolean {
-  const s = parseSubnet4(cidr);
-  const mask = (0xffffffff << (32 - s.prefixLen)) >>> 0;
-  return ((ipv4ToNumber(ip) & mask) >>> 0) === ipv4ToNumber(s.network);
+  const c = parseCidr(cidr);
+  return c !== undefined && cidrContains(c, ip);
 }
 
 /**

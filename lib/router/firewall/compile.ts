@@ -32,10 +32,11 @@
  */
 import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
-import { bigIntToAddress } from '../../nft/validate.js';
-import type { Cidr } from './cidr.js';
+import { bigIntToIp } from '../../util/ip.js';
+import type { RuleCidr } from './cidr.js';
 import { addressValue, isHost } from './cidr.js';
-import type { Family, Matcher } from './matcher.js';
+import type { Matcher } from './matcher.js';
+import type { IpFamily } from '../../util/ip.js';
 
 export type FwVerdict = 'accept' | 'drop' | 'return';
 
@@ -46,7 +47,7 @@ export interface Entry {
 }
 
 /** Rules whose relative order does not matter (one verdict). */
-export interface Segment {
+export interface VerdictRun {
   verdict: FwVerdict;
   matchers: Matcher[];
 }
@@ -58,7 +59,7 @@ export const LAYER_BUDGET = 3_000_000;
 
 // ── Overlap (can one packet match both?) ─────────────────────────────────────────────────────────────
 
-function cidrsOverlap(a: Cidr[], b: Cidr[]): boolean {
+function cidrsOverlap(a: RuleCidr[], b: RuleCidr[]): boolean {
   if (!a.length || !b.length) return true;
   for (const x of a) for (const y of b) if (x.lo <= y.hi && y.lo <= x.hi) return true;
   return false;
@@ -114,7 +115,7 @@ class OverlapIndex {
 }
 
 /** Order-preserving grouping of rules into as few one-verdict segments as possible (see the header). */
-export function layers(entries: Entry[], budget = LAYER_BUDGET): Segment[] {
+export function layers(entries: Entry[], budget = LAYER_BUDGET): VerdictRun[] {
   const out: Array<{ verdict: FwVerdict; matchers: Matcher[]; index: OverlapIndex }> = [];
   const cost = { n: 0 };
   for (const e of entries) {
@@ -138,8 +139,8 @@ export function layers(entries: Entry[], budget = LAYER_BUDGET): Segment[] {
 }
 
 /** Consecutive rules with the same verdict, in order. */
-export function runs(entries: Entry[]): Segment[] {
-  const out: Segment[] = [];
+export function runs(entries: Entry[]): VerdictRun[] {
+  const out: VerdictRun[] = [];
   for (const e of entries) {
     const last = out[out.length - 1];
     if (last && last.verdict === e.verdict) for (const m of e.matchers) last.matchers.push(m);
@@ -154,7 +155,7 @@ type FieldKind = 'pub' | 'proto' | 'port' | 'icmptype' | 'src' | 'dst';
 
 const verdictStmt = (v: FwVerdict): N.Verdict => (v === 'accept' ? N.accept() : v === 'drop' ? N.drop() : N.ret());
 
-function fieldExpr(k: FieldKind, f: Family): { expr: N.Expr; type: N.KeyType } {
+function fieldExpr(k: FieldKind, f: IpFamily): { expr: N.Expr; type: N.KeyType } {
   const addr = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
   switch (k) {
     case 'pub': return { expr: f === 4 ? N.F.ipDaddr : N.F.ip6Daddr, type: addr };
@@ -185,8 +186,8 @@ function fieldsOfMask(mask: number): FieldKind[] {
 /** One set element: the matcher's values for the group's fields, with one source and one destination CIDR. */
 interface Element {
   m: Matcher;
-  s?: Cidr;
-  d?: Cidr;
+  s?: RuleCidr;
+  d?: RuleCidr;
   /** Element key for nft (one value, or one per field). */
   nft: N.ValueInput;
   /** Dedup key. */
@@ -194,11 +195,11 @@ interface Element {
   interval: boolean;
 }
 
-const cidrNft = (c: Cidr): string => (isHost(c) ? c.addr : c.text);
+const cidrNft = (c: RuleCidr): string => (isHost(c) ? c.address : c.text);
 
 function elementsOf(m: Matcher, fields: FieldKind[], out: Element[]): void {
-  const srcs: Array<Cidr | undefined> = m.src.length ? m.src : [undefined];
-  const dsts: Array<Cidr | undefined> = m.dst.length ? m.dst : [undefined];
+  const srcs: Array<RuleCidr | undefined> = m.src.length ? m.src : [undefined];
+  const dsts: Array<RuleCidr | undefined> = m.dst.length ? m.dst : [undefined];
   const ranged = m.ports !== undefined && m.ports[0] !== m.ports[1];
   for (const s of srcs) {
     for (const d of dsts) {
@@ -266,7 +267,7 @@ function pack(elems: Element[], fields: FieldKind[]): Element[][] {
 }
 
 /** One-dimensional interval elements: the union of overlapping intervals (exact for a membership test). */
-function mergeIntervals(elems: Element[], family: Family, kind: FieldKind): N.ElementItem[] {
+function mergeIntervals(elems: Element[], family: IpFamily, kind: FieldKind): N.ElementItem[] {
   const spans = elems.map((e) => ({ e, r: box(e, [kind])[0] }));
   spans.sort((x, y) => (x.r[0] < y.r[0] ? -1 : x.r[0] > y.r[0] ? 1 : 0));
   const out: Array<{ lo: bigint; hi: bigint; first: Element; n: number }> = [];
@@ -282,12 +283,12 @@ function mergeIntervals(elems: Element[], family: Family, kind: FieldKind): N.El
   return out.map((x) => {
     if (x.n === 1) return { key: x.first.nft };
     if (kind === 'port') return { key: N.portRange(Number(x.lo), Number(x.hi)) };
-    return { key: `${bigIntToAddress(x.lo, family)}-${bigIntToAddress(x.hi, family)}` };
+    return { key: `${bigIntToIp(x.lo, family)}-${bigIntToIp(x.hi, family)}` };
   });
 }
 
 /** A plain rule for one matcher (with at most one source and one destination CIDR). */
-function plainRule(chain: string, m: Matcher, s: Cidr | undefined, d: Cidr | undefined, verdict: FwVerdict): N.Rule {
+function plainRule(chain: string, m: Matcher, s: RuleCidr | undefined, d: RuleCidr | undefined, verdict: FwVerdict): N.Rule {
   const st: N.Stmt[] = [N.meta.nfproto(m.family === 4 ? 'ipv4' : 'ipv6')];
   const ipm = m.family === 4 ? N.ip : N.ip6;
   if (m.pubIp !== undefined) st.push(ipm.daddr(m.pubIp));
@@ -303,7 +304,7 @@ function plainRule(chain: string, m: Matcher, s: Cidr | undefined, d: Cidr | und
 }
 
 interface Group {
-  family: Family;
+  family: IpFamily;
   fields: FieldKind[];
   proto?: number;
   interval: boolean;
@@ -352,7 +353,7 @@ function hoistConstants(g: Group): Group & { hoisted: N.Stmt[] } {
  * The chain's objects: the chain, its sets and its rules. `pre` statements start the chain, `tail` ends it
  * (the default verdict). Segments are evaluated in order. Set names are `${chain}_<n>`.
  */
-export function compileChain(chain: string, segments: Segment[], opts: { pre?: N.Stmt[][]; tail?: FwVerdict } = {}): N.NftObject[] {
+export function compileChain(chain: string, segments: VerdictRun[], opts: { pre?: N.Stmt[][]; tail?: FwVerdict } = {}): N.NftObject[] {
   const objs: N.NftObject[] = [N.chain(chain)];
   const rules: N.Rule[] = [];
   for (const p of opts.pre ?? []) rules.push(N.rule(chain, p));
@@ -360,8 +361,8 @@ export function compileChain(chain: string, segments: Segment[], opts: { pre?: N
   const usedNames = new Set<string>();
   for (const seg of segments) {
     // group key: family, field mask and interval flag as one number
-    const groups = new Map<number, { family: Family; fields: FieldKind[]; proto?: number; interval: boolean; elems: Element[]; seen: Set<string> }>();
-    const plain: Array<[Matcher, Cidr | undefined, Cidr | undefined]> = [];
+    const groups = new Map<number, { family: IpFamily; fields: FieldKind[]; proto?: number; interval: boolean; elems: Element[]; seen: Set<string> }>();
+    const plain: Array<[Matcher, RuleCidr | undefined, RuleCidr | undefined]> = [];
     const scratch: Element[] = [];
     for (const m of seg.matchers) {
       const mask = fieldMask(m);

@@ -16,7 +16,7 @@ import { sameValue } from '../../nft/table-sync.js';
 import type { RouterModel } from '../model.js';
 import { runInNetns } from '../../netns/namespaces.js';
 import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
-import { addressValue, type Cidr } from './cidr.js';
+import { addressValue, type RuleCidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';
 import {
   aclAllowed, compileAcl, compileEgress, egressAllowed, filteredAddresses, firewallState, ingressAllowed, ingressIndex, ingressMatchers, inAny, tierCidrs,
@@ -26,8 +26,8 @@ import type { FwRule } from './rules.js';
 
 interface Checks {
   ingress: Map<string, MatcherIndex>;
-  egress: Array<{ cidrs: Cidr[]; c: CompiledEgress }>;
-  acl: Array<{ cidrs: Cidr[]; c: CompiledAcl }>;
+  egress: Array<{ cidrs: RuleCidr[]; c: CompiledEgress }>;
+  acl: Array<{ cidrs: RuleCidr[]; c: CompiledAcl }>;
 }
 
 /** Per filtered public IP, its ingress rules as text (what decides whether its flows must be re-judged). */

@@ -3,29 +3,29 @@
  * becomes part of an IPv4 match (a rule whose CIDRs are all of the other family simply has no matcher for
  * that family). The same matchers drive the nft generation and the conntrack evaluation, so the two agree.
  */
-import { contains, isAny, parseCidr, isCidr, addressValue, type Cidr } from './cidr.js';
+import type { IpFamily } from '../../util/ip.js';
+import { contains, isAny, parseRuleCidr, isCidr, addressValue, type RuleCidr } from './cidr.js';
 import { protoNumber, type MatchSpec } from './rules.js';
 
-export type Family = 4 | 6;
 
 export interface Matcher {
-  family: Family;
+  family: IpFamily;
   /** IP protocol number; undefined = any. */
   proto?: number;
   ports?: [number, number];
   icmpType?: number;
   icmpCode?: number;
   /** Empty = any address of the family. */
-  src: Cidr[];
-  dst: Cidr[];
+  src: RuleCidr[];
+  dst: RuleCidr[];
   /** Ingress firewall: the public IP (destination before DNAT). */
   pubIp?: string;
 }
 
-function cidrsOf(texts: string[]): Cidr[] {
-  const out: Cidr[] = [];
+function cidrsOf(texts: string[]): RuleCidr[] {
+  const out: RuleCidr[] = [];
   for (const t of texts) {
-    const c = parseCidr(t);
+    const c = parseRuleCidr(t);
     if (isCidr(c)) out.push(c);
   }
   return out;
@@ -64,7 +64,7 @@ export function expand(spec: MatchSpec, src: string[], dst: string[], pubIp?: st
 
 /** A packet (or a conntrack entry's first packet) as the filter sees it. */
 export interface Packet {
-  family: Family;
+  family: IpFamily;
   proto: number;
   src: bigint;
   dst: bigint;

@@ -5,8 +5,9 @@
  * (canonical CIDRs, protocol names/numbers, port ranges), which is also what dump-config shows.
  */
 import { UsageError } from '../../util/errors.js';
-import { isCidr, parseCidr } from './cidr.js';
+import { isCidr, parseRuleCidr } from './cidr.js';
 import { addressValue } from './cidr.js';
+import type { IpFamily } from '../../util/ip.js';
 
 export type Direction = 'ingress' | 'egress';
 
@@ -63,7 +64,7 @@ const PROTO_NAMES: Record<string, Protocol> = {
 const NUMBER_NAMES: Record<number, Protocol> = { 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
 /** The IP protocol number of a protocol for one family (null: not applicable to it, undefined: any). */
-export function protoNumber(p: Protocol, family: 4 | 6): number | null | undefined {
+export function protoNumber(p: Protocol, family: IpFamily): number | null | undefined {
   if (p === 'all') return undefined;
   if (p === 'tcp') return 6;
   if (p === 'udp') return 17;
@@ -129,7 +130,7 @@ function parseCidrList(field: string, v: unknown): string[] {
   const out: string[] = [];
   for (const [i, raw] of items.entries()) {
     if (typeof raw === 'string' && raw.trim() === '') continue;
-    const c = parseCidr(raw);
+    const c = parseRuleCidr(raw);
     if (!isCidr(c)) throw new FieldProblem(`${field}[${i}]`, c);
     if (!out.includes(c.text)) out.push(c.text);
   }
@@ -193,7 +194,7 @@ export function parseFwDocument(value: unknown): FwDocument {
   top(() => { defaultEgressAllow = parseBool('default_egress_allow', doc.default_egress_allow, true); });
   top(() => {
     if (!blank(doc.cidr)) {
-      const c = parseCidr(doc.cidr);
+      const c = parseRuleCidr(doc.cidr);
       if (!isCidr(c)) throw new FieldProblem('cidr', c);
       cidr = c.text;
     }
@@ -260,6 +261,6 @@ export function parseAclDocument(value: unknown): AclRule[] {
 }
 
 function canonicalIp(ip: string): string {
-  const c = parseCidr(ip);
-  return isCidr(c) ? c.addr : ip;
+  const c = parseRuleCidr(ip);
+  return isCidr(c) ? c.address : ip;
 }

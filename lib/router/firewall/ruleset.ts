@@ -25,7 +25,7 @@
 import * as N from '../../nft/index.js';
 import type { RouterModel } from '../model.js';
 import { tierAttachment } from '../topology.js';
-import { compileChain, layers, type Entry, type Segment } from './compile.js';
+import { compileChain, layers, type Entry, type VerdictRun } from './compile.js';
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
 import { createHash } from 'node:crypto';
@@ -120,7 +120,7 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
     const name = chainNames.egress(id);
     const egress = n.rules.filter((r) => r.type === 'egress');
     pushAll(chains, memoChain(m, name, [n.defaultEgressAllow, egress], () => {
-      const seg: Segment = { verdict: n.defaultEgressAllow ? 'drop' : 'return', matchers: egress.flatMap(egressMatchersOf) };
+      const seg: VerdictRun = { verdict: n.defaultEgressAllow ? 'drop' : 'return', matchers: egress.flatMap(egressMatchersOf) };
       return compileChain(name, [seg], { tail: n.defaultEgressAllow ? 'return' : 'drop' });
     }));
     egressIfs.push({ key: N.ifname(dev), value: N.jump(name) });

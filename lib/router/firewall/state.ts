@@ -12,9 +12,10 @@
  */
 import type { RouterModel } from '../model.js';
 import { moduleState, setModuleState } from '../module.js';
-import { isCidr, parseCidr, contains, type Cidr } from './cidr.js';
+import { isCidr, parseRuleCidr, contains, type RuleCidr } from './cidr.js';
 import { expand, MatcherIndex, type Matcher, type Packet } from './matcher.js';
 import type { AclRule, FwDocument, FwRule } from './rules.js';
+import type { IpFamily } from '../../util/ip.js';
 
 export const FIREWALL = 'firewall';
 
@@ -154,10 +155,10 @@ export function aclAllowed(c: CompiledAcl, dir: 'ingress' | 'egress', p: Packet)
 }
 
 /** A tier's CIDRs (IPv4 and, when set, IPv6). */
-export function tierCidrs(m: RouterModel, networkId: string): Cidr[] {
+export function tierCidrs(m: RouterModel, networkId: string): RuleCidr[] {
   const t = m.tiers[networkId];
   if (!t) return [];
-  return [t.cidr, t.ip6Cidr].map((x) => (x ? parseCidr(x) : undefined)).filter((c): c is Cidr => c !== undefined && isCidr(c));
+  return [t.cidr, t.ip6Cidr].map((x) => (x ? parseRuleCidr(x) : undefined)).filter((c): c is RuleCidr => c !== undefined && isCidr(c));
 }
 
-export const inAny = (cs: Cidr[], family: 4 | 6, a: bigint): boolean => cs.some((c) => c.family === family && contains(c, a));
+export const inAny = (cs: RuleCidr[], family: IpFamily, a: bigint): boolean => cs.some((c) => c.family === family && contains(c, a));

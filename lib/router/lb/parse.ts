@@ -8,7 +8,7 @@
  *        protocol (tcp|http; udp refused), maxconn, healthcheck, stickiness}
  */
 import { UsageError } from '../../util/errors.js';
-import { canonicalIpv4, canonicalIpv6 } from '../contract/ip.js';
+import { canonicalIpv4, canonicalIpv6 } from '../../util/ip.js';
 import type { OpaqueJson } from '../contract/types.js';
 import { BALANCE_ALGORITHMS, type BalanceAlgorithm, type HealthCheckSpec, type StickinessSpec } from '../../services/haproxy/config.js';
 import type { LbBackend, LbDocument, LbRule } from './types.js';

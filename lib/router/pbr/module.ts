@@ -16,7 +16,7 @@ import { UsageError } from '../../util/errors.js';
 import { parseRouteText, parseRuleText } from './spec-text.js';
 import type { RouteSpec } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
-import { parsePrefix, prefixContains, type Prefix } from '../../netlink/ip.js';
+import { cidrContains, toCidr, type Cidr } from '../../util/ip.js';
 import { tierAttachment } from '../topology.js';
 
 export const PBR = 'pbr';
@@ -98,10 +98,10 @@ export function deleteRule(m: RouterModel, table: string, rule: string): void {
 }
 
 /** `text` (a prefix or an address) lies wholly inside one of `nets`. */
-function inside(nets: Prefix[], text: string | undefined): boolean {
+function inside(nets: Cidr[], text: string | undefined): boolean {
   if (text === undefined || text === 'default' || text === 'all') return false;
-  const p = parsePrefix(text);
-  return nets.some((n) => n.family === p.family && p.prefixLen >= n.prefixLen && prefixContains(n, p.address));
+  const p = toCidr(text);
+  return nets.some((n) => n.family === p.family && p.prefix >= n.prefix && cidrContains(n, p.address));
 }
 
 /**
@@ -115,7 +115,7 @@ export function forgetPbrTier(m: RouterModel, networkId: string): void {
   const s = moduleState<PbrState>(m, PBR);
   if (!t || !s) return;
   const dev = tierAttachment(m, t).nsVeth;
-  const nets = [t.cidr, t.ip6Cidr].filter((c): c is string => c !== undefined).map((c) => parsePrefix(c));
+  const nets = [t.cidr, t.ip6Cidr].filter((c): c is string => c !== undefined).map((c) => toCidr(c));
   const routes = s.routes.filter((r) => {
     const spec = parseRouteText(r.route);
     return spec.dev !== dev && !inside(nets, spec.via);

@@ -7,7 +7,7 @@
 import type { RouteSpec, RouteType } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
 import type { AddrScope } from '../../netlink/address.js';
-import { parsePrefix } from '../../netlink/ip.js';
+import { cidrText, toCidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
 
 const ROUTE_TYPES: RouteType[] = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
@@ -25,9 +25,9 @@ function num(what: string, text: string, v: string | undefined, max = 0xffffffff
 function addr(what: string, text: string, v: string | undefined, allowPrefix: boolean): string {
   if (v === undefined) bad(what, text, 'missing address');
   try {
-    const p = parsePrefix(v, what);
+    const p = toCidr(v, what);
     if (!allowPrefix && v.includes('/')) bad(what, text, `${v} must be an address`);
-    return allowPrefix ? `${p.address}/${p.prefixLen}` : p.address;
+    return allowPrefix ? cidrText(p) : p.address;
   } catch (e) {
     if (e instanceof UsageError) throw e;
     return bad(what, text, `${JSON.stringify(v)} is not an IP address`);

@@ -18,7 +18,8 @@
  * default_nic, vm_data, …}]} — see docs/metadata.md. Only the metadata part is read here.
  */
 import { UsageError } from '../../util/errors.js';
-import { FILE_NAME_RE, IPV4_RE } from '../../services/metadata/layout.js';
+import { FILE_NAME_RE } from '../../services/metadata/layout.js';
+import { isIpv4 } from '../../util/ip.js';
 import { BadValue, parseMac } from '../contract/values.js';
 
 export interface VmDataLimits {
@@ -208,7 +209,7 @@ function parseRestoreDataIn(value: unknown, label: string, limits: VmDataLimits)
     const at = `${label}.vms[${i}]`;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'expected an object');
     const vm = v as Record<string, unknown>;
-    if (typeof vm.ip !== 'string' || !IPV4_RE.test(vm.ip)) fail(`${at}.ip`, 'expected an IPv4 address');
+    if (!isIpv4(vm.ip)) fail(`${at}.ip`, 'expected an IPv4 address');
     if (seen.has(vm.ip)) fail(`${at}.ip`, 'the same address appears twice');
     seen.add(vm.ip);
     const r: RestoreVm = { ip: vm.ip };

@@ -25,9 +25,10 @@ import type { RouterModule, ReconcileContext } from '../module.js';
 import type { RouterModel } from '../model.js';
 import { SystemError } from '../../util/errors.js';
 import { TEMP_MARK, writeFileAtomic } from '../../util/atomic-file.js';
+import { isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import {
-  DELIVERED_PREFIX, FILE_NAME_RE, IPV4_RE, MAC_FILE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
+  DELIVERED_PREFIX, FILE_NAME_RE, MAC_FILE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
   type ListenSpec,
 } from '../../services/metadata/layout.js';
 import { syncRouter } from '../../services/metadata/client.js';
@@ -98,7 +99,7 @@ function materializeVm(stateDir: string, ns: string, ip: string, r: VmRecord, ma
 /** The whole served tree of a router from its model (records of tiers that no longer exist are not served). */
 export function materialize(stateDir: string, m: RouterModel): void {
   const ns = m.namespace;
-  const vms = Object.entries(vmdataState(m).vms).filter(([ip, r]) => IPV4_RE.test(ip) && m.tiers[r.tier]);
+  const vms = Object.entries(vmdataState(m).vms).filter(([ip, r]) => isIpv4(ip) && m.tiers[r.tier]);
   const root = vmsDir(stateDir, ns);
   if (vms.length === 0) {
     if (existsSync(root)) rmSync(root, { recursive: true, force: true });
@@ -127,7 +128,7 @@ export function listenAddresses(m: RouterModel): string[] {
   const tiers = new Set(Object.values(vmdataState(m).vms).map((r) => r.tier));
   const out = new Set<string>();
   for (const t of Object.values(m.tiers)) {
-    if (t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && IPV4_RE.test(t.extensionIp)) out.add(t.extensionIp);
+    if (t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && isIpv4(t.extensionIp)) out.add(t.extensionIp);
   }
   return [...out].sort();
 }

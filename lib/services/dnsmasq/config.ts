@@ -15,9 +15,10 @@
 import { join } from 'node:path';
 import { encodeDhcpOption } from './dhcp-options.js';
 import { DnsmasqValueError } from './errors.js';
+import { netmask } from '../../util/ip.js';
 import {
   checkDhcpHostname, checkDomain, checkHostInSubnet, checkHostname, checkIfname, checkIpv4, checkIpv6, checkMac,
-  checkPath, checkTag, netmask, type Subnet4,
+  checkPath, checkTag, type Subnet4,
 } from './values.js';
 
 /** dnsmasq's program name, looked up in the child PATH (lib/sys/children.ts) when it is started. */

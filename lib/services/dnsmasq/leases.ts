@@ -8,6 +8,7 @@
  * interface), sent from inside the router namespace by a UDP socket bound to the guest interface, so that
  * dnsmasq sees it arrive on that interface. This file holds the pure parts (parsing, packet building).
  */
+import { ipToBytes } from '../../util/ip.js';
 
 export interface Lease {
   /** Expiry (epoch seconds; 0 = infinite). */
@@ -45,8 +46,6 @@ export function dropLeases(text: string, macs: Set<string>): string {
   }).join('\n');
 }
 
-const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
-
 /** A BOOTP/DHCP DHCPRELEASE message for `lease`, addressed to the server `serverId`. */
 export function dhcpReleasePacket(lease: Lease, serverId: string, xid: number): Buffer {
   const b = Buffer.alloc(236);
@@ -54,9 +53,9 @@ export function dhcpReleasePacket(lease: Lease, serverId: string, xid: number): 
   b[1] = 1; // ethernet
   b[2] = 6; // hardware address length
   b.writeUInt32BE(xid >>> 0, 4);
-  Buffer.from(ipBytes(lease.ip)).copy(b, 12); // ciaddr
+  ipToBytes(lease.ip).copy(b, 12); // ciaddr
   Buffer.from(lease.mac.split(':').map((h) => parseInt(h, 16))).copy(b, 28); // chaddr
-  const opts: number[] = [0x63, 0x82, 0x53, 0x63, 53, 1, 7, 54, 4, ...ipBytes(serverId)];
+  const opts: number[] = [0x63, 0x82, 0x53, 0x63, 53, 1, 7, 54, 4, ...ipToBytes(serverId)];
   if (lease.clientId) {
     const id = lease.clientId.split(':').map((h) => parseInt(h, 16));
     if (id.length <= 255) opts.push(61, id.length, ...id);

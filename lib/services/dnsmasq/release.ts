@@ -2,6 +2,7 @@
 import { randomInt } from 'node:crypto';
 import { runInNetns } from '../../netns/namespaces.js';
 import * as libc from '../../sys/libc.js';
+import { ipToBytes } from '../../util/ip.js';
 import { dhcpReleasePacket, type Lease } from './leases.js';
 
 const SO_BINDTODEVICE = 25;
@@ -10,7 +11,7 @@ function sockaddrIn(ip: string, port: number): Buffer {
   const b = Buffer.alloc(16);
   b.writeUInt16LE(libc.AF_INET, 0);
   b.writeUInt16BE(port, 2);
-  Buffer.from(ip.split('.').map(Number)).copy(b, 4);
+  ipToBytes(ip).copy(b, 4);
   return b;
 }
 

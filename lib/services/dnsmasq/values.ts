@@ -3,7 +3,7 @@
  * text or throws DnsmasqValueError. Nothing that passes can carry a newline, a comma where dnsmasq splits
  * fields, or a token dnsmasq would read as something else (a lease time, `ignore`, a tag).
  */
-import { canonicalIpv4, canonicalIpv6, ipv4ToNumber } from '../../router/contract/ip.js';
+import { canonicalIpv4, canonicalIpv6, cidrBounds, cidrContains, ipToBigInt, networkAddress } from '../../util/ip.js';
 import { DnsmasqValueError } from './errors.js';
 
 const LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -43,26 +43,17 @@ export function parseSubnet4(cidr: string, field = 'cidr'): Subnet4 {
   if (!a || extra !== undefined || !/^\d{1,2}$/.test(len ?? '') || n < 1 || n > 30) {
     throw new DnsmasqValueError(field, cidr, 'not an IPv4 subnet a.b.c.d/1-30');
   }
-  const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
-  return { network: numberToIpv4((ipv4ToNumber(a) & mask) >>> 0), prefixLen: n };
-}
-
-export function numberToIpv4(v: number): string {
-  return [24, 16, 8, 0].map((s) => (v >>> s) & 255).join('.');
-}
-
-export function netmask(prefixLen: number): string {
-  return numberToIpv4(prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0);
+  return { network: networkAddress({ family: 4, address: a, prefix: n }), prefixLen: n };
 }
 
 /** A host address of the subnet: inside it, and neither its network nor its broadcast address. */
 export function checkHostInSubnet(ip: string, subnet: Subnet4, field = 'ip'): string {
   const v = checkIpv4(ip, field);
-  const mask = (0xffffffff << (32 - subnet.prefixLen)) >>> 0;
-  const n = ipv4ToNumber(v);
-  const net = ipv4ToNumber(subnet.network);
-  if (((n & mask) >>> 0) !== net) throw new DnsmasqValueError(field, ip, `not inside ${subnet.network}/${subnet.prefixLen}`);
-  if (n === net || n === ((net | ~mask) >>> 0)) throw new DnsmasqValueError(field, ip, `the network or broadcast address of ${subnet.network}/${subnet.prefixLen}`);
+  const c = { family: 4 as const, address: subnet.network, prefix: subnet.prefixLen };
+  if (!cidrContains(c, v)) throw new DnsmasqValueError(field, ip, `not inside ${subnet.network}/${subnet.prefixLen}`);
+  const { lo, hi } = cidrBounds(c);
+  const n = ipToBigInt(v);
+  if (n === lo || n === hi) throw new DnsmasqValueError(field, ip, `the network or broadcast address of ${subnet.network}/${subnet.prefixLen}`);
   return v;
 }
 

@@ -21,11 +21,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LruMap } from '../../util/lru-map.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
+import { isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
 import {
-  IPV4_RE, MAC_FILE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
+  MAC_FILE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
 } from './layout.js';
 import { RouterListeners, type ServiceKind } from './listeners.js';
 import { NeighbourView, requesterMatches, type Requester } from './requester.js';
@@ -58,7 +59,7 @@ export function readListenSpec(stateDir: string, ns: string): ListenSpec | undef
   const p = listenFile(stateDir, ns);
   if (!existsSync(p)) return undefined;
   const v = JSON.parse(readFileSync(p, 'utf8')) as Partial<ListenSpec>;
-  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every((a) => typeof a === 'string' && IPV4_RE.test(a))) {
+  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every(isIpv4)) {
     throw new MetadataError('E_LISTEN', `${p}: not a listen specification for ${ns}`);
   }
   return { namespace: ns, addresses: [...new Set(v.addresses)].sort() };
@@ -217,7 +218,7 @@ export class MetadataDaemon {
   private async vmRoot(sock: Socket, ns: string | undefined, kind: ServiceKind): Promise<string | undefined> {
     const ip = sock.remoteAddress;
     const local = sock.localAddress;
-    if (!ns || !ip || !local || !IPV4_RE.test(ip)) return undefined;
+    if (!ns || !ip || !local || !isIpv4(ip)) return undefined;
     const root = vmDir(this.stateDir, ns, ip);
     let recorded: string;
     try {

@@ -21,8 +21,6 @@ import { join } from 'node:path';
 export const NS_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** A served file name: no slash, no leading dot, bounded. */
 export const FILE_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-/** Strict dotted-quad IPv4 (no leading zeros): what may become a directory name. */
-export const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export const METADATA_PORT = 80;
 export const PASSWORD_PORT = 8080;
