@@ -17,7 +17,8 @@ import { mkdirSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { RouterEngine } from '../lib/router/engine.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
-import { netnsPath, netnsExists } from '../lib/netns/namespaces.js';
+import { netnsExists } from '../lib/netns/namespaces.js';
+import { netnsPath } from '../lib/sys/setns.js';
 import { summarize, type Summary } from './lib/stats.js';
 import { now, collectGarbage, rss, kernelNetMemory, sleep } from './lib/timing.js';
 import { fmtMs, fmtInt, fmtBytes, fmtRatio } from './lib/format.js';

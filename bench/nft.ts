@@ -19,7 +19,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addNetns, deleteNetns, runInNetns } from '../lib/netns/namespaces.js';
+import { addNetns, deleteNetns } from '../lib/netns/namespaces.js';
+import { runInNetns } from '../lib/sys/setns.js';
 import * as N from '../lib/nft/index.js';
 
 if (process.env.NETNS_ROUTER_SANDBOX !== '1') {

@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { runInNetns } from '../../lib/netns/namespaces.js';
+import { runInNetns } from '../../lib/sys/setns.js';
 
 interface Request {
   id: number;

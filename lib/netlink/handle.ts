@@ -25,7 +25,7 @@ import { decodeRoute, encodeRoute, encodeRouteDump, tableId, type Route, type Ro
 import { decodeNeigh, encodeNeigh, encodeNeighDump, encodeNeighGet, type Neigh, type NeighSpec } from './neigh.js';
 import { decodeRule, encodeRule, encodeRuleDump, type Rule, type RuleSpec } from './rule.js';
 import { toCidr, cidrText, type IpFamily } from '../util/ip.js';
-import { openNetnsFd, runInNetnsFd } from '../netns/namespaces.js';
+import { openNetnsFd, runInNetnsFd } from '../sys/setns.js';
 import { libc } from '../sys/index.js';
 
 export type LinkRef = string | number;

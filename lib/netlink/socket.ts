@@ -13,7 +13,7 @@ import {
 } from './constants.js';
 import { NetlinkError, NetlinkProtocolError } from './errors.js';
 import { parseAttrs } from './attrs.js';
-import { runInNetnsFd } from '../netns/namespaces.js';
+import { runInNetnsFd } from '../sys/setns.js';
 
 export const NLMSG_HDRLEN = 16;
 

@@ -7,9 +7,8 @@ import { libc } from '../sys/index.js';
 import { NetlinkSocket, type NetlinkSocketOptions } from '../netlink/socket.js';
 import { NetlinkHandle } from '../netlink/handle.js';
 import { NETLINK_ROUTE } from '../netlink/constants.js';
-import {
-  NetnsError, openNetnsFd, openCurrentNetns, runInNetnsFd, onBeforeNetnsDelete, validateNetnsName,
-} from './namespaces.js';
+import { onBeforeNetnsDelete } from './namespaces.js';
+import { NetnsError, openNetnsFd, openCurrentNetns, runInNetnsFd, validateNetnsName } from '../sys/setns.js';
 import { openSysctl, readSysctlFd, writeSysctlFd, confKey } from './sysctl.js';
 
 const openHandles = new Map<string, Set<NetnsHandle>>();

@@ -1,6 +1,6 @@
+export { addNetns, deleteNetns, listNetns, netnsExists, onBeforeNetnsDelete } from './namespaces.js';
 export {
-  NETNS_RUN_DIR, NetnsError, addNetns, deleteNetns, listNetns, netnsExists, netnsPath, openNetnsFd,
-  runInNetns, runInNetnsFd, openCurrentNetns, onBeforeNetnsDelete, validateNetnsName,
-} from './namespaces.js';
+  NETNS_RUN_DIR, NetnsError, netnsPath, openNetnsFd, runInNetns, runInNetnsFd, openCurrentNetns, validateNetnsName,
+} from '../sys/setns.js';
 export { NetnsHandle } from './handle.js';
 export { SysctlError, sysctlPath, confKey } from './sysctl.js';

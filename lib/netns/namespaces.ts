@@ -3,40 +3,13 @@
  * /run/netns/NAME a bind mount of a namespace's nsfs inode. So `ip netns list`/`ip netns exec` see ours and
  * we see theirs. Everything here runs synchronously on the calling (main) thread: setns/unshare affect only
  * the calling thread, which is why no await may happen while the thread is inside another namespace.
+ * Entering a namespace (runInNetns, openNetnsFd, …) is lib/sys/setns.ts's; netns-router/netns exports both.
  */
 import { mkdirSync, readdirSync, unlinkSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { libc } from '../sys/index.js';
 import { SysError } from '../sys/errors.js';
-
-/** Where named namespaces live (iproute2's NETNS_RUN_DIR). */
-export const NETNS_RUN_DIR = '/run/netns';
-
-/** Error for an invalid namespace name or a namespace that does not exist / already exists. */
-export class NetnsError extends Error {
-  /** EINVAL: bad name or callback; ENOENT / EEXIST: missing / existing namespace; EBADF: handle closed. */
-  readonly code: 'EINVAL' | 'ENOENT' | 'EEXIST' | 'EBADF';
-  readonly netns: string;
-  constructor(code: 'EINVAL' | 'ENOENT' | 'EEXIST' | 'EBADF', netns: string, message: string) {
-    super(message);
-    this.name = 'NetnsError';
-    this.code = code;
-    this.netns = netns;
-  }
-}
-
-/** iproute2 refuses names with '/', '.' and '..'; we also keep them shell- and file-safe. */
-export function validateNetnsName(name: string): void {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(name)) {
-    throw new NetnsError('EINVAL', String(name),
-      `invalid namespace name ${JSON.stringify(name)}: 1-64 characters of [A-Za-z0-9_.-], not starting with '.' or '-'`);
-  }
-}
-
-export function netnsPath(name: string): string {
-  validateNetnsName(name);
-  return join(NETNS_RUN_DIR, name);
-}
+import { NETNS_RUN_DIR, NetnsError, netnsPath, openCurrentNetns } from '../sys/setns.js';
 
 let runDirReady = false;
 
@@ -53,61 +26,6 @@ function prepareRunDir(): void {
     libc.mount('', NETNS_RUN_DIR, 'none', libc.MS_SHARED | libc.MS_REC, null);
   }
   runDirReady = true;
-}
-
-/** Open the calling thread's current network namespace (to come back to it after setns). */
-export function openCurrentNetns(): number {
-  return libc.open('/proc/thread-self/ns/net', libc.O_RDONLY);
-}
-
-/**
- * Run `fn` with the calling thread inside the namespace open on `nsFd`, then return to where it was.
- * `fn` must be synchronous: sockets and /proc/sys files it opens stay bound to the target namespace.
- */
-export function runInNetnsFd<T>(nsFd: number, fn: () => T): T {
-  if (typeof fn !== 'function') throw new TypeError('runInNetnsFd: fn must be a function');
-  // Refused before entering: its body after the first await would run outside the namespace.
-  if (fn.constructor?.name === 'AsyncFunction' || fn.constructor?.name === 'AsyncGeneratorFunction') {
-    throw new NetnsError('EINVAL', `fd ${nsFd}`, 'runInNetns: the callback must be synchronous, not an async function');
-  }
-  const self = openCurrentNetns();
-  try {
-    libc.setns(nsFd, libc.CLONE_NEWNET);
-    try {
-      const r = fn();
-      if (r && typeof (r as { then?: unknown }).then === 'function') {
-        // refused; keep its eventual rejection from crashing the process as an unhandled one
-        Promise.resolve(r).catch(() => {});
-        throw new NetnsError('EINVAL', `fd ${nsFd}`, 'runInNetns: the callback returned a Promise; it must be synchronous (the thread leaves the namespace on return)');
-      }
-      return r;
-    } finally {
-      libc.setns(self, libc.CLONE_NEWNET);
-    }
-  } finally {
-    libc.close(self);
-  }
-}
-
-/** Run `fn` synchronously inside the named namespace. */
-export function runInNetns<T>(name: string, fn: () => T): T {
-  const fd = openNetnsFd(name);
-  try {
-    return runInNetnsFd(fd, fn);
-  } finally {
-    libc.close(fd);
-  }
-}
-
-/** Open /run/netns/NAME (O_RDONLY): the fd to pass to setns or IFLA_NET_NS_FD. */
-export function openNetnsFd(name: string): number {
-  const p = netnsPath(name);
-  try {
-    return libc.open(p, libc.O_RDONLY);
-  } catch (e) {
-    if (e instanceof SysError && e.code === 'ENOENT') throw new NetnsError('ENOENT', name, `network namespace "${name}" does not exist`);
-    throw e;
-  }
 }
 
 function isNsfsMount(path: string): boolean {

@@ -19,7 +19,7 @@ import { NlWriter, parseAttrs, type Attrs } from '../netlink/attrs.js';
 import { NETLINK_NETFILTER, NLM_F_ACK } from '../netlink/constants.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { NetlinkSocket, type NlMessage } from '../netlink/socket.js';
-import { runInNetns } from '../netns/namespaces.js';
+import { runInNetns } from '../sys/setns.js';
 import { NftValidationError } from './errors.js';
 import { checkPort, checkUint, parseAddress } from './validate.js';
 import { bigIntToIp, ipToBigInt, type IpFamily } from '../util/ip.js';

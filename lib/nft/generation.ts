@@ -9,7 +9,7 @@
 import { NlWriter, parseAttrs } from '../netlink/attrs.js';
 import { NETLINK_NETFILTER } from '../netlink/constants.js';
 import { NetlinkSocket } from '../netlink/socket.js';
-import { runInNetns } from '../netns/namespaces.js';
+import { runInNetns } from '../sys/setns.js';
 import { NamespaceCache } from '../netns/namespace-cache.js';
 
 const NFNL_SUBSYS_NFTABLES = 10;

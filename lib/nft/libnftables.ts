@@ -12,7 +12,8 @@
  * serialises every call, so the context is never used by two threads at once.
  */
 import * as nft from '../sys/libnftables.js';
-import { onBeforeNetnsDelete, runInNetns } from '../netns/namespaces.js';
+import { onBeforeNetnsDelete } from '../netns/namespaces.js';
+import { runInNetns } from '../sys/setns.js';
 import { NamespaceCache } from '../netns/namespace-cache.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';

@@ -25,6 +25,7 @@ import { chain as chainObj, elements, set, type Chain, type Counter, type Elemen
 import { NftError } from './errors.js';
 import { replaceTable, Transaction } from './transaction.js';
 import type { NftExecutor } from './executor.js';
+import { changedMiddle, sameValue } from '../util/compare.js';
 
 /** The one-element set holding the stamp `fingerprint . generation`. */
 export const FINGERPRINT_SET = 'contents_stamp';
@@ -63,36 +64,6 @@ function elemIndex(items: readonly ElementItem[]): Map<string, { item: ElementIt
   const index = new Map<string, { item: ElementItem; sig: string }>();
   for (const it of items) index.set(JSON.stringify(it.key), { item: it, sig: JSON.stringify(it) });
   return index;
-}
-
-/** Structural equality of element parts (strings, numbers, typed literals, arrays, plain objects). */
-export function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (!sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  return true;
-}
-
-/**
- * The parts of two sequences that differ, after their common prefix and suffix: a change to a large set
- * (one element added, removed or re-pointed) then costs a scan, not a serialisation of every element. Sound
- * for sequences of unique keys: an element of one middle cannot sit in the other's prefix or suffix.
- */
-export function changedMiddle<T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean): [T[], T[]] {
-  let p = 0;
-  const n = Math.min(a.length, b.length);
-  while (p < n && eq(a[p], b[p])) p++;
-  let s = 0;
-  while (s < n - p && eq(a[a.length - 1 - s], b[b.length - 1 - s])) s++;
-  return [a.slice(p, a.length - s), b.slice(p, b.length - s)];
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { ConntrackSocket, type ConntrackFilter } from '../nft/conntrack.js';
 import type { NatPlan } from './ruleset.js';
-import { changedMiddle, sameValue } from '../nft/table-sync.js';
+import { changedMiddle, sameValue } from '../util/compare.js';
 
 /** Conntrack filters implied by going from `before` to `after`. */
 export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilter[] {

@@ -8,9 +8,7 @@ import { rmSync } from 'node:fs';
 import { NetnsHandle } from '../netns/handle.js';
 import { netnsExists, deleteNetns } from '../netns/namespaces.js';
 import { NetlinkError } from '../netlink/errors.js';
-import { sharedLibnftables, libnftablesAvailable, libnftablesProblem } from '../nft/libnftables.js';
-import type { NftExecutor } from '../nft/executor.js';
-import { openNftCli } from '../../native-fallback/nft-cli.js';
+import { namespaceExecutor } from '../nft/namespace-executor.js';
 import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
@@ -184,19 +182,17 @@ export class RouterEngine {
     return this.opts.hostNetns ? NetnsHandle.open(this.opts.hostNetns) : NetnsHandle.current();
   }
 
-  /**
-   * The namespace's nft executor. libnftables contexts are long-lived, one per namespace (freeing one costs
-   * ~10 ms), and freed by lib/netns before the namespace is deleted; the CLI fallback is per call.
-   */
-  private executor(ns: string): { ex: NftExecutor; release: () => Promise<void> } {
-    if (!this.opts.nftCli && libnftablesAvailable()) return { ex: sharedLibnftables(ns), release: async () => {} };
-    if (!this.opts.nftCli && !this.warnedNftCli) {
-      // degraded, not broken: the nft command does the same, ~1000× slower per call. Once per command.
-      this.warnedNftCli = true;
-      this.opts.warn?.(`libnftables is not usable (${libnftablesProblem() ?? 'unknown reason'}); falling back to the nft command (slower)`);
-    }
-    const ex = openNftCli({ netns: ns });
-    return { ex, release: () => ex.close() };
+  /** The namespace's nft executor (lib/nft/namespace-executor.ts); the fallback to the nft command is logged once. */
+  private executor(ns: string): ReturnType<typeof namespaceExecutor> {
+    return namespaceExecutor(ns, {
+      cli: this.opts.nftCli,
+      onFallback: (reason) => {
+        // degraded, not broken: the nft command does the same, ~1000× slower per call. Once per command.
+        if (this.warnedNftCli) return;
+        this.warnedNftCli = true;
+        this.opts.warn?.(`libnftables is not usable (${reason}); falling back to the nft command (slower)`);
+      },
+    });
   }
 
   /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */

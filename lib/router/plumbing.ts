@@ -6,7 +6,8 @@
  * partial failure: every step converges. Only what netns-router owns is changed (ownership.ts): every host
  * object is checked before the first change, and a link of another owner fails the command.
  */
-import { addNetns, deleteNetns, netnsExists, NetnsError } from '../netns/namespaces.js';
+import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
+import { NetnsError } from '../sys/setns.js';
 import { NetnsHandle } from '../netns/handle.js';
 import { confKey } from '../netns/sysctl.js';
 import type { NetlinkHandle } from '../netlink/handle.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { NetnsHandle } from '../../lib/netns/handle.js';
-import { runInNetns } from '../../lib/netns/namespaces.js';
+import { runInNetns } from '../../lib/sys/setns.js';
 import * as libc from '../../lib/sys/libc.js';
 import { Scratch, uid } from './topo.js';
 

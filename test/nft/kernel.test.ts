@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
-import { openNftCli } from '../../native-fallback/nft-cli.js';
+import { openNftCli } from '../../lib/nft/nft-cli.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
 import { addNs, delNs, nsSh, nsTables, requireSandbox, sh } from './helpers.js';
 

@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
+import { changedMiddle, sameValue } from '../../lib/util/compare.js';
 import { addNs, delNs, nsSh, requireSandbox } from './helpers.js';
 
 requireSandbox();
@@ -190,15 +191,15 @@ test('changedMiddle: deleting the old middle and adding the new one turns any un
       else if (b.length) b[r(b.length)] = 40 + r(20);
     }
     const uniq = [...new Set(b)];
-    const [am, bm] = N.changedMiddle(a, uniq, (x, y) => x === y);
+    const [am, bm] = changedMiddle(a, uniq, (x, y) => x === y);
     const result = new Set(a);
     for (const x of am) if (!bm.includes(x)) result.delete(x);
     for (const x of bm) result.add(x);
     assert.equal([...result].sort(), [...uniq].sort(), `${JSON.stringify(a)} → ${JSON.stringify(uniq)}`);
   }
-  assert.ok(N.sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }, { key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }));
-  assert.not.ok(N.sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80] }, { key: ['1.2.3.4', N.symbol('udp'), 80] }));
-  assert.not.ok(N.sameValue({ key: 1 }, { key: 1, value: 2 }));
+  assert.ok(sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }, { key: ['1.2.3.4', N.symbol('tcp'), 80], value: '10.0.0.1' }));
+  assert.not.ok(sameValue({ key: ['1.2.3.4', N.symbol('tcp'), 80] }, { key: ['1.2.3.4', N.symbol('udp'), 80] }));
+  assert.not.ok(sameValue({ key: 1 }, { key: 1, value: 2 }));
 });
 
 test.run();

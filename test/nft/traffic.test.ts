@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
-import { deleteConntrackCli, conntrackArgs } from '../../native-fallback/conntrack-cli.js';
+import { deleteConntrackCli, conntrackArgs } from '../../lib/nft/conntrack-cli.js';
 import { addNs, delNs, nsSh, requireSandbox, rnd, sh } from './helpers.js';
 
 requireSandbox();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
-import { netnsPath } from '../../lib/netns/namespaces.js';
+import { netnsPath } from '../../lib/sys/setns.js';
 import { openFilesHardLimit } from '../../lib/services/haproxy/proc.js';
 import { Scratch, requireSandbox, waitFor } from '../helpers/topo.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';

@@ -12,9 +12,9 @@
  *   ACL egress of tier T     original source in T, destination after DNAT outside T
  */
 import { ConntrackSocket, type ConntrackEntry } from '../../nft/conntrack.js';
-import { sameValue } from '../../nft/table-sync.js';
+import { sameValue } from '../../util/compare.js';
 import type { RouterModel } from '../model.js';
-import { runInNetns } from '../../netns/namespaces.js';
+import { runInNetns } from '../../sys/setns.js';
 import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
 import { addressValue, type RuleCidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';

@@ -11,7 +11,7 @@ import { modelIsIdle } from '../model.js';
 import type { RouterEngine } from '../engine.js';
 import type * as T from '../contract/types.js';
 import { netnsExists } from '../../netns/namespaces.js';
-import { sameValue } from '../../nft/table-sync.js';
+import { sameValue } from '../../util/compare.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
 import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument } from './state.js';
 import { firewallObjects } from './ruleset.js';

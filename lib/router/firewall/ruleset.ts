@@ -29,7 +29,7 @@ import { compileChain, layers, type Entry, type VerdictRun } from './compile.js'
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
 import { createHash } from 'node:crypto';
-import { sameValue } from '../../nft/table-sync.js';
+import { sameValue } from '../../util/compare.js';
 import { LruMap } from '../../util/lru-map.js';
 
 /** Priority of the ingress chain: mangle (-150), i.e. after conntrack (-200), before DNAT (-110). */

@@ -1,6 +1,6 @@
 /** Sending a DHCPRELEASE to our dnsmasq from inside its namespace (see leases.ts for why). */
 import { randomInt } from 'node:crypto';
-import { runInNetns } from '../../netns/namespaces.js';
+import { runInNetns } from '../../sys/setns.js';
 import * as libc from '../../sys/libc.js';
 import { ipToBytes } from '../../util/ip.js';
 import { dhcpReleasePacket, type Lease } from './leases.js';

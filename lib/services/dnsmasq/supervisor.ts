@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
-import { netnsPath, runInNetns } from '../../netns/namespaces.js';
+import { netnsPath, runInNetns } from '../../sys/setns.js';
 import { posixSpawn, waitChild } from '../../sys/posix-spawn.js';
 import { childEnvList, findExecutable } from '../../sys/children.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';

@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join, basename } from 'node:path';
-import { netnsPath } from '../../netns/namespaces.js';
+import { netnsPath } from '../../sys/setns.js';
 import { childEnv, findExecutable } from '../../sys/children.js';
 import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetnsHandle } from '../../netns/handle.js';
-import { NETNS_RUN_DIR } from '../../netns/namespaces.js';
+import { NETNS_RUN_DIR } from '../../sys/setns.js';
 import { libc } from '../../sys/index.js';
 import { tcpListenSocket } from '../../sys/inet-socket.js';
 import { MetadataError } from './errors.js';

@@ -4,10 +4,10 @@
  * nothing matched: success, 0 deleted.
  */
 import { spawn } from 'node:child_process';
-import { childEnv } from '../lib/sys/children.js';
-import { NftValidationError } from '../lib/nft/errors.js';
-import { IPPROTO, type ConntrackFilter } from '../lib/nft/conntrack.js';
-import { checkPort, checkUint, parseAddress } from '../lib/nft/validate.js';
+import { childEnv } from '../sys/children.js';
+import { NftValidationError } from './errors.js';
+import { IPPROTO, type ConntrackFilter } from './conntrack.js';
+import { checkPort, checkUint, parseAddress } from './validate.js';
 
 export interface ConntrackCliOptions {
   netns?: string;

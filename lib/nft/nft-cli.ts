@@ -11,9 +11,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from '../lib/nft/executor.js';
-import { NftValidationError } from '../lib/nft/errors.js';
-import { childEnv } from '../lib/sys/children.js';
+import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
+import { NftValidationError } from './errors.js';
+import { childEnv } from '../sys/children.js';
 
 export interface NftCliOptions extends JsonExecutorOptions {
   /** Named namespace (/run/netns/NAME); default: the current one. */

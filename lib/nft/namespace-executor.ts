@@ -1,0 +1,23 @@
+/**
+ * Which executor runs a namespace's transactions: the long-lived libnftables context of the namespace
+ * (freeing one costs ~10 ms; lib/netns frees it before the namespace is deleted), or — when the caller asks
+ * for it, or libnftables cannot be loaded — an nft CLI executor per call (~1000× slower, same semantics).
+ */
+import type { NftExecutor } from './executor.js';
+import { libnftablesAvailable, libnftablesProblem, sharedLibnftables } from './libnftables.js';
+import { openNftCli } from './nft-cli.js';
+
+export interface NamespaceExecutorOptions {
+  /** Use the nft CLI even where libnftables works. */
+  cli?: boolean;
+  /** Told why the nft CLI stands in for libnftables when it is not usable (not when `cli` asked for it). */
+  onFallback?: (reason: string) => void;
+}
+
+/** The executor for `ns` and how to give it back after use. */
+export function namespaceExecutor(ns: string, opts: NamespaceExecutorOptions = {}): { ex: NftExecutor; release: () => Promise<void> } {
+  if (!opts.cli && libnftablesAvailable()) return { ex: sharedLibnftables(ns), release: async () => {} };
+  if (!opts.cli) opts.onFallback?.(libnftablesProblem() ?? 'unknown reason');
+  const ex = openNftCli({ netns: ns });
+  return { ex, release: () => ex.close() };
+}
