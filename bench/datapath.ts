@@ -21,7 +21,6 @@ import { runInNetns } from '../lib/sys/setns.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
 import type { PortForwardModel } from '../lib/router/model.js';
-import { applyFwRules } from '../lib/router/firewall/module.js';
 import { median } from './lib/stats.js';
 import { now, sleep } from './lib/timing.js';
 import { fmtBps, fmtInt, fmtRatio } from './lib/format.js';
@@ -30,6 +29,7 @@ import { emptySection, type BenchOptions, type SectionResult } from './lib/repor
 import { distRoot, spawnBaselinePath } from './lib/paths.js';
 import { makeHost, removeHost, deleteNamespaces, PUBLIC_GW, type BenchHost } from './lib/topo.js';
 import { Spawner } from './lib/spawner.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 const TOOL = (): string => join(distRoot(), 'bench', 'lib', 'tcp-tool.js');
 const SERVER_PORT = 9000;
@@ -161,13 +161,13 @@ export async function runDatapath(opts: BenchOptions): Promise<SectionResult> {
     const stateDir = join(work, 'state');
     const engine = new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: '8001', namespace: 'cs-net-8001' };
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8001 }, gateway: '10.8.0.1', cidr: cidrOf('10.8.0.0/24'), guestType: 'isolated' });
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf('203.0.113.0/24'), sourceNat: true } });
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8080, end: 8080 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT, end: SERVER_PORT }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8001 }, gateway: '10.8.0.1', cidr: cidrOf('10.8.0.0/24'), guestType: 'isolated' });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8080, end: 8080 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT, end: SERVER_PORT }, protocol: 'tcp' });
     // the request/response port of the tool is PORT+1: forward it too
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8081, end: 8081 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT + 1, end: SERVER_PORT + 1 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 8081, end: 8081 }, privateIp: '10.8.0.10', privatePorts: { start: SERVER_PORT + 1, end: SERVER_PORT + 1 }, protocol: 'tcp' });
     // an isolated network's public IP is closed until a firewall rule opens it (as CloudStack configures it)
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'bench', value: { default_egress_allow: true, rules: [
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'bench', value: { default_egress_allow: true, rules: [
       { id: 1, type: 'ingress', protocol: 'tcp', portStart: 8080, portEnd: 8081, publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
     ] } } });
     const vm = 'dp-vm';
@@ -229,7 +229,7 @@ export async function runDatapath(opts: BenchOptions): Promise<SectionResult> {
     deleteNamespaces((x) => x === 'cs-net-8501');
     rmSync('/etc/netns/cs-net-8501', { recursive: true, force: true });
     try {
-      await engine.destroyNetwork({ command: 'destroy-network', ...net });
+      await runCommand(engine, { command: 'destroy-network', ...net });
     } catch { /* the host goes below */ }
   } catch (e) {
     sec.error = (e as Error).stack ?? String(e);

@@ -25,8 +25,9 @@ import { RouterEngine } from '../lib/router/engine.js';
 import type { RouterModel } from '../lib/router/model.js';
 import { addNetns, deleteNetns, listNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
-import { runDhcpCommand, type DhcpRequest } from '../lib/router/dhcp/command.js';
+import type * as T from '../lib/router/contract/types.js';
 import { DHCP, dhcpPrepareNic, dhcpReleaseNic } from '../lib/router/dhcp/index.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, '..', 'cli', 'main.js');
@@ -140,11 +141,11 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
   const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(DHCP, moduleTime) });
   let engine = mkEngine();
   const target = (k: number) => { const n = net(k, base); return { networkId: n.id, namespace: n.ns }; };
-  const dhcp = (r: DhcpRequest) => runDhcpCommand(engine, r);
+  const dhcp = (r: T.RequestOf<T.EngineCommand>) => runCommand(engine, r);
   const setupNetwork = async (k: number) => {
     const n = net(k, base);
     const t = target(k);
-    await engine.implementNetwork({ command: 'implement-network', ...t, segment: { kind: 'vxlan', vni: n.vni }, gateway: n.gateway, cidr: cidr(n.cidr) });
+    await runCommand(engine, { command: 'implement-network', ...t, segment: { kind: 'vxlan', vni: n.vni }, gateway: n.gateway, cidr: cidr(n.cidr) });
     await dhcp({ command: 'config-dns-subnet', ...t, gateway: n.gateway, cidr: cidr(n.cidr), dns: ['192.0.2.53'], domain: 'bench.example' });
     await dhcp({ command: 'add-dhcp-entry', ...t, mac: mac(k, 1), ip: `${n.p}.10`, hostname: `vm-${k}-a`, defaultNic: true });
     await dhcp({ command: 'add-dhcp-entry', ...t, mac: mac(k, 2), ip: `${n.p}.11`, hostname: `vm-${k}-b`, defaultNic: true });
@@ -155,7 +156,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
     log('dhcp: time per command');
     const n0 = net(0, base);
     const t0 = target(0);
-    await engine.implementNetwork({ command: 'implement-network', ...t0, segment: { kind: 'vxlan', vni: n0.vni }, gateway: n0.gateway, cidr: cidr(n0.cidr) });
+    await runCommand(engine, { command: 'implement-network', ...t0, segment: { kind: 'vxlan', vni: n0.vni }, gateway: n0.gateway, cidr: cidr(n0.cidr) });
     const a = now();
     await dhcp({ command: 'config-dhcp-subnet', ...t0, gateway: n0.gateway, cidr: cidr(n0.cidr), dns: ['192.0.2.53'], domain: 'bench.example' });
     const first = now() - a;

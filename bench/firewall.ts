@@ -10,7 +10,7 @@
  *   apply-network-acl  N rules of one VPC tier in number order, half ingress / half egress, every 50th a Deny;
  *                      70 % tcp single port, 20 % udp port ranges, 10 % ICMP; sources/destinations /16s
  * Contestants:
- *   library   applyFwRules()/applyNetworkAcl() on a RouterEngine: validation, lock, state, the one nft
+ *   library   runCommand()/runCommand() on a RouterEngine: validation, lock, state, the one nft
  *             transaction (the router table changed in place), conntrack check, save — everything but process start
  *   CLI       `node dist/cli/main.js apply-… --…-rules-file F` end to end (process start included), no resident engine
  *   shim      the extension's wrapper shim (bash, as CloudStack runs it) with `netns-router serve` running: the
@@ -29,12 +29,12 @@ import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { runInNetns } from '../lib/sys/setns.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
-import { applyFwRules, applyNetworkAcl } from '../lib/router/firewall/module.js';
 import { firewallObjects } from '../lib/router/firewall/ruleset.js';
 import { renderText, type Table } from './lib/table.js';
 import { fmtMs, fmtRatio, fmtInt } from './lib/format.js';
 import { cliPath } from './lib/paths.js';
 import { installShim, startResident } from './lib/resident.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 type Rule = Record<string, unknown>;
 
@@ -136,11 +136,11 @@ async function setup(): Promise<Setup> {
   h.close();
   const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
   const net = { networkId: '4242', namespace: 'cs-net-4242' };
-  await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 4242 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
-  await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 4242 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
   const tier = { networkId: '4244', vpcId: '4243', namespace: 'cs-vpc-4243' };
-  await engine.implementVpc({ command: 'implement-vpc', vpcId: tier.vpcId, namespace: tier.namespace, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-  await engine.implementNetwork({ command: 'implement-network', ...tier, segment: { kind: 'vxlan', vni: 4244 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
+  await runCommand(engine, { command: 'implement-vpc', vpcId: tier.vpcId, namespace: tier.namespace, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'implement-network', ...tier, segment: { kind: 'vxlan', vni: 4244 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
   return {
     dir, stateDir, hostNs, engine, net, tier,
     cleanup: () => {
@@ -169,8 +169,8 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
         const libOnce = async (v: number): Promise<number> => {
           const value = doc(v);
           const t0 = now();
-          if (kind === 'fw') await applyFwRules(S.engine, { command: 'apply-fw-rules', ...S.net, fwRules: { value, source: 'bench' } });
-          else await applyNetworkAcl(S.engine, { command: 'apply-network-acl', ...S.tier, aclRules: { value, source: 'bench' } });
+          if (kind === 'fw') await runCommand(S.engine, { command: 'apply-fw-rules', ...S.net, fwRules: { value, source: 'bench' } });
+          else await runCommand(S.engine, { command: 'apply-network-acl', ...S.tier, aclRules: { value, source: 'bench' } });
           return now() - t0;
         };
         await libOnce(1); // warm-up (JIT, table present)

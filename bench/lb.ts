@@ -22,9 +22,10 @@ import { join } from 'node:path';
 import { addNetns, deleteNetns } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
-import { applyLbRulesCommand, renderLbConfig, supervisorFor } from '../lib/router/lb/index.js';
+import { renderLbConfig, supervisorFor } from '../lib/router/lb/index.js';
 import { HaproxySupervisor, checkConfig, renderConfig, type ProxySpec } from '../lib/services/haproxy/index.js';
 import { openFilesHardLimit } from '../lib/services/haproxy/proc.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
   console.error('run inside the sandbox: node scripts/in-sandbox.mjs node dist/bench/lb.js [--quick]');
@@ -149,8 +150,8 @@ function rules(n: number, variant: number, backends: string[] = ['10.6.1.10', '1
 async function router(engine: RouterEngine, networkId: string, vni: number): Promise<string> {
   const namespace = `cs-net-${networkId}`;
   namespaces.push(namespace);
-  await engine.implementNetwork({ command: 'implement-network', networkId, namespace, segment: { kind: 'vxlan', vni }, gateway: '10.6.1.1', cidr: cidr('10.6.1.0/24') });
-  await engine.assignIp({ command: 'assign-ip', networkId, namespace, publicIp: { ip: LB_IP, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'implement-network', networkId, namespace, segment: { kind: 'vxlan', vni }, gateway: '10.6.1.1', cidr: cidr('10.6.1.0/24') });
+  await runCommand(engine, { command: 'assign-ip', networkId, namespace, publicIp: { ip: LB_IP, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
   return namespace;
 }
 
@@ -169,7 +170,7 @@ async function applyBench(): Promise<void> {
       const namespace = await router(engine, networkId, 6000 + (seq % 1000));
       const apply = async (doc: unknown[]) => {
         const t0 = now();
-        await applyLbRulesCommand(engine, { command: 'apply-lb-rules', networkId, namespace, lbRules: { value: doc, source: 'bench' } });
+        await runCommand(engine, { command: 'apply-lb-rules', networkId, namespace, lbRules: { value: doc, source: 'bench' } });
         return now() - t0;
       };
       start.push(await apply(rules(n, 0)));
@@ -181,7 +182,7 @@ async function applyBench(): Promise<void> {
       if (!checkConfig(text).ok) throw new Error('bench config refused');
       check.push(now() - t0);
       if (!supervisorFor(namespace, stateDir).status().running) throw new Error('haproxy not running after apply');
-      await engine.destroyNetwork({ command: 'destroy-network', networkId, namespace });
+      await runCommand(engine, { command: 'destroy-network', networkId, namespace });
     }
     console.log(`${String(n).padStart(5)} | ${fmt(median(start)).padStart(19)} | ${fmt(median(reload)).padStart(20)} | ${fmt(median(same)).padStart(9)} | ${fmt(median(check)).padStart(16)} | ${bytes}`);
   }
@@ -232,13 +233,13 @@ async function routerTarget(): Promise<Target> {
   } finally {
     h.close();
   }
-  await applyLbRulesCommand(engine, {
+  await runCommand(engine, {
     command: 'apply-lb-rules', networkId, namespace,
     lbRules: { value: [{ id: 1, publicIp: LB_IP, publicPort: 80, algorithm: 'roundrobin', maxconn: 5000, backends: vmIps.map((ip) => ({ ip, port: 8080 })) }], source: 'bench' },
   });
   return {
     name: 'through the router', clientNs: upNs, host: LB_IP, port: 80,
-    close: async () => { for (const p of procs) p.kill(); await engine.destroyNetwork({ command: 'destroy-network', networkId, namespace }); },
+    close: async () => { for (const p of procs) p.kill(); await runCommand(engine, { command: 'destroy-network', networkId, namespace }); },
   };
 }
 

@@ -28,6 +28,7 @@ import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 import * as vd from '../lib/router/vmdata/index.js';
 import { daemonPid, daemonStatus, stopDaemon } from '../lib/services/metadata/index.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, '..', 'cli', 'main.js');
@@ -151,46 +152,45 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
   const moduleTime = { ms: 0 };
   let made = 0;
   const mkEngine = () => new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules: timedModules(vd.VMDATA, moduleTime) });
-  const ctx = { settings: { stateDir } };
   vd.vmdataSettings.daemonIdleExitMs = -1;
   try {
     let engine = mkEngine();
     const implement = async (k: number) => {
       const n = net(k, base);
-      await engine.implementNetwork({ command: 'implement-network', networkId: n.id, namespace: n.ns, segment: { kind: 'untagged' }, gateway: n.gateway, cidr: cidr(n.cidr) });
-      await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: n.id, namespace: n.ns, ip: n.vm, vmData: { value: rows(k, n.vm, `pw-${k}`), source: 'bench' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+      await runCommand(engine, { command: 'implement-network', networkId: n.id, namespace: n.ns, segment: { kind: 'untagged' }, gateway: n.gateway, cidr: cidr(n.cidr) });
+      await runCommand(engine, { command: 'save-vm-data', networkId: n.id, namespace: n.ns, ip: n.vm, vmData: { value: rows(k, n.vm, `pw-${k}`), source: 'bench' } } as T.SaveVmDataRequest);
     };
 
     // ── 1. time per command ─────────────────────────────────────────────────────────────────────
     log('metadata: time per command');
     const n0 = net(0, base);
-    await engine.implementNetwork({ command: 'implement-network', networkId: n0.id, namespace: n0.ns, segment: { kind: 'untagged' }, gateway: n0.gateway, cidr: cidr(n0.cidr) });
+    await runCommand(engine, { command: 'implement-network', networkId: n0.id, namespace: n0.ns, segment: { kind: 'untagged' }, gateway: n0.gateway, cidr: cidr(n0.cidr) });
     const tFirst = now();
-    await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: n0.id, namespace: n0.ns, ip: n0.vm, vmData: { value: rows(0, n0.vm, 'pw-0'), source: 'bench' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+    await runCommand(engine, { command: 'save-vm-data', networkId: n0.id, namespace: n0.ns, ip: n0.vm, vmData: { value: rows(0, n0.vm, 'pw-0'), source: 'bench' } } as T.SaveVmDataRequest);
     const firstSave = now() - tFirst;
     // the MAC prepare-nic records below: the services answer this guest only from it
     guests.push(addGuest(host, `mb-g0-${tag}`, n0.vm, n0.gateway, '02:00:00:00:00:0a'));
     const runs = opts.quick ? 5 : 15;
     const t = { ...{ networkId: n0.id, namespace: n0.ns } };
-    const cmds: Array<[string, () => Promise<void>]> = [
-      ['save-vm-data (13 rows, 4 KB user data)', () => vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', ...t, ip: n0.vm, vmData: { value: rows(0, n0.vm), source: 'bench' } } as T.SaveVmDataRequest, [vd.saveVmData])],
-      ['save-userdata', () => vd.vmDataCommand(engine, ctx, { command: 'save-userdata', ...t, ip: n0.vm, userdata: USERDATA }, [vd.saveUserdata])],
-      ['save-password', () => vd.vmDataCommand(engine, ctx, { command: 'save-password', ...t, ip: n0.vm, password: 'Bench-pw-1' }, [vd.savePassword])],
-      ['save-sshkey', () => vd.vmDataCommand(engine, ctx, { command: 'save-sshkey', ...t, ip: n0.vm, sshkey: 'ssh-ed25519 AAAAC3 k@h' }, [vd.saveSshkey])],
-      ['save-hypervisor-hostname', () => vd.vmDataCommand(engine, ctx, { command: 'save-hypervisor-hostname', ...t, ip: n0.vm, hypervisorHostname: 'kvm-2' }, [vd.saveHypervisorHostname])],
-      ['prepare-nic (metadata part)', () => vd.vmDataCommand(engine, ctx, { command: 'prepare-nic', ...t, ip: n0.vm, mac: '02:00:00:00:00:0a', defaultNic: true }, [vd.prepareNicVmData])],
+    const cmds: Array<[string, () => Promise<unknown>]> = [
+      ['save-vm-data (13 rows, 4 KB user data)', () => runCommand(engine, { command: 'save-vm-data', ...t, ip: n0.vm, vmData: { value: rows(0, n0.vm), source: 'bench' } } as T.SaveVmDataRequest)],
+      ['save-userdata', () => runCommand(engine, { command: 'save-userdata', ...t, ip: n0.vm, userdata: USERDATA })],
+      ['save-password', () => runCommand(engine, { command: 'save-password', ...t, ip: n0.vm, password: 'Bench-pw-1' })],
+      ['save-sshkey', () => runCommand(engine, { command: 'save-sshkey', ...t, ip: n0.vm, sshkey: 'ssh-ed25519 AAAAC3 k@h' })],
+      ['save-hypervisor-hostname', () => runCommand(engine, { command: 'save-hypervisor-hostname', ...t, ip: n0.vm, hypervisorHostname: 'kvm-2' })],
+      ['prepare-nic (metadata part)', () => runCommand(engine, { command: 'prepare-nic', ...t, ip: n0.vm, mac: '02:00:00:00:00:0a', defaultNic: true })],
       ['release-nic + save-vm-data', async () => {
-        await vd.vmDataCommand(engine, ctx, { command: 'release-nic', ...t, ip: '10.100.0.20', defaultNic: true }, [vd.releaseNicVmData]);
+        await runCommand(engine, { command: 'release-nic', ...t, ip: '10.100.0.20', defaultNic: true });
       }],
     ];
     // a VM to release each round
     const restoreVms = Array.from({ length: 20 }, (_, i) => ({ ip: `10.100.0.${30 + i}`, mac: `02:00:00:00:01:${(30 + i).toString(16).padStart(2, '0')}`, hostname: `r${i}`, default_nic: true, vm_data: rows(1000 + i, `10.100.0.${30 + i}`) }));
-    cmds.push(['restore-network (20 VMs)', () => vd.vmDataCommand(engine, ctx, { command: 'restore-network', ...t, restoreData: { value: { dhcp_enabled: false, dns_enabled: false, userdata_enabled: true, vms: [{ ip: n0.vm, vm_data: [] }, ...restoreVms] }, source: 'bench' } }, [vd.restoreNetworkVmData])]);
+    cmds.push(['restore-network (20 VMs)', () => runCommand(engine, { command: 'restore-network', ...t, restoreData: { value: { dhcp_enabled: false, dns_enabled: false, userdata_enabled: true, vms: [{ ip: n0.vm, vm_data: [] }, ...restoreVms] }, source: 'bench' } })]);
     const perCommand: Record<string, number> = { 'save-vm-data, first (starts the daemon)': firstSave };
     for (const [name, fn] of cmds) {
       const samples: number[] = [];
       for (let i = 0; i < runs + 1; i++) {
-        if (name.startsWith('release-nic')) await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', ...t, ip: '10.100.0.20', vmData: { value: rows(20, '10.100.0.20'), source: 'bench' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+        if (name.startsWith('release-nic')) await runCommand(engine, { command: 'save-vm-data', ...t, ip: '10.100.0.20', vmData: { value: rows(20, '10.100.0.20'), source: 'bench' } } as T.SaveVmDataRequest);
         const t0 = now();
         await fn();
         if (i > 0) samples.push(now() - t0);
@@ -217,7 +217,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
 
     // ── 2. scale: N networks, memory, processes, restore ────────────────────────────────────────
     // drop the restore-network VMs again so every network holds one VM
-    await vd.vmDataCommand(engine, ctx, { command: 'restore-network', ...t, restoreData: { value: { userdata_enabled: true, vms: [{ ip: n0.vm, vm_data: rows(0, n0.vm, 'pw-0') }] }, source: 'bench' } }, [vd.restoreNetworkVmData]);
+    await runCommand(engine, { command: 'restore-network', ...t, restoreData: { value: { userdata_enabled: true, vms: [{ ip: n0.vm, vm_data: rows(0, n0.vm, 'pw-0') }] }, source: 'bench' } });
     const scale: Array<Record<string, number>> = [];
     const kmem0 = sunreclaim();
     const rss1 = vmRss(daemonPid(stateDir)!);

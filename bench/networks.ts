@@ -27,6 +27,7 @@ import { emptySection, type BenchOptions, type SectionResult } from './lib/repor
 import { makeHost, removeHost, deleteNamespaces, type BenchHost } from './lib/topo.js';
 import { Spawner } from './lib/spawner.js';
 import { spawnBaselinePath } from './lib/paths.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 const cidrOf = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
 
@@ -197,8 +198,8 @@ export async function runNetworks(opts: BenchOptions): Promise<SectionResult> {
       for (let k = done; k < n; k++) {
         const x = netK(k, 50_000);
         const t = now();
-        await engine.implementNetwork({ command: 'implement-network', networkId: x.id, namespace: x.ns, segment: { kind: 'vxlan', vni: x.vni }, gateway: x.gateway, cidr: cidrOf(x.cidr), guestType: 'isolated' });
-        await engine.assignIp({ command: 'assign-ip', networkId: x.id, namespace: x.ns, publicIp: { ip: x.publicIp, segment: { kind: 'untagged' }, gateway: PUB_GW, cidr: cidrOf(PUB_CIDR), sourceNat: true } });
+        await runCommand(engine, { command: 'implement-network', networkId: x.id, namespace: x.ns, segment: { kind: 'vxlan', vni: x.vni }, gateway: x.gateway, cidr: cidrOf(x.cidr), guestType: 'isolated' });
+        await runCommand(engine, { command: 'assign-ip', networkId: x.id, namespace: x.ns, publicIp: { ip: x.publicIp, segment: { kind: 'untagged' }, gateway: PUB_GW, cidr: cidrOf(PUB_CIDR), sourceNat: true } });
         per.push(now() - t);
         routers.push(x.ns);
       }

@@ -33,6 +33,7 @@ import {
   lifecycleSteps, writePayloads, libContestant, cliContestant, shimContestant, spawnBaseline, scriptContestant, type Contestant,
 } from './lib/lifecycle.js';
 import { startResident, type Resident } from './lib/resident.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 // ── workload 1: command latency ─────────────────────────────────────────────────────────────────────────
 
@@ -231,8 +232,8 @@ function runsFor(n: number, quick: boolean): number {
 }
 
 async function implementRuleRouter(engine: RouterEngine, kind: Kind): Promise<void> {
-  await engine.implementNetwork({ command: 'implement-network', networkId: RULE_NET, namespace: RULE_NS, segment: { kind: 'vxlan', vni: 7001 }, gateway: GUEST.gateway, cidr: cidrOf(GUEST.cidr), guestType: 'isolated' });
-  await engine.assignIp({ command: 'assign-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip: PF_PUBLIC, segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'implement-network', networkId: RULE_NET, namespace: RULE_NS, segment: { kind: 'vxlan', vni: 7001 }, gateway: GUEST.gateway, cidr: cidrOf(GUEST.cidr), guestType: 'isolated' });
+  await runCommand(engine, { command: 'assign-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip: PF_PUBLIC, segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf('203.0.113.0/24'), sourceNat: true } });
   void kind;
 }
 
@@ -276,7 +277,7 @@ async function oursAt(opts: BenchOptions, kind: Kind, n: number, workDir: string
   const out: Partial<RulePoint> = {};
   // a fresh router for every run: emptying a loaded one would time the removal instead (measured apart below)
   const fresh = async () => {
-    if (engine.store.load(RULE_NS)) await engine.destroyNetwork({ command: 'destroy-network', networkId: RULE_NET, namespace: RULE_NS });
+    if (engine.store.load(RULE_NS)) await runCommand(engine, { command: 'destroy-network', networkId: RULE_NET, namespace: RULE_NS });
     await implementRuleRouter(engine, kind);
   };
   try {
@@ -311,14 +312,14 @@ async function oursAt(opts: BenchOptions, kind: Kind, n: number, workDir: string
     for (let r = 0; r < changeRuns; r++) {
       if (kind === 'pf') {
         const req = { command: 'add-port-forward' as const, networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip: PF_PUBLIC, sourceNat: true }, publicPorts: { start: 65000, end: 65000 }, privateIp: CHANGE_PRIVATE, privatePorts: { start: 80, end: 80 }, protocol: 'tcp' as const };
-        change.push(await timeAsync(() => engine.addPortForward(req)));
-        await engine.deletePortForward({ ...req, command: 'delete-port-forward' });
+        change.push(await timeAsync(() => runCommand(engine, req)));
+        await runCommand(engine, { ...req, command: 'delete-port-forward' });
       } else {
         const ip = '198.19.255.250';
-        await engine.assignIp({ command: 'assign-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip, segment: { kind: 'untagged' }, sourceNat: false } });
+        await runCommand(engine, { command: 'assign-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip, segment: { kind: 'untagged' }, sourceNat: false } });
         const req = { command: 'add-static-nat' as const, networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip, sourceNat: false }, privateIp: CHANGE_PRIVATE };
-        change.push(await timeAsync(() => engine.addStaticNat(req)));
-        await engine.releaseIp({ command: 'release-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip, sourceNat: false } });
+        change.push(await timeAsync(() => runCommand(engine, req)));
+        await runCommand(engine, { command: 'release-ip', networkId: RULE_NET, namespace: RULE_NS, publicIp: { ip, sourceNat: false } });
       }
     }
     out.changeOneMs = summarize(change);
@@ -332,7 +333,7 @@ async function oursAt(opts: BenchOptions, kind: Kind, n: number, workDir: string
     }
   } finally {
     try {
-      await engine.destroyNetwork({ command: 'destroy-network', networkId: RULE_NET, namespace: RULE_NS });
+      await runCommand(engine, { command: 'destroy-network', networkId: RULE_NET, namespace: RULE_NS });
     } catch { /* the namespace goes with the host below */ }
     deleteNamespaces((x) => x === RULE_NS);
     removeHost(host);

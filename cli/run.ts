@@ -111,7 +111,7 @@ function runLocal(inv: LocalInvocation, out: (s: string) => void, err: (s: strin
 }
 
 async function resolveApi(provider: ApiProvider | undefined): Promise<RouterApi> {
-  if (provider === undefined) throw new SystemError('router engine not built yet', { code: 'E_ENGINE_MISSING' });
+  if (provider === undefined) throw new SystemError('no router engine given (runCli without an api)', { code: 'E_ENGINE_MISSING' });
   try {
     return typeof provider === 'function' ? await provider() : provider;
   } catch (e) {

@@ -13,9 +13,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
-import { applyFwRules } from '../lib/router/firewall/module.js';
 import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
+import { runCommand } from '../lib/router/command-table.js';
 
 if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
   console.error('run the demo with: npm run demo  (it runs inside a private network namespace)');
@@ -55,22 +55,22 @@ async function main(): Promise<void> {
     console.log('the commands, timed "in-library": one RouterEngine call inside this process, without a CLI process or a');
     console.log('node start-up (the production path, the wrapper shim and a resident engine, is timed at the end):');
     let t0 = performance.now();
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5001 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5001 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
     console.log(`  implement-network 42 (vxlan://5001, 10.1.1.0/24) ........ ${inLibrary(t0)}`);
     t0 = performance.now();
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     console.log(`  assign-ip 203.0.113.10 (source NAT) ..................... ${inLibrary(t0)}`);
     t0 = performance.now();
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.11', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
-    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false }, privateIp: '10.1.1.11' });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.11', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false }, privateIp: '10.1.1.11' });
     console.log(`  assign-ip 203.0.113.11 + add-static-nat → 10.1.1.11 ...... ${inLibrary(t0)} (two calls)`);
     t0 = performance.now();
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
     console.log(`  add-port-forward 203.0.113.10:80 → 10.1.1.10:8080 ....... ${inLibrary(t0)}`);
     // public IPs of an isolated network are closed until a firewall rule opens them (CloudStack's virtual router;
     // CloudStack sends these rules itself for a port forward or static NAT created with openfirewall=true)
     t0 = performance.now();
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'demo', value: { default_egress_allow: true, rules: [
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'demo', value: { default_egress_allow: true, rules: [
       { id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, portEnd: 80, publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
       { id: 2, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.10', sourceCidrs: ['0.0.0.0/0'] },
       { id: 3, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.11', sourceCidrs: ['0.0.0.0/0'] },
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     serve.kill('SIGTERM');
 
     t0 = performance.now();
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     console.log(`\ndestroy-network 42 ........................... ${inLibrary(t0)} (namespace gone: ${ok(!netnsExists('cs-net-42'))})`);
     host.close();
     up.close();

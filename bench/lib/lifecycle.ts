@@ -10,7 +10,7 @@ import pino from 'pino';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
 import { dispatch, type CommandContext } from '../../lib/router/contract/api.js';
 import type { EngineInvocation } from '../../lib/router/contract/types.js';
-import { createRouterApi } from '../../lib/router/api.js';
+import { createRouterApi } from '../../lib/router/command-table.js';
 import { describeError } from '../../lib/util/errors.js';
 import { now } from './timing.js';
 import type { Spawner } from './spawner.js';

@@ -1,6 +1,6 @@
 /**
- * custom-action: upstream's built-ins (reboot-device, dump-config, list-firewall-rules, pbr-*) and operator
- * hooks (<state>/hooks/custom-action-<name>.sh).
+ * custom-action: upstream's built-ins (reboot-device, dump-config, list-firewall-rules, pbr-*: each declared by
+ * the core or its module in the action table) and operator hooks (<state>/hooks/custom-action-<name>.sh).
  *
  * Everything a successful action prints is one JSON line in the envelope CloudStack reads:
  * `{"status":"success","printmessage":"true","message":…}`. NetworkExtensionElement merges the script's
@@ -17,12 +17,8 @@ import { spawn } from 'node:child_process';
 import { childEnv } from '../sys/children.js';
 import type { CommandContext, CommandOutput } from './contract/api.js';
 import type * as T from './contract/types.js';
-import type { RouterEngine } from './engine.js';
+import type { CommandEnv, CustomAction } from './command-table.js';
 import { SystemError, UsageError } from '../util/errors.js';
-import * as pbr from './pbr/module.js';
-import { routeRows, ruleRows, tableRows } from './pbr/listing.js';
-import * as fw from './firewall/module.js';
-import { SegmentPool } from './segment-pool.js';
 
 /** The success envelope, as one line. */
 export function envelope(message: unknown): string {
@@ -47,75 +43,22 @@ export function hookOutput(action: string, stdout: string): string {
   return envelope(doc);
 }
 
-const pretty = (v: unknown): string => JSON.stringify(v ?? null, null, 2);
-
-/** dump-config: upstream prints `=== section ===` text blocks; here one row per section. */
-async function dumpConfig(engine: RouterEngine, ns: string, stateDir: string): Promise<Array<{ section: string; content: string }>> {
-  const d = await engine.dumpConfig(ns);
-  const rows = [
-    { section: 'namespace', content: ns },
-    { section: 'state', content: pretty(d.state) },
-    { section: 'nat', content: pretty(d.nat) },
-    { section: 'nftables', content: pretty(d.live) },
-  ];
-  // the segments this router's networks hold in the extension's pool, if any
-  try {
-    const pool = new SegmentPool(stateDir).read();
-    const held = Object.keys(d.state?.tiers ?? {}).filter((id) => pool[id]).map((id) => [id, pool[id]]);
-    if (held.length > 0) rows.push({ section: 'segment pool', content: pretty(Object.fromEntries(held)) });
-  } catch (e) {
-    rows.push({ section: 'segment pool', content: e instanceof Error ? e.message : String(e) });
-  }
-  return rows;
-}
-
-export async function runCustomAction(req: T.CustomActionRequest, ctx: CommandContext, engine: RouterEngine): Promise<CommandOutput> {
+/**
+ * custom-action: a built-in action through the action table (lib/router/command-table.ts; an action that
+ * changes the router is one engine change, named `custom-action <name>` in refusals), anything else a hook.
+ */
+export async function runCustomAction(req: T.CustomActionRequest, env: CommandEnv): Promise<CommandOutput> {
   const b = req.builtin;
-  const ns = req.namespace;
-  switch (b?.name) {
-    case 'dump-config':
-      return { stdout: envelope(await dumpConfig(engine, ns, ctx.settings.stateDir)) };
-    case 'reboot-device': {
-      const m = engine.store.load(ns);
-      if (!m) throw new UsageError(`no stored state for ${ns}`, 'network_id');
-      await engine.reconcile(m);
-      return { stdout: envelope(`reboot-device: OK (namespace=${ns})`) };
-    }
-    case 'pbr-create-table': case 'pbr-delete-table': case 'pbr-add-route': case 'pbr-delete-route':
-    case 'pbr-add-rule': case 'pbr-delete-rule': {
-      let message = '';
-      await engine.changeFor({ ...req, command: `custom-action ${b.name}` }, (m) => {
-        if (b.name === 'pbr-create-table') {
-          const existed = pbr.pbrState(m).tables[b.tableId] === b.tableName;
-          pbr.createTable(m, b.tableId, b.tableName);
-          message = `pbr-create-table: ${existed ? 'exists' : 'OK'} ${b.tableId} ${b.tableName}`;
-        } else if (b.name === 'pbr-delete-table') {
-          pbr.deleteTable(m, b);
-          message = `pbr-delete-table: OK id=${b.tableId ?? 'n/a'} name=${b.tableName ?? 'n/a'}`;
-        } else if (b.name === 'pbr-add-route' || b.name === 'pbr-delete-route') {
-          (b.name === 'pbr-add-route' ? pbr.addRoute : pbr.deleteRoute)(m, b.table, b.route);
-          message = `${b.name}: OK table=${b.table} route=${b.route}`;
-        } else {
-          (b.name === 'pbr-add-rule' ? pbr.addRule : pbr.deleteRule)(m, b.table, b.rule);
-          message = `${b.name}: OK table=${b.table} rule=${b.rule}`;
-        }
-      });
-      return { stdout: envelope(message) };
-    }
-    case 'pbr-list-tables': case 'pbr-list-routes': case 'pbr-list-rules': {
-      const m = engine.store.load(ns);
-      const s = m ? pbr.pbrState(m) : { tables: {}, routes: [], rules: [] };
-      if (b.name === 'pbr-list-tables') return { stdout: envelope(tableRows(s)) };
-      // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
-      const only = b.table === undefined ? undefined : /^\d+$/.test(b.table) ? Number(b.table) : pbr.resolveTable(s, b.table);
-      return { stdout: envelope(b.name === 'pbr-list-routes' ? routeRows(ns, s, only) : ruleRows(ns, s, only)) };
-    }
-    case 'list-firewall-rules':
-      // upstream: [{table, rules}] with the rules as one newline-separated string (iptables-save lines)
-      return { stdout: envelope(fw.listFirewallRules(engine, ns).map((l) => ({ table: l.table, chain: l.chain, rules: l.rules.join('\n') }))) };
-    case undefined:
-      return runHookAction(req, ctx);
+  if (!b) return runHookAction(req, env.ctx);
+  const action = env.actions[b.name] as CustomAction<typeof b> | undefined;
+  if (action?.change) {
+    const mutate = action.change(b, req);
+    let message = '';
+    await env.engine.changeFor({ ...req, command: `custom-action ${b.name}` }, (m) => { message = mutate(m); });
+    return { stdout: envelope(message) };
   }
+  if (action?.run) return { stdout: envelope(await action.run(b, req, env)) };
+  throw new SystemError(`custom action ${b.name}: no module of this engine handles it`);
 }
 
 /**

@@ -1,33 +1,32 @@
 /**
- * The router engine: every command loads the router's desired state (RouterModel), changes it, reconciles
- * the kernel to it (plumbing via rtnetlink, one nft transaction for the namespace), then persists it. A failed
- * reconcile re-applies the previous state (best effort) and leaves the stored state untouched, so a retry
- * converges and nothing half-applied stays.
+ * The router engine: load → mutate → reconcile → save. A change (`change`/`changeFor`, which every command
+ * of the command table goes through, lib/router/command-table.ts) loads the router's desired state
+ * (RouterModel), applies the command's mutation, reconciles the kernel to it (plumbing via rtnetlink, one nft
+ * transaction for the namespace, conntrack, the modules' daemons), then persists it. A failed reconcile
+ * re-applies the previous state (best effort) and leaves the stored state untouched, so a retry converges and
+ * nothing half-applied stays. Besides: restore after a reboot, reviving dead daemons, reading a router back.
  */
 import { rmSync } from 'node:fs';
 import { NetnsHandle } from '../netns/handle.js';
-import { netnsExists, deleteNetns } from '../netns/namespaces.js';
+import { netnsExists } from '../netns/namespaces.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { namespaceExecutor } from '../nft/namespace-executor.js';
 import { StateStore } from './state/store.js';
-import { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel } from './model.js';
+import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
-import { DORMANT_STATES, externalGateway, sharedGap } from './shared-network.js';
 import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './ruleset.js';
 import { RouterError, UsageError, SystemError } from '../util/errors.js';
 import { deleteNatConntrack } from './conntrack-cleanup.js';
 import type * as T from './contract/types.js';
-import type { Segment } from './segment.js';
 import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './module.js';
 import { defaultModules } from './modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
-import { cidrText, networkText } from '../util/ip.js';
 import { nftGeneration } from '../nft/generation.js';
 
 export interface EngineOptions {
@@ -37,7 +36,7 @@ export interface EngineOptions {
   devices: { guest: string; public: string };
   /** Lock wait budget (ms). */
   lockTimeoutMs?: number;
-  /** Force the nft CLI executor (native fallback). */
+  /** Use the nft CLI executor even where libnftables works (lib/nft/namespace-executor.ts). */
   nftCli?: boolean;
   /** Feature modules (firewall, services, …); default: defaultModules(). */
   modules?: RouterModule[];
@@ -143,6 +142,12 @@ class Phases {
 export class RouterEngine {
   readonly store: StateStore;
   readonly modules: RouterModule[];
+  /** Host devices of new tiers and public IPs (guest.network.device, public.network.device). */
+  readonly devices: T.HostDevices;
+  readonly stateDir: string;
+  readonly hostNetns: string | undefined;
+  /** How long a command waits for its router's lock (ms). */
+  readonly lockTimeoutMs: number;
   private readonly opts: EngineOptions;
   /** How the last reconcile brought the nft table up to date (for logs, tests and benchmarks). */
   lastNftSync: SyncResult | undefined;
@@ -153,6 +158,10 @@ export class RouterEngine {
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
+    this.devices = opts.devices;
+    this.stateDir = opts.stateDir;
+    this.hostNetns = opts.hostNetns;
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? 30_000;
     this.store = new StateStore(opts.stateDir);
     this.modules = opts.modules ?? defaultModules();
     this.caches = opts.caches ?? new EngineCaches();
@@ -198,7 +207,7 @@ export class RouterEngine {
   /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */
   private async lockRouter(ns: string): Promise<() => void> {
     try {
-      return await this.store.lock(ns, this.opts.lockTimeoutMs ?? 30_000);
+      return await this.store.lock(ns, this.lockTimeoutMs);
     } catch (e) {
       throw wrap(e, `locking router ${ns}`);
     }
@@ -343,238 +352,12 @@ export class RouterEngine {
     return objs;
   }
 
-  private guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined): TierModel {
-    const segment = req.segment ?? cur?.segment;
-    const gateway = req.gateway ?? cur?.gateway;
-    const cidr = req.cidr ? networkText(req.cidr) : cur?.cidr;
-    if (!segment) throw new UsageError('missing --vlan (payload.vlan): the guest segment is required', 'vlan');
-    if (!gateway) throw new UsageError('missing --gateway (payload.gateway)', 'gateway');
-    if (!cidr) throw new UsageError('missing --cidr (payload.cidr)', 'cidr');
-    const t: TierModel = {
-      networkId: req.networkId, segment, hostDev: cur?.hostDev ?? this.opts.devices.guest, gateway, cidr,
-      extensionIp: req.extensionIp ?? cur?.extensionIp ?? gateway,
-      guestType: req.guestType === 'shared' || cur?.guestType === 'shared' ? 'shared' : 'isolated',
-      implemented: true,
-    };
-    const ip6g = req.ip6Gateway ?? cur?.ip6Gateway;
-    const ip6c = req.ip6Cidr ? cidrText(req.ip6Cidr) : cur?.ip6Cidr;
-    // the IPv6 gateway of a shared network served from its own address is the external router's: not taken
-    if (ip6g && ip6c && !externalGateway(t)) { t.ip6Gateway = ip6g; t.ip6Cidr = ip6c; }
-    const dns = req.dns ?? cur?.dns; if (dns) t.dns = dns;
-    const dns6 = req.dns6 ?? cur?.dns6; if (dns6) t.dns6 = dns6;
-    const domain = req.domain ?? cur?.domain; if (domain) t.domain = domain;
-    return t;
-  }
-
   private init(req: { namespace: string; networkId?: string; vpcId?: string; adoptNamespace?: boolean }): () => RouterModel {
     return () => {
       const m = req.vpcId !== undefined ? emptyModel(req.namespace, 'vpc', req.vpcId) : emptyModel(req.namespace, 'network', req.networkId ?? '');
       if (req.adoptNamespace) m.adoptedNamespace = true;
       return m;
     };
-  }
-
-  // ── network lifecycle ────────────────────────────────────────────────────────────────────────────────
-
-  async implementNetwork(req: T.ImplementNetworkRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
-      if (req.guestType === 'l2' || (req.guestType === undefined && m.l2)) return this.implementL2(m, req);
-      if (m.l2) {
-        throw new UsageError(`network ${req.networkId} is implemented as an L2 network (guest_type l2); destroy it before implementing it as ${req.guestType}`, 'guest_type');
-      }
-      m.tiers[req.networkId] = this.guestTier(req, m.tiers[req.networkId]);
-      if (m.kind === 'vpc') m.vpc = { ...(m.vpc ?? { id: req.vpcId ?? '' }), implemented: true };
-    });
-  }
-
-  /** implement-network of an L2 network: its segment, nothing at L3 (lib/router/l2-segment.ts). */
-  private implementL2(m: RouterModel, req: T.ImplementNetworkRequest): void {
-    if (req.vpcId !== undefined || m.kind === 'vpc') throw new UsageError('--guest-type (payload.guest_type) l2: a VPC tier cannot be an L2 network', 'guest_type');
-    const l3: Array<[keyof T.GuestAddressing, string]> = [['gateway', 'gateway'], ['cidr', 'cidr'], ['extensionIp', 'extension_ip'], ['ip6Gateway', 'network_ip6_gateway'], ['ip6Cidr', 'network_ip6_cidr']];
-    for (const [prop, arg] of l3) {
-      if (req[prop] !== undefined) throw new UsageError(`--${arg.replace(/_/g, '-')} (payload.${arg}): an L2 network (guest_type l2) has no L3 addressing`, arg);
-    }
-    if (Object.keys(m.tiers).length || Object.keys(m.publicIps).length) {
-      throw new UsageError(`network ${req.networkId} is implemented as a routed network on ${m.namespace}; destroy it before implementing it as L2 (guest_type l2)`, 'guest_type');
-    }
-    const segment = req.segment ?? m.l2?.segment;
-    if (!segment) throw new UsageError('missing --vlan (payload.vlan): the guest segment is required', 'vlan');
-    m.l2 = { networkId: req.networkId, segment, hostDev: m.l2?.hostDev ?? this.opts.devices.guest, implemented: true };
-  }
-
-  /**
-   * Implements a shared network's router from a command that describes the network (lib/router/shared-network.ts),
-   * inside that command's change, when it is not implemented yet. Nothing for other guest types, VPC tiers or
-   * dormant networks. A request that does not describe the network fails with the argument named — unless
-   * `ifComplete` (prepare-nic: a NIC on a network this router does not serve is no error), then it does nothing.
-   */
-  implementShared(m: RouterModel, req: T.NetworkTarget & T.GuestAddressing, opts: { ifComplete?: boolean } = {}): void {
-    if (req.guestType !== 'shared' || req.vpcId !== undefined || m.l2) return;
-    if (req.networkState && DORMANT_STATES.has(req.networkState)) return;
-    const cur = m.tiers[req.networkId];
-    if (cur?.implemented) return;
-    const gap = sharedGap(req, cur);
-    if (gap) {
-      if (gap.kind === 'incomplete' && opts.ifComplete) return;
-      throw new UsageError(gap.message, gap.argument);
-    }
-    m.tiers[req.networkId] = this.guestTier(req, cur);
-  }
-
-  /** Whether `req` could implement its shared network (see implementShared), judged without its router's state. */
-  canImplementShared(req: T.NetworkTarget & T.GuestAddressing): boolean {
-    return req.guestType === 'shared' && req.vpcId === undefined && !(req.networkState && DORMANT_STATES.has(req.networkState)) && sharedGap(req) === undefined;
-  }
-
-  async shutdownNetwork(req: T.ShutdownNetworkRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
-      if (m.l2) m.l2.implemented = false;
-      const t = m.tiers[req.networkId];
-      if (t) t.implemented = false;
-    });
-  }
-
-  async destroyNetwork(req: T.DestroyNetworkRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
-      if (m.l2 || (req.guestType === 'l2' && m.kind === 'network' && !Object.keys(m.tiers).length)) {
-        // without stored state the request's segment still names the links to look at (only marked ones go)
-        if (!m.l2 && req.segment) m.l2 = { networkId: req.networkId, segment: req.segment, hostDev: this.opts.devices.guest, implemented: false };
-        if (m.l2) m.l2.implemented = false;
-        return 'delete';
-      }
-      const t = m.tiers[req.networkId];
-      // every module forgets the tier first, while it is still in the model (a re-implemented tier starts empty)
-      if (t) for (const mod of this.modules) mod.forgetTier?.(m, req.networkId);
-      if (t) t.implemented = false;
-      if (m.kind === 'network') {
-        for (const k of Object.keys(m.tiers)) m.tiers[k].implemented = false;
-        return 'delete';
-      }
-      delete m.tiers[req.networkId];
-      for (const [ip, p] of Object.entries(m.publicIps)) if (p.owner === req.networkId) this.dropPublicIp(m, ip);
-    });
-    // isolated: the namespace is gone with the model; a stale one (no state) is removed as well
-    if (!req.vpcId && netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
-  }
-
-  // ── VPC lifecycle ────────────────────────────────────────────────────────────────────────────────────
-
-  async implementVpc(req: T.ImplementVpcRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
-      m.vpc = { id: req.vpcId, implemented: true, ...(req.vpcCidr ? { cidr: networkText(req.vpcCidr) } : m.vpc?.cidr ? { cidr: m.vpc.cidr } : {}) };
-      if (req.publicIp) this.putPublicIp(m, req.publicIp, req.vpcId);
-    });
-  }
-
-  async updateVpcSourceNatIp(req: T.UpdateVpcSourceNatIpRequest): Promise<RouterModel | undefined> {
-    return this.transact(req.namespace, this.init(req), (m) => {
-      if (req.vpcCidr) m.vpc = { ...(m.vpc ?? { id: req.vpcId, implemented: true }), cidr: networkText(req.vpcCidr) };
-      for (const p of Object.values(m.publicIps)) p.sourceNat = false;
-      this.putPublicIp(m, { ...req.publicIp, sourceNat: true }, req.vpcId);
-    });
-  }
-
-  async shutdownVpc(req: T.ShutdownVpcRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
-      if (m.vpc) m.vpc.implemented = false;
-      for (const t of Object.values(m.tiers)) t.implemented = false;
-    });
-  }
-
-  async destroyVpc(req: T.DestroyVpcRequest): Promise<void> {
-    await this.transact(req.namespace, this.init(req), (m) => {
-      if (m.vpc) m.vpc.implemented = false;
-      for (const t of Object.values(m.tiers)) t.implemented = false;
-      return 'delete';
-    });
-    if (netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
-  }
-
-  // ── public IPs and NAT ───────────────────────────────────────────────────────────────────────────────
-
-  private putPublicIp(m: RouterModel, p: T.PublicIpSpec, owner: string): void {
-    const cur = m.publicIps[p.ip];
-    const segment: Segment | undefined = p.segment ?? cur?.segment;
-    if (!segment) throw new UsageError(`missing --public-vlan for public IP ${p.ip}`, 'public_vlan');
-    const model: PublicIpModel = {
-      ip: p.ip,
-      prefixLen: p.cidr ? p.cidr.prefix : cur?.prefixLen ?? 32,
-      segment,
-      hostDev: cur?.hostDev ?? this.opts.devices.public,
-      sourceNat: p.sourceNat || (cur?.sourceNat ?? false),
-      owner: cur?.owner ?? owner,
-    };
-    const gw = p.gateway ?? cur?.gateway;
-    if (gw) model.gateway = gw;
-    m.publicIps[p.ip] = model;
-  }
-
-  private dropPublicIp(m: RouterModel, ip: string): void {
-    delete m.publicIps[ip];
-    m.staticNats = m.staticNats.filter((s) => s.publicIp !== ip);
-    m.portForwards = m.portForwards.filter((p) => p.publicIp !== ip);
-  }
-
-  private requirePublicIp(m: RouterModel, ip: string): void {
-    if (!m.publicIps[ip]) throw new UsageError(`public IP ${ip} is not assigned to ${m.namespace} (run assign-ip first)`, 'public_ip');
-  }
-
-  async assignIp(req: T.AssignIpRequest): Promise<RouterModel | undefined> {
-    return this.changeFor(req, (m) => {
-      // assign-ip may arrive before implement-network (upstream implements on demand) — but not for a network
-      // CloudStack reports as not running: then the IP is only remembered, as upstream's no-op success
-      const dormant = req.networkState !== undefined && DORMANT_STATES.has(req.networkState);
-      if (!dormant && req.vpcId === undefined && !m.tiers[req.networkId] && req.gateway && req.cidr && req.segment) {
-        m.tiers[req.networkId] = this.guestTier(req, undefined);
-      }
-      this.putPublicIp(m, req.publicIp, req.networkId);
-    });
-  }
-
-  async releaseIp(req: T.ReleaseIpRequest): Promise<void> {
-    await this.changeFor(req, (m) => {
-      this.dropPublicIp(m, req.publicIp.ip);
-    });
-  }
-
-  async addStaticNat(req: T.AddStaticNatRequest): Promise<RouterModel | undefined> {
-    return this.changeFor(req, (m) => {
-      this.requirePublicIp(m, req.publicIp.ip);
-      // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
-      const other = m.staticNats.find((s) => s.privateIp === req.privateIp && s.publicIp !== req.publicIp.ip);
-      if (other) {
-        throw new UsageError(`--private-ip ${req.privateIp} already has static NAT to ${other.publicIp}; delete that one first`, 'private-ip');
-      }
-      m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
-      m.staticNats.push({ publicIp: req.publicIp.ip, privateIp: req.privateIp });
-    });
-  }
-
-  async deleteStaticNat(req: T.DeleteStaticNatRequest): Promise<void> {
-    await this.changeFor(req, (m) => {
-      m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
-    });
-  }
-
-  async addPortForward(req: T.AddPortForwardRequest): Promise<RouterModel | undefined> {
-    return this.changeFor(req, (m) => {
-      this.requirePublicIp(m, req.publicIp.ip);
-      const pf = {
-        publicIp: req.publicIp.ip, protocol: req.protocol,
-        publicPorts: [req.publicPorts.start, req.publicPorts.end] as [number, number],
-        privateIp: req.privateIp, privatePorts: [req.privatePorts.start, req.privatePorts.end] as [number, number],
-      };
-      const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b[0] <= a[1];
-      m.portForwards = m.portForwards.filter((p) => !(p.publicIp === pf.publicIp && p.protocol === pf.protocol && overlaps(p.publicPorts, pf.publicPorts)));
-      m.portForwards.push(pf);
-    });
-  }
-
-  async deletePortForward(req: T.DeletePortForwardRequest): Promise<void> {
-    await this.changeFor(req, (m) => {
-      m.portForwards = m.portForwards.filter((p) => !(p.publicIp === req.publicIp.ip && p.protocol === req.protocol &&
-        p.publicPorts[0] === req.publicPorts.start && p.publicPorts[1] === req.publicPorts.end));
-    });
   }
 
   /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { NetnsHandle } from '../netns/handle.js';
 import type { NftObject } from '../nft/objects.js';
 import type { RouterModel } from './model.js';
+import type { ActionTable, CommandTable } from './command-table.js';
 
 export interface ReconcileContext {
   /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
@@ -32,6 +33,10 @@ export interface PublicService {
 export interface RouterModule {
   /** Key of the module's slot in `model.extra`. */
   readonly name: string;
+  /** The commands the module handles, each with the change it makes (lib/router/command-table.ts). */
+  readonly commands?: CommandTable;
+  /** The custom actions built in that the module handles (custom-action <name>). */
+  readonly actions?: ActionTable;
   /**
    * Objects to add to the router table (`inet netns_router`): the module's own sets/maps/chains, base chains
    * at its own priorities. Must be deterministic for a given model. May throw UsageError for invalid state.

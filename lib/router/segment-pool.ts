@@ -18,7 +18,6 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { segmentText, type Segment } from './segment.js';
 import type { GuestIsolation, ImplementNetworkRequest } from './contract/types.js';
 import type { CommandContext, CommandOutput } from './contract/api.js';
-import type { RouterEngine } from './engine.js';
 
 const FILE_VERSION = 1;
 
@@ -196,14 +195,16 @@ export function broadcastOutput(s: Segment): string {
 const lockOf = (ctx: CommandContext): AcquireOptions => ({ deadline: ctx.deadline, signal: ctx.signal });
 
 /**
- * implement-network. With `guest.network.isolation.range` set the segment is the pool's (claimed first, put
- * back if the implement fails) and the broadcast URI is printed for CloudStack — on every implement, since
+ * implement-network (`implement` makes the change). With `guest.network.isolation.range` set the segment is
+ * the pool's (claimed first, put back if the implement fails) and the broadcast URI is printed for CloudStack — on every implement, since
  * CloudStack fails an extension-isolated network whose implement output lacks it.
  */
-export async function implementNetworkCommand(engine: RouterEngine, req: ImplementNetworkRequest, ctx: CommandContext): Promise<CommandOutput> {
+export async function implementNetworkCommand(
+  req: ImplementNetworkRequest, ctx: CommandContext, implement: (req: ImplementNetworkRequest) => Promise<unknown>,
+): Promise<CommandOutput> {
   const range = ctx.isolation?.range;
   if (!range) {
-    await engine.implementNetwork(req);
+    await implement(req);
     return undefined;
   }
   const pool = new SegmentPool(ctx.settings.stateDir);
@@ -212,7 +213,7 @@ export async function implementNetworkCommand(engine: RouterEngine, req: Impleme
     { kind: ctx.isolation!.kind, range }, ctx.devices.guest, lockOf(ctx),
   );
   try {
-    await engine.implementNetwork({ ...req, segment: claim.segment });
+    await implement({ ...req, segment: claim.segment });
   } catch (e) {
     // (after a time-out ctx's deadline has passed: the undo gets its own few seconds)
     try { await pool.undo(req.networkId, claim, { deadline: Date.now() + 5000 }); } catch { /* kept until destroy-network */ }

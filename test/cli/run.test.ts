@@ -46,7 +46,7 @@ test('exit codes: engine missing 2, UsageError 1, SystemError 2, other errors 2;
       env: { NETNS_ROUTER_STATE_DIR: dir.join('s'), NETNS_ROUTER_LOG_FILE: dir.join('l') }, stderr: (s) => { stderr += s; },
     });
     assert.is(code, 2);
-    assert.is(stderr, 'netns-router: implement-network: router engine not built yet\n');
+    assert.is(stderr, 'netns-router: implement-network: no router engine given (runCli without an api)\n');
 
     const u = await cli(['add-static-nat', '--network-id', '1', '--public-ip', '1.2.3.4', '--private-ip', '10.0.0.1'], dir, {
       behaviour: () => { throw new UsageError('public IP 1.2.3.4 is not assigned to network 1', '--public-ip'); },

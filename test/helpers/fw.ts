@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { Scratch, addVm, nsExec, nsTry, waitFor } from './topo.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 export const cidr = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
 
@@ -126,24 +127,24 @@ export async function isolatedTopo(s: Scratch, id: string) {
   const ns = s.track(`cs-net-${id}`);
   const net = { networkId: id, namespace: ns };
   const vni = 7000 + (Number(id) % 1000);
-  await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
+  await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
   const P = '203.0.113.10';
   const P2 = '203.0.113.11';
   const pub = (ip: string, sourceNat: boolean) => ({ ip, segment: { kind: 'untagged' as const }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat });
-  await engine.assignIp({ command: 'assign-ip', ...net, publicIp: pub(P, true) });
-  await engine.assignIp({ command: 'assign-ip', ...net, publicIp: pub(P2, false) });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: pub(P, true) });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: pub(P2, false) });
   const bridge = `brvx-${vni}`;
   const vm1 = addVm(s, h, bridge, '10.1.1.10/24', '10.1.1.1');
   const vm2 = addVm(s, h, bridge, '10.1.1.11/24', '10.1.1.1');
   const pf = async (protocol: 'tcp' | 'udp', pub0: number, pub1: number, priv0: number, priv1: number) =>
-    engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: P, sourceNat: true }, protocol, publicPorts: { start: pub0, end: pub1 }, privateIp: '10.1.1.10', privatePorts: { start: priv0, end: priv1 } });
+    runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: P, sourceNat: true }, protocol, publicPorts: { start: pub0, end: pub1 }, privateIp: '10.1.1.10', privatePorts: { start: priv0, end: priv1 } });
   await pf('tcp', 80, 80, 8080, 8080);
   await pf('tcp', 2200, 2210, 2200, 2210);
   await pf('udp', 5353, 5353, 5353, 5353);
   // single-port forwards (hash maps): the kernel applies a new concatenated-interval (pipapo) map only after the
   // commit's generation switch, so during a replacement a new flow can miss a port-range forward for a moment
   for (const p of [7001, 7002, 7003]) await pf('udp', p, p, p, p);
-  await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: P2, sourceNat: false }, privateIp: '10.1.1.11' });
+  await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P2, sourceNat: false }, privateIp: '10.1.1.11' });
   return { ...base, ns, net, P, P2, vm1: vm1.ns, vm2: vm2.ns };
 }
 
@@ -154,14 +155,14 @@ export async function vpcTopo(s: Scratch, vpcId: string) {
   const { engine, h } = base;
   const ns = s.track(`cs-vpc-${vpcId}`);
   const v = Number(vpcId) % 100;
-  await engine.implementVpc({ command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-  const tier = async (networkId: string, vni: number, third: number) => engine.implementNetwork({ command: 'implement-network', networkId, vpcId, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: `10.10.${third}.1`, cidr: cidr(`10.10.${third}.0/24`) });
+  await runCommand(engine, { command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  const tier = async (networkId: string, vni: number, third: number) => runCommand(engine, { command: 'implement-network', networkId, vpcId, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: `10.10.${third}.1`, cidr: cidr(`10.10.${third}.0/24`) });
   await tier('11', 9100 + v * 2, 1);
   await tier('12', 9101 + v * 2, 2);
   const a = addVm(s, h, `brvx-${9100 + v * 2}`, '10.10.1.10/24', '10.10.1.1');
   const b = addVm(s, h, `brvx-${9101 + v * 2}`, '10.10.2.10/24', '10.10.2.1');
-  await engine.assignIp({ command: 'assign-ip', networkId: '11', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
-  await engine.addStaticNat({ command: 'add-static-nat', networkId: '11', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', sourceNat: false }, privateIp: '10.10.1.10' });
+  await runCommand(engine, { command: 'assign-ip', networkId: '11', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+  await runCommand(engine, { command: 'add-static-nat', networkId: '11', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', sourceNat: false }, privateIp: '10.10.1.10' });
   return { ...base, ns, vpcId, a: a.ns, b: b.ns, A: '10.10.1.10', B: '10.10.2.10', S: '203.0.113.21' };
 }
 
@@ -179,7 +180,6 @@ export function routerTable(ns: string): string {
  * an isolated network are closed until a firewall rule opens them.
  */
 export async function openIngress(engine: RouterEngine, net: { networkId: string; namespace: string; vpcId?: string }, open: Array<{ ip: string; protocol: 'tcp' | 'udp' | 'icmp' | 'all'; ports?: [number, number] }>): Promise<void> {
-  const { applyFwRules } = await import('../../lib/router/firewall/module.js');
   const rules = open.map((o, i) => ({ id: 9000 + i, type: 'ingress', protocol: o.protocol, publicIp: o.ip, sourceCidrs: ['0.0.0.0/0'], ...(o.ports ? { portStart: o.ports[0], portEnd: o.ports[1] } : {}) }));
-  await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: true, rules }, source: 'test' } });
+  await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: true, rules }, source: 'test' } });
 }

@@ -3,15 +3,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { applyNetworkAcl } from '../../lib/router/firewall/module.js';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
 import { vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, UP_A, UP_B } from '../helpers/fw.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
 const acl = (engine: RouterEngine, ns: string, vpcId: string, networkId: string, rules: Array<Record<string, unknown>>) =>
-  applyNetworkAcl(engine, { command: 'apply-network-acl', networkId, vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
+  runCommand(engine, { command: 'apply-network-acl', networkId, vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
 
 test('ACL: number order, first match wins, implicit deny; allow/deny, port range, ICMP type, source CIDR; two tiers independent', async () => {
   const s = new Scratch();

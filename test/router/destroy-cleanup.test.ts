@@ -17,6 +17,7 @@ import * as vd from '../../lib/router/vmdata/index.js';
 import { daemonStatus, routerDir, stopDaemon } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 vd.vmdataSettings.daemonIdleExitMs = 500;
@@ -134,33 +135,33 @@ test('VPC: destroying a tier removes its VMs\' secrets at once and stops serving
   try {
     const { hostNs, h } = simulatedHost(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    await engine.implementVpc({ command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.21.0.0/16') });
+    await runCommand(engine, { command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.21.0.0/16') });
     const vms: Record<number, string> = {};
     for (const t of [1, 2]) {
       const net = { networkId: `8${t}`, vpcId, namespace: ns };
-      await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 9300 + t }, gateway: `10.21.${t}.1`, cidr: cidr(`10.21.${t}.0/24`) });
+      await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 9300 + t }, gateway: `10.21.${t}.1`, cidr: cidr(`10.21.${t}.0/24`) });
       vms[t] = addVm(s, h, `brvx-${9300 + t}`, `10.21.${t}.10/24`, `10.21.${t}.1`).ns;
-      await vd.vmDataCommand(engine, { settings: { stateDir } }, {
+      await runCommand(engine, {
         command: 'save-vm-data', ...net, ip: `10.21.${t}.10`,
         vmData: { value: [{ dir: 'userdata', file: 'user-data', content: sec(t).ud }, { dir: 'password', file: 'vm_password', content: sec(t).pw }], source: 'x' },
-      } as T.SaveVmDataRequest, [vd.saveVmData]);
+      } as T.SaveVmDataRequest);
       assert.is(guestGet(vms[t], `http://10.21.${t}.1/latest/user-data`).body, sec(t).ud);
     }
     assert.ok(filesHolding(stateDir, sec(1).pw).length > 0, 'positive control: tier 1\'s password is stored');
 
-    await engine.destroyNetwork({ command: 'destroy-network', networkId: '81', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-network', networkId: '81', vpcId, namespace: ns });
     for (const v of Object.values(sec(1))) assert.equal(filesHolding(stateDir, v), [], 'tier 1\'s secrets: in no file');
     assert.equal((await daemonStatus(stateDir))!.routers.find((r) => r.namespace === ns)?.listening, ['10.21.2.1:80', '10.21.2.1:8080'], 'tier 1\'s address is not served any more');
     assert.equal(vd.vmdataState(engine.store.load(ns)!).vms['10.21.1.10'], undefined, 'its records left the state');
     for (const v of Object.values(sec(2))) assert.ok(filesHolding(stateDir, v).length > 0, 'tier 2 keeps its own');
     assert.is(passwordRequest(vms[2], '10.21.2.1', 'send_my_password').body, sec(2).pw);
     // the tier comes back under the same id: nothing of before (and nothing missing)
-    await engine.implementNetwork({ command: 'implement-network', networkId: '81', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9301 }, gateway: '10.21.1.1', cidr: cidr('10.21.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', networkId: '81', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9301 }, gateway: '10.21.1.1', cidr: cidr('10.21.1.0/24') });
     assert.is(guestGet(vms[2], 'http://10.21.2.1/latest/user-data').body, sec(2).ud, 'positive control: the router answers');
     assert.is(guestGet(vms[1], 'http://10.21.2.1/latest/user-data').status, 404, 'tier 1\'s VM: no data any more');
     assert.is(passwordRequest(vms[1], '10.21.2.1', 'send_my_password').body, 'saved_password', 'and no password');
 
-    await engine.destroyVpc({ command: 'destroy-vpc', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-vpc', vpcId, namespace: ns });
     for (const v of [...Object.values(sec(1)), ...Object.values(sec(2))]) assert.equal(filesHolding(stateDir, v), []);
     assert.not.ok(existsSync(routerDir(stateDir, ns)));
     assert.not.ok(existsSync(join(stateDir, 'run', ns)));

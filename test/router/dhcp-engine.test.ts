@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import type { RouterModel } from '../../lib/router/model.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { runDhcpCommand } from '../../lib/router/dhcp/command.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dnsmasqInstance } from '../../lib/router/dhcp/index.js';
 import { Scratch, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
 import { addGuest, udhcpc, nslookup, dnsmasqPids, leaseFile, routerAdvert } from '../helpers/dhcp.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
@@ -37,16 +37,16 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
   const net = { networkId: id, namespace: ns };
   const vni = 5000 + (Number(id) % 1000);
   try {
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
     const bridge = `brvx-${vni}`;
-    await runDhcpCommand(engine, { command: 'config-dns-subnet', ...net, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24'), dns: ['198.51.100.53'], domain: 'guests.example' });
+    await runCommand(engine, { command: 'config-dns-subnet', ...net, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24'), dns: ['198.51.100.53'], domain: 'guests.example' });
     const inst = dnsmasqInstance(stateDir, ns);
     const pidA = inst.pid();
     assert.ok(pidA, 'dnsmasq runs after config-dns-subnet');
     assert.equal(dnsmasqPids(stateDir), [pidA], 'exactly one dnsmasq for the router');
 
     // a secondary NIC (default-nic false) gets a tag of its own: a command-line change, so a restart
-    await runDhcpCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(2), ip: '10.7.1.11', hostname: 'vm-two', defaultNic: false, nicId: 'n2' });
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(2), ip: '10.7.1.11', hostname: 'vm-two', defaultNic: false, nicId: 'n2' });
     const pid0 = inst.pid();
     assert.ok(pid0 && pid0 !== pidA, 'tagging a NIC restarts dnsmasq');
     // plain reservations are files only: prepare-nic of a primary NIC reloads, same process
@@ -69,13 +69,13 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
     assert.equal(nslookup(g1.ns, '10.7.1.1', 'vm-one'), ['10.7.1.10'], 'DNS answers the VM name');
     assert.equal(nslookup(g1.ns, '10.7.1.1', 'vm-one.guests.example'), ['10.7.1.10'], 'and its qualified name');
     assert.equal(nslookup(g2.ns, '10.7.1.1', 'data-server'), ['10.7.1.1'], 'data-server is the router');
-    await runDhcpCommand(engine, { command: 'add-dns-entry', ...net, ip: '10.7.1.50', hostname: 'db', defaultNic: true });
+    await runCommand(engine, { command: 'add-dns-entry', ...net, ip: '10.7.1.50', hostname: 'db', defaultNic: true });
     assert.equal(nslookup(g1.ns, '10.7.1.1', 'db'), ['10.7.1.50'], 'add-dns-entry');
-    await runDhcpCommand(engine, { command: 'remove-dns-entry', ...net, ip: '10.7.1.50', defaultNic: true });
+    await runCommand(engine, { command: 'remove-dns-entry', ...net, ip: '10.7.1.50', defaultNic: true });
     assert.equal(nslookup(g1.ns, '10.7.1.1', 'db'), [], 'remove-dns-entry');
 
     // per-NIC options: values reach the client exactly, quotes and commas included
-    await runDhcpCommand(engine, { command: 'set-dhcp-options', ...net, nicId: 'n2', options: { '119': 'a.example,b.example', '17': 'x",tag:y,3 # z' } });
+    await runCommand(engine, { command: 'set-dhcp-options', ...net, nicId: 'n2', options: { '119': 'a.example,b.example', '17': 'x",tag:y,3 # z' } });
     const e2o = udhcpc(g2.ns, { request: [119, 17] });
     assert.is(e2o!.search, 'a.example b.example', 'option 119 (domain search)');
     assert.is(e2o!.rootpath, 'x",tag:y,3 # z', 'option 17 arrives literally: no injection');
@@ -84,16 +84,16 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
 
     // a removed reservation's lease is released: its address can go to another MAC at once
     assert.is(leaseFile(inst.paths.leases).get(mac(1)), '10.7.1.10');
-    await runDhcpCommand(engine, { command: 'remove-dhcp-entry', ...net, mac: mac(1), defaultNic: true });
+    await runCommand(engine, { command: 'remove-dhcp-entry', ...net, mac: mac(1), defaultNic: true });
     assert.not.ok(leaseFile(inst.paths.leases).has(mac(1)), 'lease released');
     assert.is(inst.pid(), pid0, 'released without a restart');
-    await runDhcpCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(3), ip: '10.7.1.10', hostname: 'vm-three', defaultNic: true });
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(3), ip: '10.7.1.10', hostname: 'vm-three', defaultNic: true });
     const g3 = addGuest(s, h, bridge, mac(3));
     assert.is(udhcpc(g3.ns)?.ip, '10.7.1.10', 'the address is free for the new NIC');
     assert.is(udhcpc(g1.ns), undefined, 'the old NIC gets nothing');
 
     // a command-line change restarts dnsmasq; leases survive it
-    await runDhcpCommand(engine, { command: 'remove-dns-subnet', ...net });
+    await runCommand(engine, { command: 'remove-dns-subnet', ...net });
     const pid1 = inst.pid();
     assert.ok(pid1 && pid1 !== pid0, 'DNS off needs a restart (port 53 → 0)');
     assert.equal(nslookup(g1.ns, '10.7.1.1', 'vm-two'), [], 'DNS is off');
@@ -105,7 +105,7 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
     // a killed dnsmasq is started again by the next command
     process.kill(pid1!, 'SIGKILL');
     await waitFor(() => inst.pid() === undefined);
-    await runDhcpCommand(engine, { command: 'config-dns-subnet', ...net, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
+    await runCommand(engine, { command: 'config-dns-subnet', ...net, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
     const pid2 = inst.pid();
     assert.ok(pid2 && pid2 !== pid1, 'restarted by the next command');
     assert.is(udhcpc(g2.ns)?.ip, '10.7.1.11');
@@ -117,13 +117,13 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
     assert.equal(nslookup(g2.ns, '10.7.1.1', 'vm-one'), [], 'and drops the name of its address');
 
     // shutdown: no process, no runtime files; re-implement brings it back from the stored state
-    await engine.shutdownNetwork({ command: 'shutdown-network', ...net });
+    await runCommand(engine, { command: 'shutdown-network', ...net });
     assert.equal(dnsmasqPids(stateDir), [], 'shutdown leaves no dnsmasq');
     assert.not.ok(existsSync(inst.paths.dir), 'runtime directory removed');
-    await engine.implementNetwork({ command: 'implement-network', ...net });
+    await runCommand(engine, { command: 'implement-network', ...net });
     assert.ok(inst.pid(), 'dnsmasq back with the network');
     assert.is(udhcpc(g2.ns)?.ip, '10.7.1.11', 'reservations restored');
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.equal(dnsmasqPids(stateDir), [], 'destroy leaves no dnsmasq');
     assert.not.ok(netnsExists(ns));
   } finally {
@@ -140,14 +140,14 @@ test('VPC: one dnsmasq serving each tier on its own interface; DNS only where co
   const tierA = { networkId: `${vpcId}1`, vpcId, namespace: ns };
   const tierB = { networkId: `${vpcId}2`, vpcId, namespace: ns };
   try {
-    await engine.implementVpc({ command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.8.0.0/16') });
-    await engine.implementNetwork({
+    await runCommand(engine, { command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.8.0.0/16') });
+    await runCommand(engine, {
       command: 'implement-network', ...tierA, segment: { kind: 'vxlan', vni }, gateway: '10.8.1.1', cidr: cidr('10.8.1.0/24'),
       ip6Gateway: 'fd00:8:1::1', ip6Cidr: { family: 6, address: 'fd00:8:1::', prefix: 64 }, dns6: ['2001:db8::53'],
     });
-    await engine.implementNetwork({ command: 'implement-network', ...tierB, segment: { kind: 'vxlan', vni: vni + 1 }, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
-    await runDhcpCommand(engine, { command: 'config-dns-subnet', ...tierA, gateway: '10.8.1.1', cidr: cidr('10.8.1.0/24'), domain: 'a.example' });
-    await runDhcpCommand(engine, { command: 'config-dhcp-subnet', ...tierB, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...tierB, segment: { kind: 'vxlan', vni: vni + 1 }, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
+    await runCommand(engine, { command: 'config-dns-subnet', ...tierA, gateway: '10.8.1.1', cidr: cidr('10.8.1.0/24'), domain: 'a.example' });
+    await runCommand(engine, { command: 'config-dhcp-subnet', ...tierB, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
     await engine.change(ns, engine.initFor(tierA), (m: RouterModel) => dhcpPrepareNic(m, { command: 'prepare-nic', ...tierA, mac: mac(0x21), ip: '10.8.1.10', hostname: 'vm-a', ip6Address: 'fd00:8:1::10', defaultNic: true }));
     await engine.change(ns, engine.initFor(tierB), (m: RouterModel) => dhcpPrepareNic(m, { command: 'prepare-nic', ...tierB, mac: mac(0x22), ip: '10.8.2.10', hostname: 'vm-b', defaultNic: true }));
     assert.is(dnsmasqPids(stateDir).length, 1, 'one dnsmasq for the VPC namespace');
@@ -171,7 +171,7 @@ test('VPC: one dnsmasq serving each tier on its own interface; DNS only where co
     assert.is(await routerAdvert(gb.ns, 'eth0', 1500), undefined, 'no router advertisements on tier B');
 
     // DNS on tier B too: data-server answers with each tier's own address
-    await runDhcpCommand(engine, { command: 'config-dns-subnet', ...tierB, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
+    await runCommand(engine, { command: 'config-dns-subnet', ...tierB, gateway: '10.8.2.1', cidr: cidr('10.8.2.0/24') });
     assert.equal(nslookup(gb.ns, '10.8.2.1', 'data-server'), ['10.8.2.1']);
     assert.equal(nslookup(ga.ns, '10.8.1.1', 'data-server'), ['10.8.1.1']);
     assert.equal(nslookup(gb.ns, '10.8.2.1', 'vm-b'), ['10.8.2.10']);
@@ -179,12 +179,12 @@ test('VPC: one dnsmasq serving each tier on its own interface; DNS only where co
     // shutting one tier down keeps the VPC's dnsmasq for the other
     const vpcInst = dnsmasqInstance(stateDir, ns);
     assert.ok(leaseFile(vpcInst.paths.leases).has(mac(0x22)));
-    await engine.shutdownNetwork({ command: 'shutdown-network', ...tierB });
+    await runCommand(engine, { command: 'shutdown-network', ...tierB });
     assert.is(dnsmasqPids(stateDir).length, 1);
     assert.not.ok(leaseFile(vpcInst.paths.leases).has(mac(0x22)), 'the shut tier\'s leases are dropped during the restart');
     assert.is(leaseFile(vpcInst.paths.leases).get(mac(0x21)), '10.8.1.10', 'the other tier\'s are kept');
     assert.is(udhcpc(ga.ns)?.ip, '10.8.1.10');
-    await engine.destroyVpc({ command: 'destroy-vpc', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-vpc', vpcId, namespace: ns });
     assert.equal(dnsmasqPids(stateDir), [], 'destroy-vpc leaves no dnsmasq');
   } finally {
     for (const p of dnsmasqPids(stateDir)) process.kill(p, 'SIGKILL');

@@ -7,13 +7,12 @@ import * as d from '../../lib/router/dhcp/index.js';
 import { dhcpModule } from '../../lib/router/dhcp/module.js';
 import { dnsmasqPaths, renderDnsmasq } from '../../lib/services/dnsmasq/index.js';
 import { tierAttachment } from '../../lib/router/topology.js';
-import type { VmDataStep } from '../../lib/router/vmdata/commands.js';
 import type { RestoreForDhcp } from '../../lib/router/vmdata/index.js';
 import type * as T from '../../lib/router/contract/types.js';
 
 // the hooks plug into the metadata module's one-change commands (prepare-nic, release-nic, restore-network)
-const prepareStep: VmDataStep<T.PrepareNicRequest> = d.dhcpPrepareNic;
-const releaseStep: VmDataStep<T.ReleaseNicRequest> = d.dhcpReleaseNic;
+const prepareStep: (m: RouterModel, req: T.PrepareNicRequest) => void = d.dhcpPrepareNic;
+const releaseStep: (m: RouterModel, req: T.ReleaseNicRequest) => void = d.dhcpReleaseNic;
 const restoreInput = (r: RestoreForDhcp): d.DhcpRestore => r;
 void prepareStep; void releaseStep; void restoreInput;
 

@@ -9,6 +9,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { openIngress } from '../helpers/fw.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, waitFor } from '../helpers/topo.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
@@ -34,33 +35,33 @@ test('delete-port-forward and delete-static-nat cut established UDP flows (connt
     const ns = s.track(`cs-net-${id}`);
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: id, namespace: ns };
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8000 + Number(id) % 1000 }, gateway: '10.8.0.1', cidr: cidr('10.8.0.0/24') });
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.80', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8000 + Number(id) % 1000 }, gateway: '10.8.0.1', cidr: cidr('10.8.0.0/24') });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.80', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     const vxBridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
     const vm = addVm(s, h, vxBridge, '10.8.0.10/24', '10.8.0.1');
     const pf = { command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: 5353, end: 5353 }, privateIp: '10.8.0.10', privatePorts: { start: 5353, end: 5353 }, protocol: 'udp' as const };
-    await engine.addPortForward(pf);
+    await runCommand(engine, pf);
     await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5353, 5353] }, { ip: '203.0.113.81', protocol: 'udp', ports: [6000, 6000] }]);
     const file = join(dir, 'count');
     procs.push(udpCounter(vm.ns, 5353, file));
     await new Promise((r) => setTimeout(r, 400));
     procs.push(udpSender(upNs, '203.0.113.80', 5353, 40001));
     assert.ok(await waitFor(() => count(file) >= 5, 5000), 'the flow reaches the VM through the port forward');
-    await engine.deletePortForward({ ...pf, command: 'delete-port-forward' });
+    await runCommand(engine, { ...pf, command: 'delete-port-forward' });
     await new Promise((r) => setTimeout(r, 300));
     const after = count(file);
     await new Promise((r) => setTimeout(r, 700));
     assert.ok(count(file) - after <= 1, `the established flow stopped (got ${count(file) - after} more datagrams)`);
 
     // the same for static NAT: re-pointing is covered by deletion + re-adding to another VM
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.81', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
-    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.81', sourceNat: false }, privateIp: '10.8.0.10' });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.81', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.81', sourceNat: false }, privateIp: '10.8.0.10' });
     const file2 = join(dir, 'count2');
     procs.push(udpCounter(vm.ns, 6000, file2));
     await new Promise((r) => setTimeout(r, 400));
     procs.push(udpSender(upNs, '203.0.113.81', 6000, 40002));
     assert.ok(await waitFor(() => count(file2) >= 5, 5000), 'the flow reaches the VM through static NAT');
-    await engine.deleteStaticNat({ command: 'delete-static-nat', ...net, publicIp: { ip: '203.0.113.81', sourceNat: false } });
+    await runCommand(engine, { command: 'delete-static-nat', ...net, publicIp: { ip: '203.0.113.81', sourceNat: false } });
     await new Promise((r) => setTimeout(r, 300));
     const after2 = count(file2);
     await new Promise((r) => setTimeout(r, 700));
@@ -80,7 +81,7 @@ test('IPv6 gateway + forwarding when given, IPv6 off otherwise; extension IP wit
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const a = s.track(`cs-net-${5000 + Math.floor(Math.random() * 999)}`);
     const idA = a.slice('cs-net-'.length);
-    await engine.implementNetwork({ command: 'implement-network', networkId: idA, namespace: a, segment: { kind: 'vxlan', vni: 9500 }, gateway: '10.9.0.1', cidr: cidr('10.9.0.0/24'), ip6Gateway: 'fd00:9::1', ip6Cidr: { family: 6, address: 'fd00:9::', prefix: 64 } });
+    await runCommand(engine, { command: 'implement-network', networkId: idA, namespace: a, segment: { kind: 'vxlan', vni: 9500 }, gateway: '10.9.0.1', cidr: cidr('10.9.0.0/24'), ip6Gateway: 'fd00:9::1', ip6Cidr: { family: 6, address: 'fd00:9::', prefix: 64 } });
     const na = NetnsHandle.open(a);
     try {
       const dev = na.netlink.linkList().find((l) => l.name.startsWith('vn-'))!.name;
@@ -95,7 +96,7 @@ test('IPv6 gateway + forwarding when given, IPv6 off otherwise; extension IP wit
     }
     const b = s.track(`cs-net-${6000 + Math.floor(Math.random() * 999)}`);
     const idB = b.slice('cs-net-'.length);
-    await engine.implementNetwork({ command: 'implement-network', networkId: idB, namespace: b, segment: { kind: 'vxlan', vni: 9501 }, gateway: '10.9.1.1', cidr: cidr('10.9.1.0/24'), extensionIp: '10.9.1.2' });
+    await runCommand(engine, { command: 'implement-network', networkId: idB, namespace: b, segment: { kind: 'vxlan', vni: 9501 }, gateway: '10.9.1.1', cidr: cidr('10.9.1.0/24'), extensionIp: '10.9.1.2' });
     const nb = NetnsHandle.open(b);
     try {
       const dev = nb.netlink.linkList().find((l) => l.name.startsWith('vn-'))!.name;

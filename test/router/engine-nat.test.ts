@@ -9,6 +9,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Scratch, addVm, ping, requireSandbox, whoamiServer, tcpAsk, waitFor, simulatedHost as host, cidr } from '../helpers/topo.js';
 import { openIngress } from '../helpers/fw.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
@@ -22,20 +23,20 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     const { hostNs, upNs, h } = host(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: id, namespace: ns };
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 7000 + Number(id) % 1000 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 7000 + Number(id) % 1000 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
     const bridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
     const vm1 = addVm(s, h, bridge, '10.1.1.10/24', '10.1.1.1');
     const vm2 = addVm(s, h, bridge, '10.1.1.11/24', '10.1.1.1');
     assert.ok(ping(vm1.ns, '10.1.1.1'), 'VM reaches the router');
     assert.not.ok(ping(vm1.ns, '203.0.113.1'), 'no public side yet');
 
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     servers.push(whoamiServer(upNs, 9000));
     await waitFor(() => tcpAsk(upNs, '127.0.0.1', 9000) !== '');
     assert.is(tcpAsk(vm1.ns, '203.0.113.1', 9000), '203.0.113.10', 'source NAT: the peer sees the public IP');
 
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.11', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
-    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false }, privateIp: '10.1.1.11' });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.11', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false }, privateIp: '10.1.1.11' });
     assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.11', 'static NAT egress uses its public IP');
     servers.push(whoamiServer(vm2.ns, 22));
     await waitFor(() => tcpAsk(vm2.ns, '127.0.0.1', 22) !== '');
@@ -43,7 +44,7 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     await openIngress(engine, net, [{ ip: '203.0.113.11', protocol: 'tcp', ports: [22, 22] }, { ip: '203.0.113.10', protocol: 'tcp', ports: [80, 80] }]);
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '203.0.113.1', 'static NAT ingress reaches the VM');
     // a second static NAT for the same VM is a usage error (exit 1), not a kernel failure, and changes nothing
-    const err = await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }).catch((e: unknown) => e);
+    const err = await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }).catch((e: unknown) => e);
     assert.instance(err, UsageError);
     assert.is((err as UsageError).argument, 'private-ip');
     assert.match((err as Error).message, /already has static NAT to 203\.0\.113\.11/);
@@ -52,28 +53,28 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
 
     servers.push(whoamiServer(vm1.ns, 8080));
     await waitFor(() => tcpAsk(vm1.ns, '127.0.0.1', 8080) !== '');
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
     assert.is(tcpAsk(upNs, '203.0.113.10', 80), '203.0.113.1', 'port forward 80 → 10.1.1.10:8080');
     // idempotent: the same command again changes nothing and keeps working
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
     assert.is(engine.store.load(ns)!.portForwards.length, 1);
     assert.is(tcpAsk(upNs, '203.0.113.10', 80), '203.0.113.1');
 
-    await engine.deletePortForward({ command: 'delete-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'delete-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
     assert.is(tcpAsk(upNs, '203.0.113.10', 80), '', 'deleted port forward stops');
 
-    await engine.releaseIp({ command: 'release-ip', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false } });
+    await runCommand(engine, { command: 'release-ip', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false } });
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '', 'released IP no longer reaches the VM');
     assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.10', 'after release, egress falls back to source NAT');
 
-    await engine.shutdownNetwork({ command: 'shutdown-network', ...net });
+    await runCommand(engine, { command: 'shutdown-network', ...net });
     assert.not.ok(netnsExists(ns), 'shutdown removes the namespace');
     assert.ok(engine.store.load(ns), 'and keeps the state');
-    await engine.implementNetwork({ command: 'implement-network', ...net });
+    await runCommand(engine, { command: 'implement-network', ...net });
     assert.ok(ping(vm1.ns, '10.1.1.1'));
     assert.is(tcpAsk(vm1.ns, '203.0.113.1', 9000), '203.0.113.10', 're-implement restores public IP and source NAT');
 
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(netnsExists(ns));
     assert.is(engine.store.load(ns), undefined, 'destroy removes the state');
     assert.ok(!h.netlink.linkList().some((l) => l.name.startsWith('vh-') || l.name.startsWith('vph-')), 'no veth left on the host');
@@ -93,24 +94,24 @@ test('VPC: two tiers share one namespace and route between them; source NAT move
   try {
     const { hostNs, upNs, h } = host(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    await engine.implementVpc({ command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-    await engine.implementNetwork({ command: 'implement-network', networkId: '11', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9101 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
-    await engine.implementNetwork({ command: 'implement-network', networkId: '12', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9102 }, gateway: '10.10.2.1', cidr: cidr('10.10.2.0/24') });
+    await runCommand(engine, { command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'implement-network', networkId: '11', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9101 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', networkId: '12', vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9102 }, gateway: '10.10.2.1', cidr: cidr('10.10.2.0/24') });
     const a = addVm(s, h, 'brvx-9101', '10.10.1.10/24', '10.10.1.1');
     const b = addVm(s, h, 'brvx-9102', '10.10.2.10/24', '10.10.2.1');
     assert.ok(ping(a.ns, '10.10.2.10'), 'tier 1 reaches tier 2 through the VPC router');
     servers.push(whoamiServer(upNs, 9000));
     await waitFor(() => tcpAsk(upNs, '127.0.0.1', 9000) !== '');
     assert.is(tcpAsk(b.ns, '203.0.113.1', 9000), '203.0.113.20');
-    await engine.updateVpcSourceNatIp({ command: 'update-vpc-source-nat-ip', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'update-vpc-source-nat-ip', vpcId, namespace: ns, publicIp: { ip: '203.0.113.21', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     assert.is(tcpAsk(b.ns, '203.0.113.1', 9000), '203.0.113.21', 'egress moved to the new source NAT IP');
     const m = engine.store.load(ns)!;
     assert.is(Object.values(m.publicIps).filter((p) => p.sourceNat).length, 1, 'exactly one source NAT IP');
-    await engine.destroyNetwork({ command: 'destroy-network', networkId: '11', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-network', networkId: '11', vpcId, namespace: ns });
     assert.ok(netnsExists(ns), 'destroying a tier keeps the VPC namespace');
     assert.not.ok(ping(a.ns, '10.10.1.1'));
     assert.ok(ping(b.ns, '10.10.2.1'));
-    await engine.destroyVpc({ command: 'destroy-vpc', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-vpc', vpcId, namespace: ns });
     assert.not.ok(netnsExists(ns));
   } finally {
     for (const p of servers) p.kill();

@@ -15,9 +15,9 @@ const allowedOk = (got: number, sent: number): boolean => got <= sent && got >= 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
-import { applyFwRules, applyNetworkAcl } from '../../lib/router/firewall/module.js';
 import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
 import { isolatedTopo, vpcTopo, installCounters, readCounters, udpFlood } from '../helpers/fw.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
@@ -52,13 +52,13 @@ test('apply-fw-rules replaced 30 times under a probe flood: no forbidden packet 
       { default_egress_allow: false, rules: [open, { type: 'ingress', protocol: 'udp', portStart: 7003, portEnd: 7003, publicIp: P }, ...fwFiller(500, t.P, 1)] },
       { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7000, portEnd: ALLOWED, publicIp: P, sourceCidrs: ['203.0.113.0/24', '2001:db8::/32'] }, ...fwFiller(50, t.P, 2)] },
     ];
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
     const flood = udpFlood(upNs, P, [ALLOWED, FORBIDDEN], 8000);
     let swaps = 0;
     const end = Date.now() + 7000;
     await new Promise((r) => setTimeout(r, 300));
     while (Date.now() < end && swaps < 30) {
-      await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % variants.length], source: 'test' } });
+      await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % variants.length], source: 'test' } });
       swaps++;
     }
     const sent = await flood;
@@ -95,13 +95,13 @@ test('egress deny rules with CIDRs (default allow) replaced under a probe flood:
       { default_egress_allow: true, rules: [...filler(1500, 1), deny[0]] },
       { default_egress_allow: true, rules: [...deny, ...filler(40, 2)] },
     ];
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
     // from vm1 to 203.0.113.1: 7002 denied by variants 0 and 1, 7001 allowed
     const flood = udpFlood(vm1, '203.0.113.1', [ALLOWED, FORBIDDEN], 7000);
     let swaps = 0;
     const end = Date.now() + 6000;
     while (Date.now() < end && swaps < 40) {
-      await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % 2], source: 'test' } });
+      await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % 2], source: 'test' } });
       swaps++;
     }
     const sent = await flood;
@@ -111,11 +111,11 @@ test('egress deny rules with CIDRs (default allow) replaced under a probe flood:
     assert.is(got[FORBIDDEN], 0, `forbidden datagrams that arrived (of ${sent[FORBIDDEN]} sent, ${swaps} swaps)`);
     assert.ok(got[ALLOWED] > 0, 'allowed datagrams arrive');
     // the "all to /25 from vm1" deny (a one-field interval shape) under the flood
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[2], source: 'test' } });
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[2], source: 'test' } });
     const before = readCounters(upNs);
     const flood2 = udpFlood(vm1, '203.0.113.1', [ALLOWED, 7003], 4000);
     for (let i = 0; i < 20; i++) {
-      await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { ...variants[2], rules: [...variants[2].rules, ...filler(500, i)] }, source: 'test' } });
+      await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { ...variants[2], rules: [...variants[2].rules, ...filler(500, i)] }, source: 'test' } });
     }
     await flood2;
     await new Promise((r) => setTimeout(r, 200));
@@ -143,7 +143,7 @@ test('apply-network-acl replaced 30 times under a probe flood between tiers: no 
       [r(1, 'deny', { protocol: 'udp', portStart: FORBIDDEN }), ...filler(2, 1500), r(5000, 'allow', { protocol: 'udp', portStart: 7000, portEnd: 7100 })],
       [...filler(1, 300), r(400, 'allow', { protocol: 'udp', portStart: ALLOWED }), r(401, 'deny', { protocol: 'all' }), r(402, 'allow', { protocol: 'udp', portStart: FORBIDDEN })],
     ];
-    const apply = (rules: unknown[]) => applyNetworkAcl(engine, { command: 'apply-network-acl', networkId: '11', vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
+    const apply = (rules: unknown[]) => runCommand(engine, { command: 'apply-network-acl', networkId: '11', vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
     await apply(variants[0]);
     const flood = udpFlood(b, A, [ALLOWED, FORBIDDEN], 8000);
     let swaps = 0;

@@ -4,16 +4,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { applyFwRules } from '../../lib/router/firewall/module.js';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
 import { isolatedTopo, servers, serversUp, tcpOk, udpOk, pingOk, installCounters, readCounters, udpFlood, UP_A, UP_B } from '../helpers/fw.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
 type Rule = Record<string, unknown>;
 const apply = (engine: RouterEngine, net: { networkId: string; namespace: string }, doc: { default_egress_allow?: boolean; rules: Rule[] }) =>
-  applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: doc, source: 'test' } });
+  runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: doc, source: 'test' } });
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 
 test('ingress: closed until a rule opens it; then allow, default deny, port range, ICMP type, source CIDR; an omitted IP stays closed', async () => {
@@ -74,7 +74,7 @@ test('ingress: closed until a rule opens it; then allow, default deny, port rang
     assert.equal(st.fw[net.networkId].filteredIps, [P, P2]);
 
     // release P2: it is no longer filtered after the next apply-fw-rules
-    await engine.releaseIp({ command: 'release-ip', ...net, publicIp: { ip: P2, sourceNat: false } });
+    await runCommand(engine, { command: 'release-ip', ...net, publicIp: { ip: P2, sourceNat: false } });
     await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: P }] });
     const st2 = engine.store.load(net.namespace)!.extra!.firewall as { fw: Record<string, { filteredIps: string[] }> };
     assert.equal(st2.fw[net.networkId].filteredIps, [P]);

@@ -10,13 +10,14 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
-import { applyLbRulesCommand, supervisorFor } from '../../lib/router/lb/index.js';
+import { supervisorFor } from '../../lib/router/lb/index.js';
 import { deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { netnsPath } from '../../lib/sys/setns.js';
 import { procAlive } from '../../lib/services/haproxy/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
 import { openIngress } from '../helpers/fw.js';
 import { httpGet, httpNameServer, keepAliveClient, requestLoop, tally } from '../helpers/lb.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -34,7 +35,7 @@ interface Ctx {
 }
 let ctx: Ctx;
 
-const apply = (rules: unknown[]) => applyLbRulesCommand(ctx.engine, { command: 'apply-lb-rules', networkId: ctx.id, namespace: ctx.ns, lbRules: { value: rules, source: 'payload.lb_rules' } });
+const apply = (rules: unknown[]) => runCommand(ctx.engine, { command: 'apply-lb-rules', networkId: ctx.id, namespace: ctx.ns, lbRules: { value: rules, source: 'payload.lb_rules' } });
 const sup = () => supervisorFor(ctx.ns, ctx.stateDir);
 const url = (port: number) => `http://${LB_IP}:${port}/`;
 const cli = (...a: string[]) => spawnSync(process.execPath, [CLI, 'apply-lb-rules', '--network-id', ctx.id, ...a,
@@ -50,9 +51,9 @@ test.before(async () => {
   const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
   ctx = { s, dir, stateDir, engine, id, ns, hostNs, upNs, vms: [], servers: new Map() };
   const vni = 5000 + (Number(id) % 1000);
-  await engine.implementNetwork({ command: 'implement-network', networkId: id, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: '10.5.1.1', cidr: cidr('10.5.1.0/24') });
+  await runCommand(engine, { command: 'implement-network', networkId: id, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: '10.5.1.1', cidr: cidr('10.5.1.0/24') });
   for (const ip of ['203.0.113.60', LB_IP]) {
-    await engine.assignIp({ command: 'assign-ip', networkId: id, namespace: ns, publicIp: { ip, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: ip.endsWith('60') } });
+    await runCommand(engine, { command: 'assign-ip', networkId: id, namespace: ns, publicIp: { ip, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: ip.endsWith('60') } });
   }
   // the LB address of an isolated network is closed until a firewall rule opens it (what CloudStack creates
   // with openfirewall=true): open every TCP port, the LB suites test haproxy, not the firewall
@@ -212,7 +213,7 @@ test('destroy-network stops haproxy with the router', async () => {
   await apply([rule(301, 80)]);
   const pid = sup().status().pid!;
   assert.ok(procAlive(pid));
-  await ctx.engine.destroyNetwork({ command: 'destroy-network', networkId: ctx.id, namespace: ctx.ns });
+  await runCommand(ctx.engine, { command: 'destroy-network', networkId: ctx.id, namespace: ctx.ns });
   assert.not.ok(procAlive(pid));
   assert.not.ok(netnsExists(ctx.ns));
   assert.not.ok(existsSync(sup().opts.runDir));

@@ -17,6 +17,7 @@ import { vethNames, routerNamespace } from '../../lib/router/names.js';
 import { namespaceMark } from '../../lib/router/ownership.js';
 import { openIngress } from '../helpers/fw.js';
 import { Scratch, addVm, ping, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -280,8 +281,8 @@ test('routers of a version without marks keep working (marks added), restore aft
   const engine = new RouterEngine({ stateDir, hostNetns: e.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
   const ns = e.s.track(routerNamespace({ networkId: '55' }));
   const net = { networkId: '55', namespace: ns };
-  await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5055 }, gateway: '10.55.0.1', cidr: cidr('10.55.0.0/24') });
-  await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.55', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5055 }, gateway: '10.55.0.1', cidr: cidr('10.55.0.0/24') });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.55', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
   const vm = addVm(e.s, e.h, 'brvx-5055', '10.55.0.10/24', '10.55.0.1');
   assert.ok(ping(vm.ns, '203.0.113.1'), 'source NAT to the upstream');
   // strip every mark, as a router made by the previous version has none
@@ -295,7 +296,7 @@ test('routers of a version without marks keep working (marks added), restore aft
   nsh.netlink.linkSet('lo', { alias: '' });
   assert.is(nsh.netlink.linkGet('lo').alias, undefined);
 
-  await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.55', sourceNat: true }, privateIp: '10.55.0.10' });
+  await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.55', sourceNat: true }, privateIp: '10.55.0.10' });
   assert.is(nsh.netlink.linkGet('lo').alias, namespaceMark(ns), 'the stored router\'s namespace is marked');
   for (const l of hostEnds) assert.ok(ours(e.h.netlink.linkGet(l.index)), `${l.name} adopted and marked`);
   await openIngress(engine, net, [{ ip: '203.0.113.55', protocol: 'icmp' }]);
@@ -315,7 +316,7 @@ test('routers of a version without marks keep working (marks added), restore aft
   e.s.handle(ns).netlink.linkSet('lo', { alias: '' });
   let failed: unknown;
   try {
-    await other.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(other, { command: 'destroy-network', ...net });
   } catch (err) {
     failed = err;
   }

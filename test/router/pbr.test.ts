@@ -10,6 +10,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
 import { Scratch, addVm, requireSandbox, tcpAsk, waitFor, cidr } from '../helpers/topo.js';
 import { envelopeMessage, tableRows } from '../helpers/cloudstack.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -37,9 +38,9 @@ test('pbr: table + default route + rule move a tier\'s egress to another gateway
     }
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'pub', public: 'pub' } });
     const net = { networkId: id, namespace: ns };
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 6000 + Number(id) % 1000 }, gateway: '10.6.0.1', cidr: cidr('10.6.0.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 6000 + Number(id) % 1000 }, gateway: '10.6.0.1', cidr: cidr('10.6.0.0/24') });
     // the public bridge IS the device here (untagged → joins br<dev>-u); keep it simple: public untagged on 'pub'
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     const vxBridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
     const vm = addVm(s, h, vxBridge, '10.6.0.10/24', '10.6.0.1');
     await waitFor(() => tcpAsk(vm.ns, '198.51.100.1', 9000) !== '');

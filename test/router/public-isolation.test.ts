@@ -9,11 +9,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { applyFwRules, applyNetworkAcl } from '../../lib/router/firewall/module.js';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
 import { Scratch, addVm, requireSandbox, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, openIngress, hostAndUpstream, cidr, UP_A } from '../helpers/fw.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 /** An "open" probe may be retried (a busy machine can lose a first try); "closed" probes are single tries,
@@ -23,9 +23,9 @@ const opens = (probe: () => boolean): Promise<boolean> => waitFor(probe, 5000);
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 8000));
 type Net = { networkId: string; namespace: string; vpcId?: string };
 const fw = (engine: RouterEngine, net: Net, rules: Array<Record<string, unknown>>) =>
-  applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: true, rules }, source: 'test' } });
+  runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: true, rules }, source: 'test' } });
 const acl = (engine: RouterEngine, net: Net, rules: Array<Record<string, unknown>>) =>
-  applyNetworkAcl(engine, { command: 'apply-network-acl', ...net, aclRules: { value: rules, source: 'test' } });
+  runCommand(engine, { command: 'apply-network-acl', ...net, aclRules: { value: rules, source: 'test' } });
 
 /** A TCP listener inside the router namespace on one of its own addresses (stands in for DNS/metadata). */
 function routerService(ns: string, ip: string, port: number): ChildProcess {
@@ -87,8 +87,8 @@ test('another router\'s network on the same public segment reaches only what NAT
     const nsB = s.track(`cs-net-${idB}`);
     const netB = { networkId: idB, namespace: nsB };
     const vniB = 6000 + (Number(idB) % 1000);
-    await engine.implementNetwork({ command: 'implement-network', ...netB, segment: { kind: 'vxlan', vni: vniB }, gateway: '10.2.2.1', cidr: cidr('10.2.2.0/24') });
-    await engine.assignIp({ command: 'assign-ip', ...netB, publicIp: { ip: '203.0.113.30', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'implement-network', ...netB, segment: { kind: 'vxlan', vni: vniB }, gateway: '10.2.2.1', cidr: cidr('10.2.2.0/24') });
+    await runCommand(engine, { command: 'assign-ip', ...netB, publicIp: { ip: '203.0.113.30', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     const vmB = addVm(s, h, `brvx-${vniB}`, '10.2.2.10/24', '10.2.2.1').ns;
     procs.push(...servers(vm1, [8080], []));
     assert.ok(await serversUp(vm1, [8080], []));
@@ -157,8 +157,8 @@ test('IPv6: routed guest addresses are closed to the public side until an ingres
     const ns = s.track(`cs-net-${id}`);
     const net = { networkId: id, namespace: ns };
     const vni = 5000 + (Number(id) % 1000);
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.6.6.1', cidr: cidr('10.6.6.0/24'), ip6Gateway: '2001:db8:6::1', ip6Cidr: { family: 6, address: '2001:db8:6::', prefix: 64 } });
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.60', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.6.6.1', cidr: cidr('10.6.6.0/24'), ip6Gateway: '2001:db8:6::1', ip6Cidr: { family: 6, address: '2001:db8:6::', prefix: 64 } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.60', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     const vm = addVm(s, h, `brvx-${vni}`, '10.6.6.10/24', '10.6.6.1');
     const vh = s.handle(vm.ns);
     vh.netlink.addrAdd({ dev: 'eth0', address: '2001:db8:6::10/64', noDad: true });

@@ -19,6 +19,7 @@ import { daemonPid, daemonStatus, stopDaemon } from '../../lib/services/metadata
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 import { addGuest, udhcpc, nslookup, dnsmasqPids } from '../helpers/dhcp.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 vd.vmdataSettings.daemonIdleExitMs = 500;
@@ -50,15 +51,14 @@ test('after a reboot restoreAll() brings every router back with its metadata, us
   try {
     const { hostNs, h } = simulatedHost(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const ctx = { settings: { stateDir } };
     const guests: Record<string, string> = {};
     for (const n of nets) {
       const ns = nsOf(n.id);
-      await engine.implementNetwork({ command: 'implement-network', networkId: n.id, namespace: ns, segment: { kind: 'vxlan', vni: 7000 + n.octet }, gateway: `10.${n.octet}.1.1`, cidr: cidr(`10.${n.octet}.1.0/24`) });
+      await runCommand(engine, { command: 'implement-network', networkId: n.id, namespace: ns, segment: { kind: 'vxlan', vni: 7000 + n.octet }, gateway: `10.${n.octet}.1.1`, cidr: cidr(`10.${n.octet}.1.0/24`) });
       for (const host of [10, 11]) {
         const ip = `10.${n.octet}.1.${host}`;
         guests[ip] = addVm(s, h, `brvx-${7000 + n.octet}`, `${ip}/24`, `10.${n.octet}.1.1`).ns;
-        await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: n.id, namespace: ns, ip, vmData: { value: rows(`vm-${ip}`, [{ dir: 'password', file: 'vm_password', content: `pw-${ip}` }]), source: '--vm-data' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+        await runCommand(engine, { command: 'save-vm-data', networkId: n.id, namespace: ns, ip, vmData: { value: rows(`vm-${ip}`, [{ dir: 'password', file: 'vm_password', content: `pw-${ip}` }]), source: '--vm-data' } } as T.SaveVmDataRequest);
       }
     }
     // one password already delivered before the reboot: it must stay delivered
@@ -109,13 +109,12 @@ test('restore-network rebuilds a network\'s VMs from restore_data (idempotent; a
   try {
     const { hostNs, h } = simulatedHost(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const ctx = { settings: { stateDir } };
     const vni = 7100 + Number(id) % 800;
-    await engine.implementNetwork({ command: 'implement-network', networkId: id, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: '10.40.1.1', cidr: cidr('10.40.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', networkId: id, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: '10.40.1.1', cidr: cidr('10.40.1.0/24') });
     const g: Record<string, string> = {};
     // the NICs restore_data names (the services answer a VM only from the MAC recorded for its address)
     for (const host of [10, 11, 12]) g[host] = addVm(s, h, `brvx-${vni}`, `10.40.1.${host}/24`, '10.40.1.1', `02:00:00:40:01:${host.toString(16).padStart(2, '0')}`).ns;
-    const save = (ip: string, value: unknown) => vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: id, namespace: ns, ip, vmData: { value, source: '--vm-data' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+    const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', networkId: id, namespace: ns, ip, vmData: { value, source: '--vm-data' } } as T.SaveVmDataRequest);
     await save('10.40.1.10', rows('ten'));
     await save('10.40.1.11', rows('eleven', [{ dir: 'password', file: 'vm_password', content: 'pw-eleven' }]));
     await save('10.40.1.12', rows('twelve'));
@@ -128,7 +127,7 @@ test('restore-network rebuilds a network\'s VMs from restore_data (idempotent; a
       ],
     };
     const req: T.RestoreNetworkRequest = { command: 'restore-network', networkId: id, namespace: ns, restoreData: { value: restoreData, source: 'payload.restore_data' } };
-    const restore = () => vd.vmDataCommand(engine, ctx, req, [vd.restoreNetworkVmData]);
+    const restore = () => runCommand(engine, req);
     await restore();
     const check = () => {
       assert.is(guestGet(g[10], 'http://10.40.1.1/latest/user-data').body, 'user data of ten-v2', 'listed VM: replaced by its vm_data');
@@ -147,7 +146,7 @@ test('restore-network rebuilds a network\'s VMs from restore_data (idempotent; a
     check();
 
     // userdata_enabled false: metadata left as it is
-    await vd.vmDataCommand(engine, ctx, { ...req, restoreData: { value: { ...restoreData, userdata_enabled: false, vms: [] }, source: 'x' } }, [vd.restoreNetworkVmData]);
+    await runCommand(engine, { ...req, restoreData: { value: { ...restoreData, userdata_enabled: false, vms: [] }, source: 'x' } });
     check();
 
     // reboot, then restore-network through the CLI (option form, base64 file): router, services and data return

@@ -12,6 +12,7 @@ import { emptyModel } from '../../lib/router/model.js';
 import { UsageError } from '../../lib/util/errors.js';
 import { plumbingPlan } from '../../lib/router/topology.js';
 import { sharedGap } from '../../lib/router/shared-network.js';
+import { canImplementShared, implementShared } from '../../lib/router/core/tiers.js';
 import * as dhcp from '../../lib/router/dhcp/index.js';
 import type * as T from '../../lib/router/contract/types.js';
 
@@ -60,7 +61,7 @@ test('sharedGap: a complete description, then each missing or wrong part named',
 
 test('implementShared: the tier takes the extension IP, not the gateway (nor the IPv6 gateway)', withEngine((e) => {
   const m = emptyModel(NS, 'network', '80');
-  e.implementShared(m, prepare({ ip6Gateway: 'fd00:80::1', ip6Cidr: { family: 6, address: 'fd00:80::', prefix: 64 } }));
+  implementShared(m, prepare({ ip6Gateway: 'fd00:80::1', ip6Cidr: { family: 6, address: 'fd00:80::', prefix: 64 } }), e.devices);
   const t = m.tiers['80'];
   assert.ok(t?.implemented);
   assert.equal([t.guestType, t.gateway, t.cidr, t.extensionIp], ['shared', '10.80.0.1', '10.80.0.0/24', '10.80.0.2']);
@@ -76,24 +77,24 @@ test('implementShared: the tier takes the extension IP, not the gateway (nor the
 
 test('implementShared: does nothing where it must not, fails where it cannot', withEngine(async (e) => {
   const m = emptyModel(NS, 'network', '80');
-  e.implementShared(m, prepare({ guestType: 'isolated' }));
-  e.implementShared(m, prepare({ guestType: undefined }));
-  e.implementShared(m, prepare({ networkState: 'shutdown' }));
-  e.implementShared(m, prepare({ extensionIp: undefined }), { ifComplete: true });
-  e.implementShared(m, prepare({ gateway: '10.99.0.1' }), { ifComplete: true });
+  implementShared(m, prepare({ guestType: 'isolated' }), e.devices);
+  implementShared(m, prepare({ guestType: undefined }), e.devices);
+  implementShared(m, prepare({ networkState: 'shutdown' }), e.devices);
+  implementShared(m, prepare({ extensionIp: undefined }), e.devices, { ifComplete: true });
+  implementShared(m, prepare({ gateway: '10.99.0.1' }), e.devices, { ifComplete: true });
   assert.equal(m.tiers, {}, 'isolated, untyped, dormant, incomplete (prepare-nic): no tier');
-  assert.is((await usageError(() => e.implementShared(m, prepare({ extensionIp: undefined })))).argument, 'extension_ip');
-  assert.is((await usageError(() => e.implementShared(m, prepare({ extensionIp: '10.99.0.2' }), { ifComplete: true }))).argument, 'extension_ip', 'a wrong value is an error even for prepare-nic');
+  assert.is((await usageError(() => implementShared(m, prepare({ extensionIp: undefined }), e.devices))).argument, 'extension_ip');
+  assert.is((await usageError(() => implementShared(m, prepare({ extensionIp: '10.99.0.2' }), e.devices, { ifComplete: true }))).argument, 'extension_ip', 'a wrong value is an error even for prepare-nic');
   assert.equal(m.tiers, {});
-  assert.not.ok(e.canImplementShared(prepare({ extensionIp: undefined })));
-  assert.ok(e.canImplementShared(prepare()));
+  assert.not.ok(canImplementShared(prepare({ extensionIp: undefined })));
+  assert.ok(canImplementShared(prepare()));
 
-  e.implementShared(m, prepare());
+  implementShared(m, prepare(), e.devices);
   const first = JSON.stringify(m.tiers['80']);
-  e.implementShared(m, prepare({ extensionIp: '10.80.0.3' }));
+  implementShared(m, prepare({ extensionIp: '10.80.0.3' }), e.devices);
   assert.is(JSON.stringify(m.tiers['80']), first, 'an implemented tier is left as it is');
   m.tiers['80'].implemented = false; // shut down: the next describing command brings it back
-  e.implementShared(m, prepare({ gateway: undefined, cidr: undefined, extensionIp: undefined }));
+  implementShared(m, prepare({ gateway: undefined, cidr: undefined, extensionIp: undefined }), e.devices);
   assert.ok(m.tiers['80'].implemented, 're-implemented from what the shut-down tier still knows');
   assert.is(m.tiers['80'].extensionIp, '10.80.0.2');
 }));

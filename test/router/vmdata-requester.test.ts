@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
-import { runDhcpCommand } from '../../lib/router/dhcp/command.js';
 import { dhcpPrepareNic } from '../../lib/router/dhcp/mutators.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 vd.vmdataSettings.daemonIdleExitMs = 500;
@@ -59,19 +59,18 @@ test('a VM that takes another VM\'s address gets none of its data; with its MAC 
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: id, namespace: ns };
     const vni = 6000 + Number(id) % 1000;
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.14.1.1', cidr: cidr('10.14.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.14.1.1', cidr: cidr('10.14.1.0/24') });
     const bridge = `brvx-${vni}`;
     const vm1 = addVm(s, h, bridge, '10.14.1.10/24', '10.14.1.1', MAC1);
     const vm2 = addVm(s, h, bridge, '10.14.1.11/24', '10.14.1.1', MAC2);
     const vm3 = addVm(s, h, bridge, '10.14.1.12/24', '10.14.1.1', MAC3);
-    const ctx = { settings: { stateDir } };
-    const save = (ip: string, value: unknown) => vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+    const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest);
     // vm1's MAC comes from its DHCP reservation (add-dhcp-entry), vm2's from prepare-nic after its data;
     // vm3's address has no MAC anywhere: served by address alone (documented as unprotected)
-    await runDhcpCommand(engine, { command: 'add-dhcp-entry', ...net, mac: MAC1, ip: '10.14.1.10', defaultNic: true });
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: MAC1, ip: '10.14.1.10', defaultNic: true });
     await save('10.14.1.10', rows('vm1', [{ dir: 'password', file: 'vm_password', content: 'Pw-of-vm1' }]));
     await save('10.14.1.11', rows('vm2'));
-    await vd.vmDataCommand(engine, ctx, { command: 'prepare-nic', ...net, ip: '10.14.1.11', mac: MAC2, defaultNic: true }, [vd.prepareNicVmData]);
+    await runCommand(engine, { command: 'prepare-nic', ...net, ip: '10.14.1.11', mac: MAC2, defaultNic: true });
     await save('10.14.1.12', rows('vm3'));
     const vm1Dir = vmDir(stateDir, ns, '10.14.1.10');
     assert.is(readFileSync(join(vm1Dir, 'mac'), 'utf8').trim(), MAC1);
@@ -129,7 +128,7 @@ test('a VM that takes another VM\'s address gets none of its data; with its MAC 
     // from the DHCP reservation only — are dropped, not handed over (the metadata step runs before the DHCP one)
     assert.ok(vd.servedFiles(stateDir, ns, '10.14.1.10').length > 0, 'positive control: vm1\'s data are there');
     const nic: T.PrepareNicRequest = { command: 'prepare-nic', ...net, ip: '10.14.1.10', mac: '02:00:00:0e:01:99', defaultNic: true };
-    await vd.vmDataCommand(engine, ctx, nic, [vd.prepareNicVmData, (m, q) => dhcpPrepareNic(m, q)]);
+    await runCommand(engine, nic);
     assert.equal(vd.servedFiles(stateDir, ns, '10.14.1.10'), []);
   } finally {
     await stopDaemon(stateDir);
@@ -148,12 +147,12 @@ test('cloud-init\'s CloudStack datasource reads user data, meta-data and the pas
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: id, namespace: ns };
     const vni = 6000 + Number(id) % 1000;
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.16.1.1', cidr: cidr('10.16.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.16.1.1', cidr: cidr('10.16.1.0/24') });
     const vm = addVm(s, h, `brvx-${vni}`, '10.16.1.10/24', '10.16.1.1', MAC1);
-    await runDhcpCommand(engine, { command: 'add-dhcp-entry', ...net, mac: MAC1, ip: '10.16.1.10', defaultNic: true });
-    await vd.vmDataCommand(engine, { settings: { stateDir } }, {
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: MAC1, ip: '10.16.1.10', defaultNic: true });
+    await runCommand(engine, {
       command: 'save-vm-data', ...net, ip: '10.16.1.10', vmData: { value: rows('civm', [{ dir: 'password', file: 'vm_password', content: 'Pw-for-cloud-init' }]), source: 'x' },
-    } as T.SaveVmDataRequest, [vd.saveVmData]);
+    } as T.SaveVmDataRequest);
     // the guest finds its virtual router as cloud-init does first: the name data-server (here from its /etc/hosts)
     mkdirSync(join('/etc/netns', vm.ns), { recursive: true });
     writeFileSync(join('/etc/netns', vm.ns, 'hosts'), '127.0.0.1 localhost\n10.16.1.1 data-server\n');

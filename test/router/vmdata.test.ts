@@ -17,6 +17,7 @@ import * as vd from '../../lib/router/vmdata/index.js';
 import { daemonPid, daemonStatus, stopDaemon, listenFile, routerDir } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 vd.vmdataSettings.daemonIdleExitMs = 500;
@@ -41,10 +42,6 @@ function vmRows(name: string, ip: string, extra: Array<{ dir: string; file: stri
   ];
 }
 
-function ctxFor(stateDir: string): vd.VmDataCommandContext {
-  return { settings: { stateDir } };
-}
-
 test('save-* commands: each guest sees only its own data; the password is served once; release and stale-NIC cleanup', async () => {
   const s = new Scratch();
   const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-'));
@@ -55,12 +52,11 @@ test('save-* commands: each guest sees only its own data; the password is served
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: id, namespace: ns };
     const vni = 6000 + Number(id) % 1000;
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
     const bridge = `brvx-${vni}`;
     const vm1 = addVm(s, h, bridge, '10.7.1.10/24', '10.7.1.1', '02:00:00:07:01:0a');
     const vm2 = addVm(s, h, bridge, '10.7.1.11/24', '10.7.1.1', '02:00:00:07:01:0b');
-    const ctx = ctxFor(stateDir);
-    const save = (ip: string, value: unknown) => vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest, [vd.saveVmData]);
+    const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest);
 
     assert.is(guestGet(vm1.ns, 'http://10.7.1.1/latest/user-data').status, 0, 'nothing listens before any VM data');
     await save('10.7.1.10', vmRows('vm1', '10.7.1.10', [{ dir: 'password', file: 'vm_password', content: 'Pw-one!' }, { dir: 'password', file: 'vm-password-md5checksum', content: 'abc123' }]));
@@ -83,9 +79,9 @@ test('save-* commands: each guest sees only its own data; the password is served
     assert.is(guestGet(vm1.ns, 'http://10.7.1.1/latest/meta-data/vm_password').status, 404, 'the password is not in the metadata tree');
 
     // single-value commands change one file of one VM
-    await vd.vmDataCommand(engine, ctx, { command: 'save-userdata', ...net, ip: '10.7.1.10', userdata: 'new user data' }, [vd.saveUserdata]);
-    await vd.vmDataCommand(engine, ctx, { command: 'save-sshkey', ...net, ip: '10.7.1.11', sshkey: 'ssh-rsa AAAAB3new k@x' }, [vd.saveSshkey]);
-    await vd.vmDataCommand(engine, ctx, { command: 'save-hypervisor-hostname', ...net, ip: '10.7.1.11', hypervisorHostname: 'kvm-host-7' }, [vd.saveHypervisorHostname]);
+    await runCommand(engine, { command: 'save-userdata', ...net, ip: '10.7.1.10', userdata: 'new user data' });
+    await runCommand(engine, { command: 'save-sshkey', ...net, ip: '10.7.1.11', sshkey: 'ssh-rsa AAAAB3new k@x' });
+    await runCommand(engine, { command: 'save-hypervisor-hostname', ...net, ip: '10.7.1.11', hypervisorHostname: 'kvm-host-7' });
     assert.is(guestGet(vm1.ns, 'http://10.7.1.1/latest/user-data').body, 'new user data');
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/user-data').body, '#cloud-config\nhostname: vm2\n');
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/meta-data/public-keys').body, 'ssh-rsa AAAAB3new k@x');
@@ -98,25 +94,25 @@ test('save-* commands: each guest sees only its own data; the password is served
     const w = nsTry(vm1.ns, ['busybox', 'wget', '-q', '-O', '-', '--header', 'DomU_Request: saved_password', '10.7.1.1:8080']);
     assert.is(w.stdout, 'saved_password');
     assert.is(passwordRequest(vm1.ns, '10.7.1.1', 'send_my_password').body, 'saved_password');
-    await vd.vmDataCommand(engine, ctx, { command: 'save-userdata', ...net, ip: '10.7.1.10', userdata: 'again' }, [vd.saveUserdata]);
+    await runCommand(engine, { command: 'save-userdata', ...net, ip: '10.7.1.10', userdata: 'again' });
     assert.is(vd.vmdataState(engine.store.load(ns)!).vms['10.7.1.10'].password, undefined, 'the delivered password left the model');
     await engine.reconcile(engine.store.load(ns)!);
     assert.is(passwordRequest(vm1.ns, '10.7.1.1', 'send_my_password').body, 'saved_password', 'not re-served after a full reconcile');
     // the same password saved again is a new password to deliver
-    await vd.vmDataCommand(engine, ctx, { command: 'save-password', ...net, ip: '10.7.1.10', password: 'Pw-one!' }, [vd.savePassword]);
+    await runCommand(engine, { command: 'save-password', ...net, ip: '10.7.1.10', password: 'Pw-one!' });
     assert.is(passwordRequest(vm1.ns, '10.7.1.1', 'send_my_password').body, 'Pw-one!');
     assert.is(passwordRequest(vm2.ns, '10.7.1.1', 'send_my_password').body, 'saved_password', 'never another VM\'s password');
 
     // release-nic: vm1's data and pending password go, vm2 keeps its own
-    await vd.vmDataCommand(engine, ctx, { command: 'release-nic', ...net, ip: '10.7.1.10', mac: '02:00:00:07:01:0a', defaultNic: true }, [vd.releaseNicVmData]);
+    await runCommand(engine, { command: 'release-nic', ...net, ip: '10.7.1.10', mac: '02:00:00:07:01:0a', defaultNic: true });
     assert.is(guestGet(vm1.ns, 'http://10.7.1.1/latest/user-data').status, 404);
     assert.is(passwordRequest(vm1.ns, '10.7.1.1', 'send_my_password').body, 'saved_password');
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/meta-data/instance-id').body, 'i-2-vm2-VM');
 
     // prepare-nic: an address reused by another VM (other MAC) never gets the previous VM's data
-    await vd.vmDataCommand(engine, ctx, { command: 'prepare-nic', ...net, ip: '10.7.1.11', mac: '02:00:00:07:01:0b', defaultNic: true }, [vd.prepareNicVmData]);
+    await runCommand(engine, { command: 'prepare-nic', ...net, ip: '10.7.1.11', mac: '02:00:00:07:01:0b', defaultNic: true });
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/meta-data/instance-id').body, 'i-2-vm2-VM', 'same MAC: kept');
-    await vd.vmDataCommand(engine, ctx, { command: 'prepare-nic', ...net, ip: '10.7.1.11', mac: '02:00:00:07:01:cc', defaultNic: true }, [vd.prepareNicVmData]);
+    await runCommand(engine, { command: 'prepare-nic', ...net, ip: '10.7.1.11', mac: '02:00:00:07:01:cc', defaultNic: true });
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/meta-data/instance-id').status, 404, 'other MAC: the old VM\'s data are gone');
 
     // the new VM's data are for the new NIC only: the old one (still at the address) is not answered
@@ -127,13 +123,13 @@ test('save-* commands: each guest sees only its own data; the password is served
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/meta-data/instance-id').body, 'i-2-vm2b-VM', 'the new NIC does');
 
     // shutdown keeps the data, the daemon lets go of the namespace; re-implement serves again
-    await engine.shutdownNetwork({ command: 'shutdown-network', ...net });
+    await runCommand(engine, { command: 'shutdown-network', ...net });
     assert.not.ok(netnsExists(ns));
     assert.equal((await daemonStatus(stateDir))?.routers ?? [], [], 'no listener kept for a shut-down router');
-    await engine.implementNetwork({ command: 'implement-network', ...net });
+    await runCommand(engine, { command: 'implement-network', ...net });
     assert.is(guestGet(vm2.ns, 'http://10.7.1.1/latest/local-hostname').body, 'vm2b', 'served again after re-implement');
 
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(existsSync(routerDir(stateDir, ns)), 'a destroyed router\'s data go with it');
     assert.equal(vd.collectOrphans(stateDir), [], 'nothing left for a later teardown');
   } finally {
@@ -151,15 +147,14 @@ test('VPC: tiers share the router and the daemon; each tier\'s guests see their 
   try {
     const { hostNs, h } = simulatedHost(s);
     const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    await engine.implementVpc({ command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.20.0.0/16') });
+    await runCommand(engine, { command: 'implement-vpc', vpcId, namespace: ns, vpcCidr: cidr('10.20.0.0/16') });
     for (const t of [1, 2]) {
-      await engine.implementNetwork({ command: 'implement-network', networkId: `7${t}`, vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9200 + t }, gateway: `10.20.${t}.1`, cidr: cidr(`10.20.${t}.0/24`) });
+      await runCommand(engine, { command: 'implement-network', networkId: `7${t}`, vpcId, namespace: ns, segment: { kind: 'vxlan', vni: 9200 + t }, gateway: `10.20.${t}.1`, cidr: cidr(`10.20.${t}.0/24`) });
     }
     const a = addVm(s, h, 'brvx-9201', '10.20.1.10/24', '10.20.1.1');
     const b = addVm(s, h, 'brvx-9202', '10.20.2.10/24', '10.20.2.1');
-    const ctx = ctxFor(stateDir);
     for (const [t, ip] of [[1, '10.20.1.10'], [2, '10.20.2.10']] as const) {
-      await vd.vmDataCommand(engine, ctx, { command: 'save-vm-data', networkId: `7${t}`, vpcId, namespace: ns, ip, vmData: { value: vmRows(`tier${t}`, ip), source: '--vm-data' } }, [vd.saveVmData]);
+      await runCommand(engine, { command: 'save-vm-data', networkId: `7${t}`, vpcId, namespace: ns, ip, vmData: { value: vmRows(`tier${t}`, ip), source: '--vm-data' } });
     }
     assert.is(guestGet(a.ns, 'http://10.20.1.1/latest/local-hostname').body, 'tier1');
     assert.is(guestGet(b.ns, 'http://10.20.2.1/latest/local-hostname').body, 'tier2');
@@ -167,11 +162,11 @@ test('VPC: tiers share the router and the daemon; each tier\'s guests see their 
     const st = (await daemonStatus(stateDir))!;
     assert.equal(st.routers.find((r) => r.namespace === ns)?.listening, ['10.20.1.1:80', '10.20.1.1:8080', '10.20.2.1:80', '10.20.2.1:8080']);
 
-    await engine.destroyNetwork({ command: 'destroy-network', networkId: '71', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-network', networkId: '71', vpcId, namespace: ns });
     assert.is(guestGet(b.ns, 'http://10.20.2.1/latest/local-hostname').body, 'tier2');
     assert.equal((await daemonStatus(stateDir))!.routers.find((r) => r.namespace === ns)?.listening, ['10.20.2.1:80', '10.20.2.1:8080']);
     assert.is(guestGet(a.ns, 'http://10.20.1.1/latest/local-hostname').status, 0, 'tier 1 gone');
-    await engine.destroyVpc({ command: 'destroy-vpc', vpcId, namespace: ns });
+    await runCommand(engine, { command: 'destroy-vpc', vpcId, namespace: ns });
     assert.not.ok(netnsExists(ns));
   } finally {
     await stopDaemon(stateDir);

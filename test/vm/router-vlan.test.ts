@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { applyFwRules } from '../../lib/router/firewall/module.js';
 import { Scratch, nsTry, requireSandbox, whoamiServer, tcpAsk, waitFor } from '../helpers/topo.js';
+import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
 
@@ -43,30 +43,30 @@ test('router on 802.1Q guest and public VLANs: gateway, source NAT, port forward
 
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: '77', namespace: s.track('cs-net-77') };
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vlan', id: 100 }, gateway: '10.100.0.1', cidr: cidr('10.100.0.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vlan', id: 100 }, gateway: '10.100.0.1', cidr: cidr('10.100.0.0/24') });
     const sub = h.netlink.linkGet('eth1.100');
     assert.is(sub.kind, 'vlan');
     assert.is((sub as { id: number }).id, 100);
     assert.is(sub.master, 'breth1-100');
     assert.ok(pings(vmNs, '10.100.0.1'), 'tagged VM reaches its gateway');
 
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: '198.18.0.50', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '198.18.0.50', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
     assert.is(h.netlink.linkGet('eth1.200').master, 'breth1-200');
     procs.push(whoamiServer(upNs, 9000));
     await waitFor(() => tcpAsk(upNs, '127.0.0.1', 9000) !== '');
     assert.is(tcpAsk(vmNs, '198.18.0.1', 9000), '198.18.0.50', 'tagged VM → tagged upstream through source NAT');
     procs.push(whoamiServer(vmNs, 8080));
     await waitFor(() => tcpAsk(vmNs, '127.0.0.1', 8080) !== '');
-    await engine.addPortForward({ command: 'add-port-forward', ...net, publicIp: { ip: '198.18.0.50', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.100.0.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '198.18.0.50' }] } } });
+    await runCommand(engine, { command: 'add-port-forward', ...net, publicIp: { ip: '198.18.0.50', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.100.0.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
+    await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '198.18.0.50' }] } } });
     assert.is(tcpAsk(upNs, '198.18.0.50', 80), '198.18.0.1', 'port forward across the VLANs');
 
-    await engine.shutdownNetwork({ command: 'shutdown-network', ...net });
+    await runCommand(engine, { command: 'shutdown-network', ...net });
     assert.not.ok(netnsExists('cs-net-77'));
     assert.ok(h.netlink.linkFind('eth1.100'), 'VLAN sub-interfaces stay');
-    await engine.implementNetwork({ command: 'implement-network', ...net });
+    await runCommand(engine, { command: 'implement-network', ...net });
     assert.ok(pings(vmNs, '10.100.0.1'), 're-implemented over the same VLAN');
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(netnsExists('cs-net-77'));
   } finally {
     for (const p of procs) p.kill();
@@ -92,7 +92,7 @@ test('L2 network on an 802.1Q VLAN: VLAN device and bridge only, marked as ours;
 
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const net = { networkId: '78', namespace: s.track('cs-net-78'), guestType: 'l2' as const, segment: { kind: 'vlan' as const, id: 300 } };
-    await engine.implementNetwork({ command: 'implement-network', ...net });
+    await runCommand(engine, { command: 'implement-network', ...net });
     const sub = h.netlink.linkGet('eth1.300');
     assert.equal([sub.kind, (sub as { id: number }).id, sub.master, sub.alias], ['vlan', 300, 'breth1-300', 'netns-router:l2 78 vlan://300 eth1']);
     assert.is(h.netlink.linkGet('breth1-300').alias, 'netns-router:l2 78 vlan://300 eth1');
@@ -105,7 +105,7 @@ test('L2 network on an 802.1Q VLAN: VLAN device and bridge only, marked as ours;
     vm.netlink.addrAdd({ dev: 'eth0', address: '10.30.0.10/24' });
     assert.ok(pings(peerNs, '10.30.0.10'), 'tagged peer → VM through eth1.300 and the bridge');
     h.netlink.linkDel('tvm78');
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(h.netlink.linkFind('breth1-300'), 'bridge removed');
     assert.not.ok(h.netlink.linkFind('eth1.300'), 'VLAN device removed');
     assert.ok(h.netlink.linkFind('eth1'), 'the trunk stays');
@@ -135,7 +135,7 @@ test('802.1Q ownership: a VLAN the kernel already holds under another name is us
       return ns;
     };
     const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const implement = (id: string, vlan: number, octet: number) => engine.implementNetwork({
+    const implement = (id: string, vlan: number, octet: number) => runCommand(engine, {
       command: 'implement-network', networkId: id, namespace: s.track(`cs-net-${id}`), segment: { kind: 'vlan', id: vlan },
       gateway: `10.${octet}.0.1`, cidr: cidr(`10.${octet}.0.0/24`),
     });
@@ -165,11 +165,11 @@ test('802.1Q ownership: a VLAN the kernel already holds under another name is us
     const up = taggedVm(200, '198.18.0.1/24', '198.18.0.254');
     const n8 = { networkId: '8', namespace: s.track('cs-net-8') };
     await implement('8', 108, 108);
-    await engine.assignIp({ command: 'assign-ip', ...n8, publicIp: { ip: '198.18.0.8', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
+    await runCommand(engine, { command: 'assign-ip', ...n8, publicIp: { ip: '198.18.0.8', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true } });
     // public IPs of an isolated network are closed until a firewall rule opens them
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...n8, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'icmp', publicIp: '198.18.0.8' }] } } });
+    await runCommand(engine, { command: 'apply-fw-rules', ...n8, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'icmp', publicIp: '198.18.0.8' }] } } });
     assert.ok(pings(up, '198.18.0.8'));
-    const refused = await engine.implementVpc({
+    const refused = await runCommand(engine, {
       command: 'implement-vpc', vpcId: '8', namespace: s.track('cs-vpc-8'), vpcCidr: cidr('10.88.0.0/16'),
       publicIp: { ip: '198.18.0.88', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true },
     }).catch((e: unknown) => e);

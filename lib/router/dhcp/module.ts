@@ -1,7 +1,7 @@
 /**
- * The DHCP/DNS RouterModule: one dnsmasq per router namespace serving every tier with DHCP on its own guest
- * interface (static reservations only, DNS on port 53 where configured, router advertisements on tiers
- * with an IPv6 prefix). Runtime files in `<stateDir>/run/<namespace>/dnsmasq/`.
+ * The DHCP/DNS RouterModule: the config-/remove-/add-dhcp/dns-* commands (their changes in mutators.ts), and
+ * one dnsmasq per router namespace serving every tier with DHCP on its own guest interface (static
+ * reservations only, DNS on port 53 where configured, router advertisements on tiers with an IPv6 prefix). Runtime files in `<stateDir>/run/<namespace>/dnsmasq/`.
  *
  * reconcile: render → write files → start / SIGHUP / restart as needed (a dead dnsmasq is started again
  * here, so the next command of any kind revives it; between commands the resident engine's watchdog,
@@ -19,7 +19,7 @@ import { ROUTER_PRIORITIES } from '../../nft/priorities.js';
 import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq } from '../../services/dnsmasq/index.js';
 import { DHCP } from './state.js';
 import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
-import { dhcpForgetTier } from './mutators.js';
+import * as mut from './mutators.js';
 
 /** Runtime directory of a router's dnsmasq. */
 export function dnsmasqDir(stateDir: string, namespace: string): string {
@@ -57,6 +57,18 @@ async function remove(inst: DnsmasqInstance): Promise<void> {
 
 export const dhcpModule: RouterModule = {
   name: DHCP,
+  // commands that add to a router implement a shared network's router first (removals do not)
+  commands: {
+    'config-dhcp-subnet': { shared: 'implement', change: (req) => (m) => mut.configDhcpSubnet(m, req) },
+    'config-dns-subnet': { shared: 'implement', change: (req) => (m) => mut.configDnsSubnet(m, req) },
+    'add-dhcp-entry': { shared: 'implement', change: (req) => (m) => mut.addDhcpEntry(m, req) },
+    'add-dns-entry': { shared: 'implement', change: (req) => (m) => mut.addDnsEntry(m, req) },
+    'set-dhcp-options': { shared: 'implement', change: (req) => (m) => mut.setDhcpOptions(m, req) },
+    'remove-dhcp-subnet': { change: (req) => (m) => mut.removeDhcpSubnet(m, req) },
+    'remove-dhcp-entry': { change: (req) => (m) => mut.removeDhcpEntry(m, req) },
+    'remove-dns-subnet': { change: (req) => (m) => mut.removeDnsSubnet(m, req) },
+    'remove-dns-entry': { change: (req) => (m) => mut.removeDnsEntry(m, req) },
+  },
   nftObjects(m: RouterModel): NftObject[] {
     const served = servedTiers(m);
     const closed = served.filter((x) => !x.state.dns).map((x) => x.ifname);
@@ -68,7 +80,7 @@ export const dhcpModule: RouterModule = {
   },
   reconcile,
   // reservations, DNS names, per-NIC options and subnet settings are all per tier
-  forgetTier: dhcpForgetTier,
+  forgetTier: mut.dhcpForgetTier,
   async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
     const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
     if (existsSync(inst.paths.dir) || inst.pid() !== undefined) await remove(inst);

@@ -1,25 +1,47 @@
 /**
- * Firewall (apply-fw-rules) and VPC network ACLs (apply-network-acl) as a RouterModule: the documents are
- * validated completely before the engine's change starts (a bad one is a UsageError and nothing changes),
- * stored in model.extra.firewall, turned into nft objects of the router table (ruleset.ts) — so the new
- * rule set replaces the old one in the engine's single transaction — and, after the kernel has the new
- * rules, flows they forbid are removed from conntrack (conntrack.ts).
+ * Firewall (apply-fw-rules), VPC network ACLs (apply-network-acl) and the custom action list-firewall-rules
+ * as a RouterModule: the documents are validated completely before the engine's change starts (a bad one is
+ * a UsageError and nothing changes), stored in model.extra.firewall, turned into nft objects of the router
+ * table (ruleset.ts) — so the new rule set replaces the old one in the engine's single transaction — and,
+ * after the kernel has the new rules, flows they forbid are removed from conntrack (conntrack.ts).
  */
 import type { RouterModule } from '../module.js';
 import type { RouterModel } from '../model.js';
 import { modelIsIdle } from '../model.js';
-import type { RouterEngine } from '../engine.js';
-import type * as T from '../contract/types.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../util/compare.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
 import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument } from './state.js';
 import { firewallObjects } from './ruleset.js';
 import { deleteForbiddenFlows } from './conntrack.js';
-import { describeFirewall, type Listing } from './describe.js';
+import { describeFirewall } from './describe.js';
 
 export const firewallModule: RouterModule = {
   name: FIREWALL,
+  commands: {
+    // the documents are checked whole before the change starts: a bad one changes nothing
+    'apply-fw-rules': {
+      change(req) {
+        const doc = parseFwDocument(req.fwRules?.value);
+        return (m) => putFwDocument(m, req.networkId, doc);
+      },
+    },
+    'apply-network-acl': {
+      change(req) {
+        const rules = parseAclDocument(req.aclRules?.value);
+        return (m) => putAcl(m, req.networkId, rules);
+      },
+    },
+  },
+  actions: {
+    // upstream: [{table, rules}] with the rules as one newline-separated string (iptables-save lines)
+    'list-firewall-rules': {
+      async run(_b, req, { engine }) {
+        const m = engine.store.load(req.namespace);
+        return (m ? describeFirewall(m) : []).map((l) => ({ table: l.table, chain: l.chain, rules: l.rules.join('\n') }));
+      },
+    },
+  },
   nftObjects: (m) => firewallObjects(m),
   forgetTier: forgetTierRules,
   // packets to a filtered address that reach the public guard have passed fw_ingress
@@ -34,21 +56,3 @@ export const firewallModule: RouterModule = {
     await deleteForbiddenFlows(m, previous);
   },
 };
-
-/** apply-fw-rules: replace the network's firewall (ingress per public IP, egress policy). */
-export async function applyFwRules(engine: RouterEngine, req: T.ApplyFwRulesRequest): Promise<RouterModel | undefined> {
-  const doc = parseFwDocument(req.fwRules?.value);
-  return engine.changeFor(req, (m) => putFwDocument(m, req.networkId, doc));
-}
-
-/** apply-network-acl: replace a tier's ACL. */
-export async function applyNetworkAcl(engine: RouterEngine, req: T.ApplyNetworkAclRequest): Promise<RouterModel | undefined> {
-  const rules = parseAclDocument(req.aclRules?.value);
-  return engine.changeFor(req, (m) => putAcl(m, req.networkId, rules));
-}
-
-/** custom-action list-firewall-rules: the active rules, readable, grouped by chain. */
-export function listFirewallRules(engine: RouterEngine, namespace: string): Listing[] {
-  const m = engine.store.load(namespace);
-  return m ? describeFirewall(m) : [];
-}

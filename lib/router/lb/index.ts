@@ -2,4 +2,3 @@
 export * from './types.js';
 export { parseLbDocument } from './parse.js';
 export { LB, lbModule, lbState, activeLbRules, applyLbRules, renderLbConfig, toProxy, supervisorFor } from './module.js';
-export { applyLbRulesCommand } from './command.js';

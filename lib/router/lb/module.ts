@@ -144,6 +144,7 @@ export function forgetLbTier(m: RouterModel, networkId: string): void {
 
 export const lbModule: RouterModule = {
   name: LB,
+  commands: { 'apply-lb-rules': { change: (req) => (m) => applyLbRules(m, req) } },
   forgetTier: forgetLbTier,
   // haproxy's listeners are services of the router on public addresses (on an isolated network's router the
   // firewall still filters them, as every public IP there)

@@ -1,5 +1,5 @@
 /**
- * Policy-based routing (custom actions pbr-*): named routing tables, routes and rules inside the router
+ * Policy-based routing (the custom actions pbr-*, declared here): named routing tables, routes and rules inside the router
  * namespace, done over netlink and kept in the router's state so that a restore brings them back. Table
  * names are also written to /etc/netns/<ns>/iproute2/rt_tables, where `ip netns exec NS ip route show table
  * NAME` finds them (what upstream does).
@@ -18,6 +18,8 @@ import type { RouteSpec } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
 import { cidrContains, toCidr, type Cidr } from '../../util/ip.js';
 import { tierAttachment } from '../topology.js';
+import type { RouterEngine } from '../engine.js';
+import { routeRows, ruleRows, tableRows } from './listing.js';
 
 export const PBR = 'pbr';
 
@@ -42,6 +44,9 @@ export function resolveTable(s: PbrState, ref: string | number): number {
   if (!hit) throw new UsageError(`pbr table "${text}" does not exist (pbr-create-table first)`, 'action-params');
   return Number(hit[0]);
 }
+
+const listedTable = (s: PbrState, table: string | undefined): number | undefined =>
+  table === undefined ? undefined : /^\d+$/.test(table) ? Number(table) : resolveTable(s, table);
 
 export function createTable(m: RouterModel, id: number, name: string): void {
   const s = pbrState(m);
@@ -142,8 +147,38 @@ function writeRtTables(ns: string, s: PbrState): void {
   writeFileAtomic(join(dir, 'rt_tables'), `${lines.join('\n')}\n`, { what: `${dir}/rt_tables`, mode: 0o644, durable: false }); // rewritten by every reconcile
 }
 
+/** pbr-list-*: the stored tables, routes or rules of the router (none when it has no state). */
+function listing(req: { namespace: string }, engine: RouterEngine): PbrState {
+  const m = engine.store.load(req.namespace);
+  return m ? pbrState(m) : empty();
+}
+
 export const pbrModule: RouterModule = {
   name: PBR,
+  // custom-action pbr-*: a change answers upstream's message, a listing its rows
+  actions: {
+    'pbr-create-table': {
+      change: (b) => (m) => {
+        const existed = pbrState(m).tables[b.tableId] === b.tableName;
+        createTable(m, b.tableId, b.tableName);
+        return `pbr-create-table: ${existed ? 'exists' : 'OK'} ${b.tableId} ${b.tableName}`;
+      },
+    },
+    'pbr-delete-table': {
+      change: (b) => (m) => {
+        deleteTable(m, b);
+        return `pbr-delete-table: OK id=${b.tableId ?? 'n/a'} name=${b.tableName ?? 'n/a'}`;
+      },
+    },
+    'pbr-add-route': { change: (b) => (m) => { addRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
+    'pbr-delete-route': { change: (b) => (m) => { deleteRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
+    'pbr-add-rule': { change: (b) => (m) => { addRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
+    'pbr-delete-rule': { change: (b) => (m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
+    'pbr-list-tables': { run: async (_b, req, { engine }) => tableRows(listing(req, engine)) },
+    // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
+    'pbr-list-routes': { run: async (b, req, { engine }) => { const s = listing(req, engine); return routeRows(req.namespace, s, listedTable(s, b.table)); } },
+    'pbr-list-rules': { run: async (b, req, { engine }) => { const s = listing(req, engine); return ruleRows(req.namespace, s, listedTable(s, b.table)); } },
+  },
   forgetTier: forgetPbrTier,
   async reconcile(m, previous) {
     const s = pbrState(m);

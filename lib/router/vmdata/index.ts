@@ -5,4 +5,3 @@ export {
 } from './mutators.js';
 export { parseVmData, parseRestoreData, DEFAULT_LIMITS, type VmDataLimits, type ParsedVmData, type ParsedRestoreData } from './entries.js';
 export { VMDATA, vmdataState, type VmDataState, type VmRecord } from './state.js';
-export { vmDataCommand, type VmDataStep, type VmDataCommandContext, type VmDataCommandOptions } from './commands.js';

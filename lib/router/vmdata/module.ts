@@ -1,5 +1,6 @@
 /**
- * RouterModule "vmdata": the metadata (port 80) and password (port 8080) service of a router.
+ * RouterModule "vmdata": the metadata (port 80) and password (port 8080) service of a router; the save-*
+ * commands, restore-network and the NIC hooks prepare-nic/release-nic (their changes in mutators.ts).
  *
  * reconcile: (1) the served tree `<stateDir>/vmdata/<ns>/vms/<ip>/…` is made to match the model, as hard
  * links to blobs (nothing copied; a pending password appears as password-<serial> unless the guest already
@@ -35,6 +36,9 @@ import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
 import { blobPath, collectBlobs } from './blobs.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
+import * as mut from './mutators.js';
+import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/mutators.js';
+import type { CommandEnv, Mutation } from '../command-table.js';
 
 /** Tunables (tests shorten the daemon's idle exit). */
 export const vmdataSettings = {
@@ -184,8 +188,34 @@ export function collectOrphans(stateDir: string): string[] {
 const orphansCollected = new Set<string>();
 
 
+/** A metadata mutator as a command's change: the limits are read (and checked) before the router's lock. */
+const withEnv = <R>(fn: (m: RouterModel, req: R, env: mut.VmDataEnv) => void) => (req: R, { ctx }: CommandEnv): Mutation => {
+  const env = mut.vmdataEnv(ctx);
+  return (m) => fn(m, req, env);
+};
+
 export const vmdataModule: RouterModule = {
   name: VMDATA,
+  // a shared network gets no implement-network: these commands implement its router when it has none; the
+  // NIC hooks and restore-network change the DHCP/DNS module's part of the VM in the same change
+  commands: {
+    'save-vm-data': { shared: 'implement', change: withEnv(mut.saveVmData) },
+    'save-userdata': { shared: 'implement', change: withEnv(mut.saveUserdata) },
+    'save-password': { shared: 'implement', change: withEnv(mut.savePassword) },
+    'save-sshkey': { shared: 'implement', change: withEnv(mut.saveSshkey) },
+    'save-hypervisor-hostname': { shared: 'implement', change: withEnv(mut.saveHypervisorHostname) },
+    'prepare-nic': {
+      ifRouterExists: true,
+      shared: 'ifComplete',
+      // the metadata step first: it compares with the MAC the DHCP reservation held before this NIC's
+      change: withEnv((m, req, env) => { mut.prepareNicVmData(m, req, env); dhcpPrepareNic(m, req); }),
+    },
+    'release-nic': {
+      ifRouterExists: true,
+      change: withEnv((m, req, env) => { dhcpReleaseNic(m, req); mut.releaseNicVmData(m, req, env); }),
+    },
+    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork)) },
+  },
   forgetTier: forgetVmdataTier,
 
   async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {

@@ -14,7 +14,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetnsHandle } from '../../netns/handle.js';
-import { NETNS_RUN_DIR } from '../../netns/namespaces.js';
+import { NETNS_RUN_DIR } from '../../sys/setns.js';
 import { familyOf } from '../../util/ip.js';
 import { isNetlinkError } from '../../netlink/errors.js';
 import type { Neigh } from '../../netlink/neigh.js';

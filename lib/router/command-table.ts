@@ -1,0 +1,160 @@
+/**
+ * The command table: every command of the RouterApi is declared once — by the router's core
+ * (lib/router/core/commands.ts) or by the feature module it belongs to (`RouterModule.commands`) — in one
+ * shape, the change it makes to one router. runCommand runs a request through its entry and the engine
+ * (load → mutate → reconcile → save); createRouterApi is that table as the RouterApi the CLI dispatches to.
+ */
+import pino from 'pino';
+import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/api.js';
+import type * as T from './contract/types.js';
+import { EngineCaches, RouterEngine } from './engine.js';
+import type { RouterModel } from './model.js';
+import type { RouterModule } from './module.js';
+import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
+import { canImplementShared, implementShared } from './core/tiers.js';
+
+/** What a command may use besides its request: the engine of this command, the command's context, the custom actions. */
+export interface CommandEnv {
+  engine: RouterEngine;
+  ctx: CommandContext;
+  actions: ActionTable;
+}
+
+/** A change of one router's model, run under its lock; 'delete' drops the stored state after reconciling. */
+export type Mutation = (m: RouterModel) => void | 'delete';
+
+export interface RouterCommand<R> {
+  /**
+   * The change the command makes to its router. Called with the request alone, before the router's lock:
+   * what it checks or parses there (a rule document, a limit) fails before anything changes. The mutation it
+   * returns runs on the router's model under the lock (engine.changeFor).
+   */
+  change?(req: R, env: CommandEnv): Mutation;
+  /** A network lifecycle command: allowed on an L2 network (every other change of one is refused). */
+  lifecycle?: true;
+  /**
+   * A shared network without a router is implemented first, in the same change ('implement': a request that
+   * does not describe the network fails; 'ifComplete': then nothing happens) — lib/router/shared-network.ts.
+   */
+  shared?: 'implement' | 'ifComplete';
+  /**
+   * A NIC hook (prepare-nic, release-nic): a router without stored state that the request cannot implement,
+   * and an L2 network, are left alone — no empty state, no namespace teardown as a side effect.
+   */
+  ifRouterExists?: true;
+  /**
+   * A command that is more than its change (an output, work before or after it) or no change at all
+   * (restore-all, status): `run` is the command; `apply(req)` makes the change of `change` for `req`.
+   */
+  run?(req: R, env: CommandEnv, apply: (req: R) => Promise<RouterModel | undefined>): Promise<CommandOutput>;
+}
+
+export type CommandTable = { readonly [C in T.EngineCommand]?: RouterCommand<T.RequestOf<C>> };
+
+/**
+ * A custom action built in (custom-action <name>): `change` returns the mutation of an action that changes
+ * the router, which returns the envelope's message; `run` is any other action and returns the message.
+ */
+export interface CustomAction<B extends T.BuiltinCustomAction> {
+  change?(action: B, req: T.CustomActionRequest): (m: RouterModel) => string;
+  run?(action: B, req: T.CustomActionRequest, env: CommandEnv): Promise<unknown>;
+}
+
+export type ActionTable = {
+  readonly [N in T.BuiltinCustomAction['name']]?: CustomAction<Extract<T.BuiltinCustomAction, { name: N }>>;
+};
+
+/** The router's commands: the core's and every module's, each declared exactly once. */
+export function commandTable(modules: readonly RouterModule[]): CommandTable {
+  return merge('command', [{ name: 'core', table: CORE_COMMANDS }, ...modules.map((m) => ({ name: m.name, table: m.commands }))]);
+}
+
+/** The custom actions built in: the core's and every module's, each declared exactly once. */
+export function actionTable(modules: readonly RouterModule[]): ActionTable {
+  return merge('custom action', [{ name: 'core', table: CORE_ACTIONS }, ...modules.map((m) => ({ name: m.name, table: m.actions }))]);
+}
+
+function merge<X extends object>(what: string, parts: Array<{ name: string; table: X | undefined }>): X {
+  const out: Record<string, unknown> = {};
+  const by: Record<string, string> = {};
+  for (const { name, table } of parts) {
+    for (const [key, entry] of Object.entries(table ?? {})) {
+      if (key in out) throw new Error(`${what} ${key} is declared by both ${by[key]} and ${name}`);
+      out[key] = entry;
+      by[key] = name;
+    }
+  }
+  return out as X;
+}
+
+type NetworkRequest = T.NetworkTarget & T.GuestAddressing & { command: string };
+
+/** Runs `req` through its table entry on `engine` (a library caller may leave out `ctx`: see commandContext). */
+export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine, req: T.RequestOf<C>, ctx: CommandContext = commandContext(engine)): Promise<CommandOutput> {
+  const entry = commandTable(engine.modules)[req.command as C] as RouterCommand<T.RequestOf<C>> | undefined;
+  if (!entry) throw new TypeError(`no module of this engine handles ${req.command}`);
+  const env: CommandEnv = { engine, ctx, actions: actionTable(engine.modules) };
+  const apply = async (r: T.RequestOf<C>): Promise<RouterModel | undefined> => {
+    if (!entry.change) return undefined;
+    const mutate = entry.change(r, env);
+    const q = r as unknown as NetworkRequest;
+    if (entry.ifRouterExists) {
+      const stored = engine.store.load(q.namespace);
+      if (q.guestType === 'l2' || stored?.l2) return undefined;
+      if (!stored && !(entry.shared && canImplementShared(q))) return undefined;
+    }
+    const mutation: Mutation = entry.shared
+      ? (m) => { implementShared(m, q, engine.devices, { ifComplete: entry.shared === 'ifComplete' }); return mutate(m); }
+      : mutate;
+    return entry.lifecycle ? engine.change(q.namespace, engine.initFor(q), mutation) : engine.changeFor(q, mutation);
+  };
+  if (entry.run) return entry.run(req, env, apply);
+  await apply(req);
+  return undefined;
+}
+
+/**
+ * A command's context for a caller without a CLI invocation (the library, tests, benchmarks): the engine's
+ * state directory, host namespace and devices, no physical-network details, a deadline of the engine's lock
+ * wait, a silent log; `over` replaces any of it.
+ */
+export function commandContext(engine: RouterEngine, over: Partial<CommandContext> = {}): CommandContext {
+  const timeoutSeconds = Math.ceil(engine.lockTimeoutMs / 1000);
+  return {
+    settings: {
+      extension: 'netns-router', stateDir: engine.stateDir, logFile: '/dev/null', logLevel: 'silent', timeoutSeconds,
+      ...(engine.hostNetns ? { hostNetns: engine.hostNetns } : {}),
+    },
+    devices: engine.devices,
+    details: { physicalNetwork: {}, network: {} },
+    form: 'options',
+    deadline: Date.now() + engine.lockTimeoutMs,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
+    ...over,
+  };
+}
+
+/** One engine per command (its settings come with the command), sharing the API's caches. */
+function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
+  return new RouterEngine({
+    caches,
+    onChanged: (phases, nft) => ctx.log.debug({ phasesMs: phases, nft: nft && { mode: nft.mode, operations: nft.operations, reason: nft.reason } }, 'router changed'),
+    stateDir: ctx.settings.stateDir,
+    ...(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}),
+    devices: { guest: ctx.devices.guest, public: ctx.devices.public },
+    lockTimeoutMs: Math.max(1000, ctx.deadline - Date.now()),
+    warn: (message) => ctx.log.warn(message),
+  });
+}
+
+/**
+ * The RouterApi over the command table. A long-lived process (the resident engine, `serve`) keeps one API:
+ * its engines share compiled router tables between commands.
+ */
+export function createRouterApi(): RouterApi {
+  const caches = new EngineCaches();
+  const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
+  for (const method of Object.values(API_METHOD)) api[method] = (req, ctx) => runCommand(newEngine(ctx, caches), req, ctx);
+  return api as unknown as RouterApi;
+}

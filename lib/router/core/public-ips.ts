@@ -1,0 +1,90 @@
+/** Public IPs and NAT as changes of the router's model: assign/release, source NAT, static NAT, port forwards. */
+import type * as T from '../contract/types.js';
+import type { PublicIpModel, RouterModel } from '../model.js';
+import type { Segment } from '../segment.js';
+import { DORMANT_STATES } from '../shared-network.js';
+import { UsageError } from '../../util/errors.js';
+import { networkText } from '../../util/ip.js';
+import { guestTier } from './tiers.js';
+
+/** Add or update a public IP; what the request leaves out is kept from the stored one. */
+export function putPublicIp(m: RouterModel, p: T.PublicIpSpec, owner: string, devices: T.HostDevices): void {
+  const cur = m.publicIps[p.ip];
+  const segment: Segment | undefined = p.segment ?? cur?.segment;
+  if (!segment) throw new UsageError(`missing --public-vlan for public IP ${p.ip}`, 'public_vlan');
+  const model: PublicIpModel = {
+    ip: p.ip,
+    prefixLen: p.cidr ? p.cidr.prefix : cur?.prefixLen ?? 32,
+    segment,
+    hostDev: cur?.hostDev ?? devices.public,
+    sourceNat: p.sourceNat || (cur?.sourceNat ?? false),
+    owner: cur?.owner ?? owner,
+  };
+  const gw = p.gateway ?? cur?.gateway;
+  if (gw) model.gateway = gw;
+  m.publicIps[p.ip] = model;
+}
+
+/** A public IP goes, with the static NAT and port forwards on it. */
+export function dropPublicIp(m: RouterModel, ip: string): void {
+  delete m.publicIps[ip];
+  m.staticNats = m.staticNats.filter((s) => s.publicIp !== ip);
+  m.portForwards = m.portForwards.filter((p) => p.publicIp !== ip);
+}
+
+function requirePublicIp(m: RouterModel, ip: string): void {
+  if (!m.publicIps[ip]) throw new UsageError(`public IP ${ip} is not assigned to ${m.namespace} (run assign-ip first)`, 'public_ip');
+}
+
+export function assignIp(m: RouterModel, req: T.AssignIpRequest, devices: T.HostDevices): void {
+  // assign-ip may arrive before implement-network (upstream implements on demand) — but not for a network
+  // CloudStack reports as not running: then the IP is only remembered, as upstream's no-op success
+  const dormant = req.networkState !== undefined && DORMANT_STATES.has(req.networkState);
+  if (!dormant && req.vpcId === undefined && !m.tiers[req.networkId] && req.gateway && req.cidr && req.segment) {
+    m.tiers[req.networkId] = guestTier(req, undefined, devices);
+  }
+  putPublicIp(m, req.publicIp, req.networkId, devices);
+}
+
+export function releaseIp(m: RouterModel, req: T.ReleaseIpRequest): void {
+  dropPublicIp(m, req.publicIp.ip);
+}
+
+/** update-vpc-source-nat-ip: the VPC's source NAT moves to `req.publicIp`. */
+export function updateVpcSourceNatIp(m: RouterModel, req: T.UpdateVpcSourceNatIpRequest, devices: T.HostDevices): void {
+  if (req.vpcCidr) m.vpc = { ...(m.vpc ?? { id: req.vpcId, implemented: true }), cidr: networkText(req.vpcCidr) };
+  for (const p of Object.values(m.publicIps)) p.sourceNat = false;
+  putPublicIp(m, { ...req.publicIp, sourceNat: true }, req.vpcId, devices);
+}
+
+export function addStaticNat(m: RouterModel, req: T.AddStaticNatRequest): void {
+  requirePublicIp(m, req.publicIp.ip);
+  // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
+  const other = m.staticNats.find((s) => s.privateIp === req.privateIp && s.publicIp !== req.publicIp.ip);
+  if (other) {
+    throw new UsageError(`--private-ip ${req.privateIp} already has static NAT to ${other.publicIp}; delete that one first`, 'private-ip');
+  }
+  m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
+  m.staticNats.push({ publicIp: req.publicIp.ip, privateIp: req.privateIp });
+}
+
+export function deleteStaticNat(m: RouterModel, req: T.DeleteStaticNatRequest): void {
+  m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
+}
+
+export function addPortForward(m: RouterModel, req: T.AddPortForwardRequest): void {
+  requirePublicIp(m, req.publicIp.ip);
+  const pf = {
+    publicIp: req.publicIp.ip, protocol: req.protocol,
+    publicPorts: [req.publicPorts.start, req.publicPorts.end] as [number, number],
+    privateIp: req.privateIp, privatePorts: [req.privatePorts.start, req.privatePorts.end] as [number, number],
+  };
+  const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b[0] <= a[1];
+  m.portForwards = m.portForwards.filter((p) => !(p.publicIp === pf.publicIp && p.protocol === pf.protocol && overlaps(p.publicPorts, pf.publicPorts)));
+  m.portForwards.push(pf);
+}
+
+export function deletePortForward(m: RouterModel, req: T.DeletePortForwardRequest): void {
+  m.portForwards = m.portForwards.filter((p) => !(p.publicIp === req.publicIp.ip && p.protocol === req.protocol &&
+    p.publicPorts[0] === req.publicPorts.start && p.publicPorts[1] === req.publicPorts.end));
+}
