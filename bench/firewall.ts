@@ -29,7 +29,7 @@ import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
 import { runInNetns } from '../lib/sys/setns.js';
 import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
-import { firewallObjects } from '../lib/router/firewall/ruleset.js';
+import { firewallObjects } from '../lib/router/firewall/firewall-objects.js';
 import { renderText, type Table } from './lib/table.js';
 import { fmtMs, fmtRatio, fmtInt } from './lib/format.js';
 import { cliPath } from './lib/paths.js';

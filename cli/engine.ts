@@ -2,7 +2,7 @@
  * THE place where the CLI is wired to the reconcile engine (the command table, lib/router/command-table.ts).
  * Loaded lazily so that parsing, validation, help, version and install-wrapper never load the kernel layers.
  */
-import type { RouterApi } from '../lib/router/contract/api.js';
+import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { SystemError } from '../lib/util/errors.js';
 
 export async function loadRouterApi(): Promise<RouterApi> {

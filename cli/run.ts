@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/api.js';
+import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/router-api.js';
 import { DEFAULT_HELP_WIDTH } from '../lib/router/contract/help.js';
 import { describeBakedChanges, installWrapper } from '../lib/router/contract/install-wrapper.js';
 import { parseInvocation } from '../lib/router/contract/parse.js';

@@ -39,7 +39,7 @@ import { ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED } from './shim-w
 import { terminalWidth } from './help.js';
 import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
-import type { RouterApi } from '../lib/router/contract/api.js';
+import type { RouterApi } from '../lib/router/contract/router-api.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 
 /** Largest request accepted (argv and environment; payloads travel as file paths). */

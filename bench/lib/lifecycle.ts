@@ -8,7 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
-import { dispatch, type CommandContext } from '../../lib/router/contract/api.js';
+import { dispatch, type CommandContext } from '../../lib/router/contract/router-api.js';
 import type { EngineInvocation } from '../../lib/router/contract/types.js';
 import { createRouterApi } from '../../lib/router/command-table.js';
 import { describeError } from '../../lib/util/errors.js';

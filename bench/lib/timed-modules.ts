@@ -1,6 +1,6 @@
 /** The engine's default modules, with the reconcile/teardown time of one of them summed into `acc.ms`. */
-import { defaultModules } from '../../lib/router/modules.js';
-import type { RouterModule } from '../../lib/router/module.js';
+import { defaultModules } from '../../lib/router/default-modules.js';
+import type { RouterModule } from '../../lib/router/router-module.js';
 import { now } from './timing.js';
 
 export function timedModules(name: string, acc: { ms: number }): RouterModule[] {

@@ -1,12 +1,12 @@
 /**
- * Fallback for lib/nft/conntrack.ts: `conntrack -D …` (conntrack-tools), one process per call, in a
+ * Fallback for lib/nft/ctnetlink.ts: `conntrack -D …` (conntrack-tools), one process per call, in a
  * namespace through `nsenter --net=/run/netns/NAME`. Exit status 1 with "0 flow entries" means
  * nothing matched: success, 0 deleted.
  */
 import { spawn } from 'node:child_process';
 import { childEnv } from '../sys/children.js';
 import { NftValidationError } from './errors.js';
-import { IPPROTO, type ConntrackFilter } from './conntrack.js';
+import { IPPROTO, type ConntrackFilter } from './ctnetlink.js';
 import { checkPort, checkUint, parseAddress } from './validate.js';
 
 export interface ConntrackCliOptions {

@@ -24,4 +24,4 @@ export { ConntrackCliError, conntrackArgs, deleteConntrackCli, type ConntrackCli
 export {
   ConntrackSocket, listConntrack, deleteConntrack, deleteConntrackAny, decodeEntry, encodeDelete, IPPROTO,
   type ConntrackEntry, type ConntrackFilter, type ConntrackOptions, type ConntrackTuple, type ProtoName,
-} from './conntrack.js';
+} from './ctnetlink.js';

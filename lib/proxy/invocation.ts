@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { decodeDetails, parseJsonText, readTextFile } from '../router/contract/decode.js';
-import { commandSpec, isLocalCommand, type CommandName } from '../router/contract/commands.js';
+import { commandSpec, isLocalCommand, type CommandName } from '../router/contract/command-specs.js';
 import { FIELDS } from '../router/contract/fields.js';
 import { DEFAULT_TIMEOUT_SECONDS, parseInvocation, wrapperPathFor } from '../router/contract/parse.js';
 import type { HelpDoc } from '../router/contract/help.js';

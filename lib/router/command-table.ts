@@ -5,11 +5,11 @@
  * (load → mutate → reconcile → save); createRouterApi is that table as the RouterApi the CLI dispatches to.
  */
 import pino from 'pino';
-import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/api.js';
+import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/router-api.js';
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine } from './engine.js';
 import type { RouterModel } from './model.js';
-import type { RouterModule } from './module.js';
+import type { RouterModule } from './router-module.js';
 import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
 import { canImplementShared, implementShared } from './core/tiers.js';
 

@@ -15,7 +15,7 @@ import { accessSync, constants as fsConstants, existsSync, statSync } from 'node
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { childEnv } from '../sys/children.js';
-import type { CommandContext, CommandOutput } from './contract/api.js';
+import type { CommandContext, CommandOutput } from './contract/router-api.js';
 import type * as T from './contract/types.js';
 import type { CommandEnv, CustomAction } from './command-table.js';
 import { SystemError, UsageError } from '../util/errors.js';

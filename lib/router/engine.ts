@@ -17,13 +17,13 @@ import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topo
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { claimNamespace } from './ownership.js';
-import type { NatPlan } from './ruleset.js';
+import type { NatPlan } from './router-table.js';
 import { RouterError, UsageError, SystemError } from '../util/errors.js';
-import { deleteNatConntrack } from './conntrack-cleanup.js';
+import { deleteNatConntrack } from './nat-flow-cleanup.js';
 import type * as T from './contract/types.js';
-import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './module.js';
-import { defaultModules } from './modules.js';
-import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './ruleset.js';
+import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './router-module.js';
+import { defaultModules } from './default-modules.js';
+import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
 import { syncTable, type SyncResult } from '../nft/table-sync.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';

@@ -3,7 +3,7 @@
  * (many tiers sharing one namespace), its public IPs and NAT. Stored as JSON, one file per namespace.
  */
 import type { Segment } from './segment.js';
-import type { PortForward } from './ruleset.js';
+import type { PortForward } from './router-table.js';
 
 export const MODEL_VERSION = 1;
 

@@ -17,7 +17,7 @@ import { acquireFileLock, type AcquireOptions } from './state/lock.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { segmentText, type Segment } from './segment.js';
 import type { GuestIsolation, ImplementNetworkRequest } from './contract/types.js';
-import type { CommandContext, CommandOutput } from './contract/api.js';
+import type { CommandContext, CommandOutput } from './contract/router-api.js';
 
 const FILE_VERSION = 1;
 

@@ -4,7 +4,7 @@
  */
 import type { RouterModel, TierModel, PublicIpModel } from './model.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
-import type { NatPlan } from './ruleset.js';
+import type { NatPlan } from './router-table.js';
 import { bridgeName, segmentDeviceName, vethNames } from './names.js';
 import { segmentText, type Segment } from './segment.js';
 import { createHash } from 'node:crypto';

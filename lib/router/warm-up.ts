@@ -5,12 +5,12 @@
  */
 import { emptyModel, type RouterModel } from './model.js';
 import { natPlan } from './topology.js';
-import { routerObjects } from './ruleset.js';
+import { routerObjects } from './router-table.js';
 import { parseAclDocument, parseFwDocument } from './firewall/rules.js';
 import { putAcl, putFwDocument } from './firewall/state.js';
-import { firewallObjects } from './firewall/ruleset.js';
+import { firewallObjects } from './firewall/firewall-objects.js';
 import { diffTable, tableContents } from '../nft/table-sync.js';
-import { ROUTER_TABLE } from './ruleset.js';
+import { ROUTER_TABLE } from './router-table.js';
 
 function tier(m: RouterModel, id: string, cidr: string, gateway: string): void {
   m.tiers[id] = { networkId: id, segment: { kind: 'vxlan', vni: Number(id) }, hostDev: 'eth1', gateway, cidr, extensionIp: gateway, guestType: 'isolated', implemented: true };

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { COMMANDS, type CommandSpec } from '../../lib/router/contract/commands.js';
+import { COMMANDS, type CommandSpec } from '../../lib/router/contract/command-specs.js';
 import { FIELD_BY_KEY } from '../../lib/router/contract/fields.js';
 import { editDistance, renderHelp, suggest } from '../../lib/router/contract/help.js';
 import { parseInvocation } from '../../lib/router/contract/parse.js';

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from '../../lib/router/contract/api.js';
+import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from '../../lib/router/contract/router-api.js';
 import type { RouterRequest } from '../../lib/router/contract/types.js';
 import { runCli, type CliDeps } from '../../cli/run.js';
 

@@ -2,11 +2,11 @@
 // Pure: no kernel, no sandbox needed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { API_METHOD } from '../../lib/router/contract/api.js';
+import { API_METHOD } from '../../lib/router/contract/router-api.js';
 import { BUILTIN_CUSTOM_ACTIONS } from '../../lib/router/contract/build.js';
 import { actionTable, commandTable } from '../../lib/router/command-table.js';
-import { defaultModules } from '../../lib/router/modules.js';
-import type { RouterModule } from '../../lib/router/module.js';
+import { defaultModules } from '../../lib/router/default-modules.js';
+import type { RouterModule } from '../../lib/router/router-module.js';
 
 test('every engine command has exactly one entry in the table of the default modules', () => {
   const table = commandTable(defaultModules());

@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { API_METHOD } from '../../lib/router/contract/api.js';
+import { API_METHOD } from '../../lib/router/contract/router-api.js';
 import { FIELD_BY_KEY } from '../../lib/router/contract/fields.js';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
 import type { EngineCommand, EngineInvocation, RouterRequest } from '../../lib/router/contract/types.js';

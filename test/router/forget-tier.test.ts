@@ -5,9 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { emptyModel, type RouterModel, type TierModel } from '../../lib/router/model.js';
-import { defaultModules } from '../../lib/router/modules.js';
-import type { RouterModule } from '../../lib/router/module.js';
-import { setModuleState } from '../../lib/router/module.js';
+import { defaultModules } from '../../lib/router/default-modules.js';
+import type { RouterModule } from '../../lib/router/router-module.js';
+import { setModuleState } from '../../lib/router/router-module.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import * as dhcp from '../../lib/router/dhcp/index.js';
 import { dhcpModule } from '../../lib/router/dhcp/module.js';

@@ -16,7 +16,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../../util/errors.js';
 import { BUILDERS } from './build.js';
-import { COMMANDS, COMMAND_NAMES, commandSpec, isFrontEndCommand, isLocalCommand, type CommandName, type CommandSpec } from './commands.js';
+import { COMMANDS, COMMAND_NAMES, commandSpec, isFrontEndCommand, isLocalCommand, type CommandName, type CommandSpec } from './command-specs.js';
 import { decodeDetails, parseJsonText, readTextFile } from './decode.js';
 import { FIELDS, FIELD_BY_KEY, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
 import { DEFAULT_HELP_WIDTH, didYouMean, renderHelp, type HelpDoc, type HelpItem } from './help.js';

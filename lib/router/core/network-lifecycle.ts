@@ -4,7 +4,7 @@
  */
 import type * as T from '../contract/types.js';
 import type { RouterModel } from '../model.js';
-import type { RouterModule } from '../module.js';
+import type { RouterModule } from '../router-module.js';
 import { UsageError } from '../../util/errors.js';
 import { networkText } from '../../util/ip.js';
 import { dropPublicIp, putPublicIp } from './public-ips.js';

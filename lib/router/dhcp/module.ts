@@ -11,7 +11,7 @@
  */
 import { existsSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RouterModule, ReconcileContext } from '../module.js';
+import type { RouterModule, ReconcileContext } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { baseChain, rule, type NftObject } from '../../nft/objects.js';
 import { meta, th, drop } from '../../nft/expr.js';

@@ -5,7 +5,7 @@
  * tier model and is read from there.
  */
 import type { RouterModel } from '../model.js';
-import { moduleState, setModuleState } from '../module.js';
+import { moduleState, setModuleState } from '../router-module.js';
 
 export const DHCP = 'dhcp';
 

@@ -4,7 +4,7 @@
  */
 import type { RouterModel } from '../model.js';
 import { tierAttachment } from '../topology.js';
-import { chainNames } from './ruleset.js';
+import { chainNames } from './firewall-objects.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers } from './state.js';
 import type { MatchSpec, Protocol } from './rules.js';
 import { expand } from './matcher.js';

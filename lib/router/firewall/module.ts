@@ -2,18 +2,18 @@
  * Firewall (apply-fw-rules), VPC network ACLs (apply-network-acl) and the custom action list-firewall-rules
  * as a RouterModule: the documents are validated completely before the engine's change starts (a bad one is
  * a UsageError and nothing changes), stored in model.extra.firewall, turned into nft objects of the router
- * table (ruleset.ts) — so the new rule set replaces the old one in the engine's single transaction — and,
- * after the kernel has the new rules, flows they forbid are removed from conntrack (conntrack.ts).
+ * table (firewall-objects.ts) — so the new rule set replaces the old one in the engine's single transaction — and,
+ * after the kernel has the new rules, flows they forbid are removed from conntrack (forbidden-flows.ts).
  */
-import type { RouterModule } from '../module.js';
+import type { RouterModule } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { modelIsIdle } from '../model.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../util/compare.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
 import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument } from './state.js';
-import { firewallObjects } from './ruleset.js';
-import { deleteForbiddenFlows } from './conntrack.js';
+import { firewallObjects } from './firewall-objects.js';
+import { deleteForbiddenFlows } from './forbidden-flows.js';
 import { describeFirewall } from './describe.js';
 
 export const firewallModule: RouterModule = {

@@ -1,7 +1,7 @@
 /**
  * The firewall module's desired state (model.extra.firewall) and what it means: which public IPs are
  * filtered, the matchers of every chain, and the verdict a packet gets — one definition shared by the nft
- * generation (ruleset.ts), the conntrack cleanup (conntrack.ts) and the listings (describe.ts).
+ * generation (firewall-objects.ts), the conntrack cleanup (forbidden-flows.ts) and the listings (describe.ts).
  *
  * "Filtered" public addresses (new ingress dropped unless an ingress rule allows it): on an isolated network's
  * router every assigned public IP, from the moment it is assigned, whatever its roles (source NAT, static NAT,
@@ -11,7 +11,7 @@
  * is forgotten once the address is no longer assigned when the next apply-fw-rules runs.
  */
 import type { RouterModel } from '../model.js';
-import { moduleState, setModuleState } from '../module.js';
+import { moduleState, setModuleState } from '../router-module.js';
 import { isCidr, parseRuleCidr, contains, type RuleCidr } from './cidr.js';
 import { expand, MatcherIndex, type Matcher, type Packet } from './matcher.js';
 import type { AclRule, FwDocument, FwRule } from './rules.js';

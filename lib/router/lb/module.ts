@@ -8,8 +8,8 @@
  * public guard lets new connections to them reach haproxy; the firewall filters them like any public IP.
  */
 import { join } from 'node:path';
-import type { RouterModule } from '../module.js';
-import { moduleState, setModuleState } from '../module.js';
+import type { RouterModule } from '../router-module.js';
+import { moduleState, setModuleState } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { UsageError } from '../../util/errors.js';
 import type { OpaqueJson } from '../contract/types.js';

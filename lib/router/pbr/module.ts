@@ -7,8 +7,8 @@
 import { mkdirSync, rmSync, existsSync } from 'node:fs';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join } from 'node:path';
-import type { RouterModule } from '../module.js';
-import { moduleState, setModuleState } from '../module.js';
+import type { RouterModule } from '../router-module.js';
+import { moduleState, setModuleState } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { NetnsHandle } from '../../netns/handle.js';
 import { netnsExists } from '../../netns/namespaces.js';

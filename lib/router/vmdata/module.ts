@@ -22,7 +22,7 @@ import {
   existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, readFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RouterModule, ReconcileContext } from '../module.js';
+import type { RouterModule, ReconcileContext } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { SystemError } from '../../util/errors.js';
 import { TEMP_MARK, writeFileAtomic } from '../../util/atomic-file.js';

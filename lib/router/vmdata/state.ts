@@ -4,7 +4,7 @@
  * store (blobs.ts), named by a keyed hash so that equal contents are stored once.
  */
 import type { RouterModel } from '../model.js';
-import { moduleState, setModuleState } from '../module.js';
+import { moduleState, setModuleState } from '../router-module.js';
 import { dhcpState } from '../dhcp/state.js';
 
 export const VMDATA = 'vmdata';

@@ -21,7 +21,7 @@
 import { isIPv6 } from 'node:net';
 import { baseChain, chain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
 import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6 } from '../nft/expr.js';
-import type { PublicIngress } from './module.js';
+import type { PublicIngress } from './router-module.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
 import type { TableRef } from '../nft/json.js';
 

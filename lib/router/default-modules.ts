@@ -1,5 +1,5 @@
 /** The modules the engine runs by default, in reconcile order. Add new ones here. */
-import type { RouterModule } from './module.js';
+import type { RouterModule } from './router-module.js';
 import { pbrModule } from './pbr/module.js';
 import { firewallModule } from './firewall/module.js';
 import { lbModule } from './lb/module.js';

@@ -1,10 +1,10 @@
 /**
  * After a NAT change, flows established under a mapping that no longer exists (or now points elsewhere) must
- * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/conntrack.ts),
+ * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/ctnetlink.ts),
  * from ONE dump of the table however many mappings went. "Nothing matched" is success.
  */
-import { ConntrackSocket, type ConntrackFilter } from '../nft/conntrack.js';
-import type { NatPlan } from './ruleset.js';
+import { ConntrackSocket, type ConntrackFilter } from '../nft/ctnetlink.js';
+import type { NatPlan } from './router-table.js';
 import { changedMiddle, sameValue } from '../util/compare.js';
 
 /** Conntrack filters implied by going from `before` to `after`. */

@@ -43,7 +43,7 @@ export interface RouterModule {
    */
   nftObjects?(m: RouterModel): NftObject[];
   /**
-   * What the module lets in from the public side (see the public guard in ruleset.ts): public addresses whose
+   * What the module lets in from the public side (see the public guard in router-table.ts): public addresses whose
    * ingress it filters itself (packets to them that reach the guard already passed its rules), and services
    * the router itself offers on public addresses (haproxy listeners). Everything else arriving on a public
    * interface that is neither a reply nor translated by a static NAT / port forward is dropped.

@@ -2,7 +2,7 @@
  * Tightening a rule must also stop the flows it now forbids: their packets are "established" and the
  * established/related accept would keep them alive. After a rule change, the conntrack table of the router
  * is dumped once and every entry is judged by the NEW rules as if it were a new connection (same matchers as
- * the nft rules, state.ts); forbidden ones are deleted over ctnetlink (lib/nft/conntrack.ts). Only the parts
+ * the nft rules, state.ts); forbidden ones are deleted over ctnetlink (lib/nft/ctnetlink.ts). Only the parts
  * that changed (a public IP's ingress rules, a tier's egress rules or ACL) are judged.
  *
  * Which entries a part judges (conntrack keeps no interfaces, so tiers are recognised by their CIDRs):
@@ -11,7 +11,7 @@
  *   ACL ingress of tier T    destination after DNAT in T, original source outside T
  *   ACL egress of tier T     original source in T, destination after DNAT outside T
  */
-import { ConntrackSocket, type ConntrackEntry } from '../../nft/conntrack.js';
+import { ConntrackSocket, type ConntrackEntry } from '../../nft/ctnetlink.js';
 import { sameValue } from '../../util/compare.js';
 import type { RouterModel } from '../model.js';
 import { runInNetns } from '../../sys/setns.js';
