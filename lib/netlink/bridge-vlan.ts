@@ -6,8 +6,9 @@
  */
 import { NlWriter, parseAttrs } from './attrs.js';
 import { IFLA, writeIfinfomsg } from './link-codec.js';
-import { NetlinkError, NetlinkProtocolError } from './errors.js';
+import { NetlinkProtocolError } from './errors.js';
 import { AF_BRIDGE } from '../sys/libc.js';
+import { ValidationError } from '../util/errors.js';
 
 const IFLA_BRIDGE_FLAGS = 0;
 const IFLA_BRIDGE_VLAN_INFO = 2;
@@ -47,7 +48,7 @@ export interface BridgeVlan {
 
 function checkVid(v: number, what: string): void {
   if (!Number.isInteger(v) || v < 1 || v > 4094) {
-    throw new NetlinkError(22, `bridge vlan ${what} ${v}`, 'VLAN id must be an integer in 1-4094');
+    throw new ValidationError('E_INVALID_VALUE', `bridge vlan ${what}`, v, `bridge vlan ${what} ${v}: a VLAN id is an integer in 1-4094`);
   }
 }
 
@@ -56,8 +57,8 @@ export function encodeBridgeVlan(spec: BridgeVlanSpec, ifindex: number): Buffer 
   checkVid(spec.vid, 'vid');
   if (spec.vidEnd !== undefined) {
     checkVid(spec.vidEnd, 'vidEnd');
-    if (spec.vidEnd < spec.vid) throw new NetlinkError(22, `bridge vlan ${spec.vid}-${spec.vidEnd}`, 'range end below its start');
-    if (spec.pvid && spec.vidEnd !== spec.vid) throw new NetlinkError(22, `bridge vlan ${spec.vid}-${spec.vidEnd}`, 'a PVID cannot be a range');
+    if (spec.vidEnd < spec.vid) throw new ValidationError('E_INVALID_VALUE', 'bridge vlan vidEnd', spec.vidEnd, `bridge vlan ${spec.vid}-${spec.vidEnd}: range end below its start`);
+    if (spec.pvid && spec.vidEnd !== spec.vid) throw new ValidationError('E_INVALID_VALUE', 'bridge vlan pvid', spec.pvid, `bridge vlan ${spec.vid}-${spec.vidEnd}: a PVID cannot be a range`);
   }
   let flags = 0;
   if (spec.pvid) flags |= BRIDGE_VLAN_INFO.PVID;

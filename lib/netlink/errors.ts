@@ -35,7 +35,7 @@ export const isNotFound = (e: unknown): boolean =>
   isNetlinkError(e) && (e.code === 'ENODEV' || e.code === 'ENOENT' || e.code === 'ESRCH' || e.code === 'EADDRNOTAVAIL');
 export const isExists = (e: unknown): boolean => isNetlinkError(e, 'EEXIST');
 
-/** A malformed message from the kernel or an invalid request we refuse to send. */
+/** A malformed message from the kernel, or a request on a closed socket (input we refuse is a ValidationError). */
 export class NetlinkProtocolError extends Error {
   constructor(message: string) {
     super(message);

@@ -27,6 +27,7 @@ import { decodeRule, encodeRule, encodeRuleDump, type Rule, type RuleSpec } from
 import { toCidr, cidrText, type IpFamily } from '../util/ip.js';
 import { openNetnsFd, runInNetnsFd } from '../sys/setns.js';
 import { libc } from '../sys/index.js';
+import { ValidationError } from '../util/errors.js';
 
 export type LinkRef = string | number;
 
@@ -39,7 +40,7 @@ function describe(ref: LinkRef): string {
 
 function checkName(name: string, what: string): void {
   if (!validIfName(name)) {
-    throw new NetlinkError(22, `${what} ${JSON.stringify(name)}`, 'invalid interface name: 1-15 bytes, no "/", ":" or whitespace');
+    throw new ValidationError('E_INVALID_NAME', what, name, `${what} ${JSON.stringify(name)}: invalid interface name: 1-15 bytes, no "/", ":" or whitespace`);
   }
 }
 
@@ -80,7 +81,7 @@ export class NetlinkHandle {
   readonly socket: NetlinkSocket;
 
   constructor(socket: NetlinkSocket) {
-    if (socket.protocol !== NETLINK_ROUTE) throw new NetlinkProtocolError('NetlinkHandle needs a NETLINK_ROUTE socket');
+    if (socket.protocol !== NETLINK_ROUTE) throw new ValidationError('E_INVALID_REQUEST', 'socket', socket.protocol, 'NetlinkHandle needs a NETLINK_ROUTE socket');
     this.socket = socket;
   }
 
@@ -636,7 +637,7 @@ export class NetlinkHandle {
     checkName(spec.name, 'link');
     if (spec.kind === 'veth') checkName(spec.peer.name, 'veth peer');
     if (spec.namespace || spec.alias !== undefined || (spec.kind === 'veth' && (spec.peer.namespace || spec.peer.up))) {
-      throw new NetlinkProtocolError(`linkAddRequest ${spec.name}: namespace, alias and peer.up need linkAdd (more than one request)`);
+      throw new ValidationError('E_INVALID_REQUEST', 'link', spec.name, `linkAddRequest ${spec.name}: namespace, alias and peer.up need linkAdd (more than one request)`);
     }
     return {
       type: RTM_NEWLINK, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeLinkCreate(spec, (r, what) => this.indexOf(r, what), {}),
@@ -652,7 +653,7 @@ export class NetlinkHandle {
   /** RTM_NEWLINK changing a link (not `namespace`: use linkSet). */
   linkSetRequest(ref: LinkRef, change: LinkChange): NlRequest {
     if (change.name !== undefined) checkName(change.name, 'new link name');
-    if (change.namespace) throw new NetlinkProtocolError('linkSetRequest: moving to a namespace needs linkSet');
+    if (change.namespace) throw new ValidationError('E_INVALID_REQUEST', 'namespace', change.namespace, 'linkSetRequest: moving to a namespace needs linkSet');
     if (typeof ref === 'string') checkName(ref, 'link');
     const body = encodeLinkChange(change.name !== undefined ? this.indexOf(ref) : ref, change, (r, what) => this.indexOf(r, what));
     return { type: RTM_NEWLINK, body, operation: `RTM_NEWLINK (set) ${describe(ref)}` };

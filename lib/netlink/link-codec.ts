@@ -4,6 +4,7 @@ import { macToBytes, bytesToMac } from './ip.js';
 import { bytesToIp, familyOf, ipToBytes } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 import type { Bridge, Link, LinkSpec, LinkChange, MacvlanMode, VlanProtocol, LinkState } from './link.js';
+import { ValidationError } from '../util/errors.js';
 
 export const IFLA = {
   ADDRESS: 1, BROADCAST: 2, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, TXQLEN: 13, OPERSTATE: 16,
@@ -99,7 +100,7 @@ export function encodeLinkCreate(spec: LinkSpec, indexOf: IndexOf, ns: NsFds): B
         });
         break;
       default:
-        throw new NetlinkProtocolError(`unsupported link kind ${(spec as { kind: string }).kind}`);
+        throw new ValidationError('E_INVALID_VALUE', 'link kind', (spec as { kind: string }).kind, `unsupported link kind ${(spec as { kind: string }).kind}`);
     }
   });
   if (spec.kind === 'vlan' || spec.kind === 'macvlan') w.attrU32(IFLA.LINK, indexOf(spec.parent, `${spec.kind} parent`));
@@ -142,7 +143,7 @@ function writeCommonAttrs(w: NlWriter, a: { name?: string; mtu?: number; mac?: s
 export function encodeLinkChange(ref: number | string, ch: LinkChange, indexOf: IndexOf, nsFd?: number, nsPid?: number): Buffer {
   // A link can be addressed by name (ifindex 0 + IFLA_IFNAME), saving a lookup; not while renaming it, since
   // IFLA_IFNAME then carries the new name.
-  if (typeof ref === 'string' && ch.name !== undefined) throw new NetlinkProtocolError('encodeLinkChange: a rename needs the ifindex');
+  if (typeof ref === 'string' && ch.name !== undefined) throw new ValidationError('E_INVALID_REQUEST', 'link', ref, 'encodeLinkChange: a rename needs the ifindex');
   const w = new NlWriter(128);
   const flags = ch.up === undefined ? 0 : ch.up ? IFF_UP : 0;
   const change = ch.up === undefined ? 0 : IFF_UP;

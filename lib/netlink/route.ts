@@ -4,6 +4,7 @@ import { afOf, familyOfAf } from './ip.js';
 import { bytesToIp, familyOf, ipToBytes, toCidr, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 import { SCOPES, scopeName, type AddrScope } from './address.js';
+import { ValidationError } from '../util/errors.js';
 
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 const TYPES: RouteType[] = ['unicast', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
@@ -55,7 +56,7 @@ export interface Route {
 export function tableId(t: RouteSpec['table']): number {
   if (t === undefined) return RT_TABLE.main;
   if (typeof t === 'number') {
-    if (!Number.isInteger(t) || t < 1 || t > 0xffffffff) throw new NetlinkProtocolError(`bad routing table ${t}`);
+    if (!Number.isInteger(t) || t < 1 || t > 0xffffffff) throw new ValidationError('E_INVALID_VALUE', 'route table', t, `bad routing table ${t}`);
     return t;
   }
   return RT_TABLE[t];
@@ -93,7 +94,7 @@ export function encodeRoute(spec: RouteSpec, oif: number | undefined, forDelete 
   w.attrU32(RTA.TABLE, table);
   if (d.addr) w.attr(RTA.DST, d.addr);
   if (spec.via) {
-    if (familyOf(spec.via) !== d.family) throw new NetlinkProtocolError(`route via ${spec.via}: family differs from ${spec.dst}`);
+    if (familyOf(spec.via) !== d.family) throw new ValidationError('E_INVALID_VALUE', 'route via', spec.via, `route via ${spec.via}: family differs from ${spec.dst}`);
     w.attr(RTA.GATEWAY, ipToBytes(spec.via));
   }
   if (oif !== undefined) w.attrU32(RTA.OIF, oif);

@@ -18,7 +18,7 @@ export interface ConntrackCliOptions {
 
 /** Failure of the conntrack tool itself (not "nothing matched"). */
 export class ConntrackCliError extends Error {
-  readonly code = 'CONNTRACK_CLI_FAILED';
+  readonly code = 'E_CONNTRACK_CLI';
   readonly exitCode: number | null;
   readonly stderr: string;
   constructor(exitCode: number | null, stderr: string, args: string[]) {
@@ -35,18 +35,18 @@ const NETNS_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 export function conntrackArgs(f: ConntrackFilter): string[] {
   const a: string[] = [];
   if (f.family !== undefined) {
-    if (f.family !== 'ipv4' && f.family !== 'ipv6') throw new NftValidationError('INVALID_VALUE', 'conntrack family', f.family, 'ipv4 or ipv6');
+    if (f.family !== 'ipv4' && f.family !== 'ipv6') throw new NftValidationError('E_INVALID_VALUE', 'conntrack family', f.family, 'ipv4 or ipv6');
     a.push('-f', f.family);
   }
   if (f.proto !== undefined) {
     const p = typeof f.proto === 'number' ? checkUint('conntrack proto', f.proto, 255) : IPPROTO[f.proto];
-    if (p === undefined) throw new NftValidationError('INVALID_VALUE', 'conntrack proto', f.proto, 'unknown protocol');
+    if (p === undefined) throw new NftValidationError('E_INVALID_VALUE', 'conntrack proto', f.proto, 'unknown protocol');
     a.push('-p', String(p));
   }
   const addr = (opt: string, v: string | undefined): void => {
     if (v === undefined) return;
     const x = parseAddress(opt, v);
-    if (x.kind === 'range') throw new NftValidationError('INVALID_ADDRESS', opt, v, 'conntrack(8) takes an address or a prefix');
+    if (x.kind === 'range') throw new NftValidationError('E_INVALID_ADDRESS', opt, v, 'conntrack(8) takes an address or a prefix');
     a.push(opt, x.kind === 'addr' ? x.addr : `${x.addr}/${x.len}`);
   };
   addr('--orig-src', f.origSrc);
@@ -60,7 +60,7 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
   port('--orig-port-dst', f.origDstPort);
   if (f.origDstPorts !== undefined) {
     // conntrack(8) matches one port; a wider deletion than asked for must not happen silently
-    if (f.origDstPorts[0] !== f.origDstPorts[1]) throw new NftValidationError('INVALID_PORT', 'origDstPorts', f.origDstPorts, 'conntrack(8) cannot match a port range');
+    if (f.origDstPorts[0] !== f.origDstPorts[1]) throw new NftValidationError('E_INVALID_PORT', 'origDstPorts', f.origDstPorts, 'conntrack(8) cannot match a port range');
     port('--orig-port-dst', f.origDstPorts[0]);
   }
   port('--reply-port-src', f.replySrcPort);
@@ -74,13 +74,13 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
 export function deleteConntrackCli(filter: ConntrackFilter, opts: ConntrackCliOptions = {}): Promise<number> {
   const fargs = conntrackArgs(filter);
   if (fargs.every((x) => x !== '-p' && !x.startsWith('--')) && !opts.all) {
-    return Promise.reject(new NftValidationError('INVALID_VALUE', 'conntrack filter', filter, 'empty filter: pass { all: true } to delete every entry'));
+    return Promise.reject(new NftValidationError('E_INVALID_VALUE', 'conntrack filter', filter, 'empty filter: pass { all: true } to delete every entry'));
   }
   const tool = opts.conntrack ?? 'conntrack';
   let cmd = tool;
   let args = ['-D', ...fargs];
   if (opts.netns !== undefined) {
-    if (!NETNS_RE.test(opts.netns)) return Promise.reject(new NftValidationError('INVALID_NAME', 'namespace name', opts.netns, 'not a valid namespace name'));
+    if (!NETNS_RE.test(opts.netns)) return Promise.reject(new NftValidationError('E_INVALID_NAME', 'namespace name', opts.netns, 'not a valid namespace name'));
     cmd = 'nsenter';
     args = [`--net=/run/netns/${opts.netns}`, tool, ...args];
   }

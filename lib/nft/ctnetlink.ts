@@ -145,13 +145,13 @@ interface Compiled {
 
 function compile(f: ConntrackFilter): Compiled {
   if (f.family !== undefined && f.family !== 'ipv4' && f.family !== 'ipv6') {
-    throw new NftValidationError('INVALID_VALUE', 'conntrack family', f.family, 'ipv4 or ipv6');
+    throw new NftValidationError('E_INVALID_VALUE', 'conntrack family', f.family, 'ipv4 or ipv6');
   }
   const version: IpFamily | undefined = f.family === 'ipv4' ? 4 : f.family === 'ipv6' ? 6 : undefined;
   let proto: number | undefined;
   if (f.proto !== undefined) {
     proto = typeof f.proto === 'number' ? checkUint('conntrack proto', f.proto, 255) : IPPROTO[f.proto];
-    if (proto === undefined) throw new NftValidationError('INVALID_VALUE', 'conntrack proto', f.proto, `one of ${Object.keys(IPPROTO).join(', ')} or a number`);
+    if (proto === undefined) throw new NftValidationError('E_INVALID_VALUE', 'conntrack proto', f.proto, `one of ${Object.keys(IPPROTO).join(', ')} or a number`);
   }
   const c: Compiled = { addrs: [], ports: [], empty: true };
   if (f.family) c.family = f.family;
@@ -166,7 +166,7 @@ function compile(f: ConntrackFilter): Compiled {
   addr('replyDst', f.replyDst, (e) => e.reply.dst);
   // all addresses of one filter must be of one family (the entry has one)
   const versions = new Set(c.addrs.map(([t]) => t.version));
-  if (versions.size > 1) throw new NftValidationError('INVALID_ADDRESS', 'conntrack filter', f, 'mixes IPv4 and IPv6 addresses');
+  if (versions.size > 1) throw new NftValidationError('E_INVALID_ADDRESS', 'conntrack filter', f, 'mixes IPv4 and IPv6 addresses');
   if (!c.family && versions.size === 1) c.family = versions.has(4) ? 'ipv4' : 'ipv6';
   const port = (what: string, v: number | undefined, get: (e: ConntrackEntry) => number | undefined): void => {
     if (v !== undefined) { const p = checkPort(what, v); c.ports.push([p, p, get]); }
@@ -175,10 +175,10 @@ function compile(f: ConntrackFilter): Compiled {
   port('origDstPort', f.origDstPort, (e) => e.orig.dstPort);
   if (f.origDstPorts !== undefined) {
     const r = f.origDstPorts;
-    if (!Array.isArray(r) || r.length !== 2) throw new NftValidationError('INVALID_PORT', 'conntrack origDstPorts', r, 'expected [first, last]');
+    if (!Array.isArray(r) || r.length !== 2) throw new NftValidationError('E_INVALID_PORT', 'conntrack origDstPorts', r, 'expected [first, last]');
     const lo = checkPort('origDstPorts', r[0]);
     const hi = checkPort('origDstPorts', r[1]);
-    if (lo > hi) throw new NftValidationError('INVALID_PORT', 'conntrack origDstPorts', r, 'first port above last');
+    if (lo > hi) throw new NftValidationError('E_INVALID_PORT', 'conntrack origDstPorts', r, 'first port above last');
     c.ports.push([lo, hi, (e) => e.orig.dstPort]);
   }
   port('replySrcPort', f.replySrcPort, (e) => e.reply.srcPort);
@@ -349,7 +349,7 @@ export class ConntrackSocket {
   delete(filter: ConntrackFilter, opts: { all?: boolean } = {}): number {
     const c = compile(filter);
     if (c.empty && !opts.all) {
-      throw new NftValidationError('INVALID_VALUE', 'conntrack filter', filter, 'empty filter: pass { all: true } to delete every entry');
+      throw new NftValidationError('E_INVALID_VALUE', 'conntrack filter', filter, 'empty filter: pass { all: true } to delete every entry');
     }
     return this.deleteEntries(this.list(filter));
   }
@@ -368,7 +368,7 @@ export class ConntrackSocket {
     if (filters.length === 0) return [];
     const compiled = filters.map((f) => {
       const c = compile(f);
-      if (c.empty) throw new NftValidationError('INVALID_VALUE', 'conntrack filter', f, 'empty filter in deleteAny');
+      if (c.empty) throw new NftValidationError('E_INVALID_VALUE', 'conntrack filter', f, 'empty filter in deleteAny');
       return c;
     });
     // index the filters by exact original destination (the common case), the rest are tried on every entry

@@ -1,26 +1,23 @@
 /**
- * Typed errors of lib/nft. Two kinds:
+ * Typed errors of lib/nft (codes: docs/errors.md). Two kinds:
  * - NftValidationError: we refused to render something (bad name, address, port…), before any I/O.
  * - NftError: an executor (libnftables, nft CLI, the fake) rejected a transaction. It names the
  *   offending command (index in the transaction + its JSON) and carries the executor's error text.
  */
 
+import { ValidationError } from '../util/errors.js';
+
 /** What was invalid. */
 export type NftValidationCode =
-  | 'INVALID_NAME' | 'INVALID_ADDRESS' | 'INVALID_PORT' | 'INVALID_PRIORITY' | 'INVALID_CHAIN'
-  | 'INVALID_COMMENT' | 'INVALID_IFNAME' | 'INVALID_VALUE' | 'INVALID_VERB' | 'INVALID_OBJECT';
+  | 'E_INVALID_NAME' | 'E_INVALID_ADDRESS' | 'E_INVALID_PORT' | 'E_INVALID_PRIORITY' | 'E_INVALID_CHAIN'
+  | 'E_INVALID_COMMENT' | 'E_INVALID_IFNAME' | 'E_INVALID_VALUE' | 'E_INVALID_VERB' | 'E_INVALID_OBJECT';
 
-export class NftValidationError extends Error {
-  readonly code: NftValidationCode;
-  /** Which input was wrong, e.g. "set name" or "tcp dport". */
-  readonly field: string;
-  readonly value: unknown;
+/** `field` says which input was wrong, e.g. "set name" or "tcp dport". */
+export class NftValidationError extends ValidationError {
+  declare readonly code: NftValidationCode;
   constructor(code: NftValidationCode, field: string, value: unknown, why: string) {
-    super(`invalid ${field} ${safeShow(value)}: ${why}`);
+    super(code, field, value, `invalid ${field} ${safeShow(value)}: ${why}`);
     this.name = 'NftValidationError';
-    this.code = code;
-    this.field = field;
-    this.value = value;
   }
 }
 
@@ -35,14 +32,14 @@ function safeShow(v: unknown): string {
 
 /**
  * Why a transaction failed. errno-like codes where the executor's text carries one (the kernel's
- * strerror, or nft's own wording for interval conflicts); NFT_PARSE for JSON/syntax errors nft
- * reported before talking to the kernel; NFT_FAILED otherwise; NFT_EXECUTOR when the executor itself
+ * strerror, or nft's own wording for interval conflicts); E_NFT_PARSE for JSON/syntax errors nft
+ * reported before talking to the kernel; E_NFT_FAILED otherwise; E_NFT_EXECUTOR when the executor itself
  * failed (nft binary missing, context closed…).
  */
 export type NftErrorCode =
   | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EOPNOTSUPP' | 'EPERM' | 'ELOOP' | 'EMLINK' | 'ENOSPC'
   | 'ERANGE' | 'E2BIG' | 'ENOMEM' | 'ENOBUFS' | 'EMSGSIZE' | 'EAFNOSUPPORT'
-  | 'NFT_PARSE' | 'NFT_FAILED' | 'NFT_EXECUTOR';
+  | 'E_NFT_PARSE' | 'E_NFT_FAILED' | 'E_NFT_EXECUTOR';
 
 export interface NftErrorDetails {
   code: NftErrorCode;
@@ -101,13 +98,26 @@ const TEXT_CODES: Array<[RegExp, NftErrorCode]> = [
   [/Message too long/i, 'EMSGSIZE'],
   [/Address family not supported/i, 'EAFNOSUPPORT'],
   [/Invalid argument/i, 'EINVAL'],
-  [/syntax error|Could not parse|Parsing .* failed|Unknown .* object|Invalid .*|JSON/i, 'NFT_PARSE'],
+  [/syntax error|Could not parse|Parsing .* failed|Unknown .* object|Invalid .*|JSON/i, 'E_NFT_PARSE'],
 ];
 
-/** Classify an executor's error text. */
+/**
+ * The lines of nft's own report, "[<where>: ]Error: <message>", without the marker. nft follows such a line
+ * with the command it refers to and a line of ^^^ under the culprit: those are our input, not its verdict
+ * (a comment or name reading "No such file or directory" must not make a syntax error ENOENT). Text without
+ * a marker (the fake's, a runner's own message) is a verdict as a whole.
+ */
+export function verdictLines(text: string): string[] {
+  const lines = text.split('\n');
+  const marked = lines.filter((l) => /(^|: )Error: /.test(l)).map((l) => l.replace(/^(.*?: )?Error: /, ''));
+  return marked.length ? marked : lines;
+}
+
+/** Classify an executor's error text by nft's/the kernel's verdict in it (verdictLines). */
 export function codeFromText(text: string): NftErrorCode {
-  for (const [re, code] of TEXT_CODES) if (re.test(text)) return code;
-  return 'NFT_FAILED';
+  const verdict = verdictLines(text).join('\n');
+  for (const [re, code] of TEXT_CODES) if (re.test(verdict)) return code;
+  return 'E_NFT_FAILED';
 }
 
 /** Tidy nft's error text: drop the meaningless "internal:0:0-0: " JSON-mode position and blank lines. */

@@ -77,7 +77,7 @@ export class JsonExecutor implements NftExecutor {
   private serial<T>(fn: () => Promise<T>, whenClosed: 'throw' | 'run' = 'throw'): Promise<T> {
     const p = this.queue.then(() => {
       if (this.closed && whenClosed === 'throw') {
-        throw new NftError({ code: 'NFT_EXECUTOR', stderr: 'executor is closed', executor: this.name, operation: 'call' });
+        throw new NftError({ code: 'E_NFT_EXECUTOR', stderr: 'executor is closed', executor: this.name, operation: 'call' });
       }
       return fn();
     });
@@ -88,7 +88,7 @@ export class JsonExecutor implements NftExecutor {
   private fail(operation: string, error: string, extra: { index?: number; command?: unknown; code?: NftErrorCode } = {}): NftError {
     const stderr = cleanErrorText(error);
     const d: ConstructorParameters<typeof NftError>[0] = {
-      code: extra.code ?? codeFromText(stderr), stderr, executor: this.name, operation,
+      code: extra.code ?? codeFromText(error), stderr, executor: this.name, operation,
     };
     if (extra.index !== undefined) { d.index = extra.index; d.command = extra.command; }
     return new NftError(d);
@@ -99,7 +99,7 @@ export class JsonExecutor implements NftExecutor {
     const operation = dryRun ? 'check' : 'apply';
     const r = await this.runner.run(tx.render(), { dryRun });
     if (r.ok) return;
-    if (r.executorFailed) throw this.fail(operation, r.error, { code: 'NFT_EXECUTOR' });
+    if (r.executorFailed) throw this.fail(operation, r.error, { code: 'E_NFT_EXECUTOR' });
     const where = locate
       ? await locateFailure(tx, r.error, async (from, to) => (await this.runner.run(tx.render(from, to), { dryRun: true })))
       : undefined;
@@ -122,7 +122,7 @@ export class JsonExecutor implements NftExecutor {
     return this.serial(async () => {
       const doc = JSON.stringify({ nftables: [{ list: { table: ref } }] });
       const r = await this.runner.run(doc, { terse: Boolean(opts.terse) });
-      if (!r.ok) throw this.fail(operation, r.error, r.executorFailed ? { code: 'NFT_EXECUTOR' } : {});
+      if (!r.ok) throw this.fail(operation, r.error, r.executorFailed ? { code: 'E_NFT_EXECUTOR' } : {});
       return toListedTable(parseListing(r.output, this.name, operation), ref, this.name);
     });
   }
@@ -137,8 +137,8 @@ export class JsonExecutor implements NftExecutor {
         const r = await this.runner.run(JSON.stringify({ nftables: [{ list: { [k]: ref } }] }), {});
         if (r.ok) return toListedSet(parseListing(r.output, this.name, operation), name, this.name, operation);
         lastError = r.error;
-        if (r.executorFailed) throw this.fail(operation, r.error, { code: 'NFT_EXECUTOR' });
-        if (codeFromText(cleanErrorText(r.error)) !== 'ENOENT') throw this.fail(operation, r.error);
+        if (r.executorFailed) throw this.fail(operation, r.error, { code: 'E_NFT_EXECUTOR' });
+        if (codeFromText(r.error) !== 'ENOENT') throw this.fail(operation, r.error);
       }
       throw this.fail(`list ${kind ?? 'set/map'} ${ref.family} ${ref.table} ${ref.name}`, lastError);
     });

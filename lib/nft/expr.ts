@@ -45,7 +45,7 @@ export const F = {
 
 /** Key expression made of several fields: `ip daddr . tcp dport`. */
 export function concatKey(...parts: Expr[]): { concat: Expr[] } {
-  if (parts.length < 2) throw new NftValidationError('INVALID_VALUE', 'concatenation', parts, 'needs at least two fields');
+  if (parts.length < 2) throw new NftValidationError('E_INVALID_VALUE', 'concatenation', parts, 'needs at least two fields');
   return { concat: parts };
 }
 
@@ -54,7 +54,7 @@ export function concatKey(...parts: Expr[]): { concat: Expr[] } {
 export type EqOp = '==' | '!=';
 
 function checkOp(op: unknown): EqOp {
-  if (op !== '==' && op !== '!=') throw new NftValidationError('INVALID_VALUE', 'operator', op, 'must be == or !=');
+  if (op !== '==' && op !== '!=') throw new NftValidationError('E_INVALID_VALUE', 'operator', op, 'must be == or !=');
   return op;
 }
 
@@ -78,11 +78,11 @@ export type AddrMatch = string | string[] | Literal;
 
 function addrRight(what: string, v: AddrMatch, version: IpFamily): Expr {
   if (v instanceof Literal) {
-    if (v.kind !== 'ref') throw new NftValidationError('INVALID_ADDRESS', what, v.text, 'only setRef() is allowed here');
+    if (v.kind !== 'ref') throw new NftValidationError('E_INVALID_ADDRESS', what, v.text, 'only setRef() is allowed here');
     return v;
   }
   if (Array.isArray(v)) {
-    if (v.length === 0) throw new NftValidationError('INVALID_ADDRESS', what, v, 'empty address set');
+    if (v.length === 0) throw new NftValidationError('E_INVALID_ADDRESS', what, v, 'empty address set');
     return { set: v.map((a) => value(a, what, version)) };
   }
   return value(v, what, version);
@@ -104,7 +104,7 @@ export type PortMatch = number | Array<number | { range: [number, number] }> | {
 function portRight(what: string, v: PortMatch): Expr {
   if (typeof v === 'number') return checkPort(what, v);
   if (v instanceof Literal) {
-    if (v.kind !== 'ref') throw new NftValidationError('INVALID_PORT', what, v.text, 'only setRef() is allowed here');
+    if (v.kind !== 'ref') throw new NftValidationError('E_INVALID_PORT', what, v.text, 'only setRef() is allowed here');
     return v;
   }
   const one = (p: number | { range: [number, number] }): Expr => {
@@ -113,13 +113,13 @@ function portRight(what: string, v: PortMatch): Expr {
       const [a, b] = p.range;
       checkPort(what, a);
       checkPort(what, b);
-      if (a > b) throw new NftValidationError('INVALID_PORT', what, p, 'range start is above its end');
+      if (a > b) throw new NftValidationError('E_INVALID_PORT', what, p, 'range start is above its end');
       return { range: [a, b] };
     }
-    throw new NftValidationError('INVALID_PORT', what, p, 'expected a port or portRange()');
+    throw new NftValidationError('E_INVALID_PORT', what, p, 'expected a port or portRange()');
   };
   if (Array.isArray(v)) {
-    if (v.length === 0) throw new NftValidationError('INVALID_PORT', what, v, 'empty port set');
+    if (v.length === 0) throw new NftValidationError('E_INVALID_PORT', what, v, 'empty port set');
     return { set: v.map(one) };
   }
   return one(v);
@@ -144,7 +144,7 @@ export type L4Proto = (typeof L4PROTOS)[number];
 function l4Right(v: L4Proto | number): Expr {
   if (typeof v === 'number') return checkUint('l4proto', v, 255);
   if (!(L4PROTOS as readonly string[]).includes(v)) {
-    throw new NftValidationError('INVALID_VALUE', 'l4proto', v, `must be a number or one of ${L4PROTOS.join(', ')}`);
+    throw new NftValidationError('E_INVALID_VALUE', 'l4proto', v, `must be a number or one of ${L4PROTOS.join(', ')}`);
   }
   return v;
 }
@@ -152,10 +152,10 @@ function l4Right(v: L4Proto | number): Expr {
 function ifnameRight(what: string, v: string | string[] | Literal): Expr {
   if (v instanceof Literal) {
     if (v.kind === 'ref' || v.kind === 'ifname') return v;
-    throw new NftValidationError('INVALID_IFNAME', what, v.text, 'expected a name, names or setRef()');
+    throw new NftValidationError('E_INVALID_IFNAME', what, v.text, 'expected a name, names or setRef()');
   }
   if (Array.isArray(v)) {
-    if (v.length === 0) throw new NftValidationError('INVALID_IFNAME', what, v, 'empty set');
+    if (v.length === 0) throw new NftValidationError('E_INVALID_IFNAME', what, v, 'empty set');
     return { set: v.map((n) => checkIfname(what, n)) };
   }
   return checkIfname(what, v);
@@ -170,7 +170,7 @@ export const meta = {
     match: { op: checkOp(op), left: F.l4proto, right: Array.isArray(v) ? { set: v.map(l4Right) } : l4Right(v) },
   }),
   nfproto: (v: 'ipv4' | 'ipv6', op: EqOp = '=='): MatchStmt => {
-    if (v !== 'ipv4' && v !== 'ipv6') throw new NftValidationError('INVALID_VALUE', 'nfproto', v, 'must be ipv4 or ipv6');
+    if (v !== 'ipv4' && v !== 'ipv6') throw new NftValidationError('E_INVALID_VALUE', 'nfproto', v, 'must be ipv4 or ipv6');
     return { match: { op: checkOp(op), left: F.nfproto, right: v } };
   },
   mark: (v: number, op: EqOp = '=='): MatchStmt =>
@@ -185,9 +185,9 @@ const CT_STATUSES = ['expected', 'seen-reply', 'assured', 'confirmed', 'snat', '
 export type CtStatus = (typeof CT_STATUSES)[number];
 
 function flagsMatch(left: Expr, what: string, allowed: readonly string[], flags: string[]): MatchStmt {
-  if (flags.length === 0) throw new NftValidationError('INVALID_VALUE', what, flags, 'at least one flag');
+  if (flags.length === 0) throw new NftValidationError('E_INVALID_VALUE', what, flags, 'at least one flag');
   for (const f of flags) {
-    if (!allowed.includes(f)) throw new NftValidationError('INVALID_VALUE', what, f, `must be one of ${allowed.join(', ')}`);
+    if (!allowed.includes(f)) throw new NftValidationError('E_INVALID_VALUE', what, f, `must be one of ${allowed.join(', ')}`);
   }
   // `ct status dnat` is a bit test, not an equality: JSON says so with op "in" (as `nft -j` lists it); with "=="
   // a status of confirmed|seen-reply|dnat would not match. One flag: a string; several: an array.
@@ -219,11 +219,11 @@ export type Icmpv6Type = (typeof ICMPV6_TYPES)[number];
 function typeRight(what: string, allowed: readonly string[], v: string | number | Array<string | number>): Expr {
   const one = (t: string | number): Expr => {
     if (typeof t === 'number') return checkUint(what, t, 255);
-    if (!allowed.includes(t)) throw new NftValidationError('INVALID_VALUE', what, t, 'unknown ICMP type');
+    if (!allowed.includes(t)) throw new NftValidationError('E_INVALID_VALUE', what, t, 'unknown ICMP type');
     return t;
   };
   if (Array.isArray(v)) {
-    if (v.length === 0) throw new NftValidationError('INVALID_VALUE', what, v, 'empty set');
+    if (v.length === 0) throw new NftValidationError('E_INVALID_VALUE', what, v, 'empty set');
     return { set: v.map(one) };
   }
   return one(v);
@@ -254,12 +254,12 @@ export function log(opts: { prefix?: string; level?: (typeof LOG_LEVELS)[number]
   const o: { prefix?: string; level?: string; group?: number } = {};
   if (opts.prefix !== undefined) {
     if (typeof opts.prefix !== 'string' || Buffer.byteLength(opts.prefix) > 127 || /[\0\n"]/.test(opts.prefix)) {
-      throw new NftValidationError('INVALID_VALUE', 'log prefix', opts.prefix, 'at most 127 bytes, no quotes/newlines');
+      throw new NftValidationError('E_INVALID_VALUE', 'log prefix', opts.prefix, 'at most 127 bytes, no quotes/newlines');
     }
     o.prefix = opts.prefix;
   }
   if (opts.level !== undefined) {
-    if (!LOG_LEVELS.includes(opts.level)) throw new NftValidationError('INVALID_VALUE', 'log level', opts.level, 'unknown level');
+    if (!LOG_LEVELS.includes(opts.level)) throw new NftValidationError('E_INVALID_VALUE', 'log level', opts.level, 'unknown level');
     o.level = opts.level;
   }
   if (opts.group !== undefined) o.group = checkUint('log group', opts.group, 65535);
@@ -270,7 +270,7 @@ const PER = ['second', 'minute', 'hour', 'day', 'week'] as const;
 /** `limit rate [over] N/per [burst B packets]` (packet rates), or bytes with unit 'bytes'. */
 export function limit(opts: { rate: number; per: (typeof PER)[number]; burst?: number; unit?: 'packets' | 'bytes'; over?: boolean }): LimitStmt {
   const l: LimitStmt['limit'] = { rate: checkUint('limit rate', opts.rate), per: opts.per };
-  if (!PER.includes(opts.per)) throw new NftValidationError('INVALID_VALUE', 'limit per', opts.per, `one of ${PER.join(', ')}`);
+  if (!PER.includes(opts.per)) throw new NftValidationError('E_INVALID_VALUE', 'limit per', opts.per, `one of ${PER.join(', ')}`);
   if (opts.burst !== undefined) l.burst = checkUint('limit burst', opts.burst);
   if (opts.unit === 'bytes') l.rate_unit = 'bytes';
   if (opts.over) l.inv = true;
@@ -311,18 +311,18 @@ function natArgs(kind: string, o: NatOptions): NatArgs {
   if (o.addr !== undefined) {
     if (typeof o.addr === 'string') {
       const p = parseAddress(`${kind} address`, o.addr);
-      if (p.kind === 'prefix') throw new NftValidationError('INVALID_ADDRESS', `${kind} address`, o.addr, 'use an address or a range');
+      if (p.kind === 'prefix') throw new NftValidationError('E_INVALID_ADDRESS', `${kind} address`, o.addr, 'use an address or a range');
       const fam = p.version === 4 ? 'ip' : 'ip6';
-      if (family && family !== fam) throw new NftValidationError('INVALID_ADDRESS', `${kind} address`, o.addr, `not an ${family} address`);
+      if (family && family !== fam) throw new NftValidationError('E_INVALID_ADDRESS', `${kind} address`, o.addr, `not an ${family} address`);
       family = fam;
       a.addr = p.kind === 'addr' ? p.addr : { range: [p.from, p.to] };
     } else if (typeof o.addr === 'object' && o.addr && 'map' in o.addr) {
       family ??= keyFamily(o.addr.map.key);
       a.addr = o.addr;
     } else {
-      throw new NftValidationError('INVALID_ADDRESS', `${kind} address`, o.addr, 'expected an address, a range or mapLookup()');
+      throw new NftValidationError('E_INVALID_ADDRESS', `${kind} address`, o.addr, 'expected an address, a range or mapLookup()');
     }
-    if (!family) throw new NftValidationError('INVALID_VALUE', `${kind} family`, o.addr, 'give family: ip or ip6');
+    if (!family) throw new NftValidationError('E_INVALID_VALUE', `${kind} family`, o.addr, 'give family: ip or ip6');
     a.family = family;
   } else if (family) {
     a.family = family;
@@ -333,10 +333,10 @@ function natArgs(kind: string, o: NatOptions): NatArgs {
       const [p1, p2] = o.port;
       checkPort(`${kind} port`, p1);
       checkPort(`${kind} port`, p2);
-      if (p1 > p2) throw new NftValidationError('INVALID_PORT', `${kind} port range`, o.port, 'start is above end');
+      if (p1 > p2) throw new NftValidationError('E_INVALID_PORT', `${kind} port range`, o.port, 'start is above end');
       a.port = { range: [p1, p2] };
     } else if (typeof o.port === 'object' && o.port && 'map' in o.port) a.port = o.port;
-    else throw new NftValidationError('INVALID_PORT', `${kind} port`, o.port, 'expected a port, [from, to] or mapLookup()');
+    else throw new NftValidationError('E_INVALID_PORT', `${kind} port`, o.port, 'expected a port, [from, to] or mapLookup()');
   }
   if (o.flags?.length) a.flags = [...o.flags];
   return a;
@@ -344,13 +344,13 @@ function natArgs(kind: string, o: NatOptions): NatArgs {
 
 /** `snat ip to ADDR[:PORT]` */
 export function snat(o: NatOptions): SnatStmt {
-  if (o.addr === undefined) throw new NftValidationError('INVALID_VALUE', 'snat', o, 'needs an address');
+  if (o.addr === undefined) throw new NftValidationError('E_INVALID_VALUE', 'snat', o, 'needs an address');
   return { snat: natArgs('snat', o) };
 }
 
 /** `dnat ip to ADDR[:PORT]` */
 export function dnat(o: NatOptions): DnatStmt {
-  if (o.addr === undefined) throw new NftValidationError('INVALID_VALUE', 'dnat', o, 'needs an address');
+  if (o.addr === undefined) throw new NftValidationError('E_INVALID_VALUE', 'dnat', o, 'needs an address');
   return { dnat: natArgs('dnat', o) };
 }
 
@@ -392,19 +392,19 @@ export function reject(w?: RejectWith): RejectStmt {
   if ('icmpx' in w) return { reject: { type: 'icmpx', expr: w.icmpx } };
   if ('icmp' in w) return { reject: { type: 'icmp', expr: w.icmp } };
   if ('icmpv6' in w) return { reject: { type: 'icmpv6', expr: w.icmpv6 } };
-  throw new NftValidationError('INVALID_VALUE', 'reject', w, 'unknown reject type');
+  throw new NftValidationError('E_INVALID_VALUE', 'reject', w, 'unknown reject type');
 }
 
 /** `KEY vmap @name` or an inline verdict map `KEY vmap { k : verdict, … }`. */
 export function vmap(key: Expr, data: string | Array<[ValueInput, Verdict]>): VmapStmt {
   if (typeof data === 'string') return { vmap: { key, data: setRef(data) as unknown as string } };
-  if (!Array.isArray(data) || data.length === 0) throw new NftValidationError('INVALID_VALUE', 'vmap', data, 'needs entries');
+  if (!Array.isArray(data) || data.length === 0) throw new NftValidationError('E_INVALID_VALUE', 'vmap', data, 'needs entries');
   return {
     vmap: {
       key,
       data: {
         set: data.map(([k, v]) => {
-          if (!isVerdict(v)) throw new NftValidationError('INVALID_VALUE', 'vmap verdict', v, 'not a verdict');
+          if (!isVerdict(v)) throw new NftValidationError('E_INVALID_VALUE', 'vmap verdict', v, 'not a verdict');
           return [value(k, 'vmap key'), v] as unknown as Expr;
         }),
       },

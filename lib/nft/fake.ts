@@ -190,7 +190,7 @@ export class FakeNftExecutor implements NftExecutor {
   // ── Transaction machinery ────────────────────────────────────────────────────────────────────────
 
   private ensureOpen(operation: string): void {
-    if (this.closed) throw this.error('NFT_EXECUTOR', 'executor is closed', operation);
+    if (this.closed) throw this.error('E_NFT_EXECUTOR', 'executor is closed', operation);
   }
 
   private error(code: NftErrorCode, text: string, operation: string, index?: number, command?: unknown): NftError {
@@ -300,7 +300,7 @@ class Work {
   exec(cmd: JsonCommand): void {
     const verb = Object.keys(cmd)[0] as Verb | 'list';
     const obj = (cmd as Record<string, JsonObject>)[verb];
-    if (verb === 'list' || !isObj(obj)) throw new Fail('NFT_PARSE', `Unsupported command ${JSON.stringify(cmd).slice(0, 80)}`);
+    if (verb === 'list' || !isObj(obj)) throw new Fail('E_NFT_PARSE', `Unsupported command ${JSON.stringify(cmd).slice(0, 80)}`);
     const kind = Object.keys(obj)[0];
     const body = (obj as unknown as Record<string, Record<string, unknown>>)[kind];
     switch (kind) {
@@ -311,7 +311,7 @@ class Work {
       case 'map': return this.set(verb, body as never, true);
       case 'element': return this.element(verb, body as never);
       case 'counter': return this.counter(verb, body as never);
-      default: throw new Fail('NFT_PARSE', `Unknown object '${kind}'`);
+      default: throw new Fail('E_NFT_PARSE', `Unknown object '${kind}'`);
     }
   }
 
@@ -338,7 +338,7 @@ class Work {
         for (const c of m.chains.values()) c.rules = [];
         return;
       }
-      default: throw new Fail('NFT_PARSE', `${verb} table is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} table is not supported`);
     }
   }
 
@@ -387,7 +387,7 @@ class Work {
         if (!existing) throw kernel('ENOENT');
         this.mut(b.family, b.table).chains.get(b.name)!.rules = [];
         return;
-      default: throw new Fail('NFT_PARSE', `${verb} chain is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} chain is not supported`);
     }
   }
 
@@ -442,7 +442,7 @@ class Work {
       case 'delete':
         c.rules.splice(at(b.handle!), 1);
         return;
-      default: throw new Fail('NFT_PARSE', `${verb} rule is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} rule is not supported`);
     }
   }
 
@@ -480,7 +480,7 @@ class Work {
         if (!existing) throw kernel('ENOENT');
         this.mut(b.family, b.table).sets.get(b.name)!.elems.clear();
         return;
-      default: throw new Fail('NFT_PARSE', `${verb} set is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} set is not supported`);
     }
   }
 
@@ -491,11 +491,11 @@ class Work {
       const pair = Array.isArray(raw) && raw.length === 2 && s.isMap;
       const { key: k0, comment } = unwrap(pair ? (raw as [Expr, Expr])[0] : (raw as Expr));
       const value = pair ? (raw as [Expr, Expr])[1] : undefined;
-      if (s.isMap && value === undefined) throw new Fail('NFT_FAILED', 'map element needs a value');
-      if (!s.isMap && pair) throw new Fail('NFT_FAILED', 'set element cannot have a value');
+      if (s.isMap && value === undefined) throw new Fail('E_NFT_FAILED', 'map element needs a value');
+      if (!s.isMap && pair) throw new Fail('E_NFT_FAILED', 'set element cannot have a value');
       const key = isInterval ? normaliseIntervalKey(k0) : k0;
       if (!isInterval && isObj(key) && ('prefix' in key || 'range' in key)) {
-        throw new Fail('NFT_FAILED', 'Set member cannot be range/prefix, missing interval flag on declaration');
+        throw new Fail('E_NFT_FAILED', 'Set member cannot be range/prefix, missing interval flag on declaration');
       }
       if (s.map === 'verdict') this.checkRefs(t, value);
       const id = JSON.stringify(key);
@@ -542,7 +542,7 @@ class Work {
           }
         }
         return;
-      default: throw new Fail('NFT_PARSE', `${verb} element is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} element is not supported`);
     }
   }
 
@@ -562,7 +562,7 @@ class Work {
         for (const c of ro.chains.values()) for (const r of c.rules) if (refsOf(r.expr).counters.has(b.name)) throw kernel('EBUSY');
         this.mut(b.family, b.table).counters.delete(b.name);
         return;
-      default: throw new Fail('NFT_PARSE', `${verb} counter is not supported`);
+      default: throw new Fail('E_NFT_PARSE', `${verb} counter is not supported`);
     }
   }
 }

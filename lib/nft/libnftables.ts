@@ -50,7 +50,7 @@ export class LibnftablesRunner implements NftRunner {
     const create = (): nft.NftCtx => {
       const ctx = nft.ctxNew(nft.NFT_CTX_DEFAULT);
       if (!ctx) {
-        throw new NftError({ code: 'NFT_EXECUTOR', stderr: 'nft_ctx_new failed', executor: 'libnftables', operation: 'open' });
+        throw new NftError({ code: 'E_NFT_EXECUTOR', stderr: 'nft_ctx_new failed', executor: 'libnftables', operation: 'open' });
       }
       nft.bufferOutput(ctx);
       nft.bufferError(ctx);

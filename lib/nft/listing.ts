@@ -29,11 +29,11 @@ export function parseListing(text: string, executor: string, operation: string):
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new NftError({ code: 'NFT_PARSE', stderr: `unparsable listing: ${text.slice(0, 200)}`, executor, operation });
+    throw new NftError({ code: 'E_NFT_PARSE', stderr: `unparsable listing: ${text.slice(0, 200)}`, executor, operation });
   }
   const items = (doc as { nftables?: unknown }).nftables;
   if (!Array.isArray(items)) {
-    throw new NftError({ code: 'NFT_PARSE', stderr: `listing without "nftables" array: ${text.slice(0, 200)}`, executor, operation });
+    throw new NftError({ code: 'E_NFT_PARSE', stderr: `listing without "nftables" array: ${text.slice(0, 200)}`, executor, operation });
   }
   return items.filter((i) => i && typeof i === 'object' && !('metainfo' in i)) as JsonObject[];
 }

@@ -50,7 +50,7 @@ export class NftCliRunner implements NftRunner {
   constructor(opts: NftCliOptions = {}) {
     const nftBin = opts.nft ?? 'nft';
     if (opts.netns !== undefined) {
-      if (!NETNS_RE.test(opts.netns)) throw new NftValidationError('INVALID_NAME', 'namespace name', opts.netns, 'not a valid namespace name');
+      if (!NETNS_RE.test(opts.netns)) throw new NftValidationError('E_INVALID_NAME', 'namespace name', opts.netns, 'not a valid namespace name');
       this.prefix = [opts.nsenter ?? 'nsenter', `--net=/run/netns/${opts.netns}`, nftBin];
     } else {
       this.prefix = [nftBin];

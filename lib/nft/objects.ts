@@ -159,11 +159,11 @@ function tableOf(obj: { table?: TableRef }, defaults: TableRef): { family: Table
 
 function keyType(what: string, t: KeyType | KeyType[]): KeyType | KeyType[] {
   const one = (k: KeyType): KeyType => {
-    if (!KEY_TYPES.includes(k)) throw new NftValidationError('INVALID_VALUE', what, k, `must be one of ${KEY_TYPES.join(', ')}`);
+    if (!KEY_TYPES.includes(k)) throw new NftValidationError('E_INVALID_VALUE', what, k, `must be one of ${KEY_TYPES.join(', ')}`);
     return k;
   };
   if (Array.isArray(t)) {
-    if (t.length < 2) throw new NftValidationError('INVALID_VALUE', what, t, 'a concatenation needs at least two types');
+    if (t.length < 2) throw new NftValidationError('E_INVALID_VALUE', what, t, 'a concatenation needs at least two types');
     return t.map(one);
   }
   return one(t);
@@ -172,7 +172,7 @@ function keyType(what: string, t: KeyType | KeyType[]): KeyType | KeyType[] {
 function setFlags(flags: SetFlag[] | undefined): SetFlag[] | undefined {
   if (!flags || flags.length === 0) return undefined;
   for (const f of flags) {
-    if (!SET_FLAGS.includes(f)) throw new NftValidationError('INVALID_VALUE', 'set flag', f, `must be one of ${SET_FLAGS.join(', ')}`);
+    if (!SET_FLAGS.includes(f)) throw new NftValidationError('E_INVALID_VALUE', 'set flag', f, `must be one of ${SET_FLAGS.join(', ')}`);
   }
   return [...new Set(flags)];
 }
@@ -180,15 +180,15 @@ function setFlags(flags: SetFlag[] | undefined): SetFlag[] | undefined {
 /** Render one set element / map entry. `isMap` decides whether a value is required. */
 export function renderElem(item: ElementItem, isMap: boolean | undefined, what: string): JsonElem {
   if (!item || typeof item !== 'object' || !('key' in item)) {
-    throw new NftValidationError('INVALID_VALUE', what, item, 'an element needs a key');
+    throw new NftValidationError('E_INVALID_VALUE', what, item, 'an element needs a key');
   }
   let key: Expr = value(item.key, `${what} key`);
   if (item.comment !== undefined) key = { elem: { val: key, comment: checkComment(item.comment) } };
   if (item.value === undefined) {
-    if (isMap) throw new NftValidationError('INVALID_VALUE', what, item, 'a map entry needs a value');
+    if (isMap) throw new NftValidationError('E_INVALID_VALUE', what, item, 'a map entry needs a value');
     return key;
   }
-  if (isMap === false) throw new NftValidationError('INVALID_VALUE', what, item, 'a set element has no value');
+  if (isMap === false) throw new NftValidationError('E_INVALID_VALUE', what, item, 'a set element has no value');
   const v: Expr = isVerdict(item.value) ? item.value : value(item.value as ValueInput, `${what} value`);
   return [key, v];
 }
@@ -204,22 +204,22 @@ function renderChain(verb: Verb, c: Chain, d: TableRef): JsonChain {
   if (verb !== 'add' && verb !== 'create') return out;
   const base = c.type !== undefined || c.hook !== undefined || c.priority !== undefined;
   if (!base) {
-    if (c.policy !== undefined) throw new NftValidationError('INVALID_CHAIN', 'chain', c.name, 'a policy needs a base chain (type, hook, priority)');
+    if (c.policy !== undefined) throw new NftValidationError('E_INVALID_CHAIN', 'chain', c.name, 'a policy needs a base chain (type, hook, priority)');
     return out;
   }
   if (c.type === undefined || c.hook === undefined || c.priority === undefined) {
-    throw new NftValidationError('INVALID_CHAIN', 'chain', c.name, 'a base chain needs type, hook and priority');
+    throw new NftValidationError('E_INVALID_CHAIN', 'chain', c.name, 'a base chain needs type, hook and priority');
   }
   const hooks = CHAIN_TYPE_HOOKS[c.type];
-  if (!hooks) throw new NftValidationError('INVALID_CHAIN', 'chain type', c.type, 'must be filter, nat or route');
+  if (!hooks) throw new NftValidationError('E_INVALID_CHAIN', 'chain type', c.type, 'must be filter, nat or route');
   if (!hooks.includes(c.hook)) {
-    throw new NftValidationError('INVALID_CHAIN', 'chain hook', c.hook, `${c.type} chains attach to ${hooks.join(', ')}`);
+    throw new NftValidationError('E_INVALID_CHAIN', 'chain hook', c.hook, `${c.type} chains attach to ${hooks.join(', ')}`);
   }
   out.type = c.type;
   out.hook = c.hook;
   out.prio = resolvePriority(c.priority, out.family, c.hook);
   if (c.policy !== undefined) {
-    if (c.policy !== 'accept' && c.policy !== 'drop') throw new NftValidationError('INVALID_CHAIN', 'chain policy', c.policy, 'accept or drop');
+    if (c.policy !== 'accept' && c.policy !== 'drop') throw new NftValidationError('E_INVALID_CHAIN', 'chain policy', c.policy, 'accept or drop');
     out.policy = c.policy;
   }
   return out;
@@ -228,17 +228,17 @@ function renderChain(verb: Verb, c: Chain, d: TableRef): JsonChain {
 function renderRule(verb: Verb, r: Rule, d: TableRef): JsonRule {
   const out: JsonRule = { ...tableOf(r, d), chain: checkName('chain name', r.chain) };
   if (verb === 'replace' || verb === 'delete') {
-    if (r.handle === undefined) throw new NftValidationError('INVALID_OBJECT', `${verb} rule`, r.chain, 'needs the rule handle');
+    if (r.handle === undefined) throw new NftValidationError('E_INVALID_OBJECT', `${verb} rule`, r.chain, 'needs the rule handle');
   }
   if (r.handle !== undefined) out.handle = checkUint('rule handle', r.handle);
   if (r.index !== undefined) {
-    if (verb !== 'add' && verb !== 'insert') throw new NftValidationError('INVALID_OBJECT', `${verb} rule`, r.index, 'index is only for add/insert');
-    if (r.handle !== undefined) throw new NftValidationError('INVALID_OBJECT', `${verb} rule`, r.index, 'give a handle or an index, not both');
+    if (verb !== 'add' && verb !== 'insert') throw new NftValidationError('E_INVALID_OBJECT', `${verb} rule`, r.index, 'index is only for add/insert');
+    if (r.handle !== undefined) throw new NftValidationError('E_INVALID_OBJECT', `${verb} rule`, r.index, 'give a handle or an index, not both');
     out.index = checkUint('rule index', r.index);
   }
   if (verb === 'delete') return out;
   if (!Array.isArray(r.expr) || r.expr.length === 0) {
-    throw new NftValidationError('INVALID_OBJECT', `${verb} rule`, r.chain, 'needs at least one statement');
+    throw new NftValidationError('E_INVALID_OBJECT', `${verb} rule`, r.chain, 'needs at least one statement');
   }
   out.expr = r.expr;
   if (r.comment !== undefined) out.comment = checkComment(r.comment);
@@ -253,7 +253,7 @@ function renderSetLike(verb: Verb, s: NftSet | NftMap, d: TableRef): JsonSet | J
   const out: JsonSet = { ...ident, type: keyType(`${what} key type`, isMap ? (s as NftMap).key : (s as NftSet).type) };
   if (isMap) {
     const vt = (s as NftMap).value;
-    if (!VALUE_TYPES.includes(vt)) throw new NftValidationError('INVALID_VALUE', 'map value type', vt, `must be one of ${VALUE_TYPES.join(', ')}`);
+    if (!VALUE_TYPES.includes(vt)) throw new NftValidationError('E_INVALID_VALUE', 'map value type', vt, `must be one of ${VALUE_TYPES.join(', ')}`);
     (out as unknown as JsonMap).map = vt;
   }
   const flags = setFlags(s.flags);
@@ -266,7 +266,7 @@ function renderSetLike(verb: Verb, s: NftSet | NftMap, d: TableRef): JsonSet | J
 
 function renderElement(e: Element, d: TableRef): JsonElement {
   if (!Array.isArray(e.items) || e.items.length === 0) {
-    throw new NftValidationError('INVALID_OBJECT', 'element', e.set, 'needs at least one item');
+    throw new NftValidationError('E_INVALID_OBJECT', 'element', e.set, 'needs at least one item');
   }
   return {
     ...tableOf(e, d),
@@ -284,10 +284,10 @@ function renderCounter(verb: Verb, c: Counter, d: TableRef): JsonCounter {
 /** Render one (verb, object) pair into a libnftables JSON command. */
 export function renderCommand(verb: Verb, obj: NftObject, defaults: TableRef): JsonCommand {
   if (!obj || typeof obj !== 'object' || !(obj.kind in VERBS_BY_KIND)) {
-    throw new NftValidationError('INVALID_OBJECT', 'object', obj, 'unknown object kind');
+    throw new NftValidationError('E_INVALID_OBJECT', 'object', obj, 'unknown object kind');
   }
   if (!VERBS_BY_KIND[obj.kind].includes(verb)) {
-    throw new NftValidationError('INVALID_VERB', `${verb} ${obj.kind}`, verb,
+    throw new NftValidationError('E_INVALID_VERB', `${verb} ${obj.kind}`, verb,
       `${obj.kind} accepts ${VERBS_BY_KIND[obj.kind].join(', ')}`);
   }
   let o: JsonObject;

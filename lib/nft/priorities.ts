@@ -67,25 +67,25 @@ export const CHAIN_TYPE_HOOKS: Record<ChainType, readonly Hook[]> = {
 /** Render a priority as the number libnftables JSON expects; checks the name fits the hook. */
 export function resolvePriority(p: Priority, family: Family, hook: Hook): number {
   if (family !== 'inet' && family !== 'ip' && family !== 'ip6') {
-    throw new NftValidationError('INVALID_PRIORITY', 'priority', p, `no standard priorities for family ${String(family)}`);
+    throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, `no standard priorities for family ${String(family)}`);
   }
   if (typeof p === 'number') {
     if (!Number.isInteger(p) || p < -2147483648 || p > 2147483647) {
-      throw new NftValidationError('INVALID_PRIORITY', 'priority', p, 'must be a 32-bit integer');
+      throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, 'must be a 32-bit integer');
     }
     return p;
   }
   if (!p || typeof p !== 'object' || !(p.base in PRIORITY)) {
-    throw new NftValidationError('INVALID_PRIORITY', 'priority', p,
+    throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p,
       `base must be one of ${Object.keys(PRIORITY).join(', ')}`);
   }
   const hooks = NAME_HOOKS[p.base];
   if (hooks !== 'all' && !hooks.includes(hook)) {
-    throw new NftValidationError('INVALID_PRIORITY', 'priority', p, `${p.base} is meant for ${hooks.join('/')} hooks, not ${hook}`);
+    throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, `${p.base} is meant for ${hooks.join('/')} hooks, not ${hook}`);
   }
   const offset = p.offset ?? 0;
   if (!Number.isInteger(offset) || Math.abs(offset) > 1000) {
-    throw new NftValidationError('INVALID_PRIORITY', 'priority', p, 'offset must be an integer within ±1000');
+    throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, 'offset must be an integer within ±1000');
   }
   return PRIORITY[p.base] + offset;
 }

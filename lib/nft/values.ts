@@ -28,7 +28,7 @@ const SYMBOL_RE = /^[a-z][a-z0-9-]{0,63}$/;
 /** An nft symbolic constant: "tcp", "established", "echo-request", "ipv4", … */
 export function symbol(name: string): Literal {
   if (typeof name !== 'string' || !SYMBOL_RE.test(name)) {
-    throw new NftValidationError('INVALID_VALUE', 'symbol', name, 'must be lower-case letters, digits and "-"');
+    throw new NftValidationError('E_INVALID_VALUE', 'symbol', name, 'must be lower-case letters, digits and "-"');
   }
   return new Literal('symbol', name);
 }
@@ -41,14 +41,14 @@ export function setRef(name: string): Literal {
 /** One IP address literal (canonical form). */
 export function addr(address: string, version?: IpFamily): string {
   const p = parseAddress('address', address, version);
-  if (p.kind !== 'addr') throw new NftValidationError('INVALID_ADDRESS', 'address', address, 'expected a single address');
+  if (p.kind !== 'addr') throw new NftValidationError('E_INVALID_ADDRESS', 'address', address, 'expected a single address');
   return p.addr;
 }
 
 /** An IP prefix from CIDR text ("10.0.0.0/8"); host bits must be zero. */
 export function prefix(cidr: string, version?: IpFamily): PrefixExpr | string {
   const p = parseAddress('prefix', cidr, version);
-  if (p.kind === 'range') throw new NftValidationError('INVALID_ADDRESS', 'prefix', cidr, 'expected CIDR notation');
+  if (p.kind === 'range') throw new NftValidationError('E_INVALID_ADDRESS', 'prefix', cidr, 'expected CIDR notation');
   // a full-length prefix is listed by nft as the bare address; render it the same way
   if (p.kind === 'addr' || p.len === (p.version === 4 ? 32 : 128)) return p.addr;
   return { prefix: { addr: p.addr, len: p.len } };
@@ -57,7 +57,7 @@ export function prefix(cidr: string, version?: IpFamily): PrefixExpr | string {
 /** An inclusive address range. */
 export function addrRange(from: string, to: string): RangeExpr {
   const p = parseAddress('address range', `${from}-${to}`);
-  if (p.kind !== 'range') throw new NftValidationError('INVALID_ADDRESS', 'address range', `${from}-${to}`, 'expected two addresses');
+  if (p.kind !== 'range') throw new NftValidationError('E_INVALID_ADDRESS', 'address range', `${from}-${to}`, 'expected two addresses');
   return { range: [p.from, p.to] };
 }
 
@@ -69,7 +69,7 @@ export function port(n: number): number {
 export function portRange(from: number, to: number): { range: [number, number] } {
   checkPort('port range start', from);
   checkPort('port range end', to);
-  if (from > to) throw new NftValidationError('INVALID_PORT', 'port range', [from, to], 'start is above end');
+  if (from > to) throw new NftValidationError('E_INVALID_PORT', 'port range', [from, to], 'start is above end');
   return { range: [from, to] };
 }
 
@@ -100,7 +100,7 @@ export function value(input: ValueInput, what = 'value', version?: IpFamily): Ex
     if ('prefix' in input) {
       const px = input.prefix as { addr?: unknown; len?: unknown } | null;
       if (!px || typeof px.addr !== 'string' || typeof px.len !== 'number') {
-        throw new NftValidationError('INVALID_ADDRESS', what, input, 'malformed prefix');
+        throw new NftValidationError('E_INVALID_ADDRESS', what, input, 'malformed prefix');
       }
       return prefix(`${px.addr}/${px.len}`, version);
     }
@@ -109,26 +109,26 @@ export function value(input: ValueInput, what = 'value', version?: IpFamily): Ex
       if (typeof a === 'number' && typeof b === 'number') {
         checkUint(`${what} range start`, a);
         checkUint(`${what} range end`, b);
-        if (a > b) throw new NftValidationError('INVALID_VALUE', what, input, 'range start is above its end');
+        if (a > b) throw new NftValidationError('E_INVALID_VALUE', what, input, 'range start is above its end');
         return { range: [a, b] };
       }
       if (typeof a === 'string' && typeof b === 'string') return addrRange(a, b);
     }
     if ('concat' in input) return concat(...(input.concat as ValueInput[]));
   }
-  throw new NftValidationError('INVALID_VALUE', what, input, 'not an address, prefix, range, number or typed literal');
+  throw new NftValidationError('E_INVALID_VALUE', what, input, 'not an address, prefix, range, number or typed literal');
 }
 
 /** Concatenation `a . b` (e.g. address . port keys). */
 export function concat(...parts: ValueInput[]): ConcatExpr {
-  if (parts.length < 2) throw new NftValidationError('INVALID_VALUE', 'concatenation', parts, 'needs at least two parts');
+  if (parts.length < 2) throw new NftValidationError('E_INVALID_VALUE', 'concatenation', parts, 'needs at least two parts');
   return { concat: parts.map((p) => value(p, 'concatenation part')) };
 }
 
 /** Anonymous set `{ a, b, … }` of values. */
 export function anonSet(items: ValueInput[], what = 'set'): SetExpr {
   if (!Array.isArray(items) || items.length === 0) {
-    throw new NftValidationError('INVALID_VALUE', what, items, 'an anonymous set needs at least one element');
+    throw new NftValidationError('E_INVALID_VALUE', what, items, 'an anonymous set needs at least one element');
   }
   return { set: items.map((i) => value(i, what)) };
 }

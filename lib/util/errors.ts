@@ -14,10 +14,10 @@ export const EXIT_SYSTEM = 2;
  * used it: never dressed up as an answer of the kernel. `field` names the input, `value` is what it was.
  */
 export class ValidationError extends Error {
-  readonly code: string;
+  readonly code: `E_INVALID_${string}`;
   readonly field: string;
   readonly value: unknown;
-  constructor(code: string, field: string, value: unknown, message: string) {
+  constructor(code: `E_INVALID_${string}`, field: string, value: unknown, message: string) {
     super(message);
     this.name = 'ValidationError';
     this.code = code;
@@ -26,6 +26,7 @@ export class ValidationError extends Error {
   }
 }
 
+/** The router's own codes; a layer may add its own `E_…` (docs/errors.md lists them all). */
 export type RouterErrorCode =
   | 'E_USAGE'
   | 'E_SYSTEM'
@@ -33,7 +34,8 @@ export type RouterErrorCode =
   | 'E_TIMEOUT'
   | 'E_LOCK_TIMEOUT'
   | 'E_ENGINE_MISSING'
-  | 'E_INTERNAL';
+  | 'E_INTERNAL'
+  | `E_${string}`;
 
 /** Base class: every error the router reports has a code and an exit code. */
 export class RouterError extends Error {

@@ -7,6 +7,8 @@ import {
 } from '../../lib/netlink/index.js';
 import { encodeLinkRef } from '../../lib/netlink/link-codec.js';
 import { requireSandbox, scratch, uniq, throwsNetlink } from './helpers.js';
+import { thrown } from '../helpers/expect.js';
+import { ValidationError } from '../../lib/util/errors.js';
 
 requireSandbox();
 const test = suite('errors');
@@ -82,10 +84,14 @@ test('a dump the kernel refuses (strict checking) throws with its text', () => s
 test('invalid names are refused before anything is sent; a closed socket refuses requests', () => scratch((s) => {
   const { h } = s.ns();
   const nl = h.netlink;
+  // our own refusal, not an answer of the kernel: a ValidationError naming the input
   for (const bad of ['', 'a'.repeat(16), 'has space', 'sl/ash', 'co:lon', '.', '..']) {
-    throwsNetlink(() => nl.linkAdd({ kind: 'bridge', name: bad }), 'EINVAL');
+    const e = thrown(() => nl.linkAdd({ kind: 'bridge', name: bad }), ValidationError, { code: 'E_INVALID_NAME', field: 'link', value: bad });
+    assert.not.instance(e, NetlinkError);
   }
-  throwsNetlink(() => nl.linkAdd({ kind: 'veth', name: uniq('ea'), peer: { name: 'x'.repeat(16) } }), 'EINVAL', { operation: 'veth peer' });
+  thrown(() => nl.linkAdd({ kind: 'veth', name: uniq('ea'), peer: { name: 'x'.repeat(16) } }), ValidationError, { code: 'E_INVALID_NAME', field: 'veth peer' });
+  // control: a valid name is accepted by the same call
+  nl.linkAdd({ kind: 'bridge', name: uniq('eb') });
   const own = NetlinkHandle.open();
   own.close();
   assert.throws(() => own.linkList(), (e: unknown) => e instanceof NetlinkProtocolError);

@@ -5,6 +5,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Link, LinkSpec, MacvlanMode } from '../../lib/netlink/index.js';
 import { requireSandbox, scratch, uniq, ipLink, ipJson, throwsNetlink, assertSubset, run } from './helpers.js';
+import { thrown } from '../helpers/expect.js';
+import { ValidationError } from '../../lib/util/errors.js';
 
 requireSandbox();
 const test = suite('links');
@@ -222,8 +224,8 @@ test('bridge vlan_filtering and port VLANs: EOPNOTSUPP on this kernel; listing a
   assert.is(nl.bridgeVlanDel({ dev: p, vid: 10 }), true);
   assert.is(run('bridge', ['-n', ns, 'vlan', 'del', 'vid', '10', 'dev', p]).status, 0);
   // invalid ids are refused before anything is sent
-  throwsNetlink(() => nl.bridgeVlanAdd({ dev: p, vid: 4095 }), 'EINVAL');
-  throwsNetlink(() => nl.bridgeVlanAdd({ dev: p, vid: 5, vidEnd: 7, pvid: true }), 'EINVAL');
+  thrown(() => nl.bridgeVlanAdd({ dev: p, vid: 4095 }), ValidationError, { code: 'E_INVALID_VALUE', field: 'bridge vlan vid', value: 4095 });
+  thrown(() => nl.bridgeVlanAdd({ dev: p, vid: 5, vidEnd: 7, pvid: true }), ValidationError, { code: 'E_INVALID_VALUE', field: 'bridge vlan pvid' });
   const listed = nl.bridgeVlanList();
   const r = run('bridge', ['-n', ns, '-j', 'vlan', 'show']);
   assert.is(r.status, 0, r.stderr);

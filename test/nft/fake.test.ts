@@ -153,7 +153,7 @@ test('sets: elements, intervals, flush', async () => {
   await rejects(f.listSet(T, 'nope'), 'ENOENT');
   // a non-interval set refuses prefixes
   await f.apply(new N.Transaction(T).add(N.set('plain', 'ipv4_addr')));
-  await rejects(f.apply(new N.Transaction(T).add(N.element('plain', '10.0.0.0/8'))), 'NFT_FAILED', 0);
+  await rejects(f.apply(new N.Transaction(T).add(N.element('plain', '10.0.0.0/8'))), 'E_NFT_FAILED', 0);
 });
 
 test('rules: positions, replace keeps the handle, delete', async () => {
@@ -195,7 +195,7 @@ test('listing shape, terse, dump, history, close', async () => {
   assert.is(f.history.length, 1);
   await rejects(f.list({ family: 'ip', name: 'nope' }), 'ENOENT');
   await f.close();
-  await rejects(f.apply(base()), 'NFT_EXECUTOR');
+  await rejects(f.apply(base()), 'E_NFT_EXECUTOR');
 });
 
 test.run();

@@ -160,7 +160,7 @@ for (const kind of ['libnftables', 'nft-cli'] as const) {
         .add(N.chain('p1'))
         .add(N.rule('p1', [{ frob: null } as unknown as N.Stmt]))
         .add(N.chain('p2'));
-      const pe = await expectNftError(ex.apply(parse), 'NFT_PARSE');
+      const pe = await expectNftError(ex.apply(parse), 'E_NFT_PARSE');
       assert.is(pe.index, 1);
       assert.match(pe.stderr, /frob/);
       const busy = new N.Transaction(T).add(N.chain('ok1')).delete(N.set('open_ports', 'inet_service'));
@@ -269,12 +269,12 @@ test('libnftables: close() and deleteNetns free the context; later calls fail ty
     await ex.apply(new N.Transaction(T).add(N.table()));
     // lib/netns runs our before-delete hook: the context is freed before the namespace goes
     deleteNetns(ns);
-    await expectNftError(ex.apply(new N.Transaction(T).add(N.chain('x'))), 'NFT_EXECUTOR');
+    await expectNftError(ex.apply(new N.Transaction(T).add(N.chain('x'))), 'E_NFT_EXECUTOR');
     await ex.close();
     const ex2 = N.openLibnftables();
     await ex2.close();
     await ex2.close(); // idempotent
-    await expectNftError(ex2.list(T), 'NFT_EXECUTOR');
+    await expectNftError(ex2.list(T), 'E_NFT_EXECUTOR');
   } finally {
     delNs(ns);
   }
@@ -288,7 +288,7 @@ test('libnftables: sharedLibnftables keeps one context per namespace until the n
     assert.is.not(N.sharedLibnftables(), a, 'another one for the current namespace');
     await a.apply(new N.Transaction(T).add(N.table()));
     deleteNetns(ns); // frees the shared context through the before-delete hook
-    await expectNftError(a.list(T), 'NFT_EXECUTOR');
+    await expectNftError(a.list(T), 'E_NFT_EXECUTOR');
     const ns2 = addNs('shared');
     try {
       const b = N.sharedLibnftables(ns2);

@@ -232,13 +232,13 @@ test('conntrack filters are validated; an empty delete needs all: true', () => {
     }
     assert.unreachable(`expected ${code}`);
   };
-  bad(() => N.deleteConntrack({}), 'INVALID_VALUE');
-  bad(() => N.deleteConntrack({ family: 'ipv4' }), 'INVALID_VALUE');
-  bad(() => N.deleteConntrack({ origDst: 'router.local' }), 'INVALID_ADDRESS');
-  bad(() => N.deleteConntrack({ origDst: '10.0.0.1', replySrc: '2001:db8::1' }), 'INVALID_ADDRESS');
-  bad(() => N.deleteConntrack({ family: 'ipv6', origDst: '10.0.0.1' }), 'INVALID_ADDRESS');
-  bad(() => N.deleteConntrack({ origDstPort: 70000 }), 'INVALID_PORT');
-  bad(() => N.deleteConntrack({ proto: 'bogus' as 'tcp' }), 'INVALID_VALUE');
+  bad(() => N.deleteConntrack({}), 'E_INVALID_VALUE');
+  bad(() => N.deleteConntrack({ family: 'ipv4' }), 'E_INVALID_VALUE');
+  bad(() => N.deleteConntrack({ origDst: 'router.local' }), 'E_INVALID_ADDRESS');
+  bad(() => N.deleteConntrack({ origDst: '10.0.0.1', replySrc: '2001:db8::1' }), 'E_INVALID_ADDRESS');
+  bad(() => N.deleteConntrack({ family: 'ipv6', origDst: '10.0.0.1' }), 'E_INVALID_ADDRESS');
+  bad(() => N.deleteConntrack({ origDstPort: 70000 }), 'E_INVALID_PORT');
+  bad(() => N.deleteConntrack({ proto: 'bogus' as 'tcp' }), 'E_INVALID_VALUE');
   assert.equal(conntrackArgs({ family: 'ipv4', proto: 'udp', origDst: '203.0.113.1', origDstPort: 5353, replySrc: '10.0.0.0/8' }),
     ['-f', 'ipv4', '-p', '17', '--orig-dst', '203.0.113.1', '--reply-src', '10.0.0.0/8', '--orig-port-dst', '5353']);
   // all: true on an empty namespace table deletes nothing and succeeds

@@ -25,7 +25,7 @@ async function expectFailure(p: Promise<unknown>, failure: string): Promise<Hapr
     await p;
   } catch (e) {
     assert.instance(e, HaproxyError, String(e));
-    assert.is((e as HaproxyError).failure, failure, (e as Error).message);
+    assert.is((e as HaproxyError).code, failure, (e as Error).message);
     return e as HaproxyError;
   }
   throw new Error(`expected HaproxyError ${failure}`);
@@ -71,7 +71,7 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     const good = readFileSync(sup.paths.config, 'utf8');
     const workers = sup.status().workers;
     const bad = cfg(proxy()).replace('balance roundrobin', 'balance nonsense');
-    const e = await expectFailure(sup.apply(bad), 'config-invalid');
+    const e = await expectFailure(sup.apply(bad), 'E_HAPROXY_CONFIG');
     assert.ok(e.problems.some((p) => p.line !== undefined), 'problem located');
     assert.is(readFileSync(sup.paths.config, 'utf8'), good);
     assert.equal(sup.status().workers.filter((w) => !workers.includes(w)), [], 'no new worker');
@@ -79,7 +79,7 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     // valid text the master cannot load (its port is taken by another listener; haproxy binds absent
     // addresses with IP_FREEBIND, so a missing address is no failure): old workers keep serving
     await waitFor(() => sup!.status().workers.length === 1, 5000);
-    const e2 = await expectFailure(sup.apply(cfg(proxy(), proxy({ id: '2', bindPort: 8081 }))), 'reload-failed');
+    const e2 = await expectFailure(sup.apply(cfg(proxy(), proxy({ id: '2', bindPort: 8081 }))), 'E_HAPROXY_RELOAD');
     assert.match(e2.message, /bind|address/i, e2.message);
     assert.is(readFileSync(sup.paths.config, 'utf8'), good, 'file restored to what runs');
     assert.is(httpGet(ns, `http://${VIP}/`), 'two', 'still serving the old configuration');
@@ -116,7 +116,7 @@ test('a start that cannot bind fails with haproxy\'s reason and leaves nothing r
   try {
     s.handle(ns).netlink.linkSetUp('lo');
     taken = await httpNameServer(ns, 8090, 'squatter');
-    const e = await expectFailure(sup.apply(cfg(proxy({ bindIp: '127.0.0.1', bindPort: 8090 }))), 'start-failed');
+    const e = await expectFailure(sup.apply(cfg(proxy({ bindIp: '127.0.0.1', bindPort: 8090 }))), 'E_HAPROXY_START');
     assert.match(e.message, /bind/i);
     assert.is(sup.status().running, false);
   } finally {

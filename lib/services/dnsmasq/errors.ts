@@ -1,8 +1,7 @@
 /** Typed errors of the dnsmasq service layer (the router maps value errors to exit 1, process errors to 2). */
+import { ValidationError } from '../../util/errors.js';
 
 export type DnsmasqErrorCode =
-  /** A value that would reach a dnsmasq file or argument is malformed or unsafe. */
-  | 'E_DNSMASQ_VALUE'
   /** dnsmasq did not start (its own message is in `detail`). */
   | 'E_DNSMASQ_START'
   /** A running dnsmasq did not stop. */
@@ -19,15 +18,14 @@ export class DnsmasqError extends Error {
   }
 }
 
-/** A rejected value; `field` names what it was (mac, ip, hostname, option 119, …). */
-export class DnsmasqValueError extends DnsmasqError {
-  readonly field: string;
-  readonly value: unknown;
+/**
+ * A value that would reach a dnsmasq file or argument is malformed or unsafe; `field` names what it was (mac,
+ * ip, hostname, option 119, …).
+ */
+export class DnsmasqValueError extends ValidationError {
   constructor(field: string, value: unknown, why: string) {
-    super('E_DNSMASQ_VALUE', `${field} ${JSON.stringify(value)}: ${why}`);
+    super('E_INVALID_VALUE', field, value, `${field} ${JSON.stringify(value)}: ${why}`);
     this.name = 'DnsmasqValueError';
-    this.field = field;
-    this.value = value;
   }
 }
 

@@ -19,12 +19,12 @@ export interface CheckResult {
 /** haproxy's program name, looked up in the child PATH (lib/sys/children.ts). */
 export const DEFAULT_HAPROXY = 'haproxy';
 
-/** Absolute path of the haproxy to run; HaproxyError('spawn-failed') naming the PATH when there is none. */
+/** Absolute path of the haproxy to run; HaproxyError('E_HAPROXY_SPAWN') naming the PATH when there is none. */
 export function haproxyExecutable(binary = DEFAULT_HAPROXY): string {
   try {
     return findExecutable(binary);
   } catch (e) {
-    throw new HaproxyError('spawn-failed', (e as Error).message, { cause: e });
+    throw new HaproxyError('E_HAPROXY_SPAWN', (e as Error).message, { cause: e });
   }
 }
 
@@ -46,7 +46,7 @@ export function parseCheckOutput(output: string): ConfigProblem[] {
   return problems;
 }
 
-/** Check `text` with `haproxy -c`. Throws HaproxyError('spawn-failed') only when haproxy cannot run. */
+/** Check `text` with `haproxy -c`. Throws HaproxyError('E_HAPROXY_SPAWN') only when haproxy cannot run. */
 export function checkConfig(text: string, opts: { binary?: string; timeoutMs?: number } = {}): CheckResult {
   const bin = haproxyExecutable(opts.binary);
   const dir = mkdtempSync(join(tmpdir(), 'nr-haproxy-check-'));
@@ -54,7 +54,7 @@ export function checkConfig(text: string, opts: { binary?: string; timeoutMs?: n
     const file = join(dir, 'haproxy.cfg');
     writeFileSync(file, text, { mode: 0o600 });
     const r = spawnSync(bin, ['-c', '-f', file], { encoding: 'utf8', timeout: opts.timeoutMs ?? 15_000, env: childEnv() });
-    if (r.error) throw new HaproxyError('spawn-failed', `running ${bin} -c: ${r.error.message}`, { cause: r.error });
+    if (r.error) throw new HaproxyError('E_HAPROXY_SPAWN', `running ${bin} -c: ${r.error.message}`, { cause: r.error });
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     if (r.status === 0) return { ok: true, problems: [], output };
     const problems = parseCheckOutput(output);

@@ -1,17 +1,17 @@
-/** Typed failures of the haproxy service (all map to exit 2 through SystemError, unless the caller rethrows). */
+/** Typed failures of the haproxy service (SystemErrors: exit 2, unless the caller rethrows). */
 import { SystemError } from '../../util/errors.js';
 
-export type HaproxyFailure =
+export type HaproxyErrorCode =
   /** `haproxy -c` refused the configuration (nothing was started or reloaded). */
-  | 'config-invalid'
+  | 'E_HAPROXY_CONFIG'
   /** haproxy could not be run at all (binary missing, `ip netns exec` failed). */
-  | 'spawn-failed'
+  | 'E_HAPROXY_SPAWN'
   /** The master did not start (bind error, …); `output` holds its stderr. */
-  | 'start-failed'
+  | 'E_HAPROXY_START'
   /** The master did not bring up a new worker after a reload request. */
-  | 'reload-failed'
+  | 'E_HAPROXY_RELOAD'
   /** The processes did not go away. */
-  | 'stop-failed';
+  | 'E_HAPROXY_STOP';
 
 /** One problem reported by `haproxy -c`, with the configuration line it names when it names one. */
 export interface ConfigProblem {
@@ -20,14 +20,13 @@ export interface ConfigProblem {
 }
 
 export class HaproxyError extends SystemError {
-  readonly failure: HaproxyFailure;
+  declare readonly code: HaproxyErrorCode;
   /** haproxy's own output (stderr/log tail), for the operator. */
   readonly output: string;
   readonly problems: ConfigProblem[];
-  constructor(failure: HaproxyFailure, message: string, details: { output?: string; problems?: ConfigProblem[]; cause?: unknown } = {}) {
-    super(message, { cause: details.cause });
+  constructor(code: HaproxyErrorCode, message: string, details: { output?: string; problems?: ConfigProblem[]; cause?: unknown } = {}) {
+    super(message, { code, cause: details.cause });
     this.name = 'HaproxyError';
-    this.failure = failure;
     this.output = details.output ?? '';
     this.problems = details.problems ?? [];
   }

@@ -66,7 +66,7 @@ export class HaproxySupervisor {
     };
   }
 
-  /** The haproxy to run, found in the child PATH (HaproxyError 'spawn-failed' when it is not installed). */
+  /** The haproxy to run, found in the child PATH (HaproxyError 'E_HAPROXY_SPAWN' when it is not installed). */
   private get binary(): string {
     return haproxyExecutable(this.opts.binary);
   }
@@ -122,7 +122,7 @@ export class HaproxySupervisor {
     if (st.running && previous === text) return 'unchanged';
     const check = opts.checked ? { ok: true, problems: [], output: '' } : checkConfig(text, { binary: this.binary });
     if (!check.ok) {
-      throw new HaproxyError('config-invalid', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
+      throw new HaproxyError('E_HAPROXY_CONFIG', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
     }
     // a master left in another (deleted/re-created) namespace serves nobody: replace it
     if (!st.running && st.reason === 'other-namespace' && st.pid !== undefined) await this.killTree(st.pid);
@@ -182,7 +182,7 @@ export class HaproxySupervisor {
       try {
         ip = findExecutable('ip');
       } catch (e) {
-        throw new HaproxyError('spawn-failed', `starting haproxy in ${this.opts.netns}: ${(e as Error).message}`, { cause: e });
+        throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy in ${this.opts.netns}: ${(e as Error).message}`, { cause: e });
       }
     }
     const [cmd, argv] = this.opts.netns !== undefined ? [ip, ['netns', 'exec', this.opts.netns, bin, ...args]] : [bin, args];
@@ -202,14 +202,14 @@ export class HaproxySupervisor {
     const pid = child.pid;
     const ok = await pollUntil(() => exited !== undefined || spawnError !== undefined ||
       (pid !== undefined && readPidFile(this.paths.pid) === pid && procChildren(pid).some(procAlive)), this.timeoutMs);
-    if (spawnError) throw new HaproxyError('spawn-failed', `starting haproxy: ${spawnError.message}`, { cause: spawnError });
+    if (spawnError) throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy: ${spawnError.message}`, { cause: spawnError });
     const out = this.logTail(from);
     if (exited !== undefined) {
-      throw new HaproxyError('start-failed', `haproxy did not start (${exited})${out ? `: ${alerts(out)}` : ''}`, { output: out });
+      throw new HaproxyError('E_HAPROXY_START', `haproxy did not start (${exited})${out ? `: ${alerts(out)}` : ''}`, { output: out });
     }
     if (!ok) {
       if (pid !== undefined) await this.killTree(pid);
-      throw new HaproxyError('start-failed', `haproxy started but no worker came up within ${this.timeoutMs} ms${out ? `: ${alerts(out)}` : ''}`, { output: out });
+      throw new HaproxyError('E_HAPROXY_START', `haproxy started but no worker came up within ${this.timeoutMs} ms${out ? `: ${alerts(out)}` : ''}`, { output: out });
     }
   }
 
@@ -234,15 +234,15 @@ export class HaproxySupervisor {
         readPidFile(this.paths.pid) === pid && this.isOurs(pid);
     }, this.timeoutMs);
     const out = this.logTail(from, 200);
-    if (!procAlive(pid)) throw new HaproxyError('reload-failed', `haproxy master exited during reload${out ? `: ${alerts(out, pid)}` : ''}`, { output: out });
-    if (verdict === 'failure') throw new HaproxyError('reload-failed', `haproxy could not load the new configuration; the old workers keep serving: ${alerts(out, pid)}`, { output: out });
-    if (!ok) throw new HaproxyError('reload-failed', `no new haproxy worker within ${this.timeoutMs} ms after reload`, { output: out });
+    if (!procAlive(pid)) throw new HaproxyError('E_HAPROXY_RELOAD', `haproxy master exited during reload${out ? `: ${alerts(out, pid)}` : ''}`, { output: out });
+    if (verdict === 'failure') throw new HaproxyError('E_HAPROXY_RELOAD', `haproxy could not load the new configuration; the old workers keep serving: ${alerts(out, pid)}`, { output: out });
+    if (!ok) throw new HaproxyError('E_HAPROXY_RELOAD', `no new haproxy worker within ${this.timeoutMs} ms after reload`, { output: out });
   }
 
   /** Reload even when the text is unchanged (e.g. to re-resolve or reset state). */
   async forceReload(): Promise<void> {
     const st = this.status();
-    if (!st.running || st.pid === undefined) throw new HaproxyError('reload-failed', 'haproxy is not running');
+    if (!st.running || st.pid === undefined) throw new HaproxyError('E_HAPROXY_RELOAD', 'haproxy is not running');
     await this.reload(st.pid);
   }
 
@@ -254,7 +254,7 @@ export class HaproxySupervisor {
     for (const p of [pid, ...kids]) {
       try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
     }
-    if (!(await pollUntil(gone, 2000))) throw new HaproxyError('stop-failed', `haproxy ${pid} did not exit after SIGKILL`);
+    if (!(await pollUntil(gone, 2000))) throw new HaproxyError('E_HAPROXY_STOP', `haproxy ${pid} did not exit after SIGKILL`);
   }
 
   /** Stop haproxy (if running) and remove its runtime files; `purge` removes the whole run directory. */
