@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { RouterEngine } from '../lib/router/engine.js';
-import { emptyModel, type RouterModel, type PortForwardModel } from '../lib/router/model.js';
+import { type RouterModel, type PortForwardModel } from '../lib/router/model.js';
 import { netnsExists } from '../lib/netns/namespaces.js';
 import { runInNetns } from '../lib/sys/setns.js';
 import { summarize, pairedRatios, type Summary } from './lib/stats.js';
@@ -114,9 +114,9 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
     const keys = contestants.map((c) => c.key);
     const has = (k: string) => keys.includes(k);
     const okSamples = (xs: number[]) => xs.filter((x) => Number.isFinite(x));
-    const sum = (k: string, xs: number[]): Summary => summarize(okSamples(xs));
+    const sum = (xs: number[]): Summary => summarize(okSamples(xs));
     const rowFor = (label: string, ms: Record<string, number[]>, fails: Record<string, string[]>): string[] => {
-      const s = Object.fromEntries(keys.map((k) => [k, sum(k, ms[k])]));
+      const s = Object.fromEntries(keys.map((k) => [k, sum(ms[k])]));
       const cell = (k: string) => (fails[k]?.length ? `FAILED ×${fails[k].length}` : `${fmtMs(s[k].median)} / ${fmtMs(s[k].p95)}`);
       const row = [label, cell('lib'), cell('cli'), cell('shim'), cell('spawn'), fmtRatio(pairedRatios(ms.cli, ms.spawn).median), fmtRatio(pairedRatios(ms.shim, ms.spawn).median), fmtRatio(pairedRatios(ms.lib, ms.spawn).median)];
       if (has('wrapper')) row.push(cell('wrapper'), fmtRatio(pairedRatios(ms.cli, ms.wrapper).median));
@@ -148,10 +148,10 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
       runs, warmup, contestants: contestants.map((c) => ({ key: c.key, label: c.label })),
       steps: results.map((r) => ({
         label: r.label, command: r.command, samplesMs: r.ms, failures: r.failures,
-        summary: Object.fromEntries(keys.map((k) => [k, sum(k, r.ms[k])])),
+        summary: Object.fromEntries(keys.map((k) => [k, sum(r.ms[k])])),
         ratios: { spawnOverCli: pairedRatios(r.ms.cli, r.ms.spawn), spawnOverShim: pairedRatios(r.ms.shim, r.ms.spawn), spawnOverLib: pairedRatios(r.ms.lib, r.ms.spawn), ...(has('wrapper') ? { wrapperOverCli: pairedRatios(r.ms.cli, r.ms.wrapper), wrapperOverLib: pairedRatios(r.ms.lib, r.ms.wrapper) } : {}) },
       })),
-      totals: Object.fromEntries(keys.map((k) => [k, { samplesMs: totals[k], summary: sum(k, totals[k]) }])),
+      totals: Object.fromEntries(keys.map((k) => [k, { samplesMs: totals[k], summary: sum(totals[k]) }])),
       floors: { cliVersion: fc, bashTrue: fb, python3: summarize(floors.python3) }, upstreamPythonPerCommand: UPSTREAM_PYTHON_PER_COMMAND,
     };
     const names: Record<string, string> = { lib: 'netns-router library', cli: 'netns-router CLI (cold)', shim: 'wrapper shim + resident engine', spawn: 'spawn-per-operation baseline', wrapper: 'wrapper (--baseline-wrapper)' };
@@ -161,7 +161,7 @@ export async function runLatency(opts: BenchOptions): Promise<SectionResult> {
       svg: renderBarChart({
         title: 'Command latency over the lifecycle (median)', valueLabel: 'time per command', logValue: true, valueTick: msTick,
         seriesNames: keys.map((k) => names[k]),
-        groups: results.map((r) => ({ label: r.label, values: Object.fromEntries(keys.map((k) => [names[k], r.failures[k].length ? undefined : sum(k, r.ms[k]).median])) })),
+        groups: results.map((r) => ({ label: r.label, values: Object.fromEntries(keys.map((k) => [names[k], r.failures[k].length ? undefined : sum(r.ms[k]).median])) })),
         footnote: opts.footnote,
       }),
     });

@@ -15,10 +15,6 @@ import { terminalWidth } from './help.js';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
-export function isProxyCommand(argv: readonly string[]): boolean {
-  return argv[0] === 'proxy' || argv[0] === 'install-proxy';
-}
-
 /** Runs `proxy …` / `install-proxy …` (argv without node and script); returns the exit code. */
 export async function proxyMain(argv: readonly string[], invokedAs?: string): Promise<number> {
   if (argv[0] === 'install-proxy') {

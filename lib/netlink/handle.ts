@@ -11,7 +11,7 @@ import {
   RTM_DELRULE, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK,
   RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK, RTM_GETNSID, RTM_NEWNSID, NETNSA_FD, NETNSA_NSID,
 } from './constants.js';
-import { NetlinkError, NetlinkProtocolError, isNetlinkError, isNotFound } from './errors.js';
+import { NetlinkError, isNetlinkError, isNotFound } from './errors.js';
 import type { Link, LinkSpec, LinkChange, NetnsRef } from './link.js';
 import { validIfName } from './link.js';
 import {

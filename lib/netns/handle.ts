@@ -76,7 +76,7 @@ export class NetnsHandle {
 
   sysctlGet(key: string): string {
     const fd = this.run(() => openSysctl(key, false));
-    return readSysctlFd(key, fd);
+    return readSysctlFd(fd);
   }
 
   sysctlSet(key: string, value: string | number): void {

@@ -50,7 +50,7 @@ export function openSysctl(key: string, write: boolean): number {
   }
 }
 
-export function readSysctlFd(key: string, fd: number): string {
+export function readSysctlFd(fd: number): string {
   try {
     const b = Buffer.alloc(4096);
     const n = readSync(fd, b, 0, b.length, 0);

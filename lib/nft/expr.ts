@@ -11,7 +11,7 @@ import type {
   CounterStmt, CtExpr, DnatStmt, Expr, LimitStmt, LogStmt, MapExpr, MasqueradeStmt, MatchOp, MatchStmt,
   MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RedirectStmt, RejectStmt, SetExpr, SnatStmt, Verdict, VmapStmt,
 } from './json.js';
-import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
+import { checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
 import { type IpFamily } from '../util/ip.js';
 import { Literal, isVerdict, setRef, value, type ValueInput } from './values.js';
 
@@ -411,6 +411,3 @@ export function vmap(key: Expr, data: string | Array<[ValueInput, Verdict]>): Vm
     },
   };
 }
-
-/** Validate a rule comment (exported for objects.ts). */
-export const ruleComment = (c: string): string => checkComment(c);

@@ -1,36 +1,7 @@
 /**
- * Base-chain priorities.
- *
- * nft names a few standard priorities; in JSON the priority is always a number, so we render
- * `{ base, offset }` as base + offset. Values for the ip, ip6 and inet families (bridge differs and
- * is not supported here):
- *
- *   name      value  usable with hooks (nft's own rule for the *name*; the number works anywhere)
- *   raw       -300   all          (before conntrack: notrack, early drops)
- *   mangle    -150   all
- *   dstnat    -100   prerouting, output
- *   filter       0   all          (iptables-nft's filter chains sit here)
- *   security    50   all
- *   srcnat     100   postrouting, input
- *
- * Lower runs first. Where netns-router puts its chains (ROUTER_PRIORITIES below) and why:
- *
- * - NAT: for a new connection, the first NAT chain (lowest priority) that sets a mapping wins; later
- *   NAT chains of that hook no longer see the flow. Our DNAT chains run at dstnat - 10 (-110) and SNAT
- *   at srcnat - 10 (90), so our port forwards and source NAT win over iptables-nft / firewalld /
- *   Docker chains at the standard -100 / 100.
- * - Filtering: an `accept` only ends the current base chain. Every other base chain on the same hook,
- *   in any table, still sees the packet, and any `drop` there is final. Our accept therefore cannot
- *   protect traffic from another table's drop (e.g. Docker's FORWARD policy drop); this is avoided by
- *   running the router in its own network namespace, where only our table exists. Our filter chains
- *   run at filter - 10 (-10): before iptables-nft (0), so our drops are cheap and final, and the
- *   conntrack established/related accept comes first.
- * - Our raw chain (notrack, anti-spoofing) runs at raw + 10 (-290), after the conntrack-zone/raw
- *   chains others may install at -300 but still before conntrack itself (-200).
- * - Deleting the last NAT chain of a hook stops NAT for existing flows too: table replacement
- *   (replaceTable) is a single transaction, so there is never a moment without our NAT chains.
- */
-import { NftValidationError } from './errors.js';
+ * Base-chain priorities: nft's named ones (`{ base, offset }` renders as base + offset) and where netns-router
+ * puts its chains (ROUTER_PRIORITIES) — the reasoning is in lib/nft/README.md ("Priorities netns-router uses").
+ */import { NftValidationError } from './errors.js';
 import type { ChainType, Family, Hook } from './json.js';
 
 export const PRIORITY = {

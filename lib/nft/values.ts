@@ -4,8 +4,8 @@
  * other string in an address position as a hostname, so plain non-address strings are refused.
  */
 import { NftValidationError } from './errors.js';
-import type { ConcatExpr, ElemWrapped, Expr, PrefixExpr, RangeExpr, SetExpr, Verdict } from './json.js';
-import { checkComment, checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
+import type { ConcatExpr, Expr, PrefixExpr, RangeExpr, SetExpr, Verdict } from './json.js';
+import { checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
 import { type IpFamily } from '../util/ip.js';
 
 /** A typed non-address string. Serialises (JSON.stringify) to its plain text. */
@@ -131,11 +131,6 @@ export function anonSet(items: ValueInput[], what = 'set'): SetExpr {
     throw new NftValidationError('E_INVALID_VALUE', what, items, 'an anonymous set needs at least one element');
   }
   return { set: items.map((i) => value(i, what)) };
-}
-
-/** A set element with a comment. */
-export function withComment(key: ValueInput, comment: string): ElemWrapped {
-  return { elem: { val: value(key, 'element'), comment: checkComment(comment) } };
 }
 
 /** Is this JSON expression a verdict? */

@@ -181,7 +181,6 @@ function proxySettings(options: Token[], env: Record<string, string | undefined>
   }
   const rw = pick('remote-wrapper', PROXY_ENV.remoteWrapper);
   const remoteWrapper = rw ? rw.value : wrapperPathFor(extension);
-  // eslint-disable-next-line no-control-regex
   if (remoteWrapper.trim() === '' || /[\x00-\x1f]/.test(remoteWrapper)) {
     throw new UsageError(`${rw?.label ?? '--remote-wrapper'}: not a usable path`, rw?.label ?? '--remote-wrapper');
   }

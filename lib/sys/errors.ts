@@ -14,11 +14,6 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-/** Numeric errno of a symbolic code, e.g. "ENOENT" → 2. */
-export function errnoNumber(code: string): number | undefined {
-  return (osConstants.errno as Record<string, number>)[code];
-}
-
 const messages: Record<string, string> = {
   EPERM: 'Operation not permitted', ENOENT: 'No such file or directory', ESRCH: 'No such process',
   EINTR: 'Interrupted system call', EIO: 'Input/output error', EBADF: 'Bad file descriptor',

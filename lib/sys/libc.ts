@@ -104,10 +104,6 @@ export function getsockopt(fd: number, level: number, name: number, size = 4): B
   return b.subarray(0, len[0]);
 }
 
-export function getsockoptInt(fd: number, level: number, name: number): number {
-  return getsockopt(fd, level, name, 4).readInt32LE(0);
-}
-
 export function getsockname(fd: number, size = 128): Buffer {
   const b = Buffer.alloc(size);
   const len = [size];
@@ -147,11 +143,6 @@ function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, ar
       resolve(n);
     });
   });
-}
-
-/** recv on koffi's worker pool, so a blocking receive does not block the event loop. */
-export function recvAsync(fd: number, buf: Uint8Array, flags = 0): Promise<number> {
-  return asyncCall(c.recv, 'recv', [fd, buf, buf.length, flags]);
 }
 
 /**

@@ -238,19 +238,6 @@ export class SshLab {
   }
 }
 
-function mountInfoFor(path: string): { mountPoint: string; optional: string } {
-  let best = { mountPoint: '', optional: '' };
-  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = l.split(' ');
-    if (f.length < 7) continue;
-    const mp = f[4];
-    const sep = f.indexOf('-');
-    const optional = f.slice(6, sep).join(' ');
-    if ((path === mp || path.startsWith(mp.endsWith('/') ? mp : `${mp}/`)) && mp.length >= best.mountPoint.length) best = { mountPoint: mp, optional };
-  }
-  return best;
-}
-
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
-import { dhcpPrepareNic } from '../../lib/router/dhcp/mutators.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';

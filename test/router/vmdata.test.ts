@@ -14,7 +14,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
-import { daemonPid, daemonStatus, stopDaemon, listenFile, routerDir } from '../../lib/services/metadata/index.js';
+import { daemonPid, daemonStatus, stopDaemon, routerDir } from '../../lib/services/metadata/index.js';
 import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 import { runCommand } from '../../lib/router/command-table.js';

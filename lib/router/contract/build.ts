@@ -170,7 +170,6 @@ function dhcpOptions(r: FieldReader): Record<string, string> {
     }
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') r.fail('options', `value of ${JSON.stringify(k)} must be a string`);
     const s = String(v);
-    // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f]/.test(s)) r.fail('options', `value of ${JSON.stringify(k)} contains control characters`);
     out[key] = s;
   }

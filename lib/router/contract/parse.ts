@@ -18,7 +18,7 @@ import { UsageError } from '../../util/errors.js';
 import { BUILDERS } from './build.js';
 import { COMMANDS, COMMAND_NAMES, commandSpec, isFrontEndCommand, isLocalCommand, type CommandName, type CommandSpec } from './command-specs.js';
 import { decodeDetails, parseJsonText, readTextFile } from './decode.js';
-import { FIELDS, FIELD_BY_KEY, fieldOfPayloadKey, optionAttr, type FieldDef } from './fields.js';
+import { FIELDS, FIELD_BY_KEY, fieldOfPayloadKey, optionAttr } from './fields.js';
 import { DEFAULT_HELP_WIDTH, didYouMean, renderHelp, type HelpDoc, type HelpItem } from './help.js';
 import { FieldBag, FieldReader } from './reader.js';
 import type { EngineCommand, GuestIsolation, HostDevices, Invocation, LocalRequest, LogLevel, RouterSettings } from './types.js';
@@ -537,10 +537,4 @@ export function parseInvocation(argv: readonly string[], penv: ParseEnvironment)
     isolation,
     details: { physicalNetwork, network },
   };
-}
-
-/** Field definitions, for documentation and tests. */
-export function fieldsOfCommand(name: CommandName): FieldDef[] {
-  const spec = commandSpec(name);
-  return spec ? spec.fields.map((k) => FIELDS.find((f) => f.key === k)!).filter(Boolean) : [];
 }

@@ -134,7 +134,6 @@ export class FieldReader {
   plainText(key: string, max = 253): string | undefined {
     const text = this.scalar(key, true);
     if (text === undefined) return undefined;
-    // eslint-disable-next-line no-control-regex
     if (text.length > max || /[\u0000-\u001f\u007f]/.test(text)) {
       this.fail(key, `not plain text (at most ${max} characters, no control characters)`);
     }

@@ -1,7 +1,8 @@
 /**
  * RouterApi: the engine's side of the contract, one typed method per command. The CLI parses
  * and validates, takes the router's lock, then calls exactly one of these with the typed request
- * and a context (settings, host devices, details, deadline). The reconcile engine implements it.
+ * and a context (settings, host devices, details, deadline). The command table implements it
+ * (createRouterApi, lib/router/command-table.ts); the CLI's tests substitute a recording one.
  */
 import type { Logger } from 'pino';
 import type {

@@ -1,36 +1,8 @@
 /**
- * Compiles an ordered list of rules (verdict + matchers) into one nft chain, compressing them into sets.
- *
- * Why sets: replacing the table costs ~40–80 µs per rule but ~10 µs per hash-set element (libnftables +
- * kernel, measured here), so 10,000 rules as rules would take most of a second.
- *
- * 1. Layers (first match wins, without keeping one segment per rule). A rule only has to come after the
- *    earlier rules with the OTHER verdict that can match a packet it matches (overlap); rules with the same
- *    verdict can be evaluated in any order among themselves. Each rule goes to the lowest layer with its
- *    verdict above every conflicting rule's layer. For any packet, the first rule that matches it in the
- *    original order is then evaluated before every later rule with another verdict that also matches it, so
- *    the outcome is unchanged. A typical ACL (allows with a few unrelated denies) needs 2 or 3 layers instead
- *    of one segment per verdict change. (Above an effort budget the consecutive-verdict runs are used, which
- *    are trivially correct.)
- * 2. Inside a layer, matchers are grouped by the fields they constrain; each group becomes one set lookup
- *    `FIELDS @set VERDICT`. A group is a hash set when all its elements are exact (single port, host address)
- *    and an interval set otherwise, so ranges and prefixes never slow down the exact ones.
- * 3. The kernel refuses an interval element overlapping one already in the set (pipapo), and nft refuses
- *    overlapping one-dimensional intervals, while overlapping rules are legal input ("22 from anywhere" and
- *    "20-30 from 10.0.0.0/8"): one-dimensional sets get their intervals merged, multi-dimensional ones are
- *    packed into as many sets as needed for their elements to be pairwise disjoint.
- * 4. Groups too small to pay for a set (and ICMP rules with a code: no set key type for it here) become plain
- *    rules.
- * 5. Drop verdicts never use interval sets. On this kernel (6.18) an interval set's new contents (pipapo for
- *    concatenations, rbtree for one field) are swapped in only after the commit has switched the generation,
- *    so right after a replacement the new rule briefly sees an empty set: a probe flood during replacements
- *    let forbidden packets slip past such a drop set to the default allow (3–9 per ~50 swaps). Hash sets
- *    (per-element generation bits) showed no such window, so drops use hash sets and plain rules. Interval
- *    sets are named after their contents, and the engine creates new ones in a transaction of their own before
- *    the rules refer to them (lib/nft/table-sync.ts), which closes the window for allows as well; drops stay
- *    off interval sets as a second line of defence.
- */
-import { createHash } from 'node:crypto';
+ * Compiles an ordered list of rules (verdict + matchers) into one nft chain, compressing them into sets: layers
+ * by verdict conflicts, groups by constrained fields, disjoint intervals, no interval sets behind a drop — the
+ * why and the measurements are in docs/firewall.md ("Sets instead of rules").
+ */import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
 import { bigIntToIp } from '../../util/ip.js';
 import type { RuleCidr } from './cidr.js';

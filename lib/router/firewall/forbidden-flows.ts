@@ -122,7 +122,7 @@ export async function deleteForbiddenFlows(m: RouterModel, previous: RouterModel
 function conntrackCount(ns: string): number | undefined {
   try {
     const key = 'net.netfilter.nf_conntrack_count';
-    const n = Number(readSysctlFd(key, runInNetns(ns, () => openSysctl(key, false))));
+    const n = Number(readSysctlFd(runInNetns(ns, () => openSysctl(key, false))));
     return Number.isInteger(n) ? n : undefined;
   } catch {
     return undefined;

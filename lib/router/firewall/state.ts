@@ -40,8 +40,6 @@ export interface FirewallState {
   acl: Record<string, AclTierState>;
 }
 
-export const emptyFirewall = (): FirewallState => ({ fw: {}, acl: {} });
-
 export function firewallState(m: RouterModel): FirewallState {
   const s = moduleState<FirewallState>(m, FIREWALL);
   return { fw: s?.fw ?? {}, acl: s?.acl ?? {} };

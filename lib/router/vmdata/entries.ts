@@ -78,7 +78,6 @@ export function checkUserdata(content: Buffer, limits: VmDataLimits, label: stri
 /** Password check: bounded, no line breaks or NUL (the guest scripts read it as one line). */
 export function checkPassword(pw: string, limits: VmDataLimits, label: string): void {
   if (pw.length > limits.passwordMax) fail(label, `the password is longer than ${limits.passwordMax} characters`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000\r\n]/.test(pw)) fail(label, 'the password contains a line break or NUL character');
 }
 

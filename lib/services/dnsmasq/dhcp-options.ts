@@ -125,7 +125,6 @@ export function dhcpOptionCode(key: string): number {
   return code;
 }
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const IPV4_LIST = /^\d{1,3}(\.\d{1,3}){3}(\s*,\s*\d{1,3}(\.\d{1,3}){3})*$/;
 const HEX_BYTES = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,254}$/;

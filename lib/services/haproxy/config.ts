@@ -119,7 +119,6 @@ function proxyLines(p: ProxySpec): string[] {
   return lines;
 }
 
-// eslint-disable-next-line no-control-regex
 const oneLine = (t: string): string => t.replace(/[\u0000-\u001f\u007f]/g, ' ');
 
 /**

@@ -144,17 +144,6 @@ export async function daemonStatus(stateDir: string): Promise<DaemonStatus | und
   }
 }
 
-/** Ask the daemon to re-read every router (what SIGHUP does), with per-router errors. */
-export async function rescanDaemon(stateDir: string): Promise<Record<string, string> | undefined> {
-  try {
-    const r = await request(stateDir, { op: 'rescan' }, 60_000);
-    return (r.errors as Record<string, string> | undefined) ?? {};
-  } catch (e) {
-    if (isDown(e)) return undefined;
-    throw e;
-  }
-}
-
 /** Stop the daemon of `stateDir` (if any) and wait until its process is gone. */
 export async function stopDaemon(stateDir: string, timeoutMs = 5000): Promise<void> {
   const pid = daemonPid(stateDir);

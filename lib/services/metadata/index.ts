@@ -3,4 +3,4 @@ export * from './layout.js';
 export { MetadataDaemon, readListenSpec, type DaemonOptions, type DaemonStatus, type RouterStatus } from './daemon.js';
 export { handleMetadata, handlePassword, metadataTarget, pendingPassword, acknowledgePassword } from './handlers.js';
 export { RouterListeners, namespaceInode } from './listeners.js';
-export { DAEMON_MAIN, request, daemonPid, startDaemon, syncRouter, daemonStatus, rescanDaemon, stopDaemon } from './client.js';
+export { DAEMON_MAIN, request, daemonPid, startDaemon, syncRouter, daemonStatus, stopDaemon } from './client.js';
