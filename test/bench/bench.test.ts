@@ -14,7 +14,7 @@ import { median, percentile, summarize, pairedRatios } from '../../bench/lib/sta
 import { renderText, renderMarkdown } from '../../bench/lib/table.js';
 import { renderLinePlot, renderBarChart, escapeXml, msTick } from '../../bench/lib/svg.js';
 import { fmtMs, fmtRatio } from '../../bench/lib/format.js';
-import { requireSandbox } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const RUN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'run.js');

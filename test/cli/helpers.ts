@@ -1,16 +1,10 @@
-/** Shared helpers of the contract/CLI tests: sandbox guard, temp dirs, a recording RouterApi. */
+/** Shared helpers of the contract/CLI tests: temp dirs, a recording RouterApi. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from '../../lib/router/contract/router-api.js';
 import type { RouterRequest } from '../../lib/router/contract/types.js';
 import { runCli, type CliDeps } from '../../cli/run.js';
-
-export function requireSandbox(): void {
-  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
-    throw new Error('run this suite through scripts/run-tests.mjs (sandbox), not directly');
-  }
-}
 
 /** A temp directory removed by cleanup(). */
 export class TempDir {

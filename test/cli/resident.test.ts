@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Scratch, addVm, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
 import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
 

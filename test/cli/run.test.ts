@@ -7,7 +7,8 @@ import { SystemError, UsageError } from '../../lib/util/errors.js';
 import { tryAcquireRouterLock } from '../../lib/router/state/lock.js';
 import { SHIM_MARKER } from '../../lib/router/contract/install-wrapper.js';
 import { packageVersion, runCli } from '../../cli/run.js';
-import { TempDir, cli, requireSandbox } from './helpers.js';
+import { TempDir, cli } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

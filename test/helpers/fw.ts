@@ -69,7 +69,9 @@ const dgram = require('node:dgram');
 const [ip, ports, ms, fixed] = [process.argv[1], process.argv[2].split(',').map(Number), Number(process.argv[3]), process.argv[4] === 'fixed'];
 const sent = {}; for (const p of ports) sent[p] = 0;
 const end = Date.now() + ms;
-let fixedSock;
+let stop = false;
+process.stdin.on('data', () => {}).on('end', () => { stop = true; }).resume();
+let fixedSock, firstAt, lastAt;
 async function one(p) {
   if (fixed) { fixedSock ??= dgram.createSocket('udp4'); await new Promise((r) => fixedSock.send('x', p, ip, r)); sent[p]++; return; }
   const s = dgram.createSocket('udp4');           // a fresh source port: every datagram is a new flow
@@ -77,25 +79,56 @@ async function one(p) {
   s.close();
 }
 (async () => {
-  while (Date.now() < end) { for (const p of ports) await one(p); await new Promise((r) => setTimeout(r, 1)); }
+  while (!stop && Date.now() < end) {
+    for (const p of ports) await one(p);
+    lastAt = Date.now();
+    if (firstAt === undefined) { firstAt = lastAt; process.stdout.write('started\\n'); }
+    await new Promise((r) => setTimeout(r, 1));
+  }
   fixedSock?.close();
-  process.stdout.write(JSON.stringify(sent));
+  process.stdout.write(JSON.stringify({ sent, firstAt, lastAt }) + '\\n');
+  process.exit(0);
 })();
 `;
 
+export interface FloodResult {
+  /** Datagrams sent per destination port. */
+  sent: Record<number, number>;
+  /** When the first and the last round of datagrams went out (epoch ms): the control that the sender ran. */
+  firstAt: number;
+  lastAt: number;
+}
+
+export interface Flood {
+  /** Resolves once the first datagrams are out. */
+  started: Promise<void>;
+  /** Ends the flood and tells what it sent and when. */
+  stop(): Promise<FloodResult>;
+}
+
 /**
- * Send UDP datagrams from `ns` to ip:port for each port, round-robin, for `ms`; each datagram from a new
- * source port (a new flow) unless `fixed` (one flow per port). Resolves with the number sent per port.
+ * Send UDP datagrams from `ns` to ip:port for each port, round-robin, until `stop()` (or `maxMs`); each
+ * datagram from a new source port (a new flow) unless `fixed` (one flow per port). A test checks with the
+ * result's firstAt/lastAt that the sender was running over the whole stretch it judges.
  */
-export function udpFlood(ns: string, ip: string, ports: number[], ms: number, fixed = false): Promise<Record<number, number>> {
-  return new Promise((resolve, reject) => {
-    const c = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', FLOOD, ip, ports.join(','), String(ms), fixed ? 'fixed' : 'fresh'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout!.on('data', (d) => { out += d; });
-    c.stderr!.on('data', (d) => { err += d; });
-    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`flood exited ${code}: ${err}`))));
+export function udpFlood(ns: string, ip: string, ports: number[], opts: { fixed?: boolean; maxMs?: number } = {}): Flood {
+  const c = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', FLOOD, ip, ports.join(','), String(opts.maxMs ?? 60_000), opts.fixed ? 'fixed' : 'fresh'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let onStart: () => void = () => {};
+  const started = new Promise<void>((r) => { onStart = r; });
+  c.stdout!.on('data', (d) => { out += d; if (out.includes('started\n')) onStart(); });
+  c.stderr!.on('data', (d) => { err += d; });
+  const done = new Promise<FloodResult>((resolve, reject) => {
+    c.on('exit', (code) => {
+      onStart();
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && last.startsWith('{')) resolve(JSON.parse(last) as FloodResult);
+      else reject(new Error(`flood exited ${code}: ${err}`));
+    });
   });
+  done.catch(() => {}); // surfaced by stop()
+  return { started, stop: () => { c.stdin!.end(); return done; } };
 }
 
 /** A simulated host + upstream ("internet": 203.0.113.1 and 198.51.100.1 on one interface). */

@@ -4,12 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { addNetns, deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 
-export function requireSandbox(): void {
-  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
-    throw new Error('refusing to run: kernel tests must run inside scripts/in-sandbox.mjs (npm test)');
-  }
-}
-
 /** Short random suffix for unique object names (interface names are ≤ 15 chars). */
 export function uid(n = 4): string {
   return randomBytes(n).toString('hex').slice(0, n);

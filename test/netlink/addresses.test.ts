@@ -3,7 +3,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetlinkHandle } from '../../lib/netlink/index.js';
 import { IFA_F_NODAD } from '../../lib/netlink/address.js';
-import { requireSandbox, scratch, uniq, ipJson, throwsNetlink, assertSubset, type Scratch } from './helpers.js';
+import { scratch, uniq, ipJson, throwsNetlink, assertSubset, type Scratch } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const test = suite('addresses');

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
-import { requireSandbox, scratch, uniq, rejectsNetlink } from './helpers.js';
+import { scratch, uniq, rejectsNetlink } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const test = suite('async');

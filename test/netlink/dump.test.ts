@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import type { NlRequest } from '../../lib/netlink/index.js';
 import { RTM_GETLINK } from '../../lib/netlink/index.js';
 import { encodeLinkDump } from '../../lib/netlink/link-codec.js';
-import { requireSandbox, scratch, uniq, ipJson, throwsNetlink } from './helpers.js';
+import { scratch, uniq, ipJson, throwsNetlink } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const test = suite('dump');

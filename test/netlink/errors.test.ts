@@ -6,7 +6,8 @@ import {
   NetlinkError, NetlinkHandle, NetlinkProtocolError, isExists, isNetlinkError, isNotFound, RTM_GETLINK, RTM_GETROUTE,
 } from '../../lib/netlink/index.js';
 import { encodeLinkRef } from '../../lib/netlink/link-codec.js';
-import { requireSandbox, scratch, uniq, throwsNetlink } from './helpers.js';
+import { scratch, uniq, throwsNetlink } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { thrown } from '../helpers/expect.js';
 import { ValidationError } from '../../lib/util/errors.js';
 

@@ -1,5 +1,5 @@
 /**
- * Helpers of the rtnetlink / namespace suites: a refusal outside the sandbox, unique names, a scratch
+ * Helpers of the rtnetlink / namespace suites: unique names, a scratch
  * namespace per test (always removed), iproute2 as an independent oracle, and error assertions.
  */
 import { spawnSync } from 'node:child_process';
@@ -8,12 +8,6 @@ import { addNetns, deleteNetns, netnsExists } from '../../lib/netns/namespaces.j
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
 import { rejected, thrown } from '../helpers/expect.js';
-
-export function requireSandbox(): void {
-  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
-    throw new Error('refusing to run: kernel tests must run inside scripts/in-sandbox.mjs (node scripts/run-tests.mjs)');
-  }
-}
 
 let counter = 0;
 const tag = (process.pid % 46656).toString(36);

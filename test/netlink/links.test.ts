@@ -4,7 +4,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Link, LinkSpec, MacvlanMode } from '../../lib/netlink/index.js';
-import { requireSandbox, scratch, uniq, ipLink, ipJson, throwsNetlink, assertSubset, run } from './helpers.js';
+import { scratch, uniq, ipLink, ipJson, throwsNetlink, assertSubset, run } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { thrown } from '../helpers/expect.js';
 import { ValidationError } from '../../lib/util/errors.js';
 

@@ -2,7 +2,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetlinkHandle } from '../../lib/netlink/index.js';
-import { requireSandbox, scratch, uniq, ipJson, throwsNetlink, assertSubset, type Scratch } from './helpers.js';
+import { scratch, uniq, ipJson, throwsNetlink, assertSubset, type Scratch } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const test = suite('neigh');

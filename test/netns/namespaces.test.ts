@@ -8,7 +8,9 @@ import {
 } from '../../lib/netns/index.js';
 import { NetlinkHandle } from '../../lib/netlink/index.js';
 import { libc } from '../../lib/sys/index.js';
-import { requireSandbox, scratch, uniq, run } from '../netlink/helpers.js';
+import { scratch, uniq, run } from '../netlink/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { thrown } from '../helpers/expect.js';
 
 requireSandbox();
 const test = suite('namespaces');
@@ -17,17 +19,7 @@ const threadNs = (): string => readlinkSync('/proc/thread-self/ns/net');
 const nsInode = (name: string): number => statSync(netnsPath(name)).ino;
 const inodeOf = (link: string): number => Number(/\[(\d+)\]/.exec(link)![1]);
 
-function throwsNetns(fn: () => unknown, code: string): NetnsError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.instance(err, NetnsError, `expected NetnsError ${code}, got ${String(err)}`);
-  assert.is((err as NetnsError).code, code);
-  return err as NetnsError;
-}
+const throwsNetns = (fn: () => unknown, code: string): NetnsError => thrown(fn, NetnsError, { code: code as NetnsError['code'] });
 
 /** Wait until `cond` holds (kernel namespace teardown is asynchronous). */
 async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {

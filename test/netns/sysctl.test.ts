@@ -4,7 +4,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { NetnsError, SysctlError } from '../../lib/netns/index.js';
-import { requireSandbox, scratch, uniq, nsRun } from '../netlink/helpers.js';
+import { scratch, uniq, nsRun } from '../netlink/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { thrown } from '../helpers/expect.js';
 
 requireSandbox();
 const test = suite('sysctl');
@@ -18,16 +20,7 @@ const inside = (ns: string, path: string): string => {
   return r.stdout.trim();
 };
 
-function throwsCode(fn: () => unknown, cls: typeof SysctlError | typeof NetnsError, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.instance(err, cls, `expected ${cls.name} ${code}, got ${String(err)}`);
-  assert.is((err as { code: string }).code, code);
-}
+const throwsCode = (fn: () => unknown, cls: typeof SysctlError | typeof NetnsError, code: string): Error => thrown<Error & { code: string }>(fn, cls as never, { code });
 
 test('ip_forward: set in the namespace, read back, seen inside, not in the sandbox', () => scratch((s) => {
   const { name, h } = s.ns();

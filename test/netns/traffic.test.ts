@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetnsHandle } from '../../lib/netns/index.js';
-import { requireSandbox, scratch, uniq, nsRun, type Scratch } from '../netlink/helpers.js';
+import { scratch, uniq, nsRun, type Scratch } from '../netlink/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const test = suite('traffic');

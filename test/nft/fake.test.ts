@@ -2,24 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
+import { rejected } from '../helpers/expect.js';
 
 const T: N.TableRef = { family: 'inet', name: 'netns_router' };
 
 async function rejects(p: Promise<unknown>, code: N.NftErrorCode, index?: number): Promise<N.NftError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, N.NftError, (e as Error).message);
-    const ne = e as N.NftError;
-    assert.is(ne.code, code, ne.message);
-    if (index !== undefined) {
-      assert.is(ne.index, index, ne.message);
-      assert.ok(ne.command !== undefined, 'command JSON attached');
-    }
-    assert.is(ne.executor, 'fake');
-    return ne;
-  }
-  throw new Error(`expected NftError ${code}`);
+  const e = await rejected(p, N.NftError, { code, executor: 'fake', ...(index !== undefined ? { index } : {}) });
+  if (index !== undefined) assert.ok(e.command !== undefined, 'command JSON attached');
+  return e;
 }
 
 function base(): N.Transaction {

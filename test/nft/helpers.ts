@@ -1,12 +1,6 @@
-/** Helpers for the nft suites: sandbox guard, throw-away namespaces, command execution. */
+/** Helpers for the nft suites: throw-away namespaces, command execution. */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-
-export function requireSandbox(): void {
-  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
-    throw new Error('this suite touches the kernel: run it through scripts/in-sandbox.mjs (scripts/run-tests.mjs)');
-  }
-}
 
 export const rnd = (): string => randomBytes(4).toString('hex');
 

@@ -8,7 +8,9 @@ import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { openNftCli } from '../../lib/nft/nft-cli.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
-import { addNs, delNs, nsSh, nsTables, requireSandbox, sh } from './helpers.js';
+import { addNs, delNs, nsSh, nsTables, sh } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -67,16 +69,7 @@ function rawList(ns: string): unknown {
   return N.stripHandles(doc.nftables.filter((i) => !('metainfo' in (i as object))));
 }
 
-async function expectNftError(p: Promise<unknown>, code: N.NftErrorCode): Promise<N.NftError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, N.NftError, String(e));
-    assert.is((e as N.NftError).code, code, (e as Error).message);
-    return e as N.NftError;
-  }
-  throw new Error(`expected NftError ${code}`);
-}
+const expectNftError = (p: Promise<unknown>, code: N.NftErrorCode): Promise<N.NftError> => rejected(p, N.NftError, { code });
 
 test('libnftables and nft CLI produce the same ruleset', async () => {
   const a = addNs('ffi');

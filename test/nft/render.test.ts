@@ -3,19 +3,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { bigIntToIp, ipToBigInt } from '../../lib/util/ip.js';
+import { thrown } from '../helpers/expect.js';
 
 const T: N.TableRef = { family: 'inet', name: 'netns_router' };
 
-function throwsCode(fn: () => unknown, code: string, msg?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, N.NftValidationError, msg);
-    assert.is((e as N.NftValidationError).code, code, msg ?? (e as Error).message);
-    return;
-  }
-  assert.unreachable(`expected ${code}${msg ? `: ${msg}` : ''}`);
-}
+const throwsCode = (fn: () => unknown, code: string, msg?: string): N.NftValidationError => thrown(fn, N.NftValidationError, { code: code as N.NftValidationCode }, msg);
 
 const parse = (tx: N.Transaction): { nftables: unknown[] } => JSON.parse(tx.render());
 

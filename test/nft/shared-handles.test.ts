@@ -11,7 +11,8 @@ import { nftGeneration } from '../../lib/nft/generation.js';
 import { netnsIdentity } from '../../lib/netns/namespaces.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { sendGratuitousArp } from '../../lib/router/garp.js';
-import { addNs, delNs, nsSh, nsTables, requireSandbox, sh } from './helpers.js';
+import { addNs, delNs, nsSh, nsTables, sh } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

@@ -7,7 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { changedMiddle, sameValue } from '../../lib/util/compare.js';
-import { addNs, delNs, nsSh, requireSandbox } from './helpers.js';
+import { addNs, delNs, nsSh } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 
@@ -157,24 +158,36 @@ test('a table edited by hand is replaced, not patched; wrong contents too; a mov
 });
 
 test('the fake executor agrees with the kernel on in-place changes', async () => {
+  // the same walk of in-place changes on the fake and on a kernel namespace: after every step both list the same
+  const ns = addNs('sync-f-');
+  const kernel = N.openLibnftables({ netns: ns });
+  const gen = N.NftGenerationReader.open(ns);
   const fake = N.openFake();
-  let prev: N.NftObject[] | undefined;
-  for (let step = 0; step < 25; step++) {
-    const want = contents(100 + step);
-    const res = await N.syncTable(fake, T, want, prev);
-    if (step > 0) assert.ok(res.mode !== 'replace', `step ${step}: ${res.reason} ${res.error?.message ?? ''}`);
-    const fresh = N.openFake();
-    await fresh.apply(N.replacementOf(T, want, N.tableContents(want)));
-    const norm = async (x: N.NftExecutor) => {
-      const l = N.stripHandles(await x.list(T));
-      l.sets = l.sets.filter((st) => st.name !== N.FINGERPRINT_SET);
-      const byText = <X>(xs: X[]) => xs.map((v) => JSON.stringify(v)).sort();
-      const sets = [...l.sets, ...l.maps].map((st) => ({ ...st, elem: st.elem ? N.sortedElements(st.elem) : [] }));
-      const rules = [...l.rules].sort((p, q) => (p.chain < q.chain ? -1 : p.chain > q.chain ? 1 : 0));
-      return JSON.stringify([byText(l.chains), byText(sets), rules, byText(l.counters)]);
-    };
-    assert.is(await norm(fake), await norm(fresh), `step ${step}`);
-    prev = want;
+  const norm = async (x: N.NftExecutor) => {
+    const l = N.stripHandles(await x.list(T));
+    l.sets = l.sets.filter((st) => st.name !== N.FINGERPRINT_SET);
+    const byText = <X>(xs: X[]) => xs.map((v) => JSON.stringify(v)).sort();
+    const sets = [...l.sets, ...l.maps].map((st) => ({ ...st, elem: st.elem ? N.sortedElements(st.elem) : [] }));
+    const rules = [...l.rules].sort((p, q) => (p.chain < q.chain ? -1 : p.chain > q.chain ? 1 : 0));
+    return JSON.stringify([byText(l.chains), byText(sets), rules, byText(l.counters)]);
+  };
+  try {
+    let prev: N.NftObject[] | undefined;
+    for (let step = 0; step < 25; step++) {
+      const want = contents(100 + step);
+      const res = await N.syncTable(fake, T, want, prev);
+      if (step > 0) assert.ok(res.mode !== 'replace', `step ${step}: ${res.reason} ${res.error?.message ?? ''}`);
+      await N.syncTable(kernel, T, want, prev, { generation: () => gen.read() });
+      const [f, k] = [await norm(fake), await norm(kernel)];
+      assert.ok((JSON.parse(k) as unknown[][])[0].length >= 1, `step ${step}: the kernel lists the table's chains`);
+      assert.is(f, k, `step ${step}: the fake lists what the kernel lists`);
+      prev = want;
+    }
+  } finally {
+    gen.close();
+    await kernel.close();
+    await fake.close();
+    delNs(ns);
   }
 });
 

@@ -13,7 +13,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { deleteConntrackCli, conntrackArgs } from '../../lib/nft/conntrack-cli.js';
-import { addNs, delNs, nsSh, requireSandbox, rnd, sh } from './helpers.js';
+import { addNs, delNs, nsSh, rnd, sh } from './helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { thrown } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -222,16 +224,7 @@ test('deleteFlows: a flow restarted the other way round just after its deletion 
 });
 
 test('conntrack filters are validated; an empty delete needs all: true', () => {
-  const bad = (fn: () => unknown, code: string): void => {
-    try {
-      fn();
-    } catch (e) {
-      assert.instance(e, N.NftValidationError);
-      assert.is((e as N.NftValidationError).code, code);
-      return;
-    }
-    assert.unreachable(`expected ${code}`);
-  };
+  const bad = (fn: () => unknown, code: N.NftValidationCode): N.NftValidationError => thrown(fn, N.NftValidationError, { code });
   bad(() => N.deleteConntrack({}), 'E_INVALID_VALUE');
   bad(() => N.deleteConntrack({ family: 'ipv4' }), 'E_INVALID_VALUE');
   bad(() => N.deleteConntrack({ origDst: 'router.local' }), 'E_INVALID_ADDRESS');

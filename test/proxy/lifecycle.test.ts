@@ -13,7 +13,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { preferredHostIndex } from '../../lib/proxy/cksum.js';
-import { Scratch, addVm, ping, requireSandbox, simulatedHost, tcpAsk, waitFor, whoamiServer } from '../helpers/topo.js';
+import { Scratch, addVm, ping, simulatedHost, tcpAsk, waitFor, whoamiServer } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { SshLab } from '../helpers/sshd.js';
 import { dumpSection } from '../helpers/cloudstack.js';
 
@@ -115,6 +116,11 @@ test('lifecycle through the proxy: ensure-network-device, implement-network, ass
     r = await cs('custom-action', { network_id: id, action: 'dump-config' }, true);
     assert.is(r.status, 0, r.stderr);
     assert.is(dumpSection(JSON.parse(r.stdout).message, 'state').portForwards.length, 1, 'custom-action output comes back');
+
+    // positive control of the ping below: the public IP answers while the network exists (ICMP opened)
+    r = await cs('apply-fw-rules', { network_id: id, fw_rules: { default_egress_allow: true, rules: [{ id: 1, type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '203.0.113.47', sourceCidrs: ['0.0.0.0/0'] }, { id: 2, type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.47', sourceCidrs: ['0.0.0.0/0'] }] } });
+    assert.is(r.status, 0, r.stderr);
+    assert.ok(ping(upNs, '203.0.113.47'), 'the public IP answers ping before the destroy');
 
     r = await cs('destroy-network', { network_id: id });
     assert.is(r.status, 0, r.stderr);

@@ -9,7 +9,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Scratch, requireSandbox, waitFor } from '../helpers/topo.js';
+import { Scratch, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { SshLab, allCommandLines, privateRootPassword, type KeyPair, type SshdHost } from '../helpers/sshd.js';
 
 requireSandbox();

@@ -16,7 +16,8 @@ import { UsageError } from '../../lib/util/errors.js';
 import { ProxyConfigError, RemoteCommandError } from '../../lib/proxy/errors.js';
 import { runProxy } from '../../lib/proxy/run.js';
 import { redact } from '../../lib/router/log.js';
-import { requireSandbox } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { thrown } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -162,15 +163,8 @@ test('parseProxyInvocation: both forms, validation by the wrapper parser, proxy 
     assert.equal(i.currentDetails, { host: '10.0.0.2' });
 
     // the wrapper's validation, before any SSH
-    const usage = (argv: string[], needle: string) => {
-      try {
-        parseProxyInvocation(argv, { NETNS_ROUTER_LOG_FILE: '/dev/null' });
-        assert.unreachable(`accepted ${argv.join(' ')}`);
-      } catch (e) {
-        assert.instance(e, UsageError, argv.join(' '));
-        assert.match((e as Error).message, needle);
-      }
-    };
+    const usage = (argv: string[], needle: string): UsageError =>
+      thrown(() => parseProxyInvocation(argv, { NETNS_ROUTER_LOG_FILE: '/dev/null' }), UsageError, { message: new RegExp(needle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) }, `accepted ${argv.join(' ')}`);
     usage(['implement-network', '--vlan', '100'], 'network');
     usage(['add-port-forward', '--network-id', '1', '--public-ip', '203.0.113.5', '--private-ip', '10.0.0.5', '--public-port', '99999', '--private-port', '80'], '--public-port');
     usage(['frobnicate', '--network-id', '1'], 'unknown command');

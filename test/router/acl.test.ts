@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, UP_A, UP_B } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
 

@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Scratch, requireSandbox } from '../helpers/topo.js';
+import { Scratch } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import {
   addDhcpAndMetadata, addLb, addLeasedVm, addNat, bareRouter, daemonsOf, environOf, killDaemons, ok, probe, type Vm,
 } from '../helpers/router-cli.js';

@@ -7,7 +7,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, ping, requireSandbox, whoamiServer, tcpAsk, waitFor, simulatedHost } from '../helpers/topo.js';
+import { Scratch, addVm, ping, whoamiServer, tcpAsk, waitFor, simulatedHost } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { dumpSection, envelopeMessage } from '../helpers/cloudstack.js';
 
 requireSandbox();
@@ -68,11 +69,16 @@ test('CLI: option and payload-file forms, bad input changes nothing, destroy lea
     assert.is(r.status, 0, r.stderr);
     assert.is(dumpSection(envelopeMessage(r), 'state').portForwards.length, 1);
 
+    // positive control of the ping below: the public IP answers while the network exists (ICMP opened)
+    r = cli('apply-fw-rules', '--network-id', id, '--fw-rules', JSON.stringify({ rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: '203.0.113.43' }, { type: 'ingress', protocol: 'icmp', publicIp: '203.0.113.43' }] }));
+    assert.is(r.status, 0, r.stderr);
+    assert.ok(ping(upNs, '203.0.113.43'), 'the public IP answers ping before the destroy');
+
     r = cli('destroy-network', '--network-id', id);
     assert.is(r.status, 0, r.stderr);
     assert.not.ok(netnsExists(ns));
     assert.not.ok(existsSync(stateFile));
-    assert.not.ok(ping(upNs, '203.0.113.43'));
+    assert.not.ok(ping(upNs, '203.0.113.43'), 'public IP gone');
   } finally {
     for (const p of procs) p.kill();
     s.cleanup();

@@ -3,24 +3,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
 import { UsageError } from '../../lib/util/errors.js';
-import { TempDir, cli, requireSandbox } from '../cli/helpers.js';
+import { TempDir, cli } from '../cli/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import {
   parseCidr, parseHostname, parseIpv4, parseIpv6, parseMac, parsePortRange, parseSegment, BadValue,
 } from '../../lib/router/contract/values.js';
+import { thrown } from '../helpers/expect.js';
 
 requireSandbox();
 
 const env = { NETNS_ROUTER_STATE_DIR: '/tmp/v-state', NETNS_ROUTER_LOG_FILE: '/tmp/v.log' };
 
-function usage(argv: string[], e: Record<string, string | undefined> = env): UsageError {
-  try {
-    parseInvocation(argv, { env: e });
-  } catch (err) {
-    if (err instanceof UsageError) return err;
-    throw err;
-  }
-  throw new Error(`no error for ${argv.join(' ')}`);
-}
+const usage = (argv: string[], e: Record<string, string | undefined> = env): UsageError => thrown(() => parseInvocation(argv, { env: e }), UsageError, {}, argv.join(' '));
 
 /** [argv, argument named, message pattern] */
 const OPTION_CASES: Array<[string[], string, RegExp]> = [

@@ -8,7 +8,8 @@ import { API_METHOD } from '../../lib/router/contract/router-api.js';
 import { FIELD_BY_KEY } from '../../lib/router/contract/fields.js';
 import { parseInvocation } from '../../lib/router/contract/parse.js';
 import type { EngineCommand, EngineInvocation, RouterRequest } from '../../lib/router/contract/types.js';
-import { TempDir, cli, optionArgs, requireSandbox } from '../cli/helpers.js';
+import { TempDir, cli, optionArgs } from '../cli/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { Scratch, addVm, ping, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
+import { Scratch, addVm, ping, simulatedHost, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { cloudstackReads, dumpSection, envelopeMessage, tableRows } from '../helpers/cloudstack.js';
 
 requireSandbox();

@@ -17,7 +17,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, nsExec, nsTry, requireSandbox, waitFor } from '../helpers/topo.js';
+import { Scratch, nsExec, nsTry, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { udhcpc } from '../helpers/dhcp.js';
 import {
   addDhcpAndMetadata, addLb, addLeasedVm, addNat, bareRouter, daemonsOf, killDaemons, ok, probe, probeUntil, upstreamServer, within,

@@ -11,7 +11,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { dnsmasqInstance } from '../../lib/router/dhcp/index.js';
-import { Scratch, requireSandbox, simulatedHost } from '../helpers/topo.js';
+import { Scratch, simulatedHost } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { addGuest, udhcpc, dnsmasqPids } from '../helpers/dhcp.js';
 
 requireSandbox();

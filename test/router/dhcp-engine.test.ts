@@ -12,7 +12,8 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import type { RouterModel } from '../../lib/router/model.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dnsmasqInstance } from '../../lib/router/dhcp/index.js';
-import { Scratch, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { Scratch, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { addGuest, udhcpc, nslookup, dnsmasqPids, leaseFile, routerAdvert } from '../helpers/dhcp.js';
 import { runCommand } from '../../lib/router/command-table.js';
 

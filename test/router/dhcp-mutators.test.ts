@@ -9,6 +9,7 @@ import { dnsmasqPaths, renderDnsmasq } from '../../lib/services/dnsmasq/index.js
 import { tierAttachment } from '../../lib/router/topology.js';
 import type { RestoreForDhcp } from '../../lib/router/vmdata/index.js';
 import type * as T from '../../lib/router/contract/types.js';
+import { thrown } from '../helpers/expect.js';
 
 // the hooks plug into the metadata module's one-change commands (prepare-nic, release-nic, restore-network)
 const prepareStep: (m: RouterModel, req: T.PrepareNicRequest) => void = d.dhcpPrepareNic;
@@ -29,16 +30,7 @@ function model(): RouterModel {
 const net = { networkId: '42', namespace: 'cs-net-42' };
 const subnet = { ...net, gateway: '10.4.2.1', cidr: c4('10.4.2.0/24') };
 
-function usage(fn: () => unknown, argument?: string): UsageError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, UsageError, String(e));
-    if (argument) assert.is((e as UsageError).argument, argument);
-    return e as UsageError;
-  }
-  throw assert.unreachable('accepted');
-}
+const usage = (fn: () => unknown, argument?: string): UsageError => thrown(fn, UsageError, argument ? { argument } : {});
 
 const spec = (m: RouterModel) => d.dnsmasqSpec(m, dnsmasqPaths('/tmp/x/dnsmasq'), 'root');
 

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { openIngress } from '../helpers/fw.js';
-import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, cidr, nsExec, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();

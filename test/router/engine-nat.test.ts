@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, ping, requireSandbox, whoamiServer, tcpAsk, waitFor, simulatedHost as host, cidr } from '../helpers/topo.js';
+import { Scratch, addVm, ping, whoamiServer, tcpAsk, waitFor, simulatedHost as host, cidr } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { openIngress } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -44,10 +46,8 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     await openIngress(engine, net, [{ ip: '203.0.113.11', protocol: 'tcp', ports: [22, 22] }, { ip: '203.0.113.10', protocol: 'tcp', ports: [80, 80] }]);
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '203.0.113.1', 'static NAT ingress reaches the VM');
     // a second static NAT for the same VM is a usage error (exit 1), not a kernel failure, and changes nothing
-    const err = await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }).catch((e: unknown) => e);
-    assert.instance(err, UsageError);
-    assert.is((err as UsageError).argument, 'private-ip');
-    assert.match((err as Error).message, /already has static NAT to 203\.0\.113\.11/);
+    await rejected(runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }), UsageError,
+      { argument: 'private-ip', message: /already has static NAT to 203\.0\.113\.11/ });
     assert.is(engine.store.load(ns)!.staticNats.length, 1);
     assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.11', 'unchanged');
 

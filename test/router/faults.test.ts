@@ -22,7 +22,8 @@ import { moduleState, setModuleState, type RouterModule } from '../../lib/router
 import { SystemError } from '../../lib/util/errors.js';
 import { baseChain, rule } from '../../lib/nft/objects.js';
 import { dnat, ip } from '../../lib/nft/expr.js';
-import { Scratch, requireSandbox, tcpAsk } from '../helpers/topo.js';
+import { Scratch, tcpAsk } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import {
   CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, addNat, bareRouter, killDaemons, ok, openFirewall, snapshot, upstreamServer,

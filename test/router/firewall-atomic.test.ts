@@ -15,7 +15,8 @@ const allowedOk = (got: number, sent: number): boolean => got <= sent && got >= 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
-import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, vpcTopo, installCounters, readCounters, udpFlood } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -53,17 +54,22 @@ test('apply-fw-rules replaced 30 times under a probe flood: no forbidden packet 
       { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7000, portEnd: ALLOWED, publicIp: P, sourceCidrs: ['203.0.113.0/24', '2001:db8::/32'] }, ...fwFiller(50, t.P, 2)] },
     ];
     await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
-    const flood = udpFlood(upNs, P, [ALLOWED, FORBIDDEN], 8000);
+    const flood = udpFlood(upNs, P, [ALLOWED, FORBIDDEN]);
+    await flood.started;
     let swaps = 0;
     const end = Date.now() + 7000;
     await new Promise((r) => setTimeout(r, 300));
+    const from = Date.now();
     while (Date.now() < end && swaps < 30) {
       await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % variants.length], source: 'test' } });
       swaps++;
     }
-    const sent = await flood;
+    const to = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const { sent, firstAt, lastAt } = await flood.stop();
     await new Promise((r) => setTimeout(r, 200));
     const got = readCounters(vm1);
+    assert.ok(firstAt <= from && lastAt >= to, `control: the flood ran through every replacement (${firstAt - from} / ${lastAt - to} ms)`);
     assert.ok(swaps >= 8, `replaced ${swaps} times during the flood`);
     assert.ok(sent[ALLOWED] > 200, `probes sent: ${JSON.stringify(sent)}`);
     assert.is(got[FORBIDDEN], 0, `forbidden datagrams that arrived (of ${sent[FORBIDDEN]} sent, ${swaps} swaps)`);
@@ -97,29 +103,40 @@ test('egress deny rules with CIDRs (default allow) replaced under a probe flood:
     ];
     await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[0], source: 'test' } });
     // from vm1 to 203.0.113.1: 7002 denied by variants 0 and 1, 7001 allowed
-    const flood = udpFlood(vm1, '203.0.113.1', [ALLOWED, FORBIDDEN], 7000);
+    const flood = udpFlood(vm1, '203.0.113.1', [ALLOWED, FORBIDDEN]);
+    await flood.started;
     let swaps = 0;
-    const end = Date.now() + 6000;
+    const from = Date.now();
+    const end = from + 6000;
     while (Date.now() < end && swaps < 40) {
       await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[swaps % 2], source: 'test' } });
       swaps++;
     }
-    const sent = await flood;
+    const to = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const { sent, firstAt, lastAt } = await flood.stop();
     await new Promise((r) => setTimeout(r, 200));
     const got = readCounters(upNs);
+    assert.ok(firstAt <= from && lastAt >= to, `control: the flood ran through every replacement (${firstAt - from} / ${lastAt - to} ms)`);
     assert.ok(swaps >= 8, `replaced ${swaps} times during the flood`);
     assert.is(got[FORBIDDEN], 0, `forbidden datagrams that arrived (of ${sent[FORBIDDEN]} sent, ${swaps} swaps)`);
     assert.ok(got[ALLOWED] > 0, 'allowed datagrams arrive');
     // the "all to /25 from vm1" deny (a one-field interval shape) under the flood
     await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: variants[2], source: 'test' } });
     const before = readCounters(upNs);
-    const flood2 = udpFlood(vm1, '203.0.113.1', [ALLOWED, 7003], 4000);
+    const flood2 = udpFlood(vm1, '203.0.113.1', [ALLOWED, 7003]);
+    await flood2.started;
+    const from2 = Date.now();
     for (let i = 0; i < 20; i++) {
       await runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { ...variants[2], rules: [...variants[2].rules, ...filler(500, i)] }, source: 'test' } });
     }
-    await flood2;
+    const to2 = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await flood2.stop();
     await new Promise((r) => setTimeout(r, 200));
     const after = readCounters(upNs);
+    assert.ok(second.firstAt <= from2 && second.lastAt >= to2, 'control: the second flood ran through every replacement');
+    assert.ok(second.sent[ALLOWED] > 100, `control: the second flood sent (${JSON.stringify(second.sent)})`);
     assert.is(after[ALLOWED] - before[ALLOWED], 0, 'denied by the /25 rule during 20 replacements');
     assert.is(after[7003] - before[7003], 0, 'denied by the /25 rule during 20 replacements');
   } finally {
@@ -145,17 +162,22 @@ test('apply-network-acl replaced 30 times under a probe flood between tiers: no 
     ];
     const apply = (rules: unknown[]) => runCommand(engine, { command: 'apply-network-acl', networkId: '11', vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
     await apply(variants[0]);
-    const flood = udpFlood(b, A, [ALLOWED, FORBIDDEN], 8000);
+    const flood = udpFlood(b, A, [ALLOWED, FORBIDDEN]);
+    await flood.started;
     let swaps = 0;
     const end = Date.now() + 7000;
     await new Promise((res) => setTimeout(res, 300));
+    const from = Date.now();
     while (Date.now() < end && swaps < 30) {
       await apply(variants[swaps % variants.length]);
       swaps++;
     }
-    const sent = await flood;
+    const to = Date.now();
+    await new Promise((res) => setTimeout(res, 300));
+    const { sent, firstAt, lastAt } = await flood.stop();
     await new Promise((res) => setTimeout(res, 200));
     const got = readCounters(a);
+    assert.ok(firstAt <= from && lastAt >= to, `control: the flood ran through every replacement (${firstAt - from} / ${lastAt - to} ms)`);
     assert.ok(swaps >= 8, `replaced ${swaps} times during the flood`);
     assert.is(got[FORBIDDEN], 0, `forbidden datagrams that arrived (of ${sent[FORBIDDEN]} sent, ${swaps} swaps)`);
     assert.ok(allowedOk(got[ALLOWED], sent[ALLOWED]), `allowed datagrams that arrived: ${got[ALLOWED]} of ${sent[ALLOWED]} sent (${swaps} swaps)`);

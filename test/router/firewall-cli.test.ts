@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { Scratch, addVm, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk, routerTable } from '../helpers/fw.js';
 import { dumpSection, envelopeMessage, tableRows } from '../helpers/cloudstack.js';
 

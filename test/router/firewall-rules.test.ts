@@ -9,21 +9,10 @@ import { aclMatchersOf, compileAcl, aclAllowed } from '../../lib/router/firewall
 import { parseRuleCidr, isCidr } from '../../lib/router/firewall/cidr.js';
 import { UsageError } from '../../lib/util/errors.js';
 import type { NftObject } from '../../lib/nft/objects.js';
-import { requireSandbox } from '../helpers/topo.js';
+import { thrown } from '../helpers/expect.js';
 
-requireSandbox();
 
-function usage(f: () => unknown, re: RegExp): void {
-  try {
-    f();
-  } catch (e) {
-    assert.instance(e, UsageError);
-    assert.is((e as UsageError).exitCode, 1);
-    assert.match((e as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected a UsageError matching ${re}`);
-}
+const usage = (f: () => unknown, re: RegExp): UsageError => thrown(f, UsageError, { exitCode: 1, message: re });
 
 test('fw_rules: normalisation (case, numbers as strings, -1 = any, protocol numbers, CIDR canonical form)', () => {
   const d = parseFwDocument({

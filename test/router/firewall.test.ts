@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk, udpOk, pingOk, installCounters, readCounters, udpFlood, UP_A, UP_B } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -146,15 +147,20 @@ test('tightening a rule ends the flows it now forbids (conntrack); flows still a
     procs.push(...servers(vm1, [], [7001, 7002]));
     assert.ok(await serversUp(vm1, [], [7001, 7002]));
     await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7001, portEnd: 7002, publicIp: P }] });
-    // two long-lived UDP flows (fixed source ports) for 2.4 s; at 0.8 s tighten to 7002 only
-    const flood = udpFlood(upNs, P, [7001, 7002], 2400, true);
+    // two long-lived UDP flows (fixed source ports); after 0.8 s tighten to 7002 only, then 1.6 s more
+    const flood = udpFlood(upNs, P, [7001, 7002], { fixed: true });
+    await flood.started;
     await new Promise((r) => setTimeout(r, 800));
     const before = readCounters(vm1);
     assert.ok(before[7001] > 10 && before[7002] > 10, `both flows arrive (${JSON.stringify(before)})`);
     await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7002, publicIp: P }] });
     const atApply = readCounters(vm1);
-    await flood;
+    const applied = Date.now();
+    await new Promise((r) => setTimeout(r, 1600));
+    const { lastAt } = await flood.stop();
+    await new Promise((r) => setTimeout(r, 200));
     const after = readCounters(vm1);
+    assert.ok(lastAt >= applied + 1000, 'control: both flows were still sending well after the tightening');
     assert.ok(after[7001] - atApply[7001] <= 1, `7001 stops after tightening (${atApply[7001]} → ${after[7001]})`);
     assert.ok(after[7002] - atApply[7002] > 10, `7002 keeps flowing (${atApply[7002]} → ${after[7002]})`);
   } finally {

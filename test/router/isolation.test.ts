@@ -17,7 +17,8 @@ import { parseInvocation } from '../../lib/router/contract/parse.js';
 import { BadValue, parseSegment, parseSegmentRanges } from '../../lib/router/contract/values.js';
 import { UsageError } from '../../lib/util/errors.js';
 import type { EngineInvocation } from '../../lib/router/contract/types.js';
-import { Scratch, addVm, ping, requireSandbox, simulatedHost, uid } from '../helpers/topo.js';
+import { Scratch, addVm, ping, simulatedHost, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { cloudstackReads } from '../helpers/cloudstack.js';
 
 requireSandbox();

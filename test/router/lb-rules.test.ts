@@ -4,9 +4,8 @@ import * as assert from 'uvu/assert';
 import { parseLbDocument, applyLbRules, activeLbRules, lbState, renderLbConfig } from '../../lib/router/lb/index.js';
 import { emptyModel, type RouterModel } from '../../lib/router/model.js';
 import { UsageError } from '../../lib/util/errors.js';
-import { requireSandbox } from '../helpers/topo.js';
+import { thrown } from '../helpers/expect.js';
 
-requireSandbox();
 
 const doc = (value: unknown, source = 'payload.lb_rules') => ({ value, source });
 const rule = (over: Record<string, unknown> = {}) => ({
@@ -24,16 +23,10 @@ function model(): RouterModel {
   return m;
 }
 
-function rejects(fn: () => unknown, ...parts: string[]): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, UsageError, String(e));
-    assert.is((e as UsageError).exitCode, 1);
-    for (const p of parts) assert.match((e as Error).message, p);
-    return;
-  }
-  assert.unreachable(`expected a UsageError mentioning ${parts.join(', ')}`);
+function rejects(fn: () => unknown, ...parts: string[]): UsageError {
+  const e = thrown(fn, UsageError, { exitCode: 1 });
+  for (const p of parts) assert.match(e.message, p);
+  return e;
 }
 
 test('upstream rule shape → typed rule; revoked backends dropped; privatePort fills missing backend ports', () => {

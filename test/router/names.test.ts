@@ -10,9 +10,7 @@ import {
   type VethInputs,
 } from '../../lib/router/names.js';
 import { segmentText, type Segment } from '../../lib/router/segment.js';
-import { requireSandbox } from '../cli/helpers.js';
 
-requireSandbox();
 
 const vlan = (id: number): Segment => ({ kind: 'vlan', id });
 const vxlan = (vni: number): Segment => ({ kind: 'vxlan', vni });

@@ -11,7 +11,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, ping, requireSandbox, simulatedHost } from '../helpers/topo.js';
+import { Scratch, addVm, ping, simulatedHost } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');

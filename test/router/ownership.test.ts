@@ -16,7 +16,8 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { vethNames, routerNamespace } from '../../lib/router/names.js';
 import { namespaceMark } from '../../lib/router/ownership.js';
 import { openIngress } from '../helpers/fw.js';
-import { Scratch, addVm, ping, requireSandbox, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, ping, simulatedHost, cidr, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();

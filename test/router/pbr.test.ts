@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync, spawn } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, requireSandbox, tcpAsk, waitFor, cidr } from '../helpers/topo.js';
+import { Scratch, addVm, tcpAsk, waitFor, cidr } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { envelopeMessage, tableRows } from '../helpers/cloudstack.js';
 import { runCommand } from '../../lib/router/command-table.js';
 

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { applyPlumbing, removePlumbing } from '../../lib/router/plumbing.js';
 import type { PlumbingPlan } from '../../lib/router/plumbing-plan.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, ping, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, addVm, ping, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

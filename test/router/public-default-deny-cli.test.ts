@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { Scratch, addVm, requireSandbox, simulatedHost, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, uid, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk, pingOk } from '../helpers/fw.js';
 import { killDaemons } from '../helpers/router-cli.js';
 

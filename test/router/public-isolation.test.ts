@@ -11,7 +11,8 @@ import { rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { Scratch, addVm, requireSandbox, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, openIngress, hostAndUpstream, cidr, UP_A } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -54,6 +55,7 @@ test('isolated network: routing a guest CIDR via the public IP reaches no VM and
     assert.ok(await opens(() => tcpOk(upNs, P2, 22)), 'positive control: static NAT P2 → vm2:22');
     assert.ok(await opens(() => tcpOk(vm1, UP_A, 9000)), 'positive control: outbound through source NAT, replies come back');
     assert.ok(await opens(() => tcpOk(vm1, '10.1.1.1', 9999)), 'positive control: the router service answers the guest side');
+    assert.ok(await opens(() => pingOk(upNs, P2)), 'positive control: ping through the static NAT (all open) reaches vm2');
 
     assert.not.ok(tcpOk(upNs, '10.1.1.10', 8080), 'routed to vm1 directly: blocked');
     assert.not.ok(udpOk(upNs, '10.1.1.10', 5353), 'routed udp to vm1: blocked');
@@ -99,7 +101,8 @@ test('another router\'s network on the same public segment reaches only what NAT
     assert.ok(await opens(() => tcpOk(vmB, P, 80)), 'positive control: B\'s VM reaches A\'s port forward');
     assert.not.ok(tcpOk(vmB, '10.1.1.10', 8080), 'B\'s VM routed to A\'s VM directly: blocked');
     assert.not.ok(tcpOk(nsB, '10.1.1.10', 8080), 'B\'s router itself: blocked');
-    assert.not.ok(pingOk(vmB, '10.1.1.10'));
+    assert.ok(await opens(() => pingOk(vmB, UP_A)), 'positive control: B\'s VM pings out through its source NAT');
+    assert.not.ok(pingOk(vmB, '10.1.1.10'), 'B\'s VM pinging A\'s VM directly: blocked');
   } finally {
     for (const p of procs) p.kill();
     s.cleanup();
@@ -130,6 +133,7 @@ test('VPC: the public side reaches tiers only through static NAT / port forwards
     assert.not.ok(tcpOk(upNs, B, 8080), 'routed to tier B (no ACL yet) directly: blocked');
     assert.not.ok(tcpOk(upNs, '10.10.1.1', 9999), 'router service via the public side: blocked');
     assert.ok(await opens(() => tcpOk(a, '10.10.1.1', 9999)), 'positive control: router service from the tier');
+    assert.ok(await opens(() => pingOk(a, UP_A)), 'positive control: tier A pings out through the VPC source NAT');
     assert.not.ok(pingOk(upNs, '203.0.113.20'), 'the VPC source NAT address answers nothing new');
 
     // between tiers: B's ingress ACL decides

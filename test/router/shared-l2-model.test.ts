@@ -15,6 +15,7 @@ import { sharedGap } from '../../lib/router/shared-network.js';
 import { canImplementShared, implementShared } from '../../lib/router/core/tiers.js';
 import * as dhcp from '../../lib/router/dhcp/index.js';
 import type * as T from '../../lib/router/contract/types.js';
+import { rejected } from '../helpers/expect.js';
 
 const cidr = (s: string): T.Cidr => { const [address, p] = s.split('/'); return { family: 4, address, prefix: Number(p) }; };
 const NS = 'cs-net-80';
@@ -36,15 +37,7 @@ function withEngine(fn: (e: RouterEngine, dir: string) => Promise<void> | void):
   };
 }
 
-async function usageError(fn: () => unknown): Promise<UsageError> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof UsageError) return e;
-    throw e;
-  }
-  throw new Error('expected a UsageError');
-}
+const usageError = (fn: () => unknown): Promise<UsageError> => rejected(fn, UsageError);
 
 test('sharedGap: a complete description, then each missing or wrong part named', () => {
   assert.is(sharedGap(prepare()), undefined);

@@ -18,7 +18,8 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { daemonStatus, stopDaemon } from '../../lib/services/metadata/index.js';
 import { l2LinkAlias } from '../../lib/router/l2-segment.js';
-import { Scratch, addVm, nsExec, ping, requireSandbox, simulatedHost, nsTry } from '../helpers/topo.js';
+import { Scratch, addVm, nsExec, ping, simulatedHost, nsTry } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { addGuest, dnsmasqPids, nslookup, udhcpc } from '../helpers/dhcp.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 

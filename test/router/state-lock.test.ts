@@ -5,7 +5,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { acquireRouterLock, lockPath, tryAcquireRouterLock, withRouterLock, type RouterKey } from '../../lib/router/state/index.js';
 import { TimeoutError } from '../../lib/util/errors.js';
-import { TempDir, requireSandbox } from '../cli/helpers.js';
+import { TempDir } from '../cli/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -80,15 +82,8 @@ test('across processes: a held lock makes the waiter time out; another router is
   const h = await holder(dir, net('42'));
   try {
     const t0 = Date.now();
-    try {
-      await acquireRouterLock(dir.join('state'), net('42'), { deadline: Date.now() + 300 });
-      assert.unreachable('lock should be busy');
-    } catch (e) {
-      assert.instance(e, TimeoutError);
-      assert.is((e as TimeoutError).code, 'E_LOCK_TIMEOUT');
-      assert.is((e as TimeoutError).exitCode, 2);
-      assert.match((e as Error).message, /waiting for the lock of network 42/);
-    }
+    await rejected(acquireRouterLock(dir.join('state'), net('42'), { deadline: Date.now() + 300 }), TimeoutError,
+      { code: 'E_LOCK_TIMEOUT', exitCode: 2, message: /waiting for the lock of network 42/ }, 'lock should be busy');
     const waited = Date.now() - t0;
     assert.ok(waited >= 290 && waited < 2000, `waited ${waited} ms`);
     const other = await acquireRouterLock(dir.join('state'), net('43'), { deadline: Date.now() + 300 });

@@ -6,7 +6,9 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSy
 import { StateStore, routerKeyOf } from '../../lib/router/state/index.js';
 import { emptyModel, MODEL_VERSION, type RouterModel } from '../../lib/router/model.js';
 import { StateError, SystemError, TimeoutError } from '../../lib/util/errors.js';
-import { TempDir, requireSandbox } from '../cli/helpers.js';
+import { TempDir } from '../cli/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { rejected, thrown } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -55,14 +57,7 @@ test('unreadable states are StateErrors (exit 2): corrupt JSON, newer version, o
     const path = store.pathOf('cs-net-42');
     const expectStateError = (content: string, pattern: RegExp) => {
       writeFileSync(path, content);
-      try {
-        store.load('cs-net-42');
-        assert.unreachable('load should fail');
-      } catch (e) {
-        assert.instance(e, StateError);
-        assert.is((e as StateError).exitCode, 2);
-        assert.match((e as Error).message, pattern);
-      }
+      thrown(() => store.load('cs-net-42'), StateError, { exitCode: 2, message: pattern }, 'load should fail');
     };
     expectStateError('{"version": 1,', /not valid JSON/);
     expectStateError(JSON.stringify({ ...sample('x'), version: MODEL_VERSION + 1 }), /is newer/);
@@ -120,13 +115,7 @@ test('the engine lock excludes a second holder and times out with E_LOCK_TIMEOUT
   try {
     const store = new StateStore(dir.path);
     const release = await store.lock('cs-net-42', 1000);
-    try {
-      await store.lock('cs-net-42', 100);
-      assert.unreachable('second lock should time out');
-    } catch (e) {
-      assert.instance(e, TimeoutError);
-      assert.is((e as TimeoutError).code, 'E_LOCK_TIMEOUT');
-    }
+    await rejected(store.lock('cs-net-42', 100), TimeoutError, { code: 'E_LOCK_TIMEOUT' }, 'second lock should time out');
     const other = await store.lock('cs-net-43', 100); // another router is independent
     other();
     release();

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { dnsmasqInstance } from '../../lib/router/dhcp/index.js';
 import { stopDaemon } from '../../lib/services/metadata/index.js';
-import { Scratch, nsExec, requireSandbox, simulatedHost } from '../helpers/topo.js';
+import { Scratch, nsExec, simulatedHost } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { addGuest, dnsmasqPids, udhcpc } from '../helpers/dhcp.js';
 
 requireSandbox();

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, nsExec, requireSandbox, tcpAsk } from '../helpers/topo.js';
+import { Scratch, nsExec, tcpAsk } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import {
   CLI, LB_IP, PF_PORT, PUB, UPSTREAM, addLeasedVm, bareRouter, openFirewall, daemonsOf, killDaemons, ok, probeUntil, upstreamServer,

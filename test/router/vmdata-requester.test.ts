@@ -14,7 +14,8 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
-import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 import { runCommand } from '../../lib/router/command-table.js';
 

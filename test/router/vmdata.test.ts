@@ -15,7 +15,8 @@ import { netnsExists } from '../../lib/netns/namespaces.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { daemonPid, daemonStatus, stopDaemon, routerDir } from '../../lib/services/metadata/index.js';
-import { Scratch, addVm, requireSandbox, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { guestGet, passwordRequest } from '../helpers/metadata.js';
 import { runCommand } from '../../lib/router/command-table.js';
 

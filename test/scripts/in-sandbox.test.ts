@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TempDir, requireSandbox } from '../cli/helpers.js';
+import { TempDir } from '../cli/helpers.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

@@ -10,6 +10,7 @@ import {
   DnsmasqValueError, checkDhcpHostname, checkHostInSubnet, checkMac, dhcpOptionCode, dhcpReleasePacket, dnsmasqPaths,
   dropLeases, encodeDhcpOption, normalizeDhcpOptions, parseLeases, parseSubnet4, renderDnsmasq, type DnsmasqSpec, type TierSpec,
 } from '../../lib/services/dnsmasq/index.js';
+import { thrown } from '../helpers/expect.js';
 
 const paths = dnsmasqPaths('/var/lib/nr/run/cs-net-1/dnsmasq');
 
@@ -21,16 +22,7 @@ function tier(over: Partial<TierSpec> = {}): TierSpec {
 }
 const spec = (tiers: TierSpec[], over: Partial<DnsmasqSpec> = {}): DnsmasqSpec => ({ paths, user: 'dnsmasq', tiers, upstream: [], ...over });
 
-const rejects = (fn: () => unknown, field?: string) => {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DnsmasqValueError);
-    if (field) assert.match((e as DnsmasqValueError).field, field);
-    return;
-  }
-  assert.unreachable('accepted');
-};
+const rejects = (fn: () => unknown, field?: string): DnsmasqValueError => thrown(fn, DnsmasqValueError, field ? { field: new RegExp(field) } : {});
 
 /** dnsmasq's own parser on the rendered command line plus the file lines given as options. */
 function dnsmasqAccepts(argv: string[], opts: string, hosts: string): { ok: boolean; err: string } {

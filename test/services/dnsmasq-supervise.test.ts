@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import {
   DnsmasqInstance, DnsmasqProcessError, dnsmasqUserFor, parseSubnet4, renderDnsmasq, type TierSpec,
 } from '../../lib/services/dnsmasq/index.js';
-import { Scratch, requireSandbox, waitFor } from '../helpers/topo.js';
+import { Scratch, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { udhcpc, dnsmasqPids, leaseFile } from '../helpers/dhcp.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -117,22 +119,9 @@ test('a stale pid file is never signalled; start failures carry dnsmasq\'s messa
 
     await inst.stop();
     const bad = { ...rendered, argv: [...rendered.argv, '--dhcp-range=set:x,10.99.0.0,static,255.255.255.0,nonsense'] };
-    try {
-      await inst.apply(bad);
-      assert.unreachable('started with a bad range');
-    } catch (e) {
-      assert.instance(e, DnsmasqProcessError);
-      assert.is((e as DnsmasqProcessError).code, 'E_DNSMASQ_START');
-      assert.match((e as DnsmasqProcessError).detail, 'dnsmasq:', 'dnsmasq\'s own message');
-    }
+    await rejected(inst.apply(bad), DnsmasqProcessError, { code: 'E_DNSMASQ_START', detail: /dnsmasq:/ }, 'started with a bad range');
     assert.equal(dnsmasqPids(d), []);
-    try {
-      await new DnsmasqInstance('nr-no-such-ns', join(d, 'other')).apply(rendered);
-      assert.unreachable('started without a namespace');
-    } catch (e) {
-      assert.is((e as DnsmasqProcessError).code, 'E_DNSMASQ_START');
-      assert.match((e as Error).message, 'nr-no-such-ns');
-    }
+    await rejected(new DnsmasqInstance('nr-no-such-ns', join(d, 'other')).apply(rendered), DnsmasqProcessError, { code: 'E_DNSMASQ_START', message: /nr-no-such-ns/ }, 'started without a namespace');
     assert.is(dnsmasqUserFor(join(tmpdir(), 'nonexistent-dir', 'x')), existsSync('/etc/passwd') && readFileSync('/etc/passwd', 'utf8').includes('\ndnsmasq:') ? 'dnsmasq' : 'root');
     const closed = mkdtempSync(join(tmpdir(), 'nr-closed-'));
     assert.is(dnsmasqUserFor(join(closed, 'run')), 'root', 'a directory others cannot reach keeps dnsmasq root');

@@ -2,9 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { renderConfig, checkConfig, parseCheckOutput, serverCookie, globalMaxconn, type ProxySpec } from '../../lib/services/haproxy/index.js';
-import { requireSandbox } from '../helpers/topo.js';
 
-requireSandbox();
 
 const base: ProxySpec = {
   id: '7', bindIp: '203.0.113.10', bindPort: 80, mode: 'tcp', algorithm: 'roundrobin',

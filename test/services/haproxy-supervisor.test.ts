@@ -8,8 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
 import { netnsPath } from '../../lib/sys/setns.js';
 import { openFilesHardLimit } from '../../lib/services/haproxy/proc.js';
-import { Scratch, requireSandbox, waitFor } from '../helpers/topo.js';
+import { Scratch, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -20,16 +22,7 @@ const proxy = (over: Partial<ProxySpec> = {}): ProxySpec => ({
 });
 const cfg = (...p: ProxySpec[]) => renderConfig(p).text;
 
-async function expectFailure(p: Promise<unknown>, failure: string): Promise<HaproxyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, HaproxyError, String(e));
-    assert.is((e as HaproxyError).code, failure, (e as Error).message);
-    return e as HaproxyError;
-  }
-  throw new Error(`expected HaproxyError ${failure}`);
-}
+const expectFailure = (p: Promise<unknown>, code: HaproxyError['code']): Promise<HaproxyError> => rejected(p, HaproxyError, { code });
 
 test('lifecycle: start in the namespace, unchanged, reload keeps connections, refused configs change nothing, stop', async () => {
   const s = new Scratch();

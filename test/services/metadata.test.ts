@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Scratch, nsTry, requireSandbox, waitFor } from '../helpers/topo.js';
+import { Scratch, nsTry, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { guestGet, passwordRequest, routerAndGuest, socketCount, writeVmFiles } from '../helpers/metadata.js';
 import { addNetns, deleteNetns } from '../../lib/netns/namespaces.js';
 import {

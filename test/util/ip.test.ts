@@ -8,6 +8,7 @@ import {
   ipToBytes, isIpv4, netmask, networkAddress, networkText, parseCidr, toCidr,
 } from '../../lib/util/ip.js';
 import { ValidationError } from '../../lib/util/errors.js';
+import { thrown } from '../helpers/expect.js';
 
 /** What the WHATWG URL parser makes of an IPv6 literal: RFC 5952 text. */
 const viaUrl = (s: string): string => new URL(`http://[${s}]/`).hostname.slice(1, -1);
@@ -50,14 +51,7 @@ test('literals: the strict forms, the same verdict as node:net on well-formed an
   assert.not.ok(isIpv4(7));
   assert.is(familyOf('10.0.0.1'), 4);
   assert.is(familyOf('::1'), 6);
-  try {
-    familyOf('nope');
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, AddressError);
-    assert.instance(e, ValidationError);
-    assert.is((e as AddressError).code, 'E_INVALID_ADDRESS');
-  }
+  assert.instance(thrown(() => familyOf('nope'), AddressError, { code: 'E_INVALID_ADDRESS' }), ValidationError);
 });
 
 test('prefixes: strict parse, host prefixes, network address, containment, bounds, netmask', () => {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { Scratch, nsTry, requireSandbox } from '../helpers/topo.js';
+import { Scratch, nsTry } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { cloudstackReads } from '../helpers/cloudstack.js';
 
 requireSandbox();

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { Scratch, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 

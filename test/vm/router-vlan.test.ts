@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
-import { Scratch, nsTry, requireSandbox, whoamiServer, tcpAsk, waitFor } from '../helpers/topo.js';
+import { Scratch, nsTry, whoamiServer, tcpAsk, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -157,8 +159,7 @@ test('802.1Q ownership: a VLAN the kernel already holds under another name is us
 
     // eth1.301 is a VLAN 999 device: not ours to change, and VLAN 301 cannot be made under its name
     h.netlink.linkAdd({ kind: 'vlan', name: 'eth1.301', parent: 'eth1', id: 999 });
-    const err = await implement('31', 301, 31).catch((e: unknown) => e);
-    assert.match(String(err), 'host link "eth1.301" is a VLAN 999 device on eth1, not the vlan://301 device on eth1');
+    await rejected(implement('31', 301, 31), Error, { message: /host link "eth1\.301" is a VLAN 999 device on eth1, not the vlan:\/\/301 device on eth1/ });
     assert.is((h.netlink.linkGet('eth1.301') as { id: number }).id, 999);
 
     // network 8 and VPC 8 on public VLAN 200: upstream names both vph-200-8; the second is refused
@@ -169,11 +170,10 @@ test('802.1Q ownership: a VLAN the kernel already holds under another name is us
     // public IPs of an isolated network are closed until a firewall rule opens them
     await runCommand(engine, { command: 'apply-fw-rules', ...n8, fwRules: { source: 'test', value: { rules: [{ type: 'ingress', protocol: 'icmp', publicIp: '198.18.0.8' }] } } });
     assert.ok(pings(up, '198.18.0.8'));
-    const refused = await runCommand(engine, {
+    await rejected(runCommand(engine, {
       command: 'implement-vpc', vpcId: '8', namespace: s.track('cs-vpc-8'), vpcCidr: cidr('10.88.0.0/16'),
       publicIp: { ip: '198.18.0.88', segment: { kind: 'vlan', id: 200 }, gateway: '198.18.0.1', cidr: cidr('198.18.0.0/24'), sourceNat: true },
-    }).catch((e: unknown) => e);
-    assert.match(String(refused), 'host link "vph-200-8" (needed by cs-vpc-8 for public vlan://200 eth1) belongs to router cs-net-8');
+    }), Error, { message: /host link "vph-200-8" \(needed by cs-vpc-8 for public vlan:\/\/200 eth1\) belongs to router cs-net-8/ });
     assert.ok(pings(up, '198.18.0.8'), 'network 8 keeps its public interface');
   } finally {
     s.cleanup();

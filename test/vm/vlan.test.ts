@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Link } from '../../lib/netlink/index.js';
 import type { NetnsHandle } from '../../lib/netns/index.js';
-import { Scratch, nsTry, requireSandbox, uid } from '../helpers/topo.js';
+import { Scratch, nsTry, uid } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 
