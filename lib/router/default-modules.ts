@@ -1,4 +1,4 @@
-/** The modules the engine runs by default, in reconcile order. Add new ones here. */
+/** The modules the engine runs by default, in reconcile order. A new module is one more entry here (its commands come with it). */
 import type { RouterModule } from './router-module.js';
 import { pbrModule } from './pbr/module.js';
 import { firewallModule } from './firewall/module.js';

@@ -1,8 +1,9 @@
 /**
- * Extension point of the engine: firewall/ACL, DHCP/DNS, metadata/password and load balancing each plug in
- * as a RouterModule. A module keeps its desired state in `model.extra[module.name]`, contributes nft objects
- * to the router's single table (so every change stays ONE atomic transaction per namespace), and reconciles
- * its processes after the kernel plumbing and rules are in place.
+ * The RouterModule interface, the extension point of the engine: firewall/ACL, DHCP/DNS, metadata/password, load
+ * balancing and policy routing each plug in as one object, listed in default-modules.ts. A module declares its
+ * commands and custom actions (the command table, command-table.ts), keeps its desired state in
+ * `model.extra[module.name]`, contributes nft objects to the router's single table (so every change stays ONE
+ * atomic transaction per namespace), and reconciles its processes after the kernel plumbing and rules.
  */
 import { join } from 'node:path';
 import type { NetnsHandle } from '../netns/handle.js';
