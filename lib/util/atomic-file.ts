@@ -5,7 +5,9 @@
  * rename and the directory after it, so the new contents survive a power loss. Files regenerated from the
  * stored state by every reconcile (daemon configurations, pid files) pass `durable: false`: after a crash they
  * are rewritten anyway, and an fsync costs milliseconds per command. Temp files are named
- * `<file>.tmp-<pid>-<random>`; a writer may remove stale ones of its file (nobody else renames them).
+ * `<file>.tmp-<pid>-<random>`; a writer may remove stale ones of its file (nobody else renames them). Not
+ * this: a child's scratch input in a private temp directory (nft -f, haproxy -c), a file created exclusively
+ * (the metadata blob key), a marker whose existence is the message, a hard link put in place.
  */
 import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

@@ -20,15 +20,13 @@ export const bitsOf = (f: IpFamily): number => (f === 4 ? 32 : 128);
 
 // ── literals ────────────────────────────────────────────────────────────────────────────────────────────
 
-const V4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const V4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 const HEX_WORD = /^[0-9a-fA-F]{1,4}$/;
 
-/** Canonical IPv4 text, or undefined when not a strict dotted quad. */
+/** Canonical IPv4 text (a strict dotted quad is its own canonical form), or undefined. */
 export function canonicalIpv4(text: string): string | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  for (const p of parts) if (!V4_OCTET.test(p) || Number(p) > 255) return undefined;
-  return parts.join('.');
+  return V4.test(text) ? text : undefined;
 }
 
 /** The eight 16-bit words of an IPv6 literal (embedded IPv4 tail allowed), or undefined. Zone ids are refused. */
