@@ -132,21 +132,9 @@ test('an abort signal stops waiting; withRouterLock releases on error', async ()
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
     const t0 = Date.now();
-    let err: unknown;
-    try {
-      await acquireRouterLock(dir.join('state'), net('5'), { signal: ac.signal });
-    } catch (e) {
-      err = e;
-    }
-    assert.instance(err, TimeoutError);
+    await rejected(acquireRouterLock(dir.join('state'), net('5'), { signal: ac.signal }), TimeoutError);
     assert.ok(Date.now() - t0 < 2000);
-    let threw = false;
-    try {
-      await withRouterLock(dir.join('state'), net('6'), {}, async () => { throw new Error('boom'); });
-    } catch {
-      threw = true;
-    }
-    assert.ok(threw);
+    await rejected(withRouterLock(dir.join('state'), net('6'), {}, async () => { throw new Error('boom'); }), Error, { message: 'boom' });
     const free = tryAcquireRouterLock(dir.join('state'), net('6'));
     assert.ok(free, 'released after the error');
     free!.release();

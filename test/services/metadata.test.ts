@@ -16,6 +16,7 @@ import {
   daemonPid, daemonStatus, listenFile, metadataTarget, startDaemon, stopDaemon, syncRouter, vmDir,
 } from '../../lib/services/metadata/index.js';
 import { NeighbourView, requesterMatches } from '../../lib/services/metadata/requester.js';
+import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
 
@@ -251,14 +252,7 @@ test('a socket that cannot be bound fails the sync with the reason (nothing half
     squatter = spawn('ip', ['netns', 'exec', a.router, 'socat', 'TCP-LISTEN:8080,bind=10.64.1.1,fork', 'SYSTEM:echo squatter'], { stdio: 'ignore' });
     await waitFor(() => guestGet(a.guest, 'http://10.64.1.1:8080/').status !== 0 || nsTry(a.router, ['ss', '-ltn']).stdout.includes(':8080'), 3000);
     writeVmFiles(stateDir, a.router, ['10.64.1.1'], '10.64.1.10', { 'user-data': 'x' });
-    let err: Error | undefined;
-    try {
-      await syncRouter(stateDir, a.router, { start: true, idleExitMs: -1 });
-    } catch (e) {
-      err = e as Error;
-    }
-    assert.ok(err, 'sync failed');
-    assert.match(err!.message, /EADDRINUSE|Address already in use/);
+    await rejected(syncRouter(stateDir, a.router, { start: true, idleExitMs: -1 }), Error, { message: /EADDRINUSE|Address already in use/ }, 'sync failed');
     const st = await daemonStatus(stateDir);
     assert.equal(st?.routers ?? [], [], 'the router is not half-served');
   } finally {
