@@ -152,6 +152,11 @@ async function router(engine: RouterEngine, networkId: string, vni: number): Pro
   namespaces.push(namespace);
   await runCommand(engine, { command: 'implement-network', networkId, namespace, segment: { kind: 'vxlan', vni }, gateway: '10.6.1.1', cidr: cidr('10.6.1.0/24') });
   await runCommand(engine, { command: 'assign-ip', networkId, namespace, publicIp: { ip: LB_IP, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  // an isolated network's public IP is closed until a firewall rule opens it (CloudStack creates this rule with
+  // the LB rule, openfirewall=true): every TCP port of the LB address
+  await runCommand(engine, { command: 'apply-fw-rules', networkId, namespace, fwRules: { source: 'bench', value: { default_egress_allow: true, rules: [
+    { id: 1, type: 'ingress', protocol: 'tcp', publicIp: LB_IP, sourceCidrs: ['0.0.0.0/0'] },
+  ] } } });
   return namespace;
 }
 
