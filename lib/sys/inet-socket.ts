@@ -1,5 +1,5 @@
 /**
- * IPv4 TCP listening sockets made with libc directly, so that they can be created while the thread is inside
+ * TCP listening sockets (IPv4, and IPv6 with a scope for link-local addresses) made with libc directly, so that they can be created while the thread is inside
  * another network namespace (the socket stays bound to the namespace it was created in) and then handed to
  * Node (`net.Server.listen({ fd })`). libc.ts has socket/setsockopt/bind/close; `listen` is bound here.
  */
@@ -11,8 +11,11 @@ const lib = koffi.load('libc.so.6');
 const cListen = lib.func('int listen(int fd, int backlog)');
 
 export const IPPROTO_IP = 0;
-/** Bind to an address that is not (yet) configured on an interface of the namespace. */
+export const IPPROTO_IPV6 = 41;
+/** Bind to an address that is not (yet) configured on an interface of the namespace (IPv6 sockets too). */
 export const IP_FREEBIND = 15;
+/** An AF_INET6 socket that takes IPv6 only (no IPv4-mapped peers). */
+export const IPV6_V6ONLY = 26;
 
 export function listen(fd: number, backlog: number): void {
   const rc = Number(cListen(fd, backlog));
@@ -33,6 +36,23 @@ export function sockaddrIn(address: string, port: number): Buffer {
   return b;
 }
 
+/**
+ * struct sockaddr_in6 for 16 address bytes, a port and a scope (interface index; needed for a link-local
+ * address, 0 otherwise).
+ */
+export function sockaddrIn6(address: Uint8Array, port: number, scopeId = 0): Buffer {
+  if (address.length !== 16) throw new SysError('bind', 22, '(an IPv6 address is 16 bytes)');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SysError('bind', 22, `(invalid port ${port})`);
+  if (!Number.isInteger(scopeId) || scopeId < 0 || scopeId > 0xffffffff) throw new SysError('bind', 22, `(invalid scope ${scopeId})`);
+  const b = Buffer.alloc(28);
+  b.writeUInt16LE(libc.AF_INET6, 0);
+  b.writeUInt16BE(port, 2);
+  // bytes 4..7: flow info (0)
+  Buffer.from(address).copy(b, 8);
+  b.writeUInt32LE(scopeId, 24);
+  return b;
+}
+
 export interface TcpListenOptions {
   /** listen(2) backlog (default 128). */
   backlog?: number;
@@ -45,11 +65,24 @@ export interface TcpListenOptions {
  * current network namespace. Returns the fd (the caller owns it).
  */
 export function tcpListenSocket(address: string, port: number, opts: TcpListenOptions = {}): number {
-  const fd = libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_NONBLOCK, 0);
+  return listening(libc.AF_INET, sockaddrIn(address, port), opts);
+}
+
+/**
+ * The same for IPv6: `address` as 16 bytes, `scopeId` the interface a link-local address belongs to (a
+ * socket bound to fe80::…%if only accepts connections arriving on that interface). IPv6 only (V6ONLY).
+ */
+export function tcpListenSocket6(address: Uint8Array, port: number, scopeId: number, opts: TcpListenOptions = {}): number {
+  return listening(libc.AF_INET6, sockaddrIn6(address, port, scopeId), opts);
+}
+
+function listening(family: number, addr: Buffer, opts: TcpListenOptions): number {
+  const fd = libc.socket(family, libc.SOCK_STREAM | libc.SOCK_NONBLOCK, 0);
   try {
     libc.setsockoptInt(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1);
+    if (family === libc.AF_INET6) libc.setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (opts.freebind !== false) libc.setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1);
-    libc.bind(fd, sockaddrIn(address, port));
+    libc.bind(fd, addr);
     listen(fd, opts.backlog ?? 128);
     return fd;
   } catch (e) {

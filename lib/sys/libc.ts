@@ -13,6 +13,7 @@ const c = {
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *val, _Inout_ uint32_t *len)'),
   getsockname: libc.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
+  getpeername: libc.func('int getpeername(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
   sendto: libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
   send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
   recv: libc.func('intptr_t recv(int fd, _Inout_ void *buf, size_t len, int flags)'),
@@ -108,6 +109,14 @@ export function getsockname(fd: number, size = 128): Buffer {
   const b = Buffer.alloc(size);
   const len = [size];
   check('getsockname', c.getsockname(fd, b, len));
+  return b.subarray(0, len[0]);
+}
+
+/** The peer's struct sockaddr of a connected socket. */
+export function getpeername(fd: number, size = 128): Buffer {
+  const b = Buffer.alloc(size);
+  const len = [size];
+  check('getpeername', c.getpeername(fd, b, len));
   return b.subarray(0, len[0]);
 }
 

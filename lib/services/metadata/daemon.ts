@@ -21,14 +21,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LruMap } from '../../util/lru-map.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
-import { isIpv4 } from '../../util/ip.js';
+import { bytesToIp, isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
 import {
-  MAC_FILE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot, type ListenSpec,
+  IFNAME_RE, MAC_FILE, MAC_RE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot,
+  type LinkLocalSpec, type ListenSpec,
 } from './layout.js';
-import { RouterListeners, type ServiceKind } from './listeners.js';
+import { RouterListeners, type ListenerLink, type ServiceKind } from './listeners.js';
 import { NeighbourView, requesterMatches, type Requester } from './requester.js';
 
 /** At most one refusal line per router and address in this time. */
@@ -54,15 +55,38 @@ export interface DaemonStatus {
   rssBytes: number;
 }
 
+const isLinkLocalSpec = (l: unknown): l is LinkLocalSpec => {
+  const x = l as Partial<LinkLocalSpec> | null;
+  return typeof x === 'object' && x !== null && typeof x.ifname === 'string' && IFNAME_RE.test(x.ifname)
+    && typeof x.macs === 'object' && x.macs !== null && !Array.isArray(x.macs)
+    && Object.entries(x.macs).every(([mac, ip]) => MAC_RE.test(mac) && isIpv4(ip));
+};
+
 /** Read and check a router's listen.json; undefined when absent (= serve nothing there). */
 export function readListenSpec(stateDir: string, ns: string): ListenSpec | undefined {
   const p = listenFile(stateDir, ns);
   if (!existsSync(p)) return undefined;
   const v = JSON.parse(readFileSync(p, 'utf8')) as Partial<ListenSpec>;
-  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every(isIpv4)) {
+  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every(isIpv4)
+    || (v.linkLocal !== undefined && !(Array.isArray(v.linkLocal) && v.linkLocal.every(isLinkLocalSpec)))) {
     throw new MetadataError('E_LISTEN', `${p}: not a listen specification for ${ns}`);
   }
-  return { namespace: ns, addresses: [...new Set(v.addresses)].sort() };
+  const spec: ListenSpec = { namespace: ns, addresses: [...new Set(v.addresses)].sort() };
+  if (v.linkLocal?.length) spec.linkLocal = v.linkLocal.map((l) => ({ ifname: l.ifname, macs: { ...l.macs } }));
+  return spec;
+}
+
+/**
+ * The IPv6 peer of a link-local listener's connection, read with getpeername(2): Node's remoteAddress names
+ * the scope by its interface, which it looks up in the daemon's own namespace — where that index is another
+ * interface or none (ENXIO).
+ */
+function peerAddress6(sock: Socket): string | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return undefined;
+  const sa = libc.getpeername(fd);
+  if (sa.length < 24 || sa.readUInt16LE(0) !== libc.AF_INET6) return undefined;
+  return bytesToIp(sa.subarray(8, 24));
 }
 
 const defaultLog = (event: string, fields: Record<string, unknown> = {}) => {
@@ -77,6 +101,10 @@ export class MetadataDaemon {
   private readonly metaHttp: HttpServer;
   private readonly pwHttp: HttpServer;
   private readonly routerOf = new WeakMap<Socket, string>();
+  /** Connections of link-local listeners: the tier interface they arrived on. */
+  private readonly linkOf = new WeakMap<Socket, ListenerLink>();
+  /** Per router and link-local interface: recorded MAC → the VM's address (listen.json's linkLocal). */
+  private readonly linkMacs = new Map<string, Map<string, Record<string, string>>>();
   /** Per router: its neighbour table, read to tell who is asking (closed with the router). */
   private readonly views = new Map<string, NeighbourView>();
   /** Last refusal logged per router|address, to bound the log a hostile guest can cause. */
@@ -162,13 +190,15 @@ export class MetadataDaemon {
           this.routers.delete(ns);
           this.log('router closed', { namespace: ns });
         }
+        this.linkMacs.delete(ns);
         this.closeNeighbours(ns);
         return { namespace: ns, listening: [], connections: 0 };
       }
-      const r = cur ?? new RouterListeners(ns, (s, n, kind) => this.inject(s, n, kind));
+      const r = cur ?? new RouterListeners(ns, (s, n, kind, link) => this.inject(s, n, kind, link));
       if (!cur) this.routers.set(ns, r);
+      this.linkMacs.set(ns, new Map((spec.linkLocal ?? []).map((l) => [l.ifname, l.macs])));
       try {
-        await r.apply(spec.addresses);
+        await r.apply(spec.addresses, (spec.linkLocal ?? []).map((l) => l.ifname));
       } catch (e) {
         if (!cur) {
           await r.closeAll();
@@ -216,6 +246,8 @@ export class MetadataDaemon {
    * data exist — and one log line (address, MACs, neighbour state; never data).
    */
   private async vmRoot(sock: Socket, ns: string | undefined, kind: ServiceKind): Promise<string | undefined> {
+    const link = this.linkOf.get(sock);
+    if (link) return this.vmRootByMac(sock, ns, kind, link);
     const ip = sock.remoteAddress;
     const local = sock.localAddress;
     if (!ns || !ip || !local || !isIpv4(ip)) return undefined;
@@ -235,6 +267,40 @@ export class MetadataDaemon {
     }
     if (requesterMatches(recorded, seen)) return root;
     this.refused(ns, kind, ip, recorded, seen);
+    return undefined;
+  }
+
+  /**
+   * A connection to [fe80::a9fe:a9fe%if]: the requester (a link-local or other IPv6 address of a guest on that
+   * tier) is identified by the MAC the router sees for it, and served the data of the VM address recorded with
+   * that MAC on this interface; nothing when the MAC is unconfirmed or unknown.
+   */
+  private async vmRootByMac(sock: Socket, ns: string | undefined, kind: ServiceKind, link: ListenerLink): Promise<string | undefined> {
+    const remote = peerAddress6(sock);
+    if (!ns || !remote) return undefined;
+    let seen: Requester;
+    try {
+      seen = await this.neighbours(ns).requesterOn(link.ifindex, remote);
+    } catch (e) {
+      seen = { state: `error: ${(e as Error).message}` };
+    }
+    const macs = this.linkMacs.get(ns)?.get(link.ifname);
+    const ip = seen.mac !== undefined && macs && Object.hasOwn(macs, seen.mac) ? macs[seen.mac] : undefined;
+    if (ip === undefined) {
+      this.refused(ns, kind, remote, '(none for this MAC)', seen);
+      return undefined;
+    }
+    const root = vmDir(this.stateDir, ns, ip);
+    // the directory's own record must agree (listen.json and the tree are written by the same reconcile)
+    let recorded: string;
+    try {
+      recorded = (await readFile(join(root, MAC_FILE), 'utf8')).trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (requesterMatches(recorded, seen)) return root;
+    this.refused(ns, kind, remote, recorded, seen);
     return undefined;
   }
 
@@ -265,8 +331,9 @@ export class MetadataDaemon {
     });
   }
 
-  private inject(sock: Socket, ns: string, kind: ServiceKind): void {
+  private inject(sock: Socket, ns: string, kind: ServiceKind, link?: ListenerLink): void {
     this.routerOf.set(sock, ns);
+    if (link) this.linkOf.set(sock, link);
     (kind === 'metadata' ? this.metaHttp : this.pwHttp).emit('connection', sock);
   }
 

@@ -20,11 +20,15 @@
  *   any other method (HEAD included)      → 501 (the VR's HTTP server knows GET only; its POST is the
  *                                            router-local save_password, which guests are not allowed)
  * The first DomU_Request header counts, as in the VR (Python's headers.get).
+ *
+ * Port 80 also answers the OpenStack and EC2 layouts guests' own agents read (agent-layouts.ts); the
+ * CloudStack layout above is unchanged by them (its listings, its answers).
  */
 import { readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FILE_NAME_RE, PASSWORD_PREFIX, DELIVERED_PREFIX } from './layout.js';
+import { agentTarget, answerAgent, answerEc2, urlSegments } from './agent-layouts.js';
 
 type Target =
   | { kind: 'file'; rel: string }
@@ -32,22 +36,10 @@ type Target =
   | { kind: 'index' }
   | { kind: 'root' };
 
-/** Map a request path to what it asks for; undefined = not part of the layout (404). */
+/** Map a request path to what it asks for in the CloudStack layout; undefined = not part of it. */
 export function metadataTarget(url: string | undefined): Target | undefined {
-  const path = (url ?? '/').split('?')[0].split('#')[0];
-  const segs: string[] = [];
-  for (const raw of path.split('/')) {
-    if (raw === '') continue;
-    let s: string;
-    try {
-      s = decodeURIComponent(raw);
-    } catch {
-      return undefined;
-    }
-    // a decoded segment must still be one plain name (no "..", no "/" smuggled as %2F)
-    if (!FILE_NAME_RE.test(s)) return undefined;
-    segs.push(s);
-  }
+  const segs = urlSegments(url, FILE_NAME_RE);
+  if (!segs) return undefined;
   if (segs.length === 0) return { kind: 'root' };
   if (segs[0] !== 'latest') return undefined;
   if (segs.length === 1) return { kind: 'index' };
@@ -60,10 +52,10 @@ export function metadataTarget(url: string | undefined): Target | undefined {
   return undefined;
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, body: Buffer | string, extra: Record<string, string> = {}): void {
+function send(req: IncomingMessage, res: ServerResponse, status: number, body: Buffer | string, extra: Record<string, string> = {}, type = 'text/plain; charset=utf-8'): void {
   const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
   res.writeHead(status, {
-    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Type': type,
     'Content-Length': String(b.length),
     'Cache-Control': 'no-store',
     ...extra,
@@ -87,19 +79,36 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Port 80. `root` is the requesting VM's directory, undefined when the source address has no data. */
+/**
+ * Port 80: the CloudStack layout, and the OpenStack and EC2 layouts (agent-layouts.ts). `root` is the
+ * requesting VM's directory, undefined when the requester has no data here.
+ */
 export async function handleMetadata(req: IncomingMessage, res: ServerResponse, root: string | undefined): Promise<void> {
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(req, res, 405, 'Method Not Allowed\n', { Allow: 'GET, HEAD' });
+  const t = metadataTarget(req.url);
+  const agent = agentTarget(req.url);
+  // POST only where the OpenStack protocol has it: the guest storing its (encrypted) password
+  const postable = agent?.kind === 'os-file' && agent.name === 'password';
+  if (req.method !== 'GET' && req.method !== 'HEAD' && !(req.method === 'POST' && postable)) {
+    send(req, res, 405, 'Method Not Allowed\n', { Allow: postable ? 'GET, HEAD, POST' : 'GET, HEAD' });
     return;
   }
-  const t = metadataTarget(req.url);
-  if (!t) return notFound(req, res);
+  const answer = (status: number, body: Buffer | string, type?: string, extra: Record<string, string> = {}) => send(req, res, status, body, extra, type);
+  if (!t) {
+    if (!agent) return notFound(req, res);
+    return answerAgent(req, agent, root, answer);
+  }
   if (t.kind === 'root') return send(req, res, 200, 'latest');
   if (!root) return notFound(req, res);
   try {
     if (t.kind === 'file') {
-      const body = await readFile(join(root, t.rel));
+      let body: Buffer;
+      try {
+        body = await readFile(join(root, t.rel));
+      } catch (e) {
+        // /latest/meta-data/<name> that the CloudStack layout lacks: an EC2 entry (mac, hostname, …)
+        if (isMissing(e) && agent?.kind === 'ec2' && (await answerEc2(root, agent.path, answer))) return undefined;
+        throw e;
+      }
       return send(req, res, 200, body);
     }
     if (t.kind === 'list') {

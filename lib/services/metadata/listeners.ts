@@ -10,14 +10,21 @@ import { join } from 'node:path';
 import { NetnsHandle } from '../../netns/handle.js';
 import { NETNS_RUN_DIR } from '../../sys/setns.js';
 import { libc } from '../../sys/index.js';
-import { tcpListenSocket } from '../../sys/inet-socket.js';
+import { tcpListenSocket, tcpListenSocket6 } from '../../sys/inet-socket.js';
+import { ipToBytes } from '../../util/ip.js';
 import { MetadataError } from './errors.js';
-import { METADATA_PORT, PASSWORD_PORT } from './layout.js';
+import { METADATA_PORT, PASSWORD_PORT, WELL_KNOWN_V6 } from './layout.js';
 
 export type ServiceKind = 'metadata' | 'password';
 
+/** The tier interface a link-local (IPv6) listener is bound to: its connections are that tier's guests. */
+export interface ListenerLink {
+  ifname: string;
+  ifindex: number;
+}
+
 export interface ConnectionSink {
-  (socket: Socket, namespace: string, kind: ServiceKind): void;
+  (socket: Socket, namespace: string, kind: ServiceKind, link?: ListenerLink): void;
 }
 
 interface Listener {
@@ -25,6 +32,14 @@ interface Listener {
   port: number;
   kind: ServiceKind;
   server: Server;
+  link?: ListenerLink;
+}
+
+interface Wanted {
+  address: string;
+  port: number;
+  kind: ServiceKind;
+  link?: ListenerLink;
 }
 
 /** Identity of a named namespace: its nsfs inode (a namespace re-created under the same name differs). */
@@ -65,19 +80,36 @@ export class RouterListeners {
   }
 
   /**
-   * Converge to listening on `addresses` (ports 80 and 8080 each). A namespace that was re-created since the
-   * last call (other inode) gets all-new sockets.
+   * Converge to listening on `addresses` (ports 80 and 8080 each) and on [fe80::a9fe:a9fe%ifname]:80 for each
+   * of `links` (the metadata service only). A namespace that was re-created since the last call (other
+   * inode) gets all-new sockets; so does an interface made again (other index: a socket stays bound to the
+   * index it was made for).
    */
-  async apply(addresses: string[]): Promise<void> {
+  async apply(addresses: string[], links: string[] = []): Promise<void> {
     const ino = namespaceInode(this.namespace);
     if (ino !== this.inode) {
       await this.closeAll();
       this.inode = ino;
     }
-    const want = new Map<string, { address: string; port: number; kind: ServiceKind }>();
+    const want = new Map<string, Wanted>();
     for (const a of addresses) {
       want.set(key(a, METADATA_PORT), { address: a, port: METADATA_PORT, kind: 'metadata' });
       want.set(key(a, PASSWORD_PORT), { address: a, port: PASSWORD_PORT, kind: 'password' });
+    }
+    if (links.length) {
+      const h = NetnsHandle.open(this.namespace);
+      try {
+        for (const ifname of links) {
+          const ifindex = h.netlink.linkFind(ifname)?.index;
+          // an interface that is not there (yet) is simply not listened on; the next sync looks again
+          if (ifindex === undefined) continue;
+          want.set(`[${WELL_KNOWN_V6}%${ifname}#${ifindex}]:${METADATA_PORT}`, {
+            address: WELL_KNOWN_V6, port: METADATA_PORT, kind: 'metadata', link: { ifname, ifindex },
+          });
+        }
+      } finally {
+        h.close();
+      }
     }
     const closing: Array<Promise<void>> = [];
     for (const [k, l] of this.listeners) {
@@ -94,7 +126,9 @@ export class RouterListeners {
     const h = NetnsHandle.open(this.namespace);
     try {
       h.run(() => {
-        for (const [, w] of missing) fds.push(tcpListenSocket(w.address, w.port));
+        for (const [, w] of missing) {
+          fds.push(w.link ? tcpListenSocket6(ipToBytes(w.address), w.port, w.link.ifindex) : tcpListenSocket(w.address, w.port));
+        }
       });
     } catch (e) {
       for (const fd of fds) libc.close(fd);
@@ -104,7 +138,7 @@ export class RouterListeners {
     }
     for (let i = 0; i < missing.length; i++) {
       const [k, w] = missing[i];
-      const server = createServer((sock) => this.accept(sock, w.kind));
+      const server = createServer((sock) => this.accept(sock, w.kind, w.link));
       server.maxConnections = this.maxConnections;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -124,11 +158,11 @@ export class RouterListeners {
     }
   }
 
-  private accept(sock: Socket, kind: ServiceKind): void {
+  private accept(sock: Socket, kind: ServiceKind, link?: ListenerLink): void {
     this.connections.add(sock);
     sock.once('close', () => this.connections.delete(sock));
     sock.on('error', () => sock.destroy());
-    this.sink(sock, this.namespace, kind);
+    this.sink(sock, this.namespace, kind, link);
   }
 
   /** Close every listening socket and every open connection of this router; resolves once the fds are closed. */

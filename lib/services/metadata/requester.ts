@@ -81,7 +81,19 @@ export class NeighbourView {
         ifindex = undefined;
       }
     }
-    if (confirmed(n)) return { mac: n.mac, state: n.state };
+    return this.confirm(ifindex, remote, n);
+  }
+
+  /**
+   * The MAC behind a connection from `remote` that arrived on interface `ifindex` (a link-local listener's
+   * interface: there the local address names no single interface).
+   */
+  async requesterOn(ifindex: number, remote: string): Promise<Requester> {
+    return this.confirm(ifindex, remote, this.netlink().neighGet(ifindex, remote));
+  }
+
+  private confirm(ifindex: number, remote: string, n: Neigh | undefined): Promise<Requester> {
+    if (confirmed(n)) return Promise.resolve({ mac: n.mac, state: n.state });
     const key = `${ifindex}|${remote}`;
     let p = this.pending.get(key);
     if (!p) {
