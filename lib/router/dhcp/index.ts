@@ -2,4 +2,4 @@
 export { dhcpModule, dnsmasqDir, dnsmasqInstance } from './module.js';
 export * from './mutators.js';
 export { dhcpState, type DhcpState, type DhcpTierState, type DhcpReservation, type DnsName, DHCP } from './state.js';
-export { dnsmasqSpec, orphanLeases, servedTiers, tierTag } from './spec.js';
+export { dnsmasqSpec, orphanLeases, servedTiers, tierGuestOptions, tierTag, type TierGuestOptions } from './spec.js';

@@ -34,18 +34,41 @@ function dnsNames(hostname: string, domain: string | undefined): string[] {
   return domain && !hostname.includes('.') ? [hostname, `${hostname}.${domain}`] : [hostname];
 }
 
-function tierSpec(x: ServedTier): TierSpec {
-  const { tier, state } = x;
+/** What a tier's DHCP (options 3, 6, 15) and router advertisements (RDNSS) give its guests. */
+export interface TierGuestOptions {
+  router: string;
+  dnsServers: string[];
+  domain?: string;
+  /** Present when the tier has an IPv6 prefix (router advertisements are sent). */
+  ipv6?: { prefixLen: number; dnsServers: string[] };
+}
+
+export function tierGuestOptions(tier: TierModel, state: DhcpTierState): TierGuestOptions {
   const domain = state.domain ?? tier.domain;
   const dns = state.dnsServers ?? tier.dns ?? [];
   const dns6 = state.dns6Servers ?? tier.dns6 ?? [];
+  const out: TierGuestOptions = {
+    router: state.gateway ?? tier.gateway,
+    // with DNS on, our own address answers first (upstream: "ext ip first")
+    dnsServers: state.dns ? uniq([tier.extensionIp, ...dns]) : dns,
+  };
+  if (domain) out.domain = domain;
+  if (tier.ip6Gateway && tier.ip6Cidr) {
+    out.ipv6 = { prefixLen: Number(tier.ip6Cidr.split('/')[1]), dnsServers: state.dns ? uniq([tier.ip6Gateway, ...dns6]) : dns6 };
+  }
+  return out;
+}
+
+function tierSpec(x: ServedTier): TierSpec {
+  const { tier, state } = x;
+  const opts = tierGuestOptions(tier, state);
+  const domain = opts.domain;
   const spec: TierSpec = {
     tag: tierTag(tier.networkId),
     ifname: x.ifname,
     subnet: parseSubnet4(tier.cidr),
-    router: state.gateway ?? tier.gateway,
-    // with DNS on, our own address answers first (upstream: "ext ip first")
-    dnsServers: state.dns ? uniq([tier.extensionIp, ...dns]) : dns,
+    router: opts.router,
+    dnsServers: opts.dnsServers,
     dns: state.dns,
     hosts: Object.entries(state.hosts).map(([mac, h]) => ({
       mac, ip: h.ip,
@@ -56,9 +79,7 @@ function tierSpec(x: ServedTier): TierSpec {
     names: [],
   };
   if (domain) spec.domain = domain;
-  if (tier.ip6Gateway && tier.ip6Cidr) {
-    spec.ipv6 = { prefixLen: Number(tier.ip6Cidr.split('/')[1]), dnsServers: state.dns ? uniq([tier.ip6Gateway, ...dns6]) : dns6 };
-  }
+  if (opts.ipv6) spec.ipv6 = opts.ipv6;
   if (state.dns) {
     const names: NameSpec[] = Object.entries(state.names)
       .sort(([a], [b]) => ipv4ToNumber(a) - ipv4ToNumber(b))

@@ -22,23 +22,29 @@ import {
   existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, readFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { RouterModule, ReconcileContext } from '../router-module.js';
-import type { RouterModel } from '../model.js';
+import type { RouterModel, TierModel } from '../model.js';
 import { SystemError } from '../../util/errors.js';
 import { TEMP_MARK, writeFileAtomic } from '../../util/atomic-file.js';
 import { isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import {
-  DELIVERED_PREFIX, FILE_NAME_RE, MAC_FILE, NS_NAME_RE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir,
-  type ListenSpec,
+  DELIVERED_PREFIX, EC2_TREE_FILE, FILE_NAME_RE, MAC_FILE, META_DATA_JSON, NETWORK_DATA_JSON, NS_NAME_RE, OPENSTACK_DIR,
+  OS_PASSWORD_FILE, OWNER_FILE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir, type LinkLocalSpec, type ListenSpec,
 } from '../../services/metadata/layout.js';
 import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
+import { NetnsHandle } from '../../netns/handle.js';
+import { LruMap } from '../../util/lru-map.js';
+import { dhcpState } from '../dhcp/state.js';
 import { blobPath, collectBlobs } from './blobs.js';
+import { vmDocuments, type VmDocuments } from './documents.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 import * as mut from './mutators.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/mutators.js';
 import type { CommandEnv, Mutation } from '../command-table.js';
+import { ensureLinkLocal, hasIpv6, segmentMtus, tierIfname, wellKnownObjects } from './well-known.js';
 
 /** Tunables (tests shorten the daemon's idle exit). */
 export const vmdataSettings = {
@@ -64,10 +70,13 @@ function removeFile(p: string): void {
   try { unlinkSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
 }
 
-/** Replace `p` by `text` (crash-safe, 0600), unless it already holds it. */
-function writeReplacing(p: string, text: string, what: string): void {
+/**
+ * Replace `p` by `text` (atomic, 0600), unless it already holds it. `durable` false for generated files: every
+ * restore (after a reboot) rebuilds them, so they need no flush.
+ */
+function writeReplacing(p: string, text: string, what: string, durable = true): void {
   if (existsSync(p) && readFileSync(p, 'utf8') === text) return;
-  writeFileAtomic(p, text, { what });
+  writeFileAtomic(p, text, { what, durable });
 }
 
 /**
@@ -127,25 +136,44 @@ function blobsToKeep(stateDir: string, m: RouterModel): Set<string> {
   return neededBlobs(m, (ip, serial) => existsSync(join(vmDir(stateDir, m.namespace, ip), `${DELIVERED_PREFIX}${serial}`)));
 }
 
-/** Router addresses to serve on: the extension IP of each implemented, routed tier that has VM data. */
-export function listenAddresses(m: RouterModel): string[] {
+/** The tiers the service runs on: each implemented, routed tier that has VM data (by network id). */
+export function servedTiers(m: RouterModel): TierModel[] {
   const tiers = new Set(Object.values(vmdataState(m).vms).map((r) => r.tier));
-  const out = new Set<string>();
-  for (const t of Object.values(m.tiers)) {
-    if (t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && isIpv4(t.extensionIp)) out.add(t.extensionIp);
-  }
-  return [...out].sort();
+  return Object.values(m.tiers)
+    .filter((t) => t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && isIpv4(t.extensionIp))
+    .sort((a, b) => a.networkId.localeCompare(b.networkId));
+}
+
+/** Router addresses to serve on: the extension IP of each served tier. */
+export function listenAddresses(m: RouterModel): string[] {
+  return [...new Set(servedTiers(m).map((t) => t.extensionIp))].sort();
+}
+
+/**
+ * Tier interfaces served at [fe80::a9fe:a9fe] (served tiers with IPv6), each with the recorded MACs of its
+ * VM addresses: an IPv6 requester is identified by its MAC.
+ */
+export function linkLocalSpecs(m: RouterModel): LinkLocalSpec[] {
+  const vms = vmdataState(m).vms;
+  return servedTiers(m).filter(hasIpv6).map((t) => {
+    const macs: Record<string, string> = {};
+    for (const [ip, r] of Object.entries(vms)) {
+      const mac = r.tier === t.networkId && isIpv4(ip) ? recordedMac(m, ip, r) : undefined;
+      if (mac) macs[mac.toLowerCase()] = ip;
+    }
+    return { ifname: tierIfname(m, t), macs };
+  });
 }
 
 /** Write (or remove) listen.json; returns whether a daemon may hold listeners for this router. */
-function writeListen(stateDir: string, ns: string, addresses: string[]): boolean {
+function writeListen(stateDir: string, ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): boolean {
   const p = listenFile(stateDir, ns);
   const had = existsSync(p);
   if (addresses.length === 0) {
     removeFile(p);
     return had;
   }
-  const spec: ListenSpec = { namespace: ns, addresses };
+  const spec: ListenSpec = { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
   mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
   writeReplacing(p, `${JSON.stringify(spec)}\n`, `metadata listen file ${p}`);
   return true;
@@ -187,6 +215,68 @@ export function collectOrphans(stateDir: string): string[] {
 
 const orphansCollected = new Set<string>();
 
+/** Version of what documents.ts generates: a change rewrites every VM's documents once. */
+const DOCUMENTS_VERSION = 1;
+const DOCUMENTS_KEY_FILE = 'documents.key';
+
+/** Entry texts by blob id (blobs are content-addressed, so a cached text never goes stale). */
+const blobTexts = new LruMap<string, string>(4096);
+
+function blobText(stateDir: string, ns: string, id: string): string {
+  const k = `${stateDir}\0${id}`;
+  let v = blobTexts.get(k);
+  if (v === undefined) {
+    v = readFileSync(blobPath(stateDir, ns, id), 'utf8');
+    blobTexts.set(k, v);
+  }
+  return v;
+}
+
+/** What the documents depend on: VM data, DHCP state, tiers and the segments' MTUs. */
+function documentsKey(m: RouterModel, mtus: Record<string, number>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([DOCUMENTS_VERSION, m.extra?.[VMDATA] ?? null, dhcpState(m), m.tiers, mtus]))
+    .digest('hex');
+}
+
+const json = (v: unknown) => `${JSON.stringify(v, null, 1)}\n`;
+
+/**
+ * One VM's generated files: the OpenStack documents and the EC2 tree (removed for a VM without identity);
+ * `owner` records whose directory it is, and a change of owner drops what the previous guest POSTed.
+ */
+function writeDocuments(dir: string, ip: string, ns: string, d: VmDocuments): void {
+  const ownerPath = join(dir, OWNER_FILE);
+  const before = existsSync(ownerPath) ? readFileSync(ownerPath, 'utf8') : undefined;
+  if (before !== `${d.owner}\n`) {
+    removeFile(join(dir, OS_PASSWORD_FILE));
+    writeReplacing(ownerPath, `${d.owner}\n`, `owner of ${ip} in ${ns}`, false);
+  }
+  const osDir = join(dir, OPENSTACK_DIR);
+  if (d.meta && d.network && d.ec2) {
+    mkdirSync(osDir, { recursive: true, mode: 0o700 });
+    writeReplacing(join(osDir, META_DATA_JSON), json(d.meta), `meta_data.json of ${ip} in ${ns}`, false);
+    writeReplacing(join(osDir, NETWORK_DATA_JSON), json(d.network), `network_data.json of ${ip} in ${ns}`, false);
+    writeReplacing(join(dir, EC2_TREE_FILE), json(d.ec2), `EC2 meta-data of ${ip} in ${ns}`, false);
+  } else {
+    rmSync(osDir, { recursive: true, force: true });
+    removeFile(join(dir, EC2_TREE_FILE));
+  }
+}
+
+/** Every served VM's generated files (the tree of materialize() must be in place). */
+function materializeDocuments(stateDir: string, m: RouterModel, mtus: Record<string, number>): void {
+  const ns = m.namespace;
+  const docs = vmDocuments(m, { text: (id) => blobText(stateDir, ns, id), mtus });
+  for (const [ip, d] of docs) {
+    const dir = vmDir(stateDir, ns, ip);
+    if (existsSync(dir)) writeDocuments(dir, ip, ns, d);
+  }
+}
+
+/** The documents' key as last written for this router, and writing it. */
+const documentsKeyPath = (stateDir: string, ns: string) => join(routerDir(stateDir, ns), DOCUMENTS_KEY_FILE);
+
 
 /** A metadata mutator as a command's change: the limits are read (and checked) before the router's lock. */
 const withEnv = <R>(fn: (m: RouterModel, req: R, env: mut.VmDataEnv) => void) => (req: R, { ctx }: CommandEnv): Mutation => {
@@ -218,20 +308,46 @@ export const vmdataModule: RouterModule = {
   },
   forgetTier: forgetVmdataTier,
 
+  /** 169.254.169.254:80 to each served tier's service; the address never forwarded (well-known.ts). */
+  nftObjects(m: RouterModel) {
+    return wellKnownObjects(m, servedTiers(m));
+  },
+
   async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
     const { stateDir } = ctx;
     const ns = m.namespace;
     const hasData = Object.keys(vmdataState(m).vms).length > 0;
     if (!hasData && !existsSync(routerDir(stateDir, ns))) return; // never had metadata: nothing at all to do
     // the served tree only changes with the slot, tiers or recorded MACs; a restore (no previous) rebuilds it
+    let rebuilt = false;
     if (!previous || treeKey(previous) !== treeKey(m) || (hasData && !existsSync(vmsDir(stateDir, ns)))) {
       materialize(stateDir, m);
+      rebuilt = true;
       const keep = referencedBlobs(m);
       for (const id of referencedBlobs(previous)) keep.add(id); // the engine may re-apply `previous` on failure
       collectBlobs(stateDir, ns, keep);
     }
+    const served = servedTiers(m);
+    if (hasData) {
+      // the documents follow the DHCP state, the tiers and the kernel's MTUs too: regenerated when any differs
+      const mtus = segmentMtus(ctx.host, m, served);
+      const key = documentsKey(m, mtus);
+      const keyPath = documentsKeyPath(stateDir, ns);
+      if (rebuilt || !existsSync(keyPath) || readFileSync(keyPath, 'utf8') !== key) {
+        materializeDocuments(stateDir, m, mtus);
+        writeReplacing(keyPath, key, `metadata documents key of ${ns}`, false);
+      }
+    }
+    if (Object.values(m.tiers).some((t) => t.implemented && hasIpv6(t))) {
+      const h = NetnsHandle.open(ns);
+      try {
+        ensureLinkLocal(h, m, served.filter(hasIpv6));
+      } finally {
+        h.close();
+      }
+    }
     const addresses = listenAddresses(m);
-    const mayListen = writeListen(stateDir, ns, addresses);
+    const mayListen = writeListen(stateDir, ns, addresses, linkLocalSpecs(m));
     if (addresses.length > 0) await syncDaemon(stateDir, ns, true);
     else if (mayListen) await syncDaemon(stateDir, ns, false);
     // a restore (no previous state) is a good moment to drop data of destroyed routers; once per process
@@ -271,8 +387,8 @@ export function servedFiles(stateDir: string, ns: string, ip: string): string[] 
   if (!existsSync(dir)) return [];
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
-    if (name === 'meta-data') for (const f of readdirSync(join(dir, name))) { if (FILE_NAME_RE.test(f)) out.push(`meta-data/${f}`); }
-    else if (FILE_NAME_RE.test(name) && name !== MAC_FILE) out.push(name);
+    if (name === 'meta-data' || name === OPENSTACK_DIR) for (const f of readdirSync(join(dir, name))) { if (FILE_NAME_RE.test(f)) out.push(`${name}/${f}`); }
+    else if (FILE_NAME_RE.test(name) && name !== MAC_FILE && name !== OWNER_FILE) out.push(name);
   }
   return out.sort();
 }

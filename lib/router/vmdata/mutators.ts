@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import type { RouterModel } from '../model.js';
 import type * as T from '../contract/types.js';
 import { UsageError } from '../../util/errors.js';
+import { cidrContains, parseCidr } from '../../util/ip.js';
 import { DELIVERED_PREFIX, vmDir } from '../../services/metadata/layout.js';
 import { putBlob } from './blobs.js';
 import {
   DEFAULT_LIMITS, checkValue, parseRestoreData, parseVmData, type ParsedRestoreData, type ParsedVmData, type VmDataLimits,
 } from './entries.js';
-import { recordedMac, setVmdataState, vmdataState, type VmDataState, type VmRecord } from './state.js';
+import { recordedMac, setVmdataState, vmdataState, type NicRecord, type VmDataState, type VmRecord } from './state.js';
 
 export interface VmDataEnv {
   stateDir: string;
@@ -55,6 +56,7 @@ function requireTier(m: RouterModel, networkId: string): void {
  * tiers that no longer exist. Run at the start of every mutation so the model follows what the daemon did.
  */
 function prune(m: RouterModel, s: VmDataState, env: VmDataEnv): void {
+  for (const [ip, n] of Object.entries(s.nics ?? {})) if (!m.tiers[n.tier]) delete s.nics![ip];
   for (const [ip, r] of Object.entries(s.vms)) {
     if (!m.tiers[r.tier]) {
       delete s.vms[ip];
@@ -148,26 +150,41 @@ export function prepareNicVmData(m: RouterModel, req: T.PrepareNicRequest, env: 
   const s = vmdataState(m);
   prune(m, s, env);
   const cur = s.vms[req.ip];
-  if (!cur) return;
-  const known = recordedMac(m, req.ip, cur);
-  if (cur.tier !== req.networkId || (known && req.mac && known !== req.mac)) {
-    s.vms[req.ip] = { tier: req.networkId, files: {}, ...(req.mac ? { mac: req.mac } : {}) };
-  } else if (req.mac) {
-    s.vms[req.ip] = { ...cur, mac: req.mac };
+  if (cur) {
+    const known = recordedMac(m, req.ip, cur);
+    if (cur.tier !== req.networkId || (known && req.mac && known !== req.mac)) {
+      s.vms[req.ip] = { tier: req.networkId, files: {}, ...(req.mac ? { mac: req.mac } : {}) };
+    } else if (req.mac) {
+      s.vms[req.ip] = { ...cur, mac: req.mac };
+    }
   }
+  // a NIC outside the tier's subnet (a shared network's secondary range) is not the router's to serve
+  const subnet = parseCidr(m.tiers[req.networkId].cidr);
+  if (req.mac && subnet && cidrContains(subnet, req.ip)) s.nics = { ...s.nics, [req.ip]: nicRecord(req.networkId, req.mac, req) };
   commit(m, s);
+}
+
+/** What a NIC description (prepare-nic, a VM of restore_data) tells about the NIC. */
+function nicRecord(tier: string, mac: string, d: { defaultNic?: boolean; hostname?: string; ip6Address?: string }): NicRecord {
+  return {
+    tier, mac, ...(d.defaultNic !== undefined ? { defaultNic: d.defaultNic } : {}),
+    ...(d.hostname ? { hostname: d.hostname } : {}), ...(d.ip6Address ? { ip6: d.ip6Address } : {}),
+  };
 }
 
 /** release-nic, metadata part: the VM's data and password go (by IP; by MAC when no IP is given). */
 export function releaseNicVmData(m: RouterModel, req: T.ReleaseNicRequest, env: VmDataEnv): void {
   const s = vmdataState(m);
-  if (Object.keys(s.vms).length === 0) return;
+  if (Object.keys(s.vms).length === 0 && !s.nics) return;
   prune(m, s, env);
   const ips = req.ip ? [req.ip] : req.mac ? Object.keys(s.vms).filter((ip) => s.vms[ip].mac === req.mac) : [];
   for (const ip of ips) {
     const r = s.vms[ip];
     // the address is now someone else's (another MAC recorded): not this NIC's data
     if (r && !(r.mac && req.mac && r.mac !== req.mac)) delete s.vms[ip];
+  }
+  for (const [ip, n] of Object.entries(s.nics ?? {})) {
+    if (req.ip ? ip === req.ip && !(req.mac && n.mac !== req.mac) : n.mac === req.mac) delete s.nics![ip];
   }
   commit(m, s);
 }
@@ -211,9 +228,17 @@ export function restoreNetworkVmData(
   m: RouterModel, req: T.RestoreNetworkRequest, env: VmDataEnv, parsed = parseRestore(req, env), known = knownMacs(m),
 ): void {
   requireTier(m, req.networkId);
-  if (!parsed.userdataEnabled) return;
   const s = vmdataState(m);
   prune(m, s, env);
+  // the NICs of the tier become exactly the listed ones that have a MAC (with or without user data)
+  const nics = Object.fromEntries(Object.entries(s.nics ?? {}).filter(([, n]) => n.tier !== req.networkId));
+  const subnet = parseCidr(m.tiers[req.networkId].cidr);
+  for (const vm of parsed.vms) if (vm.mac && subnet && cidrContains(subnet, vm.ip)) nics[vm.ip] = nicRecord(req.networkId, vm.mac, vm);
+  s.nics = nics;
+  if (!parsed.userdataEnabled) {
+    commit(m, s);
+    return;
+  }
   const listed = new Set(parsed.vms.map((v) => v.ip));
   for (const [ip, r] of Object.entries(s.vms)) if (r.tier === req.networkId && !listed.has(ip)) delete s.vms[ip];
   for (const vm of parsed.vms) {

@@ -20,20 +20,38 @@ export interface VmRecord {
   password?: { blob: string; serial: number };
 }
 
+/**
+ * A NIC as prepare-nic (or restore-network) described it, kept whether or not the address has data yet —
+ * CloudStack prepares a NIC before it sends the VM's rows, and on a tier without DHCP nothing else records
+ * the NIC's MAC (the requester check and network_data.json need it).
+ */
+export interface NicRecord {
+  tier: string;
+  mac: string;
+  defaultNic?: boolean;
+  hostname?: string;
+  ip6?: string;
+}
+
 export interface VmDataState {
   /** By the VM's IPv4 address on the tier (what the guest's requests come from). */
   vms: Record<string, VmRecord>;
   /** Last password serial handed out. */
   serial: number;
+  /** Prepared NICs by IPv4 address (prepare-nic, restore-network; release-nic drops them). */
+  nics?: Record<string, NicRecord>;
 }
 
 export function vmdataState(m: RouterModel): VmDataState {
   const s = moduleState<VmDataState>(m, VMDATA);
-  return s ? { vms: { ...s.vms }, serial: s.serial ?? 0 } : { vms: {}, serial: 0 };
+  if (!s) return { vms: {}, serial: 0 };
+  return { vms: { ...s.vms }, serial: s.serial ?? 0, ...(s.nics && Object.keys(s.nics).length ? { nics: { ...s.nics } } : {}) };
 }
 
 export function setVmdataState(m: RouterModel, s: VmDataState): void {
-  setModuleState(m, VMDATA, Object.keys(s.vms).length === 0 ? undefined : s);
+  const { nics, ...rest } = s;
+  const keep: VmDataState = nics && Object.keys(nics).length ? { ...rest, nics } : rest;
+  setModuleState(m, VMDATA, Object.keys(keep.vms).length === 0 && !keep.nics ? undefined : keep);
 }
 
 /** Blob ids a model refers to. */
@@ -47,22 +65,27 @@ export function referencedBlobs(m: RouterModel | undefined): Set<string> {
   return out;
 }
 
-/** A tier leaves the router: the data and pending passwords of its VMs go with it. */
+/** A tier leaves the router: the data and pending passwords of its VMs go with it, and its prepared NICs. */
 export function forgetVmdataTier(m: RouterModel, networkId: string): void {
   const s = vmdataState(m);
   const mine = Object.keys(s.vms).filter((ip) => s.vms[ip].tier === networkId);
-  if (!mine.length) return;
+  const nics = Object.keys(s.nics ?? {}).filter((ip) => s.nics![ip].tier === networkId);
+  if (!mine.length && !nics.length) return;
   for (const ip of mine) delete s.vms[ip];
+  for (const ip of nics) delete s.nics![ip];
   setVmdataState(m, s);
 }
 
 /**
  * The MAC a VM's data belong to (only a requester the router sees with it is answered): the one prepare-nic
- * or restore-network gave with the data, else the tier's DHCP reservation of the address (add-dhcp-entry,
- * prepare-nic). undefined: no MAC is known for the address, which is then served by address alone.
+ * or restore-network gave with the data, else the NIC prepare-nic described at the address (before the data
+ * came), else the tier's DHCP reservation of the address (add-dhcp-entry, prepare-nic). undefined: no MAC is
+ * known for the address, which is then served by address alone.
  */
 export function recordedMac(m: RouterModel, ip: string, r: VmRecord): string | undefined {
   if (r.mac) return r.mac;
+  const nic = moduleState<VmDataState>(m, VMDATA)?.nics?.[ip];
+  if (nic && nic.tier === r.tier) return nic.mac;
   for (const [mac, h] of Object.entries(dhcpState(m).tiers[r.tier]?.hosts ?? {})) if (h.ip === ip) return mac;
   return undefined;
 }
