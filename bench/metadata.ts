@@ -1,6 +1,6 @@
 /**
  * Metadata + password service benchmark (not a test). Run inside the sandbox:
- *   node scripts/in-sandbox.mjs node dist/bench/metadata.js [--quick]
+ *   node scripts/in-sandbox.mjs node dist/bench/metadata.js [--quick] [--load-only]
  * or through bench/run.ts, which calls the exported `bench()`.
  *
  * 1. Time per command, through the library (engine.change: load, mutate, plumbing + nft + modules, save),
@@ -15,6 +15,12 @@
  *    N = 100 and 300 (--quick: 30).
  * 3. Request latency: sequential keep-alive GETs of /latest/user-data from a guest (Node http client run
  *    inside the guest namespace).
+ * 4. Load: 500 and 1,000 VMs across 100 routers (--quick: 100 across 10), one daemon; a client namespace on
+ *    the routers' shared segment holds every VM's address (and MAC) and sends concurrent keep-alive requests
+ *    round-robin from all of them, each kind for a fixed time: requests/s and p50/p99 latency for the
+ *    daemon's static answer (GET /: no VM lookup, no file — the baseline, same process and sockets), the
+ *    CloudStack user data, the OpenStack meta_data.json, network_data.json through 169.254.169.254 (DNAT)
+ *    and an EC2 tree entry.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { timedModules } from './lib/timed-modules.js';
@@ -130,6 +136,139 @@ function requestLatency(ns: string, url: string, n: number): number {
 }
 
 
+/**
+ * The client side of the load section: `conc` concurrent keep-alive GETs, round-robin over (source, host)
+ * pairs, for `durationMs`; a request without an answer after 10 s, or still open 2 s after that time, counts
+ * as an error.
+ */
+const LOAD_CLIENT = `const http=require('http');const fs=require('fs');
+const cfg=JSON.parse(fs.readFileSync(process.argv[1],'utf8'));
+const agent=new http.Agent({keepAlive:true,maxSockets:1,maxFreeSockets:4096});
+const lat=[];const live=new Set();let next=0,errors=0,bad=0;
+const t0=process.hrtime.bigint();const end=Date.now()+cfg.durationMs;
+const cut=cfg.n?null:setTimeout(()=>{for(const r of live)r.destroy(new Error('cut'));},cfg.durationMs+2000);
+function one(){if(Date.now()>=end||(cfg.n&&next>=cfg.n))return Promise.resolve();const i=next++;const t=cfg.targets[i%cfg.targets.length];const s=process.hrtime.bigint();
+return new Promise((res)=>{const req=http.get({host:t.host,port:80,path:cfg.path,localAddress:t.src,agent},(r)=>{if(r.statusCode!==200)bad++;r.resume();r.on('end',()=>{live.delete(req);lat.push(Number(process.hrtime.bigint()-s)/1e6);res();});});
+live.add(req);req.setTimeout(10000,()=>req.destroy(new Error('timeout')));req.on('error',()=>{live.delete(req);errors++;res();});}).then(one);}
+Promise.all(Array.from({length:cfg.conc},one)).then(()=>{if(cut)clearTimeout(cut);const ms=Number(process.hrtime.bigint()-t0)/1e6;
+const v=lat.sort((a,b)=>a-b);const q=(p)=>v[Math.min(v.length-1,Math.floor(p*v.length))];
+console.log(JSON.stringify({ms,n:v.length,rps:v.length/ms*1000,p50:q(0.5),p99:q(0.99),max:v[v.length-1],errors,bad}));agent.destroy();});`;
+
+interface LoadRun { ms: number; n: number; rps: number; p50: number; p99: number; max: number; errors: number; bad: number }
+
+/**
+ * Section 4: 100 routers (--quick: 10), with 5 and then 10 VMs each (--quick: 10), served by one daemon; a
+ * client namespace on the routers' shared segment holds every VM's address (and MAC) and runs each request
+ * kind for a fixed time.
+ */
+async function loadSection(opts: { quick: boolean; log: (m: string) => void }, lines: string[], data: Record<string, unknown>, partial: string[]): Promise<void> {
+  const routers = opts.quick ? 10 : 100;
+  const steps = opts.quick ? [10] : [5, 10];
+  const durationMs = opts.quick ? 2000 : 5000;
+  const conc = 16;
+  const tag = Math.random().toString(36).slice(2, 6);
+  const stateDir = mkdtempSync(join(tmpdir(), 'md-load-'));
+  const host = makeHost(tag);
+  const base = 60_000 + Math.floor(Math.random() * 5_000);
+  const client = `mb-lc-${tag}`;
+  const clientMac = '02:00:00:00:aa:01';
+  let made = 0;
+  const engine = new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+  const out: Array<Record<string, unknown>> = [];
+  try {
+    const tSetup = now();
+    for (; made < routers; made++) {
+      const n = net(made, base);
+      await runCommand(engine, { command: 'implement-network', networkId: n.id, namespace: n.ns, segment: { kind: 'untagged' }, gateway: n.gateway, cidr: cidr(n.cidr) });
+    }
+    // the client: one namespace on the shared segment that will hold every VM's address; 169.254.169.254 is
+    // routed per source subnet to that subnet's router (policy rules), as each VM's default route would
+    addNetns(client);
+    const hh = NetnsHandle.open(host.hostNs);
+    const c = NetnsHandle.open(client);
+    try {
+      hh.netlink.linkAdd({ kind: 'veth', name: `g-lc-${tag}`, master: 'breth1-u', up: true, peer: { name: 'eth0', namespace: { fd: c.fd }, up: true, mac: clientMac } });
+      c.netlink.linkSetUp('lo');
+      for (let k = 0; k < routers; k++) c.netlink.ruleAdd({ from: net(k, base).cidr, table: 1000 + k, priority: 1000 + k });
+    } finally {
+      hh.close();
+      c.close();
+    }
+    const setupMs = now() - tSetup;
+    const cfgFile = join(stateDir, 'load.json');
+    const targets: Array<{ src: string; gw: string }> = [];
+    const clientAddrs = new Set<string>();
+    const run = (path: string, wellKnown: boolean, n?: number): LoadRun => {
+      writeFileSync(cfgFile, JSON.stringify({ durationMs: n ? 600_000 : durationMs, ...(n ? { n } : {}), conc, path, targets: targets.map((t) => ({ src: t.src, host: wellKnown ? '169.254.169.254' : t.gw })) }));
+      const r = spawnSync('ip', ['netns', 'exec', client, process.execPath, '-e', LOAD_CLIENT, cfgFile], { encoding: 'utf8', timeout: 900_000 });
+      if (r.status !== 0) throw new Error(`load client failed (${r.status ?? r.signal ?? r.error?.message}): ${r.stderr.trim()}`);
+      return JSON.parse(r.stdout.trim()) as LoadRun;
+    };
+    const scenarios: Array<[string, string, boolean]> = [
+      ['GET / (baseline: static answer, no VM lookup)', '/', false],
+      ['GET /latest/user-data (CloudStack, 4 KB)', '/latest/user-data', false],
+      ['GET /openstack/latest/meta_data.json', '/openstack/latest/meta_data.json', false],
+      ['GET network_data.json via 169.254.169.254 (DNAT)', '/openstack/latest/network_data.json', true],
+      ['GET /2009-04-04/meta-data/placement/availability-zone', '/2009-04-04/meta-data/placement/availability-zone', false],
+      // the baseline again: how much the machine's load moved during the rows
+      ['GET / (baseline, again)', '/', false],
+    ];
+    let restoreMs = 0;
+    for (const perRouter of steps) {
+      const vms = routers * perRouter;
+      opts.log(`metadata: load, ${vms} VMs on ${routers} routers`);
+      const tR = now();
+      targets.length = 0;
+      const ch = NetnsHandle.open(client);
+      try {
+        for (let k = 0; k < routers; k++) {
+          const n = net(k, base);
+          const prefix = n.gateway.slice(0, n.gateway.lastIndexOf('.'));
+          const list = Array.from({ length: perRouter }, (_, i) => {
+            const ip = `${prefix}.${10 + i}`;
+            targets.push({ src: ip, gw: n.gateway });
+            if (!clientAddrs.has(ip)) ch.netlink.addrAdd({ dev: 'eth0', address: `${ip}/24` });
+            clientAddrs.add(ip);
+            // every VM's address is the client's, so every one is recorded with the client's MAC
+            return { ip, mac: clientMac, hostname: `vm-${k}-${i}`, default_nic: true, vm_data: rows(k * 100 + i, ip) };
+          });
+          ch.netlink.routeReplace({ dst: '169.254.169.254/32', via: n.gateway, table: 1000 + k });
+          await runCommand(engine, { command: 'restore-network', networkId: n.id, namespace: n.ns, restoreData: { value: { dhcp_enabled: false, dns_enabled: false, userdata_enabled: true, vms: list }, source: 'bench' } });
+        }
+      } finally {
+        ch.close();
+      }
+      restoreMs = (now() - tR) / routers;
+      run('/', false, targets.length); // warm-up: every VM once (neighbour entries, connections)
+      lines.push('');
+      lines.push(`Load: ${vms} VMs on ${routers} routers, one daemon; each row ${fmt(durationMs)} of GETs, ${conc} concurrent, keep-alive, round-robin over the VMs (client and daemon share the machine):`);
+      lines.push(`  ${'request'.padEnd(56)} ${'req/s'.padStart(7)} ${'p50'.padStart(9)} ${'p99'.padStart(10)} ${'max'.padStart(10)}  errors`);
+      const results: Record<string, LoadRun> = {};
+      for (const [name, path, wk] of scenarios) {
+        opts.log(`metadata: load ${vms} ${path}`);
+        const r = run(path, wk);
+        results[name] = r;
+        if (r.bad) partial.push(`load ${vms} ${path}: ${r.bad} non-200 answers`);
+        lines.push(`  ${name.padEnd(56)} ${r.rps.toFixed(0).padStart(7)} ${`${r.p50.toFixed(2)} ms`.padStart(9)} ${`${r.p99.toFixed(2)} ms`.padStart(10)} ${`${r.max.toFixed(1)} ms`.padStart(10)}  ${String(r.errors).padStart(6)}`);
+      }
+      const st = await daemonStatus(stateDir);
+      const rss = st ? vmRss(st.pid) : 0;
+      const procs = daemonProcesses(stateDir);
+      if (procs !== 1) partial.push(`load: ${procs} daemon processes`);
+      lines.push(`  daemon: ${st?.routers.length ?? 0} routers in one process, RSS ${mb(rss)}; restore-network of ${perRouter} VMs ${fmt(restoreMs)} per router`);
+      out.push({ routers, vms, durationMs, concurrency: conc, results, daemonRss: rss, daemonProcesses: procs, restoreMsPerRouter: restoreMs });
+    }
+    lines.push(`  (errors: requests without an answer within 10 s, or still open 2 s after the row's time. Every guest address a router talks to holds an entry in the kernel's neighbour table, which is ONE table for all namespaces of the host (limit net.ipv4.neigh.default.gc_thresh3, 1024 by default, settable in the host's own namespace only): near it, new entries are refused ("neighbor table overflow!" in the kernel log), packets dropped, and TCP retransmits show in p99/max. Setup of ${routers} routers and the client: ${fmt(setupMs)}.)`);
+    data.load = out;
+  } finally {
+    await stopDaemon(stateDir);
+    if (netnsExists(client)) deleteNetns(client, { ifExists: true });
+    for (let k = 0; k < made; k++) deleteNetns(net(k, base).ns, { ifExists: true });
+    for (const ns of [host.hostNs, host.upNs]) if (netnsExists(ns)) deleteNetns(ns, { ifExists: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 export interface MetadataBenchResult {
   title: string;
   text: string;
@@ -138,8 +277,15 @@ export interface MetadataBenchResult {
   partial: string[];
 }
 
-export async function bench(opts: { quick: boolean; log?: (m: string) => void }): Promise<MetadataBenchResult> {
+export async function bench(opts: { quick: boolean; log?: (m: string) => void; only?: 'load' }): Promise<MetadataBenchResult> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  if (opts.only === 'load') {
+    const lines: string[] = [];
+    const data: Record<string, unknown> = {};
+    const partial: string[] = [];
+    await loadSection({ quick: opts.quick, log }, lines, data, partial);
+    return { title: 'Metadata and password service (load)', text: lines.join('\n'), data, notes: [], partial };
+  }
   const sizes = opts.quick ? [30] : [100, 300];
   const tag = Math.random().toString(36).slice(2, 6);
   const stateDir = mkdtempSync(join(tmpdir(), 'md-bench-'));
@@ -270,6 +416,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void })
     for (const ns of [host.hostNs, host.upNs]) if (netnsExists(ns)) deleteNetns(ns, { ifExists: true });
     rmSync(stateDir, { recursive: true, force: true });
   }
+  await loadSection({ quick: opts.quick, log }, lines, data, partial);
   const text = lines.join('\n');
   return { title: 'Metadata and password service', text, data, notes: [], partial };
 }
@@ -280,7 +427,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.exit(1);
   }
   const t0 = now();
-  const r = await bench({ quick: process.argv.includes('--quick') });
+  const r = await bench({ quick: process.argv.includes('--quick'), ...(process.argv.includes('--load-only') ? { only: 'load' as const } : {}) });
   console.log(r.text);
   if (r.partial.length) console.log(`\npartial:\n  ${r.partial.join('\n  ')}`);
   console.log(`\n(total ${fmt(now() - t0)})`);
