@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Scratch } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import {
-  addDhcpAndMetadata, addLb, addLeasedVm, addNat, bareRouter, daemonsOf, environOf, killDaemons, ok, probe, type Vm,
+  addDhcpAndMetadata, addLb, addLeasedVm, addNat, bareRouter, daemonsOf, environOf, killDaemons, ok, probeUntil, type Vm,
 } from '../helpers/router-cli.js';
 
 requireSandbox();
@@ -42,7 +42,7 @@ test('no child of netns-router carries the caller\'s environment: dnsmasq, hapro
     addDhcpAndMetadata(r, { env });
     addLb(r, { env });
     vm = await addLeasedVm(s, r);
-    assert.equal(probe(r, vm, ['dhcp', 'metadata', 'lb']), { dhcp: true, metadata: true, lb: true }, 'every daemon serves');
+    assert.equal(await probeUntil(r, vm, ['dhcp', 'metadata', 'lb']), { dhcp: true, metadata: true, lb: true }, 'every daemon serves');
 
     const d = daemonsOf(r);
     assert.is(d.dnsmasq.length, 1, 'one dnsmasq');

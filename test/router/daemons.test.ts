@@ -69,7 +69,7 @@ test('kill -9: without a watchdog a daemon stays down; under serve\'s watchdog D
     addDhcpAndMetadata(r);
     addLb(r);
     vm = await addLeasedVm(s, r);
-    assert.equal(probe(r, vm, ['dhcp', 'metadata', 'lb']), { dhcp: true, metadata: true, lb: true }, 'all served before');
+    assert.equal(await probeUntil(r, vm, ['dhcp', 'metadata', 'lb']), { dhcp: true, metadata: true, lb: true }, 'all served before');
 
     // the control: nothing but a command brings a killed dnsmasq back when no watchdog runs
     const first = daemonsOf(r).dnsmasq;
