@@ -28,17 +28,29 @@ export class NetlinkError extends Error {
   }
 }
 
+/** Whether `e` is a NetlinkError (with errno name `code`, when given). */
 export function isNetlinkError(e: unknown, code?: string): e is NetlinkError {
   return e instanceof NetlinkError && (code === undefined || e.code === code);
 }
+/** Whether `e` is the kernel saying the object is not there (ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL). */
 export const isNotFound = (e: unknown): boolean =>
   isNetlinkError(e) && (e.code === 'ENODEV' || e.code === 'ENOENT' || e.code === 'ESRCH' || e.code === 'EADDRNOTAVAIL');
+/** Whether `e` is the kernel saying the object exists already (EEXIST). */
 export const isExists = (e: unknown): boolean => isNetlinkError(e, 'EEXIST');
 
-/** A malformed message from the kernel, or a request on a closed socket (input we refuse is a ValidationError). */
+/** Codes of NetlinkProtocolError: a message we cannot decode, or a request on a socket already closed. */
+export type NetlinkProtocolCode = 'E_NETLINK_PROTOCOL' | 'EBADF';
+
+/**
+ * A malformed message from the kernel (code `E_NETLINK_PROTOCOL`), or a request on a closed socket (`EBADF`).
+ * Input we refuse is a ValidationError; an answer of the kernel is a NetlinkError.
+ */
 export class NetlinkProtocolError extends Error {
-  constructor(message: string) {
+  /** `E_NETLINK_PROTOCOL` or `EBADF` (docs/errors.md). */
+  readonly code: NetlinkProtocolCode;
+  constructor(message: string, code: NetlinkProtocolCode = 'E_NETLINK_PROTOCOL') {
     super(message);
     this.name = 'NetlinkProtocolError';
+    this.code = code;
   }
 }

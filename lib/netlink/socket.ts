@@ -168,7 +168,7 @@ export class NetlinkSocket {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new NetlinkProtocolError('netlink socket is closed');
+    if (this.closed) throw new NetlinkProtocolError('netlink socket is closed', 'EBADF');
   }
 
   private sendRaw(buf: Buffer): void {

@@ -8,7 +8,7 @@ import { NetlinkSocket, type NetlinkSocketOptions } from '../netlink/socket.js';
 import { NetlinkHandle } from '../netlink/handle.js';
 import { NETLINK_ROUTE } from '../netlink/constants.js';
 import { onBeforeNetnsDelete } from './namespaces.js';
-import { NetnsError, openNetnsFd, openCurrentNetns, runInNetnsFd, validateNetnsName } from '../sys/setns.js';
+import { NetnsError, openNetnsFd, openCurrentNetns, runInNetnsFd, validateNetnsName, type Synchronous } from '../sys/setns.js';
 import { openSysctl, readSysctlFd, writeSysctlFd, confKey } from './sysctl.js';
 
 const openHandles = new Map<string, Set<NetnsHandle>>();
@@ -49,8 +49,8 @@ export class NetnsHandle {
     if (this.closed) throw new NetnsError('EBADF', this.name ?? '(current)', `namespace handle ${this.name ?? '(current)'} is closed`);
   }
 
-  /** Run synchronous code inside the namespace. */
-  run<T>(fn: () => T): T {
+  /** Run synchronous code inside the namespace (an async callback does not type-check: see Synchronous). */
+  run<T>(fn: () => Synchronous<T>): T {
     this.check();
     return runInNetnsFd(this.fd, fn);
   }

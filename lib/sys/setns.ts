@@ -37,6 +37,14 @@ export function netnsPath(name: string): string {
   return join(NETNS_RUN_DIR, name);
 }
 
+/**
+ * The result type of a callback that runs inside a namespace: `T` itself, unless `T` is a promise — then a
+ * message type no value has, so `runInNetns(ns, async () => …)` fails to type-check (setns holds only until the
+ * callback returns: the code after its first await would run in the original namespace). At run time an async
+ * callback is refused as well (NetnsError EINVAL), before the thread enters the namespace.
+ */
+export type Synchronous<T> = T extends PromiseLike<unknown> ? 'the callback must be synchronous: setns must never span an await' : T;
+
 /** Open the calling thread's current network namespace (to come back to it after setns). */
 export function openCurrentNetns(): number {
   return libc.open('/proc/thread-self/ns/net', libc.O_RDONLY);
@@ -46,7 +54,7 @@ export function openCurrentNetns(): number {
  * Run `fn` with the calling thread inside the namespace open on `nsFd`, then return to where it was.
  * `fn` must be synchronous: sockets and /proc/sys files it opens stay bound to the target namespace.
  */
-export function runInNetnsFd<T>(nsFd: number, fn: () => T): T {
+export function runInNetnsFd<T>(nsFd: number, fn: () => Synchronous<T>): T {
   if (typeof fn !== 'function') throw new TypeError('runInNetnsFd: fn must be a function');
   // Refused before entering: its body after the first await would run outside the namespace.
   if (fn.constructor?.name === 'AsyncFunction' || fn.constructor?.name === 'AsyncGeneratorFunction') {
@@ -56,7 +64,7 @@ export function runInNetnsFd<T>(nsFd: number, fn: () => T): T {
   try {
     libc.setns(nsFd, libc.CLONE_NEWNET);
     try {
-      const r = fn();
+      const r = fn() as T;
       if (r && typeof (r as { then?: unknown }).then === 'function') {
         // refused; keep its eventual rejection from crashing the process as an unhandled one
         Promise.resolve(r).catch(() => {});
@@ -71,8 +79,12 @@ export function runInNetnsFd<T>(nsFd: number, fn: () => T): T {
   }
 }
 
-/** Run `fn` synchronously inside the named namespace. */
-export function runInNetns<T>(name: string, fn: () => T): T {
+/**
+ * Run `fn` synchronously inside the named namespace (/run/netns/NAME) and return its result; the thread is back
+ * in its own namespace when this returns. Sockets and /proc/sys files opened by `fn` stay bound to the target.
+ * `fn` must be synchronous (see Synchronous).
+ */
+export function runInNetns<T>(name: string, fn: () => Synchronous<T>): T {
   const fd = openNetnsFd(name);
   try {
     return runInNetnsFd(fd, fn);

@@ -74,7 +74,7 @@ test('attributes: nesting, padding, typed reads; malformed input is refused', ()
   assert.is(buf.readUInt16LE(buf.indexOf(Buffer.from([0x06, 0x80])) - 2) > 4, true, 'nest length patched');
   assert.is(a.list.length, 7);
   const bad = Buffer.from([8, 0, 1, 0, 0, 0]); // says 8 bytes, has 6
-  assert.throws(() => parseAttrs(bad), (e: unknown) => e instanceof NetlinkProtocolError);
+  assert.throws(() => parseAttrs(bad), (e: unknown) => e instanceof NetlinkProtocolError && e.code === 'E_NETLINK_PROTOCOL');
   assert.throws(() => new NlWriter().endNest(), (e: unknown) => e instanceof NetlinkProtocolError);
 });
 

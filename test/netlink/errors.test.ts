@@ -95,7 +95,8 @@ test('invalid names are refused before anything is sent; a closed socket refuses
   nl.linkAdd({ kind: 'bridge', name: uniq('eb') });
   const own = NetlinkHandle.open();
   own.close();
-  assert.throws(() => own.linkList(), (e: unknown) => e instanceof NetlinkProtocolError);
+  thrown(() => own.linkList(), NetlinkProtocolError, { code: 'EBADF' });
+  assert.is(new NetlinkProtocolError('x').code, 'E_NETLINK_PROTOCOL');
   assert.not.instance(new NetlinkProtocolError('x'), NetlinkError);
 }));
 
