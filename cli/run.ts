@@ -5,16 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from '../lib/router/contract/router-api.js';
+import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { DEFAULT_HELP_WIDTH } from '../lib/router/contract/help.js';
 import { describeBakedChanges, installWrapper } from '../lib/router/contract/install-wrapper.js';
 import { parseInvocation } from '../lib/router/contract/parse.js';
-import type { EngineInvocation, LocalInvocation, RouterRequest, RouterSettings } from '../lib/router/contract/types.js';
+import type { EngineInvocation, LocalInvocation, RouterSettings } from '../lib/router/contract/types.js';
 import {
-  EXIT_OK, EXIT_USAGE, RouterError, SystemError, TimeoutError, UsageError, describeError, exitCodeOf,
+  EXIT_OK, EXIT_USAGE, RouterError, SystemError, UsageError, describeError, exitCodeOf,
 } from '../lib/util/errors.js';
 import { abbreviate, createLogger, type Logger } from '../lib/router/log.js';
-import { acquireRouterLock, routerKeyOf } from '../lib/router/state/lock.js';
+import { invokeCommand } from '../lib/router/invoke.js';
 import { loadFrontEndHelp, terminalWidth } from './help.js';
 
 export type ApiProvider = RouterApi | (() => RouterApi | Promise<RouterApi>);
@@ -120,21 +120,12 @@ async function resolveApi(provider: ApiProvider | undefined): Promise<RouterApi>
   }
 }
 
-/** Router lock of a request; `status` without ids needs none, `restore-all` locks each router itself. */
-function lockKeyOf(req: RouterRequest) {
-  if (req.command === 'restore-all') return undefined;
-  if (req.command === 'status' && req.networkId === undefined && req.vpcId === undefined) return undefined;
-  return routerKeyOf(req as { networkId?: string; vpcId?: string });
-}
-
 async function runEngine(
   inv: EngineInvocation, deps: CliDeps, out: (s: string) => void, err: (s: string) => void,
 ): Promise<number> {
   const { request: req, settings } = inv;
   const started = Date.now();
-  const timeoutMs = Math.round(settings.timeoutSeconds * 1000);
-  const deadline = started + timeoutMs;
-  deps.onAccepted?.(deadline, settings);
+  deps.onAccepted?.(started + Math.round(settings.timeoutSeconds * 1000), settings);
   const created = createLogger({
     file: settings.logFile, level: settings.logLevel,
     base: { extension: settings.extension, command: req.command },
@@ -143,39 +134,13 @@ async function runEngine(
   if (created.problem) err(line(`netns-router: warning: ${created.problem}`));
   log.info({ form: inv.form, request: abbreviate(req), devices: inv.devices, details: inv.details, timeoutSeconds: settings.timeoutSeconds }, 'command start');
 
-  const abort = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort();
-      reject(new TimeoutError(`timed out after ${settings.timeoutSeconds} s`, timeoutMs));
-    }, timeoutMs);
-  });
-  expired.catch(() => { /* observed through Promise.race; this keeps a late expiry from being "unhandled" */ });
-  const ctx: CommandContext = {
-    settings, devices: inv.devices, isolation: inv.isolation, details: inv.details, form: inv.form, deadline, signal: abort.signal, log,
-  };
-
-  // the engine call; after a timeout it may still be running (and logging) when this returns
-  let work: Promise<unknown> | undefined;
+  // the router's lock, then the engine call, within the time limit: the same code as the library's
+  // (lib/router/invoke.ts), so the two never interleave on one router and time out alike
+  const running = invokeCommand(() => resolveApi(deps.api), req, {
+    settings, devices: inv.devices, isolation: inv.isolation, details: inv.details, form: inv.form, log,
+  }, { timeoutSeconds: settings.timeoutSeconds, startedAt: started });
   try {
-    const api = await Promise.race([resolveApi(deps.api), expired]);
-    const key = lockKeyOf(req);
-    // the lock wait honours the deadline itself (and says which lock it waited for); only the
-    // engine call is raced against the timer
-    const run = (): Promise<CommandOutput> => Promise.race([(work = dispatch(api, req, ctx)), expired]);
-    const lock = key ? await acquireRouterLock(settings.stateDir, key, { deadline, signal: abort.signal }) : undefined;
-    let result: CommandOutput;
-    try {
-      result = await run();
-    } finally {
-      // held until the engine call has really ended: after a timeout it may still be running (a resident
-      // engine lives on; a one-shot process exits right after this returns, which ends both)
-      if (lock) {
-        if (work) work.then(lock.release, lock.release);
-        else lock.release();
-      }
-    }
+    const result = await running.result;
     if (result && typeof result === 'object' && typeof result.stdout === 'string' && result.stdout !== '') {
       out(line(result.stdout));
     }
@@ -190,8 +155,7 @@ async function runEngine(
     else log.error({ durationMs: Date.now() - started, exitCode: code, err: e }, 'command failed');
     return code;
   } finally {
-    clearTimeout(timer);
-    if (work) work.then(created.close, created.close);
-    else created.close();
+    // after a timeout the engine call may still be running (and logging)
+    void running.ended.then(created.close);
   }
 }

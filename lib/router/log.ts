@@ -12,6 +12,22 @@ import { RouterError } from '../util/errors.js';
 
 export type { Logger } from 'pino';
 
+/**
+ * What the router logs through: four levels, each taking a record (an object of fields) and a message, or a
+ * message alone. A pino logger is one, so is `console`; createRouter's `logger` option takes any such object.
+ * The router never puts a secret (password, SSH key, user data, extension details) into a record.
+ */
+export interface RouterLogger {
+  /** Per-command detail: phase times, how the nft table was brought up to date. */
+  debug(record: object | string, message?: string): void;
+  /** A command started, ended, or was refused. */
+  info(record: object | string, message?: string): void;
+  /** Degraded operation (libnftables missing: the nft command stands in). */
+  warn(record: object | string, message?: string): void;
+  /** A command failed; a router could not be restored. */
+  error(record: object | string, message?: string): void;
+}
+
 export const REDACTED = '[redacted]';
 
 /** Key names (compared lower-case, without '-', '_' and '.') whose values are never logged. */

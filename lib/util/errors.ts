@@ -33,6 +33,7 @@ export type RouterErrorCode =
   | 'E_STATE'
   | 'E_TIMEOUT'
   | 'E_LOCK_TIMEOUT'
+  | 'E_ABORTED'
   | 'E_ENGINE_MISSING'
   | 'E_INTERNAL'
   | `E_${string}`;
@@ -104,10 +105,14 @@ export class StateError extends SystemError {
   }
 }
 
-/** The command's time budget ran out (waiting for a lock, or for the engine). */
+/**
+ * The command's time budget ran out (`E_LOCK_TIMEOUT` waiting for a lock, `E_TIMEOUT` waiting for the engine), or
+ * its caller cancelled it (`E_ABORTED`, a library call's AbortSignal). Exit 2.
+ */
 export class TimeoutError extends RouterError {
+  /** How long the command had waited (ms). */
   readonly timeoutMs: number;
-  constructor(message: string, timeoutMs: number, code: 'E_TIMEOUT' | 'E_LOCK_TIMEOUT' = 'E_TIMEOUT') {
+  constructor(message: string, timeoutMs: number, code: 'E_TIMEOUT' | 'E_LOCK_TIMEOUT' | 'E_ABORTED' = 'E_TIMEOUT') {
     super(code, message, EXIT_SYSTEM);
     this.name = 'TimeoutError';
     this.timeoutMs = timeoutMs;

@@ -240,9 +240,15 @@ const KNOWN_OPTIONS: readonly string[] = [
   ...FIELDS.flatMap((f) => optionsOfField(f.key)), '--help', '--version',
 ];
 
+/** `unknown option '--public-ports' (did you mean '--public-port'?)`: the CLI's and the library's (plain-values.ts) refusal. */
+export function unknownOptionError(option: string): UsageError {
+  return new UsageError(`unknown option '${option}'${didYouMean(option.replace(/=.*$/, ''), KNOWN_OPTIONS)}`, option);
+}
+
 function usageFromCommander(e: CommanderError): UsageError {
   const msg = e.message.replace(/^error:\s*/, '');
   const opt = /option '([^' ]+)/.exec(msg)?.[1] ?? /'(--[^']+)'/.exec(msg)?.[1];
+  if (e.code === 'commander.unknownOption' && opt && msg === `unknown option '${opt}'`) return unknownOptionError(opt);
   if (e.code === 'commander.unknownOption' && opt) {
     return new UsageError(`${msg}${didYouMean(opt.replace(/=.*$/, ''), KNOWN_OPTIONS)}`, opt);
   }
@@ -381,7 +387,8 @@ function detailsOf(
   return {};
 }
 
-function devicesOf(details: Record<string, unknown>): HostDevices {
+/** The host devices named by the physical-network details (`guest.network.device`, `public.network.device`; default eth1). */
+export function devicesOf(details: Record<string, unknown>): HostDevices {
   const dev = (key: string): string => {
     const label = `physical-network-extension-details.${key}`;
     const v = details[key];
@@ -396,7 +403,8 @@ function devicesOf(details: Record<string, unknown>): HostDevices {
 export const ISOLATION_DETAIL = 'guest.network.isolation';
 export const ISOLATION_RANGE_DETAIL = 'guest.network.isolation.range';
 
-function isolationOf(details: Record<string, unknown>): GuestIsolation {
+/** The guest isolation named by the physical-network details (docs/contract.md 2.7). */
+export function isolationOf(details: Record<string, unknown>): GuestIsolation {
   const text = (key: string): string | undefined => {
     const label = `physical-network-extension-details.${key}`;
     const v = details[key];

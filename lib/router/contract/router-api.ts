@@ -4,7 +4,7 @@
  * and a context (settings, host devices, details, deadline). The command table implements it
  * (createRouterApi, lib/router/command-table.ts); the CLI's tests substitute a recording one.
  */
-import type { Logger } from 'pino';
+import type { RouterLogger } from '../log.js';
 import type {
   AddDhcpEntryRequest, AddDnsEntryRequest, AddPortForwardRequest, AddStaticNatRequest, ApplyFwRulesRequest,
   ApplyLbRulesRequest, ApplyNetworkAclRequest, AssignIpRequest, ConfigDhcpSubnetRequest, ConfigDnsSubnetRequest,
@@ -35,7 +35,8 @@ export interface CommandContext {
   deadline: number;
   /** Aborted when the deadline passes; long waits should listen to it. */
   signal: AbortSignal;
-  log: Logger;
+  /** Where the command logs (the CLI: its pino log file; the library: the caller's logger, or none). */
+  log: RouterLogger;
 }
 
 /**

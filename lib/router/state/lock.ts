@@ -20,14 +20,27 @@ export function routerKeyOf(ref: { networkId?: string; vpcId?: string }): Router
   throw new Error('routerKeyOf: neither vpcId nor networkId');
 }
 
+/**
+ * The lock a command takes before its engine call (cli/run.ts and the library, lib/router/invoke.ts): its router's,
+ * or none — `status` without ids reads only, `restore-all` locks each router itself.
+ */
+export function requestLockKey(req: { command: string; networkId?: string; vpcId?: string }): RouterKey | undefined {
+  if (req.command === 'restore-all') return undefined;
+  if (req.command === 'status' && req.networkId === undefined && req.vpcId === undefined) return undefined;
+  return routerKeyOf(req);
+}
+
+/** The lock file's name: upstream's `lock-network-<id>` or `lock-vpc-<id>`. */
 export function lockFileName(key: RouterKey): string {
   return key.kind === 'network' ? `lock-network-${key.networkId}` : `lock-vpc-${key.vpcId}`;
 }
 
+/** The lock file of `key` in `stateDir`. */
 export function lockPath(stateDir: string, key: RouterKey): string {
   return join(stateDir, lockFileName(key));
 }
 
+/** A router lock held; `release()` gives it back. */
 export interface LockHandle {
   readonly path: string;
   readonly key: RouterKey;
@@ -35,6 +48,7 @@ export interface LockHandle {
   release(): void;
 }
 
+/** How long to wait for a lock, and who may stop the wait. */
 export interface AcquireOptions {
   /** Epoch ms after which waiting fails with TimeoutError. Default: wait forever. */
   deadline?: number;

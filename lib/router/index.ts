@@ -1,0 +1,41 @@
+/**
+ * netns-router/router: the router layer for programs. createRouter is the whole router behind one typed method
+ * per command (docs/library.md); below it the pieces it is made of, for programs that need them: the engine
+ * (load → mutate → reconcile → save), the command table, the contract (the CLI's parser, the builders and value
+ * checks every input goes through), the state store and the routers' locks, the feature modules' interface.
+ */
+export { createRouter, type Router, type RouterOptions, type CallOptions, type CommandResult } from './create-router.js';
+export type * from './contract/inputs.js';
+export { invokeCommand, type InvokeLimits, type RunningCommand, type CommandContextBase } from './invoke.js';
+export type { RouterLogger } from './log.js';
+export {
+  runCommand, commandContext, createRouterApi, commandTable, actionTable,
+  type CommandEnv, type Mutation, type RouterCommand, type CommandTable, type CustomAction, type ActionTable,
+} from './command-table.js';
+export { RouterEngine, EngineCaches, type EngineOptions, type CommandRef } from './engine.js';
+export type { RouterModule, ReconcileContext, PublicIngress, PublicService } from './router-module.js';
+export { defaultModules } from './default-modules.js';
+export { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel, type L2Model, type PortForwardModel } from './model.js';
+export { StateStore } from './state/store.js';
+export {
+  acquireRouterLock, tryAcquireRouterLock, withRouterLock, routerKeyOf, requestLockKey, lockPath, lockFileName,
+  type RouterKey, type LockHandle, type AcquireOptions,
+} from './state/lock.js';
+export { routerNamespace, bridgeName, segmentDeviceName, vethNames, type VethInputs } from './names.js';
+
+// the contract: what every invocation form is parsed into, and the code that parses and checks it
+export type * from './contract/types.js';
+export { GUEST_TYPES, NETWORK_STATES, LOG_LEVELS } from './contract/types.js';
+export { API_METHOD, dispatch, type RouterApi, type CommandContext, type CommandOutput } from './contract/router-api.js';
+export { parseInvocation, devicesOf, isolationOf, DEFAULT_TIMEOUT_SECONDS, DEFAULT_DEVICE, type ParseEnvironment } from './contract/parse.js';
+export { BUILDERS, type BuildContext } from './contract/build.js';
+export { requestFromValues, networkDetailsOf } from './contract/plain-values.js';
+export * from './contract/values.js';
+export { COMMANDS, commandSpec, type CommandSpec, type CommandName } from './contract/command-specs.js';
+export { FIELDS, type FieldDef } from './contract/fields.js';
+export { FieldBag, FieldReader } from './contract/reader.js';
+
+export {
+  RouterError, UsageError, SystemError, StateError, TimeoutError, ValidationError, exitCodeOf, describeError,
+  EXIT_OK, EXIT_USAGE, EXIT_SYSTEM, type RouterErrorCode,
+} from '../util/errors.js';
