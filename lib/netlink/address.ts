@@ -4,14 +4,18 @@ import { afOf, familyOfAf } from './ip.js';
 import { AddressError, bigIntToIp, bytesToIp, cidrBounds, ipToBytes, toCidr, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 
+/** An address's scope (`ip addr … scope`). */
 export type AddrScope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
 export const SCOPES: Record<AddrScope, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
 export const scopeName = (n: number): AddrScope =>
   (Object.entries(SCOPES).find(([, v]) => v === n)?.[0] as AddrScope | undefined) ?? 'universe';
 
 const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3, BROADCAST: 4, FLAGS: 8 } as const;
+/** Address flag: no duplicate address detection (IPv6). */
 export const IFA_F_NODAD = 0x02;
+/** Address flag: a permanent (configured, not autoconfigured) address. */
 export const IFA_F_PERMANENT = 0x80;
+/** Address flag: no prefix route is installed for the address. */
 export const IFA_F_NOPREFIXROUTE = 0x200;
 
 /** An address to add/replace/delete. */
@@ -35,6 +39,7 @@ export interface AddressSpec {
   noDad?: boolean;
 }
 
+/** An address as read back: "10.0.0.1/24" with its family, prefix length, interface, scope and flags. */
 export interface Address {
   ifindex: number;
   /** "10.0.0.1/24". */

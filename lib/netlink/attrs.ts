@@ -5,6 +5,7 @@
 import { NLA_F_NESTED, NLA_TYPE_MASK } from './constants.js';
 import { NetlinkProtocolError } from './errors.js';
 
+/** `n` rounded up to a multiple of 4 (netlink's alignment). */
 export const align4 = (n: number): number => (n + 3) & ~3;
 
 /** Growable little-endian byte writer with netlink attribute helpers. */

@@ -13,11 +13,13 @@ import { ValidationError } from '../util/errors.js';
 const IFLA_BRIDGE_FLAGS = 0;
 const IFLA_BRIDGE_VLAN_INFO = 2;
 const BRIDGE_FLAGS_SELF = 2;
+/** BRIDGE_VLAN_INFO_* flags of a bridge port VLAN entry (linux/if_bridge.h). */
 export const BRIDGE_VLAN_INFO = {
   MASTER: 1 << 0, PVID: 1 << 1, UNTAGGED: 1 << 2, RANGE_BEGIN: 1 << 3, RANGE_END: 1 << 4, BRENTRY: 1 << 5,
 } as const;
 const RTEXT_FILTER_BRVLAN_COMPRESSED = 1 << 2;
 
+/** A VLAN (or range) of a bridge port to add/delete, as `bridge vlan add/del` takes it. */
 export interface BridgeVlanSpec {
   /** The bridge port (or, with `self`, the bridge itself), by name or index. */
   dev: string | number;
@@ -33,6 +35,7 @@ export interface BridgeVlanSpec {
   self?: boolean;
 }
 
+/** A bridge port VLAN entry as read back (`bridge vlan show`). */
 export interface BridgeVlan {
   ifindex: number;
   /** Resolved by the handle. */

@@ -29,6 +29,7 @@ import { openNetnsFd, runInNetnsFd } from '../sys/setns.js';
 import { libc } from '../sys/index.js';
 import { ValidationError } from '../util/errors.js';
 
+/** A link by name or by index. */
 export type LinkRef = string | number;
 
 /** Outcome of an idempotent ensure: what had to be done. */
@@ -77,6 +78,12 @@ function withHandleIn<T>(ref: NetnsRef, fn: (h: NetlinkHandle) => T): T {
 
 const BRIDGE_OPTIONS = ['stp', 'vlanFiltering', 'vlanDefaultPvid', 'forwardDelay', 'ageingTime', 'mcastSnooping'] as const;
 
+/**
+ * The rtnetlink verbs of one namespace, named after `ip`: links (`linkAdd`, `linkSet`, `ensureLink`, …),
+ * addresses, routes, neighbours, rules, bridge port VLANs, batches. `NetlinkHandle.open()` works in the caller's
+ * namespace; `NetnsHandle.open(name).netlink` (netns-router/netns) in another. Kernel refusals are NetlinkError,
+ * input refused before any I/O ValidationError.
+ */
 export class NetlinkHandle {
   readonly socket: NetlinkSocket;
 

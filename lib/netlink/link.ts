@@ -6,6 +6,7 @@
 /** Where a link lives or moves to: a named namespace (/run/netns/NAME), an open namespace fd, or a pid's. */
 export type NetnsRef = { netns: string } | { fd: number } | { pid: number };
 
+/** What every link has: name, MTU, MAC, master, administrative state, alias, queue length, namespace. */
 export interface LinkAttrs {
   name: string;
   mtu?: number;
@@ -22,6 +23,7 @@ export interface LinkAttrs {
   namespace?: NetnsRef;
 }
 
+/** The other end of a veth pair, created with it (its namespace may differ). */
 export interface VethPeer {
   name: string;
   mac?: string;
@@ -31,11 +33,13 @@ export interface VethPeer {
   namespace?: NetnsRef;
 }
 
+/** A veth pair: this end and its `peer`. */
 export interface Veth extends LinkAttrs {
   kind: 'veth';
   peer: VethPeer;
 }
 
+/** A Linux bridge and its options (STP, VLAN filtering, forward delay, ageing, multicast snooping). */
 export interface Bridge extends LinkAttrs {
   kind: 'bridge';
   stp?: boolean;
@@ -49,8 +53,10 @@ export interface Bridge extends LinkAttrs {
   mcastSnooping?: boolean;
 }
 
+/** The VLAN tag's protocol: 802.1Q (default) or 802.1ad (QinQ). */
 export type VlanProtocol = '802.1Q' | '802.1ad';
 
+/** An 802.1Q/802.1ad VLAN device on a parent link (needs the kernel's 8021q). */
 export interface Vlan extends LinkAttrs {
   kind: 'vlan';
   /** Lower device, by name or index. */
@@ -60,6 +66,7 @@ export interface Vlan extends LinkAttrs {
   protocol?: VlanProtocol;
 }
 
+/** A VXLAN device: VNI, local/remote or multicast group, underlay device, UDP port. */
 export interface Vxlan extends LinkAttrs {
   kind: 'vxlan';
   vni: number;
@@ -76,8 +83,10 @@ export interface Vxlan extends LinkAttrs {
   ttl?: number;
 }
 
+/** A macvlan's mode (`ip link add … type macvlan mode …`). */
 export type MacvlanMode = 'private' | 'vepa' | 'bridge' | 'passthru' | 'source';
 
+/** A macvlan device on a parent link. */
 export interface Macvlan extends LinkAttrs {
   kind: 'macvlan';
   parent: string | number;
@@ -93,6 +102,7 @@ export interface Device extends LinkAttrs {
 
 /** What can be created. */
 export type LinkSpec = Veth | Bridge | Vlan | Vxlan | Macvlan;
+/** The kinds of link that can be created: `veth`, `bridge`, `vlan`, `vxlan`, `macvlan`. */
 export type LinkKind = LinkSpec['kind'];
 
 /** Kernel-side facts present on every link read back. */
@@ -139,6 +149,7 @@ export interface LinkChange {
   namespace?: NetnsRef;
 }
 
+/** The kernel's interface name buffer size: names are at most IFNAMSIZ - 1 = 15 bytes. */
 export const IFNAMSIZ = 16;
 
 /** Validate an interface name like the kernel does (dev_valid_name): 1–15 bytes, no '/', ':' or whitespace. */

@@ -4,6 +4,7 @@ import { macToBytes, bytesToMac, afOf, familyOfAf } from './ip.js';
 import { bytesToIp, familyOf, ipToBytes, type IpFamily } from '../util/ip.js';
 import { NetlinkProtocolError } from './errors.js';
 
+/** A neighbour entry's state (`ip neigh … nud`). */
 export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
 const STATES: Record<NeighState, number> = {
   incomplete: 0x01, reachable: 0x02, stale: 0x04, delay: 0x08, probe: 0x10, failed: 0x20, noarp: 0x40, permanent: 0x80,
@@ -12,6 +13,7 @@ const NDA = { DST: 1, LLADDR: 2, IFINDEX: 8 } as const;
 const NTF_USE = 0x01;
 const NTF_PROXY = 0x08;
 
+/** A neighbour (ARP/NDP) entry to add/replace/delete, as `ip neigh` takes it. */
 export interface NeighSpec {
   dev: string | number;
   ip: string;
@@ -28,6 +30,7 @@ export interface NeighSpec {
   use?: boolean;
 }
 
+/** A neighbour entry as read back. */
 export interface Neigh {
   ifindex: number;
   dev?: string;

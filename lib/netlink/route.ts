@@ -6,10 +6,12 @@ import { NetlinkProtocolError } from './errors.js';
 import { SCOPES, scopeName, type AddrScope } from './address.js';
 import { ValidationError } from '../util/errors.js';
 
+/** A route's type (`ip route add <type> …`). */
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 const TYPES: RouteType[] = ['unicast', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
 export const routeTypeNum = (t: RouteType): number => TYPES.indexOf(t, 1);
 
+/** The reserved routing table ids by name. */
 export const RT_TABLE = { unspec: 0, compat: 252, default: 253, main: 254, local: 255 } as const;
 const PROTOCOLS: Record<string, number> = { redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 };
 
@@ -17,6 +19,7 @@ const RTA = { DST: 1, SRC: 2, IIF: 3, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 
 // ICMPV6_ROUTER_PREF_* (RFC 4191), the values of RTA_PREF
 const PREFS: Record<number, Route['pref']> = { 0: 'medium', 1: 'high', 3: 'low' };
 
+/** A route to add/replace/delete, as `ip route` takes it: destination, gateway, device, table, metric, scope, type, source. */
 export interface RouteSpec {
   /** "default", "10.0.0.0/24", "2001:db8::/64" or a bare address (host route). */
   dst: string;
@@ -36,6 +39,7 @@ export interface RouteSpec {
   protocol?: keyof typeof PROTOCOLS | number;
 }
 
+/** A route as read back. */
 export interface Route {
   family: IpFamily;
   /** "default" or a CIDR. */

@@ -8,6 +8,7 @@ import { tableId, type RouteSpec } from './route.js';
 const FRA = { DST: 1, SRC: 2, IIFNAME: 3, PRIORITY: 6, FWMARK: 10, TABLE: 15, FWMASK: 16, OIFNAME: 17 } as const;
 const FR_ACT_TO_TBL = 1;
 
+/** A policy routing rule to add/delete, as `ip rule` takes it: priority, lookup table, selectors. */
 export interface RuleSpec {
   family?: IpFamily;
   priority?: number;
@@ -21,6 +22,7 @@ export interface RuleSpec {
   fwmask?: number;
 }
 
+/** A policy routing rule as read back (`action` 1 = lookup a table). */
 export interface Rule {
   family: IpFamily;
   priority?: number;

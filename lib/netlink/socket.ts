@@ -15,6 +15,7 @@ import { NetlinkError, NetlinkProtocolError } from './errors.js';
 import { parseAttrs } from './attrs.js';
 import { runInNetnsFd } from '../sys/setns.js';
 
+/** Length of a netlink message header (struct nlmsghdr). */
 export const NLMSG_HDRLEN = 16;
 
 /** One received netlink message. `payload` excludes the 16-byte header. */
@@ -35,6 +36,7 @@ export interface NlRequest {
   operation: string;
 }
 
+/** Options of a netlink socket: receive buffer, receive timeout, dump retries. */
 export interface NetlinkSocketOptions {
   /** Receive buffer in bytes (SO_RCVBUFFORCE as root, else SO_RCVBUF). Default 8 MiB. */
   rcvbuf?: number;
@@ -116,6 +118,10 @@ export function decodeError(m: NlMessage): { errno: number; extAck?: string; off
 
 type Result = { replies: NlMessage[]; error?: NetlinkError };
 
+/**
+ * A netlink socket of one protocol in the namespace it was opened in: synchronous request/ACK,
+ * dumps (restarted on NLM_F_DUMP_INTR), batches; extended ACK and strict checking on. Errors: NetlinkError.
+ */
 export class NetlinkSocket {
   readonly fd: number;
   readonly protocol: number;

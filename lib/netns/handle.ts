@@ -16,6 +16,12 @@ onBeforeNetnsDelete((name) => {
   for (const h of openHandles.get(name) ?? []) h.close();
 });
 
+/**
+ * An open named namespace (or the caller's, `NetnsHandle.current()`): its rtnetlink verbs (`.netlink`),
+ * sockets created inside it (`.socket(protocol)`), its sysctls (`.sysctlGet/.sysctlSet/.setConf`), and `.run(fn)`
+ * for synchronous code inside it. Close handles before deleting their namespace (an open socket keeps it alive;
+ * deleteNetns closes this package's own handles of it).
+ */
 export class NetnsHandle {
   /** Namespace name, or null for the namespace the process was in when the handle was opened. */
   readonly name: string | null;

@@ -49,6 +49,7 @@ export function netnsIdentity(name: string): string | undefined {
   return st ? `${st.dev}:${st.ino}` : undefined;
 }
 
+/** Whether the named namespace exists (/run/netns/NAME is there). An invalid name throws NetnsError EINVAL. */
 export function netnsExists(name: string): boolean {
   const p = netnsPath(name);
   return existsSync(p) && isNsfsMount(p);

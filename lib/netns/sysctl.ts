@@ -7,6 +7,7 @@ import { libc } from '../sys/index.js';
 import { SysError } from '../sys/errors.js';
 import { validIfName } from '../netlink/link.js';
 
+/** A sysctl that cannot be read or written: a bad key, or one the namespace does not have (`code` EINVAL, ENOENT, …). */
 export class SysctlError extends Error {
   readonly key: string;
   readonly code: string;

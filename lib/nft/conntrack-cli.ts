@@ -9,6 +9,7 @@ import { NftValidationError } from './errors.js';
 import { IPPROTO, type ConntrackFilter } from './ctnetlink.js';
 import { checkPort, checkUint, parseAddress } from './validate.js';
 
+/** Options of deleteConntrackCli: namespace, conntrack binary, `all` to allow an empty filter. */
 export interface ConntrackCliOptions {
   netns?: string;
   /** conntrack binary (default "conntrack"). */

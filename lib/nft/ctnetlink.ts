@@ -63,7 +63,9 @@ const CTA_PROTO_ICMPV6_CODE = 9;
 
 const msgType = (msg: number): number => (NFNL_SUBSYS_CTNETLINK << 8) | msg;
 
+/** IP protocol numbers by name, as conntrack filters take them. */
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, dccp: 33, gre: 47, icmpv6: 58, sctp: 132, udplite: 136 } as const;
+/** A protocol name of IPPROTO. */
 export type ProtoName = keyof typeof IPPROTO;
 
 /** One direction of a connection. */
@@ -79,6 +81,7 @@ export interface ConntrackTuple {
   icmpCode?: number;
 }
 
+/** A conntrack entry: its original and reply tuples, id, zone, mark, status, seconds left. */
 export interface ConntrackEntry {
   family: 'ipv4' | 'ipv6';
   /** As the first packet arrived (before NAT). */
@@ -114,6 +117,7 @@ export interface ConntrackFilter {
   mark?: number;
 }
 
+/** Where conntrack operations run: a named namespace, default the caller's. */
 export interface ConntrackOptions {
   /** Named namespace (/run/netns/NAME); default: the calling thread's. */
   netns?: string;

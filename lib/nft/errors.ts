@@ -41,6 +41,7 @@ export type NftErrorCode =
   | 'ERANGE' | 'E2BIG' | 'ENOMEM' | 'ENOBUFS' | 'EMSGSIZE' | 'EAFNOSUPPORT'
   | 'E_NFT_PARSE' | 'E_NFT_FAILED' | 'E_NFT_EXECUTOR';
 
+/** What an NftError carries: code, the executor's text, the executor, the failing command when located, the operation. */
 export interface NftErrorDetails {
   code: NftErrorCode;
   /** The executor's error output (libnftables error buffer / nft stderr), trimmed. */
@@ -55,6 +56,11 @@ export interface NftErrorDetails {
   operation: string;
 }
 
+/**
+ * nftables refused a transaction or a listing (or the executor failed). `code` is the errno name of the kernel's
+ * answer, else `E_NFT_PARSE`, `E_NFT_FAILED`, `E_NFT_EXECUTOR` (docs/errors.md); `index`/`command` name the
+ * failing command of a batch when it was located.
+ */
 export class NftError extends Error {
   readonly code: NftErrorCode;
   readonly stderr: string;
@@ -76,9 +82,12 @@ export class NftError extends Error {
   }
 }
 
+/** Whether `e` is an NftError (with `code`, when given). */
 export const isNftError = (e: unknown, code?: NftErrorCode): e is NftError =>
   e instanceof NftError && (code === undefined || e.code === code);
+/** Whether `e` is nftables saying the object does not exist (ENOENT). */
 export const isNftNotFound = (e: unknown): boolean => isNftError(e, 'ENOENT');
+/** Whether `e` is nftables saying the object exists already (EEXIST). */
 export const isNftExists = (e: unknown): boolean => isNftError(e, 'EEXIST');
 
 /** Phrases in nft/libnftables error text → code. strerror texts first, then nft's own wording. */

@@ -10,16 +10,22 @@ import { locateFailure } from './locate.js';
 import type { Transaction } from './transaction.js';
 import { checkFamily, checkName } from './validate.js';
 
+/** Options of a listing: terse (no elements). */
 export interface ListOptions {
   /** Omit set/map elements from the listing (nft -t), for large tables. */
   terse?: boolean;
 }
 
+/** Options of apply: whether to locate a failing command. */
 export interface ApplyOptions {
   /** On failure, locate the failing command by dry-run bisection (default true; costs extra runs). */
   locate?: boolean;
 }
 
+/**
+ * What runs transactions and listings, whichever executor it is: libnftables (`openLibnftables`), the nft CLI
+ * (`openNftCli`) or the in-memory fake (`openFake`).
+ */
 export interface NftExecutor {
   /** "libnftables", "nft-cli" or "fake". */
   readonly name: string;
@@ -35,11 +41,13 @@ export interface NftExecutor {
   close(): Promise<void>;
 }
 
+/** Options of one runner call: dry run (`nft -c`), terse. */
 export interface RunOptions {
   dryRun?: boolean;
   terse?: boolean;
 }
 
+/** What a runner call gave: success, output, error text, and whether the executor itself failed. */
 export interface RunResult {
   ok: boolean;
   /** Standard output (listings). */
@@ -57,11 +65,16 @@ export interface NftRunner {
   close(): Promise<void>;
 }
 
+/** Options of a JsonExecutor: whether to locate failing commands (default true). */
 export interface JsonExecutorOptions {
   /** Locate the failing command by dry-run bisection (default true). */
   locate?: boolean;
 }
 
+/**
+ * An NftExecutor over a runner (a libnftables context or nft processes): renders transactions to one JSON
+ * document, serialises calls, turns failures into NftError with the failing command located.
+ */
 export class JsonExecutor implements NftExecutor {
   readonly name: string;
   private queue: Promise<unknown> = Promise.resolve();

@@ -17,8 +17,11 @@ import { Literal, isVerdict, setRef, value, type ValueInput } from './values.js'
 
 // ── Field expressions (left-hand sides, map keys) ──────────────────────────────────────────────────
 
+/** A header field expression: `payload('tcp', 'dport')` is `tcp dport`. */
 export const payload = (protocol: string, field: string): PayloadExpr => ({ payload: { protocol, field } });
+/** A meta expression: `metaKey('iifname')` is `meta iifname`. */
 export const metaKey = (key: string): MetaExpr => ({ meta: { key } });
+/** A conntrack expression: `ctKey('state')` is `ct state`; with `dir` `ct original …`/`ct reply …`. */
 export const ctKey = (key: string, dir?: 'original' | 'reply'): CtExpr => (dir ? { ct: { key, dir } } : { ct: { key } });
 
 /** Common fields, for map keys and generic matches. */
@@ -51,6 +54,7 @@ export function concatKey(...parts: Expr[]): { concat: Expr[] } {
 
 // ── Generic matches ────────────────────────────────────────────────────────────────────────────────
 
+/** Equality operators of matches. */
 export type EqOp = '==' | '!=';
 
 function checkOp(op: unknown): EqOp {
@@ -95,7 +99,9 @@ function addrMatcher(protocol: 'ip' | 'ip6', field: 'saddr' | 'daddr') {
   });
 }
 
+/** IPv4 address matches: `ip.saddr('10.0.0.0/8')`, `ip.daddr(['192.0.2.1', '192.0.2.2'], '!=')`. */
 export const ip = { saddr: addrMatcher('ip', 'saddr'), daddr: addrMatcher('ip', 'daddr') };
+/** IPv6 address matches: `ip6.saddr('2001:db8::/32')`. */
 export const ip6 = { saddr: addrMatcher('ip6', 'saddr'), daddr: addrMatcher('ip6', 'daddr') };
 
 /** Port match input: a port, an array (anonymous set; may hold portRange()s), portRange(), or setRef(). */
@@ -131,7 +137,9 @@ function portMatcher(protocol: 'tcp' | 'udp' | 'th', field: 'sport' | 'dport') {
   });
 }
 
+/** TCP port matches: `tcp.dport(22)`, `tcp.dport([80, 443])`, `tcp.sport({ range: [1024, 65535] })`. */
 export const tcp = { sport: portMatcher('tcp', 'sport'), dport: portMatcher('tcp', 'dport') };
+/** UDP port matches: `udp.dport(53)`. */
 export const udp = { sport: portMatcher('udp', 'sport'), dport: portMatcher('udp', 'dport') };
 /** Transport-header ports (after a meta.l4proto match). */
 export const th = { sport: portMatcher('th', 'sport'), dport: portMatcher('th', 'dport') };
@@ -139,6 +147,7 @@ export const th = { sport: portMatcher('th', 'sport'), dport: portMatcher('th', 
 // ── meta ───────────────────────────────────────────────────────────────────────────────────────────
 
 const L4PROTOS = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp', 'dccp', 'udplite', 'gre', 'esp', 'ah', 'ipv6-icmp'] as const;
+/** Layer-4 protocol names `meta.l4proto` takes. */
 export type L4Proto = (typeof L4PROTOS)[number];
 
 function l4Right(v: L4Proto | number): Expr {
@@ -161,6 +170,7 @@ function ifnameRight(what: string, v: string | string[] | Literal): Expr {
   return checkIfname(what, v);
 }
 
+/** Metadata matches: `meta.l4proto('tcp')`, `meta.iifname('eth0')`, `meta.oifname(…)`, `meta.nfproto('ipv4')`, `meta.mark(…)`. */
 export const meta = {
   iifname: (v: string | string[] | Literal, op: EqOp = '=='): MatchStmt =>
     ({ match: { op: checkOp(op), left: F.iifname, right: ifnameRight('iifname', v) } }),
@@ -180,8 +190,10 @@ export const meta = {
 // ── ct ─────────────────────────────────────────────────────────────────────────────────────────────
 
 const CT_STATES = ['new', 'established', 'related', 'invalid', 'untracked'] as const;
+/** Conntrack states `ct.state` takes. */
 export type CtState = (typeof CT_STATES)[number];
 const CT_STATUSES = ['expected', 'seen-reply', 'assured', 'confirmed', 'snat', 'dnat', 'dying'] as const;
+/** Conntrack status bits `ct.status` takes. */
 export type CtStatus = (typeof CT_STATUSES)[number];
 
 function flagsMatch(left: Expr, what: string, allowed: readonly string[], flags: string[]): MatchStmt {
@@ -194,6 +206,7 @@ function flagsMatch(left: Expr, what: string, allowed: readonly string[], flags:
   return { match: { op: 'in', left, right: flags.length === 1 ? flags[0] : flags } };
 }
 
+/** Conntrack matches: `ct.state('established', 'related')`, `ct.status('dnat')`. */
 export const ct = {
   /** `ct state established,related` */
   state: (...states: CtState[]): MatchStmt => flagsMatch(F.ctState, 'ct state', CT_STATES, states),
@@ -213,7 +226,9 @@ const ICMPV6_TYPES = [
   'mld-listener-query', 'mld-listener-report', 'mld-listener-done', 'nd-router-solicit', 'nd-router-advert',
   'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect', 'router-renumbering', 'mld2-listener-report',
 ] as const;
+/** ICMP type names `icmp.type` takes. */
 export type IcmpType = (typeof ICMP_TYPES)[number];
+/** ICMPv6 type names `icmpv6.type` takes. */
 export type Icmpv6Type = (typeof ICMPV6_TYPES)[number];
 
 function typeRight(what: string, allowed: readonly string[], v: string | number | Array<string | number>): Expr {
@@ -229,12 +244,14 @@ function typeRight(what: string, allowed: readonly string[], v: string | number 
   return one(v);
 }
 
+/** ICMP matches: `icmp.type('echo-request')`. */
 export const icmp = {
   type: (v: IcmpType | number | Array<IcmpType | number>, op: EqOp = '=='): MatchStmt =>
     ({ match: { op: checkOp(op), left: payload('icmp', 'type'), right: typeRight('icmp type', ICMP_TYPES, v) } }),
   code: (v: number, op: EqOp = '=='): MatchStmt =>
     ({ match: { op: checkOp(op), left: payload('icmp', 'code'), right: checkUint('icmp code', v, 255) } }),
 };
+/** ICMPv6 matches: `icmpv6.type('nd-neighbor-solicit')`. */
 export const icmpv6 = {
   type: (v: Icmpv6Type | number | Array<Icmpv6Type | number>, op: EqOp = '=='): MatchStmt =>
     ({ match: { op: checkOp(op), left: payload('icmpv6', 'type'), right: typeRight('icmpv6 type', ICMPV6_TYPES, v) } }),
@@ -250,6 +267,7 @@ export function counter(name?: string): CounterStmt {
 }
 
 const LOG_LEVELS = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug', 'audit'] as const;
+/** The `log` statement, with an optional prefix, level or group. */
 export function log(opts: { prefix?: string; level?: (typeof LOG_LEVELS)[number]; group?: number } = {}): LogStmt {
   const o: { prefix?: string; level?: string; group?: number } = {};
   if (opts.prefix !== undefined) {
@@ -277,6 +295,7 @@ export function limit(opts: { rate: number; per: (typeof PER)[number]; burst?: n
   return { limit: l };
 }
 
+/** The `notrack` statement. */
 export function notrack(): NotrackStmt {
   return { notrack: null };
 }
@@ -288,6 +307,7 @@ export function mapLookup(key: Expr, mapName: string): MapExpr {
   return { map: { key, data: setRef(mapName) as unknown as string } };
 }
 
+/** What snat/dnat take: an address (or range, or map lookup), a port (or range, or map lookup), family, flags. */
 export interface NatOptions {
   /** "1.2.3.4", "1.2.3.4-1.2.3.9", or mapLookup(). */
   addr?: string | MapExpr;
@@ -372,13 +392,18 @@ export function redirect(o: { port?: number | [number, number] } = {}): Redirect
 
 // ── Verdicts ───────────────────────────────────────────────────────────────────────────────────────
 
+/** The `accept` verdict. */
 export const accept = (): Verdict => ({ accept: null });
+/** The `drop` verdict. */
 export const drop = (): Verdict => ({ drop: null });
 /** `return` (a reserved word in JS). */
 export const ret = (): Verdict => ({ return: null });
+/** The `jump <chain>` verdict. */
 export const jump = (chain: string): Verdict => ({ jump: { target: checkName('jump target', chain) } });
+/** The `goto <chain>` verdict. */
 export const goto = (chain: string): Verdict => ({ goto: { target: checkName('goto target', chain) } });
 
+/** How `reject` answers: a TCP reset or an ICMP/ICMPX/ICMPv6 code. */
 export type RejectWith =
   | { tcpReset: true }
   | { icmpx: 'port-unreachable' | 'admin-prohibited' | 'no-route' | 'host-unreachable' }

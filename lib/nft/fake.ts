@@ -132,6 +132,11 @@ function cloneTable(t: FTable): FTable {
   return structuredClone(t);
 }
 
+/**
+ * An in-memory nftables with the kernel's semantics for what netns-router uses (missing objects, existing ones,
+ * references, atomic batches): tests run rulesets without root. `test/nft/semantics.test.ts` holds it to the kernel's
+ * outcomes.
+ */
 export class FakeNftExecutor implements NftExecutor {
   readonly name = 'fake';
   private tables = new Map<string, FTable>();

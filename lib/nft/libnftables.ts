@@ -18,6 +18,7 @@ import { NamespaceCache } from '../netns/namespace-cache.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
 
+/** Options of a libnftables executor: its namespace, the input size from which calls run on a worker thread. */
 export interface LibnftablesOptions extends JsonExecutorOptions {
   /** Named namespace (/run/netns/NAME); default: the namespace of the calling thread. */
   netns?: string;
@@ -25,6 +26,7 @@ export interface LibnftablesOptions extends JsonExecutorOptions {
   asyncThreshold?: number;
 }
 
+/** Runs libnftables input documents through one libnftables context (FFI), created inside its namespace. */
 export class LibnftablesRunner implements NftRunner {
   readonly name = 'libnftables';
   readonly netns: string | undefined;

@@ -6,6 +6,7 @@
 import { NftError } from './errors.js';
 import type { JsonChain, JsonCounter, JsonElem, JsonMap, JsonObject, JsonRule, JsonSet, JsonTable, TableRef } from './json.js';
 
+/** A table as listed: its chains, rules, sets, maps and counters. */
 export interface ListedTable {
   table: JsonTable;
   chains: JsonChain[];
@@ -15,6 +16,7 @@ export interface ListedTable {
   counters: JsonCounter[];
 }
 
+/** A set or map as listed, with its elements. */
 export interface ListedSet {
   kind: 'set' | 'map';
   /** The set/map header as listed (type, flags…), without its elements. */
@@ -38,6 +40,7 @@ export function parseListing(text: string, executor: string, operation: string):
   return items.filter((i) => i && typeof i === 'object' && !('metainfo' in i)) as JsonObject[];
 }
 
+/** A table's listing (libnftables JSON objects) as a ListedTable. */
 export function toListedTable(objs: JsonObject[], ref: TableRef, executor: string): ListedTable {
   const out: Partial<ListedTable> & Omit<ListedTable, 'table'> = { chains: [], rules: [], sets: [], maps: [], counters: [] };
   for (const o of objs) {
@@ -54,6 +57,7 @@ export function toListedTable(objs: JsonObject[], ref: TableRef, executor: strin
   return out as ListedTable;
 }
 
+/** A set's or map's listing as a ListedSet. */
 export function toListedSet(objs: JsonObject[], name: string, executor: string, operation: string): ListedSet {
   for (const o of objs) {
     if ('set' in o && o.set.name === name) {

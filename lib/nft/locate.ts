@@ -9,6 +9,7 @@
 import type { RunResult } from './executor.js';
 import type { Transaction } from './transaction.js';
 
+/** The failing command of a batch: its index and the error that isolated it. */
 export interface Located {
   index: number;
   /** Error text of the dry run that isolated it (or of the batch for parse errors). */
@@ -18,6 +19,10 @@ export interface Located {
 /** Run commands [from, to) of the transaction as a dry run. */
 export type DryRun = (from: number, to: number) => Promise<RunResult>;
 
+/**
+ * The index of the command that broke a batch: from a JSON parse error's position, else by bisecting with dry runs
+ * (only on failure; log2(n) runs). Undefined when no prefix fails on its own.
+ */
 export async function locateFailure(tx: Transaction, batchError: string, dryRun: DryRun): Promise<Located | undefined> {
   const n = tx.length;
   if (n === 0) return undefined;

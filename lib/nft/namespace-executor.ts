@@ -7,6 +7,7 @@ import type { NftExecutor } from './executor.js';
 import { libnftablesAvailable, libnftablesProblem, sharedLibnftables } from './libnftables.js';
 import { openNftCli } from './nft-cli.js';
 
+/** How namespaceExecutor chooses: the nft CLI on request, and who is told when it has to stand in for libnftables. */
 export interface NamespaceExecutorOptions {
   /** Use the nft CLI even where libnftables works. */
   cli?: boolean;

@@ -15,6 +15,7 @@ import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions
 import { NftValidationError } from './errors.js';
 import { childEnv } from '../sys/children.js';
 
+/** Options of the nft CLI executor: its namespace (entered with nsenter), the nft and nsenter binaries. */
 export interface NftCliOptions extends JsonExecutorOptions {
   /** Named namespace (/run/netns/NAME); default: the current one. */
   netns?: string;
@@ -41,6 +42,7 @@ function run(cmd: string, args: string[]): Promise<Exit> {
   });
 }
 
+/** Runs libnftables input documents as `nft -j -f FILE` processes (through `nsenter --net=` for a namespace). */
 export class NftCliRunner implements NftRunner {
   readonly name = 'nft-cli';
   private readonly prefix: string[];

@@ -19,6 +19,7 @@ interface InTable {
   table?: TableRef;
 }
 
+/** A table (the transaction's own unless it names another), with an optional comment. */
 export interface Table {
   kind: 'table';
   /** Defaults to the transaction's table. */
@@ -27,6 +28,7 @@ export interface Table {
   comment?: string;
 }
 
+/** A chain: regular, or a base chain with type, hook, priority and policy. */
 export interface Chain extends InTable {
   kind: 'chain';
   name: string;
@@ -38,6 +40,7 @@ export interface Chain extends InTable {
   policy?: ChainPolicy;
 }
 
+/** A rule: its chain and statements; a handle or index to act on or position by. */
 export interface Rule extends InTable {
   kind: 'rule';
   chain: string;
@@ -50,6 +53,7 @@ export interface Rule extends InTable {
   comment?: string;
 }
 
+/** A named set: key type (or concatenation), flags, initial elements. */
 export interface NftSet extends InTable {
   kind: 'set';
   name: string;
@@ -63,6 +67,7 @@ export interface NftSet extends InTable {
   size?: number;
 }
 
+/** A named map: key and value types (`verdict` for a verdict map), flags, initial entries. */
 export interface NftMap extends InTable {
   kind: 'map';
   name: string;
@@ -100,10 +105,12 @@ export interface Counter extends InTable {
   comment?: string;
 }
 
+/** Anything a transaction can add, create, insert, replace, flush or delete. */
 export type NftObject = Table | Chain | Rule | NftSet | NftMap | Element | Counter;
 
 // ── Builders ───────────────────────────────────────────────────────────────────────────────────────
 
+/** The transaction's table (or another, with `family`/`name`). */
 export const table = (opts: Omit<Table, 'kind'> = {}): Table => ({ kind: 'table', ...opts });
 /** A regular chain (jump/goto target). */
 export const chain = (name: string, opts: Omit<Chain, 'kind' | 'name'> = {}): Chain => ({ kind: 'chain', name, ...opts });
@@ -112,15 +119,19 @@ export const baseChain = (
   name: string,
   opts: { type: ChainType; hook: Hook; priority: Priority; policy?: ChainPolicy; table?: TableRef },
 ): Chain => ({ kind: 'chain', name, ...opts });
+/** A rule appended to `chainName` made of `expr` (statements of expr.ts). */
 export const rule = (chainName: string, expr: Stmt[], opts: Omit<Rule, 'kind' | 'chain' | 'expr'> = {}): Rule =>
   ({ kind: 'rule', chain: chainName, expr, ...opts });
+/** A named set of `type` (an array of types for a concatenation). */
 export const set = (name: string, type: KeyType | KeyType[], opts: Omit<NftSet, 'kind' | 'name' | 'type'> = {}): NftSet =>
   ({ kind: 'set', name, type, ...opts });
+/** A named map from `key` to `valueType`. */
 export const map = (name: string, key: KeyType | KeyType[], valueType: ValueType, opts: Omit<NftMap, 'kind' | 'name' | 'key' | 'value'> = {}): NftMap =>
   ({ kind: 'map', name, key, value: valueType, ...opts });
 /** A verdict map: key → accept/drop/jump… */
 export const verdictMap = (name: string, key: KeyType | KeyType[], opts: Omit<NftMap, 'kind' | 'name' | 'key' | 'value'> = {}): NftMap =>
   map(name, key, 'verdict', opts);
+/** Several elements of a set or map, as one command. */
 export const elements = (setName: string, items: ElementItem[], opts: { table?: TableRef } = {}): Element =>
   ({ kind: 'element', set: setName, items, ...opts });
 /** One element (sets) or entry (maps). */
@@ -130,6 +141,7 @@ export const element = (setName: string, key: ValueInput, val?: ValueInput | Ver
   if (opts.comment !== undefined) item.comment = opts.comment;
   return { kind: 'element', set: setName, items: [item], ...(opts.table ? { table: opts.table } : {}) };
 };
+/** A named counter object (rules reference it with `counter(name)`). */
 export const namedCounter = (name: string, opts: Omit<Counter, 'kind' | 'name'> = {}): Counter => ({ kind: 'counter', name, ...opts });
 
 // ── Rendering ──────────────────────────────────────────────────────────────────────────────────────

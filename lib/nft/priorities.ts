@@ -4,6 +4,7 @@
  */import { NftValidationError } from './errors.js';
 import type { ChainType, Family, Hook } from './json.js';
 
+/** nft's named base-chain priorities and their values. */
 export const PRIORITY = {
   raw: -300,
   mangle: -150,
@@ -13,6 +14,7 @@ export const PRIORITY = {
   srcnat: 100,
 } as const;
 
+/** A named priority of PRIORITY. */
 export type PriorityName = keyof typeof PRIORITY;
 
 /** A base-chain priority: a number, or a named priority with an explicit offset. */

@@ -132,6 +132,7 @@ function references(sig: string): { chains: Set<string>; sets: Set<string> } {
   return { chains, sets };
 }
 
+/** The change taking a table from one contents to another, and the interval sets staged ahead of it. */
 export interface TableDiff {
   /** The change itself, without the stamp (see `stamped`). */
   body: Transaction;
@@ -143,6 +144,7 @@ export interface TableDiff {
   staged: SetLike[];
 }
 
+/** Options of diffTable: stage new interval sets in a transaction of their own. */
 export interface DiffOptions {
   /** Leave new interval sets out of `body` and list them in `staged` (see TableDiff.staged). */
   stage?: boolean;
@@ -261,6 +263,7 @@ export function replacementOf(tableRef: TableRef, objs: readonly NftObject[], to
   return replaceTable(tableRef, [...objs, stampSet(to.fingerprint, nextGen)], comment !== undefined ? { comment } : {});
 }
 
+/** How syncTable brought the table up to date: unchanged, changed in place, or replaced (and why). */
 export interface SyncResult {
   /** 'unchanged': the kernel already held the contents; 'diff': changed in place; 'replace': table replaced. */
   mode: 'unchanged' | 'diff' | 'replace';
@@ -276,6 +279,7 @@ export interface SyncResult {
   error?: NftError;
 }
 
+/** Options of syncTable: the table comment, the namespace's generation reader (the stamp's guard). */
 export interface SyncOptions {
   /** Table comment (used when the table is (re)created). */
   comment?: string;

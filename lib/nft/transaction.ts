@@ -8,6 +8,7 @@ import { JSON_SCHEMA_VERSION, type JsonCommand, type NftDocument, type TableRef,
 import { elements, renderCommand, table, type ElementItem, type NftObject } from './objects.js';
 import type { ValueInput } from './values.js';
 
+/** One operation of a transaction: its verb, its object and the rendered libnftables command. */
 export interface TxOperation {
   verb: Verb;
   object: NftObject;
@@ -15,6 +16,10 @@ export interface TxOperation {
   command: JsonCommand;
 }
 
+/**
+ * An ordered list of (verb, object) applied as ONE kernel transaction: all or nothing. Objects are validated
+ * and rendered when added (`add`, `create`, `insert`, `replace`, `flush`, `delete`), so a mistake throws at the call site.
+ */
 export class Transaction {
   /** The table objects belong to unless they name another. */
   readonly table: TableRef;

@@ -26,6 +26,7 @@ export function checkName(what: string, name: unknown): string {
   return name;
 }
 
+/** `family` if it is inet, ip or ip6 (NftValidationError otherwise). */
 export function checkFamily(family: unknown): Family {
   if (family !== 'inet' && family !== 'ip' && family !== 'ip6') {
     throw new NftValidationError('E_INVALID_VALUE', 'family', family, 'must be inet, ip or ip6');
@@ -33,6 +34,7 @@ export function checkFamily(family: unknown): Family {
   return family;
 }
 
+/** `comment` if it is a string nft takes: at most 128 bytes, no NUL, newline or double quote. */
 export function checkComment(comment: unknown): string {
   if (typeof comment !== 'string') throw new NftValidationError('E_INVALID_COMMENT', 'comment', comment, 'must be a string');
   if (Buffer.byteLength(comment) > MAX_COMMENT_LENGTH) {
@@ -44,6 +46,7 @@ export function checkComment(comment: unknown): string {
   return comment;
 }
 
+/** `port` if it is an integer 0–65535 (NftValidationError E_INVALID_PORT naming `what` otherwise). */
 export function checkPort(what: string, port: unknown): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new NftValidationError('E_INVALID_PORT', what, port, 'must be an integer 0–65535');

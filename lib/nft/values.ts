@@ -61,6 +61,7 @@ export function addrRange(from: string, to: string): RangeExpr {
   return { range: [p.from, p.to] };
 }
 
+/** `n` if it is a port 0–65535 (NftValidationError otherwise). */
 export function port(n: number): number {
   return checkPort('port', n);
 }

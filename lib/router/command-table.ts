@@ -23,6 +23,7 @@ export interface CommandEnv {
 /** A change of one router's model, run under its lock; 'delete' drops the stored state after reconciling. */
 export type Mutation = (m: RouterModel) => void | 'delete';
 
+/** A command's entry in the command table: the change it makes to its router, and how it runs. */
 export interface RouterCommand<R> {
   /**
    * The change the command makes to its router. Called with the request alone, before the router's lock:
@@ -49,6 +50,7 @@ export interface RouterCommand<R> {
   run?(req: R, env: CommandEnv, apply: (req: R) => Promise<RouterModel | undefined>): Promise<CommandOutput>;
 }
 
+/** The commands of the core or of one module, each declared once. */
 export type CommandTable = { readonly [C in T.EngineCommand]?: RouterCommand<T.RequestOf<C>> };
 
 /**
@@ -60,6 +62,7 @@ export interface CustomAction<B extends T.BuiltinCustomAction> {
   run?(action: B, req: T.CustomActionRequest, env: CommandEnv): Promise<unknown>;
 }
 
+/** The built-in custom actions of the core or of one module, each declared once. */
 export type ActionTable = {
   readonly [N in T.BuiltinCustomAction['name']]?: CustomAction<Extract<T.BuiltinCustomAction, { name: N }>>;
 };

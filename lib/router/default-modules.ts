@@ -6,6 +6,7 @@ import { lbModule } from './lb/module.js';
 import { vmdataModule } from './vmdata/module.js';
 import { dhcpModule } from './dhcp/module.js';
 
+/** The modules the engine runs by default, in reconcile order: pbr, firewall, lb, vmdata, dhcp. */
 export function defaultModules(): RouterModule[] {
   return [
     pbrModule,

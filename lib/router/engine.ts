@@ -29,6 +29,10 @@ import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
 import { nftGeneration } from '../nft/generation.js';
 
+/**
+ * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
+ * libnftables, modules, shared caches, and who hears of changes and degraded operation.
+ */
 export interface EngineOptions {
   stateDir: string;
   /** Host-side plumbing inside this named namespace instead of the caller's. */
@@ -139,6 +143,11 @@ class Phases {
   }
 }
 
+/**
+ * The router engine: load → mutate → reconcile → save under the router's lock (`change`, `changeFor`); restore
+ * after a reboot (`restoreAll`), reviving dead daemons, reading a router back (`dumpConfig`). A failed reconcile
+ * puts the router back as it was. Commands reach it through the command table (runCommand, createRouterApi).
+ */
 export class RouterEngine {
   readonly store: StateStore;
   readonly modules: RouterModule[];

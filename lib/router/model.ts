@@ -7,6 +7,7 @@ import type { PortForward } from './router-table.js';
 
 export const MODEL_VERSION = 1;
 
+/** A guest network of a router (the network itself, or a VPC tier): segment, addressing, whether implemented. */
 export interface TierModel {
   networkId: string;
   segment: Segment;
@@ -41,6 +42,7 @@ export interface L2Model {
   implemented: boolean;
 }
 
+/** A public IP of a router: address, segment, gateway, prefix, whether source NAT. */
 export interface PublicIpModel {
   ip: string;
   prefixLen: number;
@@ -56,6 +58,10 @@ export interface PublicIpModel {
 /** A port forward as stored (same shape the NAT ruleset consumes). */
 export type PortForwardModel = PortForward;
 
+/**
+ * The desired state of one router namespace: its tiers (one for an isolated network), public IPs, NAT, the
+ * modules' state (`extra`). Stored as JSON, one file per namespace.
+ */
 export interface RouterModel {
   version: number;
   namespace: string;
@@ -80,6 +86,7 @@ export interface RouterModel {
   extra?: Record<string, unknown>;
 }
 
+/** A router model with nothing implemented yet. */
 export function emptyModel(namespace: string, kind: 'network' | 'vpc', nameId: string): RouterModel {
   return { version: MODEL_VERSION, namespace, kind, nameId, tiers: {}, publicIps: {}, staticNats: [], portForwards: [] };
 }

@@ -11,6 +11,7 @@ import type { NftObject } from '../nft/objects.js';
 import type { RouterModel } from './model.js';
 import type { ActionTable, CommandTable } from './command-table.js';
 
+/** What a module's reconcile and teardown get besides the model: the host namespace's handle, the state directory. */
 export interface ReconcileContext {
   /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
   host: NetnsHandle;
@@ -18,6 +19,7 @@ export interface ReconcileContext {
   stateDir: string;
 }
 
+/** What a module tells the public guard: addresses whose new ingress it filters itself, and its public services. */
 export interface PublicIngress {
   /** Public (or routed IPv6 guest) addresses whose new ingress the module has already filtered. */
   filtered?: string[];
@@ -25,12 +27,18 @@ export interface PublicIngress {
   services?: PublicService[];
 }
 
+/** A service of the router on a public address (an LB listener). */
 export interface PublicService {
   ip: string;
   protocol: 'tcp' | 'udp';
   port: number;
 }
 
+/**
+ * A feature module of the engine (firewall, DHCP/DNS, metadata, load balancing, policy routing): its commands and
+ * actions, its nft objects in the router's one table, and the reconcile of its daemons. One object per module,
+ * listed in defaultModules().
+ */
 export interface RouterModule {
   /** Key of the module's slot in `model.extra`. */
   readonly name: string;

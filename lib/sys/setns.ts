@@ -32,6 +32,7 @@ export function validateNetnsName(name: string): void {
   }
 }
 
+/** /run/netns/NAME for a valid namespace name (NetnsError EINVAL otherwise). */
 export function netnsPath(name: string): string {
   validateNetnsName(name);
   return join(NETNS_RUN_DIR, name);

@@ -6,7 +6,9 @@
  */
 
 export const EXIT_OK = 0;
+/** Exit code of bad input (UsageError). */
 export const EXIT_USAGE = 1;
+/** Exit code of a failure acting on the system, a time-out or a busy lock. */
 export const EXIT_SYSTEM = 2;
 
 /**

@@ -16,6 +16,7 @@ export class AddressError extends ValidationError {
   }
 }
 
+/** Address width of a family in bits (32 or 128). */
 export const bitsOf = (f: IpFamily): number => (f === 4 ? 32 : 128);
 
 // ── literals ────────────────────────────────────────────────────────────────────────────────────────────

@@ -292,6 +292,10 @@ const subnetRequired = (r: FieldReader) => ({
   cidr: r.req('cidr', (t) => parseCidr(t, 4)),
 });
 
+/**
+ * Per command: the arguments (a FieldReader over any invocation form) → its typed request, every value
+ * validated (UsageError naming the argument).
+ */
 export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
   'implement-network': net('implement-network', undefined, { strict: true, checkExtensionIp: true }),
   'shutdown-network': net('shutdown-network'),

@@ -11,8 +11,10 @@ import type { EngineCommand } from './types.js';
 export type LocalCommand = 'install-wrapper' | 'version' | 'help';
 /** Commands that run as a process of their own, never through the router's parser or the resident engine. */
 export type FrontEndCommand = 'serve' | 'proxy' | 'install-proxy';
+/** Every command of the CLI. */
 export type CommandName = EngineCommand | LocalCommand | FrontEndCommand;
 
+/** A command of the CLI: name, summary, the arguments its help shows, the required ones. */
 export interface CommandSpec {
   name: CommandName;
   summary: string;
@@ -32,6 +34,7 @@ const PUB = ['public_ip', 'public_vlan', 'public_gateway', 'public_cidr', 'sourc
 const NIC = ['mac', 'ip', 'hostname', 'default_nic', 'nic_id', 'nic_uuid', 'ip6_address'];
 const PF_REQ = ['network_id', 'public_ip', 'public_port', 'private_ip', 'private_port'];
 
+/** Every command of the CLI; the help is generated from it. */
 export const COMMANDS: readonly CommandSpec[] = [
   { name: 'implement-network', summary: 'create the router namespace, guest bridge/veth and gateway address', fields: [...NET, ...ADDR], required: ['network_id'] },
   { name: 'shutdown-network', summary: 'remove the network\'s veths, rules and services (and its namespace unless a VPC tier)', fields: [...NET, ...ADDR], required: ['network_id'] },
@@ -79,6 +82,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 
 export const COMMAND_NAMES: readonly CommandName[] = COMMANDS.map((c) => c.name);
 
+/** The spec of the command named `name`, if there is one. */
 export function commandSpec(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);
 }

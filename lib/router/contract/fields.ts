@@ -22,6 +22,7 @@ const F = (key: string, help: string, extra: Partial<FieldDef> = {}): FieldDef =
   key, option: key.replace(/_/g, '-'), help, ...extra,
 });
 
+/** Every argument of the contract: payload key, option, help. */
 export const FIELDS: readonly FieldDef[] = [
   F('network_id', 'CloudStack network id'),
   F('vpc_id', 'VPC id (the router is then the VPC namespace cs-vpc-<id>)'),

@@ -28,7 +28,9 @@ import {
 } from './values.js';
 
 export const DEFAULT_EXTENSION = 'network-namespace';
+/** A command's time limit unless given (seconds). */
 export const DEFAULT_TIMEOUT_SECONDS = 60;
+/** The host device of guest and public segments unless the physical-network details name one. */
 export const DEFAULT_DEVICE = 'eth1';
 
 export const ENV = {
@@ -47,6 +49,7 @@ export const stateDirFor = (ext: string) => `/var/lib/cloudstack/${ext}`;
 export const logFileFor = (ext: string) => `/var/log/cloudstack/extensions/${ext}/${ext}.log`;
 export const wrapperPathFor = (ext: string, root = '/') => resolve(root, `etc/cloudstack/extensions/${ext}/${ext}-wrapper.sh`);
 
+/** What parseInvocation needs besides the command line: environment, how the process was started, help width. */
 export interface ParseEnvironment {
   env: Record<string, string | undefined>;
   /** Path the process was started as (argv[1]); a …/extensions/<name>/<name>-wrapper.sh path names the extension like upstream. */

@@ -25,6 +25,7 @@ export interface BagEntry {
 /** How absent arguments are named: by option, or by payload key (nested or flat). */
 export type NamingStyle = 'options' | 'payload' | 'flat-payload';
 
+/** The arguments of one invocation by payload key, whatever form they came in, with how to name each in messages. */
 export class FieldBag {
   private readonly entries = new Map<string, BagEntry>();
   constructor(readonly naming: NamingStyle) {}
@@ -57,6 +58,7 @@ function isAbsent(v: unknown): boolean {
   return v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
 }
 
+/** Typed access to a FieldBag: every problem becomes a UsageError naming the argument as the caller wrote it. */
 export class FieldReader {
   constructor(readonly command: string, readonly bag: FieldBag) {}
 

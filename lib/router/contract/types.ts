@@ -9,13 +9,17 @@ export type { Cidr } from '../../util/ip.js';
 
 export type { Segment } from '../segment.js';
 
+/** A guest network's type as CloudStack sends it. */
 export type GuestType = 'isolated' | 'shared' | 'l2';
+/** Every GuestType. */
 export const GUEST_TYPES: readonly GuestType[] = ['isolated', 'shared', 'l2'];
 
 /** CloudStack Network.State, lower-cased as in the payload. */
 export type NetworkState = 'allocated' | 'setup' | 'implementing' | 'implemented' | 'shutdown' | 'destroy';
+/** Every NetworkState. */
 export const NETWORK_STATES: readonly NetworkState[] = ['allocated', 'setup', 'implementing', 'implemented', 'shutdown', 'destroy'];
 
+/** A port forward's protocol. */
 export type Protocol = 'tcp' | 'udp';
 
 /** Inclusive port range; a single port has start === end. */
@@ -93,20 +97,32 @@ export interface NicFields {
 type NetCmd<C extends string, X = object> = { command: C } & NetworkTarget & GuestAddressing & X;
 type VpcCmd<C extends string, X = object> = { command: C } & VpcTarget & X;
 
+/** The typed request of implement-network. */
 export type ImplementNetworkRequest = NetCmd<'implement-network'>;
+/** The typed request of shutdown-network. */
 export type ShutdownNetworkRequest = NetCmd<'shutdown-network'>;
+/** The typed request of destroy-network. */
 export type DestroyNetworkRequest = NetCmd<'destroy-network'>;
 
+/** The typed request of implement-vpc. */
 export type ImplementVpcRequest = VpcCmd<'implement-vpc', { vpcCidr?: Cidr; publicIp?: PublicIpSpec }>;
+/** The typed request of update-vpc-source-nat-ip. */
 export type UpdateVpcSourceNatIpRequest = VpcCmd<'update-vpc-source-nat-ip', { vpcCidr?: Cidr; publicIp: PublicIpSpec }>;
+/** The typed request of shutdown-vpc. */
 export type ShutdownVpcRequest = VpcCmd<'shutdown-vpc'>;
+/** The typed request of destroy-vpc. */
 export type DestroyVpcRequest = VpcCmd<'destroy-vpc'>;
 
+/** The typed request of assign-ip. */
 export type AssignIpRequest = NetCmd<'assign-ip', { publicIp: PublicIpSpec & { segment: Segment } }>;
+/** The typed request of release-ip. */
 export type ReleaseIpRequest = NetCmd<'release-ip', { publicIp: PublicIpSpec }>;
+/** The typed request of add-static-nat. */
 export type AddStaticNatRequest = NetCmd<'add-static-nat', { publicIp: PublicIpSpec; privateIp: string }>;
+/** The typed request of delete-static-nat. */
 export type DeleteStaticNatRequest = NetCmd<'delete-static-nat', { publicIp: PublicIpSpec; privateIp?: string }>;
 
+/** A port forward as requests carry it: public IP, port ranges, private IP, protocol. */
 export interface PortForwardFields {
   publicIp: PublicIpSpec;
   publicPorts: PortRange;
@@ -114,31 +130,53 @@ export interface PortForwardFields {
   privatePorts: PortRange;
   protocol: Protocol;
 }
+/** The typed request of add-port-forward. */
 export type AddPortForwardRequest = NetCmd<'add-port-forward', PortForwardFields>;
+/** The typed request of delete-port-forward. */
 export type DeletePortForwardRequest = NetCmd<'delete-port-forward', PortForwardFields>;
 
+/** The typed request of apply-fw-rules. */
 export type ApplyFwRulesRequest = NetCmd<'apply-fw-rules', { fwRules?: OpaqueJson }>;
+/** The typed request of apply-network-acl. */
 export type ApplyNetworkAclRequest = NetCmd<'apply-network-acl', { aclRules?: OpaqueJson }>;
+/** The typed request of apply-lb-rules. */
 export type ApplyLbRulesRequest = NetCmd<'apply-lb-rules', { lbRules?: OpaqueJson }>;
 
+/** The typed request of config-dhcp-subnet. */
 export type ConfigDhcpSubnetRequest = NetCmd<'config-dhcp-subnet', { gateway: string; cidr: Cidr }>;
+/** The typed request of remove-dhcp-subnet. */
 export type RemoveDhcpSubnetRequest = NetCmd<'remove-dhcp-subnet'>;
+/** The typed request of add-dhcp-entry. */
 export type AddDhcpEntryRequest = NetCmd<'add-dhcp-entry', NicFields & { mac: string; ip: string }>;
+/** The typed request of remove-dhcp-entry. */
 export type RemoveDhcpEntryRequest = NetCmd<'remove-dhcp-entry', NicFields & { mac: string }>;
+/** The typed request of set-dhcp-options. */
 export type SetDhcpOptionsRequest = NetCmd<'set-dhcp-options', { nicId: string; options: Record<string, string> }>;
+/** The typed request of config-dns-subnet. */
 export type ConfigDnsSubnetRequest = NetCmd<'config-dns-subnet', { gateway: string; cidr: Cidr }>;
+/** The typed request of remove-dns-subnet. */
 export type RemoveDnsSubnetRequest = NetCmd<'remove-dns-subnet'>;
+/** The typed request of add-dns-entry. */
 export type AddDnsEntryRequest = NetCmd<'add-dns-entry', NicFields & { ip: string; hostname: string }>;
+/** The typed request of remove-dns-entry. */
 export type RemoveDnsEntryRequest = NetCmd<'remove-dns-entry', NicFields & { ip: string }>;
 
+/** The typed request of prepare-nic. */
 export type PrepareNicRequest = NetCmd<'prepare-nic', NicFields>;
+/** The typed request of release-nic. */
 export type ReleaseNicRequest = NetCmd<'release-nic', NicFields>;
 
+/** The typed request of save-vm-data. */
 export type SaveVmDataRequest = NetCmd<'save-vm-data', { ip: string; vmData: OpaqueJson }>;
+/** The typed request of save-userdata. */
 export type SaveUserdataRequest = NetCmd<'save-userdata', { ip: string; userdata: string }>;
+/** The typed request of save-password. */
 export type SavePasswordRequest = NetCmd<'save-password', { ip: string; password?: string }>;
+/** The typed request of save-sshkey. */
 export type SaveSshkeyRequest = NetCmd<'save-sshkey', { ip: string; sshkey: string }>;
+/** The typed request of save-hypervisor-hostname. */
 export type SaveHypervisorHostnameRequest = NetCmd<'save-hypervisor-hostname', { ip: string; hypervisorHostname: string }>;
+/** The typed request of restore-network. */
 export type RestoreNetworkRequest = NetCmd<'restore-network', { restoreData: OpaqueJson }>;
 
 /** Built-in custom actions of the upstream wrapper, with their action-params decoded. */
@@ -156,6 +194,7 @@ export type BuiltinCustomAction =
   | { name: 'pbr-delete-rule'; table: string; rule: string }
   | { name: 'pbr-list-rules'; table?: string };
 
+/** The typed request of custom-action: the action, its parameters, and the built-in it names (if any). */
 export interface CustomActionRequest {
   command: 'custom-action';
   networkId?: string;
@@ -168,6 +207,7 @@ export interface CustomActionRequest {
   builtin?: BuiltinCustomAction;
 }
 
+/** The typed request of status: all routers, or one network's or VPC's. */
 export interface StatusRequest {
   command: 'status';
   networkId?: string;
@@ -193,7 +233,9 @@ export type RouterRequest =
   | SaveVmDataRequest | SaveUserdataRequest | SavePasswordRequest | SaveSshkeyRequest | SaveHypervisorHostnameRequest
   | RestoreNetworkRequest | CustomActionRequest | StatusRequest | RestoreAllRequest;
 
+/** The name of every command the engine runs (the CLI's router commands). */
 export type EngineCommand = RouterRequest['command'];
+/** The typed request of command `C`. */
 export type RequestOf<C extends EngineCommand> = Extract<RouterRequest, { command: C }>;
 
 /** Commands handled by the CLI itself (no engine, no lock). */
@@ -211,9 +253,11 @@ export interface InstallWrapperRequest {
   /** forget the options baked into an existing shim (by default those not given again are kept) */
   reset?: boolean;
 }
+/** `netns-router version`. */
 export interface VersionRequest { command: 'version' }
 /** Help text to print; `error` when shown because the command line was incomplete (exit 1). */
 export interface HelpRequest { command: 'help'; text: string; error: boolean }
+/** A command the CLI runs itself, without the engine. */
 export type LocalRequest = InstallWrapperRequest | VersionRequest | HelpRequest;
 
 /** Host devices from the physical-network extension details. */
@@ -250,7 +294,9 @@ export interface RouterSettings {
   timeoutSeconds: number;
 }
 
+/** A log level of the CLI's log. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+/** Every LogLevel. */
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** How the arguments were given. */
@@ -270,10 +316,12 @@ export interface EngineInvocation {
   };
 }
 
+/** A parsed command line of a local command. */
 export interface LocalInvocation {
   kind: 'local';
   request: LocalRequest;
   settings: RouterSettings;
 }
 
+/** A parsed command line: an engine command or a local one. */
 export type Invocation = EngineInvocation | LocalInvocation;

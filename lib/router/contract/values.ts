@@ -7,6 +7,10 @@ import { canonicalIpv4, canonicalIpv6, parseCidr as cidrFromText, type Cidr, typ
 import type { GuestType, NetworkState, PortRange, Protocol, Segment } from './types.js';
 import { GUEST_TYPES, NETWORK_STATES } from './types.js';
 
+/**
+ * A value refused by a parser of this module: the message says what is wrong, without the argument's name (the
+ * FieldReader adds it: `--public-port: "99999" is not a port (1-65535)`).
+ */
 export class BadValue extends Error {
   constructor(problem: string) {
     super(problem);
@@ -16,14 +20,19 @@ export class BadValue extends Error {
 
 const q = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
 
+/** Lowest VLAN id. */
 export const VLAN_MIN = 1;
+/** Highest VLAN id. */
 export const VLAN_MAX = 4094;
+/** Lowest VXLAN VNI. */
 export const VNI_MIN = 1;
+/** Highest VXLAN VNI. */
 export const VNI_MAX = 16777215;
 
 /** CloudStack ids are numeric; UUID-like ids are accepted too. Never a path component risk. */
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** A CloudStack id: letters, digits, '.', '_', '-' (not first), at most 64 (BadValue otherwise). */
 export function parseId(text: string): string {
   if (!ID_RE.test(text)) throw new BadValue(`${q(text)} is not an id (letters, digits, '.', '_', '-'; at most 64)`);
   return text;
@@ -38,10 +47,12 @@ function parseIntIn(text: string, min: number, max: number, what: string): numbe
   return Number(text);
 }
 
+/** A VLAN id 1–4094. */
 export function parseVlanId(text: string): number {
   return parseIntIn(text, VLAN_MIN, VLAN_MAX, 'a VLAN id');
 }
 
+/** A VXLAN VNI 1–16777215. */
 export function parseVni(text: string): number {
   return parseIntIn(text, VNI_MIN, VNI_MAX, 'a VXLAN VNI');
 }
@@ -74,6 +85,7 @@ export function parseSegment(text: string, bare: SegmentKind = 'vlan'): Segment 
   throw new BadValue(`${q(text)}: unsupported segment scheme "${scheme}://" (vlan:// or vxlan://)`);
 }
 
+/** An isolation method: `vlan` or `vxlan`. */
 export function parseSegmentKind(text: string): SegmentKind {
   const t = text.trim().toLowerCase();
   if (t !== 'vlan' && t !== 'vxlan') throw new BadValue(`${q(text)} is not an isolation method (vlan or vxlan)`);
@@ -100,18 +112,21 @@ export function parseSegmentRanges(text: string, kind: SegmentKind): Array<[numb
   });
 }
 
+/** A strict dotted-quad IPv4 address, canonical. */
 export function parseIpv4(text: string): string {
   const v = canonicalIpv4(text);
   if (!v) throw new BadValue(`${q(text)} is not an IPv4 address`);
   return v;
 }
 
+/** An IPv6 address, canonical (RFC 5952). */
 export function parseIpv6(text: string): string {
   const v = canonicalIpv6(text);
   if (!v) throw new BadValue(`${q(text)} is not an IPv6 address`);
   return v;
 }
 
+/** An address/prefix of `family`, the address canonical (host bits are kept). */
 export function parseCidr(text: string, family: IpFamily): Cidr {
   const c = cidrFromText(text);
   if (!c || c.family !== family) throw new BadValue(`${q(text)} is not an IPv${family} CIDR (address/prefix)`);
@@ -154,6 +169,7 @@ export function parseDomain(text: string): string {
   return text;
 }
 
+/** A port 1–65535. */
 export function parsePort(text: string): number {
   if (!UINT_RE.test(text) || Number(text) < 1 || Number(text) > 65535) {
     throw new BadValue(`${q(text)} is not a port (1-65535)`);
@@ -174,12 +190,14 @@ export function parsePortRange(text: string): PortRange {
   return { start, end };
 }
 
+/** `tcp` or `udp` (any case). */
 export function parseProtocol(text: string): Protocol {
   const p = text.toLowerCase();
   if (p !== 'tcp' && p !== 'udp') throw new BadValue(`${q(text)} is not a protocol (tcp or udp)`);
   return p;
 }
 
+/** `true` or `false` (any case). */
 export function parseBool(text: string): boolean {
   const t = text.toLowerCase();
   if (t === 'true') return true;
@@ -187,12 +205,14 @@ export function parseBool(text: string): boolean {
   throw new BadValue(`${q(text)} is not a boolean (true or false)`);
 }
 
+/** `isolated`, `shared` or `l2` (any case). */
 export function parseGuestType(text: string): GuestType {
   const t = text.toLowerCase() as GuestType;
   if (!GUEST_TYPES.includes(t)) throw new BadValue(`${q(text)} is not a guest type (${GUEST_TYPES.join(', ')})`);
   return t;
 }
 
+/** A CloudStack network state (any case), lower case. */
 export function parseNetworkState(text: string): NetworkState {
   const t = text.toLowerCase() as NetworkState;
   if (!NETWORK_STATES.includes(t)) throw new BadValue(`${q(text)} is not a network state (${NETWORK_STATES.join(', ')})`);
@@ -218,6 +238,7 @@ export function parseNamespaceName(text: string): string {
   return text;
 }
 
+/** An extension name: letters, digits, '.', '_', '-' (not first), at most 64. */
 export function parseExtensionName(text: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(text)) {
     throw new BadValue(`${q(text)} is not an extension name (letters, digits, '.', '_', '-')`);
@@ -225,8 +246,10 @@ export function parseExtensionName(text: string): string {
   return text;
 }
 
+/** Longest time limit a command may be given (one day). */
 export const TIMEOUT_MAX_SECONDS = 86400;
 
+/** A time limit in seconds: 0 < t ≤ TIMEOUT_MAX_SECONDS, decimals allowed. */
 export function parseTimeoutSeconds(text: string): number {
   if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) <= 0 || Number(text) > TIMEOUT_MAX_SECONDS) {
     throw new BadValue(`${q(text)} is not a timeout in seconds (0 < t <= ${TIMEOUT_MAX_SECONDS})`);
@@ -255,6 +278,7 @@ export function parseTableRef(text: string): string {
   return parseTableName(text);
 }
 
+/** A policy-routing table name (pbr-*): a letter or '_' first, at most 32, not a reserved table's name. */
 export function parseTableName(text: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(text) || ['local', 'main', 'default', 'unspec'].includes(text)) {
     throw new BadValue(`${q(text)} is not a routing table name (letter first; not local/main/default/unspec)`);

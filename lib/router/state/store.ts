@@ -39,6 +39,10 @@ function validate(path: string, ns: string, doc: unknown): RouterModel {
   return doc as unknown as RouterModel;
 }
 
+/**
+ * The routers' stored desired state: `<stateDir>/routers/<namespace>.json`, written atomically, read with
+ * schema checks (StateError), and the engine's per-router lock.
+ */
 export class StateStore {
   readonly dir: string;
 
