@@ -24,30 +24,30 @@ export interface RouterOptions {
   /** The state directory (the CLI's `--state-dir`): routers' desired state, their locks, daemons' files. */
   stateDir: string;
   /** Host devices: `guest` carries the guest segments, `public` the public ones (the physical-network details `guest.network.device`, `public.network.device`; default eth1). */
-  devices?: { guest?: string; public?: string };
+  devices?: { guest?: string | undefined; public?: string | undefined } | undefined;
   /** Do host-side plumbing (bridges, segment devices, host veth ends) inside this named namespace instead of the caller's (`--host-netns`). */
-  hostNetns?: string;
+  hostNetns?: string | undefined;
   /**
    * Guest isolation (physical-network details `guest.network.isolation[.range]`): what a bare number in `vlan`
    * is, and a range the router allocates segments from when implementNetwork gets none (docs/contract.md 2.7).
    */
-  isolation?: { kind?: 'vlan' | 'vxlan'; range?: string };
+  isolation?: { kind?: 'vlan' | 'vxlan' | undefined; range?: string | undefined } | undefined;
   /** Any other physical-network extension details (an object or its JSON text), as CloudStack sends them. */
-  physicalNetworkDetails?: Readonly<Record<string, unknown>> | string;
+  physicalNetworkDetails?: Readonly<Record<string, unknown>> | string | undefined;
   /** Where the router logs (a pino logger, `console`, …); default: nowhere. */
-  logger?: RouterLogger;
+  logger?: RouterLogger | undefined;
   /** Each command's time limit in seconds unless a call says otherwise (the CLI's default: 60). */
-  timeoutSeconds?: number;
+  timeoutSeconds?: number | undefined;
 }
 
 /** Options of one call. */
 export interface CallOptions {
   /** Cancels the call: it fails with TimeoutError `E_ABORTED` (a running engine call still completes or rolls back). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** This call's time limit in seconds: lock wait and engine call. */
-  timeoutSeconds?: number;
+  timeoutSeconds?: number | undefined;
   /** The network's extension details (`namespace`, `adopt-namespace`, …): an object or its JSON text. */
-  networkDetails?: Readonly<Record<string, unknown>> | string;
+  networkDetails?: Readonly<Record<string, unknown>> | string | undefined;
 }
 
 /**

@@ -4,7 +4,7 @@
  * `--network-ip6-cidr`) and take what the option takes, as a string or as the natural JavaScript value (a number
  * for a port or an id, a boolean for a flag, an object for a JSON document). They are validated by the CLI's own
  * builders (build.ts), so a bad value fails with the CLI's message, naming the option: `--public-port: "99999" is
- * not a port (1-65535)`.
+ * not a port (1-65535)`. An optional property may be `undefined` (absent), also under `exactOptionalPropertyTypes`.
  */
 import type { GuestType, NetworkState, Protocol } from './types.js';
 
@@ -28,35 +28,35 @@ export interface NetworkInput {
   /** CloudStack network id; the router's namespace is `cs-net-<networkId>` (a tier's: `cs-vpc-<vpcId>`). */
   networkId: IdValue;
   /** VPC id, for a VPC tier. */
-  vpcId?: IdValue;
+  vpcId?: IdValue | undefined;
   /** `isolated` (default), `shared` or `l2`. */
-  guestType?: GuestType;
+  guestType?: GuestType | undefined;
   /** CloudStack's state of the network, lower case (informational, as upstream). */
-  networkState?: NetworkState;
+  networkState?: NetworkState | undefined;
   /** CloudStack zone id (informational). */
-  zoneId?: IdValue;
+  zoneId?: IdValue | undefined;
 }
 
 /** The guest network's addressing, as network-level commands may carry it. */
 export interface GuestAddressingInput {
   /** Guest segment (`vlan`). */
-  vlan?: SegmentValue;
+  vlan?: SegmentValue | undefined;
   /** Guest gateway (IPv4): the router's address on the guest network. */
-  gateway?: string;
+  gateway?: string | undefined;
   /** Guest CIDR (IPv4), e.g. `'10.1.1.0/24'`. */
-  cidr?: string;
+  cidr?: string | undefined;
   /** Router address on the guest network when it is not the gateway. */
-  extensionIp?: string;
+  extensionIp?: string | undefined;
   /** Guest IPv6 gateway. */
-  networkIp6Gateway?: string;
+  networkIp6Gateway?: string | undefined;
   /** Guest IPv6 CIDR. */
-  networkIp6Cidr?: string;
+  networkIp6Cidr?: string | undefined;
   /** IPv4 DNS servers: a list, or comma separated text. */
-  dns?: string | readonly string[];
+  dns?: string | readonly string[] | undefined;
   /** IPv6 DNS servers: a list, or comma separated text. */
-  dns6?: string | readonly string[];
+  dns6?: string | readonly string[] | undefined;
   /** Network domain suffix. */
-  domain?: string;
+  domain?: string | undefined;
 }
 
 /** A network-level command's arguments: its network and, optionally, the guest addressing. */
@@ -67,31 +67,31 @@ export interface PublicIpInput {
   /** The public IPv4 address. */
   publicIp: string;
   /** Public segment (`'untagged'`, `'vlan://200'`, …); needed by assignIp, elsewhere taken from the router's state. */
-  publicVlan?: SegmentValue;
+  publicVlan?: SegmentValue | undefined;
   /** Public gateway (IPv4). */
-  publicGateway?: string;
+  publicGateway?: string | undefined;
   /** The public range's CIDR; its prefix is the address's prefix. */
-  publicCidr?: string;
+  publicCidr?: string | undefined;
   /** Whether this is the network's source-NAT address (default false). */
-  sourceNat?: FlagValue;
+  sourceNat?: FlagValue | undefined;
 }
 
 /** A VM's NIC, as the DHCP, DNS and metadata commands take it. */
 export interface NicInput {
   /** The NIC's MAC address. */
-  mac?: string;
+  mac?: string | undefined;
   /** The NIC's IPv4 address. */
-  ip?: string;
+  ip?: string | undefined;
   /** The VM's host name. */
-  hostname?: string;
+  hostname?: string | undefined;
   /** false for a secondary NIC: no default route is offered to it (default true). */
-  defaultNic?: FlagValue;
+  defaultNic?: FlagValue | undefined;
   /** CloudStack NIC id. */
-  nicId?: IdValue;
+  nicId?: IdValue | undefined;
   /** NIC UUID. */
-  nicUuid?: IdValue;
+  nicUuid?: IdValue | undefined;
   /** The NIC's IPv6 address. */
-  ip6Address?: string;
+  ip6Address?: string | undefined;
 }
 
 /** A VPC-level command's arguments. */
@@ -109,12 +109,12 @@ export type DestroyNetworkInput = NetworkCommandInput;
 /** implement-vpc: with a public IP also the VPC's source NAT. */
 export type ImplementVpcInput = VpcInput & Partial<PublicIpInput> & {
   /** The VPC's super-CIDR (IPv4). */
-  vpcCidr?: string;
+  vpcCidr?: string | undefined;
 };
 /** update-vpc-source-nat-ip. */
 export type UpdateVpcSourceNatIpInput = VpcInput & PublicIpInput & {
   /** The VPC's super-CIDR (IPv4). */
-  vpcCidr?: string;
+  vpcCidr?: string | undefined;
 };
 /** shutdown-vpc. */
 export type ShutdownVpcInput = VpcInput;
@@ -132,7 +132,7 @@ export type AddStaticNatInput = NetworkCommandInput & PublicIpInput & {
 /** delete-static-nat. */
 export type DeleteStaticNatInput = NetworkCommandInput & PublicIpInput & {
   /** The VM's private IPv4 address. */
-  privateIp?: string;
+  privateIp?: string | undefined;
 };
 /** A port forward's own arguments. */
 export interface PortForwardInput {
@@ -143,7 +143,7 @@ export interface PortForwardInput {
   /** Private port or range (as long as the public range). */
   privatePort: PortValue;
   /** `tcp` (default) or `udp`. */
-  protocol?: Protocol;
+  protocol?: Protocol | undefined;
 }
 /** add-port-forward. */
 export type AddPortForwardInput = NetworkCommandInput & PublicIpInput & PortForwardInput;
@@ -152,17 +152,17 @@ export type DeletePortForwardInput = NetworkCommandInput & PublicIpInput & PortF
 /** apply-fw-rules: the whole firewall of the network (docs/firewall.md). */
 export type ApplyFwRulesInput = NetworkCommandInput & {
   /** The firewall rules document CloudStack sends (`{"default_egress_allow": …, "rules": […]}`). */
-  fwRules?: JsonDocumentValue;
+  fwRules?: JsonDocumentValue | undefined;
 };
 /** apply-network-acl: a VPC tier's ACL (docs/firewall.md). */
 export type ApplyNetworkAclInput = NetworkCommandInput & {
   /** The ACL document CloudStack sends. */
-  aclRules?: JsonDocumentValue;
+  aclRules?: JsonDocumentValue | undefined;
 };
 /** apply-lb-rules (docs/load-balancing.md). */
 export type ApplyLbRulesInput = NetworkCommandInput & {
   /** The load-balancer rules document CloudStack sends. */
-  lbRules?: JsonDocumentValue;
+  lbRules?: JsonDocumentValue | undefined;
 };
 /** config-dhcp-subnet / config-dns-subnet: gateway and CIDR are required. */
 export type SubnetInput = NetworkCommandInput & {
@@ -210,28 +210,28 @@ export type SaveUserdataInput = NetworkCommandInput & {
   /** The VM's IPv4 address. */
   ip: string;
   /** The user data (plain text). */
-  userdata?: string;
+  userdata?: string | undefined;
 };
 /** save-password. */
 export type SavePasswordInput = NetworkCommandInput & {
   /** The VM's IPv4 address. */
   ip: string;
   /** The VM's password (plain text); absent: the saved one is removed. */
-  password?: string;
+  password?: string | undefined;
 };
 /** save-sshkey. */
 export type SaveSshkeyInput = NetworkCommandInput & {
   /** The VM's IPv4 address. */
   ip: string;
   /** The SSH public key(s). */
-  sshkey?: string;
+  sshkey?: string | undefined;
 };
 /** save-hypervisor-hostname. */
 export type SaveHypervisorHostnameInput = NetworkCommandInput & {
   /** The VM's IPv4 address. */
   ip: string;
   /** The hypervisor's host name. */
-  hypervisorHostname?: string;
+  hypervisorHostname?: string | undefined;
 };
 /** restore-network: DHCP, DNS and metadata of every VM of the network. */
 export type RestoreNetworkInput = NetworkCommandInput & {
@@ -241,20 +241,20 @@ export type RestoreNetworkInput = NetworkCommandInput & {
 /** custom-action: a built-in action (dump-config, pbr-*, …) or an operator hook. */
 export interface CustomActionInput {
   /** The network (or give vpcId). */
-  networkId?: IdValue;
+  networkId?: IdValue | undefined;
   /** The VPC (or give networkId). */
-  vpcId?: IdValue;
+  vpcId?: IdValue | undefined;
   /** The action's name. */
   action: string;
   /** The action's parameters: an object, or its JSON text. */
-  actionParams?: Readonly<Record<string, unknown>> | string;
+  actionParams?: Readonly<Record<string, unknown>> | string | undefined;
 }
 /** status: every router of the state directory, or one. */
 export interface StatusInput {
   /** One network's router. */
-  networkId?: IdValue;
+  networkId?: IdValue | undefined;
   /** One VPC's router. */
-  vpcId?: IdValue;
+  vpcId?: IdValue | undefined;
 }
 /** restore-all takes no arguments. */
 export type RestoreAllInput = Record<string, never>;
