@@ -109,6 +109,10 @@ test('npm pack ships a working package: installed, type-checked, run, and its ro
     assert.equal([...imported].sort(), Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => `netns-router${k.slice(1)}`).sort(),
       'the examples import every entry point');
     for (const e of ex) writeFileSync(join(app, 'src', e.name), e.code);
+    // the README's example is compiled too (not run: it names a real host's devices and state directory)
+    const readme = /## Library API\n\n```ts\n([\s\S]*?)```/.exec(readFileSync(join(root, 'README.md'), 'utf8'));
+    assert.ok(readme, 'the README has a Library API example');
+    writeFileSync(join(app, 'src', 'readme.ts'), readme![1]);
     run(process.execPath, [join(modules, 'typescript', 'bin', 'tsc'), '-p', join(app, 'tsconfig.json')], { cwd: app });
 
     // 4. run them: the router's host is a simulated KVM host (its uplink eth1 leads to an upstream network)
