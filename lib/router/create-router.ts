@@ -149,6 +149,19 @@ void _everyCommand;
 
 const SILENT: RouterLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/**
+ * The caller's logger behind the redaction of the CLI's log (log.ts): whatever the engine or a module logs, no
+ * secret-looking field and no private key reaches it.
+ */
+function redacting(logger: RouterLogger): RouterLogger {
+  const level = (name: keyof RouterLogger) => (record: object | string, message?: string): void => {
+    const r = typeof record === 'string' ? redact(record) as string : redact(record) as object;
+    if (message === undefined) logger[name](r);
+    else logger[name](r, message);
+  };
+  return { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
+}
+
 /** `label: problem` as a UsageError naming `label`, for a router option's value. */
 function option<T>(label: string, parse: () => T): T {
   try {
@@ -193,7 +206,7 @@ function resultOf(out: CommandOutput): CommandResult {
  */
 export function createRouter(options: RouterOptions): Router {
   const { settings, devices, isolation, physicalNetwork } = settingsOf(options);
-  const log = options.logger ?? SILENT;
+  const log = options.logger ? redacting(options.logger) : SILENT;
   const api = createRouterApi();
   const running = new Set<Promise<void>>();
   let closed = false;
@@ -206,7 +219,7 @@ export function createRouter(options: RouterOptions): Router {
     const timeoutSeconds = opts.timeoutSeconds === undefined ? settings.timeoutSeconds : option('--timeout', () => parseTimeoutSeconds(String(opts.timeoutSeconds)));
     // (a refusal here is the caller's to report, as the CLI's parse errors go to stderr only, not to the log)
     const req: RouterRequest = requestFromValues(command, input, { networkDetails: network, bareSegment: isolation.kind });
-    log.debug({ command, request: redact(abbreviate(req)) }, 'command start');
+    log.debug({ command, request: abbreviate(req) }, 'command start');
     const call: RunningCommand = invokeCommand(api, req, {
       settings: { ...settings, timeoutSeconds }, devices, isolation, details: { physicalNetwork, network }, form: 'options', log,
     }, { timeoutSeconds, signal: opts.signal, startedAt: started });
@@ -217,8 +230,8 @@ export function createRouter(options: RouterOptions): Router {
       log.info({ command, durationMs: Date.now() - started }, 'command done');
       return out;
     } catch (e) {
-      if (e instanceof UsageError) log.info({ command, durationMs: Date.now() - started, err: redact(e) }, 'command rejected');
-      else log.error({ command, durationMs: Date.now() - started, err: redact(e) }, 'command failed');
+      if (e instanceof UsageError) log.info({ command, durationMs: Date.now() - started, err: e }, 'command rejected');
+      else log.error({ command, durationMs: Date.now() - started, err: e }, 'command failed');
       throw e;
     }
   }

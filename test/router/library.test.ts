@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { createRouter, type Router } from '../../lib/router/create-router.js';
 import { SystemError, TimeoutError, UsageError } from '../../lib/util/errors.js';
 import { Scratch, addVm, simulatedHost, tcpAsk, waitFor, whoamiServer } from '../helpers/topo.js';
@@ -124,6 +125,40 @@ test('bad input: the CLI\'s message, class and argument, and nothing changes', (
     thrown(() => createRouter({ stateDir, devices: { guest: 'x'.repeat(16) } }), UsageError, { argument: 'physical-network-extension-details.guest.network.device' });
     await rejected(router.status({}, { timeoutSeconds: 0 }), UsageError, { argument: '--timeout' });
     await router.destroyNetwork({ networkId: 42 });
+  }).finally(() => s.cleanup());
+});
+
+test('the logger: any {debug, info, warn, error} (pino, console); records without secrets', () => {
+  const s = new Scratch();
+  return bench(s, async ({ stateDir, hostNs }) => {
+    s.track('cs-net-42');
+    const records: Array<[string, unknown, string | undefined]> = [];
+    const rec = (level: string) => (record: object | string, message?: string) => { records.push([level, record, message]); };
+    const logged = createRouter({
+      stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' },
+      logger: { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') },
+    });
+    try {
+      await logged.implementNetwork({ networkId: 42, vlan: 'vxlan://5044', gateway: '10.44.1.1', cidr: '10.44.1.0/24' });
+      await logged.savePassword({ networkId: 42, ip: '10.44.1.10', password: 'hunter2-SECRET' });
+      const doc = { rules: [{ id: 1, type: 'ingress', protocol: 'tcp', publicIp: PUB, portStart: 70000 }] };
+      await rejected(logged.applyFwRules({ networkId: 42, fwRules: doc }), UsageError); // refused by the firewall module: logged
+      await rejected(logged.releaseIp({ networkId: 42, publicIp: 'nope' }), UsageError); // refused by the contract: not logged
+    } finally {
+      await logged.close();
+    }
+    const text = JSON.stringify(records);
+    assert.not.match(text, /hunter2-SECRET/, 'no password in any record');
+    const start = records.find(([level, r, m]) => level === 'debug' && m === 'command start' && (r as { command?: string }).command === 'save-password');
+    assert.ok(start, 'the request was logged (redacted)');
+    assert.match(JSON.stringify(start), /\[redacted\]/);
+    assert.is(records.filter(([, , m]) => m === 'command done').length, 2);
+    assert.is(records.filter(([level, , m]) => level === 'info' && m === 'command rejected').length, 1, 'an engine refusal is logged, a contract refusal is not');
+    // pino's logger fits the interface (this compiles) and works
+    const quiet = createRouter({ stateDir, logger: pino({ level: 'silent' }) });
+    assert.match((await quiet.status())!, /cs-net-42/);
+    await quiet.close();
+    await createRouter({ stateDir, hostNetns: hostNs }).destroyNetwork({ networkId: 42 });
   }).finally(() => s.cleanup());
 });
 
