@@ -14,6 +14,7 @@ export * from './transaction.js';
 export * from './listing.js';
 export * from './executor.js';
 export * from './table-sync.js';
+export * from './set-backend.js';
 export * from './generation.js';
 export { locateFailure, type Located, type DryRun } from './locate.js';
 export { LibnftablesRunner, openLibnftables, sharedLibnftables, libnftablesAvailable, type LibnftablesOptions } from './libnftables.js';

@@ -275,6 +275,17 @@ function plainRule(chain: string, m: Matcher, s: RuleCidr | undefined, d: RuleCi
   return N.rule(chain, st);
 }
 
+/**
+ * The constant field that widens a one-field key of ≤ 16 bits: `meta l4proto` when the set's rule matches one
+ * protocol (a port or an ICMP type set), else `meta nfproto` (a set of protocols). Its value is the same in
+ * every element and the rule matches it anyway, so the lookup's outcome is unchanged.
+ */
+function widenKey(g: Group, fields: FieldKind[]): { def: { expr: N.Expr; type: N.KeyType }; value: N.ValueInput } {
+  const proto = g.proto ?? (fields.includes('icmptype') ? (g.family === 4 ? 1 : 58) : undefined);
+  if (proto !== undefined && g.fields[0] !== 'proto') return { def: { expr: N.F.l4proto, type: 'inet_proto' }, value: proto };
+  return { def: { expr: N.F.nfproto, type: 'nf_proto' }, value: N.symbol(g.family === 4 ? 'ipv4' : 'ipv6') };
+}
+
 interface Group {
   family: IpFamily;
   fields: FieldKind[];
@@ -368,10 +379,15 @@ export function compileChain(chain: string, segments: VerdictRun[], opts: { pre?
         continue;
       }
       const defs = g.fields.map((k) => fieldExpr(k, g.family));
+      // a hash set keyed by one field of ≤ 16 bits (a port, a protocol, an ICMP type) would get the kernel's
+      // bitmap backend, whose updates are quadratic (lib/nft/set-backend.ts): the key gets a constant leading
+      // field instead (the protocol the rule already matches, else the family), which makes it a hash set
+      const lead = !g.interval && defs.length === 1 && N.landsOnBitmap(defs[0].type) ? widenKey(g, g0.fields) : undefined;
+      if (lead) defs.unshift(lead.def);
       const key = defs.length === 1 ? defs[0].expr : N.concatKey(...defs.map((d) => d.expr));
       const type = defs.length === 1 ? defs[0].type : defs.map((d) => d.type);
       const parts: N.ElementItem[][] = !g.interval
-        ? [g.elems.map((e) => ({ key: e.nft }))]
+        ? [g.elems.map((e) => ({ key: lead ? [lead.value, e.nft] : e.nft }))]
         : defs.length === 1
           ? chunks(mergeIntervals(g.elems, g.family, g.fields[0]), (it) => valueKey(it.key))
           : pack(g.elems, g.fields).flatMap((p) => chunks(p, (e) => e.text)).map((p) => p.map((e) => ({ key: e.nft })));
