@@ -5,11 +5,13 @@
  * 1. apply-lb-rules latency through the engine (a simulated host with an upstream namespace, one isolated
  *    network, one LB public IP): N = 1, 10, 100 rules of 2 backends each (health checks off, so no check
  *    traffic), into a router without haproxy (start), then every rule changed (reload), then the same document
- *    again (unchanged: validation + `haproxy -c` + reconcile, no reload). Also the `haproxy -c` share alone.
+ *    then one rule changed (reload; `haproxy -c` of the configuration's head and that rule's section only), then
+ *    the same document again (unchanged: validation + reconcile, no `haproxy -c`, no reload). Also a full
+ *    `haproxy -c` of the configuration alone.
  * 2. Requests per second through haproxy, same configuration and generator, bounded load (fixed concurrency and
  *    duration) on loopback/namespace addresses only:
  *      loopback, host ns    haproxy, 3 HTTP backends and the client on 127.0.0.1 of the caller's namespace
- *      loopback, named ns   the same inside a named namespace (haproxy started by `ip netns exec`)
+ *      loopback, named ns   the same inside a named namespace (haproxy posix_spawn'ed inside it)
  *      through the router   client in the upstream namespace → public IP of the router → haproxy in the router
  *                           namespace → 3 guest VMs over veth/bridge (the real path, for reference)
  *    Each with HTTP/1.1 keep-alive (requests/s) and one connection per request (connections/s).
@@ -165,10 +167,10 @@ async function applyBench(): Promise<void> {
   const stateDir = join(dir, 'state-apply');
   const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
   console.log('\napply-lb-rules through the engine (ms, median of %d; each includes the nft/plumbing reconcile of the router)', APPLY_RUNS);
-  console.log('rules | start (first apply) | reload (all changed) | unchanged | haproxy -c alone | config bytes');
+  console.log('rules | start (first apply) | reload (all changed) | reload (one changed) | unchanged | haproxy -c alone | config bytes');
   let seq = 0;
   for (const n of SIZES) {
-    const start: number[] = [], reload: number[] = [], same: number[] = [], check: number[] = [];
+    const start: number[] = [], reload: number[] = [], one: number[] = [], same: number[] = [], check: number[] = [];
     let bytes = 0;
     for (let r = 0; r < APPLY_RUNS; r++) {
       const networkId = `${7000 + (process.pid % 1000) * 10 + seq++}`;
@@ -180,7 +182,11 @@ async function applyBench(): Promise<void> {
       };
       start.push(await apply(rules(n, 0)));
       reload.push(await apply(rules(n, 1)));
-      same.push(await apply(rules(n, 1)));
+      // one rule changed: only that section (and the head) goes through haproxy -c
+      const oneChanged = rules(n, 1) as Array<Record<string, unknown>>;
+      oneChanged[0] = { ...oneChanged[0], algorithm: 'source' };
+      one.push(await apply(oneChanged));
+      same.push(await apply(oneChanged));
       const text = renderLbConfig(engine.store.load(namespace)!).text;
       bytes = text.length;
       const t0 = now();
@@ -189,7 +195,7 @@ async function applyBench(): Promise<void> {
       if (!supervisorFor(namespace, stateDir).status().running) throw new Error('haproxy not running after apply');
       await runCommand(engine, { command: 'destroy-network', networkId, namespace });
     }
-    console.log(`${String(n).padStart(5)} | ${fmt(median(start)).padStart(19)} | ${fmt(median(reload)).padStart(20)} | ${fmt(median(same)).padStart(9)} | ${fmt(median(check)).padStart(16)} | ${bytes}`);
+    console.log(`${String(n).padStart(5)} | ${fmt(median(start)).padStart(19)} | ${fmt(median(reload)).padStart(20)} | ${fmt(median(one)).padStart(20)} | ${fmt(median(same)).padStart(9)} | ${fmt(median(check)).padStart(16)} | ${bytes}`);
   }
 }
 

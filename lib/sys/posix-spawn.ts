@@ -24,17 +24,22 @@ const ATTR_SIZE = 336;
 const SIGSET_SIZE = 128;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
+/** glibc ≥ 2.26: the child calls setsid() (a session of its own, like a detached Node child). */
+const POSIX_SPAWN_SETSID = 0x80;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_CREAT = 0o100;
 const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
 const ECHILD = 10;
+const WNOHANG = 1;
 
 const c = {
   spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
   faInit: lib.func('int posix_spawn_file_actions_init(void *actions)'),
   faDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
   faOpen: lib.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, uint32_t mode)'),
+  faDup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
   attrInit: lib.func('int posix_spawnattr_init(void *attr)'),
   attrDestroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
   attrFlags: lib.func('int posix_spawnattr_setflags(void *attr, int16_t flags)'),
@@ -53,6 +58,14 @@ try {
   closefrom = undefined;
 }
 
+/** glibc ≥ 2.29: the child's working directory. */
+let addchdir: ((fa: Buffer, path: string) => number) | undefined;
+try {
+  addchdir = lib.func('int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)') as unknown as (fa: Buffer, path: string) => number;
+} catch {
+  addchdir = undefined;
+}
+
 /** posix_spawn-family functions return the error number instead of setting errno. */
 function ok(name: string, rc: number): void {
   if (rc !== 0) throw new SysError(name, rc);
@@ -61,6 +74,14 @@ function ok(name: string, rc: number): void {
 export interface SpawnOptions {
   /** File receiving the child's stderr (created/truncated, 0600); default /dev/null. */
   stderrPath?: string;
+  /** Append to stderrPath instead of truncating it (a daemon's log). */
+  appendStderr?: boolean;
+  /** The child's stdout goes where its stderr goes (instead of /dev/null). */
+  stdoutToStderr?: boolean;
+  /** The child starts a session of its own (setsid), detached from ours. */
+  newSession?: boolean;
+  /** Working directory of the child (glibc ≥ 2.29; ignored before). */
+  cwd?: string;
   /** Environment as NAME=value strings; default: the minimal child environment (children.ts), never ours. */
   env?: string[];
 }
@@ -76,14 +97,17 @@ export function posixSpawn(path: string, argv: string[], opts: SpawnOptions = {}
     ok('posix_spawnattr_init', Number(c.attrInit(attr)));
     try {
       ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 0, '/dev/null', O_RDONLY, 0)));
-      ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 1, '/dev/null', O_WRONLY, 0)));
-      ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 2, opts.stderrPath ?? '/dev/null', O_WRONLY | O_CREAT | O_TRUNC, 0o600)));
+      const errFlags = O_WRONLY | O_CREAT | (opts.appendStderr ? O_APPEND : O_TRUNC);
+      ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 2, opts.stderrPath ?? '/dev/null', errFlags, 0o600)));
+      if (opts.stdoutToStderr) ok('posix_spawn_file_actions_adddup2', Number(c.faDup2(fa, 2, 1)));
+      else ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 1, '/dev/null', O_WRONLY, 0)));
       if (closefrom) ok('posix_spawn_file_actions_addclosefrom_np', Number(closefrom(fa, 3)));
+      if (opts.cwd !== undefined && addchdir) ok('posix_spawn_file_actions_addchdir_np', Number(addchdir(fa, opts.cwd)));
       c.sigfillset(all);
       c.sigemptyset(none);
       ok('posix_spawnattr_setsigdefault', Number(c.attrSigdef(attr, all)));
       ok('posix_spawnattr_setsigmask', Number(c.attrSigmask(attr, none)));
-      ok('posix_spawnattr_setflags', Number(c.attrFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)));
+      ok('posix_spawnattr_setflags', Number(c.attrFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (opts.newSession ? POSIX_SPAWN_SETSID : 0))));
       const env = opts.env ?? childEnvList();
       const pid = [0];
       ok('posix_spawn', Number(c.spawn(pid, path, fa, attr, [...argv, null], [...env, null])));
@@ -121,4 +145,26 @@ export function waitChild(pid: number): Promise<ExitStatus> {
       resolve(decode(status[0]));
     });
   });
+}
+
+/** Wait for a child started by posixSpawn, blocking this thread (for short-lived checks). */
+export function waitChildSync(pid: number): ExitStatus {
+  const status = [0];
+  for (;;) {
+    const rc = Number(c.waitpid(pid, status, 0));
+    if (rc >= 0) return decode(status[0]);
+    const e = koffi.errno();
+    if (e !== 4) throw new SysError('waitpid', e || ECHILD); // 4: EINTR, again
+  }
+}
+
+/**
+ * Reap a child started by posixSpawn if it has exited (never blocks): its exit status, or undefined while it
+ * runs — or when it is not our child (ECHILD: someone else's, or reaped already). A long-lived process must
+ * reap the daemons it started itself, or each one that dies stays a zombie (libuv reaps only its own).
+ */
+export function reapIfExited(pid: number): ExitStatus | undefined {
+  const status = [0];
+  const rc = Number(c.waitpid(pid, status, WNOHANG));
+  return rc === pid ? decode(status[0]) : undefined;
 }

@@ -1,7 +1,7 @@
 /** haproxy configuration rendering and `haproxy -c` checking (the real haproxy binary, no network). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { renderConfig, checkConfig, parseCheckOutput, serverCookie, globalMaxconn, type ProxySpec } from '../../lib/services/haproxy/index.js';
+import { renderConfig, checkConfig, ConfigValidator, splitConfig, parseCheckOutput, serverCookie, globalMaxconn, type ProxySpec } from '../../lib/services/haproxy/index.js';
 
 
 const base: ProxySpec = {
@@ -79,6 +79,41 @@ test('checkConfig reports haproxy\'s problems with their line numbers', () => {
   assert.is(r.owners[c.problems[0].line! - 1], '7');
   assert.is(r.owners[c.problems[1].line! - 1], 'w');
   assert.match(c.problems[1].message, 'weight');
+});
+
+test('ConfigValidator: only the head and the sections not accepted before are checked; problems keep their lines', () => {
+  const p = (id: string, port: number) => ({ id, bindIp: '10.0.0.1', bindPort: port, mode: 'tcp' as const, algorithm: 'roundrobin' as const, servers: [{ ip: '10.0.1.1', port: 80 }] });
+  const v = new ConfigValidator();
+  const many = Array.from({ length: 40 }, (_, i) => p(String(i), 1000 + i));
+  const a = renderConfig(many).text;
+  const parts = splitConfig(a);
+  assert.is(parts.sections.length, 40);
+  assert.match(parts.defaults, /^defaults\n/);
+  assert.ok(parts.head.some((l) => l.startsWith('global')));
+  assert.not.ok(v.known(a));
+  const first = v.check(a);
+  assert.ok(first.ok);
+  assert.is(first.checkedLines, a.split('\n').length - 1, 'the whole text the first time');
+  assert.ok(v.known(a));
+  assert.is(v.check(a).checkedLines, 0, 'known: no haproxy run');
+  // one rule changed: the head and that section only
+  const b = renderConfig([...many.slice(0, 39), { ...p('39', 1039), algorithm: 'leastconn' as const }]).text;
+  const second = v.check(b);
+  assert.ok(second.ok);
+  assert.ok(second.checkedLines > 0 && second.checkedLines < 30, `checked ${second.checkedLines} lines`);
+  // a bad new section among known ones: refused, located in the full text
+  const bad = renderConfig([...many, p('40', 1040)]).text.replace(/(listen lb_40[\s\S]*?)balance roundrobin/, '$1balance nonsense');
+  const r = v.check(bad);
+  assert.not.ok(r.ok);
+  const line = r.problems.find((x) => x.line !== undefined)?.line;
+  assert.ok(line !== undefined && bad.split('\n')[line - 1].includes('balance nonsense'), `problem at line ${line}`);
+  assert.not.ok(v.known(bad));
+  // a configuration recorded as accepted by another haproxy binary vouches for nothing
+  const w = new ConfigValidator();
+  w.accepted(a, 'some-other-haproxy:1:2:3');
+  assert.not.ok(w.known(a));
+  w.accepted(a, w.identity());
+  assert.ok(w.known(a));
 });
 
 test('parseCheckOutput: ALERT lines with and without a position; summary lines dropped', () => {

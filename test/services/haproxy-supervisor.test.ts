@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
 import { netnsPath } from '../../lib/sys/setns.js';
-import { openFilesHardLimit } from '../../lib/services/haproxy/proc.js';
+import { openFilesHardLimit, procState } from '../../lib/services/haproxy/proc.js';
 import { Scratch, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';
@@ -42,6 +42,9 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     const st1 = sup.status();
     assert.ok(st1.running && st1.pid !== undefined && st1.workers.length === 1, JSON.stringify(st1));
     assert.is(statSync(`/proc/${st1.pid}/ns/net`).ino, statSync(netnsPath(ns)).ino, 'haproxy lives in the namespace');
+    const stat1 = readFileSync(`/proc/${st1.pid}/stat`, 'utf8').slice(readFileSync(`/proc/${st1.pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+    assert.is(Number(stat1[1]), process.pid, 'spawned directly by this process (no `ip netns exec` in between)');
+    assert.is(Number(stat1[3]), st1.pid, 'a session of its own');
     assert.is(readFileSync(sup.paths.pid, 'utf8').trim(), String(st1.pid));
     assert.ok(sup.paths.masterSocket && existsSync(sup.paths.masterSocket), 'master socket');
     assert.is(httpGet(ns, `http://${VIP}/`), 'one');
@@ -82,6 +85,7 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     for (const p of [st3.pid!, ...st3.workers]) process.kill(p, 'SIGKILL');
     await waitFor(() => !procAlive(st3.pid!));
     assert.is(sup.status().running, false);
+    assert.is(procState(st3.pid!), undefined, 'the dead master (this process\'s child) was reaped, not left a zombie');
     assert.is(await sup.apply(good), 'started');
     assert.not.equal(sup.status().pid, st3.pid);
     assert.is(httpGet(ns, `http://${VIP}/`), 'two');
@@ -89,6 +93,7 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     const pid = sup.status().pid!;
     assert.is(await sup.stop({ purge: true }), true);
     assert.not.ok(procAlive(pid));
+    assert.is(procState(pid), undefined, 'stopped master reaped');
     assert.not.ok(existsSync(sup.opts.runDir), 'run dir removed');
     assert.is(httpGet(ns, `http://${VIP}/`), '', 'nothing listens any more');
     assert.is(await sup.stop(), false, 'stop is idempotent');

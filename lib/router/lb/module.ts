@@ -14,8 +14,9 @@ import type { RouterModel } from '../model.js';
 import { UsageError } from '../../util/errors.js';
 import type { OpaqueJson } from '../contract/types.js';
 import { renderConfig, type ProxySpec, type RenderedConfig } from '../../services/haproxy/config.js';
-import { checkConfig } from '../../services/haproxy/check.js';
+import { ConfigValidator } from '../../services/haproxy/check.js';
 import { HaproxySupervisor } from '../../services/haproxy/supervisor.js';
+import { HaproxyError } from '../../services/haproxy/errors.js';
 import { openFilesHardLimit } from '../../services/haproxy/proc.js';
 import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
@@ -67,12 +68,21 @@ export function renderLbConfig(m: RouterModel): RenderedConfig {
   });
 }
 
-/** Texts already accepted by `haproxy -c` in this process (the command's check, then its reconcile). */
-const checkedOk = new Set<string>();
+/**
+ * What `haproxy -c` accepted (the command's check, then its reconcile; and the running configurations, which
+ * were checked before they were written): a change is checked as the configuration's head and the proxy
+ * sections that are new or changed (lib/services/haproxy/check.ts).
+ */
+const validator = new ConfigValidator();
 
-function rememberChecked(text: string): void {
-  if (checkedOk.size > 16) checkedOk.clear();
-  checkedOk.add(text);
+/** The configuration the router's haproxy runs, accepted by `haproxy -c` before it was written: known good. */
+export function learnRunningConfig(namespace: string, stateDir: string): void {
+  try {
+    const c = supervisorFor(namespace, stateDir).checkedConfig();
+    if (c) validator.accepted(c.text, c.checkedBy);
+  } catch {
+    /* nothing known: everything is checked */
+  }
 }
 
 /**
@@ -119,15 +129,14 @@ export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?:
   setModuleState(m, LB, Object.keys(s.networks).length ? s : undefined);
 
   const rendered = renderLbConfig(m);
-  if (activeLbRules(m).length === 0 || checkedOk.has(rendered.text)) return;
-  const check = checkConfig(rendered.text);
+  if (activeLbRules(m).length === 0) return;
+  const check = validator.check(rendered.text);
   if (!check.ok) {
     const p = check.problems[0];
     const id = p.line !== undefined ? rendered.owners[p.line - 1] : undefined;
     const lineText = p.line !== undefined ? rendered.text.split('\n')[p.line - 1]?.trim() : undefined;
     throw new UsageError(`${source}: ${id !== undefined ? `rule ${id}: ` : ''}haproxy refused the configuration${lineText ? ` at "${lineText}"` : ''}: ${p.message}`, 'lb_rules');
   }
-  rememberChecked(rendered.text);
 }
 
 export function supervisorFor(namespace: string, stateDir: string): HaproxySupervisor {
@@ -144,7 +153,15 @@ export function forgetLbTier(m: RouterModel, networkId: string): void {
 
 export const lbModule: RouterModule = {
   name: LB,
-  commands: { 'apply-lb-rules': { change: (req) => (m) => applyLbRules(m, req) } },
+  commands: {
+    'apply-lb-rules': {
+      change: (req, env) => {
+        // the running configuration's sections were checked before it was written: only what changes is checked
+        learnRunningConfig(req.namespace, env.engine.store.stateDir);
+        return (m) => applyLbRules(m, req);
+      },
+    },
+  },
   forgetTier: forgetLbTier,
   // haproxy's listeners are services of the router on public addresses (on an isolated network's router the
   // firewall still filters them, as every public IP there)
@@ -156,8 +173,14 @@ export const lbModule: RouterModule = {
       return;
     }
     const text = renderLbConfig(m).text;
-    await sup.apply(text, { checked: checkedOk.has(text) });
-    rememberChecked(text);
+    learnRunningConfig(m.namespace, ctx.stateDir);
+    // a configuration not checked yet (a restore, a reconcile of a router whose rules were stored by another
+    // process) is checked here, its unknown parts only; the supervisor records who checked it
+    const check = validator.check(text);
+    if (!check.ok) {
+      throw new HaproxyError('E_HAPROXY_CONFIG', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
+    }
+    await sup.apply(text, { checked: true, checkedBy: validator.identity() });
   },
   async teardown(m, ctx) {
     await supervisorFor(m.namespace, ctx.stateDir).stop({ purge: true });

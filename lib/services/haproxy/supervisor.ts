@@ -1,8 +1,9 @@
 /**
  * One haproxy per router namespace, in master-worker mode (`-W -p PIDFILE -S MASTER_SOCKET -f CONFIG`),
- * started through `ip netns exec` so that it binds the router's public addresses inside the namespace. The
- * master is detached (own session, stdin closed, not waited for) but not `-D`: a daemonized master sends its
- * stderr to /dev/null, and then the reason of a failed reload is lost; this way it lands in haproxy.log.
+ * posix_spawn'ed from a thread inside the namespace (as dnsmasq: lib/sys/posix-spawn.ts) so that it binds the
+ * router's public addresses there. The master is detached (own session, stdin closed) but not `-D`: a
+ * daemonized master sends its stderr to /dev/null, and then the reason of a failed reload is lost; this way it
+ * lands in haproxy.log. It stays this process's child: a long-lived process reaps it when it dies (status()).
  *
  * - apply(text): check with `haproxy -c` first (a bad text never reaches the running haproxy), then start, or
  *   reload when the text differs from the running one. A reload is SIGUSR2 to the master: it re-reads the same
@@ -14,12 +15,12 @@
  *
  * Runtime files live in `runDir`: haproxy.cfg, haproxy.pid, master.sock, haproxy.log (the daemon's stderr).
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join, basename } from 'node:path';
-import { netnsPath } from '../../sys/setns.js';
-import { childEnv, findExecutable } from '../../sys/children.js';
+import { netnsPath, runInNetns } from '../../sys/setns.js';
+import { childEnvList } from '../../sys/children.js';
+import { posixSpawn, reapIfExited } from '../../sys/posix-spawn.js';
 import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';
 import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, readPidFile, sleepSync } from './proc.js';
@@ -53,13 +54,14 @@ const MAX_LOG_BYTES = 1 << 20;
 
 export class HaproxySupervisor {
   readonly opts: HaproxySupervisorOptions;
-  readonly paths: { config: string; pid: string; log: string; masterSocket?: string };
+  readonly paths: { config: string; checkedBy: string; pid: string; log: string; masterSocket?: string };
 
   constructor(opts: HaproxySupervisorOptions) {
     this.opts = opts;
     const sock = join(opts.runDir, 'master.sock');
     this.paths = {
       config: join(opts.runDir, 'haproxy.cfg'),
+      checkedBy: join(opts.runDir, 'haproxy.cfg.checked-by'),
       pid: join(opts.runDir, 'haproxy.pid'),
       log: join(opts.runDir, 'haproxy.log'),
       ...(sock.length <= MAX_SOCKET_PATH ? { masterSocket: sock } : {}),
@@ -92,7 +94,10 @@ export class HaproxySupervisor {
   status(): HaproxyStatus {
     const pid = readPidFile(this.paths.pid);
     if (pid === undefined) return { running: false, workers: [], reason: 'no-pid-file' };
-    if (!procAlive(pid)) return { running: false, workers: [], reason: 'dead' };
+    if (!procAlive(pid)) {
+      reapIfExited(pid); // a master this process started and that died: not left a zombie
+      return { running: false, workers: [], reason: 'dead' };
+    }
     if (!this.isOurs(pid)) return { running: false, workers: [], reason: 'not-ours' };
     if (this.opts.netns !== undefined) {
       const want = netnsFileInode(netnsPath(this.opts.netns));
@@ -111,15 +116,29 @@ export class HaproxySupervisor {
     }
   }
 
+  /** The configuration file with the identity of the haproxy that accepted it (apply's `checkedBy`), if recorded. */
+  checkedConfig(): { text: string; checkedBy: string } | undefined {
+    try {
+      const checkedBy = readFileSync(this.paths.checkedBy, 'utf8').trim();
+      return checkedBy ? { text: readFileSync(this.paths.config, 'utf8'), checkedBy } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Check `text`, then start haproxy with it or reload the running one (no-op when unchanged).
-   * `checked`: the caller already had this exact text accepted by `haproxy -c` (skips a second check).
+   * `checked`: the caller already had this exact text accepted by `haproxy -c` (skips a second check), by the
+   * haproxy named `checkedBy` (recorded beside the file: see checkedConfig).
    */
-  async apply(text: string, opts: { checked?: boolean } = {}): Promise<ApplyOutcome> {
+  async apply(text: string, opts: { checked?: boolean; checkedBy?: string } = {}): Promise<ApplyOutcome> {
     const st = this.status();
     const previous = existsSync(this.paths.config) ? readFileSync(this.paths.config, 'utf8') : undefined;
     // the running haproxy already has this text: nothing to check or run (not even haproxy -c)
-    if (st.running && previous === text) return 'unchanged';
+    if (st.running && previous === text) {
+      if (opts.checked && opts.checkedBy && !existsSync(this.paths.checkedBy)) writeFileSync(this.paths.checkedBy, `${opts.checkedBy}\n`, { mode: 0o600 });
+      return 'unchanged';
+    }
     const check = opts.checked ? { ok: true, problems: [], output: '' } : checkConfig(text, { binary: this.binary });
     if (!check.ok) {
       throw new HaproxyError('E_HAPROXY_CONFIG', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
@@ -127,12 +146,16 @@ export class HaproxySupervisor {
     // a master left in another (deleted/re-created) namespace serves nobody: replace it
     if (!st.running && st.reason === 'other-namespace' && st.pid !== undefined) await this.killTree(st.pid);
     mkdirSync(this.opts.runDir, { recursive: true, mode: 0o700 });
+    // who checked the text is recorded only once it is in place; a stale record never vouches for a new text
+    rmSync(this.paths.checkedBy, { force: true });
     this.writeConfig(text);
+    if (opts.checkedBy) writeFileSync(this.paths.checkedBy, `${opts.checkedBy}\n`, { mode: 0o600 });
     if (st.running && st.pid !== undefined) {
       try {
         await this.reload(st.pid);
       } catch (err) {
         // the master kept its old workers (and configuration): keep the file telling the truth
+        rmSync(this.paths.checkedBy, { force: true });
         if (previous !== undefined) this.writeConfig(previous);
         throw err;
       }
@@ -175,40 +198,31 @@ export class HaproxySupervisor {
     this.trimLog();
     const from = this.logSize();
     const args = ['-W', '-p', this.paths.pid, ...(this.paths.masterSocket ? ['-S', `${this.paths.masterSocket},mode,600`] : []), '-f', this.paths.config];
-    // `ip netns exec` execs haproxy in place: the child's pid is the master's
     const bin = this.binary;
-    let ip = 'ip';
-    if (this.opts.netns !== undefined) {
-      try {
-        ip = findExecutable('ip');
-      } catch (e) {
-        throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy in ${this.opts.netns}: ${(e as Error).message}`, { cause: e });
-      }
-    }
-    const [cmd, argv] = this.opts.netns !== undefined ? [ip, ['netns', 'exec', this.opts.netns, bin, ...args]] : [bin, args];
-    const fd = openSync(this.paths.log, 'a', 0o600);
-    let child;
+    let pid: number;
     try {
-      // the minimal child environment: never the caller's (extension details), see lib/sys/children.ts
-      child = spawn(cmd, argv, { detached: true, stdio: ['ignore', fd, fd], cwd: this.opts.runDir, env: childEnv() });
-    } finally {
-      closeSync(fd);
+      // posix_spawn from this thread while it is inside the namespace: the master is born there (no `ip netns
+      // exec` in between, no page-table copy of this process); stdout and stderr append to the log, a session
+      // of its own, the minimal child environment (never the caller's: extension details, lib/sys/children.ts)
+      const spawnIt = () => posixSpawn(bin, [bin, ...args], {
+        stderrPath: this.paths.log, appendStderr: true, stdoutToStderr: true, newSession: true, cwd: this.opts.runDir, env: childEnvList(),
+      });
+      pid = this.opts.netns !== undefined ? runInNetns(this.opts.netns, spawnIt) : spawnIt();
+    } catch (e) {
+      throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy${this.opts.netns !== undefined ? ` in ${this.opts.netns}` : ''}: ${(e as Error).message}`, { cause: e });
     }
     let exited: string | undefined;
-    let spawnError: Error | undefined;
-    child.on('exit', (code, signal) => { exited = `exit ${code ?? signal}`; });
-    child.on('error', (e) => { spawnError = e; });
-    child.unref();
-    const pid = child.pid;
-    const ok = await pollUntil(() => exited !== undefined || spawnError !== undefined ||
-      (pid !== undefined && readPidFile(this.paths.pid) === pid && procChildren(pid).some(procAlive)), this.timeoutMs);
-    if (spawnError) throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy: ${spawnError.message}`, { cause: spawnError });
+    const ok = await pollUntil(() => {
+      const st = reapIfExited(pid);
+      if (st) exited = `exit ${st.code ?? `signal ${st.signal}`}`;
+      return exited !== undefined || (readPidFile(this.paths.pid) === pid && procChildren(pid).some(procAlive));
+    }, this.timeoutMs);
     const out = this.logTail(from);
     if (exited !== undefined) {
       throw new HaproxyError('E_HAPROXY_START', `haproxy did not start (${exited})${out ? `: ${alerts(out)}` : ''}`, { output: out });
     }
     if (!ok) {
-      if (pid !== undefined) await this.killTree(pid);
+      await this.killTree(pid);
       throw new HaproxyError('E_HAPROXY_START', `haproxy started but no worker came up within ${this.timeoutMs} ms${out ? `: ${alerts(out)}` : ''}`, { output: out });
     }
   }
@@ -248,7 +262,8 @@ export class HaproxySupervisor {
 
   private async killTree(pid: number): Promise<void> {
     const kids = procChildren(pid);
-    const gone = () => !procAlive(pid) && kids.every((k) => !procAlive(k));
+    // a master this process started stays a zombie until reaped (procAlive counts that as gone): reap it
+    const gone = () => !procAlive(pid) && (reapIfExited(pid), kids.every((k) => !procAlive(k)));
     try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
     if (await pollUntil(gone, Math.min(this.timeoutMs, 5000))) return;
     for (const p of [pid, ...kids]) {
@@ -264,7 +279,7 @@ export class HaproxySupervisor {
     if (pid !== undefined) await this.killTree(pid);
     if (opts.purge) rmSync(this.opts.runDir, { recursive: true, force: true });
     else {
-      for (const f of [this.paths.pid, this.paths.config, this.paths.masterSocket]) if (f) rmSync(f, { force: true });
+      for (const f of [this.paths.pid, this.paths.config, this.paths.checkedBy, this.paths.masterSocket]) if (f) rmSync(f, { force: true });
     }
     return pid !== undefined;
   }
