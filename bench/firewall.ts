@@ -35,6 +35,7 @@ import { fmtMs, fmtRatio, fmtInt } from './lib/format.js';
 import { cliPath } from './lib/paths.js';
 import { installShim, startResident } from './lib/resident.js';
 import { runCommand } from '../lib/router/command-table.js';
+import { shapesMatrix, type ShapeRow } from './firewall-shapes.js';
 
 type Rule = Record<string, unknown>;
 
@@ -152,8 +153,8 @@ async function setup(): Promise<Setup> {
 
 interface Row { kind: 'fw' | 'acl'; n: number; lib: number; cli: number; shim: number; base: number; baseExtrapolated: boolean; sets: number; rules: number; elements: number }
 
-export async function bench(o: { quick: boolean; log: (m: string) => void }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
-  const sizes = o.quick ? [10, 100, 1000] : [10, 100, 1000, 10_000];
+export async function bench(o: { quick: boolean; log: (m: string) => void; shapesOnly?: boolean }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
+  const sizes = o.shapesOnly ? [] : o.quick ? [10, 100, 1000] : [10, 100, 1000, 10_000];
   const runs = o.quick ? 2 : 5;
   const S = await setup();
   const resident = await startResident(S.dir);
@@ -161,6 +162,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
   const rows: Row[] = [];
   const partial: string[] = [];
   const perSpawn: Record<string, number> = {};
+  let shapes: { table: Table; rows: ShapeRow[]; worst: ShapeRow | undefined } | undefined;
   try {
     for (const kind of ['fw', 'acl'] as const) {
       for (const n of sizes) {
@@ -221,6 +223,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
         rows.push({ kind, n, lib: median(lib), cli: median(cli), shim: median(viaShim), base, baseExtrapolated, ...counts });
       }
     }
+    shapes = await shapesMatrix({ quick: o.quick, log: o.log, engine: S.engine, net: S.net, dir: S.dir });
   } finally {
     await resident.stop();
     S.cleanup();
@@ -241,9 +244,12 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       'nft rules/sets/elements: the firewall part of the router table (NAT chains not counted)',
     ],
   };
-  const target = rows.filter((r) => r.n === 10_000).map((r) => `${r.kind}: shim + resident engine ${fmtMs(r.shim)} end to end (target ≤ 200 ms: ${r.shim <= 200 ? 'met' : 'NOT met'}), library ${fmtMs(r.lib)}, CLI cold ${fmtMs(r.cli)}`);
-  const text = renderText(table) + (target.length ? `  10,000 rules — ${target.join('; ')}\n` : '');
-  return { title: 'Firewall and network ACL apply (bench/firewall.ts)', tables: [table], notes: target, partial, data: { rows, runs }, text };
+  const target = rows.filter((r) => r.n === 10_000).map((r) => `${r.kind} (rule mix): shim + resident engine ${fmtMs(r.shim)} end to end (target ≤ 200 ms: ${r.shim <= 200 ? 'met' : 'NOT met'}), library ${fmtMs(r.lib)}, CLI cold ${fmtMs(r.cli)}`);
+  const w = shapes?.worst;
+  if (w) target.push(`worst shape: ${w.shape}, ${w.op}: ${fmtMs(w.lib)} in-library, ${fmtRatio(w.lib / w.floor)} the floor (${fmtMs(w.floor)}, one nft -f of the same elements)`);
+  const tables = [...(rows.length ? [table] : []), ...(shapes ? [shapes.table] : [])];
+  const text = tables.map(renderText).join('\n') + (target.length ? `  ${target.join('\n  ')}\n` : '');
+  return { title: 'Firewall and network ACL apply (bench/firewall.ts)', tables, notes: target, partial, data: { rows, runs, shapes: shapes?.rows }, text };
 }
 
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
@@ -251,7 +257,7 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     console.error('run inside the sandbox: node scripts/in-sandbox.mjs node dist/bench/firewall.js [--quick]');
     process.exit(1);
   }
-  const r = await bench({ quick: process.argv.includes('--quick'), log: (m) => process.stderr.write(`${m}\n`) });
+  const r = await bench({ quick: process.argv.includes('--quick'), shapesOnly: process.argv.includes('--shapes-only'), log: (m) => process.stderr.write(`${m}\n`) });
   process.stdout.write(r.text);
   for (const p of r.partial) process.stdout.write(`  PARTIAL: ${p}\n`);
 }
