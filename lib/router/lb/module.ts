@@ -173,6 +173,8 @@ export const lbModule: RouterModule = {
       return;
     }
     const text = renderLbConfig(m).text;
+    // the running haproxy already has this text (checked before it was written): nothing to check or run
+    if (sup.runningConfig() === text) return;
     learnRunningConfig(m.namespace, ctx.stateDir);
     // a configuration not checked yet (a restore, a reconcile of a router whose rules were stored by another
     // process) is checked here, its unknown parts only; the supervisor records who checked it
