@@ -10,6 +10,7 @@ import { NftValidationError } from './errors.js';
 import type {
   CounterStmt, CtExpr, DnatStmt, Expr, LimitStmt, LogStmt, MapExpr, MasqueradeStmt, MatchOp, MatchStmt,
   MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RedirectStmt, RejectStmt, SetExpr, SnatStmt, Verdict, VmapStmt,
+  MangleStmt, FwdStmt, RawPayloadExpr,
 } from './json.js';
 import { checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
 import { type IpFamily } from '../util/ip.js';
@@ -300,6 +301,44 @@ export function notrack(): NotrackStmt {
   return { notrack: null };
 }
 
+// ── Packet rewriting (netdev ingress) ──────────────────────────────────────────────────────────────
+
+/** Raw payload: `len` bits at bit `offset` of the link-layer, network or transport header. */
+export function rawPayload(base: 'll' | 'nh' | 'th', offset: number, len: number): RawPayloadExpr {
+  checkUint('raw payload offset', offset);
+  if (!Number.isInteger(len) || len < 1 || len > 128) throw new NftValidationError('INVALID_VALUE', 'raw payload length', len, 'must be 1–128 bits');
+  return { payload: { base, offset, len } };
+}
+
+/** ARP header fields (`arp operation`, `arp saddr ip`, `arp daddr ether`, …). */
+export const arp = {
+  htype: payload('arp', 'htype'),
+  ptype: payload('arp', 'ptype'),
+  hlen: payload('arp', 'hlen'),
+  plen: payload('arp', 'plen'),
+  operation: payload('arp', 'operation'),
+  saddrEther: payload('arp', 'saddr ether'),
+  saddrIp: payload('arp', 'saddr ip'),
+  daddrEther: payload('arp', 'daddr ether'),
+  daddrIp: payload('arp', 'daddr ip'),
+} as const;
+
+export const ether = { saddr: payload('ether', 'saddr'), daddr: payload('ether', 'daddr') } as const;
+
+/** `KEY set VALUE`: a constant (validated like a match value) or another field of the packet. */
+export function mangle(key: PayloadExpr | RawPayloadExpr, val: ValueInput | PayloadExpr | RawPayloadExpr): MangleStmt {
+  const v = typeof val === 'object' && val !== null && !Array.isArray(val) && 'payload' in val ? val : value(val as ValueInput);
+  return { mangle: { key, value: v } };
+}
+
+/**
+ * netdev ingress: send the packet out of `dev` (the packet leaves the input path). A name is resolved by
+ * libnftables in the namespace of the thread that runs the transaction; an interface index is taken as is.
+ */
+export function fwd(dev: string | number): FwdStmt {
+  return { fwd: { dev: typeof dev === 'number' ? checkUint('fwd device index', dev) : checkIfname('fwd device', dev) } };
+}
+
 // ── NAT ────────────────────────────────────────────────────────────────────────────────────────────
 
 /** Map lookup `KEY map @name` (NAT addresses/ports from a map). */
@@ -320,7 +359,7 @@ export interface NatOptions {
 
 function keyFamily(e: Expr): 'ip' | 'ip6' | undefined {
   if (typeof e !== 'object' || e === null || Array.isArray(e)) return undefined;
-  if ('payload' in e) return e.payload.protocol === 'ip' || e.payload.protocol === 'ip6' ? e.payload.protocol : undefined;
+  if ('payload' in e) return 'protocol' in e.payload && (e.payload.protocol === 'ip' || e.payload.protocol === 'ip6') ? e.payload.protocol : undefined;
   if ('concat' in e) for (const p of e.concat) { const f = keyFamily(p); if (f) return f; }
   return undefined;
 }

@@ -4,8 +4,9 @@
  * and objects.ts rather than by hand.
  */
 
-/** Address families netns-router manages (bridge/arp/netdev are out of scope). */
-export type Family = 'inet' | 'ip' | 'ip6';
+/** Address families netns-router manages: inet/ip/ip6, and netdev for an ingress hook on one device (the
+ * ARP answers of lib/router/arp-responder.ts). bridge/arp are out of scope. */
+export type Family = 'inet' | 'ip' | 'ip6' | 'netdev';
 
 /** A table is named by its family and name. */
 export interface TableRef {
@@ -14,7 +15,7 @@ export interface TableRef {
 }
 
 /** A netfilter hook a base chain attaches to. */
-export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
 /** A base chain's type. */
 export type ChainType = 'filter' | 'nat' | 'route';
 /** A base chain's policy. */
@@ -33,6 +34,8 @@ export type SetFlag = 'constant' | 'interval' | 'timeout';
 
 /** Wire expression: a header field (`ip saddr`, `tcp dport`). */
 export interface PayloadExpr { payload: { protocol: string; field: string } }
+/** Raw payload: `len` bits at bit `offset` of the link-layer (`ll`), network (`nh`) or transport (`th`) header. */
+export interface RawPayloadExpr { payload: { base: 'll' | 'nh' | 'th'; offset: number; len: number } }
 /** Wire expression: packet metadata (`meta l4proto`, `iifname`). */
 export interface MetaExpr { meta: { key: string } }
 /** Wire expression: a conntrack key (`ct state`). */
@@ -56,7 +59,7 @@ export interface StringLike { toJSON(): string }
 export type Primitive = string | number | StringLike;
 /** Any wire expression. */
 export type Expr =
-  | Primitive | PayloadExpr | MetaExpr | CtExpr | PrefixExpr | RangeExpr | ConcatExpr | SetExpr | MapExpr
+  | Primitive | PayloadExpr | RawPayloadExpr | MetaExpr | CtExpr | PrefixExpr | RangeExpr | ConcatExpr | SetExpr | MapExpr
   | ElemWrapped | Expr[] | Verdict;
 
 // ── Statements ─────────────────────────────────────────────────────────────────────────────────────
@@ -87,6 +90,10 @@ export interface RejectStmt { reject: null | { type?: string; expr?: string } }
 export interface VmapStmt { vmap: { key: Expr; data: string | SetExpr } }
 /** Wire statement: notrack. */
 export interface NotrackStmt { notrack: null }
+/** Payload mangling: `KEY set VALUE` (the value may be another field of the packet). */
+export interface MangleStmt { mangle: { key: PayloadExpr | RawPayloadExpr; value: Expr } }
+/** netdev ingress: send the packet out of `dev` (it is stolen from the input path). */
+export interface FwdStmt { fwd: { dev: string | number } }
 
 /** Wire verdict: accept, drop, continue, return, jump, goto. */
 export type Verdict =
@@ -96,7 +103,7 @@ export type Verdict =
 /** Any wire statement or verdict. */
 export type Stmt =
   | MatchStmt | CounterStmt | LogStmt | LimitStmt | SnatStmt | DnatStmt | MasqueradeStmt | RedirectStmt
-  | RejectStmt | VmapStmt | NotrackStmt | Verdict;
+  | RejectStmt | VmapStmt | NotrackStmt | MangleStmt | FwdStmt | Verdict;
 
 // ── Objects as rendered into commands and as listed ────────────────────────────────────────────────
 

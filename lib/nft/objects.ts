@@ -38,6 +38,8 @@ export interface Chain extends InTable {
   /** A number, or `{ base: 'dstnat', offset: -10 }` (see priorities.ts). */
   priority?: Priority;
   policy?: ChainPolicy;
+  /** netdev `ingress` chains: the device the hook is on. */
+  device?: string;
 }
 
 /** A rule: its chain and statements; a handle or index to act on or position by. */
@@ -117,7 +119,7 @@ export const chain = (name: string, opts: Omit<Chain, 'kind' | 'name'> = {}): Ch
 /** A base chain attached to a hook. */
 export const baseChain = (
   name: string,
-  opts: { type: ChainType; hook: Hook; priority: Priority; policy?: ChainPolicy; table?: TableRef },
+  opts: { type: ChainType; hook: Hook; priority: Priority; policy?: ChainPolicy; device?: string; table?: TableRef },
 ): Chain => ({ kind: 'chain', name, ...opts });
 /** A rule appended to `chainName` made of `expr` (statements of expr.ts). */
 export const rule = (chainName: string, expr: Stmt[], opts: Omit<Rule, 'kind' | 'chain' | 'expr'> = {}): Rule =>
@@ -226,6 +228,18 @@ function renderChain(verb: Verb, c: Chain, d: TableRef): JsonChain {
   if (!hooks) throw new NftValidationError('E_INVALID_CHAIN', 'chain type', c.type, 'must be filter, nat or route');
   if (!hooks.includes(c.hook)) {
     throw new NftValidationError('E_INVALID_CHAIN', 'chain hook', c.hook, `${c.type} chains attach to ${hooks.join(', ')}`);
+  }
+  // an ingress hook exists only in the netdev family, on one device
+  if ((c.hook === 'ingress') !== (out.family === 'netdev')) {
+    throw new NftValidationError('INVALID_CHAIN', 'chain hook', c.hook, 'the ingress hook is for netdev tables, and netdev tables have only it');
+  }
+  if (c.hook === 'ingress') {
+    if (typeof c.device !== 'string' || !/^[A-Za-z0-9_.@:-]{1,15}$/.test(c.device)) {
+      throw new NftValidationError('INVALID_CHAIN', 'chain device', c.device, 'an ingress chain needs its device name (1-15 characters)');
+    }
+    out.dev = c.device;
+  } else if (c.device !== undefined) {
+    throw new NftValidationError('INVALID_CHAIN', 'chain device', c.device, 'only ingress chains are bound to a device');
   }
   out.type = c.type;
   out.hook = c.hook;

@@ -32,14 +32,16 @@ const NAME_HOOKS: Record<PriorityName, readonly Hook[] | 'all'> = {
 
 /** Hooks each chain type may attach to (ip/ip6/inet). */
 export const CHAIN_TYPE_HOOKS: Record<ChainType, readonly Hook[]> = {
-  filter: ['prerouting', 'input', 'forward', 'output', 'postrouting'],
+  filter: ['prerouting', 'input', 'forward', 'output', 'postrouting', 'ingress'],
   nat: ['prerouting', 'input', 'output', 'postrouting'],
   route: ['output'],
 };
 
 /** Render a priority as the number libnftables JSON expects; checks the name fits the hook. */
 export function resolvePriority(p: Priority, family: Family, hook: Hook): number {
-  if (family !== 'inet' && family !== 'ip' && family !== 'ip6') {
+  // netdev (ingress) chains: `filter` (0) is the only name nft knows there; numbers as anywhere
+  if (family === 'netdev' && typeof p === 'object' && p !== null && p.base === 'filter') return checkOffset(p, p.offset ?? 0);
+  if (family !== 'inet' && family !== 'ip' && family !== 'ip6' && !(family === 'netdev' && typeof p === 'number')) {
     throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, `no standard priorities for family ${String(family)}`);
   }
   if (typeof p === 'number') {
@@ -56,11 +58,14 @@ export function resolvePriority(p: Priority, family: Family, hook: Hook): number
   if (hooks !== 'all' && !hooks.includes(hook)) {
     throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, `${p.base} is meant for ${hooks.join('/')} hooks, not ${hook}`);
   }
-  const offset = p.offset ?? 0;
+  return PRIORITY[p.base] + checkOffset(p, p.offset ?? 0);
+}
+
+function checkOffset(p: Priority, offset: number): number {
   if (!Number.isInteger(offset) || Math.abs(offset) > 1000) {
     throw new NftValidationError('E_INVALID_PRIORITY', 'priority', p, 'offset must be an integer within ±1000');
   }
-  return PRIORITY[p.base] + offset;
+  return offset;
 }
 
 /** The priorities netns-router's own base chains use (see the comment at the top of this file). */

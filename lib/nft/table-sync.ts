@@ -274,9 +274,22 @@ export interface SyncResult {
   /** Why the table was replaced: it held other contents (or none), something else committed nftables in the
    *  namespace since our last commit, a chain turned from regular to base (or back), or the kernel refused the in-place change although
    *  the stamp matched (a defect; the replacement still converges). */
-  reason?: 'other-contents' | 'changed-outside' | 'hook-change' | 'in-place-refused';
+  reason?: 'other-contents' | 'changed-outside' | 'hook-change' | 'in-place-refused' | 'asked';
   /** The refusal, when reason is 'in-place-refused'. */
   error?: NftError;
+}
+
+/**
+ * Another table changed in the same transaction as the main one and guarded by its stamp (its contents are part
+ * of the fingerprint). An empty `want` means the table must not exist (it is deleted), an empty or absent
+ * `assumed` that it does not exist yet. A table of another family (a netdev table hooking one device) cannot
+ * live in the main table.
+ */
+export interface CompanionTable {
+  table: TableRef;
+  want: readonly NftObject[];
+  assumed?: readonly NftObject[];
+  comment?: string;
 }
 
 /** Options of syncTable: the table comment, the namespace's generation reader (the stamp's guard). */
@@ -286,6 +299,42 @@ export interface SyncOptions {
   /** Reads the namespace's nftables generation id (generation.ts). Without it (the fake executor) only the
    *  fingerprint guards the in-place change, so changes made by others go unnoticed. */
   generation?: () => number;
+  /** Tables changed in the same transaction (see CompanionTable). */
+  companions?: CompanionTable[];
+  /** Replace the tables whole, without trying the in-place change (e.g. a device an ingress chain was bound to
+   *  was re-created: the kernel dropped or unbound that chain without a commit, so the stamp cannot tell). */
+  replace?: boolean;
+}
+
+interface Companion { ref: TableRef; from?: Contents; to?: Contents; want: readonly NftObject[]; comment?: string }
+
+const emptyContents = (): Contents => tableContents([]);
+
+/** The fingerprint of the main table's contents and its companions' (presence included). */
+function combined(main: Contents, comps: Companion[], side: 'from' | 'to'): number {
+  if (!comps.length) return main.fingerprint;
+  const hash = createHash('sha256').update(`m ${main.fingerprint}\n`);
+  for (const c of comps) {
+    const x = c[side];
+    hash.update(`t ${c.ref.family} ${c.ref.name} ${x ? x.fingerprint : 'absent'}\n`);
+  }
+  return hash.digest().readUInt32BE(0);
+}
+
+/** The companions' part of an in-place change (undefined: one of them cannot be changed in place). */
+function companionDiff(comps: Companion[]): TableDiff | undefined {
+  const out: TableDiff = { body: new Transaction(comps[0]?.ref ?? { family: 'inet', name: 'unused' }), staged: [] };
+  for (const c of comps) {
+    if (!c.from && !c.to) continue;
+    if (c.from && !c.to) { out.body.append(new Transaction(c.ref).delete({ kind: 'table' })); continue; }
+    const tx = new Transaction(c.ref);
+    if (!c.from) tx.add({ kind: 'table', ...(c.comment !== undefined ? { comment: c.comment } : {}) });
+    const d = diffTable(c.ref, c.from ?? emptyContents(), c.to!, { stage: true });
+    if (!d) return undefined;
+    out.body.append(tx.append(d.body));
+    for (const s of d.staged) out.staged.push({ ...s, table: c.ref });
+  }
+  return out;
 }
 
 /**
@@ -297,12 +346,21 @@ export async function syncTable(
 ): Promise<SyncResult> {
   const to = tableContents(want);
   const from = assumed ? tableContents(assumed) : to;
+  const comps: Companion[] = (opts.companions ?? []).map((c) => {
+    const toC = c.want.length ? tableContents(c.want) : undefined;
+    const fromC = assumed ? (c.assumed?.length ? tableContents(c.assumed) : undefined) : toC;
+    return { ref: c.table, from: fromC, to: toC, want: c.want, ...(c.comment !== undefined ? { comment: c.comment } : {}) };
+  });
+  const fromFp = combined(from, comps, 'from');
+  const toFp = combined(to, comps, 'to');
   // our commit bumps the generation by one; a commit by someone else in between shows next time
   const now = (): number => (opts.generation ? opts.generation() : 0);
   const after = (g: number): number => (opts.generation ? (g + 1) >>> 0 : 0);
   let gen = now();
-  const d = diffTable(tableRef, from, to, { stage: true });
-  let reason: SyncResult['reason'] = 'hook-change';
+  const d0 = opts.replace ? undefined : diffTable(tableRef, from, to, { stage: true });
+  const dc = d0 ? companionDiff(comps) : undefined;
+  const d = d0 && dc ? { body: d0.body.append(dc.body), staged: [...d0.staged, ...dc.staged] } : undefined;
+  let reason: SyncResult['reason'] = opts.replace ? 'asked' : 'hook-change';
   let error: NftError | undefined;
   if (d) {
     try {
@@ -310,22 +368,27 @@ export async function syncTable(
       if (d.staged.length) {
         // phase 1: the new interval sets, complete and committed before any rule refers to them (the stamp
         // still names `from`: the table holds nothing the next guard would not expect)
-        const prep = stamped(tableRef, from.fingerprint, gen, from.fingerprint, after(gen), (tx) => tx.add(...d.staged));
+        const prep = stamped(tableRef, fromFp, gen, fromFp, after(gen), (tx) => tx.add(...d.staged));
         await ex.apply(prep, { locate: false });
         operations += prep.length;
         gen = now();
       }
-      const main = stamped(tableRef, from.fingerprint, gen, to.fingerprint, after(gen), (tx) => tx.append(d.body));
+      const main = stamped(tableRef, fromFp, gen, toFp, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
       const stagedElements = d.staged.reduce((n, x) => n + (x.elements?.length ?? 0), 0);
       return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', operations: operations + main.length, ...(stagedElements ? { stagedElements } : {}) };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
-      reason = await whyRefused(ex, tableRef, from.fingerprint, gen);
+      reason = await whyRefused(ex, tableRef, fromFp, gen);
       if (reason === 'in-place-refused') error = err;
     }
   }
-  const tx = replacementOf(tableRef, want, to, after(now()), opts.comment);
+  const tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, after(now()), opts.comment);
+  for (const c of comps) {
+    // `add` first, so that deleting a table that is not there cannot fail
+    if (c.to) tx.append(replaceTable(c.ref, [...c.want], c.comment !== undefined ? { comment: c.comment } : {}));
+    else tx.append(new Transaction(c.ref).add({ kind: 'table' }).delete({ kind: 'table' }));
+  }
   await ex.apply(tx);
   return { mode: 'replace', operations: tx.length, reason, ...(error ? { error } : {}) };
 }

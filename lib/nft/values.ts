@@ -10,7 +10,7 @@ import { type IpFamily } from '../util/ip.js';
 
 /** A typed non-address string. Serialises (JSON.stringify) to its plain text. */
 export class Literal {
-  constructor(readonly kind: 'ifname' | 'symbol' | 'ref', readonly text: string) {}
+  constructor(readonly kind: 'ifname' | 'symbol' | 'ref' | 'mac', readonly text: string) {}
   toJSON(): string {
     return this.text;
   }
@@ -31,6 +31,14 @@ export function symbol(name: string): Literal {
     throw new NftValidationError('E_INVALID_VALUE', 'symbol', name, 'must be lower-case letters, digits and "-"');
   }
   return new Literal('symbol', name);
+}
+
+/** An Ethernet address (lower-case, colon-separated: "02:ab:…"). */
+export function mac(text: string): Literal {
+  if (typeof text !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(text)) {
+    throw new NftValidationError('INVALID_VALUE', 'ethernet address', text, 'must be six lower-case hex bytes separated by ":"');
+  }
+  return new Literal('mac', text);
 }
 
 /** Reference to a named set or map: `@name`. */

@@ -14,6 +14,7 @@ import { namespaceExecutor } from '../nft/namespace-executor.js';
 import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
+import { ARP_TABLE, ARP_TABLE_COMMENT, announce, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { claimNamespace } from './ownership.js';
@@ -59,7 +60,7 @@ export interface EngineOptions {
  */
 export class EngineCaches {
   private readonly objects: LruMap<string, { key: string; objs: NftObject[] }>;
-  constructor(max = 16) {
+  constructor(max = 32) {
     this.objects = new LruMap(max);
   }
 
@@ -325,17 +326,27 @@ export class RouterEngine {
       // cached result of the previous command
       const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous), previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
+      const plan = plumbingPlan(m);
       phases?.mark('compile');
-      applyPlumbing(host, plumbingPlan(m));
+      const report = applyPlumbing(host, plan);
       phases?.mark('plumbing');
+      // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
+      const prevAtts = assumed ? publicAttachments(previous!) : [];
+      const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
+      const idx = [...index].join();
+      const arpAssumed = assumed ? this.cached(previous!, `${previousKey}\0${idx}`, 'arp', () => arpResponderObjects(prevAtts, index)) : undefined;
+      const arp = this.cached(m, `${key}\0${idx}`, 'arp', () => arpResponderObjects(plan.attachments, index));
       const { ex, release } = this.executor(m.namespace);
       try {
         this.lastNftSync = await syncTable(ex, ROUTER_TABLE, want, assumed, {
           comment: ROUTER_TABLE_COMMENT, generation: () => nftGeneration(m.namespace),
+          companions: [{ table: ARP_TABLE, want: arp, ...(arpAssumed ? { assumed: arpAssumed } : {}), comment: ARP_TABLE_COMMENT }],
+          replace: boundDeviceMade(arp, report.links),
         });
       } finally {
         await release();
       }
+      announce(() => NetnsHandle.open(m.namespace), arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
       phases?.mark('nft');
       if (previous && !modelIsIdle(previous)) await deleteNatConntrack(m.namespace, natPlan(previous), nat);
       for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
@@ -343,6 +354,32 @@ export class RouterEngine {
     } finally {
       host.close();
     }
+  }
+
+  /** Interface indexes of links in a router namespace (none asked: no namespace opened). */
+  private ifindexes(ns: string, devs: string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    if (!devs.length) return out;
+    const h = NetnsHandle.open(ns);
+    try {
+      for (const d of devs) {
+        const l = h.netlink.linkFind(d);
+        if (l) out.set(d, l.index);
+      }
+    } finally {
+      h.close();
+    }
+    return out;
+  }
+
+  /** `make()` of a model, cached like its table (`part` names what). */
+  private cached(m: RouterModel, key: string, part: string, make: () => NftObject[]): NftObject[] {
+    const slot = `${this.opts.stateDir}\0${m.namespace}\0${part}`;
+    const hit = this.caches.get(slot, key);
+    if (hit) return hit;
+    const objs = make();
+    this.caches.put(slot, key, objs);
+    return objs;
   }
 
   /** The router table's contents for a model, `key` its serialised text (see EngineCaches). */

@@ -26,31 +26,40 @@ const ARPHRD_ETHER = 1;
 
 /** Send `count` gratuitous ARP requests for `ip` out of `dev` (in the namespace of `ns`). */
 export function sendGratuitousArp(ns: NetnsHandle, dev: string, ip: string, count = 1): void {
+  sendGratuitousArps(ns, dev, Array.from({ length: count }, () => ip));
+}
+
+/**
+ * One gratuitous ARP request for each of `ips` out of `dev`: one link lookup and one socket for them all (10,000
+ * addresses: one send each, no per-address lookup). Returns the number sent.
+ */
+export function sendGratuitousArps(ns: NetnsHandle, dev: string, ips: readonly string[]): number {
+  if (!ips.length) return 0;
   const link = ns.netlink.linkGet(dev);
-  if (!link.mac) return;
+  if (!link.mac) return 0;
   const fd = packetSocket(ns);
-  {
-    const mac = macToBytes(link.mac);
+  const arp = Buffer.alloc(28);
+  arp.writeUInt16BE(ARPHRD_ETHER, 0); // hardware type
+  arp.writeUInt16BE(0x0800, 2); // protocol type IPv4
+  arp.writeUInt8(6, 4);
+  arp.writeUInt8(4, 5);
+  arp.writeUInt16BE(1, 6); // request
+  macToBytes(link.mac).copy(arp, 8);
+  // target MAC zero; sender IP = target IP = the address (gratuitous), filled per address below
+  // struct sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16, pkttype u8, halen u8, addr[8]
+  const sll = Buffer.alloc(20);
+  sll.writeUInt16LE(AF_PACKET, 0);
+  sll.writeUInt16BE(ETH_P_ARP, 2);
+  sll.writeInt32LE(link.index, 4);
+  sll.writeUInt16LE(ARPHRD_ETHER, 8);
+  sll.writeUInt8(0, 10);
+  sll.writeUInt8(6, 11);
+  Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(sll, 12);
+  for (const ip of ips) {
     const addr = ipToBytes(ip);
-    const arp = Buffer.alloc(28);
-    arp.writeUInt16BE(ARPHRD_ETHER, 0); // hardware type
-    arp.writeUInt16BE(0x0800, 2); // protocol type IPv4
-    arp.writeUInt8(6, 4);
-    arp.writeUInt8(4, 5);
-    arp.writeUInt16BE(1, 6); // request
-    mac.copy(arp, 8);
-    addr.copy(arp, 14); // sender IP = our IP
-    // target MAC zero, target IP = our IP (gratuitous)
+    addr.copy(arp, 14);
     addr.copy(arp, 24);
-    // struct sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16, pkttype u8, halen u8, addr[8]
-    const sll = Buffer.alloc(20);
-    sll.writeUInt16LE(AF_PACKET, 0);
-    sll.writeUInt16BE(ETH_P_ARP, 2);
-    sll.writeInt32LE(link.index, 4);
-    sll.writeUInt16LE(ARPHRD_ETHER, 8);
-    sll.writeUInt8(0, 10);
-    sll.writeUInt8(6, 11);
-    Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(sll, 12);
-    for (let i = 0; i < count; i++) libc.sendto(fd, arp, sll);
+    libc.sendto(fd, arp, sll);
   }
+  return ips.length;
 }

@@ -32,6 +32,11 @@ export interface Attachment {
   disableIpv6: boolean;
   /** Send gratuitous ARP for these IPv4 addresses after they are (re)added. */
   garp?: string[];
+  /**
+   * IPv4 addresses of the segment that are NOT put on the namespace end but answered for by the router's ARP
+   * responder (lib/router/arp-responder.ts), with `nsMac`: static NAT addresses (topology.ts publicAttachments).
+   */
+  arpOnly?: string[];
   /** Proxy-ARP on the namespace end (answer for other addresses of the segment). */
   proxyArp?: boolean;
 }

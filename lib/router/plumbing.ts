@@ -17,7 +17,7 @@ import { canonicalCidr } from '../netlink/handle.js';
 import { toCidr } from '../util/ip.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
-import { sendGratuitousArp } from './garp.js';
+import { sendGratuitousArps } from './garp.js';
 import { segmentText } from './segment.js';
 import {
   OwnershipError, claimNamespace, markCurrentNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
@@ -362,7 +362,8 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
       ensureVeth(host, ns!, plan.netns, a, bridge, veths[i], report);
       const added: string[] = [];
       ensureAddresses(ns!, a, report, added);
-      for (const ip of added) if (a.garp?.includes(ip)) newV4.push([a.nsVeth, ip]);
+      const garp = new Set(a.garp ?? []);
+      for (const ip of added) if (garp.has(ip)) newV4.push([a.nsVeth, ip]);
     });
     const keep = new Set(plan.attachments.map((a) => a.nsVeth));
     for (const l of nl.linkList()) {
@@ -371,9 +372,15 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
       report.links.push({ name: l.name, action: 'deleted', where: 'netns' });
     }
     ensureRoutes(ns, plan.routes, report);
+    const byDev = new Map<string, string[]>();
     for (const [dev, ip] of newV4) {
+      const l = byDev.get(dev);
+      if (l) l.push(ip);
+      else byDev.set(dev, [ip]);
+    }
+    for (const [dev, ips] of byDev) {
       try {
-        sendGratuitousArp(ns, dev, ip, 1);
+        sendGratuitousArps(ns, dev, ips);
       } catch {
         // best effort: a missing carrier must not fail the command
       }

@@ -1,0 +1,123 @@
+/**
+ * Static NAT addresses are not put on the router's public veth; the router's ARP responder (a netdev ingress
+ * table, lib/router/arp-responder.ts) answers the peer's ARP requests for them, and a gratuitous ARP announces
+ * each one that starts being answered. Real frames: ARP requests sent from the upstream namespace with a raw
+ * socket, the replies and gratuitous ARPs read from the same socket, and traffic through the static NAT.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { NetnsHandle } from '../../lib/netns/handle.js';
+import { publicAttachments } from '../../lib/router/topology.js';
+import { Scratch, nsExec, requireSandbox, uid, waitFor } from '../helpers/topo.js';
+import { isolatedTopo, openIngress, pingOk, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
+import { ArpTap } from '../helpers/arp.js';
+
+requireSandbox();
+
+const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
+
+/** IPv4 addresses on a link of a namespace. */
+function addressesOf(ns: string, dev: string): string[] {
+  const h = NetnsHandle.open(ns);
+  try {
+    return h.netlink.addrList({ dev }).filter((a) => a.family === 4).map((a) => a.ip).sort();
+  } finally {
+    h.close();
+  }
+}
+
+test('static NAT addresses: answered by ARP, not on the interface; gratuitous ARP when one appears; back on the interface when the NAT goes', async () => {
+  const s = new Scratch();
+  const procs: ChildProcess[] = [];
+  let stateDir = '';
+  let tap: ArpTap | undefined;
+  try {
+    const t = await isolatedTopo(s, randomId());
+    stateDir = t.stateDir;
+    const { engine, net, ns, P, P2, upNs, vm2 } = t;
+    const pub = publicAttachments(engine.store.load(ns)!)[0];
+    const veth = pub.nsVeth;
+    const mac = pub.nsMac!;
+    procs.push(...servers(vm2, [22], []));
+    assert.ok(await serversUp(vm2, [22], []));
+    await openIngress(engine, net, [{ ip: P2, protocol: 'icmp' }, { ip: P2, protocol: 'tcp', ports: [22, 22] }]);
+
+    assert.equal(addressesOf(ns, veth), [P], 'the source NAT address is on the veth, the static NAT address is not');
+    tap = ArpTap.open(upNs, 'up0');
+    tap.request(P2, UP_A);
+    const r = tap.read(1500, (f) => f.op === 'reply').find((f) => f.op === 'reply');
+    assert.ok(r, `the first ARP request for the static NAT address ${P2} answered`);
+    assert.is(r!.senderIp, P2);
+    assert.is(r!.senderMac, mac, 'with the router veth\'s MAC');
+    assert.is(r!.src, mac);
+    assert.is(r!.targetIp, UP_A, 'addressed to the asker');
+    assert.is(r!.targetMac, tap.mac);
+    assert.is(r!.dst, tap.mac, 'unicast back');
+    assert.ok(tap.ask(P, UP_A), 'positive control: the source NAT address (a real address) is answered by the kernel');
+    assert.is(tap.ask('203.0.113.99', UP_A, 900), undefined, 'an address the router does not have: no answer');
+    // (waitFor: the VM's kernel may leave the router's first ARP request unanswered, see ArpTap.ask)
+    assert.ok(await waitFor(() => pingOk(upNs, P2), 5000), 'ping to the static NAT address reaches the VM');
+    assert.ok(tcpOk(upNs, P2, 22), 'tcp to the static NAT address reaches the VM');
+
+    // one more static NAT: its address is announced with a gratuitous ARP, and answered
+    const P3 = '203.0.113.12';
+    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: P3, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    tap.drain();
+    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.12' });
+    const garp = tap.read(1000, (f) => f.senderIp === P3 && f.targetIp === P3).find((f) => f.senderIp === P3 && f.targetIp === P3);
+    assert.ok(garp, 'a gratuitous ARP for the new static NAT address');
+    assert.is(garp!.op, 'request');
+    assert.is(garp!.senderMac, mac);
+    assert.is(garp!.dst, 'ff:ff:ff:ff:ff:ff');
+    assert.equal(addressesOf(ns, veth), [P], 'P3 left the veth');
+    assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered');
+
+    // the static NAT goes: its address is back on the veth, answered by the kernel, and no longer translated
+    await engine.deleteStaticNat({ command: 'delete-static-nat', ...net, publicIp: { ip: P2, sourceNat: false } });
+    assert.equal(addressesOf(ns, veth), [P, P2].sort());
+    assert.is(tap.ask(P2, UP_A)?.senderMac, mac, 'P2 still answered (now as the router\'s address)');
+    assert.not.ok(tcpOk(upNs, P2, 22), 'no longer translated to the VM');
+    assert.ok(tcpOk(upNs, P2, 22) === false && pingOk(upNs, P3) === false, 'P3 not opened by the firewall: closed');
+
+    // the responder survives its veth being re-created (the next command repairs the plumbing and the tables)
+    const h = NetnsHandle.open(ns);
+    try { h.netlink.linkDel(veth); } finally { h.close(); }
+    assert.is(tap.ask(P3, UP_A, 900), undefined, 'veth gone: nothing answers');
+    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: P2, sourceNat: false }, privateIp: '10.1.1.11' });
+    assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered again on the re-created veth');
+    assert.is(tap.ask(P2, UP_A)?.senderMac, mac, 'P2 answered again');
+    assert.ok(await waitFor(() => tcpOk(upNs, P2, 22), 5000), 'and translated again');
+    assert.match(nsExec(ns, ['nft', 'list', 'table', 'netdev', 'netns_router_arp']), /arp operation request arp daddr ip @ips_/);
+  } finally {
+    tap?.close();
+    for (const p of procs) p.kill();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('a segment whose only public IP is a static NAT keeps it as an address (its gateway must stay on-link)', async () => {
+  const s = new Scratch();
+  let stateDir = '';
+  let tap: ArpTap | undefined;
+  try {
+    const t = await isolatedTopo(s, randomId());
+    stateDir = t.stateDir;
+    const { engine, ns } = t;
+    const m = engine.store.load(ns)!;
+    // the whole segment's view: both public IPs static-NATed, neither a source NAT address
+    m.publicIps['203.0.113.10'].sourceNat = false;
+    m.staticNats.push({ publicIp: '203.0.113.10', privateIp: '10.1.1.10' });
+    const [a] = publicAttachments(m);
+    assert.equal(a.addresses, ['203.0.113.10/24'], 'the first static NAT address stays');
+    assert.equal(a.arpOnly, ['203.0.113.11']);
+  } finally {
+    tap?.close();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test.run();
