@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as N from '../../lib/nft/index.js';
 import { changedMiddle, sameValue } from '../../lib/util/compare.js';
-import { addNs, delNs, nsSh } from './helpers.js';
+import { addNs, delNs, nsSh, nsTables } from './helpers.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
@@ -150,6 +150,61 @@ test('a table edited by hand is replaced, not patched; wrong contents too; a mov
     assert.is(res2.mode, 'diff', 'a base chain that moves is re-created inside the in-place transaction');
     assert.ok(nsSh(a, 'nft', ['list', 'chain', 'inet', T.name, 'filt']).stdout.includes('priority filter + 5'));
     assert.is((await N.syncTable(ex, T, moved, moved, opts)).mode, 'unchanged');
+  } finally {
+    g.close();
+    await ex.close();
+    delNs(a);
+  }
+});
+
+test('a companion table changes in the same guarded transaction: created, changed in place, guarded, deleted when empty', async () => {
+  const a = addNs('sync-c-');
+  const ex = N.openLibnftables({ netns: a });
+  const g = N.NftGenerationReader.open(a);
+  const C: N.TableRef = { family: 'netdev', name: 'companion' };
+  nsSh(a, 'ip', ['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+  const comp = (ips: string[]): N.NftObject[] => (ips.length ? [
+    N.set('ips', 'ipv4_addr', { elements: ips.map((key) => ({ key })) }),
+    N.baseChain('in_d0', { type: 'filter', hook: 'ingress', device: 'd0', priority: { base: 'filter' }, policy: 'accept' }),
+    N.rule('in_d0', [N.match(N.arp.operation, N.symbol('request')), N.lookup(N.arp.daddrIp, 'ips'), N.counter()]),
+  ] : []);
+  const opts = (want: string[], assumed?: string[], extra: Partial<N.SyncOptions> = {}): N.SyncOptions => ({
+    generation: () => g.read(), companions: [{ table: C, want: comp(want), ...(assumed ? { assumed: comp(assumed) } : {}) }], ...extra,
+  });
+  const ips = (): string => nsSh(a, 'nft', ['list', 'set', 'netdev', 'companion', 'ips']).stdout;
+  try {
+    const base = contents(3);
+    const first = await N.syncTable(ex, T, base, undefined, opts(['192.0.2.1', '192.0.2.2']));
+    assert.is(first.mode, 'replace', 'first apply: both tables made');
+    assert.match(ips(), /192\.0\.2\.1, 192\.0\.2\.2/);
+    const chainHandle = (): string => nsSh(a, 'nft', ['-a', 'list', 'chain', 'netdev', 'companion', 'in_d0']).stdout.match(/# handle (\d+)/)![1];
+    const h0 = chainHandle();
+    const d = await N.syncTable(ex, T, base, base, opts(['192.0.2.1', '192.0.2.3'], ['192.0.2.1', '192.0.2.2']));
+    assert.is(d.mode, 'diff');
+    assert.is(d.operations, 4, 'stamp out, element out, element in, stamp in');
+    assert.match(ips(), /192\.0\.2\.1, 192\.0\.2\.3/);
+    assert.is(chainHandle(), h0, 'the ingress chain kept its handle');
+    assert.is((await N.syncTable(ex, T, base, base, opts(['192.0.2.1', '192.0.2.3'], ['192.0.2.1', '192.0.2.3']))).mode, 'unchanged');
+    // the companion is part of the fingerprint: a wrong assumption about it is noticed
+    const wrong = await N.syncTable(ex, T, base, base, opts(['192.0.2.4'], ['192.0.2.9']));
+    assert.is(wrong.mode, 'replace');
+    assert.is(wrong.reason, 'other-contents');
+    assert.match(ips(), /192\.0\.2\.4/);
+    // a hand edit of the companion bumps the generation: replaced
+    nsSh(a, 'nft', ['add', 'element', 'netdev', 'companion', 'ips', '{ 192.0.2.77 }']);
+    const edited = await N.syncTable(ex, T, base, base, opts(['192.0.2.4'], ['192.0.2.4']));
+    assert.is(edited.reason, 'changed-outside');
+    assert.not.match(ips(), /192\.0\.2\.77/);
+    // asked to replace (a device the chain was bound to was re-created)
+    const asked = await N.syncTable(ex, T, base, base, opts(['192.0.2.4'], ['192.0.2.4'], { replace: true }));
+    assert.is(asked.mode, 'replace');
+    assert.is(asked.reason, 'asked');
+    // nothing left to answer: the companion table goes, in place
+    const gone = await N.syncTable(ex, T, base, base, opts([], ['192.0.2.4']));
+    assert.is(gone.mode, 'diff');
+    assert.not.ok(nsTables(a).includes('netdev companion'), nsTables(a).join());
+    assert.ok(nsTables(a).includes(`inet ${T.name}`));
+    assert.is((await N.syncTable(ex, T, base, base, opts([], []))).mode, 'unchanged');
   } finally {
     g.close();
     await ex.close();
