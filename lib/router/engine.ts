@@ -321,17 +321,20 @@ export class RouterEngine {
         return;
       }
       // compute the whole ruleset first: an invalid module state fails before anything changes
-      const nat = natPlan(m);
+      const pub = publicAttachments(m);
+      const nat = natPlan(m, pub);
+      const prevPub = previous && !modelIsIdle(previous) ? publicAttachments(previous) : undefined;
+      const prevNat = prevPub && natPlan(previous!, prevPub);
       // what the kernel should hold now (checked by the stamp in syncTable); asked first: it is usually the
       // cached result of the previous command
-      const assumed = previous && !modelIsIdle(previous) ? this.tableObjects(previous, natPlan(previous), previousKey!) : undefined;
+      const assumed = prevNat ? this.tableObjects(previous!, prevNat, previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
-      const plan = plumbingPlan(m);
+      const plan = plumbingPlan(m, pub);
       phases?.mark('compile');
       const report = applyPlumbing(host, plan);
       phases?.mark('plumbing');
       // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
-      const prevAtts = assumed ? publicAttachments(previous!) : [];
+      const prevAtts = assumed ? prevPub! : [];
       const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
       const idx = [...index].join();
       const arpAssumed = assumed ? this.cached(previous!, `${previousKey}\0${idx}`, 'arp', () => arpResponderObjects(prevAtts, index)) : undefined;
@@ -348,7 +351,7 @@ export class RouterEngine {
       }
       announce(() => NetnsHandle.open(m.namespace), arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
       phases?.mark('nft');
-      if (previous && !modelIsIdle(previous)) await deleteNatConntrack(m.namespace, natPlan(previous), nat);
+      if (prevNat) await deleteNatConntrack(m.namespace, prevNat, nat);
       for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
       phases?.mark('modules');
     } finally {
