@@ -267,6 +267,8 @@ export function replacementOf(tableRef: TableRef, objs: readonly NftObject[], to
 export interface SyncResult {
   /** 'unchanged': the kernel already held the contents; 'diff': changed in place; 'replace': table replaced. */
   mode: 'unchanged' | 'diff' | 'replace';
+  /** The fingerprint of the stamp left (the contents and companions now held). */
+  fingerprint?: number;
   /** Operations in the applied transaction(s). */
   operations: number;
   /** Elements of the interval sets created complete ahead of the change (see TableDiff.staged). */
@@ -376,7 +378,7 @@ export async function syncTable(
       const main = stamped(tableRef, fromFp, gen, toFp, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
       const stagedElements = d.staged.reduce((n, x) => n + (x.elements?.length ?? 0), 0);
-      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', operations: operations + main.length, ...(stagedElements ? { stagedElements } : {}) };
+      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', fingerprint: toFp, operations: operations + main.length, ...(stagedElements ? { stagedElements } : {}) };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       reason = await whyRefused(ex, tableRef, fromFp, gen);
@@ -390,7 +392,24 @@ export async function syncTable(
     else tx.append(new Transaction(c.ref).add({ kind: 'table' }).delete({ kind: 'table' }));
   }
   await ex.apply(tx);
-  return { mode: 'replace', operations: tx.length, reason, ...(error ? { error } : {}) };
+  return { mode: 'replace', fingerprint: toFp, operations: tx.length, reason, ...(error ? { error } : {}) };
+}
+
+/**
+ * Is the table (and its companions) still exactly what our last commit left, stamped `fingerprint`? Swaps the
+ * stamp for the next generation's in one transaction, which fails, changing nothing, if anything else is there or
+ * anything committed nftables in the namespace since (see the header). Lets a caller that knows which contents
+ * carry that fingerprint skip computing them.
+ */
+export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerprint: number, generation: () => number): Promise<boolean> {
+  const gen = generation();
+  try {
+    await ex.apply(stamped(tableRef, fingerprint, gen, fingerprint, (gen + 1) >>> 0, () => undefined), { locate: false });
+    return true;
+  } catch (err) {
+    if (err instanceof NftError) return false;
+    throw err;
+  }
 }
 
 /** After the guarded transaction failed: was it the guard (and which half), or the change itself? */

@@ -25,7 +25,8 @@ import type * as T from './contract/types.js';
 import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './router-module.js';
 import { defaultModules } from './default-modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
-import { syncTable, type SyncResult } from '../nft/table-sync.js';
+import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
+import { forgetProof, provenFingerprint, recordProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
 import { nftGeneration } from '../nft/generation.js';
@@ -236,12 +237,12 @@ export class RouterEngine {
     const release = await this.lockRouter(ns);
     phases.mark('lock');
     try {
-      // the state file's text is parsed twice (the old model, and the one to change) instead of cloning: a
-      // parse is ~3× cheaper than structuredClone; the text is also the old model's cache key
+      // the state file's text is parsed twice (the old model, and the one to change) instead of cloning (a parse
+      // is ~3× cheaper than structuredClone) — the second time only when the command changed the model; the text
+      // is also the old model's cache key
       const text = this.store.read(ns);
-      const before = text === undefined ? undefined : this.store.parse(ns, text);
       // a new router's namespace did not exist before: undoing it means removing it again
-      const existed = before !== undefined || netnsExists(ns);
+      const existed = text !== undefined || netnsExists(ns);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
       if (before) refuseOtherRouter(before, init);
@@ -253,11 +254,16 @@ export class RouterEngine {
         throw wrap(err, `changing ${ns}`);
       }
       const next = StateStore.serialize(model);
+      // the same text: the model is the stored one (nothing to save either)
+      const unchanged = next === text;
+      const before = text === undefined ? undefined : unchanged ? model : this.store.parse(ns, text);
       phases.mark('mutate');
       try {
         await this.reconcileKeyed(model, next, before, text, phases);
-        if (verdict === 'delete') this.store.remove(ns);
-        else this.store.save(model, next);
+        if (verdict === 'delete') {
+          this.store.remove(ns);
+          forgetProof(this.opts.stateDir, ns);
+        } else if (!unchanged) this.store.save(model, next);
       } catch (err) {
         await this.undo(model, before, existed);
         throw wrap(err, `reconciling ${ns}`);
@@ -320,16 +326,31 @@ export class RouterEngine {
         removePlumbing(host, m.namespace, atts, { deleteNamespace: true });
         return;
       }
-      // compute the whole ruleset first: an invalid module state fails before anything changes
       const pub = publicAttachments(m);
+      const plan = plumbingPlan(m, pub);
+      // a command that changed nothing, whose tables our last commit provably left as this model compiles:
+      // plumbing and services are reconciled, the tables are only confirmed (table-proof.ts)
+      const proof = previousKey === key && previous && !modelIsIdle(previous) ? provenFingerprint(this.opts.stateDir, m.namespace, key) : undefined;
+      if (proof !== undefined) {
+        phases?.mark('compile');
+        const report = applyPlumbing(host, plan);
+        phases?.mark('plumbing');
+        if (!report.links.some((l) => l.action === 'created' || l.action === 'recreated') && await this.confirmTables(m.namespace, proof)) {
+          this.lastNftSync = { mode: 'unchanged', fingerprint: proof, operations: 2 };
+          phases?.mark('nft');
+          for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
+          phases?.mark('modules');
+          return;
+        }
+      }
+      // compute the whole ruleset first: an invalid module state fails before anything changes
       const nat = natPlan(m, pub);
-      const prevPub = previous && !modelIsIdle(previous) ? publicAttachments(previous) : undefined;
-      const prevNat = prevPub && natPlan(previous!, prevPub);
+      const prevPub = previous && !modelIsIdle(previous) ? (previous === m ? pub : publicAttachments(previous)) : undefined;
+      const prevNat = prevPub && (previous === m ? nat : natPlan(previous!, prevPub));
       // what the kernel should hold now (checked by the stamp in syncTable); asked first: it is usually the
       // cached result of the previous command
       const assumed = prevNat ? this.tableObjects(previous!, prevNat, previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
-      const plan = plumbingPlan(m, pub);
       phases?.mark('compile');
       const report = applyPlumbing(host, plan);
       phases?.mark('plumbing');
@@ -350,12 +371,23 @@ export class RouterEngine {
         await release();
       }
       announce(() => NetnsHandle.open(m.namespace), arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
+      if (this.lastNftSync.fingerprint !== undefined) recordProof(this.opts.stateDir, m.namespace, key, this.lastNftSync.fingerprint);
       phases?.mark('nft');
       if (prevNat) await deleteNatConntrack(m.namespace, prevNat, nat);
       for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
       phases?.mark('modules');
     } finally {
       host.close();
+    }
+  }
+
+  /** Do the router's tables still hold what our last commit stamped `fingerprint` (table-sync confirmStamp)? */
+  private async confirmTables(ns: string, fingerprint: number): Promise<boolean> {
+    const { ex, release } = this.executor(ns);
+    try {
+      return await confirmStamp(ex, ROUTER_TABLE, fingerprint, () => nftGeneration(ns));
+    } finally {
+      await release();
     }
   }
 

@@ -18,7 +18,6 @@
  * it, and reaches the router itself only as a reply, at an address a module filters, or at a public service
  * (docs/firewall.md, "The public side").
  */
-import { isIPv6 } from 'node:net';
 import { baseChain, chain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
 import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6 } from '../nft/expr.js';
 import type { PublicIngress } from './router-module.js';
@@ -106,9 +105,11 @@ const GUARD_PRIORITY = { base: 'filter', offset: -20 } as const;
  */
 export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
   const filtered = [...new Set(ingress.filtered ?? [])].sort();
-  const v4 = filtered.filter((a) => !isIPv6(a));
-  const v6 = filtered.filter((a) => isIPv6(a));
-  const services = (ingress.services ?? []).filter((x) => !isIPv6(x.ip)).sort((a, b) => a.ip.localeCompare(b.ip) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
+  // validated address literals: a colon is IPv6 (node's isIPv6 compiles a large regex on first use, ~5 ms of a
+  // cold process)
+  const v4 = filtered.filter((a) => !a.includes(':'));
+  const v6 = filtered.filter((a) => a.includes(':'));
+  const services = (ingress.services ?? []).filter((x) => !x.ip.includes(':')).sort((a, b) => a.ip.localeCompare(b.ip) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
   const seen = new Set<string>();
   const svc: ElementItem[] = [];
   for (const x of services) {

@@ -182,8 +182,37 @@ function commandDoc(spec: CommandSpec, cmd: Command, penv: ParseEnvironment): He
   };
 }
 
-/** Builds a fresh commander program (commander keeps option values between parses). */
-function buildProgram(out: { text: string }, onAction: (c: Captured) => void, penv: ParseEnvironment): Command {
+/**
+ * The commands a command line can reach: its first word that is not an option (global options before it are
+ * skipped with their values), and for `help` the command it asks about. Undefined when that cannot be told (an
+ * unknown option before the command): then every command gets its options.
+ */
+function commandsNamed(argv: readonly string[]): Set<string> | undefined {
+  const valued = new Set(GLOBAL_OPTIONS.map((g) => g.flags.split(' ')[0]));
+  const out = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('-')) {
+      if (a.includes('=') || ['-h', '--help', '-V', '--version'].includes(a)) continue;
+      if (!valued.has(a)) return undefined;
+      i++;
+      continue;
+    }
+    out.add(a);
+    if (a === 'help' && argv[i + 1] !== undefined) out.add(argv[i + 1]);
+    return out;
+  }
+  return out;
+}
+
+/**
+ * Builds a fresh commander program (commander keeps option values between parses). Only the commands `argv`
+ * names get their field options: commander checks every option it adds against those already there, so the
+ * ~100 field options of ~40 commands cost ~10 ms of a cold process's start; the other commands are there for
+ * the dispatch and the listings.
+ */
+function buildProgram(out: { text: string }, onAction: (c: Captured) => void, penv: ParseEnvironment, argv?: readonly string[]): Command {
+  const named = argv && commandsNamed(argv);
   const width = penv.helpWidth ?? DEFAULT_HELP_WIDTH;
   const program = new Command('netns-router')
     .exitOverride()
@@ -213,7 +242,7 @@ function buildProgram(out: { text: string }, onAction: (c: Captured) => void, pe
     } else if (spec.name !== 'version') {
       cmd.argument('[payload-file]', 'JSON payload file written by CloudStack')
         .argument('[timeout-seconds]', `time limit (default ${DEFAULT_TIMEOUT_SECONDS})`);
-      addFieldOptions(cmd, spec);
+      if (!named || named.has(spec.name)) addFieldOptions(cmd, spec);
     }
     cmd.action((...a: unknown[]) => {
       const c = a[a.length - 1] as Command;
@@ -475,7 +504,7 @@ function localRequest(
 export function parseInvocation(argv: readonly string[], penv: ParseEnvironment): Invocation {
   const out = { text: '' };
   let captured: Captured | undefined;
-  const program = buildProgram(out, (c) => { captured = c; }, penv);
+  const program = buildProgram(out, (c) => { captured = c; }, penv, argv);
 
   if (argv.length === 0) {
     return { kind: 'local', request: { command: 'help', text: program.helpInformation(), error: true }, settings: settingsOf(program, undefined, penv, undefined) };

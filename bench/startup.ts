@@ -1,0 +1,125 @@
+/**
+ * Cold CLI start-up (not a test). Run inside the sandbox:
+ *   node scripts/in-sandbox.mjs node dist/bench/startup.js [--quick]
+ * (also run by bench/run.ts through the exported bench()).
+ *
+ * Every figure is a whole process, start to exit, without a resident engine (NETNS_ROUTER_ENGINE_SOCKET=off),
+ * beside `node -e 0` measured in the same repetition (ratios pair by pair, then the median):
+ *   node -e 0                  the floor: starting Node itself
+ *   --version                  the installed command (dist/cli/netns-router.cjs: bundle + V8 code cache), nothing to do
+ *   small command              add-static-nat / delete-static-nat, alternating, on a router with two public IPs
+ *   small command (ES modules) the same through dist/cli/main.js (the ES modules, no bundle, no code cache)
+ *   small command, no cache    the installed command right after an install (the code cache removed before)
+ *   no-op re-apply, 10,000 fw  apply-fw-rules with the document the router already holds (10,000 rules)
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { RouterEngine } from '../lib/router/engine.js';
+import { applyFwRules } from '../lib/router/firewall/module.js';
+import { makeHost, removeHost, deleteNamespaces, PUBLIC_GW, PUBLIC_CIDR } from './lib/topo.js';
+import { distRoot } from './lib/paths.js';
+import { fwDocument } from './firewall.js';
+import { renderText, type Table } from './lib/table.js';
+import { fmtMs, fmtRatio } from './lib/format.js';
+import { summarize, median } from './lib/stats.js';
+
+const installed = (): string => join(distRoot(), 'cli', 'netns-router.cjs');
+const esm = (): string => join(distRoot(), 'cli', 'main.js');
+const cacheFile = (): string => join(distRoot(), 'cli', 'netns-router.bundle.cjs.cache');
+const cidrOf = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
+
+function timed(argv: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: 'off' } });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${argv.slice(0, 2).join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+interface Row { label: string; samples: number[]; ratios: number[] }
+
+export async function bench(o: { quick: boolean; log: (m: string) => void }): Promise<{ title: string; tables: Table[]; notes: string[]; data: unknown; text: string }> {
+  const runs = o.quick ? 5 : 15;
+  const dir = mkdtempSync(join(tmpdir(), 'startup-bench-'));
+  const stateDir = join(dir, 'state');
+  const host = makeHost('start');
+  const net = { networkId: '8801', namespace: 'cs-net-8801' };
+  const common = ['--host-netns', host.hostNs, '--state-dir', stateDir, '--log-file', join(dir, 'cli.log')];
+  try {
+    const engine = new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8801 }, gateway: '10.88.1.1', cidr: cidrOf('10.88.1.0/24') });
+    for (const [ip, sourceNat] of [['203.0.113.80', true], ['203.0.113.81', false]] as const) {
+      await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip, segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf(PUBLIC_CIDR), sourceNat } });
+    }
+    // the 10,000-rule document the router holds (a second router, so that the small commands stay small)
+    const fwNet = { networkId: '8802', namespace: 'cs-net-8802' };
+    await engine.implementNetwork({ command: 'implement-network', ...fwNet, segment: { kind: 'vxlan', vni: 8802 }, gateway: '10.88.2.1', cidr: cidrOf('10.88.2.0/24') });
+    const doc = fwDocument(10_000, 0);
+    await applyFwRules(engine, { command: 'apply-fw-rules', ...fwNet, fwRules: { value: doc, source: 'bench' } });
+    const docFile = join(dir, 'fw-10000.json');
+    writeFileSync(docFile, JSON.stringify(doc));
+
+    let k = 0;
+    const small = (cli: string) => () => {
+      const add = k++ % 2 === 0;
+      return timed([cli, add ? 'add-static-nat' : 'delete-static-nat', '--network-id', net.networkId, '--public-ip', '203.0.113.81', ...(add ? ['--private-ip', '10.88.1.20'] : []), ...common]);
+    };
+    const contestants: Array<[string, () => number]> = [
+      ['node -e 0', () => timed(['-e', '0'])],
+      ['netns-router --version', () => timed([installed(), '--version'])],
+      ['small command (add/delete-static-nat)', small(installed())],
+      ['small command, ES modules (dist/cli/main.js)', small(esm())],
+      ['small command, first run after an install (no code cache)', () => { rmSync(cacheFile(), { force: true }); return small(installed())(); }],
+      ['no-op re-apply of 10,000 firewall rules', () => timed([installed(), 'apply-fw-rules', '--network-id', fwNet.networkId, '--fw-rules-file', docFile, ...common])],
+    ];
+    // warm-up: file cache, the code cache written by a router command
+    for (const [, f] of contestants) f();
+    small(installed())();
+    const rows: Row[] = contestants.map(([label]) => ({ label, samples: [], ratios: [] }));
+    for (let r = 0; r < runs; r++) {
+      o.log(`run ${r + 1}/${runs}`);
+      const ms: number[] = [];
+      // rotate the order; the no-cache contestant last, and the cache rebuilt right after it
+      const order = contestants.map((_, i) => i).filter((i) => i !== 4);
+      for (let j = 0; j < r % order.length; j++) order.push(order.shift()!);
+      order.push(4);
+      for (const i of order) ms[i] = contestants[i][1]();
+      small(installed())(); // rebuilds the code cache (not counted)
+      rows.forEach((row, i) => { row.samples.push(ms[i]); row.ratios.push(ms[i] / ms[0]); });
+    }
+    const table: Table = {
+      title: `Cold CLI processes without a resident engine: start to exit, median of ${runs}, beside node -e 0 in the same repetition`,
+      headers: ['process', 'median', 'p95', 'ratio to node -e 0 (median of pairs)'],
+      rows: rows.map((r) => { const s = summarize(r.samples); return [r.label, fmtMs(s.median), fmtMs(s.p95), r.label === 'node -e 0' ? '1×' : fmtRatio(median(r.ratios))]; }),
+      notes: [
+        'the installed command is dist/cli/netns-router.cjs: the CLI as one bundle (scripts/bundle-cli.mjs) loaded with a V8 code cache (cli/bundle.cts)',
+        'small command: add-static-nat and delete-static-nat alternating on a router with two public IPs (every run changes the router)',
+        'no-op re-apply: apply-fw-rules with the 10,000-rule document the router already holds',
+      ],
+    };
+    const smallRow = rows[2];
+    const noop = rows[5];
+    const notes = [
+      `small command: ${fmtMs(median(smallRow.samples))}, ${fmtRatio(median(smallRow.ratios))} node -e 0 (target ≤ 1.7×: ${median(smallRow.ratios) <= 1.7 ? 'met' : 'NOT met'})`,
+      `no-op re-apply of 10,000 rules: ${fmtMs(median(noop.samples))} (target < 150 ms: ${median(noop.samples) < 150 ? 'met' : 'NOT met'})`,
+    ];
+    return { title: 'Cold CLI start-up (bench/startup.ts)', tables: [table], notes, data: { rows, runs }, text: `${renderText(table)}  ${notes.join('\n  ')}\n` };
+  } finally {
+    deleteNamespaces((x) => x === net.namespace || x === 'cs-net-8802');
+    removeHost(host);
+    rmSync(dir, { recursive: true, force: true });
+    if (!existsSync(cacheFile())) timed([installed(), '--version']);
+  }
+}
+
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
+    console.error('run inside the sandbox: node scripts/in-sandbox.mjs node dist/bench/startup.js [--quick]');
+    process.exit(1);
+  }
+  const r = await bench({ quick: process.argv.includes('--quick'), log: (m) => process.stderr.write(`${m}\n`) });
+  process.stdout.write(r.text);
+}
