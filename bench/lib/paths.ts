@@ -11,5 +11,6 @@ export function repoRoot(): string {
   return join(distRoot(), '..');
 }
 
-export const cliPath = (): string => join(distRoot(), 'cli', 'main.js');
+/** The installed command (bundle + code cache: cli/bundle.cts), as a cold process runs it. */
+export const cliPath = (): string => join(distRoot(), 'cli', 'netns-router.cjs');
 export const spawnBaselinePath = (): string => join(repoRoot(), 'bench', 'baseline', 'spawn-router.sh');

@@ -103,7 +103,7 @@ export class ArpTap {
    * own addresses unanswered here (measured before the ARP responder existed too: about 1 in 20, mostly right
    * after the topology is made; the responder answered every one).
    */
-  ask(ip: string, senderIp: string, ms = 1500): ArpFrame | undefined {
+  ask(ip: string, senderIp: string, ms = 3000): ArpFrame | undefined {
     const isReply = (f: ArpFrame): boolean => f.op === 'reply' && f.senderIp === ip;
     this.drain();
     const end = Date.now() + ms;
