@@ -245,7 +245,8 @@ export class RouterEngine {
       const existed = text !== undefined || netnsExists(ns);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
-      if (before) refuseOtherRouter(before, init);
+      // (the model as stored: mutate has not run yet)
+      if (text !== undefined) refuseOtherRouter(model, init);
       if (cmd) refuseOnL2(model, cmd);
       let verdict: void | 'delete';
       try {
