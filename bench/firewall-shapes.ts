@@ -10,7 +10,7 @@
  *   mixed              10 rules per public IP: tcp ports, udp ranges from a /16, tcp from two /24s, ICMP types,
  *                      egress denies to /24s (the rule mix of bench/firewall.ts)
  *
- * each for three operations on the router (in-library applyFwRules, median of the runs):
+ * each for three operations on the router (in-library apply-fw-rules, median of the runs):
  *   add            from no rules to the N rules
  *   replace-all    to N other rules (no element in common)
  *   change 1%      N/100 of the rules replaced by others
@@ -23,10 +23,11 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addNetns, deleteNetns, netnsExists, runInNetns } from '../lib/netns/namespaces.js';
+import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
+import { runInNetns } from '../lib/sys/setns.js';
 import { RouterEngine } from '../lib/router/engine.js';
-import { applyFwRules } from '../lib/router/firewall/module.js';
-import { firewallObjects } from '../lib/router/firewall/ruleset.js';
+import { runCommand } from '../lib/router/command-table.js';
+import { firewallObjects } from '../lib/router/firewall/firewall-objects.js';
 import { diffTable, tableContents, Transaction, type NftObject, type TableRef } from '../lib/nft/index.js';
 import type { Table } from './lib/table.js';
 import { fmtInt, fmtMs, fmtRatio } from './lib/format.js';
@@ -122,7 +123,7 @@ export async function shapesMatrix(o: {
   const rows: ShapeRow[] = [];
   const apply = async (d: Doc): Promise<number> => {
     const t0 = now();
-    await applyFwRules(o.engine, { command: 'apply-fw-rules', ...o.net, fwRules: { value: d, source: 'bench' } });
+    await runCommand(o.engine, { command: 'apply-fw-rules', ...o.net, fwRules: { value: d, source: 'bench' } });
     return now() - t0;
   };
   const objsOf = (): NftObject[] => elementObjects(firewallObjects(o.engine.store.load(o.net.namespace)!));
@@ -162,7 +163,7 @@ export async function shapesMatrix(o: {
     headers: ['shape', 'operation', 'library', 'nft phase', 'floor (nft -f)', 'library ÷ floor', 'sets + maps', 'elements'],
     rows: rows.map((r) => [r.shape, r.op, fmtMs(r.lib), fmtMs(r.nft), fmtMs(r.floor), fmtRatio(r.lib / r.floor), fmtInt(r.sets), fmtInt(r.elements)]),
     notes: [
-      'library: applyFwRules() in-library (validation, lock, state, compile, the one table change, conntrack check, save)',
+      'library: apply-fw-rules in-library (runCommand: validation, lock, state, compile, the one table change, conntrack check, save)',
       'nft phase: the engine\'s libnftables transaction(s) alone (the whole table change: rules and elements)',
       'floor: the firewall\'s sets and verdict maps (and the chains they name, no rules) taken from the old to the new elements by one spawned `nft -j -f` in a scratch namespace, process start included',
       'add: from no rules; replace-all: to rules with no element in common; change 1%: N/100 rules replaced',

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RouterEngine } from '../lib/router/engine.js';
-import { applyFwRules } from '../lib/router/firewall/module.js';
+import { runCommand } from '../lib/router/command-table.js';
 import { makeHost, removeHost, deleteNamespaces, PUBLIC_GW, PUBLIC_CIDR } from './lib/topo.js';
 import { distRoot } from './lib/paths.js';
 import { fwDocument } from './firewall.js';
@@ -50,15 +50,15 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
   const common = ['--host-netns', host.hostNs, '--state-dir', stateDir, '--log-file', join(dir, 'cli.log')];
   try {
     const engine = new RouterEngine({ stateDir, hostNetns: host.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    await engine.implementNetwork({ command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8801 }, gateway: '10.88.1.1', cidr: cidrOf('10.88.1.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8801 }, gateway: '10.88.1.1', cidr: cidrOf('10.88.1.0/24') });
     for (const [ip, sourceNat] of [['203.0.113.80', true], ['203.0.113.81', false]] as const) {
-      await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip, segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf(PUBLIC_CIDR), sourceNat } });
+      await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip, segment: { kind: 'untagged' }, gateway: PUBLIC_GW, cidr: cidrOf(PUBLIC_CIDR), sourceNat } });
     }
     // the 10,000-rule document the router holds (a second router, so that the small commands stay small)
     const fwNet = { networkId: '8802', namespace: 'cs-net-8802' };
-    await engine.implementNetwork({ command: 'implement-network', ...fwNet, segment: { kind: 'vxlan', vni: 8802 }, gateway: '10.88.2.1', cidr: cidrOf('10.88.2.0/24') });
+    await runCommand(engine, { command: 'implement-network', ...fwNet, segment: { kind: 'vxlan', vni: 8802 }, gateway: '10.88.2.1', cidr: cidrOf('10.88.2.0/24') });
     const doc = fwDocument(10_000, 0);
-    await applyFwRules(engine, { command: 'apply-fw-rules', ...fwNet, fwRules: { value: doc, source: 'bench' } });
+    await runCommand(engine, { command: 'apply-fw-rules', ...fwNet, fwRules: { value: doc, source: 'bench' } });
     const docFile = join(dir, 'fw-10000.json');
     writeFileSync(docFile, JSON.stringify(doc));
 

@@ -306,7 +306,7 @@ export function notrack(): NotrackStmt {
 /** Raw payload: `len` bits at bit `offset` of the link-layer, network or transport header. */
 export function rawPayload(base: 'll' | 'nh' | 'th', offset: number, len: number): RawPayloadExpr {
   checkUint('raw payload offset', offset);
-  if (!Number.isInteger(len) || len < 1 || len > 128) throw new NftValidationError('INVALID_VALUE', 'raw payload length', len, 'must be 1–128 bits');
+  if (!Number.isInteger(len) || len < 1 || len > 128) throw new NftValidationError('E_INVALID_VALUE', 'raw payload length', len, 'must be 1–128 bits');
   return { payload: { base, offset, len } };
 }
 

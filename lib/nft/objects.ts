@@ -231,15 +231,15 @@ function renderChain(verb: Verb, c: Chain, d: TableRef): JsonChain {
   }
   // an ingress hook exists only in the netdev family, on one device
   if ((c.hook === 'ingress') !== (out.family === 'netdev')) {
-    throw new NftValidationError('INVALID_CHAIN', 'chain hook', c.hook, 'the ingress hook is for netdev tables, and netdev tables have only it');
+    throw new NftValidationError('E_INVALID_CHAIN', 'chain hook', c.hook, 'the ingress hook is for netdev tables, and netdev tables have only it');
   }
   if (c.hook === 'ingress') {
     if (typeof c.device !== 'string' || !/^[A-Za-z0-9_.@:-]{1,15}$/.test(c.device)) {
-      throw new NftValidationError('INVALID_CHAIN', 'chain device', c.device, 'an ingress chain needs its device name (1-15 characters)');
+      throw new NftValidationError('E_INVALID_CHAIN', 'chain device', c.device, 'an ingress chain needs its device name (1-15 characters)');
     }
     out.dev = c.device;
   } else if (c.device !== undefined) {
-    throw new NftValidationError('INVALID_CHAIN', 'chain device', c.device, 'only ingress chains are bound to a device');
+    throw new NftValidationError('E_INVALID_CHAIN', 'chain device', c.device, 'only ingress chains are bound to a device');
   }
   out.type = c.type;
   out.hook = c.hook;

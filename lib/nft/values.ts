@@ -36,7 +36,7 @@ export function symbol(name: string): Literal {
 /** An Ethernet address (lower-case, colon-separated: "02:ab:…"). */
 export function mac(text: string): Literal {
   if (typeof text !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(text)) {
-    throw new NftValidationError('INVALID_VALUE', 'ethernet address', text, 'must be six lower-case hex bytes separated by ":"');
+    throw new NftValidationError('E_INVALID_VALUE', 'ethernet address', text, 'must be six lower-case hex bytes separated by ":"');
   }
   return new Literal('mac', text);
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { requireSandbox } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 
 requireSandbox();
 const CLI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli');

@@ -4,9 +4,10 @@
  * Built on lib/sys (no arping/tcpdump needed).
  */
 import { libc } from '../../lib/sys/index.js';
-import { runInNetns } from '../../lib/netns/namespaces.js';
+import { runInNetns } from '../../lib/sys/setns.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
-import { ipToBytes, macToBytes } from '../../lib/netlink/ip.js';
+import { macToBytes } from '../../lib/netlink/ip.js';
+import { ipToBytes } from '../../lib/util/ip.js';
 
 const AF_PACKET = 17;
 const ETH_P_ARP = 0x0806;

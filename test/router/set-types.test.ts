@@ -8,17 +8,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { applyFwRules, applyNetworkAcl } from '../../lib/router/firewall/module.js';
+import { runCommand } from '../../lib/router/command-table.js';
 import { parseAclDocument, parseFwDocument } from '../../lib/router/firewall/rules.js';
 import { putAcl, putFwDocument } from '../../lib/router/firewall/state.js';
 import { emptyModel, type RouterModel } from '../../lib/router/model.js';
 import { natPlan } from '../../lib/router/topology.js';
-import { routerObjects } from '../../lib/router/ruleset.js';
-import { defaultModules } from '../../lib/router/modules.js';
-import type { PublicService } from '../../lib/router/module.js';
+import { routerObjects } from '../../lib/router/router-table.js';
+import { defaultModules } from '../../lib/router/default-modules.js';
+import type { PublicService } from '../../lib/router/router-module.js';
 import { landsOnBitmap, type KeyType, type NftObject, type SetFlag } from '../../lib/nft/index.js';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, nsExec, requireSandbox, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, UP_A } from '../helpers/fw.js';
 
 requireSandbox();
@@ -137,7 +138,7 @@ function kernelOffenders(ns: string): string[] {
 
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 const fw = (engine: RouterEngine, net: { networkId: string; namespace: string }, rules: Rule[], defaultEgressAllow = true) =>
-  applyFwRules(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: defaultEgressAllow, rules }, source: 'test' } });
+  runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: defaultEgressAllow, rules }, source: 'test' } });
 
 test('packets: a port set and an ICMP-type set on one public IP, an egress port set; the kernel holds no bitmap set', async () => {
   const s = new Scratch();
@@ -194,7 +195,7 @@ test('packets: an ACL whose rules differ only in protocol (a protocol set)', asy
     const { engine, ns, vpcId, a, b, A } = t;
     procs.push(...servers(a, [7000], [5000]));
     assert.ok(await serversUp(a, [7000], [5000]));
-    const acl = (protos: Array<string | number>) => applyNetworkAcl(engine, {
+    const acl = (protos: Array<string | number>) => runCommand(engine, {
       command: 'apply-network-acl', networkId: '11', vpcId, namespace: ns,
       aclRules: { value: protos.map((p, i) => ({ number: i + 1, action: 'Allow', trafficType: 'Ingress', protocol: p })), source: 'test' },
     });

@@ -10,7 +10,9 @@ import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { Scratch, nsExec, requireSandbox, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { runCommand } from '../../lib/router/command-table.js';
 import { isolatedTopo, openIngress, pingOk, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
 import { ArpTap } from '../helpers/arp.js';
 
@@ -63,9 +65,9 @@ test('static NAT addresses: answered by ARP, not on the interface; gratuitous AR
 
     // one more static NAT: its address is announced with a gratuitous ARP, and answered
     const P3 = '203.0.113.12';
-    await engine.assignIp({ command: 'assign-ip', ...net, publicIp: { ip: P3, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: P3, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
     tap.drain();
-    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.12' });
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.12' });
     const garp = tap.read(1000, (f) => f.senderIp === P3 && f.targetIp === P3).find((f) => f.senderIp === P3 && f.targetIp === P3);
     assert.ok(garp, 'a gratuitous ARP for the new static NAT address');
     assert.is(garp!.op, 'request');
@@ -75,7 +77,7 @@ test('static NAT addresses: answered by ARP, not on the interface; gratuitous AR
     assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered');
 
     // the static NAT goes: its address is back on the veth, answered by the kernel, and no longer translated
-    await engine.deleteStaticNat({ command: 'delete-static-nat', ...net, publicIp: { ip: P2, sourceNat: false } });
+    await runCommand(engine, { command: 'delete-static-nat', ...net, publicIp: { ip: P2, sourceNat: false } });
     assert.equal(addressesOf(ns, veth), [P, P2].sort());
     assert.is(tap.ask(P2, UP_A)?.senderMac, mac, 'P2 still answered (now as the router\'s address)');
     assert.not.ok(tcpOk(upNs, P2, 22), 'no longer translated to the VM');
@@ -85,7 +87,7 @@ test('static NAT addresses: answered by ARP, not on the interface; gratuitous AR
     const h = NetnsHandle.open(ns);
     try { h.netlink.linkDel(veth); } finally { h.close(); }
     assert.is(tap.ask(P3, UP_A, 900), undefined, 'veth gone: nothing answers');
-    await engine.addStaticNat({ command: 'add-static-nat', ...net, publicIp: { ip: P2, sourceNat: false }, privateIp: '10.1.1.11' });
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P2, sourceNat: false }, privateIp: '10.1.1.11' });
     assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered again on the re-created veth');
     assert.is(tap.ask(P2, UP_A)?.senderMac, mac, 'P2 answered again');
     assert.ok(await waitFor(() => tcpOk(upNs, P2, 22), 5000), 'and translated again');

@@ -9,9 +9,10 @@ import * as assert from 'uvu/assert';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { applyFwRules } from '../../lib/router/firewall/module.js';
+import { runCommand } from '../../lib/router/command-table.js';
 import { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, nsExec, requireSandbox, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk } from '../helpers/fw.js';
 
 requireSandbox();
@@ -28,7 +29,7 @@ test('re-applying the same rules confirms the table instead of compiling it; a h
     assert.ok(await serversUp(vm2, [22, 2222], []));
     const rules = Array.from({ length: 300 }, (_, i) => ({ id: i, type: 'ingress', protocol: 'tcp', portStart: 10_000 + i, publicIp: P2 }));
     rules.push({ id: 999, type: 'ingress', protocol: 'tcp', portStart: 22, publicIp: P2 });
-    const apply = (e: RouterEngine) => applyFwRules(e, { command: 'apply-fw-rules', ...net, fwRules: { value: { rules }, source: 'test' } });
+    const apply = (e: RouterEngine) => runCommand(e, { command: 'apply-fw-rules', ...net, fwRules: { value: { rules }, source: 'test' } });
 
     await apply(engine);
     assert.ok(existsSync(join(stateDir, 'tables', `${ns}.json`)), 'the proof of the commit is recorded');
@@ -58,7 +59,7 @@ test('re-applying the same rules confirms the table instead of compiling it; a h
     assert.not.ok(tcpOk(upNs, P2, 2222));
 
     // destroy forgets the proof
-    await engine.destroyNetwork({ command: 'destroy-network', ...net });
+    await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(existsSync(join(stateDir, 'tables', `${ns}.json`)));
   } finally {
     for (const p of procs) p.kill();
