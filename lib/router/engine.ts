@@ -26,7 +26,7 @@ import { routerRunDir, type RouterModule, type ReconcileContext, type PublicServ
 import { defaultModules } from './default-modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
-import { forgetProof, provenFingerprint, recordProof } from './state/table-proof.js';
+import { provenFingerprint, recordProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
 import { nftGeneration } from '../nft/generation.js';
@@ -261,10 +261,8 @@ export class RouterEngine {
       phases.mark('mutate');
       try {
         await this.reconcileKeyed(model, next, before, text, phases);
-        if (verdict === 'delete') {
-          this.store.remove(ns);
-          forgetProof(this.opts.stateDir, ns);
-        } else if (!unchanged) this.store.save(model, next);
+        if (verdict === 'delete') this.store.remove(ns);
+        else if (!unchanged) this.store.save(model, next);
       } catch (err) {
         await this.undo(model, before, existed);
         throw wrap(err, `reconciling ${ns}`);

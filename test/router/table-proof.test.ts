@@ -32,7 +32,7 @@ test('re-applying the same rules confirms the table instead of compiling it; a h
     const apply = (e: RouterEngine) => runCommand(e, { command: 'apply-fw-rules', ...net, fwRules: { value: { rules }, source: 'test' } });
 
     await apply(engine);
-    assert.ok(existsSync(join(stateDir, 'tables', `${ns}.json`)), 'the proof of the commit is recorded');
+    assert.ok(existsSync(join(stateDir, 'run', ns, 'table-proof.json')), 'the proof of the commit is recorded');
     // (waitFor: the first connection may wait out a lost first ARP request, see test/helpers/arp.ts ask())
     assert.ok(await waitFor(() => tcpOk(upNs, P2, 22), 5000), 'allowed port open');
     assert.not.ok(tcpOk(upNs, P2, 2222), 'other port closed');
@@ -60,7 +60,7 @@ test('re-applying the same rules confirms the table instead of compiling it; a h
 
     // destroy forgets the proof
     await runCommand(engine, { command: 'destroy-network', ...net });
-    assert.not.ok(existsSync(join(stateDir, 'tables', `${ns}.json`)));
+    assert.not.ok(existsSync(join(stateDir, 'run', ns, 'table-proof.json')), 'gone with the router');
   } finally {
     for (const p of procs) p.kill();
     s.cleanup();

@@ -7,9 +7,10 @@
  * compiles. Keyed with this build's identity too, so an upgrade (other rules for the same model) compiles.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { routerRunDir } from '../router-module.js';
 
 let build: string | undefined;
 function buildId(): string {
@@ -24,7 +25,8 @@ function buildId(): string {
   return build;
 }
 
-const proofPath = (stateDir: string, ns: string): string => join(stateDir, 'tables', `${ns}.json`);
+/** In the router's run directory: gone with the router (engine `committed`). */
+const proofPath = (stateDir: string, ns: string): string => join(routerRunDir(stateDir, ns), 'table-proof.json');
 const modelHash = (modelText: string): string => createHash('sha256').update(buildId()).update('\0').update(modelText).digest('base64');
 
 /** The stamp fingerprint our last commit left for this exact model text, if recorded. */
@@ -41,15 +43,11 @@ export function provenFingerprint(stateDir: string, ns: string, modelText: strin
 export function recordProof(stateDir: string, ns: string, modelText: string, fingerprint: number): void {
   const path = proofPath(stateDir, ns);
   try {
-    mkdirSync(join(stateDir, 'tables'), { recursive: true, mode: 0o700 });
+    mkdirSync(routerRunDir(stateDir, ns), { recursive: true, mode: 0o700 });
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify({ model: modelHash(modelText), fingerprint }), { mode: 0o600 });
     renameSync(tmp, path);
   } catch {
     /* a cache */
   }
-}
-
-export function forgetProof(stateDir: string, ns: string): void {
-  rmSync(proofPath(stateDir, ns), { force: true });
 }
