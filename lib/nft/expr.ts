@@ -323,6 +323,7 @@ export const arp = {
   daddrIp: payload('arp', 'daddr ip'),
 } as const;
 
+/** Ethernet header fields (`ether saddr`, `ether daddr`). */
 export const ether = { saddr: payload('ether', 'saddr'), daddr: payload('ether', 'daddr') } as const;
 
 /** `KEY set VALUE`: a constant (validated like a match value) or another field of the packet. */
