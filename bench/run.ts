@@ -59,7 +59,7 @@ export class BenchUsageError extends Error {
 }
 
 const OURS = ['latency', 'rules', 'datapath', 'networks'] as const;
-const EXTERNAL = ['nft', 'netlink', 'firewall', 'startup', 'dhcp', 'metadata', 'lb'] as const;
+const EXTERNAL = ['nft', 'netlink', 'firewall', 'startup', 'vmfilter', 'dhcp', 'metadata', 'lb'] as const;
 const ALL: readonly string[] = [...OURS, ...EXTERNAL];
 
 function parseArgs(argv: string[]): Args {

@@ -8,9 +8,9 @@
  */
 import { NftValidationError } from './errors.js';
 import type {
-  CounterStmt, CtExpr, DnatStmt, Expr, LimitStmt, LogStmt, MapExpr, MasqueradeStmt, MatchOp, MatchStmt,
-  MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RedirectStmt, RejectStmt, SetExpr, SnatStmt, Verdict, VmapStmt,
-  MangleStmt, FwdStmt, RawPayloadExpr,
+  AndExpr, CounterStmt, CtExpr, DnatStmt, Expr, FwdStmt, LimitStmt, LogStmt, MangleStmt, MapExpr, MasqueradeStmt,
+  MatchOp, MatchStmt, MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RawPayloadExpr, RedirectStmt, RejectStmt, SetExpr,
+  SetStmt, SnatStmt, Verdict, VmapStmt,
 } from './json.js';
 import { checkIfname, checkName, checkPort, checkUint, parseAddress } from './validate.js';
 import { type IpFamily } from '../util/ip.js';
@@ -24,6 +24,20 @@ export const payload = (protocol: string, field: string): PayloadExpr => ({ payl
 export const metaKey = (key: string): MetaExpr => ({ meta: { key } });
 /** A conntrack expression: `ctKey('state')` is `ct state`; with `dir` `ct original …`/`ct reply …`. */
 export const ctKey = (key: string, dir?: 'original' | 'reply'): CtExpr => (dir ? { ct: { key, dir } } : { ct: { key } });
+
+/** Raw payload `@base,offset,len` (bits), e.g. the target address of a neighbour advertisement: rawPayload('th', 64, 128). */
+export function rawPayload(base: 'll' | 'nh' | 'th', offset: number, len: number): RawPayloadExpr {
+  if (base !== 'll' && base !== 'nh' && base !== 'th') throw new NftValidationError('E_INVALID_VALUE', 'payload base', base, 'll, nh or th');
+  checkUint('payload offset', offset, 0xffff);
+  checkUint('payload length', len, 128);
+  if (len === 0) throw new NftValidationError('E_INVALID_VALUE', 'payload length', len, 'at least one bit');
+  return { payload: { base, offset, len } };
+}
+
+/** `left & mask` (mask: a number, or rawValue()/symbol() of the field's type). */
+export function bitAnd(left: Expr, mask: ValueInput): AndExpr {
+  return { '&': [left, value(mask, 'mask')] };
+}
 
 /** Common fields, for map keys and generic matches. */
 export const F = {
@@ -40,6 +54,11 @@ export const F = {
   thDport: payload('th', 'dport'),
   iifname: metaKey('iifname'),
   oifname: metaKey('oifname'),
+  /** Interface index (bridge family: the bridge port a frame came in on / goes out of). */
+  iif: metaKey('iif'),
+  oif: metaKey('oif'),
+  etherSaddr: payload('ether', 'saddr'),
+  etherDaddr: payload('ether', 'daddr'),
   l4proto: metaKey('l4proto'),
   nfproto: metaKey('nfproto'),
   mark: metaKey('mark'),
@@ -303,13 +322,6 @@ export function notrack(): NotrackStmt {
 
 // ── Packet rewriting (netdev ingress) ──────────────────────────────────────────────────────────────
 
-/** Raw payload: `len` bits at bit `offset` of the link-layer, network or transport header. */
-export function rawPayload(base: 'll' | 'nh' | 'th', offset: number, len: number): RawPayloadExpr {
-  checkUint('raw payload offset', offset);
-  if (!Number.isInteger(len) || len < 1 || len > 128) throw new NftValidationError('E_INVALID_VALUE', 'raw payload length', len, 'must be 1–128 bits');
-  return { payload: { base, offset, len } };
-}
-
 /** ARP header fields (`arp operation`, `arp saddr ip`, `arp daddr ether`, …). */
 export const arp = {
   htype: payload('arp', 'htype'),
@@ -340,6 +352,15 @@ export function fwd(dev: string | number): FwdStmt {
   return { fwd: { dev: typeof dev === 'number' ? checkUint('fwd device index', dev) : checkIfname('fwd device', dev) } };
 }
 
+/**
+ * `add @set { elem }` (only when absent) or `update @set { elem }` (also refreshes the element's timeout): the
+ * packet path fills a dynamic set, e.g. the bridge port a MAC address was first seen on.
+ */
+export function setStmt(op: 'add' | 'update', elem: Expr, setName: string): SetStmt {
+  if (op !== 'add' && op !== 'update') throw new NftValidationError('E_INVALID_VALUE', 'set statement', op, 'add or update');
+  return { set: { op, elem, set: setRef(setName) as unknown as string } };
+}
+
 // ── NAT ────────────────────────────────────────────────────────────────────────────────────────────
 
 /** Map lookup `KEY map @name` (NAT addresses/ports from a map). */
@@ -360,7 +381,10 @@ export interface NatOptions {
 
 function keyFamily(e: Expr): 'ip' | 'ip6' | undefined {
   if (typeof e !== 'object' || e === null || Array.isArray(e)) return undefined;
-  if ('payload' in e) return 'protocol' in e.payload && (e.payload.protocol === 'ip' || e.payload.protocol === 'ip6') ? e.payload.protocol : undefined;
+  if ('payload' in e) {
+    const pl = e.payload;
+    return 'protocol' in pl && (pl.protocol === 'ip' || pl.protocol === 'ip6') ? pl.protocol : undefined;
+  }
   if ('concat' in e) for (const p of e.concat) { const f = keyFamily(p); if (f) return f; }
   return undefined;
 }

@@ -4,9 +4,12 @@
  * and objects.ts rather than by hand.
  */
 
-/** Address families netns-router manages: inet/ip/ip6, and netdev for an ingress hook on one device (the
- * ARP answers of lib/router/arp-responder.ts). bridge/arp are out of scope. */
-export type Family = 'inet' | 'ip' | 'ip6' | 'netdev';
+/**
+ * Address families netns-router manages: inet/ip/ip6 (the router table), netdev for an ingress hook on one
+ * device (the ARP answers of lib/router/arp-responder.ts), bridge (the guest-segment filter on the host's
+ * bridges, lib/router/vmfilter). arp is out of scope.
+ */
+export type Family = 'inet' | 'ip' | 'ip6' | 'netdev' | 'bridge';
 
 /** A table is named by its family and name. */
 export interface TableRef {
@@ -24,18 +27,24 @@ export type ChainPolicy = 'accept' | 'drop';
 /** Element/key types a set or map can hold (single) — concatenations are arrays of these. */
 export type KeyType =
   | 'ipv4_addr' | 'ipv6_addr' | 'inet_service' | 'inet_proto' | 'ifname' | 'ether_addr' | 'mark'
-  | 'nf_proto' | 'ct_state' | 'icmp_type' | 'icmpv6_type';
+  | 'nf_proto' | 'ct_state' | 'icmp_type' | 'icmpv6_type' | 'iface_index';
 /** Map value types: a data type or `verdict` for verdict maps. */
 export type ValueType = 'ipv4_addr' | 'ipv6_addr' | 'inet_service' | 'mark' | 'ifname' | 'verdict';
-/** Flags of a set or map (`interval` for prefixes and ranges). */
+/**
+ * Flags of a set or map (`interval` for prefixes and ranges). No `dynamic` here: nft 1.0.6's JSON parser
+ * refuses it, and marks a set dynamic by itself when a rule of the same transaction fills it from the packet
+ * path (setStmt in expr.ts) — create such a set with its users.
+ */
 export type SetFlag = 'constant' | 'interval' | 'timeout';
 
 // ── Expressions ────────────────────────────────────────────────────────────────────────────────────
 
 /** Wire expression: a header field (`ip saddr`, `tcp dport`). */
 export interface PayloadExpr { payload: { protocol: string; field: string } }
-/** Raw payload: `len` bits at bit `offset` of the link-layer (`ll`), network (`nh`) or transport (`th`) header. */
+/** Raw payload `@th,64,128`: `len` bits at bit `offset` of the link-layer (`ll`), network (`nh`) or transport (`th`) header. */
 export interface RawPayloadExpr { payload: { base: 'll' | 'nh' | 'th'; offset: number; len: number } }
+/** Bitwise and `left & mask`. */
+export interface AndExpr { '&': [Expr, Expr] }
 /** Wire expression: packet metadata (`meta l4proto`, `iifname`). */
 export interface MetaExpr { meta: { key: string } }
 /** Wire expression: a conntrack key (`ct state`). */
@@ -59,8 +68,8 @@ export interface StringLike { toJSON(): string }
 export type Primitive = string | number | StringLike;
 /** Any wire expression. */
 export type Expr =
-  | Primitive | PayloadExpr | RawPayloadExpr | MetaExpr | CtExpr | PrefixExpr | RangeExpr | ConcatExpr | SetExpr | MapExpr
-  | ElemWrapped | Expr[] | Verdict;
+  | Primitive | PayloadExpr | RawPayloadExpr | AndExpr | MetaExpr | CtExpr | PrefixExpr | RangeExpr | ConcatExpr
+  | SetExpr | MapExpr | ElemWrapped | Expr[] | Verdict;
 
 // ── Statements ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -94,6 +103,8 @@ export interface NotrackStmt { notrack: null }
 export interface MangleStmt { mangle: { key: PayloadExpr | RawPayloadExpr; value: Expr } }
 /** netdev ingress: send the packet out of `dev` (it is stolen from the input path). */
 export interface FwdStmt { fwd: { dev: string | number } }
+/** `add @set { elem }` / `update @set { elem }` from the packet path (a dynamic set; update refreshes the timeout). */
+export interface SetStmt { set: { op: 'add' | 'update'; elem: Expr; set: string } }
 
 /** Wire verdict: accept, drop, continue, return, jump, goto. */
 export type Verdict =
@@ -103,7 +114,7 @@ export type Verdict =
 /** Any wire statement or verdict. */
 export type Stmt =
   | MatchStmt | CounterStmt | LogStmt | LimitStmt | SnatStmt | DnatStmt | MasqueradeStmt | RedirectStmt
-  | RejectStmt | VmapStmt | NotrackStmt | MangleStmt | FwdStmt | Verdict;
+  | RejectStmt | VmapStmt | NotrackStmt | MangleStmt | FwdStmt | SetStmt | Verdict;
 
 // ── Objects as rendered into commands and as listed ────────────────────────────────────────────────
 
@@ -125,6 +136,7 @@ export type JsonElem = Expr | [Expr, Expr];
 export interface JsonSet {
   family: Family; table: string; name: string; handle?: number;
   type: KeyType | KeyType[]; flags?: SetFlag[]; elem?: JsonElem[];
+  /** Default element lifetime in seconds (sets with the timeout flag). */
   comment?: string; timeout?: number; size?: number; 'auto-merge'?: boolean; policy?: 'performance' | 'memory';
 }
 /** Wire object: a map (a verdict map when `map` is `verdict`). */

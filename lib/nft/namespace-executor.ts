@@ -15,10 +15,10 @@ export interface NamespaceExecutorOptions {
   onFallback?: (reason: string) => void;
 }
 
-/** The executor for `ns` and how to give it back after use. */
-export function namespaceExecutor(ns: string, opts: NamespaceExecutorOptions = {}): { ex: NftExecutor; release: () => Promise<void> } {
+/** The executor for `ns` (undefined: the caller's namespace) and how to give it back after use. */
+export function namespaceExecutor(ns: string | undefined, opts: NamespaceExecutorOptions = {}): { ex: NftExecutor; release: () => Promise<void> } {
   if (!opts.cli && libnftablesAvailable()) return { ex: sharedLibnftables(ns), release: async () => {} };
   if (!opts.cli) opts.onFallback?.(libnftablesProblem() ?? 'unknown reason');
-  const ex = openNftCli({ netns: ns });
+  const ex = openNftCli(ns !== undefined ? { netns: ns } : {});
   return { ex, release: () => ex.close() };
 }

@@ -67,6 +67,8 @@ export interface NftSet extends InTable {
   comment?: string;
   /** Maximum number of elements. */
   size?: number;
+  /** Default lifetime of an element in seconds (needs the `timeout` flag): how long a learned entry lives. */
+  timeout?: number;
 }
 
 /** A named map: key and value types (`verdict` for a verdict map), flags, initial entries. */
@@ -150,7 +152,7 @@ export const namedCounter = (name: string, opts: Omit<Counter, 'kind' | 'name'> 
 
 const KEY_TYPES: readonly KeyType[] = [
   'ipv4_addr', 'ipv6_addr', 'inet_service', 'inet_proto', 'ifname', 'ether_addr', 'mark', 'nf_proto', 'ct_state',
-  'icmp_type', 'icmpv6_type',
+  'icmp_type', 'icmpv6_type', 'iface_index',
 ];
 const VALUE_TYPES: readonly ValueType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'mark', 'ifname', 'verdict'];
 const SET_FLAGS: readonly SetFlag[] = ['constant', 'interval', 'timeout'];
@@ -226,6 +228,9 @@ function renderChain(verb: Verb, c: Chain, d: TableRef): JsonChain {
   }
   const hooks = CHAIN_TYPE_HOOKS[c.type];
   if (!hooks) throw new NftValidationError('E_INVALID_CHAIN', 'chain type', c.type, 'must be filter, nat or route');
+  if (out.family === 'bridge' && c.type !== 'filter') {
+    throw new NftValidationError('E_INVALID_CHAIN', 'chain type', c.type, 'bridge tables hold filter chains only here');
+  }
   if (!hooks.includes(c.hook)) {
     throw new NftValidationError('E_INVALID_CHAIN', 'chain hook', c.hook, `${c.type} chains attach to ${hooks.join(', ')}`);
   }
@@ -286,6 +291,10 @@ function renderSetLike(verb: Verb, s: NftSet | NftMap, d: TableRef): JsonSet | J
   if (flags) out.flags = flags;
   if (s.comment !== undefined) out.comment = checkComment(s.comment);
   if (s.size !== undefined) out.size = checkUint(`${what} size`, s.size);
+  if (!isMap && (s as NftSet).timeout !== undefined) {
+    if (!flags?.includes('timeout')) throw new NftValidationError('E_INVALID_VALUE', `${what} timeout`, s.name, 'needs the timeout flag');
+    out.timeout = checkUint(`${what} timeout`, (s as NftSet).timeout, 86400 * 365);
+  }
   if (s.elements?.length) out.elem = s.elements.map((e) => renderElem(e, isMap, `${what} ${s.name} element`));
   return out;
 }

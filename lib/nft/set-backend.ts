@@ -13,7 +13,7 @@ import type { KeyType, SetFlag } from './json.js';
 /** Key width in bits of each key type (`ifname` is IFNAMSIZ bytes). */
 export const KEY_BITS: Readonly<Record<KeyType, number>> = {
   ipv4_addr: 32, ipv6_addr: 128, inet_service: 16, inet_proto: 8, ifname: 128, ether_addr: 48, mark: 32,
-  nf_proto: 8, ct_state: 32, icmp_type: 8, icmpv6_type: 8,
+  nf_proto: 8, ct_state: 32, icmp_type: 8, icmpv6_type: 8, iface_index: 32,
 };
 
 /** Largest key (bits) the kernel's bitmap backend takes. */

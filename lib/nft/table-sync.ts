@@ -306,6 +306,11 @@ export interface SyncOptions {
   /** Replace the tables whole, without trying the in-place change (e.g. a device an ingress chain was bound to
    *  was re-created: the kernel dropped or unbound that chain without a commit, so the stamp cannot tell). */
   replace?: boolean;
+  /**
+   * Called before the table is replaced whole (it is missing, holds other contents, or was changed by someone
+   * else); throwing refuses the replacement — e.g. because a table of that name exists and is not ours.
+   */
+  beforeReplace?: () => Promise<void>;
 }
 
 interface Companion { ref: TableRef; from?: Contents; to?: Contents; want: readonly NftObject[]; comment?: string }
@@ -385,6 +390,7 @@ export async function syncTable(
       if (reason === 'in-place-refused') error = err;
     }
   }
+  await opts.beforeReplace?.();
   const tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, after(now()), opts.comment);
   for (const c of comps) {
     // `add` first, so that deleting a table that is not there cannot fail

@@ -28,8 +28,8 @@ export function checkName(what: string, name: unknown): string {
 
 /** `family` if it is inet, ip or ip6 (NftValidationError otherwise). */
 export function checkFamily(family: unknown): Family {
-  if (family !== 'inet' && family !== 'ip' && family !== 'ip6' && family !== 'netdev') {
-    throw new NftValidationError('E_INVALID_VALUE', 'family', family, 'must be inet, ip, ip6 or netdev');
+  if (family !== 'inet' && family !== 'ip' && family !== 'ip6' && family !== 'netdev' && family !== 'bridge') {
+    throw new NftValidationError('E_INVALID_VALUE', 'family', family, 'must be inet, ip, ip6, netdev or bridge');
   }
   return family;
 }

@@ -10,7 +10,7 @@ import { type IpFamily } from '../util/ip.js';
 
 /** A typed non-address string. Serialises (JSON.stringify) to its plain text. */
 export class Literal {
-  constructor(readonly kind: 'ifname' | 'symbol' | 'ref' | 'mac', readonly text: string) {}
+  constructor(readonly kind: 'ifname' | 'symbol' | 'ref' | 'ether' | 'raw', readonly text: string) {}
   toJSON(): string {
     return this.text;
   }
@@ -33,12 +33,28 @@ export function symbol(name: string): Literal {
   return new Literal('symbol', name);
 }
 
-/** An Ethernet address (lower-case, colon-separated: "02:ab:…"). */
-export function mac(text: string): Literal {
-  if (typeof text !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(text)) {
-    throw new NftValidationError('E_INVALID_VALUE', 'ethernet address', text, 'must be six lower-case hex bytes separated by ":"');
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** An Ethernet address (`ether saddr`, sets of type ether_addr), lower case with ':'. */
+export function etherAddr(mac: string): Literal {
+  const m = typeof mac === 'string' ? mac.toLowerCase() : mac;
+  if (typeof m !== 'string' || !MAC_RE.test(m)) {
+    throw new NftValidationError('E_INVALID_VALUE', 'ether address', mac, 'must be six hex bytes separated by ":"');
   }
-  return new Literal('mac', text);
+  return new Literal('ether', m);
+}
+
+/**
+ * An integer of `bits` bits as nft's hex literal, for raw payload matches (`@th,64,128 != 0x2001…`): nft 1.0.6
+ * types a raw payload as a plain integer, so it compares only with integers, never with an address literal.
+ */
+export function rawValue(v: bigint, bits: number): Literal {
+  if (!Number.isInteger(bits) || bits < 1 || bits > 128 || bits % 4 !== 0) {
+    throw new NftValidationError('E_INVALID_VALUE', 'raw value width', bits, 'a multiple of 4 bits, at most 128');
+  }
+  if (typeof v !== 'bigint' || v < 0n || v >= 1n << BigInt(bits)) {
+    throw new NftValidationError('E_INVALID_VALUE', 'raw value', String(v), `must fit in ${bits} bits`);
+  }
+  return new Literal('raw', `0x${v.toString(16).padStart(bits / 4, '0')}`);
 }
 
 /** Reference to a named set or map: `@name`. */

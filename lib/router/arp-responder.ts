@@ -50,7 +50,7 @@ export function arpResponderObjects(atts: readonly Attachment[], ifindex: Readon
   for (const a of atts) {
     const index = ifindex.get(a.nsVeth);
     if (!a.arpOnly?.length || !a.nsMac || index === undefined) continue;
-    const mac = N.mac(a.nsMac);
+    const mac = N.etherAddr(a.nsMac);
     const ips = setName(a.nsVeth);
     // the IP fields are moved as raw 32-bit payloads: libnftables' JSON parser refuses a typed field set from a
     // raw one (text mode accepts it). ARP header (bytes): sender IP at 14, target IP at 24.

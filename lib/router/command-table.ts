@@ -106,9 +106,15 @@ export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine
       if (q.guestType === 'l2' || stored?.l2) return undefined;
       if (!stored && !(entry.shared && canImplementShared(q))) return undefined;
     }
-    const mutation: Mutation = entry.shared
+    const changed: Mutation = entry.shared
       ? (m) => { implementShared(m, q, engine.devices, { ifComplete: entry.shared === 'ifComplete' }); return mutate(m); }
       : mutate;
+    // what the request carries besides its command (network-extension-details keys) is recorded by the modules
+    const mutation: Mutation = (m) => {
+      const verdict = changed(m);
+      if (verdict !== 'delete') for (const mod of engine.modules) mod.noteRequest?.(m, q);
+      return verdict;
+    };
     return entry.lifecycle ? engine.change(q.namespace, engine.initFor(q), mutation) : engine.changeFor(q, mutation);
   };
   if (entry.run) return entry.run(req, env, apply);

@@ -5,6 +5,7 @@ import { firewallModule } from './firewall/module.js';
 import { lbModule } from './lb/module.js';
 import { vmdataModule } from './vmdata/module.js';
 import { dhcpModule } from './dhcp/module.js';
+import { vmfilterModule } from './vmfilter/module.js';
 
 /** The modules the engine runs by default, in reconcile order: pbr, firewall, lb, vmdata, dhcp. */
 export function defaultModules(): RouterModule[] {
@@ -14,5 +15,6 @@ export function defaultModules(): RouterModule[] {
     lbModule,
     vmdataModule,
     dhcpModule,
+    vmfilterModule,
   ];
 }

@@ -202,8 +202,11 @@ export class RouterEngine {
     return this.opts.hostNetns ? NetnsHandle.open(this.opts.hostNetns) : NetnsHandle.current();
   }
 
-  /** The namespace's nft executor (lib/nft/namespace-executor.ts); the fallback to the nft command is logged once. */
-  private executor(ns: string): ReturnType<typeof namespaceExecutor> {
+  /**
+   * The namespace's nft executor (lib/nft/namespace-executor.ts; undefined: the caller's namespace); the fallback
+   * to the nft command is logged once.
+   */
+  private executor(ns: string | undefined): ReturnType<typeof namespaceExecutor> {
     return namespaceExecutor(ns, {
       cli: this.opts.nftCli,
       onFallback: (reason) => {
@@ -213,6 +216,11 @@ export class RouterEngine {
         this.opts.warn?.(`libnftables is not usable (${reason}); falling back to the nft command (slower)`);
       },
     });
+  }
+
+  /** What modules reconcile with: the host-side namespace, the state directory, that namespace's nft executor. */
+  private reconcileContext(host: NetnsHandle): ReconcileContext {
+    return { host, stateDir: this.opts.stateDir, hostNft: () => this.executor(this.opts.hostNetns) };
   }
 
   /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */
@@ -312,7 +320,7 @@ export class RouterEngine {
   private async reconcileKeyed(m: RouterModel, key: string, previous?: RouterModel, previousKey?: string, phases?: Phases): Promise<void> {
     const host = this.hostHandle();
     try {
-      const ctx: ReconcileContext = { host, stateDir: this.opts.stateDir };
+      const ctx = this.reconcileContext(host);
       if (m.l2 || previous?.l2) {
         reconcileL2Segment(host, m, previous); // an L2 network: links on the host, no namespace, no rules
         return;
@@ -498,7 +506,7 @@ export class RouterEngine {
       if (!m || modelIsIdle(m) || !netnsExists(ns)) return 'skipped';
       const host = this.hostHandle();
       try {
-        const ctx: ReconcileContext = { host, stateDir: this.opts.stateDir };
+        const ctx = this.reconcileContext(host);
         for (const mod of this.modules) await mod.reconcile?.(m, m, ctx);
       } catch (e) {
         throw wrap(e, `reviving the services of ${ns}`);

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import type { NetnsHandle } from '../netns/handle.js';
+import type { NftExecutor } from '../nft/executor.js';
 import type { NftObject } from '../nft/objects.js';
 import type { RouterModel } from './model.js';
 import type { ActionTable, CommandTable } from './command-table.js';
@@ -17,6 +18,8 @@ export interface ReconcileContext {
   host: NetnsHandle;
   /** The engine's state directory (modules keep runtime files under `<stateDir>/run/<namespace>/`). */
   stateDir: string;
+  /** The engine's nftables executor for the host-side namespace (release it after use). */
+  hostNft(): { ex: NftExecutor; release: () => Promise<void> };
 }
 
 /** What a module tells the public guard: addresses whose new ingress it filters itself, and its public services. */
@@ -75,6 +78,12 @@ export interface RouterModule {
    * secrets; with undefined, everything the module keeps for the router. Runs under the router's lock.
    */
   committed?(namespace: string, m: RouterModel | undefined, stateDir: string): void;
+  /**
+   * Settings a network-level request carries besides its command (network-extension-details keys, e.g.
+   * vm-filter-strict), recorded in the model by every command that reaches the router. Called inside the
+   * command's mutation, after it.
+   */
+  noteRequest?(m: RouterModel, req: object): void;
 }
 
 /** A router's runtime directory `<stateDir>/run/<namespace>/` (modules keep their files below it). */

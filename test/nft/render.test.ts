@@ -47,6 +47,45 @@ test('priorities: named + offset rendered as numbers', () => {
   });
 });
 
+test('bridge family: its own named priorities, filter chains only, the new literals and statements', () => {
+  assert.equal(N.BRIDGE_PRIORITY, { dstnat: -300, filter: -200, out: 100, srcnat: 300 });
+  assert.is(N.resolvePriority(N.ROUTER_PRIORITIES.bridgeFilter, 'bridge', 'prerouting'), -210);
+  assert.is(N.resolvePriority(N.ROUTER_PRIORITIES.bridgeFilter, 'inet', 'forward'), -10, 'the same name means 0 in inet');
+  assert.is(N.resolvePriority({ base: 'out' }, 'bridge', 'output'), 100);
+  throwsCode(() => N.resolvePriority({ base: 'out' }, 'bridge', 'forward'), 'E_INVALID_PRIORITY');
+  throwsCode(() => N.resolvePriority({ base: 'mangle' }, 'bridge', 'forward'), 'E_INVALID_PRIORITY', 'no mangle in bridge');
+  throwsCode(() => N.resolvePriority({ base: 'out' }, 'inet', 'output'), 'E_INVALID_PRIORITY', 'no out in inet');
+  const B: N.TableRef = { family: 'bridge', name: 'nr_vmf_x' };
+  const tx = new N.Transaction(B)
+    .add(N.baseChain('pre', { type: 'filter', hook: 'prerouting', priority: N.ROUTER_PRIORITIES.bridgeFilter }))
+    .add(N.set('learned', ['ether_addr', 'ifname'], { flags: ['timeout'], timeout: 60 }))
+    .add(N.set('macs', 'ether_addr', { elements: [{ key: N.etherAddr('02:AA:00:00:00:01') }] }))
+    .add(N.rule('pre', [
+      N.match(N.bitAnd(N.rawPayload('th', 64, 128), N.rawValue(0xffc0n << 112n, 128)), N.rawValue(0xfe80n << 112n, 128), '!='),
+      N.setStmt('update', N.concatKey(N.F.etherSaddr, N.F.iifname), 'learned'), N.drop(),
+    ]));
+  const d = parse(tx).nftables;
+  assert.equal(d[1], { add: { chain: { family: 'bridge', table: 'nr_vmf_x', name: 'pre', type: 'filter', hook: 'prerouting', prio: -210 } } });
+  assert.equal(d[2], { add: { set: { family: 'bridge', table: 'nr_vmf_x', name: 'learned', type: ['ether_addr', 'ifname'], flags: ['timeout'], timeout: 60 } } });
+  assert.equal(d[3], { add: { set: { family: 'bridge', table: 'nr_vmf_x', name: 'macs', type: 'ether_addr', elem: ['02:aa:00:00:00:01'] } } });
+  assert.equal((d[4] as { add: { rule: { expr: unknown[] } } }).add.rule.expr, [
+    { match: { op: '!=', left: { '&': [{ payload: { base: 'th', offset: 64, len: 128 } }, '0xffc00000000000000000000000000000'] }, right: '0xfe800000000000000000000000000000' } },
+    { set: { op: 'update', elem: { concat: [{ payload: { protocol: 'ether', field: 'saddr' } }, { meta: { key: 'iifname' } }] }, set: '@learned' } },
+    { drop: null },
+  ]);
+  throwsCode(() => new N.Transaction(B).add(N.baseChain('n', { type: 'nat', hook: 'prerouting', priority: 0 })), 'E_INVALID_CHAIN');
+  throwsCode(() => new N.Transaction(B).add(N.set('t', 'ifname', { timeout: 60 })), 'E_INVALID_VALUE', 'a timeout needs the timeout flag');
+  throwsCode(() => N.etherAddr('02:aa:00:00:00'), 'E_INVALID_VALUE');
+  throwsCode(() => N.etherAddr('02:aa:00:00:00:0g'), 'E_INVALID_VALUE');
+  throwsCode(() => N.rawValue(1n << 8n, 8), 'E_INVALID_VALUE');
+  throwsCode(() => N.rawValue(-1n, 8), 'E_INVALID_VALUE');
+  throwsCode(() => N.rawValue(1n, 6), 'E_INVALID_VALUE');
+  throwsCode(() => N.rawPayload('xx' as 'th', 0, 8), 'E_INVALID_VALUE');
+  throwsCode(() => N.rawPayload('th', 0, 129), 'E_INVALID_VALUE');
+  throwsCode(() => N.setStmt('delete' as 'add', N.F.iifname, 'x'), 'E_INVALID_VALUE');
+  throwsCode(() => new N.Transaction({ family: 'netdev' as 'bridge', name: 'x' }), 'E_INVALID_VALUE');
+});
+
 test('chains: base chain consistency is checked', () => {
   const tx = new N.Transaction(T);
   throwsCode(() => tx.add(N.chain('x', { type: 'filter', hook: 'input' })), 'E_INVALID_CHAIN');
@@ -69,7 +108,7 @@ test('names: [A-Za-z0-9_.-], 1-255 characters', () => {
   throwsCode(() => tx.add(N.chain('')), 'E_INVALID_NAME');
   throwsCode(() => tx.add(N.set('s"', 'ipv4_addr')), 'E_INVALID_NAME');
   throwsCode(() => new N.Transaction({ family: 'inet', name: 'a b' }), 'E_INVALID_NAME');
-  throwsCode(() => new N.Transaction({ family: 'bridge' as 'inet', name: 't' }), 'E_INVALID_VALUE');
+  throwsCode(() => new N.Transaction({ family: 'arp' as 'inet', name: 't' }), 'E_INVALID_VALUE');
   throwsCode(() => N.jump('x y'), 'E_INVALID_NAME');
   throwsCode(() => N.setRef('@x'), 'E_INVALID_NAME');
 });

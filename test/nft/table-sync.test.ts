@@ -246,6 +246,40 @@ test('the fake executor agrees with the kernel on in-place changes', async () =>
   }
 });
 
+test('a bridge table (the guest-segment filter\'s shape) changes in place: element updates, dynamic sets keep what the kernel learned', async () => {
+  const ns = addNs('nftt-br');
+  try {
+    const B: N.TableRef = { family: 'bridge', name: 'nftt_br' };
+    const mac = (i: number) => N.etherAddr(`02:00:00:00:00:${i.toString(16).padStart(2, '0')}`);
+    const want = (n: number): N.NftObject[] => [
+      N.chain('per_mac'),
+      N.set('macs', ['ether_addr', 'ipv4_addr'], n ? { elements: Array.from({ length: n }, (_, i) => ({ key: [mac(i), `10.0.0.${i + 1}`] })) } : {}),
+      N.verdictMap('by_mac', 'ether_addr', n ? { elements: Array.from({ length: n }, (_, i) => ({ key: mac(i), value: N.jump('per_mac') })) } : {}),
+      N.set('seen', 'ifname', { flags: ['timeout'], timeout: 600 }),
+      N.baseChain('pre', { type: 'filter', hook: 'prerouting', priority: N.ROUTER_PRIORITIES.bridgeFilter }),
+      N.rule('pre', [N.setStmt('update', N.F.iifname, 'seen'), N.vmap(N.F.etherSaddr, 'by_mac')]),
+      N.rule('per_mac', [N.match(N.payload('ether', 'type'), N.symbol('ip')), N.lookup(N.concatKey(N.F.etherSaddr, N.F.ipSaddr), 'macs', '!='), N.drop()]),
+    ];
+    const ex = N.openLibnftables({ netns: ns });
+    try {
+      assert.is((await N.syncTable(ex, B, want(3))).mode, 'replace');
+      // what the packet path would have learned: an element the sync does not know of
+      nsSh(ns, 'nft', ['add', 'element', 'bridge', 'nftt_br', 'seen', '{ "tv0" }']);
+      const r = await N.syncTable(ex, B, want(4), want(3));
+      assert.is(r.mode, 'diff');
+      assert.is(r.operations, 4, 'the stamp (2) and one element in each of two sets');
+      const listed = nsSh(ns, 'nft', ['list', 'table', 'bridge', 'nftt_br']).stdout;
+      assert.match(listed, /"tv0"/, 'the learned element is still there');
+      assert.match(listed, /02:00:00:00:00:03 \. 10\.0\.0\.4/);
+      assert.match(listed, /priority filter - 10/);
+    } finally {
+      await ex.close();
+    }
+  } finally {
+    delNs(ns);
+  }
+});
+
 test('changedMiddle: deleting the old middle and adding the new one turns any unique sequence into another', () => {
   let seed = 7;
   const r = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };

@@ -375,6 +375,18 @@ test('namespace: VPC tiers ignore the details namespace, isolated networks and V
   assert.is((reqOf(['implement-network', '--network-id', '42']) as { namespace: string }).namespace, 'cs-net-42');
 });
 
+test('network-extension-details vm-filter-strict reaches every network request as a boolean; absent stays absent', () => {
+  const nd = (v: unknown) => ['--network-extension-details', JSON.stringify({ 'vm-filter-strict': v })];
+  const strictOf = (args: string[]) => (reqOf(args) as { vmFilterStrict?: boolean }).vmFilterStrict;
+  assert.is(strictOf(['implement-network', '--network-id', '42', ...nd('true')]), true);
+  assert.is(strictOf(['prepare-nic', '--network-id', '42', '--vpc-id', '7', ...nd('FALSE')]), false);
+  assert.is(strictOf(['add-dhcp-entry', '--network-id', '42', '--mac', '02:00:00:00:00:01', '--ip', '10.0.1.5', ...nd(true)]), true);
+  assert.is(strictOf(['implement-network', '--network-id', '42']), undefined);
+  assert.is(strictOf(['implement-network', '--network-id', '42', ...nd('')]), undefined);
+  assert.throws(() => reqOf(['implement-network', '--network-id', '42', ...nd('maybe')]), /network-extension-details\.vm-filter-strict: "maybe" is not a boolean/);
+  assert.throws(() => reqOf(['implement-network', '--network-id', '42', ...nd(1)]), /network-extension-details\.vm-filter-strict: expected "true" or "false"/);
+});
+
 test('global options anywhere, environment and defaults', () => {
   const a = engine(['--state-dir', '/srv/s', 'implement-network', '--network-id', '1', '--log-file', '/srv/l.log', '--host-netns', 'hostns', '--timeout', '5'], {});
   assert.equal(a.settings, { extension: 'network-namespace', stateDir: '/srv/s', logFile: '/srv/l.log', hostNetns: 'hostns', logLevel: 'info', timeoutSeconds: 5 });
@@ -412,6 +424,8 @@ test('custom-action built-ins decode their action-params (upstream aliases)', ()
   assert.equal(ca({}, 'pbr-list-rules'), { name: 'pbr-list-rules' });
   assert.equal(ca({}, 'reboot-device'), { name: 'reboot-device' });
   assert.equal(ca({}, 'list-firewall-rules'), { name: 'list-firewall-rules' });
+  // ours: action-params decoded by the guest-segment filter (lib/router/vmfilter/action.ts)
+  assert.equal(ca({ mac: '02:00:00:00:00:01', rules: '[]' }, 'vm-filter-set'), { name: 'vm-filter-set' });
   assert.is(ca({ k: 'v' }, 'my-hook-action'), undefined);
 });
 

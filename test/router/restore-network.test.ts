@@ -113,7 +113,8 @@ test('restore-network rebuilds a network\'s VMs from restore_data (idempotent; a
     const vni = 7100 + Number(id) % 800;
     await runCommand(engine, { command: 'implement-network', networkId: id, namespace: ns, segment: { kind: 'vxlan', vni }, gateway: '10.40.1.1', cidr: cidr('10.40.1.0/24') });
     const g: Record<string, string> = {};
-    // the NICs restore_data names (the services answer a VM only from the MAC recorded for its address)
+    // the NICs restore_data names (the services answer a VM only from the MAC recorded for its address, and the
+    // guest-segment filter binds each address to its NIC's MAC)
     for (const host of [10, 11, 12]) g[host] = addVm(s, h, `brvx-${vni}`, `10.40.1.${host}/24`, '10.40.1.1', `02:00:00:40:01:${host.toString(16).padStart(2, '0')}`).ns;
     const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', networkId: id, namespace: ns, ip, vmData: { value, source: '--vm-data' } } as T.SaveVmDataRequest);
     await save('10.40.1.10', rows('ten'));

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
+import { defaultModules } from '../../lib/router/default-modules.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
@@ -56,7 +57,10 @@ test('a VM that takes another VM\'s address gets none of its data; with its MAC 
   const ns = s.track(`cs-net-${id}`);
   try {
     const { hostNs, h } = simulatedHost(s);
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    // this layer alone: the guest-segment filter (lib/router/vmfilter) would drop the spoofed frames before they
+    // reach the router, which test/router/vm-filter*.test.ts prove
+    const modules = defaultModules().filter((mod) => mod.name !== 'vmfilter');
+    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules });
     const net = { networkId: id, namespace: ns };
     const vni = 6000 + Number(id) % 1000;
     await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.14.1.1', cidr: cidr('10.14.1.0/24') });

@@ -57,6 +57,24 @@ function adoptNamespace(ctx: BuildContext): boolean {
 }
 
 /**
+ * network-extension-details `vm-filter-strict` (ours): "true" denies unknown MACs on the network's guest segment,
+ * "false" allows them, absent leaves what the router recorded (docs/vm-filter.md).
+ */
+function vmFilterStrict(ctx: BuildContext): boolean | undefined {
+  const key = 'network-extension-details.vm-filter-strict';
+  const v = ctx.networkDetails['vm-filter-strict'];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'boolean') return v;
+  if (typeof v !== 'string') throw new UsageError(`${key}: expected "true" or "false"`, key);
+  try {
+    return parseBool(v);
+  } catch (e) {
+    if (e instanceof BadValue) throw new UsageError(`${key}: ${e.message}`, key);
+    throw e;
+  }
+}
+
+/**
  * Upstream parse_args: a VPC tier always lives in cs-vpc-<vpcId>; an isolated/shared network in
  * the namespace named by network-extension-details, else cs-net-<networkId>.
  */
@@ -67,6 +85,8 @@ function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
   const t: NetworkTarget = { networkId, namespace };
   if (vpcId !== undefined) t.vpcId = vpcId;
   if (adoptNamespace(ctx)) t.adoptNamespace = true;
+  const strict = vmFilterStrict(ctx);
+  if (strict !== undefined) t.vmFilterStrict = strict;
   const guestType = r.opt('guest_type', parseGuestType);
   if (guestType) t.guestType = guestType;
   const networkState = r.opt('network_state', parseNetworkState);
@@ -187,6 +207,7 @@ export const BUILTIN_CUSTOM_ACTIONS = [
   'pbr-create-table', 'pbr-delete-table', 'pbr-list-tables',
   'pbr-add-route', 'pbr-delete-route', 'pbr-list-routes',
   'pbr-add-rule', 'pbr-delete-rule', 'pbr-list-rules',
+  'vm-filter-set',
 ] as const;
 
 /** Decodes the action-params of a built-in action (upstream _pbr_param alias order). */
@@ -218,6 +239,7 @@ function builtinAction(r: FieldReader, action: string, params: Record<string, un
     case 'dump-config':
     case 'list-firewall-rules':
     case 'pbr-list-tables':
+    case 'vm-filter-set':
       return { name: action };
     case 'pbr-create-table':
       return {

@@ -69,7 +69,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'save-sshkey', summary: 'store a VM\'s SSH public keys', fields: [...NET, 'ip', 'sshkey'], required: ['network_id', 'ip'] },
   { name: 'save-hypervisor-hostname', summary: 'store the hypervisor host name in the VM\'s metadata', fields: [...NET, 'ip', 'hypervisor_hostname'], required: ['network_id', 'ip'] },
   { name: 'restore-network', summary: 'rebuild DHCP/DNS/metadata of all VMs from restore_data', fields: [...NET, 'restore_data', 'vlan', 'gateway', 'cidr', 'dns', 'domain', 'extension_ip'], required: ['network_id', 'restore_data'] },
-  { name: 'custom-action', summary: 'run an operator action (reboot-device, dump-config, list-firewall-rules, pbr-*)', fields: ['network_id', 'vpc_id', 'action', 'action-params'], required: [['network_id', 'vpc_id'], 'action'], flatPayload: true },
+  { name: 'custom-action', summary: 'run an operator action (reboot-device, dump-config, list-firewall-rules, pbr-*, vm-filter-set)', fields: ['network_id', 'vpc_id', 'action', 'action-params'], required: [['network_id', 'vpc_id'], 'action'], flatPayload: true },
   { name: 'restore-all', summary: 'after a reboot: bring every stored router back (namespaces, rules, dnsmasq, haproxy, metadata)', fields: [], required: [] },
   { name: 'status', summary: 'show the routers known to this host (or one of them)', fields: ['network_id', 'vpc_id'] },
   { name: 'install-wrapper', summary: 'install /etc/cloudstack/extensions/NAME/NAME-wrapper.sh that runs netns-router', fields: [] },

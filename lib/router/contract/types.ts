@@ -46,6 +46,11 @@ export interface NetworkTarget {
   namespace: string;
   /** network-extension-details adopt-namespace=true: a namespace netns-router did not create may be taken over. */
   adoptNamespace?: true;
+  /**
+   * network-extension-details vm-filter-strict: true drops frames from MACs the router does not know on the
+   * network's guest segment (docs/vm-filter.md); false allows them again; absent keeps what was recorded.
+   */
+  vmFilterStrict?: boolean;
   guestType?: GuestType;
   networkState?: NetworkState;
   zoneId?: string;
@@ -192,7 +197,9 @@ export type BuiltinCustomAction =
   | { name: 'pbr-list-routes'; table?: string }
   | { name: 'pbr-add-rule'; table: string; rule: string }
   | { name: 'pbr-delete-rule'; table: string; rule: string }
-  | { name: 'pbr-list-rules'; table?: string };
+  | { name: 'pbr-list-rules'; table?: string }
+  /** netns-router's own: the guest-segment filter's rule sets (action-params decoded by lib/router/vmfilter). */
+  | { name: 'vm-filter-set' };
 
 /** The typed request of custom-action: the action, its parameters, and the built-in it names (if any). */
 export interface CustomActionRequest {

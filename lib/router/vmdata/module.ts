@@ -43,6 +43,7 @@ import { vmDocuments, type VmDocuments } from './documents.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 import * as mut from './mutators.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/mutators.js';
+import { vmfilterPrepareNic, vmfilterReleaseNic, vmfilterRestoreNetwork } from '../vmfilter/nics.js';
 import type { CommandEnv, Mutation } from '../command-table.js';
 import { ensureLinkLocal, hasIpv6, segmentMtus, tierIfname, wellKnownObjects } from './well-known.js';
 
@@ -297,14 +298,15 @@ export const vmdataModule: RouterModule = {
     'prepare-nic': {
       ifRouterExists: true,
       shared: 'ifComplete',
-      // the metadata step first: it compares with the MAC the DHCP reservation held before this NIC's
-      change: withEnv((m, req, env) => { mut.prepareNicVmData(m, req, env); dhcpPrepareNic(m, req); }),
+      // the metadata step first: it compares with the MAC the DHCP reservation held before this NIC's; the
+      // guest-segment filter's last: it records the NIC where the DHCP reservation does not hold it
+      change: withEnv((m, req, env) => { mut.prepareNicVmData(m, req, env); dhcpPrepareNic(m, req); vmfilterPrepareNic(m, req); }),
     },
     'release-nic': {
       ifRouterExists: true,
-      change: withEnv((m, req, env) => { dhcpReleaseNic(m, req); mut.releaseNicVmData(m, req, env); }),
+      change: withEnv((m, req, env) => { dhcpReleaseNic(m, req); mut.releaseNicVmData(m, req, env); vmfilterReleaseNic(m, req); }),
     },
-    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork)) },
+    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork, vmfilterRestoreNetwork)) },
   },
   forgetTier: forgetVmdataTier,
 

@@ -1,0 +1,182 @@
+/**
+ * Guest-segment filter benchmark (not a test): one VM added to and removed from a guest segment that already holds
+ * 1,000 known VMs. Run inside the sandbox:
+ *   node scripts/in-sandbox.mjs node dist/bench/vmfilter.js [--quick]
+ * (also run by bench/run.ts through the exported bench()).
+ *
+ * The router serves one network (10.1.0.0/16) whose 1,000 NICs were given by one restore-network; each run then:
+ *   prepare-nic   a new VM starts: its NIC becomes known (`RouterApi` in-library, the whole command: lock, state,
+ *                 router table check, the filter table changed in place, save)
+ *   release-nic   the VM started by the previous run stops: its bindings go
+ * (every command leads to a filter never compiled before, as in real use; the previous one is the engine's last,
+ * as in the resident engine)
+ * and, measured in the same run as the floor of that change, the SAME element operations (what the in-place diff
+ * sent, without its stamp) applied
+ *   nft -f        by one `nft -j -f FILE` process in the host namespace (process start included), and
+ *   libnftables   in-process through the executor netns-router uses (one transaction, no diff, no stamp).
+ * Two tiers: IPv4 only (element updates only), and with an IPv6 /64 (the NIC's neighbour-advertisement chain and
+ * a claim bucket change too). Median of the runs; the table size is printed for scale.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { addNetns, deleteNetns, netnsExists } from '../lib/netns/namespaces.js';
+import { runInNetns } from '../lib/sys/setns.js';
+import { NetnsHandle } from '../lib/netns/handle.js';
+import { createRouterApi } from '../lib/router/command-table.js';
+import { dispatch, type CommandContext } from '../lib/router/contract/router-api.js';
+import { parseInvocation } from '../lib/router/contract/parse.js';
+import type { EngineInvocation } from '../lib/router/contract/types.js';
+import { StateStore } from '../lib/router/state/store.js';
+import { filterObjects, vmfilterTable } from '../lib/router/vmfilter/compile.js';
+import { lastVmfilterSync } from '../lib/router/vmfilter/module.js';
+import { diffTable, tableContents } from '../lib/nft/table-sync.js';
+import { sharedLibnftables } from '../lib/nft/libnftables.js';
+import { Transaction } from '../lib/nft/transaction.js';
+import { renderText, type Table } from './lib/table.js';
+import { fmtMs, fmtInt, fmtRatio } from './lib/format.js';
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const now = (): number => performance.now();
+const macOf = (i: number) => `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const ipOf = (i: number) => `10.1.${(i >> 8) + 1}.${i & 255}`;
+
+interface Row {
+  tier: string;
+  vms: number;
+  op: 'add' | 'remove';
+  command: number;
+  sync: number;
+  ops: number;
+  nftF: number;
+  libnft: number;
+  floorOps: number;
+}
+
+export async function bench(o: { quick: boolean; log: (m: string) => void }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
+  const vms = 1000;
+  const runs = o.quick ? 3 : 9;
+  const dir = mkdtempSync(join(tmpdir(), 'vmfbench-'));
+  const stateDir = join(dir, 'state');
+  const hostNs = `vmfbench-host-${process.pid}`;
+  addNetns(hostNs);
+  const h = NetnsHandle.open(hostNs);
+  h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0' } });
+  h.close();
+  const api = createRouterApi();
+  const log = pino({ level: 'silent' });
+  const run = async (argv: string[]): Promise<number> => {
+    const inv = parseInvocation([...argv, '--host-netns', hostNs, '--state-dir', stateDir, '--log-file', join(dir, 'log')], { env: {}, version: 'bench' }) as EngineInvocation;
+    const ctx: CommandContext = { settings: inv.settings, devices: inv.devices, details: inv.details, form: inv.form, deadline: Date.now() + 120_000, signal: new AbortController().signal, log };
+    const t0 = now();
+    await dispatch(api, inv.request, ctx);
+    return now() - t0;
+  };
+  const store = new StateStore(stateDir);
+  const rows: Row[] = [];
+  const sizes: Record<string, { chains: number; rules: number; elements: number }> = {};
+  const namespaces: string[] = [];
+  try {
+    for (const tier of ['IPv4', 'IPv4 + IPv6 /64'] as const) {
+      const id = tier === 'IPv4' ? '4601' : '4602';
+      const ns = `cs-net-${id}`;
+      namespaces.push(ns);
+      const net = ['--network-id', id];
+      const v6 = tier === 'IPv4' ? [] : ['--network-ip6-gateway', 'fd00:46::1', '--network-ip6-cidr', 'fd00:46::/64'];
+      o.log(`${tier}: ${vms} VMs`);
+      await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', ...v6]);
+      const restore = { dhcp_enabled: false, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
+      const initial = await run(['restore-network', ...net, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--restore-data', JSON.stringify(restore)]);
+      o.log(`${tier}: restore-network of ${vms} NICs ${fmtMs(initial)} (${lastVmfilterSync?.mode}, ${lastVmfilterSync?.operations} operations)`);
+      const objs = filterObjects(store.load(ns)!)!;
+      sizes[tier] = {
+        chains: objs.filter((x) => x.kind === 'chain').length,
+        rules: objs.filter((x) => x.kind === 'rule').length,
+        elements: objs.reduce((n, x) => n + ((x as { elements?: unknown[] }).elements?.length ?? 0), 0),
+      };
+      const t = vmfilterTable(ns);
+      const ex = sharedLibnftables(hostNs);
+      const vm = (k: number) => ['--mac', macOf(vms + 20 + k), '--ip', ipOf(vms + 20 + k), '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--vlan', `vxlan://${id}`];
+      await run(['prepare-nic', ...net, ...vm(-2)]);
+      for (let r = -1; r < runs; r++) {
+        // the change itself, through the whole command: a new VM starts, the previous run's VM stops
+        const before = store.load(ns)!;
+        const add = await run(['prepare-nic', ...net, ...vm(r)]);
+        const addSync = lastVmfilterSync!;
+        const after = store.load(ns)!;
+        const del = await run(['release-nic', ...net, '--mac', macOf(vms + 20 + r - 1), '--ip', ipOf(vms + 20 + r - 1)]);
+        const delSync = lastVmfilterSync!;
+        const released = store.load(ns)!;
+        if (addSync.mode !== 'diff' || delSync.mode !== 'diff') throw new Error(`expected in-place changes, got ${addSync.mode}/${delSync.mode} (${addSync.reason ?? delSync.reason})`);
+        // the floor: the same operations, without diff and stamp
+        const body = (a: typeof before, b: typeof before): Transaction => diffTable(t, tableContents(filterObjects(a)!), tableContents(filterObjects(b)!))!.body;
+        const addTx = body(before, after);
+        const delTx = body(after, released);
+        // each floor replays the two changes from where they started: the table is put back to `before`
+        // (untimed), and ends as the commands left it (`released`, so the stamp still matches)
+        const rewind = body(released, before);
+        const files = [addTx, delTx].map((tx, i) => { const f = join(dir, `floor-${i}.json`); writeFileSync(f, tx.render()); return f; });
+        await ex.apply(rewind, { locate: false });
+        const nftF = files.map((f) => {
+          const t0 = now();
+          const p = runInNetns(hostNs, () => spawnSync('nft', ['-j', '-f', f], { encoding: 'utf8' }));
+          const ms = now() - t0;
+          if (p.status !== 0) throw new Error(`nft -j -f: ${p.stderr}`);
+          return ms;
+        });
+        await ex.apply(rewind, { locate: false });
+        const lib: number[] = [];
+        for (const tx of [addTx, delTx]) {
+          const t0 = now();
+          await ex.apply(tx, { locate: false });
+          lib.push(now() - t0);
+        }
+        if (r < 0) continue; // warm-up
+        rows.push({ tier, vms, op: 'add', command: add, sync: addSync.ms, ops: addSync.operations, nftF: nftF[0], libnft: lib[0], floorOps: addTx.length });
+        rows.push({ tier, vms, op: 'remove', command: del, sync: delSync.ms, ops: delSync.operations, nftF: nftF[1], libnft: lib[1], floorOps: delTx.length });
+      }
+      await run(['destroy-network', ...net]);
+    }
+  } finally {
+    for (const ns of [...namespaces, hostNs]) if (netnsExists(ns)) deleteNetns(ns, { ifExists: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const agg = (tier: string, op: 'add' | 'remove') => {
+    const rs = rows.filter((r) => r.tier === tier && r.op === op);
+    return { command: median(rs.map((r) => r.command)), sync: median(rs.map((r) => r.sync)), ops: median(rs.map((r) => r.ops)), nftF: median(rs.map((r) => r.nftF)), libnft: median(rs.map((r) => r.libnft)), floorOps: median(rs.map((r) => r.floorOps)) };
+  };
+  const tiers = ['IPv4', 'IPv4 + IPv6 /64'];
+  const table: Table = {
+    title: `guest-segment filter: one VM added / removed on a segment of ${fmtInt(vms)} (median of ${runs})`,
+    headers: ['tier', 'change', 'whole command (in-library)', 'filter table sync', 'operations', 'floor: nft -f (same ops)', 'floor: libnftables (same ops)', 'floor ops', 'sync ÷ nft -f'],
+    rows: tiers.flatMap((tier) => (['add', 'remove'] as const).map((op) => {
+      const a = agg(tier, op);
+      return [tier, op === 'add' ? 'prepare-nic (VM starts)' : 'release-nic (VM stops)', fmtMs(a.command), fmtMs(a.sync), fmtInt(a.ops), fmtMs(a.nftF), fmtMs(a.libnft), fmtInt(a.floorOps), fmtRatio(a.nftF / a.sync)];
+    })),
+    notes: [
+      'whole command: RouterApi in-library — lock, state, router table check, the filter table changed in place, save',
+      'filter table sync: the guarded in-place transaction of the host-side bridge table (diff + stamp), timed in the module',
+      'operations: commands in that transaction (the stamp swap is 2 of them); floor ops: the same change without the stamp',
+      'floor: nft -f — one `nft -j -f FILE` process in the host namespace, process start included; libnftables — the same transaction in-process',
+      ...tiers.map((tier) => `${tier}: the table holds ${fmtInt(sizes[tier].chains)} chains, ${fmtInt(sizes[tier].rules)} rules, ${fmtInt(sizes[tier].elements)} set/map elements with ${fmtInt(vms)} VMs`),
+    ],
+  };
+  const text = renderText(table);
+  return { title: 'Guest-segment filter: one VM on a segment of 1,000 (bench/vmfilter.ts)', tables: [table], notes: [], partial: [], data: { rows, sizes, runs }, text };
+}
+
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
+    console.error('run inside the sandbox: node scripts/in-sandbox.mjs node dist/bench/vmfilter.js [--quick]');
+    process.exit(1);
+  }
+  const r = await bench({ quick: process.argv.includes('--quick'), log: (m) => process.stderr.write(`${m}\n`) });
+  process.stdout.write(r.text);
+}

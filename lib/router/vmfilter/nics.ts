@@ -1,0 +1,230 @@
+/**
+ * What the guest-segment filter knows about a router's guest NICs, and the NIC-lifecycle steps that feed it.
+ *
+ * A NIC is known while a DHCP reservation holds its MAC (add-dhcp-entry, prepare-nic and restore-network on a
+ * network with DHCP … remove-dhcp-entry, release-nic) or, on a network whose DHCP does not hold it, while the
+ * filter's own record does (prepare-nic / restore-network … release-nic). Its IPv6 address is the one CloudStack
+ * sent, else — on a /64 prefix of the router's — its SLAAC (EUI-64) address.
+ */
+import type * as T from '../contract/types.js';
+import type { RouterModel, TierModel } from '../model.js';
+import { dhcpState } from '../dhcp/state.js';
+import { bigIntToIp, ipToBigInt, parseCidr } from '../../util/ip.js';
+import { tierAttachment } from '../topology.js';
+import type { RestoreForDhcp } from '../vmdata/mutators.js';
+import { editNic, setVmfilterState, vmfilterState, type NicRecord, type VmFilterState } from './state.js';
+import type { NicRuleSet } from './rules.js';
+
+export interface KnownNic {
+  networkId: string;
+  mac: string;
+  ip4: string[];
+  ip6: string[];
+  /** Explicit bridge-port binding. */
+  port?: string;
+  /** Own rules / referenced filters (undefined: none). */
+  set?: NicRuleSet;
+}
+
+/** EUI-64 interface identifier of a MAC (RFC 4291 appendix A), as the low 64 bits. */
+export function eui64(mac: string): bigint {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const id = [b[0] ^ 0x02, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]];
+  return id.reduce((acc, x) => (acc << 8n) | BigInt(x), 0n);
+}
+
+/** The link-local address the kernel gives an interface with this MAC (addr_gen_mode eui64, the default). */
+export const linkLocalOf = (mac: string): string => bigIntToIp((0xfe80n << 112n) | eui64(mac), 6);
+
+/** A MAC's SLAAC address on a /64 prefix, else undefined. */
+export function slaacOf(mac: string, ip6Cidr: string | undefined): string | undefined {
+  const c = ip6Cidr ? parseCidr(ip6Cidr) : undefined;
+  if (!c || c.family !== 6 || c.prefix !== 64) return undefined;
+  return bigIntToIp(((ipToBigInt(c.address) >> 64n) << 64n) | eui64(mac), 6);
+}
+
+/** Implemented guest tiers (not an L2 network), by network id. */
+export function filteredTiers(m: RouterModel): TierModel[] {
+  if (m.l2) return [];
+  return Object.values(m.tiers).filter((t) => t.implemented).sort((a, b) => a.networkId.localeCompare(b.networkId));
+}
+
+/** The router's addressing on a tier as the filter guards it. */
+export interface RouterSide {
+  port: string;
+  mac: string;
+  ip4: string[];
+  /** The tier's IPv6 gateway and the router's link-local address, when the router has IPv6 on the tier. */
+  ip6: string[];
+}
+
+export function routerSide(m: RouterModel, t: TierModel): RouterSide {
+  const a = tierAttachment(m, t);
+  const ip6 = a.disableIpv6 || !t.ip6Gateway ? [] : [t.ip6Gateway, linkLocalOf(a.nsMac!)];
+  return { port: a.hostVeth, mac: a.nsMac!, ip4: [t.extensionIp], ip6 };
+}
+
+/**
+ * Every known NIC of the router's implemented tiers, each MAC once. A DHCP reservation wins over a NIC record (for
+ * the MAC and for an address both name); nothing may take a router's MAC or address (they are the router's, and
+ * what the guards protect).
+ */
+export function knownNics(m: RouterModel): KnownNic[] {
+  const tiers = filteredTiers(m);
+  const dhcp = dhcpState(m);
+  const own = vmfilterState(m);
+  const out: KnownNic[] = [];
+  const routers = tiers.map((t) => routerSide(m, t));
+  const seen = new Set<string>(routers.map((r) => r.mac));
+  const taken = new Set<string>(routers.flatMap((r) => [...r.ip4, ...r.ip6]));
+  const dhcpMacs = new Set<string>();
+  for (const t of tiers) {
+    for (const [mac, h] of Object.entries(dhcp.tiers[t.networkId]?.hosts ?? {})) {
+      dhcpMacs.add(mac);
+      taken.add(h.ip);
+      if (h.ip6) taken.add(h.ip6);
+    }
+  }
+  const free = (ip: string | undefined, byDhcp: boolean): ip is string => ip !== undefined && (byDhcp || !taken.has(ip));
+  const add = (t: TierModel, mac: string, ip4: string | undefined, ip6: string | undefined, byDhcp: boolean): void => {
+    if (seen.has(mac)) return;
+    seen.add(mac);
+    const rec: NicRecord | undefined = own.nics[t.networkId]?.[mac];
+    const v6 = ip6 ?? slaacOf(mac, t.ip6Cidr);
+    const nic: KnownNic = {
+      networkId: t.networkId, mac, ip4: free(ip4, byDhcp) ? [ip4] : [],
+      ip6: free(v6, byDhcp) && !routers.some((r) => r.ip6.includes(v6)) ? [v6] : [],
+    };
+    if (rec?.port) nic.port = rec.port;
+    if (rec?.rules?.length || rec?.filters?.length) nic.set = { rules: rec.rules ?? [], filters: rec.filters ?? [] };
+    out.push(nic);
+  };
+  for (const t of tiers) {
+    const hosts = dhcp.tiers[t.networkId]?.hosts ?? {};
+    for (const mac of Object.keys(hosts).sort()) add(t, mac, hosts[mac].ip, hosts[mac].ip6, true);
+  }
+  for (const t of tiers) {
+    const recs = own.nics[t.networkId] ?? {};
+    for (const mac of Object.keys(recs).sort()) {
+      const r = recs[mac];
+      if (dhcpMacs.has(mac) || (r.ip === undefined && r.ip6 === undefined)) continue;
+      add(t, mac, r.ip, r.ip6, false);
+    }
+  }
+  return out;
+}
+
+/** The NIC's own record on a tier (by MAC), or undefined. */
+export const nicRecord = (m: RouterModel, networkId: string, mac: string): NicRecord | undefined => vmfilterState(m).nics[networkId]?.[mac];
+
+const dhcpHolds = (m: RouterModel, networkId: string, mac: string): boolean => dhcpState(m).tiers[networkId]?.hosts[mac] !== undefined;
+
+/** A new run of the NIC: learned ports of its previous run are forgotten (module reconcile). */
+function bumpRun(s: VmFilterState, mac: string): void {
+  s.runs[mac] = (s.runs[mac] ?? 0) + 1;
+}
+
+/** Keep runs only for MACs the filter still knows or holds records for (a stopped VM's counter stays). */
+function pruneRuns(m: RouterModel, s: VmFilterState): void {
+  const keep = new Set<string>(knownNics(m).map((n) => n.mac));
+  for (const nics of Object.values(s.nics)) for (const mac of Object.keys(nics)) keep.add(mac);
+  for (const mac of Object.keys(s.runs)) if (!keep.has(mac)) delete s.runs[mac];
+}
+
+/** Record an identity (one address, one NIC: another own record holding the address loses it). */
+function putIdentity(s: VmFilterState, networkId: string, mac: string, ip: string | undefined, ip6: string | undefined): void {
+  for (const [id, nics] of Object.entries(s.nics)) {
+    for (const [other, r] of Object.entries(nics)) {
+      if (other === mac && id === networkId) continue;
+      const drop = other === mac || (id === networkId && ((ip && r.ip === ip) || (ip6 && r.ip6 === ip6)));
+      if (!drop) continue;
+      editNic(s, id, other, (x) => {
+        if (other === mac || x.ip === ip) delete x.ip;
+        if (other === mac || x.ip6 === ip6) delete x.ip6;
+      });
+    }
+  }
+  editNic(s, networkId, mac, (r) => {
+    delete r.ip;
+    delete r.ip6;
+    if (ip) r.ip = ip;
+    if (ip6) r.ip6 = ip6;
+  });
+}
+
+/**
+ * prepare-nic's filter part (after the DHCP part): a new run of the NIC — its identity recorded unless the DHCP
+ * reservation holds it, its explicit port binding dropped (the VM gets a new tap), learned ports forgotten.
+ */
+export function vmfilterPrepareNic(m: RouterModel, req: T.PrepareNicRequest): void {
+  const t = m.tiers[req.networkId];
+  if (!t || !t.implemented || m.l2 || req.mac === undefined) return;
+  const mac = req.mac;
+  const s = vmfilterState(m);
+  if (dhcpHolds(m, req.networkId, mac)) {
+    putIdentity(s, req.networkId, mac, undefined, undefined);
+  } else {
+    // any IPv4 address: a NIC of a shared network's secondary range lies outside the network's CIDR
+    putIdentity(s, req.networkId, mac, req.ip, req.ip6Address);
+  }
+  editNic(s, req.networkId, mac, (r) => { delete r.port; });
+  bumpRun(s, mac);
+  pruneRuns(m, s);
+  setVmfilterState(m, s);
+}
+
+/** release-nic's filter part: the NIC's identity and port binding go (its rule set stays for its next run). */
+export function vmfilterReleaseNic(m: RouterModel, req: T.ReleaseNicRequest): void {
+  const s = vmfilterState(m);
+  const nics = s.nics[req.networkId] ?? {};
+  const mac = req.mac ?? Object.keys(nics).find((k) => req.ip !== undefined && nics[k].ip === req.ip);
+  if (mac === undefined) return;
+  if (nics[mac]) {
+    editNic(s, req.networkId, mac, (r) => {
+      delete r.ip;
+      delete r.ip6;
+      delete r.port;
+    });
+  }
+  bumpRun(s, mac);
+  pruneRuns(m, s);
+  setVmfilterState(m, s);
+}
+
+/**
+ * restore-network's filter part (after the DHCP part): the network's NICs become exactly the listed ones —
+ * identities recorded for those no DHCP reservation holds, dropped for the others.
+ */
+export function vmfilterRestoreNetwork(m: RouterModel, r: RestoreForDhcp): void {
+  if (!m.tiers[r.networkId] || m.l2) return;
+  const s = vmfilterState(m);
+  const listed = new Map(r.vms.filter((v) => v.mac !== undefined).map((v) => [v.mac!, v]));
+  for (const mac of Object.keys(s.nics[r.networkId] ?? {})) {
+    if (!listed.has(mac)) editNic(s, r.networkId, mac, (x) => { delete x.ip; delete x.ip6; delete x.port; });
+  }
+  for (const [mac, v] of listed) {
+    if (dhcpHolds(m, r.networkId, mac)) putIdentity(s, r.networkId, mac, undefined, undefined);
+    else putIdentity(s, r.networkId, mac, v.ip, v.ip6Address);
+  }
+  pruneRuns(m, s);
+  setVmfilterState(m, s);
+}
+
+/** A tier leaves the router: its NIC records and policy go (named filters are the router's and stay). */
+export function vmfilterForgetTier(m: RouterModel, networkId: string): void {
+  const s = vmfilterState(m);
+  if (!s.nics[networkId] && !s.tiers[networkId]) return;
+  delete s.nics[networkId];
+  delete s.tiers[networkId];
+  setVmfilterState(m, s);
+}
+
+/** network-extension-details vm-filter-strict, carried by a request: recorded for its network (absent: kept). */
+export function vmfilterNoteRequest(m: RouterModel, req: { networkId?: string; vmFilterStrict?: boolean }): void {
+  if (req.vmFilterStrict === undefined || req.networkId === undefined || !m.tiers[req.networkId]) return;
+  const s = vmfilterState(m);
+  const cur = s.tiers[req.networkId]?.strict === true;
+  if (cur === req.vmFilterStrict) return;
+  s.tiers[req.networkId] = req.vmFilterStrict ? { strict: true } : {};
+  setVmfilterState(m, s);
+}

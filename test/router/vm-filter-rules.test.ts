@@ -1,0 +1,270 @@
+/**
+ * The guest-segment filter without a kernel: the rule-set language (validation of every field, priorities,
+ * named filters, variables), action-params decoding, the NICs the router knows (DHCP reservations, NIC records,
+ * SLAAC addresses), the compiled table (one bridge table, per-NIC data as elements) and the size of the change
+ * when one VM comes or goes on a segment of 1,000.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { emptyModel, type RouterModel } from '../../lib/router/model.js';
+import { UsageError } from '../../lib/util/errors.js';
+import { BadValue } from '../../lib/router/contract/values.js';
+import * as dhcp from '../../lib/router/dhcp/mutators.js';
+import { diffTable, tableContents } from '../../lib/nft/table-sync.js';
+import { Transaction } from '../../lib/nft/transaction.js';
+import {
+  parseRule, parseRules, flattenRuleSet, CLEAN_TRAFFIC, parseVmFilterParams, applyVmFilterChange, vmFilterRows, knownNics,
+  filterObjects, compileFilter, filterView, vmfilterTable, vmfilterPrepareNic, vmfilterReleaseNic, vmfilterRestoreNetwork, vmfilterState,
+  type NamedFilter, type VmRule,
+} from '../../lib/router/vmfilter/index.js';
+import { bindRule } from '../../lib/router/vmfilter/rules.js';
+import { ruleStatements } from '../../lib/router/vmfilter/compile.js';
+import { eui64, linkLocalOf, routerSide, slaacOf, vmfilterNoteRequest } from '../../lib/router/vmfilter/nics.js';
+import type * as T from '../../lib/router/contract/types.js';
+
+const bad = (fn: () => unknown, re: RegExp) => {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof BadValue || e instanceof UsageError, `${(e as Error).message}`);
+    assert.match((e as Error).message, re);
+    return;
+  }
+  assert.unreachable(`expected an error matching ${re}`);
+};
+
+function router(n = 0, opts: { ip6?: boolean; dhcp?: boolean } = {}): RouterModel {
+  const m = emptyModel('cs-net-42', 'network', '42');
+  m.tiers['42'] = {
+    networkId: '42', segment: { kind: 'vxlan', vni: 5042 }, hostDev: 'eth1', gateway: '10.1.0.1', cidr: '10.1.0.0/16',
+    extensionIp: '10.1.0.1', guestType: 'isolated', implemented: true,
+    ...(opts.ip6 ? { ip6Gateway: 'fd00:42::1', ip6Cidr: 'fd00:42::/64' } : {}),
+  };
+  if (opts.dhcp !== false) dhcp.configDhcpSubnet(m, { command: 'config-dhcp-subnet', networkId: '42', namespace: m.namespace, gateway: '10.1.0.1', cidr: { family: 4, address: '10.1.0.0', prefix: 16 } });
+  for (let i = 0; i < n; i++) addVm(m, i);
+  return m;
+}
+const macOf = (i: number) => `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const ipOf = (i: number) => `10.1.${(i >> 8) + 1}.${i & 255}`;
+function addVm(m: RouterModel, i: number): void {
+  dhcp.addDhcpEntry(m, { command: 'add-dhcp-entry', networkId: '42', namespace: m.namespace, mac: macOf(i), ip: ipOf(i), defaultNic: true });
+}
+
+// ── the language ────────────────────────────────────────────────────────────────────────────────────
+
+test('rules: defaults, canonical values, variables', () => {
+  assert.equal(parseRule({ action: 'ACCEPT', direction: 'in', protocol: 'tcp', dstport: '22' }, 'r'),
+    { action: 'accept', direction: 'in', priority: 500, protocol: 'tcp', dstport: [22, 22] });
+  assert.equal(parseRule({ action: 'drop', direction: 'out', protocol: 'udp', dstip: '$gateway', dstport: '1000-2000', priority: -5 }, 'r'),
+    { action: 'drop', direction: 'out', priority: -5, protocol: 'udp', dstip: { variable: '$GATEWAY' }, dstport: [1000, 2000] });
+  assert.equal(parseRule({ action: 'return', direction: 'inout', srcip: '10.1.2.7/16', srcmac: '02-AA-00-00-00-01' }, 'r'),
+    { action: 'return', direction: 'inout', priority: 500, protocol: 'all', srcip: { cidr: '10.1.0.0/16', family: 4 }, srcmac: { mac: '02:aa:00:00:00:01' } });
+  assert.equal(parseRule({ action: 'accept', direction: 'in', protocol: 'icmpv6', type: 128, srcip: '2001:DB8::1' }, 'r').srcip, { cidr: '2001:db8::1', family: 6 });
+  assert.equal(parseRule({ action: 'accept', direction: 'in', protocol: 'tcp', established: 'true' }, 'r').established, true);
+});
+
+test('rules: every bad field is refused, naming the rule and the field', () => {
+  bad(() => parseRule({ direction: 'in' }, 'rules[0]'), /rules\[0\]\.action is required/);
+  bad(() => parseRule({ action: 'allow', direction: 'in' }, 'rules[0]'), /rules\[0\]\.action: "allow" is not one of accept, drop, return/);
+  bad(() => parseRule({ action: 'drop' }, 'r'), /r\.direction is required/);
+  bad(() => parseRule({ action: 'drop', direction: 'sideways' }, 'r'), /direction/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'sctp' }, 'r'), /protocol: "sctp"/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', priority: 1001 }, 'r'), /priority: 1001 is not a whole number from -1000 to 1000/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', priority: 1.5 }, 'r'), /priority/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', dstport: 22 }, 'r'), /ports need protocol tcp or udp/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'tcp', dstport: '0' }, 'r'), /dstport: "0" is not a port/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'tcp', dstport: '9-1' }, 'r'), /dstport/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'tcp', type: 3 }, 'r'), /type and code need protocol icmp or icmpv6/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'icmp', code: 3 }, 'r'), /code needs a type/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'icmp', type: 256 }, 'r'), /type: 256/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'udp', established: true }, 'r'), /established needs protocol tcp/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', srcip: 'example.com' }, 'r'), /srcip: "example.com" is not an address or CIDR/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', srcip: '10.0.0.0/33' }, 'r'), /srcip/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', srcip: '$HOME' }, 'r'), /not an address variable/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', srcip: '10.0.0.1', dstip: '2001:db8::1' }, 'r'), /different families/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'icmpv6', srcip: '$IP' }, 'r'), /icmpv6 takes IPv6 addresses/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'arp', dstip: '2001:db8::/32' }, 'r'), /arp takes IPv4/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', protocol: 'mac', srcip: '10.0.0.1' }, 'r'), /protocol mac has no address fields/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', srcmac: '01:00:5e:00:00:01' }, 'r'), /multicast/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', dport: 22 }, 'r'), /unknown field "dport"/);
+  bad(() => parseRule({ action: 'drop', direction: 'in', established: 'yes' }, 'r'), /established must be true or false/);
+  bad(() => parseRule('drop', 'r'), /must be an object/);
+  bad(() => parseRules('[{"action": "drop"', 'rules'), /rules is not valid JSON/);
+  bad(() => parseRules(Array.from({ length: 1001 }, () => ({ action: 'drop', direction: 'in' }))), /at most 1000 rules/);
+});
+
+test('flattening: priorities order rules and referenced filters; equal priorities keep their order; clean-traffic adds nothing', () => {
+  const r = (p: number, port: number): VmRule => ({ action: 'accept', direction: 'in', priority: p, protocol: 'tcp', dstport: [port, port] });
+  const filters: Record<string, NamedFilter> = {
+    web: { priority: 100, rules: [r(500, 443), r(10, 80)], filters: ['base'] },
+    base: { priority: 0, rules: [r(500, 22)], filters: [] },
+  };
+  const flat = flattenRuleSet({ rules: [r(900, 1), r(50, 2), r(50, 3)], filters: [CLEAN_TRAFFIC, 'web'] }, filters);
+  assert.equal(flat.map((x) => x.dstport![0]), [2, 3, 22, 80, 443, 1]);
+});
+
+test('variables are bound per NIC; a rule whose variable has no value for the NIC is left out', () => {
+  const vars = { mac: '02:00:00:00:00:01', ip: ['10.1.0.5'], ipv6: [], gateway: ['10.1.0.1'], gateway6: [] };
+  const v4 = parseRule({ action: 'drop', direction: 'out', protocol: 'udp', dstip: '$GATEWAY', srcmac: '$MAC' }, 'r');
+  assert.equal(bindRule(v4, vars), { action: 'drop', direction: 'out', priority: 500, protocol: 'udp', srcmac: '02:00:00:00:00:01', dstip: ['10.1.0.1'], family: 4 });
+  assert.is(bindRule(parseRule({ action: 'accept', direction: 'in', srcip: '$IPV6' }, 'r'), vars), null);
+});
+
+test('compiled rule statements name their protocol first (the bridge family sees every ethertype)', () => {
+  const st = (raw: object) => JSON.stringify(ruleStatements(bindRule(parseRule(raw, 'r'), { mac: '02:00:00:00:00:01', ip: ['10.0.0.5'], ipv6: ['fd00::5'], gateway: ['10.0.0.1'], gateway6: [] })!));
+  const tcp = st({ action: 'accept', direction: 'in', protocol: 'tcp', dstport: 22, srcip: '10.9.0.0/16', established: true });
+  assert.ok(tcp.indexOf('"ether","field":"type"') < tcp.indexOf('"saddr"'), tcp);
+  assert.match(tcp, /"l4proto".*"tcp".*"dport".*22.*"flags".*"ack".*"accept"/);
+  assert.match(st({ action: 'drop', direction: 'in', protocol: 'ipv6', srcip: '$IPV6' }), /"ip6".*"fd00::5".*"drop"/);
+  assert.match(st({ action: 'drop', direction: 'in', protocol: 'arp', dstip: '10.0.0.9' }), /"arp".*"daddr ip".*"10.0.0.9"/);
+  assert.match(st({ action: 'return', direction: 'in', protocol: 'icmpv6', type: 135 }), /"ipv6-icmp".*"icmpv6".*135.*"return"/);
+});
+
+// ── action-params ───────────────────────────────────────────────────────────────────────────────────
+
+test('vm-filter-set params: a NIC\'s set, a named filter, listing; bad input names action-params', () => {
+  const c = parseVmFilterParams({ mac: '02:AA:00:00:00:0A', rules: '[{"action":"accept","direction":"in","protocol":"tcp","dstport":"22"}]', filters: 'clean-traffic, web', port: 'vnet3' });
+  assert.equal(c, { kind: 'nic', mac: '02:aa:00:00:00:0a', rules: [{ action: 'accept', direction: 'in', priority: 500, protocol: 'tcp', dstport: [22, 22] }], filters: ['clean-traffic', 'web'], port: 'vnet3' });
+  assert.equal(parseVmFilterParams({ mac: '02:aa:00:00:00:0a', port: 'none' }), { kind: 'nic', mac: '02:aa:00:00:00:0a', port: null });
+  assert.equal(parseVmFilterParams({ mac: '02:aa:00:00:00:0a', clear: 'true' }), { kind: 'nic', mac: '02:aa:00:00:00:0a', clear: true });
+  assert.equal(parseVmFilterParams({ filter: 'web', priority: '100', rules: [] }), { kind: 'filter', name: 'web', rules: [], priority: 100 });
+  assert.equal(parseVmFilterParams({}), { kind: 'list' });
+  const refused = (p: Record<string, unknown>, re: RegExp) => bad(() => parseVmFilterParams(p), new RegExp(`^action-params: ${re.source}`));
+  refused({ mac: 'nope' }, /"nope" is not a MAC address/);
+  refused({ mac: '02:aa:00:00:00:0a', filter: 'x' }, /give either mac .* or filter/);
+  refused({ mac: '02:aa:00:00:00:0a', port: 'vnet*' }, /port: "vnet\*" is not a bridge port name/);
+  refused({ mac: '02:aa:00:00:00:0a', port: 'a"b' }, /port/);
+  refused({ mac: '02:aa:00:00:00:0a', port: 'a-very-long-port-name' }, /port/);
+  refused({ mac: '02:aa:00:00:00:0a', clear: 'true', rules: '[]' }, /clear takes nothing else/);
+  refused({ mac: '02:aa:00:00:00:0a', filters: 'web;rm -rf' }, /filters\[0\]: "web;rm" is not a filter name/);
+  refused({ mac: '02:aa:00:00:00:0a', priority: 5 }, /priority and delete belong to a named filter/);
+  refused({ filter: 'clean-traffic', rules: '[]' }, /clean-traffic is built in/);
+  refused({ filter: '9lives' }, /filter: "9lives" is not a filter name/);
+  refused({ filter: 'web', priority: 'high' }, /priority: "high" is not a whole number/);
+  refused({ filter: 'web', port: 'x' }, /port and clear belong to a NIC/);
+  refused({ rules: '[]' }, /vm-filter-set needs mac .* or filter/);
+  refused({ macs: 'x' }, /unknown key "macs"/);
+});
+
+test('applying changes: references must resolve, without cycles; a referenced filter cannot be deleted; nothing changes on refusal', () => {
+  const m = router(2);
+  const req = (params: Record<string, unknown>) => ({ namespace: m.namespace, networkId: '42', change: parseVmFilterParams(params) });
+  bad(() => applyVmFilterChange(m, req({ mac: macOf(0), filters: 'web' })), /filter "web" is not defined/);
+  applyVmFilterChange(m, req({ filter: 'web', rules: '[{"action":"accept","direction":"in","protocol":"tcp","dstport":80}]' }));
+  applyVmFilterChange(m, req({ filter: 'base', filters: 'web' }));
+  const before = JSON.stringify(m);
+  bad(() => applyVmFilterChange(m, req({ filter: 'web', filters: 'base' })), /cycle \((web → base → web|base → web → base)\)/);
+  assert.is(JSON.stringify(m), before, 'nothing changed');
+  applyVmFilterChange(m, req({ mac: macOf(0), filters: 'clean-traffic,base', rules: '[{"action":"drop","direction":"in","protocol":"ipv4"}]' }));
+  bad(() => applyVmFilterChange(m, req({ filter: 'web', delete: 'true' })), /referenced by filter base/);
+  bad(() => applyVmFilterChange(m, req({ filter: 'base', delete: 'true' })), new RegExp(`referenced by NIC ${macOf(0)}`));
+  bad(() => applyVmFilterChange(m, { namespace: m.namespace, networkId: '99', change: parseVmFilterParams({ mac: macOf(0), clear: 'true' }) }), /network 99 has no guest tier/);
+  // rows: the NIC's set and the named filters
+  const rows = vmFilterRows(m);
+  assert.equal(rows.map((r) => [r.kind, r.name, r.state]), [['nic', macOf(0), 'bound'], ['filter', 'base', 'priority 0'], ['filter', 'web', 'priority 0']]);
+  assert.is(rows[0].rules, 'filter clean-traffic\nfilter base\n500 in drop ipv4');
+  // a VPC-level request finds the NIC's network by its MAC
+  applyVmFilterChange(m, { namespace: m.namespace, change: parseVmFilterParams({ mac: macOf(1), port: 'vnet7' }) });
+  assert.is(vmfilterState(m).nics['42'][macOf(1)].port, 'vnet7');
+  bad(() => applyVmFilterChange(m, { namespace: m.namespace, change: parseVmFilterParams({ mac: '02:99:00:00:00:01', port: 'vnet8' }) }), /no network .* knows NIC/);
+});
+
+// ── known NICs ──────────────────────────────────────────────────────────────────────────────────────
+
+test('known NICs: DHCP reservations, else prepare-nic records; SLAAC addresses on a /64; release and restore', () => {
+  const m = router(1, { ip6: true });
+  assert.is(slaacOf('52:54:00:12:34:56', 'fd00:42::/64'), 'fd00:42::5054:ff:fe12:3456');
+  assert.is(linkLocalOf('52:54:00:12:34:56'), 'fe80::5054:ff:fe12:3456');
+  assert.is(eui64('02:00:00:00:00:01'), 0x000000fffe000001n);
+  assert.equal(knownNics(m), [{ networkId: '42', mac: macOf(0), ip4: [ipOf(0)], ip6: [slaacOf(macOf(0), 'fd00:42::/64')!] }]);
+  // prepare-nic of a NIC that DHCP does not hold: recorded by the filter (once: a DHCP reservation holds the others)
+  const prep = (mac: string, ip: string, ip6?: string) => vmfilterPrepareNic(m, { command: 'prepare-nic', networkId: '42', namespace: m.namespace, mac, ip, defaultNic: true, ...(ip6 ? { ip6Address: ip6 } : {}) } as T.PrepareNicRequest);
+  prep('02:cc:00:00:00:01', '10.1.9.1', 'fd00:42::99');
+  prep(macOf(0), ipOf(0));
+  assert.equal(Object.keys(vmfilterState(m).nics['42']), ['02:cc:00:00:00:01']);
+  assert.equal(knownNics(m).map((n) => [n.mac, n.ip4, n.ip6]), [[macOf(0), [ipOf(0)], [slaacOf(macOf(0), 'fd00:42::/64')]], ['02:cc:00:00:00:01', ['10.1.9.1'], ['fd00:42::99']]]);
+  // one address, one NIC: a prepare-nic taking over an address drops it from the NIC that had it
+  prep('02:cc:00:00:00:02', '10.1.9.1');
+  assert.equal(knownNics(m).slice(1).map((n) => [n.mac, n.ip4, n.ip6]), [
+    ['02:cc:00:00:00:01', [], ['fd00:42::99']],
+    ['02:cc:00:00:00:02', ['10.1.9.1'], [slaacOf('02:cc:00:00:00:02', 'fd00:42::/64')]],
+  ]);
+  // nothing takes a router's MAC or address, nor an address a DHCP reservation holds
+  const routerMac = routerSide(m, m.tiers['42']).mac;
+  prep(routerMac, '10.1.9.7');
+  prep('02:cc:00:00:00:04', '10.1.0.1');
+  prep('02:cc:00:00:00:05', ipOf(0));
+  assert.not.ok(knownNics(m).some((n) => n.mac === routerMac), 'the router\'s MAC is no NIC');
+  assert.equal(knownNics(m).filter((n) => n.mac === '02:cc:00:00:00:04' || n.mac === '02:cc:00:00:00:05').map((n) => n.ip4), [[], []]);
+  // runs count every start and stop of a NIC
+  assert.is(vmfilterState(m).runs[macOf(0)], 1);
+  vmfilterReleaseNic(m, { command: 'release-nic', networkId: '42', namespace: m.namespace, mac: '02:cc:00:00:00:02', defaultNic: true } as T.ReleaseNicRequest);
+  assert.is(knownNics(m).some((n) => n.mac === '02:cc:00:00:00:02'), false, 'released');
+  // restore-network: exactly the listed NICs (not held by DHCP) are recorded
+  vmfilterRestoreNetwork(m, { networkId: '42', dhcpEnabled: false, dnsEnabled: false, vms: [{ mac: '02:cc:00:00:00:03', ip: '10.1.9.3' }] });
+  assert.equal(Object.keys(vmfilterState(m).nics['42'] ?? {}), ['02:cc:00:00:00:03']);
+  // the strict policy follows the request's detail; absent keeps it
+  vmfilterNoteRequest(m, { networkId: '42', vmFilterStrict: true });
+  assert.equal(vmfilterState(m).tiers, { 42: { strict: true } });
+  vmfilterNoteRequest(m, { networkId: '42' });
+  assert.equal(vmfilterState(m).tiers, { 42: { strict: true } });
+  vmfilterNoteRequest(m, { networkId: '42', vmFilterStrict: false });
+  assert.equal(vmfilterState(m).tiers, {});
+});
+
+// ── the table ───────────────────────────────────────────────────────────────────────────────────────
+
+test('one bridge table named for the router; no table without an implemented tier; it renders', () => {
+  assert.equal(vmfilterTable('cs-vpc-7'), { family: 'bridge', name: 'nr_vmf_cs-vpc-7' });
+  const m = router(3, { ip6: true });
+  const objs = filterObjects(m)!;
+  const base = objs.filter((o) => o.kind === 'chain' && o.hook);
+  assert.equal(base.map((o) => [(o as { name: string }).name, (o as { hook: string }).hook]), [['prerouting', 'prerouting'], ['forward', 'forward']]);
+  // renders (every name, type and expression validated by lib/nft)
+  assert.ok(new Transaction(vmfilterTable(m.namespace)).add(...objs).length > 50);
+  m.tiers['42'].implemented = false;
+  assert.is(filterObjects(m), undefined);
+  const l2 = router(0);
+  l2.l2 = { networkId: '42', segment: { kind: 'vxlan', vni: 1 }, hostDev: 'eth1', implemented: true };
+  assert.is(filterObjects(l2), undefined);
+});
+
+/** Operations of the in-place change from one model's table to another's. */
+function ops(a: RouterModel, b: RouterModel): { n: number; verbs: string[] } {
+  const d = diffTable(vmfilterTable(a.namespace), tableContents(compileFilter(filterView(a)!)), tableContents(compileFilter(filterView(b)!)))!;
+  return { n: d.body.length, verbs: d.body.operations.map((o) => `${o.verb} ${o.object.kind}`) };
+}
+
+test('one VM added to or removed from a segment of 1,000: element updates only (IPv4); a few chains with IPv6', () => {
+  const m = router(1000);
+  const plus = structuredClone(m);
+  addVm(plus, 1000);
+  const add = ops(m, plus);
+  assert.ok(add.verbs.every((v) => v === 'add element'), add.verbs.join(', '));
+  assert.ok(add.n <= 8, `${add.n} operations`);
+  const del = ops(plus, m);
+  assert.ok(del.verbs.every((v) => v === 'delete element'), del.verbs.join(', '));
+  // with IPv6 the NIC's neighbour-advertisement chain comes and goes, and one claim bucket changes
+  const m6 = router(1000, { ip6: true });
+  const p6 = structuredClone(m6);
+  addVm(p6, 1000);
+  const add6 = ops(m6, p6);
+  assert.ok(add6.n <= 20, `${add6.n} operations: ${add6.verbs.join(', ')}`);
+  assert.is(add6.verbs.filter((v) => v === 'flush chain').length <= 1, true, add6.verbs.join(', '));
+});
+
+test('rule sets compile into chains of their own, jumped to by MAC; a NIC without a set has none', () => {
+  const m = router(2);
+  applyVmFilterChange(m, { namespace: m.namespace, networkId: '42', change: parseVmFilterParams({ mac: macOf(1), rules: '[{"action":"accept","direction":"in","protocol":"tcp","dstport":22},{"action":"drop","direction":"out","protocol":"udp","dstport":53}]' }) });
+  const objs = filterObjects(m)!;
+  const chains = objs.filter((o) => o.kind === 'chain').map((o) => (o as { name: string }).name);
+  const id = macOf(1).replace(/:/g, '');
+  assert.ok(chains.includes(`in_${id}`) && chains.includes(`nic_${id}`), chains.join(' '));
+  assert.not.ok(chains.includes(`in_${macOf(0).replace(/:/g, '')}`));
+  // a NIC's set is kept across release-nic but compiled only while the NIC is known
+  dhcp.removeDhcpEntry(m, { command: 'remove-dhcp-entry', networkId: '42', namespace: m.namespace, mac: macOf(1), defaultNic: true });
+  assert.not.ok(filterObjects(m)!.some((o) => o.kind === 'chain' && (o as { name: string }).name === `in_${id}`));
+  assert.equal(vmFilterRows(m).map((r) => r.state), ['not known (no prepare-nic / DHCP entry)']);
+});
+
+test.run();
