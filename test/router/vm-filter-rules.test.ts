@@ -1,6 +1,6 @@
 /**
  * The guest-segment filter without a kernel: the rule-set language (validation of every field, priorities,
- * named filters, variables), action-params decoding, the NICs the router knows (DHCP reservations, NIC records,
+ * named filters, variables), action-params decoding, the NICs the router knows (DHCP reservations, prepared NICs,
  * SLAAC addresses), the compiled table (one bridge table, per-NIC data as elements) and the size of the change
  * when one VM comes or goes on a segment of 1,000.
  */
@@ -14,13 +14,15 @@ import { diffTable, tableContents } from '../../lib/nft/table-sync.js';
 import { Transaction } from '../../lib/nft/transaction.js';
 import {
   parseRule, parseRules, flattenRuleSet, CLEAN_TRAFFIC, parseVmFilterParams, applyVmFilterChange, vmFilterRows, knownNics,
-  filterObjects, compileFilter, filterView, vmfilterTable, vmfilterPrepareNic, vmfilterReleaseNic, vmfilterRestoreNetwork, vmfilterState,
+  filterObjects, compileFilter, filterView, vmfilterTable, vmfilterState,
   type NamedFilter, type VmRule,
 } from '../../lib/router/vmfilter/index.js';
 import { bindRule } from '../../lib/router/vmfilter/rules.js';
 import { ruleStatements } from '../../lib/router/vmfilter/compile.js';
 import { eui64, linkLocalOf, routerSide, slaacOf, vmfilterNoteRequest } from '../../lib/router/vmfilter/nics.js';
-import type * as T from '../../lib/router/contract/types.js';
+import { vmdataModule } from '../../lib/router/vmdata/module.js';
+import { setVmdataState, vmdataState } from '../../lib/router/vmdata/state.js';
+import type { CommandEnv } from '../../lib/router/command-table.js';
 
 const bad = (fn: () => unknown, re: RegExp) => {
   try {
@@ -171,38 +173,40 @@ test('applying changes: references must resolve, without cycles; a referenced fi
 
 // ── known NICs ──────────────────────────────────────────────────────────────────────────────────────
 
-test('known NICs: DHCP reservations, else prepare-nic records; SLAAC addresses on a /64; release and restore', () => {
-  const m = router(1, { ip6: true });
+test('known NICs: DHCP reservations, else the metadata module\'s prepared NICs; SLAAC addresses on a /64; run counters', () => {
   assert.is(slaacOf('52:54:00:12:34:56', 'fd00:42::/64'), 'fd00:42::5054:ff:fe12:3456');
   assert.is(linkLocalOf('52:54:00:12:34:56'), 'fe80::5054:ff:fe12:3456');
   assert.is(eui64('02:00:00:00:00:01'), 0x000000fffe000001n);
-  assert.equal(knownNics(m), [{ networkId: '42', mac: macOf(0), ip4: [ipOf(0)], ip6: [slaacOf(macOf(0), 'fd00:42::/64')!] }]);
-  // prepare-nic of a NIC that DHCP does not hold: recorded by the filter (once: a DHCP reservation holds the others)
-  const prep = (mac: string, ip: string, ip6?: string) => vmfilterPrepareNic(m, { command: 'prepare-nic', networkId: '42', namespace: m.namespace, mac, ip, defaultNic: true, ...(ip6 ? { ip6Address: ip6 } : {}) } as T.PrepareNicRequest);
-  prep('02:cc:00:00:00:01', '10.1.9.1', 'fd00:42::99');
-  prep(macOf(0), ipOf(0));
-  assert.equal(Object.keys(vmfilterState(m).nics['42']), ['02:cc:00:00:00:01']);
-  assert.equal(knownNics(m).map((n) => [n.mac, n.ip4, n.ip6]), [[macOf(0), [ipOf(0)], [slaacOf(macOf(0), 'fd00:42::/64')]], ['02:cc:00:00:00:01', ['10.1.9.1'], ['fd00:42::99']]]);
-  // one address, one NIC: a prepare-nic taking over an address drops it from the NIC that had it
-  prep('02:cc:00:00:00:02', '10.1.9.1');
-  assert.equal(knownNics(m).slice(1).map((n) => [n.mac, n.ip4, n.ip6]), [
-    ['02:cc:00:00:00:01', [], ['fd00:42::99']],
-    ['02:cc:00:00:00:02', ['10.1.9.1'], [slaacOf('02:cc:00:00:00:02', 'fd00:42::/64')]],
-  ]);
-  // nothing takes a router's MAC or address, nor an address a DHCP reservation holds
+  const withDhcp = router(1, { ip6: true });
+  assert.equal(knownNics(withDhcp), [{ networkId: '42', mac: macOf(0), ip4: [ipOf(0)], ip6: [slaacOf(macOf(0), 'fd00:42::/64')!] }]);
+  // the NIC hooks as CloudStack sends them, through the metadata module's entries (metadata, DHCP and filter parts)
+  const m = router(0, { ip6: true, dhcp: false });
+  const env = { ctx: { settings: { stateDir: '/nonexistent-vmf' }, details: { physicalNetwork: {}, network: {} } } } as unknown as CommandEnv;
+  const hook = (command: 'prepare-nic' | 'release-nic', mac: string, ip: string, ip6?: string) => {
+    const req = { command, networkId: '42', namespace: m.namespace, mac, ip, defaultNic: true, ...(ip6 ? { ip6Address: ip6 } : {}) };
+    (vmdataModule.commands![command]!.change! as (r: unknown, e: CommandEnv) => (x: RouterModel) => void)(req, env)(m);
+  };
+  hook('prepare-nic', '02:cc:00:00:00:01', '10.1.9.1', 'fd00:42::99');
+  assert.equal(knownNics(m).map((n) => [n.mac, n.ip4, n.ip6]), [['02:cc:00:00:00:01', ['10.1.9.1'], ['fd00:42::99']]]);
+  // one address, one NIC: a NIC prepared at an address takes it over
+  hook('prepare-nic', '02:cc:00:00:00:02', '10.1.9.1');
+  assert.equal(knownNics(m).map((n) => [n.mac, n.ip4, n.ip6]), [['02:cc:00:00:00:02', ['10.1.9.1'], [slaacOf('02:cc:00:00:00:02', 'fd00:42::/64')]]]);
+  // nothing takes a router's MAC or address
   const routerMac = routerSide(m, m.tiers['42']).mac;
-  prep(routerMac, '10.1.9.7');
-  prep('02:cc:00:00:00:04', '10.1.0.1');
-  prep('02:cc:00:00:00:05', ipOf(0));
+  hook('prepare-nic', routerMac, '10.1.9.7');
+  hook('prepare-nic', '02:cc:00:00:00:04', '10.1.0.1');
   assert.not.ok(knownNics(m).some((n) => n.mac === routerMac), 'the router\'s MAC is no NIC');
-  assert.equal(knownNics(m).filter((n) => n.mac === '02:cc:00:00:00:04' || n.mac === '02:cc:00:00:00:05').map((n) => n.ip4), [[], []]);
-  // runs count every start and stop of a NIC
-  assert.is(vmfilterState(m).runs[macOf(0)], 1);
-  vmfilterReleaseNic(m, { command: 'release-nic', networkId: '42', namespace: m.namespace, mac: '02:cc:00:00:00:02', defaultNic: true } as T.ReleaseNicRequest);
+  assert.equal(knownNics(m).find((n) => n.mac === '02:cc:00:00:00:04')?.ip4, [], 'nor its address');
+  // every start and stop of a NIC is a new run (the ports learned for it are forgotten)
+  assert.is(vmfilterState(m).runs['02:cc:00:00:00:02'], 1);
+  hook('release-nic', '02:cc:00:00:00:02', '10.1.9.1');
   assert.is(knownNics(m).some((n) => n.mac === '02:cc:00:00:00:02'), false, 'released');
-  // restore-network: exactly the listed NICs (not held by DHCP) are recorded
-  vmfilterRestoreNetwork(m, { networkId: '42', dhcpEnabled: false, dnsEnabled: false, vms: [{ mac: '02:cc:00:00:00:03', ip: '10.1.9.3' }] });
-  assert.equal(Object.keys(vmfilterState(m).nics['42'] ?? {}), ['02:cc:00:00:00:03']);
+  assert.is(vmfilterState(m).runs['02:cc:00:00:00:02'], undefined, 'and its counter with it');
+  // a DHCP reservation wins over a prepared NIC for the address both name
+  const both = router(1);
+  const vs = vmdataState(both);
+  setVmdataState(both, { ...vs, nics: { [ipOf(0)]: { tier: '42', mac: '02:cc:00:00:00:05' } } });
+  assert.equal(knownNics(both).map((n) => [n.mac, n.ip4]), [[macOf(0), [ipOf(0)]], ['02:cc:00:00:00:05', []]]);
   // the strict policy follows the request's detail; absent keeps it
   vmfilterNoteRequest(m, { networkId: '42', vmFilterStrict: true });
   assert.equal(vmfilterState(m).tiers, { 42: { strict: true } });

@@ -43,7 +43,7 @@ import { vmDocuments, type VmDocuments } from './documents.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
 import * as mut from './mutators.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/mutators.js';
-import { vmfilterPrepareNic, vmfilterReleaseNic, vmfilterRestoreNetwork } from '../vmfilter/nics.js';
+import { vmfilterPrepareNic, vmfilterReleaseNic } from '../vmfilter/nics.js';
 import type { CommandEnv, Mutation } from '../command-table.js';
 import { ensureLinkLocal, hasIpv6, segmentMtus, tierIfname, wellKnownObjects } from './well-known.js';
 
@@ -306,7 +306,7 @@ export const vmdataModule: RouterModule = {
       ifRouterExists: true,
       change: withEnv((m, req, env) => { dhcpReleaseNic(m, req); mut.releaseNicVmData(m, req, env); vmfilterReleaseNic(m, req); }),
     },
-    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork, vmfilterRestoreNetwork)) },
+    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork)) },
   },
   forgetTier: forgetVmdataTier,
 

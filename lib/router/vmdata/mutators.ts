@@ -254,15 +254,14 @@ export function restoreNetworkVmData(
 }
 
 /**
- * restore-network as one step: restore_data checked once, then the parts that take the NICs (`nicParts`, in
- * order: e.g. lib/router/dhcp `dhcpRestoreNetwork`, then the VM filter's) and the metadata part on the same model.
+ * restore-network as one step: restore_data checked once, then the DHCP/DNS part (`dhcpPart`, e.g.
+ * lib/router/dhcp `dhcpRestoreNetwork`) and the metadata part on the same model.
  */
-export function restoreNetworkWith(...nicParts: Array<(m: RouterModel, r: RestoreForDhcp) => void>) {
+export function restoreNetworkWith(dhcpPart?: (m: RouterModel, r: RestoreForDhcp) => void) {
   return (m: RouterModel, req: T.RestoreNetworkRequest, env: VmDataEnv): void => {
     const parsed = parseRestore(req, env);
     const known = knownMacs(m); // before the DHCP part rewrites the reservations
-    const nics = restoreForDhcp(req, parsed);
-    for (const part of nicParts) part(m, nics);
+    dhcpPart?.(m, restoreForDhcp(req, parsed));
     restoreNetworkVmData(m, req, env, parsed, known);
   };
 }

@@ -26,6 +26,7 @@ import type { SetExpr, Stmt, TableRef, Verdict } from '../../nft/json.js';
 import type { RouterModel, TierModel } from '../model.js';
 import { externalGateway } from '../shared-network.js';
 import { dhcpState } from '../dhcp/state.js';
+import { vmdataState } from '../vmdata/state.js';
 import { ipToBigInt } from '../../util/ip.js';
 import { filteredTiers, knownNics, routerSide, type KnownNic, type RouterSide } from './nics.js';
 import { vmfilterState } from './state.js';
@@ -418,7 +419,7 @@ const CACHE_MAX = 8;
 export function compiledFilter(m: RouterModel): CompiledFilter | undefined {
   // the NICs' run counters change with every prepare-nic and release-nic, the table does not
   const { runs: _runs, ...filterSlot } = (m.extra?.vmfilter ?? {}) as Record<string, unknown>;
-  const key = JSON.stringify([m.namespace, m.kind, m.nameId, m.l2 ? 1 : 0, m.tiers, m.extra?.dhcp, filterSlot]);
+  const key = JSON.stringify([m.namespace, m.kind, m.nameId, m.l2 ? 1 : 0, m.tiers, m.extra?.dhcp, vmdataState(m).nics, filterSlot]);
   let hit = cache.get(key);
   if (hit === undefined) {
     const v = filterView(m);

@@ -1,17 +1,18 @@
 /**
- * What the guest-segment filter knows about a router's guest NICs, and the NIC-lifecycle steps that feed it.
+ * What the guest-segment filter knows about a router's guest NICs, and its part of the NIC lifecycle.
  *
- * A NIC is known while a DHCP reservation holds its MAC (add-dhcp-entry, prepare-nic and restore-network on a
- * network with DHCP … remove-dhcp-entry, release-nic) or, on a network whose DHCP does not hold it, while the
- * filter's own record does (prepare-nic / restore-network … release-nic). Its IPv6 address is the one CloudStack
- * sent, else — on a /64 prefix of the router's — its SLAAC (EUI-64) address.
+ * A NIC is known while a DHCP reservation holds its MAC (add-dhcp-entry, or prepare-nic / restore-network on a
+ * network where the router serves DHCP … remove-dhcp-entry, release-nic) or while the metadata module's record of
+ * the prepared NIC does (prepare-nic / restore-network … release-nic; lib/router/vmdata `nics`: a NIC of the
+ * tier's subnet). The filter keeps no identity of its own. A NIC's IPv6 address is the one CloudStack sent, else —
+ * on a /64 prefix of the router's — its SLAAC (EUI-64) address.
  */
 import type * as T from '../contract/types.js';
 import type { RouterModel, TierModel } from '../model.js';
 import { dhcpState } from '../dhcp/state.js';
+import { vmdataState } from '../vmdata/state.js';
 import { bigIntToIp, ipToBigInt, parseCidr } from '../../util/ip.js';
 import { tierAttachment } from '../topology.js';
-import type { RestoreForDhcp } from '../vmdata/mutators.js';
 import { editNic, setVmfilterState, vmfilterState, type NicRecord, type VmFilterState } from './state.js';
 import type { NicRuleSet } from './rules.js';
 
@@ -65,22 +66,21 @@ export function routerSide(m: RouterModel, t: TierModel): RouterSide {
 }
 
 /**
- * Every known NIC of the router's implemented tiers, each MAC once. A DHCP reservation wins over a NIC record (for
+ * Every known NIC of the router's implemented tiers, each MAC once. A DHCP reservation wins over a prepared NIC (for
  * the MAC and for an address both name); nothing may take a router's MAC or address (they are the router's, and
  * what the guards protect).
  */
 export function knownNics(m: RouterModel): KnownNic[] {
   const tiers = filteredTiers(m);
   const dhcp = dhcpState(m);
+  const prepared = vmdataState(m).nics ?? {};
   const own = vmfilterState(m);
   const out: KnownNic[] = [];
   const routers = tiers.map((t) => routerSide(m, t));
   const seen = new Set<string>(routers.map((r) => r.mac));
   const taken = new Set<string>(routers.flatMap((r) => [...r.ip4, ...r.ip6]));
-  const dhcpMacs = new Set<string>();
   for (const t of tiers) {
-    for (const [mac, h] of Object.entries(dhcp.tiers[t.networkId]?.hosts ?? {})) {
-      dhcpMacs.add(mac);
+    for (const h of Object.values(dhcp.tiers[t.networkId]?.hosts ?? {})) {
       taken.add(h.ip);
       if (h.ip6) taken.add(h.ip6);
     }
@@ -104,20 +104,11 @@ export function knownNics(m: RouterModel): KnownNic[] {
     for (const mac of Object.keys(hosts).sort()) add(t, mac, hosts[mac].ip, hosts[mac].ip6, true);
   }
   for (const t of tiers) {
-    const recs = own.nics[t.networkId] ?? {};
-    for (const mac of Object.keys(recs).sort()) {
-      const r = recs[mac];
-      if (dhcpMacs.has(mac) || (r.ip === undefined && r.ip6 === undefined)) continue;
-      add(t, mac, r.ip, r.ip6, false);
-    }
+    const nics = Object.entries(prepared).filter(([, n]) => n.tier === t.networkId).sort(([, a], [, b]) => a.mac.localeCompare(b.mac));
+    for (const [ip, n] of nics) add(t, n.mac, ip, n.ip6, false);
   }
   return out;
 }
-
-/** The NIC's own record on a tier (by MAC), or undefined. */
-export const nicRecord = (m: RouterModel, networkId: string, mac: string): NicRecord | undefined => vmfilterState(m).nics[networkId]?.[mac];
-
-const dhcpHolds = (m: RouterModel, networkId: string, mac: string): boolean => dhcpState(m).tiers[networkId]?.hosts[mac] !== undefined;
 
 /** A new run of the NIC: learned ports of its previous run are forgotten (module reconcile). */
 function bumpRun(s: VmFilterState, mac: string): void {
@@ -131,86 +122,31 @@ function pruneRuns(m: RouterModel, s: VmFilterState): void {
   for (const mac of Object.keys(s.runs)) if (!keep.has(mac)) delete s.runs[mac];
 }
 
-/** Record an identity (one address, one NIC: another own record holding the address loses it). */
-function putIdentity(s: VmFilterState, networkId: string, mac: string, ip: string | undefined, ip6: string | undefined): void {
-  for (const [id, nics] of Object.entries(s.nics)) {
-    for (const [other, r] of Object.entries(nics)) {
-      if (other === mac && id === networkId) continue;
-      const drop = other === mac || (id === networkId && ((ip && r.ip === ip) || (ip6 && r.ip6 === ip6)));
-      if (!drop) continue;
-      editNic(s, id, other, (x) => {
-        if (other === mac || x.ip === ip) delete x.ip;
-        if (other === mac || x.ip6 === ip6) delete x.ip6;
-      });
-    }
-  }
-  editNic(s, networkId, mac, (r) => {
-    delete r.ip;
-    delete r.ip6;
-    if (ip) r.ip = ip;
-    if (ip6) r.ip6 = ip6;
-  });
-}
-
 /**
- * prepare-nic's filter part (after the DHCP part): a new run of the NIC — its identity recorded unless the DHCP
- * reservation holds it, its explicit port binding dropped (the VM gets a new tap), learned ports forgotten.
+ * prepare-nic's filter part (after the metadata and DHCP parts, which record the NIC): a new run of the NIC — its
+ * explicit port binding dropped (the VM gets a new tap) and the ports learned for it forgotten.
  */
 export function vmfilterPrepareNic(m: RouterModel, req: T.PrepareNicRequest): void {
   const t = m.tiers[req.networkId];
   if (!t || !t.implemented || m.l2 || req.mac === undefined) return;
-  const mac = req.mac;
-  const s = vmfilterState(m);
-  if (dhcpHolds(m, req.networkId, mac)) {
-    putIdentity(s, req.networkId, mac, undefined, undefined);
-  } else {
-    // any IPv4 address: a NIC of a shared network's secondary range lies outside the network's CIDR
-    putIdentity(s, req.networkId, mac, req.ip, req.ip6Address);
-  }
-  editNic(s, req.networkId, mac, (r) => { delete r.port; });
-  bumpRun(s, mac);
-  pruneRuns(m, s);
-  setVmfilterState(m, s);
+  newRun(m, req.networkId, req.mac);
 }
 
-/** release-nic's filter part: the NIC's identity and port binding go (its rule set stays for its next run). */
+/** release-nic's filter part: the NIC's port binding goes, learned ports are forgotten (its rule set stays for its next run). */
 export function vmfilterReleaseNic(m: RouterModel, req: T.ReleaseNicRequest): void {
+  if (req.mac === undefined || !m.tiers[req.networkId]) return;
+  newRun(m, req.networkId, req.mac);
+}
+
+function newRun(m: RouterModel, networkId: string, mac: string): void {
   const s = vmfilterState(m);
-  const nics = s.nics[req.networkId] ?? {};
-  const mac = req.mac ?? Object.keys(nics).find((k) => req.ip !== undefined && nics[k].ip === req.ip);
-  if (mac === undefined) return;
-  if (nics[mac]) {
-    editNic(s, req.networkId, mac, (r) => {
-      delete r.ip;
-      delete r.ip6;
-      delete r.port;
-    });
-  }
+  if (s.nics[networkId]?.[mac]?.port !== undefined) editNic(s, networkId, mac, (r) => { delete r.port; });
   bumpRun(s, mac);
   pruneRuns(m, s);
   setVmfilterState(m, s);
 }
 
-/**
- * restore-network's filter part (after the DHCP part): the network's NICs become exactly the listed ones —
- * identities recorded for those no DHCP reservation holds, dropped for the others.
- */
-export function vmfilterRestoreNetwork(m: RouterModel, r: RestoreForDhcp): void {
-  if (!m.tiers[r.networkId] || m.l2) return;
-  const s = vmfilterState(m);
-  const listed = new Map(r.vms.filter((v) => v.mac !== undefined).map((v) => [v.mac!, v]));
-  for (const mac of Object.keys(s.nics[r.networkId] ?? {})) {
-    if (!listed.has(mac)) editNic(s, r.networkId, mac, (x) => { delete x.ip; delete x.ip6; delete x.port; });
-  }
-  for (const [mac, v] of listed) {
-    if (dhcpHolds(m, r.networkId, mac)) putIdentity(s, r.networkId, mac, undefined, undefined);
-    else putIdentity(s, r.networkId, mac, v.ip, v.ip6Address);
-  }
-  pruneRuns(m, s);
-  setVmfilterState(m, s);
-}
-
-/** A tier leaves the router: its NIC records and policy go (named filters are the router's and stay). */
+/** A tier leaves the router: its NICs' rule sets, learned ports and policy go (named filters are the router's and stay). */
 export function vmfilterForgetTier(m: RouterModel, networkId: string): void {
   const s = vmfilterState(m);
   if (!s.nics[networkId] && !s.tiers[networkId]) return;

@@ -1,12 +1,10 @@
 /**
  * The guest-segment filter's slot in the router model (`model.extra.vmfilter`): per network, whether unknown MACs
- * are denied (strict) and what netns-router knows about each NIC beyond the DHCP reservations — the identity of
- * NICs no reservation holds (prepare-nic / restore-network on a network without DHCP entries for them), an
- * explicit bridge-port binding, the NIC's own rule set — and the router's named filters.
- *
- * A NIC's identity (MAC → IPv4/IPv6) lives in exactly one place: the DHCP reservation when there is one
- * (lib/router/dhcp), else here. Rule sets and bindings are keyed by MAC and kept across release-nic (a stopped
- * VM keeps its filter, as libvirt keeps a domain's filterref); they are compiled only while the NIC is known.
+ * are denied (strict); per NIC (by MAC) what only the filter keeps — an explicit bridge-port binding and the NIC's
+ * own rule set —; the router's named filters; the NICs' run counters. Which NICs exist, and their addresses, come
+ * from the DHCP reservations and the metadata module's prepared NICs (nics.ts). Rule sets are kept across
+ * release-nic (a stopped VM keeps its filter, as libvirt keeps a domain's filterref); they are compiled only while
+ * the NIC is known.
  */
 import type { RouterModel } from '../model.js';
 import { moduleState, setModuleState } from '../router-module.js';
@@ -15,9 +13,6 @@ import type { NamedFilter, VmRule } from './rules.js';
 export const VMFILTER = 'vmfilter';
 
 export interface NicRecord {
-  /** Identity from prepare-nic / restore-network, only when no DHCP reservation holds the MAC. */
-  ip?: string;
-  ip6?: string;
   /** Explicit bridge-port binding (vm-filter-set `port`): frames with this MAC only from that port. */
   port?: string;
   /** The NIC's own rules and referenced named filters (vm-filter-set). */
@@ -48,8 +43,7 @@ export function vmfilterState(m: RouterModel): VmFilterState {
   return { tiers: { ...(s?.tiers ?? {}) }, nics: { ...(s?.nics ?? {}) }, filters: { ...(s?.filters ?? {}) }, runs: { ...(s?.runs ?? {}) } };
 }
 
-const recordIsEmpty = (r: NicRecord): boolean =>
-  r.ip === undefined && r.ip6 === undefined && r.port === undefined && !r.rules?.length && !r.filters?.length;
+const recordIsEmpty = (r: NicRecord): boolean => r.port === undefined && !r.rules?.length && !r.filters?.length;
 
 /** Store the slot, dropping empty records and networks the router no longer has. */
 export function setVmfilterState(m: RouterModel, s: VmFilterState): void {
