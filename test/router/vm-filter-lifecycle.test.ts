@@ -20,13 +20,11 @@ import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { installCounters, readCounters, servers, serversUp, tcpOk, udpFlood, udpOk } from '../helpers/fw.js';
 import { routerCli } from '../helpers/router-cli.js';
-import { dnsmasqPids } from '../helpers/dhcp.js';
 import { sendFrames, udp4Frame } from '../helpers/frames.js';
-import { filterSet, filterTable, reach, strangerVm, vmfTopo, VM1_MAC, VM2_MAC } from '../helpers/vmfilter.js';
+import { allGone, filterSet, filterTable, killRouterDaemons, reach, strangerVm, vmfTopo, VM1_MAC, VM2_MAC } from '../helpers/vmfilter.js';
 
 requireSandbox();
 
-const killDnsmasq = (stateDir: string) => { for (const p of dnsmasqPids(stateDir)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } } };
 
 /** A router built through the CLI: network on vxlan, DHCP, vm1 (prepare-nic) and vm2 (add-dhcp-entry) on the bridge. */
 function cliRouter(s: Scratch, dir: string) {
@@ -125,7 +123,7 @@ test('vm-filter-set through the CLI: "only ssh in" for vm1 is enforced, answered
     assert.ok(tcpOk(r.vm2, '10.1.1.10', 8080), 'tcp/8080 after clear');
   } finally {
     for (const p of procs) p.kill('SIGKILL');
-    if (stateDir) killDnsmasq(stateDir);
+    if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -168,7 +166,7 @@ test('a failed change leaves the previous filter in force: exit 2, the table and
   } finally {
     if (mounted) spawnSync('umount', [routers()]);
     for (const p of procs) p.kill('SIGKILL');
-    if (stateDir) killDnsmasq(stateDir);
+    if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -220,7 +218,7 @@ test('vm1\'s rule set replaced 30 times under a probe flood from vm2: no forbidd
     assert.is(got[FORBIDDEN], 0, `forbidden datagrams that arrived (of ${sent[FORBIDDEN]} sent, ${swaps} swaps)`);
     assert.ok(got[ALLOWED] <= sent[ALLOWED] && got[ALLOWED] >= sent[ALLOWED] - 2, `allowed: ${got[ALLOWED]} of ${sent[ALLOWED]} (${swaps} swaps)`);
   } finally {
-    if (stateDir) killDnsmasq(stateDir);
+    if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }
@@ -264,11 +262,13 @@ test('bindings follow the NICs: release-nic, prepare-nic, remove-dhcp-entry, res
     r.run(['restore-network', ...r.net, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--restore-data', JSON.stringify(restore)]);
     assert.ok(macs().includes(VM1_MAC) && macs().includes(VM2_MAC), macs());
     // a reboot: router namespace, daemons and the host's nft tables gone; restore-all rebuilds the filter
-    killDnsmasq(r.stateDir);
+    const killed = killRouterDaemons(r.stateDir);
+    assert.ok(await waitFor(() => allGone(killed)), 'dnsmasq and the metadata daemon are gone');
     deleteNetns(r.ns, { ifExists: true });
     nsExec(r.hostNs, ['nft', 'delete', 'table', 'bridge', vmfilterTable(r.ns).name]);
     assert.is(filterTable(r.hostNs, r.ns), '');
-    assert.not.ok(ping(r.vm2, '10.1.1.1'), 'the router is gone');
+    // (nothing holds the namespace any more; the kernel removes its links asynchronously)
+    assert.ok(await waitFor(() => !ping(r.vm2, '10.1.1.1'), 5000), 'the router is gone');
     const res = r.cli(['restore-all']);
     assert.is(res.status, 0, res.stderr);
     assert.ok(macs().includes(VM1_MAC) && macs().includes(VM2_MAC), 'bindings back');
@@ -281,7 +281,7 @@ test('bindings follow the NICs: release-nic, prepare-nic, remove-dhcp-entry, res
     assert.ok(tcpOk(r.vm2, '10.1.1.10', 8080), 'nothing filters vm1 any more');
   } finally {
     for (const p of procs) p.kill('SIGKILL');
-    if (stateDir) killDnsmasq(stateDir);
+    if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -325,7 +325,7 @@ test('strict network: unknown MACs reach neither the router nor vm1, and vm2 can
     assert.ok(await waitFor(() => ping(x.ns, router.ip)), 'allowed once strict is off');
     assert.ok(await waitFor(() => ping(x.ns, vm1.ip)), 'allowed to vm1 too');
   } finally {
-    if (stateDir) killDnsmasq(stateDir);
+    if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }
@@ -354,9 +354,9 @@ test('two routers with the same subnet on one host: each filter judges only its 
     assert.ok(await reach(b2.ns, '10.1.1.10'), 'B: vm → vm');
     assert.ok(await reach(a.vm1.ns, '10.1.1.1') && await reach(a.vm2.ns, '10.1.1.10'), 'A works');
     assert.not.ok(JSON.stringify(filterSet(a.hostNs, a.ns, 'nic_mac')).includes('02:cc:'), 'A knows nothing of B');
-    killDnsmasq(stateB);
+    killRouterDaemons(stateB);
   } finally {
-    for (const d of dirs) killDnsmasq(d);
+    for (const d of dirs) killRouterDaemons(d);
     s.cleanup();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }

@@ -15,18 +15,18 @@ import { Scratch, addVm, nsTry, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import { installCounters, readCounters, servers, serversUp, tcpOk, udpOk, vpcTopo } from '../helpers/fw.js';
-import { udhcpc, routerAdvert, dnsmasqPids } from '../helpers/dhcp.js';
+import { udhcpc, routerAdvert } from '../helpers/dhcp.js';
 import { BROADCAST, RaListener, arpFrame, naFrame, raFrame, sendFrames, udp4Frame, udp6Frame } from '../helpers/frames.js';
 import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
 import {
-  PREFIX6, addIp6, afterLocktime, countArrivals, countOnBridge, filterSet, reach, filterTable, neighMac, setNeigh, slaacReady, strangerVm, vmfTopo,
+  PREFIX6, addIp6, afterLocktime, killRouterDaemons, countArrivals, countOnBridge, filterSet, reach, filterTable, neighMac, setNeigh, slaacReady, strangerVm, vmfTopo,
 } from '../helpers/vmfilter.js';
 
 requireSandbox();
 
-/** Every daemon the router started (dnsmasq) is killed by pid, then the namespaces and the state go. */
+/** Every daemon the router started (dnsmasq, metadata) is killed by pid, then the namespaces and the state go. */
 const cleanup = (s: Scratch, stateDir: string) => {
-  if (stateDir) for (const p of dnsmasqPids(stateDir)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  if (stateDir) killRouterDaemons(stateDir);
   s.cleanup();
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 };
