@@ -83,7 +83,7 @@ test('bridge family: its own named priorities, filter chains only, the new liter
   throwsCode(() => N.rawPayload('xx' as 'th', 0, 8), 'E_INVALID_VALUE');
   throwsCode(() => N.rawPayload('th', 0, 129), 'E_INVALID_VALUE');
   throwsCode(() => N.setStmt('delete' as 'add', N.F.iifname, 'x'), 'E_INVALID_VALUE');
-  throwsCode(() => new N.Transaction({ family: 'netdev' as 'bridge', name: 'x' }), 'E_INVALID_VALUE');
+  throwsCode(() => new N.Transaction({ family: 'arp' as 'bridge', name: 'x' }), 'E_INVALID_VALUE');
 });
 
 test('chains: base chain consistency is checked', () => {
