@@ -13,7 +13,7 @@
  * then runs the command itself.
  */
 import { readlinkSync, statSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 
 export const RESIDENT_PROTOCOL = 1;
 export const DEFAULT_RESIDENT_SOCKET = '/run/netns-router/engine.sock';
@@ -120,6 +120,9 @@ export function forwardToResident(
     let accepted = false;
     let settled = false;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    // node:net (and the stream modules under it) only when there is a socket to try: a cold command without a
+    // resident engine never pays for loading them
+    const { connect } = require('node:net') as typeof import('node:net');
     const sock = connect(socketPath);
     const finish = (r: ForwardResult | undefined): void => {
       if (settled) return;

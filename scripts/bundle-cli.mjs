@@ -143,4 +143,5 @@ renameSync(tmp, OUT);
 // a code cache of the previous bundle would be refused by V8 anyway; remove it so that it is rebuilt at once
 for (const f of [`${OUT}.cache`]) if (existsSync(f)) writeFileSync(f, '');
 const size = parts.reduce((n, p) => n + p.length, 0);
-process.stdout.write(`bundle: ${modules.size} modules, ${(size / 1024).toFixed(0)} KiB → ${relative(root, OUT)}\n`);
+// on stderr: `npm pack --json` (prepack builds) prints lifecycle scripts' stdout into its JSON
+process.stderr.write(`bundle: ${modules.size} modules, ${(size / 1024).toFixed(0)} KiB → ${relative(root, OUT)}\n`);

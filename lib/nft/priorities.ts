@@ -40,6 +40,7 @@ export const BRIDGE_PRIORITY = {
   srcnat: 300,
 } as const;
 
+/** A named priority of BRIDGE_PRIORITY. */
 export type BridgePriorityName = keyof typeof BRIDGE_PRIORITY;
 
 const BRIDGE_NAME_HOOKS: Record<BridgePriorityName, readonly Hook[] | 'all'> = {

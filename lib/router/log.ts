@@ -4,7 +4,7 @@
  * vm_data, restore_data, …) and any string holding a PEM private key become "[redacted]".
  * Like upstream, a log file that cannot be opened never fails the command.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from './contract/types.js';
@@ -117,13 +117,26 @@ export function createLogger(opts: LoggerOptions): CreatedLogger {
   if (!opts.file || opts.level === 'silent') return { logger: pino({ ...options, level: 'silent' }), close: noClose };
   try {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o750 });
-    const dest = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
+    // pino writes each record to this destination, one write(2) per record: nothing is lost on process.exit, and
+    // closing is a close(2) — pino's SonicBoom destination fsyncs the log in the thread pool before it closes,
+    // which a cold command would wait for at exit (~5 ms); the router's state file, not its log, must be durable
+    const fd = openSync(opts.file, 'a');
     let closed = false;
+    const dest = {
+      write(line: string): void {
+        if (closed) return;
+        try {
+          const b = Buffer.from(line);
+          for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off);
+        } catch {
+          close(); // a log that cannot be written (disk full) is given up; the command goes on
+        }
+      },
+    };
     const close = (): void => {
       if (closed) return;
       closed = true;
-      try { dest.flushSync(); } catch { /* nothing buffered, or the file is gone */ }
-      dest.destroy();
+      try { closeSync(fd); } catch { /* already closed */ }
     };
     return { logger: pino(options, dest), close };
   } catch (e) {

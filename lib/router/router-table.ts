@@ -23,6 +23,7 @@ import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept,
 import type { PublicIngress } from './router-module.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
 import type { TableRef } from '../nft/json.js';
+import { compareText } from '../util/compare.js';
 
 export const ROUTER_TABLE: TableRef = { family: 'inet', name: 'netns_router' };
 
@@ -109,7 +110,7 @@ export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
   // cold process)
   const v4 = filtered.filter((a) => !a.includes(':'));
   const v6 = filtered.filter((a) => a.includes(':'));
-  const services = (ingress.services ?? []).filter((x) => !x.ip.includes(':')).sort((a, b) => a.ip.localeCompare(b.ip) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
+  const services = (ingress.services ?? []).filter((x) => !x.ip.includes(':')).sort((a, b) => compareText(a.ip, b.ip) || compareText(a.protocol, b.protocol) || a.port - b.port);
   const seen = new Set<string>();
   const svc: ElementItem[] = [];
   for (const x of services) {

@@ -25,6 +25,7 @@ import { NS_NAME_RE, listenFile, vmdataRoot } from '../services/metadata/layout.
 import { dnsmasqInstance } from './dhcp/module.js';
 import { supervisorFor } from './lb/module.js';
 import { RouterEngine } from './engine.js';
+import { compareText } from '../util/compare.js';
 
 export type WatchedDaemon = 'dnsmasq' | 'haproxy' | 'metadata';
 
@@ -73,7 +74,7 @@ export function deadDaemons(stateDir: string): DeadDaemons[] {
   }
   const served = dirNames(vmdataRoot(stateDir)).filter((ns) => existsSync(listenFile(stateDir, ns)));
   if (served.length && daemonPid(stateDir) === undefined) for (const ns of served) add(ns, 'metadata');
-  return [...out.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([namespace, daemons]) => ({ stateDir, namespace, daemons }));
+  return [...out.entries()].sort(([a], [b]) => compareText(a, b)).map(([namespace, daemons]) => ({ stateDir, namespace, daemons }));
 }
 
 export class ServiceWatchdog {

@@ -9,6 +9,7 @@ import {
 } from '../../services/dnsmasq/index.js';
 import { cidrContains, ipv4ToNumber, parseCidr } from '../../util/ip.js';
 import { dhcpState, type DhcpTierState } from './state.js';
+import { compareText } from '../../util/compare.js';
 
 export interface ServedTier {
   tier: TierModel;
@@ -21,7 +22,7 @@ export function servedTiers(m: RouterModel): ServedTier[] {
   const s = dhcpState(m);
   return Object.values(m.tiers)
     .filter((t) => t.implemented && s.tiers[t.networkId]?.dhcp)
-    .sort((a, b) => a.networkId.localeCompare(b.networkId))
+    .sort((a, b) => compareText(a.networkId, b.networkId))
     .map((tier) => ({ tier, state: s.tiers[tier.networkId], ifname: tierAttachment(m, tier).nsVeth }));
 }
 

@@ -21,12 +21,13 @@ import { openFilesHardLimit } from '../../services/haproxy/proc.js';
 import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
 import type { LbRule, LbState } from './types.js';
+import { compareNatural } from '../../util/compare.js';
 
 export const LB = 'lb';
 
 export const lbState = (m: RouterModel): LbState => structuredClone(moduleState<LbState>(m, LB) ?? { networks: {} });
 
-const byId = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+const byId = (a: string, b: string): number => compareNatural(a, b);
 
 /** Rules haproxy should serve now, with their network, in a stable order. */
 export function activeLbRules(m: RouterModel): Array<LbRule & { networkId: string }> {

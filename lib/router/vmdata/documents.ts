@@ -26,6 +26,7 @@ import { dhcpState, emptyTierState, type DhcpReservation } from '../dhcp/state.j
 import { tierGuestOptions } from '../dhcp/spec.js';
 import { bigIntToIp, ipToBigInt, ipv4ToNumber, isIpv4, netmask } from '../../util/ip.js';
 import { recordedMac, vmdataState, type NicRecord, type VmRecord } from './state.js';
+import { compareText } from '../../util/compare.js';
 
 /** A leaf string or a directory of the EC2 meta-data tree. */
 export type Ec2Tree = { [name: string]: string | Ec2Tree };
@@ -127,7 +128,7 @@ export function eui64(prefix: string, mac: string): string {
 function tierOrder(a: string, b: string): number {
   const x = Number(a);
   const y = Number(b);
-  return Number.isFinite(x) && Number.isFinite(y) ? x - y : a.localeCompare(b);
+  return Number.isFinite(x) && Number.isFinite(y) ? x - y : compareText(a, b);
 }
 
 /** The VMs of a router: records grouped by identity, with DHCP-only NICs joined by host name. */

@@ -46,6 +46,7 @@ import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/muta
 import { vmfilterPrepareNic, vmfilterReleaseNic } from '../vmfilter/nics.js';
 import type { CommandEnv, Mutation } from '../command-table.js';
 import { ensureLinkLocal, hasIpv6, segmentMtus, tierIfname, wellKnownObjects } from './well-known.js';
+import { compareText } from '../../util/compare.js';
 
 /** Tunables (tests shorten the daemon's idle exit). */
 export const vmdataSettings = {
@@ -142,7 +143,7 @@ export function servedTiers(m: RouterModel): TierModel[] {
   const tiers = new Set(Object.values(vmdataState(m).vms).map((r) => r.tier));
   return Object.values(m.tiers)
     .filter((t) => t.implemented && t.guestType !== 'l2' && tiers.has(t.networkId) && isIpv4(t.extensionIp))
-    .sort((a, b) => a.networkId.localeCompare(b.networkId));
+    .sort((a, b) => compareText(a.networkId, b.networkId));
 }
 
 /** Router addresses to serve on: the extension IP of each served tier. */

@@ -22,6 +22,7 @@ import {
 } from './rules.js';
 import { editNic, setVmfilterState, vmfilterState, type VmFilterState } from './state.js';
 import { knownNics } from './nics.js';
+import { compareText } from '../../util/compare.js';
 
 export type VmFilterChange =
   | { kind: 'list' }
@@ -196,14 +197,14 @@ export function vmFilterRows(m: RouterModel | undefined): VmFilterRow[] {
   const s = vmfilterState(m);
   const known = new Map(knownNics(m).map((n) => [n.mac, n]));
   const rows: VmFilterRow[] = [];
-  for (const [id, nics] of Object.entries(s.nics).sort(([a], [b]) => a.localeCompare(b))) {
-    for (const [mac, r] of Object.entries(nics).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [id, nics] of Object.entries(s.nics).sort(([a], [b]) => compareText(a, b))) {
+    for (const [mac, r] of Object.entries(nics).sort(([a], [b]) => compareText(a, b))) {
       if (!r.rules?.length && !r.filters?.length && r.port === undefined) continue;
       const lines = [...(r.filters ?? []).map((f) => `filter ${f}`), ...(r.rules ?? []).map(ruleText)];
       rows.push({ kind: 'nic', name: mac, network: id, port: r.port ?? '', state: known.has(mac) ? 'bound' : 'not known (no prepare-nic / DHCP entry)', rules: lines.join('\n') });
     }
   }
-  for (const [name, f] of Object.entries(s.filters).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [name, f] of Object.entries(s.filters).sort(([a], [b]) => compareText(a, b))) {
     const lines = [...f.filters.map((x) => `filter ${x}`), ...f.rules.map(ruleText)];
     rows.push({ kind: 'filter', name, network: '', port: '', state: `priority ${f.priority}`, rules: lines.join('\n') });
   }

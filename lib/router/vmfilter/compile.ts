@@ -31,6 +31,7 @@ import { ipToBigInt } from '../../util/ip.js';
 import { filteredTiers, knownNics, routerSide, type KnownNic, type RouterSide } from './nics.js';
 import { vmfilterState } from './state.js';
 import { bindRule, flattenRuleSet, type BoundRule } from './rules.js';
+import { compareText } from '../../util/compare.js';
 
 /** Seconds a learned MAC → port binding lives without a frame (strict tiers: how long a moved VM waits). */
 export const LEARN_TIMEOUT = 60;
@@ -246,7 +247,7 @@ export function compileFilter(v: FilterView): NftObject[] {
       el.nicIn.push({ key: mac, value: N.jump(names.nicIn(n.mac)) });
     }
   }
-  for (const [port, id] of [...portTier].sort(([a], [b]) => a.localeCompare(b))) el.portTier.push({ key: N.ifname(port), value: N.goto(names.fwd(id)) });
+  for (const [port, id] of [...portTier].sort(([a], [b]) => compareText(a, b))) el.portTier.push({ key: N.ifname(port), value: N.goto(names.fwd(id)) });
   const withElems = (items: N.ElementItem[]) => (items.length ? { elements: items } : {});
 
   // chains first: the verdict maps jump to them
@@ -258,7 +259,7 @@ export function compileFilter(v: FilterView): NftObject[] {
     for (const [byte, list] of [...claims.get(t.id)!].sort(([a], [b]) => a - b)) {
       const name = names.claim(t.id, byte);
       chains.push(N.chain(name));
-      claimChains.push({ name, stmts: list.sort(([a], [b]) => a.localeCompare(b)).map(([a, owner]) => [N.match(ND_TARGET, hex128(a)), N.match(E, macLit(owner), '!='), N.drop()]) });
+      claimChains.push({ name, stmts: list.sort(([a], [b]) => compareText(a, b)).map(([a, owner]) => [N.match(ND_TARGET, hex128(a)), N.match(E, macLit(owner), '!='), N.drop()]) });
     }
   }
 

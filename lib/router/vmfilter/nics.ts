@@ -15,6 +15,7 @@ import { bigIntToIp, ipToBigInt, parseCidr } from '../../util/ip.js';
 import { tierAttachment } from '../topology.js';
 import { editNic, setVmfilterState, vmfilterState, type NicRecord, type VmFilterState } from './state.js';
 import type { NicRuleSet } from './rules.js';
+import { compareText } from '../../util/compare.js';
 
 export interface KnownNic {
   networkId: string;
@@ -47,7 +48,7 @@ export function slaacOf(mac: string, ip6Cidr: string | undefined): string | unde
 /** Implemented guest tiers (not an L2 network), by network id. */
 export function filteredTiers(m: RouterModel): TierModel[] {
   if (m.l2) return [];
-  return Object.values(m.tiers).filter((t) => t.implemented).sort((a, b) => a.networkId.localeCompare(b.networkId));
+  return Object.values(m.tiers).filter((t) => t.implemented).sort((a, b) => compareText(a.networkId, b.networkId));
 }
 
 /** The router's addressing on a tier as the filter guards it. */
@@ -104,7 +105,7 @@ export function knownNics(m: RouterModel): KnownNic[] {
     for (const mac of Object.keys(hosts).sort()) add(t, mac, hosts[mac].ip, hosts[mac].ip6, true);
   }
   for (const t of tiers) {
-    const nics = Object.entries(prepared).filter(([, n]) => n.tier === t.networkId).sort(([, a], [, b]) => a.mac.localeCompare(b.mac));
+    const nics = Object.entries(prepared).filter(([, n]) => n.tier === t.networkId).sort(([, a], [, b]) => compareText(a.mac, b.mac));
     for (const [ip, n] of nics) add(t, n.mac, ip, n.ip6, false);
   }
   return out;

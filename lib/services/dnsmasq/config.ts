@@ -20,6 +20,7 @@ import {
   checkDhcpHostname, checkDomain, checkHostInSubnet, checkHostname, checkIfname, checkIpv4, checkIpv6, checkMac,
   checkPath, checkTag, type Subnet4,
 } from './values.js';
+import { compareText } from '../../util/compare.js';
 
 /** dnsmasq's program name, looked up in the child PATH (lib/sys/children.ts) when it is started. */
 export const DNSMASQ_BIN = 'dnsmasq';
@@ -119,7 +120,7 @@ export function renderDnsmasq(spec: DnsmasqSpec): RenderedDnsmasq {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw new DnsmasqValueError('user', user, 'not a user name');
   const leaseTime = spec.leaseTime ?? '12h';
   if (!/^(\d{1,9}[smhdw]?|infinite)$/.test(leaseTime)) throw new DnsmasqValueError('lease time', leaseTime, 'not a dnsmasq lease time');
-  const tiers = [...spec.tiers].sort((a, b) => a.tag.localeCompare(b.tag));
+  const tiers = [...spec.tiers].sort((a, b) => compareText(a.tag, b.tag));
   const dnsPort: 0 | 53 = tiers.some((t) => t.dns) ? 53 : 0;
 
   const argv = [
@@ -178,7 +179,7 @@ export function renderDnsmasq(spec: DnsmasqSpec): RenderedDnsmasq {
     if (t.ipv6 && t.domain) optLines.push(`tag:${tag},option6:domain-search,${checkDomain(t.domain)}`);
 
     const seenIps = new Set<string>();
-    for (const h of [...t.hosts].sort((a, b) => a.mac.localeCompare(b.mac))) {
+    for (const h of [...t.hosts].sort((a, b) => compareText(a.mac, b.mac))) {
       const mac = checkMac(h.mac);
       if (seenMacs.has(mac)) throw new DnsmasqValueError('mac', mac, 'reserved twice');
       seenMacs.add(mac);

@@ -4,7 +4,6 @@
  * is not running.
  */
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from '../../sys/children.js';
@@ -24,11 +23,13 @@ function isDown(e: unknown): boolean {
 }
 
 /** One request/answer on the control socket. Errors with code ENOENT/ECONNREFUSED mean "not running". */
-export function request(stateDir: string, body: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+export async function request(stateDir: string, body: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   const path = controlSocket(stateDir);
   if (Buffer.byteLength(path) > 107) {
-    return Promise.reject(new MetadataError('E_DAEMON_START', `control socket path too long for a Unix socket (${path})`));
+    throw new MetadataError('E_DAEMON_START', `control socket path too long for a Unix socket (${path})`);
   }
+  // loaded on first use: most commands never talk to the daemon, and node:net costs a cold command a few ms
+  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const c = connect(path);
     let buf = '';
