@@ -7,11 +7,18 @@
 import pino from 'pino';
 import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/router-api.js';
 import type * as T from './contract/types.js';
-import { EngineCaches, RouterEngine } from './engine.js';
+import { EngineCaches, RouterEngine, type EngineOptions } from './engine.js';
 import type { RouterModel } from './model.js';
 import type { RouterModule } from './router-module.js';
 import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
 import { canImplementShared, implementShared } from './core/tiers.js';
+import { defaultModules } from './default-modules.js';
+import { FakeKernel } from './fake-kernel.js';
+import { realKernel } from './kernel.js';
+import { PlanRecorder, planJson, planText } from './plan.js';
+import { ROUTER_TABLE } from './router-table.js';
+import { ARP_TABLE } from './arp-responder.js';
+import type { TableRef } from '../nft/json.js';
 
 /** What a command may use besides its request: the engine of this command, the command's context, the custom actions. */
 export interface CommandEnv {
@@ -145,8 +152,9 @@ export function commandContext(engine: RouterEngine, over: Partial<CommandContex
 }
 
 /** One engine per command (its settings come with the command), sharing the API's caches. */
-function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
+function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules'> = {}): RouterEngine {
   return new RouterEngine({
+    ...over,
     caches,
     onChanged: (phases, nft) => ctx.log.debug({ phasesMs: phases, nft: nft && { mode: nft.mode, operations: nft.operations, reason: nft.reason } }, 'router changed'),
     stateDir: ctx.settings.stateDir,
@@ -164,6 +172,30 @@ function newEngine(ctx: CommandContext, caches: EngineCaches): RouterEngine {
 export function createRouterApi(): RouterApi {
   const caches = new EngineCaches();
   const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
-  for (const method of Object.values(API_METHOD)) api[method] = (req, ctx) => runCommand(newEngine(ctx, caches), req, ctx);
+  for (const method of Object.values(API_METHOD)) {
+    api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches), req, ctx));
+  }
   return api as unknown as RouterApi;
+}
+
+/**
+ * The command as a plan (plan.ts): the same command on an engine whose kernel is an overlay of the real one and
+ * that writes nothing; its output is the plan (text, or JSON with `--dry-run=json`) instead of the command's.
+ */
+async function planCommand(req: T.RequestOf<T.EngineCommand>, ctx: CommandContext, caches: EngineCaches): Promise<CommandOutput> {
+  const modules = defaultModules();
+  const ns = (req as { namespace?: string }).namespace;
+  const kernel = await FakeKernel.overlay(realKernel(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}), {
+    tables: (where): TableRef[] => (where !== undefined ? [ROUTER_TABLE, ARP_TABLE]
+      : ns === undefined ? [] : modules.flatMap((m) => m.hostTables?.(ns) ?? [])),
+  });
+  try {
+    const plan = new PlanRecorder(kernel);
+    const engine = newEngine(ctx, caches, { kernel, plan, modules });
+    await runCommand(engine, req, ctx);
+    const p = { command: req.command, changes: plan.steps };
+    return { stdout: ctx.settings.dryRun === 'json' ? planJson(p) : planText(p) };
+  } finally {
+    kernel.dispose();
+  }
 }

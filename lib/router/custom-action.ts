@@ -49,8 +49,13 @@ export function hookOutput(action: string, stdout: string): string {
  */
 export async function runCustomAction(req: T.CustomActionRequest, env: CommandEnv): Promise<CommandOutput> {
   const b = req.builtin;
+  const action = b ? env.actions[b.name] as CustomAction<typeof b> | undefined : undefined;
+  // a plan runs the engine's changes only: an operator's hook or an action that is more than a change cannot be
+  // run without doing it
+  if (env.engine.plan && !action?.change) {
+    throw new UsageError(`custom action ${req.action} cannot be planned (--dry-run plans built-in actions that change a router's state)`, 'action');
+  }
   if (!b) return runHookAction(req, env.ctx);
-  const action = env.actions[b.name] as CustomAction<typeof b> | undefined;
   if (action?.change) {
     const mutate = action.change(b, req);
     let message = '';

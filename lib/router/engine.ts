@@ -7,20 +7,18 @@
  * nothing half-applied stays. Besides: restore after a reboot, reviving dead daemons, reading a router back.
  */
 import { rmSync } from 'node:fs';
-import { NetnsHandle } from '../netns/handle.js';
-import { netnsExists } from '../netns/namespaces.js';
 import { NetlinkError } from '../netlink/errors.js';
-import { namespaceExecutor } from '../nft/namespace-executor.js';
 import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
-import { ARP_TABLE, ARP_TABLE_COMMENT, announce, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
+import { ARP_TABLE, ARP_TABLE_COMMENT, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
 import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './router-table.js';
 import { RouterError, UsageError, SystemError } from '../util/errors.js';
-import { deleteNatConntrack } from './nat-flow-cleanup.js';
+import { realKernel, type NsOps, type RouterKernel } from './kernel.js';
+import type { PlanRecorder } from './plan.js';
 import type * as T from './contract/types.js';
 import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './router-module.js';
 import { defaultModules } from './default-modules.js';
@@ -29,7 +27,6 @@ import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
 import { provenFingerprint, recordProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
 import { LruMap } from '../util/lru-map.js';
-import { nftGeneration } from '../nft/generation.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -52,6 +49,14 @@ export interface EngineOptions {
   onChanged?: (phases: Record<string, number>, nft: SyncResult | undefined) => void;
   /** Degraded operation worth a log line (libnftables missing: the nft CLI is used). */
   warn?: (message: string) => void;
+  /** The kernel reconciled (default: the machine's, realKernel; a FakeKernel runs the engine without one). */
+  kernel?: RouterKernel;
+  /**
+   * Plan mode (plan.ts): the engine runs the command on `kernel` (an overlay of the real kernel that records
+   * instead of changing), takes the locks, and writes nothing: no state, no runtime files, no daemon; the
+   * modules describe their services' changes (RouterModule.plan) into this recorder instead of reconciling.
+   */
+  plan?: PlanRecorder;
 }
 
 /**
@@ -126,6 +131,10 @@ function wrap(err: unknown, doing: string): Error {
   return SystemError.from(err, doing);
 }
 
+/** Whether a module keeps state in either model (a plan notes the modules it cannot describe only then). */
+const keepsState = (mod: RouterModule, m: RouterModel, previous: RouterModel | undefined): boolean =>
+  m.extra?.[mod.name] !== undefined || previous?.extra?.[mod.name] !== undefined;
+
 /** The model with nothing implemented: reconciling it removes the router (its namespace, its daemons). */
 function idleCopy(m: RouterModel): RouterModel {
   const c = structuredClone(m);
@@ -166,6 +175,10 @@ export class RouterEngine {
   lastPhases: Record<string, number> = {};
   private readonly caches: EngineCaches;
   private warnedNftCli = false;
+  /** Where reconcile reads and changes namespaces, links, addresses, routes, sysctls, nft and conntrack. */
+  readonly kernel: RouterKernel;
+  /** Set in plan mode (EngineOptions.plan): what the command would change. */
+  readonly plan: PlanRecorder | undefined;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -176,6 +189,19 @@ export class RouterEngine {
     this.store = new StateStore(opts.stateDir);
     this.modules = opts.modules ?? defaultModules();
     this.caches = opts.caches ?? new EngineCaches();
+    this.plan = opts.plan;
+    this.kernel = opts.kernel ?? realKernel({
+      hostNetns: opts.hostNetns,
+      nft: {
+        cli: opts.nftCli,
+        onFallback: (reason) => {
+          // degraded, not broken: the nft command does the same, ~1000× slower per call. Once per engine.
+          if (this.warnedNftCli) return;
+          this.warnedNftCli = true;
+          this.opts.warn?.(`libnftables is not usable (${reason}); falling back to the nft command (slower)`);
+        },
+      },
+    });
   }
 
   /**
@@ -198,29 +224,34 @@ export class RouterEngine {
     return this.init(req);
   }
 
-  private hostHandle(): NetnsHandle {
-    return this.opts.hostNetns ? NetnsHandle.open(this.opts.hostNetns) : NetnsHandle.current();
+  private hostHandle(): NsOps {
+    return this.kernel.host();
   }
 
-  /**
-   * The namespace's nft executor (lib/nft/namespace-executor.ts; undefined: the caller's namespace); the fallback
-   * to the nft command is logged once.
-   */
-  private executor(ns: string | undefined): ReturnType<typeof namespaceExecutor> {
-    return namespaceExecutor(ns, {
-      cli: this.opts.nftCli,
-      onFallback: (reason) => {
-        // degraded, not broken: the nft command does the same, ~1000× slower per call. Once per command.
-        if (this.warnedNftCli) return;
-        this.warnedNftCli = true;
-        this.opts.warn?.(`libnftables is not usable (${reason}); falling back to the nft command (slower)`);
-      },
-    });
+  /** The namespace's nft executor (undefined: the host-side namespace's). */
+  private executor(ns: string | undefined): { ex: import('../nft/executor.js').NftExecutor; release: () => Promise<void> } {
+    return this.kernel.nft(ns);
   }
 
   /** What modules reconcile with: the host-side namespace, the state directory, that namespace's nft executor. */
-  private reconcileContext(host: NetnsHandle): ReconcileContext {
-    return { host, stateDir: this.opts.stateDir, hostNft: () => this.executor(this.opts.hostNetns) };
+  private reconcileContext(host: NsOps): ReconcileContext {
+    return { host, kernel: this.kernel, stateDir: this.opts.stateDir, hostNft: () => this.executor(undefined) };
+  }
+
+  /** The modules' services to `m` (plan mode: each module describes the change instead, RouterModule.plan). */
+  private async reconcileModules(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
+    for (const mod of this.modules) {
+      if (this.plan) this.plan.module(mod, await mod.plan?.(m, previous, ctx), mod.reconcile !== undefined && keepsState(mod, m, previous));
+      else await mod.reconcile?.(m, previous, ctx);
+    }
+  }
+
+  /** The modules' teardown (reverse order; plan mode: described, RouterModule.plan of the idle model). */
+  private async teardownModules(m: RouterModel, ctx: ReconcileContext): Promise<void> {
+    for (const mod of [...this.modules].reverse()) {
+      if (this.plan) this.plan.module(mod, await mod.plan?.(m, m, ctx, { teardown: true }), mod.teardown !== undefined && keepsState(mod, m, undefined), 'teardown');
+      else await mod.teardown?.(m, ctx);
+    }
   }
 
   /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */
@@ -250,7 +281,7 @@ export class RouterEngine {
       // is also the old model's cache key
       const text = this.store.read(ns);
       // a new router's namespace did not exist before: undoing it means removing it again
-      const existed = text !== undefined || netnsExists(ns);
+      const existed = text !== undefined || this.kernel.netnsExists(ns);
       const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
       phases.mark('load');
       // (the model as stored: mutate has not run yet)
@@ -269,10 +300,11 @@ export class RouterEngine {
       phases.mark('mutate');
       try {
         await this.reconcileKeyed(model, next, before, text, phases);
-        if (verdict === 'delete') this.store.remove(ns);
+        if (this.plan) this.plan.state(ns, verdict === 'delete' ? 'delete' : unchanged ? 'unchanged' : text === undefined ? 'create' : 'save', text, next);
+        else if (verdict === 'delete') this.store.remove(ns);
         else if (!unchanged) this.store.save(model, next);
       } catch (err) {
-        await this.undo(model, before, existed);
+        if (!this.plan) await this.undo(model, before, existed); // a plan changed nothing
         throw wrap(err, `reconciling ${ns}`);
       }
       if (verdict === 'delete') {
@@ -303,6 +335,7 @@ export class RouterEngine {
    * a deleted router's runtime directory goes too (its processes were stopped by the teardown).
    */
   private committed(ns: string, m: RouterModel | undefined): void {
+    if (this.plan) return;
     try {
       for (const mod of this.modules) mod.committed?.(ns, m, this.opts.stateDir);
       if (!m) rmSync(routerRunDir(this.opts.stateDir, ns), { recursive: true, force: true });
@@ -326,11 +359,11 @@ export class RouterEngine {
         return;
       }
       // only a namespace netns-router made (or whose router it stores, or adopts on request) is touched
-      claimNamespace(m.namespace, { stored: this.store.has(m.namespace), adopt: m.adoptedNamespace === true });
+      claimNamespace(this.kernel, m.namespace, { stored: this.store.has(m.namespace), adopt: m.adoptedNamespace === true });
       if (modelIsIdle(m)) {
-        for (const mod of [...this.modules].reverse()) await mod.teardown?.(m, ctx);
+        await this.teardownModules(m, ctx);
         const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
-        removePlumbing(host, m.namespace, atts, { deleteNamespace: true });
+        removePlumbing(this.kernel, m.namespace, atts, { deleteNamespace: true });
         return;
       }
       const pub = publicAttachments(m);
@@ -340,12 +373,12 @@ export class RouterEngine {
       const proof = previousKey === key && previous && !modelIsIdle(previous) ? provenFingerprint(this.opts.stateDir, m.namespace, key) : undefined;
       if (proof !== undefined) {
         phases?.mark('compile');
-        const report = applyPlumbing(host, plan);
+        const report = applyPlumbing(this.kernel, host, plan);
         phases?.mark('plumbing');
         if (!report.links.some((l) => l.action === 'created' || l.action === 'recreated') && await this.confirmTables(m.namespace, proof)) {
           this.lastNftSync = { mode: 'unchanged', fingerprint: proof, operations: 2 };
           phases?.mark('nft');
-          for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
+          await this.reconcileModules(m, previous, ctx);
           phases?.mark('modules');
           return;
         }
@@ -359,7 +392,7 @@ export class RouterEngine {
       const assumed = prevNat ? this.tableObjects(previous!, prevNat, previousKey!) : undefined;
       const want = this.tableObjects(m, nat, key);
       phases?.mark('compile');
-      const report = applyPlumbing(host, plan);
+      const report = applyPlumbing(this.kernel, host, plan);
       phases?.mark('plumbing');
       // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
       const prevAtts = assumed ? prevPub! : [];
@@ -370,18 +403,18 @@ export class RouterEngine {
       const { ex, release } = this.executor(m.namespace);
       try {
         this.lastNftSync = await syncTable(ex, ROUTER_TABLE, want, assumed, {
-          comment: ROUTER_TABLE_COMMENT, generation: () => nftGeneration(m.namespace),
+          comment: ROUTER_TABLE_COMMENT, generation: () => this.kernel.nftGeneration(m.namespace),
           companions: [{ table: ARP_TABLE, want: arp, ...(arpAssumed ? { assumed: arpAssumed } : {}), comment: ARP_TABLE_COMMENT }],
           replace: boundDeviceMade(arp, report.links),
         });
       } finally {
         await release();
       }
-      announce(() => NetnsHandle.open(m.namespace), arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
-      if (this.lastNftSync.fingerprint !== undefined) recordProof(this.opts.stateDir, m.namespace, key, this.lastNftSync.fingerprint);
+      this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
+      if (this.lastNftSync.fingerprint !== undefined && !this.plan) recordProof(this.opts.stateDir, m.namespace, key, this.lastNftSync.fingerprint);
       phases?.mark('nft');
-      if (prevNat) await deleteNatConntrack(m.namespace, prevNat, nat);
-      for (const mod of this.modules) await mod.reconcile?.(m, previous, ctx);
+      if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat);
+      await this.reconcileModules(m, previous, ctx);
       phases?.mark('modules');
     } finally {
       host.close();
@@ -392,7 +425,7 @@ export class RouterEngine {
   private async confirmTables(ns: string, fingerprint: number): Promise<boolean> {
     const { ex, release } = this.executor(ns);
     try {
-      return await confirmStamp(ex, ROUTER_TABLE, fingerprint, () => nftGeneration(ns));
+      return await confirmStamp(ex, ROUTER_TABLE, fingerprint, () => this.kernel.nftGeneration(ns));
     } finally {
       await release();
     }
@@ -402,7 +435,7 @@ export class RouterEngine {
   private ifindexes(ns: string, devs: string[]): Map<string, number> {
     const out = new Map<string, number>();
     if (!devs.length) return out;
-    const h = NetnsHandle.open(ns);
+    const h = this.kernel.open(ns);
     try {
       for (const d of devs) {
         const l = h.netlink.linkFind(d);
@@ -503,7 +536,7 @@ export class RouterEngine {
     try {
       if (!stillNeeded()) return 'unneeded';
       const m = this.store.load(ns);
-      if (!m || modelIsIdle(m) || !netnsExists(ns)) return 'skipped';
+      if (!m || modelIsIdle(m) || !this.kernel.netnsExists(ns)) return 'skipped';
       const host = this.hostHandle();
       try {
         const ctx = this.reconcileContext(host);
@@ -523,7 +556,7 @@ export class RouterEngine {
   async dumpConfig(ns: string): Promise<{ state: RouterModel | undefined; nat: NatPlan | undefined; live: unknown }> {
     const state = this.store.load(ns);
     let live: unknown = null;
-    if (netnsExists(ns)) {
+    if (this.kernel.netnsExists(ns)) {
       const { ex, release } = this.executor(ns);
       try {
         live = await ex.list(ROUTER_TABLE);

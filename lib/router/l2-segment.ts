@@ -9,7 +9,7 @@
  * it carries that mark, and a bridge only when nothing but the segment device is plugged into it (a VM still
  * attached keeps it). Links someone else made are used as they are (plumbing.ts, ensureSegmentLinks).
  */
-import type { NetnsHandle } from '../netns/handle.js';
+import type { NsOps } from './kernel.js';
 import type { L2Model, RouterModel } from './model.js';
 import { attachNames } from './topology.js';
 import { ensureSegmentLinks, type PlumbingReport, type SegmentLinks } from './plumbing.js';
@@ -24,7 +24,7 @@ function links(m: RouterModel, l2: L2Model): SegmentLinks {
 }
 
 /** Create what is missing of the segment and bridge (marking what it creates); idempotent. */
-export function applyL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): PlumbingReport {
+export function applyL2Segment(host: NsOps, m: RouterModel, l2: L2Model): PlumbingReport {
   const report: PlumbingReport = { createdNetns: false, links: [], addressesAdded: [], addressesRemoved: [], routesRemoved: [] };
   const hl = host.netlink;
   const a = links(m, l2);
@@ -34,7 +34,7 @@ export function applyL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): 
 }
 
 /** Remove the segment's links that netns-router made for this network and nothing else uses; idempotent. */
-export function removeL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model): string[] {
+export function removeL2Segment(host: NsOps, m: RouterModel, l2: L2Model): string[] {
   const hl = host.netlink;
   const a = links(m, l2);
   const mark = l2LinkAlias(l2);
@@ -60,7 +60,7 @@ export function removeL2Segment(host: NetnsHandle, m: RouterModel, l2: L2Model):
 const sameLinks = (a: L2Model, b: L2Model): boolean => a.hostDev === b.hostDev && JSON.stringify(a.segment) === JSON.stringify(b.segment);
 
 /** Make the host match an L2 model: its links while implemented, none after; a changed segment loses the old ones. */
-export function reconcileL2Segment(host: NetnsHandle, m: RouterModel, previous: RouterModel | undefined): void {
+export function reconcileL2Segment(host: NsOps, m: RouterModel, previous: RouterModel | undefined): void {
   const prev = previous?.l2;
   const cur = m.l2;
   if (prev && (!cur || !sameLinks(prev, cur))) removeL2Segment(host, previous!, prev);

@@ -15,8 +15,7 @@
  */
 import { NetlinkHandle } from '../netlink/handle.js';
 import type { Link } from '../netlink/link.js';
-import { NetnsHandle } from '../netns/handle.js';
-import { netnsExists } from '../netns/namespaces.js';
+import type { RouterKernel } from './kernel.js';
 import { segmentText, type Segment } from './segment.js';
 
 const PREFIX = 'netns-router:';
@@ -85,9 +84,9 @@ export type NamespaceClaim = 'absent' | 'marked' | 'adopted';
  * (`stored`: a router of a version without marks, kept across upgrade) or the request adopts it (`adopt`) —
  * the namespace is marked then. Anything else throws OwnershipError and nothing is touched.
  */
-export function claimNamespace(ns: string, may: { stored: boolean; adopt: boolean }): NamespaceClaim {
-  if (!netnsExists(ns)) return 'absent';
-  const h = NetnsHandle.open(ns);
+export function claimNamespace(k: Pick<RouterKernel, 'netnsExists' | 'open'>, ns: string, may: { stored: boolean; adopt: boolean }): NamespaceClaim {
+  if (!k.netnsExists(ns)) return 'absent';
+  const h = k.open(ns);
   try {
     const lo = h.netlink.linkGet('lo');
     if (lo.alias === namespaceMark(ns)) return 'marked';

@@ -6,21 +6,18 @@
  * partial failure: every step converges. Only what netns-router owns is changed (ownership.ts): every host
  * object is checked before the first change, and a link of another owner fails the command.
  */
-import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
 import { NetnsError } from '../sys/setns.js';
-import { NetnsHandle } from '../netns/handle.js';
 import { confKey } from '../netns/sysctl.js';
-import type { NetlinkHandle } from '../netlink/handle.js';
+import type { NetOps, NsOps, RouterKernel } from './kernel.js';
 import type { Link, LinkSpec } from '../netlink/link.js';
 import { isExists } from '../netlink/errors.js';
 import { canonicalCidr } from '../netlink/handle.js';
 import { toCidr } from '../util/ip.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
-import { sendGratuitousArps } from './garp.js';
 import { segmentText } from './segment.js';
 import {
-  OwnershipError, claimNamespace, markCurrentNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
+  OwnershipError, claimNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
 } from './ownership.js';
 
 /** Routes we install carry this protocol number so that we only ever remove our own. */
@@ -80,7 +77,7 @@ interface SegmentWay {
 }
 
 /** The device carrying the attachment's segment under any name (the kernel allows one per VLAN/VNI). */
-const findCarrier = (hl: NetlinkHandle, a: SegmentLinks, hostDev: Link): Link | undefined =>
+const findCarrier = (hl: NetOps, a: SegmentLinks, hostDev: Link): Link | undefined =>
   hl.linkList({ kind: a.segment.kind === 'vlan' ? 'vlan' : 'vxlan' }).find((l) => segmentIs(l, a, hostDev));
 
 /**
@@ -92,7 +89,7 @@ const findCarrier = (hl: NetlinkHandle, a: SegmentLinks, hostDev: Link): Link | 
  * `search`: look for the segment under other names even when its own name is free (done when making it
  * failed with EEXIST, so that the common path costs no dump of the host's links).
  */
-function resolveSegment(hl: NetlinkHandle, a: SegmentLinks, search = false): SegmentWay {
+function resolveSegment(hl: NetOps, a: SegmentLinks, search = false): SegmentWay {
   const hostDev = hl.linkFind(a.hostDev);
   if (!hostDev) throw new PlumbingError(`host device "${a.hostDev}" does not exist (check guest.network.device / public.network.device)`);
   let dev: Link | undefined;
@@ -141,7 +138,7 @@ function resolveSegment(hl: NetlinkHandle, a: SegmentLinks, search = false): Seg
  * router on the same segment, in parallel) or the kernel (the VLAN/VNI held under another name) got there
  * first: the way is resolved again, searching, and carried out once more.
  */
-function applySegment(hl: NetlinkHandle, a: SegmentLinks, way: SegmentWay, report: PlumbingReport, again = false): { name: string; index: number } {
+function applySegment(hl: NetOps, a: SegmentLinks, way: SegmentWay, report: PlumbingReport, again = false): { name: string; index: number } {
   try {
     let devIndex: number | undefined;
     if (way.device && 'create' in way.device) {
@@ -169,7 +166,7 @@ function applySegment(hl: NetlinkHandle, a: SegmentLinks, way: SegmentWay, repor
 }
 
 /** Make or find the segment's device and bridge (never changing links of others); returns the bridge's name. */
-export function ensureSegmentLinks(hl: NetlinkHandle, a: SegmentLinks, report: PlumbingReport): string {
+export function ensureSegmentLinks(hl: NetOps, a: SegmentLinks, report: PlumbingReport): string {
   return applySegment(hl, a, resolveSegment(hl, a), report).name;
 }
 
@@ -194,7 +191,7 @@ interface VethState {
  * pair of a version without marks, or one whose mark was not yet set when a run was interrupted: only
  * whoever owns the namespace puts that end there).
  */
-function vethState(hl: NetlinkHandle, nl: NetlinkHandle | undefined, nsid: number | undefined, netns: string, a: Attachment): VethState {
+function vethState(hl: NetOps, nl: NetOps | undefined, nsid: number | undefined, netns: string, a: Attachment): VethState {
   const hostEnd = hl.linkFind(a.hostVeth);
   const nsEnd = nl?.linkFind(a.nsVeth);
   const paired = isPair(hostEnd, nsEnd, nsid);
@@ -206,7 +203,7 @@ const foreignHostLink = (netns: string, a: Attachment, l: Link): OwnershipError 
   `host link "${a.hostVeth}" (needed by ${netns} for ${a.role ?? 'an attachment'}) belongs to ${ownerText(l.alias)}; refusing to change or delete it`);
 
 function ensureVeth(
-  host: NetnsHandle, ns: NetnsHandle, netns: string, a: Attachment, bridge: { name: string; index: number }, st: VethState, report: PlumbingReport,
+  host: NsOps, ns: NsOps, netns: string, a: Attachment, bridge: { name: string; index: number }, st: VethState, report: PlumbingReport,
 ): void {
   const hl = host.netlink;
   const nl = ns.netlink;
@@ -260,7 +257,7 @@ function checkPlanNames(plan: PlumbingPlan): void {
   }
 }
 
-function ensureAddresses(ns: NetnsHandle, a: Attachment, report: PlumbingReport, newV4: string[]): void {
+function ensureAddresses(ns: NsOps, a: Attachment, report: PlumbingReport, newV4: string[]): void {
   const nl = ns.netlink;
   if (a.disableIpv6) setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 1);
   else setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 0);
@@ -285,7 +282,7 @@ function ensureAddresses(ns: NetnsHandle, a: Attachment, report: PlumbingReport,
   }
 }
 
-function setSysctlIfDifferent(ns: NetnsHandle, key: string, value: string | number): void {
+function setSysctlIfDifferent(ns: NsOps, key: string, value: string | number): void {
   try {
     if (ns.sysctlGet(key) === String(value)) return;
   } catch {
@@ -299,7 +296,7 @@ function routeKey(r: { dst: string; table?: number }): string {
   return `${r.table ?? 254} ${dst}`;
 }
 
-function ensureRoutes(ns: NetnsHandle, routes: PlanRoute[], report: PlumbingReport): void {
+function ensureRoutes(ns: NsOps, routes: PlanRoute[], report: PlumbingReport): void {
   const nl = ns.netlink;
   const want = new Map(routes.map((r) => [routeKey(r), r]));
   const tables = new Set(routes.map((r) => r.table ?? 254));
@@ -331,11 +328,11 @@ function ensureRoutes(ns: NetnsHandle, routes: PlanRoute[], report: PlumbingRepo
  * by someone else fails the command with an OwnershipError naming the link and its owner. The namespace itself
  * must have been claimed (ownership.ts claimNamespace) by the caller. Returns what changed.
  */
-export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingReport {
+export function applyPlumbing(k: RouterKernel, host: NsOps, plan: PlumbingPlan): PlumbingReport {
   const report: PlumbingReport = { createdNetns: false, links: [], addressesAdded: [], addressesRemoved: [], routesRemoved: [] };
   checkPlanNames(plan);
   const hl = host.netlink;
-  let ns = netnsExists(plan.netns) ? NetnsHandle.open(plan.netns) : undefined;
+  let ns = k.netnsExists(plan.netns) ? k.open(plan.netns) : undefined;
   try {
     // decide everything on the host first: a refusal changes nothing
     const ways = plan.attachments.map((a) => resolveSegment(hl, a));
@@ -343,14 +340,14 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
     const veths = plan.attachments.map((a) => vethState(hl, ns?.netlink, nsid, plan.netns, a));
     if (!ns) {
       try {
-        addNetns(plan.netns, { init: () => markCurrentNamespace(plan.netns) });
+        k.addNetns(plan.netns);
         report.createdNetns = true;
       } catch (e) {
         // made by someone else since we looked: theirs unless it carries our mark
         if (!(e instanceof NetnsError && e.code === 'EEXIST')) throw e;
-        claimNamespace(plan.netns, { stored: false, adopt: false });
+        claimNamespace(k, plan.netns, { stored: false, adopt: false });
       }
-      ns = NetnsHandle.open(plan.netns);
+      ns = k.open(plan.netns);
     }
     const nl = ns.netlink;
     const lo = nl.linkGet('lo');
@@ -378,13 +375,7 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
       if (l) l.push(ip);
       else byDev.set(dev, [ip]);
     }
-    for (const [dev, ips] of byDev) {
-      try {
-        sendGratuitousArps(ns, dev, ips);
-      } catch {
-        // best effort: a missing carrier must not fail the command
-      }
-    }
+    for (const [dev, ips] of byDev) k.gratuitousArps(ns, dev, ips);
   } finally {
     ns?.close();
   }
@@ -397,13 +388,13 @@ export function applyPlumbing(host: NetnsHandle, plan: PlumbingPlan): PlumbingRe
  * (other routers and the hypervisor's VMs may use them). With `deleteNamespace`, the namespace goes too; the
  * caller must have claimed it (ownership.ts).
  */
-export function removePlumbing(_host: NetnsHandle, netns: string, attachments: Attachment[], opts: { deleteNamespace: boolean }): void {
-  if (!netnsExists(netns)) return;
-  const ns = NetnsHandle.open(netns);
+export function removePlumbing(k: RouterKernel, netns: string, attachments: Attachment[], opts: { deleteNamespace: boolean }): void {
+  if (!k.netnsExists(netns)) return;
+  const ns = k.open(netns);
   try {
     for (const a of attachments) ns.netlink.linkDel(a.nsVeth, { ifExists: true });
   } finally {
     ns.close();
   }
-  if (opts.deleteNamespace) deleteNetns(netns, { ifExists: true });
+  if (opts.deleteNamespace) k.deleteNetns(netns);
 }

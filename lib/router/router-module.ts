@@ -6,16 +6,20 @@
  * atomic transaction per namespace), and reconciles its processes after the kernel plumbing and rules.
  */
 import { join } from 'node:path';
-import type { NetnsHandle } from '../netns/handle.js';
+import type { NsOps, RouterKernel } from './kernel.js';
+import type { PlanStep } from './plan.js';
 import type { NftExecutor } from '../nft/executor.js';
 import type { NftObject } from '../nft/objects.js';
+import type { TableRef } from '../nft/json.js';
 import type { RouterModel } from './model.js';
 import type { ActionTable, CommandTable } from './command-table.js';
 
 /** What a module's reconcile and teardown get besides the model: the host namespace's handle, the state directory. */
 export interface ReconcileContext {
   /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
-  host: NetnsHandle;
+  host: NsOps;
+  /** The kernel the engine reconciles (the machine's, a fake, or a plan's recording overlay; kernel.ts). */
+  kernel: RouterKernel;
   /** The engine's state directory (modules keep runtime files under `<stateDir>/run/<namespace>/`). */
   stateDir: string;
   /** The engine's nftables executor for the host-side namespace (release it after use). */
@@ -63,6 +67,15 @@ export interface RouterModule {
   publicIngress?(m: RouterModel): PublicIngress;
   /** Converge the module's processes/files to the model (after plumbing + nft). Idempotent. */
   reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
+  /**
+   * Plan mode (plan.ts): what `reconcile` (or, with `teardown`, `teardown`) would change, without changing
+   * anything — daemon configuration diffs, processes started/reloaded/stopped, files. Reads are allowed (the
+   * running configuration, a pid file); the host nft executor of `ctx` records instead of applying. A module
+   * with a reconcile but no plan is listed in the plan as "not described".
+   */
+  plan?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext, opts?: { teardown?: boolean }): Promise<PlanStep[]> | PlanStep[];
+  /** Tables the module keeps in the host-side namespace for router `namespace` (a plan copies them first). */
+  hostTables?(namespace: string): TableRef[];
   /** Stop and remove everything of the module for this router (called before its namespace is deleted). */
   teardown?(m: RouterModel, ctx: ReconcileContext): Promise<void>;
   /**

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { StateError, SystemError, UsageError } from '../util/errors.js';
 import { acquireFileLock, type AcquireOptions } from './state/lock.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { diffLines, type PlanRecorder } from './plan.js';
 import { segmentText, type Segment } from './segment.js';
 import type { GuestIsolation, ImplementNetworkRequest } from './contract/types.js';
 import type { CommandContext, CommandOutput } from './contract/router-api.js';
@@ -59,7 +60,8 @@ export class SegmentPool {
   readonly file: string;
   readonly lockFile: string;
 
-  constructor(readonly stateDir: string) {
+  /** `plan`: a plan's pool (plan.ts): locked and read as usual, its writes recorded instead of made. */
+  constructor(readonly stateDir: string, private readonly plan?: PlanRecorder) {
     this.file = join(stateDir, 'segment-pool.json');
     this.lockFile = join(stateDir, 'lock-segment-pool');
   }
@@ -87,12 +89,19 @@ export class SegmentPool {
   }
 
   private write(networks: Record<string, PoolEntry>): void {
+    const text = `${JSON.stringify({ version: FILE_VERSION, networks } satisfies PoolFile, null, 1)}\n`;
+    if (this.plan) {
+      let before = '';
+      try { before = readFileSync(this.file, 'utf8'); } catch { /* none yet */ }
+      this.plan.add({ kind: 'segment-pool', action: 'write', where: this.file, what: 'the segment pool', lines: diffLines(before, text) });
+      return;
+    }
     try {
       mkdirSync(this.stateDir, { recursive: true, mode: 0o750 });
     } catch (e) {
       throw SystemError.from(e, `creating state directory ${this.stateDir}`);
     }
-    writeFileAtomic(this.file, `${JSON.stringify({ version: FILE_VERSION, networks } satisfies PoolFile, null, 1)}\n`, { what: this.file });
+    writeFileAtomic(this.file, text, { what: this.file });
   }
 
   private async locked<T>(lock: AcquireOptions, fn: () => T): Promise<T> {
@@ -200,14 +209,14 @@ const lockOf = (ctx: CommandContext): AcquireOptions => ({ deadline: ctx.deadlin
  * CloudStack fails an extension-isolated network whose implement output lacks it.
  */
 export async function implementNetworkCommand(
-  req: ImplementNetworkRequest, ctx: CommandContext, implement: (req: ImplementNetworkRequest) => Promise<unknown>,
+  req: ImplementNetworkRequest, ctx: CommandContext, implement: (req: ImplementNetworkRequest) => Promise<unknown>, plan?: PlanRecorder,
 ): Promise<CommandOutput> {
   const range = ctx.isolation?.range;
   if (!range) {
     await implement(req);
     return undefined;
   }
-  const pool = new SegmentPool(ctx.settings.stateDir);
+  const pool = new SegmentPool(ctx.settings.stateDir, plan);
   const claim = await pool.claim(
     { networkId: req.networkId, ...(req.vpcId !== undefined ? { vpcId: req.vpcId } : {}), ...(req.segment ? { given: req.segment } : {}) },
     { kind: ctx.isolation!.kind, range }, ctx.devices.guest, lockOf(ctx),
@@ -223,8 +232,8 @@ export async function implementNetworkCommand(
 }
 
 /** After destroy-network / destroy-vpc: the destroyed networks give their segments back. */
-export async function releaseSegments(ctx: CommandContext, which: { networkId: string } | { vpcId: string }): Promise<void> {
-  await new SegmentPool(ctx.settings.stateDir).release(
+export async function releaseSegments(ctx: CommandContext, which: { networkId: string } | { vpcId: string }, plan?: PlanRecorder): Promise<void> {
+  await new SegmentPool(ctx.settings.stateDir, plan).release(
     (id, e) => ('networkId' in which ? id === which.networkId : e.vpcId === which.vpcId), lockOf(ctx),
   );
 }

@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyPlumbing, removePlumbing } from '../../lib/router/plumbing.js';
+import { realKernel } from '../../lib/router/kernel.js';
+
+const kernel = realKernel();
 import type { PlumbingPlan } from '../../lib/router/plumbing-plan.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Scratch, addVm, ping, uid } from '../helpers/topo.js';
@@ -35,7 +38,7 @@ test('plumbing: untagged guest + public attachment, real pings, idempotent, stal
       routes: [{ dst: 'default', via: '203.0.113.1', dev: 'vpn-u-1' }],
       sysctls: { 'net.ipv4.ip_forward': 1 },
     };
-    const r1 = applyPlumbing(host, plan);
+    const r1 = applyPlumbing(kernel, host, plan);
     assert.ok(r1.createdNetns);
     assert.ok(netnsExists(router));
     const vm = addVm(s, host, 'breth0-u', '10.1.1.50/24', '10.1.1.1');
@@ -43,7 +46,7 @@ test('plumbing: untagged guest + public attachment, real pings, idempotent, stal
     assert.ok(ping(router, '203.0.113.1'), 'router reaches the upstream gateway');
     assert.ok(ping(upNs, '203.0.113.10'), 'upstream reaches the public address');
 
-    const r2 = applyPlumbing(host, plan);
+    const r2 = applyPlumbing(kernel, host, plan);
     assert.equal(r2.links, [], 'second apply creates nothing');
     assert.equal(r2.addressesAdded, [], 'nothing re-added');
     assert.equal(r2.addressesRemoved, []);
@@ -51,13 +54,13 @@ test('plumbing: untagged guest + public attachment, real pings, idempotent, stal
 
     // drop the public attachment: its veth and route go, the guest side stays
     const plan2: PlumbingPlan = { ...plan, attachments: [plan.attachments[0]], routes: [] };
-    const r3 = applyPlumbing(host, plan2);
+    const r3 = applyPlumbing(kernel, host, plan2);
     assert.ok(r3.links.some((l) => l.name === 'vpn-u-1' && l.action === 'deleted'));
     assert.equal(host.netlink.linkFind('vph-u-1'), undefined, 'host end removed with its peer');
     assert.ok(ping(vm.ns, '10.1.1.1'));
     assert.not.ok(ping(router, '203.0.113.1'));
 
-    removePlumbing(host, router, plan2.attachments, { deleteNamespace: true });
+    removePlumbing(kernel, router, plan2.attachments, { deleteNamespace: true });
     assert.not.ok(netnsExists(router));
     assert.equal(host.netlink.linkFind('vh-u-1'), undefined);
     assert.ok(host.netlink.linkFind('breth0-u'), 'host bridges stay');
@@ -77,7 +80,7 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
       routes: [],
       sysctls: { 'net.ipv4.ip_forward': 1 },
     };
-    applyPlumbing(host, plan);
+    applyPlumbing(kernel, host, plan);
     const vx = host.netlink.linkGet('vxlan5001');
     assert.is(vx.kind, 'vxlan');
     assert.is((vx as { vni: number }).vni, 5001);
@@ -87,7 +90,7 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
     // a host end of ours that lost its peer (marked, paired with something else) is replaced
     host.netlink.linkDel('vh-5001-2');
     host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', alias: mark, peer: { name: 'junk-peer' } });
-    applyPlumbing(host, plan);
+    applyPlumbing(kernel, host, plan);
     const vm = addVm(s, host, 'breth0-5001', '10.2.0.9/24');
     assert.ok(ping(vm.ns, '10.2.0.1'), 'converged after the leftover host end was replaced');
     assert.equal(host.netlink.linkFind('junk-peer'), undefined);
@@ -96,19 +99,19 @@ test('plumbing: vxlan segment and recovery from a half-applied state', () => {
     host.netlink.linkSet('vh-5001-2', { alias: '' });
     ns.netlink.linkSet('vn-5001-2', { alias: '' });
     const idx = host.netlink.linkGet('vh-5001-2').index;
-    applyPlumbing(host, plan);
+    applyPlumbing(kernel, host, plan);
     assert.is(host.netlink.linkGet('vh-5001-2').index, idx, 'kept, not re-made');
     assert.is(host.netlink.linkGet('vh-5001-2').alias, mark, 'and marked');
     // a namespace end whose peer is not on the host (both ends inside the namespace) is replaced
     host.netlink.linkDel('vh-5001-2');
     ns.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'vn-5001-2' } });
-    applyPlumbing(host, plan);
+    applyPlumbing(kernel, host, plan);
     assert.equal(ns.netlink.linkFind('vh-5001-2'), undefined, 'the pair inside the namespace is gone');
     assert.ok(ping(vm.ns, '10.2.0.1'), 'converged');
     // an unmarked link of the same name (not ours) is refused and left alone
     host.netlink.linkDel('vh-5001-2');
     host.netlink.linkAdd({ kind: 'veth', name: 'vh-5001-2', peer: { name: 'other-peer' } });
-    assert.throws(() => applyPlumbing(host, plan), /host link "vh-5001-2" .*no netns-router mark/);
+    assert.throws(() => applyPlumbing(kernel, host, plan), /host link "vh-5001-2" .*no netns-router mark/);
     assert.ok(host.netlink.linkFind('other-peer'), 'the foreign pair is untouched');
   } finally {
     s.cleanup();

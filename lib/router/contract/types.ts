@@ -299,6 +299,8 @@ export interface RouterSettings {
   logLevel: LogLevel;
   /** Seconds the whole command may take. */
   timeoutSeconds: number;
+  /** Plan only (`--dry-run[=json]`, lib/router/plan.ts): print what the command would change, change nothing. */
+  dryRun?: 'text' | 'json';
 }
 
 /** A log level of the CLI's log. */

@@ -4,7 +4,6 @@
  * (custom-action, restore-all, status; the custom actions dump-config and reboot-device).
  */
 import type { ActionTable, CommandTable } from '../command-table.js';
-import { deleteNetns, netnsExists } from '../../netns/namespaces.js';
 import { SystemError, UsageError } from '../../util/errors.js';
 import { runCustomAction } from '../custom-action.js';
 import { implementNetworkCommand, releaseSegments, SegmentPool } from '../segment-pool.js';
@@ -16,17 +15,17 @@ export const CORE_COMMANDS: CommandTable = {
     lifecycle: true,
     change: (req, { engine }) => (m) => life.implementNetwork(m, req, engine.devices),
     // the segment pool hands out the segment when CloudStack leaves it to the extension
-    run: (req, { ctx }, apply) => implementNetworkCommand(req, ctx, apply),
+    run: (req, { ctx, engine }, apply) => implementNetworkCommand(req, ctx, apply, engine.plan),
   },
   'shutdown-network': { lifecycle: true, change: (req) => (m) => life.shutdownNetwork(m, req) },
   'destroy-network': {
     lifecycle: true,
     change: (req, { engine }) => (m) => life.destroyNetwork(m, req, engine.devices, engine.modules),
-    async run(req, { ctx }, apply) {
+    async run(req, { ctx, engine }, apply) {
       await apply(req);
       // isolated: the namespace is gone with the model; a stale one (no state) is removed as well
-      if (!req.vpcId && netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
-      await releaseSegments(ctx, { networkId: req.networkId });
+      if (!req.vpcId && engine.kernel.netnsExists(req.namespace)) engine.kernel.deleteNetns(req.namespace);
+      await releaseSegments(ctx, { networkId: req.networkId }, engine.plan);
     },
   },
   'implement-vpc': { lifecycle: true, change: (req, { engine }) => (m) => life.implementVpc(m, req, engine.devices) },
@@ -35,10 +34,10 @@ export const CORE_COMMANDS: CommandTable = {
   'destroy-vpc': {
     lifecycle: true,
     change: () => (m) => life.destroyVpc(m),
-    async run(req, { ctx }, apply) {
+    async run(req, { ctx, engine }, apply) {
       await apply(req);
-      if (netnsExists(req.namespace)) deleteNetns(req.namespace, { ifExists: true });
-      await releaseSegments(ctx, { vpcId: req.vpcId });
+      if (engine.kernel.netnsExists(req.namespace)) engine.kernel.deleteNetns(req.namespace);
+      await releaseSegments(ctx, { vpcId: req.vpcId }, engine.plan);
     },
   },
   'assign-ip': { change: (req, { engine }) => (m) => pub.assignIp(m, req, engine.devices) },

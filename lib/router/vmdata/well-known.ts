@@ -15,6 +15,7 @@
  */
 import type { RouterModel, TierModel } from '../model.js';
 import type { NetnsHandle } from '../../netns/handle.js';
+import type { NsOps } from '../kernel.js';
 import { tierAttachment } from '../topology.js';
 import { SystemError } from '../../util/errors.js';
 import { baseChain, rule, type NftObject } from '../../nft/objects.js';
@@ -69,7 +70,7 @@ export function ensureLinkLocal(ns: NetnsHandle, m: RouterModel, want: TierModel
 }
 
 /** The MTU of each tier's guest segment (host veth and its bridge), by network id; unknown ones left out. */
-export function segmentMtus(host: NetnsHandle, m: RouterModel, tiers: TierModel[]): Record<string, number> {
+export function segmentMtus(host: NsOps, m: RouterModel, tiers: TierModel[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const t of tiers) {
     const veth = host.netlink.linkFind(tierAttachment(m, t).hostVeth);

@@ -1,0 +1,83 @@
+/**
+ * The engine's seam to the kernel: everything reconcile changes or reads — namespaces, links, addresses, routes,
+ * sysctls (through namespace handles), the nft executor of a namespace and its generation, conntrack deletions
+ * and gratuitous ARPs — goes through one RouterKernel. `realKernel()` is the machine's (rtnetlink, libnftables
+ * or the nft CLI, ctnetlink); `FakeKernel` (fake-kernel.ts) is an in-memory kernel with the same semantics for
+ * what netns-router uses, which also records every change: tests run the engine on it without a kernel, and a
+ * plan (plan.ts) runs the command on one seeded from the real kernel.
+ */
+import { NetnsHandle } from '../netns/handle.js';
+import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
+import type { NetlinkHandle } from '../netlink/handle.js';
+import type { NftExecutor } from '../nft/executor.js';
+import { namespaceExecutor, type NamespaceExecutorOptions } from '../nft/namespace-executor.js';
+import { nftGeneration } from '../nft/generation.js';
+import type { NftObject } from '../nft/objects.js';
+import type { NatPlan } from './router-table.js';
+import { deleteNatConntrack } from './nat-flow-cleanup.js';
+import { sendGratuitousArps } from './garp.js';
+import { announce } from './arp-responder.js';
+import { markCurrentNamespace } from './ownership.js';
+
+/** What the router's code asks of rtnetlink in one namespace (a subset of NetlinkHandle). */
+export type NetOps = Pick<NetlinkHandle,
+  | 'linkFind' | 'linkGet' | 'linkList' | 'indexOf' | 'linkAdd' | 'linkSet' | 'linkSetUp' | 'linkDel' | 'netnsIdOf'
+  | 'addrList' | 'addrReplace' | 'addrDel' | 'routeList' | 'routeReplace' | 'routeDel'>;
+
+/** One namespace as the router's code uses it (a subset of NetnsHandle). */
+export interface NsOps {
+  /** What identifies the namespace to a link creation (IFLA_NET_NS_FD). */
+  readonly fd: number;
+  readonly netlink: NetOps;
+  sysctlGet(key: string): string;
+  sysctlSet(key: string, value: string | number): void;
+  close(): void;
+}
+
+/** The kernel the engine reconciles (see the header). */
+export interface RouterKernel {
+  /** "kernel", "fake" or "plan". */
+  readonly name: string;
+  /** The namespace of host-side plumbing (the caller's, or --host-netns). */
+  host(): NsOps;
+  /** A named namespace (NetnsError ENOENT when it does not exist). */
+  open(ns: string): NsOps;
+  netnsExists(ns: string): boolean;
+  /** Create a router namespace, its `lo` marked as netns-router's (NetnsError EEXIST when it exists). */
+  addNetns(ns: string): void;
+  /** Delete a namespace (nothing when it does not exist). */
+  deleteNetns(ns: string): void;
+  /** The nft executor of a namespace (undefined: the host-side one) and how to give it back. */
+  nft(ns: string | undefined): { ex: NftExecutor; release: () => Promise<void> };
+  /** The namespace's nftables generation id (the stamp's guard, lib/nft/table-sync.ts). */
+  nftGeneration(ns: string): number;
+  /** Delete the conntrack entries of NAT mappings that went from `before` to `after` (nat-flow-cleanup.ts). */
+  deleteNatConntrack(ns: string, before: NatPlan, after: NatPlan): Promise<void>;
+  /** Gratuitous ARPs for addresses just put on `dev` (best effort: never throws). */
+  gratuitousArps(ns: NsOps, dev: string, ips: readonly string[]): void;
+  /** Gratuitous ARPs for the addresses the ARP responder table starts answering (arp-responder.ts). */
+  announceArp(ns: string, want: readonly NftObject[], before: readonly NftObject[] | undefined): void;
+}
+
+/** The machine's kernel; `hostNetns`: host-side plumbing inside that named namespace. */
+export function realKernel(opts: { hostNetns?: string | undefined; nft?: NamespaceExecutorOptions } = {}): RouterKernel {
+  return {
+    name: 'kernel',
+    host: () => (opts.hostNetns ? NetnsHandle.open(opts.hostNetns) : NetnsHandle.current()),
+    open: (ns) => NetnsHandle.open(ns),
+    netnsExists,
+    addNetns: (ns) => addNetns(ns, { init: () => markCurrentNamespace(ns) }),
+    deleteNetns: (ns) => deleteNetns(ns, { ifExists: true }),
+    nft: (ns) => namespaceExecutor(ns ?? opts.hostNetns, opts.nft ?? {}),
+    nftGeneration: (ns) => nftGeneration(ns),
+    deleteNatConntrack: async (ns, before, after) => { await deleteNatConntrack(ns, before, after); },
+    gratuitousArps: (ns, dev, ips) => {
+      try {
+        sendGratuitousArps(ns as NetnsHandle, dev, ips);
+      } catch {
+        // best effort: a missing carrier must not fail the command
+      }
+    },
+    announceArp: (ns, want, before) => { announce(() => NetnsHandle.open(ns), want, before); },
+  };
+}
