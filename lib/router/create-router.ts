@@ -10,7 +10,8 @@ import { resolve } from 'node:path';
 import { API_METHOD, type CommandOutput } from './contract/router-api.js';
 import type { CommandInputs } from './contract/inputs.js';
 import { networkDetailsOf, requestFromValues } from './contract/plain-values.js';
-import { DEFAULT_TIMEOUT_SECONDS, devicesOf, isolationOf } from './contract/parse.js';
+import { DEFAULT_TIMEOUT_SECONDS, devicesOf, isolationOf, parseDryRun } from './contract/parse.js';
+import type { Plan } from './plan.js';
 import type { EngineCommand, GuestIsolation, HostDevices, RouterRequest, RouterSettings } from './contract/types.js';
 import { BadValue, parseNamespaceName, parseTimeoutSeconds } from './contract/values.js';
 import { decodeDetails } from './contract/decode.js';
@@ -48,6 +49,11 @@ export interface CallOptions {
   timeoutSeconds?: number | undefined;
   /** The network's extension details (`namespace`, `adopt-namespace`, …): an object or its JSON text. */
   networkDetails?: Readonly<Record<string, unknown>> | string | undefined;
+  /**
+   * Plan only (the CLI's `--dry-run`, lib/router/plan.ts): the call changes nothing and returns what it would
+   * change — as text (`true` or 'text') or as one JSON document ('json'). `router.plan(…)` gives it as a Plan.
+   */
+  plan?: boolean | 'text' | 'json' | undefined;
 }
 
 /**
@@ -134,6 +140,12 @@ export interface Router {
   /** Any command by its CLI name: `router.run('add-port-forward', {...})` is `router.addPortForward({...})`. */
   run<C extends EngineCommand>(command: C, input: CommandInputs[C], opts?: CallOptions): Promise<CommandResult>;
   /**
+   * What a command would change, without changing anything (plan before apply; the CLI's `--dry-run=json`):
+   * links, addresses, routes, sysctls, the nft transactions, daemon configuration diffs, conntrack deletions,
+   * the stored state. Fails as the command would (same error).
+   */
+  plan<C extends EngineCommand>(command: C, input: CommandInputs[C], opts?: Omit<CallOptions, 'plan'>): Promise<Plan>;
+  /**
    * Stops taking calls (later ones fail with SystemError `E_CLOSED`) and resolves once every call has ended — an
    * engine call that outlived its time limit included. Routers, namespaces and daemons stay as they are.
    */
@@ -217,11 +229,12 @@ export function createRouter(options: RouterOptions): Router {
     // everything is checked before the lock is taken: bad input changes nothing
     const network = networkDetailsOf(opts.networkDetails);
     const timeoutSeconds = opts.timeoutSeconds === undefined ? settings.timeoutSeconds : option('--timeout', () => parseTimeoutSeconds(String(opts.timeoutSeconds)));
+    const dryRun = opts.plan === undefined || opts.plan === false ? undefined : parseDryRun(opts.plan === true ? true : opts.plan);
     // (a refusal here is the caller's to report, as the CLI's parse errors go to stderr only, not to the log)
     const req: RouterRequest = requestFromValues(command, input, { networkDetails: network, bareSegment: isolation.kind });
     log.debug({ command, request: abbreviate(req) }, 'command start');
     const call: RunningCommand = invokeCommand(api, req, {
-      settings: { ...settings, timeoutSeconds }, devices, isolation, details: { physicalNetwork, network }, form: 'options', log,
+      settings: { ...settings, timeoutSeconds, ...(dryRun ? { dryRun } : {}) }, devices, isolation, details: { physicalNetwork, network }, form: 'options', log,
     }, { timeoutSeconds, signal: opts.signal, startedAt: started });
     running.add(call.ended);
     void call.ended.then(() => running.delete(call.ended));
@@ -238,6 +251,10 @@ export function createRouter(options: RouterOptions): Router {
 
   const router: Record<string, unknown> = {
     run,
+    async plan(command: EngineCommand, input: never, opts: CallOptions = {}): Promise<Plan> {
+      const doc = JSON.parse((await run(command, input, { ...opts, plan: 'json' }))!) as { plan: string; changes: Plan['changes'] };
+      return { command: doc.plan, changes: doc.changes };
+    },
     async close(): Promise<void> {
       closed = true;
       await Promise.all([...running]);

@@ -13,6 +13,9 @@ export {
   type CommandEnv, type Mutation, type RouterCommand, type CommandTable, type CustomAction, type ActionTable,
 } from './command-table.js';
 export { RouterEngine, EngineCaches, type EngineOptions, type CommandRef } from './engine.js';
+export { realKernel, type RouterKernel, type NsOps, type NetOps } from './kernel.js';
+export { FakeKernel } from './fake-kernel.js';
+export { PlanRecorder, planText, planJson, type Plan, type PlanStep } from './plan.js';
 export type { RouterModule, ReconcileContext, PublicIngress, PublicService } from './router-module.js';
 export { defaultModules } from './default-modules.js';
 export { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel, type L2Model, type PortForwardModel } from './model.js';

@@ -7,6 +7,7 @@
 export { createRouter, type Router, type RouterOptions, type CallOptions, type CommandResult } from './create-router.js';
 export type * from './contract/inputs.js';
 export type { RouterLogger } from './log.js';
+export type { Plan, PlanStep } from './plan.js';
 export type { GuestType, NetworkState, Protocol } from './contract/types.js';
 export { routerNamespace } from './names.js';
 export {

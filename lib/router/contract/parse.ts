@@ -80,6 +80,8 @@ const GLOBAL_OPTIONS: readonly { flags: string; help: string; env?: string }[] =
   { flags: '--log-level <level>', help: `log level: ${LOG_LEVELS.join(', ')} (default info)`, env: ENV.logLevel },
   { flags: '--physical-network-extension-details <json>', help: 'physical-network extension details (JSON object)', env: ENV.physicalDetails },
   { flags: '--network-extension-details <json>', help: 'per-network extension details (JSON object)', env: ENV.networkDetails },
+  // no environment variable: a plan is asked for on the command line only (CloudStack never asks for one)
+  { flags: '--dry-run [format]', help: 'plan only: print what the command would change (text, or one JSON document with --dry-run=json) and change nothing' },
 ];
 
 const INSTALL_WRAPPER_OPTIONS: readonly { flags: string; help: string }[] = [
@@ -194,6 +196,10 @@ function commandsNamed(argv: readonly string[]): Set<string> | undefined {
     const a = argv[i];
     if (a.startsWith('-')) {
       if (a.includes('=') || ['-h', '--help', '-V', '--version'].includes(a)) continue;
+      if (a === '--dry-run') {
+        if (argv[i + 1] === 'text' || argv[i + 1] === 'json') i++; // its value is optional
+        continue;
+      }
       if (!valued.has(a)) return undefined;
       i++;
       continue;
@@ -362,7 +368,16 @@ function settingsOf(
   if (tOpt !== undefined) settings.timeoutSeconds = checked('--timeout', () => parseTimeoutSeconds(tOpt));
   else if (positionalTimeout !== undefined) settings.timeoutSeconds = checked('timeout-seconds', () => parseTimeoutSeconds(positionalTimeout));
   else if (env[ENV.timeout]) settings.timeoutSeconds = checked(ENV.timeout, () => parseTimeoutSeconds(env[ENV.timeout]!));
+  const dry = program.opts().dryRun ?? captured?.opts.dryRun;
+  if (dry !== undefined) settings.dryRun = parseDryRun(dry);
   return settings;
+}
+
+/** `--dry-run` (text) or `--dry-run=text|json`. */
+export function parseDryRun(v: unknown): 'text' | 'json' {
+  if (v === true || v === 'text') return 'text';
+  if (v === 'json') return 'json';
+  throw new UsageError(`--dry-run: ${JSON.stringify(v)} is not a plan format (text, json; give it as --dry-run=json)`, '--dry-run');
 }
 
 /** Reads and checks the payload file's outer JSON object. */
