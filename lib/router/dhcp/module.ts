@@ -20,6 +20,7 @@ import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq } from '../../services/d
 import { DHCP } from './state.js';
 import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
 import * as mut from './mutators.js';
+import { diffLines, type PlanStep } from '../plan.js';
 
 /** Runtime directory of a router's dnsmasq. */
 export function dnsmasqDir(stateDir: string, namespace: string): string {
@@ -55,8 +56,23 @@ async function remove(inst: DnsmasqInstance): Promise<void> {
   }
 }
 
+/** What reconcile (or teardown) would do (RouterModule.plan): the files' diffs, and dnsmasq started/reloaded/stopped. */
+function plan(m: RouterModel, _previous: RouterModel | undefined, ctx: ReconcileContext, opts: { teardown?: boolean } = {}): PlanStep[] {
+  const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
+  if (opts.teardown || !servedTiers(m).length) {
+    if (!existsSync(inst.paths.dir) && inst.pid() === undefined) return [];
+    return [{ kind: 'service', action: 'stop', where: m.namespace, what: `dnsmasq${inst.pid() !== undefined ? ` (pid ${inst.pid()})` : ''}; remove ${inst.paths.dir}` }];
+  }
+  const p = inst.preview(renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir))));
+  const steps: PlanStep[] = p.files.map((f) => ({ kind: 'file', action: 'write', where: f.path, what: `dnsmasq ${f.before === undefined ? 'file (new)' : 'file'}`, lines: diffLines(f.before ?? '', f.after) }));
+  const verb = { started: 'start', restarted: 'restart', reloaded: 'reload', unchanged: '' }[p.action];
+  if (verb) steps.push({ kind: 'service', action: verb, where: m.namespace, what: `dnsmasq${p.action === 'reloaded' ? ' (SIGHUP)' : ''}` });
+  return steps;
+}
+
 export const dhcpModule: RouterModule = {
   name: DHCP,
+  plan,
   // commands that add to a router implement a shared network's router first (removals do not)
   commands: {
     'config-dhcp-subnet': { shared: 'implement', change: (req) => (m) => mut.configDhcpSubnet(m, req) },

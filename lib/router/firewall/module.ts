@@ -16,6 +16,13 @@ import { firewallObjects } from './firewall-objects.js';
 import { deleteForbiddenFlows } from './forbidden-flows.js';
 import { describeFirewall } from './describe.js';
 
+/** The rules (or the tiers they are judged against) changed (compared structurally: equal slots of 10,000 rules
+ *  take a walk, different ones usually stop at the first). */
+function firewallChanged(m: RouterModel, previous: RouterModel | undefined): boolean {
+  const slot = (x: RouterModel | undefined): unknown => x?.extra?.[FIREWALL] ?? null;
+  return !(sameValue(slot(m), slot(previous)) && (slot(m) === null || sameValue(m.tiers, previous?.tiers)));
+}
+
 export const firewallModule: RouterModule = {
   name: FIREWALL,
   commands: {
@@ -46,13 +53,16 @@ export const firewallModule: RouterModule = {
   forgetTier: forgetTierRules,
   // packets to a filtered address that reach the public guard have passed fw_ingress
   publicIngress: (m) => ({ filtered: filteredAddresses(m) }),
+  // the flows the changed rules forbid are found in the conntrack table when the command runs
+  plan(m, previous, ctx) {
+    if (modelIsIdle(m) || !ctx.kernel.netnsExists(m.namespace) || !firewallChanged(m, previous)) return [];
+    return [{ kind: 'conntrack', action: 'delete', where: m.namespace, what: 'established flows the changed firewall or ACL rules forbid (found in the conntrack table when the command runs)' }];
+  },
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
     // nothing to judge unless the rules (or the tiers they are judged against) changed: a conntrack dump walks
     // the kernel's whole table (~15 ms), which every other command would otherwise pay
-    // (compared structurally: equal slots of 10,000 rules take a walk, different ones usually stop at the first)
-    const slot = (x: RouterModel | undefined): unknown => x?.extra?.[FIREWALL] ?? null;
-    if (sameValue(slot(m), slot(previous)) && (slot(m) === null || sameValue(m.tiers, previous?.tiers))) return;
+    if (!firewallChanged(m, previous)) return;
     await deleteForbiddenFlows(m, previous);
   },
 };

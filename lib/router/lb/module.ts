@@ -22,6 +22,7 @@ import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
 import type { LbRule, LbState } from './types.js';
 import { compareNatural } from '../../util/compare.js';
+import { diffLines } from '../plan.js';
 
 export const LB = 'lb';
 
@@ -187,5 +188,20 @@ export const lbModule: RouterModule = {
   },
   async teardown(m, ctx) {
     await supervisorFor(m.namespace, ctx.stateDir).stop({ purge: true });
+  },
+  // what reconcile / teardown would do: the configuration's diff, haproxy started, reloaded or stopped
+  plan(m, _previous, ctx, opts = {}) {
+    const sup = supervisorFor(m.namespace, ctx.stateDir);
+    const running = sup.runningConfig();
+    const pid = sup.status().pid;
+    if (opts.teardown || activeLbRules(m).length === 0) {
+      return running === undefined && pid === undefined ? [] : [{ kind: 'service', action: 'stop', where: m.namespace, what: 'haproxy (no active load-balancing rule)' }];
+    }
+    const text = renderLbConfig(m).text;
+    if (running === text) return [];
+    return [
+      { kind: 'file', action: 'write', where: join(ctx.stateDir, 'run', m.namespace, 'haproxy'), what: 'haproxy configuration', lines: diffLines(running ?? '', text) },
+      { kind: 'service', action: pid !== undefined ? 'reload' : 'start', where: m.namespace, what: 'haproxy' },
+    ];
   },
 };

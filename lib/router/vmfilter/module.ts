@@ -99,6 +99,13 @@ async function forgetLearned(ex: NftExecutor, ref: TableRef, m: RouterModel, pre
 
 export const vmfilterModule: RouterModule = {
   name: VMFILTER,
+  hostTables: (ns) => [vmfilterTable(ns)],
+  // its whole reconcile is one table of the host-side namespace: planned by running it on the plan's kernel
+  async plan(m, previous, ctx, opts = {}) {
+    if (opts.teardown) await vmfilterModule.teardown!(m, ctx);
+    else await vmfilterModule.reconcile!(m, previous, ctx);
+    return [];
+  },
   async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
     const ref = vmfilterTable(m.namespace);
     const want = filterObjects(m);

@@ -122,6 +122,20 @@ export class DnsmasqInstance {
     return { action, pid: await this.start(r.argv, hash) };
   }
 
+  /**
+   * What `apply(r)` would do, without doing it: the files it would write (their current and new contents) and
+   * whether dnsmasq would be started, reloaded, restarted or left alone (a router's plan, lib/router/plan.ts).
+   */
+  preview(r: RenderedDnsmasq): { action: ApplyAction; files: Array<{ path: string; before: string | undefined; after: string }> } {
+    const files = Object.entries(r.files).flatMap(([path, after]) => {
+      const before = readText(path);
+      return before === after ? [] : [{ path, before, after }];
+    });
+    const pid = this.pid();
+    if (pid !== undefined && readText(this.paths.cmdlineHash)?.trim() === sha256(r.argv)) return { action: files.length ? 'reloaded' : 'unchanged', files };
+    return { action: pid !== undefined ? 'restarted' : 'started', files };
+  }
+
   /** Stop dnsmasq (if it runs). Returns whether one was running. */
   async stop(graceMs = 2000): Promise<boolean> {
     const pid = this.pid();
