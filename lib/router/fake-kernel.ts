@@ -16,8 +16,8 @@
  *   ENETUNREACH; a route with host bits set → EINVAL; deleting what is not there → ESRCH / EADDRNOTAVAIL;
  * - a sysctl of a missing interface → ENOENT.
  *
- * Not modelled: carriers and packets (gratuitous ARPs are not sent), connected routes the kernel adds for
- * addresses, IPv6 link-local addresses, policy routing rules.
+ * Not modelled: carriers and packets (gratuitous ARPs are not sent), what the kernel adds by itself (connected
+ * routes of addresses, IPv6 link-local addresses, lo's addresses once it is up), policy routing rules.
  *
  * `FakeKernel.overlay(real)` is the plan's kernel (plan.ts): each namespace is copied from the real kernel when
  * first touched (links, addresses, routes; sysctls read through; the nft tables it is told to copy), then
