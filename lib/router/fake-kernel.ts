@@ -375,11 +375,12 @@ export class FakeKernel implements RouterKernel {
         const l = get(ref, `RTM_NEWLINK (set) ${ref}`);
         const parts: string[] = [];
         if (change.master !== undefined) {
-          if (change.master === null) { delete l.masterIndex; parts.push('nomaster'); } else {
+          if (change.master === null) {
+            if (l.masterIndex !== undefined) { delete l.masterIndex; parts.push('nomaster'); }
+          } else {
             const m = get(change.master, `master ${change.master}`);
             if (m.kind !== 'bridge') throw nlErr('EOPNOTSUPP', `RTM_NEWLINK (set) ${ref}`);
-            l.masterIndex = m.index;
-            parts.push(`master ${m.name}`);
+            if (l.masterIndex !== m.index) { l.masterIndex = m.index; parts.push(`master ${m.name}`); }
           }
         }
         if (change.name !== undefined && change.name !== l.name) {
@@ -387,11 +388,12 @@ export class FakeKernel implements RouterKernel {
           parts.push(`name ${change.name}`);
           l.name = change.name;
         }
-        if (change.alias !== undefined) { l.alias = change.alias; parts.push(`alias "${change.alias}"`); }
-        if (change.mac !== undefined) { l.mac = change.mac.toLowerCase(); parts.push(`address ${change.mac}`); }
-        if (change.mtu !== undefined) { l.mtu = change.mtu; parts.push(`mtu ${change.mtu}`); }
-        if (change.up !== undefined) { l.up = change.up; parts.push(change.up ? 'up' : 'down'); }
+        if (change.alias !== undefined && change.alias !== l.alias) { l.alias = change.alias; parts.push(`alias "${change.alias}"`); }
+        if (change.mac !== undefined && change.mac.toLowerCase() !== l.mac) { l.mac = change.mac.toLowerCase(); parts.push(`address ${change.mac}`); }
+        if (change.mtu !== undefined && change.mtu !== l.mtu) { l.mtu = change.mtu; parts.push(`mtu ${change.mtu}`); }
+        if (change.up !== undefined && change.up !== l.up) { l.up = change.up; parts.push(change.up ? 'up' : 'down'); }
         if (change.namespace !== undefined) throw nlErr('EOPNOTSUPP', `RTM_NEWLINK (set) ${ref}`, 'moving links between namespaces is not modelled');
+        if (!parts.length) return; // nothing differs: nothing changes
         k.record({ kind: 'link', action: 'change', where: where(), what: `${l.name}: ${parts.join(' ')}`, detail: { link: l.name, ...change } });
       },
       linkSetUp(ref) { netlink.linkSet(ref, { up: true }); },
@@ -423,6 +425,7 @@ export class FakeKernel implements RouterKernel {
         const c = toCidr(spec.address);
         const a = { ifindex: l.index, address: `${c.address}/${c.prefix}`, family: c.family, prefixLen: c.prefix, ip: c.address, scope: 0 as unknown as Address['scope'], flags: 0 };
         const i = s.addrs.findIndex((x) => x.ifindex === l.index && x.ip === a.ip);
+        if (i >= 0 && s.addrs[i].prefixLen === a.prefixLen) return; // the same: nothing changes
         if (i >= 0) s.addrs[i] = a; else s.addrs.push(a);
         k.record({ kind: 'address', action: 'add', where: where(), what: `${a.address} dev ${l.name}`, detail: { dev: l.name, address: a.address } });
       },
@@ -454,6 +457,7 @@ export class FakeKernel implements RouterKernel {
           throw nlErr('ENETUNREACH', op, 'Nexthop has invalid gateway');
         }
         const i = s.routes.findIndex((x) => sameRoute(x, r));
+        if (i >= 0 && JSON.stringify(s.routes[i]) === JSON.stringify(r)) return; // the same: nothing changes
         if (i >= 0) s.routes[i] = r; else s.routes.push(r);
         k.record({ kind: 'route', action: 'replace', where: where(), what: routeText(s, r), detail: routeView(s, r) });
       },
