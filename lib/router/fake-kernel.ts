@@ -35,6 +35,7 @@ import type { JsonCommand, NftDocument, TableRef } from '../nft/json.js';
 import type { ListedTable } from '../nft/listing.js';
 import type { Transaction } from '../nft/transaction.js';
 import { NftError } from '../nft/errors.js';
+import { FINGERPRINT_SET } from '../nft/table-sync.js';
 import { cidrContains, networkText, toCidr } from '../util/ip.js';
 import { namespaceMark } from './ownership.js';
 import { conntrackFilters } from './nat-flow-cleanup.js';
@@ -559,9 +560,13 @@ class RecordingNft implements NftExecutor {
     await this.s.nft.apply(tx);
     this.s.gen = (this.s.gen + 1) >>> 0;
     const commands = tx.commands();
+    // a transaction that only swaps a table's stamp (lib/nft/table-sync.ts) changes no rule, set or chain
+    const stampOnly = tx.operations.every((o) => o.object.kind === 'element' && o.object.set === FINGERPRINT_SET);
     this.record({
       kind: 'nft', action: 'transaction', where: this.s.name === HOST ? 'host' : this.s.name,
-      what: `one transaction of ${commands.length} command${commands.length === 1 ? '' : 's'}`, detail: commands, lines: commands.map(nftCommandText),
+      what: stampOnly ? `the stamp of ${tx.table.family} ${tx.table.name} renewed (no rule, set or chain changes)`
+        : `one transaction of ${commands.length} command${commands.length === 1 ? '' : 's'}`,
+      detail: commands, lines: commands.map(nftCommandText),
     });
   }
   async check(tx: Transaction): Promise<void> { await this.s.ready; return this.s.nft.check(tx); }

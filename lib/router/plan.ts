@@ -53,7 +53,9 @@ export class PlanRecorder {
   /** The router's stored state: created, saved (changed), deleted or unchanged (nothing recorded). */
   state(ns: string, action: 'create' | 'save' | 'delete' | 'unchanged', before: string | undefined, after: string): void {
     if (action === 'unchanged') return;
-    const lines = action === 'delete' ? [] : diffLines(before ?? '', after);
+    // the state file is one line of JSON: diffed as indented JSON, so that the lines say which fields change
+    const readable = (text: string | undefined): string => (text === undefined ? '' : JSON.stringify(JSON.parse(text), null, 1));
+    const lines = action === 'delete' ? [] : diffLines(readable(before), readable(after));
     this.add({ kind: 'state', action, where: ns, what: `the stored state of router ${ns}`, ...(lines.length ? { lines } : {}) });
   }
 
@@ -83,7 +85,8 @@ export function diffLines(before: string, after: string, context = 1): string[] 
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) { ops.push([' ', a[i]]); i++; j++; } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) { ops.push(['+', b[j]]); j++; } else { ops.push(['-', a[i]]); i++; }
+    // (a removed line before the line that replaces it)
+    if (i < n && j < m && a[i] === b[j]) { ops.push([' ', a[i]]); i++; j++; } else if (i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1])) { ops.push(['-', a[i]]); i++; } else { ops.push(['+', b[j]]); j++; }
   }
   const keep = ops.map((o, k) => o[0] !== ' ' || ops.slice(Math.max(0, k - context), k + context + 1).some((x) => x[0] !== ' '));
   const out: string[] = [];

@@ -63,10 +63,17 @@ function plan(m: RouterModel, _previous: RouterModel | undefined, ctx: Reconcile
     if (!existsSync(inst.paths.dir) && inst.pid() === undefined) return [];
     return [{ kind: 'service', action: 'stop', where: m.namespace, what: `dnsmasq${inst.pid() !== undefined ? ` (pid ${inst.pid()})` : ''}; remove ${inst.paths.dir}` }];
   }
-  const p = inst.preview(renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir))));
+  const rendered = renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir)));
+  const p = inst.preview(rendered);
   const steps: PlanStep[] = p.files.map((f) => ({ kind: 'file', action: 'write', where: f.path, what: `dnsmasq ${f.before === undefined ? 'file (new)' : 'file'}`, lines: diffLines(f.before ?? '', f.after) }));
   const verb = { started: 'start', restarted: 'restart', reloaded: 'reload', unchanged: '' }[p.action];
-  if (verb) steps.push({ kind: 'service', action: verb, where: m.namespace, what: `dnsmasq${p.action === 'reloaded' ? ' (SIGHUP)' : ''}` });
+  // a (re)start runs this command line (a reload keeps the running one's: the same)
+  if (verb) {
+    steps.push({
+      kind: 'service', action: verb, where: m.namespace, what: `dnsmasq${p.action === 'reloaded' ? ' (SIGHUP)' : ''}`,
+      ...(p.action === 'reloaded' ? {} : { detail: { argv: rendered.argv }, lines: [`dnsmasq ${rendered.argv.join(' ')}`] }),
+    });
+  }
   return steps;
 }
 
