@@ -41,6 +41,10 @@ import { namespaceMark } from './ownership.js';
 import { conntrackFilters } from './nat-flow-cleanup.js';
 import type { NatPlan } from './router-table.js';
 import type { NetOps, NsOps, RouterKernel } from './kernel.js';
+import { dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from '../services/dnsmasq/config.js';
+import type { ApplyResult, DnsmasqControl, ReleaseGroup } from '../services/dnsmasq/supervisor.js';
+import { DnsmasqProcessError } from '../services/dnsmasq/errors.js';
+import type { Lease } from '../services/dnsmasq/leases.js';
 import { nftCommandText, type PlanStep } from './plan.js';
 
 const ERRNO = { ENOENT: 2, ESRCH: 3, EEXIST: 17, ENODEV: 19, EINVAL: 22, EOPNOTSUPP: 95, EADDRNOTAVAIL: 99, ENETUNREACH: 101 } as const;
@@ -110,6 +114,9 @@ export class FakeKernel implements RouterKernel {
   private readonly seed: ((name: string) => FNs | undefined) | undefined;
   /** Namespaces deleted here (an overlay does not copy them again). */
   private readonly gone = new Set<string>();
+  private readonly daemons = new Map<string, FakeDnsmasq>();
+  /** Overlay: the machine's daemons, read (overlayOf). */
+  private realDnsmasq: RouterKernel['dnsmasq'] | undefined;
 
   /** `devices`: links of the host namespace besides `lo` (the uplinks guest/public devices are made on). */
   constructor(opts: { devices?: string[]; name?: string } = {}) {
@@ -170,6 +177,25 @@ export class FakeKernel implements RouterKernel {
   gratuitousArps(): void { /* packets are not modelled */ }
   announceArp(): void { /* packets are not modelled */ }
 
+  /** The router's dnsmasq, in memory (FakeDnsmasq): one per runtime directory, like the real one. An overlay's
+   *  is the machine's, read only (a plan previews it; starting or stopping it is refused). */
+  dnsmasq(ns: string, dir: string): DnsmasqControl {
+    if (this.realDnsmasq) {
+      const real = this.realDnsmasq(ns, dir);
+      const refuse = (): never => { throw new Error(`a plan does not run daemons (dnsmasq of ${ns})`); };
+      return {
+        paths: real.paths, pid: () => real.pid(), present: () => real.present(), leases: () => real.leases(), preview: (r) => real.preview(r),
+        apply: async () => refuse(), destroy: async () => refuse(), releaseLeases: async () => refuse(),
+      };
+    }
+    let d = this.daemons.get(dir);
+    if (!d) {
+      d = new FakeDnsmasq(ns, dir, this, (step) => this.record(step));
+      this.daemons.set(dir, d);
+    }
+    return d;
+  }
+
   // ── test helpers ──────────────────────────────────────────────────────────────────────────────────
 
   /** Called by dispose (an overlay closes its handle on the real host namespace). */
@@ -220,6 +246,8 @@ export class FakeKernel implements RouterKernel {
     return k;
   }
 
+  /** @internal the machine's daemons, previewed by a plan (overlayOf) */
+  readDaemonsOf(real: RouterKernel): void { this.realDnsmasq = (ns, dir) => real.dnsmasq(ns, dir); }
   /** @internal the host namespace (overlayOf copies the real one into it) */
   hostSpace(): FNs { return this.hostNs; }
   /** @internal */
@@ -496,6 +524,85 @@ export class FakeKernel implements RouterKernel {
   }
 }
 
+let fakePid = 40_000;
+
+/**
+ * dnsmasq in memory, deciding as DnsmasqInstance does (lib/services/dnsmasq/supervisor.ts): files written when
+ * they differ; a running instance with the same command line is reloaded when a file changed and left alone
+ * otherwise; anything else is (re)started — with a new pid. It runs only in a namespace that exists (and dies
+ * with it); a start elsewhere fails as the real one does (E_DNSMASQ_START). Leases are what a test puts in
+ * `leasesHeld`. `actions`: what it did, in order.
+ */
+export class FakeDnsmasq implements DnsmasqControl {
+  readonly paths: DnsmasqPaths;
+  /** File contents by path, as written. */
+  readonly files = new Map<string, string>();
+  /** The command line it runs with (undefined: never started). */
+  argv: string[] | undefined;
+  private running: number | undefined;
+  leasesHeld: Lease[] = [];
+  readonly actions: string[] = [];
+  constructor(readonly netns: string, dir: string, private readonly k: FakeKernel, private readonly record: (s: PlanStep) => void) {
+    this.paths = dnsmasqPaths(dir);
+  }
+
+  pid(): number | undefined {
+    if (this.running !== undefined && !this.k.netnsExists(this.netns)) this.running = undefined; // died with its namespace
+    return this.running;
+  }
+
+  present(): boolean { return this.files.size > 0 || this.pid() !== undefined; }
+  leases(): Lease[] { return [...this.leasesHeld]; }
+
+  preview(r: RenderedDnsmasq): ReturnType<DnsmasqControl['preview']> {
+    const files = Object.entries(r.files).flatMap(([path, after]) => (this.files.get(path) === after ? [] : [{ path, before: this.files.get(path), after }]));
+    const pid = this.pid();
+    if (pid !== undefined && JSON.stringify(this.argv) === JSON.stringify(r.argv)) return { action: files.length ? 'reloaded' : 'unchanged', files };
+    return { action: pid !== undefined ? 'restarted' : 'started', files };
+  }
+
+  async apply(r: RenderedDnsmasq, opts: { forget?: (leases: Lease[]) => Lease[] } = {}): Promise<ApplyResult> {
+    const p = this.preview(r);
+    for (const f of p.files) {
+      this.files.set(f.path, f.after);
+      this.record({ kind: 'file', action: 'write', where: f.path, what: 'dnsmasq file' });
+    }
+    if (p.action === 'unchanged' || p.action === 'reloaded') {
+      if (p.action === 'reloaded') this.done('reload');
+      return { action: p.action, pid: this.running! };
+    }
+    if (!this.k.netnsExists(this.netns)) {
+      throw new DnsmasqProcessError('E_DNSMASQ_START', `dnsmasq for ${this.netns} did not start`, `network namespace "${this.netns}" does not exist`);
+    }
+    const gone = new Set((opts.forget?.(this.leases()) ?? []).map((l) => l.mac));
+    this.leasesHeld = this.leasesHeld.filter((l) => !gone.has(l.mac));
+    this.argv = [...r.argv];
+    this.running = fakePid++;
+    this.done(p.action === 'restarted' ? 'restart' : 'start');
+    return { action: p.action, pid: this.running };
+  }
+
+  async destroy(): Promise<void> {
+    if (this.pid() !== undefined) this.done('stop');
+    this.running = undefined;
+    this.files.clear();
+    this.leasesHeld = [];
+  }
+
+  async releaseLeases(groups: ReleaseGroup[]): Promise<string[]> {
+    const macs = new Set(groups.flatMap((g) => g.leases.map((l) => l.mac)));
+    if (!macs.size) return [];
+    this.leasesHeld = this.leasesHeld.filter((l) => !macs.has(l.mac));
+    this.done(`release ${[...macs].join(' ')}`);
+    return [];
+  }
+
+  private done(action: string): void {
+    this.actions.push(action);
+    this.record({ kind: 'service', action: action.split(' ')[0], where: this.netns, what: `dnsmasq${action.includes(' ') ? ` leases ${action.slice(action.indexOf(' ') + 1)}` : ''}` });
+  }
+}
+
 /** A per-interface sysctl of a link that does not exist: the file is not there. */
 function missingInterface(s: FNs, key: string): void {
   const m = /^net\.ipv[46]\.conf\.([^.]+)\./.exec(key);
@@ -664,5 +771,6 @@ async function overlayOf(real: RouterKernel, opts: { tables: (ns: string | undef
     throw e;
   }
   k.onDispose = () => hostReal.close();
+  k.readDaemonsOf(real);
   return k;
 }

@@ -1,7 +1,8 @@
 /**
  * The engine's seam to the kernel: everything reconcile changes or reads — namespaces, links, addresses, routes,
- * sysctls (through namespace handles), the nft executor of a namespace and its generation, conntrack deletions
- * and gratuitous ARPs — goes through one RouterKernel. `realKernel()` is the machine's (rtnetlink, libnftables
+ * sysctls (through namespace handles), the nft executor of a namespace and its generation, conntrack deletions,
+ * gratuitous ARPs, and the dnsmasq supervisor of a router (the other daemons are not behind it yet: see
+ * docs/library.md) — goes through one RouterKernel. `realKernel()` is the machine's (rtnetlink, libnftables
  * or the nft CLI, ctnetlink); `FakeKernel` (fake-kernel.ts) is an in-memory kernel with the same semantics for
  * what netns-router uses, which also records every change: tests run the engine on it without a kernel, and a
  * plan (plan.ts) runs the command on one seeded from the real kernel.
@@ -18,6 +19,7 @@ import { deleteNatConntrack } from './nat-flow-cleanup.js';
 import { sendGratuitousArps } from './garp.js';
 import { announce } from './arp-responder.js';
 import { markCurrentNamespace } from './ownership.js';
+import { DnsmasqInstance, type DnsmasqControl } from '../services/dnsmasq/supervisor.js';
 
 /** What the router's code asks of rtnetlink in one namespace (a subset of NetlinkHandle). */
 export type NetOps = Pick<NetlinkHandle,
@@ -57,6 +59,8 @@ export interface RouterKernel {
   gratuitousArps(ns: NsOps, dev: string, ips: readonly string[]): void;
   /** Gratuitous ARPs for the addresses the ARP responder table starts answering (arp-responder.ts). */
   announceArp(ns: string, want: readonly NftObject[], before: readonly NftObject[] | undefined): void;
+  /** The dnsmasq of router namespace `ns` with its runtime directory `dir` (the DHCP/DNS module's daemon). */
+  dnsmasq(ns: string, dir: string): DnsmasqControl;
 }
 
 /** The machine's kernel; `hostNetns`: host-side plumbing inside that named namespace. */
@@ -79,5 +83,6 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
       }
     },
     announceArp: (ns, want, before) => { announce(() => NetnsHandle.open(ns), want, before); },
+    dnsmasq: (ns, dir) => new DnsmasqInstance(ns, dir),
   };
 }

@@ -9,14 +9,14 @@
  * teardown: stop dnsmasq and remove its runtime directory before the namespace goes.
  * nftObjects: when dnsmasq answers DNS for some tier, port 53 is closed to the tiers where DNS is off.
  */
-import { existsSync, rmdirSync } from 'node:fs';
+import { rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RouterModule, ReconcileContext } from '../router-module.js';
 import type { RouterModel } from '../model.js';
 import { baseChain, rule, type NftObject } from '../../nft/objects.js';
 import { meta, th, drop } from '../../nft/expr.js';
 import { ROUTER_PRIORITIES } from '../../nft/priorities.js';
-import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq } from '../../services/dnsmasq/index.js';
+import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq, type DnsmasqControl } from '../../services/dnsmasq/index.js';
 import { DHCP } from './state.js';
 import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
 import * as mut from './mutators.js';
@@ -34,10 +34,13 @@ export function dnsmasqInstance(stateDir: string, namespace: string): DnsmasqIns
 
 const GUARD_CHAIN = 'dhcp_dns_guard';
 
+/** The router's dnsmasq as the engine's kernel supervises it (the machine's, or the fake's). */
+const dnsmasqOf = (m: RouterModel, ctx: ReconcileContext): DnsmasqControl => ctx.kernel.dnsmasq(m.namespace, dnsmasqDir(ctx.stateDir, m.namespace));
+
 async function reconcile(m: RouterModel, _previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
-  const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
+  const inst = dnsmasqOf(m, ctx);
   if (!servedTiers(m).length) {
-    if (existsSync(inst.paths.dir)) await remove(inst);
+    if (inst.present()) await remove(inst);
     return;
   }
   const rendered = renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir)));
@@ -47,7 +50,7 @@ async function reconcile(m: RouterModel, _previous: RouterModel | undefined, ctx
   if (orphans.length) await inst.releaseLeases(orphans, rendered.argv);
 }
 
-async function remove(inst: DnsmasqInstance): Promise<void> {
+async function remove(inst: DnsmasqControl): Promise<void> {
   await inst.destroy();
   try {
     rmdirSync(dirname(inst.paths.dir)); // <stateDir>/run/<ns>, when no other service keeps files there
@@ -58,9 +61,9 @@ async function remove(inst: DnsmasqInstance): Promise<void> {
 
 /** What reconcile (or teardown) would do (RouterModule.plan): the files' diffs, and dnsmasq started/reloaded/stopped. */
 function plan(m: RouterModel, _previous: RouterModel | undefined, ctx: ReconcileContext, opts: { teardown?: boolean } = {}): PlanStep[] {
-  const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
+  const inst = dnsmasqOf(m, ctx);
   if (opts.teardown || !servedTiers(m).length) {
-    if (!existsSync(inst.paths.dir) && inst.pid() === undefined) return [];
+    if (!inst.present()) return [];
     return [{ kind: 'service', action: 'stop', where: m.namespace, what: `dnsmasq${inst.pid() !== undefined ? ` (pid ${inst.pid()})` : ''}; remove ${inst.paths.dir}` }];
   }
   const rendered = renderDnsmasq(dnsmasqSpec(m, inst.paths, dnsmasqUserFor(inst.paths.dir)));
@@ -105,7 +108,7 @@ export const dhcpModule: RouterModule = {
   // reservations, DNS names, per-NIC options and subnet settings are all per tier
   forgetTier: mut.dhcpForgetTier,
   async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
-    const inst = dnsmasqInstance(ctx.stateDir, m.namespace);
-    if (existsSync(inst.paths.dir) || inst.pid() !== undefined) await remove(inst);
+    const inst = dnsmasqOf(m, ctx);
+    if (inst.present()) await remove(inst);
   },
 };

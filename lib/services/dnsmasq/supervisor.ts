@@ -71,6 +71,13 @@ export function dnsmasqUserFor(dir: string): string {
   return 'dnsmasq';
 }
 
+/**
+ * What a router's DHCP/DNS module drives of its dnsmasq (DnsmasqInstance; an in-memory fake in
+ * lib/router/fake-kernel.ts): supervision by reconciliation, leases, what a change would do.
+ */
+export type DnsmasqControl = Pick<DnsmasqInstance, 'paths' | 'pid' | 'present' | 'leases' | 'apply' | 'preview' | 'destroy' | 'releaseLeases'>;
+
+/** One router's dnsmasq: its runtime directory, its process (supervised through the pid file), its leases. */
 export class DnsmasqInstance {
   readonly paths: DnsmasqPaths;
 
@@ -92,6 +99,11 @@ export class DnsmasqInstance {
 
   leases(): Lease[] {
     return parseLeases(readText(this.paths.leases) ?? '');
+  }
+
+  /** Anything of this instance there: its runtime directory or its process. */
+  present(): boolean {
+    return existsSync(this.paths.dir) || this.pid() !== undefined;
   }
 
   /**
