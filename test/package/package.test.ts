@@ -104,7 +104,7 @@ test('npm pack ships a working package: installed, type-checked, run, and its ro
 
     // 3. the examples of docs/library.md, compiled against the installed package
     const ex = examples();
-    assert.equal(ex.map((e) => e.name), ['router.ts', 'router-state.ts', 'netlink.ts', 'netns.ts', 'nft.ts', 'sys.ts']);
+    assert.equal(ex.map((e) => e.name), ['router.ts', 'router-state.ts', 'plan.ts', 'fake-kernel.ts', 'netlink.ts', 'netns.ts', 'nft.ts', 'sys.ts']);
     const imported = new Set(ex.flatMap((e) => [...e.code.matchAll(/from '(netns-router[^']*)'/g)].map((m) => m[1])));
     assert.equal([...imported].sort(), Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => `netns-router${k.slice(1)}`).sort(),
       'the examples import every entry point');
