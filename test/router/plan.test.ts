@@ -10,7 +10,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRouter } from '../../lib/router/create-router.js';
+import { UsageError } from '../../lib/util/errors.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { openNftCli } from '../../lib/nft/nft-cli.js';
@@ -235,6 +238,79 @@ test('a plan of a failing command fails the same way (exit code and message), an
     r = cli('destroy-network', '--network-id', id);
     assert.is(r.status, 0, r.stderr);
   } finally {
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function serve(dir: string): Promise<{ pid: number; socket: string; stop: () => Promise<void> }> {
+  const socket = join(dir, 'run', 'engine.sock');
+  const proc = spawn(process.execPath, [join(dirname(CLI), 'netns-router.cjs'), 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (c: string) => { err += c; });
+  const t0 = Date.now();
+  while (!/listening on/.test(err)) {
+    if (proc.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`serve did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    pid: proc.pid!, socket,
+    stop: () => new Promise((res) => {
+      if (proc.exitCode !== null) { res(); return; }
+      proc.once('exit', () => res());
+      proc.kill('SIGTERM');
+    }),
+  };
+}
+
+test('plans through the resident engine and the library; a plan of an allocating implement records the pool\'s write only', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-plan-'));
+  const stateDir = join(dir, 'state');
+  const id = String(2000 + Math.floor(Math.random() * 7000));
+  const ns = s.track(`cs-net-${id}`);
+  let srv: Awaited<ReturnType<typeof serve>> | undefined;
+  try {
+    const { hostNs } = simulatedHost(s);
+    const log = join(dir, 'log');
+    const g = ['--host-netns', hostNs, '--state-dir', stateDir, '--log-file', log];
+    const range = JSON.stringify({ 'guest.network.isolation': 'vxlan', 'guest.network.isolation.range': '7100-7109' });
+    const implement = ['implement-network', '--network-id', id, '--gateway', '10.4.6.1', '--cidr', '10.4.6.0/24', '--physical-network-extension-details', range];
+
+    // the resident engine plans too: the command line reaches it whole, --dry-run included
+    srv = await serve(dir);
+    const r = spawnSync(process.execPath, [join(dirname(CLI), 'netns-router.cjs'), ...implement, ...g, '--dry-run=json'], {
+      encoding: 'utf8', timeout: 60_000, env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket },
+    });
+    assert.is(r.status, 0, r.stderr);
+    const starts = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; pid: number }).filter((l) => l.msg === 'command start');
+    assert.is(starts.at(-1)!.pid, srv.pid, 'planned by the resident engine');
+    const viaEngine = JSON.parse(r.stdout) as { plan: string; changes: PlanStep[] };
+    const pool = viaEngine.changes.find((c) => c.kind === 'segment-pool');
+    assert.ok(pool, 'the pool\'s write is planned');
+    assert.ok((pool!.lines ?? []).some((l) => l.includes('7100')), 'with the segment it would allocate');
+    assert.ok(viaEngine.changes.some((c) => c.kind === 'link' && c.what === 'vxlan vxlan7100'), 'and the plumbing of that segment');
+    assert.not.ok(existsSync(join(stateDir, 'segment-pool.json')), 'the pool is not written');
+    assert.not.ok(netnsExists(ns), 'no namespace made');
+
+    // the library: the same plan, as a Plan
+    const router = createRouter({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, physicalNetworkDetails: range });
+    const plan = await router.plan('implement-network', { networkId: id, gateway: '10.4.6.1', cidr: '10.4.6.0/24' });
+    assert.equal(plan.changes.map((c) => `${c.kind} ${c.action} ${c.where} ${c.what}`), viaEngine.changes.map((c) => `${c.kind} ${c.action} ${c.where} ${c.what}`), 'the library plans what the CLI plans');
+    // bad input: the CLI's error class, code and argument; nothing changed
+    let bad: unknown;
+    try { await router.plan('add-port-forward', { networkId: id, publicIp: '203.0.113.9', publicPort: 70000, privateIp: '10.4.6.10', privatePort: 80 }); } catch (e) { bad = e; }
+    assert.instance(bad, UsageError);
+    assert.match(String(bad), '--public-port');
+    // positive control: the real command then does what was planned (the segment from the pool)
+    const out = JSON.parse((await router.implementNetwork({ networkId: id, gateway: '10.4.6.1', cidr: '10.4.6.0/24' }))!) as Record<string, string>;
+    assert.is(out['network.broadcast_uri'], 'vxlan://7100');
+    assert.ok(netnsExists(ns));
+    await router.destroyNetwork({ networkId: id });
+    await router.close();
+  } finally {
+    await srv?.stop();
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
