@@ -27,6 +27,9 @@ import { NetlinkError } from '../netlink/errors.js';
 import { validIfName, type Link, type LinkChange, type LinkSpec } from '../netlink/link.js';
 import type { Address, AddressSpec } from '../netlink/address.js';
 import type { Route, RouteSpec } from '../netlink/route.js';
+import type { Rule, RuleSpec } from '../netlink/rule.js';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { NetnsError } from '../sys/setns.js';
 import { SysctlError } from '../netns/sysctl.js';
 import { openFake, FakeNftExecutor } from '../nft/fake.js';
@@ -40,12 +43,12 @@ import { cidrContains, networkText, toCidr } from '../util/ip.js';
 import { namespaceMark } from './ownership.js';
 import { conntrackFilters } from './nat-flow-cleanup.js';
 import type { NatPlan } from './router-table.js';
-import type { NetOps, NsOps, RouterKernel } from './kernel.js';
+import { netnsEtcDir, type NetOps, type NsOps, type RouterKernel } from './kernel.js';
 import { dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from '../services/dnsmasq/config.js';
 import type { ApplyResult, DnsmasqControl, ReleaseGroup } from '../services/dnsmasq/supervisor.js';
 import { DnsmasqProcessError } from '../services/dnsmasq/errors.js';
 import type { Lease } from '../services/dnsmasq/leases.js';
-import { nftCommandText, type PlanStep } from './plan.js';
+import { diffLines, nftCommandText, type PlanStep } from './plan.js';
 
 const ERRNO = { ENOENT: 2, ESRCH: 3, EEXIST: 17, ENODEV: 19, EINVAL: 22, EOPNOTSUPP: 95, EADDRNOTAVAIL: 99, ENETUNREACH: 101 } as const;
 const HOST = '(host)';
@@ -78,6 +81,11 @@ class FNs {
   readonly links = new Map<number, FLink>();
   addrs: Array<Omit<Address, 'dev'>> = [];
   routes: FRoute[] = [];
+  /** Policy routing rules; a new namespace has the kernel's defaults (local, main, default). */
+  rules: Rule[] = [
+    { family: 4, priority: 0, table: 255, action: 1 }, { family: 4, priority: 32766, table: 254, action: 1 }, { family: 4, priority: 32767, table: 253, action: 1 },
+    { family: 6, priority: 0, table: 255, action: 1 }, { family: 6, priority: 32766, table: 254, action: 1 },
+  ];
   readonly sysctls = new Map<string, string>();
   readonly nsids = new Map<FNs, number>();
   nextIndex = 1;
@@ -115,6 +123,10 @@ export class FakeKernel implements RouterKernel {
   /** Namespaces deleted here (an overlay does not copy them again). */
   private readonly gone = new Set<string>();
   private readonly daemons = new Map<string, FakeDnsmasq>();
+  /** /etc/netns files written (undefined: deleted) here. */
+  private readonly etc = new Map<string, string | undefined>();
+  /** Overlay: /etc/netns files not written here are the machine's. */
+  private realEtc = false;
   /** Overlay: the machine's daemons, read (overlayOf). */
   private realDnsmasq: RouterKernel['dnsmasq'] | undefined;
 
@@ -176,6 +188,46 @@ export class FakeKernel implements RouterKernel {
 
   gratuitousArps(): void { /* packets are not modelled */ }
   announceArp(): void { /* packets are not modelled */ }
+
+  /** `/etc/netns/<ns>` files, in memory (an overlay's start as the machine's). */
+  netnsEtc(ns: string, path: string, content: string | undefined): void {
+    const root = netnsEtcDir(ns);
+    if (content === undefined) {
+      const had = [...this.etcPaths(root)];
+      if (!had.length) return;
+      for (const p of had) this.etc.set(p, undefined);
+      this.record({ kind: 'file', action: 'delete', where: root, what: `the namespace's configuration files (${had.map((p) => p.slice(root.length + 1)).join(', ')})` });
+      return;
+    }
+    const file = join(root, path);
+    const before = this.etcRead(file);
+    if (before === content) return;
+    this.etc.set(file, content);
+    this.record({ kind: 'file', action: 'write', where: file, what: `the namespace's ${path}`, lines: diffLines(before ?? '', content) });
+  }
+
+  /** The content of an /etc/netns file here (undefined: none). */
+  etcRead(file: string): string | undefined {
+    if (this.etc.has(file)) return this.etc.get(file);
+    if (!this.realEtc) return undefined;
+    try { return readFileSync(file, 'utf8'); } catch { return undefined; }
+  }
+
+  private *etcPaths(root: string): Iterable<string> {
+    for (const [p, c] of this.etc) if (p.startsWith(`${root}/`) && c !== undefined) yield p;
+    if (!this.realEtc) return;
+    const walk = function* (d: string): Iterable<string> {
+      let entries: string[];
+      try { entries = readdirSync(d); } catch { return; }
+      for (const e of entries) {
+        const p = join(d, e);
+        let dir = false;
+        try { dir = statSync(p).isDirectory(); } catch { continue; }
+        if (dir) yield* walk(p); else yield p;
+      }
+    };
+    for (const p of walk(root)) if (!this.etc.has(p)) yield p;
+  }
 
   /** The router's dnsmasq, in memory (FakeDnsmasq): one per runtime directory, like the real one. An overlay's
    *  is the machine's, read only (a plan previews it; starting or stopping it is refused). */
@@ -247,7 +299,10 @@ export class FakeKernel implements RouterKernel {
   }
 
   /** @internal the machine's daemons, previewed by a plan (overlayOf) */
-  readDaemonsOf(real: RouterKernel): void { this.realDnsmasq = (ns, dir) => real.dnsmasq(ns, dir); }
+  readDaemonsOf(real: RouterKernel): void {
+    this.realDnsmasq = (ns, dir) => real.dnsmasq(ns, dir);
+    this.realEtc = true;
+  }
   /** @internal the host namespace (overlayOf copies the real one into it) */
   hostSpace(): FNs { return this.hostNs; }
   /** @internal */
@@ -490,6 +545,32 @@ export class FakeKernel implements RouterKernel {
         if (i >= 0) s.routes[i] = r; else s.routes.push(r);
         k.record({ kind: 'route', action: 'replace', where: where(), what: routeText(s, r), detail: routeView(s, r) });
       },
+      ruleList(family = 0) {
+        check();
+        return s.rules.filter((r) => family === 0 || r.family === family).map((r) => ({ ...r }));
+      },
+      ruleAdd(spec: RuleSpec) {
+        check();
+        const r = ruleOf(spec);
+        const op = 'RTM_NEWRULE';
+        if (s.rules.some((x) => sameRule(x, r))) throw nlErr('EEXIST', op);
+        s.rules.push(r);
+        s.rules.sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
+        k.record({ kind: 'rule', action: 'add', where: where(), what: `${ruleText(r)}`, detail: r });
+      },
+      ruleDel(spec: RuleSpec, opts = {}) {
+        check();
+        const want = ruleOf(spec);
+        const i = s.rules.findIndex((x) => x.family === want.family && x.table === want.table && (spec.priority === undefined || x.priority === spec.priority)
+          && x.from === want.from && x.to === want.to && x.iif === want.iif && x.oif === want.oif && x.fwmark === want.fwmark);
+        if (i < 0) {
+          if (opts.ifExists) return false;
+          throw nlErr('ENOENT', 'RTM_DELRULE');
+        }
+        const [gone] = s.rules.splice(i, 1);
+        k.record({ kind: 'rule', action: 'delete', where: where(), what: `${ruleText(gone)}`, detail: gone });
+        return true;
+      },
       routeDel(spec: RouteSpec, opts = {}) {
         check();
         const r = routeOf(s, spec, 'RTM_DELROUTE');
@@ -601,6 +682,26 @@ export class FakeDnsmasq implements DnsmasqControl {
     this.actions.push(action);
     this.record({ kind: 'service', action: action.split(' ')[0], where: this.netns, what: `dnsmasq${action.includes(' ') ? ` leases ${action.slice(action.indexOf(' ') + 1)}` : ''}` });
   }
+}
+
+function ruleOf(spec: RuleSpec): Rule {
+  const from = spec.from ? toCidr(spec.from) : undefined;
+  const to = spec.to ? toCidr(spec.to) : undefined;
+  const family = spec.family ?? from?.family ?? to?.family ?? 4;
+  return {
+    family, table: tableOf(spec.table), action: 1,
+    ...(spec.priority !== undefined ? { priority: spec.priority } : {}),
+    ...(from ? { from: `${networkText(from)}` } : {}), ...(to ? { to: `${networkText(to)}` } : {}),
+    ...(spec.iif ? { iif: spec.iif } : {}), ...(spec.oif ? { oif: spec.oif } : {}),
+    ...(spec.fwmark !== undefined ? { fwmark: spec.fwmark } : {}), ...(spec.fwmask !== undefined ? { fwmask: spec.fwmask } : {}),
+  };
+}
+
+const sameRule = (a: Rule, b: Rule): boolean => JSON.stringify({ ...a, priority: a.priority ?? 0 }) === JSON.stringify({ ...b, priority: b.priority ?? 0 });
+
+function ruleText(r: Rule): string {
+  return [`${r.priority ?? 0}:`, r.from ? `from ${r.from}` : 'from all', r.to ? `to ${r.to}` : '', r.iif ? `iif ${r.iif}` : '', r.oif ? `oif ${r.oif}` : '',
+    r.fwmark !== undefined ? `fwmark ${r.fwmark}` : '', `lookup ${r.table}`].filter(Boolean).join(' ');
 }
 
 /** A per-interface sysctl of a link that does not exist: the file is not there. */
@@ -748,6 +849,7 @@ async function overlayOf(real: RouterKernel, opts: { tables: (ns: string | undef
         family: r.family, dst: r.dst, table: r.table, protocol: r.protocol,
         ...(r.via ? { via: r.via } : {}), ...(r.oif !== undefined ? { oif: r.oif } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}),
       }));
+      s.rules = h.netlink.ruleList(0);
       s.gen = real.nftGeneration(name);
       s.readSysctl = (key) => {
         const r = real.open(name);

@@ -7,7 +7,11 @@
  * what netns-router uses, which also records every change: tests run the engine on it without a kernel, and a
  * plan (plan.ts) runs the command on one seeded from the real kernel.
  */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { NetnsHandle } from '../netns/handle.js';
+import { validateNetnsName } from '../sys/setns.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
 import type { NetlinkHandle } from '../netlink/handle.js';
 import type { NftExecutor } from '../nft/executor.js';
@@ -24,7 +28,7 @@ import { DnsmasqInstance, type DnsmasqControl } from '../services/dnsmasq/superv
 /** What the router's code asks of rtnetlink in one namespace (a subset of NetlinkHandle). */
 export type NetOps = Pick<NetlinkHandle,
   | 'linkFind' | 'linkGet' | 'linkList' | 'indexOf' | 'linkAdd' | 'linkSet' | 'linkSetUp' | 'linkDel' | 'netnsIdOf'
-  | 'addrList' | 'addrReplace' | 'addrDel' | 'routeList' | 'routeReplace' | 'routeDel'>;
+  | 'addrList' | 'addrReplace' | 'addrDel' | 'routeList' | 'routeReplace' | 'routeDel' | 'ruleList' | 'ruleAdd' | 'ruleDel'>;
 
 /** One namespace as the router's code uses it (a subset of NetnsHandle). */
 export interface NsOps {
@@ -59,8 +63,19 @@ export interface RouterKernel {
   gratuitousArps(ns: NsOps, dev: string, ips: readonly string[]): void;
   /** Gratuitous ARPs for the addresses the ARP responder table starts answering (arp-responder.ts). */
   announceArp(ns: string, want: readonly NftObject[], before: readonly NftObject[] | undefined): void;
+  /**
+   * A namespace's configuration file `/etc/netns/<ns>/<path>` (what `ip netns exec` shows the namespace's programs,
+   * e.g. iproute2/rt_tables); `content` undefined removes `/etc/netns/<ns>` as a whole.
+   */
+  netnsEtc(ns: string, path: string, content: string | undefined): void;
   /** The dnsmasq of router namespace `ns` with its runtime directory `dir` (the DHCP/DNS module's daemon). */
   dnsmasq(ns: string, dir: string): DnsmasqControl;
+}
+
+/** `/etc/netns/<ns>`: what `ip netns exec` bind-mounts over /etc for the namespace's programs. */
+export function netnsEtcDir(ns: string): string {
+  validateNetnsName(ns);
+  return join('/etc/netns', ns);
 }
 
 /** The machine's kernel; `hostNetns`: host-side plumbing inside that named namespace. */
@@ -84,5 +99,15 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
     },
     announceArp: (ns, want, before) => { announce(() => NetnsHandle.open(ns), want, before); },
     dnsmasq: (ns, dir) => new DnsmasqInstance(ns, dir),
+    netnsEtc: (ns, path, content) => {
+      const root = netnsEtcDir(ns);
+      if (content === undefined) {
+        if (existsSync(root)) rmSync(root, { recursive: true, force: true });
+        return;
+      }
+      const file = join(root, path);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileAtomic(file, content, { what: file, mode: 0o644, durable: false }); // rewritten by every reconcile
+    },
   };
 }

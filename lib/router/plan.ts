@@ -18,7 +18,7 @@ import type { FakeKernel } from './fake-kernel.js';
 /** One change of a plan. */
 export interface PlanStep {
   /** What is changed. */
-  kind: 'netns' | 'link' | 'address' | 'route' | 'sysctl' | 'nft' | 'conntrack' | 'service' | 'file' | 'state' | 'segment-pool';
+  kind: 'netns' | 'link' | 'address' | 'route' | 'rule' | 'sysctl' | 'nft' | 'conntrack' | 'service' | 'file' | 'state' | 'segment-pool';
   /** create, delete, change, add, replace, set, transaction, start, reload, restart, stop, write, save, … */
   action: string;
   /** Where: "host" (host-side namespace), a router namespace's name, or a path. */

@@ -6,8 +6,7 @@
  */
 import type { Route } from '../../netlink/route.js';
 import type { Rule } from '../../netlink/rule.js';
-import { NetnsHandle } from '../../netns/handle.js';
-import { netnsExists } from '../../netns/namespaces.js';
+import type { NsOps, RouterKernel } from '../kernel.js';
 import type { PbrState } from './module.js';
 
 /** The lines upstream seeds every namespace's rt_tables with (and iproute2's own names). */
@@ -68,9 +67,9 @@ export function ruleLine(r: Rule, name: (id: number) => string): string {
 }
 
 /** Runs `fn` on the namespace's netlink handle; a namespace that does not exist has nothing to list. */
-function inNamespace<T>(ns: string, fn: (h: NetnsHandle) => T[]): T[] {
-  if (!netnsExists(ns)) return [];
-  const h = NetnsHandle.open(ns);
+function inNamespace<T>(k: RouterKernel, ns: string, fn: (h: NsOps) => T[]): T[] {
+  if (!k.netnsExists(ns)) return [];
+  const h = k.open(ns);
   try {
     return fn(h);
   } finally {
@@ -79,15 +78,15 @@ function inNamespace<T>(ns: string, fn: (h: NetnsHandle) => T[]): T[] {
 }
 
 /** pbr-list-routes rows: one table's routes (`ip route show table T`), or every table's (`… table all`); IPv4 and IPv6. */
-export function routeRows(ns: string, s: PbrState, table?: number): Array<{ route: string }> {
+export function routeRows(k: RouterKernel, ns: string, s: PbrState, table?: number): Array<{ route: string }> {
   const name = tableNames(s);
-  const routes = inNamespace(ns, (h) => h.netlink.routeList({ table: table ?? 'all' }));
+  const routes = inNamespace(k, ns, (h) => h.netlink.routeList({ table: table ?? 'all' }));
   return routes.map((r) => ({ route: routeLine(r, name, table === undefined) }));
 }
 
 /** pbr-list-rules rows: the namespace's IPv4 rules (`ip rule show`), or those looking up `table`. */
-export function ruleRows(ns: string, s: PbrState, table?: number): Array<{ rule: string }> {
+export function ruleRows(k: RouterKernel, ns: string, s: PbrState, table?: number): Array<{ rule: string }> {
   const name = tableNames(s);
-  const rules = inNamespace(ns, (h) => h.netlink.ruleList(4));
+  const rules = inNamespace(k, ns, (h) => h.netlink.ruleList(4));
   return rules.filter((r) => table === undefined || r.table === table).map((r) => ({ rule: ruleLine(r, name) }));
 }

@@ -4,14 +4,9 @@
  * names are also written to /etc/netns/<ns>/iproute2/rt_tables, where `ip netns exec NS ip route show table
  * NAME` finds them (what upstream does).
  */
-import { mkdirSync, rmSync, existsSync } from 'node:fs';
-import { writeFileAtomic } from '../../util/atomic-file.js';
-import { join } from 'node:path';
-import type { RouterModule } from '../router-module.js';
+import type { ReconcileContext, RouterModule } from '../router-module.js';
 import { moduleState, setModuleState } from '../router-module.js';
 import type { RouterModel } from '../model.js';
-import { NetnsHandle } from '../../netns/handle.js';
-import { netnsExists } from '../../netns/namespaces.js';
 import { UsageError } from '../../util/errors.js';
 import { parseRouteText, parseRuleText } from './spec-text.js';
 import type { RouteSpec } from '../../netlink/route.js';
@@ -135,16 +130,15 @@ export function forgetPbrTier(m: RouterModel, networkId: string): void {
 
 const ourRule = (r: { table: number; priority?: number }, ids: Set<number>) => ids.has(r.table);
 
-function writeRtTables(ns: string, s: PbrState): void {
-  const dir = join('/etc/netns', ns, 'iproute2');
+/** The namespace's iproute2/rt_tables (no table: /etc/netns/<ns> goes), through the engine's kernel. */
+function writeRtTables(ctx: ReconcileContext, ns: string, s: PbrState): void {
   if (Object.keys(s.tables).length === 0) {
-    if (existsSync(join('/etc/netns', ns))) rmSync(join('/etc/netns', ns), { recursive: true, force: true });
+    ctx.kernel.netnsEtc(ns, 'iproute2/rt_tables', undefined);
     return;
   }
-  mkdirSync(dir, { recursive: true });
   const lines = ['# managed by netns-router (pbr custom actions)', '255\tlocal', '254\tmain', '253\tdefault', '0\tunspec',
     ...Object.entries(s.tables).map(([id, n]) => `${id}\t${n}`)];
-  writeFileAtomic(join(dir, 'rt_tables'), `${lines.join('\n')}\n`, { what: `${dir}/rt_tables`, mode: 0o644, durable: false }); // rewritten by every reconcile
+  ctx.kernel.netnsEtc(ns, 'iproute2/rt_tables', `${lines.join('\n')}\n`);
 }
 
 /** pbr-list-*: the stored tables, routes or rules of the router (none when it has no state). */
@@ -176,16 +170,16 @@ export const pbrModule: RouterModule = {
     'pbr-delete-rule': { change: (b) => (m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
     'pbr-list-tables': { run: async (_b, req, { engine }) => tableRows(listing(req, engine)) },
     // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
-    'pbr-list-routes': { run: async (b, req, { engine }) => { const s = listing(req, engine); return routeRows(req.namespace, s, listedTable(s, b.table)); } },
-    'pbr-list-rules': { run: async (b, req, { engine }) => { const s = listing(req, engine); return ruleRows(req.namespace, s, listedTable(s, b.table)); } },
+    'pbr-list-routes': { run: async (b, req, { engine }) => { const s = listing(req, engine); return routeRows(engine.kernel, req.namespace, s, listedTable(s, b.table)); } },
+    'pbr-list-rules': { run: async (b, req, { engine }) => { const s = listing(req, engine); return ruleRows(engine.kernel, req.namespace, s, listedTable(s, b.table)); } },
   },
   forgetTier: forgetPbrTier,
-  async reconcile(m, previous) {
+  async reconcile(m, previous, ctx) {
     const s = pbrState(m);
     const prev = previous ? pbrState(previous) : empty();
     const known = new Set([...Object.keys(s.tables), ...Object.keys(prev.tables)].map(Number));
-    if (known.size === 0 || !netnsExists(m.namespace)) return;
-    const ns = NetnsHandle.open(m.namespace);
+    if (known.size === 0 || !ctx.kernel.netnsExists(m.namespace)) return;
+    const ns = ctx.kernel.open(m.namespace);
     try {
       const nl = ns.netlink;
       const wantIds = new Set(Object.keys(s.tables).map(Number));
@@ -216,9 +210,15 @@ export const pbrModule: RouterModule = {
     } finally {
       ns.close();
     }
-    writeRtTables(m.namespace, s);
+    writeRtTables(ctx, m.namespace, s);
   },
-  async teardown(m) {
-    writeRtTables(m.namespace, empty());
+  async teardown(m, ctx) {
+    writeRtTables(ctx, m.namespace, empty());
+  },
+  // all of it goes through the engine's kernel (routes, rules, rt_tables): planned by running it on the plan's kernel
+  async plan(m, previous, ctx, opts = {}) {
+    if (opts.teardown) await pbrModule.teardown!(m, ctx);
+    else await pbrModule.reconcile!(m, previous, ctx);
+    return [];
   },
 };
