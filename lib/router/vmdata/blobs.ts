@@ -48,6 +48,23 @@ export function blobPath(stateDir: string, ns: string, id: string): string {
   return join(blobDir(stateDir, ns), id);
 }
 
+let planKey: Buffer | undefined;
+
+/**
+ * The id `putBlob` would give `content`, storing nothing (a plan: lib/router/plan.ts): with the host's key when
+ * it exists, else with a key of this process (the key file is not created; a plan's ids are never stored).
+ */
+export function blobIdOf(stateDir: string, content: Buffer): string {
+  let key = keys.get(stateDir);
+  if (!key) {
+    try {
+      const k = readFileSync(keyFile(stateDir));
+      if (k.length === 32) key = k;
+    } catch { /* none yet */ }
+  }
+  return blobId(key ?? (planKey ??= randomBytes(32)), content);
+}
+
 /** Store `content` (if not stored yet) and return its id. */
 export function putBlob(stateDir: string, ns: string, content: Buffer): string {
   const id = blobId(blobKey(stateDir), content);

@@ -12,7 +12,7 @@ import type * as T from '../contract/types.js';
 import { UsageError } from '../../util/errors.js';
 import { cidrContains, parseCidr } from '../../util/ip.js';
 import { DELIVERED_PREFIX, vmDir } from '../../services/metadata/layout.js';
-import { putBlob } from './blobs.js';
+import { blobIdOf, putBlob } from './blobs.js';
 import {
   DEFAULT_LIMITS, checkValue, parseRestoreData, parseVmData, type ParsedRestoreData, type ParsedVmData, type VmDataLimits,
 } from './entries.js';
@@ -21,7 +21,13 @@ import { recordedMac, setVmdataState, vmdataState, type NicRecord, type VmDataSt
 export interface VmDataEnv {
   stateDir: string;
   limits: VmDataLimits;
+  /** A plan (--dry-run): blobs are named, not stored (no secret reaches the disk). */
+  dryRun?: boolean;
 }
+
+/** A blob of the router's VM data: stored (putBlob), or in a plan only named. */
+const storeBlob = (env: VmDataEnv, ns: string, content: Buffer): string =>
+  (env.dryRun ? blobIdOf(env.stateDir, content) : putBlob(env.stateDir, ns, content));
 
 /** Where the user-data limit can be configured (CloudStack's own setting name), and its environment twin. */
 export const USERDATA_LIMIT_DETAIL = 'vm.userdata.max.length';
@@ -32,7 +38,7 @@ export const USERDATA_LIMIT_ENV = 'NETNS_ROUTER_USERDATA_MAX_LENGTH';
  * physical-network extension detail `vm.userdata.max.length`, else NETNS_ROUTER_USERDATA_MAX_LENGTH, else
  * 32768 (base64 characters, CloudStack's default).
  */
-export function vmdataEnv(ctx: { settings: { stateDir: string }; details?: { physicalNetwork?: Record<string, unknown> } }): VmDataEnv {
+export function vmdataEnv(ctx: { settings: { stateDir: string; dryRun?: 'text' | 'json' }; details?: { physicalNetwork?: Record<string, unknown> } }): VmDataEnv {
   const fromDetail = ctx.details?.physicalNetwork?.[USERDATA_LIMIT_DETAIL];
   const raw = fromDetail ?? process.env[USERDATA_LIMIT_ENV];
   let userdataMaxBase64 = DEFAULT_LIMITS.userdataMaxBase64;
@@ -42,7 +48,7 @@ export function vmdataEnv(ctx: { settings: { stateDir: string }; details?: { phy
     if (!Number.isInteger(n) || n < 4 || n > 16 * 1024 * 1024) throw new UsageError(`${where}: expected a whole number of base64 characters (4 to 16777216)`, where);
     userdataMaxBase64 = n;
   }
-  return { stateDir: ctx.settings.stateDir, limits: { ...DEFAULT_LIMITS, userdataMaxBase64 } };
+  return { stateDir: ctx.settings.stateDir, limits: { ...DEFAULT_LIMITS, userdataMaxBase64 }, ...(ctx.settings.dryRun ? { dryRun: true } : {}) };
 }
 
 function requireTier(m: RouterModel, networkId: string): void {
@@ -82,11 +88,11 @@ function recordFor(s: VmDataState, ip: string, tier: string): VmRecord {
 function apply(m: RouterModel, r: VmRecord, s: VmDataState, d: ParsedVmData, env: VmDataEnv): void {
   for (const [path, content] of d.files) {
     if (content === null) delete r.files[path];
-    else r.files[path] = putBlob(env.stateDir, m.namespace, content);
+    else r.files[path] = storeBlob(env, m.namespace, content);
   }
   if (d.password !== undefined) {
     s.serial += 1;
-    r.password = { blob: putBlob(env.stateDir, m.namespace, Buffer.from(d.password, 'utf8')), serial: s.serial };
+    r.password = { blob: storeBlob(env, m.namespace, Buffer.from(d.password, 'utf8')), serial: s.serial };
   }
 }
 
