@@ -26,6 +26,7 @@ import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-tabl
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
 import { provenFingerprint, recordProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
+import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 
 /**
@@ -229,7 +230,7 @@ export class RouterEngine {
   }
 
   /** The namespace's nft executor (undefined: the host-side namespace's). */
-  private executor(ns: string | undefined): { ex: import('../nft/executor.js').NftExecutor; release: () => Promise<void> } {
+  private executor(ns: string | undefined): { ex: NftExecutor; release: () => Promise<void> } {
     return this.kernel.nft(ns);
   }
 

@@ -226,6 +226,19 @@ test('a plan of a failing command fails the same way (exit code and message), an
       assert.equal([...after.links].sort(), [...before.links].sort());
       assert.equal([...after.files], [...before.files]);
     }
+    // VM data: a plan stores no blob and shows no secret (blob ids only); the real command then stores it
+    const SECRET = 'Plan-Secret-Pw-9';
+    const beforePw = await snapshot(hostNs, ns, stateDir);
+    r = cli('save-password', '--network-id', id, '--ip', '10.4.5.10', '--password', SECRET, '--dry-run=json');
+    assert.is(r.status, 0, r.stderr);
+    assert.not.match(r.stdout + r.stderr, SECRET, 'no secret in the plan');
+    assert.ok((JSON.parse(r.stdout) as { changes: PlanStep[] }).changes.some((c) => c.kind === 'state' && c.action === 'save'));
+    assert.equal([...(await snapshot(hostNs, ns, stateDir)).files], [...beforePw.files], 'no blob, no file written');
+    r = cli('save-password', '--network-id', id, '--ip', '10.4.5.10', '--password', SECRET);
+    assert.is(r.status, 0, r.stderr);
+    const stored = [...(await snapshot(hostNs, ns, stateDir)).files].filter(([f]) => !beforePw.files.has(f));
+    assert.ok(stored.some(([, c]) => c === SECRET), 'positive control: the command stores the password\'s blob');
+
     // positive control: the same plan with a good value succeeds
     r = cli('assign-ip', '--network-id', id, '--public-ip', '203.0.113.47', '--public-vlan', 'untagged', '--public-gateway', '203.0.113.1', '--public-cidr', '203.0.113.0/24', '--dry-run');
     assert.is(r.status, 0, r.stderr);
