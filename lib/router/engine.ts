@@ -242,7 +242,7 @@ export class RouterEngine {
   /** The modules' services to `m` (plan mode: each module describes the change instead, RouterModule.plan). */
   private async reconcileModules(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
     for (const mod of this.modules) {
-      if (this.plan) this.plan.module(mod, await mod.plan?.(m, previous, ctx), mod.reconcile !== undefined && keepsState(mod, m, previous));
+      if (this.plan) this.plan.module(m.namespace, mod, await mod.plan?.(m, previous, ctx), mod.reconcile !== undefined && keepsState(mod, m, previous));
       else await mod.reconcile?.(m, previous, ctx);
     }
   }
@@ -250,7 +250,7 @@ export class RouterEngine {
   /** The modules' teardown (reverse order; plan mode: described, RouterModule.plan of the idle model). */
   private async teardownModules(m: RouterModel, ctx: ReconcileContext): Promise<void> {
     for (const mod of [...this.modules].reverse()) {
-      if (this.plan) this.plan.module(mod, await mod.plan?.(m, m, ctx, { teardown: true }), mod.teardown !== undefined && keepsState(mod, m, undefined), 'teardown');
+      if (this.plan) this.plan.module(m.namespace, mod, await mod.plan?.(m, m, ctx, { teardown: true }), mod.teardown !== undefined && keepsState(mod, m, undefined), 'teardown');
       else await mod.teardown?.(m, ctx);
     }
   }

@@ -63,10 +63,10 @@ export class PlanRecorder {
    * A module's part: the steps it described (RouterModule.plan), or — for a module that has a reconcile but no
    * plan and keeps state in this router — a step saying so.
    */
-  module(mod: RouterModule, steps: PlanStep[] | undefined, acts: boolean, phase: 'reconcile' | 'teardown' = 'reconcile'): void {
+  module(ns: string, mod: RouterModule, steps: PlanStep[] | undefined, acts: boolean, phase: 'reconcile' | 'teardown' = 'reconcile'): void {
     if (steps) this.add(...steps);
     else if (acts) {
-      this.add({ kind: 'service', action: phase, where: mod.name, what: `module ${mod.name}: ${phase} (its changes are not described by plans yet)` });
+      this.add({ kind: 'service', action: phase, where: ns, what: `module ${mod.name} (its changes are not described by plans yet)` });
     }
   }
 }
