@@ -247,6 +247,10 @@ test('a plan of a failing command fails the same way (exit code and message), an
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, 'plan of assign-ip');
     assert.match(r.stdout, '203.0.113.47/24');
+    // --dry-run anywhere: before the command name it is the text plan, not that name as its format
+    r = spawnSync(process.execPath, [CLI, '--dry-run', 'status', ...g], { encoding: 'utf8', timeout: 60_000 });
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout, 'plan of status: no changes\n');
     // a bad plan format is bad input
     r = cli('status', '--dry-run=yaml');
     assert.is(r.status, 1);

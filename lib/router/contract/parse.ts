@@ -197,7 +197,7 @@ function commandsNamed(argv: readonly string[]): Set<string> | undefined {
     if (a.startsWith('-')) {
       if (a.includes('=') || ['-h', '--help', '-V', '--version'].includes(a)) continue;
       if (a === '--dry-run') {
-        if (argv[i + 1] === 'text' || argv[i + 1] === 'json') i++; // its value is optional
+        i++; // parseInvocation left it bare only before its format
         continue;
       }
       if (!valued.has(a)) return undefined;
@@ -516,7 +516,10 @@ function localRequest(
 /**
  * Parses a full command line (without node and script). Throws UsageError for every bad input.
  */
-export function parseInvocation(argv: readonly string[], penv: ParseEnvironment): Invocation {
+export function parseInvocation(given: readonly string[], penv: ParseEnvironment): Invocation {
+  // `--dry-run` takes an optional format: a bare one followed by anything but a format (the command's name, a
+  // payload file) is the text plan, not that word as its format
+  const argv = given.map((a, i) => (a === '--dry-run' && given[i + 1] !== 'text' && given[i + 1] !== 'json' ? '--dry-run=text' : a));
   const out = { text: '' };
   let captured: Captured | undefined;
   const program = buildProgram(out, (c) => { captured = c; }, penv, argv);
