@@ -4,9 +4,11 @@
  */
 import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { SystemError } from '../lib/util/errors.js';
+import type { Background } from '../lib/util/background.js';
 
-export async function loadRouterApi(): Promise<RouterApi> {
-  let mod: { createRouterApi?: () => RouterApi };
+/** `background`: a long-lived process answers before a command's deferred clean-up (it waits for it at exit). */
+export async function loadRouterApi(opts: { background?: Background } = {}): Promise<RouterApi> {
+  let mod: { createRouterApi?: (o: { background?: Background }) => RouterApi };
   try {
     mod = await import('../lib/router/command-table.js');
   } catch (e) {
@@ -15,5 +17,5 @@ export async function loadRouterApi(): Promise<RouterApi> {
   if (typeof mod.createRouterApi !== 'function') {
     throw new SystemError('the router engine of this installation is incomplete (lib/router/command-table.js has no createRouterApi)', { code: 'E_ENGINE_MISSING' });
   }
-  return mod.createRouterApi();
+  return mod.createRouterApi(opts);
 }

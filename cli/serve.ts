@@ -40,6 +40,7 @@ import { terminalWidth } from './help.js';
 import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
 import type { RouterApi } from '../lib/router/contract/router-api.js';
+import { Background } from '../lib/util/background.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 
 /** Largest request accepted (argv and environment; payloads travel as file paths). */
@@ -112,7 +113,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   const build = buildId();
   const namespaces = namespacesId();
   let api: RouterApi | undefined;
-  const apiOnce = async (): Promise<RouterApi> => (api ??= await loadRouterApi());
+  // clean-up the answers need not wait for (a destroyed router's links): finished before the engine exits
+  const background = new Background((e) => say(`netns-router serve: clean-up after a command failed: ${(e as Error).message}`));
+  const apiOnce = async (): Promise<RouterApi> => (api ??= await loadRouterApi({ background }));
   await apiOnce();
   const warm0 = Date.now();
   (await import('../lib/router/warm-up.js')).warmUp();
@@ -306,6 +309,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
           .map((s) => new Promise<void>((res) => s.close(() => res()))));
         await watchdog?.stop();
         if (running > 0) await new Promise<void>((res) => { idle.push(res); });
+        await background.settled();
         try { unlinkSync(opts.socket); } catch { /* already gone */ }
       })();
       return closing;

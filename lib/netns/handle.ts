@@ -75,6 +75,15 @@ export class NetnsHandle {
     return this.nl;
   }
 
+  /**
+   * An rtnetlink handle on this namespace that neither this handle's close nor deleteNetns closes: its socket
+   * keeps the namespace alive until the caller closes it (`.socket.close()`) — e.g. to delete the namespace's
+   * links after its name is gone.
+   */
+  detachedNetlink(): NetlinkHandle {
+    return new NetlinkHandle(this.run(() => NetlinkSocket.open(NETLINK_ROUTE)));
+  }
+
   /** Register something to close with this handle (e.g. an nft context bound to the namespace). */
   onClose(fn: () => void): void {
     this.closers.add(fn);

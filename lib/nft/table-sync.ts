@@ -269,6 +269,8 @@ export interface SyncResult {
   mode: 'unchanged' | 'diff' | 'replace';
   /** The fingerprint of the stamp left (the contents and companions now held). */
   fingerprint?: number;
+  /** The generation of the stamp left (the namespace's nftables generation our commit produced), when known. */
+  generation?: number;
   /** Operations in the applied transaction(s). */
   operations: number;
   /** Elements of the interval sets created complete ahead of the change (see TableDiff.staged). */
@@ -383,7 +385,10 @@ export async function syncTable(
       const main = stamped(tableRef, fromFp, gen, toFp, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
       const stagedElements = d.staged.reduce((n, x) => n + (x.elements?.length ?? 0), 0);
-      return { mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', fingerprint: toFp, operations: operations + main.length, ...(stagedElements ? { stagedElements } : {}) };
+      return {
+        mode: d.body.length + d.staged.length ? 'diff' : 'unchanged', fingerprint: toFp, operations: operations + main.length,
+        ...(opts.generation ? { generation: after(gen) } : {}), ...(stagedElements ? { stagedElements } : {}),
+      };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       reason = await whyRefused(ex, tableRef, fromFp, gen);
@@ -391,29 +396,30 @@ export async function syncTable(
     }
   }
   await opts.beforeReplace?.();
-  const tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, after(now()), opts.comment);
+  const stampGen = after(now());
+  const tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, stampGen, opts.comment);
   for (const c of comps) {
     // `add` first, so that deleting a table that is not there cannot fail
     if (c.to) tx.append(replaceTable(c.ref, [...c.want], c.comment !== undefined ? { comment: c.comment } : {}));
     else tx.append(new Transaction(c.ref).add({ kind: 'table' }).delete({ kind: 'table' }));
   }
   await ex.apply(tx);
-  return { mode: 'replace', fingerprint: toFp, operations: tx.length, reason, ...(error ? { error } : {}) };
+  return { mode: 'replace', fingerprint: toFp, operations: tx.length, reason, ...(opts.generation ? { generation: stampGen } : {}), ...(error ? { error } : {}) };
 }
 
 /**
  * Is the table (and its companions) still exactly what our last commit left, stamped `fingerprint`? Swaps the
  * stamp for the next generation's in one transaction, which fails, changing nothing, if anything else is there or
  * anything committed nftables in the namespace since (see the header). Lets a caller that knows which contents
- * carry that fingerprint skip computing them.
+ * carry that fingerprint skip computing them. Returns the generation of the new stamp, undefined when refused.
  */
-export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerprint: number, generation: () => number): Promise<boolean> {
+export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerprint: number, generation: () => number): Promise<number | undefined> {
   const gen = generation();
   try {
     await ex.apply(stamped(tableRef, fingerprint, gen, fingerprint, (gen + 1) >>> 0, () => undefined), { locate: false });
-    return true;
+    return (gen + 1) >>> 0;
   } catch (err) {
-    if (err instanceof NftError) return false;
+    if (err instanceof NftError) return undefined;
     throw err;
   }
 }

@@ -19,6 +19,8 @@ import { PlanRecorder, planJson, planText } from './plan.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import type { TableRef } from '../nft/json.js';
+import type { ReconcileScope } from './reconcile-scope.js';
+import type { Background } from '../util/background.js';
 
 /** What a command may use besides its request: the engine of this command, the command's context, the custom actions. */
 export interface CommandEnv {
@@ -40,6 +42,11 @@ export interface RouterCommand<R> {
   change?(req: R, env: CommandEnv): Mutation;
   /** A network lifecycle command: allowed on an L2 network (every other change of one is refused). */
   lifecycle?: true;
+  /**
+   * The modules whose state alone the change touches: the engine then reconciles only them, after cheap checks
+   * of the rest (lib/router/reconcile-scope.ts, docs/reconcile.md). Without it: the whole router.
+   */
+  scope?: ReconcileScope;
   /**
    * A shared network without a router is implemented first, in the same change ('implement': a request that
    * does not describe the network fails; 'ifComplete': then nothing happens) — lib/router/shared-network.ts.
@@ -66,6 +73,8 @@ export type CommandTable = { readonly [C in T.EngineCommand]?: RouterCommand<T.R
  */
 export interface CustomAction<B extends T.BuiltinCustomAction> {
   change?(action: B, req: T.CustomActionRequest): (m: RouterModel) => string;
+  /** What the change touches (as RouterCommand.scope). */
+  scope?: ReconcileScope;
   run?(action: B, req: T.CustomActionRequest, env: CommandEnv): Promise<unknown>;
 }
 
@@ -122,7 +131,8 @@ export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine
       if (verdict !== 'delete') for (const mod of engine.modules) mod.noteRequest?.(m, q);
       return verdict;
     };
-    return entry.lifecycle ? engine.change(q.namespace, engine.initFor(q), mutation) : engine.changeFor(q, mutation);
+    if (entry.lifecycle) return engine.change(q.namespace, engine.initFor(q), mutation);
+    return engine.changeFor(entry.scope ? { ...q, scope: entry.scope } : q, mutation);
   };
   if (entry.run) return entry.run(req, env, apply);
   await apply(req);
@@ -151,8 +161,8 @@ export function commandContext(engine: RouterEngine, over: Partial<CommandContex
   };
 }
 
-/** One engine per command (its settings come with the command), sharing the API's caches. */
-function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules'> = {}): RouterEngine {
+/** One engine per command (its settings come with the command), sharing the API's caches and background work. */
+function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules' | 'background'> = {}): RouterEngine {
   return new RouterEngine({
     ...over,
     caches,
@@ -167,13 +177,16 @@ function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineO
 
 /**
  * The RouterApi over the command table. A long-lived process (the resident engine, `serve`) keeps one API:
- * its engines share compiled router tables between commands.
+ * its engines share compiled router tables between commands. With `background`, a command answers before the
+ * clean-up it need not wait for (its router stays locked until then; the owner of `background` awaits it
+ * before exiting); without, every command returns when all its work is done.
  */
-export function createRouterApi(): RouterApi {
+export function createRouterApi(opts: { background?: Background } = {}): RouterApi {
   const caches = new EngineCaches();
   const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
+  const over = opts.background ? { background: opts.background } : {};
   for (const method of Object.values(API_METHOD)) {
-    api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches), req, ctx));
+    api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches, over), req, ctx));
   }
   return api as unknown as RouterApi;
 }

@@ -59,7 +59,7 @@ export async function runCustomAction(req: T.CustomActionRequest, env: CommandEn
   if (action?.change) {
     const mutate = action.change(b, req);
     let message = '';
-    await env.engine.changeFor({ ...req, command: `custom-action ${b.name}` }, (m) => { message = mutate(m); });
+    await env.engine.changeFor({ ...req, command: `custom-action ${b.name}`, ...(action.scope ? { scope: action.scope } : {}) }, (m) => { message = mutate(m); });
     return { stdout: envelope(message) };
   }
   if (action?.run) return { stdout: envelope(await action.run(b, req, env)) };

@@ -12,7 +12,8 @@ import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
 import { ARP_TABLE, ARP_TABLE_COMMENT, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
-import { applyPlumbing, removePlumbing, PlumbingError } from './plumbing.js';
+import { applyPlumbing, removeRouterNamespace, namespaceSideIntact, PlumbingError } from './plumbing.js';
+import { changedOnlyWithin, tableInputsEqual, type ReconcileScope } from './reconcile-scope.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './router-table.js';
@@ -24,10 +25,11 @@ import { routerRunDir, type RouterModule, type ReconcileContext, type PublicServ
 import { defaultModules } from './default-modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
-import { provenFingerprint, recordProof } from './state/table-proof.js';
+import { provenFingerprint, provenStamp, recordProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
+import type { Background } from '../util/background.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -58,6 +60,11 @@ export interface EngineOptions {
    * modules describe their services' changes (RouterModule.plan) into this recorder instead of reconciling.
    */
   plan?: PlanRecorder;
+  /**
+   * Where a command leaves the clean-up its answer need not wait for (a destroyed router's links, after its
+   * namespace is gone by name); the router stays locked until it ends. Without: every command waits for it.
+   */
+  background?: Background;
 }
 
 /**
@@ -81,11 +88,12 @@ export class EngineCaches {
   }
 }
 
-/** Which command a change is for: named in refusals. */
+/** Which command a change is for: named in refusals; its reconcile scope, if it declared one (reconcile-scope.ts). */
 export interface CommandRef {
   command: string;
   networkId?: string;
   guestType?: T.GuestType;
+  scope?: ReconcileScope;
 }
 
 /**
@@ -174,6 +182,8 @@ export class RouterEngine {
   lastNftSync: SyncResult | undefined;
   /** Milliseconds per phase of the last command (lock, load, mutate, compile, plumbing, nft, modules, save). */
   lastPhases: Record<string, number> = {};
+  /** How the last command reconciled: the whole router, or only its scope (docs/reconcile.md). */
+  lastReconcile: 'full' | 'scoped' | undefined;
   private readonly caches: EngineCaches;
   private warnedNftCli = false;
   /** Where reconcile reads and changes namespaces, links, addresses, routes, sysctls, nft and conntrack. */
@@ -276,6 +286,7 @@ export class RouterEngine {
     this.lastPhases = phases.times;
     const release = await this.lockRouter(ns);
     phases.mark('lock');
+    const later: Array<Promise<void>> = [];
     try {
       // the state file's text is parsed twice (the old model, and the one to change) instead of cloning (a parse
       // is ~3× cheaper than structuredClone) — the second time only when the command changed the model; the text
@@ -300,7 +311,12 @@ export class RouterEngine {
       const before = text === undefined ? undefined : unchanged ? model : this.store.parse(ns, text);
       phases.mark('mutate');
       try {
-        await this.reconcileKeyed(model, next, before, text, phases);
+        const scoped = cmd?.scope && before && text !== undefined && await this.reconcileWithin(cmd.scope, model, next, before, text, phases);
+        // a destroy's clean-up may outlive its answer (a next command of that router, rare, waits for it); a
+        // shutdown's may not: the destroy that follows it at once would wait for it instead
+        const defer = verdict === 'delete' && this.opts.background ? (p: Promise<void>) => { later.push(p); } : undefined;
+        this.lastReconcile = scoped ? 'scoped' : 'full';
+        if (!scoped) await this.reconcileKeyed(model, next, before, text, phases, defer);
         if (this.plan) this.plan.state(ns, verdict === 'delete' ? 'delete' : unchanged ? 'unchanged' : text === undefined ? 'create' : 'save', text, next);
         else if (verdict === 'delete') this.store.remove(ns);
         else if (!unchanged) this.store.save(model, next);
@@ -310,6 +326,8 @@ export class RouterEngine {
       }
       if (verdict === 'delete') {
         this.committed(ns, undefined);
+        phases.mark('save');
+        this.opts.onChanged?.(phases.times, undefined);
         return undefined;
       }
       this.committed(ns, model);
@@ -317,17 +335,27 @@ export class RouterEngine {
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       return model;
     } finally {
-      release();
+      // the router stays locked until its clean-up has ended (a next command finds it done)
+      if (later.length) this.opts.background!.add(Promise.all(later).then(() => undefined).finally(release));
+      else release();
     }
   }
 
   /** Best effort back to the state before a failed command (`applied`: what the kernel may partly hold). */
+  /** Set while a failed command is undone (undo): no table proof is recorded. */
+  private proofFrozen = false;
+
   private async undo(applied: RouterModel, before: RouterModel | undefined, existed: boolean): Promise<void> {
+    // the table proof is left as it was: a failed command changes no file (a proof whose generation the undo
+    // outdated only costs the next scoped command a confirming transaction)
+    this.proofFrozen = true;
     try {
       if (before) await this.reconcile(before, applied);
       else if (!existed) await this.reconcile(idleCopy(applied), applied);
     } catch {
       /* the retry will converge */
+    } finally {
+      this.proofFrozen = false;
     }
   }
 
@@ -350,8 +378,13 @@ export class RouterEngine {
     await this.reconcileKeyed(m, StateStore.serialize(m), previous, previous && StateStore.serialize(previous));
   }
 
-  /** reconcile, with the models' serialised texts (their compiled-objects cache keys) already known. */
-  private async reconcileKeyed(m: RouterModel, key: string, previous?: RouterModel, previousKey?: string, phases?: Phases): Promise<void> {
+  /**
+   * reconcile, with the models' serialised texts (their compiled-objects cache keys) already known; `defer`
+   * takes the clean-up the caller need not wait for (else it is awaited here).
+   */
+  private async reconcileKeyed(
+    m: RouterModel, key: string, previous?: RouterModel, previousKey?: string, phases?: Phases, defer?: (work: Promise<void>) => void,
+  ): Promise<void> {
     const host = this.hostHandle();
     try {
       const ctx = this.reconcileContext(host);
@@ -363,8 +396,12 @@ export class RouterEngine {
       claimNamespace(this.kernel, m.namespace, { stored: this.store.has(m.namespace), adopt: m.adoptedNamespace === true });
       if (modelIsIdle(m)) {
         await this.teardownModules(m, ctx);
+        phases?.mark('modules');
         const atts = [...Object.values(m.tiers).map((t) => tierAttachment(m, t)), ...publicAttachments(m)];
-        removePlumbing(this.kernel, m.namespace, atts, { deleteNamespace: true });
+        const links = removeRouterNamespace(this.kernel, m.namespace, atts);
+        if (links && defer) defer(links);
+        else await links;
+        phases?.mark('plumbing');
         return;
       }
       const pub = publicAttachments(m);
@@ -376,8 +413,10 @@ export class RouterEngine {
         phases?.mark('compile');
         const report = applyPlumbing(this.kernel, host, plan);
         phases?.mark('plumbing');
-        if (!report.links.some((l) => l.action === 'created' || l.action === 'recreated') && await this.confirmTables(m.namespace, proof)) {
-          this.lastNftSync = { mode: 'unchanged', fingerprint: proof, operations: 2 };
+        const confirmed = report.links.some((l) => l.action === 'created' || l.action === 'recreated') ? undefined : await this.confirmTables(m.namespace, proof);
+        if (confirmed !== undefined) {
+          this.lastNftSync = { mode: 'unchanged', fingerprint: proof, generation: confirmed, operations: 2 };
+          this.recordProof(m.namespace, key, this.lastNftSync);
           phases?.mark('nft');
           await this.reconcileModules(m, previous, ctx);
           phases?.mark('modules');
@@ -412,7 +451,7 @@ export class RouterEngine {
         await release();
       }
       this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
-      if (this.lastNftSync.fingerprint !== undefined && !this.plan) recordProof(this.opts.stateDir, m.namespace, key, this.lastNftSync.fingerprint);
+      this.recordProof(m.namespace, key, this.lastNftSync);
       phases?.mark('nft');
       if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat);
       await this.reconcileModules(m, previous, ctx);
@@ -422,8 +461,67 @@ export class RouterEngine {
     }
   }
 
-  /** Do the router's tables still hold what our last commit stamped `fingerprint` (table-sync confirmStamp)? */
-  private async confirmTables(ns: string, fingerprint: number): Promise<boolean> {
+  /**
+   * The reconcile of a command with a scope (docs/reconcile.md): when its change stayed within the scope's
+   * modules and left their share of the router table as it was, and cheap checks show the rest of the router as
+   * our last commit left it — the namespace's links, addresses and routes as planned (three dumps), the tables
+   * holding the stored model's compile (nothing committed nftables in the namespace since: its generation
+   * unchanged, or else the table stamp confirmed in one transaction) — only the scope's modules are reconciled.
+   * False: nothing decided, the full reconcile runs (it may find what was confirmed here already in place). Not
+   * in plan mode: a plan shows the full reconcile.
+   */
+  private async reconcileWithin(scope: ReconcileScope, m: RouterModel, key: string, before: RouterModel, beforeKey: string, phases: Phases): Promise<boolean> {
+    if (this.plan || m.l2 || before.l2 || modelIsIdle(m) || modelIsIdle(before) || !this.kernel.netnsExists(m.namespace)) return false;
+    const mods = this.modules.filter((mod) => scope.modules.includes(mod.name));
+    if (!changedOnlyWithin(before, m, scope) || !tableInputsEqual(mods, before, m)) return false;
+    const proof = provenStamp(this.opts.stateDir, m.namespace, beforeKey);
+    if (!proof) return false;
+    const plan = plumbingPlan(m);
+    phases.mark('compile');
+    const ns = this.kernel.open(m.namespace);
+    try {
+      if (!namespaceSideIntact(ns, plan)) return false;
+    } finally {
+      ns.close();
+    }
+    phases.mark('plumbing');
+    // the generation our last commit left, unchanged: nothing committed nftables here since, nothing to confirm
+    const k = this.kernel;
+    if (proof.generation !== undefined && proof.netns === k.netnsIdentity(m.namespace) && k.nftGeneration(m.namespace) === proof.generation) {
+      this.lastNftSync = { mode: 'unchanged', fingerprint: proof.fingerprint, generation: proof.generation, operations: 0 };
+    } else {
+      const confirmed = await this.confirmTables(m.namespace, proof.fingerprint);
+      if (confirmed === undefined) return false;
+      this.lastNftSync = { mode: 'unchanged', fingerprint: proof.fingerprint, generation: confirmed, operations: 2 };
+    }
+    this.recordProof(m.namespace, key, this.lastNftSync);
+    phases.mark('nft');
+    const host = this.hostHandle();
+    try {
+      const ctx = this.reconcileContext(host);
+      for (const mod of mods) await mod.reconcile?.(m, before, ctx);
+    } finally {
+      host.close();
+    }
+    phases.mark('modules');
+    return true;
+  }
+
+  /**
+   * Record which compile the tables hold after `sync` (table-proof.ts), with the stamp's generation and the
+   * namespace's identity when known. Not in plan mode (a plan writes nothing).
+   */
+  private recordProof(ns: string, key: string, sync: SyncResult): void {
+    if (sync.fingerprint === undefined || this.plan || this.proofFrozen) return;
+    const id = sync.generation !== undefined ? this.kernel.netnsIdentity(ns) : undefined;
+    recordProof(this.opts.stateDir, ns, key, sync.fingerprint, id !== undefined ? { generation: sync.generation!, netns: id } : undefined);
+  }
+
+  /**
+   * Do the router's tables still hold what our last commit stamped `fingerprint` (table-sync confirmStamp)? The
+   * generation of the new stamp, or undefined.
+   */
+  private async confirmTables(ns: string, fingerprint: number): Promise<number | undefined> {
     const { ex, release } = this.executor(ns);
     try {
       return await confirmStamp(ex, ROUTER_TABLE, fingerprint, () => this.kernel.nftGeneration(ns));

@@ -149,6 +149,11 @@ export class FakeKernel implements RouterKernel {
 
   netnsExists(ns: string): boolean { return this.space(ns) !== undefined; }
 
+  netnsIdentity(ns: string): string | undefined {
+    const s = this.space(ns);
+    return s ? `${this.name}:${s.fd}` : undefined;
+  }
+
   addNetns(ns: string): void {
     if (this.space(ns)) throw new NetnsError('EEXIST', ns, `network namespace "${ns}" already exists`);
     this.gone.delete(ns);

@@ -12,8 +12,9 @@ import { NamespaceCache } from '../netns/namespace-cache.js';
 // Closing an AF_PACKET socket waits for an RCU grace period (packet_release → synchronize_net, 8-15 ms), so
 // one socket per namespace is kept open and reused (NamespaceCache: closed just before its namespace is
 // deleted, checked against the namespace's identity, bounded like the nft contexts: hundreds of routers in one
-// process must not exhaust descriptors).
-const sockets = new NamespaceCache<number>(32, (fd) => libc.close(fd));
+// process must not exhaust descriptors) — and closed on a worker thread, so that no command waits for that
+// grace period (the socket only keeps its namespace alive a few ms longer).
+const sockets = new NamespaceCache<number>(32, (fd) => { libc.closeAsync(fd).catch(() => { /* EBADF cannot happen: ours alone */ }); });
 
 function packetSocket(ns: NetnsHandle): number {
   // protocol 0: a send-only socket, never hooked into the receive path

@@ -7,12 +7,12 @@
  * what netns-router uses, which also records every change: tests run the engine on it without a kernel, and a
  * plan (plan.ts) runs the command on one seeded from the real kernel.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NetnsHandle } from '../netns/handle.js';
 import { validateNetnsName } from '../sys/setns.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { addNetns, deleteNetns, netnsExists } from '../netns/namespaces.js';
+import { addNetns, deleteNetns, netnsExists, netnsIdentity } from '../netns/namespaces.js';
 import type { NetlinkHandle } from '../netlink/handle.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { namespaceExecutor, type NamespaceExecutorOptions } from '../nft/namespace-executor.js';
@@ -53,6 +53,14 @@ export interface RouterKernel {
   addNetns(ns: string): void;
   /** Delete a namespace (nothing when it does not exist). */
   deleteNetns(ns: string): void;
+  /**
+   * Optional: delete a namespace by name at once, then the links `links` in it (a veth's peer goes with it)
+   * through a socket that keeps the namespace until then; the promise is that second part, run off the event
+   * loop (plumbing.ts removeRouterNamespace). Without it, links are deleted first, then the namespace.
+   */
+  deleteNetnsThenLinks?(ns: string, links: readonly string[]): Promise<void>;
+  /** What identifies the namespace now behind a name (the nsfs inode; undefined: none, or not known). */
+  netnsIdentity(ns: string): string | undefined;
   /** The nft executor of a namespace (undefined: the host-side one) and how to give it back. */
   nft(ns: string | undefined): { ex: NftExecutor; release: () => Promise<void> };
   /** The namespace's nftables generation id (the stamp's guard, lib/nft/table-sync.ts). */
@@ -87,6 +95,29 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
     netnsExists,
     addNetns: (ns) => addNetns(ns, { init: () => markCurrentNamespace(ns) }),
     deleteNetns: (ns) => deleteNetns(ns, { ifExists: true }),
+    deleteNetnsThenLinks: (ns, links) => {
+      const h = NetnsHandle.open(ns);
+      let nl: NetlinkHandle;
+      try {
+        nl = h.detachedNetlink(); // not closed by deleteNetns: it keeps the namespace until the links are gone
+      } finally {
+        h.close();
+      }
+      try {
+        deleteNetns(ns, { ifExists: true });
+      } catch (e) {
+        nl.socket.close();
+        throw e;
+      }
+      return (async () => {
+        try {
+          for (const l of links) await nl.linkDelAsync(l, { ifExists: true });
+        } finally {
+          nl.socket.close();
+        }
+      })();
+    },
+    netnsIdentity,
     nft: (ns) => namespaceExecutor(ns ?? opts.hostNetns, opts.nft ?? {}),
     nftGeneration: (ns) => nftGeneration(ns),
     deleteNatConntrack: async (ns, before, after) => { await deleteNatConntrack(ns, before, after); },
@@ -106,8 +137,18 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
         return;
       }
       const file = join(root, path);
+      // reconciled by every command of the router: rewritten only when it differs (a rename over it costs a flush)
+      if (readIfExists(file) === content) return;
       mkdirSync(dirname(file), { recursive: true });
-      writeFileAtomic(file, content, { what: file, mode: 0o644, durable: false }); // rewritten by every reconcile
+      writeFileAtomic(file, content, { what: file, mode: 0o644, durable: false });
     },
   };
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

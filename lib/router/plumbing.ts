@@ -383,18 +383,48 @@ export function applyPlumbing(k: RouterKernel, host: NsOps, plan: PlumbingPlan):
 }
 
 /**
- * Remove a router's attachments: the namespace ends of their veth pairs (the host ends go with them; a host
- * link of the same name that is not their peer is never touched). Host bridges and segment devices stay
- * (other routers and the hypervisor's VMs may use them). With `deleteNamespace`, the namespace goes too; the
- * caller must have claimed it (ownership.ts).
+ * A cheap look at whether the namespace side of `plan` is still as a reconcile leaves it — for a command that
+ * does not reconcile the plumbing itself (a reconcile scope, docs/reconcile.md): loopback and every attachment's
+ * link up (with its MAC), its addresses present, the plan's routes in place. Three dumps in the namespace, no
+ * change. False means "reconcile the plumbing" (something drifted, or is not what the plan says); not checked:
+ * the host side, sysctls, addresses and routes we would remove.
  */
-export function removePlumbing(k: RouterKernel, netns: string, attachments: Attachment[], opts: { deleteNamespace: boolean }): void {
-  if (!k.netnsExists(netns)) return;
+export function namespaceSideIntact(ns: NsOps, plan: PlumbingPlan): boolean {
+  const nl = ns.netlink;
+  const links = new Map(nl.linkList().map((l) => [l.name, l]));
+  if (!links.get('lo')?.up) return false;
+  const addrs = new Set(nl.addrList().map((a) => `${a.ifindex} ${a.ip}/${a.prefixLen}`));
+  for (const a of plan.attachments) {
+    const l = links.get(a.nsVeth);
+    if (!l || l.kind !== 'veth' || !l.up || (a.nsMac !== undefined && l.mac?.toLowerCase() !== a.nsMac.toLowerCase())) return false;
+    if (!a.addresses.every((x) => addrs.has(`${l.index} ${canonicalCidr(x)}`))) return false;
+  }
+  if (!plan.routes.length) return true;
+  const routes = nl.routeList({ table: 'all' }).filter((r) => r.protocol === ROUTE_PROTO_NUM);
+  return plan.routes.every((w) => routes.some((cur) => `${cur.table} ${cur.dst}` === routeKey(w)
+    && (w.via ?? undefined) === (cur.via ?? undefined) && (!w.dev || w.dev === cur.dev)));
+}
+
+/**
+ * Remove a router: its namespace and the namespace ends of its attachments' veth pairs (the host ends go with
+ * them; a host link of the same name that is not their peer is never touched). Host bridges and segment devices
+ * stay (other routers and the hypervisor's VMs may use them). The caller must have claimed the namespace
+ * (ownership.ts). On a kernel that can (RouterKernel.deleteNetnsThenLinks: the machine's), the namespace goes by
+ * name first — nothing reaches the router any more — and the returned promise is the links' deletion, off the
+ * event loop (each waits for an RCU grace period, 10-20 ms): a caller may answer before it settles if it keeps
+ * the router locked until then. The links are deleted explicitly rather than left to the end of the namespace
+ * because another process may still hold it (an operator's `ip netns exec` shell, a daemon still exiting): they
+ * would stay on the host's bridges, a router nobody manages. Undefined: nothing left to wait for.
+ */
+export function removeRouterNamespace(k: RouterKernel, netns: string, attachments: Attachment[]): Promise<void> | undefined {
+  if (!k.netnsExists(netns)) return undefined;
+  if (k.deleteNetnsThenLinks) return k.deleteNetnsThenLinks(netns, attachments.map((a) => a.nsVeth));
   const ns = k.open(netns);
   try {
     for (const a of attachments) ns.netlink.linkDel(a.nsVeth, { ifExists: true });
   } finally {
     ns.close();
   }
-  if (opts.deleteNamespace) k.deleteNetns(netns);
+  k.deleteNetns(netns);
+  return undefined;
 }

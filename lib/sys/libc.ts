@@ -172,6 +172,14 @@ export function close(fd: number): void {
   check('close', c.close(fd));
 }
 
+/**
+ * close on koffi's worker pool: the release of some sockets waits for an RCU grace period (an AF_PACKET socket:
+ * packet_release → synchronize_net, 8-15 ms), which then runs on the worker, not the event loop.
+ */
+export function closeAsync(fd: number): Promise<void> {
+  return asyncCall(c.close, 'close', [fd]).then(() => undefined);
+}
+
 export function setns(fd: number, nstype: number): void {
   check('setns', c.setns(fd, nstype));
 }

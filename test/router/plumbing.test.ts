@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { applyPlumbing, removePlumbing } from '../../lib/router/plumbing.js';
+import { applyPlumbing, removeRouterNamespace } from '../../lib/router/plumbing.js';
 import { realKernel } from '../../lib/router/kernel.js';
 
 const kernel = realKernel();
@@ -24,7 +24,7 @@ function topology(s: Scratch) {
   return { hostNs, upNs, host, up };
 }
 
-test('plumbing: untagged guest + public attachment, real pings, idempotent, stale removal', () => {
+test('plumbing: untagged guest + public attachment, real pings, idempotent, stale removal', async () => {
   const s = new Scratch();
   const router = s.track(`cs-net-t${uid(6)}`);
   try {
@@ -60,7 +60,7 @@ test('plumbing: untagged guest + public attachment, real pings, idempotent, stal
     assert.ok(ping(vm.ns, '10.1.1.1'));
     assert.not.ok(ping(router, '203.0.113.1'));
 
-    removePlumbing(kernel, router, plan2.attachments, { deleteNamespace: true });
+    await removeRouterNamespace(kernel, router, plan2.attachments);
     assert.not.ok(netnsExists(router));
     assert.equal(host.netlink.linkFind('vh-u-1'), undefined);
     assert.ok(host.netlink.linkFind('breth0-u'), 'host bridges stay');

@@ -147,11 +147,15 @@ function listing(req: { namespace: string }, engine: RouterEngine): PbrState {
   return m ? pbrState(m) : empty();
 }
 
+/** The pbr-* changes touch the module's slot alone: only its routes and rules are reconciled (docs/reconcile.md). */
+const scope = { modules: [PBR] };
+
 export const pbrModule: RouterModule = {
   name: PBR,
   // custom-action pbr-*: a change answers upstream's message, a listing its rows
   actions: {
     'pbr-create-table': {
+      scope,
       change: (b) => (m) => {
         const existed = pbrState(m).tables[b.tableId] === b.tableName;
         createTable(m, b.tableId, b.tableName);
@@ -159,15 +163,16 @@ export const pbrModule: RouterModule = {
       },
     },
     'pbr-delete-table': {
+      scope,
       change: (b) => (m) => {
         deleteTable(m, b);
         return `pbr-delete-table: OK id=${b.tableId ?? 'n/a'} name=${b.tableName ?? 'n/a'}`;
       },
     },
-    'pbr-add-route': { change: (b) => (m) => { addRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
-    'pbr-delete-route': { change: (b) => (m) => { deleteRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
-    'pbr-add-rule': { change: (b) => (m) => { addRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
-    'pbr-delete-rule': { change: (b) => (m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
+    'pbr-add-route': { scope, change: (b) => (m) => { addRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
+    'pbr-delete-route': { scope, change: (b) => (m) => { deleteRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
+    'pbr-add-rule': { scope, change: (b) => (m) => { addRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
+    'pbr-delete-rule': { scope, change: (b) => (m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
     'pbr-list-tables': { run: async (_b, req, { engine }) => tableRows(listing(req, engine)) },
     // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
     'pbr-list-routes': { run: async (b, req, { engine }) => { const s = listing(req, engine); return routeRows(engine.kernel, req.namespace, s, listedTable(s, b.table)); } },

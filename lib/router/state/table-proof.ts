@@ -7,7 +7,7 @@
  * compiles. Keyed with this build's identity too, so an upgrade (other rules for the same model) compiles.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { routerRunDir } from '../router-module.js';
@@ -29,25 +29,57 @@ function buildId(): string {
 const proofPath = (stateDir: string, ns: string): string => join(routerRunDir(stateDir, ns), 'table-proof.json');
 const modelHash = (modelText: string): string => createHash('sha256').update(buildId()).update('\0').update(modelText).digest('base64');
 
-/** The stamp fingerprint our last commit left for this exact model text, if recorded. */
-export function provenFingerprint(stateDir: string, ns: string, modelText: string): number | undefined {
+/**
+ * What our last commit left for a model: the stamp's fingerprint and, when it was recorded, the stamp's generation
+ * and the identity of the namespace it was read in (`netnsIdentity`). Current generation equal to it (in the same
+ * namespace): nothing committed nftables there since, so the tables are exactly what that commit left.
+ */
+export interface TableProof {
+  fingerprint: number;
+  generation?: number;
+  netns?: string;
+}
+
+/** The proof our last commit recorded for this exact model text, if any. */
+export function provenStamp(stateDir: string, ns: string, modelText: string): TableProof | undefined {
   try {
-    const p = JSON.parse(readFileSync(proofPath(stateDir, ns), 'utf8')) as { model?: unknown; fingerprint?: unknown };
-    return p.model === modelHash(modelText) && typeof p.fingerprint === 'number' ? p.fingerprint : undefined;
+    const p = JSON.parse(readFileSync(proofPath(stateDir, ns), 'utf8')) as { model?: unknown; fingerprint?: unknown; generation?: unknown; netns?: unknown };
+    if (p.model !== modelHash(modelText) || typeof p.fingerprint !== 'number') return undefined;
+    return {
+      fingerprint: p.fingerprint,
+      ...(typeof p.generation === 'number' && typeof p.netns === 'string' ? { generation: p.generation, netns: p.netns } : {}),
+    };
   } catch {
     return undefined;
   }
 }
 
-/** Record (best effort) that the tables hold `modelText`'s compile, stamped `fingerprint`. */
-export function recordProof(stateDir: string, ns: string, modelText: string, fingerprint: number): void {
-  const path = proofPath(stateDir, ns);
+/** The stamp fingerprint our last commit left for this exact model text, if recorded. */
+export function provenFingerprint(stateDir: string, ns: string, modelText: string): number | undefined {
+  return provenStamp(stateDir, ns, modelText)?.fingerprint;
+}
+
+/**
+ * Record (best effort) that the tables hold `modelText`'s compile, stamped `fingerprint`. Overwritten in place:
+ * neither renamed over nor truncated to zero first, which makes ext4 flush the file at once (~1 ms per command
+ * on a busy disk). One small write can only be torn by a crash, and after one the namespace and its stamp are
+ * gone, so no proof can be confirmed.
+ */
+export function recordProof(stateDir: string, ns: string, modelText: string, fingerprint: number, at?: { generation: number; netns: string }): void {
+  let fd: number | undefined;
   try {
     mkdirSync(routerRunDir(stateDir, ns), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ model: modelHash(modelText), fingerprint }), { mode: 0o600 });
-    renameSync(tmp, path);
+    const text = Buffer.from(JSON.stringify({ model: modelHash(modelText), fingerprint, ...at }));
+    try {
+      fd = openSync(proofPath(stateDir, ns), 'r+');
+    } catch {
+      fd = openSync(proofPath(stateDir, ns), 'w', 0o600);
+    }
+    writeSync(fd, text, 0, text.length, 0);
+    ftruncateSync(fd, text.length);
   } catch {
     /* a cache */
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
