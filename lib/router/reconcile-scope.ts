@@ -6,7 +6,7 @@
  * changed anything outside the declared slots, or a module's contribution to the router table, gets the full
  * reconcile.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameValue } from '../util/compare.js';
 import type { RouterModel } from './model.js';
 import type { RouterModule } from './router-module.js';
 
@@ -28,12 +28,12 @@ function outside(m: RouterModel, modules: readonly string[]): object {
 
 /** `after` differs from `before` in the slots of `scope`'s modules at most. */
 export function changedOnlyWithin(before: RouterModel, after: RouterModel, scope: ReconcileScope): boolean {
-  return before === after || isDeepStrictEqual(outside(before, scope.modules), outside(after, scope.modules));
+  return before === after || sameValue(outside(before, scope.modules), outside(after, scope.modules));
 }
 
 /** The scope's modules contribute the same to the router table (objects and public ingress) for both models. */
 export function tableInputsEqual(modules: readonly RouterModule[], before: RouterModel, after: RouterModel): boolean {
   if (before === after) return true;
-  return modules.every((mod) => isDeepStrictEqual(mod.nftObjects?.(before), mod.nftObjects?.(after))
-    && isDeepStrictEqual(mod.publicIngress?.(before), mod.publicIngress?.(after)));
+  return modules.every((mod) => sameValue(mod.nftObjects?.(before), mod.nftObjects?.(after))
+    && sameValue(mod.publicIngress?.(before), mod.publicIngress?.(after)));
 }
