@@ -176,12 +176,27 @@ test('destroy answers before the router\'s links are deleted; they go even while
     assert.equal(errors, []);
     assert.equal(hostVeths.filter((v) => h.netlink.linkFind(v)), [], 'every host end deleted although the namespace is still held');
     assert.is(via(), '', 'nothing routes for the destroyed router');
-    // the router can be made again under the same id at once
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 6000 + Number(net.networkId) % 1000 }, gateway: '10.6.0.1', cidr: cidr('10.6.0.0/24') });
+    // made again under the same id, destroyed, and made again at once, without waiting for the clean-up: it routes
+    const implement = () => runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 6000 + Number(net.networkId) % 1000 }, gateway: '10.6.0.1', cidr: cidr('10.6.0.0/24') });
+    const assign = () => runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    await implement();
+    await runCommand(engine, { command: 'destroy-network', ...net });
+    // while the links are still being deleted (when the command answered before that ended, as it usually does),
+    // the router's lock is held: a command of the router waits
+    if (background.size > 0) {
+      const busy = await engine.store.lock(ns, 0).then((release) => { release(); return false; }, (e: { code?: string }) => e.code === 'E_LOCK_TIMEOUT');
+      assert.ok(busy, 'router locked during the clean-up');
+    }
+    await implement();
+    await assign();
     assert.ok(netnsExists(ns));
+    await waitFor(() => via() !== '');
+    assert.is(via(), 'up1', 'the router made again right after a destroy routes');
+    assert.equal(hostVeths.filter((v) => h.netlink.linkFind(v)), hostVeths, 'its host ends are there');
     await runCommand(engine, { command: 'destroy-network', ...net });
     await background.settled();
     assert.equal(errors, []);
+    assert.equal(hostVeths.filter((v) => h.netlink.linkFind(v)), [], 'and gone with the last destroy');
   } finally {
     if (held !== undefined) closeSync(held);
     await background.settled();
