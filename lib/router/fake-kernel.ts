@@ -28,7 +28,7 @@ import { validIfName, type Link, type LinkChange, type LinkSpec } from '../netli
 import type { Address, AddressSpec } from '../netlink/address.js';
 import type { Route, RouteSpec } from '../netlink/route.js';
 import type { Rule, RuleSpec } from '../netlink/rule.js';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetnsError } from '../sys/setns.js';
 import { SysctlError } from '../netns/sysctl.js';
@@ -48,6 +48,11 @@ import { dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from '../servic
 import type { ApplyResult, DnsmasqControl, ReleaseGroup } from '../services/dnsmasq/supervisor.js';
 import { DnsmasqProcessError } from '../services/dnsmasq/errors.js';
 import type { Lease } from '../services/dnsmasq/leases.js';
+import type { MetadataControl, MetadataSyncOptions } from '../services/metadata/control.js';
+import type { DaemonStatus, RouterStatus } from '../services/metadata/daemon.js';
+import { readListenSpec } from '../services/metadata/listen-spec.js';
+import { MetadataError } from '../services/metadata/errors.js';
+import { METADATA_PORT, NS_NAME_RE, PASSWORD_PORT, WELL_KNOWN_V6, vmdataRoot } from '../services/metadata/layout.js';
 import { diffLines, nftCommandText, type PlanStep } from './plan.js';
 
 const ERRNO = { ENOENT: 2, ESRCH: 3, EEXIST: 17, ENODEV: 19, EINVAL: 22, EOPNOTSUPP: 95, EADDRNOTAVAIL: 99, ENETUNREACH: 101 } as const;
@@ -123,12 +128,14 @@ export class FakeKernel implements RouterKernel {
   /** Namespaces deleted here (an overlay does not copy them again). */
   private readonly gone = new Set<string>();
   private readonly daemons = new Map<string, FakeDnsmasq>();
+  private readonly metadataDaemons = new Map<string, FakeMetadata>();
   /** /etc/netns files written (undefined: deleted) here. */
   private readonly etc = new Map<string, string | undefined>();
   /** Overlay: /etc/netns files not written here are the machine's. */
   private realEtc = false;
   /** Overlay: the machine's daemons, read (overlayOf). */
   private realDnsmasq: RouterKernel['dnsmasq'] | undefined;
+  private realMetadata: RouterKernel['metadata'] | undefined;
 
   /** `devices`: links of the host namespace besides `lo` (the uplinks guest/public devices are made on). */
   constructor(opts: { devices?: string[]; name?: string } = {}) {
@@ -253,6 +260,25 @@ export class FakeKernel implements RouterKernel {
     return d;
   }
 
+  /** The metadata daemon of a state directory, in memory (FakeMetadata): one per state directory, like the real
+   *  one. An overlay's is the machine's, read only (a plan reads its pid and status; syncing or stopping is refused). */
+  metadata(stateDir: string): MetadataControl {
+    if (this.realMetadata) {
+      const real = this.realMetadata(stateDir);
+      const refuse = (): never => { throw new Error(`a plan does not run daemons (metadata daemon of ${stateDir})`); };
+      return { stateDir, pid: () => real.pid(), status: () => real.status(), sync: async () => refuse(), stop: async () => refuse() };
+    }
+    let d = this.metadataDaemons.get(stateDir);
+    if (!d) {
+      d = new FakeMetadata(stateDir, this, (step) => this.record(step));
+      this.metadataDaemons.set(stateDir, d);
+    }
+    return d;
+  }
+
+  /** @internal what identifies a namespace's instance (a namespace made again under its name is another one). */
+  netnsIdentity(ns: string): number | undefined { return this.space(ns)?.fd; }
+
   // ── test helpers ──────────────────────────────────────────────────────────────────────────────────
 
   /** Called by dispose (an overlay closes its handle on the real host namespace). */
@@ -306,6 +332,7 @@ export class FakeKernel implements RouterKernel {
   /** @internal the machine's daemons, previewed by a plan (overlayOf) */
   readDaemonsOf(real: RouterKernel): void {
     this.realDnsmasq = (ns, dir) => real.dnsmasq(ns, dir);
+    this.realMetadata = (stateDir) => real.metadata(stateDir);
     this.realEtc = true;
   }
   /** @internal the host namespace (overlayOf copies the real one into it) */
@@ -686,6 +713,122 @@ export class FakeDnsmasq implements DnsmasqControl {
   private done(action: string): void {
     this.actions.push(action);
     this.record({ kind: 'service', action: action.split(' ')[0], where: this.netns, what: `dnsmasq${action.includes(' ') ? ` leases ${action.slice(action.indexOf(' ') + 1)}` : ''}` });
+  }
+}
+
+/**
+ * The host's metadata daemon in memory, deciding as MetadataDaemon and its client do (lib/services/metadata/):
+ * a sync reads the router's listen.json with the daemon's own checks; a router with addresses is served on each
+ * of them (ports 80 and 8080) and at [fe80::a9fe:a9fe] on each link-local interface that exists in its namespace;
+ * a router without (no listen.json, no address) is let go. A sync of a router whose namespace does not exist is
+ * refused (E_NO_NAMESPACE), a namespace made again gets new sockets. A daemon that is not running answers a sync
+ * only with `start` — it then starts (a new pid) and serves every router on disk first (its rescan). Sockets
+ * bind with IP_FREEBIND, so an address not (yet) on an interface is no refusal. Not modelled: requests and
+ * connections (test/router/vmdata*.test.ts: real guests), the idle exit's timer (`idleExit()` does it).
+ * `actions`: what it did, in order; `heldDeleted()`: routers whose sockets would keep a deleted namespace alive.
+ */
+export class FakeMetadata implements MetadataControl {
+  private running: number | undefined;
+  private readonly routers = new Map<string, { listening: string[]; identity: number | undefined }>();
+  /** The idle exit the daemon was started with (ms; negative: never). */
+  idleExitMs: number | undefined;
+  readonly actions: string[] = [];
+  constructor(readonly stateDir: string, private readonly k: FakeKernel, private readonly record: (s: PlanStep) => void) {}
+
+  pid(): number | undefined { return this.running; }
+
+  async sync(ns: string, opts: MetadataSyncOptions): Promise<RouterStatus> {
+    if (this.running === undefined) {
+      if (!opts.start) return { namespace: ns, listening: [], connections: 0 };
+      this.running = fakePid++;
+      this.idleExitMs = opts.idleExitMs;
+      this.done('start', '', 'the metadata daemon');
+      // started: it serves every router on disk (a failing one is left out, as the real rescan does)
+      const root = vmdataRoot(this.stateDir);
+      for (const r of existsSync(root) ? readdirSync(root).filter((n) => NS_NAME_RE.test(n)).sort() : []) {
+        try { this.converge(r); } catch { /* its own sync reports it */ }
+      }
+    }
+    return this.converge(ns);
+  }
+
+  async status(): Promise<DaemonStatus | undefined> {
+    if (this.running === undefined) return undefined;
+    return { pid: this.running, routers: [...this.routers].map(([namespace, r]) => ({ namespace, listening: [...r.listening], connections: 0 })), rssBytes: 0 };
+  }
+
+  async stop(): Promise<void> {
+    if (this.running === undefined) return;
+    this.routers.clear();
+    this.running = undefined;
+    this.done('stop', '', 'the metadata daemon');
+  }
+
+  // ── test helpers ──
+
+  /** The sockets it holds for router `ns` (empty: not served). */
+  listening(ns: string): string[] { return [...(this.routers.get(ns)?.listening ?? [])]; }
+
+  /** The daemon dies (kill -9): its sockets go with it; the next sync with `start` starts it again. */
+  kill(): void {
+    this.routers.clear();
+    this.running = undefined;
+    this.actions.push('killed');
+  }
+
+  /** Its idle timer expires: with no router left to serve (and an idle exit), it exits. */
+  idleExit(): void {
+    if (this.running === undefined || this.routers.size || (this.idleExitMs ?? 5000) < 0) return;
+    this.running = undefined;
+    this.actions.push('idle exit');
+  }
+
+  /** Routers it holds sockets of in a namespace that was deleted (or made again): a leak the real kernel has. */
+  heldDeleted(): string[] {
+    return [...this.routers].filter(([ns, r]) => this.k.netnsIdentity(ns) !== r.identity).map(([ns]) => ns).sort();
+  }
+
+  private converge(ns: string): RouterStatus {
+    if (!NS_NAME_RE.test(ns)) throw new MetadataError('E_LISTEN', `invalid namespace name ${JSON.stringify(ns)}`);
+    const spec = readListenSpec(this.stateDir, ns);
+    const cur = this.routers.get(ns);
+    if (!spec || spec.addresses.length === 0) {
+      if (cur) {
+        this.routers.delete(ns);
+        this.done('unregister', ns, `the metadata daemon lets go of router ${ns} (its sockets and connections close)`);
+      }
+      return { namespace: ns, listening: [], connections: 0 };
+    }
+    const identity = this.k.netnsIdentity(ns);
+    if (identity === undefined) {
+      // a router new to the daemon is dropped again; one it serves keeps what it had
+      throw new MetadataError('E_NO_NAMESPACE', `network namespace "${ns}" does not exist`);
+    }
+    const want = spec.addresses.flatMap((a) => [`${a}:${METADATA_PORT}`, `${a}:${PASSWORD_PORT}`]);
+    if (spec.linkLocal?.length) {
+      const h = this.k.open(ns);
+      try {
+        for (const l of spec.linkLocal) {
+          const index = h.netlink.linkFind(l.ifname)?.index;
+          if (index !== undefined) want.push(`[${WELL_KNOWN_V6}%${l.ifname}#${index}]:${METADATA_PORT}`);
+        }
+      } finally {
+        h.close();
+      }
+    }
+    want.sort();
+    const listening = cur && cur.identity === identity ? cur.listening : [];
+    if (!cur || JSON.stringify(listening) !== JSON.stringify(want)) {
+      this.routers.set(ns, { listening: want, identity });
+      if (cur) this.done('sync', ns, `the metadata daemon serves router ${ns} on ${want.join(' ')}`);
+      else this.done('register', ns, `the metadata daemon serves router ${ns} on ${want.join(' ')}`);
+    }
+    return { namespace: ns, listening: [...want], connections: 0 };
+  }
+
+  private done(action: string, ns: string, what: string): void {
+    this.actions.push(ns ? `${action} ${ns}` : action);
+    this.record({ kind: 'service', action, where: ns || this.stateDir, what });
   }
 }
 

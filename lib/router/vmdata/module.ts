@@ -33,9 +33,13 @@ import {
   DELIVERED_PREFIX, EC2_TREE_FILE, FILE_NAME_RE, MAC_FILE, META_DATA_JSON, NETWORK_DATA_JSON, NS_NAME_RE, OPENSTACK_DIR,
   OS_PASSWORD_FILE, OWNER_FILE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir, type LinkLocalSpec, type ListenSpec,
 } from '../../services/metadata/layout.js';
-import { syncRouter } from '../../services/metadata/client.js';
 import { MetadataError } from '../../services/metadata/errors.js';
-import { NetnsHandle } from '../../netns/handle.js';
+import type { MetadataControl } from '../../services/metadata/control.js';
+import { readListenSpec } from '../../services/metadata/listen-spec.js';
+import { blobDir } from '../../services/metadata/layout.js';
+import type { PlanStep } from '../plan.js';
+import { diffLines } from '../plan.js';
+import { daemonSteps, nicSteps, vmSteps } from './plan.js';
 import { LruMap } from '../../util/lru-map.js';
 import { dhcpState } from '../dhcp/state.js';
 import { blobPath, collectBlobs } from './blobs.js';
@@ -167,23 +171,60 @@ export function linkLocalSpecs(m: RouterModel): LinkLocalSpec[] {
   });
 }
 
+/** listen.json's text for these addresses (undefined: no file, nothing to serve). */
+function listenText(ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): string | undefined {
+  if (addresses.length === 0) return undefined;
+  const spec: ListenSpec = { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
+  return `${JSON.stringify(spec)}\n`;
+}
+
 /** Write (or remove) listen.json; returns whether a daemon may hold listeners for this router. */
 function writeListen(stateDir: string, ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): boolean {
   const p = listenFile(stateDir, ns);
   const had = existsSync(p);
-  if (addresses.length === 0) {
+  const text = listenText(ns, addresses, linkLocal);
+  if (text === undefined) {
     removeFile(p);
     return had;
   }
-  const spec: ListenSpec = { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
   mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-  writeReplacing(p, `${JSON.stringify(spec)}\n`, `metadata listen file ${p}`);
+  writeReplacing(p, text, `metadata listen file ${p}`);
   return true;
 }
 
-async function syncDaemon(stateDir: string, ns: string, start: boolean): Promise<void> {
+const readText = (p: string): string | undefined => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
+
+/** The listen specification the daemon serves a router from now (a file it would refuse: none). */
+function currentListen(stateDir: string, ns: string): ListenSpec | undefined {
   try {
-    const st = await syncRouter(stateDir, ns, { start, timeoutMs: vmdataSettings.daemonTimeoutMs, idleExitMs: vmdataSettings.daemonIdleExitMs });
+    return readListenSpec(stateDir, ns);
+  } catch {
+    return undefined;
+  }
+}
+
+/** listen.json's change as a plan step (diffed as indented JSON: the lines say which addresses change). */
+function listenStep(p: string, before: string | undefined, after: string | undefined): PlanStep[] {
+  if (before === after) return [];
+  const readable = (t: string | undefined): string => {
+    if (t === undefined) return '';
+    try { return JSON.stringify(JSON.parse(t), null, 1); } catch { return t; }
+  };
+  const lines = diffLines(readable(before), readable(after));
+  return [{ kind: 'file', action: after === undefined ? 'delete' : 'write', where: p, what: 'the router\'s metadata listen file', ...(lines.length ? { lines } : {}) }];
+}
+
+/** Blobs stored for the router that no state needs once `m` is saved (committed deletes them). */
+function blobsToDrop(stateDir: string, m: RouterModel): number {
+  const dir = blobDir(stateDir, m.namespace);
+  if (!existsSync(dir)) return 0;
+  const keep = blobsToKeep(stateDir, m);
+  return readdirSync(dir).filter((n) => !keep.has(n)).length;
+}
+
+async function syncDaemon(daemon: MetadataControl, ns: string, start: boolean): Promise<void> {
+  try {
+    const st = await daemon.sync(ns, { start, timeoutMs: vmdataSettings.daemonTimeoutMs, idleExitMs: vmdataSettings.daemonIdleExitMs });
     if (start && st.listening.length === 0) throw new MetadataError('E_LISTEN', `metadata daemon serves nothing in ${ns}`);
   } catch (e) {
     throw SystemError.from(e, `metadata service of ${ns}`);
@@ -342,7 +383,7 @@ export const vmdataModule: RouterModule = {
       }
     }
     if (Object.values(m.tiers).some((t) => t.implemented && hasIpv6(t))) {
-      const h = NetnsHandle.open(ns);
+      const h = ctx.kernel.open(ns);
       try {
         ensureLinkLocal(h, m, served.filter(hasIpv6));
       } finally {
@@ -351,8 +392,9 @@ export const vmdataModule: RouterModule = {
     }
     const addresses = listenAddresses(m);
     const mayListen = writeListen(stateDir, ns, addresses, linkLocalSpecs(m));
-    if (addresses.length > 0) await syncDaemon(stateDir, ns, true);
-    else if (mayListen) await syncDaemon(stateDir, ns, false);
+    const daemon = ctx.kernel.metadata(stateDir);
+    if (addresses.length > 0) await syncDaemon(daemon, ns, true);
+    else if (mayListen) await syncDaemon(daemon, ns, false);
     // a restore (no previous state) is a good moment to drop data of destroyed routers; once per process
     if (!previous && !orphansCollected.has(stateDir)) {
       orphansCollected.add(stateDir);
@@ -360,9 +402,53 @@ export const vmdataModule: RouterModule = {
     }
   },
 
+  /**
+   * A plan's part (nothing written, nothing asked of the daemon): the NICs recorded or released, the VMs whose
+   * served data change — by file name, never a content —, the generated documents, the link-local address
+   * (through the plan's kernel), listen.json, what the daemon is told, and the blobs deleted once saved.
+   */
+  async plan(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext, opts: { teardown?: boolean } = {}): Promise<PlanStep[]> {
+    const { stateDir } = ctx;
+    const ns = m.namespace;
+    const running = ctx.kernel.metadata(stateDir).pid() !== undefined;
+    const p = listenFile(stateDir, ns);
+    const before = readText(p);
+    if (opts.teardown) {
+      if (before === undefined) return [];
+      return [...listenStep(p, before, undefined), ...daemonSteps(ns, currentListen(stateDir, ns), undefined, running)];
+    }
+    const hasData = Object.keys(vmdataState(m).vms).length > 0;
+    if (!hasData && !existsSync(routerDir(stateDir, ns))) return [];
+    const steps: PlanStep[] = [...nicSteps(previous, m), ...vmSteps(previous, m, (ip) => vmDir(stateDir, ns, ip))];
+    const served = servedTiers(m);
+    if (hasData) {
+      const key = documentsKey(m, segmentMtus(ctx.host, m, served));
+      if (readText(documentsKeyPath(stateDir, ns)) !== key) {
+        steps.push({ kind: 'file', action: 'write', where: vmsDir(stateDir, ns), what: 'the generated documents of the served VMs (OpenStack meta_data.json, network_data.json; the EC2 tree)' });
+      }
+    }
+    if (Object.values(m.tiers).some((t) => t.implemented && hasIpv6(t))) {
+      const h = ctx.kernel.open(ns); // the plan's kernel: the address change is recorded, not made
+      try {
+        ensureLinkLocal(h, m, served.filter(hasIpv6));
+      } finally {
+        h.close();
+      }
+    }
+    const addresses = listenAddresses(m);
+    const linkLocal = linkLocalSpecs(m);
+    const after = listenText(ns, addresses, linkLocal);
+    steps.push(...listenStep(p, before, after));
+    const next: ListenSpec | undefined = after === undefined ? undefined : { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
+    steps.push(...daemonSteps(ns, currentListen(stateDir, ns), next, running));
+    const drop = blobsToDrop(stateDir, m);
+    if (drop) steps.push({ kind: 'file', action: 'delete', where: blobDir(stateDir, ns), what: `${drop} stored blob${drop === 1 ? '' : 's'} no state needs any more (once the state is saved)` });
+    return steps;
+  },
+
   async teardown(m: RouterModel, ctx: ReconcileContext): Promise<void> {
     const { stateDir } = ctx;
-    if (writeListen(stateDir, m.namespace, [])) await syncDaemon(stateDir, m.namespace, false);
+    if (writeListen(stateDir, m.namespace, [])) await syncDaemon(ctx.kernel.metadata(stateDir), m.namespace, false);
     collectOrphans(stateDir);
   },
 

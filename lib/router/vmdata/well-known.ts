@@ -14,7 +14,6 @@
  * veth and the bridge it is in (a VXLAN segment makes the bridge smaller).
  */
 import type { RouterModel, TierModel } from '../model.js';
-import type { NetnsHandle } from '../../netns/handle.js';
 import type { NsOps } from '../kernel.js';
 import { tierAttachment } from '../topology.js';
 import { SystemError } from '../../util/errors.js';
@@ -54,7 +53,7 @@ export function wellKnownObjects(m: RouterModel, served: TierModel[]): NftObject
  * plumbing leaves link-local addresses alone, so only this module adds and removes it). No DAD: the address
  * must answer at once, and no guest may hold it.
  */
-export function ensureLinkLocal(ns: NetnsHandle, m: RouterModel, want: TierModel[]): void {
+export function ensureLinkLocal(ns: NsOps, m: RouterModel, want: TierModel[]): void {
   const wanted = new Set(want.map((t) => tierIfname(m, t)));
   for (const t of Object.values(m.tiers)) {
     if (!t.implemented || t.guestType === 'l2' || !hasIpv6(t)) continue;

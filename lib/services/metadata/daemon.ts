@@ -25,10 +25,8 @@ import { bytesToIp, isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
-import {
-  IFNAME_RE, MAC_FILE, MAC_RE, NS_NAME_RE, controlSocket, listenFile, lockFile, pidFile, runDir, vmDir, vmdataRoot,
-  type LinkLocalSpec, type ListenSpec,
-} from './layout.js';
+import { MAC_FILE, NS_NAME_RE, controlSocket, lockFile, pidFile, runDir, vmDir, vmdataRoot } from './layout.js';
+import { readListenSpec } from './listen-spec.js';
 import { RouterListeners, type ListenerLink, type ServiceKind } from './listeners.js';
 import { NeighbourView, requesterMatches, type Requester } from './requester.js';
 
@@ -53,27 +51,6 @@ export interface DaemonStatus {
   pid: number;
   routers: RouterStatus[];
   rssBytes: number;
-}
-
-const isLinkLocalSpec = (l: unknown): l is LinkLocalSpec => {
-  const x = l as Partial<LinkLocalSpec> | null;
-  return typeof x === 'object' && x !== null && typeof x.ifname === 'string' && IFNAME_RE.test(x.ifname)
-    && typeof x.macs === 'object' && x.macs !== null && !Array.isArray(x.macs)
-    && Object.entries(x.macs).every(([mac, ip]) => MAC_RE.test(mac) && isIpv4(ip));
-};
-
-/** Read and check a router's listen.json; undefined when absent (= serve nothing there). */
-export function readListenSpec(stateDir: string, ns: string): ListenSpec | undefined {
-  const p = listenFile(stateDir, ns);
-  if (!existsSync(p)) return undefined;
-  const v = JSON.parse(readFileSync(p, 'utf8')) as Partial<ListenSpec>;
-  if (v.namespace !== ns || !Array.isArray(v.addresses) || !v.addresses.every(isIpv4)
-    || (v.linkLocal !== undefined && !(Array.isArray(v.linkLocal) && v.linkLocal.every(isLinkLocalSpec)))) {
-    throw new MetadataError('E_LISTEN', `${p}: not a listen specification for ${ns}`);
-  }
-  const spec: ListenSpec = { namespace: ns, addresses: [...new Set(v.addresses)].sort() };
-  if (v.linkLocal?.length) spec.linkLocal = v.linkLocal.map((l) => ({ ifname: l.ifname, macs: { ...l.macs } }));
-  return spec;
 }
 
 /**
