@@ -8,6 +8,7 @@
 import { daemonPid, daemonStatus, stopDaemon, syncRouter } from './client.js';
 import type { DaemonStatus, RouterStatus } from './daemon.js';
 
+/** How a sync may reach the daemon (MetadataControl.sync). */
 export interface MetadataSyncOptions {
   /** Start the daemon when it is not running (false: a router nobody serves needs nothing done). */
   start: boolean;
@@ -17,6 +18,7 @@ export interface MetadataSyncOptions {
   idleExitMs?: number;
 }
 
+/** The metadata daemon of a state directory, as the VM-data module drives it (see the header). */
 export interface MetadataControl {
   readonly stateDir: string;
   /** The daemon's pid; undefined when none runs. */
