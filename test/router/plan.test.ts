@@ -21,6 +21,7 @@ import { openFake } from '../../lib/nft/fake.js';
 import { stripHandles, type ListedTable } from '../../lib/nft/listing.js';
 import { listingDocument } from '../../lib/router/fake-kernel.js';
 import type { PlanStep } from '../../lib/router/plan.js';
+import { daemonPid, stopDaemon } from '../../lib/services/metadata/index.js';
 import type { JsonCommand } from '../../lib/nft/json.js';
 import { Scratch, simulatedHost } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
@@ -235,10 +236,18 @@ test('a plan of a failing command fails the same way (exit code and message), an
     r = cli('save-password', '--network-id', id, '--ip', '10.4.5.10', '--password', SECRET, '--dry-run=json');
     assert.is(r.status, 0, r.stderr);
     assert.not.match(r.stdout + r.stderr, SECRET, 'no secret in the plan');
-    assert.ok((JSON.parse(r.stdout) as { changes: PlanStep[] }).changes.some((c) => c.kind === 'state' && c.action === 'save'));
+    const pwPlan = (JSON.parse(r.stdout) as { changes: PlanStep[] }).changes;
+    assert.ok(pwPlan.some((c) => c.kind === 'state' && c.action === 'save'));
+    // the metadata service's part is described: the VM's served files by name, listen.json, the daemon started and told
+    assert.ok(pwPlan.some((c) => c.kind === 'file' && c.action === 'write' && c.where.endsWith('/vms/10.4.5.10') && c.what.endsWith(': password-1')), JSON.stringify(pwPlan));
+    assert.ok(pwPlan.some((c) => c.kind === 'file' && c.where.endsWith(`/vmdata/${ns}/listen.json`)));
+    assert.equal(pwPlan.filter((c) => c.kind === 'service').map((c) => c.action), ['start', 'register']);
+    assert.not.ok(pwPlan.some((c) => c.what.includes('not described')));
     assert.equal([...(await snapshot(hostNs, ns, stateDir)).files], [...beforePw.files], 'no blob, no file written');
+    assert.is(daemonPid(stateDir), undefined, 'no daemon started by the plan');
     r = cli('save-password', '--network-id', id, '--ip', '10.4.5.10', '--password', SECRET);
     assert.is(r.status, 0, r.stderr);
+    assert.ok(daemonPid(stateDir), 'positive control: the command started the daemon the plan said it would');
     const stored = [...(await snapshot(hostNs, ns, stateDir)).files].filter(([f]) => !beforePw.files.has(f));
     assert.ok(stored.some(([, c]) => c.includes(SECRET)), `positive control: the command stores the password's blob (${stored.map(([f]) => f).join(', ')})`);
 
@@ -258,6 +267,7 @@ test('a plan of a failing command fails the same way (exit code and message), an
     r = cli('destroy-network', '--network-id', id);
     assert.is(r.status, 0, r.stderr);
   } finally {
+    await stopDaemon(stateDir);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
