@@ -795,7 +795,7 @@ export class FakeMetadata implements MetadataControl {
     if (!spec || spec.addresses.length === 0) {
       if (cur) {
         this.routers.delete(ns);
-        this.done('unregister', ns, `the metadata daemon lets go of router ${ns} (its sockets and connections close)`);
+        this.done('unregister', ns, `router ${ns} from the metadata daemon (its sockets and connections there close)`);
       }
       return { namespace: ns, listening: [], connections: 0 };
     }
@@ -820,8 +820,7 @@ export class FakeMetadata implements MetadataControl {
     const listening = cur && cur.identity === identity ? cur.listening : [];
     if (!cur || JSON.stringify(listening) !== JSON.stringify(want)) {
       this.routers.set(ns, { listening: want, identity });
-      if (cur) this.done('sync', ns, `the metadata daemon serves router ${ns} on ${want.join(' ')}`);
-      else this.done('register', ns, `the metadata daemon serves router ${ns} on ${want.join(' ')}`);
+      this.done(cur ? 'sync' : 'register', ns, `router ${ns} with the metadata daemon, served on ${want.join(' ')}`);
     }
     return { namespace: ns, listening: [...want], connections: 0 };
   }

@@ -63,6 +63,7 @@ const read = (stateDir: string, ns: string, ip: string, rel: string): string | u
   const p = join(vmDir(stateDir, ns, ip), rel);
   return existsSync(p) ? readFileSync(p, 'utf8') : undefined;
 };
+const readListen = (stateDir: string, ns: string): string => readFileSync(listenFile(stateDir, ns), 'utf8');
 /** Every file below a directory, with its content (to look for secrets where they must not be). */
 function allFiles(dir: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -230,6 +231,31 @@ test('VPC: one daemon serves both tiers; a destroyed tier\'s VMs are forgotten a
   }
 });
 
+test('IPv6 tier: fe80::a9fe:a9fe on the tier interface through the kernel, a link-local listener; both go with the last VM', async () => {
+  const { k, run, md, done } = setup();
+  try {
+    const net = { networkId: 64 };
+    const ns = 'cs-net-64';
+    await run('implement-network', { ...net, vlan: 'vxlan://5064', gateway: '10.64.0.1', cidr: '10.64.0.0/24', networkIp6Gateway: 'fd00:64::1', networkIp6Cidr: 'fd00:64::/64' });
+    const wellKnown = () => k.open(ns).netlink.addrList({ family: 6 }).filter((a) => a.ip === 'fe80::a9fe:a9fe').map((a) => a.dev);
+    assert.equal(wellKnown(), [], 'not before any VM data');
+    await run('prepare-nic', { ...net, ip: '10.64.0.10', mac: '02:00:00:64:00:0a', defaultNic: true });
+    assert.equal(wellKnown(), [], 'nor for a NIC without data');
+    await run('save-vm-data', { ...net, ip: '10.64.0.10', vmData: vmRows('v6vm', '10.64.0.10') });
+    const dev = wellKnown();
+    assert.is(dev.length, 1, 'on the tier interface');
+    const index = k.open(ns).netlink.linkFind(dev[0]!)!.index;
+    assert.equal(md.listening(ns), ['10.64.0.1:80', '10.64.0.1:8080', `[fe80::a9fe:a9fe%${dev[0]}#${index}]:80`]);
+    assert.ok(readListen(md.stateDir, ns).includes('"macs":{"02:00:00:64:00:0a":"10.64.0.10"}'), 'an IPv6 requester is known by its MAC');
+    await run('release-nic', { ...net, ip: '10.64.0.10', mac: '02:00:00:64:00:0a', defaultNic: true });
+    assert.equal(wellKnown(), [], 'no VM data left: the address goes');
+    assert.equal(md.listening(ns), []);
+    assert.equal(md.actions, ['start', `register ${ns}`, `unregister ${ns}`]);
+  } finally {
+    done();
+  }
+});
+
 test('the fake daemon refuses as the real one: a missing namespace, a bad listen.json, a bad name; a sync without start does not start it', async () => {
   const { k, md, stateDir, done } = setup();
   try {
@@ -288,8 +314,8 @@ test('plans: what the daemon would be told and which VMs\' data change, by file 
     for (const secret of [SECRET_PW, 'AAAAC3Keyplanvm', 'hostname: planvm']) assert.not.match(p.json, secret, 'no secret in the plan');
     const by = (action: string, kind = 'service') => p.steps.filter((s) => s.kind === kind && s.action === action);
     assert.equal(by('start').map((s) => s.what), ['the metadata daemon (one for the host)']);
-    assert.equal(by('register').map((s) => s.what), [`the metadata daemon serves router ${ns} on 10.63.0.1:80 10.63.0.1:8080`]);
-    assert.match(by('write', 'file').map((s) => s.what).join('\n'), 'the VM data served to 10.63.0.10 (tier 63, by address (no MAC known)): meta-data/instance-id, meta-data/local-hostname, meta-data/local-ipv4, meta-data/public-keys, meta-data/vm-id, password-1, user-data');
+    assert.equal(by('register').map((s) => s.what), [`router ${ns} with the metadata daemon, served on 10.63.0.1:80 10.63.0.1:8080`]);
+    assert.match(by('write', 'file').map((s) => s.what).join('\n'), 'the VM data served to 10.63.0.10 (tier 63, by address: no MAC known): meta-data/instance-id, meta-data/local-hostname, meta-data/local-ipv4, meta-data/public-keys, meta-data/vm-id, password-1, user-data');
     assert.ok(p.steps.some((s) => s.kind === 'file' && s.where === listenFile(stateDir, ns)), 'listen.json is written');
     assert.is(md.pid(), undefined, 'nothing was started');
     assert.not.ok(existsSync(routerDir(stateDir, ns)), 'nothing was stored');
@@ -299,7 +325,7 @@ test('plans: what the daemon would be told and which VMs\' data change, by file 
     assert.equal(md.actions, ['start', `register ${ns}`]);
 
     p = await plan('prepare-nic', { ...net, ip: '10.63.0.10', mac: '02:00:00:63:00:0a', defaultNic: true });
-    assert.equal(by('record').map((s) => s.what), ['NIC 02:00:00:63:00:0a at 10.63.0.10 (tier 63, default) recorded for the metadata service']);
+    assert.equal(by('record').map((s) => s.what), ['NIC 02:00:00:63:00:0a at 10.63.0.10 (tier 63, default) for the metadata service']);
     assert.equal(p.steps.filter((s) => s.kind === 'file' && s.action === 'change').map((s) => s.what), ['the VM data served to 10.63.0.10: served to MAC 02:00:00:63:00:0a only']);
     assert.equal(by('register').length + by('sync').length + by('start').length, 0, 'the same listeners: the daemon is told nothing new');
     await run('prepare-nic', { ...net, ip: '10.63.0.10', mac: '02:00:00:63:00:0a', defaultNic: true });
@@ -311,8 +337,8 @@ test('plans: what the daemon would be told and which VMs\' data change, by file 
       ['1 stored blob no state needs any more (once the state is saved)'], 'the replaced password\'s blob goes');
 
     p = await plan('release-nic', { ...net, ip: '10.63.0.10', mac: '02:00:00:63:00:0a', defaultNic: true });
-    assert.equal(by('release').map((s) => s.what), ['NIC 02:00:00:63:00:0a at 10.63.0.10 (tier 63) released from the metadata service']);
-    assert.equal(by('unregister').map((s) => s.what), [`the metadata daemon lets go of router ${ns} (its sockets and connections close)`]);
+    assert.equal(by('release').map((s) => s.what), ['NIC 02:00:00:63:00:0a at 10.63.0.10 (tier 63) from the metadata service']);
+    assert.equal(by('unregister').map((s) => s.what), [`router ${ns} from the metadata daemon (its sockets and connections there close)`]);
     assert.ok(p.steps.some((s) => s.kind === 'file' && s.action === 'delete' && s.where === vmDir(stateDir, ns, '10.63.0.10')));
 
     p = await plan('shutdown-network', net);

@@ -45,7 +45,7 @@ export function vmSteps(previous: RouterModel | undefined, m: RouterModel, dirOf
       continue;
     }
     if (!a) {
-      const macText = b.mac ? `, to MAC ${b.mac} only` : ', by address (no MAC known)';
+      const macText = b.mac ? `, to MAC ${b.mac} only` : ', by address: no MAC known';
       steps.push({ kind: 'file', action: 'write', where, what: `the VM data served to ${ip} (tier ${b.tier}${macText}): ${names(Object.keys(b.files))}` });
       continue;
     }
@@ -72,8 +72,8 @@ export function nicSteps(previous: RouterModel | undefined, m: RouterModel): Pla
     const a = before[ip];
     const b = after[ip];
     if (JSON.stringify(a) === JSON.stringify(b)) continue;
-    const what = b ? `NIC ${b.mac} at ${ip} (tier ${b.tier}${b.defaultNic ? ', default' : ''}) recorded for the metadata service${a && a.mac !== b.mac ? ` (was ${a.mac})` : ''}`
-      : `NIC ${a!.mac} at ${ip} (tier ${a!.tier}) released from the metadata service`;
+    const what = b ? `NIC ${b.mac} at ${ip} (tier ${b.tier}${b.defaultNic ? ', default' : ''}) for the metadata service${a && a.mac !== b.mac ? ` (was ${a.mac})` : ''}`
+      : `NIC ${a!.mac} at ${ip} (tier ${a!.tier}) from the metadata service`;
     steps.push({ kind: 'service', action: b ? 'record' : 'release', where: m.namespace, what });
   }
   return steps;
@@ -90,7 +90,7 @@ export function daemonSteps(ns: string, before: ListenSpec | undefined, after: L
   const had = (before?.addresses.length ?? 0) > 0;
   const has = (after?.addresses.length ?? 0) > 0;
   if (!has) {
-    return had && running ? [{ kind: 'service', action: 'unregister', where: ns, what: `the metadata daemon lets go of router ${ns} (its sockets and connections close)` }] : [];
+    return had && running ? [{ kind: 'service', action: 'unregister', where: ns, what: `router ${ns} from the metadata daemon (its sockets and connections there close)` }] : [];
   }
   const steps: PlanStep[] = [];
   if (!running) steps.push({ kind: 'service', action: 'start', where: ns, what: 'the metadata daemon (one for the host)' });
@@ -98,13 +98,13 @@ export function daemonSteps(ns: string, before: ListenSpec | undefined, after: L
   const was = socketsOf(before);
   const detail = { addresses: after!.addresses, linkLocal: (after!.linkLocal ?? []).map((l) => l.ifname) };
   if (!had || !running) {
-    steps.push({ kind: 'service', action: 'register', where: ns, what: `the metadata daemon serves router ${ns} on ${want.join(' ')}`, detail });
+    steps.push({ kind: 'service', action: 'register', where: ns, what: `router ${ns} with the metadata daemon, served on ${want.join(' ')}`, detail });
   } else if (JSON.stringify(before) !== JSON.stringify(after)) {
     const add = want.filter((x) => !was.includes(x));
     const drop = was.filter((x) => !want.includes(x));
     const macs = JSON.stringify(before?.linkLocal ?? []) !== JSON.stringify(after?.linkLocal ?? []) && !add.length && !drop.length;
     const what = [add.length ? `opens ${add.join(' ')}` : '', drop.length ? `closes ${drop.join(' ')}` : '', macs ? 'takes the link-local MACs anew' : ''].filter(Boolean).join('; ');
-    steps.push({ kind: 'service', action: 'sync', where: ns, what: `the metadata daemon for router ${ns}: ${what}`, detail });
+    steps.push({ kind: 'service', action: 'sync', where: ns, what: `router ${ns} with the metadata daemon: it ${what}`, detail });
   }
   return steps;
 }
