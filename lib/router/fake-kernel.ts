@@ -276,9 +276,6 @@ export class FakeKernel implements RouterKernel {
     return d;
   }
 
-  /** @internal what identifies a namespace's instance (a namespace made again under its name is another one). */
-  netnsIdentity(ns: string): number | undefined { return this.space(ns)?.fd; }
-
   // ── test helpers ──────────────────────────────────────────────────────────────────────────────────
 
   /** Called by dispose (an overlay closes its handle on the real host namespace). */
@@ -729,7 +726,7 @@ export class FakeDnsmasq implements DnsmasqControl {
  */
 export class FakeMetadata implements MetadataControl {
   private running: number | undefined;
-  private readonly routers = new Map<string, { listening: string[]; identity: number | undefined }>();
+  private readonly routers = new Map<string, { listening: string[]; identity: string | undefined }>();
   /** The idle exit the daemon was started with (ms; negative: never). */
   idleExitMs: number | undefined;
   readonly actions: string[] = [];
