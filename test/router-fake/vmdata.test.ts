@@ -1,7 +1,8 @@
 /**
  * The VM-data module's logic on the in-memory kernel (FakeKernel, FakeMetadata): what each save-* command, the NIC
  * hooks, restore-network, shutdown and destroy leave served to which VM (the files the daemon reads), what the
- * metadata daemon is told (started, router registered, synced, let go of before its namespace goes), a destroyed
+ * metadata daemon is told (started, router registered, synced, let go of before its namespace goes), a reboot
+ * (restoreAll on a new kernel: data and pending passwords back, delivered ones not), a destroyed
  * VPC tier's VMs forgotten, the daemon's refusals, and plans of these commands (no secret in them). No root, no
  * daemon process. What guests get over HTTP (each VM only its own data, a password once, the requester check)
  * stays with test/router/vmdata*.test.ts and test/services/metadata*.test.ts.
@@ -226,6 +227,41 @@ test('VPC: one daemon serves both tiers; a destroyed tier\'s VMs are forgotten a
     await run('destroy-vpc', vpc);
     assert.equal(md.heldDeleted(), []);
     assert.equal((await md.status())?.routers, []);
+  } finally {
+    done();
+  }
+});
+
+test('a reboot (a new kernel: every namespace and the daemon gone, the state directory kept): restoreAll brings the routers, their data and pending passwords back; a delivered one stays delivered', async () => {
+  const { run, stateDir, done } = setup();
+  try {
+    for (const id of [65, 66]) {
+      await run('implement-network', { networkId: id, vlan: `vxlan://50${id}`, gateway: `10.${id}.0.1`, cidr: `10.${id}.0.0/24` });
+      for (const host of [10, 11]) {
+        const ip = `10.${id}.0.${host}`;
+        await run('save-vm-data', { networkId: id, ip, vmData: vmRows(`vm${id}-${host}`, ip, [{ dir: 'password', file: 'vm_password', content: `pw-${ip}` }]) });
+      }
+    }
+    writeFileSync(join(vmDir(stateDir, 'cs-net-65', '10.65.0.10'), 'delivered-1'), ''); // the guest took its password
+    const before = servedFiles(stateDir, 'cs-net-66', '10.66.0.11');
+
+    // the machine reboots: a kernel with nothing in it, no daemon; the same state directory
+    const k2 = new FakeKernel({ devices: ['eth1'] });
+    const engine2 = new RouterEngine({ stateDir, devices: { guest: 'eth1', public: 'eth1' }, kernel: k2 });
+    const md2 = k2.metadata(stateDir) as FakeMetadata;
+    assert.is(md2.pid(), undefined);
+    const restored = await engine2.restoreAll();
+    assert.equal([...restored].sort(), ['cs-net-65', 'cs-net-66']);
+    assert.equal(k2.namespaces(), ['cs-net-65', 'cs-net-66']);
+    assert.ok(md2.pid() !== undefined, 'the daemon is started again');
+    assert.equal(md2.actions[0], 'start', 'once');
+    assert.equal(md2.actions.filter((a) => a === 'start').length, 1);
+    for (const id of [65, 66]) assert.equal(md2.listening(`cs-net-${id}`), [`10.${id}.0.1:80`, `10.${id}.0.1:8080`]);
+    assert.equal(servedFiles(stateDir, 'cs-net-66', '10.66.0.11'), before, 'the data as they were');
+    const pending = servedFiles(stateDir, 'cs-net-66', '10.66.0.11').find((f) => f.startsWith('password-'));
+    assert.is(pending && read(stateDir, 'cs-net-66', '10.66.0.11', pending), 'pw-10.66.0.11', 'a pending password is still pending');
+    assert.not.ok(servedFiles(stateDir, 'cs-net-65', '10.65.0.10').some((f) => f.startsWith('password-')), 'a delivered one is not served again');
+    assert.ok(servedFiles(stateDir, 'cs-net-65', '10.65.0.11').some((f) => f.startsWith('password-')), 'positive control: its neighbour\'s still is');
   } finally {
     done();
   }
