@@ -7,13 +7,16 @@
  * acknowledged that serial), with the MAC the data belong to in `mac`; unreferenced blobs are collected;
  * (2) `listen.json` names the router addresses
  * to serve on (the extension IP of every implemented tier with VM data); (3) the host's one metadata daemon
- * is asked over its control socket to converge this router's listeners, and started first if it is not
- * running — so a daemon that died is back with the next command. A failure (socket cannot be bound, daemon
+ * is asked (through the engine's kernel, RouterKernel.metadata: the real daemon's control socket, or the fake
+ * kernel's in-memory one) to converge this router's listeners, and started first if it is not running — so a
+ * daemon that died is back with the next command. A failure (socket cannot be bound, daemon
  * does not start) fails the command; the engine then re-applies the previous state.
  *
  * teardown (router idle: shutdown/destroy): the daemon closes the router's sockets and connections before the
  * namespace is deleted (an open socket would keep the deleted namespace alive). The data stay for a later
  * re-implement (shutdown); data of routers whose state file vanished otherwise are removed then.
+ *
+ * plan (--dry-run): what reconcile or teardown would do, described without writing or asking anything (plan.ts).
  *
  * committed (state saved or deleted): blobs no stored state needs any more are deleted, a destroyed router's
  * directory goes whole. (forgetTier drops a destroyed VPC tier's VMs from the state in the same change.)
@@ -31,14 +34,12 @@ import { isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import {
   DELIVERED_PREFIX, EC2_TREE_FILE, FILE_NAME_RE, MAC_FILE, META_DATA_JSON, NETWORK_DATA_JSON, NS_NAME_RE, OPENSTACK_DIR,
-  OS_PASSWORD_FILE, OWNER_FILE, PASSWORD_PREFIX, listenFile, routerDir, vmDir, vmdataRoot, vmsDir, type LinkLocalSpec, type ListenSpec,
+  OS_PASSWORD_FILE, OWNER_FILE, PASSWORD_PREFIX, blobDir, listenFile, routerDir, vmDir, vmdataRoot, vmsDir, type LinkLocalSpec, type ListenSpec,
 } from '../../services/metadata/layout.js';
 import { MetadataError } from '../../services/metadata/errors.js';
 import type { MetadataControl } from '../../services/metadata/control.js';
 import { readListenSpec } from '../../services/metadata/listen-spec.js';
-import { blobDir } from '../../services/metadata/layout.js';
-import type { PlanStep } from '../plan.js';
-import { diffLines } from '../plan.js';
+import { diffLines, type PlanStep } from '../plan.js';
 import { daemonSteps, nicSteps, vmSteps } from './plan.js';
 import { LruMap } from '../../util/lru-map.js';
 import { dhcpState } from '../dhcp/state.js';
@@ -171,18 +172,18 @@ export function linkLocalSpecs(m: RouterModel): LinkLocalSpec[] {
   });
 }
 
-/** listen.json's text for these addresses (undefined: no file, nothing to serve). */
-function listenText(ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): string | undefined {
-  if (addresses.length === 0) return undefined;
-  const spec: ListenSpec = { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
-  return `${JSON.stringify(spec)}\n`;
+/** listen.json for these addresses (undefined: no file, nothing to serve). */
+function listenSpec(ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): ListenSpec | undefined {
+  return addresses.length ? { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) } : undefined;
 }
+
+const listenText = (spec: ListenSpec | undefined): string | undefined => (spec ? `${JSON.stringify(spec)}\n` : undefined);
 
 /** Write (or remove) listen.json; returns whether a daemon may hold listeners for this router. */
 function writeListen(stateDir: string, ns: string, addresses: string[], linkLocal: LinkLocalSpec[] = []): boolean {
   const p = listenFile(stateDir, ns);
   const had = existsSync(p);
-  const text = listenText(ns, addresses, linkLocal);
+  const text = listenText(listenSpec(ns, addresses, linkLocal));
   if (text === undefined) {
     removeFile(p);
     return had;
@@ -435,11 +436,8 @@ export const vmdataModule: RouterModule = {
         h.close();
       }
     }
-    const addresses = listenAddresses(m);
-    const linkLocal = linkLocalSpecs(m);
-    const after = listenText(ns, addresses, linkLocal);
-    steps.push(...listenStep(p, before, after));
-    const next: ListenSpec | undefined = after === undefined ? undefined : { namespace: ns, addresses, ...(linkLocal.length ? { linkLocal } : {}) };
+    const next = listenSpec(ns, listenAddresses(m), linkLocalSpecs(m));
+    steps.push(...listenStep(p, before, listenText(next)));
     steps.push(...daemonSteps(ns, currentListen(stateDir, ns), next, running));
     const drop = blobsToDrop(stateDir, m);
     if (drop) steps.push({ kind: 'file', action: 'delete', where: blobDir(stateDir, ns), what: `${drop} stored blob${drop === 1 ? '' : 's'} no state needs any more (once the state is saved)` });
