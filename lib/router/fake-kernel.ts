@@ -720,7 +720,9 @@ export class FakeDnsmasq implements DnsmasqControl {
  * a router without (no listen.json, no address) is let go. A sync of a router whose namespace does not exist is
  * refused (E_NO_NAMESPACE), a namespace made again gets new sockets. A daemon that is not running answers a sync
  * only with `start` — it then starts (a new pid) and serves every router on disk first (its rescan). Sockets
- * bind with IP_FREEBIND, so an address not (yet) on an interface is no refusal. Not modelled: requests and
+ * bind with IP_FREEBIND, so an address not (yet) on an interface is no refusal; one someone else holds
+ * (`occupied`) is (E_LISTEN, EADDRINUSE). A failure of any other kind reaches the caller as E_LISTEN, as the
+ * daemon's {ok:false} answer does. Not modelled: requests and
  * connections (test/router/vmdata*.test.ts: real guests), the idle exit's timer (`idleExit()` does it).
  * `actions`: what it did, in order; `heldDeleted()`: routers whose sockets would keep a deleted namespace alive.
  */
@@ -746,7 +748,12 @@ export class FakeMetadata implements MetadataControl {
         try { this.converge(r); } catch { /* its own sync reports it */ }
       }
     }
-    return this.converge(ns);
+    try {
+      return this.converge(ns);
+    } catch (e) {
+      // the daemon answers any failure as {ok:false}, which its client throws as E_LISTEN
+      throw e instanceof MetadataError ? e : new MetadataError('E_LISTEN', (e as Error).message);
+    }
   }
 
   async status(): Promise<DaemonStatus | undefined> {
@@ -779,6 +786,9 @@ export class FakeMetadata implements MetadataControl {
     this.running = undefined;
     this.actions.push('idle exit');
   }
+
+  /** Sockets someone else holds (`<ns> <ip>:<port>`): binding them fails with EADDRINUSE, as in the kernel. */
+  readonly occupied = new Set<string>();
 
   /** Routers it holds sockets of in a namespace that was deleted (or made again): a leak the real kernel has. */
   heldDeleted(): string[] {
@@ -815,6 +825,11 @@ export class FakeMetadata implements MetadataControl {
     }
     want.sort();
     const listening = cur && cur.identity === identity ? cur.listening : [];
+    const taken = want.filter((w) => !listening.includes(w) && this.occupied.has(`${ns} ${w}`));
+    if (taken.length) {
+      if (cur) cur.listening = listening.filter((l) => want.includes(l)); // what it closed stays closed
+      throw new MetadataError('E_LISTEN', `listening in ${ns}: bind ${taken[0]}: EADDRINUSE (Address already in use)`);
+    }
     if (!cur || JSON.stringify(listening) !== JSON.stringify(want)) {
       this.routers.set(ns, { listening: want, identity });
       this.done(cur ? 'sync' : 'register', ns, `router ${ns} with the metadata daemon, served on ${want.join(' ')}`);

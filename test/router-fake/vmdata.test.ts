@@ -2,7 +2,8 @@
  * The VM-data module's logic on the in-memory kernel (FakeKernel, FakeMetadata): what each save-* command, the NIC
  * hooks, restore-network, shutdown and destroy leave served to which VM (the files the daemon reads), what the
  * metadata daemon is told (started, router registered, synced, let go of before its namespace goes), a reboot
- * (restoreAll on a new kernel: data and pending passwords back, delivered ones not), a destroyed
+ * (restoreAll on a new kernel: data and pending passwords back, delivered ones not), a socket the daemon cannot
+ * bind failing the command with the router as it was, a destroyed
  * VPC tier's VMs forgotten, the daemon's refusals, and plans of these commands (no secret in them). No root, no
  * daemon process. What guests get over HTTP (each VM only its own data, a password once, the requester check)
  * stays with test/router/vmdata*.test.ts and test/services/metadata*.test.ts.
@@ -292,6 +293,33 @@ test('IPv6 tier: fe80::a9fe:a9fe on the tier interface through the kernel, a lin
   }
 });
 
+test('a socket the daemon cannot bind fails the command (exit 2, the system\'s text); the router stays as it was; the same command then succeeds', async () => {
+  const { run, md, stateDir, engine, done } = setup();
+  try {
+    const net = { networkId: 67 };
+    const ns = 'cs-net-67';
+    await run('implement-network', { ...net, vlan: 'vxlan://5067', gateway: '10.67.0.1', cidr: '10.67.0.0/24' });
+    md.occupied.add(`${ns} 10.67.0.1:8080`); // another program of the namespace holds the password port
+    let err: unknown;
+    try {
+      await run('save-vm-data', { ...net, ip: '10.67.0.10', vmData: vmRows('vm1', '10.67.0.10') });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err, 'the command fails');
+    assert.is((err as { exitCode?: number }).exitCode, 2);
+    assert.match((err as Error).message, 'EADDRINUSE');
+    assert.equal(vd.vmdataState(engine.store.load(ns)!).vms, {}, 'the state is as it was');
+    assert.equal(md.listening(ns), []);
+    md.occupied.clear();
+    await run('save-vm-data', { ...net, ip: '10.67.0.10', vmData: vmRows('vm1', '10.67.0.10') });
+    assert.equal(md.listening(ns), ['10.67.0.1:80', '10.67.0.1:8080'], 'positive control: once the port is free');
+    assert.is(read(stateDir, ns, '10.67.0.10', 'meta-data/local-hostname'), 'vm1');
+  } finally {
+    done();
+  }
+});
+
 test('the fake daemon refuses as the real one: a missing namespace, a bad listen.json, a bad name; a sync without start does not start it', async () => {
   const { k, md, stateDir, done } = setup();
   try {
@@ -327,6 +355,10 @@ test('the fake daemon refuses as the real one: a missing namespace, a bad listen
     let code: string | undefined;
     try { await md.sync('cs-net-bad', { start: true }); } catch (e) { code = (e as MetadataError).code; }
     assert.is(code, 'E_LISTEN', 'a listen.json for another router is refused');
+    writeFileSync(listenFile(stateDir, 'cs-net-bad'), '{not json');
+    code = undefined;
+    try { await md.sync('cs-net-bad', { start: true }); } catch (e) { code = (e as MetadataError).code; }
+    assert.is(code, 'E_LISTEN', 'a listen.json that is not JSON is refused');
     code = undefined;
     try { await md.sync('../etc', { start: true }); } catch (e) { code = (e as MetadataError).code; }
     assert.is(code, 'E_LISTEN', 'a bad name is refused');
