@@ -7,7 +7,7 @@
  * Workloads (ours): latency (command latency over the lifecycle), rules (port forward / static NAT scaling),
  * networks (1 … 1,000 isolated networks: implement, restore after a simulated reboot), datapath (throughput
  * and connection rate through the router vs a direct veth). Other engineers' benchmarks (bench/nft.ts,
- * netlink.ts, firewall.ts, dhcp.ts, metadata.ts, lb.ts) are included when they exist: through an exported
+ * netlink.ts, firewall.ts, dhcp.ts, metadata.ts, lb.ts, memory.ts) are included when they exist: through an exported
  * `bench(opts)` entry function when they have one, otherwise run as a child process with `--quick` passed
  * through and their output copied into the report.
  *
@@ -59,7 +59,7 @@ export class BenchUsageError extends Error {
 }
 
 const OURS = ['latency', 'rules', 'datapath', 'networks'] as const;
-const EXTERNAL = ['nft', 'netlink', 'firewall', 'startup', 'vmfilter', 'dhcp', 'metadata', 'lb'] as const;
+const EXTERNAL = ['nft', 'netlink', 'firewall', 'startup', 'vmfilter', 'dhcp', 'metadata', 'lb', 'memory'] as const;
 const ALL: readonly string[] = [...OURS, ...EXTERNAL];
 
 function parseArgs(argv: string[]): Args {
@@ -96,7 +96,7 @@ const HELP = `npm run bench -- [--quick] [--only NAME[,NAME…]] [--baseline-wra
   --quick             smaller N and fewer repetitions (CI smoke, < 2 min)
   --baseline-wrapper  also time this wrapper script (same payload files, same command contract); ratios pair by pair
   --out               results folder (default bench/results/<date>/)
-  --sizes             N values of the scaling workloads (rules, networks)
+  --sizes             N values of the scaling workloads (rules, networks, memory)
   --runs              repetitions of the latency workload`;
 
 function stamp(d: Date): string {
@@ -113,8 +113,8 @@ async function runExternal(name: string, opts: BenchOptions): Promise<SectionRes
   if (/export\s+(async\s+)?function\s+bench\s*\(/.test(src) || /export\s*\{[^}]*\bbench\b[^}]*\}/.test(src)) {
     opts.log(`${name}: entry function bench()`);
     try {
-      const mod = await import(pathToFileURL(file).href) as { bench: (o: { quick: boolean; outDir: string; log: (m: string) => void }) => Promise<Partial<SectionResult> & { text?: string }> };
-      const r = await mod.bench({ quick: opts.quick, outDir: opts.outDir, log: (m) => opts.log(`${name}: ${m}`) });
+      const mod = await import(pathToFileURL(file).href) as { bench: (o: { quick: boolean; outDir: string; log: (m: string) => void; sizes?: number[] }) => Promise<Partial<SectionResult> & { text?: string }> };
+      const r = await mod.bench({ quick: opts.quick, outDir: opts.outDir, log: (m) => opts.log(`${name}: ${m}`), ...(opts.sizes ? { sizes: opts.sizes } : {}) });
       Object.assign(sec, { tables: r.tables ?? [], plots: r.plots ?? [], notes: r.notes ?? [], data: r.data ?? {}, partial: r.partial ?? [], title: r.title ?? sec.title });
       if (r.text && !sec.notes.includes(r.text)) sec.notes.push(r.text);
     } catch (e) {
