@@ -53,6 +53,8 @@ import type { DaemonStatus, RouterStatus } from '../services/metadata/daemon.js'
 import { readListenSpec } from '../services/metadata/listen-spec.js';
 import { MetadataError } from '../services/metadata/errors.js';
 import { METADATA_PORT, NS_NAME_RE, PASSWORD_PORT, WELL_KNOWN_V6, vmdataRoot } from '../services/metadata/layout.js';
+import type { HaproxyControl } from '../services/haproxy/control.js';
+import { FakeHaproxy } from './fake-haproxy.js';
 import { diffLines, nftCommandText, type PlanStep } from './plan.js';
 
 const ERRNO = { ENOENT: 2, ESRCH: 3, EEXIST: 17, ENODEV: 19, EINVAL: 22, EOPNOTSUPP: 95, EADDRNOTAVAIL: 99, ENETUNREACH: 101 } as const;
@@ -129,6 +131,7 @@ export class FakeKernel implements RouterKernel {
   private readonly gone = new Set<string>();
   private readonly daemons = new Map<string, FakeDnsmasq>();
   private readonly metadataDaemons = new Map<string, FakeMetadata>();
+  private readonly haproxies = new Map<string, FakeHaproxy>();
   /** /etc/netns files written (undefined: deleted) here. */
   private readonly etc = new Map<string, string | undefined>();
   /** Overlay: /etc/netns files not written here are the machine's. */
@@ -136,6 +139,7 @@ export class FakeKernel implements RouterKernel {
   /** Overlay: the machine's daemons, read (overlayOf). */
   private realDnsmasq: RouterKernel['dnsmasq'] | undefined;
   private realMetadata: RouterKernel['metadata'] | undefined;
+  private realHaproxy: RouterKernel['haproxy'] | undefined;
 
   /** `devices`: links of the host namespace besides `lo` (the uplinks guest/public devices are made on). */
   constructor(opts: { devices?: string[]; name?: string } = {}) {
@@ -276,6 +280,23 @@ export class FakeKernel implements RouterKernel {
     return d;
   }
 
+  /** The router's haproxy, in memory (FakeHaproxy, fake-haproxy.ts): one per runtime directory, like the real
+   *  one. An overlay's is the machine's, read only (a plan reads its running configuration and pid, and checks a
+   *  text as the command would; applying or stopping is refused). */
+  haproxy(ns: string, runDir: string): HaproxyControl {
+    if (this.realHaproxy) {
+      const real = this.realHaproxy(ns, runDir);
+      const refuse = (): never => { throw new Error(`a plan does not run daemons (haproxy of ${ns})`); };
+      return { netns: ns, runDir, check: (t) => real.check(t), runningConfig: () => real.runningConfig(), pid: () => real.pid(), apply: async () => refuse(), stop: async () => refuse() };
+    }
+    let d = this.haproxies.get(runDir);
+    if (!d) {
+      d = new FakeHaproxy(ns, runDir, this, (step) => this.record(step));
+      this.haproxies.set(runDir, d);
+    }
+    return d;
+  }
+
   // ── test helpers ──────────────────────────────────────────────────────────────────────────────────
 
   /** Called by dispose (an overlay closes its handle on the real host namespace). */
@@ -330,6 +351,7 @@ export class FakeKernel implements RouterKernel {
   readDaemonsOf(real: RouterKernel): void {
     this.realDnsmasq = (ns, dir) => real.dnsmasq(ns, dir);
     this.realMetadata = (stateDir) => real.metadata(stateDir);
+    this.realHaproxy = (ns, runDir) => real.haproxy(ns, runDir);
     this.realEtc = true;
   }
   /** @internal the host namespace (overlayOf copies the real one into it) */

@@ -1,8 +1,8 @@
 /**
  * The engine's seam to the kernel: everything reconcile changes or reads — namespaces, links, addresses, routes,
  * sysctls (through namespace handles), the nft executor of a namespace and its generation, conntrack deletions,
- * gratuitous ARPs, the dnsmasq supervisor of a router and the host's metadata daemon (haproxy is not behind it
- * yet: see docs/library.md) — goes through one RouterKernel. `realKernel()` is the machine's (rtnetlink, libnftables
+ * gratuitous ARPs, the daemons (a router's dnsmasq and haproxy, the host's metadata daemon) — goes through one
+ * RouterKernel. `realKernel()` is the machine's (rtnetlink, libnftables
  * or the nft CLI, ctnetlink); `FakeKernel` (fake-kernel.ts) is an in-memory kernel with the same semantics for
  * what netns-router uses, which also records every change: tests run the engine on it without a kernel, and a
  * plan (plan.ts) runs the command on one seeded from the real kernel.
@@ -25,6 +25,7 @@ import { announce } from './arp-responder.js';
 import { markCurrentNamespace } from './ownership.js';
 import { DnsmasqInstance, type DnsmasqControl } from '../services/dnsmasq/supervisor.js';
 import { DaemonControl, type MetadataControl } from '../services/metadata/control.js';
+import { RouterHaproxy, type HaproxyControl } from '../services/haproxy/control.js';
 
 /** What the router's code asks of rtnetlink in one namespace (a subset of NetlinkHandle). */
 export type NetOps = Pick<NetlinkHandle,
@@ -81,6 +82,8 @@ export interface RouterKernel {
   dnsmasq(ns: string, dir: string): DnsmasqControl;
   /** The metadata daemon of state directory `stateDir` (one for the host: every router's VM data). */
   metadata(stateDir: string): MetadataControl;
+  /** The haproxy of router namespace `ns` with its runtime directory `runDir` (the load-balancing module's daemon). */
+  haproxy(ns: string, runDir: string): HaproxyControl;
 }
 
 /** `/etc/netns/<ns>`: what `ip netns exec` bind-mounts over /etc for the namespace's programs. */
@@ -134,6 +137,7 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
     announceArp: (ns, want, before) => { announce(() => NetnsHandle.open(ns), want, before); },
     dnsmasq: (ns, dir) => new DnsmasqInstance(ns, dir),
     metadata: (stateDir) => new DaemonControl(stateDir),
+    haproxy: (ns, runDir) => new RouterHaproxy(ns, runDir),
     netnsEtc: (ns, path, content) => {
       const root = netnsEtcDir(ns);
       if (content === undefined) {

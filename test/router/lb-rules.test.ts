@@ -5,6 +5,10 @@ import { parseLbDocument, applyLbRules, activeLbRules, lbState, renderLbConfig }
 import { emptyModel, type RouterModel } from '../../lib/router/model.js';
 import { UsageError } from '../../lib/util/errors.js';
 import { thrown } from '../helpers/expect.js';
+import { realKernel } from '../../lib/router/kernel.js';
+
+/** The real haproxy's `haproxy -c` (no daemon is started: only check() is used). */
+const haproxy = realKernel().haproxy('cs-net-5', '/nonexistent/netns-router-lb-rules/haproxy');
 
 
 const doc = (value: unknown, source = 'payload.lb_rules') => ({ value, source });
@@ -100,33 +104,33 @@ test('wrong values are refused naming the document, the rule and the field', () 
 
 test('applyLbRules: merge by id per network, revoke deletes, state cleared when empty', () => {
   const m = model();
-  applyLbRules(m, { networkId: '5', lbRules: doc([rule(), rule({ id: 12, publicPort: 81 })]) });
+  applyLbRules(m, { networkId: '5', lbRules: doc([rule(), rule({ id: 12, publicPort: 81 })]) }, haproxy);
   assert.equal(Object.keys(lbState(m).networks['5']).sort(), ['11', '12']);
   assert.is(activeLbRules(m).length, 2);
-  applyLbRules(m, { networkId: '5', lbRules: doc([rule({ algorithm: 'source' })]) });
+  applyLbRules(m, { networkId: '5', lbRules: doc([rule({ algorithm: 'source' })]) }, haproxy);
   assert.is(lbState(m).networks['5']['11'].algorithm, 'source', 'replaced by id');
   assert.is(activeLbRules(m).length, 2, 'other rules kept');
-  applyLbRules(m, { networkId: '5', lbRules: doc([]) });
+  applyLbRules(m, { networkId: '5', lbRules: doc([]) }, haproxy);
   assert.is(activeLbRules(m).length, 2, 'empty list changes nothing');
-  applyLbRules(m, { networkId: '5' });
+  applyLbRules(m, { networkId: '5' }, haproxy);
   assert.is(activeLbRules(m).length, 2, 'absent document changes nothing');
-  applyLbRules(m, { networkId: '5', lbRules: doc([{ id: 11, revoke: true }, { id: 12, revoke: 'true' }]) });
+  applyLbRules(m, { networkId: '5', lbRules: doc([{ id: 11, revoke: true }, { id: 12, revoke: 'true' }]) }, haproxy);
   assert.is(m.extra?.lb, undefined, 'no rule left → no state');
   assert.ok(renderLbConfig(m).text.includes('global'));
 });
 
 test('applyLbRules refuses what cannot be served, and leaves the model untouched', () => {
   const m = model();
-  applyLbRules(m, { networkId: '5', lbRules: doc([rule()]) });
+  applyLbRules(m, { networkId: '5', lbRules: doc([rule()]) }, haproxy);
   const before = JSON.stringify(m);
-  const attempt = (value: unknown) => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc(value) }); };
+  const attempt = (value: unknown) => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc(value) }, haproxy); };
   rejects(() => attempt([rule({ id: 12 })]), 'rule 12', '203.0.113.10:80', 'already used by rule 11');
   rejects(() => attempt([rule({ id: 12, publicIp: '198.51.100.7' })]), 'rule 12', 'publicIp', 'not assigned', 'assign-ip');
   m.portForwards.push({ publicIp: '203.0.113.11', protocol: 'tcp', publicPorts: [8000, 8100], privateIp: '10.1.1.20', privatePorts: [8000, 8100] });
-  rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11', publicPort: 8050 })]) }); }, 'rule 13', 'port-forwarded');
+  rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11', publicPort: 8050 })]) }, haproxy); }, 'rule 13', 'port-forwarded');
   m.portForwards = [];
   m.staticNats.push({ publicIp: '203.0.113.11', privateIp: '10.1.1.30' });
-  rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11' })]) }); }, 'rule 13', 'static NAT');
+  rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11' })]) }, haproxy); }, 'rule 13', 'static NAT');
   m.staticNats = [];
   assert.is(JSON.stringify(m), before);
 });
@@ -138,15 +142,15 @@ test('VPC: rules per tier; one listener per address across tiers; a destroyed ti
     m.tiers[id] = { networkId: id, segment: { kind: 'vxlan', vni: n }, hostDev: 'eth1', gateway: `10.10.${n}.1`, cidr: `10.10.${n}.0/24`, extensionIp: `10.10.${n}.1`, guestType: 'isolated', implemented: true };
   }
   m.publicIps['203.0.113.20'] = { ip: '203.0.113.20', prefixLen: 24, segment: { kind: 'untagged' }, hostDev: 'eth1', sourceNat: true, owner: '3' };
-  applyLbRules(m, { networkId: '21', lbRules: doc([rule({ id: 1, publicIp: '203.0.113.20', backends: [{ ip: '10.10.1.5', port: 80 }] })]) });
-  applyLbRules(m, { networkId: '22', lbRules: doc([rule({ id: 2, publicIp: '203.0.113.20', publicPort: 81, backends: [{ ip: '10.10.2.5', port: 80 }] })]) });
+  applyLbRules(m, { networkId: '21', lbRules: doc([rule({ id: 1, publicIp: '203.0.113.20', backends: [{ ip: '10.10.1.5', port: 80 }] })]) }, haproxy);
+  applyLbRules(m, { networkId: '22', lbRules: doc([rule({ id: 2, publicIp: '203.0.113.20', publicPort: 81, backends: [{ ip: '10.10.2.5', port: 80 }] })]) }, haproxy);
   assert.equal(activeLbRules(m).map((r) => `${r.networkId}/${r.id}`), ['21/1', '22/2']);
-  rejects(() => applyLbRules(structuredClone(m), { networkId: '22', lbRules: doc([rule({ id: 3, publicIp: '203.0.113.20', publicPort: 80 })]) }), 'rule 3', 'already used by rule 1');
-  rejects(() => applyLbRules(structuredClone(m), { networkId: '22', lbRules: doc([rule({ id: 1, publicIp: '203.0.113.20', publicPort: 90 })]) }), 'rule 1', 'network 21');
+  rejects(() => applyLbRules(structuredClone(m), { networkId: '22', lbRules: doc([rule({ id: 3, publicIp: '203.0.113.20', publicPort: 80 })]) }, haproxy), 'rule 3', 'already used by rule 1');
+  rejects(() => applyLbRules(structuredClone(m), { networkId: '22', lbRules: doc([rule({ id: 1, publicIp: '203.0.113.20', publicPort: 90 })]) }, haproxy), 'rule 1', 'network 21');
   m.tiers['22'].implemented = false;
   assert.equal(activeLbRules(m).map((r) => r.id), ['1'], 'a shut-down tier serves nothing');
   delete m.tiers['22'];
-  applyLbRules(m, { networkId: '21', lbRules: doc([]) });
+  applyLbRules(m, { networkId: '21', lbRules: doc([]) }, haproxy);
   assert.equal(Object.keys(lbState(m).networks), ['21'], 'rules of the destroyed tier pruned');
 });
 

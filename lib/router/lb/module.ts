@@ -3,20 +3,22 @@
  * namespace serves the active rules of all its networks (a VPC's tiers share it). The configuration is
  * regenerated from the rules on every reconcile, checked with `haproxy -c` and then started/reloaded; with no
  * active rule haproxy is stopped. A rule is active while its network is implemented and its public IP assigned.
+ * haproxy is reached through the kernel (RouterKernel.haproxy → HaproxyControl): the machine's supervisor, or
+ * the fake kernel's in-memory one.
  *
  * Nothing is added to the nft table but the listeners, declared as public services (publicIngress) so that the
  * public guard lets new connections to them reach haproxy; the firewall filters them like any public IP.
  */
 import { join } from 'node:path';
-import type { RouterModule } from '../router-module.js';
-import { moduleState, setModuleState } from '../router-module.js';
+import type { RouterModule, ReconcileContext } from '../router-module.js';
+import { moduleState, routerRunDir, setModuleState } from '../router-module.js';
+import type { RouterKernel } from '../kernel.js';
 import type { RouterModel } from '../model.js';
 import { UsageError } from '../../util/errors.js';
 import type { OpaqueJson } from '../contract/types.js';
 import { renderConfig, type ProxySpec, type RenderedConfig } from '../../services/haproxy/config.js';
-import { ConfigValidator } from '../../services/haproxy/check.js';
 import { HaproxySupervisor } from '../../services/haproxy/supervisor.js';
-import { HaproxyError } from '../../services/haproxy/errors.js';
+import type { HaproxyControl } from '../../services/haproxy/control.js';
 import { openFilesHardLimit } from '../../services/haproxy/proc.js';
 import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
@@ -71,29 +73,12 @@ export function renderLbConfig(m: RouterModel): RenderedConfig {
 }
 
 /**
- * What `haproxy -c` accepted (the command's check, then its reconcile; and the running configurations, which
- * were checked before they were written): a change is checked as the configuration's head and the proxy
- * sections that are new or changed (lib/services/haproxy/check.ts).
- */
-const validator = new ConfigValidator();
-
-/** The configuration the router's haproxy runs, accepted by `haproxy -c` before it was written: known good. */
-export function learnRunningConfig(namespace: string, stateDir: string): void {
-  try {
-    const c = supervisorFor(namespace, stateDir).checkedConfig();
-    if (c) validator.accepted(c.text, c.checkedBy);
-  } catch {
-    /* nothing known: everything is checked */
-  }
-}
-
-/**
  * The apply-lb-rules mutation: merge the document into the network's rules (revoke deletes, others add or
  * replace by id), then validate the whole namespace: public IP assigned, no duplicate public IP:port, no clash
- * with port forwarding or static NAT, and the resulting configuration accepted by `haproxy -c`. Any failure
- * throws UsageError before anything changes.
+ * with port forwarding or static NAT, and the resulting configuration accepted by `haproxy -c` (the router's
+ * haproxy's check, HaproxyControl.check). Any failure throws UsageError before anything changes.
  */
-export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?: OpaqueJson }): void {
+export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?: OpaqueJson }, haproxy: Pick<HaproxyControl, 'check'>): void {
   if (!req.lbRules) return; // upstream default: an empty list
   const doc = parseLbDocument(req.lbRules);
   const source = req.lbRules.source;
@@ -132,7 +117,7 @@ export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?:
 
   const rendered = renderLbConfig(m);
   if (activeLbRules(m).length === 0) return;
-  const check = validator.check(rendered.text);
+  const check = haproxy.check(rendered.text);
   if (!check.ok) {
     const p = check.problems[0];
     const id = p.line !== undefined ? rendered.owners[p.line - 1] : undefined;
@@ -141,8 +126,17 @@ export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?:
   }
 }
 
+/** The runtime directory of a router's haproxy: `<stateDir>/run/<namespace>/haproxy`. */
+export const haproxyRunDir = (stateDir: string, namespace: string): string => join(routerRunDir(stateDir, namespace), 'haproxy');
+
+/** The router's haproxy as its kernel runs it. */
+export const haproxyOf = (kernel: RouterKernel, namespace: string, stateDir: string): HaproxyControl =>
+  kernel.haproxy(namespace, haproxyRunDir(stateDir, namespace));
+const routerHaproxy = (m: RouterModel, ctx: ReconcileContext): HaproxyControl => haproxyOf(ctx.kernel, m.namespace, ctx.stateDir);
+
+/** The machine's supervisor of a router's haproxy (its pid file and /proc: the watchdog, tests with packets). */
 export function supervisorFor(namespace: string, stateDir: string): HaproxySupervisor {
-  return new HaproxySupervisor({ netns: namespace, runDir: join(stateDir, 'run', namespace, 'haproxy') });
+  return new HaproxySupervisor({ netns: namespace, runDir: haproxyRunDir(stateDir, namespace) });
 }
 
 /** A tier leaves the router: its load-balancer rules go with it. */
@@ -158,9 +152,9 @@ export const lbModule: RouterModule = {
   commands: {
     'apply-lb-rules': {
       change: (req, env) => {
-        // the running configuration's sections were checked before it was written: only what changes is checked
-        learnRunningConfig(req.namespace, env.engine.store.stateDir);
-        return (m) => applyLbRules(m, req);
+        // the real one checks only the sections its running configuration (checked before it was written) lacks
+        const haproxy = haproxyOf(env.engine.kernel, req.namespace, env.engine.store.stateDir);
+        return (m) => applyLbRules(m, req, haproxy);
       },
     },
   },
@@ -169,38 +163,28 @@ export const lbModule: RouterModule = {
   // firewall still filters them, as every public IP there)
   publicIngress: (m) => ({ services: activeLbRules(m).map((r) => ({ ip: r.publicIp, protocol: 'tcp' as const, port: r.publicPort })) }),
   async reconcile(m, _previous, ctx) {
-    const sup = supervisorFor(m.namespace, ctx.stateDir);
+    const haproxy = routerHaproxy(m, ctx);
     if (activeLbRules(m).length === 0) {
-      await sup.stop({ purge: true });
+      await haproxy.stop();
       return;
     }
-    const text = renderLbConfig(m).text;
-    // the running haproxy already has this text (checked before it was written): nothing to check or run
-    if (sup.runningConfig() === text) return;
-    learnRunningConfig(m.namespace, ctx.stateDir);
-    // a configuration not checked yet (a restore, a reconcile of a router whose rules were stored by another
-    // process) is checked here, its unknown parts only; the supervisor records who checked it
-    const check = validator.check(text);
-    if (!check.ok) {
-      throw new HaproxyError('E_HAPROXY_CONFIG', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
-    }
-    await sup.apply(text, { checked: true, checkedBy: validator.identity() });
+    await haproxy.apply(renderLbConfig(m).text);
   },
   async teardown(m, ctx) {
-    await supervisorFor(m.namespace, ctx.stateDir).stop({ purge: true });
+    await routerHaproxy(m, ctx).stop();
   },
   // what reconcile / teardown would do: the configuration's diff, haproxy started, reloaded or stopped
   plan(m, _previous, ctx, opts = {}) {
-    const sup = supervisorFor(m.namespace, ctx.stateDir);
-    const running = sup.runningConfig();
-    const pid = sup.status().pid;
+    const haproxy = routerHaproxy(m, ctx);
+    const running = haproxy.runningConfig();
+    const pid = haproxy.pid();
     if (opts.teardown || activeLbRules(m).length === 0) {
       return running === undefined && pid === undefined ? [] : [{ kind: 'service', action: 'stop', where: m.namespace, what: 'haproxy (no active load-balancing rule)' }];
     }
     const text = renderLbConfig(m).text;
     if (running === text) return [];
     return [
-      { kind: 'file', action: 'write', where: join(ctx.stateDir, 'run', m.namespace, 'haproxy'), what: 'haproxy configuration', lines: diffLines(running ?? '', text) },
+      { kind: 'file', action: 'write', where: haproxy.runDir, what: 'haproxy configuration', lines: diffLines(running ?? '', text) },
       { kind: 'service', action: pid !== undefined ? 'reload' : 'start', where: m.namespace, what: 'haproxy' },
     ];
   },

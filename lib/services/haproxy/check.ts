@@ -45,7 +45,7 @@ export function parseCheckOutput(output: string): ConfigProblem[] {
     if (!m) continue;
     let text = m[1].replace(/^config\s*:\s*/, '');
     if (/^(Error\(s\) found in configuration file|Fatal errors found in configuration)/.test(text)) continue;
-    const at = /^(?:parsing\s+)?\[[^\]]*:(\d+)\]\s*:\s*(.*)$/.exec(text);
+    const at = /^(?:parsing\s+)?\[[^\]]*:(\d+)\]\s*:\s*(.*)$/i.exec(text);
     if (at) problems.push({ line: Number(at[1]), message: at[2].trim() });
     else {
       text = text.trim();

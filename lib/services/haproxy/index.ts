@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './check.js';
 export * from './errors.js';
 export * from './supervisor.js';
+export * from './control.js';
 export { workerAccount } from './account.js';
 export { openFilesHardLimit } from './proc.js';
 export { procAlive, procChildren } from './proc.js';
