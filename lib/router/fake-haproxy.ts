@@ -4,9 +4,9 @@
  * checked first — refused as `haproxy -c` refuses it (HaproxyError E_HAPROXY_CONFIG, nothing changed) — then
  * haproxy is started (a new pid) or the running one reloaded (same pid). It runs only in a namespace that exists
  * (E_HAPROXY_SPAWN, as a spawn into a missing namespace) and dies with it; a start or reload binds every `bind`
- * address: one not on an interface of the namespace (no IP_FREEBIND) or held by someone else (`occupied`) fails
- * the start (E_HAPROXY_START) or the reload (E_HAPROXY_RELOAD: the old configuration keeps running, and the file
- * says so), as the real master does.
+ * address — with IP_FREEBIND, as haproxy 2.6 does, so an address not (yet) on an interface is no refusal; one held
+ * by someone else (`occupied`) fails the start (E_HAPROXY_START) or the reload (E_HAPROXY_RELOAD: the old
+ * configuration keeps running, and the file says so), as the real master does.
  *
  * The check (`fakeHaproxyCheck`) models `haproxy -c` for the grammar the module renders (config.ts): sections
  * and their keywords, a proxy name declared twice, bind addresses, timer overflows (> 2^31-1 ms) and stick-table
@@ -172,20 +172,9 @@ export class FakeHaproxy implements HaproxyControl {
   private unbindable(text: string, held: string | undefined): string | undefined {
     const binds = (t: string | undefined): string[] => (t ?? '').split('\n').map((l) => /^\s+bind\s+(\S+)/.exec(l)?.[1]).filter((b): b is string => b !== undefined);
     const mine = new Set(binds(held));
-    const h = this.k.open(this.netns);
-    let local: Set<string>;
-    try {
-      local = new Set(h.netlink.addrList().map((a) => a.ip));
-    } finally {
-      h.close();
-    }
-    for (const b of binds(text)) {
-      if (mine.has(b)) continue; // a reload takes the listening sockets over
-      const ip = b.slice(0, b.lastIndexOf(':'));
-      if (this.occupied.has(b)) return `Starting proxy: cannot bind socket (Address already in use) [${b}]`;
-      if (!local.has(ip)) return `Starting proxy: cannot bind socket (Cannot assign requested address) [${b}]`;
-    }
-    return undefined;
+    // a reload takes the listening sockets it has over; IP_FREEBIND: a missing address is no refusal
+    const taken = binds(text).find((b) => !mine.has(b) && this.occupied.has(b));
+    return taken === undefined ? undefined : `Starting proxy: cannot bind socket (Address already in use) [${taken}]`;
   }
 
   private done(action: string): void {

@@ -15,8 +15,10 @@ export {
 export { RouterEngine, EngineCaches, type EngineOptions, type CommandRef } from './engine.js';
 export { realKernel, type RouterKernel, type NsOps, type NetOps } from './kernel.js';
 export { FakeKernel, FakeDnsmasq, FakeMetadata } from './fake-kernel.js';
+export { FakeHaproxy } from './fake-haproxy.js';
 export type { DnsmasqControl } from '../services/dnsmasq/supervisor.js';
 export type { MetadataControl, MetadataSyncOptions } from '../services/metadata/control.js';
+export type { HaproxyControl } from '../services/haproxy/control.js';
 export { PlanRecorder, planText, planJson, type Plan, type PlanStep } from './plan.js';
 export type { RouterModule, ReconcileContext, PublicIngress, PublicService } from './router-module.js';
 export { defaultModules } from './default-modules.js';

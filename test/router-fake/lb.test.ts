@@ -207,19 +207,20 @@ test('destroy stops haproxy; a killed one is started by the next command; it die
   }
 });
 
-test('FakeHaproxy: no start in a namespace that does not exist, nor on an address it lacks; refuses a refused text', async () => {
+test('FakeHaproxy: no start in a namespace that does not exist, nor on an address someone holds; refuses a refused text', async () => {
   const k = new FakeKernel();
   const h = k.haproxy('cs-net-9', '/nonexistent/haproxy') as FakeHaproxy;
   const text = 'global\n    maxconn 4096\n\ndefaults\n    mode tcp\n\nlisten lb_1\n    bind 198.51.100.9:80\n    server a 10.0.0.1:80\n';
   const code = async (p: Promise<unknown>): Promise<string | undefined> => { try { await p; } catch (e) { assert.instance(e, HaproxyError); return (e as HaproxyError).code; } return undefined; };
   assert.is(await code(h.apply(text)), 'E_HAPROXY_SPAWN');
   k.addNetns('cs-net-9');
-  assert.is(await code(h.apply(text)), 'E_HAPROXY_START', 'the address is on no interface');
-  k.open('cs-net-9').netlink.addrReplace({ dev: 'lo', address: '198.51.100.9/32' });
+  h.occupied.add('198.51.100.9:80');
+  assert.is(await code(h.apply(text)), 'E_HAPROXY_START', 'the address is held by someone else');
+  h.occupied.clear();
   assert.is(await code(h.apply('')), 'E_HAPROXY_CONFIG', 'an empty text: no listener');
   assert.is(await code(h.apply('listen lb_1\n    bind 198.51.100.9:80\nlisten lb_1\n    bind 198.51.100.9:81\n')), 'E_HAPROXY_CONFIG', 'a proxy named twice');
   assert.is(h.pid(), undefined);
-  assert.is(await h.apply(text), 'started', 'positive control');
+  assert.is(await h.apply(text), 'started', 'positive control (IP_FREEBIND: the address need not be on an interface)');
   assert.is(await h.apply(text), 'unchanged');
   assert.is(await h.apply(text.replace(':80', ':81')), 'reloaded');
   assert.is(await code(h.apply('bogus\n')), 'E_HAPROXY_CONFIG');
