@@ -132,6 +132,11 @@ test('applyLbRules refuses what cannot be served, and leaves the model untouched
   m.staticNats.push({ publicIp: '203.0.113.11', privateIp: '10.1.1.30' });
   rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11' })]) }, haproxy); }, 'rule 13', 'static NAT');
   m.staticNats = [];
+  // a valid document haproxy refuses (haproxy 2.6: timers up to 2^31-1 ms, table sizes in k or m): the rule named
+  const sticky = (params: Record<string, string>) => ({ methodname: 'SourceBased', param: Object.entries(params).map(([name, value]) => ({ name, value })) });
+  rejects(() => attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ expire: '30d' }) })]), 'rule 14', 'haproxy refused the configuration', 'timer overflow');
+  rejects(() => attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ tablesize: '4g' }) })]), 'rule 14', 'haproxy refused', "unexpected character 'g'");
+  attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ expire: '24d', tablesize: '4m' }) })]); // positive control
   assert.is(JSON.stringify(m), before);
 });
 

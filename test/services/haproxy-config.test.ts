@@ -122,6 +122,8 @@ test('parseCheckOutput: ALERT lines with and without a position; summary lines d
     '[ALERT]    (1) : config : parsing [/tmp/x/haproxy.cfg:10] : unknown keyword \'foo\' in \'listen\' section',
     '[ALERT]    (1) : config : [/tmp/x/haproxy.cfg:12] : \'server lb_1/a\' : invalid address',
     '[ALERT]    (1) : config : Proxy \'lb_1\': no bind',
+    // haproxy 2.6 writes some positions with a capital P (a proxy named twice)
+    '[ALERT]    (1) : config : Parsing [/tmp/x/haproxy.cfg:19]: proxy \'lb_1\' has the same name as proxy \'lb_1\' declared at /tmp/x/haproxy.cfg:8.',
     '[ALERT]    (1) : config : Error(s) found in configuration file : /tmp/x/haproxy.cfg',
     '[ALERT]    (1) : config : Fatal errors found in configuration.',
   ].join('\n');
@@ -129,6 +131,7 @@ test('parseCheckOutput: ALERT lines with and without a position; summary lines d
     { line: 10, message: 'unknown keyword \'foo\' in \'listen\' section' },
     { line: 12, message: '\'server lb_1/a\' : invalid address' },
     { message: 'Proxy \'lb_1\': no bind' },
+    { line: 19, message: 'proxy \'lb_1\' has the same name as proxy \'lb_1\' declared at /tmp/x/haproxy.cfg:8.' },
   ]);
 });
 
