@@ -3,7 +3,7 @@
  * changing and deleting rules, when haproxy is started, reloaded, left alone and stopped, what `haproxy -c`
  * refuses (exit 1, nothing changed), a haproxy that cannot bind (exit 2, the previous configuration running and
  * the router as it was), a destroyed tier's rules forgotten, destroy, a killed haproxy, a reboot (restoreAll on a
- * new kernel), and the fake's check against the real `haproxy -c`. No root, no haproxy process. What clients get
+ * new kernel), plans (on an overlay of the fake kernel), and the fake's check against the real `haproxy -c`. No root, no haproxy process. What clients get
  * through haproxy (balancing, stickiness, reloads without a lost request) stays with test/router/lb-engine.test.ts.
  */
 import { test } from 'uvu';
@@ -17,6 +17,9 @@ import { requestFromValues } from '../../lib/router/contract/plain-values.js';
 import type { CommandInputs } from '../../lib/router/contract/inputs.js';
 import type { EngineCommand } from '../../lib/router/contract/types.js';
 import { FakeKernel } from '../../lib/router/fake-kernel.js';
+import { commandContext } from '../../lib/router/command-table.js';
+import { PlanRecorder, type PlanStep } from '../../lib/router/plan.js';
+import { ROUTER_TABLE } from '../../lib/router/router-table.js';
 import { FakeHaproxy, fakeHaproxyCheck } from '../../lib/router/fake-haproxy.js';
 import { haproxyOf, lbState, renderLbConfig } from '../../lib/router/lb/index.js';
 import { checkConfig, haproxyExecutable, HaproxyError } from '../../lib/services/haproxy/index.js';
@@ -32,7 +35,20 @@ function setup(stateDir = mkdtempSync(join(tmpdir(), 'nr-fake-lb-'))) {
     command: 'apply-lb-rules', networkId, namespace: ns, ...(ns.startsWith('cs-vpc-') ? { vpcId: ns.slice(7) } : {}), lbRules: { value: rules, source: 'payload.lb_rules' },
   });
   const hx = (ns: string) => haproxyOf(k, ns, stateDir) as FakeHaproxy;
-  return { k, engine, run, lb, hx, stateDir, done: () => rmSync(stateDir, { recursive: true, force: true }) };
+  /** apply-lb-rules as a plan, on an overlay of this fake kernel (what --dry-run does on the real one). */
+  const planLb = async (networkId: string, ns: string, rules: unknown[]): Promise<PlanStep[]> => {
+    const overlay = await FakeKernel.overlay(k, { tables: (n) => (n === undefined ? [] : [ROUTER_TABLE]) });
+    try {
+      const rec = new PlanRecorder(overlay);
+      const pe = new RouterEngine({ stateDir, devices: { guest: 'eth1', public: 'eth1' }, kernel: overlay, plan: rec });
+      const ctx = commandContext(pe);
+      await runCommand(pe, { command: 'apply-lb-rules', networkId, namespace: ns, lbRules: { value: rules, source: 'payload.lb_rules' } }, { ...ctx, settings: { ...ctx.settings, dryRun: 'json' } });
+      return rec.steps;
+    } finally {
+      overlay.dispose();
+    }
+  };
+  return { k, engine, run, lb, hx, planLb, stateDir, done: () => rmSync(stateDir, { recursive: true, force: true }) };
 }
 
 const rule = (id: number, ip: string, port: number, over: Record<string, unknown> = {}) => ({
@@ -202,6 +218,31 @@ test('destroy stops haproxy; a killed one is started by the next command; it die
     assert.is(h2.pid(), undefined);
     assert.equal(after.k.namespaces(), []);
     assert.not.ok(existsSync(join(s.stateDir, 'run', 'cs-net-71')));
+  } finally {
+    s.done();
+  }
+});
+
+test('plans: the configuration diff with start, reload or stop; a plan starts, reloads and stops nothing', async () => {
+  const s = setup();
+  try {
+    await isolated(s);
+    const h = s.hx('cs-net-71');
+    const service = (steps: PlanStep[]) => steps.filter((x) => x.kind === 'service' && x.what.startsWith('haproxy')).map((x) => x.action);
+    const write = (steps: PlanStep[]) => steps.find((x) => x.kind === 'file' && x.what === 'haproxy configuration');
+    let steps = await s.planLb('71', 'cs-net-71', [rule(1, '203.0.113.71', 80)]);
+    assert.equal(service(steps), ['start']);
+    assert.ok(write(steps)?.lines?.some((l) => l.includes('bind 203.0.113.71:80')), JSON.stringify(write(steps)));
+    assert.equal(h.actions, [], 'the plan started nothing');
+    assert.is(s.engine.store.load('cs-net-71')!.extra?.lb, undefined, 'nor stored a rule');
+    await s.lb('71', 'cs-net-71', [rule(1, '203.0.113.71', 80)]);
+    assert.equal(service(await s.planLb('71', 'cs-net-71', [rule(1, '203.0.113.71', 80)])), [], 'the same rules: nothing');
+    steps = await s.planLb('71', 'cs-net-71', [rule(2, '203.0.113.71', 81)]);
+    assert.equal(service(steps), ['reload']);
+    assert.ok(write(steps)?.lines?.some((l) => l.includes('bind 203.0.113.71:81')));
+    assert.equal(service(await s.planLb('71', 'cs-net-71', [{ id: 1, revoke: true }])), ['stop']);
+    await fails(s.planLb('71', 'cs-net-71', [rule(3, '203.0.113.71', 82, { stickiness: { methodname: 'SourceBased', param: [{ name: 'expire', value: '30d' }] } })]), 1, 'rule 3', 'timer overflow');
+    assert.equal(h.actions, ['start'], 'plans changed nothing');
   } finally {
     s.done();
   }
