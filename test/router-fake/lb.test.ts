@@ -3,8 +3,9 @@
  * changing and deleting rules, when haproxy is started, reloaded, left alone and stopped, what `haproxy -c`
  * refuses (exit 1, nothing changed), a haproxy that cannot bind (exit 2, the previous configuration running and
  * the router as it was), a destroyed tier's rules forgotten, destroy, a killed haproxy, a reboot (restoreAll on a
- * new kernel), plans (on an overlay of the fake kernel), and the fake's check against the real `haproxy -c`. No root, no haproxy process. What clients get
- * through haproxy (balancing, stickiness, reloads without a lost request) stays with test/router/lb-engine.test.ts.
+ * new kernel), plans (on an overlay of the fake kernel), and the fake's check against the real `haproxy -c`. No
+ * root, no haproxy process. What clients get through haproxy (balancing, stickiness, reloads without a lost
+ * request) stays with test/router/lb-engine.test.ts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
