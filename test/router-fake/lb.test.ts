@@ -88,8 +88,10 @@ test('apply-lb-rules: started, reloaded for a change, left alone when nothing ch
 
     await s.lb('71', 'cs-net-71', [rule(1, '203.0.113.71', 80)]);
     await s.lb('71', 'cs-net-71', []);
+    const checks = h.checks;
     await s.run('assign-ip', { networkId: 71, publicIp: '203.0.113.72', ...pub });
     assert.equal(h.actions, ['start'], 'the same rules, an empty document, another command: nothing to do');
+    assert.is(h.checks, checks, 'what runs is not checked again (no haproxy -c)');
 
     await s.lb('71', 'cs-net-71', [rule(2, '203.0.113.71', 81, { algorithm: 'source' })]);
     assert.equal(h.actions, ['start', 'reload'], 'a new rule: a reload');

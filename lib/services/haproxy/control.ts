@@ -72,6 +72,9 @@ export class RouterHaproxy implements HaproxyControl {
   }
 
   runningConfig(): string | undefined { return this.supervisor.runningConfig(); }
-  pid(): number | undefined { return this.supervisor.status().pid; }
+  pid(): number | undefined {
+    const st = this.supervisor.status();
+    return st.running ? st.pid : undefined; // a master left in a replaced namespace serves nobody: apply replaces it
+  }
   stop(): Promise<boolean> { return this.supervisor.stop({ purge: true }); }
 }
