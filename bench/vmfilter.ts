@@ -31,7 +31,7 @@ import { dispatch, type CommandContext } from '../lib/router/contract/router-api
 import { parseInvocation } from '../lib/router/contract/parse.js';
 import type { EngineInvocation } from '../lib/router/contract/types.js';
 import { StateStore } from '../lib/router/state/store.js';
-import { filterObjects, vmfilterTable } from '../lib/router/vmfilter/compile.js';
+import { VMFILTER_TABLE, filterObjects } from '../lib/router/vmfilter/compile.js';
 import { lastVmfilterSync } from '../lib/router/vmfilter/module.js';
 import { diffTable, tableContents } from '../lib/nft/table-sync.js';
 import { sharedLibnftables } from '../lib/nft/libnftables.js';
@@ -101,7 +101,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
         rules: objs.filter((x) => x.kind === 'rule').length,
         elements: objs.reduce((n, x) => n + ((x as { elements?: unknown[] }).elements?.length ?? 0), 0),
       };
-      const t = vmfilterTable(ns);
+      const t = VMFILTER_TABLE;
       const ex = sharedLibnftables(hostNs);
       const vm = (k: number) => ['--mac', macOf(vms + 20 + k), '--ip', ipOf(vms + 20 + k), '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--vlan', `vxlan://${id}`];
       await run(['prepare-nic', ...net, ...vm(-2)]);

@@ -18,6 +18,12 @@
  * contents it assumes and the generation read just now. If the table holds other contents (first run, reboot,
  * a crash), or anything committed nftables in the namespace since our last commit (a hand edit), that delete
  * fails, nothing is applied, and the table is replaced as a whole instead.
+ *
+ * Scoped mode (`SyncOptions.scope`): the table is shared by several owners, each holding the objects whose names
+ * start with its prefix (prefixes must not be prefixes of one another). Everything above then applies to one
+ * owner's objects: its stamp is the set `<prefix>contents_stamp`, its transaction touches only its objects, and
+ * "replaced whole" means its objects are deleted and added again (the table itself is only ever `add`ed, which is
+ * idempotent): owners changing their objects in parallel cannot lose each other's changes.
  */
 import { createHash } from 'node:crypto';
 import type { TableRef } from './json.js';
@@ -121,7 +127,9 @@ export function tableContents(objs: readonly NftObject[]): Contents {
 const contentsOf = new WeakMap<readonly NftObject[], Contents>();
 
 const stampKey = (fp: number, gen: number): number[] => [fp, gen >>> 0];
-const stampSet = (fp: number, gen: number): NftSet => set(FINGERPRINT_SET, ['mark', 'mark'], { elements: [{ key: stampKey(fp, gen) }] });
+const stampSet = (name: string, fp: number, gen: number): NftSet => set(name, ['mark', 'mark'], { elements: [{ key: stampKey(fp, gen) }] });
+/** The stamp set of a scope (the whole table's without one). */
+export const stampSetName = (prefix = ''): string => `${prefix}${FINGERPRINT_SET}`;
 
 /** Chain names a rule refers to (jump/goto targets) and set names (`@name`). */
 function references(sig: string): { chains: Set<string>; sets: Set<string> } {
@@ -252,15 +260,59 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
  * the first command: it fails with ENOENT, and nothing is applied, unless the table holds exactly the contents
  * we wrote last and nothing has committed nftables in the namespace since.
  */
-function stamped(tableRef: TableRef, fromFp: number, gen: number, toFp: number, nextGen: number, fill: (tx: Transaction) => void): Transaction {
-  const tx = new Transaction(tableRef).delete(elements(FINGERPRINT_SET, [{ key: stampKey(fromFp, gen) }]));
+function stamped(tableRef: TableRef, stamp: string, fromFp: number, gen: number, toFp: number, nextGen: number, fill: (tx: Transaction) => void): Transaction {
+  const tx = new Transaction(tableRef).delete(elements(stamp, [{ key: stampKey(fromFp, gen) }]));
   fill(tx);
-  return tx.add(elements(FINGERPRINT_SET, [{ key: stampKey(toFp, nextGen) }]));
+  return tx.add(elements(stamp, [{ key: stampKey(toFp, nextGen) }]));
 }
 
 /** The whole-table replacement (the fallback, and the first apply), carrying the stamp. */
 export function replacementOf(tableRef: TableRef, objs: readonly NftObject[], to: Contents, nextGen = 0, comment?: string): Transaction {
-  return replaceTable(tableRef, [...objs, stampSet(to.fingerprint, nextGen)], comment !== undefined ? { comment } : {});
+  return replaceTable(tableRef, [...objs, stampSet(FINGERPRINT_SET, to.fingerprint, nextGen)], comment !== undefined ? { comment } : {});
+}
+
+/**
+ * Deleting every object of a scope that the table holds (listed terse: names only), in an order the kernel
+ * accepts in one transaction: chains flushed (their rules released the sets and chains they refer to), then
+ * sets and maps (a verdict map's elements release the chains they jump to), then chains and counters. Nothing
+ * when the table does not exist.
+ */
+export async function scopeDeletion(ex: NftExecutor, tableRef: TableRef, prefix: string): Promise<Transaction> {
+  if (!prefix) throw new Error('table-sync: a scope needs a prefix');
+  const tx = new Transaction(tableRef);
+  let listed;
+  try {
+    listed = await ex.list(tableRef, { terse: true });
+  } catch (e) {
+    if (e instanceof NftError && e.code === 'ENOENT') return tx;
+    throw e;
+  }
+  const mine = <T extends { name: string }>(l: readonly T[]): string[] => l.map((o) => o.name).filter((n) => n.startsWith(prefix)).sort();
+  const chains = mine(listed.chains);
+  for (const c of chains) tx.flush(chainObj(c));
+  for (const n of mine(listed.sets)) tx.delete({ kind: 'set', name: n } as NftSet);
+  for (const n of mine(listed.maps)) tx.delete({ kind: 'map', name: n } as NftMap);
+  for (const c of chains) tx.delete(chainObj(c));
+  for (const n of mine(listed.counters)) tx.delete({ kind: 'counter', name: n });
+  return tx;
+}
+
+/** The name an object is known by in its table (a rule: its chain's, elements: their set's). */
+function objectName(o: NftObject): string {
+  switch (o.kind) {
+    case 'rule': return o.chain;
+    case 'element': return o.set;
+    case 'table': return o.name ?? '';
+    default: return o.name;
+  }
+}
+
+/** What `beforeReplace` may tell the replacement: operations to add to it, and that the scope holds nothing. */
+export interface ReplaceHints {
+  /** Appended to the replacement transaction (e.g. deleting the table this one takes over from). */
+  append?: Transaction;
+  /** Scoped mode: the table holds no object of the scope (the caller knows; saves listing the table). */
+  scopeEmpty?: boolean;
 }
 
 /** How syncTable brought the table up to date: unchanged, changed in place, or replaced (and why). */
@@ -312,7 +364,10 @@ export interface SyncOptions {
    * Called before the table is replaced whole (it is missing, holds other contents, or was changed by someone
    * else); throwing refuses the replacement — e.g. because a table of that name exists and is not ours.
    */
-  beforeReplace?: () => Promise<void>;
+  beforeReplace?: () => Promise<void | ReplaceHints>;
+  /** Scoped mode (see the header): this caller's objects are those named `prefix…`; every name of `want` must
+   *  carry it. Companions are not supported in this mode. */
+  scope?: { prefix: string };
 }
 
 interface Companion { ref: TableRef; from?: Contents; to?: Contents; want: readonly NftObject[]; comment?: string }
@@ -353,6 +408,13 @@ function companionDiff(comps: Companion[]): TableDiff | undefined {
 export async function syncTable(
   ex: NftExecutor, tableRef: TableRef, want: readonly NftObject[], assumed?: readonly NftObject[], opts: SyncOptions = {},
 ): Promise<SyncResult> {
+  const prefix = opts.scope?.prefix;
+  if (prefix !== undefined) {
+    if (!prefix || opts.companions?.length) throw new Error('table-sync: a scope needs a prefix and takes no companions');
+    const stray = [...want, ...(assumed ?? [])].find((o) => o.kind !== 'table' && !objectName(o).startsWith(prefix));
+    if (stray) throw new Error(`table-sync: ${stray.kind} outside the scope ${prefix}`);
+  }
+  const stamp = stampSetName(prefix);
   const to = tableContents(want);
   const from = assumed ? tableContents(assumed) : to;
   const comps: Companion[] = (opts.companions ?? []).map((c) => {
@@ -377,12 +439,12 @@ export async function syncTable(
       if (d.staged.length) {
         // phase 1: the new interval sets, complete and committed before any rule refers to them (the stamp
         // still names `from`: the table holds nothing the next guard would not expect)
-        const prep = stamped(tableRef, fromFp, gen, fromFp, after(gen), (tx) => tx.add(...d.staged));
+        const prep = stamped(tableRef, stamp, fromFp, gen, fromFp, after(gen), (tx) => tx.add(...d.staged));
         await ex.apply(prep, { locate: false });
         operations += prep.length;
         gen = now();
       }
-      const main = stamped(tableRef, fromFp, gen, toFp, after(gen), (tx) => tx.append(d.body));
+      const main = stamped(tableRef, stamp, fromFp, gen, toFp, after(gen), (tx) => tx.append(d.body));
       await ex.apply(main, { locate: false });
       const stagedElements = d.staged.reduce((n, x) => n + (x.elements?.length ?? 0), 0);
       return {
@@ -391,13 +453,22 @@ export async function syncTable(
       };
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
-      reason = await whyRefused(ex, tableRef, fromFp, gen);
+      reason = await whyRefused(ex, tableRef, stamp, fromFp, gen);
       if (reason === 'in-place-refused') error = err;
     }
   }
-  await opts.beforeReplace?.();
+  const hints = (await opts.beforeReplace?.()) ?? {};
   const stampGen = after(now());
-  const tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, stampGen, opts.comment);
+  let tx: Transaction;
+  if (prefix !== undefined) {
+    // only the scope's objects: the table is added (a no-op when it exists), never deleted
+    tx = new Transaction(tableRef).add({ kind: 'table', ...(opts.comment !== undefined ? { comment: opts.comment } : {}) });
+    if (!hints.scopeEmpty) tx.append(await scopeDeletion(ex, tableRef, prefix));
+    tx.add(...want, stampSet(stamp, toFp, stampGen));
+  } else {
+    tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, stampGen, opts.comment);
+  }
+  if (hints.append) tx.append(hints.append);
   for (const c of comps) {
     // `add` first, so that deleting a table that is not there cannot fail
     if (c.to) tx.append(replaceTable(c.ref, [...c.want], c.comment !== undefined ? { comment: c.comment } : {}));
@@ -413,10 +484,10 @@ export async function syncTable(
  * anything committed nftables in the namespace since (see the header). Lets a caller that knows which contents
  * carry that fingerprint skip computing them. Returns the generation of the new stamp, undefined when refused.
  */
-export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerprint: number, generation: () => number): Promise<number | undefined> {
+export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerprint: number, generation: () => number, prefix?: string): Promise<number | undefined> {
   const gen = generation();
   try {
-    await ex.apply(stamped(tableRef, fingerprint, gen, fingerprint, (gen + 1) >>> 0, () => undefined), { locate: false });
+    await ex.apply(stamped(tableRef, stampSetName(prefix), fingerprint, gen, fingerprint, (gen + 1) >>> 0, () => undefined), { locate: false });
     return (gen + 1) >>> 0;
   } catch (err) {
     if (err instanceof NftError) return undefined;
@@ -425,10 +496,10 @@ export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerpr
 }
 
 /** After the guarded transaction failed: was it the guard (and which half), or the change itself? */
-async function whyRefused(ex: NftExecutor, tableRef: TableRef, fp: number, gen: number): Promise<NonNullable<SyncResult['reason']>> {
+async function whyRefused(ex: NftExecutor, tableRef: TableRef, stamp: string, fp: number, gen: number): Promise<NonNullable<SyncResult['reason']>> {
   let elems: unknown[];
   try {
-    elems = (await ex.listSet(tableRef, FINGERPRINT_SET, 'set')).elements;
+    elems = (await ex.listSet(tableRef, stamp, 'set')).elements;
   } catch {
     return 'other-contents';
   }

@@ -9,7 +9,7 @@ import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } f
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine, type EngineOptions } from './engine.js';
 import type { RouterModel } from './model.js';
-import type { RouterModule } from './router-module.js';
+import type { HostTable, RouterModule } from './router-module.js';
 import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
 import { canImplementShared, implementShared } from './core/tiers.js';
 import { defaultModules } from './default-modules.js';
@@ -18,7 +18,6 @@ import { realKernel } from './kernel.js';
 import { PlanRecorder, planJson, planText } from './plan.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
-import type { TableRef } from '../nft/json.js';
 import type { ReconcileScope } from './reconcile-scope.js';
 import type { Background } from '../util/background.js';
 
@@ -199,7 +198,7 @@ async function planCommand(req: T.RequestOf<T.EngineCommand>, ctx: CommandContex
   const modules = defaultModules();
   const ns = (req as { namespace?: string }).namespace;
   const kernel = await FakeKernel.overlay(realKernel(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}), {
-    tables: (where): TableRef[] => (where !== undefined ? [ROUTER_TABLE, ARP_TABLE]
+    tables: (where): HostTable[] => (where !== undefined ? [ROUTER_TABLE, ARP_TABLE]
       : ns === undefined ? [] : modules.flatMap((m) => m.hostTables?.(ns) ?? [])),
   });
   try {

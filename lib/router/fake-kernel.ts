@@ -23,6 +23,7 @@
  * first touched (links, addresses, routes; sysctls read through; the nft tables it is told to copy), then
  * changed in memory only.
  */
+import type { HostTable } from './router-module.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { validIfName, type Link, type LinkChange, type LinkSpec } from '../netlink/link.js';
 import type { Address, AddressSpec } from '../netlink/address.js';
@@ -336,7 +337,7 @@ export class FakeKernel implements RouterKernel {
    * copied now, a router namespace when first touched (links, addresses, routes, the nft `tables` of it), its
    * sysctls are read through. Reads of the real kernel only; nothing real is changed.
    */
-  static overlay(real: RouterKernel, opts: { tables: (ns: string | undefined) => TableRef[] }): Promise<FakeKernel> {
+  static overlay(real: RouterKernel, opts: { tables: (ns: string | undefined) => HostTable[] }): Promise<FakeKernel> {
     return overlayOf(real, opts);
   }
 
@@ -950,7 +951,7 @@ class RecordingNft implements NftExecutor {
     this.s.gen = (this.s.gen + 1) >>> 0;
     const commands = tx.commands();
     // a transaction that only swaps a table's stamp (lib/nft/table-sync.ts) changes no rule, set or chain
-    const stampOnly = tx.operations.every((o) => o.object.kind === 'element' && o.object.set === FINGERPRINT_SET);
+    const stampOnly = tx.operations.every((o) => o.object.kind === 'element' && o.object.set.endsWith(FINGERPRINT_SET));
     this.record({
       kind: 'nft', action: 'transaction', where: this.s.name === HOST ? 'host' : this.s.name,
       what: stampOnly ? `the stamp of ${tx.table.family} ${tx.table.name} renewed (no rule, set or chain changes)`
@@ -979,7 +980,7 @@ export function listingDocument(t: ListedTable): NftDocument {
   return { nftables: cmds } as NftDocument;
 }
 
-async function overlayOf(real: RouterKernel, opts: { tables: (ns: string | undefined) => TableRef[] }): Promise<FakeKernel> {
+async function overlayOf(real: RouterKernel, opts: { tables: (ns: string | undefined) => HostTable[] }): Promise<FakeKernel> {
   const copyLinks = (k: FakeKernel, s: FNs, nl: NetOps, peerNs: (nsid: number | undefined) => FNs | undefined): void => {
     for (const l of nl.linkList()) {
       const f: FLink = { index: l.index, name: l.name, kind: l.kind, up: l.up, mac: l.mac ?? '00:00:00:00:00:00', mtu: l.mtu, ...(l.alias !== undefined ? { alias: l.alias } : {}), ...(l.masterIndex !== undefined ? { masterIndex: l.masterIndex } : {}) };
@@ -1002,6 +1003,12 @@ async function overlayOf(real: RouterKernel, opts: { tables: (ns: string | undef
         } catch (e) {
           if (e instanceof NftError && e.code === 'ENOENT') continue;
           throw e;
+        }
+        if (t.only) {
+          // a table shared by routers: this router's part (and the rules of its chains)
+          const only = t.only;
+          listed = { ...listed, chains: listed.chains.filter((c) => only(c.name)), rules: listed.rules.filter((r) => only(r.chain)),
+            sets: listed.sets.filter((x) => only(x.name)), maps: listed.maps.filter((x) => only(x.name)), counters: listed.counters.filter((x) => only(x.name)) };
         }
         s.nft.applyDocument(listingDocument(listed));
       }

@@ -15,6 +15,9 @@ import type { RouterModel } from './model.js';
 import type { ActionTable, CommandTable } from './command-table.js';
 
 /** What a module's reconcile and teardown get besides the model: the host namespace's handle, the state directory. */
+/** A table of the host-side namespace a module keeps (see RouterModule.hostTables). */
+export type HostTable = TableRef & { only?: (name: string) => boolean };
+
 export interface ReconcileContext {
   /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
   host: NsOps;
@@ -74,8 +77,9 @@ export interface RouterModule {
    * with a reconcile but no plan is listed in the plan as "not described".
    */
   plan?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext, opts?: { teardown?: boolean }): Promise<PlanStep[]> | PlanStep[];
-  /** Tables the module keeps in the host-side namespace for router `namespace` (a plan copies them first). */
-  hostTables?(namespace: string): TableRef[];
+  /** Tables the module keeps in the host-side namespace for router `namespace` (a plan copies them first); `only`:
+   *  the router's part of a table shared by routers (the names of the chains, sets, maps and counters to copy). */
+  hostTables?(namespace: string): HostTable[];
   /** Stop and remove everything of the module for this router (called before its namespace is deleted). */
   teardown?(m: RouterModel, ctx: ReconcileContext): Promise<void>;
   /**

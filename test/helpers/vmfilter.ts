@@ -7,7 +7,7 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import { slaacOf } from '../../lib/router/vmfilter/nics.js';
-import { vmfilterTable } from '../../lib/router/vmfilter/compile.js';
+import { VMFILTER_TABLE, vmfilterPrefix } from '../../lib/router/vmfilter/compile.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { Scratch, addVm, nsExec, nsTry, ping, uid, waitFor } from './topo.js';
 import { hostAndUpstream, cidr } from './fw.js';
@@ -102,17 +102,32 @@ export const reach = (ns: string, ip: string): Promise<boolean> => waitFor(() =>
 /** Linux ignores a second ARP update of an entry within its locktime (1 s): wait it out before a probe. */
 export const afterLocktime = () => new Promise((r) => setTimeout(r, 1100));
 
-/** The filter table of a router as `nft -j` lists it in the host namespace ('' when absent). */
+/**
+ * A router's filter as `nft -j` lists the shared table in the host namespace: the listing's objects named with the
+ * router's prefix (rules: of its chains), `{"nftables":[…]}`; '' when it has none.
+ */
 export function filterTable(hostNs: string, ns: string): string {
-  const t = vmfilterTable(ns);
+  const t = VMFILTER_TABLE;
+  const p = vmfilterPrefix(ns);
   const r = nsTry(hostNs, ['nft', '-j', 'list', 'table', t.family, t.name]);
-  return r.status === 0 ? r.stdout : '';
+  if (r.status !== 0) return '';
+  const doc = JSON.parse(r.stdout) as { nftables: Array<Record<string, { name?: string; chain?: string }>> };
+  const mine = doc.nftables.filter((o) => Object.values(o).some((v) => (v.chain ?? v.name ?? '').startsWith(p)));
+  return mine.length ? JSON.stringify({ nftables: mine }) : '';
 }
 
-/** Elements of one set/map of the filter table, as listed JSON values. */
+/** All netns-router's filter objects in the host namespace's shared table, by name (empty: none, or no table). */
+export function sharedFilterNames(hostNs: string): string[] {
+  const r = nsTry(hostNs, ['nft', '-j', '-t', 'list', 'table', VMFILTER_TABLE.family, VMFILTER_TABLE.name]);
+  if (r.status !== 0) return [];
+  const doc = JSON.parse(r.stdout) as { nftables: Array<Record<string, { name?: string }>> };
+  return doc.nftables.flatMap((o) => (o.chain ?? o.set ?? o.map)?.name ?? []);
+}
+
+/** Elements of one set/map of a router's filter (its name without the router's prefix), as listed JSON values. */
 export function filterSet(hostNs: string, ns: string, set: string): unknown[] {
-  const t = vmfilterTable(ns);
-  const r = nsTry(hostNs, ['nft', '-j', 'list', /^(nic_tier|mac_fwd|nic_chain|nic_in|port_tier)$/.test(set) ? 'map' : 'set', t.family, t.name, set]);
+  const t = VMFILTER_TABLE;
+  const r = nsTry(hostNs, ['nft', '-j', 'list', /^(nic_tier|mac_fwd|nic_chain|nic_in|port_tier)$/.test(set) ? 'map' : 'set', t.family, t.name, `${vmfilterPrefix(ns)}${set}`]);
   if (r.status !== 0) return [];
   const doc = JSON.parse(r.stdout) as { nftables: Array<{ set?: { elem?: unknown[] }; map?: { elem?: unknown[] } }> };
   const o = doc.nftables.find((x) => x.set || x.map);

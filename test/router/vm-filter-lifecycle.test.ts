@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
 import { stripHandles } from '../../lib/nft/listing.js';
-import { vmFilterSet, parseVmFilterParams, vmfilterTable } from '../../lib/router/vmfilter/index.js';
+import { vmFilterSet, parseVmFilterParams, VMFILTER_TABLE } from '../../lib/router/vmfilter/index.js';
 import { Scratch, addVm, nsExec, nsTry, ping, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
@@ -63,7 +63,7 @@ const ONLY_SSH_IN = JSON.stringify([
  */
 function staticTable(hostNs: string, ns: string): string {
   const doc = JSON.parse(filterTable(hostNs, ns) || '{"nftables":[]}') as { nftables: Array<{ set?: { name: string } }> };
-  return JSON.stringify(stripHandles(doc.nftables.filter((o) => !(o.set && /^(learned|learned_mac|ports_.*)$/.test(o.set.name)))));
+  return JSON.stringify(stripHandles(doc.nftables.filter((o) => !(o.set && /^r[0-9a-f]{10}_(learned|learned_mac|ports_.*)$/.test(o.set.name)))));
 }
 
 test('vm-filter-set through the CLI: "only ssh in" for vm1 is enforced, answered in the envelope; bad action-params change nothing', async () => {
@@ -265,7 +265,7 @@ test('bindings follow the NICs: release-nic, prepare-nic, remove-dhcp-entry, res
     const killed = killRouterDaemons(r.stateDir);
     assert.ok(await waitFor(() => allGone(killed)), 'dnsmasq and the metadata daemon are gone');
     deleteNetns(r.ns, { ifExists: true });
-    nsExec(r.hostNs, ['nft', 'delete', 'table', 'bridge', vmfilterTable(r.ns).name]);
+    nsExec(r.hostNs, ['nft', 'delete', 'table', 'bridge', VMFILTER_TABLE.name]);
     assert.is(filterTable(r.hostNs, r.ns), '');
     // (nothing holds the namespace any more; the kernel removes its links asynchronously)
     assert.ok(await waitFor(() => !ping(r.vm2, '10.1.1.1'), 5000), 'the router is gone');
@@ -348,7 +348,7 @@ test('two routers with the same subnet on one host: each filter judges only its 
     await runCommand(eb, { command: 'implement-network', networkId: idB, namespace: nsB, segment: { kind: 'vxlan', vni: vniB }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 } });
     const b1 = addVm(s, a.h, `brvx-${vniB}`, '10.1.1.10/24', '10.1.1.1', '02:cc:00:00:00:0a');
     const b2 = addVm(s, a.h, `brvx-${vniB}`, '10.1.1.11/24', '10.1.1.1', '02:cc:00:00:00:0b');
-    assert.ok(filterTable(a.hostNs, nsB) !== '' && filterTable(a.hostNs, a.ns) !== '', 'two tables');
+    assert.ok(filterTable(a.hostNs, nsB) !== '' && filterTable(a.hostNs, a.ns) !== '', 'both filters in the shared table');
     // B's VMs use A's addresses with MACs A does not know, and answer ARP for 10.1.1.1's network: A leaves them alone
     assert.ok(await reach(b1.ns, '10.1.1.1'), 'B: vm → its router');
     assert.ok(await reach(b2.ns, '10.1.1.10'), 'B: vm → vm');
@@ -370,7 +370,7 @@ test('a table of the filter\'s name that netns-router did not make is refused, l
     const id = String(3000 + (parseInt(uid(4), 16) % 6000));
     const ns = s.track(`cs-net-${id}`);
     const cli = routerCli(join(dir, 'state'), join(dir, 'log'), hostNs);
-    const t = vmfilterTable(ns);
+    const t = VMFILTER_TABLE;
     nsExec(hostNs, ['nft', '-f', '-'], { input: `table bridge ${t.name} {\n chain c { type filter hook forward priority 0; }\n}\n` });
     const foreign = nsTry(hostNs, ['nft', '-j', 'list', 'table', 'bridge', t.name]).stdout;
     const r = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);

@@ -14,7 +14,7 @@ import { diffTable, tableContents } from '../../lib/nft/table-sync.js';
 import { Transaction } from '../../lib/nft/transaction.js';
 import {
   parseRule, parseRules, flattenRuleSet, CLEAN_TRAFFIC, parseVmFilterParams, applyVmFilterChange, vmFilterRows, knownNics,
-  filterObjects, compileFilter, filterView, vmfilterTable, vmfilterState,
+  filterObjects, compileFilter, filterView, VMFILTER_TABLE, vmfilterPrefix, legacyVmfilterTable, vmfilterState,
   type NamedFilter, type VmRule,
 } from '../../lib/router/vmfilter/index.js';
 import { bindRule } from '../../lib/router/vmfilter/rules.js';
@@ -218,14 +218,27 @@ test('known NICs: DHCP reservations, else the metadata module\'s prepared NICs; 
 
 // ── the table ───────────────────────────────────────────────────────────────────────────────────────
 
-test('one bridge table named for the router; no table without an implemented tier; it renders', () => {
-  assert.equal(vmfilterTable('cs-vpc-7'), { family: 'bridge', name: 'nr_vmf_cs-vpc-7' });
+test('objects named with the router\'s prefix in one shared bridge table; nothing without an implemented tier; it renders', () => {
+  assert.equal(VMFILTER_TABLE, { family: 'bridge', name: 'netns_router_vmf' });
+  assert.equal(legacyVmfilterTable('cs-vpc-7'), { family: 'bridge', name: 'nr_vmf_cs-vpc-7' });
+  const p = vmfilterPrefix('cs-vpc-7');
+  assert.match(p, /^r[0-9a-f]{10}_$/);
+  // fixed length: no router's prefix begins another's, whatever the namespace names (`_` included)
+  assert.is.not(vmfilterPrefix('cs-vpc-7_x'), p);
+  assert.is(vmfilterPrefix('cs-vpc-7_x').length, p.length);
   const m = router(3, { ip6: true });
+  const mp = vmfilterPrefix(m.namespace);
   const objs = filterObjects(m)!;
   const base = objs.filter((o) => o.kind === 'chain' && o.hook);
-  assert.equal(base.map((o) => [(o as { name: string }).name, (o as { hook: string }).hook]), [['prerouting', 'prerouting'], ['forward', 'forward']]);
+  assert.equal(base.map((o) => [(o as { name: string }).name, (o as { hook: string }).hook]), [[`${mp}prerouting`, 'prerouting'], [`${mp}forward`, 'forward']]);
+  const named = (o: (typeof objs)[number]): string => (o.kind === 'rule' ? o.chain : o.kind === 'element' ? o.set : (o as { name: string }).name);
+  assert.equal(objs.filter((o) => !named(o).startsWith(mp)), [], 'every object carries the prefix');
+  // every chain jumped to and set looked up is the router's own
+  const refs = JSON.stringify(objs).match(/"(target|set)":"[^"]*"|"@[^"]*"/g) ?? [];
+  assert.ok(refs.length > 10);
+  for (const x of refs) assert.ok(x.includes(mp), x);
   // renders (every name, type and expression validated by lib/nft)
-  assert.ok(new Transaction(vmfilterTable(m.namespace)).add(...objs).length > 50);
+  assert.ok(new Transaction(VMFILTER_TABLE).add(...objs).length > 50);
   m.tiers['42'].implemented = false;
   assert.is(filterObjects(m), undefined);
   const l2 = router(0);
@@ -235,7 +248,7 @@ test('one bridge table named for the router; no table without an implemented tie
 
 /** Operations of the in-place change from one model's table to another's. */
 function ops(a: RouterModel, b: RouterModel): { n: number; verbs: string[] } {
-  const d = diffTable(vmfilterTable(a.namespace), tableContents(compileFilter(filterView(a)!)), tableContents(compileFilter(filterView(b)!)))!;
+  const d = diffTable(VMFILTER_TABLE, tableContents(compileFilter(filterView(a)!)), tableContents(compileFilter(filterView(b)!)))!;
   return { n: d.body.length, verbs: d.body.operations.map((o) => `${o.verb} ${o.object.kind}`) };
 }
 
@@ -262,12 +275,13 @@ test('rule sets compile into chains of their own, jumped to by MAC; a NIC withou
   applyVmFilterChange(m, { namespace: m.namespace, networkId: '42', change: parseVmFilterParams({ mac: macOf(1), rules: '[{"action":"accept","direction":"in","protocol":"tcp","dstport":22},{"action":"drop","direction":"out","protocol":"udp","dstport":53}]' }) });
   const objs = filterObjects(m)!;
   const chains = objs.filter((o) => o.kind === 'chain').map((o) => (o as { name: string }).name);
+  const p = vmfilterPrefix(m.namespace);
   const id = macOf(1).replace(/:/g, '');
-  assert.ok(chains.includes(`in_${id}`) && chains.includes(`nic_${id}`), chains.join(' '));
-  assert.not.ok(chains.includes(`in_${macOf(0).replace(/:/g, '')}`));
+  assert.ok(chains.includes(`${p}in_${id}`) && chains.includes(`${p}nic_${id}`), chains.join(' '));
+  assert.not.ok(chains.includes(`${p}in_${macOf(0).replace(/:/g, '')}`));
   // a NIC's set is kept across release-nic but compiled only while the NIC is known
   dhcp.removeDhcpEntry(m, { command: 'remove-dhcp-entry', networkId: '42', namespace: m.namespace, mac: macOf(1), defaultNic: true });
-  assert.not.ok(filterObjects(m)!.some((o) => o.kind === 'chain' && (o as { name: string }).name === `in_${id}`));
+  assert.not.ok(filterObjects(m)!.some((o) => o.kind === 'chain' && (o as { name: string }).name === `${p}in_${id}`));
   assert.equal(vmFilterRows(m).map((r) => r.state), ['not known (no prepare-nic / DHCP entry)']);
 });
 

@@ -41,8 +41,8 @@ test('the filter is one bridge table in the host namespace; legitimate traffic p
     // in the host namespace the engine uses, nowhere else
     assert.ok(filterTable(hostNs, ns) !== '', 'table in the host namespace');
     assert.ok(JSON.stringify(filterSet(hostNs, ns, 'owner')).length > 2, 'with its ownership mark');
-    assert.is(nsTry(ns, ['nft', 'list', 'tables']).stdout.includes('nr_vmf_'), false, 'not in the router namespace');
-    assert.is(nsTry(vm1.ns, ['nft', 'list', 'tables']).stdout.includes('nr_vmf_'), false);
+    assert.is(nsTry(ns, ['nft', 'list', 'tables']).stdout.includes('netns_router_vmf'), false, 'not in the router namespace');
+    assert.is(nsTry(vm1.ns, ['nft', 'list', 'tables']).stdout.includes('netns_router_vmf'), false);
     // ARP + ICMP to the router and between VMs
     assert.ok(await reach(vm1.ns, router.ip), 'vm1 → router');
     assert.ok(await reach(vm2.ns, vm1.ip), 'vm2 → vm1');

@@ -1,7 +1,11 @@
 /**
- * Pure compilation of a router's guest-segment filter: ONE nftables table of the bridge family in the host-side
- * namespace, `bridge nr_vmf_<namespace>`, holding every tier of the router. docs/vm-filter.md explains the design;
- * in short:
+ * Pure compilation of a router's guest-segment filter: its objects in the ONE nftables table of the bridge family
+ * that every router shares in the host-side namespace, `bridge netns_router_vmf`, each named with the router's
+ * prefix (vmfilterPrefix), holding every tier of the router. docs/vm-filter.md explains the design; in short:
+ *
+ * - One table for all routers, not one per router: nft 1.0.6 (CLI and libnftables) keeps per-table caches and
+ *   dumps every table of the namespace on each transaction that needs a cache, so a transaction costs ~1–1.7 ms
+ *   per table in the namespace (1,000 tables: 1.7 s for one element). Objects in one table cost far less.
  *
  * - The bridge family sees every bridge of the host, and this kernel has neither `meta ibrname` (the bridge of a
  *   port) nor bridge connection tracking. So nothing is matched by bridge: a frame is judged by who it is from
@@ -42,21 +46,29 @@ export const LEARN_TIMEOUT = 60;
  */
 export const PORT_TIMEOUT = 1800;
 
-const TABLE_PREFIX = 'nr_vmf_';
+/** The table every router's filter lives in, in the host-side namespace. */
+export const VMFILTER_TABLE: TableRef = { family: 'bridge', name: 'netns_router_vmf' };
 
-/** The router's filter table (names of this shape are netns-router's; validated by lib/nft). */
-export function vmfilterTable(namespace: string): TableRef {
-  return { family: 'bridge', name: N.checkName('vm filter table', `${TABLE_PREFIX}${namespace}`) };
+/**
+ * A router's prefix in the shared table: `r` + 10 hex digits of a hash of its namespace + `_`. Fixed length, so
+ * no router's prefix is the beginning of another's (namespace names may contain `_`); a collision of two
+ * namespaces' hashes (40 bits) is refused by the ownership mark, never merged.
+ */
+export function vmfilterPrefix(namespace: string): string {
+  return `r${createHash('sha256').update(`netns-router vm-filter prefix ${namespace}`).digest('hex').slice(0, 10)}_`;
 }
 
-/** The table's comment, for people (nft 1.0.6 takes no table comment in JSON: a later nft keeps it). */
-export function vmfilterComment(namespace: string): string {
-  const text = `netns-router vm-filter ${namespace}`;
-  return Buffer.byteLength(text) <= N.MAX_COMMENT_LENGTH ? text : `netns-router vm-filter h${createHash('sha256').update(namespace).digest('hex').slice(0, 32)}`;
+/** The per-router table of the previous version (`bridge nr_vmf_<namespace>`): deleted by the next reconcile. */
+export function legacyVmfilterTable(namespace: string): TableRef {
+  return { family: 'bridge', name: N.checkName('vm filter table', `nr_vmf_${namespace}`) };
 }
 
-/** The ownership mark: set `owner` holds this number, checked before the table is ever replaced or deleted. */
+/**
+ * Ownership marks: the shared table's set `owner` holds SHARED_MARK, each router's set `<prefix>owner` its
+ * ownerMark (the legacy tables held the router's mark in `owner`). Checked before anything is replaced or deleted.
+ */
 export const OWNER_SET = 'owner';
+export const SHARED_MARK = createHash('sha256').update('netns-router vm-filter shared table').digest().readUInt32BE(0);
 export function ownerMark(namespace: string): number {
   return createHash('sha256').update(`netns-router vm-filter ${namespace}`).digest().readUInt32BE(0);
 }
@@ -79,16 +91,23 @@ const arpMatch = (f: string, v: N.ValueInput | SetExpr, op: '==' | '!=' = '=='):
   [etherType('arp'), N.match(arpField(f), v, op)];
 
 const chainId = (mac: string) => mac.replace(/:/g, '');
-const names = {
-  pre: (id: string) => `pre_${id}`,
-  fwd: (id: string) => `fwd_${id}`,
-  ports: (id: string) => `ports_${id}`,
-  ip4: (id: string) => `ip4_${id}`,
-  ip6: (id: string) => `ip6_${id}`,
-  nic: (mac: string) => `nic_${chainId(mac)}`,
-  nicIn: (mac: string) => `in_${chainId(mac)}`,
-  claim: (id: string, byte: number) => `na_${id}_${byte.toString(16).padStart(2, '0')}`,
-};
+/** A router's object names in the shared table: `o('nic_mac')` for the fixed ones, the rest per tier or NIC. */
+export function filterNames(namespace: string) {
+  const p = vmfilterPrefix(namespace);
+  return {
+    prefix: p,
+    o: (name: string) => `${p}${name}`,
+    pre: (id: string) => `${p}pre_${id}`,
+    fwd: (id: string) => `${p}fwd_${id}`,
+    ports: (id: string) => `${p}ports_${id}`,
+    ip4: (id: string) => `${p}ip4_${id}`,
+    ip6: (id: string) => `${p}ip6_${id}`,
+    nic: (mac: string) => `${p}nic_${chainId(mac)}`,
+    nicIn: (mac: string) => `${p}in_${chainId(mac)}`,
+    claim: (id: string, byte: number) => `${p}na_${id}_${byte.toString(16).padStart(2, '0')}`,
+  };
+}
+type Names = ReturnType<typeof filterNames>;
 /** The last byte of a neighbour-discovery target address: the bucket of its claim rules. */
 const TARGET_LAST_BYTE = N.rawPayload('th', 64 + 120, 8);
 
@@ -193,6 +212,7 @@ export function ruleStatements(r: BoundRule): Stmt[] {
  * them), sets and maps (rules look them up), base chains, rules.
  */
 export function compileFilter(v: FilterView): NftObject[] {
+  const names = filterNames(v.namespace);
   const chains: NftObject[] = [];
   const sets: NftObject[] = [];
   const rules: Rule[] = [];
@@ -251,7 +271,7 @@ export function compileFilter(v: FilterView): NftObject[] {
   const withElems = (items: N.ElementItem[]) => (items.length ? { elements: items } : {});
 
   // chains first: the verdict maps jump to them
-  chains.push(N.chain('guard_dispatch'));
+  chains.push(N.chain(names.o('guard_dispatch')));
   for (const t of v.tiers) chains.push(N.chain(names.pre(t.id)), N.chain(names.fwd(t.id)));
   for (const c of [...nicChains, ...inChains]) chains.push(N.chain(c.name));
   const claimChains: Array<{ name: string; stmts: Stmt[][] }> = [];
@@ -264,22 +284,22 @@ export function compileFilter(v: FilterView): NftObject[] {
   }
 
   sets.push(
-    N.set('nic_mac', 'ether_addr', withElems(el.nicMac)),
-    N.verdictMap('nic_tier', 'ether_addr', withElems(el.nicTier)),
-    N.verdictMap('mac_fwd', 'ether_addr', withElems(el.macFwd)),
-    N.set('nic_self', ['ether_addr', 'ether_addr'], withElems(el.self)),
-    N.set('nic_ip4', ['ether_addr', 'ipv4_addr'], withElems(el.ip4)),
-    N.set('nic_ip6', ['ether_addr', 'ipv6_addr'], withElems(el.ip6)),
-    N.verdictMap('nic_chain', 'ether_addr', withElems(el.nicChain)),
-    N.verdictMap('nic_in', 'ether_addr', withElems(el.nicIn)),
-    N.set('bound', ['ether_addr', 'ifname'], withElems(el.bound)),
-    N.set('bound_mac', 'ether_addr', withElems(el.boundMac)),
-    N.set('router_ports', 'ifname', withElems(v.tiers.map((t) => ({ key: N.ifname(t.router.port) })))),
-    N.verdictMap('port_tier', 'ifname', withElems(el.portTier)),
+    N.set(names.o('nic_mac'), 'ether_addr', withElems(el.nicMac)),
+    N.verdictMap(names.o('nic_tier'), 'ether_addr', withElems(el.nicTier)),
+    N.verdictMap(names.o('mac_fwd'), 'ether_addr', withElems(el.macFwd)),
+    N.set(names.o('nic_self'), ['ether_addr', 'ether_addr'], withElems(el.self)),
+    N.set(names.o('nic_ip4'), ['ether_addr', 'ipv4_addr'], withElems(el.ip4)),
+    N.set(names.o('nic_ip6'), ['ether_addr', 'ipv6_addr'], withElems(el.ip6)),
+    N.verdictMap(names.o('nic_chain'), 'ether_addr', withElems(el.nicChain)),
+    N.verdictMap(names.o('nic_in'), 'ether_addr', withElems(el.nicIn)),
+    N.set(names.o('bound'), ['ether_addr', 'ifname'], withElems(el.bound)),
+    N.set(names.o('bound_mac'), 'ether_addr', withElems(el.boundMac)),
+    N.set(names.o('router_ports'), 'ifname', withElems(v.tiers.map((t) => ({ key: N.ifname(t.router.port) })))),
+    N.verdictMap(names.o('port_tier'), 'ifname', withElems(el.portTier)),
     // learned by the packet path (created with the rules that fill them: nft marks them dynamic then)
-    N.set('learned', ['ether_addr', 'ifname'], { flags: ['timeout'], timeout: LEARN_TIMEOUT }),
-    N.set('learned_mac', 'ether_addr', { flags: ['timeout'], timeout: LEARN_TIMEOUT }),
-    N.set(OWNER_SET, 'mark', { elements: [{ key: ownerMark(v.namespace) }] }),
+    N.set(names.o('learned'), ['ether_addr', 'ifname'], { flags: ['timeout'], timeout: LEARN_TIMEOUT }),
+    N.set(names.o('learned_mac'), 'ether_addr', { flags: ['timeout'], timeout: LEARN_TIMEOUT }),
+    N.set(names.o(OWNER_SET), 'mark', { elements: [{ key: ownerMark(v.namespace) }] }),
   );
   for (const t of v.tiers) {
     sets.push(
@@ -290,26 +310,26 @@ export function compileFilter(v: FilterView): NftObject[] {
   }
 
   const base = [
-    N.baseChain('prerouting', { type: 'filter', hook: 'prerouting', priority: N.ROUTER_PRIORITIES.bridgeFilter }),
-    N.baseChain('forward', { type: 'filter', hook: 'forward', priority: N.ROUTER_PRIORITIES.bridgeFilter }),
+    N.baseChain(names.o('prerouting'), { type: 'filter', hook: 'prerouting', priority: N.ROUTER_PRIORITIES.bridgeFilter }),
+    N.baseChain(names.o('forward'), { type: 'filter', hook: 'forward', priority: N.ROUTER_PRIORITIES.bridgeFilter }),
   ];
 
   // prerouting: the router's MACs only from its ports (a VM copying one would draw the router's frames to itself:
   // the bridge learns a source MAC after prerouting), then frames from our NICs (by source MAC)
-  for (const t of v.tiers) r('prerouting', [N.match(E, macLit(t.router.mac)), N.meta.iifname(t.router.port, '!='), N.drop()], 'the router\'s MAC from another port');
-  r('prerouting', [N.lookup(E, 'bound_mac'), N.lookup(N.concatKey(E, N.F.iifname), 'bound', '!='), N.drop()], 'bound MAC from another port');
-  r('prerouting', [N.vmap(E, 'nic_tier')]);
-  r('prerouting', [N.vmap(E, 'nic_chain')]);
-  for (const t of v.tiers) preChain(t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
+  for (const t of v.tiers) r(names.o('prerouting'), [N.match(E, macLit(t.router.mac)), N.meta.iifname(t.router.port, '!='), N.drop()], 'the router\'s MAC from another port');
+  r(names.o('prerouting'), [N.lookup(E, names.o('bound_mac')), N.lookup(N.concatKey(E, N.F.iifname), names.o('bound'), '!='), N.drop()], 'bound MAC from another port');
+  r(names.o('prerouting'), [N.vmap(E, names.o('nic_tier'))]);
+  r(names.o('prerouting'), [N.vmap(E, names.o('nic_chain'))]);
+  for (const t of v.tiers) preChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
   for (const c of nicChains) for (const st of c.stmts) r(c.name, st);
 
   // forward: frames to the ports and NICs we protect
-  r('forward', [N.jump('guard_dispatch')]);
-  r('forward', [N.vmap(D, 'nic_in')]);
-  r('guard_dispatch', [N.vmap(N.F.oifname, 'port_tier')]);
-  for (const t of v.tiers) r('guard_dispatch', [N.lookup(N.F.oifname, names.ports(t.id)), N.goto(names.fwd(t.id))]);
-  r('guard_dispatch', [N.vmap(D, 'mac_fwd')]);
-  for (const t of v.tiers) fwdChain(t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
+  r(names.o('forward'), [N.jump(names.o('guard_dispatch'))]);
+  r(names.o('forward'), [N.vmap(D, names.o('nic_in'))]);
+  r(names.o('guard_dispatch'), [N.vmap(N.F.oifname, names.o('port_tier'))]);
+  for (const t of v.tiers) r(names.o('guard_dispatch'), [N.lookup(N.F.oifname, names.ports(t.id)), N.goto(names.fwd(t.id))]);
+  r(names.o('guard_dispatch'), [N.vmap(D, names.o('mac_fwd'))]);
+  for (const t of v.tiers) fwdChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
   for (const c of inChains) for (const st of c.stmts) r(c.name, st);
   for (const c of claimChains) for (const st of c.stmts) r(c.name, st);
 
@@ -333,7 +353,7 @@ function guardsFromNics(t: TierView): Stmt[][] {
  * Rules sending neighbour advertisements and DAD probes whose target is a known NIC's IPv6 address to its claim
  * bucket (`na_<id>_<byte>`: the address from any other MAC is dropped there).
  */
-function claimDispatch(t: TierView, buckets: number[]): Stmt[][] {
+function claimDispatch(names: Names, t: TierView, buckets: number[]): Stmt[][] {
   if (!buckets.length) return [];
   const vm = N.vmap(TARGET_LAST_BYTE, buckets.map((b) => [b, N.jump(names.claim(t.id, b))] as [number, Verdict]));
   return [
@@ -343,16 +363,16 @@ function claimDispatch(t: TierView, buckets: number[]): Stmt[][] {
 }
 
 /** pre_<id>: a known NIC of the tier — port learning, guards, then its ARP/IPv4/IPv6 must carry its own addresses. */
-function preChain(t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
+function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
   const c = names.pre(t.id);
   const pair = () => N.concatKey(E, N.F.iifname);
   const learnPort = N.setStmt('update', N.F.iifname, names.ports(t.id));
-  r(c, [N.lookup(pair(), 'learned'), N.setStmt('update', pair(), 'learned'), N.setStmt('update', E, 'learned_mac'), learnPort]);
+  r(c, [N.lookup(pair(), names.o('learned')), N.setStmt('update', pair(), names.o('learned')), N.setStmt('update', E, names.o('learned_mac')), learnPort]);
   if (t.strict) {
-    r(c, [N.lookup(E, 'bound_mac', '!='), N.lookup(E, 'learned_mac'), N.lookup(pair(), 'learned', '!='), N.drop()], 'learned on another port');
-    r(c, [N.lookup(pair(), 'learned', '!='), N.setStmt('add', pair(), 'learned'), N.setStmt('add', E, 'learned_mac'), learnPort]);
+    r(c, [N.lookup(E, names.o('bound_mac'), '!='), N.lookup(E, names.o('learned_mac')), N.lookup(pair(), names.o('learned'), '!='), N.drop()], 'learned on another port');
+    r(c, [N.lookup(pair(), names.o('learned'), '!='), N.setStmt('add', pair(), names.o('learned')), N.setStmt('add', E, names.o('learned_mac')), learnPort]);
   } else {
-    r(c, [N.lookup(pair(), 'learned', '!='), N.setStmt('add', pair(), 'learned'), N.setStmt('update', E, 'learned_mac'), learnPort]);
+    r(c, [N.lookup(pair(), names.o('learned'), '!='), N.setStmt('add', pair(), names.o('learned')), N.setStmt('update', E, names.o('learned_mac')), learnPort]);
   }
   for (const g of guardsFromNics(t)) r(c, g);
   if (t.router.ip6.length) {
@@ -365,29 +385,29 @@ function preChain(t: TierView, r: (chain: string, expr: Stmt[], comment?: string
   r(c, [...arpMatch('hlen', 6, '!='), N.drop()]);
   r(c, [...arpMatch('plen', 4, '!='), N.drop()]);
   r(c, [...arpMatch('operation', { set: [N.symbol('request'), N.symbol('reply')] }, '!='), N.drop()]);
-  r(c, [etherType('arp'), N.lookup(N.concatKey(E, arpField('saddr ether')), 'nic_self', '!='), N.drop()]);
-  r(c, [...arpMatch('saddr ip', '0.0.0.0', '!='), N.lookup(N.concatKey(E, arpField('saddr ip')), 'nic_ip4', '!='), N.drop()]);
+  r(c, [etherType('arp'), N.lookup(N.concatKey(E, arpField('saddr ether')), names.o('nic_self'), '!='), N.drop()]);
+  r(c, [...arpMatch('saddr ip', '0.0.0.0', '!='), N.lookup(N.concatKey(E, arpField('saddr ip')), names.o('nic_ip4'), '!='), N.drop()]);
   r(c, [etherType('arp'), N.ret()]);
   // IPv4: its own source address; a DHCP client without one may only broadcast to the server port
   r(c, [etherType('ip'), N.ip.saddr('0.0.0.0'), N.ip.daddr('255.255.255.255'), N.meta.l4proto('udp'), N.udp.sport(68), N.udp.dport(67), N.ret()]);
-  r(c, [etherType('ip'), N.lookup(N.concatKey(E, N.F.ipSaddr), 'nic_ip4', '!='), N.drop()]);
+  r(c, [etherType('ip'), N.lookup(N.concatKey(E, N.F.ipSaddr), names.o('nic_ip4'), '!='), N.drop()]);
   r(c, [etherType('ip'), N.ret()]);
   // IPv6: NICs without addresses of their own advertise (and probe) link-local targets only
   // neighbour advertisements and DAD probes: no other NIC's address
-  for (const st of claimDispatch(t, claimBuckets)) r(c, st, 'a NIC\'s address claimed by another');
+  for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed by another');
   // DAD and MLD before an address exists, router solicitations (RFC 4861 6.3.7) may come from ::
   r(c, [...icmp6(), N.ip6.saddr('::'), N.icmpv6.type(['nd-neighbor-solicit', 'nd-router-solicit', 'mld-listener-report', 'mld2-listener-report']), N.ret()]);
   r(c, [etherType('ip6'), N.ip6.saddr('fe80::/10'), N.ret()]);
-  r(c, [etherType('ip6'), N.lookup(N.concatKey(E, N.F.ip6Saddr), 'nic_ip6', '!='), N.drop()]);
+  r(c, [etherType('ip6'), N.lookup(N.concatKey(E, N.F.ip6Saddr), names.o('nic_ip6'), '!='), N.drop()]);
   r(c, [etherType('ip6'), N.ret()]);
   r(c, [N.drop()], 'no other protocols from a known NIC');
 }
 
 /** fwd_<id>: a frame to the router's port or a NIC of the tier, not from the router. */
-function fwdChain(t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
+function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
   const c = names.fwd(t.id);
-  r(c, [N.lookup(N.F.iifname, 'router_ports'), N.ret()]);
-  if (t.strict) r(c, [N.lookup(E, 'nic_mac', '!='), N.drop()], 'unknown MAC (strict)');
+  r(c, [N.lookup(N.F.iifname, names.o('router_ports')), N.ret()]);
+  if (t.strict) r(c, [N.lookup(E, names.o('nic_mac'), '!='), N.drop()], 'unknown MAC (strict)');
   for (const g of guardsFromNics(t)) r(c, g);
   r(c, [...arpMatch('saddr ip', t.router.ip4.length === 1 ? t.router.ip4[0] : N.anonSet(t.router.ip4)), N.drop()], 'the router\'s addresses');
   r(c, [etherType('ip'), N.ip.saddr(t.router.ip4), N.drop()], 'the router\'s addresses');
@@ -396,10 +416,10 @@ function fwdChain(t: TierView, r: (chain: string, expr: Stmt[], comment?: string
     r(c, [...icmp6(), N.icmpv6.type('nd-neighbor-advert'), N.match(ND_TARGET, rawSet(t.router.ip6)), N.drop()], 'the router\'s addresses');
   }
   // a known NIC's addresses from any other MAC (known MACs were checked on the way in)
-  r(c, [N.lookup(E, 'nic_mac', '!='), etherType('arp'), N.lookup(arpField('saddr ip'), names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
-  r(c, [N.lookup(E, 'nic_mac', '!='), etherType('ip'), N.lookup(N.F.ipSaddr, names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
-  r(c, [N.lookup(E, 'nic_mac', '!='), etherType('ip6'), N.lookup(N.F.ip6Saddr, names.ip6(t.id)), N.drop()], 'a NIC\'s address from another MAC');
-  for (const st of claimDispatch(t, claimBuckets)) r(c, st, 'a NIC\'s address claimed from another MAC');
+  r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('arp'), N.lookup(arpField('saddr ip'), names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
+  r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip'), N.lookup(N.F.ipSaddr, names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
+  r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip6'), N.lookup(N.F.ip6Saddr, names.ip6(t.id)), N.drop()], 'a NIC\'s address from another MAC');
+  for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed from another MAC');
 }
 
 /** A router's compiled filter: the table's contents and the MACs of the NICs it knows. */
