@@ -304,4 +304,67 @@ test('changedMiddle: deleting the old middle and adding the new one turns any un
   assert.not.ok(sameValue({ key: 1 }, { key: 1, value: 2 }));
 });
 
+/** One owner's contents in a shared table: every name carries its prefix (chains, sets, a vmap jumping to a chain). */
+function scoped(p: string, ports: number[], extraChain = false): N.NftObject[] {
+  return [
+    N.chain(`${p}c`),
+    ...(extraChain ? [N.chain(`${p}x`)] : []),
+    N.set(`${p}ports`, 'inet_service', ports.length ? { elements: ports.map((k) => ({ key: k })) } : {}),
+    N.verdictMap(`${p}by_if`, 'ifname', { elements: [{ key: N.ifname('g0'), value: N.jump(`${p}c`) }] }),
+    N.baseChain(`${p}filt`, { type: 'filter', hook: 'forward', priority: N.ROUTER_PRIORITIES.filter }),
+    N.rule(`${p}filt`, [N.vmap(N.F.iifname, `${p}by_if`)]),
+    N.rule(`${p}c`, [N.tcp.dport(N.setRef(`${p}ports`)), N.accept()]),
+    ...(extraChain ? [N.rule(`${p}x`, [N.udp.dport(53), N.drop()])] : []),
+  ];
+}
+
+/** The objects of one prefix in the shared table, with handles (rules: of its chains). */
+function scopeListing(ns: string, p: string): string {
+  const doc = JSON.parse(nsSh(ns, 'nft', ['-j', 'list', 'table', T.family, T.name]).stdout) as { nftables: Array<Record<string, { name?: string; chain?: string }>> };
+  return doc.nftables.filter((o) => !('table' in o) && Object.values(o).some((v) => (v.chain ?? v.name ?? '').startsWith(p))).map((o) => JSON.stringify(o)).join('\n');
+}
+
+test('scoped mode: owners of one table change, replace and delete only their own objects, each guarded by its own stamp', async () => {
+  const a = addNs('sync-s-');
+  const ex = N.openLibnftables({ netns: a });
+  const A = 'ra_'; const B = 'rb_';
+  try {
+    // a name outside the scope is a defect of the caller
+    let stray = '';
+    try { await N.syncTable(ex, T, [N.chain('c')], undefined, { scope: { prefix: A } }); } catch (e) { stray = String(e); }
+    assert.match(stray, /outside the scope/);
+    const a1 = scoped(A, [1, 2]);
+    const b1 = scoped(B, [7]);
+    assert.is((await N.syncTable(ex, T, a1, undefined, { scope: { prefix: A } })).mode, 'replace', 'A created (table added)');
+    assert.is((await N.syncTable(ex, T, b1, undefined, { scope: { prefix: B } })).mode, 'replace', 'B created beside A');
+    assert.ok(scopeListing(a, A).includes(`${A}contents_stamp`) && scopeListing(a, B).includes(`${B}contents_stamp`), 'one stamp each');
+    const bBefore = scopeListing(a, B);
+    // A changes in place: B untouched (same handles)
+    const a2 = scoped(A, [1, 3], true);
+    const r2 = await N.syncTable(ex, T, a2, a1, { scope: { prefix: A } });
+    assert.is(r2.mode, 'diff');
+    assert.is(scopeListing(a, B), bBefore, 'B untouched by A\'s change');
+    // A's objects hold other contents than its stamp says (a rule added by hand, its stamp gone: without the
+    // generation reader only the fingerprint guards): A is replaced — its objects only
+    nsSh(a, 'nft', ['add', 'rule', T.family, T.name, `${A}c`, 'tcp', 'dport', '9', 'drop']);
+    nsSh(a, 'nft', ['flush', 'set', T.family, T.name, `${A}contents_stamp`]);
+    const r3 = await N.syncTable(ex, T, a1, a2, { scope: { prefix: A } });
+    assert.is(r3.mode, 'replace');
+    assert.not.ok(scopeListing(a, A).includes('"x"') || scopeListing(a, A).includes(`${A}x`), 'A\'s stale chain deleted');
+    assert.not.ok(/"right":\s*9\b/.test(scopeListing(a, A)), 'the hand-made rule is gone');
+    assert.is(scopeListing(a, B), bBefore, 'B untouched by A\'s replacement');
+    // the table is still there for both; B's next in-place change works (its stamp was not disturbed)
+    const r4 = await N.syncTable(ex, T, scoped(B, [7, 8]), b1, { scope: { prefix: B } });
+    assert.is(r4.mode, 'diff', `${r4.reason ?? ''}`);
+    // the scope's deletion removes A's objects only
+    await ex.apply(await N.scopeDeletion(ex, T, A));
+    assert.is(scopeListing(a, A), '');
+    assert.ok(scopeListing(a, B).includes(`${B}ports`));
+    assert.ok(nsTables(a).includes(`${T.family} ${T.name}`), 'the table stays');
+  } finally {
+    await ex.close();
+    delNs(a);
+  }
+});
+
 test.run();

@@ -18,6 +18,7 @@ import { installCounters, readCounters, servers, serversUp, tcpOk, udpOk, vpcTop
 import { udhcpc, routerAdvert } from '../helpers/dhcp.js';
 import { BROADCAST, RaListener, arpFrame, naFrame, raFrame, sendFrames, udp4Frame, udp6Frame } from '../helpers/frames.js';
 import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
+import { vmfilterPrefix } from '../../lib/router/vmfilter/compile.js';
 import {
   PREFIX6, addIp6, afterLocktime, killRouterDaemons, countArrivals, countOnBridge, filterSet, reach, filterTable, neighMac, setNeigh, slaacReady, strangerVm, vmfTopo,
 } from '../helpers/vmfilter.js';
@@ -263,7 +264,7 @@ test('a VPC: one table for every tier; routing between tiers passes, a VM spoofi
     const a = addVm(s, h, `brvx-${9100 + v * 2}`, '10.10.1.20/24', '10.10.1.1', macA);
     const b = addVm(s, h, `brvx-${9101 + v * 2}`, '10.10.2.20/24', '10.10.2.1', macB);
     const table = filterTable(hostNs, ns);
-    assert.ok(table.includes('"pre_11"') && table.includes('"pre_12"'), 'both tiers in the VPC\'s one table');
+    assert.ok(table.includes(`"${vmfilterPrefix(ns)}pre_11"`) && table.includes(`"${vmfilterPrefix(ns)}pre_12"`), 'both tiers in the VPC\'s filter');
     assert.ok(await reach(a.ns, '10.10.1.1') && await reach(b.ns, '10.10.2.1'), 'each VM reaches its gateway');
     assert.ok(await reach(a.ns, '10.10.2.20'), 'tier A → tier B through the router');
     assert.ok(await reach(b.ns, '10.10.1.20'), 'and back');
