@@ -16,6 +16,13 @@
  *   libnftables   in-process through the executor netns-router uses (one transaction, no diff, no stamp).
  * Two tiers: IPv4 only (element updates only), and with an IPv6 /64 (the NIC's neighbour-advertisement chain and
  * a claim bucket change too). Median of the runs; the table size is printed for scale.
+ *
+ * Second section (`routersBench`, also `--section routers`): ONE router's commands (prepare-nic, release-nic) with
+ * 1, 100 and 300 routers' filters on the host — the others' filters are the same router's compiled under other
+ * namespaces, in the shared table (this design) and then, in the same run, each in a table of its own (the
+ * previous design, `nr_vmf_<namespace>`) — and, as its cause, one nft CLI transaction (`nft -c -j -f`, one
+ * element) in a namespace holding N tables versus one table holding N sets and N chains (nft 1.0.6 dumps and
+ * caches per table on every transaction that needs a cache).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,9 +38,10 @@ import { dispatch, type CommandContext } from '../lib/router/contract/router-api
 import { parseInvocation } from '../lib/router/contract/parse.js';
 import type { EngineInvocation } from '../lib/router/contract/types.js';
 import { StateStore } from '../lib/router/state/store.js';
-import { VMFILTER_TABLE, filterObjects } from '../lib/router/vmfilter/compile.js';
+import { VMFILTER_TABLE, filterNames, filterObjects } from '../lib/router/vmfilter/compile.js';
+import type { RouterModel } from '../lib/router/model.js';
 import { lastVmfilterSync } from '../lib/router/vmfilter/module.js';
-import { diffTable, tableContents } from '../lib/nft/table-sync.js';
+import { diffTable, scopeDeletion, tableContents } from '../lib/nft/table-sync.js';
 import { sharedLibnftables } from '../lib/nft/libnftables.js';
 import { Transaction } from '../lib/nft/transaction.js';
 import { renderText, type Table } from './lib/table.js';
@@ -60,7 +68,20 @@ interface Row {
   floorOps: number;
 }
 
-export async function bench(o: { quick: boolean; log: (m: string) => void }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
+type Section = { title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string };
+
+export async function bench(o: { quick: boolean; log: (m: string) => void; sections?: Array<'segment' | 'routers'> }): Promise<Section> {
+  const sections = o.sections ?? ['segment', 'routers'];
+  const parts: Section[] = [];
+  if (sections.includes('segment')) parts.push(await segmentBench(o));
+  if (sections.includes('routers')) parts.push(await routersBench(o));
+  return {
+    title: parts.map((x) => x.title).join('; '), tables: parts.flatMap((x) => x.tables), notes: parts.flatMap((x) => x.notes),
+    partial: parts.flatMap((x) => x.partial), data: Object.fromEntries(parts.map((x, i) => [sections[i], x.data])), text: parts.map((x) => x.text).join('\n'),
+  };
+}
+
+async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Promise<Section> {
   const vms = 1000;
   const runs = o.quick ? 3 : 9;
   const dir = mkdtempSync(join(tmpdir(), 'vmfbench-'));
@@ -172,11 +193,179 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
   return { title: 'Guest-segment filter: one VM on a segment of 1,000 (bench/vmfilter.ts)', tables: [table], notes: [], partial: [], data: { rows, sizes, runs }, text };
 }
 
+/** An nft CLI run in a namespace; its wall time in ms. Throws on failure. */
+function nftIn(ns: string, args: string[]): number {
+  const t0 = now();
+  const p = runInNetns(ns, () => spawnSync('nft', args, { encoding: 'utf8', maxBuffer: 1 << 28 }));
+  const ms = now() - t0;
+  if (p.status !== 0) throw new Error(`nft ${args.join(' ')}: ${p.stderr}`);
+  return ms;
+}
+
+/**
+ * The cause, with the nft CLI alone: one transaction adding one element (JSON, checked only: `nft -c -j -f`) in a
+ * fresh namespace holding N bridge tables of one set and one chain each, versus ONE table holding N sets and N
+ * chains.
+ */
+function tableCountRows(dir: string, counts: number[], runs: number): { n: number; tables: number; oneTable: number }[] {
+  const out: { n: number; tables: number; oneTable: number }[] = [];
+  for (const n of counts) {
+    const row = { n, tables: 0, oneTable: 0 };
+    for (const layout of ['tables', 'oneTable'] as const) {
+      const ns = `vmfbench-cnt-${process.pid}`;
+      addNetns(ns);
+      try {
+        const text: string[] = [];
+        if (layout === 'tables') for (let i = 0; i < n; i++) text.push(`table bridge t${i} {\n set s { type ether_addr; }\n chain c { }\n}`);
+        else {
+          text.push('table bridge t0 {');
+          for (let i = 0; i < n; i++) text.push(` set s${i} { type ether_addr; }\n chain c${i} { }`);
+          text.push('}');
+        }
+        // (files: a child's stdin from spawnSync is a socket, which nft cannot open as /dev/stdin)
+        const setup = join(dir, 'tables.nft');
+        writeFileSync(setup, `${text.join('\n')}\n`);
+        nftIn(ns, ['-f', setup]);
+        const doc = join(dir, 'element.json');
+        writeFileSync(doc, JSON.stringify({ nftables: [{ add: { element: { family: 'bridge', table: 't0', name: layout === 'tables' ? 's' : 's0', elem: ['02:00:00:00:00:01'] } } }] }));
+        const times: number[] = [];
+        for (let r = 0; r < runs; r++) times.push(nftIn(ns, ['-c', '-j', '-f', doc]));
+        row[layout] = median(times);
+      } finally {
+        deleteNetns(ns, { ifExists: true });
+      }
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/** One router's commands with 1, 100, 300 routers' filters on the host: shared table vs a table per router. */
+async function routersBench(o: { quick: boolean; log: (m: string) => void }): Promise<Section> {
+  const counts = [1, 100, 300];
+  const runs = o.quick ? 3 : 7;
+  const vms = 10;
+  const dir = mkdtempSync(join(tmpdir(), 'vmfbench-r-'));
+  const stateDir = join(dir, 'state');
+  const hostNs = `vmfbench-rhost-${process.pid}`;
+  addNetns(hostNs);
+  const h = NetnsHandle.open(hostNs);
+  h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0' } });
+  h.close();
+  const api = createRouterApi();
+  const log = pino({ level: 'silent' });
+  const run = async (argv: string[]): Promise<number> => {
+    const inv = parseInvocation([...argv, '--host-netns', hostNs, '--state-dir', stateDir, '--log-file', join(dir, 'log')], { env: {}, version: 'bench' }) as EngineInvocation;
+    const ctx: CommandContext = { settings: inv.settings, devices: inv.devices, details: inv.details, form: inv.form, deadline: Date.now() + 120_000, signal: new AbortController().signal, log };
+    const t0 = now();
+    await dispatch(api, inv.request, ctx);
+    return now() - t0;
+  };
+  const store = new StateStore(stateDir);
+  const id = '4701';
+  const ns = `cs-net-${id}`;
+  const net = ['--network-id', id];
+  type Layout = 'shared' | 'per-router';
+  const rows: Array<{ layout: Layout; routers: number; command: number; sync: number }> = [];
+  try {
+    await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16']);
+    const restore = { dhcp_enabled: false, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
+    await run(['restore-network', ...net, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--restore-data', JSON.stringify(restore)]);
+    const model = store.load(ns)!;
+    // another router's filter: this router's, compiled under another namespace (its own prefix and mark)
+    const other = (i: number) => filterObjects({ ...structuredClone(model), namespace: `cs-other-${i}` } as RouterModel)!;
+    const ex = sharedLibnftables(hostNs);
+    const vm = (k: number) => ['--mac', macOf(vms + 20 + k), '--ip', ipOf(vms + 20 + k), '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--vlan', `vxlan://${id}`];
+    let k = 0;
+    const measure = async (layout: Layout, routers: number): Promise<void> => {
+      for (let r = -1; r < runs; r++) {
+        const add = await run(['prepare-nic', ...net, ...vm(k)]);
+        const addSync = lastVmfilterSync!;
+        const del = await run(['release-nic', ...net, '--mac', macOf(vms + 20 + k), '--ip', ipOf(vms + 20 + k)]);
+        const delSync = lastVmfilterSync!;
+        k++;
+        if (addSync.mode !== 'diff' || delSync.mode !== 'diff') throw new Error(`expected in-place changes, got ${addSync.mode}/${delSync.mode}`);
+        if (r < 0) continue; // warm-up
+        rows.push({ layout, routers, command: add, sync: addSync.ms }, { layout, routers, command: del, sync: delSync.ms });
+      }
+    };
+    for (const layout of ['shared', 'per-router'] as const) {
+      let placed = 0;
+      for (const n of counts) {
+        // the others' filters, added in batches (untimed)
+        while (placed < n - 1) {
+          const batch = Math.min(50, n - 1 - placed);
+          const tx = new Transaction(VMFILTER_TABLE);
+          for (let i = placed; i < placed + batch; i++) {
+            if (layout === 'shared') tx.add(...other(i));
+            else tx.append(new Transaction({ family: 'bridge', name: `nr_vmf_cs-other-${i}` }).add({ kind: 'table' }, ...other(i)));
+          }
+          await ex.apply(tx, { locate: false });
+          placed += batch;
+        }
+        o.log(`routers: ${layout}, ${n} routers' filters on the host`);
+        await measure(layout, n);
+      }
+      // remove the others (untimed)
+      let tx = new Transaction(VMFILTER_TABLE);
+      for (let i = 0; i < placed; i++) {
+        if (layout === 'shared') tx.append(await scopeDeletion(ex, VMFILTER_TABLE, filterNames(`cs-other-${i}`).prefix));
+        else tx.append(new Transaction({ family: 'bridge', name: `nr_vmf_cs-other-${i}` }).delete({ kind: 'table' }));
+        if (tx.length > 2000 || i === placed - 1) { await ex.apply(tx, { locate: false }); tx = new Transaction(VMFILTER_TABLE); }
+      }
+    }
+    await run(['destroy-network', ...net]);
+  } finally {
+    for (const x of [ns, hostNs]) if (netnsExists(x)) deleteNetns(x, { ifExists: true });
+  }
+  const agg = (layout: Layout, n: number) => {
+    const rs = rows.filter((r) => r.layout === layout && r.routers === n);
+    return { command: median(rs.map((r) => r.command)), sync: median(rs.map((r) => r.sync)) };
+  };
+  const base = { shared: agg('shared', 1), 'per-router': agg('per-router', 1) };
+  const t1: Table = {
+    title: `guest-segment filter: one router's command with N routers' filters on the host (prepare-nic and release-nic, median of ${runs * 2})`,
+    headers: ['routers on the host', 'shared table: whole command', 'shared: filter sync', 'shared: sync ÷ 1 router', 'table per router: whole command', 'per router: filter sync', 'per router: sync ÷ 1 router'],
+    rows: counts.map((n) => {
+      const s = agg('shared', n); const p = agg('per-router', n);
+      return [fmtInt(n), fmtMs(s.command), fmtMs(s.sync), fmtRatio(s.sync / base.shared.sync), fmtMs(p.command), fmtMs(p.sync), fmtRatio(p.sync / base['per-router'].sync)];
+    }),
+    notes: [
+      `the router has ${vms} VMs; every other router's filter is the same router's compiled under another namespace`,
+      'shared table: this design (one `bridge netns_router_vmf`, objects named per router); table per router: the others in tables of their own, as the previous design kept them',
+      'filter sync: the router\'s guarded in-place transaction(s) in the host namespace, timed in the module',
+    ],
+  };
+  o.log(renderText(t1));
+  o.log('routers: nft CLI, N tables vs one table');
+  let cnt: ReturnType<typeof tableCountRows>;
+  try {
+    cnt = tableCountRows(dir, [1, 100, 300, 1000], runs);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const t2: Table = {
+    title: `nft ${nftVersion()} CLI: one element added (nft -c -j -f) in a namespace holding N tables vs one table of N sets + N chains (median of ${runs})`,
+    headers: ['N', 'N tables (1 set + 1 chain each)', 'one table (N sets + N chains)', 'ratio'],
+    rows: cnt.map((r) => [fmtInt(r.n), fmtMs(r.tables), fmtMs(r.oneTable), fmtRatio(r.tables / r.oneTable)]),
+    notes: ['process start included (the N = 1 row is the floor)'],
+  };
+  const text = `${renderText(t1)}\n${renderText(t2)}`;
+  return { title: 'Guest-segment filter: one router among many (bench/vmfilter.ts)', tables: [t1, t2], notes: [], partial: [], data: { rows, cnt, runs }, text };
+}
+
+function nftVersion(): string {
+  const m = /v?(\d+\.\d+\.\d+)/.exec(spawnSync('nft', ['--version'], { encoding: 'utf8' }).stdout ?? '');
+  return m ? m[1] : '?';
+}
+
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
   if (process.env.NETNS_ROUTER_SANDBOX !== '1') {
     console.error('run inside the sandbox: node scripts/in-sandbox.mjs node dist/bench/vmfilter.js [--quick]');
     process.exit(1);
   }
-  const r = await bench({ quick: process.argv.includes('--quick'), log: (m) => process.stderr.write(`${m}\n`) });
+  const only = process.argv.indexOf('--section');
+  const sections = only > 0 ? [process.argv[only + 1] as 'segment' | 'routers'] : undefined;
+  const r = await bench({ quick: process.argv.includes('--quick'), log: (m) => process.stderr.write(`${m}\n`), ...(sections ? { sections } : {}) });
   process.stdout.write(r.text);
 }
