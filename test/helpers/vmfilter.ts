@@ -44,7 +44,7 @@ export async function vmfTopo(s: Scratch, opts: { strict?: boolean; dhcp?: boole
   const net = { networkId: id, namespace: ns };
   await runCommand(engine, {
     command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24'),
-    ip6Gateway: 'fd00:1::1', ip6Cidr: { family: 6, address: 'fd00:1::', prefix: 64 }, ...(opts.strict ? { vmFilterStrict: true } : {}),
+    ip6Gateway: 'fd00:1::1', ip6Cidr: { family: 6, address: 'fd00:1::', prefix: 64 }, vmFilter: true, ...(opts.strict ? { vmFilterStrict: true } : {}),
   });
   if (opts.dhcp !== false) await runCommand(engine, { command: 'config-dhcp-subnet', ...net, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
   const bridge = `brvx-${vni}`;

@@ -385,6 +385,12 @@ test('network-extension-details vm-filter-strict reaches every network request a
   assert.is(strictOf(['implement-network', '--network-id', '42', ...nd('')]), undefined);
   assert.throws(() => reqOf(['implement-network', '--network-id', '42', ...nd('maybe')]), /network-extension-details\.vm-filter-strict: "maybe" is not a boolean/);
   assert.throws(() => reqOf(['implement-network', '--network-id', '42', ...nd(1)]), /network-extension-details\.vm-filter-strict: expected "true" or "false"/);
+  // vm-filter (the filter on or off; off when never said) the same way, beside vm-filter-strict
+  const on = (d: Record<string, unknown>) => reqOf(['implement-network', '--network-id', '42', '--network-extension-details', JSON.stringify(d)]) as { vmFilter?: boolean; vmFilterStrict?: boolean };
+  assert.equal([on({ 'vm-filter': 'true' }).vmFilter, on({ 'vm-filter': 'true' }).vmFilterStrict], [true, undefined]);
+  assert.equal([on({ 'vm-filter': 'false', 'vm-filter-strict': 'false' }).vmFilter, on({ 'vm-filter': 'false', 'vm-filter-strict': 'false' }).vmFilterStrict], [false, false]);
+  assert.is(on({}).vmFilter, undefined);
+  assert.throws(() => on({ 'vm-filter': 'yes please' }), /network-extension-details\.vm-filter: "yes please" is not a boolean/);
 });
 
 test('global options anywhere, environment and defaults', () => {

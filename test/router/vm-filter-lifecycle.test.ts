@@ -40,8 +40,8 @@ function cliRouter(s: Scratch, dir: string) {
     if (r.status !== 0) throw new Error(`${args[0]} failed (exit ${r.status}): ${r.stderr}`);
     return r;
   };
-  run(['implement-network', ...net, '--vlan', `vxlan://${vni}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
-  run(['config-dhcp-subnet', ...net, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
+  run(['implement-network', ...net, '--vlan', `vxlan://${vni}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
+  run(['config-dhcp-subnet', ...net, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
   run(['prepare-nic', ...net, '--mac', VM1_MAC, '--ip', '10.1.1.10', '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--vlan', `vxlan://${vni}`]);
   run(['add-dhcp-entry', ...net, '--mac', VM2_MAC, '--ip', '10.1.1.11']);
   const bridge = `brvx-${vni}`;
@@ -318,9 +318,9 @@ test('strict network: unknown MACs reach neither the router nor vm1, and vm2 can
     await new Promise((r) => setTimeout(r, 300));
     assert.is(readCounters(ns)[9005], 10, 'and the old one no longer is');
     // the policy follows the network's detail (absent keeps it, false turns it off)
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: t.vni }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 } });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: t.vni }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 }, vmFilter: true });
     assert.not.ok(ping(x.ns, router.ip), 'still strict without the detail');
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: t.vni }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 }, vmFilterStrict: false });
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: t.vni }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 }, vmFilter: true, vmFilterStrict: false });
     // (neighbour entries the refused attempts left failed take a retry to resolve)
     assert.ok(await waitFor(() => ping(x.ns, router.ip)), 'allowed once strict is off');
     assert.ok(await waitFor(() => ping(x.ns, vm1.ip)), 'allowed to vm1 too');
@@ -345,7 +345,7 @@ test('two routers with the same subnet on one host: each filter judges only its 
     const idB = String(Number(a.id) + 1);
     const nsB = s.track(`cs-net-${idB}`);
     const vniB = a.vni + 1;
-    await runCommand(eb, { command: 'implement-network', networkId: idB, namespace: nsB, segment: { kind: 'vxlan', vni: vniB }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 } });
+    await runCommand(eb, { command: 'implement-network', networkId: idB, namespace: nsB, segment: { kind: 'vxlan', vni: vniB }, gateway: '10.1.1.1', cidr: { family: 4, address: '10.1.1.0', prefix: 24 }, vmFilter: true });
     const b1 = addVm(s, a.h, `brvx-${vniB}`, '10.1.1.10/24', '10.1.1.1', '02:cc:00:00:00:0a');
     const b2 = addVm(s, a.h, `brvx-${vniB}`, '10.1.1.11/24', '10.1.1.1', '02:cc:00:00:00:0b');
     assert.ok(filterTable(a.hostNs, nsB) !== '' && filterTable(a.hostNs, a.ns) !== '', 'both filters in the shared table');
@@ -373,12 +373,12 @@ test('a table of the filter\'s name that netns-router did not make is refused, l
     const t = VMFILTER_TABLE;
     nsExec(hostNs, ['nft', '-f', '-'], { input: `table bridge ${t.name} {\n chain c { type filter hook forward priority 0; }\n}\n` });
     const foreign = nsTry(hostNs, ['nft', '-j', 'list', 'table', 'bridge', t.name]).stdout;
-    const r = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
+    const r = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
     assert.is(r.status, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`table bridge ${t.name} exists and is not netns-router's`));
     assert.is(nsTry(hostNs, ['nft', '-j', 'list', 'table', 'bridge', t.name]).stdout, foreign, 'left alone');
     nsExec(hostNs, ['nft', 'delete', 'table', 'bridge', t.name]);
-    const again = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
+    const again = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
     assert.is(again.status, 0, again.stderr);
     assert.ok(filterTable(hostNs, ns) !== '');
   } finally {

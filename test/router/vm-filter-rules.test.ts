@@ -35,7 +35,7 @@ const bad = (fn: () => unknown, re: RegExp) => {
   assert.unreachable(`expected an error matching ${re}`);
 };
 
-function router(n = 0, opts: { ip6?: boolean; dhcp?: boolean } = {}): RouterModel {
+function router(n = 0, opts: { ip6?: boolean; dhcp?: boolean; filtered?: boolean } = {}): RouterModel {
   const m = emptyModel('cs-net-42', 'network', '42');
   m.tiers['42'] = {
     networkId: '42', segment: { kind: 'vxlan', vni: 5042 }, hostDev: 'eth1', gateway: '10.1.0.1', cidr: '10.1.0.0/16',
@@ -44,6 +44,8 @@ function router(n = 0, opts: { ip6?: boolean; dhcp?: boolean } = {}): RouterMode
   };
   if (opts.dhcp !== false) dhcp.configDhcpSubnet(m, { command: 'config-dhcp-subnet', networkId: '42', namespace: m.namespace, gateway: '10.1.0.1', cidr: { family: 4, address: '10.1.0.0', prefix: 16 } });
   for (let i = 0; i < n; i++) addVm(m, i);
+  // network-extension-details vm-filter=true (the filter is off by default)
+  if (opts.filtered !== false) vmfilterNoteRequest(m, { networkId: '42', vmFilter: true });
   return m;
 }
 const macOf = (i: number) => `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
@@ -153,6 +155,11 @@ test('applying changes: references must resolve, without cycles; a referenced fi
   const req = (params: Record<string, unknown>) => ({ namespace: m.namespace, networkId: '42', change: parseVmFilterParams(params) });
   bad(() => applyVmFilterChange(m, req({ mac: macOf(0), filters: 'web' })), /filter "web" is not defined/);
   applyVmFilterChange(m, req({ filter: 'web', rules: '[{"action":"accept","direction":"in","protocol":"tcp","dstport":80}]' }));
+  // a NIC's set on a network whose segment is not filtered would never be enforced: refused, nothing stored
+  const plain = router(1, { filtered: false });
+  const plainBefore = JSON.stringify(plain);
+  bad(() => applyVmFilterChange(plain, { namespace: plain.namespace, networkId: '42', change: parseVmFilterParams({ mac: macOf(0), filters: 'clean-traffic' }) }), /network 42 is not filtered: network-extension-details "vm-filter": "true"/);
+  assert.is(JSON.stringify(plain), plainBefore);
   applyVmFilterChange(m, req({ filter: 'base', filters: 'web' }));
   const before = JSON.stringify(m);
   bad(() => applyVmFilterChange(m, req({ filter: 'web', filters: 'base' })), /cycle \((web → base → web|base → web → base)\)/);
@@ -207,13 +214,21 @@ test('known NICs: DHCP reservations, else the metadata module\'s prepared NICs; 
   const vs = vmdataState(both);
   setVmdataState(both, { ...vs, nics: { [ipOf(0)]: { tier: '42', mac: '02:cc:00:00:00:05' } } });
   assert.equal(knownNics(both).map((n) => [n.mac, n.ip4]), [[macOf(0), [ipOf(0)]], ['02:cc:00:00:00:05', []]]);
-  // the strict policy follows the request's detail; absent keeps it
+  // the policy follows the request's details; absent keeps it; off by default
+  assert.equal(vmfilterState(m).tiers, { 42: { enabled: true } });
   vmfilterNoteRequest(m, { networkId: '42', vmFilterStrict: true });
-  assert.equal(vmfilterState(m).tiers, { 42: { strict: true } });
+  assert.equal(vmfilterState(m).tiers, { 42: { enabled: true, strict: true } });
   vmfilterNoteRequest(m, { networkId: '42' });
-  assert.equal(vmfilterState(m).tiers, { 42: { strict: true } });
+  assert.equal(vmfilterState(m).tiers, { 42: { enabled: true, strict: true } });
   vmfilterNoteRequest(m, { networkId: '42', vmFilterStrict: false });
+  assert.equal(vmfilterState(m).tiers, { 42: { enabled: true } });
+  vmfilterNoteRequest(m, { networkId: '42', vmFilter: false });
   assert.equal(vmfilterState(m).tiers, {});
+  assert.is(filterObjects(m), undefined, 'an unfiltered network has no filter');
+  const off = router(2, { filtered: false });
+  assert.is(filterObjects(off), undefined, 'off by default');
+  vmfilterNoteRequest(off, { networkId: '42', vmFilterStrict: true });
+  assert.ok(filterObjects(off), 'strict turns it on');
 });
 
 // ── the table ───────────────────────────────────────────────────────────────────────────────────────

@@ -38,13 +38,14 @@ function host(s: Scratch, dir: string) {
     return r;
   };
   /** A network with the same subnet as every other here (10.1.1.0/24), DHCP, one VM with a reservation. */
-  const router = (vmMac: string) => {
+  const router = (vmMac: string, filtered = true) => {
+    const details = filtered ? ['--network-extension-details', '{"vm-filter":"true"}'] : [];
     const id = String(3000 + (parseInt(uid(4), 16) % 6000));
     const ns = s.track(`cs-net-${id}`);
     const vni = 9000 + (Number(id) % 6000);
     const net = ['--network-id', id];
-    run(['implement-network', ...net, '--vlan', `vxlan://${vni}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
-    run(['config-dhcp-subnet', ...net, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
+    run(['implement-network', ...net, '--vlan', `vxlan://${vni}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', ...details]);
+    run(['config-dhcp-subnet', ...net, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', ...details]);
     run(['add-dhcp-entry', ...net, '--mac', vmMac, '--ip', '10.1.1.10']);
     const vm = addVm(s, h, `brvx-${vni}`, '10.1.1.10/24', '10.1.1.1', vmMac);
     const m = new StateStore(stateDir).load(ns)!;
@@ -220,12 +221,45 @@ test('objects of a router\'s prefix in the shared table that are not its own are
     nsExec(H.hostNs, ['nft', '-f', '-'], { input: `table bridge ${VMFILTER_TABLE.name} {\n set ${p}owner { type mark; elements = { 7 } }\n chain ${p}prerouting { type filter hook prerouting priority -210; }\n}\n` });
     const theirs = () => sharedFilterNames(H.hostNs).filter((n) => n.startsWith(p)).join(' ') + nsExec(H.hostNs, ['nft', 'list', 'set', 'bridge', VMFILTER_TABLE.name, `${p}owner`]);
     const before = theirs();
-    const r = H.cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24']);
+    const r = H.cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
     assert.is(r.status, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`holds objects named ${p}… that are not netns-router's filter of ${ns}`));
     assert.is(theirs(), before, 'left alone');
     assert.ok(before.includes(`${p}prerouting`));
     await spoofBlocked(a);
+  } finally {
+    if (stateDir) killRouterDaemons(stateDir);
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('off by default: no objects and no filtering until network-extension-details vm-filter=true, and gone again with false', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-vmf-off-'));
+  let stateDir = '';
+  try {
+    const H = host(s, dir);
+    stateDir = H.stateDir;
+    const r = H.router('02:aa:00:00:06:0a', false);
+    const mine = () => sharedFilterNames(H.hostNs).filter((n) => n.startsWith(vmfilterPrefix(r.ns)));
+    assert.equal(mine(), [], 'no objects of the router');
+    // off: the VM's spoofed frames reach the router like its own (the same probes the filter blocks below)
+    const frame = (saddr: string) => udp4Frame({ src: r.vmMac, dst: r.routerMac, saddr, daddr: '10.1.1.1', sport: 4444, dport: 9005 });
+    const before = readCounters(r.ns)[9005] ?? 0;
+    sendFrames(r.vm, 'eth0', [frame('10.1.1.77')], 5);
+    sendFrames(r.vm, 'eth0', [frame('10.1.1.10')], 5);
+    assert.ok(await waitFor(() => (readCounters(r.ns)[9005] ?? 0) >= before + 10), `unfiltered: all 10 frames arrive (${JSON.stringify(readCounters(r.ns))})`);
+    // on, by a detail on any command of the network
+    H.run(['add-dhcp-entry', ...r.net, '--mac', r.vmMac, '--ip', '10.1.1.10', '--network-extension-details', '{"vm-filter":"true"}']);
+    assert.ok(mine().length > 5, 'the router\'s objects are there');
+    await spoofBlocked(r);
+    // a NIC rule set on an unfiltered network is refused (exit 1), on a filtered one taken
+    H.run(['add-dhcp-entry', ...r.net, '--mac', r.vmMac, '--ip', '10.1.1.10', '--network-extension-details', '{"vm-filter":"false"}']);
+    assert.equal(mine(), [], 'off again: its objects gone');
+    const refused = H.cli(['custom-action', ...r.net, '--action', 'vm-filter-set', '--action-params', JSON.stringify({ mac: r.vmMac, filters: 'clean-traffic' })]);
+    assert.is(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /is not filtered: network-extension-details "vm-filter": "true"/);
   } finally {
     if (stateDir) killRouterDaemons(stateDir);
     s.cleanup();

@@ -259,8 +259,8 @@ test('a VPC: one table for every tier; routing between tiers passes, a VM spoofi
     const v = Number(vpcId) % 100;
     const macA = '02:aa:00:10:01:0a';
     const macB = '02:aa:00:10:02:0a';
-    await runCommand(engine, { command: 'add-dhcp-entry', networkId: '11', vpcId, namespace: ns, mac: macA, ip: '10.10.1.20', defaultNic: true });
-    await runCommand(engine, { command: 'add-dhcp-entry', networkId: '12', vpcId, namespace: ns, mac: macB, ip: '10.10.2.20', defaultNic: true });
+    await runCommand(engine, { command: 'add-dhcp-entry', networkId: '11', vpcId, namespace: ns, mac: macA, ip: '10.10.1.20', defaultNic: true, vmFilter: true });
+    await runCommand(engine, { command: 'add-dhcp-entry', networkId: '12', vpcId, namespace: ns, mac: macB, ip: '10.10.2.20', defaultNic: true, vmFilter: true });
     const a = addVm(s, h, `brvx-${9100 + v * 2}`, '10.10.1.20/24', '10.10.1.1', macA);
     const b = addVm(s, h, `brvx-${9101 + v * 2}`, '10.10.2.20/24', '10.10.2.1', macB);
     const table = filterTable(hostNs, ns);

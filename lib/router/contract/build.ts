@@ -57,12 +57,13 @@ function adoptNamespace(ctx: BuildContext): boolean {
 }
 
 /**
- * network-extension-details `vm-filter-strict` (ours): "true" denies unknown MACs on the network's guest segment,
- * "false" allows them, absent leaves what the router recorded (docs/vm-filter.md).
+ * network-extension-details `vm-filter` and `vm-filter-strict` (ours): "true" filters the network's guest segment
+ * (strict: and denies unknown MACs on it), "false" does not, absent leaves what the router recorded
+ * (docs/vm-filter.md).
  */
-function vmFilterStrict(ctx: BuildContext): boolean | undefined {
-  const key = 'network-extension-details.vm-filter-strict';
-  const v = ctx.networkDetails['vm-filter-strict'];
+function vmFilterDetail(ctx: BuildContext, name: 'vm-filter' | 'vm-filter-strict'): boolean | undefined {
+  const key = `network-extension-details.${name}`;
+  const v = ctx.networkDetails[name];
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v === 'boolean') return v;
   if (typeof v !== 'string') throw new UsageError(`${key}: expected "true" or "false"`, key);
@@ -85,7 +86,9 @@ function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
   const t: NetworkTarget = { networkId, namespace };
   if (vpcId !== undefined) t.vpcId = vpcId;
   if (adoptNamespace(ctx)) t.adoptNamespace = true;
-  const strict = vmFilterStrict(ctx);
+  const filter = vmFilterDetail(ctx, 'vm-filter');
+  if (filter !== undefined) t.vmFilter = filter;
+  const strict = vmFilterDetail(ctx, 'vm-filter-strict');
   if (strict !== undefined) t.vmFilterStrict = strict;
   const guestType = r.opt('guest_type', parseGuestType);
   if (guestType) t.guestType = guestType;

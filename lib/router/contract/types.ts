@@ -46,6 +46,8 @@ export interface NetworkTarget {
   namespace: string;
   /** network-extension-details adopt-namespace=true: a namespace netns-router did not create may be taken over. */
   adoptNamespace?: true;
+  /** network-extension-details vm-filter: true filters the network's guest segment (docs/vm-filter.md; off by default). */
+  vmFilter?: boolean;
   /**
    * network-extension-details vm-filter-strict: true drops frames from MACs the router does not know on the
    * network's guest segment (docs/vm-filter.md); false allows them again; absent keeps what was recorded.

@@ -20,7 +20,7 @@ import {
   CLEAN_TRAFFIC, LIMITS, checkFilterGraph, parseFilterName, parseFilterRefs, parseRules, type AddrField, type MacField,
   type NamedFilter, type VmRule,
 } from './rules.js';
-import { editNic, setVmfilterState, vmfilterState, type VmFilterState } from './state.js';
+import { editNic, setVmfilterState, tierFiltered, vmfilterState, type VmFilterState } from './state.js';
 import { knownNics } from './nics.js';
 import { compareText } from '../../util/compare.js';
 
@@ -144,6 +144,10 @@ export function applyVmFilterChange(m: RouterModel, req: VmFilterSetRequest): vo
     }
   } else {
     const id = tierFor(m, req, c.mac);
+    // a rule set on a network whose segment is not filtered would be kept and never enforced
+    if (!c.clear && !tierFiltered(s.tiers[id])) {
+      throw new UsageError(`network ${id} is not filtered: network-extension-details "vm-filter": "true" turns its guest-segment filter on`, 'network-extension-details.vm-filter');
+    }
     editNic(s, id, c.mac, (r) => {
       if (c.clear) {
         delete r.rules;

@@ -199,7 +199,7 @@ export const vmfilterModule: RouterModule = {
     }
   },
   forgetTier: vmfilterForgetTier,
-  noteRequest: (m, req) => vmfilterNoteRequest(m, req as { networkId?: string; vmFilterStrict?: boolean }),
+  noteRequest: (m, req) => vmfilterNoteRequest(m, req as { networkId?: string; vmFilter?: boolean; vmFilterStrict?: boolean }),
   actions: {
     // rows {kind, name, network, port, state, rules}: every NIC set and named filter after the change
     'vm-filter-set': {

@@ -13,7 +13,7 @@ import { dhcpState } from '../dhcp/state.js';
 import { vmdataState } from '../vmdata/state.js';
 import { bigIntToIp, ipToBigInt, parseCidr } from '../../util/ip.js';
 import { tierAttachment } from '../topology.js';
-import { editNic, setVmfilterState, vmfilterState, type NicRecord, type VmFilterState } from './state.js';
+import { editNic, setVmfilterState, tierFiltered, vmfilterState, type NicRecord, type VmFilterState } from './state.js';
 import type { NicRuleSet } from './rules.js';
 import { compareText } from '../../util/compare.js';
 
@@ -48,7 +48,8 @@ export function slaacOf(mac: string, ip6Cidr: string | undefined): string | unde
 /** Implemented guest tiers (not an L2 network), by network id. */
 export function filteredTiers(m: RouterModel): TierModel[] {
   if (m.l2) return [];
-  return Object.values(m.tiers).filter((t) => t.implemented).sort((a, b) => compareText(a.networkId, b.networkId));
+  const policy = vmfilterState(m).tiers;
+  return Object.values(m.tiers).filter((t) => t.implemented && tierFiltered(policy[t.networkId])).sort((a, b) => compareText(a.networkId, b.networkId));
 }
 
 /** The router's addressing on a tier as the filter guards it. */
@@ -156,12 +157,17 @@ export function vmfilterForgetTier(m: RouterModel, networkId: string): void {
   setVmfilterState(m, s);
 }
 
-/** network-extension-details vm-filter-strict, carried by a request: recorded for its network (absent: kept). */
-export function vmfilterNoteRequest(m: RouterModel, req: { networkId?: string; vmFilterStrict?: boolean }): void {
-  if (req.vmFilterStrict === undefined || req.networkId === undefined || !m.tiers[req.networkId]) return;
+/**
+ * network-extension-details vm-filter and vm-filter-strict, carried by a request: recorded for its network (absent:
+ * kept). The filter is off until vm-filter (or vm-filter-strict) is "true".
+ */
+export function vmfilterNoteRequest(m: RouterModel, req: { networkId?: string; vmFilter?: boolean; vmFilterStrict?: boolean }): void {
+  if ((req.vmFilter === undefined && req.vmFilterStrict === undefined) || req.networkId === undefined || !m.tiers[req.networkId]) return;
   const s = vmfilterState(m);
-  const cur = s.tiers[req.networkId]?.strict === true;
-  if (cur === req.vmFilterStrict) return;
-  s.tiers[req.networkId] = req.vmFilterStrict ? { strict: true } : {};
+  const cur = s.tiers[req.networkId] ?? {};
+  const enabled = req.vmFilter ?? cur.enabled === true;
+  const strict = req.vmFilterStrict ?? cur.strict === true;
+  if (enabled === (cur.enabled === true) && strict === (cur.strict === true)) return;
+  s.tiers[req.networkId] = { ...(enabled ? { enabled: true as const } : {}), ...(strict ? { strict: true as const } : {}) };
   setVmfilterState(m, s);
 }

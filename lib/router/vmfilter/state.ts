@@ -21,9 +21,14 @@ export interface NicRecord {
 }
 
 export interface TierPolicy {
-  /** network-extension-details vm-filter-strict=true: frames from unknown MACs are dropped. */
+  /** network-extension-details vm-filter=true: the network's guest segment is filtered (off by default). */
+  enabled?: true;
+  /** network-extension-details vm-filter-strict=true: frames from unknown MACs are dropped (implies enabled). */
   strict?: true;
 }
+
+/** Is the network's guest segment filtered? */
+export const tierFiltered = (p: TierPolicy | undefined): boolean => p?.enabled === true || p?.strict === true;
 
 export interface VmFilterState {
   tiers: Record<string, TierPolicy>;
@@ -51,7 +56,7 @@ export function setVmfilterState(m: RouterModel, s: VmFilterState): void {
     for (const [mac, r] of Object.entries(nics)) if (recordIsEmpty(r)) delete nics[mac];
     if (!m.tiers[id] || !Object.keys(nics).length) delete s.nics[id];
   }
-  for (const [id, t] of Object.entries(s.tiers)) if (!m.tiers[id] || !t.strict) delete s.tiers[id];
+  for (const [id, t] of Object.entries(s.tiers)) if (!m.tiers[id] || !tierFiltered(t)) delete s.tiers[id];
   const empty = [s.tiers, s.nics, s.filters, s.runs].every((x) => !Object.keys(x).length);
   setModuleState(m, VMFILTER, empty ? undefined : s);
 }
