@@ -112,7 +112,7 @@ async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Pr
       const net = ['--network-id', id];
       const v6 = tier === 'IPv4' ? [] : ['--network-ip6-gateway', 'fd00:46::1', '--network-ip6-cidr', 'fd00:46::/64'];
       o.log(`${tier}: ${vms} VMs`);
-      await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', ...v6]);
+      await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', ...v6, '--network-extension-details', '{"vm-filter":"true"}']);
       const restore = { dhcp_enabled: false, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
       const initial = await run(['restore-network', ...net, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--restore-data', JSON.stringify(restore)]);
       o.log(`${tier}: restore-network of ${vms} NICs ${fmtMs(initial)} (${lastVmfilterSync?.mode}, ${lastVmfilterSync?.operations} operations)`);
@@ -268,7 +268,7 @@ async function routersBench(o: { quick: boolean; log: (m: string) => void }): Pr
   type Layout = 'shared' | 'per-router';
   const rows: Array<{ layout: Layout; routers: number; command: number; sync: number }> = [];
   try {
-    await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16']);
+    await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--network-extension-details', '{"vm-filter":"true"}']);
     const restore = { dhcp_enabled: false, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
     await run(['restore-network', ...net, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--restore-data', JSON.stringify(restore)]);
     const model = store.load(ns)!;
