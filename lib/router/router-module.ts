@@ -14,10 +14,10 @@ import type { TableRef } from '../nft/json.js';
 import type { RouterModel } from './model.js';
 import type { ActionTable, CommandTable } from './command-table.js';
 
-/** What a module's reconcile and teardown get besides the model: the host namespace's handle, the state directory. */
 /** A table of the host-side namespace a module keeps (see RouterModule.hostTables). */
 export type HostTable = TableRef & { only?: (name: string) => boolean };
 
+/** What a module's reconcile and teardown get besides the model: the host namespace's handle, the state directory. */
 export interface ReconcileContext {
   /** Where host-side plumbing lives (the caller's namespace or --host-netns). */
   host: NsOps;
