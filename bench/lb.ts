@@ -162,6 +162,9 @@ async function router(engine: RouterEngine, networkId: string, vni: number): Pro
   return namespace;
 }
 
+/** The apply section's routers: their haproxy is stopped by pid at the end even when a command failed midway. */
+const applyRouters: Array<[string, string]> = [];
+
 async function applyBench(): Promise<void> {
   const { hostNs } = simulatedHost();
   const stateDir = join(dir, 'state-apply');
@@ -175,6 +178,7 @@ async function applyBench(): Promise<void> {
     for (let r = 0; r < APPLY_RUNS; r++) {
       const networkId = `${7000 + (process.pid % 1000) * 10 + seq++}`;
       const namespace = await router(engine, networkId, 6000 + (seq % 1000));
+      applyRouters.push([namespace, stateDir]);
       const apply = async (doc: unknown[]) => {
         const t0 = now();
         await runCommand(engine, { command: 'apply-lb-rules', networkId, namespace, lbRules: { value: doc, source: 'bench' } });
@@ -300,6 +304,7 @@ try {
   await main();
 } finally {
   for (const p of children) if (p.exitCode === null) p.kill();
+  for (const [ns, stateDir] of applyRouters) await supervisorFor(ns, stateDir).stop().catch(() => undefined);
   for (const n of namespaces.reverse()) deleteNetns(n, { ifExists: true });
   rmSync(dir, { recursive: true, force: true });
 }
