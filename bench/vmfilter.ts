@@ -81,12 +81,13 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; secti
   };
 }
 
-async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Promise<Section> {
-  const vms = 1000;
-  const runs = o.quick ? 3 : 9;
-  const dir = mkdtempSync(join(tmpdir(), 'vmfbench-'));
+/**
+ * A scratch host namespace (uplink eth1) and state directory, and `run`: one command line through the CLI's parser
+ * and the engine in this process, timed.
+ */
+function benchHost(dirPrefix: string, hostNs: string) {
+  const dir = mkdtempSync(join(tmpdir(), dirPrefix));
   const stateDir = join(dir, 'state');
-  const hostNs = `vmfbench-host-${process.pid}`;
   addNetns(hostNs);
   const h = NetnsHandle.open(hostNs);
   h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0' } });
@@ -100,7 +101,13 @@ async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Pr
     await dispatch(api, inv.request, ctx);
     return now() - t0;
   };
-  const store = new StateStore(stateDir);
+  return { dir, stateDir, hostNs, run, store: new StateStore(stateDir) };
+}
+
+async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Promise<Section> {
+  const vms = 1000;
+  const runs = o.quick ? 3 : 9;
+  const { dir, hostNs, run, store } = benchHost('vmfbench-', `vmfbench-host-${process.pid}`);
   const rows: Row[] = [];
   const sizes: Record<string, { chains: number; rules: number; elements: number }> = {};
   const namespaces: string[] = [];
@@ -245,23 +252,7 @@ async function routersBench(o: { quick: boolean; log: (m: string) => void }): Pr
   const counts = [1, 100, 300];
   const runs = o.quick ? 3 : 7;
   const vms = 10;
-  const dir = mkdtempSync(join(tmpdir(), 'vmfbench-r-'));
-  const stateDir = join(dir, 'state');
-  const hostNs = `vmfbench-rhost-${process.pid}`;
-  addNetns(hostNs);
-  const h = NetnsHandle.open(hostNs);
-  h.netlink.linkAdd({ kind: 'veth', name: 'eth1', up: true, peer: { name: 'up0' } });
-  h.close();
-  const api = createRouterApi();
-  const log = pino({ level: 'silent' });
-  const run = async (argv: string[]): Promise<number> => {
-    const inv = parseInvocation([...argv, '--host-netns', hostNs, '--state-dir', stateDir, '--log-file', join(dir, 'log')], { env: {}, version: 'bench' }) as EngineInvocation;
-    const ctx: CommandContext = { settings: inv.settings, devices: inv.devices, details: inv.details, form: inv.form, deadline: Date.now() + 120_000, signal: new AbortController().signal, log };
-    const t0 = now();
-    await dispatch(api, inv.request, ctx);
-    return now() - t0;
-  };
-  const store = new StateStore(stateDir);
+  const { dir, hostNs, run, store } = benchHost('vmfbench-r-', `vmfbench-rhost-${process.pid}`);
   const id = '4701';
   const ns = `cs-net-${id}`;
   const net = ['--network-id', id];
