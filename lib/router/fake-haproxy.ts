@@ -34,6 +34,26 @@ const KEYWORDS: Record<string, readonly string[]> = {
 };
 
 /** `haproxy -c` of `text` as haproxy 2.6 answers for the configurations the module renders (see the header). */
+/**
+ * The character haproxy 2.6 names when it refuses a size (parse_size_err): digits read into 32 bits, then one
+ * unit k/m/g (powers of 1024) — the digit or unit that overflows, or anything else, is "unexpected". None: accepted.
+ */
+function sizeRefusal(arg: string): string | undefined {
+  if (arg === '') return '';
+  let v = 0;
+  for (let i = 0; i < arg.length; i++) {
+    const ch = arg[i]!;
+    if (ch >= '0' && ch <= '9') {
+      v = v * 10 + Number(ch);
+      if (v > 0xffff_ffff) return ch;
+      continue;
+    }
+    const mult = ({ k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[ch.toLowerCase()];
+    if (mult === undefined || i !== arg.length - 1 || v * mult > 0xffff_ffff) return ch;
+  }
+  return undefined;
+}
+
 export function fakeHaproxyCheck(text: string): CheckResult {
   const problems: ConfigProblem[] = [];
   const names = new Map<string, number>();
@@ -78,9 +98,9 @@ export function fakeHaproxyCheck(text: string): CheckResult {
       case 'balance': if (!(BALANCE_ALGORITHMS as readonly string[]).includes(words[1] ?? '')) fail(`'balance' : unknown balancing algorithm '${words[1] ?? ''}'.`); return;
       case 'timeout': timer(words[2], `timeout ${words[1] ?? ''}`); return;
       case 'stick-table': {
-        const size = words[words.indexOf('size') + 1];
-        const bad = /^\d+([km])?(.)?/.exec(size ?? '');
-        if (words.includes('size') && (!bad || bad[2] !== undefined)) return fail(`stick-table: unexpected character '${bad?.[2] ?? size}' in argument of 'size'.`);
+        const size = words[words.indexOf('size') + 1] ?? '';
+        const bad = words.includes('size') ? sizeRefusal(size) : undefined;
+        if (bad !== undefined) return fail(`stick-table: unexpected character '${bad}' in argument of 'size'.`);
         if (words.includes('expire')) {
           const arg = words[words.indexOf('expire') + 1];
           const m = /^(\d+)(us|ms|s|m|h|d)?$/.exec(arg ?? '');

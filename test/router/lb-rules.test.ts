@@ -95,6 +95,11 @@ test('wrong values are refused naming the document, the rule and the field', () 
     [{ stickiness: { method: 'AppCookie', params: { 'cookie-name': 'J', prefix: true } } }, ['rule 11', 'prefix']],
     [{ stickiness: { method: 'SourceBased', params: { expire: '20h30m' } } }, ['rule 11', 'stickiness.params.expire']],
     [{ stickiness: { method: 'SourceBased', params: { tablesize: 'huge' } } }, ['rule 11', 'stickiness.params.tablesize']],
+    [{ stickiness: { method: 'SourceBased', params: { tablesize: '4g' } } }, ['rule 11', 'stickiness.params.tablesize', '4294967295 entries']],
+    [{ stickiness: { method: 'SourceBased', params: { tablesize: '4096m' } } }, ['rule 11', 'stickiness.params.tablesize', '4294967295 entries']],
+    [{ stickiness: { method: 'SourceBased', params: { tablesize: '4194304k' } } }, ['rule 11', 'stickiness.params.tablesize', '4294967295 entries']],
+    [{ stickiness: { method: 'SourceBased', params: { tablesize: '4294967296' } } }, ['rule 11', 'stickiness.params.tablesize', '4294967295 entries']],
+    [{ stickiness: { method: 'SourceBased', params: { tablesize: '0k' } } }, ['rule 11', 'stickiness.params.tablesize', '4294967295 entries']],
     [{ id: 'bad id!' }, ['rule #0', 'id']],
   ];
   for (const [over, parts] of cases) rejects(() => parseLbDocument(doc([rule(over)])), ...parts);
@@ -132,11 +137,12 @@ test('applyLbRules refuses what cannot be served, and leaves the model untouched
   m.staticNats.push({ publicIp: '203.0.113.11', privateIp: '10.1.1.30' });
   rejects(() => { const c = structuredClone(m); applyLbRules(c, { networkId: '5', lbRules: doc([rule({ id: 13, publicIp: '203.0.113.11' })]) }, haproxy); }, 'rule 13', 'static NAT');
   m.staticNats = [];
-  // a valid document haproxy refuses (haproxy 2.6: timers up to 2^31-1 ms, table sizes in k or m): the rule named
+  // a valid document haproxy refuses (haproxy 2.6: timers up to 2^31-1 ms): the rule named
   const sticky = (params: Record<string, string>) => ({ methodname: 'SourceBased', param: Object.entries(params).map(([name, value]) => ({ name, value })) });
   rejects(() => attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ expire: '30d' }) })]), 'rule 14', 'haproxy refused the configuration', 'timer overflow');
-  rejects(() => attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ tablesize: '4g' }) })]), 'rule 14', 'haproxy refused', "unexpected character 'g'");
   attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ expire: '24d', tablesize: '4m' }) })]); // positive control
+  // the largest table sizes haproxy reads into its 32 bits (4g, 4096m are refused by the parser, see above)
+  for (const tablesize of ['3g', '4095m', '4194303k', '4294967295']) attempt([rule({ id: 14, publicPort: 82, stickiness: sticky({ tablesize }) })]);
   assert.is(JSON.stringify(m), before);
 });
 

@@ -21,7 +21,16 @@ const DOMAIN = /^\.?[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$/;
 // no '#' (haproxy comment), quotes, backslash or spaces: the path goes verbatim into the configuration
 const CHECK_PATH = /^\/[A-Za-z0-9\-._~!$&()*+,;=:@%/?]{0,255}$/;
 const DURATION = /^(\d{1,9})(ms|s|m|h|d)$/;
-const TABLE_SIZE = /^\d{1,9}[kmg]?$/;
+const TABLE_SIZE = /^\d{1,10}[kmg]?$/;
+/** haproxy parses a stick-table size into 32 bits: 4294967295 entries at most (`4g` and `4096m` are refused). */
+const MAX_TABLE_ENTRIES = 0xffff_ffff;
+/** The entries a table size stands for (k, m, g: powers of 1024, as haproxy reads them). */
+function tableEntries(text: string): number {
+  const t = text.toLowerCase();
+  const unit = t.at(-1)!;
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(mult === 1 ? t : t.slice(0, -1)) * mult;
+}
 
 const normKey = (k: string): string => k.toLowerCase().replace(/[-_]/g, '');
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -149,7 +158,9 @@ function stickiness(c: RuleContext, v: unknown): StickinessSpec | undefined {
       let tableSize = '200k';
       if (size !== undefined && size !== '') {
         const text = typeof size === 'number' ? String(size) : size;
-        if (typeof text !== 'string' || !TABLE_SIZE.test(text.toLowerCase()) || /^0+[kmg]?$/.test(text)) c.fail('stickiness.params.tablesize', `${JSON.stringify(size)} is not a table size like 200k, 300m or 4g`);
+        if (typeof text !== 'string' || !TABLE_SIZE.test(text.toLowerCase()) || tableEntries(text) < 1 || tableEntries(text) > MAX_TABLE_ENTRIES) {
+          c.fail('stickiness.params.tablesize', `${JSON.stringify(size)} is not a table size like 200k, 300m or 3g (1 to 4294967295 entries)`);
+        }
         tableSize = text.toLowerCase();
       }
       const exp = p('expire');
