@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
-import { Scratch, addVm, nsExec, nsTry, waitFor } from './topo.js';
+import { Scratch, addVm, cidr, nsExec, nsTry, waitFor } from './topo.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
-export const cidr = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
+export { cidr } from './topo.js';
 
 /** TCP connect + one line back from a whoami/echo server; `bind` picks the source address. */
 export function tcpOk(ns: string, ip: string, port: number, bind?: string): boolean {

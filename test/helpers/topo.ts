@@ -1,6 +1,7 @@
 /** Test topology helpers: unique names, namespaces made and removed, commands run inside namespaces. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { addNetns, deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 
@@ -54,6 +55,28 @@ export class Scratch {
   }
 }
 
+/**
+ * One test on a fresh Scratch: `make` builds its topology, `body` runs on it and pushes the processes it starts
+ * into `procs`. Whatever happens, the processes are killed, the namespaces removed and the topology's state
+ * directory deleted.
+ */
+export async function inScratch<T extends { stateDir: string }>(
+  make: (s: Scratch) => T | Promise<T>, body: (t: T, procs: ChildProcess[], s: Scratch) => Promise<void>,
+): Promise<void> {
+  const s = new Scratch();
+  const procs: ChildProcess[] = [];
+  let stateDir = '';
+  try {
+    const t = await make(s);
+    stateDir = t.stateDir;
+    await body(t, procs, s);
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 /** A "VM": a namespace with one veth whose host end is enslaved to `bridge` in the host namespace. */
 export function addVm(scratch: Scratch, host: NetnsHandle, bridge: string, ip: string, gateway?: string, mac?: string): { ns: string; hostEnd: string } {
   const ns = scratch.ns('vm');
@@ -66,7 +89,6 @@ export function addVm(scratch: Scratch, host: NetnsHandle, bridge: string, ip: s
   return { ns, hostEnd };
 }
 
-import { spawn, type ChildProcess } from 'node:child_process';
 
 /** A TCP server in a namespace answering each connection with the client's address (SOCAT_PEERADDR). */
 export function whoamiServer(ns: string, port: number): ChildProcess {

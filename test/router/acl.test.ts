@@ -1,10 +1,8 @@
 /** apply-network-acl through the engine, with real traffic between two VPC tiers and the outside. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, uid } from '../helpers/topo.js';
+import { inScratch, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, UP_A, UP_B } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
@@ -15,12 +13,7 @@ const acl = (engine: RouterEngine, ns: string, vpcId: string, networkId: string,
   runCommand(engine, { command: 'apply-network-acl', networkId, vpcId, namespace: ns, aclRules: { value: rules, source: 'test' } });
 
 test('ACL: number order, first match wins, implicit deny; allow/deny, port range, ICMP type, source CIDR; two tiers independent', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800)));
-    stateDir = t.stateDir;
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, procs) => {
     const { engine, ns, vpcId, a, b, A, B, S, upNs } = t;
     procs.push(...servers(a, [8080, 8081, 7000], [5000]), ...servers(b, [8080, 7000], []), ...servers(upNs, [9000], [9001]));
     assert.ok(await serversUp(a, [8080, 8081, 7000], [5000]));
@@ -77,20 +70,11 @@ test('ACL: number order, first match wins, implicit deny; allow/deny, port range
     await acl(engine, ns, vpcId, '11', []);
     assert.not.ok(udpOk(upNs, S, 5000, UP_A));
     assert.not.ok(tcpOk(a, UP_B, 9000));
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('ACL: many rules (sets) with interleaved Allow/Deny keep first-match order; IPv6 CIDRs never become IPv4 matches', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800)));
-    stateDir = t.stateDir;
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, procs) => {
     const { engine, ns, vpcId, a, b, A } = t;
     procs.push(...servers(a, [7100, 7150, 7151, 7300], []));
     assert.ok(await serversUp(a, [7100, 7150, 7151, 7300], []));
@@ -108,11 +92,7 @@ test('ACL: many rules (sets) with interleaved Allow/Deny keep first-match order;
     assert.ok(tcpOk(b, A, 7151), 'allow next to the denied port');
     assert.not.ok(tcpOk(b, A, 7150), 'the earlier deny wins over the later allow');
     assert.ok(tcpOk(b, A, 7300), 'an IPv6-only deny does not touch IPv4 traffic');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();

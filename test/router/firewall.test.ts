@@ -2,10 +2,8 @@
  *  conntrack cleanup when a rule is tightened. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, uid } from '../helpers/topo.js';
+import { inScratch, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk, udpOk, pingOk, installCounters, readCounters, udpFlood, UP_A, UP_B } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
@@ -18,12 +16,7 @@ const apply = (engine: RouterEngine, net: { networkId: string; namespace: string
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 
 test('ingress: closed until a rule opens it; then allow, default deny, port range, ICMP type, source CIDR; an omitted IP stays closed', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, P, P2, upNs, vm1, vm2 } = t;
     procs.push(...servers(vm1, [8080, 2203, 2208], [5353]), ...servers(vm2, [22, 23], []), ...servers(upNs, [9000], []));
     assert.ok(await serversUp(vm1, [8080, 2203, 2208], [5353]));
@@ -79,20 +72,11 @@ test('ingress: closed until a rule opens it; then allow, default deny, port rang
     await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'tcp', portStart: 80, publicIp: P }] });
     const st2 = engine.store.load(net.namespace)!.extra!.firewall as { fw: Record<string, { filteredIps: string[] }> };
     assert.equal(st2.fw[net.networkId].filteredIps, [P]);
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('egress: default allow with deny rules, default deny with allow rules; port range, ICMP type, source/destination CIDR', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, upNs, vm1, vm2 } = t;
     procs.push(...servers(upNs, [9000, 9003, 9010], [9001]));
     assert.ok(await serversUp(upNs, [9000, 9003, 9010], [9001]));
@@ -127,20 +111,11 @@ test('egress: default allow with deny rules, default deny with allow rules; port
     assert.ok(tcpOk(vm1, UP_A, 9000), 'protocol all from vm1');
     assert.not.ok(tcpOk(vm2, UP_A, 9000), 'vm2 not in the source CIDR');
     assert.ok(tcpOk(upNs, t.P2, 23) === false, 'ingress untouched by egress rules (no server on vm2:23 here)');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('tightening a rule ends the flows it now forbids (conntrack); flows still allowed keep going', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, P, upNs, vm1 } = t;
     installCounters(vm1, [7001, 7002]);
     // the VM answers: only then is a UDP flow "established" (an unanswered one is re-checked packet by packet)
@@ -163,11 +138,7 @@ test('tightening a rule ends the flows it now forbids (conntrack); flows still a
     assert.ok(lastAt >= applied + 1000, 'control: both flows were still sending well after the tightening');
     assert.ok(after[7001] - atApply[7001] <= 1, `7001 stops after tightening (${atApply[7001]} → ${after[7001]})`);
     assert.ok(after[7002] - atApply[7002] > 10, `7002 keeps flowing (${atApply[7002]} → ${after[7002]})`);
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();

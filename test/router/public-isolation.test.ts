@@ -7,11 +7,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { Scratch, addVm, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
+import { inScratch, addVm, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, openIngress, hostAndUpstream, cidr, UP_A } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
@@ -34,12 +33,7 @@ function routerService(ns: string, ip: string, port: number): ChildProcess {
 }
 
 test('isolated network: routing a guest CIDR via the public IP reaches no VM and no router service; static NAT and port forwards still work', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, P, P2, upNs, vm1, vm2, ns } = t;
     procs.push(...servers(vm1, [8080], [5353]), ...servers(vm2, [22], []), ...servers(upNs, [9000], []), routerService(ns, '10.1.1.1', 9999));
     assert.ok(await serversUp(vm1, [8080], [5353]));
@@ -69,20 +63,11 @@ test('isolated network: routing a guest CIDR via the public IP reaches no VM and
     await fw(engine, net, []);
     assert.not.ok(tcpOk(upNs, P, 80), 'no rule: the port forward is closed');
     assert.not.ok(tcpOk(upNs, '10.1.1.10', 8080));
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('another router\'s network on the same public segment reaches only what NAT and the firewall give it', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs, s) => {
     const { engine, net, P, vm1, h } = t;
     // router B: another isolated network on the same host and public segment
     const idB = String(Number(t.net.networkId) + 1);
@@ -103,20 +88,11 @@ test('another router\'s network on the same public segment reaches only what NAT
     assert.not.ok(tcpOk(nsB, '10.1.1.10', 8080), 'B\'s router itself: blocked');
     assert.ok(await opens(() => pingOk(vmB, UP_A)), 'positive control: B\'s VM pings out through its source NAT');
     assert.not.ok(pingOk(vmB, '10.1.1.10'), 'B\'s VM pinging A\'s VM directly: blocked');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('VPC: the public side reaches tiers only through static NAT / port forwards and the tier ACL; tiers reach each other as their ACLs say', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800)));
-    stateDir = t.stateDir;
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, procs) => {
     const { engine, ns, vpcId, upNs, a, b, A, B, S } = t;
     const tierA = { networkId: '11', vpcId, namespace: ns };
     const tierB = { networkId: '12', vpcId, namespace: ns };
@@ -142,20 +118,11 @@ test('VPC: the public side reaches tiers only through static NAT / port forwards
     await acl(engine, tierB, [{ number: 1, action: 'Deny', trafficType: 'Ingress', protocol: 'tcp', portStart: 8080, sourceCidrs: ['10.10.1.0/24'] }]);
     assert.not.ok(tcpOk(a, B, 8080), 'tier A → tier B denied by B\'s ACL');
     assert.ok(await opens(() => tcpOk(upNs, S, 8080)), 'positive control: the static NAT path still works');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('IPv6: routed guest addresses are closed to the public side until an ingress rule opens them, and close again', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const base = hostAndUpstream(s);
-    stateDir = base.stateDir;
+  await inScratch((s) => hostAndUpstream(s), async (base, procs, s) => {
     const { engine, h, upNs } = base;
     const id = randomId();
     const ns = s.track(`cs-net-${id}`);
@@ -197,11 +164,7 @@ test('IPv6: routed guest addresses are closed to the public side until an ingres
     publicV6();
     assert.ok(await waitFor(() => tcp6(vm.ns, '2001:db8:ff::1', 9000), 8000), 'positive control: outbound still works');
     assert.not.ok(tcp6(upNs, '2001:db8:6::10', 8080), 'rule removed: blocked again');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();

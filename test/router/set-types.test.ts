@@ -6,8 +6,6 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { runCommand } from '../../lib/router/command-table.js';
 import { parseAclDocument, parseFwDocument } from '../../lib/router/firewall/rules.js';
 import { putAcl, putFwDocument } from '../../lib/router/firewall/state.js';
@@ -18,7 +16,7 @@ import { defaultModules } from '../../lib/router/default-modules.js';
 import type { PublicService } from '../../lib/router/router-module.js';
 import { landsOnBitmap, type KeyType, type NftObject, type SetFlag } from '../../lib/nft/index.js';
 import type { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { inScratch, nsExec, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, UP_A } from '../helpers/fw.js';
 
@@ -141,12 +139,7 @@ const fw = (engine: RouterEngine, net: { networkId: string; namespace: string },
   runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: { value: { default_egress_allow: defaultEgressAllow, rules }, source: 'test' } });
 
 test('packets: a port set and an ICMP-type set on one public IP, an egress port set; the kernel holds no bitmap set', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, randomId());
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, P2, upNs, vm1, vm2, ns } = t;
     procs.push(...servers(vm2, [22, 23, 24], []), ...servers(upNs, [9000, 9010], [9001]));
     assert.ok(await serversUp(vm2, [22, 23, 24], []));
@@ -178,20 +171,11 @@ test('packets: a port set and an ICMP-type set on one public IP, an egress port 
     assert.ok(tcpOk(vm1, UP_A, 9000), 'egress: 9000 left the deny set');
     assert.not.ok(tcpOk(vm1, UP_A, 9010), 'egress: 9010 joined the deny set');
     void vm2;
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('packets: an ACL whose rules differ only in protocol (a protocol set)', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800)));
-    stateDir = t.stateDir;
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, procs) => {
     const { engine, ns, vpcId, a, b, A } = t;
     procs.push(...servers(a, [7000], [5000]));
     assert.ok(await serversUp(a, [7000], [5000]));
@@ -210,11 +194,7 @@ test('packets: an ACL whose rules differ only in protocol (a protocol set)', asy
     assert.ok(udpOk(b, A, 5000), 'udp joined the set');
     assert.not.ok(pingOk(b, A), 'icmp left the set');
     assert.not.ok(tcpOk(b, A, 7000), 'tcp still denied');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();

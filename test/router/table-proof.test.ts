@@ -6,25 +6,19 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { runCommand } from '../../lib/router/command-table.js';
 import { RouterEngine } from '../../lib/router/engine.js';
-import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { inScratch, nsExec, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk } from '../helpers/fw.js';
 
 requireSandbox();
 
 test('re-applying the same rules confirms the table instead of compiling it; a hand edit in between is undone', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000)));
-    stateDir = t.stateDir;
-    const { engine, net, ns, P2, upNs, vm2, hostNs } = t;
+  await inScratch((s) => isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000))), async (t, procs) => {
+    const { engine, net, ns, P2, upNs, vm2, hostNs, stateDir } = t;
     procs.push(...servers(vm2, [22, 2222], []));
     assert.ok(await serversUp(vm2, [22, 2222], []));
     const rules = Array.from({ length: 300 }, (_, i) => ({ id: i, type: 'ingress', protocol: 'tcp', portStart: 10_000 + i, publicIp: P2 }));
@@ -61,11 +55,7 @@ test('re-applying the same rules confirms the table instead of compiling it; a h
     // destroy forgets the proof
     await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(existsSync(join(stateDir, 'run', ns, 'table-proof.json')), 'gone with the router');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();
