@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { runCommand } from '../../lib/router/command-table.js';
-import { Scratch, addVm, nsTry, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, inScratch, nsTry, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import { installCounters, readCounters, servers, serversUp, tcpOk, udpOk, vpcTopo } from '../helpers/fw.js';
@@ -33,11 +33,7 @@ const cleanup = (s: Scratch, stateDir: string) => {
 };
 
 test('the filter is one bridge table in the host namespace; legitimate traffic passes: ARP, ICMP, TCP, UDP, DHCP, NDP/DAD, SLAAC', async () => {
-  const s = new Scratch();
-  let stateDir = '';
-  try {
-    const t = await vmfTopo(s);
-    stateDir = t.stateDir;
+  await inScratch((s) => vmfTopo(s), async (t) => {
     const { vm1, vm2, router, hostNs, ns } = t;
     // in the host namespace the engine uses, nowhere else
     assert.ok(filterTable(hostNs, ns) !== '', 'table in the host namespace');
@@ -71,17 +67,11 @@ test('the filter is one bridge table in the host namespace; legitimate traffic p
     const ip4 = JSON.stringify(filterSet(hostNs, ns, 'nic_ip4'));
     assert.ok(ip4.includes(vm1.mac) && ip4.includes(vm1.ip) && ip4.includes(vm2.ip), ip4);
     assert.ok(JSON.stringify(filterSet(hostNs, ns, 'nic_ip6')).includes(vm1.ip6), 'the SLAAC address is bound to its MAC');
-  } finally {
-    cleanup(s, stateDir);
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('vm2 sending with vm1\'s IPv4 or IPv6 address reaches neither the router nor vm1 (its own address does)', async () => {
-  const s = new Scratch();
-  let stateDir = '';
-  try {
-    const t = await vmfTopo(s);
-    stateDir = t.stateDir;
+  await inScratch((s) => vmfTopo(s), async (t, _procs, s) => {
     const { vm1, vm2, router, ns } = t;
     addIp6(vm1);
     addIp6(vm2);
@@ -105,17 +95,11 @@ test('vm2 sending with vm1\'s IPv4 or IPv6 address reaches neither the router no
     assert.ok(await waitFor(() => readCounters(ns)[9001] === 15), 'an unknown MAC with its own address reaches the router (allow policy)');
     assert.is(readCounters(vm1.ns)[9002], 0);
     assert.is(readCounters(ns)[9002], 0);
-  } finally {
-    cleanup(s, stateDir);
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('forged ARP and NA from vm2 (for the gateway and for vm1) change neither the router\'s nor vm1\'s neighbour table', async () => {
-  const s = new Scratch();
-  let stateDir = '';
-  try {
-    const t = await vmfTopo(s);
-    stateDir = t.stateDir;
+  await inScratch((s) => vmfTopo(s), async (t, _procs, s) => {
     const { vm1, vm2, router, ns } = t;
     addIp6(vm1);
     addIp6(vm2);
@@ -168,9 +152,7 @@ test('forged ARP and NA from vm2 (for the gateway and for vm1) change neither th
     assert.match(fdb(), new RegExp(`${router.mac} dev ${router.port} master`));
     assert.not.match(fdb(), new RegExp(`${router.mac} dev ${vm2.port}`));
     assert.match(fdb(), new RegExp(`${x.mac} dev ${x.port} master`), 'control: the bridge learns source MACs it is given');
-  } finally {
-    cleanup(s, stateDir);
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('a DHCP server on vm2 never gets its offer to vm1 (vm1 leases from the router); with the router\'s DHCP off it does', async () => {
@@ -250,11 +232,7 @@ test('a router advertisement from vm2 (or from an unknown MAC) never reaches vm1
 });
 
 test('a VPC: one table for every tier; routing between tiers passes, a VM spoofing a VM of the other tier does not', async () => {
-  const s = new Scratch();
-  let stateDir = '';
-  try {
-    const t = await vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800)));
-    stateDir = t.stateDir;
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, _procs, s) => {
     const { engine, ns, vpcId, h, hostNs } = t;
     const v = Number(vpcId) % 100;
     const macA = '02:aa:00:10:01:0a';
@@ -275,9 +253,7 @@ test('a VPC: one table for every tier; routing between tiers passes, a VM spoofi
     sendFrames(a.ns, 'eth0', [frame('10.10.2.20', 9004), frame('10.10.1.20', 9003)], 5);
     assert.ok(await waitFor(() => readCounters(b.ns)[9003] === 5), `control: A's own address is routed to B: ${JSON.stringify(readCounters(b.ns))}`);
     assert.is(readCounters(b.ns)[9004], 0, 'A with B\'s address reaches nothing');
-  } finally {
-    cleanup(s, stateDir);
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test.run();
