@@ -58,24 +58,27 @@ export class Scratch {
 /**
  * One test on a fresh Scratch: `make` builds its topology, `body` runs on it and pushes the processes it starts
  * into `procs`. Whatever happens, the processes are killed (and `opts.stop(stateDir)` kills what the router
- * started, e.g. killRouterDaemons), the namespaces removed and the topology's state directory deleted.
+ * started, e.g. killRouterDaemons), the namespaces removed and the topology's `workDir` (default: its state
+ * directory) deleted.
  */
-export async function inScratch<T extends { stateDir: string }>(
+export async function inScratch<T extends { stateDir: string; workDir?: string }>(
   make: (s: Scratch) => T | Promise<T>, body: (t: T, procs: ChildProcess[], s: Scratch) => Promise<void>,
   opts: { stop?: (stateDir: string) => unknown } = {},
 ): Promise<void> {
   const s = new Scratch();
   const procs: ChildProcess[] = [];
   let stateDir = '';
+  let workDir = '';
   try {
     const t = await make(s);
     stateDir = t.stateDir;
+    workDir = t.workDir ?? t.stateDir;
     await body(t, procs, s);
   } finally {
     for (const p of procs) p.kill();
     if (stateDir) opts.stop?.(stateDir);
     s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -15,7 +15,7 @@ import { stripHandles } from '../../lib/nft/listing.js';
 import { StateStore } from '../../lib/router/state/store.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import { VMFILTER_TABLE, legacyVmfilterTable, ownerMark, vmfilterPrefix } from '../../lib/router/vmfilter/compile.js';
-import { Scratch, addVm, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, inScratch, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { installCounters, readCounters } from '../helpers/fw.js';
 import { routerCli } from '../helpers/router-cli.js';
@@ -27,8 +27,9 @@ requireSandbox();
 import { CLI } from '../helpers/router-cli.js';
 
 /** One simulated host, one state directory, routers (networks) on it through the CLI. */
-function host(s: Scratch, dir: string) {
+function host(s: Scratch) {
   const { hostNs, h } = simulatedHost(s);
+  const dir = mkdtempSync(join(tmpdir(), 'nr-vmfs-'));
   const stateDir = join(dir, 'state');
   const logFile = join(dir, 'log');
   const cli = routerCli(stateDir, logFile, hostNs);
@@ -53,7 +54,7 @@ function host(s: Scratch, dir: string) {
     installCounters(ns, [9005]);
     return { id, ns, net, vni, vm: vm.ns, vmMac, routerMac };
   };
-  return { hostNs, h, stateDir, logFile, cli, run, router };
+  return { hostNs, h, stateDir, workDir: dir, logFile, cli, run, router };
 }
 
 type Router = ReturnType<ReturnType<typeof host>['router']>;
@@ -90,12 +91,7 @@ function cliAsync(hostNs: string, stateDir: string, logFile: string, args: strin
 }
 
 test('two routers\' filters in the shared table are independent: a change or destroy of one leaves the other\'s objects and enforcement intact', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-vmfs-'));
-  let stateDir = '';
-  try {
-    const H = host(s, dir);
-    stateDir = H.stateDir;
+  await inScratch((s) => host(s), async (H) => {
     const a = H.router('02:aa:00:00:01:0a');
     const b = H.router('02:bb:00:00:01:0a');
     const names = sharedFilterNames(H.hostNs);
@@ -127,20 +123,11 @@ test('two routers\' filters in the shared table are independent: a change or des
     // the last router gone: the shared table is left with its mark only
     H.run(['destroy-network', ...b.net]);
     assert.equal(sharedFilterNames(H.hostNs), ['owner']);
-  } finally {
-    if (stateDir) killRouterDaemons(stateDir);
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('commands on two routers in parallel processes both land (each transaction touches only its router\'s objects)', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-vmfs-'));
-  let stateDir = '';
-  try {
-    const H = host(s, dir);
-    stateDir = H.stateDir;
+  await inScratch((s) => host(s), async (H) => {
     const a = H.router('02:aa:00:00:02:0a');
     const b = H.router('02:bb:00:00:02:0a');
     const mac = (x: string, i: number) => `02:${x}:00:00:03:${(16 + i).toString(16)}`;
@@ -166,20 +153,11 @@ test('commands on two routers in parallel processes both land (each transaction 
     assert.not.ok(macsA.includes('02:bb:') || macsB.includes('02:aa:'), 'no mix-up');
     await spoofBlocked(a);
     await spoofBlocked(b);
-  } finally {
-    if (stateDir) killRouterDaemons(stateDir);
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('migration: the previous version\'s per-router table is deleted by the next command (only when it holds our mark)', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-vmfs-'));
-  let stateDir = '';
-  try {
-    const H = host(s, dir);
-    stateDir = H.stateDir;
+  await inScratch((s) => host(s), async (H) => {
     const a = H.router('02:aa:00:00:04:0a');
     // the host as the previous version left it: no shared table, the router's own table with its mark (and a rule
     // that would drop the VM's frames, so that a table left behind shows in the packets)
@@ -199,20 +177,11 @@ test('migration: the previous version\'s per-router table is deleted by the next
     H.run(['destroy-network', ...a.net]);
     assert.is(nsTry(H.hostNs, ['nft', 'list', 'table', 'bridge', legacy]).status, 0, 'a foreign table of the old name is left alone');
     assert.is(filterTable(H.hostNs, a.ns), '');
-  } finally {
-    if (stateDir) killRouterDaemons(stateDir);
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('objects of a router\'s prefix in the shared table that are not its own are refused and left alone', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-vmfs-'));
-  let stateDir = '';
-  try {
-    const H = host(s, dir);
-    stateDir = H.stateDir;
+  await inScratch((s) => host(s), async (H, _procs, s) => {
     const a = H.router('02:aa:00:00:05:0a');
     // someone else's objects under the prefix of the next router's namespace (another mark)
     const id = String(3000 + (parseInt(uid(4), 16) % 6000));
@@ -227,20 +196,11 @@ test('objects of a router\'s prefix in the shared table that are not its own are
     assert.is(theirs(), before, 'left alone');
     assert.ok(before.includes(`${p}prerouting`));
     await spoofBlocked(a);
-  } finally {
-    if (stateDir) killRouterDaemons(stateDir);
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('off by default: no objects and no filtering until network-extension-details vm-filter=true, and gone again with false', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-vmf-off-'));
-  let stateDir = '';
-  try {
-    const H = host(s, dir);
-    stateDir = H.stateDir;
+  await inScratch((s) => host(s), async (H) => {
     const r = H.router('02:aa:00:00:06:0a', false);
     const mine = () => sharedFilterNames(H.hostNs).filter((n) => n.startsWith(vmfilterPrefix(r.ns)));
     assert.equal(mine(), [], 'no objects of the router');
@@ -260,11 +220,7 @@ test('off by default: no objects and no filtering until network-extension-detail
     const refused = H.cli(['custom-action', ...r.net, '--action', 'vm-filter-set', '--action-params', JSON.stringify({ mac: r.vmMac, filters: 'clean-traffic' })]);
     assert.is(refused.status, 1, refused.stderr);
     assert.match(refused.stderr, /is not filtered: network-extension-details "vm-filter": "true"/);
-  } finally {
-    if (stateDir) killRouterDaemons(stateDir);
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test.run();
