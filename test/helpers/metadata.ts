@@ -1,7 +1,11 @@
 /** Helpers of the metadata/password service tests: guest HTTP requests with curl, hand-made routers. */
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nsTry, uid, type Scratch } from './topo.js';
+import { RouterEngine } from '../../lib/router/engine.js';
+import { runCommand } from '../../lib/router/command-table.js';
+import type { RouterModule } from '../../lib/router/router-module.js';
+import { addVm, cidr, nsTry, simulatedHost, uid, type Scratch } from './topo.js';
 import { listenFile, vmDir } from '../../lib/services/metadata/layout.js';
 
 export interface HttpAnswer {
@@ -68,4 +72,28 @@ export function socketCount(pid: number): number {
     } catch { /* closed meanwhile */ }
   }
   return n;
+}
+
+/**
+ * An isolated network on a simulated host for the metadata tests (an engine of its own state directory): the /24
+ * `subnet` ("10.7.1") with the router at .1, one VM per MAC at .10, .11, … on the network's VXLAN bridge.
+ * `vniBase`: VNIs are vniBase + id % 1000 (tests running in parallel differ in it); `modules`: the engine's.
+ */
+export async function metadataNetwork(s: Scratch, subnet: string, macs: string[], opts: { vniBase?: number; modules?: RouterModule[] } = {}) {
+  const id = String(3000 + Math.floor(Math.random() * 900));
+  const ns = s.track(`cs-net-${id}`);
+  const { hostNs, h } = simulatedHost(s);
+  const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-'));
+  const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, ...(opts.modules ? { modules: opts.modules } : {}) });
+  const net = { networkId: id, namespace: ns };
+  const vni = (opts.vniBase ?? 6000) + Number(id) % 1000;
+  const bridge = `brvx-${vni}`;
+  const router = `${subnet}.1`;
+  const t = { id, ns, hostNs, h, stateDir, engine, net, vni, bridge, router, vms: [] as Array<{ ns: string; hostEnd: string; ip: string; mac: string }> };
+  await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: router, cidr: cidr(`${subnet}.0/24`) });
+  macs.forEach((mac, i) => {
+    const ip = `${subnet}.${10 + i}`;
+    t.vms.push({ ...addVm(s, h, bridge, `${ip}/24`, router, mac), ip, mac });
+  });
+  return t;
 }

@@ -76,7 +76,7 @@ export async function inScratch<T extends { stateDir: string; workDir?: string }
     await body(t, procs, s);
   } finally {
     for (const p of procs) p.kill();
-    if (stateDir) opts.stop?.(stateDir);
+    if (stateDir) await opts.stop?.(stateDir);
     s.cleanup();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   }

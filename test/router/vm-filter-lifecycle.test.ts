@@ -17,11 +17,12 @@ import { stripHandles } from '../../lib/nft/listing.js';
 import { vmFilterSet, parseVmFilterParams, VMFILTER_TABLE } from '../../lib/router/vmfilter/index.js';
 import { Scratch, addVm, nsExec, nsTry, ping, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { allGone, killRouterDaemons } from '../helpers/daemons.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { installCounters, readCounters, servers, serversUp, tcpOk, udpFlood, udpOk } from '../helpers/fw.js';
 import { routerCli } from '../helpers/router-cli.js';
 import { sendFrames, udp4Frame } from '../helpers/frames.js';
-import { allGone, filterSet, filterTable, killRouterDaemons, reach, strangerVm, vmfTopo, VM1_MAC, VM2_MAC } from '../helpers/vmfilter.js';
+import { filterSet, filterTable, reach, strangerVm, vmfTopo, VM1_MAC, VM2_MAC } from '../helpers/vmfilter.js';
 
 requireSandbox();
 

@@ -17,10 +17,11 @@ import { tierAttachment } from '../../lib/router/topology.js';
 import { VMFILTER_TABLE, legacyVmfilterTable, ownerMark, vmfilterPrefix } from '../../lib/router/vmfilter/compile.js';
 import { Scratch, addVm, inScratch, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 import { installCounters, readCounters } from '../helpers/fw.js';
 import { routerCli } from '../helpers/router-cli.js';
 import { sendFrames, udp4Frame } from '../helpers/frames.js';
-import { filterSet, filterTable, killRouterDaemons, sharedFilterNames } from '../helpers/vmfilter.js';
+import { filterSet, filterTable, sharedFilterNames } from '../helpers/vmfilter.js';
 
 requireSandbox();
 

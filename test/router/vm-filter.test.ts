@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { runCommand } from '../../lib/router/command-table.js';
 import { Scratch, addVm, inScratch, nsTry, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 import { tierAttachment } from '../../lib/router/topology.js';
 import { installCounters, readCounters, servers, serversUp, tcpOk, udpOk, vpcTopo } from '../helpers/fw.js';
 import { udhcpc, routerAdvert } from '../helpers/dhcp.js';
@@ -20,7 +21,7 @@ import { BROADCAST, RaListener, arpFrame, naFrame, raFrame, sendFrames, udp4Fram
 import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
 import { vmfilterPrefix } from '../../lib/router/vmfilter/compile.js';
 import {
-  PREFIX6, addIp6, afterLocktime, killRouterDaemons, countArrivals, countOnBridge, filterSet, reach, filterTable, neighMac, setNeigh, slaacReady, strangerVm, vmfTopo,
+  PREFIX6, addIp6, afterLocktime, countArrivals, countOnBridge, filterSet, reach, filterTable, neighMac, setNeigh, slaacReady, strangerVm, vmfTopo,
 } from '../helpers/vmfilter.js';
 
 requireSandbox();

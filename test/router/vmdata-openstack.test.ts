@@ -12,16 +12,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
-import { defaultModules } from '../../lib/router/default-modules.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, cidr, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, cidr, inScratch, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
-import { guestGet } from '../helpers/metadata.js';
+import { guestGet, metadataNetwork } from '../helpers/metadata.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 
 requireSandbox();
 vd.vmdataSettings.daemonIdleExitMs = 500;
@@ -105,10 +105,9 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
   const etc: string[] = [];
   try {
     const { hostNs, upNs, h } = simulatedHost(s);
-    // the metadata layer alone: the guest-segment filter (lib/router/vmfilter) would drop vm2's frames with vm1's
-    // address (below) before they reach the router, which test/router/vm-filter*.test.ts prove
-    const modules = defaultModules().filter((mod) => mod.name !== 'vmfilter');
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules });
+    // the metadata layer alone: the guest-segment filter (lib/router/vmfilter, off by default) would drop vm2's
+    // frames with vm1's address (below) before they reach the router, which test/router/vm-filter*.test.ts prove
+    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
     const vni = 7000 + Number(vpcId) % 1000;
     const tA = { networkId: `${vpcId}1`, vpcId, namespace: ns };
     const tB = { networkId: `${vpcId}2`, vpcId, namespace: ns };
@@ -268,18 +267,8 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
 });
 
 test('the OpenStack password endpoint: a VM stores its own once, reads it back; no other VM, and no next VM at the address, sees it', async () => {
-  const s = new Scratch();
-  const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-pw-'));
-  const id = String(3000 + Math.floor(Math.random() * 900));
-  const ns = s.track(`cs-net-${id}`);
-  try {
-    const { hostNs, h } = simulatedHost(s);
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const net = { networkId: id, namespace: ns };
-    const vni = 7000 + Number(id) % 1000;
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.18.1.1', cidr: cidr('10.18.1.0/24') });
-    const vm1 = addVm(s, h, `brvx-${vni}`, '10.18.1.10/24', '10.18.1.1', MAC1);
-    const vm2 = addVm(s, h, `brvx-${vni}`, '10.18.1.11/24', '10.18.1.1', MAC2);
+  await inScratch((s) => metadataNetwork(s, '10.18.1', [MAC1, MAC2], { vniBase: 7000 }), async (t) => {
+    const { engine, net, ns, stateDir, hostNs, vms: [vm1, vm2] } = t;
     for (const [ip, mac, name, uuid] of [['10.18.1.10', MAC1, 'vm1', UUID1], ['10.18.1.11', MAC2, 'vm2', UUID2]] as const) {
       await runCommand(engine, { command: 'prepare-nic', ...net, ip, mac, defaultNic: true });
       await runCommand(engine, { command: 'save-vm-data', ...net, ip, vmData: { value: rows(name, uuid, ip), source: 'x' } } as T.SaveVmDataRequest);
@@ -309,11 +298,7 @@ test('the OpenStack password endpoint: a VM stores its own once, reads it back; 
     await new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } }).restoreAll();
     assert.equal(guestGet(vm2.ns, 'http://169.254.169.254/openstack/latest/network_data.json'), { status: 200, body: before }, 'the same network_data.json after the restore');
     assert.equal(guestGet(vm2.ns, 'http://169.254.169.254/openstack/latest/password'), { status: 200, body: '' });
-  } finally {
-    await stopDaemon(stateDir);
-    s.cleanup();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test.run();

@@ -7,17 +7,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RouterEngine } from '../../lib/router/engine.js';
-import { defaultModules } from '../../lib/router/default-modules.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
-import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
-import { Scratch, addVm, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { vmDir } from '../../lib/services/metadata/index.js';
+import { inScratch, nsExec, nsTry } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
-import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { guestGet, metadataNetwork, passwordRequest } from '../helpers/metadata.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
@@ -51,23 +49,10 @@ function dropAddress(ns: string, ip: string, mac?: string): void {
 }
 
 test('a VM that takes another VM\'s address gets none of its data; with its MAC too it does (this layer cannot tell)', async () => {
-  const s = new Scratch();
-  const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-rq-'));
-  const id = String(3000 + Math.floor(Math.random() * 900));
-  const ns = s.track(`cs-net-${id}`);
-  try {
-    const { hostNs, h } = simulatedHost(s);
-    // this layer alone: the guest-segment filter (lib/router/vmfilter) would drop the spoofed frames before they
-    // reach the router, which test/router/vm-filter*.test.ts prove
-    const modules = defaultModules().filter((mod) => mod.name !== 'vmfilter');
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules });
-    const net = { networkId: id, namespace: ns };
-    const vni = 6000 + Number(id) % 1000;
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.14.1.1', cidr: cidr('10.14.1.0/24') });
-    const bridge = `brvx-${vni}`;
-    const vm1 = addVm(s, h, bridge, '10.14.1.10/24', '10.14.1.1', MAC1);
-    const vm2 = addVm(s, h, bridge, '10.14.1.11/24', '10.14.1.1', MAC2);
-    const vm3 = addVm(s, h, bridge, '10.14.1.12/24', '10.14.1.1', MAC3);
+  // this layer alone: the guest-segment filter (lib/router/vmfilter, off by default) would drop the spoofed frames
+  // before they reach the router, which test/router/vm-filter*.test.ts prove
+  await inScratch((s) => metadataNetwork(s, '10.14.1', [MAC1, MAC2, MAC3]), async (t) => {
+    const { engine, net, ns, stateDir, h, vms: [vm1, vm2, vm3] } = t;
     const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest);
     // vm1's MAC comes from its DHCP reservation (add-dhcp-entry), vm2's from prepare-nic after its data;
     // vm3's address has no MAC anywhere: served by address alone (documented as unprotected)
@@ -134,25 +119,12 @@ test('a VM that takes another VM\'s address gets none of its data; with its MAC 
     const nic: T.PrepareNicRequest = { command: 'prepare-nic', ...net, ip: '10.14.1.10', mac: '02:00:00:0e:01:99', defaultNic: true };
     await runCommand(engine, nic);
     assert.equal(vd.servedFiles(stateDir, ns, '10.14.1.10'), []);
-  } finally {
-    await stopDaemon(stateDir);
-    s.cleanup();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('cloud-init\'s CloudStack datasource reads user data, meta-data and the password once', async () => {
-  const s = new Scratch();
-  const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-ci-'));
-  const id = String(3000 + Math.floor(Math.random() * 900));
-  const ns = s.track(`cs-net-${id}`);
-  try {
-    const { hostNs, h } = simulatedHost(s);
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const net = { networkId: id, namespace: ns };
-    const vni = 6000 + Number(id) % 1000;
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.16.1.1', cidr: cidr('10.16.1.0/24') });
-    const vm = addVm(s, h, `brvx-${vni}`, '10.16.1.10/24', '10.16.1.1', MAC1);
+  await inScratch((s) => metadataNetwork(s, '10.16.1', [MAC1]), async (t) => {
+    const { engine, net, ns, stateDir, vms: [vm] } = t;
     await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: MAC1, ip: '10.16.1.10', defaultNic: true });
     await runCommand(engine, {
       command: 'save-vm-data', ...net, ip: '10.16.1.10', vmData: { value: rows('civm', [{ dir: 'password', file: 'vm_password', content: 'Pw-for-cloud-init' }]), source: 'x' },
@@ -189,11 +161,7 @@ test('cloud-init\'s CloudStack datasource reads user data, meta-data and the pas
     assert.ok(second.ok);
     assert.is(second.password, null);
     assert.is(second.metadata['instance-id'], 'i-civm');
-  } finally {
-    await stopDaemon(stateDir);
-    s.cleanup();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test.run();

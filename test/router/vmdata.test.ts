@@ -11,14 +11,14 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
-import { defaultModules } from '../../lib/router/default-modules.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import type * as T from '../../lib/router/contract/types.js';
 import * as vd from '../../lib/router/vmdata/index.js';
 import { daemonPid, daemonStatus, stopDaemon, routerDir } from '../../lib/services/metadata/index.js';
-import { Scratch, addVm, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
+import { Scratch, addVm, inScratch, simulatedHost, cidr, nsExec, nsTry } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
-import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { guestGet, metadataNetwork, passwordRequest } from '../helpers/metadata.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
@@ -45,22 +45,10 @@ function vmRows(name: string, ip: string, extra: Array<{ dir: string; file: stri
 }
 
 test('save-* commands: each guest sees only its own data; the password is served once; release and stale-NIC cleanup', async () => {
-  const s = new Scratch();
-  const stateDir = mkdtempSync(join(tmpdir(), 'nr-md-'));
-  const id = String(3000 + Math.floor(Math.random() * 900));
-  const ns = s.track(`cs-net-${id}`);
-  try {
-    const { hostNs, h } = simulatedHost(s);
-    // the metadata layer alone: the guest-segment filter would already drop a guest using an address that
-    // prepare-nic gave another NIC (below), which test/router/vm-filter*.test.ts prove
-    const modules = defaultModules().filter((mod) => mod.name !== 'vmfilter');
-    const engine = new RouterEngine({ stateDir, hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' }, modules });
-    const net = { networkId: id, namespace: ns };
-    const vni = 6000 + Number(id) % 1000;
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
-    const bridge = `brvx-${vni}`;
-    const vm1 = addVm(s, h, bridge, '10.7.1.10/24', '10.7.1.1', '02:00:00:07:01:0a');
-    const vm2 = addVm(s, h, bridge, '10.7.1.11/24', '10.7.1.1', '02:00:00:07:01:0b');
+  // the metadata layer alone (the guest-segment filter, off by default, would already drop a guest using an
+  // address that prepare-nic gave another NIC, below: test/router/vm-filter*.test.ts prove that)
+  await inScratch((s) => metadataNetwork(s, '10.7.1', ['02:00:00:07:01:0a', '02:00:00:07:01:0b']), async (t) => {
+    const { engine, net, ns, stateDir, vms: [vm1, vm2] } = t;
     const save = (ip: string, value: unknown) => runCommand(engine, { command: 'save-vm-data', ...net, ip, vmData: { value, source: 'payload.vm_data' } } as T.SaveVmDataRequest);
 
     assert.is(guestGet(vm1.ns, 'http://10.7.1.1/latest/user-data').status, 0, 'nothing listens before any VM data');
@@ -137,11 +125,7 @@ test('save-* commands: each guest sees only its own data; the password is served
     await runCommand(engine, { command: 'destroy-network', ...net });
     assert.not.ok(existsSync(routerDir(stateDir, ns)), 'a destroyed router\'s data go with it');
     assert.equal(vd.collectOrphans(stateDir), [], 'nothing left for a later teardown');
-  } finally {
-    await stopDaemon(stateDir);
-    s.cleanup();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  }, { stop: killRouterDaemons });
 });
 
 test('VPC: tiers share the router and the daemon; each tier\'s guests see their own data; a destroyed tier stops being served', async () => {
