@@ -350,7 +350,8 @@ export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
   }),
   'add-port-forward': net('add-port-forward', portForward),
   'delete-port-forward': net('delete-port-forward', portForward),
-  'apply-fw-rules': net('apply-fw-rules', (r) => optDoc(r, 'fw_rules', 'fwRules')),
+  // the text comes along: the same text again is recognised by its digest (lib/router/firewall/payload-digest.ts)
+  'apply-fw-rules': net('apply-fw-rules', (r) => optDoc(r, 'fw_rules', 'fwRules', { keepText: true })),
   'apply-network-acl': net('apply-network-acl', (r) => optDoc(r, 'acl_rules', 'aclRules')),
   'apply-lb-rules': net('apply-lb-rules', (r) => optDoc(r, 'lb_rules', 'lbRules')),
   'config-dhcp-subnet': net('config-dhcp-subnet', subnetRequired, { strict: true }),
@@ -385,8 +386,8 @@ export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
   'restore-all': () => ({ command: 'restore-all' }),
 };
 
-function optDoc(r: FieldReader, key: string, prop: string): object {
-  const d = r.document(key);
+function optDoc(r: FieldReader, key: string, prop: string, opts?: { keepText?: boolean }): object {
+  const d = r.document(key, opts);
   return d ? { [prop]: d } : {};
 }
 

@@ -144,16 +144,18 @@ export class FieldReader {
 
   /**
    * A JSON document (rules, vm data): a JSON value in the payload, JSON or base64 text in an
-   * option or payload string, or a file with either. Decode errors name the argument.
+   * option or payload string, or a file with either. Decode errors name the argument. `keepText`: the text as
+   * given comes along (OpaqueJson.text).
    */
-  document(key: string): OpaqueJson | undefined {
+  document(key: string, opts: { keepText?: boolean } = {}): OpaqueJson | undefined {
     const e = this.bag.get(key);
     if (!e || isAbsent(e.value)) return undefined;
     try {
       if (e.origin.kind === 'option-file') {
-        return { value: decodeJsonOrBase64(readTextFile(e.origin.path)), source: e.source };
+        const text = readTextFile(e.origin.path);
+        return withText({ value: decodeJsonOrBase64(text), source: e.source }, opts.keepText ? text : undefined);
       }
-      if (typeof e.value === 'string') return { value: decodeJsonOrBase64(e.value), source: e.source };
+      if (typeof e.value === 'string') return withText({ value: decodeJsonOrBase64(e.value), source: e.source }, opts.keepText ? e.value : undefined);
       return { value: e.value, source: e.source };
     } catch (err) {
       if (err instanceof BadValue) this.fail(key, err.message);
@@ -168,4 +170,13 @@ export class FieldReader {
     if (typeof d.value !== 'object' || d.value === null || Array.isArray(d.value)) this.fail(key, 'expected a JSON object');
     return d.value as Record<string, unknown>;
   }
+}
+
+/**
+ * The document's text as given, kept on it non-enumerable: a request is logged (abbreviated) and may be
+ * serialised, and a base64 text could carry what its decoded value has redacted (a PEM key in lb_rules).
+ */
+function withText(doc: OpaqueJson, text: string | undefined): OpaqueJson {
+  if (text !== undefined) Object.defineProperty(doc, 'text', { value: text, enumerable: false });
+  return doc;
 }

@@ -36,6 +36,13 @@ export interface PortRange {
 export interface OpaqueJson {
   value: unknown;
   source: string;
+  /**
+   * The document's text exactly as given (an option's value, a file's content), when it came as text rather
+   * than as a JSON value inside a payload: a module may recognise a text it already validated and applied by
+   * its digest (apply-fw-rules, lib/router/firewall/payload-digest.ts). Kept only for the documents whose
+   * command asks for it, and non-enumerable: never logged nor serialised with the request.
+   */
+  text?: string;
 }
 
 /** Which router a network-level command addresses. `namespace` is already resolved. */

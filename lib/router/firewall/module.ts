@@ -11,7 +11,8 @@ import { modelIsIdle } from '../model.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../util/compare.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
-import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument } from './state.js';
+import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument, storedFwDocument } from './state.js';
+import { payloadDigest } from './payload-digest.js';
 import { firewallObjects } from './firewall-objects.js';
 import { deleteForbiddenFlows } from './forbidden-flows.js';
 import { describeFirewall } from './describe.js';
@@ -26,11 +27,21 @@ function firewallChanged(m: RouterModel, previous: RouterModel | undefined): boo
 export const firewallModule: RouterModule = {
   name: FIREWALL,
   commands: {
-    // the documents are checked whole before the change starts: a bad one changes nothing
+    // the documents are checked whole before the change starts: a bad one changes nothing. A text given before,
+    // byte for byte (its digest is stored with the network's rules), is the stored document: not parsed again
+    // (payload-digest.ts); any other is parsed and validated whole — in the mutation, under the lock, still
+    // before anything changes — and its digest stored with it
     'apply-fw-rules': {
       change(req) {
-        const doc = parseFwDocument(req.fwRules?.value);
-        return (m) => putFwDocument(m, req.networkId, doc);
+        const text = req.fwRules?.text;
+        if (text === undefined) {
+          const doc = parseFwDocument(req.fwRules?.value);
+          return (m) => { putFwDocument(m, req.networkId, doc); };
+        }
+        const digest = payloadDigest('fw_rules', text);
+        return (m) => {
+          putFwDocument(m, req.networkId, storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value), digest);
+        };
       },
     },
     'apply-network-acl': {

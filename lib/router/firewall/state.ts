@@ -16,6 +16,7 @@ import { isCidr, parseRuleCidr, contains, type RuleCidr } from './cidr.js';
 import { expand, MatcherIndex, type Matcher, type Packet } from './matcher.js';
 import type { AclRule, FwDocument, FwRule } from './rules.js';
 import type { IpFamily } from '../../util/ip.js';
+import { sameValue } from '../../util/compare.js';
 
 export const FIREWALL = 'firewall';
 
@@ -26,6 +27,8 @@ export interface FwNetworkState {
   rules: FwRule[];
   /** Addresses named by ingress rules, sticky (see the header); see filteredAddresses() for the effective set. */
   filteredIps: string[];
+  /** The digest of the fw_rules text these rules were parsed from, when it came as text (payload-digest.ts). */
+  digest?: string;
 }
 
 export interface AclTierState {
@@ -50,15 +53,33 @@ export function setFirewallState(m: RouterModel, s: FirewallState): void {
   setModuleState(m, FIREWALL, empty ? undefined : s);
 }
 
-/** Replace a network's firewall rules (the mutate step of apply-fw-rules). */
-export function putFwDocument(m: RouterModel, networkId: string, doc: FwDocument): void {
+/**
+ * Replace a network's firewall rules (the mutate step of apply-fw-rules); `digest`: of the text `doc` was parsed
+ * from (payload-digest.ts). 'unchanged' when the state already was exactly that (the model is left untouched).
+ */
+export function putFwDocument(m: RouterModel, networkId: string, doc: FwDocument, digest?: string): 'unchanged' | undefined {
   const s = firewallState(m);
   const prev = s.fw[networkId];
   const named = doc.rules.filter((r) => r.type === 'ingress').map((r) => r.publicIp!);
   const kept = (prev?.filteredIps ?? []).filter((ip) => m.publicIps[ip]);
   const filteredIps = [...new Set([...kept, ...named])].sort();
-  s.fw[networkId] = { defaultEgressAllow: doc.defaultEgressAllow, ...(doc.cidr ? { cidr: doc.cidr } : {}), rules: doc.rules, filteredIps };
+  if (prev && prev.rules === doc.rules && prev.defaultEgressAllow === doc.defaultEgressAllow && prev.cidr === doc.cidr
+    && prev.digest === digest && sameValue(prev.filteredIps, filteredIps)) return 'unchanged';
+  s.fw[networkId] = {
+    defaultEgressAllow: doc.defaultEgressAllow, ...(doc.cidr ? { cidr: doc.cidr } : {}), rules: doc.rules, filteredIps, ...(digest ? { digest } : {}),
+  };
   setFirewallState(m, s);
+  return undefined;
+}
+
+/**
+ * The document a network's state was parsed from, when that was the text of `digest` (payload-digest.ts): the
+ * rules stored, as they are (putFwDocument of it leaves them in place).
+ */
+export function storedFwDocument(m: RouterModel, networkId: string, digest: string): FwDocument | undefined {
+  const prev = firewallState(m).fw[networkId];
+  if (!prev || prev.digest !== digest) return undefined;
+  return { defaultEgressAllow: prev.defaultEgressAllow, ...(prev.cidr ? { cidr: prev.cidr } : {}), rules: prev.rules };
 }
 
 /** Replace a tier's ACL (the mutate step of apply-network-acl). */

@@ -7,23 +7,10 @@
  * compiles. Keyed with this build's identity too, so an upgrade (other rules for the same model) compiles.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { routerRunDir } from '../router-module.js';
-
-let build: string | undefined;
-function buildId(): string {
-  if (build === undefined) {
-    try {
-      const st = statSync(fileURLToPath(import.meta.url));
-      build = `${st.ino}:${st.size}:${Math.floor(st.mtimeMs)}`;
-    } catch {
-      build = 'unknown';
-    }
-  }
-  return build;
-}
+import { buildId } from './build-id.js';
 
 /** In the router's run directory: gone with the router (engine `committed`). */
 const proofPath = (stateDir: string, ns: string): string => join(routerRunDir(stateDir, ns), 'table-proof.json');
