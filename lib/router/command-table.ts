@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/router-api.js';
 import type * as T from './contract/types.js';
-import { EngineCaches, RouterEngine, type EngineOptions } from './engine.js';
+import { EngineCaches, RouterEngine, type EngineOptions, type MutationVerdict } from './engine.js';
 import type { RouterModel } from './model.js';
 import type { HostTable, RouterModule } from './router-module.js';
 import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
@@ -28,8 +28,11 @@ export interface CommandEnv {
   actions: ActionTable;
 }
 
-/** A change of one router's model, run under its lock; 'delete' drops the stored state after reconciling. */
-export type Mutation = (m: RouterModel) => void | 'delete';
+/**
+ * A change of one router's model, run under its lock; 'delete' drops the stored state after reconciling,
+ * 'unchanged' promises the model was left exactly as loaded (engine MutationVerdict).
+ */
+export type Mutation = (m: RouterModel) => MutationVerdict;
 
 /** A command's entry in the command table: the change it makes to its router, and how it runs. */
 export interface RouterCommand<R> {
@@ -121,13 +124,15 @@ export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine
       if (q.guestType === 'l2' || stored?.l2) return undefined;
       if (!stored && !(entry.shared && canImplementShared(q))) return undefined;
     }
+    // (implementing a shared network changes the model: its mutation's 'unchanged' no longer holds)
     const changed: Mutation = entry.shared
-      ? (m) => { implementShared(m, q, engine.devices, { ifComplete: entry.shared === 'ifComplete' }); return mutate(m); }
+      ? (m) => { implementShared(m, q, engine.devices, { ifComplete: entry.shared === 'ifComplete' }); const v = mutate(m); return v === 'unchanged' ? undefined : v; }
       : mutate;
     // what the request carries besides its command (network-extension-details keys) is recorded by the modules
     const mutation: Mutation = (m) => {
-      const verdict = changed(m);
-      if (verdict !== 'delete') for (const mod of engine.modules) mod.noteRequest?.(m, q);
+      let verdict = changed(m);
+      if (verdict === 'delete') return verdict;
+      for (const mod of engine.modules) if (mod.noteRequest?.(m, q) === true) verdict = undefined;
       return verdict;
     };
     if (entry.lifecycle) return engine.change(q.namespace, engine.initFor(q), mutation);

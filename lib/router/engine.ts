@@ -88,6 +88,13 @@ export class EngineCaches {
   }
 }
 
+/**
+ * What a mutation returns: 'delete' drops the router's stored state after reconciling; 'unchanged' promises
+ * that it left the model exactly as loaded (nothing written to it), so the engine takes the stored text as the
+ * model's without serialising it; otherwise nothing (the engine compares the serialised model with the stored text).
+ */
+export type MutationVerdict = void | 'delete' | 'unchanged';
+
 /** Which command a change is for: named in refusals; its reconcile scope, if it declared one (reconcile-scope.ts). */
 export interface CommandRef {
   command: string;
@@ -217,16 +224,17 @@ export class RouterEngine {
 
   /**
    * The generic command: under the router's lock, load its model (or `init()` it), apply `mutate`, reconcile,
-   * persist. `mutate` may return 'delete' to drop the stored state after reconciling. Modules use this for
-   * their commands (apply-fw-rules, add-dhcp-entry, …). With `cmd`, a command that reaches an L2 network is
-   * refused (exit 1, nothing changed): everything but the network lifecycle needs L3.
+   * persist. `mutate` may return 'delete' to drop the stored state after reconciling (or 'unchanged':
+   * MutationVerdict). Modules use this for their commands (apply-fw-rules, add-dhcp-entry, …). With `cmd`, a
+   * command that reaches an L2 network is refused (exit 1, nothing changed): everything but the network lifecycle
+   * needs L3.
    */
-  async change(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete', cmd?: CommandRef): Promise<RouterModel | undefined> {
+  async change(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => MutationVerdict, cmd?: CommandRef): Promise<RouterModel | undefined> {
     return this.transact(ns, init, mutate, cmd);
   }
 
   /** `change` for a network- or VPC-level request: its router, its init, and the L2 refusal naming its command. */
-  async changeFor(req: CommandRef & { namespace: string; vpcId?: string }, mutate: (m: RouterModel) => void | 'delete'): Promise<RouterModel | undefined> {
+  async changeFor(req: CommandRef & { namespace: string; vpcId?: string }, mutate: (m: RouterModel) => MutationVerdict): Promise<RouterModel | undefined> {
     return this.transact(req.namespace, this.init(req), mutate, req);
   }
 
@@ -281,7 +289,7 @@ export class RouterEngine {
    * previous state is re-applied (a router that did not exist is removed again) and the stored state is left
    * untouched, so the command fails with exit 2 and changes nothing.
    */
-  private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => void | 'delete', cmd?: CommandRef): Promise<RouterModel | undefined> {
+  private async transact(ns: string, init: () => RouterModel, mutate: (m: RouterModel) => MutationVerdict, cmd?: CommandRef): Promise<RouterModel | undefined> {
     const phases = new Phases();
     this.lastPhases = phases.times;
     const release = await this.lockRouter(ns);
@@ -299,14 +307,15 @@ export class RouterEngine {
       // (the model as stored: mutate has not run yet)
       if (text !== undefined) refuseOtherRouter(model, init);
       if (cmd) refuseOnL2(model, cmd);
-      let verdict: void | 'delete';
+      let verdict: MutationVerdict;
       try {
         verdict = mutate(model);
       } catch (err) {
         throw wrap(err, `changing ${ns}`);
       }
-      const next = StateStore.serialize(model);
-      // the same text: the model is the stored one (nothing to save either)
+      // the same text: the model is the stored one (nothing to save either); a mutation that left the stored
+      // model untouched says so ('unchanged'), which spares serialising it (~10 ms for 10,000 rules, cold)
+      const next = verdict === 'unchanged' && text !== undefined ? text : StateStore.serialize(model);
       const unchanged = next === text;
       const before = text === undefined ? undefined : unchanged ? model : this.store.parse(ns, text);
       phases.mark('mutate');

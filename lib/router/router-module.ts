@@ -98,9 +98,10 @@ export interface RouterModule {
   /**
    * Settings a network-level request carries besides its command (network-extension-details keys, e.g.
    * vm-filter-strict), recorded in the model by every command that reaches the router. Called inside the
-   * command's mutation, after it.
+   * command's mutation, after it. Returns true when it changed the model (a mutation's 'unchanged' then no
+   * longer holds: engine MutationVerdict).
    */
-  noteRequest?(m: RouterModel, req: object): void;
+  noteRequest?(m: RouterModel, req: object): boolean;
 }
 
 /** A router's runtime directory `<stateDir>/run/<namespace>/` (modules keep their files below it). */

@@ -161,13 +161,14 @@ export function vmfilterForgetTier(m: RouterModel, networkId: string): void {
  * network-extension-details vm-filter and vm-filter-strict, carried by a request: recorded for its network (absent:
  * kept). The filter is off until vm-filter (or vm-filter-strict) is "true".
  */
-export function vmfilterNoteRequest(m: RouterModel, req: { networkId?: string; vmFilter?: boolean; vmFilterStrict?: boolean }): void {
-  if ((req.vmFilter === undefined && req.vmFilterStrict === undefined) || req.networkId === undefined || !m.tiers[req.networkId]) return;
+export function vmfilterNoteRequest(m: RouterModel, req: { networkId?: string; vmFilter?: boolean; vmFilterStrict?: boolean }): boolean {
+  if ((req.vmFilter === undefined && req.vmFilterStrict === undefined) || req.networkId === undefined || !m.tiers[req.networkId]) return false;
   const s = vmfilterState(m);
   const cur = s.tiers[req.networkId] ?? {};
   const enabled = req.vmFilter ?? cur.enabled === true;
   const strict = req.vmFilterStrict ?? cur.strict === true;
-  if (enabled === (cur.enabled === true) && strict === (cur.strict === true)) return;
+  if (enabled === (cur.enabled === true) && strict === (cur.strict === true)) return false;
   s.tiers[req.networkId] = { ...(enabled ? { enabled: true as const } : {}), ...(strict ? { strict: true as const } : {}) };
   setVmfilterState(m, s);
+  return true;
 }
