@@ -36,12 +36,10 @@ export const firewallModule: RouterModule = {
         const text = req.fwRules?.text;
         if (text === undefined) {
           const doc = parseFwDocument(req.fwRules?.value);
-          return (m) => { putFwDocument(m, req.networkId, doc); };
+          return (m) => putFwDocument(m, req.networkId, doc);
         }
         const digest = payloadDigest('fw_rules', text);
-        return (m) => {
-          putFwDocument(m, req.networkId, storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value), digest);
-        };
+        return (m) => putFwDocument(m, req.networkId, storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value), digest);
       },
     },
     'apply-network-acl': {
