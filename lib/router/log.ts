@@ -81,7 +81,10 @@ export function abbreviate(value: unknown, opts: { maxItems?: number; maxString?
     return value.length > maxItems ? [...head, `… ${value.length - maxItems} more (${value.length} in all)`] : head;
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = abbreviate(v, opts, depth + 1);
+  // an accessor is not run: a document given as text is decoded only when read (contract/reader.ts lazyDocument)
+  for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(value))) {
+    if (d.enumerable) out[k] = d.get ? '[not decoded]' : abbreviate(d.value, opts, depth + 1);
+  }
   return out;
 }
 

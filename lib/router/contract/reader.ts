@@ -145,22 +145,35 @@ export class FieldReader {
   /**
    * A JSON document (rules, vm data): a JSON value in the payload, JSON or base64 text in an
    * option or payload string, or a file with either. Decode errors name the argument. `keepText`: the text as
-   * given comes along (OpaqueJson.text).
+   * given comes along (OpaqueJson.text), and is decoded only when `value` is first read — a module that
+   * recognises the text needs no decode (a decode error is then thrown by that read, naming the argument all
+   * the same).
    */
   document(key: string, opts: { keepText?: boolean } = {}): OpaqueJson | undefined {
     const e = this.bag.get(key);
     if (!e || isAbsent(e.value)) return undefined;
-    try {
-      if (e.origin.kind === 'option-file') {
-        const text = readTextFile(e.origin.path);
-        return withText({ value: decodeJsonOrBase64(text), source: e.source }, opts.keepText ? text : undefined);
+    const decode = (text: string): unknown => {
+      try {
+        return decodeJsonOrBase64(text);
+      } catch (err) {
+        if (err instanceof BadValue) this.fail(key, err.message);
+        throw err;
       }
-      if (typeof e.value === 'string') return withText({ value: decodeJsonOrBase64(e.value), source: e.source }, opts.keepText ? e.value : undefined);
+    };
+    let text: string;
+    if (e.origin.kind === 'option-file') {
+      try {
+        text = readTextFile(e.origin.path);
+      } catch (err) {
+        if (err instanceof BadValue) this.fail(key, err.message);
+        throw err;
+      }
+    } else if (typeof e.value === 'string') {
+      text = e.value;
+    } else {
       return { value: e.value, source: e.source };
-    } catch (err) {
-      if (err instanceof BadValue) this.fail(key, err.message);
-      throw err;
     }
+    return opts.keepText ? lazyDocument(e.source, text, decode) : { value: decode(text), source: e.source };
   }
 
   /** A JSON object given as an object or as JSON/base64 text; absent → undefined. */
@@ -173,10 +186,14 @@ export class FieldReader {
 }
 
 /**
- * The document's text as given, kept on it non-enumerable: a request is logged (abbreviated) and may be
- * serialised, and a base64 text could carry what its decoded value has redacted (a PEM key in lb_rules).
+ * A document given as text, decoded when its `value` is first read (an accessor, enumerable: a copy or a deep
+ * comparison reads it; the log's abbreviate() does not, log.ts). Its text is kept non-enumerable: a request is
+ * logged and may be serialised, and a base64 text could carry what the decoded value has redacted.
  */
-function withText(doc: OpaqueJson, text: string | undefined): OpaqueJson {
-  if (text !== undefined) Object.defineProperty(doc, 'text', { value: text, enumerable: false });
+function lazyDocument(source: string, text: string, decode: (text: string) => unknown): OpaqueJson {
+  let decoded: { value: unknown } | undefined;
+  const doc = { source } as OpaqueJson;
+  Object.defineProperty(doc, 'value', { enumerable: true, get: () => (decoded ??= { value: decode(text) }).value });
+  Object.defineProperty(doc, 'text', { value: text, enumerable: false });
   return doc;
 }
