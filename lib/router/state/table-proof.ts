@@ -14,7 +14,14 @@ import { buildId } from './build-id.js';
 
 /** In the router's run directory: gone with the router (engine `committed`). */
 const proofPath = (stateDir: string, ns: string): string => join(routerRunDir(stateDir, ns), 'table-proof.json');
-const modelHash = (modelText: string): string => createHash('sha256').update(buildId()).update('\0').update(modelText).digest('base64');
+/** The last text hashed and its hash: a command asks for its model's proof, then records it (~2 ms per MB). */
+let lastHash: { text: string; hash: string } | undefined;
+function modelHash(modelText: string): string {
+  if (lastHash?.text === modelText) return lastHash.hash;
+  const hash = createHash('sha256').update(buildId()).update('\0').update(modelText).digest('base64');
+  lastHash = { text: modelText, hash };
+  return hash;
+}
 
 /**
  * What our last commit left for a model: the stamp's fingerprint and, when it was recorded, the stamp's generation
