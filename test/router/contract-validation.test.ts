@@ -9,12 +9,20 @@ import {
   parseCidr, parseHostname, parseIpv4, parseIpv6, parseMac, parsePortRange, parseSegment, BadValue,
 } from '../../lib/router/contract/values.js';
 import { thrown } from '../helpers/expect.js';
+import { abbreviate } from '../../lib/router/log.js';
 
 requireSandbox();
 
 const env = { NETNS_ROUTER_STATE_DIR: '/tmp/v-state', NETNS_ROUTER_LOG_FILE: '/tmp/v.log' };
 
-const usage = (argv: string[], e: Record<string, string | undefined> = env): UsageError => thrown(() => parseInvocation(argv, { env: e }), UsageError, {}, argv.join(' '));
+/**
+ * The invocation parsed, and its rule document read as the command reads it: fw_rules given as text is decoded
+ * when its value is first read (contract/reader.ts keepText), with the same UsageError.
+ */
+const usage = (argv: string[], e: Record<string, string | undefined> = env): UsageError => thrown(() => {
+  const inv = parseInvocation(argv, { env: e });
+  return (inv.request as { fwRules?: { value: unknown } }).fwRules?.value;
+}, UsageError, {}, argv.join(' '));
 
 /** [argv, argument named, message pattern] */
 const OPTION_CASES: Array<[string[], string, RegExp]> = [
@@ -190,6 +198,21 @@ test('validators: unit cases', () => {
   assert.equal(parsePortRange('65535'), { start: 65535, end: 65535 });
   bad(() => parsePortRange('1:2:3'));
   bad(() => parsePortRange('080'));
+});
+
+test('fw_rules given as text: decoded when read (the same UsageError then), its text neither enumerable nor logged', () => {
+  const inv = parseInvocation(['apply-fw-rules', '--network-id', '42', '--fw-rules', '{"rules": [}'], { env });
+  const doc = (inv.request as { fwRules: { value: unknown; source: string; text?: string } }).fwRules;
+  assert.is(doc.text, '{"rules": [}', 'the text as given');
+  assert.equal(Object.keys(doc), ['source', 'value'], 'the text is not enumerable');
+  assert.equal(abbreviate(inv.request), { ...(abbreviate({ ...inv.request, fwRules: undefined }) as object), fwRules: { source: '--fw-rules', value: '[not decoded]' } }, 'logging does not decode');
+  const e = thrown(() => doc.value, UsageError);
+  assert.is(e.argument, '--fw-rules');
+  assert.match(e.message, /^--fw-rules: not valid JSON/);
+  const good = parseInvocation(['apply-fw-rules', '--network-id', '42', '--fw-rules', '{"rules": []}'], { env });
+  assert.equal((good.request as { fwRules: { value: unknown } }).fwRules.value, { rules: [] });
+  const lb = parseInvocation(['apply-lb-rules', '--network-id', '42', '--lb-rules', '[]'], { env });
+  assert.is((lb.request as { lbRules: { text?: string } }).lbRules.text, undefined, 'kept only where the command asks for it');
 });
 
 test.run();
