@@ -6,10 +6,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { runCommand } from '../../lib/router/command-table.js';
 import { emptyModel } from '../../lib/router/model.js';
 import { StateStore } from '../../lib/router/state/store.js';
@@ -17,7 +17,7 @@ import { parseFwDocument } from '../../lib/router/firewall/rules.js';
 import { firewallState, putFwDocument, storedFwDocument } from '../../lib/router/firewall/state.js';
 import { payloadDigest } from '../../lib/router/firewall/payload-digest.js';
 import type { OpaqueJson } from '../../lib/router/contract/types.js';
-import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { inScratch, nsExec, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk, routerTable } from '../helpers/fw.js';
 
@@ -65,11 +65,7 @@ test('pure: the stored document re-put gives the model a parse would, also after
 });
 
 test('library: the same text is not decoded again, one byte more is; a bad text is refused and changes nothing', async () => {
-  const s = new Scratch();
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000)));
-    stateDir = t.stateDir;
+  await inScratch((s) => isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000))), async (t) => {
     const { engine, net, ns, P2 } = t;
     const text = JSON.stringify({ rules: [{ id: 1, type: 'ingress', protocol: 'tcp', portStart: 22, publicIp: P2 }] });
     const apply = (doc: OpaqueJson) => runCommand(engine, { command: 'apply-fw-rules', ...net, fwRules: doc });
@@ -96,20 +92,12 @@ test('library: the same text is not decoded again, one byte more is; a bad text 
       assert.match((e as Error).message, /fw_rules\.rules\[0\].*protocol/);
     }
     assert.is(engine.store.read(ns), saved, 'state unchanged');
-  } finally {
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('CLI: the same rules file again repairs a deleted rule and a deleted table; one byte changed is parsed whole (applied, or exit 1 naming it)', async () => {
-  const s = new Scratch();
-  const procs: ChildProcess[] = [];
-  let stateDir = '';
-  try {
-    const t = await isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000)));
-    stateDir = t.stateDir;
-    const { net, ns, P2, upNs, vm2, hostNs } = t;
+  await inScratch((s) => isolatedTopo(s, String(1000 + (parseInt(uid(4), 16) % 9000))), async (t, procs) => {
+    const { net, ns, P2, upNs, vm2, hostNs, stateDir } = t;
     procs.push(...servers(vm2, [22, 23, 2222], []));
     assert.ok(await serversUp(vm2, [22, 23, 2222], []));
     const g = ['--host-netns', hostNs, '--state-dir', stateDir, '--log-file', join(stateDir, 'cli.log')];
@@ -187,11 +175,7 @@ test('CLI: the same rules file again repairs a deleted rule and a deleted table;
     }
     assert.ok(tcpOk(upNs, P2, 22), 'positive control: 22 open');
     assert.not.ok(tcpOk(upNs, P2, 2222), '2222 closed');
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();
