@@ -10,6 +10,7 @@ import {
 } from '../../lib/router/contract/values.js';
 import { thrown } from '../helpers/expect.js';
 import { abbreviate } from '../../lib/router/log.js';
+import { readFileSync } from 'node:fs';
 
 requireSandbox();
 
@@ -202,8 +203,8 @@ test('validators: unit cases', () => {
 
 test('fw_rules given as text: decoded when read (the same UsageError then), its text neither enumerable nor logged', () => {
   const inv = parseInvocation(['apply-fw-rules', '--network-id', '42', '--fw-rules', '{"rules": [}'], { env });
-  const doc = (inv.request as { fwRules: { value: unknown; source: string; text?: string } }).fwRules;
-  assert.is(doc.text, '{"rules": [}', 'the text as given');
+  const doc = (inv.request as { fwRules: { value: unknown; source: string; raw?: unknown } }).fwRules;
+  assert.is(doc.raw, '{"rules": [}', 'the text as given');
   assert.equal(Object.keys(doc), ['source', 'value'], 'the text is not enumerable');
   assert.equal(abbreviate(inv.request), { ...(abbreviate({ ...inv.request, fwRules: undefined }) as object), fwRules: { source: '--fw-rules', value: '[not decoded]' } }, 'logging does not decode');
   const e = thrown(() => doc.value, UsageError);
@@ -212,7 +213,16 @@ test('fw_rules given as text: decoded when read (the same UsageError then), its 
   const good = parseInvocation(['apply-fw-rules', '--network-id', '42', '--fw-rules', '{"rules": []}'], { env });
   assert.equal((good.request as { fwRules: { value: unknown } }).fwRules.value, { rules: [] });
   const lb = parseInvocation(['apply-lb-rules', '--network-id', '42', '--lb-rules', '[]'], { env });
-  assert.is((lb.request as { lbRules: { text?: string } }).lbRules.text, undefined, 'kept only where the command asks for it');
+  assert.is((lb.request as { lbRules: { raw?: unknown } }).lbRules.raw, undefined, 'kept only where the command asks for it');
+  const dir = new TempDir('valid');
+  try {
+    const f = dir.file('fw.json', { rules: [] });
+    const fromFile = (parseInvocation(['apply-fw-rules', '--network-id', '42', '--fw-rules-file', f], { env }).request as { fwRules: { value: unknown; raw?: unknown } }).fwRules;
+    assert.ok(Buffer.isBuffer(fromFile.raw) && fromFile.raw.equals(readFileSync(f)), 'a file: its bytes');
+    assert.equal(fromFile.value, { rules: [] });
+  } finally {
+    dir.cleanup();
+  }
 });
 
 test.run();

@@ -29,7 +29,7 @@ function counted(text: string): { doc: OpaqueJson; reads: () => number } {
   let n = 0;
   const doc = { source: '--fw-rules-file' } as OpaqueJson;
   Object.defineProperty(doc, 'value', { enumerable: true, get: () => { n++; return JSON.parse(text); } });
-  Object.defineProperty(doc, 'text', { value: text });
+  Object.defineProperty(doc, 'raw', { value: text });
   return { doc, reads: () => n };
 }
 
@@ -47,6 +47,8 @@ test('pure: the stored document re-put gives the model a parse would, also after
   assert.is(putFwDocument(m, '7', parseFwDocument(doc), d), undefined, 'a new document changes the model');
   assert.equal(firewallState(m).fw['7'].filteredIps, ['203.0.113.5', '203.0.113.6'], 'sticky: the address an earlier document named stays filtered');
   assert.is(storedFwDocument(m, '7', payloadDigest('fw_rules', `${text} `)), undefined, 'one byte more: another digest, nothing stored for it');
+  assert.is.not(payloadDigest('fw_rules', '"\ud800"'), payloadDigest('fw_rules', '"\ufffd"'), 'a lone surrogate is not U+FFFD (UTF-8 would merge them)');
+  assert.is.not(payloadDigest('fw_rules', Buffer.from(text)), d, 'a file\'s bytes and a text are told apart');
   assert.is(storedFwDocument(m, '8', d), undefined, 'another network holds nothing for it');
   const again = storedFwDocument(m, '7', d)!;
   assert.is(putFwDocument(m, '7', again, d), 'unchanged', 'the same text on the same model: untouched');

@@ -53,8 +53,8 @@ export function decodeJsonOrBase64(text: string): unknown {
   return parseJsonText(decoded.trim(), 'JSON inside the base64 text');
 }
 
-/** Reads a text file with a size bound; BadValue explains a missing/unreadable file. */
-export function readTextFile(path: string): string {
+/** Reads a file's bytes with a size bound; BadValue explains a missing/unreadable file. */
+export function readDocumentFile(path: string): Buffer {
   let size: number;
   try {
     const st = statSync(path);
@@ -66,10 +66,15 @@ export function readTextFile(path: string): string {
   }
   if (size > MAX_DOCUMENT_BYTES) throw new BadValue(`${JSON.stringify(path)} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (e) {
     throw new BadValue(`cannot read ${JSON.stringify(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
+}
+
+/** Reads a text file (UTF-8) with a size bound; BadValue explains a missing/unreadable file. */
+export function readTextFile(path: string): string {
+  return readDocumentFile(path).toString('utf8');
 }
 
 /**

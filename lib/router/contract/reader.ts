@@ -6,7 +6,7 @@
 import { UsageError } from '../../util/errors.js';
 import { FIELD_BY_KEY } from './fields.js';
 import { BadValue } from './values.js';
-import { decodeJsonOrBase64, readTextFile } from './decode.js';
+import { decodeJsonOrBase64, readDocumentFile } from './decode.js';
 import type { OpaqueJson } from './types.js';
 
 /** Where a bag entry came from. */
@@ -144,36 +144,36 @@ export class FieldReader {
 
   /**
    * A JSON document (rules, vm data): a JSON value in the payload, JSON or base64 text in an
-   * option or payload string, or a file with either. Decode errors name the argument. `keepText`: the text as
-   * given comes along (OpaqueJson.text), and is decoded only when `value` is first read — a module that
-   * recognises the text needs no decode (a decode error is then thrown by that read, naming the argument all
-   * the same).
+   * option or payload string, or a file with either. Decode errors name the argument. `keepText`: the document
+   * as given comes along (OpaqueJson.raw: the text, or the file's bytes), and is decoded only when `value` is
+   * first read — a module that recognises it needs no decode (a decode error is then thrown by that read, naming
+   * the argument all the same).
    */
   document(key: string, opts: { keepText?: boolean } = {}): OpaqueJson | undefined {
     const e = this.bag.get(key);
     if (!e || isAbsent(e.value)) return undefined;
-    const decode = (text: string): unknown => {
+    const decode = (raw: string | Buffer): unknown => {
       try {
-        return decodeJsonOrBase64(text);
+        return decodeJsonOrBase64(typeof raw === 'string' ? raw : raw.toString('utf8'));
       } catch (err) {
         if (err instanceof BadValue) this.fail(key, err.message);
         throw err;
       }
     };
-    let text: string;
+    let raw: string | Buffer;
     if (e.origin.kind === 'option-file') {
       try {
-        text = readTextFile(e.origin.path);
+        raw = readDocumentFile(e.origin.path);
       } catch (err) {
         if (err instanceof BadValue) this.fail(key, err.message);
         throw err;
       }
     } else if (typeof e.value === 'string') {
-      text = e.value;
+      raw = e.value;
     } else {
       return { value: e.value, source: e.source };
     }
-    return opts.keepText ? lazyDocument(e.source, text, decode) : { value: decode(text), source: e.source };
+    return opts.keepText ? lazyDocument(e.source, raw, decode) : { value: decode(raw), source: e.source };
   }
 
   /** A JSON object given as an object or as JSON/base64 text; absent → undefined. */
@@ -187,13 +187,13 @@ export class FieldReader {
 
 /**
  * A document given as text, decoded when its `value` is first read (an accessor, enumerable: a copy or a deep
- * comparison reads it; the log's abbreviate() does not, log.ts). Its text is kept non-enumerable: a request is
- * logged and may be serialised, and a base64 text could carry what the decoded value has redacted.
+ * comparison reads it; the log's abbreviate() does not, log.ts). What was given is kept non-enumerable: a
+ * request is logged and may be serialised, and a base64 text could carry what the decoded value has redacted.
  */
-function lazyDocument(source: string, text: string, decode: (text: string) => unknown): OpaqueJson {
+function lazyDocument(source: string, raw: string | Buffer, decode: (raw: string | Buffer) => unknown): OpaqueJson {
   let decoded: { value: unknown } | undefined;
   const doc = { source } as OpaqueJson;
-  Object.defineProperty(doc, 'value', { enumerable: true, get: () => (decoded ??= { value: decode(text) }).value });
-  Object.defineProperty(doc, 'text', { value: text, enumerable: false });
+  Object.defineProperty(doc, 'value', { enumerable: true, get: () => (decoded ??= { value: decode(raw) }).value });
+  Object.defineProperty(doc, 'raw', { value: raw, enumerable: false });
   return doc;
 }

@@ -37,12 +37,12 @@ export interface OpaqueJson {
   value: unknown;
   source: string;
   /**
-   * The document's text exactly as given (an option's value, a file's content), when it came as text rather
-   * than as a JSON value inside a payload: a module may recognise a text it already validated and applied by
-   * its digest (apply-fw-rules, lib/router/firewall/payload-digest.ts). Kept only for the documents whose
-   * command asks for it, and non-enumerable: never logged nor serialised with the request.
+   * The document exactly as given — an option's or a payload string's text, a file's bytes — when it came so
+   * rather than as a JSON value inside a payload: a module may recognise a document it already validated and
+   * applied by its digest (apply-fw-rules, lib/router/firewall/payload-digest.ts). Kept only for the documents
+   * whose command asks for it, and non-enumerable: never logged nor serialised with the request.
    */
-  text?: string;
+  raw?: string | Buffer;
 }
 
 /** Which router a network-level command addresses. `namespace` is already resolved. */

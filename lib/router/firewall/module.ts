@@ -33,12 +33,12 @@ export const firewallModule: RouterModule = {
     // before anything changes — and its digest stored with it
     'apply-fw-rules': {
       change(req) {
-        const text = req.fwRules?.text;
-        if (text === undefined) {
+        const raw = req.fwRules?.raw;
+        if (raw === undefined) {
           const doc = parseFwDocument(req.fwRules?.value);
           return (m) => putFwDocument(m, req.networkId, doc);
         }
-        const digest = payloadDigest('fw_rules', text);
+        const digest = payloadDigest('fw_rules', raw);
         return (m) => putFwDocument(m, req.networkId, storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value), digest);
       },
     },

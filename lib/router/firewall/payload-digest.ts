@@ -1,5 +1,5 @@
 /**
- * The digest of an fw_rules text as given (a file's content, an option's value: JSON or base64), stored with
+ * The digest of an fw_rules document as given (a file's bytes, an option's text: JSON or base64), stored with
  * the network's firewall state by the apply-fw-rules that parsed it. The same digest again means the same
  * bytes, whose parse (a pure function of them, for this build: the build's identity is part of the digest) is
  * the document the state already holds — validated when it was applied, and applied since the state is only
@@ -10,6 +10,13 @@
 import { createHash } from 'node:crypto';
 import { buildId } from '../state/build-id.js';
 
-export function payloadDigest(kind: string, text: string): string {
-  return createHash('sha256').update(buildId()).update('\0').update(kind).update('\0').update(text).digest('base64');
+/**
+ * The digest of a document as given: a file's bytes as they are; a text as UTF-16 (lossless: UTF-8 would map a
+ * lone surrogate and U+FFFD to the same bytes, i.e. two different texts to one digest). The form is hashed too.
+ */
+export function payloadDigest(kind: string, raw: string | Buffer): string {
+  const h = createHash('sha256').update(buildId()).update('\0').update(kind).update('\0');
+  if (typeof raw === 'string') h.update('text\0').update(raw, 'utf16le');
+  else h.update('bytes\0').update(raw);
+  return h.digest('base64');
 }
