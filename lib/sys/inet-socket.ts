@@ -3,12 +3,11 @@
  * another network namespace (the socket stays bound to the namespace it was created in) and then handed to
  * Node (`net.Server.listen({ fd })`). libc.ts has socket/setsockopt/bind/close; `listen` is bound here.
  */
-import koffi from 'koffi';
 import { SysError } from './errors.js';
+import { errno, lazyBinding, libcLibrary } from './ffi.js';
 import * as libc from './libc.js';
 
-const lib = koffi.load('libc.so.6');
-const cListen = lib.func('int listen(int fd, int backlog)');
+const cListen = lazyBinding(() => libcLibrary().func('int listen(int fd, int backlog)'));
 
 export const IPPROTO_IP = 0;
 export const IPPROTO_IPV6 = 41;
@@ -18,8 +17,8 @@ export const IP_FREEBIND = 15;
 export const IPV6_V6ONLY = 26;
 
 export function listen(fd: number, backlog: number): void {
-  const rc = Number(cListen(fd, backlog));
-  if (rc < 0) throw new SysError('listen', koffi.errno());
+  const rc = Number(cListen()(fd, backlog));
+  if (rc < 0) throw new SysError('listen', errno());
 }
 
 /** struct sockaddr_in for a dotted-quad address and a port. */

@@ -2,38 +2,39 @@
  * The only libc FFI of netns-router (koffi). Every wrapper throws SysError with the errno on failure;
  * callers never see -1. Buffers passed as `void *` are used only during the call (koffi pins them).
  */
-import koffi from 'koffi';
 import { SysError } from './errors.js';
+import { errno, lazyBinding, libcLibrary } from './ffi.js';
 
-const libc = koffi.load('libc.so.6');
-
-const c = {
-  socket: libc.func('int socket(int domain, int type, int protocol)'),
-  bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
-  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *val, _Inout_ uint32_t *len)'),
-  getsockname: libc.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
-  getpeername: libc.func('int getpeername(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
-  sendto: libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
-  send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
-  recv: libc.func('intptr_t recv(int fd, _Inout_ void *buf, size_t len, int flags)'),
-  close: libc.func('int close(int fd)'),
-  setns: libc.func('int setns(int fd, int nstype)'),
-  unshare: libc.func('int unshare(int flags)'),
-  mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-  umount2: libc.func('int umount2(const char *target, int flags)'),
-  open: libc.func('int open(const char *path, int flags, uint32_t mode)'),
-  flock: libc.func('int flock(int fd, int op)'),
-  gettid: libc.func('int gettid()'),
-  // variadic in libc: declared as such so that koffi passes the optional argument correctly
-  ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
-  getpid: libc.func('int getpid()'),
-  malloc_trim: libc.func('int malloc_trim(size_t pad)'),
-};
+const c = lazyBinding(() => {
+  const libc = libcLibrary();
+  return {
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
+    setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *val, _Inout_ uint32_t *len)'),
+    getsockname: libc.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
+    getpeername: libc.func('int getpeername(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
+    sendto: libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
+    send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+    recv: libc.func('intptr_t recv(int fd, _Inout_ void *buf, size_t len, int flags)'),
+    close: libc.func('int close(int fd)'),
+    setns: libc.func('int setns(int fd, int nstype)'),
+    unshare: libc.func('int unshare(int flags)'),
+    mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: libc.func('int umount2(const char *target, int flags)'),
+    open: libc.func('int open(const char *path, int flags, uint32_t mode)'),
+    flock: libc.func('int flock(int fd, int op)'),
+    gettid: libc.func('int gettid()'),
+    // variadic in libc: declared as such so that koffi passes the optional argument correctly
+    ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+    getpid: libc.func('int getpid()'),
+    malloc_trim: libc.func('int malloc_trim(size_t pad)'),
+  };
+});
 
 function check(name: string, rc: number | bigint, detail?: string): number {
   const n = Number(rc);
-  if (n < 0) throw new SysError(name, koffi.errno(), detail);
+  if (n < 0) throw new SysError(name, errno(), detail);
   return n;
 }
 
@@ -80,15 +81,15 @@ export const MNT_DETACH = 2;
 export const SIOCGSKNS = 0x894c;
 
 export function socket(domain: number, type: number, protocol: number): number {
-  return check('socket', c.socket(domain, type | SOCK_CLOEXEC, protocol));
+  return check('socket', c().socket(domain, type | SOCK_CLOEXEC, protocol));
 }
 
 export function bind(fd: number, addr: Uint8Array): void {
-  check('bind', c.bind(fd, addr, addr.length));
+  check('bind', c().bind(fd, addr, addr.length));
 }
 
 export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): void {
-  check('setsockopt', c.setsockopt(fd, level, name, value, value.length), `(level ${level}, option ${name})`);
+  check('setsockopt', c().setsockopt(fd, level, name, value, value.length), `(level ${level}, option ${name})`);
 }
 
 /** setsockopt with a 32-bit integer value. */
@@ -102,14 +103,14 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 export function getsockopt(fd: number, level: number, name: number, size = 4): Buffer {
   const b = Buffer.alloc(size);
   const len = [size];
-  check('getsockopt', c.getsockopt(fd, level, name, b, len), `(level ${level}, option ${name})`);
+  check('getsockopt', c().getsockopt(fd, level, name, b, len), `(level ${level}, option ${name})`);
   return b.subarray(0, len[0]);
 }
 
 export function getsockname(fd: number, size = 128): Buffer {
   const b = Buffer.alloc(size);
   const len = [size];
-  check('getsockname', c.getsockname(fd, b, len));
+  check('getsockname', c().getsockname(fd, b, len));
   return b.subarray(0, len[0]);
 }
 
@@ -117,27 +118,27 @@ export function getsockname(fd: number, size = 128): Buffer {
 export function getpeername(fd: number, size = 128): Buffer {
   const b = Buffer.alloc(size);
   const len = [size];
-  check('getpeername', c.getpeername(fd, b, len));
+  check('getpeername', c().getpeername(fd, b, len));
   return b.subarray(0, len[0]);
 }
 
 export function sendto(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): number {
-  return check('sendto', c.sendto(fd, buf, buf.length, flags, addr, addr ? addr.length : 0));
+  return check('sendto', c().sendto(fd, buf, buf.length, flags, addr, addr ? addr.length : 0));
 }
 
 export function send(fd: number, buf: Uint8Array, flags = 0): number {
-  return check('send', c.send(fd, buf, buf.length, flags));
+  return check('send', c().send(fd, buf, buf.length, flags));
 }
 
 /** recv into `buf`; returns the byte count (with MSG_TRUNC: the real datagram length). */
 export function recv(fd: number, buf: Uint8Array, flags = 0): number {
-  return check('recv', c.recv(fd, buf, buf.length, flags));
+  return check('recv', c().recv(fd, buf, buf.length, flags));
 }
 
 /** recv that returns -errno instead of throwing (for EAGAIN/EINTR loops). */
 export function recvRaw(fd: number, buf: Uint8Array, flags = 0): number {
-  const n = Number(c.recv(fd, buf, buf.length, flags));
-  return n < 0 ? -koffi.errno() : n;
+  const n = Number(c().recv(fd, buf, buf.length, flags));
+  return n < 0 ? -errno() : n;
 }
 
 /**
@@ -149,7 +150,7 @@ function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, ar
     fn.async(...args, (err: unknown, rc: number | bigint) => {
       if (err) return reject(err);
       const n = Number(rc);
-      if (n < 0) return reject(new SysError(name, koffi.errno(), detail));
+      if (n < 0) return reject(new SysError(name, errno(), detail));
       resolve(n);
     });
   });
@@ -161,16 +162,16 @@ function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, ar
  * anyone else until the promise settles.
  */
 export function sendtoAsync(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
-  return asyncCall(c.sendto, 'sendto', [fd, buf, buf.length, flags, addr, addr ? addr.length : 0]);
+  return asyncCall(c().sendto, 'sendto', [fd, buf, buf.length, flags, addr, addr ? addr.length : 0]);
 }
 
 /** An fd on the network namespace a socket belongs to (SIOCGSKNS); the caller closes it. */
 export function socketNetns(fd: number): number {
-  return check('ioctl', c.ioctl(fd, SIOCGSKNS, 'uintptr_t', 0), '(SIOCGSKNS)');
+  return check('ioctl', c().ioctl(fd, SIOCGSKNS, 'uintptr_t', 0), '(SIOCGSKNS)');
 }
 
 export function close(fd: number): void {
-  check('close', c.close(fd));
+  check('close', c().close(fd));
 }
 
 /**
@@ -178,44 +179,44 @@ export function close(fd: number): void {
  * packet_release → synchronize_net, 8-15 ms), which then runs on the worker, not the event loop.
  */
 export function closeAsync(fd: number): Promise<void> {
-  return asyncCall(c.close, 'close', [fd]).then(() => undefined);
+  return asyncCall(c().close, 'close', [fd]).then(() => undefined);
 }
 
 export function setns(fd: number, nstype: number): void {
-  check('setns', c.setns(fd, nstype));
+  check('setns', c().setns(fd, nstype));
 }
 
 export function unshare(flags: number): void {
-  check('unshare', c.unshare(flags));
+  check('unshare', c().unshare(flags));
 }
 
 export function mount(src: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
-  check('mount', c.mount(src, target, fstype, flags, data), target);
+  check('mount', c().mount(src, target, fstype, flags, data), target);
 }
 
 export function umount2(target: string, flags: number): void {
-  check('umount2', c.umount2(target, flags), target);
+  check('umount2', c().umount2(target, flags), target);
 }
 
 export function open(path: string, flags: number, mode = 0o644): number {
-  return check('open', c.open(path, flags | O_CLOEXEC, mode), path);
+  return check('open', c().open(path, flags | O_CLOEXEC, mode), path);
 }
 
 export function flock(fd: number, op: number): void {
-  check('flock', c.flock(fd, op));
+  check('flock', c().flock(fd, op));
 }
 
 /** flock that returns false instead of throwing when a non-blocking lock is held elsewhere. */
 export function tryFlock(fd: number, op: number): boolean {
-  const rc = c.flock(fd, op | LOCK_NB);
+  const rc = c().flock(fd, op | LOCK_NB);
   if (rc === 0) return true;
-  const e = koffi.errno();
+  const e = errno();
   if (e === 11 /* EWOULDBLOCK */) return false;
   throw new SysError('flock', e);
 }
 
 export function gettid(): number {
-  return c.gettid();
+  return c().gettid();
 }
 
 /**
@@ -223,9 +224,9 @@ export function gettid(): number {
  * libnftables context with its ruleset cache, ~0.6 MB per table — are otherwise kept by the process for good.
  */
 export function mallocTrim(): void {
-  c.malloc_trim(0);
+  c().malloc_trim(0);
 }
 
 export function getpid(): number {
-  return c.getpid();
+  return c().getpid();
 }

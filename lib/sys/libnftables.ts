@@ -11,7 +11,7 @@
  * - Dry run (nft -c): the batch is sent to the kernel without its END message, so the kernel checks
  *   every message (missing chains, sets…) and then aborts; nothing is committed.
  */
-import koffi from 'koffi';
+import { koffi } from './ffi.js';
 import type { LibraryHandle } from 'koffi';
 
 export const LIBNFTABLES_PATH = 'libnftables.so.1';
@@ -57,8 +57,8 @@ let binding: Binding | undefined;
 /** Loads the library on first use (so importing lib/nft does not require libnftables to be installed). */
 function lib(): Binding {
   if (binding) return binding;
-  const so = koffi.load(LIBNFTABLES_PATH);
-  koffi.opaque('nft_ctx');
+  const so = koffi().load(LIBNFTABLES_PATH);
+  koffi().opaque('nft_ctx');
   binding = {
     ctxNew: so.func('nft_ctx *nft_ctx_new(uint32_t flags)'),
     ctxFree: so.func('void nft_ctx_free(nft_ctx *ctx)'),

@@ -12,11 +12,9 @@
  * dispositions at their defaults and an empty signal mask (Node ignores SIGPIPE; that
  * must not leak into a daemon).
  */
-import koffi from 'koffi';
 import { SysError } from './errors.js';
 import { childEnvList } from './children.js';
-
-const lib = koffi.load('libc.so.6');
+import { errno, lazyBinding, libcLibrary } from './ffi.js';
 
 // glibc x86_64: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128; opaque here.
 const FILE_ACTIONS_SIZE = 80;
@@ -34,36 +32,35 @@ const O_APPEND = 0o2000;
 const ECHILD = 10;
 const WNOHANG = 1;
 
-const c = {
-  spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
-  faInit: lib.func('int posix_spawn_file_actions_init(void *actions)'),
-  faDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
-  faOpen: lib.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, uint32_t mode)'),
-  faDup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
-  attrInit: lib.func('int posix_spawnattr_init(void *attr)'),
-  attrDestroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
-  attrFlags: lib.func('int posix_spawnattr_setflags(void *attr, int16_t flags)'),
-  attrSigdef: lib.func('int posix_spawnattr_setsigdefault(void *attr, const void *set)'),
-  attrSigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, const void *set)'),
-  sigfillset: lib.func('int sigfillset(void *set)'),
-  sigemptyset: lib.func('int sigemptyset(void *set)'),
-  waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
-};
+const c = lazyBinding(() => {
+  const lib = libcLibrary();
+  return {
+    spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
+    faInit: lib.func('int posix_spawn_file_actions_init(void *actions)'),
+    faDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
+    faOpen: lib.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, uint32_t mode)'),
+    faDup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
+    attrInit: lib.func('int posix_spawnattr_init(void *attr)'),
+    attrDestroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
+    attrFlags: lib.func('int posix_spawnattr_setflags(void *attr, int16_t flags)'),
+    attrSigdef: lib.func('int posix_spawnattr_setsigdefault(void *attr, const void *set)'),
+    attrSigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, const void *set)'),
+    sigfillset: lib.func('int sigfillset(void *set)'),
+    sigemptyset: lib.func('int sigemptyset(void *set)'),
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    /** glibc ≥ 2.34; without it the child keeps inherited fds (our own are close-on-exec). */
+    closefrom: optional(() => lib.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)') as unknown as (fa: Buffer, from: number) => number),
+    /** glibc ≥ 2.29: the child's working directory. */
+    addchdir: optional(() => lib.func('int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)') as unknown as (fa: Buffer, path: string) => number),
+  };
+});
 
-/** glibc ≥ 2.34; without it the child keeps inherited fds (our own are close-on-exec). */
-let closefrom: ((fa: Buffer, from: number) => number) | undefined;
-try {
-  closefrom = lib.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)') as unknown as (fa: Buffer, from: number) => number;
-} catch {
-  closefrom = undefined;
-}
-
-/** glibc ≥ 2.29: the child's working directory. */
-let addchdir: ((fa: Buffer, path: string) => number) | undefined;
-try {
-  addchdir = lib.func('int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)') as unknown as (fa: Buffer, path: string) => number;
-} catch {
-  addchdir = undefined;
+function optional<T>(declare: () => T): T | undefined {
+  try {
+    return declare();
+  } catch {
+    return undefined;
+  }
 }
 
 /** posix_spawn-family functions return the error number instead of setting errno. */
@@ -92,31 +89,33 @@ export function posixSpawn(path: string, argv: string[], opts: SpawnOptions = {}
   const attr = Buffer.alloc(ATTR_SIZE);
   const all = Buffer.alloc(SIGSET_SIZE);
   const none = Buffer.alloc(SIGSET_SIZE);
-  ok('posix_spawn_file_actions_init', Number(c.faInit(fa)));
+  ok('posix_spawn_file_actions_init', Number(c().faInit(fa)));
   try {
-    ok('posix_spawnattr_init', Number(c.attrInit(attr)));
+    ok('posix_spawnattr_init', Number(c().attrInit(attr)));
     try {
-      ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 0, '/dev/null', O_RDONLY, 0)));
+      ok('posix_spawn_file_actions_addopen', Number(c().faOpen(fa, 0, '/dev/null', O_RDONLY, 0)));
       const errFlags = O_WRONLY | O_CREAT | (opts.appendStderr ? O_APPEND : O_TRUNC);
-      ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 2, opts.stderrPath ?? '/dev/null', errFlags, 0o600)));
-      if (opts.stdoutToStderr) ok('posix_spawn_file_actions_adddup2', Number(c.faDup2(fa, 2, 1)));
-      else ok('posix_spawn_file_actions_addopen', Number(c.faOpen(fa, 1, '/dev/null', O_WRONLY, 0)));
+      ok('posix_spawn_file_actions_addopen', Number(c().faOpen(fa, 2, opts.stderrPath ?? '/dev/null', errFlags, 0o600)));
+      if (opts.stdoutToStderr) ok('posix_spawn_file_actions_adddup2', Number(c().faDup2(fa, 2, 1)));
+      else ok('posix_spawn_file_actions_addopen', Number(c().faOpen(fa, 1, '/dev/null', O_WRONLY, 0)));
+      const closefrom = c().closefrom;
       if (closefrom) ok('posix_spawn_file_actions_addclosefrom_np', Number(closefrom(fa, 3)));
+      const addchdir = c().addchdir;
       if (opts.cwd !== undefined && addchdir) ok('posix_spawn_file_actions_addchdir_np', Number(addchdir(fa, opts.cwd)));
-      c.sigfillset(all);
-      c.sigemptyset(none);
-      ok('posix_spawnattr_setsigdefault', Number(c.attrSigdef(attr, all)));
-      ok('posix_spawnattr_setsigmask', Number(c.attrSigmask(attr, none)));
-      ok('posix_spawnattr_setflags', Number(c.attrFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (opts.newSession ? POSIX_SPAWN_SETSID : 0))));
+      c().sigfillset(all);
+      c().sigemptyset(none);
+      ok('posix_spawnattr_setsigdefault', Number(c().attrSigdef(attr, all)));
+      ok('posix_spawnattr_setsigmask', Number(c().attrSigmask(attr, none)));
+      ok('posix_spawnattr_setflags', Number(c().attrFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (opts.newSession ? POSIX_SPAWN_SETSID : 0))));
       const env = opts.env ?? childEnvList();
       const pid = [0];
-      ok('posix_spawn', Number(c.spawn(pid, path, fa, attr, [...argv, null], [...env, null])));
+      ok('posix_spawn', Number(c().spawn(pid, path, fa, attr, [...argv, null], [...env, null])));
       return pid[0];
     } finally {
-      c.attrDestroy(attr);
+      c().attrDestroy(attr);
     }
   } finally {
-    c.faDestroy(fa);
+    c().faDestroy(fa);
   }
 }
 
@@ -139,9 +138,9 @@ function decode(status: number): ExitStatus {
 export function waitChild(pid: number): Promise<ExitStatus> {
   return new Promise((resolve, reject) => {
     const status = [0];
-    (c.waitpid as unknown as { async: (...a: unknown[]) => void }).async(pid, status, 0, (err: unknown, rc: number) => {
+    (c().waitpid as unknown as { async: (...a: unknown[]) => void }).async(pid, status, 0, (err: unknown, rc: number) => {
       if (err) return reject(err);
-      if (Number(rc) < 0) return reject(new SysError('waitpid', koffi.errno() || ECHILD));
+      if (Number(rc) < 0) return reject(new SysError('waitpid', errno() || ECHILD));
       resolve(decode(status[0]));
     });
   });
@@ -151,9 +150,9 @@ export function waitChild(pid: number): Promise<ExitStatus> {
 export function waitChildSync(pid: number): ExitStatus {
   const status = [0];
   for (;;) {
-    const rc = Number(c.waitpid(pid, status, 0));
+    const rc = Number(c().waitpid(pid, status, 0));
     if (rc >= 0) return decode(status[0]);
-    const e = koffi.errno();
+    const e = errno();
     if (e !== 4) throw new SysError('waitpid', e || ECHILD); // 4: EINTR, again
   }
 }
@@ -165,6 +164,6 @@ export function waitChildSync(pid: number): ExitStatus {
  */
 export function reapIfExited(pid: number): ExitStatus | undefined {
   const status = [0];
-  const rc = Number(c.waitpid(pid, status, WNOHANG));
+  const rc = Number(c().waitpid(pid, status, WNOHANG));
   return rc === pid ? decode(status[0]) : undefined;
 }
