@@ -41,7 +41,8 @@ export function loadBundle(): Loaded | undefined {
   let source: string;
   let id: string;
   try {
-    source = readFileSync(BUNDLE, 'utf8');
+    // ASCII by construction (scripts/bundle-cli.mjs): latin1 gives V8 a one-byte string without decoding
+    source = readFileSync(BUNDLE, 'latin1');
     id = bundleId();
   } catch {
     return undefined;

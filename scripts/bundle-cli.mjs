@@ -5,7 +5,7 @@
 //
 // Our modules are dist/**/*.js as tsc emitted them (ES modules): each is transpiled to CommonJS with
 // TypeScript's transpileModule (typescript is already the build's dev dependency; no bundler package), with
-// `import.meta.url` pointing at the original file. The npm packages' CommonJS files are taken as they are.
+// `import.meta.url` pointing at the original file (computed when a module first asks for it). The npm packages' CommonJS files are taken as they are.
 // Each module becomes a function in a table, evaluated when first required, with the `require` requests
 // found in it (string literals) mapped to table entries; anything else — node built-ins, koffi (a native
 // addon), a request built at run time — is required from the module's original location. Dynamic imports
@@ -26,7 +26,7 @@ const EXTERNAL_PACKAGES = new Set(['koffi']);
  * pino: worker_threads for its transports; the metadata client: dgram): required on first use instead (each
  * costs ~0.5–2 ms of compilation in a cold process). A module that uses one at its top loads it at once.
  */
-const LAZY_BUILTINS = ['child_process', 'worker_threads', 'dgram', 'http', 'timers/promises', 'perf_hooks', 'vm', 'os'];
+const LAZY_BUILTINS = ['child_process', 'worker_threads', 'dgram', 'http', 'timers/promises', 'perf_hooks', 'vm', 'os', 'crypto'];
 
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
@@ -40,7 +40,7 @@ function idOf(file) {
 const REQUIRE_RE = /\brequire\(\s*(['"])([^'"\n]+)\1\s*\)/g;
 
 function transpile(file) {
-  const src = readFileSync(file, 'utf8').replace(/\bimport\.meta\.url\b/g, '__importMetaUrl');
+  const src = readFileSync(file, 'utf8').replace(/\bimport\.meta\.url\b/g, '__importMetaUrl()');
   const out = ts.transpileModule(src, {
     fileName: file,
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, sourceMap: false, removeComments: true },
@@ -128,7 +128,8 @@ parts.push(
   '    return LAZY.has(request) ? lazy(request) : external()(request);',
   '  };',
   '  require.resolve = (request, options) => external().resolve(request, options);',
-  '  def[0].call(module.exports, module.exports, require, module, filename, dir, pathToFileURL(filename).href);',
+  '  let url;',
+  '  def[0].call(module.exports, module.exports, require, module, filename, dir, () => (url ??= pathToFileURL(filename).href));',
   '  module.loaded = true;',
   '  return module.exports;',
   '}',
@@ -137,11 +138,21 @@ parts.push(
   '})',
   '',
 );
+// ASCII only, so that the loader can read it as latin1: V8 then holds the 1.3 MB source as a one-byte string.
+// Read as UTF-8, a single non-ASCII character makes Node decode the whole file into a two-byte string
+// (~10 ms in a cold process). Every non-ASCII UTF-16 unit becomes a \uXXXX escape, which means the same in
+// string, template and regular-expression literals, identifiers and comments — the only places it can be.
+// (Not in a raw template string, String.raw`…`, nor after a backslash, where it would change meaning.)
+const text = parts.join('\n').replace(/[^\x00-\x7f]/g, (c, at, all) => {
+  if (all[at - 1] === '\\') throw new Error(`bundle: a non-ASCII character after a backslash at ${at}: cannot escape it`);
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+});
+if (/String\.raw/.test(text)) throw new Error('bundle: String.raw in a bundled module: check that its templates are ASCII, then allow it here');
 const tmp = `${OUT}.${process.pid}.tmp`;
-writeFileSync(tmp, parts.join('\n'));
+writeFileSync(tmp, text);
 renameSync(tmp, OUT);
 // a code cache of the previous bundle would be refused by V8 anyway; remove it so that it is rebuilt at once
 for (const f of [`${OUT}.cache`]) if (existsSync(f)) writeFileSync(f, '');
-const size = parts.reduce((n, p) => n + p.length, 0);
+const size = text.length;
 // on stderr: `npm pack --json` (prepack builds) prints lifecycle scripts' stdout into its JSON
 process.stderr.write(`bundle: ${modules.size} modules, ${(size / 1024).toFixed(0)} KiB → ${relative(root, OUT)}\n`);
