@@ -26,7 +26,13 @@ const EXTERNAL_PACKAGES = new Set(['koffi']);
  * pino: worker_threads for its transports; the metadata client: dgram): required on first use instead (each
  * costs ~0.5–2 ms of compilation in a cold process). A module that uses one at its top loads it at once.
  */
-const LAZY_BUILTINS = ['child_process', 'worker_threads', 'dgram', 'http', 'timers/promises', 'perf_hooks', 'vm', 'os', 'crypto'];
+const LAZY_BUILTINS = ['child_process', 'worker_threads', 'dgram', 'http', 'timers/promises', 'perf_hooks', 'vm', 'os', 'crypto', 'assert'];
+/**
+ * Of those, the ones whose module is itself a function (sonic-boom and thread-stream, loaded with pino, call
+ * `assert(…)`): their stand-in is callable. Loading `assert` at once would cost a cold process ~3 ms — its
+ * error class loads the colour support, which opens process.stderr as a stream.
+ */
+const CALLABLE_BUILTINS = ['assert'];
 
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
@@ -91,6 +97,7 @@ for (const [id, m] of modules) {
 parts.push(
   '};',
   `const LAZY = new Set(${JSON.stringify(LAZY_BUILTINS.flatMap((b) => [b, `node:${b}`]))});`,
+  `const CALLABLE = new Set(${JSON.stringify(CALLABLE_BUILTINS.flatMap((b) => [b, `node:${b}`]))});`,
   'const lazies = new Map();',
   'const nodeRequire = createRequire(root + "/");',
   '// a built-in required on first use: a stand-in whose every property access reaches the real module',
@@ -99,7 +106,8 @@ parts.push(
   '  if (p) return p;',
   '  let real;',
   '  const mod = () => (real ??= nodeRequire(name));',
-  '  p = new Proxy({}, {',
+  '  p = new Proxy(CALLABLE.has(name) ? () => {} : {}, {',
+  '    apply: (_t, self, args) => Reflect.apply(mod(), self, args),',
   '    get: (_t, k) => mod()[k],',
   '    has: (_t, k) => k in mod(),',
   '    ownKeys: () => Reflect.ownKeys(mod()),',
