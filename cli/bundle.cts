@@ -6,8 +6,11 @@
  *
  * The cache lives beside the bundle (`<bundle>.cache`): a header naming the bundle it was made from (inode,
  * size, mtime — V8's own check is the source length only) and the kind of run that made it, then V8's data.
- * It is written, atomically and best effort, when it is missing, was refused by V8 (another Node), or was made
- * by a run that loaded less than a router command did. Writing it requires the rights that writing the bundle
+ * It is written, atomically and best effort, when it is missing, was refused by V8 (another Node), or does not
+ * cover the router command that just ran: the header lists the router commands whose runs made it, and V8's
+ * data made after a run holds what the old cache held plus what this run compiled, so the cache grows to the
+ * commands this host uses (each new one costs one rewrite) — a cache made by add-static-nat alone left every
+ * delete-static-nat compiling its conntrack code cold. Writing it requires the rights that writing the bundle
  * requires (same directory), so it is no other trust than the code itself.
  *
  * Without the bundle (a development tree before the build step), undefined: the caller imports the ES modules.
@@ -22,14 +25,18 @@ export type BundleLoad = ((id: string) => unknown) & { has(id: string): boolean 
 
 const BUNDLE = join(__dirname, 'netns-router.bundle.cjs');
 const CACHE = `${BUNDLE}.cache`;
-const MAGIC = 'netns-router-code-cache 1';
+const MAGIC = 'netns-router-code-cache 2';
 /** A run that loaded the router engine: its cache covers what router commands need. */
 const ENGINE_MODULE = 'dist/lib/router/engine.js';
+/** A command name as the header lists it (anything else — an option, a path — is not recorded). */
+const COMMAND = /^[a-z][a-z0-9-]{0,63}$/;
+/** Never written by these: the resident engine's cache would hold whatever it compiled over its lifetime. */
+const LONG_LIVED = new Set(['serve']);
 
 interface Loaded {
   load: BundleLoad;
-  /** Write the code cache if it is worth it (call once the command has run). */
-  saveCache(): void;
+  /** Write the code cache if it is worth it (call once the command has run; `command`: argv[0]). */
+  saveCache(command?: string): void;
 }
 
 function bundleId(): string {
@@ -48,14 +55,14 @@ export function loadBundle(): Loaded | undefined {
     return undefined;
   }
   let cachedData: Buffer | undefined;
-  let cachedKind = '';
+  let covered: string[] = [];
   try {
     const raw = readFileSync(CACHE);
     const nl = raw.indexOf(10);
-    const [magic, of, kind] = raw.subarray(0, nl).toString('latin1').split('\t');
+    const [magic, of, commands] = raw.subarray(0, nl).toString('latin1').split('\t');
     if (nl > 0 && magic === MAGIC && of === id) {
       cachedData = raw.subarray(nl + 1);
-      cachedKind = kind ?? '';
+      covered = commands ? commands.split(',') : [];
     }
   } catch {
     /* no cache yet */
@@ -66,15 +73,18 @@ export function loadBundle(): Loaded | undefined {
   const load = (script.runInThisContext() as (cr: typeof createRequire, p: typeof pathToFileURL, root: string) => BundleLoad)(createRequire, pathToFileURL, root);
   return {
     load,
-    saveCache(): void {
-      const kind = load.has(ENGINE_MODULE) ? 'engine' : 'other';
-      if (accepted && (cachedKind === 'engine' || kind !== 'engine')) return;
+    saveCache(command?: string): void {
+      if (command !== undefined && LONG_LIVED.has(command)) return;
+      // a run that did not load the engine (help, version, bad input) adds nothing a router command needs
+      const ran = load.has(ENGINE_MODULE) && command !== undefined && COMMAND.test(command) ? command : undefined;
+      if (accepted && (ran === undefined || covered.includes(ran))) return;
+      const commands = [...(accepted ? covered : []), ...(ran !== undefined ? [ran] : [])];
       try {
         const data = script.createCachedData();
         const tmp = `${CACHE}.${process.pid}.tmp`;
         const fd = openSync(tmp, 'w', 0o644);
         try {
-          writeSync(fd, `${MAGIC}\t${id}\t${kind}\n`);
+          writeSync(fd, `${MAGIC}\t${id}\t${commands.join(',')}\n`);
           writeSync(fd, data);
         } finally {
           closeSync(fd);
