@@ -4,8 +4,21 @@
  * resident engine's client) need not pay; and a V8 startup snapshot cannot hold a native addon, so whatever
  * is in one must not have loaded it yet. Every binding in lib/sys declares its functions on first call
  * through this module.
+ *
+ * Loading koffi through Node's resolver costs a cold process 6-20 ms (resolving and realpath-ing two packages,
+ * compiling koffi's loader scripts, reading the ELF header of the node binary to choose its glibc or musl
+ * build) for a ~1 ms dlopen. So koffi's prebuilt addon is first looked for where npm puts it — the package
+ * @koromix/koffi-<platform>-<arch> in a node_modules directory at or above koffi's — and required by its
+ * path, the glibc build first (a musl build does not load on glibc, nor the reverse); it is taken only if its
+ * version is that of the koffi package found. Anything else (another layout, a koffi built from source, a
+ * mismatch) loads koffi the ordinary way. Both ways give the addon's own functions (koffi's package only
+ * re-exports them, adding deprecated aliases that netns-router does not use), and a later require('koffi')
+ * in the process finds the same addon in Node's module cache.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as Koffi from 'koffi';
 
 export type KoffiModule = typeof Koffi;
@@ -16,9 +29,44 @@ let libcHandle: ReturnType<KoffiModule['load']> | undefined;
 /** The koffi module (loaded now if it was not). */
 export function koffi(): KoffiModule {
   if (mod === undefined) {
-    mod = createRequire(import.meta.url)('koffi') as KoffiModule;
+    const require = createRequire(import.meta.url);
+    mod = prebuiltAddon(require) ?? (require('koffi') as KoffiModule);
   }
   return mod;
+}
+
+/** `name`'s directory in the nearest node_modules at or above `from`, as Node would look first. */
+function findPackage(name: string, from: string): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** koffi's prebuilt addon required by its path (see the module comment), or undefined. */
+function prebuiltAddon(require: NodeRequire): KoffiModule | undefined {
+  try {
+    const koffiDir = findPackage('koffi', dirname(fileURLToPath(import.meta.url)));
+    if (koffiDir === undefined) return undefined;
+    const { version } = JSON.parse(readFileSync(join(koffiDir, 'package.json'), 'utf8')) as { version?: unknown };
+    const platformDir = findPackage(`@koromix/koffi-${process.platform}-${process.arch}`, koffiDir);
+    if (platformDir === undefined || typeof version !== 'string') return undefined;
+    for (const build of [`${process.platform}_${process.arch}`, `musl_${process.arch}`]) {
+      const file = join(platformDir, build, 'koffi.node');
+      if (!existsSync(file)) continue;
+      let addon: KoffiModule & { version?: unknown };
+      try {
+        addon = require(file) as KoffiModule & { version?: unknown };
+      } catch {
+        continue; // the other C library's build
+      }
+      return addon.version === version && typeof addon.load === 'function' ? addon : undefined;
+    }
+  } catch {
+    /* the ordinary way */
+  }
+  return undefined;
 }
 
 /** libc.so.6, opened once for every binding of lib/sys. */
