@@ -5,17 +5,18 @@
  * is in one must not have loaded it yet. Every binding in lib/sys declares its functions on first call
  * through this module.
  *
- * Loading koffi through Node's resolver costs a cold process 6-20 ms (resolving and realpath-ing two packages,
- * compiling koffi's loader scripts, reading the ELF header of the node binary to choose its glibc or musl
- * build) for a ~1 ms dlopen. So koffi's prebuilt addon is first looked for where npm puts it — the package
- * @koromix/koffi-<platform>-<arch> in a node_modules directory at or above koffi's — and required by its
- * path, the glibc build first (a musl build does not load on glibc, nor the reverse); it is taken only if its
- * version is that of the koffi package found. Anything else (another layout, a koffi built from source, a
- * mismatch) loads koffi the ordinary way. Both ways give the addon's own functions (koffi's package only
- * re-exports them, adding deprecated aliases that netns-router does not use), and a later require('koffi')
- * in the process finds the same addon in Node's module cache.
+ * Loading koffi through Node's resolver costs a cold process 6-20 ms (resolving and realpath-ing two
+ * packages, compiling koffi's loader scripts, reading the ELF header of the node binary to choose its glibc
+ * or musl build) for a ~1 ms dlopen. So koffi's prebuilt addon is first looked for where npm puts it — the
+ * package @koromix/koffi-<platform>-<arch> in a node_modules directory at or above koffi's real location —
+ * and required by its path: the build for the C library this process runs on (the musl one when the
+ * process maps musl's loader), taken only if its version is that of the koffi package found. Anything else
+ * (another layout or system, a koffi built from source, a mismatch) loads koffi the ordinary way. Both ways
+ * give the addon's own functions (koffi's package only re-exports them, adding deprecated aliases that
+ * netns-router does not use), and a later require('koffi') in the process finds the same addon in Node's
+ * module cache.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,19 +51,15 @@ function prebuiltAddon(require: NodeRequire): KoffiModule | undefined {
     const koffiDir = findPackage('koffi', dirname(fileURLToPath(import.meta.url)));
     if (koffiDir === undefined) return undefined;
     const { version } = JSON.parse(readFileSync(join(koffiDir, 'package.json'), 'utf8')) as { version?: unknown };
-    const platformDir = findPackage(`@koromix/koffi-${process.platform}-${process.arch}`, koffiDir);
+    // a package's own dependencies are found from its real location (koffi may be a link, as npm makes for a
+    // dependency installed from a directory)
+    const platformDir = findPackage(`@koromix/koffi-${process.platform}-${process.arch}`, realpathSync.native(koffiDir));
     if (platformDir === undefined || typeof version !== 'string') return undefined;
-    for (const build of [`${process.platform}_${process.arch}`, `musl_${process.arch}`]) {
-      const file = join(platformDir, build, 'koffi.node');
-      if (!existsSync(file)) continue;
-      let addon: KoffiModule & { version?: unknown };
-      try {
-        addon = require(file) as KoffiModule & { version?: unknown };
-      } catch {
-        continue; // the other C library's build
-      }
-      return addon.version === version && typeof addon.load === 'function' ? addon : undefined;
-    }
+    const musl = readFileSync('/proc/self/maps', 'latin1').includes('/ld-musl-');
+    const file = join(platformDir, musl ? `musl_${process.arch}` : `${process.platform}_${process.arch}`, 'koffi.node');
+    if (!existsSync(file)) return undefined;
+    const addon = require(file) as KoffiModule & { version?: unknown };
+    return addon.version === version && typeof addon.load === 'function' ? addon : undefined;
   } catch {
     /* the ordinary way */
   }

@@ -1,0 +1,51 @@
+// lib/sys/ffi.ts: koffi loaded on first use, its prebuilt addon found by path (no kernel, no sandbox needed).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const sysDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'lib', 'sys');
+
+/** Runs an ES module in a fresh node: whether koffi's addon is mapped before and after a libc call. */
+function probe(body: string): { status: number | null; stdout: string; stderr: string } {
+  const script = [
+    `import { readFileSync } from 'node:fs';`,
+    `const mapped = () => readFileSync('/proc/self/maps', 'latin1').includes('koffi.node');`,
+    `const sys = await import(${JSON.stringify(join(sysDir, 'index.js'))});`,
+    `const before = mapped();`,
+    body,
+    `console.log(JSON.stringify({ before, after: mapped() }));`,
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('importing lib/sys loads no native code; the first libc call does', () => {
+  const r = probe(`if (sys.libc.getpid() !== process.pid) throw new Error('getpid');`);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { before: false, after: true });
+});
+
+test('a call that fails still reports its errno through the lazily loaded koffi', () => {
+  const r = probe(`try { sys.libc.close(987654); throw new Error('closed?'); } catch (e) { if (!(e instanceof sys.SysError) || e.errno !== 9) throw e; }`);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { before: false, after: true });
+});
+
+test('the addon found by path is the one koffi exports, at the version of the koffi package', async () => {
+  const { koffi } = await import('../../lib/sys/ffi.js');
+  const addon = koffi() as unknown as { version: string; load: unknown };
+  const require = createRequire(join(sysDir, 'ffi.js'));
+  // koffi's main script sits at its package root (its exports do not list package.json)
+  const pkg = JSON.parse(readFileSync(join(dirname(require.resolve('koffi')), 'package.json'), 'utf8')) as { version: string };
+  assert.is(addon.version, pkg.version);
+  // koffi's own loader, run afterwards, finds the same addon in Node's module cache (one instance per process)
+  const viaPackage = require('koffi') as { default: unknown; version: string };
+  assert.is(viaPackage.default, addon, 'the same addon object');
+  assert.ok(Object.keys(require.cache).some((f) => f.endsWith('koffi.node')), 'the addon is in the module cache');
+});
+
+test.run();
