@@ -28,15 +28,18 @@ const CACHE = `${BUNDLE}.cache`;
 const MAGIC = 'netns-router-code-cache 2';
 /** A run that loaded the router engine: its cache covers what router commands need. */
 const ENGINE_MODULE = 'dist/lib/router/engine.js';
-/** A command name as the header lists it (anything else — an option, a path — is not recorded). */
+/** The command table the parser used: which word of the command line is the command (options may come first,
+ *  as the wrapper shim puts its baked --extension and options there). */
+const SPECS_MODULE = 'dist/lib/router/contract/command-specs.js';
+/** A command name as the header lists it. */
 const COMMAND = /^[a-z][a-z0-9-]{0,63}$/;
 /** Never written by these: the resident engine's cache would hold whatever it compiled over its lifetime. */
 const LONG_LIVED = new Set(['serve']);
 
 interface Loaded {
   load: BundleLoad;
-  /** Write the code cache if it is worth it (call once the command has run; `command`: argv[0]). */
-  saveCache(command?: string): void;
+  /** Write the code cache if it is worth it (call once the command has run, with its command line). */
+  saveCache(argv: readonly string[]): void;
 }
 
 function bundleId(): string {
@@ -73,7 +76,9 @@ export function loadBundle(): Loaded | undefined {
   const load = (script.runInThisContext() as (cr: typeof createRequire, p: typeof pathToFileURL, root: string) => BundleLoad)(createRequire, pathToFileURL, root);
   return {
     load,
-    saveCache(command?: string): void {
+    saveCache(argv: readonly string[]): void {
+      const specs = load.has(SPECS_MODULE) ? load(SPECS_MODULE) as { commandSpec(name: string): unknown } : undefined;
+      const command = argv.find((a) => COMMAND.test(a) && specs?.commandSpec(a) !== undefined) ?? argv[0];
       if (command !== undefined && LONG_LIVED.has(command)) return;
       // a run that did not load the engine (help, version, bad input) adds nothing a router command needs
       const ran = load.has(ENGINE_MODULE) && command !== undefined && COMMAND.test(command) ? command : undefined;

@@ -9,7 +9,7 @@ import { loadBundle } from './bundle.cjs';
 
 type Entry = typeof import('./entry.js');
 
-let saveCache: ((command?: string) => void) | undefined;
+let saveCache: ((argv: readonly string[]) => void) | undefined;
 
 async function main(argv: string[]): Promise<number> {
   const forwarded = await runViaResident(argv);
@@ -22,7 +22,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => {
-  saveCache?.(process.argv[2]);
+  saveCache?.(process.argv.slice(2));
   process.exit(code);
 }, (e: unknown) => {
   process.stderr.write(`netns-router: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
