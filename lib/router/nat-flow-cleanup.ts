@@ -4,6 +4,8 @@
  * from ONE dump of the table however many mappings went. "Nothing matched" is success.
  */
 import { ConntrackSocket, type ConntrackFilter } from '../nft/ctnetlink.js';
+import { openSysctl, readSysctlFd } from '../netns/sysctl.js';
+import { runInNetns } from '../sys/setns.js';
 import type { NatPlan } from './router-table.js';
 import { changedMiddle, sameValue } from '../util/compare.js';
 
@@ -40,10 +42,24 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
 export async function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): Promise<number> {
   const filters = conntrackFilters(before, after);
   if (filters.length === 0) return 0;
+  // the kernel answers a conntrack dump by walking its whole hash table, every namespace's entries (~5 ms on a
+  // large host); a namespace that tracks no flow at all has none to delete. Read after the NAT change, so a flow
+  // that starts meanwhile already meets the new rules (and a dump lists confirmed entries only, as this counts).
+  if (trackedFlows(netns) === 0) return 0;
   const sock = ConntrackSocket.open({ netns });
   try {
     return await sock.deleteFlows(sock.findAny(filters));
   } finally {
     sock.close();
+  }
+}
+
+/** The namespace's conntrack entry count (net.netfilter.nf_conntrack_count), or undefined when it cannot be read. */
+function trackedFlows(netns: string): number | undefined {
+  try {
+    const n = Number(readSysctlFd(runInNetns(netns, () => openSysctl('net.netfilter.nf_conntrack_count', false))));
+    return Number.isInteger(n) && n >= 0 ? n : undefined;
+  } catch {
+    return undefined; // no conntrack in the namespace yet, or no such sysctl: the dump decides
   }
 }
