@@ -194,7 +194,7 @@ export const pbrModule: RouterModule = {
         const spec: RouteSpec = { ...parseRouteText(r.route), table: r.table };
         want.set(`${r.table} ${spec.dst}`, spec);
       }
-      for (const cur of nl.routeList({ table: 'all' })) {
+      for (const cur of nl.routeList({ table: 'all', names: false })) {
         if (!known.has(cur.table) || cur.protocol === 2 /* kernel */) continue;
         if (!want.has(`${cur.table} ${cur.dst}`)) nl.routeDel({ dst: cur.dst, family: cur.family, table: cur.table }, { ifExists: true });
       }
