@@ -319,8 +319,11 @@ export class RouterEngine {
       const unchanged = next === text;
       const before = text === undefined ? undefined : unchanged ? model : this.store.parse(ns, text);
       phases.mark('mutate');
+      // a scoped command's checks of the rest of the router, run after the answer (reconcileWithin)
+      let rest: (() => Promise<void>) | undefined;
       try {
-        const scoped = cmd?.scope && before && text !== undefined && await this.reconcileWithin(cmd.scope, model, next, before, text, phases);
+        const deferRest = this.opts.background && verdict !== 'delete' ? (check: () => Promise<void>) => { rest = check; } : undefined;
+        const scoped = cmd?.scope && before && text !== undefined && await this.reconcileWithin(cmd.scope, model, next, before, text, phases, deferRest);
         // a destroy's clean-up may outlive its answer (a next command of that router, rare, waits for it); a
         // shutdown's may not: the destroy that follows it at once would wait for it instead
         const defer = verdict === 'delete' && this.opts.background ? (p: Promise<void>) => { later.push(p); } : undefined;
@@ -342,6 +345,8 @@ export class RouterEngine {
       this.committed(ns, model);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
+      // started once the answer is on its way (after the promise continuations that deliver it)
+      if (rest) later.push(new Promise<void>((res) => { setImmediate(res); }).then(rest));
       return model;
     } finally {
       // the router stays locked until its clean-up has ended (a next command finds it done)
@@ -473,27 +478,76 @@ export class RouterEngine {
   /**
    * The reconcile of a command with a scope (docs/reconcile.md): when its change stayed within the scope's
    * modules and left their share of the router table as it was, and cheap checks show the rest of the router as
-   * our last commit left it — the namespace's links, addresses and routes as planned (three dumps), the tables
-   * holding the stored model's compile (nothing committed nftables in the namespace since: its generation
-   * unchanged, or else the table stamp confirmed in one transaction) — only the scope's modules are reconciled.
-   * False: nothing decided, the full reconcile runs (it may find what was confirmed here already in place). Not
-   * in plan mode: a plan shows the full reconcile.
+   * our last commit left it (`restAsCommitted`), only the scope's modules are reconciled. False: nothing decided,
+   * the full reconcile runs (it may find what was confirmed here already in place). Not in plan mode: a plan shows
+   * the full reconcile.
+   *
+   * With `deferRest` (an engine with a Background: the resident engine) the scope's modules are reconciled first
+   * and the checks of the rest are handed to `deferRest`, which runs them after the answer, still under the
+   * router's lock: drift they find gets the full reconcile then. A failure of the scope's modules is not the
+   * command's answer yet: the full reconcile runs (plumbing first, then every module).
    */
-  private async reconcileWithin(scope: ReconcileScope, m: RouterModel, key: string, before: RouterModel, beforeKey: string, phases: Phases): Promise<boolean> {
+  private async reconcileWithin(
+    scope: ReconcileScope, m: RouterModel, key: string, before: RouterModel, beforeKey: string, phases: Phases,
+    deferRest?: (check: () => Promise<void>) => void,
+  ): Promise<boolean> {
     if (this.plan || m.l2 || before.l2 || modelIsIdle(m) || modelIsIdle(before) || !this.kernel.netnsExists(m.namespace)) return false;
     const mods = this.modules.filter((mod) => scope.modules.includes(mod.name));
     if (!changedOnlyWithin(before, m, scope) || !tableInputsEqual(mods, before, m)) return false;
+    if (deferRest) {
+      try {
+        await this.reconcileScopeModules(mods, m, before);
+      } catch {
+        return false;
+      }
+      phases.mark('modules');
+      this.lastNftSync = undefined;
+      deferRest(async () => {
+        if (await this.restAsCommitted(m, key, beforeKey)) return;
+        this.lastReconcile = 'full';
+        try {
+          await this.reconcileKeyed(m, key, before, beforeKey);
+        } catch (err) {
+          throw wrap(err, `reconciling ${m.namespace} after its answer (drift outside the scope of the command)`);
+        }
+      });
+      return true;
+    }
+    if (!await this.restAsCommitted(m, key, beforeKey, phases)) return false;
+    await this.reconcileScopeModules(mods, m, before);
+    phases.mark('modules');
+    return true;
+  }
+
+  /** Only `mods` reconciled to `m` (a scoped command, reconcileWithin). */
+  private async reconcileScopeModules(mods: readonly RouterModule[], m: RouterModel, before: RouterModel): Promise<void> {
+    const host = this.hostHandle();
+    try {
+      const ctx = this.reconcileContext(host);
+      for (const mod of mods) await mod.reconcile?.(m, before, ctx);
+    } finally {
+      host.close();
+    }
+  }
+
+  /**
+   * The checks of a scoped command (reconcileWithin): is everything outside its scope as our last commit left it?
+   * The tables hold the stored model's compile (the table proof; nothing committed nftables in the namespace
+   * since: its generation unchanged, or else the table stamp confirmed in one transaction), and the namespace's
+   * links, addresses and routes are as planned (three dumps). True: the proof is recorded for `m` (`key`).
+   */
+  private async restAsCommitted(m: RouterModel, key: string, beforeKey: string, phases?: Phases): Promise<boolean> {
     const proof = provenStamp(this.opts.stateDir, m.namespace, beforeKey);
     if (!proof) return false;
     const plan = plumbingPlan(m);
-    phases.mark('compile');
+    phases?.mark('compile');
     const ns = this.kernel.open(m.namespace);
     try {
       if (!namespaceSideIntact(ns, plan)) return false;
     } finally {
       ns.close();
     }
-    phases.mark('plumbing');
+    phases?.mark('plumbing');
     // the generation our last commit left, unchanged: nothing committed nftables here since, nothing to confirm
     const k = this.kernel;
     if (proof.generation !== undefined && proof.netns === k.netnsIdentity(m.namespace) && k.nftGeneration(m.namespace) === proof.generation) {
@@ -504,15 +558,7 @@ export class RouterEngine {
       this.lastNftSync = { mode: 'unchanged', fingerprint: proof.fingerprint, generation: confirmed, operations: 2 };
     }
     this.recordProof(m.namespace, key, this.lastNftSync);
-    phases.mark('nft');
-    const host = this.hostHandle();
-    try {
-      const ctx = this.reconcileContext(host);
-      for (const mod of mods) await mod.reconcile?.(m, before, ctx);
-    } finally {
-      host.close();
-    }
-    phases.mark('modules');
+    phases?.mark('nft');
     return true;
   }
 
