@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { StateStore, routerKeyOf } from '../../lib/router/state/index.js';
 import { emptyModel, MODEL_VERSION, type RouterModel } from '../../lib/router/model.js';
 import { StateError, SystemError, TimeoutError } from '../../lib/util/errors.js';
@@ -76,7 +76,7 @@ test('a failure between write and rename leaves the old file and no temp file', 
     const failing = new StateStore(dir.path, { beforeRename: () => { throw new Error('disk on fire'); } });
     assert.throws(() => failing.save(sample('new')), (e: unknown) => e instanceof SystemError && /disk on fire/.test((e as Error).message));
     assert.is(new StateStore(dir.path).load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
-    assert.equal(readdirSync(dir.join('routers')), ['cs-net-42.json']);
+    assert.equal(readdirSync(dir.join('routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json']);
   } finally {
     dir.cleanup();
   }
@@ -97,14 +97,120 @@ test('a process killed between write and rename leaves the old file; the next sa
     assert.is(r.signal, 'SIGKILL', r.stderr);
     assert.not.match(r.stdout, /not reached/);
     const names = readdirSync(dir.join('state', 'routers')).sort();
-    assert.is(names.length, 2, `old file + the crashed writer's temp: ${names.join(' ')}`);
+    assert.is(names.length, 3, `old file and journal + the crashed writer's temp: ${names.join(' ')}`);
     const temp = names.find((n) => n.includes('.tmp-'))!;
     assert.match(readFileSync(dir.join('state', 'routers', temp), 'utf8'), /"gateway":"new"/, 'the new content was written before the crash');
     const store = new StateStore(sd);
     assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
     store.save(sample('newer'));
-    assert.equal(readdirSync(dir.join('state', 'routers')), ['cs-net-42.json']);
+    assert.equal(readdirSync(dir.join('state', 'routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json']);
     assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'newer');
+  } finally {
+    dir.cleanup();
+  }
+});
+
+const gateway = (store: StateStore): string | undefined => store.load('cs-net-42')?.publicIps['203.0.113.10'].gateway;
+
+test('durable before save returns: a writer killed (SIGKILL) at random moments of a stream of saves leaves the last state it saved, or the one it was saving', () => {
+  const dir = new TempDir('store');
+  try {
+    const sd = dir.join('state');
+    // each "saved N" is written (synchronously) once save returned — what the engine answers after
+    const child = dir.file('writer.mjs', `
+      import { writeSync } from 'node:fs';
+      import { StateStore } from ${JSON.stringify(STORE_URL)};
+      const [sd, template] = process.argv.slice(2);
+      const store = new StateStore(sd);
+      for (let n = 1; ; n++) {
+        const m = JSON.parse(template);
+        m.publicIps['203.0.113.10'].gateway = String(n);
+        // every tenth state is large (past a 16 KiB slot): the journal is made anew now and then, too
+        if (n % 10 === 0) m.portForwards = Array.from({ length: 400 }, (_, i) => ({ ...m.portForwards[0], publicPorts: [i + 1, i + 1] }));
+        store.save(m);
+        writeSync(1, 'saved ' + n + '\\n');
+      }
+    `);
+    let answered = 0;
+    for (const killAfterMs of [15, 40, 90, 160, 250, 400]) {
+      rmSync(sd, { recursive: true, force: true });
+      const r = spawnSync(process.execPath, [child, sd, JSON.stringify(sample('0'))], { encoding: 'utf8', timeout: killAfterMs + 150, killSignal: 'SIGKILL' });
+      assert.is(r.signal, 'SIGKILL', r.stderr);
+      const saved = [...r.stdout.matchAll(/saved (\d+)/g)].map((x) => Number(x[1]));
+      const last = saved.length ? saved[saved.length - 1] : 0;
+      answered = Math.max(answered, last);
+      const store = new StateStore(sd);
+      const got = gateway(store);
+      if (last === 0) {
+        assert.ok(got === undefined || got === '1', `killed before the first save returned: nothing or state 1, got ${got}`);
+      } else {
+        assert.ok(got === String(last) || got === String(last + 1), `last answered save ${last}: read ${got}`);
+      }
+      // and it goes on from there
+      store.save(sample('after'));
+      assert.is(gateway(new StateStore(sd)), 'after');
+    }
+    assert.ok(answered > 10, `the writer was killed in mid-stream, not only before its first save (${answered} saves answered at most)`);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('power loss mid-save (a torn journal record) falls back to the state saved before; the JSON copy is not what decides', () => {
+  const dir = new TempDir('store');
+  try {
+    const store = new StateStore(dir.path);
+    store.save(sample('s1')); // record 1, slot 1
+    store.save(sample('s2')); // record 2, slot 0
+    const journal = store.journalOf('cs-net-42');
+    const slot = statSync(journal).size / 2;
+    // the write of record 2 reached the disk in part: a byte of its text is not what was written
+    const bytes = readFileSync(journal);
+    bytes[56 + 40] ^= 0xff;
+    writeFileSync(journal, bytes);
+    assert.is(gateway(new StateStore(dir.path)), 's1', 'the torn record fails its checksum; the other slot holds the state before');
+    // the next save goes into the torn slot (record 2 again), never over the good one
+    const again = new StateStore(dir.path);
+    again.save(sample('s3'));
+    assert.is(gateway(new StateStore(dir.path)), 's3');
+    assert.is(readFileSync(journal).subarray(slot).includes(Buffer.from('"gateway":"s1"')), true, 'slot 1 still holds s1');
+    // a JSON copy that the last rename did not leave on disk (a crash before the filesystem's own commit)
+    writeFileSync(store.pathOf('cs-net-42'), JSON.stringify(sample('stale')));
+    assert.is(gateway(new StateStore(dir.path)), 's3', 'the journal decides');
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('killed after the JSON copy was replaced but before the journal record: the old state is read; a router saved without a journal is read from its JSON file', () => {
+  const dir = new TempDir('store');
+  try {
+    const sd = dir.join('state');
+    new StateStore(sd).save(sample('old'));
+    const child = dir.file('crash.mjs', `
+      import { StateStore } from ${JSON.stringify(STORE_URL)};
+      const store = new StateStore(process.argv[2], { beforeJournal: () => process.kill(process.pid, 'SIGKILL') });
+      store.save(JSON.parse(process.argv[3]));
+    `);
+    const r = spawnSync(process.execPath, [child, sd, JSON.stringify(sample('new'))], { encoding: 'utf8', timeout: 20_000 });
+    assert.is(r.signal, 'SIGKILL', r.stderr);
+    const store = new StateStore(sd);
+    assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"new"/, 'the JSON copy had been replaced');
+    assert.is(gateway(store), 'old', 'save had not returned: the old state');
+    store.save(sample('newer'));
+    assert.is(gateway(new StateStore(sd)), 'newer');
+    // a state directory of a build without the journal: the JSON file is the state
+    const legacy = new StateStore(dir.join('legacy'));
+    mkdirSync(legacy.dir, { recursive: true });
+    writeFileSync(legacy.pathOf('cs-net-42'), JSON.stringify(sample('legacy')));
+    assert.is(gateway(legacy), 'legacy');
+    assert.equal(legacy.list(), ['cs-net-42']);
+    legacy.save(sample('journalled'));
+    assert.ok(existsSync(legacy.journalOf('cs-net-42')));
+    assert.is(gateway(new StateStore(dir.join('legacy'))), 'journalled');
+    legacy.remove('cs-net-42');
+    assert.equal(readdirSync(legacy.dir), [], 'remove: JSON copy and journal gone');
+    assert.is(gateway(new StateStore(dir.join('legacy'))), undefined);
   } finally {
     dir.cleanup();
   }

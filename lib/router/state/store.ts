@@ -1,8 +1,12 @@
 /**
- * Persistence of router models: `<stateDir>/routers/<namespace>.json`, one file per router namespace.
- * A save writes a temp file in the same directory, fsyncs it, renames it over the old file and fsyncs the
- * directory, so a crash at any point leaves either the old or the new file, never a mix; temp files of a
- * crashed writer are removed by the next save. Saves happen with the router's engine lock held (`lock()`).
+ * Persistence of router models: per router namespace, `<stateDir>/routers/<namespace>.journal` (durable: two slots,
+ * each save one record written in place and fdatasync'ed — journal.ts) and `<namespace>.json` (the same text,
+ * readable: replaced atomically through a temp file and a rename on every save, not synced). Reading takes the
+ * journal's newest valid record, else the JSON file (a router saved by a build without the journal). A save writes
+ * the JSON file first — a state that cannot be written (disk full, read-only) fails before anything changed — then
+ * the journal record: once `save` returns, the new state survives a crash (a torn record falls back to the other
+ * slot, which holds the state before); before, the old one is read. Saves happen with the router's engine lock held
+ * (`lock()`); temp files of a crashed writer are removed by the next save.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +15,13 @@ import * as libc from '../../sys/libc.js';
 import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
 import { TEMP_MARK, fsyncDir, writeFileAtomic } from '../../util/atomic-file.js';
+import { readJournal, writeJournal } from './journal.js';
 
 export interface StoreHooks {
-  /** Test hook: runs after the temp file is durable and before it replaces the old file. */
+  /** Test hook: runs after the JSON file's temp file is written and before it replaces the old file. */
   beforeRename?: (tempPath: string, finalPath: string) => void;
+  /** Test hook: runs after the JSON file was replaced and before the journal record is written. */
+  beforeJournal?: () => void;
 }
 
 const NS_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
@@ -50,9 +57,18 @@ export class StateStore {
     this.dir = join(stateDir, 'routers');
   }
 
+  /** The router's readable state file (JSON). */
   pathOf(ns: string): string {
     return join(this.dir, `${checkNs(ns)}.json`);
   }
+
+  /** The router's state journal (what makes a save durable; journal.ts). */
+  journalOf(ns: string): string {
+    return join(this.dir, `${checkNs(ns)}.journal`);
+  }
+
+  /** What `read` last found per router: the journal's record number (0: none) and the text. */
+  private readonly seen = new Map<string, { seq: number; text: string | undefined }>();
 
   /** The saved model, or undefined when none was saved. */
   load(ns: string): RouterModel | undefined {
@@ -62,18 +78,23 @@ export class StateStore {
 
   /** True when a state is saved for the router (without reading it). */
   has(ns: string): boolean {
-    return existsSync(this.pathOf(ns));
+    return existsSync(this.journalOf(ns)) || existsSync(this.pathOf(ns));
   }
 
-  /** The saved state file's text, or undefined when none was saved. */
+  /** The saved state's text (the journal's newest record, else the JSON file), or undefined when none was saved. */
   read(ns: string): string | undefined {
-    const path = this.pathOf(ns);
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw SystemError.from(e, `reading state file ${path}`);
+    const rec = readJournal(this.journalOf(ns));
+    let text = rec?.text;
+    if (text === undefined) {
+      const path = this.pathOf(ns);
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw SystemError.from(e, `reading state file ${path}`);
+      }
     }
+    this.seen.set(ns, { seq: rec?.seq ?? 0, text });
+    return text;
   }
 
   /** A state file's text as a model (checked: router name, version, shape). Each call returns a new object. */
@@ -101,21 +122,42 @@ export class StateStore {
     } catch (e) {
       throw SystemError.from(e, `creating state directory ${this.dir}`);
     }
-    this.removeStaleTemps(m.namespace);
-    writeFileAtomic(path, text, { what: `state file ${path}`, beforeRename: this.hooks.beforeRename });
+    const ns = m.namespace;
+    this.removeStaleTemps(ns);
+    // the journal record numbers go on from the newest valid one (its slot is then never overwritten)
+    const prev = this.seen.get(ns) ?? (this.read(ns), this.seen.get(ns)!);
+    writeFileAtomic(path, text, { what: `state file ${path}`, durable: false, beforeRename: this.hooks.beforeRename });
+    try {
+      this.hooks.beforeJournal?.();
+      writeJournal(this.journalOf(ns), prev.seq + 1, text);
+    } catch (e) {
+      // the journal still holds the old state: so does the readable copy again (best effort)
+      try {
+        if (prev.text === undefined) unlinkSync(path);
+        else writeFileAtomic(path, prev.text, { what: `state file ${path}`, durable: false });
+      } catch { /* the journal decides */ }
+      throw e instanceof SystemError ? e : SystemError.from(e, `writing state file ${path}`);
+    }
+    this.seen.set(ns, { seq: prev.seq + 1, text });
   }
 
-  /** Deletes the router's state (destroy). Missing is fine. */
+  /**
+   * Deletes the router's state (destroy). Missing is fine. The JSON file goes first: whatever a crash keeps of
+   * the two unlinks, what is read is the last saved state or nothing.
+   */
   remove(ns: string): void {
-    const path = this.pathOf(ns);
     this.removeStaleTemps(ns);
-    try {
-      unlinkSync(path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw SystemError.from(e, `removing state file ${path}`);
-      return;
+    let removed = false;
+    for (const path of [this.pathOf(ns), this.journalOf(ns)]) {
+      try {
+        unlinkSync(path);
+        removed = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw SystemError.from(e, `removing state file ${path}`);
+      }
     }
-    this.fsyncDir();
+    this.seen.delete(ns);
+    if (removed) this.fsyncDir();
   }
 
   /** Namespaces of the routers with a saved state, sorted. */
@@ -127,7 +169,12 @@ export class StateStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw SystemError.from(e, `listing state directory ${this.dir}`);
     }
-    return names.filter((n) => n.endsWith('.json') && NS_RE.test(n.slice(0, -5))).map((n) => n.slice(0, -5)).sort();
+    const routers = new Set<string>();
+    for (const n of names) {
+      const ns = n.endsWith('.json') ? n.slice(0, -5) : n.endsWith('.journal') ? n.slice(0, -8) : undefined;
+      if (ns !== undefined && NS_RE.test(ns)) routers.add(ns);
+    }
+    return [...routers].sort();
   }
 
   /**
@@ -149,6 +196,7 @@ export class StateStore {
       await sleep(wait);
       wait = Math.min(wait * 2, 50);
     }
+    this.seen.delete(ns); // another holder may have saved since: the next save reads the journal again
     let released = false;
     return () => {
       if (released) return;
@@ -158,7 +206,7 @@ export class StateStore {
   }
 
   private removeStaleTemps(ns: string): void {
-    const prefix = `${ns}.json${TEMP_MARK}`;
+    const prefixes = [`${ns}.json${TEMP_MARK}`, `${ns}.journal${TEMP_MARK}`];
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -166,7 +214,7 @@ export class StateStore {
       return;
     }
     for (const n of names) {
-      if (n.startsWith(prefix)) {
+      if (prefixes.some((p) => n.startsWith(p))) {
         try { unlinkSync(join(this.dir, n)); } catch { /* raced with another cleanup */ }
       }
     }
