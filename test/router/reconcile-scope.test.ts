@@ -22,6 +22,7 @@ import { implementNetwork } from '../../lib/router/core/network-lifecycle.js';
 import { assignIp } from '../../lib/router/core/public-ips.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Background } from '../../lib/util/background.js';
+import { exitCodeOf } from '../../lib/util/errors.js';
 import type * as T from '../../lib/router/contract/types.js';
 import { Scratch, addVm, tcpAsk, waitFor, cidr } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
@@ -149,6 +150,69 @@ test('pbr actions reconcile only policy routing, repair its drift, keep NAT work
     await waitFor(() => via() !== '');
     assert.is(via(), 'up1', 'restored; the rule deleted');
   } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('resident engine (a Background): a pbr action answers after its own objects and the save; the checks of the rest run after the answer, under the lock, and repair drift there', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-scope-'));
+  const procs: Array<{ kill: () => void }> = [];
+  const errors: unknown[] = [];
+  const background = new Background((e) => errors.push(e));
+  try {
+    const { ns, engine, pbr, via } = await setup(s, dir, procs, background);
+    await waitFor(() => via() !== '');
+    assert.is(via(), 'up1', 'positive control: the main table routes via up1');
+    await pbr({ name: 'pbr-create-table', tableId: 100, tableName: 'alt' });
+    await pbr({ name: 'pbr-add-route', table: 'alt', route: 'default via 203.0.113.2' });
+    await pbr({ name: 'pbr-add-rule', table: 'alt', rule: 'from 10.6.0.0/24 priority 100' });
+    // answered: its own objects are in place and its state saved, whatever the checks after it find
+    assert.is(engine.lastReconcile, 'scoped');
+    assert.is(via(), 'up2', 'the rule and route are in place when the command returns');
+    assert.is(engine.store.load(ns)!.extra!.pbr !== undefined, true);
+    await background.settled();
+    assert.equal(errors, []);
+    assert.is(engine.lastReconcile, 'scoped', 'nothing drifted outside the scope: no full reconcile after the answer');
+    assert.is(engine.lastNftSync?.operations, 0, 'the nft generation was unchanged');
+
+    // drift outside the scope: the router's public address removed; the next pbr action answers, then the
+    // check after it finds the address missing and reconciles the router in full — under the router's lock
+    const pubDev = plumbingPlan(engine.store.load(ns)!).attachments.find((a) => a.addresses.includes('203.0.113.10/24'))!.nsVeth;
+    assert.is(ip(ns, 'addr', 'del', '203.0.113.10/24', 'dev', pubDev).status, 0);
+    assert.is(via(), '', 'public address gone: no egress');
+    await pbr({ name: 'pbr-add-rule', table: 'alt', rule: 'from 10.99.0.0/24 priority 200' });
+    if (background.size > 0) {
+      const busy = await engine.store.lock(ns, 0).then((release) => { release(); return false; }, (e: { code?: string }) => e.code === 'E_LOCK_TIMEOUT');
+      assert.ok(busy, 'router locked while the checks after the answer run');
+    }
+    await background.settled();
+    assert.equal(errors, []);
+    assert.is(engine.lastReconcile, 'full', 'the check after the answer saw the address missing');
+    assert.is(via(), 'up2', 'address (and default route) repaired; the pbr rule still applies');
+
+    // drift in what the scope's own objects need: the public address gone again, and with it the route through
+    // it; re-adding the route fails in the scoped reconcile (no route to 203.0.113.2), so the full reconcile
+    // runs before the answer (plumbing first) and the command succeeds
+    assert.is(ip(ns, 'addr', 'del', '203.0.113.10/24', 'dev', pubDev).status, 0);
+    assert.not.match(ip(ns, 'route', 'show', 'table', '100').stdout, /default/, 'the kernel removed the route with the address');
+    await pbr({ name: 'pbr-add-route', table: 'alt', route: 'default via 203.0.113.2' });
+    assert.is(engine.lastReconcile, 'full', 'answered after the full reconcile');
+    assert.is(via(), 'up2', 'address and route back when the command returns');
+    await background.settled();
+    assert.equal(errors, []);
+
+    // a refused change still fails and changes nothing: a route through a gateway no interface reaches
+    const before = engine.store.read(ns);
+    await pbr({ name: 'pbr-add-route', table: 'alt', route: '192.0.2.0/24 via 198.18.0.1' })
+      .then(() => assert.unreachable('an unreachable gateway must fail'), (e: unknown) => assert.is(exitCodeOf(e), 2, String(e)));
+    await background.settled();
+    assert.is(engine.store.read(ns), before, 'state unchanged');
+    assert.is(via(), 'up2', 'router as before');
+  } finally {
+    await background.settled();
     for (const p of procs) p.kill();
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
