@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NetnsHandle } from '../netns/handle.js';
 import { validateNetnsName } from '../sys/setns.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { overwriteInPlace } from '../util/atomic-file.js';
 import { addNetns, deleteNetns, netnsExists, netnsIdentity } from '../netns/namespaces.js';
 import type { NetlinkHandle } from '../netlink/handle.js';
 import type { NftExecutor } from '../nft/executor.js';
@@ -145,10 +145,11 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
         return;
       }
       const file = join(root, path);
-      // reconciled by every command of the router: rewritten only when it differs (a rename over it costs a flush)
+      // reconciled by every command of the router: rewritten only when it differs, in place (a rename over it
+      // costs a flush); iproute2 skips blank lines
       if (readIfExists(file) === content) return;
       mkdirSync(dirname(file), { recursive: true });
-      writeFileAtomic(file, content, { what: file, mode: 0o644, durable: false });
+      overwriteInPlace(file, content, { what: file, mode: 0o644 });
     },
   };
 }

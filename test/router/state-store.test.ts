@@ -23,6 +23,8 @@ function sample(marker: string): RouterModel {
   return m;
 }
 
+const gateway = (store: StateStore): string | undefined => store.load('cs-net-42')?.publicIps['203.0.113.10'].gateway;
+
 test('a missing state loads as undefined; save → load round trip; private mode; list; remove', () => {
   const dir = new TempDir('store');
   try {
@@ -69,48 +71,47 @@ test('unreadable states are StateErrors (exit 2): corrupt JSON, newer version, o
   }
 });
 
-test('a failure between write and rename leaves the old file and no temp file', () => {
+test('a failure of the JSON copy after the journal record puts the old state back (journal and copy); a first save that fails leaves nothing', () => {
   const dir = new TempDir('store');
   try {
     new StateStore(dir.path).save(sample('old'));
-    const failing = new StateStore(dir.path, { beforeRename: () => { throw new Error('disk on fire'); } });
+    const failing = new StateStore(dir.path, { beforeCopy: () => { throw new Error('disk on fire'); } });
     assert.throws(() => failing.save(sample('new')), (e: unknown) => e instanceof SystemError && /disk on fire/.test((e as Error).message));
     assert.is(new StateStore(dir.path).load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
-    assert.equal(readdirSync(dir.join('routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json']);
+    assert.match(readFileSync(new StateStore(dir.path).pathOf('cs-net-42'), 'utf8'), /"gateway":"old"/, 'the copy too');
+    assert.equal(readdirSync(dir.join('routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json'], 'no temp file');
+    const fresh = new StateStore(dir.join('fresh'), { beforeCopy: () => { throw new Error('disk on fire'); } });
+    assert.throws(() => fresh.save(sample('first')), (e: unknown) => e instanceof SystemError);
+    assert.equal(readdirSync(fresh.dir), [], 'no state at all');
   } finally {
     dir.cleanup();
   }
 });
 
-test('a process killed between write and rename leaves the old file; the next save cleans up', () => {
+test('a process killed after the journal record, before the JSON copy: the new state is read (save was durable); the copy follows with the next save', () => {
   const dir = new TempDir('store');
   try {
     const sd = dir.join('state');
     new StateStore(sd).save(sample('old'));
     const child = dir.file('crash.mjs', `
       import { StateStore } from ${JSON.stringify(STORE_URL)};
-      const store = new StateStore(process.argv[2], { beforeRename: () => process.kill(process.pid, 'SIGKILL') });
+      const store = new StateStore(process.argv[2], { beforeCopy: () => process.kill(process.pid, 'SIGKILL') });
       store.save(JSON.parse(process.argv[3]));
       console.log('not reached');
     `);
     const r = spawnSync(process.execPath, [child, sd, JSON.stringify(sample('new'))], { encoding: 'utf8', timeout: 20_000 });
     assert.is(r.signal, 'SIGKILL', r.stderr);
     assert.not.match(r.stdout, /not reached/);
-    const names = readdirSync(dir.join('state', 'routers')).sort();
-    assert.is(names.length, 3, `old file and journal + the crashed writer's temp: ${names.join(' ')}`);
-    const temp = names.find((n) => n.includes('.tmp-'))!;
-    assert.match(readFileSync(dir.join('state', 'routers', temp), 'utf8'), /"gateway":"new"/, 'the new content was written before the crash');
     const store = new StateStore(sd);
-    assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'old');
+    assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"old"/, 'the copy was not written');
+    assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'new', 'the journal decides');
     store.save(sample('newer'));
+    assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"newer"/);
     assert.equal(readdirSync(dir.join('state', 'routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json']);
-    assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'newer');
   } finally {
     dir.cleanup();
   }
 });
-
-const gateway = (store: StateStore): string | undefined => store.load('cs-net-42')?.publicIps['203.0.113.10'].gateway;
 
 test('durable before save returns: a writer killed (SIGKILL) at random moments of a stream of saves leaves the last state it saved, or the one it was saving', () => {
   const dir = new TempDir('store');
@@ -182,23 +183,17 @@ test('power loss mid-save (a torn journal record) falls back to the state saved 
   }
 });
 
-test('killed after the JSON copy was replaced but before the journal record: the old state is read; a router saved without a journal is read from its JSON file', () => {
+test('the JSON copy: one JSON document after every save, shorter states leave no tail; a router saved without a journal is read from its JSON file', () => {
   const dir = new TempDir('store');
   try {
-    const sd = dir.join('state');
-    new StateStore(sd).save(sample('old'));
-    const child = dir.file('crash.mjs', `
-      import { StateStore } from ${JSON.stringify(STORE_URL)};
-      const store = new StateStore(process.argv[2], { beforeJournal: () => process.kill(process.pid, 'SIGKILL') });
-      store.save(JSON.parse(process.argv[3]));
-    `);
-    const r = spawnSync(process.execPath, [child, sd, JSON.stringify(sample('new'))], { encoding: 'utf8', timeout: 20_000 });
-    assert.is(r.signal, 'SIGKILL', r.stderr);
-    const store = new StateStore(sd);
-    assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"new"/, 'the JSON copy had been replaced');
-    assert.is(gateway(store), 'old', 'save had not returned: the old state');
-    store.save(sample('newer'));
-    assert.is(gateway(new StateStore(sd)), 'newer');
+    const store = new StateStore(dir.path);
+    const big = sample('big');
+    big.portForwards = Array.from({ length: 50 }, (_, i) => ({ ...big.portForwards[0], publicPorts: [i + 1, i + 1] as [number, number] }));
+    store.save(big);
+    store.save(sample('small'));
+    const copy = readFileSync(store.pathOf('cs-net-42'), 'utf8');
+    assert.is(copy, `${JSON.stringify(sample('small'))}\n`, 'exactly the small state');
+    assert.is(statSync(store.pathOf('cs-net-42')).mode & 0o777, 0o600);
     // a state directory of a build without the journal: the JSON file is the state
     const legacy = new StateStore(dir.join('legacy'));
     mkdirSync(legacy.dir, { recursive: true });

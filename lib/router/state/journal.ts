@@ -64,7 +64,7 @@ export function readJournal(path: string): JournalRecord | undefined {
     fd = openSync(path, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw SystemError.from(e, `reading state journal ${path}`);
+    throw SystemError.from(e, `reading state file ${path}`);
   }
   try {
     const slot = Math.floor(fstatSync(fd).size / 2);
@@ -83,7 +83,7 @@ export function readJournal(path: string): JournalRecord | undefined {
     }
     return undefined;
   } catch (e) {
-    throw SystemError.from(e, `reading state journal ${path}`);
+    throw SystemError.from(e, `reading state file ${path}`);
   } finally {
     closeSync(fd);
   }
@@ -113,7 +113,7 @@ export function writeJournal(path: string, seq: number, text: string): 'in-place
       }
     }
   } catch (e) {
-    throw SystemError.from(e, `writing state journal ${path}`);
+    throw SystemError.from(e, `writing state file ${path}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -139,7 +139,7 @@ function makeJournal(path: string, seq: number, rec: Buffer): void {
     renameSync(temp, path);
   } catch (e) {
     try { unlinkSync(temp); } catch { /* never made */ }
-    throw SystemError.from(e, `writing state journal ${path}`);
+    throw SystemError.from(e, `writing state file ${path}`);
   }
   fsyncDir(dirname(path));
 }

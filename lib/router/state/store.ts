@@ -1,12 +1,16 @@
 /**
- * Persistence of router models: per router namespace, `<stateDir>/routers/<namespace>.journal` (durable: two slots,
- * each save one record written in place and fdatasync'ed — journal.ts) and `<namespace>.json` (the same text,
- * readable: replaced atomically through a temp file and a rename on every save, not synced). Reading takes the
- * journal's newest valid record, else the JSON file (a router saved by a build without the journal). A save writes
- * the JSON file first — a state that cannot be written (disk full, read-only) fails before anything changed — then
- * the journal record: once `save` returns, the new state survives a crash (a torn record falls back to the other
- * slot, which holds the state before); before, the old one is read. Saves happen with the router's engine lock held
- * (`lock()`); temp files of a crashed writer are removed by the next save.
+ * Persistence of router models: per router namespace, `<stateDir>/routers/<namespace>.journal` (the state: two
+ * slots, each save one record written in place and fdatasync'ed — journal.ts) and `<namespace>.json` (the same
+ * text, readable by people and tools; overwritten in place, not synced). Reading takes the journal's newest valid
+ * record, else the JSON file (a router saved by a build without the journal). A save writes the journal record
+ * first: once `save` returns, the new state survives a crash (a torn record falls back to the other slot, which
+ * holds the state before); then the copy. A copy that cannot be written (disk full) puts the old state back
+ * into the journal and fails the save. Saves happen with the router's engine lock held (`lock()`).
+ *
+ * The copy is overwritten in place (atomic-file.ts overwriteInPlace), not renamed over: a rename costs ext4's flush
+ * of the file, 1–3 ms per command on a busy disk — more than the sync that makes the state durable. A reader of
+ * the copy may see it followed by blanks for a moment (still one JSON document); netns-router itself does not
+ * read it while a journal exists.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,15 +18,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
 import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
-import { TEMP_MARK, fsyncDir, writeFileAtomic } from '../../util/atomic-file.js';
+import { TEMP_MARK, fsyncDir, overwriteInPlace } from '../../util/atomic-file.js';
 import { readJournal, writeJournal } from './journal.js';
 
 export interface StoreHooks {
-  /** Test hook: runs after the JSON file's temp file is written and before it replaces the old file. */
-  beforeRename?: (tempPath: string, finalPath: string) => void;
-  /** Test hook: runs after the JSON file was replaced and before the journal record is written. */
-  beforeJournal?: () => void;
+  /** Test hook: runs after the journal record was written (the save is durable) and before the JSON copy. */
+  beforeCopy?: () => void;
 }
+
 
 const NS_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -126,17 +129,26 @@ export class StateStore {
     this.removeStaleTemps(ns);
     // the journal record numbers go on from the newest valid one (its slot is then never overwritten)
     const prev = this.seen.get(ns) ?? (this.read(ns), this.seen.get(ns)!);
-    writeFileAtomic(path, text, { what: `state file ${path}`, durable: false, beforeRename: this.hooks.beforeRename });
+    const journal = this.journalOf(ns);
+    writeJournal(journal, prev.seq + 1, text);
     try {
-      this.hooks.beforeJournal?.();
-      writeJournal(this.journalOf(ns), prev.seq + 1, text);
+      this.hooks.beforeCopy?.();
+      overwriteInPlace(path, text, { what: `state file ${path}` });
     } catch (e) {
-      // the journal still holds the old state: so does the readable copy again (best effort)
+      // the new state must not stay: the old one goes back into the journal (in place: no allocation), and
+      // into the copy (it fits where it was)
       try {
-        if (prev.text === undefined) unlinkSync(path);
-        else writeFileAtomic(path, prev.text, { what: `state file ${path}`, durable: false });
-      } catch { /* the journal decides */ }
-      throw e instanceof SystemError ? e : SystemError.from(e, `writing state file ${path}`);
+        if (prev.text === undefined) {
+          unlinkSync(journal);
+          unlinkSync(path);
+          this.fsyncDir();
+        } else {
+          writeJournal(journal, prev.seq + 2, prev.text);
+          this.seen.set(ns, { seq: prev.seq + 2, text: prev.text });
+          overwriteInPlace(path, prev.text, { what: `state file ${path}` });
+        }
+      } catch { /* best effort: what the journal holds is read */ }
+      throw SystemError.from(e, `writing state file ${path}`);
     }
     this.seen.set(ns, { seq: prev.seq + 1, text });
   }
