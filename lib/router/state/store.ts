@@ -126,11 +126,12 @@ export class StateStore {
       throw SystemError.from(e, `creating state directory ${this.dir}`);
     }
     const ns = m.namespace;
-    this.removeStaleTemps(ns);
     // the journal record numbers go on from the newest valid one (its slot is then never overwritten)
     const prev = this.seen.get(ns) ?? (this.read(ns), this.seen.get(ns)!);
     const journal = this.journalOf(ns);
-    writeJournal(journal, prev.seq + 1, text);
+    // temp files are made only when a journal is made (and by builds before the journal): cleaned up then, not
+    // by listing the directory — one entry per router — on every save
+    if (writeJournal(journal, prev.seq + 1, text) === 'made') this.removeStaleTemps(ns);
     try {
       this.hooks.beforeCopy?.();
       overwriteInPlace(path, text, { what: `state file ${path}` });
