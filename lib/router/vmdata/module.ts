@@ -43,6 +43,7 @@ import { diffLines, type PlanStep } from '../plan.js';
 import { daemonSteps, nicSteps, vmSteps } from './plan.js';
 import { LruMap } from '../../util/lru-map.js';
 import { dhcpState } from '../dhcp/state.js';
+import { StateStore } from '../state/store.js';
 import { blobPath, collectBlobs } from './blobs.js';
 import { vmDocuments, type VmDocuments } from './documents.js';
 import { VMDATA, forgetVmdataTier, neededBlobs, recordedMac, referencedBlobs, vmdataState, type VmRecord } from './state.js';
@@ -240,14 +241,15 @@ export function collectOrphans(stateDir: string): string[] {
   const root = vmdataRoot(stateDir);
   if (!existsSync(root)) return [];
   const removed: string[] = [];
+  const store = new StateStore(stateDir);
   for (const ns of readdirSync(root)) {
-    if (!NS_NAME_RE.test(ns) || existsSync(join(stateDir, 'routers', `${ns}.json`))) continue;
+    if (!NS_NAME_RE.test(ns) || store.has(ns)) continue;
     const lockDir = join(stateDir, 'locks');
     mkdirSync(lockDir, { recursive: true, mode: 0o700 });
     const fd = libc.open(join(lockDir, `${ns}.lock`), libc.O_RDWR | libc.O_CREAT, 0o600);
     try {
       if (!libc.tryFlock(fd, libc.LOCK_EX)) continue;
-      if (existsSync(join(stateDir, 'routers', `${ns}.json`)) || existsSync(listenFile(stateDir, ns))) continue;
+      if (store.has(ns) || existsSync(listenFile(stateDir, ns))) continue;
       rmSync(routerDir(stateDir, ns), { recursive: true, force: true });
       removed.push(ns);
     } finally {
