@@ -38,22 +38,41 @@ export const FINGERPRINT_SET = 'contents_stamp';
 
 type SetLike = NftSet | NftMap;
 
-interface SetState {
+/** A set's or map's definition and elements, with an order-independent digest of the elements. */
+export interface SetState {
   obj: SetLike;
   /** Definition without elements. */
   def: string;
   items: ElementItem[];
-  /** The elements as one JSON text (in the order given: the same generator gives the same order). */
-  itemsJson: string;
+  /** How many elements, and the sum (mod 2^32) of their elementHash: the kernel keeps no order of elements, so
+   *  neither does the fingerprint, and one element more or less changes it without hashing the others. */
+  count: number;
+  sum: number;
+  /** The elements as one JSON text (made on first use: itemsJsonOf). */
+  json?: string;
 }
 
-interface Contents {
+/** The elements as one JSON text (in the order given: the same generator gives the same order). */
+function itemsJsonOf(s: SetState): string {
+  s.json ??= JSON.stringify(s.items);
+  return s.json;
+}
+
+/** Same elements in the same order (the digest first: a changed set is told apart without serialising it). */
+function sameItems(a: SetState, b: SetState): boolean {
+  return a.items === b.items || (a.count === b.count && a.sum === b.sum && itemsJsonOf(a) === itemsJsonOf(b));
+}
+
+/** Export for incremental contents (table-delta.ts): the indexed contents of a table. */
+export interface Contents {
   chains: Map<string, { obj: Chain; def: string }>;
   /** Rules per chain, in order, and their JSON. */
   rules: Map<string, { list: Rule[]; sig: string }>;
   sets: Map<string, SetState>;
   counters: Map<string, { obj: Counter; def: string }>;
-  /** Fingerprint of everything above (32 bits, stored in the stamp). */
+  /** Digest of everything above but the sets' elements (chains, rules, counters, set definitions). */
+  structure: string;
+  /** Fingerprint of everything above (32 bits, stored in the stamp): `structure` and each set's element digest. */
   fingerprint: number;
 }
 
@@ -62,8 +81,58 @@ function withoutElements(s: SetLike): SetLike {
   return rest as SetLike;
 }
 
+/**
+ * A 32-bit hash of one element as JSON would write it (FNV-1a over its strings and numbers with their structure
+ * marked, then a final mix): ~0.1 µs an element, 10× less than serialising it. Equal elements hash equal; which
+ * different ones collide does not matter beyond chance — the stamp holds 32 bits anyway.
+ */
+export function elementHash(item: ElementItem): number {
+  let x = hashValue(0x811c9dc5, item);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+const FNV = 0x01000193;
+function hashText(x: number, s: string): number {
+  for (let i = 0; i < s.length; i++) x = Math.imul(x ^ s.charCodeAt(i), FNV);
+  return x;
+}
+function hashValue(x: number, v: unknown): number {
+  switch (typeof v) {
+    case 'string': return hashText(Math.imul(x ^ 0x22, FNV), v);
+    case 'number': return hashText(Math.imul(x ^ 0x23, FNV), String(v));
+    case 'boolean': return Math.imul(x ^ (v ? 0x74 : 0x66), FNV);
+    case 'object':
+      if (v === null) return Math.imul(x ^ 0x6e, FNV);
+      if (Array.isArray(v)) {
+        x = Math.imul(x ^ 0x5b, FNV);
+        for (const e of v) x = hashValue(x, e);
+        return Math.imul(x ^ 0x5d, FNV);
+      }
+      x = Math.imul(x ^ 0x7b, FNV);
+      for (const k of Object.keys(v)) {
+        const e = (v as Record<string, unknown>)[k];
+        if (e === undefined) continue; // as JSON leaves it out
+        x = hashValue(hashText(x, k), e);
+      }
+      return Math.imul(x ^ 0x7d, FNV);
+    default: return x; // undefined, functions: not in JSON
+  }
+}
+
+/** The element digest of a list: how many, and the sum of their hashes (mod 2^32). */
+export function elementsDigest(items: readonly ElementItem[]): { count: number; sum: number } {
+  let sum = 0;
+  for (const it of items) sum = (sum + elementHash(it)) >>> 0;
+  return { count: items.length, sum };
+}
+
 function setState(o: SetLike, items: ElementItem[]): SetState {
-  return { obj: o, def: JSON.stringify(withoutElements(o)), items, itemsJson: JSON.stringify(items) };
+  return { obj: o, def: JSON.stringify(withoutElements(o)), items, ...elementsDigest(items) };
 }
 
 function elemIndex(items: readonly ElementItem[]): Map<string, { item: ElementItem; sig: string }> {
@@ -81,7 +150,7 @@ export function tableContents(objs: readonly NftObject[]): Contents {
   // the same array again (a caller that keeps the last contents it applied): indexed once
   const known = contentsOf.get(objs);
   if (known) return known;
-  const c: Contents = { chains: new Map(), rules: new Map(), sets: new Map(), counters: new Map(), fingerprint: 0 };
+  const c: Contents = { chains: new Map(), rules: new Map(), sets: new Map(), counters: new Map(), structure: '', fingerprint: 0 };
   const rules = new Map<string, Rule[]>();
   const setObjs = new Map<string, { o: SetLike; items: ElementItem[] }>();
   for (const o of objs) {
@@ -110,17 +179,33 @@ export function tableContents(objs: readonly NftObject[]): Contents {
   for (const [name, list] of rules) c.rules.set(name, { list, sig: list.length ? JSON.stringify(list) : '' });
   for (const [name, { o, items }] of setObjs) c.sets.set(name, setState(o, items));
   const hash = createHash('sha256');
-  // order-independent where the kernel is (objects by name), ordered where it is not (rules in a chain)
+  // order-independent where the kernel is (objects by name, elements), ordered where it is not (rules in a chain)
   for (const k of [...c.chains.keys()].sort()) hash.update(`c ${c.chains.get(k)!.def}\n`);
   for (const k of [...c.rules.keys()].sort()) hash.update(`r ${k}\n${c.rules.get(k)!.sig}\n`);
-  for (const k of [...c.sets.keys()].sort()) {
-    const st = c.sets.get(k)!;
-    hash.update(`s ${st.def}\n${st.itemsJson}\n`);
-  }
+  for (const k of [...c.sets.keys()].sort()) hash.update(`s ${c.sets.get(k)!.def}\n`);
   for (const k of [...c.counters.keys()].sort()) hash.update(`n ${c.counters.get(k)!.def}\n`);
-  c.fingerprint = hash.digest().readUInt32BE(0);
+  c.structure = hash.digest('base64');
+  c.fingerprint = contentsFingerprint(c.structure, c.sets);
   contentsOf.set(objs, c);
   return c;
+}
+
+/** The fingerprint of contents from their structure digest and their sets' element digests. */
+export function contentsFingerprint(structure: string, sets: ReadonlyMap<string, SetState>): number {
+  const hash = createHash('sha256').update(structure);
+  for (const k of [...sets.keys()].sort()) {
+    const st = sets.get(k)!;
+    hash.update(`\n${k} ${st.count} ${st.sum}`);
+  }
+  return hash.digest().readUInt32BE(0);
+}
+
+/**
+ * Register contents made without indexing `objs` (table-delta.ts: the previous contents with some elements
+ * changed), so that tableContents(objs) returns them. They must be exactly what indexing `objs` would give.
+ */
+export function adoptContents(objs: readonly NftObject[], c: Contents): void {
+  contentsOf.set(objs, c);
 }
 
 /** Indexed contents by object array (arrays must not be mutated after indexing: callers treat them as values). */
@@ -203,7 +288,7 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
   const elemAdds: Array<{ set: string; items: ElementItem[] }> = [];
   for (const [name, s] of to.sets) {
     const old = from.sets.get(name);
-    if (!old || recreatedSets.has(name) || old.itemsJson === s.itemsJson) continue;
+    if (!old || recreatedSets.has(name) || sameItems(old, s)) continue;
     const [oldMid, newMid] = changedMiddle(old.items, s.items, sameValue);
     const before = elemIndex(oldMid);
     const after = elemIndex(newMid);
@@ -260,7 +345,7 @@ export function diffTable(tableRef: TableRef, from: Contents, to: Contents, opts
  * the first command: it fails with ENOENT, and nothing is applied, unless the table holds exactly the contents
  * we wrote last and nothing has committed nftables in the namespace since.
  */
-function stamped(tableRef: TableRef, stamp: string, fromFp: number, gen: number, toFp: number, nextGen: number, fill: (tx: Transaction) => void): Transaction {
+export function stamped(tableRef: TableRef, stamp: string, fromFp: number, gen: number, toFp: number, nextGen: number, fill: (tx: Transaction) => void): Transaction {
   const tx = new Transaction(tableRef).delete(elements(stamp, [{ key: stampKey(fromFp, gen) }]));
   fill(tx);
   return tx.add(elements(stamp, [{ key: stampKey(toFp, nextGen) }]));
@@ -376,12 +461,14 @@ const emptyContents = (): Contents => tableContents([]);
 
 /** The fingerprint of the main table's contents and its companions' (presence included). */
 function combined(main: Contents, comps: Companion[], side: 'from' | 'to'): number {
-  if (!comps.length) return main.fingerprint;
-  const hash = createHash('sha256').update(`m ${main.fingerprint}\n`);
-  for (const c of comps) {
-    const x = c[side];
-    hash.update(`t ${c.ref.family} ${c.ref.name} ${x ? x.fingerprint : 'absent'}\n`);
-  }
+  return combinedFingerprint(main.fingerprint, comps.map((c) => ({ table: c.ref, fingerprint: c[side]?.fingerprint })));
+}
+
+/** The stamp's fingerprint of a main table's contents and its companions' (undefined: the companion is absent). */
+export function combinedFingerprint(main: number, comps: ReadonlyArray<{ table: TableRef; fingerprint: number | undefined }>): number {
+  if (!comps.length) return main;
+  const hash = createHash('sha256').update(`m ${main}\n`);
+  for (const c of comps) hash.update(`t ${c.table.family} ${c.table.name} ${c.fingerprint ?? 'absent'}\n`);
   return hash.digest().readUInt32BE(0);
 }
 

@@ -32,7 +32,10 @@ import { sendGratuitousArps } from './garp.js';
 export const ARP_TABLE: N.TableRef = { family: 'netdev', name: 'netns_router_arp' };
 export const ARP_TABLE_COMMENT = 'managed by netns-router: ARP answers for static NAT addresses';
 
-const setName = (dev: string): string => `ips_${dev}`;
+/** The set of the addresses answered on a veth, and its element for one address (delta-compile.ts changes them one by one). */
+export const responderSetName = (dev: string): string => `ips_${dev}`;
+export const responderElement = (ip: string): N.ElementItem => ({ key: ip });
+const setName = responderSetName;
 const chainName = (dev: string): string => `in_${dev}`;
 
 /** The veths that answer ARP for addresses they do not hold. */
@@ -58,7 +61,7 @@ export function arpResponderObjects(atts: readonly Attachment[], ifindex: Readon
     const senderIp = N.rawPayload('nh', 112, 32);
     const targetIp = N.rawPayload('nh', 192, 32);
     objs.push(
-      N.set(ips, 'ipv4_addr', { elements: a.arpOnly.map((ip) => ({ key: ip })) }),
+      N.set(ips, 'ipv4_addr', { elements: a.arpOnly.map(responderElement) }),
       N.baseChain(chainName(a.nsVeth), { type: 'filter', hook: 'ingress', device: a.nsVeth, priority: { base: 'filter', offset: 0 }, policy: 'accept' }),
       N.rule(chainName(a.nsVeth), [
         N.match(N.arp.htype, 1), N.match(N.arp.ptype, N.symbol('ip')), N.match(N.arp.hlen, 6), N.match(N.arp.plen, 4),

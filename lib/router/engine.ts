@@ -30,6 +30,10 @@ import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
+import { WarmCache, deepFreeze, fileIdentity } from './warm-cache.js';
+import { nattedCounts, type Compiled } from './delta-compile.js';
+import { fastChange, type FastHost } from './fast-change.js';
+import { snapshotHash } from './state/nat-log.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -65,7 +69,17 @@ export interface EngineOptions {
    * namespace is gone by name); the router stays locked until it ends. Without: every command waits for it.
    */
   background?: Background;
+  /**
+   * The fast way of NAT commands on a large router (docs/delta-nat.md, fast-change.ts): after a NAT command
+   * (assign/release-ip, add/delete static NAT or port forward) on a router holding at least `minEntries` static
+   * NATs and port forwards (default 256), the router is kept warm and the next such command changes only what
+   * it touches. false: always the full way.
+   */
+  fastNat?: false | { minEntries?: number };
 }
+
+/** The commands after which a large router is kept warm for the fast way (fast-change.ts). */
+const NAT_COMMANDS = new Set(['assign-ip', 'release-ip', 'add-static-nat', 'delete-static-nat', 'add-port-forward', 'delete-port-forward']);
 
 /**
  * What an engine keeps between commands: the router table compiled for the last models, by router (the next
@@ -74,6 +88,8 @@ export interface EngineOptions {
  */
 export class EngineCaches {
   private readonly objects: LruMap<string, { key: string; objs: NftObject[] }>;
+  /** Routers kept warm for the fast way of NAT commands (warm-cache.ts). */
+  readonly warm = new WarmCache();
   constructor(max = 32) {
     this.objects = new LruMap(max);
   }
@@ -189,8 +205,11 @@ export class RouterEngine {
   lastNftSync: SyncResult | undefined;
   /** Milliseconds per phase of the last command (lock, load, mutate, compile, plumbing, nft, modules, save). */
   lastPhases: Record<string, number> = {};
-  /** How the last command reconciled: the whole router, or only its scope (docs/reconcile.md). */
-  lastReconcile: 'full' | 'scoped' | undefined;
+  /** How the last command reconciled: the whole router, only its scope (docs/reconcile.md), or only its NAT
+   *  change (the fast way, docs/delta-nat.md). */
+  lastReconcile: 'full' | 'scoped' | 'fast' | undefined;
+  /** What the last full reconcile compiled, for the model text `key` (kept warm after a NAT command). */
+  private lastCompiled: { key: string; compiled: Omit<Compiled, 'natted'> } | undefined;
   private readonly caches: EngineCaches;
   private warnedNftCli = false;
   /** Where reconcile reads and changes namespaces, links, addresses, routes, sysctls, nft and conntrack. */
@@ -296,6 +315,17 @@ export class RouterEngine {
     phases.mark('lock');
     const later: Array<Promise<void>> = [];
     try {
+      this.lastCompiled = undefined;
+      if (this.opts.fastNat !== false && !this.plan && !cmd?.scope) {
+        const fast = await fastChange(this.fastHost(init, cmd, phases), ns, mutate);
+        if (fast) {
+          this.lastReconcile = 'fast';
+          this.lastNftSync = fast.sync;
+          this.opts.onChanged?.(phases.times, fast.sync);
+          return fast.model;
+        }
+        this.caches.warm.drop(this.stateDir, ns);
+      }
       // the state file's text is parsed twice (the old model, and the one to change) instead of cloning (a parse
       // is ~3× cheaper than structuredClone) — the second time only when the command changed the model; the text
       // is also the old model's cache key
@@ -343,6 +373,7 @@ export class RouterEngine {
         return undefined;
       }
       this.committed(ns, model);
+      this.keepWarm(ns, model, next, cmd, !unchanged);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
@@ -466,6 +497,7 @@ export class RouterEngine {
       }
       this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
       this.recordProof(m.namespace, key, this.lastNftSync);
+      this.lastCompiled = { key, compiled: { want, arp, index, pub, plan } };
       phases?.mark('nft');
       if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat);
       await this.reconcileModules(m, previous, ctx);
@@ -583,6 +615,61 @@ export class RouterEngine {
     } finally {
       await release();
     }
+  }
+
+  /** What the fast way of a NAT command needs of this engine (fast-change.ts). */
+  private fastHost(init: () => RouterModel, cmd: CommandRef | undefined, phases: Phases): FastHost {
+    return {
+      kernel: this.kernel, store: this.store, stateDir: this.stateDir, warm: this.caches.warm,
+      executor: (ns) => this.executor(ns),
+      refuse: (stored) => {
+        refuseOtherRouter(stored, init);
+        if (cmd) refuseOnL2(stored, cmd);
+      },
+      wrap,
+      recordProof: (ns, key, sync) => this.recordProof(ns, key, sync),
+      cacheCompiled: (m, key, c) => {
+        this.caches.put(`${this.stateDir}\0${m.namespace}`, key, c.want as NftObject[]);
+        this.caches.put(`${this.stateDir}\0${m.namespace}\0arp`, `${key}\0${[...c.index].join()}`, c.arp as NftObject[]);
+      },
+      reconcileModules: async (m, previous) => {
+        const host = this.hostHandle();
+        try {
+          await this.reconcileModules(m, previous, this.reconcileContext(host));
+        } finally {
+          host.close();
+        }
+      },
+      committed: (ns, m) => this.committed(ns, m),
+      undo: (applied, before) => this.undo(applied, before, true),
+      mark: (phase) => phases.mark(phase),
+    };
+  }
+
+  /**
+   * After a full change: keep the router warm for the fast way when the command was a NAT command on a large
+   * router and its reconcile compiled this very model (else forget it). The model is parsed again from its text
+   * (the caller keeps the one it got) and frozen.
+   */
+  private keepWarm(ns: string, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
+    const warm = this.caches.warm;
+    const min = this.opts.fastNat === false ? undefined : this.opts.fastNat?.minEntries ?? 256;
+    const c = this.lastCompiled;
+    const s = this.lastNftSync;
+    const netns = this.kernel.netnsIdentity(ns);
+    const file = this.store.savedMark(ns);
+    if (min === undefined || this.plan || !cmd || !NAT_COMMANDS.has(cmd.command) || m.staticNats.length + m.portForwards.length < min
+      || c?.key !== text || s?.fingerprint === undefined || s.generation === undefined || netns === undefined || file === undefined
+      // a NAT log the command did not replace (it saved nothing) is left to the next full command
+      || (!saved && fileIdentity(this.store.natLogOf(ns)) !== undefined)) {
+      warm.drop(this.stateDir, ns);
+      return;
+    }
+    warm.set(this.stateDir, ns, {
+      file, model: deepFreeze(this.store.parse(ns, text)), compiled: { ...c.compiled, natted: nattedCounts(m) },
+      stamp: { fingerprint: s.fingerprint, generation: s.generation, netns },
+      log: { base: snapshotHash(text), bytes: 0, records: 0 },
+    });
   }
 
   /** Interface indexes of links in a router namespace (none asked: no namespace opened). */

@@ -45,24 +45,38 @@ export interface NatPlan {
 
 const PF_KEY = ['ipv4_addr', 'inet_proto', 'inet_service'] as const;
 
+/** Where a port forward lands: maps pf_addr + pf_port (one port), pfr_addr (a range kept), or a rule of its own (a range shifted). */
+export function portForwardKind(p: PortForward): 'single' | 'sameRange' | 'shifted' {
+  if (p.publicPorts[0] === p.publicPorts[1]) return 'single';
+  return p.publicPorts[0] === p.privatePorts[0] && p.publicPorts[1] === p.privatePorts[1] ? 'sameRange' : 'shifted';
+}
+
+/** The map elements of one static NAT / port forward, by map (also used to change them one by one: delta-compile.ts). */
+export const NAT_ELEMENTS = {
+  static_dnat: (s: { publicIp: string; privateIp: string }): ElementItem => ({ key: s.publicIp, value: s.privateIp }),
+  static_snat: (s: { publicIp: string; privateIp: string }): ElementItem => ({ key: s.privateIp, value: s.publicIp }),
+  pf_addr: (p: PortForward): ElementItem => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privateIp }),
+  pf_port: (p: PortForward): ElementItem => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privatePorts[0] }),
+  pfr_addr: (p: PortForward): ElementItem => ({ key: [p.publicIp, symbol(p.protocol), portRange(p.publicPorts[0], p.publicPorts[1])], value: p.privateIp }),
+} as const;
+
 /** The table's full contents for a plan. */
 export function routerTableObjects(plan: NatPlan): NftObject[] {
-  const single = plan.portForwards.filter((p) => p.publicPorts[0] === p.publicPorts[1]);
-  const ranged = plan.portForwards.filter((p) => p.publicPorts[0] !== p.publicPorts[1]);
-  const sameRange = ranged.filter((p) => p.publicPorts[0] === p.privatePorts[0] && p.publicPorts[1] === p.privatePorts[1]);
-  const shifted = ranged.filter((p) => !sameRange.includes(p));
+  const single = plan.portForwards.filter((p) => portForwardKind(p) === 'single');
+  const sameRange = plan.portForwards.filter((p) => portForwardKind(p) === 'sameRange');
+  const shifted = plan.portForwards.filter((p) => portForwardKind(p) === 'shifted');
 
   const items = <T>(xs: T[], f: (x: T) => ElementItem): ElementItem[] | undefined => (xs.length ? xs.map(f) : undefined);
   const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[] | undefined): O => (el ? { ...o, elements: el } : o);
 
   const objs: NftObject[] = [
     withElems(set('public_ifs', 'ifname'), items(plan.publicIfs, (n) => ({ key: ifname(n) }))),
-    withElems(map('static_dnat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, (s) => ({ key: s.publicIp, value: s.privateIp }))),
-    withElems(map('static_snat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, (s) => ({ key: s.privateIp, value: s.publicIp }))),
+    withElems(map('static_dnat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, NAT_ELEMENTS.static_dnat)),
+    withElems(map('static_snat', 'ipv4_addr', 'ipv4_addr'), items(plan.staticNat, NAT_ELEMENTS.static_snat)),
     withElems(map('snat_src', 'ipv4_addr', 'ipv4_addr', { flags: ['interval'] }), items(plan.sourceNat, (s) => ({ key: prefix(s.cidr, 4), value: s.publicIp }))),
-    withElems(map('pf_addr', [...PF_KEY], 'ipv4_addr'), items(single, (p) => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privateIp }))),
-    withElems(map('pf_port', [...PF_KEY], 'inet_service'), items(single, (p) => ({ key: [p.publicIp, symbol(p.protocol), p.publicPorts[0]], value: p.privatePorts[0] }))),
-    withElems(map('pfr_addr', [...PF_KEY], 'ipv4_addr', { flags: ['interval'] }), items(sameRange, (p) => ({ key: [p.publicIp, symbol(p.protocol), portRange(p.publicPorts[0], p.publicPorts[1])], value: p.privateIp }))),
+    withElems(map('pf_addr', [...PF_KEY], 'ipv4_addr'), items(single, NAT_ELEMENTS.pf_addr)),
+    withElems(map('pf_port', [...PF_KEY], 'inet_service'), items(single, NAT_ELEMENTS.pf_port)),
+    withElems(map('pfr_addr', [...PF_KEY], 'ipv4_addr', { flags: ['interval'] }), items(sameRange, NAT_ELEMENTS.pfr_addr)),
     baseChain('nat_pre', { type: 'nat', hook: 'prerouting', priority: { base: 'dstnat', offset: -10 } }),
     baseChain('nat_out', { type: 'nat', hook: 'output', priority: { base: 'dstnat', offset: -10 } }),
     baseChain('nat_post', { type: 'nat', hook: 'postrouting', priority: { base: 'srcnat', offset: -10 } }),

@@ -19,7 +19,8 @@ import * as libc from '../../sys/libc.js';
 import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
 import { TEMP_MARK, fsyncDir, overwriteInPlace } from '../../util/atomic-file.js';
-import { readJournal, writeJournal } from './journal.js';
+import { journalMark, readJournal, writeJournal } from './journal.js';
+import { natLogPath, readNatLog, removeNatLog, replay, snapshotHash } from './nat-log.js';
 
 export interface StoreHooks {
   /** Test hook: runs after the journal record was written (the save is durable) and before the JSON copy. */
@@ -84,7 +85,10 @@ export class StateStore {
     return existsSync(this.journalOf(ns)) || existsSync(this.pathOf(ns));
   }
 
-  /** The saved state's text (the journal's newest record, else the JSON file), or undefined when none was saved. */
+  /**
+   * The saved state's text (the journal's newest record, else the JSON file), or undefined when none was saved —
+   * with the NAT log's records applied when the fast way of NAT commands logged changes since (nat-log.ts).
+   */
   read(ns: string): string | undefined {
     const rec = readJournal(this.journalOf(ns));
     let text = rec?.text;
@@ -96,8 +100,22 @@ export class StateStore {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw SystemError.from(e, `reading state file ${path}`);
       }
     }
+    if (text !== undefined) {
+      const log = readNatLog(this.natLogOf(ns));
+      if (log?.records.length && log.base === snapshotHash(text)) text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
+    }
     this.seen.set(ns, { seq: rec?.seq ?? 0, text });
     return text;
+  }
+
+  /** The NAT log of the fast way of NAT commands beside the router's state (nat-log.ts). */
+  natLogOf(ns: string): string {
+    return natLogPath(this.pathOf(ns));
+  }
+
+  /** What the router's saved state is, cheaply (journal.ts journalMark): unchanged as long as nobody saves. */
+  savedMark(ns: string): string | undefined {
+    return journalMark(this.journalOf(ns));
   }
 
   /** A state file's text as a model (checked: router name, version, shape). Each call returns a new object. */
@@ -152,6 +170,8 @@ export class StateStore {
       throw SystemError.from(e, `writing state file ${path}`);
     }
     this.seen.set(ns, { seq: prev.seq + 1, text });
+    // the state saved holds the NAT log's records (not synced: a log left by a crash names the older state)
+    removeNatLog(this.natLogOf(ns));
   }
 
   /**
@@ -161,7 +181,7 @@ export class StateStore {
   remove(ns: string): void {
     this.removeStaleTemps(ns);
     let removed = false;
-    for (const path of [this.pathOf(ns), this.journalOf(ns)]) {
+    for (const path of [this.pathOf(ns), this.journalOf(ns), this.natLogOf(ns)]) {
       try {
         unlinkSync(path);
         removed = true;

@@ -1,0 +1,77 @@
+/**
+ * Routers kept warm between commands of one process (docs/delta-nat.md): the model as stored, deep-frozen, with
+ * what the last reconcile compiled for it and the stamp that commit left in the kernel. A command's mutation then
+ * runs on a copy of the model's top level only — every container and entry the stored model's, frozen, so a
+ * mutation that writes into one throws TypeError and the engine takes the full way — and the change is found by
+ * identity (delta-compile.ts), without reading, parsing or serialising the whole router first.
+ *
+ * A cache, never the truth: an entry is used only while the saved state is the one it was made from (the state
+ * journal's mark: every save writes a higher record number, state/journal.ts journalMark) and the NAT log the
+ * very log it left (device, inode, size, mtime and ctime in ns: every append grows it), so another process's
+ * write shows; and only while the namespace is the one and its nftables generation the one our last commit left.
+ */
+import { statSync } from 'node:fs';
+import type { RouterModel } from './model.js';
+import type { Compiled } from './delta-compile.js';
+import { LruMap } from '../util/lru-map.js';
+import { statIdentity } from './state/nat-log.js';
+
+/** A router kept warm: its stored model and the compile and stamp of its last reconcile. */
+export interface WarmRouter {
+  /** The saved state's mark (StateStore.savedMark) when `model` was saved or read. */
+  file: string;
+  /** The stored model, deep-frozen. */
+  model: RouterModel;
+  compiled: Compiled;
+  /** The stamp our last commit left: its fingerprint (router table and ARP responder), generation, namespace. */
+  stamp: { fingerprint: number; generation: number; netns: string };
+  /** The NAT log as our last write left it (state/nat-log.ts): the saved state's hash, the log's length and
+   *  records, its identity (undefined: there is none). */
+  log: { base: string; bytes: number; records: number; identity?: string };
+}
+
+/** The identity of a file (undefined: missing or unreadable). */
+export function fileIdentity(path: string): string | undefined {
+  try {
+    return statIdentity(statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Freeze `x` and everything reachable from it. */
+export function deepFreeze<T>(x: T): T {
+  if (typeof x !== 'object' || x === null || Object.isFrozen(x)) return x;
+  Object.freeze(x);
+  for (const v of Object.values(x as object)) deepFreeze(v);
+  return x;
+}
+
+/** Warm routers by state directory and namespace (a few: each holds a router's model and compile). */
+export class WarmCache {
+  private readonly routers: LruMap<string, WarmRouter>;
+  constructor(max = 8) {
+    this.routers = new LruMap(max);
+  }
+
+  private static slot(stateDir: string, ns: string): string {
+    return `${stateDir}\0${ns}`;
+  }
+
+  /** The warm router, if the saved state (`mark`: StateStore.savedMark) and the NAT log are still the ones it left. */
+  get(stateDir: string, ns: string, mark: string | undefined, logPath: string): WarmRouter | undefined {
+    const w = this.routers.get(WarmCache.slot(stateDir, ns));
+    if (!w) return undefined;
+    if (mark !== undefined && mark === w.file && fileIdentity(logPath) === w.log.identity) return w;
+    this.routers.delete(WarmCache.slot(stateDir, ns));
+    return undefined;
+  }
+
+  set(stateDir: string, ns: string, w: WarmRouter): void {
+    this.routers.set(WarmCache.slot(stateDir, ns), w);
+  }
+
+  drop(stateDir: string, ns: string): void {
+    this.routers.delete(WarmCache.slot(stateDir, ns));
+  }
+}
