@@ -6,9 +6,16 @@ import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { SystemError } from '../lib/util/errors.js';
 import type { Background } from '../lib/util/background.js';
 
-/** `background`: a long-lived process answers before a command's deferred clean-up (it waits for it at exit). */
-export async function loadRouterApi(opts: { background?: Background } = {}): Promise<RouterApi> {
-  let mod: { createRouterApi?: (o: { background?: Background }) => RouterApi };
+/** How the CLI's engine runs: see createRouterApi. */
+export interface RouterApiOptions {
+  /** A long-lived process answers before a command's deferred clean-up (it waits for it at exit). */
+  background?: Background;
+  /** false: one command per process — nothing kept warm for the fast way of NAT commands (docs/delta-nat.md). */
+  fastNat?: false;
+}
+
+export async function loadRouterApi(opts: RouterApiOptions = {}): Promise<RouterApi> {
+  let mod: { createRouterApi?: (o: RouterApiOptions) => RouterApi };
   try {
     mod = await import('../lib/router/command-table.js');
   } catch (e) {

@@ -12,5 +12,6 @@ export async function runMain(argv: readonly string[], opts: { tryResident: bool
   const forwarded = opts.tryResident ? await runViaResident(argv) : undefined;
   if (forwarded !== undefined) return forwarded;
   const [{ loadRouterApi }, { runCli }] = await Promise.all([import('./engine.js'), import('./run.js')]);
-  return runCli(argv, { api: loadRouterApi, invokedAs: process.argv[1] });
+  // one command per process: the engine keeps nothing warm for a next one (the resident engine does, cli/serve.ts)
+  return runCli(argv, { api: () => loadRouterApi({ fastNat: false }), invokedAs: process.argv[1] });
 }
