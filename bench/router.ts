@@ -576,7 +576,7 @@ export async function runRules(opts: BenchOptions): Promise<SectionResult> {
       ]),
       notes: [
         `change one = ${kind === 'pf' ? 'add-port-forward' : 'add-static-nat (its public IP assigned beforehand, untimed)'}: netns-router in-library; script = spawn-router.sh as a process.`,
-        'netns-router changes the table in place (element-level map updates in one transaction); what still grows with N is the engine around it: loading, compiling, comparing and saving the whole router state per command.',
+        'netns-router changes the table in place (element-level map updates in one transaction); on a router of ≥ 256 NAT entries kept warm by the engine, change one takes the fast way (docs/delta-nat.md: only the change is compiled, one element-only nft transaction, one NAT-log record), else the whole router is loaded, compiled, compared and saved.',
         'remove all N = one engine change emptying the model (netns-router, once; measured up to N=1,000 port forwards / 100 static NATs in full mode): it includes deleting the conntrack entries of every removed mapping, from one ctnetlink dump.',
         'RSS Δ: this process after the apply (after GC) minus before; kernel Δ: /proc/meminfo SUnreclaim before/after the last apply (approximate: other activity on the machine shows up too).',
       ],
