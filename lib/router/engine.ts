@@ -362,6 +362,7 @@ export class RouterEngine {
         if (this.plan) this.plan.state(ns, verdict === 'delete' ? 'delete' : unchanged ? 'unchanged' : text === undefined ? 'create' : 'save', text, next);
         else if (verdict === 'delete') this.store.remove(ns);
         else if (!unchanged) this.store.save(model, next);
+        else this.store.refreshCopy(ns); // a retry after a writer killed between the journal and the copy
       } catch (err) {
         if (!this.plan) await this.undo(model, before, existed); // a plan changed nothing
         throw wrap(err, `reconciling ${ns}`);

@@ -88,7 +88,7 @@ test('a failure of the JSON copy after the journal record puts the old state bac
   }
 });
 
-test('a process killed after the journal record, before the JSON copy: the new state is read (save was durable); the copy follows with the next save', () => {
+test('a process killed after the journal record, before the JSON copy: the new state is read (save was durable); the copy follows with the retry that saves nothing, or the next save', () => {
   const dir = new TempDir('store');
   try {
     const sd = dir.join('state');
@@ -105,6 +105,14 @@ test('a process killed after the journal record, before the JSON copy: the new s
     const store = new StateStore(sd);
     assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"old"/, 'the copy was not written');
     assert.is(store.load('cs-net-42')!.publicIps['203.0.113.10'].gateway, 'new', 'the journal decides');
+    // the retry finds the state in place and saves nothing (engine: refreshCopy): the copy catches up
+    store.refreshCopy('cs-net-42');
+    assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"new"/, 'the copy caught up with the journal');
+    // a copy that is up to date is left alone (control: its mtime does not move)
+    const m0 = statSync(store.pathOf('cs-net-42'), { bigint: true }).mtimeNs;
+    store.read('cs-net-42');
+    store.refreshCopy('cs-net-42');
+    assert.is(statSync(store.pathOf('cs-net-42'), { bigint: true }).mtimeNs, m0, 'an up-to-date copy is not rewritten');
     store.save(sample('newer'));
     assert.match(readFileSync(store.pathOf('cs-net-42'), 'utf8'), /"gateway":"newer"/);
     assert.equal(readdirSync(dir.join('state', 'routers')).sort(), ['cs-net-42.journal', 'cs-net-42.json']);

@@ -12,7 +12,7 @@
  * the copy may see it followed by blanks for a moment (still one JSON document); netns-router itself does not
  * read it while a journal exists.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as libc from '../../sys/libc.js';
@@ -72,7 +72,7 @@ export class StateStore {
   }
 
   /** What `read` last found per router: the journal's record number (0: none) and the text. */
-  private readonly seen = new Map<string, { seq: number; text: string | undefined }>();
+  private readonly seen = new Map<string, { seq: number; text: string | undefined; staleCopy?: string }>();
 
   /** The saved model, or undefined when none was saved. */
   load(ns: string): RouterModel | undefined {
@@ -104,8 +104,35 @@ export class StateStore {
       const log = readNatLog(this.natLogOf(ns));
       if (log?.records.length && log.base === snapshotHash(text)) text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
     }
-    this.seen.set(ns, { seq: rec?.seq ?? 0, text });
+    this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec && this.copyIsStale(ns) ? { staleCopy: rec.text } : {}) });
     return text;
+  }
+
+  /**
+   * Is the readable JSON copy older than the journal's last record? A save writes the copy right after the record;
+   * a writer killed between the two leaves the copy one state behind (the journal holds the state), and a retry
+   * that finds the state already in place saves nothing — refreshCopy brings the copy up to date then.
+   */
+  private copyIsStale(ns: string): boolean {
+    try {
+      const j = statSync(this.journalOf(ns), { bigint: true });
+      const c = statSync(this.pathOf(ns), { bigint: true, throwIfNoEntry: false });
+      return c === undefined || c.mtimeNs < j.mtimeNs;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * After a command that saved nothing (its state was already the stored one): rewrite the readable copy if the
+   * last `read` found it behind the journal (not synced: the journal is what a crash keeps). Under the router's lock.
+   */
+  refreshCopy(ns: string): void {
+    const seen = this.seen.get(ns);
+    if (seen?.staleCopy === undefined) return;
+    const path = this.pathOf(ns);
+    overwriteInPlace(path, seen.staleCopy, { what: `state file ${path}` });
+    delete seen.staleCopy;
   }
 
   /** The NAT log of the fast way of NAT commands beside the router's state (nat-log.ts). */
