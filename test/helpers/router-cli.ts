@@ -190,13 +190,13 @@ export interface DaemonPids {
   metadata: number[];
 }
 
-/** The router's daemons now: dnsmasq, haproxy master + workers, the state directory's metadata daemon. */
+/** The router's daemons now: dnsmasq, haproxy's processes (the current one, older ones still finishing), the state directory's metadata daemon. */
 export function daemonsOf(r: { ns: string; stateDir: string }): DaemonPids {
   const st = supervisorFor(r.ns, r.stateDir).status();
   const md = daemonPid(r.stateDir);
   return {
     dnsmasq: dnsmasqPids(r.stateDir),
-    haproxy: st.running && st.pid !== undefined ? [st.pid, ...st.workers] : [],
+    haproxy: st.running ? st.workers : [],
     metadata: md !== undefined ? [md] : [],
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Secrets do not outlive the command (issue #20.5): CloudStack hands the extension details to the CLI in its
  * environment (CS_NETWORK_EXTENSION_DETAILS / CS_PHYSICAL_NETWORK_EXTENSION_DETAILS, which may hold passwords
- * and SSH keys). Every child — dnsmasq, haproxy (master and workers), the metadata daemon, a custom-action
+ * and SSH keys). Every child — dnsmasq, haproxy, the metadata daemon, a custom-action
  * hook — gets the minimal child environment instead, read back from /proc/<pid>/environ. Positive control:
  * the same secret is in the environment of the CLI process itself while it runs (seen by the hook, its child).
  */
@@ -46,7 +46,7 @@ test('no child of netns-router carries the caller\'s environment: dnsmasq, hapro
 
     const d = daemonsOf(r);
     assert.is(d.dnsmasq.length, 1, 'one dnsmasq');
-    assert.ok(d.haproxy.length >= 2, 'haproxy master and worker');
+    assert.ok(d.haproxy.length >= 1, 'haproxy');
     assert.is(d.metadata.length, 1, 'the metadata daemon');
     for (const [what, pids] of Object.entries(d)) {
       for (const pid of pids) {
@@ -54,7 +54,7 @@ test('no child of netns-router carries the caller\'s environment: dnsmasq, hapro
         const text = readFileSync(`/proc/${pid}/environ`, 'utf8');
         assert.not.ok(text.includes(SECRET_NET) || text.includes(SECRET_PHYS), `${what} ${pid}: no secret in its environment`);
         assert.not.ok([...e.keys()].some((k) => k.startsWith('CS_')), `${what} ${pid}: no CS_* variable`);
-        // haproxy's master exports its own HAPROXY_* variables to itself and its workers
+        // haproxy exports its own HAPROXY_* variables to itself
         const own = [...e.keys()].filter((k) => !(what === 'haproxy' && k.startsWith('HAPROXY_'))).sort();
         assert.equal(own, BASE, `${what} ${pid}: only the allowed keys (got ${own.join(' ')})`);
         assert.is(e.get('PATH'), process.env.PATH, `${what}: the caller's PATH`);

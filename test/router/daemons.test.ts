@@ -90,7 +90,7 @@ test('kill -9: without a watchdog a daemon stays down; under serve\'s watchdog D
     const cases: Array<[string, () => number[], 'dhcp' | 'metadata' | 'lb']> = [
       ['dnsmasq', () => daemonsOf(r!).dnsmasq, 'dhcp'],
       ['metadata daemon', () => daemonsOf(r!).metadata, 'metadata'],
-      ['haproxy (master and workers)', () => daemonsOf(r!).haproxy, 'lb'],
+      ['haproxy', () => daemonsOf(r!).haproxy, 'lb'],
     ];
     for (const [what, pids, service] of cases) {
       const before = pids();
@@ -146,7 +146,7 @@ test('restore-all after a simulated reboot brings every router back: DHCP, sourc
     // "reboot": daemons killed, router namespaces gone, every link netns-router made on the host gone; the
     // guest's host end stays (libvirt plugs it into the bridge again when the VM starts)
     const killed = killDaemons(r);
-    assert.ok(killed.length >= 4, 'dnsmasq, haproxy master + worker, metadata daemon killed');
+    assert.ok(killed.length >= 3, 'dnsmasq, haproxy, metadata daemon killed');
     await waitFor(() => gone(killed), 3000);
     deleteNetns(r.ns);
     deleteNetns(other);
@@ -163,7 +163,7 @@ test('restore-all after a simulated reboot brings every router back: DHCP, sourc
     assert.ok(netnsExists(r.ns) && netnsExists(other), 'both namespaces are back');
     nsExec(r.hostNs, ['ip', 'link', 'set', vm.hostEnd, 'master', r.bridge]);
     const d = daemonsOf(r);
-    assert.ok(d.dnsmasq.length === 1 && d.haproxy.length >= 2 && d.metadata.length === 1, `daemons back: ${JSON.stringify(d)}`);
+    assert.ok(d.dnsmasq.length === 1 && d.haproxy.length >= 1 && d.metadata.length === 1, `daemons back: ${JSON.stringify(d)}`);
     const t = await within(BOUND_MS, () => probe(r!, vm!, ['portForward']).portForward === true);
     assert.ok(t !== undefined, 'the port forward answers');
     assert.equal(await probeUntil(r, vm), all, 'after restore-all: DHCP lease, source NAT, port forward, load balancer and metadata');

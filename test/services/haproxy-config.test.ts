@@ -53,7 +53,7 @@ test('every feature renders to a configuration haproxy accepts', () => {
   assert.ok(section(r.text, 'd').includes('stick match urlp(JSESSIONID)'));
   assert.ok(section(r.text, 'e').includes('stick match urlp(PHPSESSID,;)'));
   assert.not.ok(section(r.text, 'e').some((l) => l.startsWith('stick store-request')));
-  assert.ok(/^global\n {4}maxconn 10050$/m.test(r.text.split('\n').slice(1, 3).join('\n')), 'global maxconn = sum of the proxies');
+  assert.ok(/^global\n {4}maxconn 10066$/m.test(r.text.split('\n').slice(1, 3).join('\n')), 'global maxconn = sum of the proxies + the stats socket reserve');
   // owners: every line of a section names its rule
   const lines = r.text.split('\n');
   lines.forEach((l, i) => { if (l.startsWith('    server ')) assert.ok(r.owners[i] !== undefined); });
@@ -135,10 +135,10 @@ test('parseCheckOutput: ALERT lines with and without a position; summary lines d
   ]);
 });
 
-test('global maxconn: sum of the proxies, at least 4096, within the descriptor limit', () => {
+test('global maxconn: sum of the proxies plus the stats socket\'s reserve, within the descriptor limit', () => {
   const many = Array.from({ length: 10 }, (_, i) => ({ ...base, id: String(i), bindPort: 80 + i }));
-  assert.is(globalMaxconn([base]), 4096);
-  assert.is(globalMaxconn(many), 20_000);
+  assert.is(globalMaxconn([base]), 2016);
+  assert.is(globalMaxconn(many), 20_016);
   assert.is(globalMaxconn(many, 20_000), 9872, '(20000 - 256) / 2');
   assert.is(globalMaxconn([base], 1024), 384);
   assert.match(renderConfig(many, { fdHardLimit: 20_000 }).text, /^ {4}maxconn 9872$/m);
@@ -146,7 +146,7 @@ test('global maxconn: sum of the proxies, at least 4096, within the descriptor l
 
 test('workers run as an unprivileged account when asked', () => {
   const t = renderConfig([base], { runAs: { user: 'haproxy', group: 'haproxy' } }).text;
-  assert.match(t, /^global\n {4}maxconn \d+\n {4}user haproxy\n {4}group haproxy$/m);
+  assert.match(t, /^global\n {4}maxconn \d+\n {4}nbthread 1\n {4}httpclient\.ssl\.verify none\n {4}user haproxy\n {4}group haproxy$/m);
   assert.ok(checkConfig(t).ok);
   assert.not.match(renderConfig([base]).text, 'user ');
 });

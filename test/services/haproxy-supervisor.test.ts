@@ -46,22 +46,30 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     assert.is(Number(stat1[1]), process.pid, 'spawned directly by this process (no `ip netns exec` in between)');
     assert.is(Number(stat1[3]), st1.pid, 'a session of its own');
     assert.is(readFileSync(sup.paths.pid, 'utf8').trim(), String(st1.pid));
-    assert.ok(sup.paths.masterSocket && existsSync(sup.paths.masterSocket), 'master socket');
+    assert.equal(st1.workers, [st1.pid], 'one process, no master');
+    assert.is(statSync(sup.paths.statsSocket).mode & 0o777, 0o600, 'stats socket (hands the listeners over at reload): root only');
     assert.is(httpGet(ns, `http://${VIP}/`), 'one');
 
     assert.is(await sup.apply(cfg(proxy())), 'unchanged');
-    assert.equal(sup.status().workers, st1.workers, 'same worker: nothing reloaded');
+    assert.equal(sup.status().workers, st1.workers, 'same process: nothing reloaded');
 
     const ka = keepAliveClient(ns, VIP, 80);
     assert.match(await ka.ask(), /^answer one \d+$/);
     assert.is(await sup.apply(cfg(proxy({ servers: [{ ip: '127.0.0.1', port: 8082 }] }))), 'reloaded');
     const st2 = sup.status();
-    assert.is(st2.pid, st1.pid, `same master: ${JSON.stringify(st2)}`);
-    assert.ok(st2.workers.some((w) => !st1.workers.includes(w)), 'a new worker');
+    assert.not.equal(st2.pid, st1.pid, `a new process: ${JSON.stringify(st2)}`);
+    assert.equal(st2.workers, [st2.pid, st1.pid], 'the old process still runs: it holds an established connection');
+    assert.is(Number(readFileSync(sup.paths.pid, 'utf8')), st2.pid, 'pid file names the new process');
+    // positive control: a new connection reaches the new configuration, so a reload did happen
     assert.is(httpGet(ns, `http://${VIP}/`), 'two', 'new connections use the new configuration');
     const again = await ka.ask();
-    assert.match(again, /^answer one \d+$/, 'the established connection survived the reload (old worker still serves it)');
+    assert.match(again, /^answer one \d+$/, 'the established connection survived the reload (the old process still serves it)');
     ka.close();
+    // no leak: its last connection closed, the old process exits (and is reaped: this process's child)
+    assert.ok(await waitFor(() => !procAlive(st1.pid!), 10_000), `old process ${st1.pid} gone: ${procState(st1.pid!)}`);
+    assert.equal(sup.status().workers, [st2.pid], 'only the new process is left');
+    assert.not.ok(existsSync(sup.paths.old), 'nothing left draining');
+    assert.is(procState(st1.pid!), undefined, 'the old process was reaped, not left a zombie');
 
     // refused by haproxy -c: nothing started, nothing reloaded, file unchanged
     const good = readFileSync(sup.paths.config, 'utf8');
@@ -70,10 +78,10 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     const e = await expectFailure(sup.apply(bad), 'E_HAPROXY_CONFIG');
     assert.ok(e.problems.some((p) => p.line !== undefined), 'problem located');
     assert.is(readFileSync(sup.paths.config, 'utf8'), good);
-    assert.equal(sup.status().workers.filter((w) => !workers.includes(w)), [], 'no new worker');
+    assert.equal(sup.status().workers.filter((w) => !workers.includes(w)), [], 'no new process');
 
     // valid text the master cannot load (its port is taken by another listener; haproxy binds absent
-    // addresses with IP_FREEBIND, so a missing address is no failure): old workers keep serving
+    // addresses with IP_FREEBIND, so a missing address is no failure): the old process keeps serving
     await waitFor(() => sup!.status().workers.length === 1, 5000);
     const e2 = await expectFailure(sup.apply(cfg(proxy(), proxy({ id: '2', bindPort: 8081 }))), 'E_HAPROXY_RELOAD');
     assert.match(e2.message, /bind|address/i, e2.message);
@@ -82,10 +90,10 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
 
     // a master that died is noticed and the next apply starts a new one
     const st3 = sup.status();
-    for (const p of [st3.pid!, ...st3.workers]) process.kill(p, 'SIGKILL');
+    for (const p of st3.workers) process.kill(p, 'SIGKILL');
     await waitFor(() => !procAlive(st3.pid!));
     assert.is(sup.status().running, false);
-    assert.is(procState(st3.pid!), undefined, 'the dead master (this process\'s child) was reaped, not left a zombie');
+    assert.is(procState(st3.pid!), undefined, 'the dead haproxy (this process\'s child) was reaped, not left a zombie');
     assert.is(await sup.apply(good), 'started');
     assert.not.equal(sup.status().pid, st3.pid);
     assert.is(httpGet(ns, `http://${VIP}/`), 'two');
@@ -93,7 +101,7 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     const pid = sup.status().pid!;
     assert.is(await sup.stop({ purge: true }), true);
     assert.not.ok(procAlive(pid));
-    assert.is(procState(pid), undefined, 'stopped master reaped');
+    assert.is(procState(pid), undefined, 'stopped haproxy reaped');
     assert.not.ok(existsSync(sup.opts.runDir), 'run dir removed');
     assert.is(httpGet(ns, `http://${VIP}/`), '', 'nothing listens any more');
     assert.is(await sup.stop(), false, 'stop is idempotent');
@@ -144,7 +152,7 @@ test('a haproxy left in a replaced namespace is not taken for ours: it is stoppe
     setup();
     assert.equal(sup.status().reason, 'other-namespace');
     assert.is(await sup.apply(cfg(proxy())), 'started');
-    assert.not.ok(procAlive(old), 'the stale master is gone');
+    assert.not.ok(procAlive(old), 'the stale haproxy is gone');
     assert.is(statSync(`/proc/${sup.status().pid}/ns/net`).ino, statSync(netnsPath(name)).ino);
   } finally {
     await sup.stop({ purge: true }).catch(() => undefined);

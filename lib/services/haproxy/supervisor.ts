@@ -1,21 +1,31 @@
 /**
- * One haproxy per router namespace, in master-worker mode (`-W -p PIDFILE -S MASTER_SOCKET -f CONFIG`),
- * posix_spawn'ed from a thread inside the namespace (as dnsmasq: lib/sys/posix-spawn.ts) so that it binds the
- * router's public addresses there. The master is detached (own session, stdin closed) but not `-D`: a
- * daemonized master sends its stderr to /dev/null, and then the reason of a failed reload is lost; this way it
- * lands in haproxy.log. It stays this process's child: a long-lived process reaps it when it dies (status()).
+ * One haproxy process per router namespace — no master: a master-worker haproxy is two processes, and the
+ * master alone costs ~2.2 MiB per router. posix_spawn'ed from a thread inside the namespace (as dnsmasq:
+ * lib/sys/posix-spawn.ts) so that it binds the router's public addresses there; in the foreground, in a
+ * session of its own, stdin closed, stdout and stderr appended to haproxy.log (its notices, alerts and server
+ * state changes stay readable; `-D` would send them to /dev/null). It stays this process's child: a
+ * long-lived process reaps it when it dies (status()).
  *
+ * The supervision the master did is here:
  * - apply(text): check with `haproxy -c` first (a bad text never reaches the running haproxy), then start, or
- *   reload when the text differs from the running one. A reload is SIGUSR2 to the master: it re-reads the same
- *   file, takes over the listening sockets and forks a new worker while the old worker finishes its established
- *   connections, so nothing is refused or cut. Done when a new worker appears among the master's children.
- * - status(): the pid file plus /proc (alive, our command line, the right namespace). A dead or foreign
- *   process counts as not running, so the next apply() starts a fresh one (supervision by reconciliation).
- * - stop(): SIGTERM to the master (it stops its workers), SIGKILL after a grace period.
+ *   reload when the text differs from the running one.
+ * - Ready = the process answers `show info` with its own pid on its stats socket (served only once every
+ *   listener is bound and its event loop runs). It exits instead → its ALERT lines are the error.
+ * - Reload = a new process started with `-x haproxy.sock -sf OLD`: it takes the listening sockets from the old
+ *   one over the stats socket (`expose-fd listeners`), so no connection attempt is refused, then tells the old
+ *   one to stop softly: the old process finishes its established connections and exits. A new process that
+ *   cannot load (e.g. a port taken) exits and tells the old one to resume: the old configuration keeps
+ *   serving. Old processes still finishing are recorded in haproxy.old (stop kills them too).
+ * - status(): the pid file (written by us) plus /proc (alive, our config on its command line, the right
+ *   namespace). A dead or foreign process counts as not running, so the next apply() starts a fresh one
+ *   (supervision by reconciliation; the resident engine's watchdog does it between commands).
+ * - stop(): SIGTERM to every recorded process (hard stop), SIGKILL after a grace period.
  *
- * Runtime files live in `runDir`: haproxy.cfg, haproxy.pid, master.sock, haproxy.log (the daemon's stderr).
+ * Runtime files live in `runDir`: haproxy.cfg, runtime.cfg (the stats socket), haproxy.pid, haproxy.old,
+ * haproxy.sock (root-only: mode 600), haproxy.log (stderr of every process).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { join, basename } from 'node:path';
 import { netnsPath, runInNetns } from '../../sys/setns.js';
@@ -23,7 +33,7 @@ import { childEnvList } from '../../sys/children.js';
 import { posixSpawn, reapIfExited } from '../../sys/posix-spawn.js';
 import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';
-import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, readPidFile, sleepSync } from './proc.js';
+import { netnsFileInode, pollUntil, procAlive, procCmdline, procNetnsInode, readPidFile, sleep, sleepSync } from './proc.js';
 
 export interface HaproxySupervisorOptions {
   /** Named network namespace to run in; absent: the caller's namespace (used by the benchmark baseline). */
@@ -40,31 +50,41 @@ export type ApplyOutcome = 'started' | 'reloaded' | 'unchanged';
 
 export interface HaproxyStatus {
   running: boolean;
-  /** Master pid when running. */
+  /** The current process (the last one started or reloaded) when running. */
   pid?: number;
+  /** Every live process of this haproxy: the current one first, then older ones finishing their connections. */
   workers: number[];
   /** Why it is not running. */
   reason?: 'no-pid-file' | 'dead' | 'not-ours' | 'other-namespace';
 }
 
-/** sun_path is 108 bytes; longer paths cannot be bound, so the master socket is then left out. */
-const MAX_SOCKET_PATH = 100;
-/** The master's stderr (notices, alerts, server state changes) is trimmed past this size at start/reload. */
+/**
+ * The stats socket, named relative to the run directory (every process runs there): haproxy binds it and `-x`
+ * reaches it whatever the length of the run directory's path (sun_path holds 108 bytes).
+ */
+const STATS_SOCKET = 'haproxy.sock';
+/** Settings of our own, given as a second file: the rendered text stays the same for every router. */
+const RUNTIME_CONFIG = `# managed by netns-router: the supervisor's stats socket (readiness, listeners handed over at reload)
+global
+    stats socket unix@${STATS_SOCKET} mode 600 level admin expose-fd listeners
+`;
+/** haproxy's stderr (notices, alerts, server state changes) is trimmed past this size at start/reload. */
 const MAX_LOG_BYTES = 1 << 20;
 
 export class HaproxySupervisor {
   readonly opts: HaproxySupervisorOptions;
-  readonly paths: { config: string; checkedBy: string; pid: string; log: string; masterSocket?: string };
+  readonly paths: { config: string; runtimeConfig: string; checkedBy: string; pid: string; old: string; log: string; statsSocket: string };
 
   constructor(opts: HaproxySupervisorOptions) {
     this.opts = opts;
-    const sock = join(opts.runDir, 'master.sock');
     this.paths = {
       config: join(opts.runDir, 'haproxy.cfg'),
+      runtimeConfig: join(opts.runDir, 'runtime.cfg'),
       checkedBy: join(opts.runDir, 'haproxy.cfg.checked-by'),
       pid: join(opts.runDir, 'haproxy.pid'),
+      old: join(opts.runDir, 'haproxy.old'),
       log: join(opts.runDir, 'haproxy.log'),
-      ...(sock.length <= MAX_SOCKET_PATH ? { masterSocket: sock } : {}),
+      statsSocket: join(opts.runDir, STATS_SOCKET),
     };
   }
 
@@ -77,25 +97,45 @@ export class HaproxySupervisor {
     return this.opts.timeoutMs ?? 10_000;
   }
 
-  /** Is the process of `pid` our haproxy master (our config file on its command line)? */
+  /** Is the process of `pid` our haproxy (our config file on its command line)? */
   private isOurs(pid: number): boolean {
     let argv = procCmdline(pid);
-    // the master re-executes itself (reloads, and at times right after start): while the new image is
-    // being set up /proc/PID/cmdline reads empty. Wait that out (a few ms) instead of disowning it.
+    // a process being exec'ed (just spawned) reads an empty /proc/PID/cmdline for a moment: wait that out
     for (let i = 0; i < 100 && argv.length === 0 && procAlive(pid); i++) {
       sleepSync(2);
       argv = procCmdline(pid);
     }
     if (argv.length === 0 || !basename(argv[0]).startsWith('haproxy')) return false;
-    const f = argv.indexOf('-f');
-    return f >= 0 && argv[f + 1] === this.paths.config;
+    return argv.some((a, i) => a === '-f' && argv[i + 1] === this.paths.config);
+  }
+
+  /** Older processes still finishing their connections (haproxy.old), alive and ours; the dead ones reaped and forgotten. */
+  private draining(): number[] {
+    let listed: number[];
+    try {
+      listed = readFileSync(this.paths.old, 'utf8').split(/\s+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 1);
+    } catch {
+      return [];
+    }
+    const live = listed.filter((p) => {
+      if (procAlive(p)) return this.isOurs(p);
+      reapIfExited(p); // one this process started: not left a zombie
+      return false;
+    });
+    if (live.length !== listed.length) this.writeDraining(live);
+    return live;
+  }
+
+  private writeDraining(pids: number[]): void {
+    if (pids.length) writeFileAtomic(this.paths.old, `${pids.join('\n')}\n`, { what: this.paths.old, durable: false });
+    else rmSync(this.paths.old, { force: true });
   }
 
   status(): HaproxyStatus {
     const pid = readPidFile(this.paths.pid);
     if (pid === undefined) return { running: false, workers: [], reason: 'no-pid-file' };
     if (!procAlive(pid)) {
-      reapIfExited(pid); // a master this process started and that died: not left a zombie
+      reapIfExited(pid); // a haproxy this process started and that died: not left a zombie
       return { running: false, workers: [], reason: 'dead' };
     }
     if (!this.isOurs(pid)) return { running: false, workers: [], reason: 'not-ours' };
@@ -103,7 +143,7 @@ export class HaproxySupervisor {
       const want = netnsFileInode(netnsPath(this.opts.netns));
       if (want === undefined || procNetnsInode(pid) !== want) return { running: false, pid, workers: [], reason: 'other-namespace' };
     }
-    return { running: true, pid, workers: procChildren(pid).filter(procAlive) };
+    return { running: true, pid, workers: [pid, ...this.draining().filter((p) => p !== pid)] };
   }
 
   /** The configuration the running haproxy was last (re)loaded with, if any. */
@@ -143,8 +183,11 @@ export class HaproxySupervisor {
     if (!check.ok) {
       throw new HaproxyError('E_HAPROXY_CONFIG', `haproxy refused the configuration: ${check.problems.map((p) => p.message).join('; ')}`, { output: check.output, problems: check.problems });
     }
-    // a master left in another (deleted/re-created) namespace serves nobody: replace it
-    if (!st.running && st.reason === 'other-namespace' && st.pid !== undefined) await this.killTree(st.pid);
+    // a haproxy left in another (deleted/re-created) namespace serves nobody: replace it (and what it left draining)
+    if (!st.running && st.reason === 'other-namespace' && st.pid !== undefined) {
+      await this.killAll([st.pid, ...this.draining().filter((p) => p !== st.pid)]);
+      rmSync(this.paths.old, { force: true });
+    }
     mkdirSync(this.opts.runDir, { recursive: true, mode: 0o700 });
     // who checked the text is recorded only once it is in place; a stale record never vouches for a new text
     rmSync(this.paths.checkedBy, { force: true });
@@ -154,7 +197,7 @@ export class HaproxySupervisor {
       try {
         await this.reload(st.pid);
       } catch (err) {
-        // the master kept its old workers (and configuration): keep the file telling the truth
+        // the old process resumed and keeps serving its configuration: keep the file telling the truth
         rmSync(this.paths.checkedBy, { force: true });
         if (previous !== undefined) this.writeConfig(previous);
         throw err;
@@ -187,21 +230,26 @@ export class HaproxySupervisor {
     }
   }
 
-  /** The log is opened O_APPEND by the master, so truncating it in place is safe. */
+  /** The log is opened O_APPEND by every process, so truncating it in place is safe. */
   private trimLog(): void {
     if (this.logSize() > MAX_LOG_BYTES) truncateSync(this.paths.log, 0);
   }
 
-  private async start(): Promise<void> {
-    rmSync(this.paths.pid, { force: true });
-    if (this.paths.masterSocket) rmSync(this.paths.masterSocket, { force: true });
+  /**
+   * posix_spawn `haproxy -f runtime.cfg -f haproxy.cfg EXTRA` in the namespace, then wait until it answers on
+   * its stats socket. `what`: start or reload (error codes and wording). Returns the new pid; on failure the
+   * new process is gone (exited by itself or killed) and the error carries its ALERT lines.
+   */
+  private async spawnReady(extra: string[], what: 'start' | 'reload'): Promise<number> {
+    const code = what === 'start' ? 'E_HAPROXY_START' : 'E_HAPROXY_RELOAD';
     this.trimLog();
     const from = this.logSize();
-    const args = ['-W', '-p', this.paths.pid, ...(this.paths.masterSocket ? ['-S', `${this.paths.masterSocket},mode,600`] : []), '-f', this.paths.config];
+    writeFileAtomic(this.paths.runtimeConfig, RUNTIME_CONFIG, { what: this.paths.runtimeConfig, durable: false });
+    const args = ['-f', this.paths.runtimeConfig, '-f', this.paths.config, ...extra];
     const bin = this.binary;
     let pid: number;
     try {
-      // posix_spawn from this thread while it is inside the namespace: the master is born there (no `ip netns
+      // posix_spawn from this thread while it is inside the namespace: haproxy is born there (no `ip netns
       // exec` in between, no page-table copy of this process); stdout and stderr append to the log, a session
       // of its own, the minimal child environment (never the caller's: extension details, lib/sys/children.ts)
       const spawnIt = () => posixSpawn(bin, [bin, ...args], {
@@ -212,45 +260,81 @@ export class HaproxySupervisor {
       throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy${this.opts.netns !== undefined ? ` in ${this.opts.netns}` : ''}: ${(e as Error).message}`, { cause: e });
     }
     let exited: string | undefined;
-    const ok = await pollUntil(() => {
+    const end = Date.now() + this.timeoutMs;
+    let ready = false;
+    while (!ready && Date.now() < end) {
       const st = reapIfExited(pid);
-      if (st) exited = `exit ${st.code ?? `signal ${st.signal}`}`;
-      return exited !== undefined || (readPidFile(this.paths.pid) === pid && procChildren(pid).some(procAlive));
-    }, this.timeoutMs);
-    const out = this.logTail(from);
+      if (st) { exited = `exit ${st.code ?? `signal ${st.signal}`}`; break; }
+      ready = (await this.statsPid()) === pid;
+      if (!ready) await sleep(10);
+    }
+    const out = this.logTail(from, 200);
     if (exited !== undefined) {
-      throw new HaproxyError('E_HAPROXY_START', `haproxy did not start (${exited})${out ? `: ${alerts(out)}` : ''}`, { output: out });
+      throw new HaproxyError(code, what === 'start'
+        ? `haproxy did not start (${exited})${out ? `: ${alerts(out, pid)}` : ''}`
+        : `haproxy could not load the new configuration (${exited}); the old process keeps serving${out ? `: ${alerts(out, pid)}` : ''}`, { output: out });
     }
-    if (!ok) {
-      await this.killTree(pid);
-      throw new HaproxyError('E_HAPROXY_START', `haproxy started but no worker came up within ${this.timeoutMs} ms${out ? `: ${alerts(out)}` : ''}`, { output: out });
+    if (!ready) {
+      await this.killAll([pid]);
+      throw new HaproxyError(code, `haproxy ${pid} did not answer on its stats socket within ${this.timeoutMs} ms${out ? `: ${alerts(out, pid)}` : ''}`, { output: out });
     }
+    return pid;
   }
 
   /**
-   * SIGUSR2 to the master. It re-executes itself with the same file and prints "Loading success." (new
-   * worker forked, old ones finish their connections) or "Loading failure!" (old workers resumed, still
-   * serving the previous configuration) to its stderr, our log.
+   * The pid `show info` reports on the stats socket (undefined: no answer). Connected through
+   * /proc/self/fd/N/haproxy.sock, N the run directory opened here: short whatever the run directory's path.
+   */
+  private async statsPid(): Promise<number | undefined> {
+    let dir: number;
+    try {
+      dir = openSync(this.opts.runDir, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      return await new Promise<number | undefined>((resolve) => {
+        let text = '';
+        const sock = createConnection({ path: `/proc/self/fd/${dir}/${STATS_SOCKET}` });
+        const done = (v: number | undefined) => { sock.destroy(); resolve(v); };
+        sock.setTimeout(1000, () => done(undefined));
+        sock.on('connect', () => sock.end('show info\n'));
+        sock.on('data', (d) => { text += d.toString('utf8'); });
+        sock.on('error', () => done(undefined));
+        sock.on('close', () => { const m = /^Pid: (\d+)$/m.exec(text); done(m ? Number(m[1]) : undefined); });
+      });
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  private async start(): Promise<void> {
+    rmSync(this.paths.pid, { force: true });
+    rmSync(this.paths.statsSocket, { force: true });
+    // older processes still finishing (a process killed while one drained): soft-stopped once the new one is
+    // bound — listeners use SO_REUSEPORT, so a straggler still listening does not make the bind fail
+    const old = this.draining();
+    const pid = await this.spawnReady(old.length ? ['-sf', ...old.map(String)] : [], 'start');
+    writeFileAtomic(this.paths.pid, `${pid}\n`, { what: this.paths.pid, durable: false });
+  }
+
+  /**
+   * A new process takes the listening sockets from `pid` (`-x` over its stats socket) and soft-stops it (`-sf`):
+   * nothing is refused, established connections finish on the old process. The old pid is recorded in
+   * haproxy.old before the new one starts, the pid file names the new one once it answers: a process killed
+   * midway leaves every haproxy it started recorded (stop kills them all).
    */
   private async reload(pid: number): Promise<void> {
-    this.trimLog();
-    const before = new Set(procChildren(pid));
-    const from = this.logSize();
-    process.kill(pid, 'SIGUSR2');
-    let verdict: 'success' | 'failure' | undefined;
-    const ok = await pollUntil(() => {
-      if (!procAlive(pid)) return true;
-      const tail = this.logTail(from, 200);
-      if (tail.includes('Loading failure!')) { verdict = 'failure'; return true; }
-      if (tail.includes('Loading success.')) verdict = 'success';
-      // the re-executed master rewrites its pid file around forking the new worker: wait for both
-      return verdict === 'success' && procChildren(pid).some((c) => !before.has(c) && procAlive(c)) &&
-        readPidFile(this.paths.pid) === pid && this.isOurs(pid);
-    }, this.timeoutMs);
-    const out = this.logTail(from, 200);
-    if (!procAlive(pid)) throw new HaproxyError('E_HAPROXY_RELOAD', `haproxy master exited during reload${out ? `: ${alerts(out, pid)}` : ''}`, { output: out });
-    if (verdict === 'failure') throw new HaproxyError('E_HAPROXY_RELOAD', `haproxy could not load the new configuration; the old workers keep serving: ${alerts(out, pid)}`, { output: out });
-    if (!ok) throw new HaproxyError('E_HAPROXY_RELOAD', `no new haproxy worker within ${this.timeoutMs} ms after reload`, { output: out });
+    const old = [pid, ...this.draining().filter((p) => p !== pid)];
+    this.writeDraining(old);
+    let next: number;
+    try {
+      next = await this.spawnReady(['-x', STATS_SOCKET, '-sf', String(pid)], 'reload');
+    } catch (e) {
+      this.writeDraining(old.slice(1)); // the old process resumed: current again, not draining
+      throw e;
+    }
+    writeFileAtomic(this.paths.pid, `${next}\n`, { what: this.paths.pid, durable: false });
   }
 
   /** Reload even when the text is unchanged (e.g. to re-resolve or reset state). */
@@ -260,26 +344,28 @@ export class HaproxySupervisor {
     await this.reload(st.pid);
   }
 
-  private async killTree(pid: number): Promise<void> {
-    const kids = procChildren(pid);
-    // a master this process started stays a zombie until reaped (procAlive counts that as gone): reap it
-    const gone = () => !procAlive(pid) && (reapIfExited(pid), kids.every((k) => !procAlive(k)));
-    try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+  /** SIGTERM (hard stop) to each pid, SIGKILL after a grace period; reaped when they are this process's children. */
+  private async killAll(pids: number[]): Promise<void> {
+    const gone = () => pids.every((p) => { reapIfExited(p); return !procAlive(p); });
+    for (const p of pids) {
+      try { process.kill(p, 'SIGTERM'); } catch { /* already gone */ }
+    }
     if (await pollUntil(gone, Math.min(this.timeoutMs, 5000))) return;
-    for (const p of [pid, ...kids]) {
+    for (const p of pids) {
       try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
     }
-    if (!(await pollUntil(gone, 2000))) throw new HaproxyError('E_HAPROXY_STOP', `haproxy ${pid} did not exit after SIGKILL`);
+    if (!(await pollUntil(gone, 2000))) throw new HaproxyError('E_HAPROXY_STOP', `haproxy ${pids.filter(procAlive).join(', ')} did not exit after SIGKILL`);
   }
 
-  /** Stop haproxy (if running) and remove its runtime files; `purge` removes the whole run directory. */
+  /** Stop haproxy (every recorded process) and remove its runtime files; `purge` removes the whole run directory. */
   async stop(opts: { purge?: boolean } = {}): Promise<boolean> {
     const st = this.status();
     const pid = st.running ? st.pid : st.reason === 'other-namespace' ? st.pid : undefined;
-    if (pid !== undefined) await this.killTree(pid);
+    const all = [...(pid !== undefined ? [pid] : []), ...this.draining().filter((p) => p !== pid)];
+    if (all.length) await this.killAll(all);
     if (opts.purge) rmSync(this.opts.runDir, { recursive: true, force: true });
     else {
-      for (const f of [this.paths.pid, this.paths.config, this.paths.checkedBy, this.paths.masterSocket]) if (f) rmSync(f, { force: true });
+      for (const f of [this.paths.pid, this.paths.old, this.paths.config, this.paths.runtimeConfig, this.paths.checkedBy, this.paths.statsSocket]) rmSync(f, { force: true });
     }
     return pid !== undefined;
   }
