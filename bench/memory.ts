@@ -3,8 +3,8 @@
  * to choose), each an isolated network with source NAT, DHCP + DNS (dnsmasq, one VM entry), metadata (one VM's
  * data) and one load-balancing rule (no health check: the benchmark sends no traffic, see below). At each level:
  *
- *   daemons  PSS (/proc/<pid>/smaps_rollup) of every daemon: each router's haproxy (master + workers, found by
- *            the pid file of the router's supervisor, lib/router/lb) and dnsmasq, and the state directory's
+ *   daemons  PSS (/proc/<pid>/smaps_rollup) of every daemon: each router's haproxy (one process, found by the
+ *            pid file of the router's supervisor, lib/router/lb) and dnsmasq, and the state directory's
  *            metadata daemon; divided by N
  *   engine   PSS growth of this process (the engine, in-library, with everything it caches) since before the
  *            first router, after a garbage collection; divided by N
@@ -69,14 +69,14 @@ const kill = (pid: number): void => { try { process.kill(pid, 'SIGKILL'); } catc
 interface Level {
   routers: number;
   createMs: number;
-  haproxy: { masters: number; workers: number; masterBytes: number; workerBytes: number };
+  haproxy: { processes: number; pssBytes: number };
   dnsmasq: { processes: number; pssBytes: number };
   metadata: { processes: number; pssBytes: number };
   engineBytes: number;
   /** V8 heap in use growth (of engineBytes: what the engine's objects hold, the rest is code, JIT, slack). */
   engineHeapBytes: number;
   kernelBytes: number;
-  perRouterMiB: { haproxy: number; haproxyMaster: number; haproxyWorker: number; dnsmasq: number; metadata: number; engine: number; kernel: number; total: number };
+  perRouterMiB: { haproxy: number; dnsmasq: number; metadata: number; engine: number; kernel: number; total: number };
 }
 
 export interface MemoryBenchResult {
@@ -131,39 +131,32 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
       }
       const createMs = now() - t0;
       await sleep(500);
-      const masters: number[] = [];
-      const workers: number[] = [];
+      const haproxies: number[] = [];
       const dnsPids: number[] = [];
       for (let k = 0; k < n; k++) {
         const hs = haproxyOf(k).status();
-        if (hs.running && hs.pid !== undefined) {
-          masters.push(hs.pid);
-          workers.push(...hs.workers);
-        }
+        if (hs.running) haproxies.push(...hs.workers);
         const p = dnsmasqInstance(stateDir, net(k, base).ns).pid();
         if (p !== undefined) dnsPids.push(p);
       }
       const md = daemonPid(stateDir);
-      if (masters.length !== n) partial.push(`${n} routers: ${masters.length} haproxy masters running, expected ${n}`);
-      if (workers.length !== n) partial.push(`${n} routers: ${workers.length} haproxy workers, expected ${n} (one each)`);
+      if (haproxies.length !== n) partial.push(`${n} routers: ${haproxies.length} haproxy processes running, expected ${n} (one each)`);
       if (dnsPids.length !== n) partial.push(`${n} routers: ${dnsPids.length} dnsmasq running, expected ${n}`);
       if (md === undefined) partial.push(`${n} routers: the metadata daemon is not running`);
       collectGarbage();
       const lv: Level = {
         routers: n, createMs,
-        haproxy: { masters: masters.length, workers: workers.length, masterBytes: sumPss(masters), workerBytes: sumPss(workers) },
+        haproxy: { processes: haproxies.length, pssBytes: sumPss(haproxies) },
         dnsmasq: { processes: dnsPids.length, pssBytes: sumPss(dnsPids) },
         metadata: { processes: md !== undefined ? 1 : 0, pssBytes: md !== undefined ? pss(md) : 0 },
         engineBytes: Math.max(0, pss(process.pid) - engine0),
         engineHeapBytes: process.memoryUsage().heapUsed - heap0,
         kernelBytes: Math.max(0, kernelBytes() - kernel0),
-        perRouterMiB: { haproxy: 0, haproxyMaster: 0, haproxyWorker: 0, dnsmasq: 0, metadata: 0, engine: 0, kernel: 0, total: 0 },
+        perRouterMiB: { haproxy: 0, dnsmasq: 0, metadata: 0, engine: 0, kernel: 0, total: 0 },
       };
       const per = (b: number) => b / n / MiB;
       const p = lv.perRouterMiB;
-      p.haproxyMaster = per(lv.haproxy.masterBytes);
-      p.haproxyWorker = per(lv.haproxy.workerBytes);
-      p.haproxy = p.haproxyMaster + p.haproxyWorker;
+      p.haproxy = per(lv.haproxy.pssBytes);
       p.dnsmasq = per(lv.dnsmasq.pssBytes);
       p.metadata = per(lv.metadata.pssBytes);
       p.engine = per(lv.engineBytes);
@@ -178,7 +171,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
     // progress when a command failed.
     for (let k = 0; k <= made; k++) {
       const hs = haproxyOf(k).status();
-      if (hs.pid !== undefined) { kill(hs.pid); hs.workers.forEach(kill); }
+      if (hs.pid !== undefined) { kill(hs.pid); hs.workers.forEach(kill); } // the current process, and any still finishing
       const p = dnsmasqInstance(stateDir, net(k, base).ns).pid();
       if (p !== undefined && procAlive(p)) kill(p);
     }
@@ -195,16 +188,16 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
     : l.perRouterMiB.total <= GOAL_MIB ? 'met' : `not met (${f(l.perRouterMiB.total / GOAL_MIB, 1)}×)`;
   const table: Table = {
     title: 'Memory per router (MiB, PSS; DHCP+DNS, metadata, one LB rule each; a haproxy per router)',
-    headers: ['routers', 'created in (s)', 'haproxy (master + worker)', 'of it master', 'dnsmasq', 'metadata', 'engine', '(engine: JS heap)', 'kernel', 'total', 'total without haproxy', `goal ≤ ${GOAL_MIB} MiB`, 'processes (haproxy/dnsmasq/metadata)'],
+    headers: ['routers', 'created in (s)', 'haproxy', 'dnsmasq', 'metadata', 'engine', '(engine: JS heap)', 'kernel', 'total', 'total without haproxy', `goal ≤ ${GOAL_MIB} MiB`, 'processes (haproxy/dnsmasq/metadata)'],
     rows: levels.map((l) => {
       const p = l.perRouterMiB;
       return [
-        String(l.routers), f(l.createMs / 1000, 0), f(p.haproxy), f(p.haproxyMaster), f(p.dnsmasq), f(p.metadata, 3), f(p.engine), f(l.engineHeapBytes / l.routers / MiB),
-        f(p.kernel), f(p.total), f(p.total - p.haproxy), goal(l), `${l.haproxy.masters + l.haproxy.workers}/${l.dnsmasq.processes}/${l.metadata.processes}`,
+        String(l.routers), f(l.createMs / 1000, 0), f(p.haproxy), f(p.dnsmasq), f(p.metadata, 3), f(p.engine), f(l.engineHeapBytes / l.routers / MiB),
+        f(p.kernel), f(p.total), f(p.total - p.haproxy), goal(l), `${l.haproxy.processes}/${l.dnsmasq.processes}/${l.metadata.processes}`,
       ];
     }),
     notes: [
-      'PSS from /proc/<pid>/smaps_rollup; haproxy = each router\'s master and worker (pids from its supervisor); engine = growth of this process since before the first router (code loaded and compiled on first use included: a fixed cost, amortised over N), of it the JS heap in use after a collection; kernel = growth of Slab+KernelStack+PageTables+Percpu in /proc/meminfo (machine-wide, noisy)',
+      'PSS from /proc/<pid>/smaps_rollup; haproxy = each router\'s haproxy process (pids from its supervisor); engine = growth of this process since before the first router (code loaded and compiled on first use included: a fixed cost, amortised over N), of it the JS heap in use after a collection; kernel = growth of Slab+KernelStack+PageTables+Percpu in /proc/meminfo (machine-wide, noisy)',
       `goal (issue #19 item 4): ≤ ${GOAL_MIB} MiB per router all included at 100 and 1,000 routers`,
     ],
   };

@@ -28,7 +28,7 @@ const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, 
 
 /** The keywords the module's configurations use, per section kind. */
 const KEYWORDS: Record<string, readonly string[]> = {
-  global: ['maxconn', 'user', 'group'],
+  global: ['maxconn', 'nbthread', 'httpclient.ssl.verify', 'user', 'group'],
   defaults: ['mode', 'timeout', 'retries', 'option'],
   listen: ['bind', 'mode', 'balance', 'maxconn', 'option', 'default-server', 'timeout', 'stick-table', 'stick', 'cookie', 'server'],
 };
