@@ -1,13 +1,13 @@
 /** HaproxySupervisor against a real haproxy in a namespace: start, unchanged, reload, refused configs, death, stop. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
 import { netnsPath } from '../../lib/sys/setns.js';
-import { openFilesHardLimit, procState } from '../../lib/services/haproxy/proc.js';
+import { openFilesHardLimit, procChildren, procCmdline, procState } from '../../lib/services/haproxy/proc.js';
 import { Scratch, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';
@@ -68,7 +68,6 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     // no leak: its last connection closed, the old process exits (and is reaped: this process's child)
     assert.ok(await waitFor(() => !procAlive(st1.pid!), 10_000), `old process ${st1.pid} gone: ${procState(st1.pid!)}`);
     assert.equal(sup.status().workers, [st2.pid], 'only the new process is left');
-    assert.not.ok(existsSync(sup.paths.old), 'nothing left draining');
     assert.is(procState(st1.pid!), undefined, 'the old process was reaped, not left a zombie');
 
     // refused by haproxy -c: nothing started, nothing reloaded, file unchanged
@@ -107,6 +106,50 @@ test('lifecycle: start in the namespace, unchanged, reload keeps connections, re
     assert.is(await sup.stop(), false, 'stop is idempotent');
   } finally {
     await sup?.stop({ purge: true }).catch(() => undefined);
+    for (const p of procs) p.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a master-worker haproxy left by an earlier version is replaced at the next change, its established connection kept', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hx-'));
+  const procs: ChildProcess[] = [];
+  const sup = new HaproxySupervisor({ netns: s.ns('hx'), runDir: join(dir, 'run') });
+  const ns = sup.opts.netns!;
+  let master: number | undefined;
+  try {
+    const h = s.handle(ns);
+    h.netlink.linkSetUp('lo');
+    h.netlink.addrAdd({ dev: 'lo', address: `${VIP}/32` });
+    procs.push(await httpNameServer(ns, 8081, 'one'), await httpNameServer(ns, 8082, 'two'));
+    // what the previous supervisor ran: `haproxy -W -p haproxy.pid -S master.sock -f haproxy.cfg`
+    mkdirSync(sup.opts.runDir, { recursive: true, mode: 0o700 });
+    writeFileSync(sup.paths.config, cfg(proxy()));
+    const mw = spawn('ip', ['netns', 'exec', ns, 'haproxy', '-W', '-p', sup.paths.pid, '-S', `${join(sup.opts.runDir, 'master.sock')},mode,600`, '-f', sup.paths.config], { stdio: 'ignore' });
+    procs.push(mw);
+    master = mw.pid!;
+    assert.ok(await waitFor(() => procChildren(master!).length === 1 && httpGet(ns, `http://${VIP}/`) === 'one', 5000), 'the master-worker haproxy serves');
+    const worker = procChildren(master)[0];
+    assert.equal(sup.status().workers, [master], 'taken for ours (our configuration, our namespace)');
+
+    const ka = keepAliveClient(ns, VIP, 80);
+    assert.match(await ka.ask(), /^answer one \d+$/);
+    assert.is(await sup.apply(cfg(proxy({ servers: [{ ip: '127.0.0.1', port: 8082 }] }))), 'reloaded');
+    const st = sup.status();
+    assert.not.equal(st.pid, master);
+    assert.not.ok(procCmdline(st.pid!).includes('-W'), 'now one process, no master');
+    assert.is(httpGet(ns, `http://${VIP}/`), 'two', 'new connections reach the new process');
+    assert.match(await ka.ask(), /^answer one \d+$/, 'the connection the old worker held still answers');
+    ka.close();
+    assert.ok(await waitFor(() => !procAlive(master!) && !procAlive(worker), 10_000), 'the old master and worker exit');
+    assert.equal(sup.status().workers, [st.pid]);
+    assert.is(await sup.apply(cfg(proxy())), 'reloaded', 'and the next change is a hand-over reload');
+    assert.is(httpGet(ns, `http://${VIP}/`), 'one');
+  } finally {
+    await sup.stop({ purge: true }).catch(() => undefined);
+    if (master !== undefined && procAlive(master)) process.kill(master, 'SIGKILL');
     for (const p of procs) p.kill();
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });

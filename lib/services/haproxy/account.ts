@@ -1,6 +1,6 @@
 /**
- * The unprivileged account haproxy's workers switch to (the Debian package creates `haproxy:haproxy`). The
- * master stays root: it binds the listeners and re-executes itself on reload.
+ * The unprivileged account haproxy switches to once its listeners are bound (the Debian package creates
+ * `haproxy:haproxy`). Each reload is a new process started as root (it binds what is new), which switches too.
  */
 import { readFileSync } from 'node:fs';
 

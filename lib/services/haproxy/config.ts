@@ -1,6 +1,6 @@
 /**
  * haproxy configuration rendering (pure). One `listen` section per load-balancing rule; runtime paths (pid
- * file, master socket) stay on the command line so that the text depends only on the rules, is
+ * file, stats socket) stay on the command line or in the supervisor's own file so that the text depends only on the rules, is
  * deterministic, and can be compared with the running configuration byte for byte.
  *
  * Written for haproxy 2.6 (Debian 12): `appsession` is gone since 1.6, so application-cookie stickiness is a

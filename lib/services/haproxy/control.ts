@@ -2,8 +2,8 @@
  * The haproxy of a router namespace as the load-balancing module drives it (RouterKernel.haproxy,
  * lib/router/kernel.ts): check a configuration text as `haproxy -c` would, apply it (checked, then started,
  * reloaded, or left alone when the running haproxy has it), its pid and running configuration, stop.
- * `RouterHaproxy` is the real one: a HaproxySupervisor (supervisor.ts: one master-worker haproxy posix_spawn'ed
- * in the namespace) and the process's ConfigValidator (check.ts: only the sections not accepted before are
+ * `RouterHaproxy` is the real one: a HaproxySupervisor (supervisor.ts: one haproxy process posix_spawn'ed
+ * in the namespace, no master) and the process's ConfigValidator (check.ts: only the sections not accepted before are
  * checked); the fake kernel has an in-memory one (lib/router/fake-haproxy.ts).
  */
 import { ConfigValidator, type CheckResult } from './check.js';
@@ -24,7 +24,7 @@ export interface HaproxyControl {
   apply(text: string): Promise<ApplyOutcome>;
   /** The configuration the running haproxy was last (re)loaded with; undefined when none runs. */
   runningConfig(): string | undefined;
-  /** The master's pid; undefined when none runs. */
+  /** The pid of the current haproxy process; undefined when none runs. */
   pid(): number | undefined;
   /** Stop haproxy and remove its run directory; true when one was running. */
   stop(): Promise<boolean>;
@@ -74,7 +74,7 @@ export class RouterHaproxy implements HaproxyControl {
   runningConfig(): string | undefined { return this.supervisor.runningConfig(); }
   pid(): number | undefined {
     const st = this.supervisor.status();
-    return st.running ? st.pid : undefined; // a master left in a replaced namespace serves nobody: apply replaces it
+    return st.running ? st.pid : undefined; // a haproxy left in a replaced namespace serves nobody: apply replaces it
   }
   stop(): Promise<boolean> { return this.supervisor.stop({ purge: true }); }
 }

@@ -6,9 +6,9 @@ export type HaproxyErrorCode =
   | 'E_HAPROXY_CONFIG'
   /** haproxy could not be run at all (binary missing, `ip netns exec` failed). */
   | 'E_HAPROXY_SPAWN'
-  /** The master did not start (bind error, …); `output` holds its stderr. */
+  /** haproxy did not start (bind error, …); `output` holds its stderr. */
   | 'E_HAPROXY_START'
-  /** The master did not bring up a new worker after a reload request. */
+  /** The new process of a reload did not come up (the old one keeps serving). */
   | 'E_HAPROXY_RELOAD'
   /** The processes did not go away. */
   | 'E_HAPROXY_STOP';

@@ -1,4 +1,4 @@
-/** haproxy as a service: configuration rendering, `haproxy -c` validation, master-worker supervision. */
+/** haproxy as a service: configuration rendering, `haproxy -c` validation, supervision of one process per router. */
 export * from './config.js';
 export * from './check.js';
 export * from './errors.js';

@@ -109,7 +109,11 @@ export class HaproxySupervisor {
     return argv.some((a, i) => a === '-f' && argv[i + 1] === this.paths.config);
   }
 
-  /** Older processes still finishing their connections (haproxy.old), alive and ours; the dead ones reaped and forgotten. */
+  /**
+   * Older processes still finishing their connections (haproxy.old), alive and ours; the dead ones reaped. Read
+   * only: the file is rewritten (pruned) by start/reload/stop alone, which run under the router's lock (status()
+   * also runs from the watchdog, unlocked).
+   */
   private draining(): number[] {
     let listed: number[];
     try {
@@ -117,13 +121,11 @@ export class HaproxySupervisor {
     } catch {
       return [];
     }
-    const live = listed.filter((p) => {
+    return listed.filter((p) => {
       if (procAlive(p)) return this.isOurs(p);
       reapIfExited(p); // one this process started: not left a zombie
       return false;
     });
-    if (live.length !== listed.length) this.writeDraining(live);
-    return live;
   }
 
   private writeDraining(pids: number[]): void {
@@ -314,6 +316,7 @@ export class HaproxySupervisor {
     // older processes still finishing (a process killed while one drained): soft-stopped once the new one is
     // bound — listeners use SO_REUSEPORT, so a straggler still listening does not make the bind fail
     const old = this.draining();
+    this.writeDraining(old);
     const pid = await this.spawnReady(old.length ? ['-sf', ...old.map(String)] : [], 'start');
     writeFileAtomic(this.paths.pid, `${pid}\n`, { what: this.paths.pid, durable: false });
   }
@@ -327,14 +330,18 @@ export class HaproxySupervisor {
   private async reload(pid: number): Promise<void> {
     const old = [pid, ...this.draining().filter((p) => p !== pid)];
     this.writeDraining(old);
+    // a master-worker haproxy started by an earlier netns-router (`-W`, no stats socket): the new process binds
+    // beside it (SO_REUSEPORT) instead of taking its sockets, and -sf makes the master soft-stop its workers
+    const legacy = procCmdline(pid).includes('-W') || !existsSync(this.paths.statsSocket);
     let next: number;
     try {
-      next = await this.spawnReady(['-x', STATS_SOCKET, '-sf', String(pid)], 'reload');
+      next = await this.spawnReady([...(legacy ? [] : ['-x', STATS_SOCKET]), '-sf', String(pid)], 'reload');
     } catch (e) {
       this.writeDraining(old.slice(1)); // the old process resumed: current again, not draining
       throw e;
     }
     writeFileAtomic(this.paths.pid, `${next}\n`, { what: this.paths.pid, durable: false });
+    if (legacy) rmSync(join(this.opts.runDir, 'master.sock'), { force: true });
   }
 
   /** Reload even when the text is unchanged (e.g. to re-resolve or reset state). */
