@@ -124,7 +124,7 @@ function proxyLines(p: ProxySpec): string[] {
 /**
  * Process settings that shrink each haproxy's memory without a change a tenant can see (figures: private
  * dirty memory of one haproxy 2.6 with one tcp rule, docs/load-balancing.md):
- * - `nbthread 1`: one thread, not one per CPU (−0.23 MiB on 2 CPUs, more on larger hosts); a router's
+ * - `nbthread 1`: one thread, not one per CPU (−0.21 MiB on 2 CPUs, more on larger hosts); a router's
  *   load balancer is far from saturating a core.
  * - `httpclient.ssl.verify none`: haproxy's internal HTTP client (used only by Lua scripts, which these
  *   configurations never load) would otherwise load the system's whole CA bundle at start (−0.87 MiB).
@@ -135,8 +135,8 @@ const oneLine = (t: string): string => t.replace(/[\u0000-\u001f\u007f]/g, ' ');
 
 /**
  * Global connection limit: the sum of the proxies' limits plus a small reserve for the stats socket, within
- * what the file descriptor limit allows. No larger floor: haproxy sizes its descriptor table (~135 bytes
- * written per connection of maxconn at start) from it, and a proxy's own maxconn caps its connections first. haproxy needs about two descriptors per connection and refuses to start ("Cannot
+ * what the file descriptor limit allows. No larger floor: haproxy sizes its descriptor table (~0.2 MiB
+ * less at 2,016 than at 4,096) from it, and a proxy's own maxconn caps its connections first. haproxy needs about two descriptors per connection and refuses to start ("Cannot
  * raise FD limit") when the hard RLIMIT_NOFILE is too small for an explicit maxconn, which `haproxy -c` does
  * not detect; without an explicit maxconn it would size itself from the soft limit (often 1024 → ~500).
  */
