@@ -101,6 +101,13 @@ test('ConfigValidator: only the head and the sections not accepted before are ch
   const second = v.check(b);
   assert.ok(second.ok);
   assert.ok(second.checkedLines > 0 && second.checkedLines < 30, `checked ${second.checkedLines} lines`);
+  // rules removed: a new head (global maxconn) over known sections is checked with one of them (haproxy -c
+  // alone refuses a head without a listener); positive control above: the full text was accepted
+  const fewer = renderConfig(many.slice(0, 20)).text;
+  assert.not.ok(v.known(fewer), 'the head changed');
+  const third = v.check(fewer);
+  assert.ok(third.ok, JSON.stringify(third.problems));
+  assert.ok(third.checkedLines > 0 && third.checkedLines < 30, `checked ${third.checkedLines} lines`);
   // a bad new section among known ones: refused, located in the full text
   const bad = renderConfig([...many, p('40', 1040)]).text.replace(/(listen lb_40[\s\S]*?)balance roundrobin/, '$1balance nonsense');
   const r = v.check(bad);

@@ -173,6 +173,9 @@ export class ConfigValidator {
     const k = this.keys(parts, binaryIdentity(bin));
     const unknown = parts.sections.map((x, i) => ({ ...x, key: k.sections[i] })).filter((x) => !this.good.has(x.key));
     if (this.good.has(k.head) && unknown.length === 0) return { ok: true, problems: [], output: '', checkedLines: 0 };
+    // a new head (e.g. another global maxconn) over known sections: checked with one of them, since haproxy -c
+    // refuses a configuration without a listener ("will not start (no listener) => exit(2)")
+    if (unknown.length === 0 && parts.sections.length) unknown.push({ ...parts.sections[0], key: k.sections[0] });
     // the reduced configuration, and the line of `text` each of its lines came from
     const lines = [...parts.head];
     const from = parts.head.map((_, i) => i + 1);
