@@ -60,6 +60,8 @@ export class RouterHaproxy implements HaproxyControl {
   }
 
   async apply(text: string): Promise<ApplyOutcome> {
+    // first what a command killed during a change left (a process spawned and not recorded as current)
+    await this.supervisor.recover();
     // the running haproxy already has this text (checked before it was written): nothing to check or run
     if (this.supervisor.runningConfig() === text) return 'unchanged';
     // a configuration not checked yet (a restore, a reconcile of a router whose rules were stored by another

@@ -2,7 +2,7 @@
  * What /proc says about a daemon: alive (a zombie counts as dead: a daemonized master is reparented to pid 1,
  * which may reap it seconds later), its command line, its children, the network namespace it lives in.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 
 /** Process state letter (R, S, D, Z, …), or undefined when the pid does not exist. */
 export function procState(pid: number): string | undefined {
@@ -26,6 +26,28 @@ export function procCmdline(pid: number): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Every process whose command line holds `arg` as one argument (a scan of /proc: one read per process). Kernel
+ * threads and processes gone meanwhile read empty: skipped.
+ */
+export function procsWithArg(arg: string): number[] {
+  const needle = Buffer.from(`\0${arg}\0`);
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const c = name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let argv: Buffer;
+    try {
+      argv = readFileSync(`/proc/${name}/cmdline`);
+    } catch {
+      continue;
+    }
+    // the last argument ends with a NUL too: `\0arg\0` matches any argument but the first (argv[0])
+    if (argv.includes(needle)) found.push(Number(name));
+  }
+  return found;
 }
 
 /** Direct children (all threads' children of the main thread's task list are enough for haproxy's master). */

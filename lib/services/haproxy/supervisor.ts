@@ -18,11 +18,19 @@
  *   serving. Old processes still finishing are recorded in haproxy.old (stop kills them too).
  * - status(): the pid file (written by us) plus /proc (alive, our config on its command line, the right
  *   namespace). A dead or foreign process counts as not running, so the next apply() starts a fresh one
- *   (supervision by reconciliation; the resident engine's watchdog does it between commands).
- * - stop(): SIGTERM to every recorded process (hard stop), SIGKILL after a grace period.
+ *   (supervision by reconciliation; the resident engine's watchdog does it between commands). Read only: the
+ *   watchdog calls it without the router's lock.
+ * - No process is lost to a command killed midway (kill -9 during the wait for readiness): a change writes
+ *   haproxy.spawned (`spawning`) before it touches anything, replaces that line by the new pid right after
+ *   posix_spawn returns (before any await), and removes the file once the pid file names the process or the
+ *   failure is handled. The next apply/stop finds the file (recover()): the recorded process (or, after a bare
+ *   `spawning`, any haproxy naming our config on its command line) is waited for as the dead command would
+ *   have, then adopted when it answers on the stats socket (it holds the listeners), else stopped.
+ * - stop(): SIGTERM to every recorded process (after an interrupted change, also to any haproxy naming our
+ *   config: a scan of /proc), SIGKILL after a grace period.
  *
  * Runtime files live in `runDir`: haproxy.cfg, runtime.cfg (the stats socket), haproxy.pid, haproxy.old,
- * haproxy.sock (root-only: mode 600), haproxy.log (stderr of every process).
+ * haproxy.spawned, haproxy.sock (root-only: mode 600), haproxy.log (stderr of every process).
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -33,7 +41,7 @@ import { childEnvList } from '../../sys/children.js';
 import { posixSpawn, reapIfExited } from '../../sys/posix-spawn.js';
 import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';
-import { netnsFileInode, pollUntil, procAlive, procCmdline, procNetnsInode, readPidFile, sleep, sleepSync } from './proc.js';
+import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, procsWithArg, readPidFile, sleep, sleepSync } from './proc.js';
 
 export interface HaproxySupervisorOptions {
   /** Named network namespace to run in; absent: the caller's namespace (used by the benchmark baseline). */
@@ -44,7 +52,15 @@ export interface HaproxySupervisorOptions {
   binary?: string;
   /** Budget for each start/reload/stop wait (ms, default 10 s). */
   timeoutMs?: number;
+  /**
+   * Tests only (production passes none): called right after posix_spawn returns with the new pid, before it is
+   * recorded in haproxy.spawned (`recorded` false), then once it is (true) — where a test kills the command.
+   */
+  onSpawn?: (pid: number, recorded: boolean) => void;
 }
+
+/** haproxy.spawned: a change in progress (`spawning`), its new process (`PID`), processes to stop (`stop PID`). */
+interface SpawnRecord { spawning: boolean; pids: number[]; stray: number[] }
 
 export type ApplyOutcome = 'started' | 'reloaded' | 'unchanged';
 
@@ -73,7 +89,7 @@ const MAX_LOG_BYTES = 1 << 20;
 
 export class HaproxySupervisor {
   readonly opts: HaproxySupervisorOptions;
-  readonly paths: { config: string; runtimeConfig: string; checkedBy: string; pid: string; old: string; log: string; statsSocket: string };
+  readonly paths: { config: string; runtimeConfig: string; checkedBy: string; pid: string; old: string; spawned: string; log: string; statsSocket: string };
 
   constructor(opts: HaproxySupervisorOptions) {
     this.opts = opts;
@@ -83,6 +99,7 @@ export class HaproxySupervisor {
       checkedBy: join(opts.runDir, 'haproxy.cfg.checked-by'),
       pid: join(opts.runDir, 'haproxy.pid'),
       old: join(opts.runDir, 'haproxy.old'),
+      spawned: join(opts.runDir, 'haproxy.spawned'),
       log: join(opts.runDir, 'haproxy.log'),
       statsSocket: join(opts.runDir, STATS_SOCKET),
     };
@@ -133,6 +150,101 @@ export class HaproxySupervisor {
     else rmSync(this.paths.old, { force: true });
   }
 
+  private readSpawned(): SpawnRecord | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.paths.spawned, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const rec: SpawnRecord = { spawning: false, pids: [], stray: [] };
+    const pidOf = (w: string | undefined) => { const n = Number(w); return Number.isInteger(n) && n > 1 ? n : undefined; };
+    for (const line of text.split('\n')) {
+      const [a, b] = line.trim().split(/\s+/);
+      if (a === 'spawning') rec.spawning = true;
+      else if (a === 'stop' && pidOf(b) !== undefined) rec.stray.push(pidOf(b)!);
+      else if (pidOf(a) !== undefined) rec.pids.push(pidOf(a)!);
+    }
+    // unreadable contents: a change was in progress, what it spawned is unknown
+    if (!rec.pids.length && !rec.stray.length) rec.spawning = true;
+    return rec;
+  }
+
+  /** Rewritten only under the router's lock (apply, recover, stop); not durable: a reboot ends the processes too. */
+  private writeSpawned(rec: SpawnRecord): void {
+    const lines = [...(rec.spawning ? ['spawning'] : []), ...rec.pids.map(String), ...rec.stray.map((p) => `stop ${p}`)];
+    if (lines.length) writeFileAtomic(this.paths.spawned, `${lines.join('\n')}\n`, { what: this.paths.spawned, durable: false });
+    else rmSync(this.paths.spawned, { force: true });
+  }
+
+  /**
+   * Run a change (start or reload) with haproxy.spawned telling the next command, should this one be killed
+   * midway, that a process may have been spawned and not recorded in the pid file (see recover()).
+   */
+  private async change<T>(run: () => Promise<T>): Promise<T> {
+    this.writeSpawned({ spawning: true, pids: [], stray: [] });
+    try {
+      return await run();
+    } finally {
+      // the outcome is recorded (pid file) or handled (the new process exited or was killed); a process that
+      // would not die stays recorded for the next command
+      const current = readPidFile(this.paths.pid);
+      const rec = this.readSpawned();
+      this.writeSpawned({ spawning: false, pids: (rec?.pids ?? []).filter((p) => p !== current && procAlive(p)), stray: rec?.stray ?? [] });
+    }
+  }
+
+  /**
+   * Finish what a command killed during a change left behind (haproxy.spawned; nothing to do without it): its new
+   * process — recorded, or after a bare `spawning` found by our config on its command line — is waited for as
+   * the dead command would have, then adopted if it answers on the stats socket (it holds the listeners: the
+   * pid file names it, the previous process is soft-stopped and recorded as draining), else stopped. When no
+   * process of that change took over, what runs may not run the configuration file's text: the file is removed,
+   * so the next apply reloads. Runs under the router's lock (apply, RouterHaproxy.apply).
+   */
+  async recover(): Promise<void> {
+    const rec = this.readSpawned();
+    if (rec === undefined) return;
+    const live = (p: number) => { if (procAlive(p)) return true; reapIfExited(p); return false; };
+    const current = readPidFile(this.paths.pid);
+    const draining = this.draining();
+    // (the workers of a master-worker haproxy of an earlier version name our config too: known, not found)
+    const known = new Set([...(current !== undefined ? [current] : []), ...draining].flatMap((p) => [p, ...procChildren(p)]));
+    const want = this.opts.netns !== undefined ? netnsFileInode(netnsPath(this.opts.netns)) : undefined;
+    const inNamespace = (p: number) => this.opts.netns === undefined || (want !== undefined && procNetnsInode(p) === want);
+    const found = [...new Set([...rec.pids, ...(rec.spawning ? procsWithArg(this.paths.config) : [])])]
+      .filter((p) => !known.has(p) && live(p) && this.isOurs(p));
+    const candidates = found.filter(inNamespace);
+    const stray = [...rec.stray.filter((p) => live(p) && this.isOurs(p)), ...found.filter((p) => !inNamespace(p))];
+    let adopted: number | undefined;
+    const end = Date.now() + this.timeoutMs;
+    while (candidates.some(live) && Date.now() < end) {
+      const who = await this.statsPid();
+      if (who !== undefined && candidates.includes(who)) { adopted = who; break; }
+      await sleep(10);
+    }
+    stray.push(...candidates.filter((p) => p !== adopted && live(p)));
+    if (adopted !== undefined) {
+      // a reload's new process soft-stopped the old one (-sf) before answering; a start's had none: either way
+      // the previous process must not keep serving beside it (SIGUSR1 = haproxy's soft stop, harmless twice)
+      const previous = current !== undefined && current !== adopted && live(current) && this.isOurs(current) ? [current] : [];
+      for (const p of previous) {
+        try { process.kill(p, 'SIGUSR1'); } catch { /* gone */ }
+      }
+      this.writeDraining([...new Set([...previous, ...draining])].filter((p) => p !== adopted));
+      writeFileAtomic(this.paths.pid, `${adopted}\n`, { what: this.paths.pid, durable: false });
+    } else if ((rec.spawning || rec.pids.length) && !(current !== undefined && rec.pids.includes(current))) {
+      rmSync(this.paths.checkedBy, { force: true });
+      rmSync(this.paths.config, { force: true });
+    }
+    if (stray.length) {
+      // recorded first: a command killed during this stop leaves them to be stopped, not waited for
+      this.writeSpawned({ spawning: false, pids: [], stray });
+      await this.killAll(stray);
+    }
+    rmSync(this.paths.spawned, { force: true });
+  }
+
   status(): HaproxyStatus {
     const pid = readPidFile(this.paths.pid);
     if (pid === undefined) return { running: false, workers: [], reason: 'no-pid-file' };
@@ -174,6 +286,7 @@ export class HaproxySupervisor {
    * haproxy named `checkedBy` (recorded beside the file: see checkedConfig).
    */
   async apply(text: string, opts: { checked?: boolean; checkedBy?: string } = {}): Promise<ApplyOutcome> {
+    await this.recover();
     const st = this.status();
     const previous = existsSync(this.paths.config) ? readFileSync(this.paths.config, 'utf8') : undefined;
     // the running haproxy already has this text: nothing to check or run (not even haproxy -c)
@@ -191,23 +304,26 @@ export class HaproxySupervisor {
       rmSync(this.paths.old, { force: true });
     }
     mkdirSync(this.opts.runDir, { recursive: true, mode: 0o700 });
-    // who checked the text is recorded only once it is in place; a stale record never vouches for a new text
-    rmSync(this.paths.checkedBy, { force: true });
-    this.writeConfig(text);
-    if (opts.checkedBy) writeFileSync(this.paths.checkedBy, `${opts.checkedBy}\n`, { mode: 0o600 });
-    if (st.running && st.pid !== undefined) {
-      try {
-        await this.reload(st.pid);
-      } catch (err) {
-        // the old process resumed and keeps serving its configuration: keep the file telling the truth
-        rmSync(this.paths.checkedBy, { force: true });
-        if (previous !== undefined) this.writeConfig(previous);
-        throw err;
+    return this.change(async () => {
+      // who checked the text is recorded only once it is in place; a stale record never vouches for a new text
+      rmSync(this.paths.checkedBy, { force: true });
+      this.writeConfig(text);
+      if (opts.checkedBy) writeFileSync(this.paths.checkedBy, `${opts.checkedBy}\n`, { mode: 0o600 });
+      if (st.running && st.pid !== undefined) {
+        try {
+          await this.reload(st.pid);
+        } catch (err) {
+          // the old process resumed and keeps serving its configuration: keep the file telling the truth
+          rmSync(this.paths.checkedBy, { force: true });
+          if (previous !== undefined) this.writeConfig(previous);
+          else rmSync(this.paths.config, { force: true }); // what it runs is not known (recover() removed it)
+          throw err;
+        }
+        return 'reloaded';
       }
-      return 'reloaded';
-    }
-    await this.start();
-    return 'started';
+      await this.start();
+      return 'started';
+    });
   }
 
   private writeConfig(text: string): void {
@@ -261,6 +377,11 @@ export class HaproxySupervisor {
     } catch (e) {
       throw new HaproxyError('E_HAPROXY_SPAWN', `starting haproxy${this.opts.netns !== undefined ? ` in ${this.opts.netns}` : ''}: ${(e as Error).message}`, { cause: e });
     }
+    // recorded at once (synchronously, before any await): a command killed while it waits leaves it known
+    this.opts.onSpawn?.(pid, false);
+    const rec = this.readSpawned();
+    this.writeSpawned({ spawning: false, pids: [...(rec?.pids ?? []), pid], stray: rec?.stray ?? [] });
+    this.opts.onSpawn?.(pid, true);
     let exited: string | undefined;
     const end = Date.now() + this.timeoutMs;
     let ready = false;
@@ -346,9 +467,10 @@ export class HaproxySupervisor {
 
   /** Reload even when the text is unchanged (e.g. to re-resolve or reset state). */
   async forceReload(): Promise<void> {
+    await this.recover();
     const st = this.status();
     if (!st.running || st.pid === undefined) throw new HaproxyError('E_HAPROXY_RELOAD', 'haproxy is not running');
-    await this.reload(st.pid);
+    await this.change(() => this.reload(st.pid!));
   }
 
   /** SIGTERM (hard stop) to each pid, SIGKILL after a grace period; reaped when they are this process's children. */
@@ -364,17 +486,26 @@ export class HaproxySupervisor {
     if (!(await pollUntil(gone, 2000))) throw new HaproxyError('E_HAPROXY_STOP', `haproxy ${pids.filter(procAlive).join(', ')} did not exit after SIGKILL`);
   }
 
-  /** Stop haproxy (every recorded process) and remove its runtime files; `purge` removes the whole run directory. */
+  /**
+   * Stop haproxy and remove its runtime files (true when a process was stopped); `purge` removes the whole run
+   * directory. Stopped: the current process, the draining ones, those haproxy.spawned records and, when that
+   * file exists (a change was interrupted: its process may be spawned and not yet recorded), every haproxy
+   * naming this router's configuration on its command line. No recover() wait: everything is stopped.
+   */
   async stop(opts: { purge?: boolean } = {}): Promise<boolean> {
     const st = this.status();
     const pid = st.running ? st.pid : st.reason === 'other-namespace' ? st.pid : undefined;
-    const all = [...(pid !== undefined ? [pid] : []), ...this.draining().filter((p) => p !== pid)];
+    const rec = this.readSpawned();
+    // an interrupted change (the record exists) may have spawned a process it did not record: scan /proc for
+    // any haproxy naming our config (~14 µs per process on the host: 42 ms at 3,100, so not at every stop)
+    const recorded = [...(rec?.pids ?? []), ...(rec?.stray ?? []), ...(rec ? procsWithArg(this.paths.config) : [])].filter((p) => procAlive(p) && this.isOurs(p));
+    const all = [...new Set([...(pid !== undefined ? [pid] : []), ...this.draining(), ...recorded])];
     if (all.length) await this.killAll(all);
     if (opts.purge) rmSync(this.opts.runDir, { recursive: true, force: true });
     else {
-      for (const f of [this.paths.pid, this.paths.old, this.paths.config, this.paths.runtimeConfig, this.paths.checkedBy, this.paths.statsSocket]) rmSync(f, { force: true });
+      for (const f of [this.paths.pid, this.paths.old, this.paths.spawned, this.paths.config, this.paths.runtimeConfig, this.paths.checkedBy, this.paths.statsSocket]) rmSync(f, { force: true });
     }
-    return pid !== undefined;
+    return all.length > 0;
   }
 }
 
