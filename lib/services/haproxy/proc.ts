@@ -28,26 +28,57 @@ export function procCmdline(pid: number): string[] {
   }
 }
 
+/** PF_KTHREAD in /proc/PID/stat's flags: a kernel thread (its command line is always empty). */
+const PF_KTHREAD = 0x00200000;
+
 /**
- * Every process whose command line holds `arg` as one argument (a scan of /proc: one read per process). Kernel
- * threads and processes gone meanwhile read empty: skipped.
+ * Every process whose command line holds `arg` as one argument (a scan of /proc: one read per process), argv[0]
+ * excepted. A process in the middle of its exec reads an empty command line for a moment (a vfork-based
+ * posix_spawn returns to its caller before the kernel has set it): such processes are read again until it
+ * appears (at most ~200 ms); kernel threads and zombies, empty for good, are skipped.
  */
 export function procsWithArg(arg: string): number[] {
   const needle = Buffer.from(`\0${arg}\0`);
   const found: number[] = [];
+  const execing: number[] = [];
+  const read = (pid: number): Buffer | undefined => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`);
+    } catch {
+      return undefined;
+    }
+  };
   for (const name of readdirSync('/proc')) {
     const c = name.charCodeAt(0);
     if (c < 48 || c > 57) continue;
-    let argv: Buffer;
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`);
-    } catch {
-      continue;
-    }
+    const pid = Number(name);
+    const argv = read(pid);
+    if (argv === undefined) continue;
     // the last argument ends with a NUL too: `\0arg\0` matches any argument but the first (argv[0])
-    if (argv.includes(needle)) found.push(Number(name));
+    if (argv.includes(needle)) found.push(pid);
+    else if (argv.length === 0 && procAlive(pid) && !((procStatField(pid, 6) ?? PF_KTHREAD) & PF_KTHREAD)) execing.push(pid);
+  }
+  for (let i = 0; execing.length && i < 100; i++) {
+    sleepSync(2);
+    for (const pid of [...execing]) {
+      const argv = read(pid);
+      if (argv !== undefined && argv.length === 0 && procAlive(pid)) continue;
+      execing.splice(execing.indexOf(pid), 1);
+      if (argv?.includes(needle)) found.push(pid);
+    }
   }
   return found;
+}
+
+/** Field `n` of /proc/PID/stat counted from the state (0 = state, 1 = ppid, 6 = flags), as a number. */
+function procStatField(pid: number, n: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Direct children (all threads' children of the main thread's task list are enough for haproxy's master). */

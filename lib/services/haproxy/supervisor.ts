@@ -497,7 +497,7 @@ export class HaproxySupervisor {
     const pid = st.running ? st.pid : st.reason === 'other-namespace' ? st.pid : undefined;
     const rec = this.readSpawned();
     // an interrupted change (the record exists) may have spawned a process it did not record: scan /proc for
-    // any haproxy naming our config (~14 µs per process on the host: 42 ms at 3,100, so not at every stop)
+    // any haproxy naming our config (~17 µs per process on the host: 51 ms at 3,100, so not at every stop)
     const recorded = [...(rec?.pids ?? []), ...(rec?.stray ?? []), ...(rec ? procsWithArg(this.paths.config) : [])].filter((p) => procAlive(p) && this.isOurs(p));
     const all = [...new Set([...(pid !== undefined ? [pid] : []), ...this.draining(), ...recorded])];
     if (all.length) await this.killAll(all);
