@@ -133,3 +133,13 @@ export const cidr = (text: string): { family: 4; address: string; prefix: number
   const [address, p] = text.split('/');
   return { family: 4, address, prefix: Number(p) };
 };
+
+/** IPv4 addresses on a link of a namespace, sorted. */
+export function addressesOf(ns: string, dev: string): string[] {
+  const h = NetnsHandle.open(ns);
+  try {
+    return h.netlink.addrList({ dev }).filter((a) => a.family === 4).map((a) => a.ip).sort();
+  } finally {
+    h.close();
+  }
+}

@@ -6,10 +6,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NetnsHandle } from '../../lib/netns/handle.js';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { inScratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { inScratch, nsExec, uid, waitFor, addressesOf } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { isolatedTopo, openIngress, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
@@ -18,14 +17,6 @@ requireSandbox();
 
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 
-function addressesOf(ns: string, dev: string): string[] {
-  const h = NetnsHandle.open(ns);
-  try {
-    return h.netlink.addrList({ dev }).filter((a) => a.family === 4).map((a) => a.ip).sort();
-  } finally {
-    h.close();
-  }
-}
 
 test('fast way: a static NAT added carries traffic, one deleted does not, a hand edit is repaired by the full way', async () => {
   await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {

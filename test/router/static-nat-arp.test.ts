@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { Scratch, nsExec, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, nsExec, uid, waitFor, addressesOf } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { isolatedTopo, openIngress, pingOk, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
@@ -20,15 +20,6 @@ requireSandbox();
 
 const randomId = () => String(1000 + (parseInt(uid(4), 16) % 9000));
 
-/** IPv4 addresses on a link of a namespace. */
-function addressesOf(ns: string, dev: string): string[] {
-  const h = NetnsHandle.open(ns);
-  try {
-    return h.netlink.addrList({ dev }).filter((a) => a.family === 4).map((a) => a.ip).sort();
-  } finally {
-    h.close();
-  }
-}
 
 test('static NAT addresses: answered by ARP, not on the interface; gratuitous ARP when one appears; back on the interface when the NAT goes', async () => {
   const s = new Scratch();
