@@ -18,7 +18,7 @@ import { HaproxyError, type ConfigProblem } from '../services/haproxy/errors.js'
 import type { CheckResult } from '../services/haproxy/check.js';
 import type { ApplyOutcome } from '../services/haproxy/supervisor.js';
 import type { HaproxyControl } from '../services/haproxy/control.js';
-import { BALANCE_ALGORITHMS } from '../services/haproxy/config.js';
+import { BALANCE_ALGORITHMS, haproxySizeRefusal } from '../services/haproxy/config.js';
 import { canonicalIpv4, canonicalIpv6 } from '../util/ip.js';
 import type { RouterKernel } from './kernel.js';
 import type { PlanStep } from './plan.js';
@@ -34,26 +34,6 @@ const KEYWORDS: Record<string, readonly string[]> = {
 };
 
 /** `haproxy -c` of `text` as haproxy 2.6 answers for the configurations the module renders (see the header). */
-/**
- * The character haproxy 2.6 names when it refuses a size (parse_size_err): digits read into 32 bits, then one
- * unit k/m/g (powers of 1024) — the digit or unit that overflows, or anything else, is "unexpected". None: accepted.
- */
-function sizeRefusal(arg: string): string | undefined {
-  if (arg === '') return '';
-  let v = 0;
-  for (let i = 0; i < arg.length; i++) {
-    const ch = arg[i]!;
-    if (ch >= '0' && ch <= '9') {
-      v = v * 10 + Number(ch);
-      if (v > 0xffff_ffff) return ch;
-      continue;
-    }
-    const mult = ({ k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[ch.toLowerCase()];
-    if (mult === undefined || i !== arg.length - 1 || v * mult > 0xffff_ffff) return ch;
-  }
-  return undefined;
-}
-
 export function fakeHaproxyCheck(text: string): CheckResult {
   const problems: ConfigProblem[] = [];
   const names = new Map<string, number>();
@@ -99,7 +79,7 @@ export function fakeHaproxyCheck(text: string): CheckResult {
       case 'timeout': timer(words[2], `timeout ${words[1] ?? ''}`); return;
       case 'stick-table': {
         const size = words[words.indexOf('size') + 1] ?? '';
-        const bad = words.includes('size') ? sizeRefusal(size) : undefined;
+        const bad = words.includes('size') ? haproxySizeRefusal(size) : undefined;
         if (bad !== undefined) return fail(`stick-table: unexpected character '${bad}' in argument of 'size'.`);
         if (words.includes('expire')) {
           const arg = words[words.indexOf('expire') + 1];

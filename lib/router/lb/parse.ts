@@ -10,7 +10,7 @@
 import { UsageError } from '../../util/errors.js';
 import { canonicalIpv4, canonicalIpv6 } from '../../util/ip.js';
 import type { OpaqueJson } from '../contract/types.js';
-import { BALANCE_ALGORITHMS, type BalanceAlgorithm, type HealthCheckSpec, type StickinessSpec } from '../../services/haproxy/config.js';
+import { BALANCE_ALGORITHMS, haproxySizeRefusal, type BalanceAlgorithm, type HealthCheckSpec, type StickinessSpec } from '../../services/haproxy/config.js';
 import type { LbBackend, LbDocument, LbRule } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -22,16 +22,6 @@ const DOMAIN = /^\.?[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$/;
 const CHECK_PATH = /^\/[A-Za-z0-9\-._~!$&()*+,;=:@%/?]{0,255}$/;
 const DURATION = /^(\d{1,9})(ms|s|m|h|d)$/;
 const TABLE_SIZE = /^\d{1,10}[kmg]?$/;
-/** haproxy parses a stick-table size into 32 bits: 4294967295 entries at most (`4g` and `4096m` are refused). */
-const MAX_TABLE_ENTRIES = 0xffff_ffff;
-/** The entries a table size stands for (k, m, g: powers of 1024, as haproxy reads them). */
-function tableEntries(text: string): number {
-  const t = text.toLowerCase();
-  const unit = t.at(-1)!;
-  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  return Number(mult === 1 ? t : t.slice(0, -1)) * mult;
-}
-
 const normKey = (k: string): string => k.toLowerCase().replace(/[-_]/g, '');
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const absent = (v: unknown): boolean => v === undefined || v === null || v === '';
@@ -158,7 +148,7 @@ function stickiness(c: RuleContext, v: unknown): StickinessSpec | undefined {
       let tableSize = '200k';
       if (size !== undefined && size !== '') {
         const text = typeof size === 'number' ? String(size) : size;
-        if (typeof text !== 'string' || !TABLE_SIZE.test(text.toLowerCase()) || tableEntries(text) < 1 || tableEntries(text) > MAX_TABLE_ENTRIES) {
+        if (typeof text !== 'string' || !TABLE_SIZE.test(text.toLowerCase()) || /^0+[kmg]?$/.test(text.toLowerCase()) || haproxySizeRefusal(text) !== undefined) {
           c.fail('stickiness.params.tablesize', `${JSON.stringify(size)} is not a table size like 200k, 300m or 3g (1 to 4294967295 entries)`);
         }
         tableSize = text.toLowerCase();

@@ -11,6 +11,27 @@ import { createHash } from 'node:crypto';
 export type BalanceAlgorithm = 'roundrobin' | 'leastconn' | 'source' | 'static-rr';
 export const BALANCE_ALGORITHMS: readonly BalanceAlgorithm[] = ['roundrobin', 'leastconn', 'source', 'static-rr'];
 
+/**
+ * Whether haproxy 2.6 accepts a size (e.g. a stick-table's; parse_size_err): digits read into 32 bits, then at
+ * most one unit k/m/g (powers of 1024). The character it names when it refuses — the digit or unit that
+ * overflows, or anything else ('' for an empty size) — or undefined when the size is accepted.
+ */
+export function haproxySizeRefusal(arg: string): string | undefined {
+  if (arg === '') return '';
+  let v = 0;
+  for (let i = 0; i < arg.length; i++) {
+    const ch = arg[i]!;
+    if (ch >= '0' && ch <= '9') {
+      v = v * 10 + Number(ch);
+      if (v > 0xffff_ffff) return ch;
+      continue;
+    }
+    const mult = ({ k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[ch.toLowerCase()];
+    if (mult === undefined || i !== arg.length - 1 || v * mult > 0xffff_ffff) return ch;
+  }
+  return undefined;
+}
+
 export interface ServerSpec {
   ip: string;
   port: number;
