@@ -72,7 +72,7 @@ export class StateStore {
   }
 
   /** What `read` last found per router: the journal's record number (0: none) and the text. */
-  private readonly seen = new Map<string, { seq: number; text: string | undefined; staleCopy?: string }>();
+  private readonly seen = new Map<string, { seq: number; text: string | undefined; record?: string }>();
 
   /** The saved model, or undefined when none was saved. */
   load(ns: string): RouterModel | undefined {
@@ -104,7 +104,7 @@ export class StateStore {
       const log = readNatLog(this.natLogOf(ns));
       if (log?.records.length && log.base === snapshotHash(text)) text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
     }
-    this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec && this.copyIsStale(ns) ? { staleCopy: rec.text } : {}) });
+    this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec ? { record: rec.text } : {}) });
     return text;
   }
 
@@ -124,15 +124,15 @@ export class StateStore {
   }
 
   /**
-   * After a command that saved nothing (its state was already the stored one): rewrite the readable copy if the
-   * last `read` found it behind the journal (not synced: the journal is what a crash keeps). Under the router's lock.
+   * After a command that saved nothing (its state was already the stored one): rewrite the readable copy with the
+   * journal record the last `read` found, if the copy is older than the journal (not synced: the journal is what
+   * a crash keeps). Under the router's lock.
    */
   refreshCopy(ns: string): void {
-    const seen = this.seen.get(ns);
-    if (seen?.staleCopy === undefined) return;
+    const record = this.seen.get(ns)?.record;
+    if (record === undefined || !this.copyIsStale(ns)) return;
     const path = this.pathOf(ns);
-    overwriteInPlace(path, seen.staleCopy, { what: `state file ${path}` });
-    delete seen.staleCopy;
+    overwriteInPlace(path, record, { what: `state file ${path}` });
   }
 
   /** The NAT log of the fast way of NAT commands beside the router's state (nat-log.ts). */
