@@ -23,6 +23,7 @@ import { exitCodeOf } from '../../lib/util/errors.js';
 import type { TableRef } from '../../lib/nft/json.js';
 import type { RouterModel } from '../../lib/router/model.js';
 import { StateStore } from '../../lib/router/state/store.js';
+import { prng } from '../helpers/prng.js';
 
 const NS = 'cs-net-42';
 
@@ -72,18 +73,6 @@ async function tableOf(s: Side, t: TableRef): Promise<unknown> {
 /** The stored model as another process reads it (state file and journal). */
 const stored = (s: Side): string | undefined => new StateStore(s.dir).read(NS);
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const untagged = { publicVlan: 'untagged', publicGateway: '203.0.113.1', publicCidr: '203.0.113.0/24' } as const;
 const vlan100 = { publicVlan: 'vlan://100', publicGateway: '198.51.100.1', publicCidr: '198.51.100.0/24' } as const;
 /** Public IPs: 12 on the untagged segment, 6 on VLAN 100. */
@@ -91,6 +80,13 @@ const PUBLIC = [
   ...Array.from({ length: 12 }, (_, i) => ({ ip: `203.0.113.${20 + i}`, seg: untagged })),
   ...Array.from({ length: 6 }, (_, i) => ({ ip: `198.51.100.${20 + i}`, seg: vlan100 })),
 ];
+
+/** Network 42 with its source NAT on the untagged segment and the first `publics` of PUBLIC assigned. */
+async function baseRouter(s: Side, publics: number): Promise<void> {
+  await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
+  await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
+  for (const p of PUBLIC.slice(0, publics)) await s.run('assign-ip', { networkId: 42, publicIp: p.ip, ...p.seg });
+}
 
 type Step = { [C in EngineCommand]: { c: C; input: CommandInputs[C] } }[EngineCommand];
 
@@ -159,7 +155,7 @@ for (const seed of [1, 2, 3, 4]) {
         for (const i of [0, 1, 2, 3, 12]) await s.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[i].ip, privateIp: `10.42.1.${i + 1}` });
       }
       await same(fast, full, 'set-up');
-      const r = rng(seed);
+      const r = prng(seed);
       let fastTaken = 0;
       let fullTaken = 0;
       for (let i = 0; i < 80; i++) {
@@ -191,9 +187,7 @@ test('the fast way: the tables changed behind its back (an element deleted by ha
   const full = side(false);
   try {
     for (const s of [fast, full]) {
-      await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
-      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
-      for (const p of PUBLIC.slice(0, 3)) await s.run('assign-ip', { networkId: 42, publicIp: p.ip, ...p.seg });
+      await baseRouter(s, 3);
       await s.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[0].ip, privateIp: '10.42.0.50' });
     }
     await fast.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[1].ip, privateIp: '10.42.0.51' });
@@ -224,9 +218,7 @@ test('the fast way: the tables changed behind its back (an element deleted by ha
 test('the fast way: another process saved the router (its state file replaced) → the stored model is used', async () => {
   const a = side(true);
   try {
-    await a.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
-    await a.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
-    for (const p of PUBLIC.slice(0, 3)) await a.run('assign-ip', { networkId: 42, publicIp: p.ip, ...p.seg });
+    await baseRouter(a, 3);
     // a second engine (another process) on the same state and kernel changes the router
     const other = new RouterEngine({ stateDir: a.dir, devices: { guest: 'eth1', public: 'eth1' }, kernel: a.k, fastNat: false });
     await runCommand(other, requestFromValues('add-static-nat', { networkId: 42, publicIp: PUBLIC[0].ip, privateIp: '10.42.0.60' }, { networkDetails: {} }));

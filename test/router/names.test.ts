@@ -10,6 +10,7 @@ import {
   type VethInputs,
 } from '../../lib/router/names.js';
 import { segmentText, type Segment } from '../../lib/router/segment.js';
+import { prng } from '../helpers/prng.js';
 
 
 const vlan = (id: number): Segment => ({ kind: 'vlan', id });
@@ -162,18 +163,6 @@ test('edge cases: VLAN 1/4094, VNI 1/16777215, ids 0/huge/non-numeric/64 chars, 
   const n = assertInjective(edgeInputs(), 'edge cases');
   assert.ok(n > 50_000, `${n} names checked`);
 });
-
-/** mulberry32: a small seeded PRNG, so that a failure can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('property: random ids, VLANs, VNIs and devices never share a name', () => {
   const seed = Number(process.env.NAMES_SEED ?? Math.floor(Math.random() * 2 ** 31));
