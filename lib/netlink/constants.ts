@@ -67,6 +67,10 @@ export const NLMSGERR_ATTR_MISS_NEST = 6;
 export const SOL_NETLINK = 270;
 /** Socket option: join a multicast group. */
 export const NETLINK_ADD_MEMBERSHIP = 1;
+/** rtnetlink multicast group of link announcements (RTM_NEWLINK / RTM_DELLINK). */
+export const RTNLGRP_LINK = 1;
+/** Socket option: leave a multicast group. */
+export const NETLINK_DROP_MEMBERSHIP = 2;
 /** Socket option: ACKs carry only the request's header, not the whole request. */
 export const NETLINK_CAP_ACK = 10;
 /** Socket option: errors carry extended-ACK attributes (the kernel's text). */

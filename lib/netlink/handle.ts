@@ -9,7 +9,7 @@ import { NetlinkSocket, type NlMessage, type NlRequest, type NetlinkSocketOption
 import {
   NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE,
   RTM_DELRULE, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK,
-  RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK, RTM_GETNSID, RTM_NEWNSID, NETNSA_FD, NETNSA_NSID,
+  RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTM_SETLINK, RTM_GETNSID, RTM_NEWNSID, NETNSA_FD, NETNSA_NSID, RTNLGRP_LINK,
 } from './constants.js';
 import { NetlinkError, isNetlinkError, isNotFound } from './errors.js';
 import type { Link, LinkSpec, LinkChange, NetnsRef } from './link.js';
@@ -35,6 +35,15 @@ export type LinkRef = string | number;
 /** Outcome of an idempotent ensure: what had to be done. */
 export type EnsureAction = 'created' | 'recreated' | 'updated' | 'unchanged';
 
+
+/**
+ * The kernel's announcement that link `ref` is unregistered: RTM_DELLINK of family AF_UNSPEC (a bridge also sends
+ * an AF_BRIDGE RTM_DELLINK when a port leaves it, before the port is gone) naming the link by index or name.
+ */
+function isUnregistered(m: NlMessage, ref: LinkRef): boolean {
+  if (m.type !== RTM_DELLINK || m.payload.length < 16 || m.payload.readUInt8(0) !== 0) return false;
+  return typeof ref === 'number' ? m.payload.readInt32LE(4) === ref : parseAttrs(m.payload, 16).string(IFLA.IFNAME) === ref;
+}
 function describe(ref: LinkRef): string {
   return typeof ref === 'number' ? `ifindex ${ref}` : ref;
 }
@@ -228,11 +237,17 @@ export class NetlinkHandle {
     else this.linkSetUp(name);
   }
 
-  /** Delete a link. With `ifExists`, a missing link is not an error; returns whether one was deleted. */
+  /**
+   * Delete a link. With `ifExists`, a missing link is not an error; returns whether one was deleted. Returns once
+   * the link is gone from the namespace (the kernel's RTM_DELLINK announcement: unregistered, its name free, its
+   * addresses and routes gone; a veth's peer with it); the kernel's wait for RCU callbacks that follows
+   * (10–30 ms) ends on a worker thread (NetlinkSocket.requestUntilAnnounced).
+   */
   linkDel(ref: LinkRef, opts: { ifExists?: boolean } = {}): boolean {
     if (typeof ref === 'string') checkName(ref, 'link');
     try {
-      this.socket.request({ type: RTM_DELLINK, body: encodeLinkRef(ref), operation: `RTM_DELLINK ${describe(ref)}` });
+      this.socket.requestUntilAnnounced({ type: RTM_DELLINK, body: encodeLinkRef(ref), operation: `RTM_DELLINK ${describe(ref)}` },
+        RTNLGRP_LINK, (m) => isUnregistered(m, ref));
       return true;
     } catch (e) {
       if (opts.ifExists && isNotFound(e)) return false;

@@ -7,7 +7,8 @@
 import { libc } from '../sys/index.js';
 import { SysError } from '../sys/errors.js';
 import {
-  NETLINK_ROUTE, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK,
+  NETLINK_ROUTE, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+  NETLINK_DROP_MEMBERSHIP,
   NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLMSG_NOOP, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
   NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS,
 } from './constants.js';
@@ -133,6 +134,10 @@ export class NetlinkSocket {
   /** Sockets in the same namespace for off-thread requests: idle ones, and those a worker is using. */
   private readonly asyncIdle: NetlinkSocket[] = [];
   private readonly asyncBusy = new Set<NetlinkSocket>();
+  /** A socket of the same namespace that joins a multicast group during requestUntilAnnounced. */
+  private watcher: NetlinkSocket | undefined;
+  /** Kernel work of requestUntilAnnounced still running on a worker after the call returned. */
+  private readonly tails = new Set<Promise<void>>();
 
   private constructor(fd: number, protocol: number, opts: NetlinkSocketOptions) {
     this.fd = fd;
@@ -294,10 +299,83 @@ export class NetlinkSocket {
       if (!(e instanceof NetlinkError) || e.errno === ETIMEDOUT || e.errno === ENOBUFS) healthy = false;
       throw e;
     } finally {
-      this.asyncBusy.delete(s);
-      if (this.closed || !healthy || this.asyncIdle.length >= ASYNC_IDLE_MAX) s.close();
-      else this.asyncIdle.push(s);
+      this.releaseAsync(s, healthy);
     }
+  }
+
+  /**
+   * `request()` that returns as soon as the kernel announces on multicast group `group` that the request took
+   * effect (`announced` picks the announcement out), or at its ACK, whichever comes first; an error ACK is thrown.
+   * Why: rtnetlink runs a request inside the sender's sendto(), and for a link delete the kernel announces
+   * RTM_DELLINK once the link is unregistered (gone from the namespace: its name, addresses and routes) but then,
+   * still inside sendto, waits for RCU callbacks and the device's last references (rcu_barrier, 10–30 ms) before
+   * it ACKs. The send runs on koffi's worker pool through a socket of the pool (as in requestAsync); this thread
+   * waits in poll(2) on the announcement and the ACK. After an early return the worker finishes the kernel's wait
+   * and its socket returns to the pool. An announcement lost to a receive overrun means waiting for the ACK.
+   */
+  requestUntilAnnounced(req: NlRequest, group: number, announced: (m: NlMessage) => boolean): 'announced' | 'acked' {
+    this.ensureOpen();
+    const w = (this.watcher ??= this.openSibling());
+    w.drain(); // announcements of an earlier watch
+    libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+    const s = this.asyncIdle.pop() ?? this.openSibling();
+    this.asyncBusy.add(s);
+    const seq = s.nextSeq();
+    let acked = false;
+    let healthy = true;
+    // the kernel has queued the ACK by the time sendto returns: reading it then does not wait
+    const tail: Promise<void> = libc.sendtoAsync(s.fd, encodeRequest(req, seq, NLM_F_ACK), null)
+      .then(() => { if (!acked) s.collect([req], [seq], req.operation); }, () => { healthy = false; })
+      .catch(() => { healthy = false; })
+      .finally(() => { this.tails.delete(tail); this.releaseAsync(s, healthy && !s.closed); });
+    this.tails.add(tail);
+    try {
+      const deadline = performance.now() + (this.opts.timeoutMs ?? 30_000);
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          healthy = false;
+          throw new NetlinkError(ETIMEDOUT, `${req.operation}: no reply from the kernel within the timeout`);
+        }
+        const ready = libc.pollReadable([w.fd, s.fd], left);
+        if (ready.includes(s.fd)) {
+          acked = true;
+          const [r] = s.collect([req], [seq], req.operation);
+          if (r.error) throw r.error;
+          return 'acked';
+        }
+        if (ready.includes(w.fd) && w.receiveNow().some(announced)) return 'announced';
+      }
+    } finally {
+      libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
+    }
+  }
+
+  /** Settles when the kernel work that requestUntilAnnounced left running on workers has ended. */
+  async whenIdle(): Promise<void> {
+    while (this.tails.size) await Promise.all([...this.tails]);
+  }
+
+  /** A socket of requestAsync/requestUntilAnnounced is done: back to the idle pool, or closed. */
+  private releaseAsync(s: NetlinkSocket, healthy: boolean): void {
+    this.asyncBusy.delete(s);
+    if (this.closed || !healthy || this.asyncIdle.length >= ASYNC_IDLE_MAX) s.close();
+    else this.asyncIdle.push(s);
+  }
+
+  /** Whatever is queued, without waiting; a receive overrun (lost messages) reads as nothing. */
+  private receiveNow(): NlMessage[] {
+    const out: NlMessage[] = [];
+    for (;;) {
+      const n = libc.recvRaw(this.fd, this.rbuf, MSG_TRUNC | libc.MSG_DONTWAIT);
+      if (n === -EINTR || n === -ENOBUFS) continue;
+      if (n < 0) return out;
+      if (n <= this.rbuf.length) out.push(...parseMessages(this.rbuf, n));
+    }
+  }
+
+  private drain(): void {
+    this.receiveNow();
   }
 
   /** A new socket with the same protocol and options in this socket's namespace (which may not be ours). */
@@ -362,6 +440,7 @@ export class NetlinkSocket {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.asyncIdle.splice(0)) s.close();
+    this.watcher?.close();
     libc.close(this.fd);
   }
 

@@ -29,6 +29,7 @@ const c = lazyBinding(() => {
     ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
     getpid: libc.func('int getpid()'),
     malloc_trim: libc.func('int malloc_trim(size_t pad)'),
+    poll: libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
   };
 });
 
@@ -139,6 +140,26 @@ export function recv(fd: number, buf: Uint8Array, flags = 0): number {
 export function recvRaw(fd: number, buf: Uint8Array, flags = 0): number {
   const n = Number(c().recv(fd, buf, buf.length, flags));
   return n < 0 ? -errno() : n;
+}
+
+const POLLIN = 0x1;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
+const EINTR = 4;
+
+/**
+ * poll(2) for reading: the fds of `fds` that are readable (or in error) within `timeoutMs`; none on a timeout or
+ * when a signal interrupted the wait (the caller loops on its own deadline).
+ */
+export function pollReadable(fds: readonly number[], timeoutMs: number): number[] {
+  const b = Buffer.alloc(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
+  fds.forEach((fd, i) => { b.writeInt32LE(fd, 8 * i); b.writeInt16LE(POLLIN, 8 * i + 4); });
+  if (Number(c().poll(b, fds.length, Math.max(0, Math.ceil(timeoutMs)))) < 0) {
+    const e = errno();
+    if (e === EINTR) return [];
+    throw new SysError('poll', e);
+  }
+  return fds.filter((_, i) => (b.readInt16LE(8 * i + 6) & (POLLIN | POLLERR | POLLHUP)) !== 0);
 }
 
 /**
