@@ -57,9 +57,9 @@ export interface RouterKernel {
   deleteNetns(ns: string): void;
   /**
    * Optional: delete a namespace by name at once, then the links `links` in it (a veth's peer goes with it)
-   * through a socket that keeps the namespace until then; the promise is that second part (settled at once by the
-   * machine's kernel, whose link deletes return when the links are gone: NetlinkHandle.linkDel). Without it,
-   * links are deleted first, then the namespace.
+   * through a socket that keeps the namespace until then; the promise is that second part, started after the
+   * caller's current turn (the machine's link deletes return when the kernel announces the links gone:
+   * NetlinkHandle.linkDel). Without it, links are deleted first, then the namespace.
    */
   deleteNetnsThenLinks?(ns: string, links: readonly string[]): Promise<void>;
   /** What identifies the namespace now behind a name (the nsfs inode; undefined: none, or not known). */
@@ -116,16 +116,19 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
         nl.socket.close();
         throw e;
       }
-      try {
-        // each returns once the kernel announces the link gone; its RCU wait ends on a worker, whose socket
-        // (closed when the wait ends) keeps the namespace until then
-        for (const l of links) nl.linkDel(l, { ifExists: true });
-      } catch (e) {
-        return Promise.reject(e); // the namespace is gone already: the caller handles the links' failure as before
-      } finally {
-        nl.socket.close();
-      }
-      return Promise.resolve();
+      // after the caller's current turn (a resident engine answers first: plumbing.ts removeRouterNamespace); each
+      // delete returns once the kernel announces the link gone, its RCU wait ends on a worker whose socket
+      // (closed when the wait ends) keeps the namespace until then
+      return new Promise<void>((resolve, reject) => setImmediate(() => {
+        try {
+          for (const l of links) nl.linkDel(l, { ifExists: true });
+          resolve();
+        } catch (e) {
+          reject(e);
+        } finally {
+          nl.socket.close();
+        }
+      }));
     },
     netnsIdentity,
     nft: (ns) => namespaceExecutor(ns ?? opts.hostNetns, opts.nft ?? {}),
