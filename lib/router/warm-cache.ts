@@ -43,7 +43,8 @@ export function fileIdentity(path: string): string | undefined {
 export function deepFreeze<T>(x: T): T {
   if (typeof x !== 'object' || x === null || Object.isFrozen(x)) return x;
   Object.freeze(x);
-  for (const v of Object.values(x as object)) deepFreeze(v);
+  if (Array.isArray(x)) for (const v of x) deepFreeze(v); // a router's lists hold thousands: no copy of them
+  else for (const k in x) deepFreeze((x as Record<string, unknown>)[k]);
   return x;
 }
 

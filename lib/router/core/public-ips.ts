@@ -59,13 +59,19 @@ export function updateVpcSourceNatIp(m: RouterModel, req: T.UpdateVpcSourceNatIp
 
 export function addStaticNat(m: RouterModel, req: T.AddStaticNatRequest): void {
   requirePublicIp(m, req.publicIp.ip);
-  // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
-  const other = m.staticNats.find((s) => s.privateIp === req.privateIp && s.publicIp !== req.publicIp.ip);
-  if (other) {
-    throw new UsageError(`--private-ip ${req.privateIp} already has static NAT to ${other.publicIp}; delete that one first`, 'private-ip');
+  const ip = req.publicIp.ip;
+  // one pass (a router may hold 10,000; the model's list itself is not written: the fast way's is frozen)
+  const next: RouterModel['staticNats'] = [];
+  for (const s of m.staticNats) {
+    if (s.publicIp === ip) continue;
+    // a VM leaves through one public address: a second static NAT for its private IP would be ambiguous
+    if (s.privateIp === req.privateIp) {
+      throw new UsageError(`--private-ip ${req.privateIp} already has static NAT to ${s.publicIp}; delete that one first`, 'private-ip');
+    }
+    next.push(s);
   }
-  m.staticNats = m.staticNats.filter((s) => s.publicIp !== req.publicIp.ip);
-  m.staticNats.push({ publicIp: req.publicIp.ip, privateIp: req.privateIp });
+  next.push({ publicIp: ip, privateIp: req.privateIp });
+  m.staticNats = next;
 }
 
 export function deleteStaticNat(m: RouterModel, req: T.DeleteStaticNatRequest): void {
