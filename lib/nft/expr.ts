@@ -8,7 +8,7 @@
  */
 import { NftValidationError } from './errors.js';
 import type {
-  AndExpr, CounterStmt, CtExpr, DnatStmt, Expr, FwdStmt, LimitStmt, LogStmt, MangleStmt, MapExpr, MasqueradeStmt,
+  AndExpr, CounterStmt, CtCountStmt, CtExpr, JhashExpr, NumgenExpr, DnatStmt, Expr, FwdStmt, LimitStmt, LogStmt, MangleStmt, MapExpr, MasqueradeStmt,
   MatchOp, MatchStmt, MetaExpr, NatArgs, NotrackStmt, PayloadExpr, RawPayloadExpr, RedirectStmt, RejectStmt, SetExpr,
   SetStmt, SnatStmt, Verdict, VmapStmt,
 } from './json.js';
@@ -64,6 +64,7 @@ export const F = {
   mark: metaKey('mark'),
   ctState: ctKey('state'),
   ctStatus: ctKey('status'),
+  ctMark: ctKey('mark'),
 } as const;
 
 /** Key expression made of several fields: `ip daddr . tcp dport`. */
@@ -226,13 +227,35 @@ function flagsMatch(left: Expr, what: string, allowed: readonly string[], flags:
   return { match: { op: 'in', left, right: flags.length === 1 ? flags[0] : flags } };
 }
 
-/** Conntrack matches: `ct.state('established', 'related')`, `ct.status('dnat')`. */
+/** Conntrack matches and statements: `ct.state('established', 'related')`, `ct.status('dnat')`, `ct.markSet(…)`, `ct.count(…)`. */
 export const ct = {
   /** `ct state established,related` */
   state: (...states: CtState[]): MatchStmt => flagsMatch(F.ctState, 'ct state', CT_STATES, states),
   /** `ct status dnat` */
   status: (...statuses: CtStatus[]): MatchStmt => flagsMatch(F.ctStatus, 'ct status', CT_STATUSES, statuses),
+  /** `ct mark & MASK == VALUE` (MASK absent: `ct mark == VALUE`) */
+  mark: (v: number, mask?: number): MatchStmt => ({
+    match: { op: '==', left: mask === undefined ? F.ctMark : bitAnd(F.ctMark, checkUint('ct mark mask', mask, 0xffffffff)), right: checkUint('ct mark', v, 0xffffffff) },
+  }),
+  /** `ct mark set VALUE`: a constant, or an expression of the packet (numgen(), jhash()) */
+  markSet: (v: number | NumgenExpr | JhashExpr): MangleStmt =>
+    ({ mangle: { key: F.ctMark, value: typeof v === 'number' ? checkUint('ct mark', v, 0xffffffff) : v } }),
+  /** `ct count over N` (`over: false`: `ct count N`, at most N): the connections that passed this statement */
+  count: (n: number, opts: { over?: boolean } = {}): CtCountStmt =>
+    ({ 'ct count': { val: checkUint('ct count', n, 0xffffffff), ...(opts.over === false ? {} : { inv: true }) } }),
 };
+
+/** `numgen inc mod N offset O`: the next of O..O+N-1 at each evaluation (round robin). */
+export function numgen(mod: number, offset = 0): NumgenExpr {
+  if (checkUint('numgen mod', mod, 0xffffffff) === 0) throw new NftValidationError('E_INVALID_VALUE', 'numgen mod', mod, 'at least 1');
+  return { numgen: { mode: 'inc', mod, offset: checkUint('numgen offset', offset, 0xffffffff) } };
+}
+
+/** `jhash EXPR mod N seed S offset O`: O..O+N-1 by a hash of the packet field(s) `expr`. */
+export function jhash(expr: Expr, mod: number, opts: { seed?: number; offset?: number } = {}): JhashExpr {
+  if (checkUint('jhash mod', mod, 0xffffffff) === 0) throw new NftValidationError('E_INVALID_VALUE', 'jhash mod', mod, 'at least 1');
+  return { jhash: { mod, seed: checkUint('jhash seed', opts.seed ?? 0, 0xffffffff), offset: checkUint('jhash offset', opts.offset ?? 0, 0xffffffff), expr } };
+}
 
 // ── icmp ───────────────────────────────────────────────────────────────────────────────────────────
 

@@ -53,6 +53,10 @@ export interface CtExpr { ct: { key: string; dir?: 'original' | 'reply'; family?
 export interface PrefixExpr { prefix: { addr: string; len: number } }
 /** Wire expression: an inclusive range. */
 export interface RangeExpr { range: [Primitive, Primitive] }
+/** Wire expression: a number generator, `numgen inc mod N offset O` (each evaluation the next of O..O+N-1). */
+export interface NumgenExpr { numgen: { mode: 'inc' | 'random'; mod: number; offset?: number } }
+/** Wire expression: `jhash EXPR mod N seed S offset O` (a hash of a packet field, O..O+N-1). */
+export interface JhashExpr { jhash: { mod: number; seed?: number; offset?: number; expr: Expr } }
 /** Wire expression: a concatenation (`ip daddr . tcp dport`). */
 export interface ConcatExpr { concat: Expr[] }
 /** Anonymous set `{ a, b }`. */
@@ -69,7 +73,7 @@ export type Primitive = string | number | StringLike;
 /** Any wire expression. */
 export type Expr =
   | Primitive | PayloadExpr | RawPayloadExpr | AndExpr | MetaExpr | CtExpr | PrefixExpr | RangeExpr | ConcatExpr
-  | SetExpr | MapExpr | ElemWrapped | Expr[] | Verdict;
+  | SetExpr | MapExpr | ElemWrapped | NumgenExpr | JhashExpr | Expr[] | Verdict;
 
 // ── Statements ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -99,8 +103,10 @@ export interface RejectStmt { reject: null | { type?: string; expr?: string } }
 export interface VmapStmt { vmap: { key: Expr; data: string | SetExpr } }
 /** Wire statement: notrack. */
 export interface NotrackStmt { notrack: null }
-/** Payload mangling: `KEY set VALUE` (the value may be another field of the packet). */
-export interface MangleStmt { mangle: { key: PayloadExpr | RawPayloadExpr; value: Expr } }
+/** Payload (or conntrack key) mangling: `KEY set VALUE` (the value may be another field of the packet). */
+export interface MangleStmt { mangle: { key: PayloadExpr | RawPayloadExpr | CtExpr; value: Expr } }
+/** `ct count [over] N`: matches while the connections that passed it number at most N (`inv`: more than N). */
+export interface CtCountStmt { 'ct count': { val: number; inv?: boolean } }
 /** netdev ingress: send the packet out of `dev` (it is stolen from the input path). */
 export interface FwdStmt { fwd: { dev: string | number } }
 /** `add @set { elem }` / `update @set { elem }` from the packet path (a dynamic set; update refreshes the timeout). */
@@ -114,7 +120,7 @@ export type Verdict =
 /** Any wire statement or verdict. */
 export type Stmt =
   | MatchStmt | CounterStmt | LogStmt | LimitStmt | SnatStmt | DnatStmt | MasqueradeStmt | RedirectStmt
-  | RejectStmt | VmapStmt | NotrackStmt | MangleStmt | FwdStmt | SetStmt | Verdict;
+  | RejectStmt | VmapStmt | NotrackStmt | MangleStmt | CtCountStmt | FwdStmt | SetStmt | Verdict;
 
 // ── Objects as rendered into commands and as listed ────────────────────────────────────────────────
 

@@ -480,6 +480,7 @@ export class RouterEngine {
       phases?.mark('compile');
       const report = applyPlumbing(this.kernel, host, plan);
       phases?.mark('plumbing');
+      if (!this.plan && previous && previous !== m) for (const mod of this.modules) await mod.prepare?.(m, previous, ctx);
       // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
       const prevAtts = assumed ? prevPub! : [];
       const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
@@ -795,7 +796,7 @@ export class RouterEngine {
   }
 
   /** Readable description of a router's state and its live nft table (custom-action dump-config). */
-  async dumpConfig(ns: string): Promise<{ state: RouterModel | undefined; nat: NatPlan | undefined; live: unknown }> {
+  async dumpConfig(ns: string): Promise<{ state: RouterModel | undefined; nat: NatPlan | undefined; modules?: Record<string, unknown>; live: unknown }> {
     const state = this.store.load(ns);
     let live: unknown = null;
     if (this.kernel.netnsExists(ns)) {
@@ -808,6 +809,11 @@ export class RouterEngine {
         await release();
       }
     }
-    return { state, nat: state ? natPlan(state) : undefined, live };
+    const modules: Record<string, unknown> = {};
+    for (const mod of this.modules) {
+      const d = state ? mod.describe?.(state) : undefined;
+      if (d !== undefined) modules[mod.name] = d;
+    }
+    return { state, nat: state ? natPlan(state) : undefined, ...(Object.keys(modules).length ? { modules } : {}), live };
   }
 }

@@ -44,6 +44,7 @@ import { cidrContains, networkText, toCidr } from '../util/ip.js';
 import { namespaceMark } from './ownership.js';
 import { conntrackFilters } from './nat-flow-cleanup.js';
 import type { NatPlan } from './router-table.js';
+import type { ConntrackFilter } from '../nft/ctnetlink.js';
 import { netnsEtcDir, type NetOps, type NsOps, type RouterKernel } from './kernel.js';
 import { dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from '../services/dnsmasq/config.js';
 import type { ApplyResult, DnsmasqControl, ReleaseGroup } from '../services/dnsmasq/supervisor.js';
@@ -197,7 +198,11 @@ export class FakeKernel implements RouterKernel {
   }
 
   async deleteNatConntrack(ns: string, before: NatPlan, after: NatPlan): Promise<void> {
-    for (const f of conntrackFilters(before, after)) {
+    await this.deleteConntrack(ns, conntrackFilters(before, after));
+  }
+
+  async deleteConntrack(ns: string, filters: ConntrackFilter[]): Promise<void> {
+    for (const f of filters) {
       const what = Object.entries(f).filter(([k]) => k !== 'family').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join('-') : String(v)}`).join(' ');
       this.record({ kind: 'conntrack', action: 'delete', where: ns, what: `flows ${what}`, detail: f });
     }

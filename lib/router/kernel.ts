@@ -19,7 +19,8 @@ import { namespaceExecutor, type NamespaceExecutorOptions } from '../nft/namespa
 import { nftGeneration } from '../nft/generation.js';
 import type { NftObject } from '../nft/objects.js';
 import type { NatPlan } from './router-table.js';
-import { deleteNatConntrack } from './nat-flow-cleanup.js';
+import { deleteConntrackFlows, deleteNatConntrack } from './nat-flow-cleanup.js';
+import type { ConntrackFilter } from '../nft/ctnetlink.js';
 import { sendGratuitousArps } from './garp.js';
 import { announce } from './arp-responder.js';
 import { markCurrentNamespace } from './ownership.js';
@@ -70,6 +71,8 @@ export interface RouterKernel {
   nftGeneration(ns: string): number;
   /** Delete the conntrack entries of NAT mappings that went from `before` to `after` (nat-flow-cleanup.ts). */
   deleteNatConntrack(ns: string, before: NatPlan, after: NatPlan): Promise<void>;
+  /** Delete the conntrack entries (and their mirrors) any of `filters` matches (a module's translations gone). */
+  deleteConntrack(ns: string, filters: ConntrackFilter[]): Promise<void>;
   /** Gratuitous ARPs for addresses just put on `dev` (best effort: never throws). */
   gratuitousArps(ns: NsOps, dev: string, ips: readonly string[]): void;
   /** Gratuitous ARPs for the addresses the ARP responder table starts answering (arp-responder.ts). */
@@ -134,6 +137,7 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
     nft: (ns) => namespaceExecutor(ns ?? opts.hostNetns, opts.nft ?? {}),
     nftGeneration: (ns) => nftGeneration(ns),
     deleteNatConntrack: async (ns, before, after) => { await deleteNatConntrack(ns, before, after); },
+    deleteConntrack: async (ns, filters) => { await deleteConntrackFlows(ns, filters); },
     gratuitousArps: (ns, dev, ips) => {
       try {
         sendGratuitousArps(ns as NetnsHandle, dev, ips);

@@ -40,7 +40,11 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
  * restart the flow outbound, through source NAT, and keep it reachable); returns the count.
  */
 export async function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan): Promise<number> {
-  const filters = conntrackFilters(before, after);
+  return deleteConntrackFlows(netns, conntrackFilters(before, after));
+}
+
+/** Delete the entries any of `filters` matches inside the router namespace (and their mirrors), as deleteNatConntrack. */
+export async function deleteConntrackFlows(netns: string, filters: ConntrackFilter[]): Promise<number> {
   if (filters.length === 0) return 0;
   // the kernel answers a conntrack dump by walking its whole hash table, every namespace's entries (~5 ms on a
   // large host); a namespace that tracks no flow at all has none to delete. Read after the NAT change, so a flow

@@ -68,6 +68,12 @@ export interface RouterModule {
    * interface that is neither a reply nor translated by a static NAT / port forward is dropped.
    */
   publicIngress?(m: RouterModel): PublicIngress;
+  /**
+   * Before the router table changes (a full reconcile with a previous model; not in plan mode, not when the table
+   * is unchanged): start what the new rules will hand traffic to, so that nothing is refused in between — e.g.
+   * haproxy listening before the kernel load balancer's DNAT of its rules goes. `reconcile` runs after as usual.
+   */
+  prepare?(m: RouterModel, previous: RouterModel, ctx: ReconcileContext): Promise<void>;
   /** Converge the module's processes/files to the model (after plumbing + nft). Idempotent. */
   reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
   /**
@@ -102,6 +108,8 @@ export interface RouterModule {
    * longer holds: engine MutationVerdict).
    */
   noteRequest?(m: RouterModel, req: object): boolean;
+  /** What dump-config shows of the module besides the stored state (e.g. who serves each load-balancing rule). */
+  describe?(m: RouterModel): unknown;
 }
 
 /** A router's runtime directory `<stateDir>/run/<namespace>/` (modules keep their files below it). */

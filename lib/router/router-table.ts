@@ -106,6 +106,20 @@ export function routerTableObjects(plan: NatPlan): NftObject[] {
 
 export const ROUTER_TABLE_COMMENT = 'managed by netns-router';
 
+/**
+ * The conntrack mark of a flow the kernel load balancer translated (lib/router/lb/kernel.ts): the top byte
+ * KERNEL_LB_MARK, the low 24 bits which backend slot the flow drew. Nothing else in the router sets ct mark.
+ * The firewall lets such flows through its forward chain as it lets haproxy's own connections to a backend
+ * through (those are the router's output, not forwarded guest traffic), and the LB's source NAT picks them by it.
+ */
+export const KERNEL_LB_MARK = 0x4c000000;
+/** The part of the ct mark that says "a kernel load-balancer flow". */
+export const KERNEL_LB_MARK_MASK = 0xff000000;
+/** `ct mark & 0xff000000 == 0x4c000000`: the flow was translated by the kernel load balancer. */
+export const kernelLbFlow = () => ct.mark(KERNEL_LB_MARK, KERNEL_LB_MARK_MASK);
+/** Whether a conntrack entry's mark says it is a kernel load-balancer flow. */
+export const isKernelLbMark = (mark: number | undefined): boolean => mark !== undefined && ((mark & KERNEL_LB_MARK_MASK) >>> 0) === KERNEL_LB_MARK;
+
 /** Before every other filter chain of the router (the firewall's forward chain runs at filter-10). */
 const GUARD_PRIORITY = { base: 'filter', offset: -20 } as const;
 

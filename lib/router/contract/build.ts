@@ -76,6 +76,19 @@ function vmFilterDetail(ctx: BuildContext, name: 'vm-filter' | 'vm-filter-strict
 }
 
 /**
+ * network-extension-details `lb-provider` (ours): "haproxy" or "kernel" serves the network's load-balancing rules
+ * (docs/load-balancing.md "Kernel provider"); absent leaves what the router recorded.
+ */
+function lbProviderDetail(ctx: BuildContext): 'haproxy' | 'kernel' | undefined {
+  const key = 'network-extension-details.lb-provider';
+  const v = ctx.networkDetails['lb-provider'];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (v === 'haproxy' || v === 'kernel') return v;
+  const shown = typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : `a ${Array.isArray(v) ? 'list' : typeof v}`;
+  throw new UsageError(`${key}: ${shown} is not one of haproxy, kernel`, key);
+}
+
+/**
  * Upstream parse_args: a VPC tier always lives in cs-vpc-<vpcId>; an isolated/shared network in
  * the namespace named by network-extension-details, else cs-net-<networkId>.
  */
@@ -90,6 +103,8 @@ function networkTarget(r: FieldReader, ctx: BuildContext): NetworkTarget {
   if (filter !== undefined) t.vmFilter = filter;
   const strict = vmFilterDetail(ctx, 'vm-filter-strict');
   if (strict !== undefined) t.vmFilterStrict = strict;
+  const lbProvider = lbProviderDetail(ctx);
+  if (lbProvider !== undefined) t.lbProvider = lbProvider;
   const guestType = r.opt('guest_type', parseGuestType);
   if (guestType) t.guestType = guestType;
   const networkState = r.opt('network_state', parseNetworkState);

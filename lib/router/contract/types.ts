@@ -60,6 +60,11 @@ export interface NetworkTarget {
    * network's guest segment (docs/vm-filter.md); false allows them again; absent keeps what was recorded.
    */
   vmFilterStrict?: boolean;
+  /**
+   * network-extension-details lb-provider: who serves the network's load-balancing rules, haproxy (the default) or
+   * the kernel (plain TCP rules in nftables, docs/load-balancing.md "Kernel provider"); absent keeps what was recorded.
+   */
+  lbProvider?: 'haproxy' | 'kernel';
   guestType?: GuestType;
   networkState?: NetworkState;
   zoneId?: string;

@@ -14,6 +14,7 @@
  *                count grows neither with the IPs nor with the rules.)
  *   fw_forward   filter forward, priority filter-10 (-10), policy accept:
  *                  ct state established,related accept
+ *                  ct mark & 0xff000000 == 0x4c000000 accept   kernel load balancer (router-table.ts)
  *                  iifname vmap @fw_egress_ifs            guest interface → jump fwe_<net>   (egress firewall)
  *                  iifname vmap @acl_out_ifs              tier interface → jump acl_out_<net> (ACL egress)
  *                  oifname vmap @acl_in_ifs               tier interface → jump acl_in_<net>  (ACL ingress)
@@ -25,6 +26,7 @@
 import * as N from '../../nft/index.js';
 import type { RouterModel } from '../model.js';
 import { tierAttachment } from '../topology.js';
+import { kernelLbFlow } from '../router-table.js';
 import { compileChain, layers, type Entry, type VerdictRun } from './compile.js';
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
@@ -141,7 +143,12 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
   if (egressIfs.length || aclInIfs.length || aclOutIfs.length) {
     const fwd = chainNames.forward;
     pushAll(objs, chains);
-    objs.push(N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, established()));
+    objs.push(
+      N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, established()),
+      // the kernel load balancer's translated connections are what haproxy's own connections to a backend are
+      // (router output, never met by these chains): neither guest egress nor a tier's traffic under its ACL
+      N.rule(fwd, [kernelLbFlow(), N.accept()], { comment: 'kernel load balancer (as haproxy: docs/load-balancing.md)' }),
+    );
     if (egressIfs.length) objs.push(N.verdictMap('fw_egress_ifs', 'ifname', { elements: egressIfs }), N.rule(fwd, [N.vmap(N.F.iifname, 'fw_egress_ifs')], { comment: 'egress firewall' }));
     if (aclOutIfs.length) objs.push(N.verdictMap('acl_out_ifs', 'ifname', { elements: aclOutIfs }), N.rule(fwd, [N.vmap(N.F.iifname, 'acl_out_ifs')], { comment: 'network ACL egress' }));
     if (aclInIfs.length) objs.push(N.verdictMap('acl_in_ifs', 'ifname', { elements: aclInIfs }), N.rule(fwd, [N.vmap(N.F.oifname, 'acl_in_ifs')], { comment: 'network ACL ingress' }));

@@ -10,10 +10,12 @@
  *   egress of tier T         original source in T, destination (after DNAT = reply source) outside T
  *   ACL ingress of tier T    destination after DNAT in T, original source outside T
  *   ACL egress of tier T     original source in T, destination after DNAT outside T
+ * A kernel load balancer's flow (ct mark, router-table.ts) is judged by the ingress rules of its public IP only.
  */
 import { ConntrackSocket, type ConntrackEntry } from '../../nft/ctnetlink.js';
 import { sameValue } from '../../util/compare.js';
 import type { RouterModel } from '../model.js';
+import { isKernelLbMark } from '../router-table.js';
 import { runInNetns } from '../../sys/setns.js';
 import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
 import { addressValue, type RuleCidr } from './cidr.js';
@@ -84,6 +86,9 @@ export function forbidden(c: Checks, e: ConntrackEntry): boolean {
 
   const ms = c.ingress.get(e.orig.dst);
   if (ms && !ingressAllowed(ms, pre)) return true;
+  // a kernel load balancer's flow meets neither the egress firewall nor the ACLs (firewall-objects.ts), as haproxy's
+  // connections to its backends do not: only the public IP's ingress rules judge it
+  if (isKernelLbMark(e.mark)) return false;
   for (const x of c.egress) {
     if (inAny(x.cidrs, family, src) && !inAny(x.cidrs, family, postDst) && !egressAllowed(x.c, post)) return true;
   }

@@ -6,8 +6,11 @@
  * haproxy is reached through the kernel (RouterKernel.haproxy → HaproxyControl): the machine's supervisor, or
  * the fake kernel's in-memory one.
  *
- * Nothing is added to the nft table but the listeners, declared as public services (publicIngress) so that the
- * public guard lets new connections to them reach haproxy; the firewall filters them like any public IP.
+ * A network whose `lb-provider` is "kernel" (network-extension-details, recorded per network) has its plain TCP rules
+ * served by nftables instead (kernel.ts); the others stay on haproxy, and a router none of whose rules needs
+ * haproxy runs none. haproxy's listeners are declared as public services (publicIngress) so that the public guard
+ * lets new connections to them reach haproxy; kernel-served ones are translated before the guard (a DNAT it lets
+ * through). The firewall filters both like any public IP (its ingress chain runs before every DNAT).
  */
 import { join } from 'node:path';
 import type { RouterModule, ReconcileContext } from '../router-module.js';
@@ -24,11 +27,63 @@ import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
 import type { LbRule, LbState } from './types.js';
 import { compareNatural } from '../../util/compare.js';
-import { diffLines } from '../plan.js';
+import { diffLines, type PlanStep } from '../plan.js';
+import { goneListenerFilters, kernelLbObjects, kernelRefusal, type LbProvider } from './kernel.js';
 
 export const LB = 'lb';
 
 export const lbState = (m: RouterModel): LbState => structuredClone(moduleState<LbState>(m, LB) ?? { networks: {} });
+
+/** Store `s` (no rule and no provider recorded: the slot goes). */
+function saveLbState(m: RouterModel, s: LbState): void {
+  if (s.providers && Object.keys(s.providers).length === 0) delete s.providers;
+  setModuleState(m, LB, Object.keys(s.networks).length || s.providers ? s : undefined);
+}
+
+/** Who serves network `networkId`'s rules (network-extension-details `lb-provider`; default haproxy). */
+export function lbProviderOf(m: RouterModel, networkId: string): LbProvider {
+  return moduleState<LbState>(m, LB)?.providers?.[networkId] ?? 'haproxy';
+}
+
+/**
+ * network-extension-details lb-provider carried by a request: recorded for its network (absent: kept). True when
+ * it changed the model.
+ */
+export function lbNoteRequest(m: RouterModel, req: { networkId?: string; lbProvider?: LbProvider }): boolean {
+  if (req.lbProvider === undefined || req.networkId === undefined || !m.tiers[req.networkId]) return false;
+  if (lbProviderOf(m, req.networkId) === req.lbProvider) return false;
+  const s = lbState(m);
+  s.providers ??= {};
+  if (req.lbProvider === 'kernel') s.providers[req.networkId] = 'kernel';
+  else delete s.providers[req.networkId];
+  saveLbState(m, s);
+  return true;
+}
+
+type ActiveRule = LbRule & { networkId: string };
+
+/** The active rules split by who serves them; `why`: rules of a kernel-provider network haproxy serves, and why. */
+export function lbServing(m: RouterModel): { haproxy: ActiveRule[]; kernel: ActiveRule[]; why: Map<string, string> } {
+  const out = { haproxy: [] as ActiveRule[], kernel: [] as ActiveRule[], why: new Map<string, string>() };
+  for (const r of activeLbRules(m)) {
+    if (lbProviderOf(m, r.networkId) !== 'kernel') { out.haproxy.push(r); continue; }
+    const refusal = kernelRefusal(r);
+    if (refusal === undefined) out.kernel.push(r);
+    else { out.haproxy.push(r); out.why.set(r.id, refusal); }
+  }
+  return out;
+}
+
+/** Who serves each active rule, as dump-config shows it: `{ruleId: "kernel" | "haproxy" | "haproxy (why)"}`. */
+export function describeLbServing(m: RouterModel): Record<string, string> {
+  const s = lbServing(m);
+  const out: Record<string, string> = {};
+  for (const r of activeLbRules(m)) {
+    const why = s.why.get(r.id);
+    out[r.id] = s.kernel.some((k) => k.id === r.id) ? 'kernel' : why ? `haproxy (${why})` : 'haproxy';
+  }
+  return out;
+}
 
 const byId = (a: string, b: string): number => compareNatural(a, b);
 
@@ -64,10 +119,11 @@ export function toProxy(r: LbRule & { networkId?: string }): ProxySpec {
   return p;
 }
 
-export function renderLbConfig(m: RouterModel): RenderedConfig {
+/** haproxy's configuration for the rules it serves (`all`: every active rule, as if haproxy served them all). */
+export function renderLbConfig(m: RouterModel, opts: { all?: boolean } = {}): RenderedConfig {
   const fdHardLimit = openFilesHardLimit();
   const runAs = workerAccount();
-  return renderConfig(activeLbRules(m).map(toProxy), {
+  return renderConfig((opts.all ? activeLbRules(m) : lbServing(m).haproxy).map(toProxy), {
     title: `load balancer of ${m.namespace}`, ...(fdHardLimit !== undefined ? { fdHardLimit } : {}), ...(runAs ? { runAs } : {}),
   });
 }
@@ -76,15 +132,19 @@ export function renderLbConfig(m: RouterModel): RenderedConfig {
  * The apply-lb-rules mutation: merge the document into the network's rules (revoke deletes, others add or
  * replace by id), then validate the whole namespace: public IP assigned, no duplicate public IP:port, no clash
  * with port forwarding or static NAT, and the resulting configuration accepted by `haproxy -c` (the router's
- * haproxy's check, HaproxyControl.check). Any failure throws UsageError before anything changes.
+ * haproxy's check, HaproxyControl.check) — of every active rule, kernel-served ones too, so that moving a network
+ * back to haproxy cannot fail on a rule it never checked. Any failure throws UsageError before anything changes.
+ * The request's `lb-provider` is recorded first (the rules are judged under it).
  */
-export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?: OpaqueJson }, haproxy: Pick<HaproxyControl, 'check'>): void {
+export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?: OpaqueJson; lbProvider?: LbProvider }, haproxy: Pick<HaproxyControl, 'check'>): void {
+  lbNoteRequest(m, req);
   if (!req.lbRules) return; // upstream default: an empty list
   const doc = parseLbDocument(req.lbRules);
   const source = req.lbRules.source;
   const s = lbState(m);
   // rules of networks that left the router (VPC tier destroyed) go with them
   for (const id of Object.keys(s.networks)) if (!m.tiers[id]) delete s.networks[id];
+  for (const id of Object.keys(s.providers ?? {})) if (!m.tiers[id]) delete s.providers![id];
   const mine = (s.networks[req.networkId] ??= {});
   for (const id of doc.revokes) delete mine[id];
   for (const r of doc.upserts) {
@@ -113,9 +173,9 @@ export function applyLbRules(m: RouterModel, req: { networkId: string; lbRules?:
     }
   }
   if (Object.keys(mine).length === 0) delete s.networks[req.networkId];
-  setModuleState(m, LB, Object.keys(s.networks).length ? s : undefined);
+  saveLbState(m, s);
 
-  const rendered = renderLbConfig(m);
+  const rendered = renderLbConfig(m, { all: true });
   if (activeLbRules(m).length === 0) return;
   const check = haproxy.check(rendered.text);
   if (!check.ok) {
@@ -142,9 +202,35 @@ export function supervisorFor(namespace: string, stateDir: string): HaproxySuper
 /** A tier leaves the router: its load-balancer rules go with it. */
 export function forgetLbTier(m: RouterModel, networkId: string): void {
   const s = lbState(m);
-  if (!s.networks[networkId]) return;
+  if (!s.networks[networkId] && !s.providers?.[networkId]) return;
   delete s.networks[networkId];
-  setModuleState(m, LB, Object.keys(s.networks).length ? s : undefined);
+  delete s.providers?.[networkId];
+  saveLbState(m, s);
+}
+
+/** The `ip:port` of every rule served in `m` (by either provider). */
+const servedListeners = (m: RouterModel): Set<string> => new Set(activeLbRules(m).map((r) => `${r.publicIp}:${r.publicPort}`));
+
+/** Conntrack filters of the kernel-served listeners of `previous` that `m` no longer serves at all (revoked, IP released, tier down). */
+function goneFlows(m: RouterModel, previous: RouterModel | undefined) {
+  return previous ? goneListenerFilters(lbServing(previous).kernel, servedListeners(m)) : [];
+}
+
+/** The plan's conntrack steps: the flows of kernel-served listeners gone (found in the table when the command runs). */
+function conntrackSteps(m: RouterModel, previous: RouterModel | undefined): PlanStep[] {
+  return goneFlows(m, previous).map((f) => ({ kind: 'conntrack' as const, action: 'delete', where: m.namespace, what: `flows origDst ${f.origDst} origDstPort ${f.origDstPort} (kernel load-balancing rule gone)`, detail: f }));
+}
+
+/** Which rules the kernel serves and which haproxy, as one plan line (plan mode), when that changes. */
+function servingStep(m: RouterModel, previous: RouterModel | undefined): PlanStep[] {
+  const text = (x: RouterModel | undefined): string => {
+    if (!x) return '';
+    const d = describeLbServing(x);
+    return Object.keys(d).map((id) => `rule ${id}: ${d[id]}`).join('; ');
+  };
+  const now = text(m);
+  if (now === text(previous) || !now) return [];
+  return [{ kind: 'nft', action: 'serve', where: m.namespace, what: `load balancing: ${now}` }];
 }
 
 export const lbModule: RouterModule = {
@@ -159,33 +245,49 @@ export const lbModule: RouterModule = {
     },
   },
   forgetTier: forgetLbTier,
+  noteRequest: (m, req) => lbNoteRequest(m, req as { networkId?: string; lbProvider?: LbProvider }),
+  // kernel-served rules: DNAT, masquerade and their maps in the router table (kernel.ts)
+  nftObjects: (m) => kernelLbObjects(lbServing(m).kernel),
   // haproxy's listeners are services of the router on public addresses (on an isolated network's router the
-  // firewall still filters them, as every public IP there)
-  publicIngress: (m) => ({ services: activeLbRules(m).map((r) => ({ ip: r.publicIp, protocol: 'tcp' as const, port: r.publicPort })) }),
-  async reconcile(m, _previous, ctx) {
+  // firewall still filters them, as every public IP there); kernel-served ones are translated before the guard
+  publicIngress: (m) => ({ services: lbServing(m).haproxy.map((r) => ({ ip: r.publicIp, protocol: 'tcp' as const, port: r.publicPort })) }),
+  // a rule moving from the kernel to haproxy: haproxy listens before the DNAT goes (no connection refused between)
+  async prepare(m, previous, ctx) {
+    const was = new Set(lbServing(previous).kernel.map((r) => `${r.publicIp}:${r.publicPort}`));
+    const now = lbServing(m).haproxy;
+    if (now.some((r) => was.has(`${r.publicIp}:${r.publicPort}`))) await routerHaproxy(m, ctx).apply(renderLbConfig(m).text);
+  },
+  async reconcile(m, previous, ctx) {
     const haproxy = routerHaproxy(m, ctx);
-    if (activeLbRules(m).length === 0) {
-      await haproxy.stop();
-      return;
-    }
-    await haproxy.apply(renderLbConfig(m).text);
+    if (lbServing(m).haproxy.length === 0) await haproxy.stop();
+    else await haproxy.apply(renderLbConfig(m).text);
+    // a kernel-served listener no longer served at all: its flows go, as a removed port forward's
+    const gone = goneFlows(m, previous);
+    if (gone.length && ctx.kernel.netnsExists(m.namespace)) await ctx.kernel.deleteConntrack(m.namespace, gone);
   },
   async teardown(m, ctx) {
     await routerHaproxy(m, ctx).stop();
   },
   // what reconcile / teardown would do: the configuration's diff, haproxy started, reloaded or stopped
-  plan(m, _previous, ctx, opts = {}) {
+  // which rules the kernel serves (its nft objects are in the plan's transaction), conntrack of listeners gone
+  plan(m, previous, ctx, opts = {}) {
     const haproxy = routerHaproxy(m, ctx);
     const running = haproxy.runningConfig();
     const pid = haproxy.pid();
-    if (opts.teardown || activeLbRules(m).length === 0) {
-      return running === undefined && pid === undefined ? [] : [{ kind: 'service', action: 'stop', where: m.namespace, what: 'haproxy (no active load-balancing rule)' }];
+    if (opts.teardown || activeLbRules(m).length === 0 || lbServing(m).haproxy.length === 0) {
+      const why = opts.teardown || activeLbRules(m).length === 0 ? 'no active load-balancing rule' : 'every rule served by the kernel';
+      const stop: PlanStep[] = running === undefined && pid === undefined ? [] : [{ kind: 'service', action: 'stop', where: m.namespace, what: `haproxy (${why})` }];
+      return opts.teardown ? stop : [...servingStep(m, previous), ...stop, ...conntrackSteps(m, previous)];
     }
     const text = renderLbConfig(m).text;
-    if (running === text) return [];
-    return [
+    const steps: PlanStep[] = running === text ? [] : [
       { kind: 'file', action: 'write', where: haproxy.runDir, what: 'haproxy configuration', lines: diffLines(running ?? '', text) },
       { kind: 'service', action: pid !== undefined ? 'reload' : 'start', where: m.namespace, what: 'haproxy' },
     ];
+    return [...servingStep(m, previous), ...steps, ...conntrackSteps(m, previous)];
+  },
+  describe: (m) => {
+    const d = describeLbServing(m);
+    return Object.keys(d).length || moduleState<LbState>(m, LB)?.providers ? { providers: moduleState<LbState>(m, LB)?.providers ?? {}, rules: d } : undefined;
   },
 };

@@ -25,6 +25,11 @@ export interface LbRule {
 export interface LbState {
   /** networkId → ruleId → rule */
   networks: Record<string, Record<string, LbRule>>;
+  /**
+   * networkId → provider of its rules, when not haproxy (network-extension-details `lb-provider`, recorded by every
+   * command that carries it; absent: haproxy). Kept while the network is on the router, rules or not.
+   */
+  providers?: Record<string, 'kernel'>;
 }
 
 /** What one apply-lb-rules document asks for. */
