@@ -1,7 +1,10 @@
 /**
  * Memory per router (issue #19 item 4): N routers (cumulative levels 10, 100, 1,000; --quick 10, 100; --sizes
  * to choose), each an isolated network with source NAT, DHCP + DNS (dnsmasq, one VM entry), metadata (one VM's
- * data) and one load-balancing rule (no health check: the benchmark sends no traffic, see below). At each level:
+ * data) and one load-balancing rule (no health check: the benchmark sends no traffic, see below). Two shapes in
+ * the same run, one after the other, each from its own baseline (--shapes to choose): `kernel` — the network's
+ * lb-provider "kernel" (the rule in nftables, no haproxy; measured first, so it pays the engine's first use of
+ * its code) — and `haproxy`, the default (a haproxy per router). At each level:
  *
  *   daemons  PSS (/proc/<pid>/smaps_rollup) of every daemon: each router's haproxy (one process, found by the
  *            pid file of the router's supervisor, lib/router/lb) and dnsmasq, and the state directory's
@@ -87,9 +90,26 @@ export interface MemoryBenchResult {
   partial: string[];
 }
 
-export async function bench(opts: { quick: boolean; log?: (m: string) => void; sizes?: number[] }): Promise<MemoryBenchResult> {
+/** Who serves each router's rule: a haproxy per router, or the kernel (lb-provider "kernel"). */
+export type Shape = 'haproxy' | 'kernel';
+export const SHAPES: readonly Shape[] = ['kernel', 'haproxy'];
+
+export async function bench(opts: { quick: boolean; log?: (m: string) => void; sizes?: number[]; shapes?: Shape[] }): Promise<MemoryBenchResult> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const sizes = [...(opts.sizes ?? (opts.quick ? [10, 100] : [10, 100, 1000]))].sort((a, b) => a - b);
+  const shapes = SHAPES.filter((x) => (opts.shapes ?? SHAPES).includes(x));
+  const levels: Array<Level & { shape: Shape }> = [];
+  const partial: string[] = [];
+  for (const shape of shapes) {
+    const r = await measure(shape, sizes, log);
+    levels.push(...r.levels.map((l) => ({ ...l, shape })));
+    partial.push(...r.partial.map((x) => `${shape}: ${x}`));
+    await sleep(2000); // the namespaces' deferred clean-up in the kernel, before the next shape's baseline
+  }
+  return report(sizes, levels, partial);
+}
+
+async function measure(shape: Shape, sizes: number[], log: (m: string) => void): Promise<{ levels: Level[]; partial: string[] }> {
   const tag = Math.random().toString(36).slice(2, 6);
   const dir = mkdtempSync(join(tmpdir(), 'mem-bench-'));
   chmodSync(dir, 0o755); // haproxy's workers (haproxy user) reach their runtime directory through it
@@ -126,8 +146,8 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
         await runCommand(engine, { command: 'apply-lb-rules', ...t, lbRules: { value: [{
           id: `m${made}`, publicIp: x.publicIp, publicPort: 80, protocol: 'tcp', algorithm: 'roundrobin', revoke: false,
           backends: [{ ip: x.vm, port: 8080, revoked: false }], healthcheck: false,
-        }], source: 'bench' } });
-        if ((made + 1) % 100 === 0) log(`memory: ${made + 1} routers (${((now() - t0) / 1000).toFixed(0)} s)`);
+        }], source: 'bench' }, ...(shape === 'kernel' ? { lbProvider: 'kernel' as const } : {}) });
+        if ((made + 1) % 100 === 0) log(`memory (${shape}): ${made + 1} routers (${((now() - t0) / 1000).toFixed(0)} s)`);
       }
       const createMs = now() - t0;
       await sleep(500);
@@ -140,7 +160,8 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
         if (p !== undefined) dnsPids.push(p);
       }
       const md = daemonPid(stateDir);
-      if (haproxies.length !== n) partial.push(`${n} routers: ${haproxies.length} haproxy processes running, expected ${n} (one each)`);
+      const expected = shape === 'kernel' ? 0 : n;
+      if (haproxies.length !== expected) partial.push(`${n} routers: ${haproxies.length} haproxy processes running, expected ${expected}`);
       if (dnsPids.length !== n) partial.push(`${n} routers: ${dnsPids.length} dnsmasq running, expected ${n}`);
       if (md === undefined) partial.push(`${n} routers: the metadata daemon is not running`);
       collectGarbage();
@@ -163,7 +184,7 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
       p.kernel = per(lv.kernelBytes);
       p.total = p.haproxy + p.dnsmasq + p.metadata + p.engine + p.kernel;
       levels.push(lv);
-      log(`memory: ${n} routers: ${p.total.toFixed(2)} MiB per router (haproxy ${p.haproxy.toFixed(2)}, dnsmasq ${p.dnsmasq.toFixed(2)}, engine ${p.engine.toFixed(2)}, kernel ${p.kernel.toFixed(2)}); created in ${(createMs / 1000).toFixed(0)} s`);
+      log(`memory (${shape}): ${n} routers: ${p.total.toFixed(2)} MiB per router (haproxy ${p.haproxy.toFixed(2)}, dnsmasq ${p.dnsmasq.toFixed(2)}, engine ${p.engine.toFixed(2)}, kernel ${p.kernel.toFixed(2)}); created in ${(createMs / 1000).toFixed(0)} s`);
     }
   } finally {
     // daemons killed by pid, then the namespaces deleted (the routers' destroy-network would stop each haproxy
@@ -182,33 +203,40 @@ export async function bench(opts: { quick: boolean; log?: (m: string) => void; s
     removeHost(host);
     rmSync(dir, { recursive: true, force: true });
   }
+  return { levels, partial };
+}
+
+function report(sizes: number[], levels: Array<Level & { shape: Shape }>, partial: string[]): MemoryBenchResult {
   const f = (x: number, d = 2) => x.toFixed(d);
   const goal = (l: Level) => l.routers < GOAL_FROM
     ? `(goal at ≥ ${GOAL_FROM})`
     : l.perRouterMiB.total <= GOAL_MIB ? 'met' : `not met (${f(l.perRouterMiB.total / GOAL_MIB, 1)}×)`;
   const table: Table = {
-    title: 'Memory per router (MiB, PSS; DHCP+DNS, metadata, one LB rule each; a haproxy per router)',
-    headers: ['routers', 'created in (s)', 'haproxy', 'dnsmasq', 'metadata', 'engine', '(engine: JS heap)', 'kernel', 'total', 'total without haproxy', `goal ≤ ${GOAL_MIB} MiB`, 'processes (haproxy/dnsmasq/metadata)'],
+    title: 'Memory per router (MiB, PSS; DHCP+DNS, metadata, one LB rule each: served by a haproxy per router, or by the kernel)',
+    headers: ['LB served by', 'routers', 'created in (s)', 'haproxy', 'dnsmasq', 'metadata', 'engine', '(engine: JS heap)', 'kernel', 'total', 'total without haproxy', `goal ≤ ${GOAL_MIB} MiB`, 'processes (haproxy/dnsmasq/metadata)'],
     rows: levels.map((l) => {
       const p = l.perRouterMiB;
       return [
-        String(l.routers), f(l.createMs / 1000, 0), f(p.haproxy), f(p.dnsmasq), f(p.metadata, 3), f(p.engine), f(l.engineHeapBytes / l.routers / MiB),
+        l.shape, String(l.routers), f(l.createMs / 1000, 0), f(p.haproxy), f(p.dnsmasq), f(p.metadata, 3), f(p.engine), f(l.engineHeapBytes / l.routers / MiB),
         f(p.kernel), f(p.total), f(p.total - p.haproxy), goal(l), `${l.haproxy.processes}/${l.dnsmasq.processes}/${l.metadata.processes}`,
       ];
     }),
     notes: [
-      'PSS from /proc/<pid>/smaps_rollup; haproxy = each router\'s haproxy process (pids from its supervisor); engine = growth of this process since before the first router (code loaded and compiled on first use included: a fixed cost, amortised over N), of it the JS heap in use after a collection; kernel = growth of Slab+KernelStack+PageTables+Percpu in /proc/meminfo (machine-wide, noisy)',
+      'PSS from /proc/<pid>/smaps_rollup; haproxy = each router\'s haproxy process (pids from its supervisor); engine = growth of this process since before the shape\'s first router (the first shape measured, kernel, also pays the code loaded and compiled on first use: a fixed cost, amortised over N), of it the JS heap in use after a collection; kernel = growth of Slab+KernelStack+PageTables+Percpu in /proc/meminfo (machine-wide, noisy)',
+      'kernel shape: network-extension-details lb-provider "kernel" — the rule served by nftables in the router table (DNAT through maps, masquerade), no haproxy process (docs/load-balancing.md "Kernel provider")',
       `goal (issue #19 item 4): ≤ ${GOAL_MIB} MiB per router all included at 100 and 1,000 routers`,
     ],
   };
   return { title: 'Memory per router', tables: [table], data: { sizes, levels }, notes: [], partial };
 }
 
-// run directly: node dist/bench/memory.js [--quick] [--sizes 10,100,1000]
+// run directly: node dist/bench/memory.js [--quick] [--sizes 10,100,1000] [--shapes kernel,haproxy]
 if (process.argv[1] && /memory\.js$/.test(process.argv[1])) {
   const i = process.argv.indexOf('--sizes');
   const sizes = i > 0 ? process.argv[i + 1].split(',').map(Number) : undefined;
-  bench({ quick: process.argv.includes('--quick'), ...(sizes ? { sizes } : {}) })
+  const j = process.argv.indexOf('--shapes');
+  const shapes = j > 0 ? process.argv[j + 1].split(',') as Shape[] : undefined;
+  bench({ quick: process.argv.includes('--quick'), ...(sizes ? { sizes } : {}), ...(shapes ? { shapes } : {}) })
     .then((r) => { process.stdout.write(renderText(r.tables[0])); if (r.partial.length) console.log(`partial: ${r.partial.join('; ')}`); })
     .catch((e: unknown) => { console.error(e); process.exitCode = 1; });
 }

@@ -15,9 +15,9 @@ import { RouterEngine } from '../../lib/router/engine.js';
 import { supervisorFor } from '../../lib/router/lb/index.js';
 import { deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { netnsPath } from '../../lib/sys/setns.js';
-import { Scratch, addVm, simulatedHost, cidr, nsExec, tcpAsk, waitFor, whoamiServer } from '../helpers/topo.js';
+import { Scratch, addVm, inScratch, simulatedHost, cidr, nsExec, tcpAsk, uid, waitFor, whoamiServer } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
-import { openIngress, servers } from '../helpers/fw.js';
+import { openIngress, servers, serversUp, tcpOk, vpcTopo } from '../helpers/fw.js';
 import { httpGet, httpNameServer, requestLoop, tally } from '../helpers/lb.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -233,6 +233,35 @@ test('revoke stops service and flushes its flows; restore after a reboot; bad lb
   assert.is(httpGet(ctx.upNs, url(80)), '', 'revoked rule no longer served');
   assert.ok(/^vm[123]$/.test(httpGet(ctx.upNs, url(81))), 'others still are');
   keep.kill();
+});
+
+test('VPC: the provider is per tier; kernel-served flows pass the tier ACL as haproxy connections do, other traffic does not', async () => {
+  await inScratch((s) => vpcTopo(s, String(100 + (parseInt(uid(4), 16) % 800))), async (t, procs) => {
+    const { engine, ns, vpcId, a, b, A, B, S, upNs } = t;
+    procs.push(...servers(a, [8080], []), ...servers(b, [8080], []));
+    assert.ok(await serversUp(a, [8080], []) && await serversUp(b, [8080], []));
+    const VIP = '203.0.113.22';
+    await runCommand(engine, { command: 'assign-ip', networkId: '11', vpcId, namespace: ns, publicIp: { ip: VIP, segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    const lb = (networkId: string, id: number, port: number, be: string, lbProvider?: 'kernel') => runCommand(engine, {
+      command: 'apply-lb-rules', networkId, vpcId, namespace: ns, ...(lbProvider ? { lbProvider } : {}),
+      lbRules: { value: [{ id, publicIp: VIP, publicPort: port, algorithm: 'roundrobin', backends: [{ ip: be, port: 8080 }] }], source: 'test' },
+    });
+    await lb('11', 1, 80, A, 'kernel');
+    await lb('12', 2, 81, B);
+    const dump = (await engine.dumpConfig(ns)).modules?.lb as { rules: Record<string, string>; providers: Record<string, string> };
+    assert.equal(dump.rules, { 1: 'kernel', 2: 'haproxy' }, 'tier 11 kernel, tier 12 haproxy');
+    assert.equal(dump.providers, { 11: 'kernel' });
+    assert.ok(tcpOk(upNs, VIP, 80), 'kernel rule answers');
+    assert.ok(tcpOk(upNs, VIP, 81), 'haproxy rule answers');
+    assert.ok(tcpOk(upNs, S, 8080), 'control: the static NAT to A answers before the ACL');
+    // both tiers: an empty ACL (implicit deny of everything new)
+    for (const id of ['11', '12']) await runCommand(engine, { command: 'apply-network-acl', networkId: id, vpcId, namespace: ns, aclRules: { value: [], source: 'test' } });
+    assert.not.ok(tcpOk(upNs, S, 8080), 'the ACL denies the static NAT to A');
+    assert.not.ok(tcpOk(b, A, 8080), 'and tier B to tier A');
+    assert.ok(tcpOk(upNs, VIP, 81), 'haproxy still reaches B (its connections are the router\'s own)');
+    assert.ok(tcpOk(upNs, VIP, 80), 'the kernel rule still reaches A, as haproxy would');
+    assert.ok(tcpOk(b, VIP, 80), 'hairpin from tier B through the kernel rule too');
+  });
 });
 
 test('destroy leaves no nft object nor process', async () => {
