@@ -72,6 +72,8 @@ export const CORE_ACTIONS: ActionTable = {
         { section: 'namespace', content: ns },
         { section: 'state', content: pretty(d.state) },
         { section: 'nat', content: pretty(d.nat) },
+        // what modules say besides their state, one row each (load balancing: who serves each rule)
+        ...Object.entries(d.modules ?? {}).map(([name, v]) => ({ section: name, content: pretty(v) })),
         { section: 'nftables', content: pretty(d.live) },
       ];
       // the segments this router's networks hold in the extension's pool, if any
