@@ -159,6 +159,18 @@ test('kernel mode: a rule with a health check or cookie stickiness is served by 
   assert.ok(/^vm[123]$/.test(httpGet(ctx.upNs, url(80))), 'positive control: the LB answers');
 });
 
+test('kernel: maxconn refuses new connections over the limit (dropped, not queued) and admits them again once one closes', async () => {
+  await apply([rule(9, 87, { maxconn: 1 })]);
+  const est = () => nsExec(ctx.ns, ['conntrack', '-L', '-p', 'tcp', '--orig-dst', LB_IP, '--dport', '87']).split('\n').filter((l) => l.includes('ESTABLISHED')).length;
+  const holder = spawn('ip', ['netns', 'exec', ctx.upNs, 'socat', '-', `TCP:${LB_IP}:87`], { stdio: ['pipe', 'ignore', 'ignore'] });
+  ctx.procs.push(holder);
+  assert.ok(await waitFor(() => est() === 1, 5000), 'one connection held');
+  assert.is(httpGet(ctx.upNs, url(87)), '', 'a second one is over maxconn 1');
+  holder.kill();
+  assert.ok(await waitFor(() => /^vm[123]$/.test(httpGet(ctx.upNs, url(87))), 10_000), 'admitted once the first closed (positive control)');
+  await apply([{ id: 9, revoke: true }]);
+});
+
 test('isolation: from the public side only the rule port answers; the firewall filters it like any public IP', async () => {
   // positive controls from a guest of the tier
   assert.is(tcpAsk(ctx.vms[1].ns, VMS[0], 2222), 'hello', 'the backend port 2222 is open');
