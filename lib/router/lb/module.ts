@@ -77,10 +77,11 @@ export function lbServing(m: RouterModel): { haproxy: ActiveRule[]; kernel: Acti
 /** Who serves each active rule, as dump-config shows it: `{ruleId: "kernel" | "haproxy" | "haproxy (why)"}`. */
 export function describeLbServing(m: RouterModel): Record<string, string> {
   const s = lbServing(m);
+  const kernel = new Set(s.kernel.map((r) => r.id));
   const out: Record<string, string> = {};
   for (const r of activeLbRules(m)) {
     const why = s.why.get(r.id);
-    out[r.id] = s.kernel.some((k) => k.id === r.id) ? 'kernel' : why ? `haproxy (${why})` : 'haproxy';
+    out[r.id] = kernel.has(r.id) ? 'kernel' : why ? `haproxy (${why})` : 'haproxy';
   }
   return out;
 }
