@@ -12,6 +12,8 @@ export interface RouterApiOptions {
   background?: Background;
   /** false: one command per process — nothing kept warm for the fast way of NAT commands (docs/delta-nat.md). */
   fastNat?: false;
+  /** NAT changes reconcile only what they touch (a process without a resident engine behind it, docs/reconcile.md). */
+  natScope?: boolean;
 }
 
 export async function loadRouterApi(opts: RouterApiOptions = {}): Promise<RouterApi> {

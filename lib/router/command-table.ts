@@ -169,7 +169,7 @@ export function commandContext(engine: RouterEngine, over: Partial<CommandContex
 }
 
 /** One engine per command (its settings come with the command), sharing the API's caches and background work. */
-function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules' | 'background' | 'fastNat'> = {}): RouterEngine {
+function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules' | 'background' | 'fastNat' | 'natScope'> = {}): RouterEngine {
   return new RouterEngine({
     ...over,
     caches,
@@ -187,12 +187,16 @@ function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineO
  * its engines share compiled router tables between commands. With `background`, a command answers before the
  * clean-up it need not wait for (its router stays locked until then; the owner of `background` awaits it
  * before exiting); without, every command returns when all its work is done. `fastNat: false`: a process that runs
- * one command (the cold CLI) keeps nothing warm for a next one (docs/delta-nat.md).
+ * one command (the cold CLI) keeps nothing warm for a next one (docs/delta-nat.md); `natScope`: its NAT changes
+ * reconcile only what they touch (EngineOptions.natScope, docs/reconcile.md).
  */
-export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat'] } = {}): RouterApi {
+export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat']; natScope?: boolean } = {}): RouterApi {
   const caches = new EngineCaches();
   const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
-  const over = { ...(opts.background ? { background: opts.background } : {}), ...(opts.fastNat !== undefined ? { fastNat: opts.fastNat } : {}) };
+  const over = {
+    ...(opts.background ? { background: opts.background } : {}), ...(opts.fastNat !== undefined ? { fastNat: opts.fastNat } : {}),
+    ...(opts.natScope ? { natScope: true } : {}),
+  };
   for (const method of Object.values(API_METHOD)) {
     api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches, over), req, ctx));
   }

@@ -12,11 +12,13 @@ import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
 import { ARP_TABLE, ARP_TABLE_COMMENT, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
-import { applyPlumbing, removeRouterNamespace, namespaceSideIntact, PlumbingError } from './plumbing.js';
+import { addressesOnlyDiffer, applyPlumbing, moveAddresses, removeRouterNamespace, namespaceSideIntact, PlumbingError } from './plumbing.js';
 import { changedOnlyWithin, tableInputsEqual, type ReconcileScope } from './reconcile-scope.js';
 import { reconcileL2Segment } from './l2-segment.js';
 import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './router-table.js';
+import type { Attachment, PlumbingPlan } from './plumbing-plan.js';
+import { sameValue } from '../util/compare.js';
 import { RouterError, UsageError, SystemError } from '../util/errors.js';
 import { realKernel, type NsOps, type RouterKernel } from './kernel.js';
 import type { PlanRecorder } from './plan.js';
@@ -76,6 +78,12 @@ export interface EngineOptions {
    * it touches. false: always the full way.
    */
   fastNat?: false | { minEntries?: number };
+  /**
+   * A change of static NATs and port forwards alone reconciles only what such a change touches, after cheap checks
+   * that the rest of the router is as our last commit left it (reconcileNat, docs/reconcile.md "Cold NAT
+   * commands"). The cold CLI's setting: a process that runs one command and has no resident engine behind it.
+   */
+  natScope?: boolean;
 }
 
 /** The commands after which a large router is kept warm for the fast way (fast-change.ts). */
@@ -173,6 +181,26 @@ function idleCopy(m: RouterModel): RouterModel {
   for (const t of Object.values(c.tiers)) t.implemented = false;
   if (c.vpc) c.vpc.implemented = false;
   return c;
+}
+
+/** What compileTables made: the router table of a model and of the previous one (what the kernel should hold). */
+interface CompiledTables {
+  pub: Attachment[];
+  nat: NatPlan;
+  prevNat: NatPlan | undefined;
+  prevPub: Attachment[] | undefined;
+  assumed: NftObject[] | undefined;
+  want: NftObject[];
+  previous: RouterModel | undefined;
+  previousKey: string | undefined;
+}
+
+/** The model without its static NATs and port forwards (a NAT change leaves the rest as it was). */
+const withoutNat = (m: RouterModel): object => ({ ...m, staticNats: [], portForwards: [] });
+
+/** Did the change touch only the static NATs and port forwards? */
+function natOnlyChange(before: RouterModel, after: RouterModel): boolean {
+  return sameValue(withoutNat(before), withoutNat(after));
 }
 
 /** Times the phases of one command: each mark() books the time since the previous mark. */
@@ -353,7 +381,9 @@ export class RouterEngine {
       let rest: (() => Promise<void>) | undefined;
       try {
         const deferRest = this.opts.background && verdict !== 'delete' ? (check: () => Promise<void>) => { rest = check; } : undefined;
-        const scoped = cmd?.scope && before && text !== undefined && await this.reconcileWithin(cmd.scope, model, next, before, text, phases, deferRest);
+        const scoped = before !== undefined && text !== undefined && (cmd?.scope
+          ? await this.reconcileWithin(cmd.scope, model, next, before, text, phases, deferRest)
+          : this.opts.natScope === true && verdict !== 'delete' && !unchanged && await this.reconcileNat(model, next, before, text, phases));
         // a destroy's clean-up may outlive its answer (a next command of that router, rare, waits for it); a
         // shutdown's may not: the destroy that follows it at once would wait for it instead
         const defer = verdict === 'delete' && this.opts.background ? (p: Promise<void>) => { later.push(p); } : undefined;
@@ -470,43 +500,96 @@ export class RouterEngine {
         }
       }
       // compute the whole ruleset first: an invalid module state fails before anything changes
-      const nat = natPlan(m, pub);
-      const prevPub = previous && !modelIsIdle(previous) ? (previous === m ? pub : publicAttachments(previous)) : undefined;
-      const prevNat = prevPub && (previous === m ? nat : natPlan(previous!, prevPub));
-      // what the kernel should hold now (checked by the stamp in syncTable); asked first: it is usually the
-      // cached result of the previous command
-      const assumed = prevNat ? this.tableObjects(previous!, prevNat, previousKey!) : undefined;
-      const want = this.tableObjects(m, nat, key);
+      const tables = this.compileTables(m, key, pub, previous, previousKey);
       phases?.mark('compile');
       const report = applyPlumbing(this.kernel, host, plan);
       phases?.mark('plumbing');
       if (!this.plan && previous && previous !== m) for (const mod of this.modules) await mod.prepare?.(m, previous, ctx);
-      // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
-      const prevAtts = assumed ? prevPub! : [];
-      const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
-      const idx = [...index].join();
-      const arpAssumed = assumed ? this.cached(previous!, `${previousKey}\0${idx}`, 'arp', () => arpResponderObjects(prevAtts, index)) : undefined;
-      const arp = this.cached(m, `${key}\0${idx}`, 'arp', () => arpResponderObjects(plan.attachments, index));
-      const { ex, release } = this.executor(m.namespace);
-      try {
-        this.lastNftSync = await syncTable(ex, ROUTER_TABLE, want, assumed, {
-          comment: ROUTER_TABLE_COMMENT, generation: () => this.kernel.nftGeneration(m.namespace),
-          companions: [{ table: ARP_TABLE, want: arp, ...(arpAssumed ? { assumed: arpAssumed } : {}), comment: ARP_TABLE_COMMENT }],
-          replace: boundDeviceMade(arp, report.links),
-        });
-      } finally {
-        await release();
-      }
-      this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
-      this.recordProof(m.namespace, key, this.lastNftSync);
-      this.lastCompiled = { key, compiled: { want, arp, index, pub, plan } };
+      await this.commitTables(m, key, plan, tables, report.links);
       phases?.mark('nft');
+      const { nat, prevNat } = tables;
       if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat);
       await this.reconcileModules(m, previous, ctx);
       phases?.mark('modules');
     } finally {
       host.close();
     }
+  }
+
+  /**
+   * The router table of `m` (`key` its text) and, when `previous` is a router, the one the kernel should hold now
+   * (checked by the stamp in syncTable; asked first: it is usually the cached result of the previous command).
+   */
+  private compileTables(m: RouterModel, key: string, pub: Attachment[], previous: RouterModel | undefined, previousKey: string | undefined): CompiledTables {
+    const nat = natPlan(m, pub);
+    const prevPub = previous && !modelIsIdle(previous) ? (previous === m ? pub : publicAttachments(previous)) : undefined;
+    const prevNat = prevPub && (previous === m ? nat : natPlan(previous!, prevPub));
+    const assumed = prevNat ? this.tableObjects(previous!, prevNat, previousKey!) : undefined;
+    return { pub, nat, prevNat, prevPub, assumed, want: this.tableObjects(m, nat, key), previous, previousKey };
+  }
+
+  /**
+   * The router table and its ARP-responder companion brought to `t` in one transaction (syncTable), the new ARP
+   * answers announced, the table proof recorded. `links`: what plumbing did to the links (a re-created public
+   * veth makes the responder table be replaced, arp-responder.ts).
+   */
+  private async commitTables(m: RouterModel, key: string, plan: PlumbingPlan, t: CompiledTables, links: ReadonlyArray<{ name: string; action: string }>): Promise<void> {
+    // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
+    const prevAtts = t.assumed ? t.prevPub! : [];
+    const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
+    const idx = [...index].join();
+    const arpAssumed = t.assumed ? this.cached(t.previous!, `${t.previousKey}\0${idx}`, 'arp', () => arpResponderObjects(prevAtts, index)) : undefined;
+    const arp = this.cached(m, `${key}\0${idx}`, 'arp', () => arpResponderObjects(plan.attachments, index));
+    const { ex, release } = this.executor(m.namespace);
+    try {
+      this.lastNftSync = await syncTable(ex, ROUTER_TABLE, t.want, t.assumed, {
+        comment: ROUTER_TABLE_COMMENT, generation: () => this.kernel.nftGeneration(m.namespace),
+        companions: [{ table: ARP_TABLE, want: arp, ...(arpAssumed ? { assumed: arpAssumed } : {}), comment: ARP_TABLE_COMMENT }],
+        replace: boundDeviceMade(arp, links),
+      });
+    } finally {
+      await release();
+    }
+    this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
+    this.recordProof(m.namespace, key, this.lastNftSync);
+    this.lastCompiled = { key, compiled: { want: t.want, arp, index, pub: t.pub, plan } };
+  }
+
+  /**
+   * The reconcile of a NAT change in a cold CLI process (`EngineOptions.natScope`, docs/reconcile.md "Cold NAT
+   * commands"): when the mutation changed only the router's static NATs and port forwards, the tables hold the
+   * stored model's compile with nothing committed to nftables since (the table proof's generation and namespace),
+   * and the namespace side is as the stored model plans it (three dumps), only what a NAT change touches is
+   * reconciled: the addresses that move between a veth and the ARP responder, the router table and its responder
+   * companion (one transaction, checked by the stamp), the conntrack entries of removed mappings. Not looked at:
+   * the host side, sysctls, routes, the modules' daemons — any other command repairs those (no module's state
+   * changed, so none has anything to `prepare` either). False: nothing changed, the full reconcile runs.
+   */
+  private async reconcileNat(m: RouterModel, key: string, before: RouterModel, beforeKey: string, phases: Phases): Promise<boolean> {
+    const k = this.kernel;
+    if (this.plan || m.l2 || before.l2 || modelIsIdle(m) || modelIsIdle(before) || !natOnlyChange(before, m)) return false;
+    const proof = provenStamp(this.opts.stateDir, m.namespace, beforeKey);
+    if (proof?.generation === undefined || !k.netnsExists(m.namespace) || proof.netns !== k.netnsIdentity(m.namespace)
+      || k.nftGeneration(m.namespace) !== proof.generation) return false;
+    const pub = publicAttachments(m);
+    const plan = plumbingPlan(m, pub);
+    const beforePlan = plumbingPlan(before);
+    if (!addressesOnlyDiffer(beforePlan, plan)) return false;
+    const tables = this.compileTables(m, key, pub, before, beforeKey);
+    phases.mark('compile');
+    const ns = k.open(m.namespace);
+    try {
+      if (!namespaceSideIntact(ns, beforePlan)) return false;
+      moveAddresses(k, ns, beforePlan, plan);
+    } finally {
+      ns.close();
+    }
+    phases.mark('plumbing');
+    await this.commitTables(m, key, plan, tables, []);
+    phases.mark('nft');
+    if (tables.prevNat) await k.deleteNatConntrack(m.namespace, tables.prevNat, tables.nat);
+    phases.mark('modules');
+    return true;
   }
 
   /**

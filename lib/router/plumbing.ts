@@ -16,6 +16,7 @@ import { toCidr } from '../util/ip.js';
 import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
 import { segmentText } from './segment.js';
+import { sameValue } from '../util/compare.js';
 import {
   OwnershipError, claimNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
 } from './ownership.js';
@@ -403,6 +404,43 @@ export function namespaceSideIntact(ns: NsOps, plan: PlumbingPlan): boolean {
   const routes = nl.routeList({ table: 'all' }).filter((r) => r.protocol === ROUTE_PROTO_NUM);
   return plan.routes.every((w) => routes.some((cur) => `${cur.table} ${cur.dst}` === routeKey(w)
     && (w.via ?? undefined) === (cur.via ?? undefined) && (!w.dev || w.dev === cur.dev)));
+}
+
+/** An attachment without what a NAT change may move: its addresses, gratuitous ARPs and ARP-responder addresses. */
+const withoutAddresses = ({ addresses: _a, garp: _g, arpOnly: _o, ...rest }: Attachment): object => rest;
+
+/**
+ * Do `before` and `after` plan the same links, routes and sysctls, differing at most in the attachments' addresses
+ * (what a static NAT moves between a veth and the ARP responder)? Then `moveAddresses` is all the namespace side
+ * needs (a cold NAT command, docs/reconcile.md).
+ */
+export function addressesOnlyDiffer(before: PlumbingPlan, after: PlumbingPlan): boolean {
+  return before.netns === after.netns && before.attachments.length === after.attachments.length
+    && before.attachments.every((a, i) => sameValue(withoutAddresses(a), withoutAddresses(after.attachments[i])))
+    && sameValue(before.routes, after.routes) && sameValue(before.sysctls, after.sysctls);
+}
+
+/**
+ * The addresses `before` puts on the veths and `after` does not are deleted, those `after` adds are put on, with a
+ * gratuitous ARP as applyPlumbing sends for them. Only for plans that `addressesOnlyDiffer`; the namespace side
+ * is assumed as `before` plans it (namespaceSideIntact).
+ */
+export function moveAddresses(k: RouterKernel, ns: NsOps, before: PlumbingPlan, after: PlumbingPlan): void {
+  const nl = ns.netlink;
+  after.attachments.forEach((a, i) => {
+    const had = new Set(before.attachments[i].addresses.map(canonicalCidr));
+    const want = new Set(a.addresses.map(canonicalCidr));
+    for (const key of had) if (!want.has(key)) nl.addrDel({ dev: a.nsVeth, address: key }, { ifExists: true });
+    const garp = new Set(a.garp ?? []);
+    const announce: string[] = [];
+    for (const key of want) {
+      if (had.has(key)) continue;
+      const p = toCidr(key);
+      nl.addrReplace({ dev: a.nsVeth, address: key, ...(p.family === 4 ? { broadcast: true } : { noDad: true }) });
+      if (p.family === 4 && garp.has(p.address)) announce.push(p.address);
+    }
+    if (announce.length) k.gratuitousArps(ns, a.nsVeth, announce);
+  });
 }
 
 /**
