@@ -4,7 +4,6 @@
  * shape, the change it makes to one router. runCommand runs a request through its entry and the engine
  * (load → mutate → reconcile → save); createRouterApi is that table as the RouterApi the CLI dispatches to.
  */
-import pino from 'pino';
 import { API_METHOD, type CommandContext, type CommandOutput, type RouterApi } from './contract/router-api.js';
 import type * as T from './contract/types.js';
 import { EngineCaches, RouterEngine, type EngineOptions, type MutationVerdict } from './engine.js';
@@ -13,7 +12,7 @@ import type { HostTable, RouterModule } from './router-module.js';
 import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
 import { canImplementShared, implementShared } from './core/tiers.js';
 import { defaultModules } from './default-modules.js';
-import { FakeKernel } from './fake-kernel.js';
+import { silentLogger } from './log.js';
 import { realKernel } from './kernel.js';
 import { PlanRecorder, planJson, planText } from './plan.js';
 import { ROUTER_TABLE } from './router-table.js';
@@ -148,9 +147,6 @@ export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine
  * state directory, host namespace and devices, no physical-network details, a deadline of the engine's lock
  * wait, a silent log; `over` replaces any of it.
  */
-/** The logger of a command run without one: silent, made once (a pino instance costs ~0.15 ms). */
-let silentLog: pino.Logger | undefined;
-
 export function commandContext(engine: RouterEngine, over: Partial<CommandContext> = {}): CommandContext {
   const timeoutSeconds = Math.ceil(engine.lockTimeoutMs / 1000);
   return {
@@ -163,7 +159,7 @@ export function commandContext(engine: RouterEngine, over: Partial<CommandContex
     form: 'options',
     deadline: Date.now() + engine.lockTimeoutMs,
     signal: new AbortController().signal,
-    log: (silentLog ??= pino({ level: 'silent' })),
+    log: silentLogger,
     ...over,
   };
 }
@@ -208,6 +204,9 @@ export function createRouterApi(opts: { background?: Background; fastNat?: Engin
  * that writes nothing; its output is the plan (text, or JSON with `--dry-run=json`) instead of the command's.
  */
 async function planCommand(req: T.RequestOf<T.EngineCommand>, ctx: CommandContext, caches: EngineCaches): Promise<CommandOutput> {
+  // loaded for a plan only: the in-memory kernel and its nft and haproxy fakes are ~80 KB of modules that every
+  // other command of a cold process would evaluate for nothing
+  const { FakeKernel } = await import('./fake-kernel.js');
   const modules = defaultModules();
   const ns = (req as { namespace?: string }).namespace;
   const kernel = await FakeKernel.overlay(realKernel(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}), {

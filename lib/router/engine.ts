@@ -19,6 +19,7 @@ import { claimNamespace } from './ownership.js';
 import type { NatPlan } from './router-table.js';
 import type { Attachment, PlumbingPlan } from './plumbing-plan.js';
 import { sameValue } from '../util/compare.js';
+import { monotonicMs } from '../util/clock.js';
 import { RouterError, UsageError, SystemError } from '../util/errors.js';
 import { realKernel, type NsOps, type RouterKernel } from './kernel.js';
 import type { PlanRecorder } from './plan.js';
@@ -206,9 +207,9 @@ function natOnlyChange(before: RouterModel, after: RouterModel): boolean {
 /** Times the phases of one command: each mark() books the time since the previous mark. */
 class Phases {
   readonly times: Record<string, number> = {};
-  private t = performance.now();
+  private t = monotonicMs();
   mark(name: string): void {
-    const now = performance.now();
+    const now = monotonicMs();
     this.times[name] = (this.times[name] ?? 0) + (now - this.t);
     this.t = now;
   }

@@ -1,16 +1,18 @@
 /**
- * JSON-lines log (pino) to the extension's log file, with secrets removed before anything is
- * serialized: values under secret-looking keys anywhere in a record (password, sshkey, userdata,
- * vm_data, restore_data, …) and any string holding a PEM private key become "[redacted]".
- * Like upstream, a log file that cannot be opened never fails the command.
+ * JSON-lines log to the extension's log file, in pino's line format — `{"level":30,"time":"<ISO 8601>","pid":…,
+ * <the logger's fields>, <the record's fields>,"msg":"…"}` — with secrets removed before anything is serialized:
+ * values under secret-looking keys anywhere in a record (password, sshkey, userdata, vm_data, restore_data, …) and
+ * any string holding a PEM private key become "[redacted]". Like upstream, a log file that cannot be opened never
+ * fails the command.
+ *
+ * Written here rather than through pino: a record is one JSON.stringify and one write(2), and a cold CLI process
+ * does not load pino and what it brings (worker_threads, streams, SonicBoom, thread-stream: ~3 ms of its start).
+ * A library caller may still pass a pino logger (RouterLogger is all the router needs).
  */
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import pino, { type Logger } from 'pino';
 import type { LogLevel } from './contract/types.js';
 import { RouterError } from '../util/errors.js';
-
-export type { Logger } from 'pino';
 
 /**
  * What the router logs through: four levels, each taking a record (an object of fields) and a message, or a
@@ -96,6 +98,9 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
+/** What createLogger returns: a RouterLogger (the four levels the router and the CLI log at). */
+export type Logger = RouterLogger;
+
 export interface CreatedLogger {
   logger: Logger;
   /** Why the file could not be used (the logger is then silent). */
@@ -104,49 +109,73 @@ export interface CreatedLogger {
   close: () => void;
 }
 
+/** pino's level numbers (the `level` field of a record). */
+const LEVEL_NUMBERS: Record<Exclude<LogLevel, 'silent'>, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
 const noClose = (): void => {};
+const ignore = (): void => {};
+
+/** A logger that writes nothing. */
+export const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };
+
+/** A bigint (never in a record today) as its digits, where JSON.stringify would throw. */
+const jsonValue = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+/**
+ * The logger over `write` (one call per record, the line with its newline): records below `level` are dropped;
+ * `record` may be a message alone; a record without a message takes its `err`'s, as pino does.
+ */
+function jsonLinesLogger(level: LogLevel, base: Record<string, unknown>, write: (line: string) => void): Logger {
+  const min = level === 'silent' ? Infinity : LEVEL_NUMBERS[level] ?? LEVEL_NUMBERS.info;
+  // the logger's own fields, serialized once: `,"pid":1234,"extension":"…"`
+  const bound = Object.entries(base).filter(([, v]) => v !== undefined).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v, jsonValue)}`).join('');
+  const at = (name: Exclude<LogLevel, 'silent'>) => {
+    const n = LEVEL_NUMBERS[name];
+    if (n < min) return ignore;
+    return (record: object | string, message?: string): void => {
+      let fields: Record<string, unknown> = {};
+      let msg = message;
+      if (typeof record === 'string') msg = record;
+      else if (record !== null && record !== undefined) {
+        fields = record as Record<string, unknown>;
+        const err = fields.err as { message?: unknown } | undefined;
+        if (msg === undefined && fields.msg === undefined && err && typeof err.message === 'string') msg = err.message;
+      }
+      const body = JSON.stringify(redact(fields), jsonValue);
+      const props = body.length > 2 ? `,${body.slice(1, -1)}` : '';
+      write(`{"level":${n},"time":${JSON.stringify(new Date().toISOString())}${bound}${props}${msg !== undefined ? `,"msg":${JSON.stringify(msg)}` : ''}}\n`);
+    };
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
 
 /** Logger writing JSON lines synchronously to `file` (so nothing is lost on process.exit). */
 export function createLogger(opts: LoggerOptions): CreatedLogger {
-  const options: pino.LoggerOptions = {
-    level: opts.level ?? 'info',
-    base: { pid: process.pid, ...(opts.base ?? {}) },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // runs on every record's merged object before serialization: nothing secret gets through
-    formatters: { log: (obj) => redact(obj) as Record<string, unknown> },
-    // errors are already plain objects (redact()); pino's default err serializer would re-wrap them
-    serializers: { err: (v: unknown) => v },
-  };
-  if (!opts.file || opts.level === 'silent') return { logger: pino({ ...options, level: 'silent' }), close: noClose };
+  const level = opts.level ?? 'info';
+  if (!opts.file || level === 'silent') return { logger: silentLogger, close: noClose };
+  const base = { pid: process.pid, ...(opts.base ?? {}) };
   try {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o750 });
-    // pino writes each record to this destination, one write(2) per record: nothing is lost on process.exit, and
-    // closing is a close(2) — pino's SonicBoom destination fsyncs the log in the thread pool before it closes,
-    // which a cold command would wait for at exit (~5 ms); the router's state file, not its log, must be durable
+    // one write(2) per record: nothing is lost on process.exit, and closing is a close(2) — no fsync: the
+    // router's state file, not its log, must be durable
     const fd = openSync(opts.file, 'a');
     let closed = false;
-    const dest = {
-      write(line: string): void {
-        if (closed) return;
-        try {
-          const b = Buffer.from(line);
-          for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off);
-        } catch {
-          close(); // a log that cannot be written (disk full) is given up; the command goes on
-        }
-      },
-    };
     const close = (): void => {
       if (closed) return;
       closed = true;
       try { closeSync(fd); } catch { /* already closed */ }
     };
-    return { logger: pino(options, dest), close };
-  } catch (e) {
-    return {
-      logger: pino({ ...options, level: 'silent' }),
-      problem: `cannot write log file ${opts.file}: ${(e as Error).message}`,
-      close: noClose,
+    const write = (line: string): void => {
+      if (closed) return;
+      try {
+        const b = Buffer.from(line);
+        for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off);
+      } catch {
+        close(); // a log that cannot be written (disk full) is given up; the command goes on
+      }
     };
+    return { logger: jsonLinesLogger(level, base, write), close };
+  } catch (e) {
+    return { logger: silentLogger, problem: `cannot write log file ${opts.file}: ${(e as Error).message}`, close: noClose };
   }
 }

@@ -29,6 +29,7 @@ import { OWNER_SET, SHARED_MARK, VMFILTER_TABLE, compiledFilter, filterNames, fi
 import { filteredTiers, vmfilterForgetTier, vmfilterNoteRequest } from './nics.js';
 import { VMFILTER, vmfilterState } from './state.js';
 import { parseVmFilterParams, vmFilterSet } from './action.js';
+import { monotonicMs } from '../../util/clock.js';
 
 /** How the last reconcile brought the filter up to date, and how long it took (tests and benchmarks). */
 export let lastVmfilterSync: (SyncResult & { ms: number }) | undefined;
@@ -172,7 +173,7 @@ export const vmfilterModule: RouterModule = {
         return;
       }
       const assumed = previous ? filterObjects(previous) : undefined;
-      const t0 = performance.now();
+      const t0 = monotonicMs();
       const r = await syncTable(ex, VMFILTER_TABLE, want, assumed, {
         scope: { prefix: filterNames(m.namespace).prefix },
         beforeReplace: async () => {
@@ -184,7 +185,7 @@ export const vmfilterModule: RouterModule = {
           return { append, scopeEmpty: !held };
         },
       });
-      lastVmfilterSync = { ...r, ms: performance.now() - t0 };
+      lastVmfilterSync = { ...r, ms: monotonicMs() - t0 };
       await forgetLearned(ex, VMFILTER_TABLE, m, previous);
     } finally {
       await release();
