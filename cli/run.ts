@@ -56,7 +56,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps = {}): Promi
   const out = deps.stdout ?? ((s: string) => { process.stdout.write(s); });
   const err = deps.stderr ?? ((s: string) => { process.stderr.write(s); });
 
-  const helpWidth = deps.helpWidth ?? (deps.stdout ? DEFAULT_HELP_WIDTH : terminalWidth());
+  // the terminal's width is asked only if help is rendered (touching process.stdout sets it up)
+  const helpWidth = deps.helpWidth ?? (deps.stdout ? DEFAULT_HELP_WIDTH : () => terminalWidth());
   // only `help <command>` can show the help of serve/proxy/install-proxy: their modules are loaded for it alone
   const frontEndHelp = argv.includes('help') ? await loadFrontEndHelp() : undefined;
   let inv;

@@ -58,8 +58,9 @@ export interface ParseEnvironment {
   nodePath?: string;
   /** Text printed by -V/--version. */
   version?: string;
-  /** Columns the help text is wrapped to (default 80). */
-  helpWidth?: number;
+  /** Columns the help text is wrapped to (default 80); a function is asked only when help is rendered (the CLI's
+   *  terminal width: asking for it makes Node set up process.stdout, ~3 ms of a cold command that prints nothing). */
+  helpWidth?: number | (() => number);
   /** Help of the commands that run as processes of their own (serve, proxy, install-proxy): the CLI layer
    *  knows their options. */
   frontEndHelp?: (name: string) => HelpDoc | undefined;
@@ -219,7 +220,7 @@ function commandsNamed(argv: readonly string[]): Set<string> | undefined {
  */
 function buildProgram(out: { text: string }, onAction: (c: Captured) => void, penv: ParseEnvironment, argv?: readonly string[]): Command {
   const named = argv && commandsNamed(argv);
-  const width = penv.helpWidth ?? DEFAULT_HELP_WIDTH;
+  const width = (): number => (typeof penv.helpWidth === 'function' ? penv.helpWidth() : penv.helpWidth ?? DEFAULT_HELP_WIDTH);
   const program = new Command('netns-router')
     .exitOverride()
     .showSuggestionAfterError(false)
@@ -230,7 +231,7 @@ function buildProgram(out: { text: string }, onAction: (c: Captured) => void, pe
   program.configureHelp({
     formatHelp: (cmd) => {
       const spec = cmd === program ? undefined : commandSpec(cmd.name());
-      return renderHelp(spec ? commandDoc(spec, cmd, penv) : programDoc(), width);
+      return renderHelp(spec ? commandDoc(spec, cmd, penv) : programDoc(), width());
     },
   });
   if (penv.version !== undefined) program.version(penv.version, '-V, --version', 'print the version');
