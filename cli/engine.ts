@@ -14,6 +14,8 @@ export interface RouterApiOptions {
   fastNat?: false;
   /** NAT changes reconcile only what they touch (a process without a resident engine behind it, docs/reconcile.md). */
   natScope?: boolean;
+  /** The process exits after its command: slow-to-release kernel handles go as soon as the kernel is reconciled. */
+  oneShot?: boolean;
 }
 
 export async function loadRouterApi(opts: RouterApiOptions = {}): Promise<RouterApi> {

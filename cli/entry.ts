@@ -14,5 +14,5 @@ export async function runMain(argv: readonly string[], opts: { tryResident: bool
   const [{ loadRouterApi }, { runCli }] = await Promise.all([import('./engine.js'), import('./run.js')]);
   // one command per process: the engine keeps nothing warm for a next one (the resident engine does, cli/serve.ts),
   // and a NAT change reconciles what it touches (docs/reconcile.md "Cold NAT commands")
-  return runCli(argv, { api: () => loadRouterApi({ fastNat: false, natScope: true }), invokedAs: process.argv[1] });
+  return runCli(argv, { api: () => loadRouterApi({ fastNat: false, natScope: true, oneShot: true }), invokedAs: process.argv[1] });
 }

@@ -30,6 +30,11 @@ export class NamespaceCache<V> {
     return value;
   }
 
+  /** Close and forget every handle. */
+  clear(): void {
+    for (const key of this.handles.keys()) this.drop(key === '' ? undefined : key);
+  }
+
   /** Close and forget the handle of `netns` (undefined: the caller's namespace). */
   drop(netns: string | undefined): void {
     const e = this.handles.delete(netns ?? '');

@@ -81,6 +81,18 @@ export function arpResponderObjects(atts: readonly Attachment[], ifindex: Readon
   return objs;
 }
 
+/**
+ * What the veths of `atts` answered ARP for with their own MAC — the IPv4 addresses they hold and those the
+ * responder answered for them — as responder sets, for `announce`'s `before`: an address that only moves between
+ * a veth and the responder of that veth (a static NAT added or deleted) keeps its MAC, and peers need no
+ * gratuitous ARP to find it (docs/reconcile.md "Cold NAT commands").
+ */
+export function answeredByVeths(atts: readonly Attachment[]): N.NftObject[] {
+  return atts.map((a) => N.set(setName(a.nsVeth), 'ipv4_addr', {
+    elements: [...a.addresses.filter((x) => !x.includes(':')).map((x) => x.split('/')[0]), ...(a.arpOnly ?? [])].map(responderElement),
+  }));
+}
+
 /** veth → addresses answered there, from the responder table's contents. */
 function answered(objs: readonly N.NftObject[]): Map<string, string[]> {
   const out = new Map<string, string[]>();

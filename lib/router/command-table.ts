@@ -165,7 +165,7 @@ export function commandContext(engine: RouterEngine, over: Partial<CommandContex
 }
 
 /** One engine per command (its settings come with the command), sharing the API's caches and background work. */
-function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules' | 'background' | 'fastNat' | 'natScope'> = {}): RouterEngine {
+function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineOptions, 'kernel' | 'plan' | 'modules' | 'background' | 'fastNat' | 'natScope' | 'oneShot'> = {}): RouterEngine {
   return new RouterEngine({
     ...over,
     caches,
@@ -184,14 +184,15 @@ function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineO
  * clean-up it need not wait for (its router stays locked until then; the owner of `background` awaits it
  * before exiting); without, every command returns when all its work is done. `fastNat: false`: a process that runs
  * one command (the cold CLI) keeps nothing warm for a next one (docs/delta-nat.md); `natScope`: its NAT changes
- * reconcile only what they touch (EngineOptions.natScope, docs/reconcile.md).
+ * reconcile only what they touch (EngineOptions.natScope, docs/reconcile.md); `oneShot`: the process exits after its
+ * command (EngineOptions.oneShot).
  */
-export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat']; natScope?: boolean } = {}): RouterApi {
+export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat']; natScope?: boolean; oneShot?: boolean } = {}): RouterApi {
   const caches = new EngineCaches();
   const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
   const over = {
     ...(opts.background ? { background: opts.background } : {}), ...(opts.fastNat !== undefined ? { fastNat: opts.fastNat } : {}),
-    ...(opts.natScope ? { natScope: true } : {}),
+    ...(opts.natScope ? { natScope: true } : {}), ...(opts.oneShot ? { oneShot: true } : {}),
   };
   for (const method of Object.values(API_METHOD)) {
     api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches, over), req, ctx));

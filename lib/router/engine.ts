@@ -11,7 +11,7 @@ import { NetlinkError } from '../netlink/errors.js';
 import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
-import { ARP_TABLE, ARP_TABLE_COMMENT, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
+import { ARP_TABLE, ARP_TABLE_COMMENT, answeredByVeths, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
 import { addressesOnlyDiffer, applyPlumbing, moveAddresses, removeRouterNamespace, namespaceSideIntact, PlumbingError } from './plumbing.js';
 import { changedOnlyWithin, tableInputsEqual, type ReconcileScope } from './reconcile-scope.js';
 import { reconcileL2Segment } from './l2-segment.js';
@@ -85,6 +85,12 @@ export interface EngineOptions {
    * commands"). The cold CLI's setting: a process that runs one command and has no resident engine behind it.
    */
   natScope?: boolean;
+  /**
+   * The process exits after this command (the cold CLI): what the kernel keeps for later commands and takes long
+   * to release (RouterKernel.releaseKept: the gratuitous-ARP sockets, an RCU grace period each) is let go as soon
+   * as the kernel is reconciled, so that the release overlaps the save instead of delaying the exit.
+   */
+  oneShot?: boolean;
 }
 
 /** The commands after which a large router is kept warm for the fast way (fast-change.ts). */
@@ -390,6 +396,7 @@ export class RouterEngine {
         const defer = verdict === 'delete' && this.opts.background ? (p: Promise<void>) => { later.push(p); } : undefined;
         this.lastReconcile = scoped ? 'scoped' : 'full';
         if (!scoped) await this.reconcileKeyed(model, next, before, text, phases, defer);
+        if (this.opts.oneShot) this.kernel.releaseKept?.();
         if (this.plan) this.plan.state(ns, verdict === 'delete' ? 'delete' : unchanged ? 'unchanged' : text === undefined ? 'create' : 'save', text, next);
         else if (verdict === 'delete') this.store.remove(ns);
         else if (!unchanged) this.store.save(model, next);
@@ -534,7 +541,9 @@ export class RouterEngine {
    * answers announced, the table proof recorded. `links`: what plumbing did to the links (a re-created public
    * veth makes the responder table be replaced, arp-responder.ts).
    */
-  private async commitTables(m: RouterModel, key: string, plan: PlumbingPlan, t: CompiledTables, links: ReadonlyArray<{ name: string; action: string }>): Promise<void> {
+  private async commitTables(
+    m: RouterModel, key: string, plan: PlumbingPlan, t: CompiledTables, links: ReadonlyArray<{ name: string; action: string }>, known?: NftObject[],
+  ): Promise<void> {
     // the ARP answers for static NAT addresses (not on the interface): a companion table, same transaction
     const prevAtts = t.assumed ? t.prevPub! : [];
     const index = this.ifindexes(m.namespace, [...responderDevices(plan.attachments), ...responderDevices(prevAtts)]);
@@ -551,7 +560,9 @@ export class RouterEngine {
     } finally {
       await release();
     }
-    this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : arpAssumed ?? []);
+    // gratuitous ARP for what the responder answers now and peers did not find there (`known`: what the veths
+    // answered with the same MAC before)
+    this.kernel.announceArp(m.namespace, arp, this.lastNftSync.mode === 'replace' ? undefined : known ?? arpAssumed ?? []);
     this.recordProof(m.namespace, key, this.lastNftSync);
     this.lastCompiled = { key, compiled: { want: t.want, arp, index, pub: t.pub, plan } };
   }
@@ -586,7 +597,7 @@ export class RouterEngine {
       ns.close();
     }
     phases.mark('plumbing');
-    await this.commitTables(m, key, plan, tables, []);
+    await this.commitTables(m, key, plan, tables, [], answeredByVeths(beforePlan.attachments));
     phases.mark('nft');
     if (tables.prevNat) await k.deleteNatConntrack(m.namespace, tables.prevNat, tables.nat);
     phases.mark('modules');

@@ -16,6 +16,15 @@ import { NamespaceCache } from '../netns/namespace-cache.js';
 // grace period (the socket only keeps its namespace alive a few ms longer).
 const sockets = new NamespaceCache<number>(32, (fd) => { libc.closeAsync(fd).catch(() => { /* EBADF cannot happen: ours alone */ }); });
 
+/**
+ * Close every kept socket now (on the worker pool): for a process about to exit after its one command (the cold
+ * CLI), whose exit would otherwise wait for each socket's grace period in the kernel — started now, it runs while
+ * the process saves its state.
+ */
+export function closeGratuitousArpSockets(): void {
+  sockets.clear();
+}
+
 function packetSocket(ns: NetnsHandle): number {
   // protocol 0: a send-only socket, never hooked into the receive path
   return sockets.get(ns.name ?? undefined, () => ns.run(() => libc.socket(AF_PACKET, libc.SOCK_DGRAM, 0)));

@@ -21,7 +21,7 @@ import type { NftObject } from '../nft/objects.js';
 import type { NatPlan } from './router-table.js';
 import { deleteConntrackFlows, deleteNatConntrack } from './nat-flow-cleanup.js';
 import type { ConntrackFilter } from '../nft/ctnetlink.js';
-import { sendGratuitousArps } from './garp.js';
+import { closeGratuitousArpSockets, sendGratuitousArps } from './garp.js';
 import { announce } from './arp-responder.js';
 import { markCurrentNamespace } from './ownership.js';
 import { DnsmasqInstance, type DnsmasqControl } from '../services/dnsmasq/supervisor.js';
@@ -77,6 +77,11 @@ export interface RouterKernel {
   gratuitousArps(ns: NsOps, dev: string, ips: readonly string[]): void;
   /** Gratuitous ARPs for the addresses the ARP responder table starts answering (arp-responder.ts). */
   announceArp(ns: string, want: readonly NftObject[], before: readonly NftObject[] | undefined): void;
+  /**
+   * Close the handles kept for later commands whose release takes long (the gratuitous-ARP packet sockets: an RCU
+   * grace period each), off the event loop: for a process that exits after its command (EngineOptions.oneShot).
+   */
+  releaseKept?(): void;
   /**
    * A namespace's configuration file `/etc/netns/<ns>/<path>` (what `ip netns exec` shows the namespace's programs,
    * e.g. iproute2/rt_tables); `content` undefined removes `/etc/netns/<ns>` as a whole.
@@ -146,6 +151,7 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
       }
     },
     announceArp: (ns, want, before) => { announce(() => NetnsHandle.open(ns), want, before); },
+    releaseKept: () => { closeGratuitousArpSockets(); },
     dnsmasq: (ns, dir) => new DnsmasqInstance(ns, dir),
     metadata: (stateDir) => new DaemonControl(stateDir),
     haproxy: (ns, runDir) => new RouterHaproxy(ns, runDir),

@@ -422,8 +422,9 @@ export function addressesOnlyDiffer(before: PlumbingPlan, after: PlumbingPlan): 
 
 /**
  * The addresses `before` puts on the veths and `after` does not are deleted, those `after` adds are put on, with a
- * gratuitous ARP as applyPlumbing sends for them. Only for plans that `addressesOnlyDiffer`; the namespace side
- * is assumed as `before` plans it (namespaceSideIntact).
+ * gratuitous ARP as applyPlumbing sends for them — except for an address the veth's ARP responder answered in
+ * `before`: with the veth's own MAC, so peers already find it there. Only for plans that `addressesOnlyDiffer`;
+ * the namespace side is assumed as `before` plans it (namespaceSideIntact).
  */
 export function moveAddresses(k: RouterKernel, ns: NsOps, before: PlumbingPlan, after: PlumbingPlan): void {
   const nl = ns.netlink;
@@ -431,7 +432,8 @@ export function moveAddresses(k: RouterKernel, ns: NsOps, before: PlumbingPlan, 
     const had = new Set(before.attachments[i].addresses.map(canonicalCidr));
     const want = new Set(a.addresses.map(canonicalCidr));
     for (const key of had) if (!want.has(key)) nl.addrDel({ dev: a.nsVeth, address: key }, { ifExists: true });
-    const garp = new Set(a.garp ?? []);
+    const answered = new Set(before.attachments[i].arpOnly ?? []);
+    const garp = new Set((a.garp ?? []).filter((ip) => !answered.has(ip)));
     const announce: string[] = [];
     for (const key of want) {
       if (had.has(key)) continue;

@@ -30,6 +30,11 @@ export class LruMap<K, V> {
     }
   }
 
+  /** Every key, least recently used first. */
+  keys(): K[] {
+    return [...this.entries.keys()];
+  }
+
   /** Removes the entry (onEvict is not called); returns its value. */
   delete(key: K): V | undefined {
     const v = this.entries.get(key);

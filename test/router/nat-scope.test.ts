@@ -15,6 +15,7 @@ import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { isolatedTopo, openIngress, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
 import { routerCli } from '../helpers/router-cli.js';
+import { ArpTap } from '../helpers/arp.js';
 
 requireSandbox();
 
@@ -34,15 +35,24 @@ test('cold NAT commands: scoped add/delete carry traffic; drift in what they own
     assert.is(engine.lastReconcile, 'full', 'a public IP is not a NAT change: the whole router');
     assert.equal(addressesOf(ns, veth), [P, P3].sort(), 'P3 is an address of the veth before its static NAT');
 
-    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.10' });
-    assert.is(engine.lastReconcile, 'scoped', 'added in its scope');
-    assert.equal(addressesOf(ns, veth), [P], 'P3 left the veth for the ARP responder');
-    assert.ok(await waitFor(() => tcpOk(upNs, P3, 22), 5000), 'tcp to P3 reaches vm1 through the static NAT added in its scope');
-    assert.ok(tcpOk(upNs, P2, 22), 'positive control: P2 (static NAT made in full) reaches vm2');
+    const mac = publicAttachments(engine.store.load(ns)!)[0].nsMac!;
+    const tap = ArpTap.open(upNs, 'up0');
+    try {
+      assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered by the router (its address) before');
+      await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.10' });
+      assert.is(engine.lastReconcile, 'scoped', 'added in its scope');
+      assert.equal(addressesOf(ns, veth), [P], 'P3 left the veth for the ARP responder');
+      assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered by the ARP responder, with the same MAC');
+      assert.ok(await waitFor(() => tcpOk(upNs, P3, 22), 5000), 'tcp to P3 reaches vm1 through the static NAT added in its scope');
+      assert.ok(tcpOk(upNs, P2, 22), 'positive control: P2 (static NAT made in full) reaches vm2');
 
-    await runCommand(engine, { command: 'delete-static-nat', ...net, publicIp: { ip: P3, sourceNat: false } });
-    assert.is(engine.lastReconcile, 'scoped', 'deleted in its scope');
-    assert.equal(addressesOf(ns, veth), [P, P3].sort(), 'P3 back on the veth');
+      await runCommand(engine, { command: 'delete-static-nat', ...net, publicIp: { ip: P3, sourceNat: false } });
+      assert.is(engine.lastReconcile, 'scoped', 'deleted in its scope');
+      assert.equal(addressesOf(ns, veth), [P, P3].sort(), 'P3 back on the veth');
+      assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered by the router again, with the same MAC');
+    } finally {
+      tap.close();
+    }
     assert.not.ok(tcpOk(upNs, P3, 22), 'P3 no longer translated to vm1');
     assert.ok(tcpOk(upNs, P2, 22), 'positive control: P2 still reaches vm2');
 
