@@ -23,15 +23,15 @@ const OUT = join(root, 'dist', 'cli', 'netns-router.bundle.cjs');
 const EXTERNAL_PACKAGES = new Set(['koffi']);
 /**
  * Node built-ins that most commands never use but that modules require at their top (commander: child_process;
- * pino: worker_threads for its transports; the metadata client: dgram; haproxy's supervisor and `serve`: net):
- * required on first use instead (each costs ~0.5–2 ms of compilation in a cold process). A module that uses one
- * at its top loads it at once.
+ * the metadata client: dgram; haproxy's supervisor and `serve`: net; the services: os, timers/promises): required
+ * on first use instead (each costs ~0.5–2 ms of compilation in a cold process). A module that uses one at its top
+ * loads it at once.
  */
 const LAZY_BUILTINS = ['child_process', 'worker_threads', 'dgram', 'http', 'net', 'timers/promises', 'perf_hooks', 'vm', 'os', 'crypto', 'assert'];
 /**
- * Of those, the ones whose module is itself a function (sonic-boom and thread-stream, loaded with pino, call
- * `assert(…)`): their stand-in is callable. Loading `assert` at once would cost a cold process ~3 ms — its
- * error class loads the colour support, which opens process.stderr as a stream.
+ * Of those, the ones whose module is itself a function (`assert(…)`, as pino's SonicBoom calls it — pino is no
+ * longer in the bundle, the stand-in stays callable for any package that does): loading `assert` at once would
+ * cost a cold process ~3 ms (its error class loads the colour support, which opens process.stderr as a stream).
  */
 const CALLABLE_BUILTINS = ['assert'];
 
