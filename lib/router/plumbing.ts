@@ -392,18 +392,21 @@ export function applyPlumbing(k: RouterKernel, host: NsOps, plan: PlumbingPlan):
  */
 export function namespaceSideIntact(ns: NsOps, plan: PlumbingPlan): boolean {
   const nl = ns.netlink;
-  const links = new Map(nl.linkList().map((l) => [l.name, l]));
+  const all = nl.linkList();
+  const links = new Map(all.map((l) => [l.name, l]));
   if (!links.get('lo')?.up) return false;
-  const addrs = new Set(nl.addrList().map((a) => `${a.ifindex} ${a.ip}/${a.prefixLen}`));
+  // (addresses and routes by interface index, named from the dump above: no link lookup per device)
+  const addrs = new Set(nl.addrList({ names: false }).map((a) => `${a.ifindex} ${a.ip}/${a.prefixLen}`));
   for (const a of plan.attachments) {
     const l = links.get(a.nsVeth);
     if (!l || l.kind !== 'veth' || !l.up || (a.nsMac !== undefined && l.mac?.toLowerCase() !== a.nsMac.toLowerCase())) return false;
     if (!a.addresses.every((x) => addrs.has(`${l.index} ${canonicalCidr(x)}`))) return false;
   }
   if (!plan.routes.length) return true;
-  const routes = nl.routeList({ table: 'all' }).filter((r) => r.protocol === ROUTE_PROTO_NUM);
+  const names = new Map(all.map((l) => [l.index, l.name]));
+  const routes = nl.routeList({ table: 'all', names: false }).filter((r) => r.protocol === ROUTE_PROTO_NUM);
   return plan.routes.every((w) => routes.some((cur) => `${cur.table} ${cur.dst}` === routeKey(w)
-    && (w.via ?? undefined) === (cur.via ?? undefined) && (!w.dev || w.dev === cur.dev)));
+    && (w.via ?? undefined) === (cur.via ?? undefined) && (!w.dev || w.dev === (cur.oif !== undefined ? names.get(cur.oif) : undefined))));
 }
 
 /** An attachment without what a NAT change may move: its addresses, gratuitous ARPs and ARP-responder addresses. */
