@@ -123,7 +123,8 @@ const jsonValue = (_key: string, v: unknown): unknown => (typeof v === 'bigint' 
 
 /**
  * The logger over `write` (one call per record, the line with its newline): records below `level` are dropped;
- * `record` may be a message alone; a record without a message takes its `err`'s, as pino does.
+ * `record` may be a message alone, or an Error (logged as `err`); a record without a message takes its `err`'s,
+ * as pino does.
  */
 function jsonLinesLogger(level: LogLevel, base: Record<string, unknown>, write: (line: string) => void): Logger {
   const min = level === 'silent' ? Infinity : LEVEL_NUMBERS[level] ?? LEVEL_NUMBERS.info;
@@ -136,7 +137,10 @@ function jsonLinesLogger(level: LogLevel, base: Record<string, unknown>, write: 
       let fields: Record<string, unknown> = {};
       let msg = message;
       if (typeof record === 'string') msg = record;
-      else if (record !== null && record !== undefined) {
+      else if (record instanceof Error) {
+        fields = { err: record };
+        msg ??= record.message;
+      } else if (record !== null && record !== undefined) {
         fields = record as Record<string, unknown>;
         const err = fields.err as { message?: unknown } | undefined;
         if (msg === undefined && fields.msg === undefined && err && typeof err.message === 'string') msg = err.message;
