@@ -11,6 +11,8 @@
  *   small command (ES modules) the same through dist/cli/main.js (the ES modules, no bundle, no code cache)
  *   small command, no cache    the installed command right after an install (the code cache removed before)
  *   no-op re-apply, 10,000 fw  apply-fw-rules with the document the router already holds (10,000 rules)
+ * When the environment sets NODE_EXTRA_CA_CERTS (Node then loads those certificates at start-up), `node -e 0` and
+ * the small command are also timed without it, and the 1.7× goal is judged on that pair.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,9 +33,18 @@ const esm = (): string => join(distRoot(), 'cli', 'main.js');
 const cacheFile = (): string => join(distRoot(), 'cli', 'netns-router.bundle.cjs.cache');
 const cidrOf = (s: string) => { const [address, p] = s.split('/'); return { family: 4 as const, address, prefix: Number(p) }; };
 
-function timed(argv: string[]): number {
+/**
+ * Node loads the certificates NODE_EXTRA_CA_CERTS names at start-up, before any script (~40 ms here): an
+ * environment that sets it inflates the floor and every contestant alike, which flatters the ratios. When it is
+ * set, the floor and the small command are timed without it too (`clean`), and the goal is judged on those.
+ */
+const EXTRA_CA = 'NODE_EXTRA_CA_CERTS';
+
+function timed(argv: string[], opts: { clean?: boolean } = {}): number {
+  const env: NodeJS.ProcessEnv = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: 'off' };
+  if (opts.clean) delete env[EXTRA_CA];
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: 'off' } });
+  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', env });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.slice(0, 2).join(' ')} exited ${r.status}: ${r.stderr}`);
   return ms;
@@ -63,9 +74,9 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
     writeFileSync(docFile, JSON.stringify(doc));
 
     let k = 0;
-    const small = (cli: string) => () => {
+    const small = (cli: string, clean = false) => () => {
       const add = k++ % 2 === 0;
-      return timed([cli, add ? 'add-static-nat' : 'delete-static-nat', '--network-id', net.networkId, '--public-ip', '203.0.113.81', ...(add ? ['--private-ip', '10.88.1.20'] : []), ...common]);
+      return timed([cli, add ? 'add-static-nat' : 'delete-static-nat', '--network-id', net.networkId, '--public-ip', '203.0.113.81', ...(add ? ['--private-ip', '10.88.1.20'] : []), ...common], { clean });
     };
     const contestants: Array<[string, () => number]> = [
       ['node -e 0', () => timed(['-e', '0'])],
@@ -75,6 +86,16 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       ['small command, first run after an install (no code cache)', () => { rmSync(cacheFile(), { force: true }); return small(installed())(); }],
       ['no-op re-apply of 10,000 firewall rules', () => timed([installed(), 'apply-fw-rules', '--network-id', fwNet.networkId, '--fw-rules-file', docFile, ...common])],
     ];
+    // each row's ratio is to the floor of its own environment (index of that floor's row)
+    const floorOf = contestants.map(() => 0);
+    const extraCa = process.env[EXTRA_CA] !== undefined;
+    if (extraCa) {
+      contestants.push(
+        [`node -e 0, without ${EXTRA_CA}`, () => timed(['-e', '0'], { clean: true })],
+        [`small command, without ${EXTRA_CA}`, small(installed(), true)],
+      );
+      floorOf.push(6, 6);
+    }
     // the code cache as a host that ran these commands before has it: covering each of them (bundle.cts writes it
     // again, in the run that finds its command missing, and a timed run must not be that one)
     const rebuildCache = (): void => {
@@ -95,13 +116,14 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       order.push(4);
       for (const i of order) ms[i] = contestants[i][1]();
       rebuildCache(); // not counted
-      rows.forEach((row, i) => { row.samples.push(ms[i]); row.ratios.push(ms[i] / ms[0]); });
+      rows.forEach((row, i) => { row.samples.push(ms[i]); row.ratios.push(ms[i] / ms[floorOf[i]]); });
     }
     const table: Table = {
       title: `Cold CLI processes without a resident engine: start to exit, median of ${runs}, beside node -e 0 in the same repetition`,
       headers: ['process', 'median', 'p95', 'ratio to node -e 0 (median of pairs)'],
-      rows: rows.map((r) => { const s = summarize(r.samples); return [r.label, fmtMs(s.median), fmtMs(s.p95), r.label === 'node -e 0' ? '1×' : fmtRatio(median(r.ratios))]; }),
+      rows: rows.map((r, i) => { const s = summarize(r.samples); return [r.label, fmtMs(s.median), fmtMs(s.p95), floorOf.indexOf(i) === i ? '1×' : fmtRatio(median(r.ratios))]; }),
       notes: [
+        ...(extraCa ? [`this environment sets ${EXTRA_CA} (Node loads those certificates before any script): the last two rows are timed without it, their ratio to the floor without it`] : []),
         'the installed command is dist/cli/netns-router.cjs: the CLI as one bundle (scripts/bundle-cli.mjs) loaded with a V8 code cache (cli/bundle.cts)',
         'small command: add-static-nat and delete-static-nat alternating on a router with two public IPs (every run changes the router)',
         'no-op re-apply: apply-fw-rules with the 10,000-rule document the router already holds',
@@ -109,8 +131,13 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
     };
     const smallRow = rows[2];
     const noop = rows[5];
+    // the goal is judged without the certificates when they are loaded here (they inflate the floor)
+    const judged = extraCa ? rows[7] : smallRow;
+    const ratio = median(judged.ratios);
     const notes = [
-      `small command: ${fmtMs(median(smallRow.samples))}, ${fmtRatio(median(smallRow.ratios))} node -e 0 (target ≤ 1.7×: ${median(smallRow.ratios) <= 1.7 ? 'met' : 'NOT met'})`,
+      `small command: ${fmtMs(median(smallRow.samples))}, ${fmtRatio(median(smallRow.ratios))} node -e 0`
+        + (extraCa ? ` with ${EXTRA_CA} set; without it ${fmtMs(median(judged.samples))}, ${fmtRatio(ratio)} node -e 0 (${fmtMs(median(rows[6].samples))})` : '')
+        + ` (target ≤ 1.7×: ${ratio <= 1.7 ? 'met' : 'NOT met'})`,
       `no-op re-apply of 10,000 rules: ${fmtMs(median(noop.samples))} (target < 150 ms: ${median(noop.samples) < 150 ? 'met' : 'NOT met'})`,
     ];
     return { title: 'Cold CLI start-up (bench/startup.ts)', tables: [table], notes, data: { rows, runs }, text: `${renderText(table)}  ${notes.join('\n  ')}\n` };
