@@ -37,13 +37,16 @@ export type EnsureAction = 'created' | 'recreated' | 'updated' | 'unchanged';
 
 
 /**
- * The kernel's announcement that link `ref` is unregistered: RTM_DELLINK of family AF_UNSPEC (a bridge also sends
- * an AF_BRIDGE RTM_DELLINK when a port leaves it, before the port is gone) naming the link by index or name.
+ * The kernel's announcement that link `index` is unregistered: RTM_DELLINK of family AF_UNSPEC (a bridge also sends
+ * an AF_BRIDGE RTM_DELLINK when a port leaves it, before the port is gone). Indexes are not reused soon (the kernel
+ * allocates them cyclically).
  */
-function isUnregistered(m: NlMessage, ref: LinkRef): boolean {
-  if (m.type !== RTM_DELLINK || m.payload.length < 16 || m.payload.readUInt8(0) !== 0) return false;
-  return typeof ref === 'number' ? m.payload.readInt32LE(4) === ref : parseAttrs(m.payload, 16).string(IFLA.IFNAME) === ref;
+function isUnregistered(m: NlMessage, index: number): boolean {
+  return m.type === RTM_DELLINK && m.payload.length >= 16 && m.payload.readUInt8(0) === 0 && m.payload.readInt32LE(4) === index;
 }
+
+/** How long linkDel waits for its send to be run by the worker pool before deleting synchronously. */
+const LINK_DEL_STALL_MS = 500;
 function describe(ref: LinkRef): string {
   return typeof ref === 'number' ? `ifindex ${ref}` : ref;
 }
@@ -239,18 +242,45 @@ export class NetlinkHandle {
 
   /**
    * Delete a link. With `ifExists`, a missing link is not an error; returns whether one was deleted. Returns once
-   * the link is gone from the namespace (the kernel's RTM_DELLINK announcement: unregistered, its name free, its
-   * addresses and routes gone; a veth's peer with it); the kernel's wait for RCU callbacks that follows
-   * (10–30 ms) ends on a worker thread (NetlinkSocket.requestUntilAnnounced).
+   * the kernel announces the link unregistered (RTM_DELLINK: it and a veth's peer are no longer listed, their
+   * names free; what the kernel still does for them under its RTNL lock — flushing their addresses and routes —
+   * is done before any later change request, which takes that lock); the kernel's wait for RCU callbacks that
+   * follows (10–30 ms) ends on a worker thread (NetlinkSocket.requestUntilAnnounced). The link is deleted by
+   * index, so a request the worker pool runs late can never delete a link made since under the same name.
    */
   linkDel(ref: LinkRef, opts: { ifExists?: boolean } = {}): boolean {
     if (typeof ref === 'string') checkName(ref, 'link');
     try {
-      this.socket.requestUntilAnnounced({ type: RTM_DELLINK, body: encodeLinkRef(ref), operation: `RTM_DELLINK ${describe(ref)}` },
-        RTNLGRP_LINK, (m) => isUnregistered(m, ref));
+      const index = typeof ref === 'number' ? ref : this.indexIfAny(ref);
+      const req: NlRequest = { type: RTM_DELLINK, body: encodeLinkRef(index ?? ref), operation: `RTM_DELLINK ${describe(ref)}` };
+      if (index === undefined) {
+        this.socket.request(req); // no such link: the kernel's own answer (ENODEV), or a link made meanwhile deleted
+        return true;
+      }
+      const how = this.socket.requestUntilAnnounced(req, RTNLGRP_LINK, (m) => isUnregistered(m, index), { stallMs: LINK_DEL_STALL_MS });
+      if (how === 'stalled') {
+        // the worker pool has not run the send (its threads busy): delete here; the queued request, when it runs,
+        // finds no link of that index (ENODEV, ignored) — or it got there first, and this one does
+        try {
+          this.socket.request(req);
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+      }
       return true;
     } catch (e) {
       if (opts.ifExists && isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /** The index of link `name`, or undefined when there is none (one RTM_GETLINK, no names resolved). */
+  private indexIfAny(name: string): number | undefined {
+    try {
+      const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(name), operation: `RTM_GETLINK ${name}` });
+      return m ? m.payload.readInt32LE(4) : undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
       throw e;
     }
   }

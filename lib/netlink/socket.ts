@@ -15,6 +15,7 @@ import {
 import { NetlinkError, NetlinkProtocolError } from './errors.js';
 import { parseAttrs } from './attrs.js';
 import { runInNetnsFd } from '../sys/setns.js';
+import { monotonicMs } from '../util/clock.js';
 
 /** Length of a netlink message header (struct nlmsghdr). */
 export const NLMSG_HDRLEN = 16;
@@ -307,47 +308,65 @@ export class NetlinkSocket {
    * `request()` that returns as soon as the kernel announces on multicast group `group` that the request took
    * effect (`announced` picks the announcement out), or at its ACK, whichever comes first; an error ACK is thrown.
    * Why: rtnetlink runs a request inside the sender's sendto(), and for a link delete the kernel announces
-   * RTM_DELLINK once the link is unregistered (gone from the namespace: its name, addresses and routes) but then,
-   * still inside sendto, waits for RCU callbacks and the device's last references (rcu_barrier, 10–30 ms) before
-   * it ACKs. The send runs on koffi's worker pool through a socket of the pool (as in requestAsync); this thread
-   * waits in poll(2) on the announcement and the ACK. After an early return the worker finishes the kernel's wait
-   * and its socket returns to the pool. An announcement lost to a receive overrun means waiting for the ACK.
+   * RTM_DELLINK once the link is unregistered (no longer listed) but then, still inside sendto, waits for RCU
+   * callbacks and the device's last references (rcu_barrier, 10–30 ms) before it ACKs. The send runs on koffi's
+   * worker pool (libuv's) through a socket of the pool (as in requestAsync); this thread waits in poll(2) on the
+   * announcement and the ACK. After an early return the worker finishes the kernel's wait and its socket returns
+   * to the pool. An announcement lost to a receive overrun means waiting for the ACK.
+   *
+   * 'stalled': neither came within `stallMs` — the pool has not run the send yet (its threads busy), or the kernel
+   * is slow. The request stays queued and may still run (it cannot be withdrawn): only a request that is harmless
+   * when repeated after it took effect by other means may be sent this way (a delete by index: ENODEV then,
+   * ignored). When koffi refuses to queue the call (its limit of calls in flight), the request runs here,
+   * synchronously: 'acked'.
    */
-  requestUntilAnnounced(req: NlRequest, group: number, announced: (m: NlMessage) => boolean): 'announced' | 'acked' {
+  requestUntilAnnounced(req: NlRequest, group: number, announced: (m: NlMessage) => boolean, opts: { stallMs?: number } = {}): 'announced' | 'acked' | 'stalled' {
     this.ensureOpen();
     const w = (this.watcher ??= this.openSibling());
-    w.drain(); // announcements of an earlier watch
-    libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
     const s = this.asyncIdle.pop() ?? this.openSibling();
     this.asyncBusy.add(s);
     const seq = s.nextSeq();
     let acked = false;
     let healthy = true;
-    // the kernel has queued the ACK by the time sendto returns: reading it then does not wait
-    const tail: Promise<void> = libc.sendtoAsync(s.fd, encodeRequest(req, seq, NLM_F_ACK), null)
-      .then(() => { if (!acked) s.collect([req], [seq], req.operation); }, () => { healthy = false; })
-      .catch(() => { healthy = false; })
-      .finally(() => { this.tails.delete(tail); this.releaseAsync(s, healthy && !s.closed); });
-    this.tails.add(tail);
+    let tail: Promise<void> | undefined;
     try {
-      const deadline = performance.now() + (this.opts.timeoutMs ?? 30_000);
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) {
-          healthy = false;
-          throw new NetlinkError(ETIMEDOUT, `${req.operation}: no reply from the kernel within the timeout`);
-        }
-        const ready = libc.pollReadable([w.fd, s.fd], left);
-        if (ready.includes(s.fd)) {
-          acked = true;
-          const [r] = s.collect([req], [seq], req.operation);
-          if (r.error) throw r.error;
+      w.drain(); // announcements of an earlier watch
+      libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+      try {
+        let sent: Promise<number>;
+        try {
+          sent = libc.sendtoQueued(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
+        } catch {
+          // not queued (koffi's limit of calls in flight): the request, here and now
+          this.request(req);
           return 'acked';
         }
-        if (ready.includes(w.fd) && w.receiveNow().some(announced)) return 'announced';
+        // the kernel has queued the ACK by the time sendto returns: reading it then does not wait
+        const t: Promise<void> = sent
+          .then(() => { if (!acked) s.collect([req], [seq], req.operation); }, () => { healthy = false; })
+          .catch(() => { healthy = false; })
+          .finally(() => { this.tails.delete(t); this.releaseAsync(s, healthy && !s.closed); });
+        tail = t;
+        this.tails.add(t);
+        const deadline = monotonicMs() + (opts.stallMs ?? this.opts.timeoutMs ?? 30_000);
+        for (;;) {
+          const left = deadline - monotonicMs();
+          if (left <= 0) return 'stalled';
+          const ready = libc.pollReadable([w.fd, s.fd], left);
+          if (ready.includes(s.fd)) {
+            acked = true;
+            const [r] = s.collect([req], [seq], req.operation);
+            if (r.error) throw r.error;
+            return 'acked';
+          }
+          if (ready.includes(w.fd) && w.receiveNow().some(announced)) return 'announced';
+        }
+      } finally {
+        libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
       }
     } finally {
-      libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
+      // no send queued: the pool's socket is free again at once (a queued one frees it when the worker is done)
+      if (!tail) this.releaseAsync(s, healthy);
     }
   }
 

@@ -168,13 +168,17 @@ export function pollReadable(fds: readonly number[], timeoutMs: number): number[
  */
 function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, args: unknown[], detail?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    fn.async(...args, (err: unknown, rc: number | bigint) => {
-      if (err) return reject(err);
-      const n = Number(rc);
-      if (n < 0) return reject(new SysError(name, errno(), detail));
-      resolve(n);
-    });
+    fn.async(...args, completion(name, detail, resolve, reject));
   });
+}
+
+function completion(name: string, detail: string | undefined, resolve: (n: number) => void, reject: (e: unknown) => void) {
+  return (err: unknown, rc: number | bigint): void => {
+    if (err) return reject(err);
+    const n = Number(rc);
+    if (n < 0) return reject(new SysError(name, errno(), detail));
+    resolve(n);
+  };
 }
 
 /**
@@ -184,6 +188,18 @@ function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, ar
  */
 export function sendtoAsync(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
   return asyncCall(c().sendto, 'sendto', [fd, buf, buf.length, flags, addr, addr ? addr.length : 0]);
+}
+
+/**
+ * `sendtoAsync` for a caller that must know whether the call was queued: when koffi refuses it (its limit of
+ * asynchronous calls in flight is reached: a slot frees only when a completion runs on the event loop), this
+ * throws synchronously instead of returning a rejected promise.
+ */
+export function sendtoQueued(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
+  let settle: [(n: number) => void, (e: unknown) => void] | undefined;
+  const p = new Promise<number>((resolve, reject) => { settle = [resolve, reject]; });
+  c().sendto.async(fd, buf, buf.length, flags, addr, addr ? addr.length : 0, completion('sendto', undefined, ...settle!));
+  return p;
 }
 
 /** An fd on the network namespace a socket belongs to (SIOCGSKNS); the caller closes it. */
