@@ -133,7 +133,10 @@ async function runEngine(
   });
   const log: Logger = created.logger;
   if (created.problem) err(line(`netns-router: warning: ${created.problem}`));
-  log.info({ form: inv.form, request: abbreviate(req), devices: inv.devices, details: inv.details, timeoutSeconds: settings.timeoutSeconds }, 'command start');
+  // the extension details' names only: their values may hold an operator's credentials (the router reads devices,
+  // logged apart, and a few switches the model records)
+  const detailKeys = { physicalNetwork: Object.keys(inv.details.physicalNetwork), network: Object.keys(inv.details.network) };
+  log.info({ form: inv.form, request: abbreviate(req), devices: inv.devices, detailKeys, timeoutSeconds: settings.timeoutSeconds }, 'command start');
 
   // the router's lock, then the engine call, within the time limit: the same code as the library's
   // (lib/router/invoke.ts), so the two never interleave on one router and time out alike

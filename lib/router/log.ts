@@ -147,7 +147,8 @@ function jsonLinesLogger(level: LogLevel, base: Record<string, unknown>, write: 
       }
       const body = JSON.stringify(redact(fields), jsonValue);
       const props = body.length > 2 ? `,${body.slice(1, -1)}` : '';
-      write(`{"level":${n},"time":${JSON.stringify(new Date().toISOString())}${bound}${props}${msg !== undefined ? `,"msg":${JSON.stringify(msg)}` : ''}}\n`);
+      const text = msg === undefined ? undefined : redact(msg);
+      write(`{"level":${n},"time":${JSON.stringify(new Date().toISOString())}${bound}${props}${text !== undefined ? `,"msg":${JSON.stringify(text)}` : ''}}\n`);
     };
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
@@ -162,7 +163,8 @@ export function createLogger(opts: LoggerOptions): CreatedLogger {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o750 });
     // one write(2) per record: nothing is lost on process.exit, and closing is a close(2) — no fsync: the
     // router's state file, not its log, must be durable
-    const fd = openSync(opts.file, 'a');
+    // a new log is not world-readable (commands and their arguments are in it)
+    const fd = openSync(opts.file, 'a', 0o640);
     let closed = false;
     const close = (): void => {
       if (closed) return;

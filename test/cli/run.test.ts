@@ -172,8 +172,9 @@ test('logs: JSON lines, directories created, secrets never written (success and 
   const dir = new TempDir('run');
   try {
     const log = dir.join('deep', 'er', 'netns.log');
-    const env = { NETNS_ROUTER_LOG_FILE: log, CS_PHYSICAL_NETWORK_EXTENSION_DETAILS: '{"sshkey":"-----BEGIN OPENSSH PRIVATE KEY-----SECRET-A","password":"SECRET-B"}' };
-    const secrets = ['SECRET-A', 'SECRET-B', 'SECRET-C', 'SECRET-D', 'SECRET-E', 'SECRET-F', 'SECRET-G', 'SECRET-H', 'SECRET-I', 'SECRET-J'];
+    const env = { NETNS_ROUTER_LOG_FILE: log, CS_PHYSICAL_NETWORK_EXTENSION_DETAILS: '{"sshkey":"-----BEGIN OPENSSH PRIVATE KEY-----SECRET-A","password":"SECRET-B","auth_token":"SECRET-K","guest.network.device":"eth1"}',
+      CS_NETWORK_EXTENSION_DETAILS: '{"credentials":{"user":"u","pass":"SECRET-L"},"vm-filter":"false"}' };
+    const secrets = ['SECRET-A', 'SECRET-B', 'SECRET-C', 'SECRET-D', 'SECRET-E', 'SECRET-F', 'SECRET-G', 'SECRET-H', 'SECRET-I', 'SECRET-J', 'SECRET-K', 'SECRET-L'];
     const runs: string[][] = [
       ['save-password', '--network-id', '1', '--ip', '10.0.0.5', '--password', 'SECRET-C'],
       ['save-userdata', '--network-id', '1', '--ip', '10.0.0.5', '--userdata', '#cloud-config\npassword: SECRET-D'],
@@ -199,12 +200,15 @@ test('logs: JSON lines, directories created, secrets never written (success and 
     assert.is(starts.length, 7);
     assert.is(starts[0].request.password, '[redacted]');
     assert.is(starts[0].request.ip, '10.0.0.5', 'non-secret fields stay');
-    assert.is(starts[0].details.physicalNetwork.sshkey, '[redacted]');
+    // the extension details: their names only, whatever their values (an operator's keys are not ours to know)
+    assert.equal(starts[0].detailKeys, { physicalNetwork: ['sshkey', 'password', 'auth_token', 'guest.network.device'], network: ['credentials', 'vm-filter'] });
+    assert.is(starts[0].details, undefined);
     assert.is(starts[3].request.vmData, '[redacted]');
     assert.is(starts[5].request.actionParams.nested.password, '[redacted]');
     assert.ok(records.some((r) => r.msg === 'command done' && typeof r.durationMs === 'number'));
     assert.ok(records.some((r) => r.msg === 'command failed' && r.err.message === 'engine failed' && r.exitCode === 2));
     assert.is(records.length, 7 + 7, 'start and end of each command that ran; the one that did not parse left no record');
+    assert.is(statSync(log).mode & 0o777, 0o640, 'the log file is not world-readable');
   } finally {
     dir.cleanup();
   }
