@@ -63,6 +63,9 @@ const BATCH_MAX_BYTES = 64 * 1024;
 const BATCH_MAX_MSGS = 256;
 /** Idle sockets kept for off-thread requests (each in-flight request needs its own). */
 const ASYNC_IDLE_MAX = 2;
+/** requestUntilAnnounced's sends still on a worker, in the whole process, and at most how many. */
+let tailsInFlight = 0;
+const TAILS_MAX = 64;
 
 function netlinkSockaddr(): Buffer {
   const sa = Buffer.alloc(12);
@@ -291,7 +294,21 @@ export class NetlinkSocket {
     let healthy = true;
     try {
       const seq = s.nextSeq();
-      await libc.sendtoAsync(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
+      const msg = encodeRequest(req, seq, NLM_F_ACK);
+      for (let turns = 0; ; turns++) {
+        let sent: Promise<number>;
+        try {
+          sent = libc.sendtoQueued(s.fd, msg, null);
+        } catch (e) {
+          // koffi's calls in flight at their limit (a synchronous stretch queued many): their completions, queued
+          // on the event loop, free slots — wait a turn of it (a few, then give up with koffi's text)
+          if (turns >= 100) throw e;
+          await new Promise((r) => setImmediate(r));
+          continue;
+        }
+        await sent;
+        break;
+      }
       // the kernel has answered inside sendto: the ACK is queued, this receive does not wait
       const [r] = s.collect([req], [seq], req.operation);
       if (r.error) throw r.error;
@@ -333,19 +350,26 @@ export class NetlinkSocket {
       w.drain(); // announcements of an earlier watch
       libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
       try {
-        let sent: Promise<number>;
-        try {
-          sent = libc.sendtoQueued(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
-        } catch {
-          // not queued (koffi's limit of calls in flight): the request, here and now
-          this.request(req);
+        let sent: Promise<number> | undefined;
+        // at most TAILS_MAX of these in flight in the process: koffi's slots (256) are shared with every other
+        // asynchronous call (nft, waitpid, close), and a slot frees only when its completion runs on the event loop
+        if (tailsInFlight < TAILS_MAX) {
+          try {
+            sent = libc.sendtoQueued(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
+          } catch {
+            sent = undefined; // not queued (koffi's limit of calls in flight)
+          }
+        }
+        if (!sent) {
+          this.request(req); // here and now, the kernel's wait included
           return 'acked';
         }
+        tailsInFlight++;
         // the kernel has queued the ACK by the time sendto returns: reading it then does not wait
         const t: Promise<void> = sent
           .then(() => { if (!acked) s.collect([req], [seq], req.operation); }, () => { healthy = false; })
           .catch(() => { healthy = false; })
-          .finally(() => { this.tails.delete(t); this.releaseAsync(s, healthy && !s.closed); });
+          .finally(() => { tailsInFlight--; this.tails.delete(t); this.releaseAsync(s, healthy && !s.closed); });
         tail = t;
         this.tails.add(t);
         const deadline = monotonicMs() + (opts.stallMs ?? this.opts.timeoutMs ?? 30_000);

@@ -18,6 +18,7 @@ import { netnsPath } from '../../lib/sys/setns.js';
 import { Scratch, addVm, inScratch, simulatedHost, cidr, nsExec, tcpAsk, uid, waitFor, whoamiServer } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { openIngress, servers, serversUp, tcpOk, vpcTopo } from '../helpers/fw.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
 import { httpGet, httpNameServer, requestLoop, tally } from '../helpers/lb.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -276,7 +277,7 @@ test('VPC: the provider is per tier; kernel-served flows pass the tier ACL as ha
     assert.ok(tcpOk(upNs, VIP, 81), 'haproxy still reaches B (its connections are the router\'s own)');
     assert.ok(tcpOk(upNs, VIP, 80), 'the kernel rule still reaches A, as haproxy would');
     assert.ok(tcpOk(b, VIP, 80), 'hairpin from tier B through the kernel rule too');
-  });
+  }, { stop: killRouterDaemons }); // tier B's haproxy: by pid, whatever happened above
 });
 
 test('destroy leaves no nft object nor process', async () => {
