@@ -1,20 +1,11 @@
 /** The daemons a router starts (dnsmasq, the metadata daemon, haproxy), found by pid from its state directory. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { pidsWhere } from './procs.js';
 import { dnsmasqPids } from './dhcp.js';
 import { daemonPid } from '../../lib/services/metadata/index.js';
 
 /** Every haproxy whose command line names a file under `stateDir` (a router's: -f <stateDir>/run/<ns>/haproxy/…). */
-export function haproxyPidsUnder(stateDir: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.endsWith('haproxy') && argv.some((a) => a.startsWith(`${stateDir}/`))) out.push(Number(d));
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
-}
+export const haproxyPidsUnder = (stateDir: string): number[] =>
+  pidsWhere(({ argv }) => argv[0]?.endsWith('haproxy') === true && argv.some((a) => a.startsWith(`${stateDir}/`)));
 
 /** SIGKILL the router daemons of a state directory (dnsmasq, the metadata daemon, haproxy) by pid; the pids killed. */
 export function killRouterDaemons(stateDir: string): number[] {

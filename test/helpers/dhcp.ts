@@ -3,7 +3,7 @@
  * what it was given, busybox nslookup, a router-advertisement capture over a raw ICMPv6 socket, and a /proc
  * scan for dnsmasq processes.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { NetnsHandle } from '../../lib/netns/handle.js';
 import { runInNetns } from '../../lib/sys/setns.js';
 import * as libc from '../../lib/sys/libc.js';
 import { Scratch, uid } from './topo.js';
+import { pidsWhere } from './procs.js';
 
 /** A guest namespace with one interface `eth0` (given MAC) plugged into `bridge`, no address. */
 export function addGuest(s: Scratch, host: NetnsHandle, bridge: string, mac: string): { ns: string; hostEnd: string } {
@@ -78,23 +79,8 @@ export function nslookup(ns: string, server: string, name: string, type: 'A' | '
 }
 
 /** Pids of dnsmasq processes whose command line mentions `pathPart` (e.g. a state directory). */
-export function dnsmasqPids(pathPart: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let cmd: string;
-    try {
-      cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-    } catch {
-      continue;
-    }
-    const args = cmd.split('\0');
-    if (args[0]?.endsWith('dnsmasq') && cmd.includes(pathPart)) out.push(Number(d));
-  }
-  return out;
-}
+export const dnsmasqPids = (pathPart: string): number[] =>
+  pidsWhere(({ argv }) => argv[0]?.endsWith('dnsmasq') === true && argv.join('\0').includes(pathPart));
 
 /** IPv4 leases (mac → ip) in a dnsmasq lease file. */
 export function leaseFile(path: string): Map<string, string> {

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { Scratch, addVm, inScratch, simulatedHost, cidr, nsExec, tcpAsk, uid, wa
 import { requireSandbox } from '../helpers/sandbox.js';
 import { openIngress, servers, serversUp, tcpOk, vpcTopo } from '../helpers/fw.js';
 import { killRouterDaemons } from '../helpers/daemons.js';
+import { pidsWhere } from '../helpers/procs.js';
 import { httpGet, httpNameServer, requestLoop, tally } from '../helpers/lb.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -52,15 +53,7 @@ const sorted = (t: Map<string, number>) => [...t.entries()].sort();
 /** Every haproxy process in the router namespace, by a scan of /proc (not the supervisor's records). */
 function haproxyInRouter(): number[] {
   const ino = statSync(netnsPath(ctx.ns)).ino;
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readlinkSync(`/proc/${d}/exe`).endsWith('/haproxy')) continue;
-      if (statSync(`/proc/${d}/ns/net`).ino === ino) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
+  return pidsWhere(({ pid }) => readlinkSync(`/proc/${pid}/exe`).endsWith('/haproxy') && statSync(`/proc/${pid}/ns/net`).ino === ino);
 }
 
 test.before(async () => {

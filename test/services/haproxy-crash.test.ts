@@ -6,12 +6,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, type ProxySpec } from '../../lib/services/haproxy/index.js';
 import { procState } from '../../lib/services/haproxy/proc.js';
+import { pidsWhere } from '../helpers/procs.js';
 import { Scratch, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';
@@ -30,16 +31,7 @@ const ONE = cfg(proxy());
 const TWO = cfg(proxy({ servers: [{ ip: '127.0.0.1', port: 8082 }] }));
 
 /** Live (not zombie) processes whose command line holds `file` — read here from /proc, not by the supervisor's code. */
-function processesNaming(file: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(file) && !['Z', 'X', undefined].includes(procState(Number(d)))) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out.sort((a, b) => a - b);
-}
+const processesNaming = (file: string): number[] => pidsWhere(({ argv }) => argv.includes(file));
 
 /**
  * Another process runs `apply(text)` and is SIGKILLed by its supervisor's test hook right after posix_spawn
