@@ -35,7 +35,6 @@ export type LinkRef = string | number;
 /** Outcome of an idempotent ensure: what had to be done. */
 export type EnsureAction = 'created' | 'recreated' | 'updated' | 'unchanged';
 
-
 /**
  * The kernel's announcement that link `index` is unregistered: RTM_DELLINK of family AF_UNSPEC (a bridge also sends
  * an AF_BRIDGE RTM_DELLINK when a port leaves it, before the port is gone). Indexes are not reused soon (the kernel
@@ -47,6 +46,7 @@ function isUnregistered(m: NlMessage, index: number): boolean {
 
 /** How long linkDel waits for its send to be run by the worker pool before deleting synchronously. */
 const LINK_DEL_STALL_MS = 500;
+
 function describe(ref: LinkRef): string {
   return typeof ref === 'number' ? `ifindex ${ref}` : ref;
 }

@@ -298,7 +298,7 @@ export class NetlinkSocket {
       for (let turns = 0; ; turns++) {
         let sent: Promise<number>;
         try {
-          sent = libc.sendtoQueued(s.fd, msg, null);
+          sent = libc.sendtoAsync(s.fd, msg, null);
         } catch (e) {
           // koffi's calls in flight at their limit (a synchronous stretch queued many): their completions, queued
           // on the event loop, free slots — wait a turn of it (a few, then give up with koffi's text)
@@ -347,7 +347,7 @@ export class NetlinkSocket {
     let healthy = true;
     let tail: Promise<void> | undefined;
     try {
-      w.drain(); // announcements of an earlier watch
+      w.receiveNow(); // drop the announcements of an earlier watch
       libc.setsockoptInt(w.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
       try {
         let sent: Promise<number> | undefined;
@@ -355,7 +355,7 @@ export class NetlinkSocket {
         // asynchronous call (nft, waitpid, close), and a slot frees only when its completion runs on the event loop
         if (tailsInFlight < TAILS_MAX) {
           try {
-            sent = libc.sendtoQueued(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
+            sent = libc.sendtoAsync(s.fd, encodeRequest(req, seq, NLM_F_ACK), null);
           } catch {
             sent = undefined; // not queued (koffi's limit of calls in flight)
           }
@@ -415,10 +415,6 @@ export class NetlinkSocket {
       if (n < 0) return out;
       if (n <= this.rbuf.length) out.push(...parseMessages(this.rbuf, n));
     }
-  }
-
-  private drain(): void {
-    this.receiveNow();
   }
 
   /** A new socket with the same protocol and options in this socket's namespace (which may not be ours). */

@@ -184,18 +184,11 @@ function completion(name: string, detail: string | undefined, resolve: (n: numbe
 /**
  * sendto on koffi's worker pool. For netlink the kernel runs the request inside sendto (e.g. an RCU-bound
  * link delete of ~20 ms), so this is the call to move off the event loop. The socket must not be used by
- * anyone else until the promise settles.
+ * anyone else until the promise settles. When koffi refuses the call (its limit of asynchronous calls in flight:
+ * a slot frees only when a completion runs on the event loop) this throws synchronously — the caller knows the
+ * call was not queued — instead of returning a rejected promise.
  */
 export function sendtoAsync(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
-  return asyncCall(c().sendto, 'sendto', [fd, buf, buf.length, flags, addr, addr ? addr.length : 0]);
-}
-
-/**
- * `sendtoAsync` for a caller that must know whether the call was queued: when koffi refuses it (its limit of
- * asynchronous calls in flight is reached: a slot frees only when a completion runs on the event loop), this
- * throws synchronously instead of returning a rejected promise.
- */
-export function sendtoQueued(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
   let settle: [(n: number) => void, (e: unknown) => void] | undefined;
   const p = new Promise<number>((resolve, reject) => { settle = [resolve, reject]; });
   c().sendto.async(fd, buf, buf.length, flags, addr, addr ? addr.length : 0, completion('sendto', undefined, ...settle!));
