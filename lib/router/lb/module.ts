@@ -275,8 +275,9 @@ export const lbModule: RouterModule = {
     const haproxy = routerHaproxy(m, ctx);
     const running = haproxy.runningConfig();
     const pid = haproxy.pid();
-    if (opts.teardown || activeLbRules(m).length === 0 || lbServing(m).haproxy.length === 0) {
-      const why = opts.teardown || activeLbRules(m).length === 0 ? 'no active load-balancing rule' : 'every rule served by the kernel';
+    const serving = lbServing(m);
+    if (opts.teardown || serving.haproxy.length === 0) {
+      const why = opts.teardown || serving.kernel.length === 0 ? 'no active load-balancing rule' : 'every rule served by the kernel';
       const stop: PlanStep[] = running === undefined && pid === undefined ? [] : [{ kind: 'service', action: 'stop', where: m.namespace, what: `haproxy (${why})` }];
       return opts.teardown ? stop : [...servingStep(m, previous), ...stop, ...conntrackSteps(m, previous)];
     }
@@ -289,6 +290,7 @@ export const lbModule: RouterModule = {
   },
   describe: (m) => {
     const d = describeLbServing(m);
-    return Object.keys(d).length || moduleState<LbState>(m, LB)?.providers ? { providers: moduleState<LbState>(m, LB)?.providers ?? {}, rules: d } : undefined;
+    const providers = moduleState<LbState>(m, LB)?.providers;
+    return Object.keys(d).length || providers ? { providers: providers ?? {}, rules: d } : undefined;
   },
 };
