@@ -191,7 +191,15 @@ function completion(name: string, detail: string | undefined, resolve: (n: numbe
 export function sendtoAsync(fd: number, buf: Uint8Array, addr: Uint8Array | null, flags = 0): Promise<number> {
   let settle: [(n: number) => void, (e: unknown) => void] | undefined;
   const p = new Promise<number>((resolve, reject) => { settle = [resolve, reject]; });
-  c().sendto.async(fd, buf, buf.length, flags, addr, addr ? addr.length : 0, completion('sendto', undefined, ...settle!));
+  // koffi passes a typed array as a bare pointer to its memory and holds no reference to it: until the worker
+  // has run, only this closure keeps `buf` and `addr` from the garbage collector (freed, the kernel reads
+  // whatever took their place — a message it drops without an ACK)
+  const held: Array<Uint8Array | null> = [buf, addr];
+  const done = completion('sendto', undefined, ...settle!);
+  c().sendto.async(fd, buf, buf.length, flags, addr, addr ? addr.length : 0, (err: unknown, rc: number | bigint) => {
+    held.length = 0;
+    done(err, rc);
+  });
   return p;
 }
 

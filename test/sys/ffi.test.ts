@@ -48,4 +48,33 @@ test('the addon found by path is the one koffi exports, at the version of the ko
   assert.ok(Object.keys(require.cache).some((f) => f.endsWith('koffi.node')), 'the addon is in the module cache');
 });
 
+// koffi hands a typed array to C as a bare pointer and keeps no reference to it: an asynchronous call queued behind
+// a busy worker pool must still send the bytes it was given after the garbage collector has run
+const HELD_SCRIPT = `
+const [{ libc }, { pbkdf2 }] = await Promise.all([import(process.env.SYS + '/index.js'), import('node:crypto')]);
+const addr = Buffer.alloc(2 + 1 + 12);
+addr.writeUInt16LE(1, 0); // AF_UNIX, abstract name
+addr.write('nr-held-' + process.pid, 3, 'latin1');
+const rx = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
+libc.bind(rx, addr);
+const tx = libc.socket(1, 2, 0);
+const busy = new Promise((r) => pbkdf2('x', 'y', 400000, 64, 'sha512', r)); // the one pool thread
+const SIZE = 65000;
+let sent = libc.sendtoAsync(tx, Buffer.alloc(SIZE, 0x5a), Buffer.from(addr));
+for (let i = 0; i < 8; i++) { globalThis.gc(); const junk = []; for (let j = 0; j < 64; j++) junk.push(Buffer.alloc(SIZE, 0xee)); }
+await busy;
+const n = await sent;
+const got = Buffer.alloc(SIZE + 1);
+const len = libc.recv(rx, got);
+console.log(JSON.stringify({ n, len, intact: got.subarray(0, len).every((b) => b === 0x5a) }));
+`;
+
+test('an asynchronous call keeps its buffers alive until the worker has run (sendtoAsync behind a busy pool, gc meanwhile)', () => {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', HELD_SCRIPT], {
+    encoding: 'utf8', timeout: 120_000, env: { ...process.env, UV_THREADPOOL_SIZE: '1', SYS: sysDir },
+  });
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { n: 65000, len: 65000, intact: true });
+});
+
 test.run();
