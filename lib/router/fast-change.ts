@@ -5,16 +5,16 @@
  * found by identity and compiled from the previous compile (delta-compile.ts), and then, only if the kernel
  * provably holds our last commit — the namespace and its nftables generation those our last commit left, the
  * namespace side of the plumbing as planned (three dumps), the stamp of the tables deleted first in the very
- * transaction — the addresses that move between a veth and the ARP responder are moved, the map and responder
- * elements changed in one transaction (lib/nft/table-delta.ts), gratuitous ARP sent for addresses the responder
- * answers now, conntrack entries of removed mappings deleted and the modules reconciled, as the full way does.
+ * transaction — the addresses that move between a veth and the ARP responder are moved (plumbing.moveAddresses, as
+ * the cold NAT scope does: no gratuitous ARP, the responder answers with the veth's own MAC, so peers' entries
+ * stay right), the map and responder elements changed in one transaction (lib/nft/table-delta.ts), conntrack
+ * entries of removed mappings deleted and the modules reconciled, as the full way does.
  *
  * Whatever does not fit returns `undefined` before the kernel is touched (or, rarely, after the addresses moved
  * and the stamp then refused: the full way reconciles those too) and the engine runs its full way, which is
  * always correct. A failure after the kernel was touched puts the router back as it was (the engine's undo, from
  * the stored model) and fails the command, as the full way does.
  */
-import { set as nftSet, type NftObject } from '../nft/objects.js';
 import { combinedFingerprint, tableContents, type SyncResult } from '../nft/table-sync.js';
 import { applyElementChanges, contentsWithElements } from '../nft/table-delta.js';
 import type { NftExecutor } from '../nft/executor.js';
@@ -22,12 +22,12 @@ import type { RouterKernel } from './kernel.js';
 import type { RouterModel } from './model.js';
 import type { MutationVerdict } from './engine.js';
 import { StateStore } from './state/store.js';
-import { compileDelta, natDelta, type Compiled, type DeltaCompile, type ListDelta } from './delta-compile.js';
+import { compileDelta, natDelta, type Compiled, type ListDelta } from './delta-compile.js';
 import { deepFreeze, type WarmCache, type WarmRouter } from './warm-cache.js';
 import { appendRecord, natLogLimits, snapshotHash, type ListChange } from './state/nat-log.js';
 import { ROUTER_TABLE } from './router-table.js';
-import { ARP_TABLE, responderElement, responderSetName } from './arp-responder.js';
-import { namespaceSideIntact } from './plumbing.js';
+import { ARP_TABLE } from './arp-responder.js';
+import { moveAddresses, namespaceSideIntact } from './plumbing.js';
 import type { NatPlan } from './router-table.js';
 
 /** What the fast way needs of the engine (its own parts stay in engine.ts). */
@@ -107,7 +107,7 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
       // the responder's chains forward by interface index: the veths must be the ones it was compiled for
       for (const [dev, index] of w.compiled.index) if (nsh.netlink.linkFind(dev)?.index !== index) return undefined;
       touched = dc.moves.length > 0;
-      moveAddresses(k, nsh, dc);
+      if (touched) moveAddresses(k, nsh, w.compiled.plan, dc.compiled.plan);
     } finally {
       nsh.close();
     }
@@ -125,7 +125,6 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
     // addresses already where it puts them
     if (!sync) return undefined;
     touched = true;
-    announce(k, ns, dc);
     h.mark('nft');
     const { removedStatic, addedStatic, removedPf, addedPf } = dc.nat;
     if (removedStatic.length || removedPf.length) await k.deleteNatConntrack(ns, natOf(removedStatic, removedPf), natOf(addedStatic, addedPf));
@@ -187,33 +186,3 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
   }
 }
 
-/** Addresses that leave a veth for the ARP responder, or come back to it (with a gratuitous ARP, as plumbing). */
-function moveAddresses(k: RouterKernel, nsh: ReturnType<RouterKernel['open']>, dc: DeltaCompile): void {
-  const nl = nsh.netlink;
-  const garp = new Map<string, string[]>();
-  for (const m of dc.moves) {
-    if (!m.toVeth) {
-      nl.addrDel({ dev: m.dev, address: m.address }, { ifExists: true });
-      continue;
-    }
-    nl.addrReplace({ dev: m.dev, address: m.address, broadcast: true });
-    const l = garp.get(m.dev);
-    if (l) l.push(m.ip);
-    else garp.set(m.dev, [m.ip]);
-  }
-  for (const [dev, ips] of garp) k.gratuitousArps(nsh, dev, ips);
-}
-
-/** Gratuitous ARP for the addresses the responder answers now and did not before (as the full way's announce). */
-function announce(k: RouterKernel, ns: string, dc: DeltaCompile): void {
-  const fresh = new Map<string, string[]>();
-  for (const m of dc.moves) {
-    if (m.toVeth) continue;
-    const l = fresh.get(m.dev);
-    if (l) l.push(m.ip);
-    else fresh.set(m.dev, [m.ip]);
-  }
-  if (!fresh.size) return;
-  const want: NftObject[] = [...fresh].map(([dev, ips]) => nftSet(responderSetName(dev), 'ipv4_addr', { elements: ips.map(responderElement) }));
-  k.announceArp(ns, want, []);
-}

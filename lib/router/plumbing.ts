@@ -432,17 +432,20 @@ export function addressesOnlyDiffer(before: PlumbingPlan, after: PlumbingPlan): 
 export function moveAddresses(k: RouterKernel, ns: NsOps, before: PlumbingPlan, after: PlumbingPlan): void {
   const nl = ns.netlink;
   after.attachments.forEach((a, i) => {
-    const had = new Set(before.attachments[i].addresses.map(canonicalCidr));
+    const b = before.attachments[i];
+    if (a.addresses === b.addresses) return; // the fast way's compile keeps an untouched attachment's lists
+    const had = new Set(b.addresses.map(canonicalCidr));
     const want = new Set(a.addresses.map(canonicalCidr));
     for (const key of had) if (!want.has(key)) nl.addrDel({ dev: a.nsVeth, address: key }, { ifExists: true });
-    const answered = new Set(before.attachments[i].arpOnly ?? []);
-    const garp = new Set((a.garp ?? []).filter((ip) => !answered.has(ip)));
+    const garp = new Set(a.garp ?? []);
+    // (the responder's addresses — up to one per static NAT — are looked at only when an address comes back)
+    let answered: Set<string> | undefined;
     const announce: string[] = [];
     for (const key of want) {
       if (had.has(key)) continue;
       const p = toCidr(key);
       nl.addrReplace({ dev: a.nsVeth, address: key, ...(p.family === 4 ? { broadcast: true } : { noDad: true }) });
-      if (p.family === 4 && garp.has(p.address)) announce.push(p.address);
+      if (p.family === 4 && garp.has(p.address) && !(answered ??= new Set(b.arpOnly ?? [])).has(p.address)) announce.push(p.address);
     }
     if (announce.length) k.gratuitousArps(ns, a.nsVeth, announce);
   });

@@ -54,18 +54,21 @@ test('static NAT addresses: answered by ARP, not on the interface; gratuitous AR
     assert.ok(await waitFor(() => pingOk(upNs, P2), 5000), 'ping to the static NAT address reaches the VM');
     assert.ok(tcpOk(upNs, P2, 22), 'tcp to the static NAT address reaches the VM');
 
-    // one more static NAT: its address is announced with a gratuitous ARP, and answered
+    // one more static NAT: its address is announced with a gratuitous ARP when it arrives on the router
+    // (assign-ip); the static NAT then moves it from the veth to the responder, which answers with the same MAC
+    // (no announcement needed: peers find it where they did)
     const P3 = '203.0.113.12';
-    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: P3, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
     tap.drain();
-    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.12' });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: P3, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: false } });
     const garp = tap.read(1000, (f) => f.senderIp === P3 && f.targetIp === P3).find((f) => f.senderIp === P3 && f.targetIp === P3);
-    assert.ok(garp, 'a gratuitous ARP for the new static NAT address');
+    assert.ok(garp, 'a gratuitous ARP for the new public address');
     assert.is(garp!.op, 'request');
     assert.is(garp!.senderMac, mac);
     assert.is(garp!.dst, 'ff:ff:ff:ff:ff:ff');
+    assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered (an address of the veth)');
+    await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: P3, sourceNat: false }, privateIp: '10.1.1.12' });
     assert.equal(addressesOf(ns, veth), [P], 'P3 left the veth');
-    assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered');
+    assert.is(tap.ask(P3, UP_A)?.senderMac, mac, 'P3 answered by the responder, with the same MAC');
 
     // the static NAT goes: its address is back on the veth, answered by the kernel, and no longer translated
     await runCommand(engine, { command: 'delete-static-nat', ...net, publicIp: { ip: P2, sourceNat: false } });
