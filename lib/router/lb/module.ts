@@ -32,6 +32,7 @@ import { goneListenerFilters, kernelLbObjects, kernelRefusal, type LbProvider } 
 
 export const LB = 'lb';
 
+/** The module's state, a copy to mutate (saveLbState stores it). */
 export const lbState = (m: RouterModel): LbState => structuredClone(moduleState<LbState>(m, LB) ?? { networks: {} });
 
 /** Store `s` (no rule and no provider recorded: the slot goes). */
@@ -90,7 +91,7 @@ const byId = (a: string, b: string): number => compareNatural(a, b);
 
 /** Rules haproxy should serve now, with their network, in a stable order. */
 export function activeLbRules(m: RouterModel): Array<LbRule & { networkId: string }> {
-  const s = lbState(m);
+  const s = moduleState<LbState>(m, LB) ?? { networks: {} }; // read only (lbState copies, for the mutators)
   const out: Array<LbRule & { networkId: string }> = [];
   for (const networkId of Object.keys(s.networks).sort(byId)) {
     if (!m.tiers[networkId]?.implemented) continue;
