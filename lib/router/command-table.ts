@@ -86,12 +86,21 @@ export type ActionTable = {
 
 /** The router's commands: the core's and every module's, each declared exactly once. */
 export function commandTable(modules: readonly RouterModule[]): CommandTable {
-  return merge('command', [{ name: 'core', table: CORE_COMMANDS }, ...modules.map((m) => ({ name: m.name, table: m.commands }))]);
+  return merged(commandTables, modules, () => merge('command', [{ name: 'core', table: CORE_COMMANDS }, ...modules.map((m) => ({ name: m.name, table: m.commands }))]));
 }
 
 /** The custom actions built in: the core's and every module's, each declared exactly once. */
 export function actionTable(modules: readonly RouterModule[]): ActionTable {
-  return merge('custom action', [{ name: 'core', table: CORE_ACTIONS }, ...modules.map((m) => ({ name: m.name, table: m.actions }))]);
+  return merged(actionTables, modules, () => merge('custom action', [{ name: 'core', table: CORE_ACTIONS }, ...modules.map((m) => ({ name: m.name, table: m.actions }))]));
+}
+
+// an engine's module list is fixed: its tables are merged once (every command asked for both)
+const commandTables = new WeakMap<readonly RouterModule[], CommandTable>();
+const actionTables = new WeakMap<readonly RouterModule[], ActionTable>();
+function merged<X>(cache: WeakMap<readonly RouterModule[], X>, modules: readonly RouterModule[], make: () => X): X {
+  let t = cache.get(modules);
+  if (!t) cache.set(modules, (t = make()));
+  return t;
 }
 
 function merge<X extends object>(what: string, parts: Array<{ name: string; table: X | undefined }>): X {

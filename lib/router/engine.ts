@@ -228,7 +228,7 @@ class Phases {
  */
 export class RouterEngine {
   readonly store: StateStore;
-  readonly modules: RouterModule[];
+  readonly modules: readonly RouterModule[];
   /** Host devices of new tiers and public IPs (guest.network.device, public.network.device). */
   readonly devices: T.HostDevices;
   readonly stateDir: string;
@@ -259,7 +259,7 @@ export class RouterEngine {
     this.hostNetns = opts.hostNetns;
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 30_000;
     this.store = new StateStore(opts.stateDir);
-    this.modules = opts.modules ?? defaultModules();
+    this.modules = Object.freeze([...(opts.modules ?? defaultModules())]); // fixed: its command tables are merged once
     this.caches = opts.caches ?? new EngineCaches();
     this.plan = opts.plan;
     this.kernel = opts.kernel ?? realKernel({
