@@ -9,48 +9,15 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Scratch, addVm, simulatedHost, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
 import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
+import { CJS, lastRunner, serve, type Served } from '../helpers/resident.js';
 
 requireSandbox();
-const CLI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli');
-const CJS = join(CLI_DIR, 'netns-router.cjs');
-
-interface Served { proc: ChildProcess; pid: number; socket: string; stderr: () => string; stop: () => Promise<number | null> }
-
-async function serve(dir: string): Promise<Served> {
-  const socket = join(dir, 'run', 'engine.sock');
-  const proc = spawn(process.execPath, [CJS, 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (c: string) => { err += c; });
-  const t0 = Date.now();
-  while (!/listening on/.test(err)) {
-    if (proc.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    proc, pid: proc.pid!, socket, stderr: () => err,
-    stop: () => new Promise((res) => {
-      if (proc.exitCode !== null) { res(proc.exitCode); return; }
-      proc.once('exit', (code) => res(code));
-      proc.kill('SIGTERM');
-    }),
-  };
-}
-
-/** pid of the process that logged `command start` for the last command. */
-function lastRunner(log: string): number {
-  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; pid: number });
-  const start = lines.filter((l) => l.msg === 'command start').pop();
-  assert.ok(start, 'a command start record');
-  return start!.pid;
-}
 
 test('resident engine: commands through the netns-router command and the wrapper shim apply for real; bad input exit 1; fallbacks run locally', async () => {
   const s = new Scratch();

@@ -1,0 +1,215 @@
+/**
+ * The resident engine and the wrapper shim against a hostile local user and a faulty environment: an engine that
+ * stops answering (SIGSTOP), unprivileged clients on the shim's loopback port, a socket directory another user
+ * controls, clients that disconnect mid-command, an engine killed mid-command, concurrent commands while a slow
+ * hook runs. Each command is a real one (custom-action hooks that leave marks, a real router's NAT table).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { CJS, installShim, lastRunner, run, serve, type Served } from '../helpers/resident.js';
+
+requireSandbox();
+
+const NOBODY = ['--reuid', '65534', '--regid', '65534', '--clear-groups'];
+
+/** A state directory with hooks: `mark` appends its params to <dir>/marks; `slow` notes its start, waits, marks. */
+function hookedState(dir: string): string {
+  const state = join(dir, 'state');
+  mkdirSync(join(state, 'hooks'), { recursive: true });
+  // upstream's hook arguments: --network-id <id> --action <name> --action-params <json>
+  writeFileSync(join(state, 'hooks', 'custom-action-mark.sh'), `#!/bin/sh\necho "$6" >> ${join(dir, 'marks')}\n`, { mode: 0o755 });
+  writeFileSync(join(state, 'hooks', 'custom-action-slow.sh'),
+    `#!/bin/sh\necho "begin $2 $6" >> ${join(dir, 'order')}\necho "$6" > ${join(dir, 'slow-started')}\nsleep "\${SLOW:-1}"\necho "end $2 $6" >> ${join(dir, 'order')}\necho "$6" >> ${join(dir, 'marks')}\n`,
+    { mode: 0o755 });
+  return state;
+}
+
+const marks = (dir: string): string[] => (existsSync(join(dir, 'marks')) ? readFileSync(join(dir, 'marks'), 'utf8').trim().split('\n').sort() : []);
+const params = (m: string): string => JSON.stringify({ m });
+
+async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('an engine that does not answer (stopped): both clients fall back and run the command once; the engine never runs it late', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-stop-'));
+  let srv: Served | undefined;
+  try {
+    srv = await serve(dir);
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, env);
+    const mark = (m: string) => ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params(m)];
+    process.kill(srv.pid, 'SIGSTOP');
+    let viaCli;
+    let viaShim;
+    try {
+      [viaCli, viaShim] = await Promise.all([
+        run(process.execPath, [CJS, ...mark('cli'), ...g], { env, killAfterMs: 40_000 }),
+        run(shim, mark('shim'), { env, killAfterMs: 40_000 }),
+      ]);
+    } finally {
+      process.kill(srv.pid, 'SIGCONT');
+    }
+    assert.is(viaCli.code, 0, viaCli.stderr);
+    assert.is(viaShim.code, 0, `the shim gave up on the stopped engine and ran the command itself (${viaShim.signal ?? ''}) ${viaShim.stderr}`);
+    assert.equal(marks(dir), [params('cli'), params('shim')].sort());
+    // the engine runs again: a new command goes through it; what it had received while stopped it must not run
+    const after = await run(process.execPath, [CJS, ...mark('after'), ...g], { env });
+    assert.is(after.code, 0, after.stderr);
+    assert.is(lastRunner(join(dir, 'log')), srv.pid, 'the engine serves again');
+    assert.is(await srv.stop(), 0, srv.stderr());
+    assert.equal(marks(dir), [params('after'), params('cli'), params('shim')].sort(), 'each command ran exactly once');
+  } finally {
+    if (srv) { process.kill(srv.pid, 'SIGCONT'); await srv.stop(); }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs `script` (node, CommonJS) as user nobody with `args`; its stdout parsed as JSON. */
+function asNobody(script: string, args: string[], timeoutMs = 60_000): Record<string, unknown> {
+  const r = spawnSync('setpriv', [...NOBODY, process.execPath, '-e', script, ...args], { encoding: 'utf8', timeout: timeoutMs, cwd: '/' });
+  assert.is(r.status, 0, `as nobody: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+test('an unprivileged user on the shim port: refused at the token, cannot feed it megabytes or park connections; root still served', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-port-'));
+  let srv: Served | undefined;
+  try {
+    // where the production engine listens (in the sandbox a private tmpfs of mode 755, like systemd's RuntimeDirectory)
+    srv = await serve(dir, { socket: '/run/netns-router/engine.sock' });
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, env);
+    const port = readFileSync(join(dirname(srv.socket), 'engine.tcp'), 'utf8').split(' ')[0];
+    // the token file and the socket are out of reach
+    const reach = asNobody(`
+      const fs = require('fs'), net = require('net');
+      const out = {};
+      try { fs.readFileSync(process.argv[1]); out.tcpFile = 'read'; } catch (e) { out.tcpFile = e.code; }
+      const s = net.connect(process.argv[2]);
+      s.on('connect', () => { out.socket = 'connected'; s.destroy(); console.log(JSON.stringify(out)); });
+      s.on('error', (e) => { out.socket = e.code; console.log(JSON.stringify(out)); });
+    `, [join(dirname(srv.socket), 'engine.tcp'), srv.socket]);
+    assert.equal(reach, { tcpFile: 'EACCES', socket: 'EACCES' });
+
+    // one connection each: a wrong token followed by nothing; a megabyte without a field end; nothing at all
+    const probes = asNobody(`
+      const net = require('net');
+      const port = Number(process.argv[1]);
+      const probe = (send) => new Promise((res) => {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        const t = setTimeout(() => { s.destroy(); res({ got, closed: false }); }, 40000);
+        s.on('data', (c) => { got += c; });
+        s.on('error', () => {});
+        s.on('close', () => { clearTimeout(t); res({ got, closed: true }); });
+        s.on('connect', () => { if (send) s.write(send); });
+      });
+      Promise.all([
+        probe('netns-router-shim-1\\0' + 'f'.repeat(48) + '\\0'),
+        probe('netns-router-shim-1\\0' + 'x'.repeat(1 << 20)),
+        probe(''),
+      ]).then(([token, flood, idle]) => console.log(JSON.stringify({ token, flood, idle })));
+    `, [port]);
+    assert.equal(probes.token, { got: 'stale bad token\n', closed: true }, 'refused at the token, without waiting for the rest');
+    assert.match((probes.flood as { got: string }).got, /^stale malformed request/, 'no megabytes buffered before the token');
+    assert.equal(probes.idle, { got: '', closed: true }, 'a connection that sends nothing is closed');
+
+    // a thousand parked connections: the engine keeps a bounded number and closes the rest at once
+    const flood = asNobody(`
+      const net = require('net');
+      const port = Number(process.argv[1]);
+      let closed = 0, done = false;
+      const socks = [];
+      const finish = () => { if (done) return; done = true; console.log(JSON.stringify({ closed })); for (const s of socks) s.destroy(); };
+      for (let i = 0; i < 1000; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => { if (++closed >= 800) finish(); });
+        socks.push(s);
+      }
+      setTimeout(finish, 8000);
+    `, [port]);
+    assert.ok((flood.closed as number) >= 800, `parked connections closed by the engine: ${flood.closed}`);
+    const r = await run(shim, ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('root')], { env });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(lastRunner(join(dir, 'log')), srv.pid, 'root\'s shim is served by the engine');
+    assert.equal(marks(dir), [params('root')]);
+  } finally {
+    if (srv) await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a socket directory another user controls: the engine refuses it; the shim and the command never talk to what is there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-dir-'));
+  // nobody's directory, where nobody runs a fake engine: a unix socket and a port file naming its own live process
+  const evil = mkdtempSync(join(tmpdir(), 'nr-evil-'));
+  let fakePid = 0;
+  chmodSync(evil, 0o755);
+  spawnSync('chown', ['65534:65534', evil]);
+  const fake = run('setpriv', [...NOBODY, process.execPath, '-e', `
+    const fs = require('fs'), net = require('net'), path = require('path');
+    const dir = process.argv[1];
+    const start = fs.readFileSync('/proc/self/stat', 'utf8'); const f = start.slice(start.lastIndexOf(')') + 2).split(' ');
+    const got = (c) => fs.appendFileSync(path.join(dir, 'got'), c);
+    const tcp = net.createServer((c) => { c.once('data', (d) => { got(d); c.end('ok\\n0 0 0\\n'); }); });
+    const unix = net.createServer((c) => { c.once('data', (d) => { got(d); c.end(JSON.stringify({ accepted: true }) + '\\n' + JSON.stringify({ exit: 0, stdout: '', stderr: '' }) + '\\n'); }); });
+    unix.listen(path.join(dir, 'engine.sock'), () => {
+      tcp.listen(0, '127.0.0.1', () => {
+        fs.writeFileSync(path.join(dir, 'engine.tcp'), tcp.address().port + ' ' + 'a'.repeat(48) + ' ' + process.pid + ' ' + f[19] + '\\n');
+        fs.chmodSync(path.join(dir, 'engine.sock'), 0o777);
+        fs.writeFileSync(path.join(dir, 'ready'), '');
+      });
+    });
+    setTimeout(() => process.exit(0), 60000);
+  `, evil], { killAfterMs: 90_000, started: (p) => { fakePid = p.pid!; } });
+  const world = join(dir, 'world');
+  mkdirSync(world, { mode: 0o777 });
+  chmodSync(world, 0o1777);
+  let stray: Served | undefined;
+  try {
+    await until('the fake engine', () => existsSync(join(evil, 'ready')));
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(evil, 'engine.sock') };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, env);
+    const viaShim = await run(shim, ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('shim')], { env });
+    assert.is(viaShim.code, 0, viaShim.stderr);
+    const viaCli = await run(process.execPath, [CJS, 'custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('cli'), ...g], { env });
+    assert.is(viaCli.code, 0, viaCli.stderr);
+    assert.equal(marks(dir), [params('cli'), params('shim')].sort(), 'both commands really ran');
+    assert.not.ok(existsSync(join(evil, 'got')), 'the other user\'s listener received no command line');
+
+    // the engine itself refuses a directory of another user and a root-owned one that anyone may write
+    for (const sockDir of [join(evil, 'sub'), world]) {
+      if (sockDir !== world) spawnSync('setpriv', [...NOBODY, 'mkdir', '-m', '700', sockDir]);
+      const r = await run(process.execPath, [CJS, 'serve', '--socket', join(sockDir, 'engine.sock'), '--no-watchdog'], {
+        killAfterMs: 40_000,
+        started: (p) => { p.stderr!.on('data', (c: Buffer) => { if (/listening on/.test(c.toString())) p.kill('SIGTERM'); }); },
+      });
+      assert.is(r.code, 2, `serve in ${sockDir}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${sockDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*(owned by|writable by)`));
+    }
+    // (a positive control: the same start in a directory of root's own)
+    stray = await serve(dir, { args: ['--no-watchdog'] });
+  } finally {
+    if (stray) await stray.stop();
+    if (fakePid) { try { process.kill(fakePid, 'SIGKILL'); } catch { /* ended */ } }
+    await fake;
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(evil, { recursive: true, force: true });
+  }
+});
+
+test.run();
