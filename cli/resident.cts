@@ -7,15 +7,19 @@
  * This module is what every CLI process loads first, so it imports only node built-ins, and it is CommonJS:
  * Node's ESM loader costs a CLI process ~15 ms before the first line runs.
  *
- * One connection = one command. The client writes one JSON line (ResidentRequest); the server answers with
- * JSON lines: `{"accepted":…,"deadline":…}` once the command line is parsed, then `{"exit":…,"stdout":…,
- * "stderr":…}`; or `{"stale":…}` when it was built from other files than the client (an upgrade): the client
- * then runs the command itself.
+ * One connection = one command. The client writes one JSON line (ResidentRequest); the server answers
+ * `{"stale":…}` when it will not run it (built from other files than the client — an upgrade —, another
+ * namespace, stopping): the client then runs the command itself; else `{"ready":true}`, and the client answers
+ * `{"go":true}` — from then on it never runs the command itself. A client that waited too long for "ready" closes
+ * the connection instead and runs the command itself: the server runs nothing it was sent without the go, so a
+ * command line is never run twice, nor late (after commands its client ran since). Then the server sends
+ * `{"accepted":…,"deadline":…}` once the command line is parsed, and `{"exit":…,"stdout":…,"stderr":…}`.
  */
-import { readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 
-export const RESIDENT_PROTOCOL = 1;
+export const RESIDENT_PROTOCOL = 2;
 export const DEFAULT_RESIDENT_SOCKET = '/run/netns-router/engine.sock';
 /** Socket path; `off` (or empty) makes the CLI run every command itself. */
 export const RESIDENT_SOCKET_ENV = 'NETNS_ROUTER_ENGINE_SOCKET';
@@ -38,6 +42,7 @@ export interface ResidentRequest {
 }
 
 export type ResidentReply =
+  | { ready: true }
   | { accepted: true; deadline?: number }
   | { exit: number; stdout: string; stderr: string }
   | { stale: true; build: string; why?: string }
@@ -70,6 +75,29 @@ export function residentSocketPath(env: NodeJS.ProcessEnv): string | undefined {
   const v = env[RESIDENT_SOCKET_ENV];
   if (v === undefined) return DEFAULT_RESIDENT_SOCKET;
   return v === '' || v === 'off' ? undefined : v;
+}
+
+/**
+ * Why the engine's socket directory cannot be trusted (undefined: it can): it must belong to this user (root) and
+ * be writable by nobody else — or another user could put a socket, a port file or a symlink where the engine and
+ * its clients look (a directory like /tmp). The engine refuses to start there, the clients never talk to it.
+ */
+export function socketDirProblem(dir: string): string | undefined {
+  const st = statSync(dir);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory()) return `socket directory ${dir} is not a directory`;
+  if (st.uid !== uid) return `socket directory ${dir} is owned by uid ${st.uid}, not by this user (${uid})`;
+  if ((st.mode & 0o022) !== 0) return `socket directory ${dir} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}
+
+/** A socket the engine of this user made: in a directory socketDirProblem accepts, owned by this user. */
+function trustedSocket(path: string): boolean {
+  try {
+    return socketDirProblem(dirname(path)) === undefined && lstatSync(path).uid === (process.geteuid?.() ?? 0);
+  } catch {
+    return false;
+  }
 }
 
 /** Newline-delimited JSON reader over a socket. */
@@ -108,6 +136,8 @@ export interface ForwardResult {
 export function forwardToResident(
   req: Omit<ResidentRequest, 'proto' | 'build' | 'namespaces'>, socketPath: string, opts: { connectTimeoutMs?: number } = {},
 ): Promise<ForwardResult | undefined> {
+  // (another user's socket is never talked to: it would get the command line, and could answer "done")
+  if (!trustedSocket(socketPath)) return Promise.resolve(undefined);
   let build: string;
   let namespaces: string;
   try {
@@ -117,7 +147,8 @@ export function forwardToResident(
     return Promise.resolve(undefined);
   }
   return new Promise((resolvePromise) => {
-    let accepted = false;
+    // sent the go: from here on the command is the engine's, never run here
+    let committed = false;
     let settled = false;
     let deadlineTimer: NodeJS.Timeout | undefined;
     // node:net (and the stream modules under it) only when there is a socket to try: a cold command without a
@@ -127,16 +158,18 @@ export function forwardToResident(
     const finish = (r: ForwardResult | undefined): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(connectTimer);
+      clearTimeout(answerTimer);
       clearTimeout(deadlineTimer);
       sock.destroy();
       resolvePromise(r);
     };
-    const lost = (why: string): void => finish(accepted
+    const lost = (why: string): void => finish(committed
       ? { exit: EXIT_RESIDENT_LOST, stdout: '', stderr: `netns-router: the resident engine (${socketPath}) ${why} while running the command; it may or may not have been applied: run it again\n` }
       : undefined);
-    // a server that accepts connections but never answers must not hang the command
-    const connectTimer = setTimeout(() => lost('did not answer'), opts.connectTimeoutMs ?? 5000);
+    // a server that accepts connections but never answers must not hang the command: before the go the command
+    // runs here instead (the server then never runs it), after it the command ends with exit 2
+    const answerMs = opts.connectTimeoutMs ?? 5000;
+    let answerTimer = setTimeout(() => lost('did not answer'), answerMs);
     sock.on('error', (e) => lost(`failed (${(e as NodeJS.ErrnoException).code ?? e.message})`));
     sock.on('close', () => lost('closed the connection'));
     sock.on('connect', () => {
@@ -145,19 +178,23 @@ export function forwardToResident(
     });
     jsonLines(sock, (v) => {
       const r = v as Record<string, unknown>;
-      if (r.accepted === true) {
-        accepted = true;
-        clearTimeout(connectTimer);
+      if (r.ready === true && !committed) {
+        committed = true;
+        sock.write('{"go":true}\n');
+        clearTimeout(answerTimer);
+        answerTimer = setTimeout(() => lost('did not answer'), answerMs);
+      } else if (r.accepted === true) {
+        clearTimeout(answerTimer);
         // the server ends the command at its deadline; past that (and a grace) it is not coming back
         if (typeof r.deadline === 'number') {
           deadlineTimer = setTimeout(() => lost('did not report back'), Math.max(0, r.deadline - Date.now()) + 10_000);
         }
       } else if (typeof r.exit === 'number') {
         finish({ exit: r.exit, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') });
-      } else if (r.stale === true) {
+      } else if (r.stale === true && !committed) {
         finish(undefined);
       } else if (typeof r.error === 'string') {
-        if (accepted) finish({ exit: EXIT_RESIDENT_LOST, stdout: '', stderr: `netns-router: resident engine: ${r.error}\n` });
+        if (committed) finish({ exit: EXIT_RESIDENT_LOST, stdout: '', stderr: `netns-router: resident engine: ${r.error}\n` });
         else finish(undefined);
       }
     }, (why) => lost(`sent ${why}`));

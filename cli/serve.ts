@@ -31,11 +31,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, type ResidentReply, type ResidentRequest,
+  RESIDENT_PROTOCOL, buildId, jsonLines, namespacesId, socketDirProblem, type ResidentReply, type ResidentRequest,
 } from './resident.cjs';
 import { loadRouterApi } from './engine.js';
 import { runCli } from './run.js';
-import { ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED } from './shim-wire.js';
+import { ShimRefusal, ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED, SHIM_GO, type ShimRequest } from './shim-wire.js';
 import { terminalWidth } from './help.js';
 import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
@@ -49,6 +49,38 @@ const TRIM_AFTER_IDLE_MS = 2000;
 
 /** Largest request accepted (argv and environment; payloads travel as file paths). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** A connection has this long to deliver its request (and its go); a client waits 5 s for the engine to answer. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Connections of one front door whose request is not yet taken; more are closed at once (the client then runs
+ *  the command itself). Any local user can connect to the shim's port: this bounds what that costs. */
+const MAX_PENDING = 64;
+
+/**
+ * Admission of one front door's connections: a connection is closed at once beyond MAX_PENDING pending ones, and
+ * when it has not delivered its request within REQUEST_TIMEOUT_MS. Returns the function to call once its
+ * request is taken (undefined: closed).
+ */
+function admission(): (sock: Socket) => (() => void) | undefined {
+  let pending = 0;
+  return (sock) => {
+    if (pending >= MAX_PENDING) {
+      sock.destroy();
+      return undefined;
+    }
+    pending++;
+    const timer = setTimeout(() => sock.destroy(), REQUEST_TIMEOUT_MS);
+    let open = true;
+    const taken = (): void => {
+      if (!open) return;
+      open = false;
+      pending--;
+      clearTimeout(timer);
+    };
+    sock.once('close', taken);
+    return taken;
+  };
+}
 
 export interface ServeOptions {
   socket: string;
@@ -126,6 +158,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   const warmMs = Date.now() - warm0;
 
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
+  // the socket, the port file with its token and the learned state directories live there: nobody else's
+  const dirProblem = socketDirProblem(dirname(opts.socket));
+  if (dirProblem) throw new Error(`${dirProblem}: refusing to serve there`);
   if (await listening(opts.socket)) throw new Error(`another resident engine is already listening on ${opts.socket}`);
   try { unlinkSync(opts.socket); } catch { /* no stale socket */ }
 
@@ -205,14 +240,10 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   const reply = (sock: Socket, r: ResidentReply): void => {
     if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\n`);
   };
+  /** Why a request is not to be run here (undefined: it may be). */
+  const staleness = (req: ResidentRequest): string | undefined => (req.proto !== RESIDENT_PROTOCOL ? 'protocol'
+    : req.build !== build ? 'build' : req.namespaces !== namespaces ? 'namespaces' : refusal());
   const serveJson = async (sock: Socket, req: ResidentRequest): Promise<void> => {
-    const why = req.proto !== RESIDENT_PROTOCOL ? 'protocol' : req.build !== build ? 'build'
-      : req.namespaces !== namespaces ? 'namespaces' : refusal();
-    if (why) {
-      reply(sock, { stale: true, build, why });
-      sock.end();
-      return;
-    }
     try {
       const r = await runOne(req.argv, {
         env: req.env, cwd: req.cwd, invokedAs: req.invokedAs, nodePath: req.nodePath,
@@ -225,30 +256,46 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
       sock.end();
     }
   };
+  const unixAdmission = admission();
   const unixSrv = createServer((sock) => {
-    let got = false;
-    let size = 0;
     sock.on('error', () => { /* the client went away; its command (if started) finishes under its lock */ });
+    const taken = unixAdmission(sock);
+    if (!taken) return;
+    let req: ResidentRequest | undefined;
+    let done = false;
+    let size = 0;
+    const refuse = (r: ResidentReply): void => { done = true; reply(sock, r); sock.end(); };
     sock.on('data', (c: Buffer | string) => {
       size += c.length;
-      if (size > MAX_REQUEST_BYTES && !got) {
-        got = true;
-        reply(sock, { error: 'request too large' });
+      if (size > MAX_REQUEST_BYTES && !done) {
+        refuse({ error: 'request too large' });
         sock.destroy();
       }
     });
     jsonLines(sock, (v) => {
-      if (got) return;
-      got = true;
+      if (done) return;
+      if (req) {
+        // the client's go: from here on it never runs the command itself (one that gave up closed the connection)
+        done = true;
+        taken();
+        if ((v as { go?: unknown }).go === true) void serveJson(sock, req);
+        else sock.destroy();
+        return;
+      }
       const r = v as Partial<ResidentRequest>;
       if (!Array.isArray(r.argv) || !r.argv.every((a) => typeof a === 'string') || typeof r.cwd !== 'string'
         || typeof r.env !== 'object' || r.env === null || typeof r.nodePath !== 'string' || typeof r.namespaces !== 'string') {
-        reply(sock, { error: 'malformed request' });
-        sock.end();
+        refuse({ error: 'malformed request' });
         return;
       }
-      void serveJson(sock, r as ResidentRequest);
-    }, () => { got = true; reply(sock, { error: 'malformed request' }); sock.destroy(); });
+      const why = staleness(r as ResidentRequest);
+      if (why) {
+        refuse({ stale: true, build, why });
+        return;
+      }
+      req = r as ResidentRequest;
+      reply(sock, { ready: true });
+    }, () => { done = true; reply(sock, { error: 'malformed request' }); sock.destroy(); });
   });
   {
     // root only: the socket is created 0600 inside a 0700 directory
@@ -263,37 +310,56 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   if (opts.shimPort !== false) {
     const token = randomBytes(24).toString('hex');
     const tokenBuf = Buffer.from(token);
+    const tokenOk = (given: string): boolean => {
+      const b = Buffer.from(given);
+      return b.length === tokenBuf.length && timingSafeEqual(b, tokenBuf);
+    };
+    const tcpAdmission = admission();
     tcpSrv = createServer((sock) => {
       sock.on('error', () => { /* as above */ });
-      const reader = new ShimRequestReader(MAX_REQUEST_BYTES);
-      let got = false;
-      sock.on('data', (c: Buffer) => {
-        if (got) return;
-        let req;
+      // any local user reaches this port: until its token is checked a connection costs little and not for long
+      const taken = tcpAdmission(sock);
+      if (!taken) return;
+      const reader = new ShimRequestReader(MAX_REQUEST_BYTES, tokenOk);
+      let req: ShimRequest | undefined;
+      let go = '';
+      const start = (r: ShimRequest): void => {
+        taken();
+        runOne(r.argv, { env: r.env, cwd: r.cwd, invokedAs: r.invokedAs })
+          .then((o) => sock.end(shimReply(o.exit, o.stdout, o.stderr)))
+          .catch((e: unknown) => sock.end(shimReply(2, '', `netns-router: resident engine: internal error: ${(e as Error).message}\n`)));
+      };
+      const onData = (c: Buffer): void => {
+        if (req) {
+          // the shim's "go": it will not run the command itself (one that gave up closed the connection instead)
+          go += c.toString('latin1');
+          if (go.length < SHIM_GO.length) return;
+          sock.off('data', onData);
+          if (go === SHIM_GO) start(req);
+          else sock.destroy();
+          return;
+        }
         try {
           req = reader.push(c);
         } catch (e) {
-          got = true;
-          sock.end(shimStale(`malformed request: ${(e as Error).message}`));
+          sock.off('data', onData);
+          sock.end(shimStale(e instanceof ShimRefusal ? e.message : `malformed request: ${(e as Error).message}`));
           return;
         }
         if (!req) return;
-        got = true;
-        const given = Buffer.from(req.token);
-        if (given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
-          sock.end(shimStale('bad token'));
-          return;
-        }
         const why = !sameRealDir(dirname(req.script), CLI_DIR) ? 'another installation' : refusal();
         if (why) {
+          sock.off('data', onData);
           sock.end(shimStale(why));
           return;
         }
         sock.write(SHIM_ACCEPTED);
-        runOne(req.argv, { env: req.env, cwd: req.cwd, invokedAs: req.invokedAs })
-          .then((r) => sock.end(shimReply(r.exit, r.stdout, r.stderr)))
-          .catch((e: unknown) => sock.end(shimReply(2, '', `netns-router: resident engine: internal error: ${(e as Error).message}\n`)));
-      });
+        if (!req.handshake) {
+          sock.off('data', onData);
+          start(req);
+        }
+      };
+      sock.on('data', onData);
     });
     await listen(tcpSrv, 0, '127.0.0.1');
     const port = (tcpSrv.address() as { port: number }).port;

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { CJS, installShim, lastRunner, run, serve, type Served } from '../helpers/resident.js';
 
@@ -70,7 +71,7 @@ test('an engine that does not answer (stopped): both clients fall back and run t
     assert.is(await srv.stop(), 0, srv.stderr());
     assert.equal(marks(dir), [params('after'), params('cli'), params('shim')].sort(), 'each command ran exactly once');
   } finally {
-    if (srv) { process.kill(srv.pid, 'SIGCONT'); await srv.stop(); }
+    if (srv && srv.proc.exitCode === null) { process.kill(srv.pid, 'SIGCONT'); await srv.stop(); }
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -209,6 +210,38 @@ test('a socket directory another user controls: the engine refuses it; the shim 
     await fake;
     rmSync(dir, { recursive: true, force: true });
     rmSync(evil, { recursive: true, force: true });
+  }
+});
+
+test('a faulty engine: an answer cut short is exit 2 from the shim, never the exit code of half an answer', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-cut-'));
+  // an engine that says "done, 100 bytes of output" and closes after 10 (killed while it wrote its answer)
+  const cut = createServer((c) => {
+    let got = '';
+    c.on('error', () => {});
+    c.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      const v2 = got.startsWith('netns-router-shim-2');
+      if (!got.includes('ok-sent') && got.includes('\0')) { got += 'ok-sent'; c.write('ok\n'); if (!v2) c.end('0 100 0\n0123456789'); }
+      if (v2 && got.endsWith('go\n')) c.end('0 100 0\n0123456789');
+    });
+  });
+  await new Promise<void>((res) => cut.listen(0, '127.0.0.1', () => res()));
+  try {
+    const run0 = join(dir, 'run');
+    mkdirSync(run0, { mode: 0o700 });
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    writeFileSync(join(run0, 'engine.tcp'), `${(cut.address() as { port: number }).port} ${'a'.repeat(48)} ${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(run0, 'engine.sock') };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, { ...env, NETNS_ROUTER_ENGINE_SOCKET: 'off' });
+    const r = await run(shim, ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('x')], { env });
+    assert.is(r.code, 2, `${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /may or may not have been applied/);
+    assert.equal(marks(dir), [], 'the shim did not run it itself (the engine had taken it)');
+  } finally {
+    cut.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

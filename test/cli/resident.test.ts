@@ -210,7 +210,7 @@ test('shim wire: requests split anywhere parse the same; malformed ones are refu
     const rd = new ShimRequestReader(1 << 20);
     assert.is(rd.push(buf.subarray(0, cut)), undefined);
     const req = rd.push(buf.subarray(cut));
-    assert.equal(req, { token: 'tok', script: '/x/netns-router.cjs', cwd: '/tmp/dir', invokedAs: '/etc/w.sh', argv: ['apply-fw-rules', 'päyload.json', ''], env: { CS_A: '{"x": "y=z"}', NETNS_ROUTER_LOG_LEVEL: 'debug' } });
+    assert.equal(req, { token: 'tok', script: '/x/netns-router.cjs', cwd: '/tmp/dir', invokedAs: '/etc/w.sh', argv: ['apply-fw-rules', 'päyload.json', ''], env: { CS_A: '{"x": "y=z"}', NETNS_ROUTER_LOG_LEVEL: 'debug' }, handshake: true });
   }
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from('GET / HTTP/1.1\r\n\0')), /not a shim request/);
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\0x\0`)), /bad argc/);
