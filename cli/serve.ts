@@ -4,7 +4,8 @@
  * router locks, same log files, same exit codes — but warm: code already compiled by the JIT, the router tables
  * compiled for the last models (EngineCaches), nftables contexts kept open. Two front doors:
  *
- *  - a unix socket (default /run/netns-router/engine.sock, root only), used by the netns-router command itself
+ *  - a unix socket (default /run/netns-router/engine.sock, root only: mode 0600, in a directory that belongs to
+ *    root and that nobody else can write — serve refuses any other), used by the netns-router command itself
  *    (cli/resident.cts, JSON lines);
  *  - a loopback TCP port for the extension's wrapper shim, which is bash and reaches it without starting node at
  *    all (lib/router/contract/install-wrapper.ts; wire format in shim-wire.ts). The port, a random token and
@@ -17,6 +18,12 @@
  * daemons of the watched state directories that die are restarted within seconds. Watched: `--state-dir`
  * (repeatable; default the extension's), every state directory of a command served, and those an earlier run
  * learned (`watched-state-dirs` next to the socket). `--no-watchdog` turns it off.
+ *
+ * Hostile or faulty clients: a connection has 10 s to deliver its request, at most 64 per front door wait for
+ * theirs (more are closed at once), the shim port reads at most 256 bytes before the token and refuses a wrong one
+ * at once; a command line runs only after its client's go (a client that gave up waiting for "ready" runs the
+ * command itself, and the engine never runs it late). A client that disconnects after its go does not stop its
+ * command: it completes (or fails) under its router's lock like any other.
  *
  * Safety: commands of different routers run concurrently, commands of one router wait for each other on the
  * router's lock (flock excludes two descriptors even inside one process); a command that timed out keeps its
@@ -186,13 +193,15 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   };
 
   let running = 0;
+  // connections told "ready" whose go has not come yet: the engine does not stop before they go or leave
+  let awaitingGo = 0;
   let draining = false;
   const idle: Array<() => void> = [];
   // the C heap keeps what libnftables contexts and large transactions freed (glibc returns only its top): once
   // no command has run for a while, the resident engine gives it back (bench/memory.ts: ~12 MB at 150 routers)
   let trimTimer: ReturnType<typeof setTimeout> | undefined;
   const settle = (): void => {
-    if (running !== 0) return;
+    if (running !== 0 || awaitingGo !== 0) return;
     for (const f of idle.splice(0)) f();
     clearTimeout(trimTimer);
     trimTimer = setTimeout(() => { if (running === 0) mallocTrim(); }, TRIM_AFTER_IDLE_MS);
@@ -211,6 +220,20 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     say(`netns-router serve: the installed files changed (build ${build} → ${current || 'gone'}); exiting when idle`);
     opts.onUpgrade?.();
     return 'upgraded';
+  };
+
+  /** Counts a connection told "ready" until its go comes (call the result then) or it closes. */
+  const awaitGo = (sock: Socket): (() => void) => {
+    awaitingGo++;
+    let waiting = true;
+    const ended = (): void => {
+      if (!waiting) return;
+      waiting = false;
+      awaitingGo--;
+      settle();
+    };
+    sock.once('close', ended);
+    return ended;
   };
 
   /** One command line, as the CLI would run it; its output collected. */
@@ -262,6 +285,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     const taken = unixAdmission(sock);
     if (!taken) return;
     let req: ResidentRequest | undefined;
+    let went = (): void => {};
     let done = false;
     let size = 0;
     const refuse = (r: ResidentReply): void => { done = true; reply(sock, r); sock.end(); };
@@ -280,6 +304,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
         taken();
         if ((v as { go?: unknown }).go === true) void serveJson(sock, req);
         else sock.destroy();
+        went();
         return;
       }
       const r = v as Partial<ResidentRequest>;
@@ -294,11 +319,12 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
         return;
       }
       req = r as ResidentRequest;
+      went = awaitGo(sock);
       reply(sock, { ready: true });
     }, () => { done = true; reply(sock, { error: 'malformed request' }); sock.destroy(); });
   });
   {
-    // root only: the socket is created 0600 inside a 0700 directory
+    // root only: the socket is created 0600, in a directory of root's own that nobody else can write (socketDirProblem)
     const old = process.umask(0o177);
     try { await listen(unixSrv, opts.socket); } finally { process.umask(old); }
   }
@@ -322,6 +348,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
       if (!taken) return;
       const reader = new ShimRequestReader(MAX_REQUEST_BYTES, tokenOk);
       let req: ShimRequest | undefined;
+      let went = (): void => {};
       let go = '';
       const start = (r: ShimRequest): void => {
         taken();
@@ -337,6 +364,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
           sock.off('data', onData);
           if (go === SHIM_GO) start(req);
           else sock.destroy();
+          went();
           return;
         }
         try {
@@ -353,6 +381,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
           sock.end(shimStale(why));
           return;
         }
+        if (req.handshake) went = awaitGo(sock);
         sock.write(SHIM_ACCEPTED);
         if (!req.handshake) {
           sock.off('data', onData);
@@ -385,7 +414,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
         await Promise.all([unixSrv, tcpSrv].filter((s): s is Server => s !== undefined)
           .map((s) => new Promise<void>((res) => s.close(() => res()))));
         await watchdog?.stop();
-        if (running > 0) await new Promise<void>((res) => { idle.push(res); });
+        if (running > 0 || awaitingGo > 0) await new Promise<void>((res) => { idle.push(res); });
         await background.settled();
         try { unlinkSync(opts.socket); } catch { /* already gone */ }
       })();

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { Scratch, simulatedHost, uid } from '../helpers/topo.js';
 import { CJS, installShim, lastRunner, run, serve, type Served } from '../helpers/resident.js';
 
 requireSandbox();
@@ -210,6 +211,116 @@ test('a socket directory another user controls: the engine refuses it; the shim 
     await fake;
     rmSync(dir, { recursive: true, force: true });
     rmSync(evil, { recursive: true, force: true });
+  }
+});
+
+/** The elements of the router's static NAT map (public → private) that map to `priv`. */
+const dnatTo = (ns: string, priv: string): string[] => spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'map', 'inet', 'netns_router', 'static_dnat'], { encoding: 'utf8' })
+  .stdout.split(/[\n,{}]/).filter((l) => l.includes(` : ${priv}`)).map((l) => l.trim());
+
+test('through the shim on real routers: parallel commands while a slow hook holds one router; a client killed mid-command; the engine killed mid-command, then restarted', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-crash-'));
+  let srv: Served | undefined;
+  let srv2: Served | undefined;
+  try {
+    const { hostNs } = simulatedHost(s);
+    srv = await serve(dir);
+    const state = hookedState(dir);
+    // the slow hook notes whether router A's static NAT (to 10.4.5.11) is in its rule set when it starts and ends:
+    // a command of router A that ran while it held the lock would show as a difference
+    writeFileSync(join(state, 'hooks', 'custom-action-slow.sh'), [
+      '#!/bin/sh',
+      `nat() { ip netns exec "$NETNS_ROUTER_NAMESPACE" nft list map inet netns_router static_dnat | grep -c ': 10\\.4\\.5\\.11'; }`,
+      'before=$(nat)',
+      `echo "$6" > ${join(dir, 'slow-started')}`,
+      'sleep 2',
+      `echo "$6 $before $(nat)" >> ${join(dir, 'order')}`,
+      `echo "$6" >> ${join(dir, 'marks')}`,
+      '',
+    ].join('\n'), { mode: 0o755 });
+    const log = join(dir, 'log');
+    const g = ['--host-netns', hostNs, '--state-dir', state, '--log-file', log];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, env);
+    const viaShim = (...a: string[]) => run(shim, a, { env });
+    const ok = (r: { code: number | null; stderr: string }, what: string) => assert.is(r.code, 0, `${what}: ${r.stderr}`);
+    const a = String(2000 + (parseInt(uid(4), 16) % 3000));
+    const b = String(Number(a) + 3000);
+    const nsA = s.track(`cs-net-${a}`);
+    const nsB = s.track(`cs-net-${b}`);
+    for (const [id, vni, net, pub] of [[a, 4100, '10.4.5', ['203.0.113.45', '203.0.113.47']], [b, 4101, '10.4.6', ['203.0.113.46', '203.0.113.48']]] as const) {
+      ok(await viaShim('implement-network', '--network-id', id, '--vlan', `vxlan://${vni}`, '--gateway', `${net}.1`, '--cidr', `${net}.0/24`), 'implement');
+      for (const [i, ip] of pub.entries()) {
+        ok(await viaShim('assign-ip', '--network-id', id, '--public-ip', ip, '--public-vlan', 'untagged', '--public-gateway', '203.0.113.1', '--public-cidr', '203.0.113.0/24', '--source-nat', String(i === 0)), 'assign-ip');
+      }
+    }
+    assert.is(lastRunner(log), srv.pid, 'the shim hands its commands to the engine');
+    const slowStarted = () => existsSync(join(dir, 'slow-started'));
+    const slow = async (m: string) => {
+      rmSync(join(dir, 'slow-started'), { force: true });
+      let pid = 0;
+      const done = run(shim, ['custom-action', '--network-id', a, '--action', 'slow', '--action-params', params(m)], { env, started: (p) => { pid = p.pid!; } });
+      await until('the slow hook', slowStarted);
+      return { done, pid };
+    };
+    const natA = ['--network-id', a, '--public-ip', '203.0.113.47', '--private-ip', '10.4.5.11'];
+    const natB = ['--network-id', b, '--public-ip', '203.0.113.48', '--private-ip', '10.4.6.11'];
+    const mark = (id: string, m: string) => ['custom-action', '--network-id', id, '--action', 'mark', '--action-params', params(m)];
+
+    // 1. parallel: router A's hook runs; commands for A (queued behind it) and B (not) all answered, none lost
+    const s1 = await slow('s1');
+    const parallel = await Promise.all([
+      viaShim('add-static-nat', ...natA), viaShim('add-static-nat', ...natB),
+      ...[1, 2, 3].flatMap((i) => [viaShim(...mark(a, `a${i}`)), viaShim(...mark(b, `b${i}`))]),
+    ]);
+    for (const r of [...parallel, await s1.done]) ok(r, 'parallel');
+    assert.equal([dnatTo(nsA, '10.4.5.11'), dnatTo(nsB, '10.4.6.11')], [['203.0.113.47 : 10.4.5.11'], ['203.0.113.48 : 10.4.6.11']], 'both static NATs in their routers\' tables');
+    assert.equal(marks(dir), [params('s1'), ...[1, 2, 3].flatMap((i) => [params(`a${i}`), params(`b${i}`)])].sort());
+
+    // 2. a client killed mid-command: the command still completes, its lock is released, the next one runs after it
+    const s2 = await slow('s2');
+    process.kill(s2.pid, 'SIGKILL');
+    assert.is((await s2.done).signal, 'SIGKILL');
+    ok(await viaShim('delete-static-nat', ...natA), 'after the killed client');
+    assert.equal(dnatTo(nsA, '10.4.5.11'), [], 'static NAT deleted');
+    assert.ok(marks(dir).includes(params('s2')), 'the killed client\'s command completed');
+
+    // 3. the engine killed mid-command: its client is told (exit 2, never a second run); the next command runs
+    // without it (the shim's fallback), then a restarted engine serves
+    const s3 = await slow('s3');
+    process.kill(srv.pid, 'SIGKILL');
+    const lostOne = await s3.done;
+    assert.is(lostOne.code, 2, lostOne.stderr);
+    assert.match(lostOne.stderr, /may or may not have been applied/);
+    ok(await viaShim('add-static-nat', ...natA), 'without an engine');
+    assert.is.not(lastRunner(log), srv.pid);
+    assert.equal(dnatTo(nsA, '10.4.5.11'), ['203.0.113.47 : 10.4.5.11']);
+    srv2 = await serve(dir);
+    ok(await viaShim('delete-static-nat', ...natA), 'restarted engine');
+    assert.is(lastRunner(log), srv2.pid, 'the restarted engine serves (stale socket and port file replaced)');
+    assert.equal(dnatTo(nsA, '10.4.5.11'), []);
+    // a second engine for the same socket refuses; the first one goes on serving
+    const twin = await run(process.execPath, [CJS, 'serve', '--socket', srv2.socket, '--no-watchdog'], { killAfterMs: 60_000 });
+    assert.is(twin.code, 2, twin.stderr);
+    assert.match(twin.stderr, /already listening/);
+    ok(await viaShim(...mark(b, 'last')), 'after the twin');
+    assert.is(lastRunner(log), srv2.pid);
+
+    // no command of router A ran while a slow hook held it (its NAT looked the same at the hook's start and end);
+    // not s3's: its engine died under it, and the hook it had started goes on outside any lock (as under a CLI
+    // process killed with -9)
+    const order = readFileSync(join(dir, 'order'), 'utf8').trim().split('\n').filter((l) => !l.startsWith(params('s3')));
+    assert.equal(order.map((l) => l.split(' ')[0]), [params('s1'), params('s2')]);
+    for (const l of order) assert.match(l, /^\S+ (\d+) \1$/, `a command of router A overlapped the hook: ${l}`);
+    for (const r of [...[1, 2, 3].map((i) => viaShim(...mark(a, `x${i}`)))]) ok(await r, 'after');
+    ok(await viaShim('destroy-network', '--network-id', a), 'destroy A');
+    ok(await viaShim('destroy-network', '--network-id', b), 'destroy B');
+  } finally {
+    if (srv && srv.proc.exitCode === null && srv.proc.signalCode === null) await srv.stop();
+    if (srv2) await srv2.stop();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
