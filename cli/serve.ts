@@ -19,7 +19,7 @@
  * (repeatable; default the extension's), every state directory of a command served, and those an earlier run
  * learned (`watched-state-dirs` next to the socket). `--no-watchdog` turns it off.
  *
- * Hostile or faulty clients: a connection has 10 s to deliver its request, at most 64 per front door wait for
+ * Hostile or faulty clients: a connection has 10 s to deliver its request, at most 256 per front door wait for
  * theirs (more are closed at once), the shim port reads at most 256 bytes before the token and refuses a wrong one
  * at once; a command line runs only after its client's go (a client that gave up waiting for "ready" runs the
  * command itself, and the engine never runs it late). A client that disconnects after its go does not stop its
@@ -60,8 +60,9 @@ const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 /** A connection has this long to deliver its request (and its go); a client waits 5 s for the engine to answer. */
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Connections of one front door whose request is not yet taken; more are closed at once (the client then runs
- *  the command itself). Any local user can connect to the shim's port: this bounds what that costs. */
-const MAX_PENDING = 64;
+ *  the command itself). Any local user can connect to the shim's port: this bounds what that costs. (A burst of
+ *  legitimate commands is accepted in one turn of the event loop before any is read: room for a few hundred.) */
+const MAX_PENDING = 256;
 
 /**
  * Admission of one front door's connections: a connection is closed at once beyond MAX_PENDING pending ones, and

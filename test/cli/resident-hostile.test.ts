@@ -10,7 +10,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { RESIDENT_PROTOCOL, buildId, namespacesId } from '../../cli/resident.cjs';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { Scratch, simulatedHost, uid } from '../helpers/topo.js';
 import { CJS, installShim, lastRunner, run, serve, type Served } from '../helpers/resident.js';
@@ -77,6 +78,47 @@ test('an engine that does not answer (stopped): both clients fall back and run t
   }
 });
 
+test('the unix socket: malformed, oversized, silent, no go — each refused or dropped, nothing run; the same request with its go runs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-json-'));
+  let srv: Served | undefined;
+  try {
+    srv = await serve(dir, { args: ['--no-shim-port'] });
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const request = (m: string) => `${JSON.stringify({
+      proto: RESIDENT_PROTOCOL, build: buildId(), namespaces: namespacesId(), cwd: dir, env: {}, nodePath: process.execPath,
+      argv: ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params(m), ...g],
+    })}\n`;
+    /** Sends `parts` (each after the previous answer line, when `stepwise`), collects the answer until the engine closes. */
+    const talk = (parts: string[], opts: { closeAfterFirstLine?: boolean } = {}) => new Promise<string>((res) => {
+      const c = connect(srv!.socket);
+      let got = '';
+      c.on('error', () => {});
+      c.on('connect', () => { c.write(parts.shift() ?? ''); });
+      c.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (!got.endsWith('\n')) return;
+        if (opts.closeAfterFirstLine) c.destroy();
+        else if (parts.length) c.write(parts.shift()!);
+      });
+      c.on('close', () => res(got));
+    });
+    assert.equal(JSON.parse(await talk(['{"argv": 1}\n'])), { error: 'malformed request' });
+    assert.equal(JSON.parse(await talk(['not json\n'])), { error: 'malformed request' });
+    assert.equal(JSON.parse(await talk(['x'.repeat(5 << 20)])), { error: 'request too large' });
+    assert.is(await talk([]), '', 'a silent connection is closed (after 10 s)');
+    assert.equal(JSON.parse(await talk([request('gave-up')], { closeAfterFirstLine: true })), { ready: true });
+    assert.equal(JSON.parse(await talk([request('no-go'), '{"go":false}\n'])), { ready: true });
+    const ran = (await talk([request('go'), '{"go":true}\n'])).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(ran[0], { ready: true });
+    assert.is(ran.at(-1)!.exit, 0, JSON.stringify(ran));
+    assert.is(await srv.stop(), 0);
+    assert.equal(marks(dir), [params('go')], 'only the request with its go ran');
+  } finally {
+    if (srv) await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** Runs `script` (node, CommonJS) as user nobody with `args`; its stdout parsed as JSON. */
 function asNobody(script: string, args: string[], timeoutMs = 60_000): Record<string, unknown> {
   const r = spawnSync('setpriv', [...NOBODY, process.execPath, '-e', script, ...args], { encoding: 'utf8', timeout: timeoutMs, cwd: '/' });
@@ -128,7 +170,8 @@ test('an unprivileged user on the shim port: refused at the token, cannot feed i
     assert.match((probes.flood as { got: string }).got, /^stale malformed request/, 'no megabytes buffered before the token');
     assert.equal(probes.idle, { got: '', closed: true }, 'a connection that sends nothing is closed');
 
-    // a thousand parked connections: the engine keeps a bounded number and closes the rest at once
+    // a thousand parked connections: the engine keeps a bounded number (256, serve.ts MAX_PENDING) and closes the
+    // rest at once
     const flood = asNobody(`
       const net = require('net');
       const port = Number(process.argv[1]);
@@ -138,12 +181,12 @@ test('an unprivileged user on the shim port: refused at the token, cannot feed i
       for (let i = 0; i < 1000; i++) {
         const s = net.connect(port, '127.0.0.1');
         s.on('error', () => {});
-        s.on('close', () => { if (++closed >= 800) finish(); });
+        s.on('close', () => { if (++closed >= 1000 - 256) finish(); });
         socks.push(s);
       }
       setTimeout(finish, 8000);
     `, [port]);
-    assert.ok((flood.closed as number) >= 800, `parked connections closed by the engine: ${flood.closed}`);
+    assert.ok((flood.closed as number) >= 1000 - 256, `parked connections closed by the engine: ${flood.closed}`);
     const r = await run(shim, ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('root')], { env });
     assert.is(r.code, 0, r.stderr);
     assert.is(lastRunner(join(dir, 'log')), srv.pid, 'root\'s shim is served by the engine');
