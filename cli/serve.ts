@@ -32,7 +32,7 @@
  * commands and exits once idle, so that a supervisor (systemd Restart=always) brings up the new code.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/util/atomic-file.js';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -48,7 +48,7 @@ import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
 import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { Background } from '../lib/util/background.js';
-import { mallocTrim } from '../lib/sys/libc.js';
+import { LOCK_EX, mallocTrim, tryFlock } from '../lib/sys/libc.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 
 /** How long the resident engine is idle before it returns the C heap's free pages (mallocTrim). */
@@ -169,6 +169,13 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   // the socket, the port file with its token and the learned state directories live there: nobody else's
   const dirProblem = socketDirProblem(dirname(opts.socket));
   if (dirProblem) throw new Error(`${dirProblem}: refusing to serve there`);
+  // one engine per socket, for its whole life: two started at the same moment would both find no listener below
+  // (the lock file stays; the lock goes with the process, whatever ends it — O_CLOEXEC: no daemon inherits it)
+  const lockFd = openSync(`${opts.socket}.lock`, 'a', 0o600);
+  if (!tryFlock(lockFd, LOCK_EX)) {
+    closeSync(lockFd);
+    throw new Error(`another resident engine is starting or serving on ${opts.socket}`);
+  }
   if (await listening(opts.socket)) throw new Error(`another resident engine is already listening on ${opts.socket}`);
   try { unlinkSync(opts.socket); } catch { /* no stale socket */ }
 
@@ -418,6 +425,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
         if (running > 0 || awaitingGo > 0) await new Promise<void>((res) => { idle.push(res); });
         await background.settled();
         try { unlinkSync(opts.socket); } catch { /* already gone */ }
+        closeSync(lockFd);
       })();
       return closing;
     },

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { RESIDENT_PROTOCOL, buildId, namespacesId } from '../../cli/resident.cjs
 import { requireSandbox } from '../helpers/sandbox.js';
 import { Scratch, simulatedHost, uid } from '../helpers/topo.js';
 import { CJS, installShim, lastRunner, run, serve, type Served } from '../helpers/resident.js';
+import { LOCK_EX, tryFlock } from '../../lib/sys/libc.js';
 
 requireSandbox();
 
@@ -346,7 +347,7 @@ test('through the shim on real routers: parallel commands while a slow hook hold
     // a second engine for the same socket refuses; the first one goes on serving
     const twin = await run(process.execPath, [CJS, 'serve', '--socket', srv2.socket, '--no-watchdog'], { killAfterMs: 60_000 });
     assert.is(twin.code, 2, twin.stderr);
-    assert.match(twin.stderr, /already listening/);
+    assert.match(twin.stderr, /another resident engine is starting or serving on /);
     ok(await viaShim(...mark(b, 'last')), 'after the twin');
     assert.is(lastRunner(log), srv2.pid);
 
@@ -395,6 +396,36 @@ test('a faulty engine: an answer cut short is exit 2 from the shim, never the ex
     assert.equal(marks(dir), [], 'the shim did not run it itself (the engine had taken it)');
   } finally {
     cut.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two engines started at the same moment: the socket\'s lock admits one; it goes with the process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-twin-'));
+  let srv: Served | undefined;
+  let fd: number | undefined;
+  try {
+    const socket = join(dir, 'run', 'engine.sock');
+    mkdirSync(dirname(socket), { mode: 0o700 });
+    // the lock held as an engine starting holds it (before it listens): a second one refuses, whatever it finds
+    fd = openSync(`${socket}.lock`, 'a', 0o600);
+    assert.ok(tryFlock(fd, LOCK_EX));
+    const refused = await run(process.execPath, [CJS, 'serve', '--socket', socket, '--no-watchdog'], { killAfterMs: 60_000 });
+    assert.is(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /another resident engine is starting or serving on /);
+    assert.not.ok(existsSync(socket), 'it did not listen');
+    closeSync(fd);
+    fd = undefined;
+    // positive control: the same start once the lock is free
+    srv = await serve(dir, { socket, args: ['--no-watchdog'] });
+    // an engine killed -9 leaves the lock file, not the lock
+    srv.proc.kill('SIGKILL');
+    await srv.stop();
+    srv = await serve(dir, { socket, args: ['--no-watchdog'] });
+    assert.ok(existsSync(socket));
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    await srv?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
