@@ -475,12 +475,18 @@ export class NetlinkSocket {
   }
 
   /** Close the socket. Off-thread requests still running finish on their own sockets, closed afterwards. */
-  close(): void {
+  /**
+   * Close the socket (its idle siblings and watcher too). `offThread`: its own descriptor on a worker thread — a
+   * NETLINK_NETFILTER socket's release waits for nf_tables' clean-up after a commit that deleted anything (5-20 ms,
+   * libc.closeAsync); the event loop goes on.
+   */
+  close(opts: { offThread?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.asyncIdle.splice(0)) s.close();
     this.watcher?.close();
-    libc.close(this.fd);
+    if (opts.offThread) void libc.closeAsync(this.fd).catch(() => { /* EBADF cannot happen: ours alone */ });
+    else libc.close(this.fd);
   }
 
   get isClosed(): boolean {

@@ -42,17 +42,19 @@ export class NftGenerationReader {
     throw new Error('NFT_MSG_GETGEN: no generation id in the reply');
   }
 
-  close(): void {
-    this.sock.close();
+  /** Close the socket; `offThread`: on a worker thread (NetlinkSocket.close). */
+  close(opts: { offThread?: boolean } = {}): void {
+    this.sock.close(opts);
   }
 }
 
 /**
  * Readers kept open per namespace (NamespaceCache: identity-checked, closed before their namespace is deleted,
- * at most 32): closing a NETLINK_NETFILTER socket costs ~7 ms on this kernel, which every command paid two or
- * three times.
+ * at most 32): closing a NETLINK_NETFILTER socket after a commit that deleted anything waits for nf_tables'
+ * clean-up of it (5-20 ms), which every command paid two or three times — and which a reader closed because its
+ * router is being destroyed now pays on a worker thread, not on a resident engine's event loop.
  */
-const readers = new NamespaceCache<NftGenerationReader>(32, (r) => r.close());
+const readers = new NamespaceCache<NftGenerationReader>(32, (r) => r.close({ offThread: true }));
 
 /** The current nftables generation id of `netns` (or of the caller's namespace). */
 export function nftGeneration(netns?: string): number {

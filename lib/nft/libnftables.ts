@@ -13,8 +13,10 @@
  */
 import * as nft from '../sys/libnftables.js';
 import { onBeforeNetnsDelete } from '../netns/namespaces.js';
-import { runInNetns } from '../sys/setns.js';
 import { mallocTrim } from '../sys/libc.js';
+import { netfilterSockets, releaseLater } from '../sys/slow-release.js';
+import { netnsPath, runInNetns } from '../sys/setns.js';
+import { statSync } from 'node:fs';
 import { NamespaceCache } from '../netns/namespace-cache.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
@@ -87,10 +89,16 @@ export class LibnftablesRunner implements NftRunner {
     }
   }
 
-  /** Free the context now, or as soon as the call in flight returns. */
+  /**
+   * Free the context now, or as soon as the call in flight returns. Its socket's release waits in the kernel after a
+   * commit that deleted anything (lib/sys/slow-release.ts): the last reference goes on a worker thread, so that a
+   * resident engine destroying a router does not stall every other command for it.
+   */
   private closeNow(): void {
     this.closeWhenIdle = true;
     if (this.busy || !this.ctx) return;
+    const ino = namespaceInode(this.netns);
+    if (ino !== undefined) releaseLater(netfilterSockets(ino));
     nft.ctxFree(this.ctx);
     this.ctx = null;
     this.unhook?.();
@@ -106,6 +114,11 @@ export class LibnftablesRunner implements NftRunner {
   get isOpen(): boolean {
     return this.ctx !== null && !this.closeWhenIdle;
   }
+}
+
+/** The inode of namespace `netns` (the calling thread's when undefined); undefined when it is gone. */
+function namespaceInode(netns: string | undefined): number | undefined {
+  return statSync(netns !== undefined ? netnsPath(netns) : '/proc/thread-self/ns/net', { throwIfNoEntry: false })?.ino;
 }
 
 /** libnftables executor for the current namespace, or for `netns` (context created inside it). */

@@ -30,6 +30,8 @@ const c = lazyBinding(() => {
     getpid: libc.func('int getpid()'),
     malloc_trim: libc.func('int malloc_trim(size_t pad)'),
     poll: libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
+    // variadic in libc, like ioctl
+    fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
   };
 });
 
@@ -57,6 +59,8 @@ export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVTIMEO = 20;
 export const SO_REUSEADDR = 2;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_PEEK = 0x2;
 export const MSG_TRUNC = 0x20;
@@ -162,16 +166,6 @@ export function pollReadable(fds: readonly number[], timeoutMs: number): number[
   return fds.filter((_, i) => (b.readInt16LE(8 * i + 6) & (POLLIN | POLLERR | POLLHUP)) !== 0);
 }
 
-/**
- * Run a blocking libc call on koffi's worker pool and settle with its result; errno is read in the completion
- * callback, where koffi (≥ 3.2) exposes the worker's errno. `keep` holds buffers alive until the call ends.
- */
-function asyncCall(fn: { async: (...args: unknown[]) => void }, name: string, args: unknown[], detail?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    fn.async(...args, completion(name, detail, resolve, reject));
-  });
-}
-
 function completion(name: string, detail: string | undefined, resolve: (n: number) => void, reject: (e: unknown) => void) {
   return (err: unknown, rc: number | bigint): void => {
     if (err) return reject(err);
@@ -213,11 +207,29 @@ export function close(fd: number): void {
 }
 
 /**
- * close on koffi's worker pool: the release of some sockets waits for an RCU grace period (an AF_PACKET socket:
- * packet_release → synchronize_net, 8-15 ms), which then runs on the worker, not the event loop.
+ * close on koffi's worker pool: the release of some sockets waits in the kernel — an AF_PACKET socket for an RCU
+ * grace period (packet_release → synchronize_net, 8-15 ms), a NETLINK_NETFILTER socket for nf_tables' clean-up of
+ * the last transactions when one deleted anything (its NETLINK_URELEASE notifier flushes that work, which waits
+ * for a grace period: 5-20 ms) — and that wait then runs on the worker, not the event loop. When koffi refuses the
+ * call (its limit of calls in flight), the descriptor is closed here, now.
  */
 export function closeAsync(fd: number): Promise<void> {
-  return asyncCall(c().close, 'close', [fd]).then(() => undefined);
+  let settle: [(n: number) => void, (e: unknown) => void] | undefined;
+  const p = new Promise<number>((resolve, reject) => { settle = [resolve, reject]; });
+  try {
+    c().close.async(fd, completion('close', undefined, ...settle!));
+  } catch {
+    close(fd);
+    return Promise.resolve();
+  }
+  return p.then(() => undefined);
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A new descriptor (close-on-exec) for what `fd` refers to. */
+export function dupCloexec(fd: number): number {
+  return check('fcntl', c().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0), '(F_DUPFD_CLOEXEC)');
 }
 
 export function setns(fd: number, nstype: number): void {
