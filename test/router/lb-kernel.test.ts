@@ -260,8 +260,9 @@ test('VPC: the provider is per tier; kernel-served flows pass the tier ACL as ha
     const dump = (await engine.dumpConfig(ns)).modules?.lb as { rules: Record<string, string>; providers: Record<string, string> };
     assert.equal(dump.rules, { 1: 'kernel', 2: 'haproxy' }, 'tier 11 kernel, tier 12 haproxy');
     assert.equal(dump.providers, { 11: 'kernel' });
-    assert.ok(tcpOk(upNs, VIP, 80), 'kernel rule answers');
-    assert.ok(tcpOk(upNs, VIP, 81), 'haproxy rule answers');
+    // (the first connection through each: ARP on the way, a loaded machine — the later probes of the same paths are strict)
+    assert.ok(await waitFor(() => tcpOk(upNs, VIP, 80), 8000), 'kernel rule answers');
+    assert.ok(await waitFor(() => tcpOk(upNs, VIP, 81), 8000), 'haproxy rule answers');
     assert.ok(tcpOk(upNs, S, 8080), 'control: the static NAT to A answers before the ACL');
     // both tiers: an empty ACL (implicit deny of everything new)
     for (const id of ['11', '12']) await runCommand(engine, { command: 'apply-network-acl', networkId: id, vpcId, namespace: ns, aclRules: { value: [], source: 'test' } });
