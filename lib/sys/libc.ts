@@ -211,11 +211,6 @@ const F_GETFD = 1;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 
-/** Whether `fd` is closed on exec (FD_CLOEXEC). */
-export function isCloexec(fd: number): boolean {
-  return (check('fcntl', c().fcntl(fd, F_GETFD), '(F_GETFD)') & FD_CLOEXEC) !== 0;
-}
-
 /** Mark `fd` close-on-exec (FD_CLOEXEC): for descriptors a C library opened without it. */
 export function setCloexec(fd: number): void {
   const flags = check('fcntl', c().fcntl(fd, F_GETFD), '(F_GETFD)');
