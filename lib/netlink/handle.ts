@@ -208,8 +208,10 @@ export class NetlinkHandle {
       spec = { ...spec, master: idx };
     }
     const self = nsTarget(spec.namespace);
-    const peer = spec.kind === 'veth' ? nsTarget(spec.peer.namespace) : { close: () => {} } as ReturnType<typeof nsTarget>;
+    let peer: ReturnType<typeof nsTarget> = { close: () => {} };
     try {
+      // opened after this end's: a missing peer namespace throws with this end's fd open
+      if (spec.kind === 'veth') peer = nsTarget(spec.peer.namespace);
       const ns: NsFds = {};
       if (self.fd !== undefined) ns.self = self.fd;
       if (self.pid !== undefined) ns.selfPid = self.pid;

@@ -17,7 +17,7 @@ export * from './table-sync.js';
 export * from './set-backend.js';
 export * from './generation.js';
 export { locateFailure, type Located, type DryRun } from './locate.js';
-export { LibnftablesRunner, openLibnftables, sharedLibnftables, libnftablesAvailable, type LibnftablesOptions } from './libnftables.js';
+export { LibnftablesRunner, openLibnftables, sharedLibnftables, leaseLibnftables, MAX_SHARED, libnftablesAvailable, type LibnftablesOptions } from './libnftables.js';
 export { FakeNftExecutor, openFake } from './fake.js';
 export { NftCliRunner, openNftCli, type NftCliOptions } from './nft-cli.js';
 export { namespaceExecutor, type NamespaceExecutorOptions } from './namespace-executor.js';

@@ -36,6 +36,9 @@ export class LibnftablesRunner implements NftRunner {
   private ctx: nft.NftCtx | null;
   private busy = false;
   private closeWhenIdle = false;
+  /** Users holding the context through a lease (leaseLibnftables), and whether it is to be freed when they are done. */
+  private leases = 0;
+  private retired = false;
   private readonly asyncThreshold: number;
   private readonly unhook: (() => void) | undefined;
 
@@ -111,8 +114,25 @@ export class LibnftablesRunner implements NftRunner {
     this.closeNow();
   }
 
+  /** Hold the context open until the returned release is called (retire waits for it; close does not). */
+  lease(): () => void {
+    this.leases++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.leases === 0 && this.retired) this.closeNow();
+    };
+  }
+
+  /** Free the context once no lease holds it (a kept context pushed out of the cache: its users may be mid-command). */
+  retire(): void {
+    this.retired = true;
+    if (this.leases === 0) this.closeNow();
+  }
+
   get isOpen(): boolean {
-    return this.ctx !== null && !this.closeWhenIdle;
+    return this.ctx !== null && !this.closeWhenIdle && !this.retired;
   }
 }
 
@@ -132,10 +152,24 @@ export function openLibnftables(opts: LibnftablesOptions = {}): JsonExecutor {
  * call creates a new one.
  */
 export function sharedLibnftables(netns?: string): JsonExecutor {
+  return sharedEntry(netns).executor;
+}
+
+/**
+ * The long-lived executor of a namespace for the length of a command: until `release`, the context stays open even
+ * when the cache pushes it out (more than MAX_SHARED namespaces used meanwhile) — it is freed at the release then.
+ * Deleting the namespace (lib/netns) still frees it at once.
+ */
+export function leaseLibnftables(netns?: string): { ex: JsonExecutor; release: () => void } {
+  const e = sharedEntry(netns);
+  return { ex: e.executor, release: e.runner.lease() };
+}
+
+function sharedEntry(netns: string | undefined): { executor: JsonExecutor; runner: LibnftablesRunner } {
   return shared.get(netns, () => {
     const runner = LibnftablesRunner.open(netns !== undefined ? { netns } : {});
     return { executor: new JsonExecutor(runner), runner };
-  }, (e) => e.runner.isOpen).executor;
+  }, (e) => e.runner.isOpen);
 }
 
 /** Most long-lived contexts kept open at once (least recently used ones are freed beyond it). */
@@ -143,7 +177,8 @@ export const MAX_SHARED = 32;
 
 // Bounded: each context holds descriptors, and libnftables aborts the process once a descriptor number passes
 // FD_SETSIZE (1024) — a process reconciling hundreds of routers would otherwise crash.
-const shared = new NamespaceCache<{ executor: JsonExecutor; runner: LibnftablesRunner }>(MAX_SHARED, (e) => { void e.runner.close(); });
+// A context pushed out while a command holds it (leaseLibnftables) is freed when that command releases it.
+const shared = new NamespaceCache<{ executor: JsonExecutor; runner: LibnftablesRunner }>(MAX_SHARED, (e) => { e.runner.retire(); });
 
 /** True when libnftables.so.1 can be loaded here. */
 export const libnftablesAvailable = nft.available;

@@ -4,6 +4,7 @@
  * Quirks worth knowing:
  * - nft_ctx_new(NFT_CTX_DEFAULT) opens the nfnetlink socket immediately, in the network namespace of
  *   the calling thread. The context keeps talking to that namespace (and keeps it alive) until freed.
+ *   The socket is opened without SOCK_CLOEXEC (libmnl's mnl_socket_open): ctxNew marks it close-on-exec.
  * - With NFT_CTX_OUTPUT_JSON set, nft_run_cmd_from_buffer parses the input as JSON first (falling back
  *   to the text syntax when it is not JSON) and prints listings as JSON.
  * - nft_ctx_get_output_buffer / get_error_buffer return the text written since the previous read and
@@ -12,6 +13,7 @@
  *   every message (missing chains, sets…) and then aborts; nothing is committed.
  */
 import { koffi } from './ffi.js';
+import { closeOnExecOpenedBy } from './libc.js';
 import type { LibraryHandle } from 'koffi';
 
 export const LIBNFTABLES_PATH = 'libnftables.so.1';
@@ -90,9 +92,13 @@ export function problem(): string | undefined {
   }
 }
 
-/** nft_ctx_new; the context binds to the calling thread's network namespace. Null on failure. */
+/**
+ * nft_ctx_new; the context binds to the calling thread's network namespace. Null on failure. Its nfnetlink socket
+ * (opened without SOCK_CLOEXEC) is made close-on-exec.
+ */
 export function ctxNew(flags = NFT_CTX_DEFAULT): NftCtx | null {
-  return lib().ctxNew(flags) as NftCtx | null;
+  const f = lib().ctxNew;
+  return closeOnExecOpenedBy(() => f(flags) as NftCtx | null);
 }
 
 export function ctxFree(ctx: NftCtx): void {

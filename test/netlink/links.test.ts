@@ -2,12 +2,14 @@
 // and compared with what was asked and with iproute2's view (`ip -j -d link show`). 802.1Q VLANs and bridge
 // vlan_filtering are missing here: their refusal is tested exactly; the real tests run in the qemu lane.
 import { suite } from 'uvu';
+import { readdirSync, readlinkSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import type { Link, LinkSpec, MacvlanMode } from '../../lib/netlink/index.js';
 import { scratch, uniq, ipLink, ipJson, throwsNetlink, assertSubset, run } from './helpers.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { thrown } from '../helpers/expect.js';
 import { ValidationError } from '../../lib/util/errors.js';
+import { NetnsError } from '../../lib/sys/setns.js';
 
 requireSandbox();
 const test = suite('links');
@@ -90,6 +92,34 @@ test('veth with its peer created in another namespace, and one created wholly el
   const f = uniq('vf');
   A.h.netlink.linkAdd({ kind: 'veth', name: e, peer: { name: f, namespace: { fd: B.h.fd } } });
   assert.ok(B.h.netlink.linkFind(f));
+}));
+
+/** This process's open descriptors on network namespaces (an fd on one keeps it alive). */
+function netnsFds(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const t = readlinkSync(`/proc/self/fd/${fd}`);
+      // an fd opened on /run/netns/NAME reads as that path, one on /proc/…/ns/net as net:[inode]
+      if (t.startsWith('net:[') || t.startsWith('/run/netns/')) out.push(`${fd} ${t}`);
+    } catch { /* the listing's own descriptor */ }
+  }
+  return out.sort();
+}
+
+test('linkAdd with namespaces: no namespace descriptor is left open, whether the link is made or refused', () => scratch((s) => {
+  const A = s.ns('ta');
+  const B = s.ns('tb');
+  const before = netnsFds();
+  // positive control: both namespaces named, the link is made
+  const a = uniq('va');
+  A.h.netlink.linkAdd({ kind: 'veth', name: a, namespace: { netns: B.name }, peer: { name: uniq('vb'), namespace: { netns: B.name } } });
+  assert.ok(B.h.netlink.linkFind(a), 'made in B');
+  assert.equal(netnsFds(), before, 'made: the descriptors it opened are closed');
+  // this end's namespace exists, the peer's does not: refused after the first descriptor was opened
+  thrown(() => A.h.netlink.linkAdd({ kind: 'veth', name: uniq('vc'), namespace: { netns: B.name }, peer: { name: uniq('vd'), namespace: { netns: `${B.name}-missing` } } }),
+    NetnsError, { code: 'ENOENT' });
+  assert.equal(netnsFds(), before, 'refused: no descriptor on B left open');
 }));
 
 test('bridge: stp, forward delay, ageing, multicast snooping; ports enslaved; ip -d agrees', () => scratch((s) => {

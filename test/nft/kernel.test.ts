@@ -5,6 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import * as N from '../../lib/nft/index.js';
 import { openNftCli } from '../../lib/nft/nft-cli.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
@@ -268,6 +270,42 @@ test('libnftables: close() and deleteNetns free the context; later calls fail ty
     await ex2.close();
     await ex2.close(); // idempotent
     await expectNftError(ex2.list(T), 'E_NFT_EXECUTOR');
+  } finally {
+    delNs(ns);
+  }
+});
+
+test('libnftables: the context\'s socket is close-on-exec — a child started through Node afterwards does not hold it', async () => {
+  const ns = addNs('cloexec');
+  const sockets = (): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const t = readlinkSync(`/proc/self/fd/${fd}`);
+        if (t.startsWith('socket:')) m.set(t, Number(fd));
+      } catch { /* the listing's own descriptor */ }
+    }
+    return m;
+  };
+  try {
+    const before = sockets();
+    const ex = N.openLibnftables({ netns: ns });
+    try {
+      const opened = [...sockets()].filter(([t]) => !before.has(t));
+      assert.is(opened.length, 1, 'the context holds one socket of its own');
+      const [[socket, fd]] = opened;
+      // what a child holds, read by the child itself (libuv's spawn closes nothing: only close-on-exec keeps a
+      // descriptor out of it)
+      const childFds = (extra: number[]): string => spawnSync('sh', ['-c', 'for f in /proc/$$/fd/*; do readlink "$f"; done'], {
+        encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', ...extra],
+      }).stdout;
+      assert.ok(childFds([fd]).includes(socket), 'positive control: the socket handed over on purpose is seen in the child');
+      assert.not.ok(childFds([]).includes(socket), 'the child does not inherit the context\'s socket');
+      await ex.apply(new N.Transaction(T).add(N.table()));
+      assert.ok(nsTables(ns).includes(`inet ${T.name}`), 'the context still works');
+    } finally {
+      await ex.close();
+    }
   } finally {
     delNs(ns);
   }

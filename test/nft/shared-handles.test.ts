@@ -45,6 +45,37 @@ test('a namespace replaced behind our back: the shared context and the generatio
   }
 });
 
+test('a kept context pushed out of the cache while a command holds it: the command keeps it until its release', async () => {
+  const names = Array.from({ length: N.MAX_SHARED + 1 }, () => addNs('lru-'));
+  const missing = { family: 'inet' as const, name: 'no_such_table' };
+  const code = async (ex: N.NftExecutor): Promise<string> => {
+    try {
+      await ex.list(missing);
+      return 'listed';
+    } catch (e) {
+      return (e as N.NftError).code;
+    }
+  };
+  try {
+    // a command's executor (what namespaceExecutor hands the engine), and a plain kept one of another namespace
+    const held = N.namespaceExecutor(names[0]);
+    const plain = N.sharedLibnftables(names[1]);
+    assert.is(await code(held.ex), 'ENOENT', 'the kernel\'s answer: no such table');
+    assert.is(await code(plain), 'ENOENT');
+    // MAX_SHARED other namespaces used meanwhile push both out of the cache
+    for (const ns of names.slice(2)) await code(N.sharedLibnftables(ns));
+    await code(N.sharedLibnftables());
+    assert.is(await code(plain), 'E_NFT_EXECUTOR', 'positive control: the plain kept context was pushed out (freed)');
+    assert.is(await code(held.ex), 'ENOENT', 'the held one still answers from the kernel');
+    await held.release();
+    assert.is(await code(held.ex), 'E_NFT_EXECUTOR', 'freed at its release');
+    assert.is(await code(N.sharedLibnftables(names[0])), 'ENOENT', 'the next user gets a new context');
+  } finally {
+    for (const ns of names) delNs(ns);
+    await N.sharedLibnftables().close();
+  }
+});
+
 test('a namespace replaced behind our back: gratuitous ARP goes out of the new namespace', () => {
   const ns = addNs('garp-');
   const txPackets = (): number => {

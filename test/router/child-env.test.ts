@@ -7,10 +7,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Scratch } from '../helpers/topo.js';
+import { Scratch, nsTry } from '../helpers/topo.js';
+import { openLibnftables } from '../../lib/nft/libnftables.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import {
   addDhcpAndMetadata, addLb, addLeasedVm, addNat, bareRouter, daemonsOf, environOf, killDaemons, ok, probeUntil, type Vm,
@@ -79,6 +80,74 @@ test('no child of netns-router carries the caller\'s environment: dnsmasq, hapro
     ok(r.cli(['destroy-network', ...r.net], { env }));
   } finally {
     for (const p of vm?.procs ?? []) p.kill();
+    if (router) killDaemons(router);
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Inodes of the NETLINK_NETFILTER sockets (nftables') open in namespace `ns` (undefined: this process's), by anyone. */
+function nftSockets(ns?: string): Set<string> {
+  const text = ns === undefined ? readFileSync('/proc/self/net/netlink', 'utf8') : nsTry(ns, ['cat', '/proc/net/netlink']).stdout;
+  // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode; Eth 12 = NETLINK_NETFILTER
+  return new Set(text.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === '12').map((f) => f[9]));
+}
+
+/** fd → what it is (socket:[inode], a path …) of process `pid`, with whether the fd is close-on-exec. */
+function fdsOf(pid: number | 'self'): Array<{ fd: number; target: string; cloexec: boolean }> {
+  const out: Array<{ fd: number; target: string; cloexec: boolean }> = [];
+  for (const d of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${d}`);
+      const flags = /flags:\s*([0-7]+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${d}`, 'utf8'))![1];
+      out.push({ fd: Number(d), target, cloexec: (parseInt(flags, 8) & 0o2000000) !== 0 });
+    } catch { /* closed meanwhile (the directory's own fd) */ }
+  }
+  return out;
+}
+
+test('no daemon of netns-router inherits a descriptor of the CLI: no nftables socket of the router, nothing that is not close-on-exec in the metadata daemon', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-fds-'));
+  chmodSync(dir, 0o755);
+  let router: ReturnType<typeof bareRouter> | undefined;
+  try {
+    const r = router = bareRouter(s, dir, '4102');
+    addNat(r);
+    addDhcpAndMetadata(r);
+    addLb(r);
+    const d = daemonsOf(r);
+    assert.is(d.dnsmasq.length, 1, 'one dnsmasq');
+    assert.ok(d.haproxy.length >= 1, 'haproxy');
+    assert.is(d.metadata.length, 1, 'the metadata daemon');
+
+    // positive control: the probe sees an nftables socket held in the router's namespace (this process's own)
+    const ex = openLibnftables({ netns: r.ns });
+    try {
+      await ex.list({ family: 'inet', name: 'netns_router' });
+      const ours = new Set(fdsOf('self').map((f) => f.target));
+      assert.ok([...nftSockets(r.ns)].some((ino) => ours.has(`socket:[${ino}]`)), 'the probe finds this process\'s own nftables socket in the router');
+    } finally {
+      await ex.close();
+    }
+
+    const held = new Set([...nftSockets(r.ns), ...nftSockets(r.hostNs), ...nftSockets()].map((ino) => `socket:[${ino}]`));
+    for (const [what, pids] of Object.entries(d)) {
+      for (const pid of pids) {
+        const fds = fdsOf(pid);
+        assert.ok(fds.length >= 3, `${what} ${pid}: its descriptors are read`);
+        const nftFds = fds.filter((f) => held.has(f.target));
+        assert.equal(nftFds, [], `${what} ${pid}: holds no nftables socket (inherited from the CLI, it would keep the namespace alive)`);
+      }
+    }
+    // the metadata daemon (Node) makes every descriptor of its own close-on-exec: one that is not came from its parent
+    // — the CLI, or before it whatever started this test (those this process holds as well are that)
+    const ambient = new Set(fdsOf('self').filter((f) => !f.cloexec).map((f) => `${f.fd} ${f.target}`));
+    const [md] = d.metadata;
+    const inherited = fdsOf(md).filter((f) => f.fd > 2 && !f.cloexec && !ambient.has(`${f.fd} ${f.target}`));
+    assert.equal(inherited, [], `metadata daemon ${md}: every descriptor past stdio is its own (close-on-exec)`);
+    ok(r.cli(['destroy-network', ...r.net]));
+  } finally {
     if (router) killDaemons(router);
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
