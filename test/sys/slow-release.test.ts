@@ -14,20 +14,13 @@ import { addNetns, deleteNetns } from '../../lib/netns/namespaces.js';
 import { netnsPath } from '../../lib/sys/setns.js';
 import { netfilterSockets } from '../../lib/sys/slow-release.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/topo.js';
 
 requireSandbox();
 
 const T: N.TableRef = { family: 'inet', name: 'slr' };
 
 const fdCount = (): number => readdirSync('/proc/self/fd').length;
-
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!ok()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('a deleted namespace\'s netfilter sockets all close (off the event loop), another namespace\'s stay and work', async () => {
   const a = `slr-a-${process.pid}`;
@@ -51,14 +44,14 @@ test('a deleted namespace\'s netfilter sockets all close (off the event loop), a
     assert.ok(netfilterSockets().length >= 4, 'all of the process\'s');
 
     deleteNetns(a);
-    await until('namespace a\'s netfilter sockets closed', () => netfilterSockets(ia).length === 0);
+    assert.ok(await waitFor(() => netfilterSockets(ia).length === 0, 10_000), 'namespace a\'s netfilter sockets closed');
     assert.is(netfilterSockets(ib).length, 2, 'namespace b\'s untouched');
     const gen = nftGeneration(b);
     assert.ok(Number.isInteger(gen) && gen > 0, 'b\'s reader still answers');
     // positive control of the wait above: b's are found the same way, and go the same way
     deleteNetns(b);
-    await until('namespace b\'s netfilter sockets closed', () => netfilterSockets(ib).length === 0);
-    await until('no descriptor left behind (duplicates included)', () => fdCount() <= fds0 + 2, 5_000);
+    assert.ok(await waitFor(() => netfilterSockets(ib).length === 0, 10_000), 'namespace b\'s netfilter sockets closed');
+    assert.ok(await waitFor(() => fdCount() <= fds0 + 2, 5_000), `no descriptor left behind, duplicates included (${fdCount()} open, ${fds0} before)`);
   } finally {
     deleteNetns(a, { ifExists: true });
     deleteNetns(b, { ifExists: true });
