@@ -14,9 +14,8 @@
 import * as nft from '../sys/libnftables.js';
 import { onBeforeNetnsDelete } from '../netns/namespaces.js';
 import { mallocTrim } from '../sys/libc.js';
-import { netfilterSockets, releaseLater } from '../sys/slow-release.js';
-import { netnsPath, runInNetns } from '../sys/setns.js';
-import { statSync } from 'node:fs';
+import { releaseLater } from '../sys/slow-release.js';
+import { runInNetns } from '../sys/setns.js';
 import { NamespaceCache } from '../netns/namespace-cache.js';
 import { NftError } from './errors.js';
 import { JsonExecutor, type JsonExecutorOptions, type NftRunner, type RunOptions, type RunResult } from './executor.js';
@@ -42,7 +41,7 @@ export class LibnftablesRunner implements NftRunner {
   private readonly asyncThreshold: number;
   private readonly unhook: (() => void) | undefined;
 
-  private constructor(ctx: nft.NftCtx, netns: string | undefined, asyncThreshold: number) {
+  private constructor(ctx: nft.NftCtx, private readonly socket: number | undefined, netns: string | undefined, asyncThreshold: number) {
     this.ctx = ctx;
     this.netns = netns;
     this.asyncThreshold = asyncThreshold;
@@ -55,18 +54,18 @@ export class LibnftablesRunner implements NftRunner {
 
   /** Create the context (synchronously, inside the namespace when one is named). */
   static open(opts: LibnftablesOptions = {}): LibnftablesRunner {
-    const create = (): nft.NftCtx => {
-      const ctx = nft.ctxNew(nft.NFT_CTX_DEFAULT);
-      if (!ctx) {
+    const create = (): { ctx: nft.NftCtx; socket: number | undefined } => {
+      const made = nft.ctxNew(nft.NFT_CTX_DEFAULT);
+      if (!made) {
         throw new NftError({ code: 'E_NFT_EXECUTOR', stderr: 'nft_ctx_new failed', executor: 'libnftables', operation: 'open' });
       }
-      nft.bufferOutput(ctx);
-      nft.bufferError(ctx);
-      nft.outputSetFlags(ctx, nft.NFT_CTX_OUTPUT_JSON);
-      return ctx;
+      nft.bufferOutput(made.ctx);
+      nft.bufferError(made.ctx);
+      nft.outputSetFlags(made.ctx, nft.NFT_CTX_OUTPUT_JSON);
+      return made;
     };
-    const ctx = opts.netns !== undefined ? runInNetns(opts.netns, create) : create();
-    return new LibnftablesRunner(ctx, opts.netns, opts.asyncThreshold ?? 64 * 1024);
+    const { ctx, socket } = opts.netns !== undefined ? runInNetns(opts.netns, create) : create();
+    return new LibnftablesRunner(ctx, socket, opts.netns, opts.asyncThreshold ?? 64 * 1024);
   }
 
   async run(input: string, opts: RunOptions): Promise<RunResult> {
@@ -100,8 +99,7 @@ export class LibnftablesRunner implements NftRunner {
   private closeNow(): void {
     this.closeWhenIdle = true;
     if (this.busy || !this.ctx) return;
-    const ino = namespaceInode(this.netns);
-    if (ino !== undefined) releaseLater(netfilterSockets(ino));
+    if (this.socket !== undefined) releaseLater([this.socket]);
     nft.ctxFree(this.ctx);
     this.ctx = null;
     this.unhook?.();
@@ -134,11 +132,6 @@ export class LibnftablesRunner implements NftRunner {
   get isOpen(): boolean {
     return this.ctx !== null && !this.closeWhenIdle && !this.retired;
   }
-}
-
-/** The inode of namespace `netns` (the calling thread's when undefined); undefined when it is gone. */
-function namespaceInode(netns: string | undefined): number | undefined {
-  return statSync(netns !== undefined ? netnsPath(netns) : '/proc/thread-self/ns/net', { throwIfNoEntry: false })?.ino;
 }
 
 /** libnftables executor for the current namespace, or for `netns` (context created inside it). */

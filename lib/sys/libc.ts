@@ -2,7 +2,6 @@
  * The only libc FFI of netns-router (koffi). Every wrapper throws SysError with the errno on failure;
  * callers never see -1. Buffers passed as `void *` are used only during the call (koffi pins them).
  */
-import { readdirSync } from 'node:fs';
 import { SysError } from './errors.js';
 import { errno, lazyBinding, libcLibrary } from './ffi.js';
 
@@ -217,37 +216,16 @@ export function setCloexec(fd: number): void {
   if (!(flags & FD_CLOEXEC)) check('fcntl', c().fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC), '(F_SETFD)');
 }
 
-/** The process's open descriptors (their numbers). */
-function openFds(): Set<string> {
-  const fds = new Set(readdirSync('/proc/self/fd'));
-  // the listing holds the descriptor it was read through, closed since: the lowest free number, the one an open
-  // gets now (and the one the next socket(2) would get)
-  const spare = open('/dev/null', O_RDONLY);
-  close(spare);
-  fds.delete(String(spare));
-  return fds;
+/** Whether `fd` is close-on-exec. */
+export function isCloexec(fd: number): boolean {
+  return (check('fcntl', c().fcntl(fd, F_GETFD), '(F_GETFD)') & FD_CLOEXEC) !== 0;
 }
 
-/**
- * Run `fn` (a C library call that opens descriptors without O_CLOEXEC — libnftables' nft_ctx_new opens its
- * nfnetlink socket with plain socket(2)) and mark close-on-exec the descriptors it left open: otherwise every child
- * the process starts later through Node (the metadata daemon, a hook, nft, conntrack) holds the socket for its
- * whole life — and with it the namespace the socket belongs to, kept alive after the router deleted it.
- * Descriptors are told apart by number (a scan costs ~0.5 µs a descriptor; checking each one's flags, 5 times
- * that): a number another thread closes during `fn` and the library gets again is not seen as new.
- */
-export function closeOnExecOpenedBy<T>(fn: () => T): T {
-  const before = openFds();
-  try {
-    return fn();
-  } finally {
-    for (const d of openFds()) {
-      if (before.has(d)) continue;
-      try {
-        setCloexec(Number(d));
-      } catch { /* EBADF: the scan's own directory descriptor, closed since */ }
-    }
-  }
+/** The number the next descriptor this thread opens gets (the lowest free one), unless another thread takes it first. */
+export function lowestFreeFd(): number {
+  const fd = open('/dev/null', O_RDONLY);
+  close(fd);
+  return fd;
 }
 
 /**

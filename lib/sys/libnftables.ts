@@ -13,7 +13,8 @@
  *   every message (missing chains, sets…) and then aborts; nothing is committed.
  */
 import { koffi } from './ffi.js';
-import { closeOnExecOpenedBy } from './libc.js';
+import { isCloexec, lowestFreeFd, setCloexec } from './libc.js';
+import { isNetfilterNetlink, netfilterSockets } from './slow-release.js';
 import type { LibraryHandle } from 'koffi';
 
 export const LIBNFTABLES_PATH = 'libnftables.so.1';
@@ -94,12 +95,27 @@ export function problem(): string | undefined {
 
 /**
  * nft_ctx_new; the context binds to the calling thread's network namespace. Null on failure. Its nfnetlink socket
- * (opened without SOCK_CLOEXEC) is made close-on-exec.
+ * (opened without SOCK_CLOEXEC) is made close-on-exec; `socket`: its descriptor (undefined: not found).
  */
-export function ctxNew(flags = NFT_CTX_DEFAULT): NftCtx | null {
-  const f = lib().ctxNew;
-  return closeOnExecOpenedBy(() => f(flags) as NftCtx | null);
+export function ctxNew(flags = NFT_CTX_DEFAULT): { ctx: NftCtx; socket: number | undefined } | null {
+  // the socket is the one descriptor nft_ctx_new leaves open: the lowest free number (checked: a NETLINK_NETFILTER
+  // socket not yet close-on-exec); when another thread took that number meanwhile, a scan of ours finds it — every
+  // other netfilter socket of this process is close-on-exec already
+  const lowest = lowestFreeFd();
+  const ctx = lib().ctxNew(flags) as NftCtx | null;
+  if (!ctx) return null;
+  const socket = fresh(lowest) ? lowest : netfilterSockets().find(fresh);
+  if (socket !== undefined) setCloexec(socket);
+  return { ctx, socket };
 }
+
+const fresh = (fd: number): boolean => {
+  try {
+    return isNetfilterNetlink(fd) && !isCloexec(fd);
+  } catch {
+    return false;
+  }
+};
 
 export function ctxFree(ctx: NftCtx): void {
   lib().ctxFree(ctx);

@@ -15,7 +15,8 @@ import * as libc from './libc.js';
 
 const NETLINK_NETFILTER = 12;
 
-function isNetfilterNetlink(fd: number): boolean {
+/** Whether `fd` is a NETLINK_NETFILTER socket. */
+export function isNetfilterNetlink(fd: number): boolean {
   try {
     return libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_DOMAIN).readInt32LE(0) === libc.AF_NETLINK
       && libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_PROTOCOL).readInt32LE(0) === NETLINK_NETFILTER;
