@@ -10,7 +10,7 @@
  * pays the wait in its exit, ~7 ms: handing its sockets to a short-lived holder process saved that much of the exit
  * but not of the command as a whole, measured — docs/benchmarks.md.)
  */
-import { readdirSync, readlinkSync, fstatSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import * as libc from './libc.js';
 
 const NETLINK_NETFILTER = 12;
@@ -25,20 +25,8 @@ export function isNetfilterNetlink(fd: number): boolean {
   }
 }
 
-function netnsInode(fd: number): number | undefined {
-  let ns: number | undefined;
-  try {
-    ns = libc.socketNetns(fd);
-    return fstatSync(ns).ino;
-  } catch {
-    return undefined;
-  } finally {
-    if (ns !== undefined) libc.close(ns);
-  }
-}
-
-/** This process's NETLINK_NETFILTER sockets (descriptor numbers); with `netnsIno`, only those of that namespace. */
-export function netfilterSockets(netnsIno?: number): number[] {
+/** This process's NETLINK_NETFILTER sockets (descriptor numbers). */
+export function netfilterSockets(): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc/self/fd')) {
     const fd = Number(name);
@@ -49,8 +37,7 @@ export function netfilterSockets(netnsIno?: number): number[] {
     } catch {
       continue; // the listing's own descriptor, closed since
     }
-    if (!target.startsWith('socket:') || !isNetfilterNetlink(fd)) continue;
-    if (netnsIno === undefined || netnsInode(fd) === netnsIno) out.push(fd);
+    if (target.startsWith('socket:') && isNetfilterNetlink(fd)) out.push(fd);
   }
   return out;
 }

@@ -6,13 +6,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, statSync } from 'node:fs';
 import * as N from '../../lib/nft/index.js';
 import { sharedLibnftables } from '../../lib/nft/libnftables.js';
 import { nftGeneration } from '../../lib/nft/generation.js';
 import { addNetns, deleteNetns } from '../../lib/netns/namespaces.js';
 import { netnsPath } from '../../lib/sys/setns.js';
 import { netfilterSockets } from '../../lib/sys/slow-release.js';
+import * as libc from '../../lib/sys/libc.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/topo.js';
 
@@ -21,6 +22,21 @@ requireSandbox();
 const T: N.TableRef = { family: 'inet', name: 'slr' };
 
 const fdCount = (): number => readdirSync('/proc/self/fd').length;
+
+/** The process's netfilter sockets that belong to the namespace of inode `ino`. */
+function socketsOf(ino: number): number[] {
+  return netfilterSockets().filter((fd) => {
+    let ns: number | undefined;
+    try {
+      ns = libc.socketNetns(fd);
+      return fstatSync(ns).ino === ino;
+    } catch {
+      return false; // closed meanwhile
+    } finally {
+      if (ns !== undefined) libc.close(ns);
+    }
+  });
+}
 
 test('a deleted namespace\'s netfilter sockets all close (off the event loop), another namespace\'s stay and work', async () => {
   const a = `slr-a-${process.pid}`;
@@ -38,19 +54,19 @@ test('a deleted namespace\'s netfilter sockets all close (off the event loop), a
       await ex.apply(new N.Transaction(T).delete(N.elements('s', [{ key: '10.0.0.1' }])));
       nftGeneration(ns);
     }
-    assert.is(netfilterSockets(ia).length, 2, 'namespace a: its libnftables context and its generation reader');
-    assert.is(netfilterSockets(ib).length, 2, 'namespace b: the same');
-    assert.ok(netfilterSockets(ia).every((fd) => !netfilterSockets(ib).includes(fd)), 'told apart by namespace');
+    assert.is(socketsOf(ia).length, 2, 'namespace a: its libnftables context and its generation reader');
+    assert.is(socketsOf(ib).length, 2, 'namespace b: the same');
+    assert.ok(socketsOf(ia).every((fd) => !socketsOf(ib).includes(fd)), 'told apart by namespace');
     assert.ok(netfilterSockets().length >= 4, 'all of the process\'s');
 
     deleteNetns(a);
-    assert.ok(await waitFor(() => netfilterSockets(ia).length === 0, 10_000), 'namespace a\'s netfilter sockets closed');
-    assert.is(netfilterSockets(ib).length, 2, 'namespace b\'s untouched');
+    assert.ok(await waitFor(() => socketsOf(ia).length === 0, 10_000), 'namespace a\'s netfilter sockets closed');
+    assert.is(socketsOf(ib).length, 2, 'namespace b\'s untouched');
     const gen = nftGeneration(b);
     assert.ok(Number.isInteger(gen) && gen > 0, 'b\'s reader still answers');
     // positive control of the wait above: b's are found the same way, and go the same way
     deleteNetns(b);
-    assert.ok(await waitFor(() => netfilterSockets(ib).length === 0, 10_000), 'namespace b\'s netfilter sockets closed');
+    assert.ok(await waitFor(() => socketsOf(ib).length === 0, 10_000), 'namespace b\'s netfilter sockets closed');
     assert.ok(await waitFor(() => fdCount() <= fds0 + 2, 5_000), `no descriptor left behind, duplicates included (${fdCount()} open, ${fds0} before)`);
   } finally {
     deleteNetns(a, { ifExists: true });
