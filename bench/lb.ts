@@ -26,7 +26,7 @@ import { NetnsHandle } from '../lib/netns/handle.js';
 import { RouterEngine } from '../lib/router/engine.js';
 import { renderLbConfig, supervisorFor } from '../lib/router/lb/index.js';
 import { HaproxySupervisor, checkConfig, renderConfig, type ProxySpec } from '../lib/services/haproxy/index.js';
-import { openFilesHardLimit } from '../lib/services/haproxy/proc.js';
+import { openFilesHardLimit } from '../lib/sys/proc.js';
 import { runCommand } from '../lib/router/command-table.js';
 
 if (process.env.NETNS_ROUTER_SANDBOX !== '1') {

@@ -13,8 +13,9 @@
  */
 import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { childEnv } from '../sys/children.js';
+import { runHook } from './hook-runner.js';
+import { routerKeyOf } from './state/lock.js';
 import type { CommandContext, CommandOutput } from './contract/router-api.js';
 import type * as T from './contract/types.js';
 import type { CommandEnv, CustomAction } from './command-table.js';
@@ -77,9 +78,10 @@ async function runHookAction(req: T.CustomActionRequest, ctx: CommandContext): P
   if (!existsSync(hook)) throw new UsageError(`unknown custom action "${req.action}" (no built-in and no hook ${hook})`, 'action');
   if (!isExecutable(hook)) throw new SystemError(`hook ${hook} is not executable`);
   // asynchronously: a resident engine keeps serving other routers while an operator's script runs
-  const r = await runHook(hook, ['--network-id', req.networkId ?? '', '--action', req.action, '--action-params', JSON.stringify(req.actionParams)], {
+  const r = await runHook({
+    file: hook, args: ['--network-id', req.networkId ?? '', '--action', req.action, '--action-params', JSON.stringify(req.actionParams)],
     timeoutMs: Math.max(1000, ctx.deadline - Date.now()), signal: ctx.signal,
-    env: hookEnv(req, ctx.settings.stateDir),
+    env: hookEnv(req, ctx.settings.stateDir), stateDir: ctx.settings.stateDir, router: routerKeyOf(req),
   });
   if (r.status !== 0) throw new SystemError(`custom action ${req.action} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
   return { stdout: hookOutput(req.action, r.stdout) };
@@ -103,33 +105,5 @@ export function hookEnv(req: T.CustomActionRequest, stateDir: string): Record<st
   return childEnv({
     NETNS_ROUTER_ACTION: req.action, NETNS_ROUTER_NAMESPACE: req.namespace, NETNS_ROUTER_NETWORK_ID: req.networkId ?? '',
     NETNS_ROUTER_VPC_ID: req.vpcId ?? '', NETNS_ROUTER_STATE_DIR: stateDir,
-  });
-}
-
-/** Runs a hook script; killed (SIGKILL) at the time limit or when `signal` aborts. */
-function runHook(
-  file: string, args: string[], o: { timeoutMs: number; signal: AbortSignal; env: Record<string, string> },
-): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
-    const kill = (): void => { child.kill('SIGKILL'); };
-    const timer = setTimeout(kill, o.timeoutMs);
-    o.signal.addEventListener('abort', kill, { once: true });
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', kill);
-      // EACCES: not executable after all (a noexec mount, a race with chmod)
-      reject(e.code === 'EACCES' ? new SystemError(`hook ${file} is not executable`, { cause: e })
-        : SystemError.from(e, `running hook ${file}`));
-    });
-    child.on('close', (status, sig) => {
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', kill);
-      resolve({ status, signal: sig, stdout, stderr });
-    });
   });
 }

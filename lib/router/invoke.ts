@@ -8,11 +8,14 @@
  *   TimeoutError (`E_LOCK_TIMEOUT` while waiting for the lock, else `E_TIMEOUT`; exit 2);
  * - the caller's AbortSignal ends it early the same way (TimeoutError `E_ABORTED`);
  * - either way an engine call already running is not interrupted: it either completes or puts the router back
- *   (engine.ts), and the router's lock is held until it has ended, so the next command sees a settled router.
+ *   (engine.ts), and the router's lock is held until it has ended, so the next command sees a settled router;
+ * - once it holds the lock, a command first kills what a dead command's operator hook left running
+ *   (hook-runner.ts), so that never runs beside it.
  */
 import { dispatch, type CommandContext, type CommandOutput, type RouterApi } from './contract/router-api.js';
 import type { RouterRequest } from './contract/types.js';
 import { acquireRouterLock, requestLockKey } from './state/lock.js';
+import { reapHookRun } from './hook-runner.js';
 import { TimeoutError } from '../util/errors.js';
 
 /** How long a command may take and who may cancel it. */
@@ -84,6 +87,11 @@ export function invokeCommand(
       throw e;
     }
     try {
+      // what a dead command's hook left of itself dies before this command touches the router
+      if (key) {
+        const killed = reapHookRun(base.settings.stateDir, key);
+        if (killed > 0) base.log.warn({ killed }, 'killed the processes of a hook whose command died before it ended');
+      }
       return await Promise.race([(work = dispatch(engine, req, ctx)), stopped]);
     } finally {
       // held until the engine call has really ended (after a time-out it may still be running)

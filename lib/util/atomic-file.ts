@@ -23,7 +23,8 @@ export interface AtomicWriteOptions {
   what: string;
   /** Mode of the new file (default 0600); applied whatever the umask. */
   mode?: number;
-  /** fsync file and directory (default true); false only for files every reconcile rewrites from the state. */
+  /** fsync file and directory (default true); false only for files every reconcile rewrites from the state, and
+   *  runtime records that mean nothing after the machine went down. */
   durable?: boolean;
   /** Test hook: runs after the temp file is written (and synced) and before it replaces the old file. */
   beforeRename?: (tempPath: string, finalPath: string) => void;

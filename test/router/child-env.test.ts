@@ -23,7 +23,7 @@ const SECRET_NET = 'S3cret-network-passw0rd';
 const SECRET_PHYS = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISECRETKEY operator@mgmt';
 /** The base keys every child gets, and what a hook gets on top (docs/contract.md, hooks). */
 const BASE = ['LC_ALL', 'PATH'];
-const HOOK = [...BASE, 'NETNS_ROUTER_ACTION', 'NETNS_ROUTER_NAMESPACE', 'NETNS_ROUTER_NETWORK_ID', 'NETNS_ROUTER_STATE_DIR', 'NETNS_ROUTER_VPC_ID'].sort();
+const HOOK = [...BASE, 'NETNS_ROUTER_ACTION', 'NETNS_ROUTER_HOOK_RUN', 'NETNS_ROUTER_NAMESPACE', 'NETNS_ROUTER_NETWORK_ID', 'NETNS_ROUTER_STATE_DIR', 'NETNS_ROUTER_VPC_ID'].sort();
 
 test('no child of netns-router carries the caller\'s environment: dnsmasq, haproxy, the metadata daemon and hooks get only the allowed keys', async () => {
   const s = new Scratch();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, type ProxySpec } from '../../lib/services/haproxy/index.js';
-import { procState } from '../../lib/services/haproxy/proc.js';
+import { procState } from '../../lib/sys/proc.js';
 import { pidsWhere } from '../helpers/procs.js';
 import { Scratch, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { HaproxySupervisor, HaproxyError, renderConfig, procAlive, type ProxySpec } from '../../lib/services/haproxy/index.js';
 import { netnsPath } from '../../lib/sys/setns.js';
-import { openFilesHardLimit, procChildren, procCmdline, procState } from '../../lib/services/haproxy/proc.js';
+import { openFilesHardLimit, procChildren, procCmdline, procState } from '../../lib/sys/proc.js';
 import { Scratch, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { httpGet, httpNameServer, keepAliveClient } from '../helpers/lb.js';

@@ -22,7 +22,7 @@ import type { OpaqueJson } from '../contract/types.js';
 import { renderConfig, type ProxySpec, type RenderedConfig } from '../../services/haproxy/config.js';
 import { HaproxySupervisor } from '../../services/haproxy/supervisor.js';
 import type { HaproxyControl } from '../../services/haproxy/control.js';
-import { openFilesHardLimit } from '../../services/haproxy/proc.js';
+import { openFilesHardLimit } from '../../sys/proc.js';
 import { workerAccount } from '../../services/haproxy/account.js';
 import { parseLbDocument } from './parse.js';
 import type { LbRule, LbState } from './types.js';

@@ -14,6 +14,7 @@ import { dirname, join, basename } from 'node:path';
 import { netnsPath, runInNetns } from '../../sys/setns.js';
 import { posixSpawn, waitChild } from '../../sys/posix-spawn.js';
 import { childEnvList, findExecutable } from '../../sys/children.js';
+import { procAlive } from '../../sys/proc.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { DNSMASQ_BIN, dnsmasqPaths, type DnsmasqPaths, type RenderedDnsmasq } from './config.js';
 import { DnsmasqProcessError } from './errors.js';
@@ -43,14 +44,6 @@ function readText(path: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Alive and not a zombie. */
-function processAlive(pid: number): boolean {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (stat === undefined) return false;
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
 }
 
 /**
@@ -94,7 +87,7 @@ export class DnsmasqInstance {
     if (!cmdline) return undefined;
     const args = cmdline.split('\0');
     if (basename(args[0] ?? '') !== 'dnsmasq' || !args.includes(`--pid-file=${this.paths.pid}`)) return undefined;
-    return processAlive(pid) ? pid : undefined;
+    return procAlive(pid) ? pid : undefined;
   }
 
   leases(): Lease[] {
@@ -234,7 +227,7 @@ export class DnsmasqInstance {
 
   private async waitGone(pid: number, ms: number): Promise<boolean> {
     const end = Date.now() + ms;
-    while (processAlive(pid)) {
+    while (procAlive(pid)) {
       if (Date.now() > end) return false;
       await sleep(10);
     }

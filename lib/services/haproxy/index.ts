@@ -5,5 +5,5 @@ export * from './errors.js';
 export * from './supervisor.js';
 export * from './control.js';
 export { workerAccount } from './account.js';
-export { openFilesHardLimit } from './proc.js';
-export { procAlive, procChildren } from './proc.js';
+export { openFilesHardLimit } from '../../sys/proc.js';
+export { procAlive, procChildren } from '../../sys/proc.js';

@@ -41,7 +41,7 @@ import { childEnvList } from '../../sys/children.js';
 import { posixSpawn, reapIfExited } from '../../sys/posix-spawn.js';
 import { checkConfig, haproxyExecutable } from './check.js';
 import { HaproxyError } from './errors.js';
-import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, procsWithArg, readPidFile, sleep, sleepSync } from './proc.js';
+import { netnsFileInode, pollUntil, procAlive, procChildren, procCmdline, procNetnsInode, procsWithArg, readPidFile, sleep, sleepSync } from '../../sys/proc.js';
 
 export interface HaproxySupervisorOptions {
   /** Named network namespace to run in; absent: the caller's namespace (used by the benchmark baseline). */

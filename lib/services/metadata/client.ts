@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from '../../sys/children.js';
+import { procAlive } from '../../sys/proc.js';
 import { MetadataError } from './errors.js';
 import { controlSocket, logFile, pidFile, runDir } from './layout.js';
 import type { DaemonStatus, RouterStatus } from './daemon.js';
@@ -68,8 +69,7 @@ export function daemonPid(stateDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(pidFile(stateDir), 'utf8').trim());
     if (!Number.isInteger(pid) || pid <= 1) return undefined;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return undefined;
+    if (!procAlive(pid)) return undefined;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     const at = argv.indexOf('--state-dir');
     return argv.includes(PROCESS_TAG) && at >= 0 && argv[at + 1] === stateDir ? pid : undefined;

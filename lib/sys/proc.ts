@@ -1,6 +1,8 @@
 /**
- * What /proc says about a daemon: alive (a zombie counts as dead: a daemonized master is reparented to pid 1,
- * which may reap it seconds later), its command line, its children, the network namespace it lives in.
+ * What /proc says about a process: alive (a zombie counts as dead: a daemonized master is reparented to pid 1,
+ * which may reap it seconds later), its command line, its process group, its environment, its children, the
+ * network namespace it lives in; the processes holding an argument or in a process group. The daemons' drivers
+ * (lib/services) and the router's operator hooks (lib/router/hook-runner.ts) read processes through these.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 
@@ -48,10 +50,7 @@ export function procsWithArg(arg: string): number[] {
       return undefined;
     }
   };
-  for (const name of readdirSync('/proc')) {
-    const c = name.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    const pid = Number(name);
+  for (const pid of listPids()) {
     const argv = read(pid);
     if (argv === undefined) continue;
     // the last argument ends with a NUL too: `\0arg\0` matches any argument but the first (argv[0])
@@ -70,14 +69,42 @@ export function procsWithArg(arg: string): number[] {
   return found;
 }
 
-/** Field `n` of /proc/PID/stat counted from the state (0 = state, 1 = ppid, 6 = flags), as a number. */
-function procStatField(pid: number, n: number): number | undefined {
+/** Field `n` of /proc/PID/stat counted from the state (0 = state, 1 = ppid, 2 = process group, 3 = session,
+ *  6 = flags), as a number. */
+export function procStatField(pid: number, n: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n]);
     return Number.isFinite(v) ? v : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Every process id in /proc (a snapshot: processes come and go while the caller looks at them). */
+export function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const c = name.charCodeAt(0);
+    if (c >= 48 && c <= 57) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Live members of process group `pgid` (zombies excluded). */
+export function procGroupMembers(pgid: number): number[] {
+  return listPids().filter((pid) => procStatField(pid, 2) === pgid && procAlive(pid));
+}
+
+/** Does the process's initial environment hold `entry` (`NAME=value`) exactly? False when it cannot be read. */
+export function procEnvironHas(pid: number, entry: string): boolean {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`);
+    const needle = Buffer.from(`${entry}\0`);
+    // the block starts with an entry and every entry ends with a NUL
+    return env.subarray(0, needle.length).equals(needle) || env.includes(Buffer.from(`\0${entry}\0`));
+  } catch {
+    return false;
   }
 }
 
