@@ -42,7 +42,7 @@ import {
 } from './resident.cjs';
 import { loadRouterApi } from './engine.js';
 import { runCli } from './run.js';
-import { ShimRefusal, ShimRequestReader, shimReply, shimStale, SHIM_ACCEPTED, SHIM_GO, type ShimRequest } from './shim-wire.js';
+import { ShimRefusal, ShimRequestReader, shimReply, shimRunning, shimStale, SHIM_ACCEPTED, SHIM_GO, type ShimRequest } from './shim-wire.js';
 import { terminalWidth } from './help.js';
 import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
@@ -360,7 +360,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
       let go = '';
       const start = (r: ShimRequest): void => {
         taken();
-        runOne(r.argv, { env: r.env, cwd: r.cwd, invokedAs: r.invokedAs })
+        runOne(r.argv, { env: r.env, cwd: r.cwd, invokedAs: r.invokedAs, ...(r.announce ? { onAccepted: (deadline: number) => { if (!sock.destroyed) sock.write(shimRunning(deadline)); } } : {}) })
           .then((o) => sock.end(shimReply(o.exit, o.stdout, o.stderr)))
           .catch((e: unknown) => sock.end(shimReply(2, '', `netns-router: resident engine: internal error: ${(e as Error).message}\n`)));
       };

@@ -7,14 +7,20 @@
  *   shim → engine   "go\n": from here on the shim never runs the command itself (a shim that waited too long for
  *                   "ok" closes the connection instead and runs it itself: the engine never runs a command line
  *                   whose client gave up on it);
+ *   engine → shim   "run SECONDS\n" once the command line is parsed and the command taken (SECONDS: what is left of
+ *                   its time limit; the answer comes within it — a shim that waited that long and 10 s more gives up
+ *                   with exit 2 instead of waiting on a hung engine as long as CloudStack would);
  *   engine → shim   "EXIT STDOUT_BYTES STDERR_BYTES\n", the stdout bytes, the stderr bytes.
  *
- * The first shims (MAGIC_V1) waited for "ok" without a limit and send no "go": the engine runs their command at
- * once. The token is checked as soon as it has arrived: whoever does not know it (any local user can reach the
+ * Older shims are served as they expect: MAGIC_V2 shims get no "run" line (they wait for the answer without a
+ * limit); the first shims (MAGIC_V1) waited for "ok" without a limit and send no "go": the engine runs their
+ * command at once. The token is checked as soon as it has arrived: whoever does not know it (any local user can reach the
  * port) is refused before anything else of the request is read.
  */
-export const SHIM_MAGIC = 'netns-router-shim-2';
+export const SHIM_MAGIC = 'netns-router-shim-3';
+export const SHIM_MAGIC_V2 = 'netns-router-shim-2';
 export const SHIM_MAGIC_V1 = 'netns-router-shim-1';
+const MAGICS = new Set([SHIM_MAGIC, SHIM_MAGIC_V2, SHIM_MAGIC_V1]);
 export const SHIM_ACCEPTED = 'ok\n';
 export const SHIM_GO = 'go\n';
 /** Most bytes read before the token has arrived (the magic and a token are 69). */
@@ -30,6 +36,8 @@ export interface ShimRequest {
   env: Record<string, string>;
   /** The shim confirms with "go" after "ok" (false: a first shim, run at once). */
   handshake: boolean;
+  /** The shim reads "run SECONDS" before the answer (MAGIC; not the older shims). */
+  announce: boolean;
 }
 
 /** Why a request is refused: the text of the `stale` answer. */
@@ -61,7 +69,7 @@ export class ShimRequestReader {
     for (let nul = this.buf.indexOf(0, this.at); nul >= 0; nul = this.buf.indexOf(0, this.at)) {
       fields.push(this.buf.toString('utf8', this.at, nul));
       this.at = nul + 1;
-      if (fields.length === 1 && fields[0] !== SHIM_MAGIC && fields[0] !== SHIM_MAGIC_V1) throw new Error('not a shim request');
+      if (fields.length === 1 && !MAGICS.has(fields[0])) throw new Error('not a shim request');
       if (fields.length === 2 && !this.tokenOk(fields[1])) throw new ShimRefusal('bad token');
     }
     if (this.buf.length > (fields.length < 2 ? MAX_BEFORE_TOKEN : this.max)) throw new Error('too large');
@@ -79,7 +87,7 @@ export class ShimRequestReader {
     }
     return {
       token: fields[1], script: fields[2], cwd: fields[3], invokedAs: fields[4], argv: fields.slice(6, 6 + argc), env,
-      handshake: fields[0] === SHIM_MAGIC,
+      handshake: fields[0] !== SHIM_MAGIC_V1, announce: fields[0] === SHIM_MAGIC,
     };
   }
 }
@@ -91,6 +99,11 @@ function count(text: string, what: string): number {
 
 export function shimStale(why: string): string {
   return `stale ${why.replace(/\s+/g, ' ')}\n`;
+}
+
+/** The command is taken; its answer comes within `deadline` (epoch ms). */
+export function shimRunning(deadline: number, now = Date.now()): string {
+  return `run ${Math.max(0, Math.ceil((deadline - now) / 1000))}\n`;
 }
 
 export function shimReply(exit: number, stdout: string, stderr: string): Buffer {

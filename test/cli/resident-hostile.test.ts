@@ -379,7 +379,7 @@ test('a faulty engine: an answer cut short is exit 2 from the shim, never the ex
     c.on('error', () => {});
     c.on('data', (d: Buffer) => {
       got += d.toString('latin1');
-      const v2 = got.startsWith('netns-router-shim-2');
+      const v2 = /^netns-router-shim-[23]\0/.test(got);
       if (!got.includes('ok-sent') && got.includes('\0')) { got += 'ok-sent'; c.write('ok\n'); if (!v2) c.end('0 100 0\n0123456789'); }
       if (v2 && got.endsWith('go\n')) c.end('0 100 0\n0123456789');
     });
@@ -399,6 +399,47 @@ test('a faulty engine: an answer cut short is exit 2 from the shim, never the ex
     assert.equal(marks(dir), [], 'the shim did not run it itself (the engine had taken it)');
   } finally {
     cut.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a hung engine: the shim gives up 10 s after the time limit the engine announced (exit 2, never a local run); one that answers in time is heard', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-hung-'));
+  // a fake engine: takes the command ("run 1": one second left of its time limit), then answers — or never does
+  let answer = true;
+  const fake = createServer((c) => {
+    let got = '';
+    c.on('error', () => {});
+    c.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (!got.includes('ok-sent') && got.includes('\0') && got.endsWith('\0') && /^netns-router-shim-3\0/.test(got)) { got += 'ok-sent'; c.write('ok\n'); }
+      if (got.endsWith('go\n')) {
+        c.write('run 1\n');
+        if (answer) c.end('0 6 0\nhello\n');
+      }
+    });
+  });
+  await new Promise<void>((res) => fake.listen(0, '127.0.0.1', () => res()));
+  try {
+    const run0 = join(dir, 'run');
+    mkdirSync(run0, { mode: 0o700 });
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    writeFileSync(join(run0, 'engine.tcp'), `${(fake.address() as { port: number }).port} ${'a'.repeat(48)} ${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
+    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(run0, 'engine.sock') };
+    const shim = installShim(join(dir, 'root'), 'hostileext', g, { ...env, NETNS_ROUTER_ENGINE_SOCKET: 'off' });
+    const args = ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('x')];
+    // control: an engine that answers within its time limit is heard (the shim waits for the answer after "run")
+    const heard = await run(shim, args, { env });
+    assert.is(heard.code, 0, heard.stderr);
+    assert.is(heard.stdout, 'hello\n');
+    answer = false;
+    const r = await run(shim, args, { env, killAfterMs: 60_000 });
+    assert.is(r.code, 2, `${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /the resident engine did not answer within 11 s; the command may or may not have been applied/);
+    assert.equal(marks(dir), [], 'the shim did not run it itself (the engine had taken it)');
+  } finally {
+    fake.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { Scratch, addVm, simulatedHost, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
-import { ShimRequestReader, shimReply, SHIM_MAGIC } from '../../cli/shim-wire.js';
+import { ShimRequestReader, shimReply, shimRunning, SHIM_MAGIC, SHIM_MAGIC_V1, SHIM_MAGIC_V2 } from '../../cli/shim-wire.js';
 import { CJS, lastRunner, serve, type Served } from '../helpers/resident.js';
 
 requireSandbox();
@@ -210,8 +210,15 @@ test('shim wire: requests split anywhere parse the same; malformed ones are refu
     const rd = new ShimRequestReader(1 << 20);
     assert.is(rd.push(buf.subarray(0, cut)), undefined);
     const req = rd.push(buf.subarray(cut));
-    assert.equal(req, { token: 'tok', script: '/x/netns-router.cjs', cwd: '/tmp/dir', invokedAs: '/etc/w.sh', argv: ['apply-fw-rules', 'päyload.json', ''], env: { CS_A: '{"x": "y=z"}', NETNS_ROUTER_LOG_LEVEL: 'debug' }, handshake: true });
+    assert.equal(req, { token: 'tok', script: '/x/netns-router.cjs', cwd: '/tmp/dir', invokedAs: '/etc/w.sh', argv: ['apply-fw-rules', 'päyload.json', ''], env: { CS_A: '{"x": "y=z"}', NETNS_ROUTER_LOG_LEVEL: 'debug' }, handshake: true, announce: true });
   }
+  // the older shims: v2 shakes hands but reads no "run" line; v1 does neither
+  for (const [magic, handshake, announce] of [[SHIM_MAGIC_V2, true, false], [SHIM_MAGIC_V1, false, false]] as const) {
+    const req = new ShimRequestReader(1 << 20).push(Buffer.from([magic, ...fields.slice(1)].map((f) => `${f}\0`).join('')));
+    assert.equal([req?.handshake, req?.announce], [handshake, announce], magic);
+  }
+  assert.is(shimRunning(10_500, 1_000), 'run 10\n', 'the seconds left, rounded up');
+  assert.is(shimRunning(500, 1_000), 'run 0\n', 'never negative');
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from('GET / HTTP/1.1\r\n\0')), /not a shim request/);
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\0x\0`)), /bad argc/);
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\x000\x001\0NOEQUALS\0`)), /environment/);
