@@ -48,7 +48,7 @@ import { parseServeArgs, serveHelp } from './serve-args.js';
 import { renderHelp } from '../lib/router/contract/help.js';
 import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { Background } from '../lib/util/background.js';
-import { LOCK_EX, mallocTrim, tryFlock } from '../lib/sys/libc.js';
+import { LOCK_EX, mallocTrim, peerCredentials, tryFlock } from '../lib/sys/libc.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 
 /** How long the resident engine is idle before it returns the C heap's free pages (mallocTrim). */
@@ -69,6 +69,23 @@ const MAX_PENDING = 256;
  * when it has not delivered its request within REQUEST_TIMEOUT_MS. Returns the function to call once its
  * request is taken (undefined: closed).
  */
+/** The uid of a unix socket's peer (undefined: not readable). */
+function peerUid(sock: Socket): number | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return peerCredentials(fd).uid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Only root and the engine's own user may hand it a command line. */
+function peerAllowed(sock: Socket): boolean {
+  const uid = peerUid(sock);
+  return uid !== undefined && (uid === 0 || uid === process.geteuid?.());
+}
+
 function admission(): (sock: Socket) => (() => void) | undefined {
   let pending = 0;
   return (sock) => {
@@ -290,6 +307,13 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
   const unixAdmission = admission();
   const unixSrv = createServer((sock) => {
     sock.on('error', () => { /* the client went away; its command (if started) finishes under its lock */ });
+    // the socket's mode and directory keep other users out; a peer that is not root nor this engine's user (a mode
+    // changed by hand) is refused all the same, before anything is read
+    if (!peerAllowed(sock)) {
+      say(`netns-router serve: refused a connection from uid ${peerUid(sock) ?? '?'} on ${opts.socket}`);
+      sock.destroy();
+      return;
+    }
     const taken = unixAdmission(sock);
     if (!taken) return;
     let req: ResidentRequest | undefined;

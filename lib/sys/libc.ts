@@ -61,6 +61,7 @@ export const SO_RCVTIMEO = 20;
 export const SO_REUSEADDR = 2;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
+export const SO_PEERCRED = 17;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_PEEK = 0x2;
 export const MSG_TRUNC = 0x20;
@@ -110,6 +111,12 @@ export function getsockopt(fd: number, level: number, name: number, size = 4): B
   const len = [size];
   check('getsockopt', c().getsockopt(fd, level, name, b, len), `(level ${level}, option ${name})`);
   return b.subarray(0, len[0]);
+}
+
+/** The credentials of a unix socket's peer, as the kernel took them when it connected (SO_PEERCRED: struct ucred). */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  const b = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, 12);
+  return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8) };
 }
 
 export function getsockname(fd: number, size = 128): Buffer {

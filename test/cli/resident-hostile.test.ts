@@ -444,6 +444,34 @@ test('a hung engine: the shim gives up 10 s after the time limit the engine anno
   }
 });
 
+test('peer credentials: with the socket opened up by hand, another user is refused before anything is read; root is served', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-peer-'));
+  let srv: Served | undefined;
+  try {
+    srv = await serve(dir, { args: ['--no-watchdog'] });
+    // the mistake this guards against: the socket made reachable for everyone (the engine checks its directory at start)
+    chmodSync(dir, 0o711);
+    chmodSync(dirname(srv.socket), 0o711);
+    chmodSync(srv.socket, 0o666);
+    // a client that sends a malformed request and prints whatever comes back before the engine closes
+    const client = `const s = require('net').connect(${JSON.stringify(srv.socket)}); let got = '';
+      s.on('data', (d) => { got += d; }); s.on('error', (e) => { got += 'ERR ' + e.code; });
+      s.on('close', () => { process.stdout.write(JSON.stringify(got)); }); s.write('{}\\n');`;
+    const asRoot = spawnSync(process.execPath, ['-e', client], { encoding: 'utf8', timeout: 20_000 });
+    assert.match(JSON.parse(asRoot.stdout), /malformed request/, 'control: root is answered');
+    const asNobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', client], { encoding: 'utf8', timeout: 20_000 });
+    assert.is(asNobody.status, 0, asNobody.stderr);
+    // it connects (the mode allows it: no EACCES) and gets no answer, only the connection closed or reset
+    assert.match(JSON.parse(asNobody.stdout), /^(|ERR ECONNRESET|ERR EPIPE)$/, 'another user gets nothing');
+    const said = () => /refused a connection from uid 65534 /.test(srv!.stderr());
+    for (let i = 0; i < 100 && !said(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(said(), `the engine says whom it refused: ${srv.stderr()}`);
+  } finally {
+    if (srv) await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('two engines started at the same moment: the socket\'s lock admits one; it goes with the process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nr-twin-'));
   let srv: Served | undefined;
