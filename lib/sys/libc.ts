@@ -86,8 +86,8 @@ export const MNT_DETACH = 2;
 /** ioctl on a socket: an fd on the network namespace the socket belongs to (Linux ≥ 4.9). */
 export const SIOCGSKNS = 0x894c;
 
-export function socket(domain: number, type: number, protocol: number): number {
-  return check('socket', c().socket(domain, type | SOCK_CLOEXEC, protocol));
+export function socket(domain: number, type: number, protocol: number, detail?: string): number {
+  return check('socket', c().socket(domain, type | SOCK_CLOEXEC, protocol), detail);
 }
 
 export function bind(fd: number, addr: Uint8Array): void {
@@ -226,13 +226,6 @@ export function setCloexec(fd: number): void {
 /** Whether `fd` is close-on-exec. */
 export function isCloexec(fd: number): boolean {
   return (check('fcntl', c().fcntl(fd, F_GETFD), '(F_GETFD)') & FD_CLOEXEC) !== 0;
-}
-
-/** The number the next descriptor this thread opens gets (the lowest free one), unless another thread takes it first. */
-export function lowestFreeFd(): number {
-  const fd = open('/dev/null', O_RDONLY);
-  close(fd);
-  return fd;
 }
 
 /**

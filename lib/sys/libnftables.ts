@@ -5,6 +5,8 @@
  * - nft_ctx_new(NFT_CTX_DEFAULT) opens the nfnetlink socket immediately, in the network namespace of
  *   the calling thread. The context keeps talking to that namespace (and keeps it alive) until freed.
  *   The socket is opened without SOCK_CLOEXEC (libmnl's mnl_socket_open): ctxNew marks it close-on-exec.
+ * - nft_ctx_new ends the process (exit 3, "mnl.c:60: Unable to initialize Netlink socket") when it cannot open
+ *   that socket: ctxNew opens one of the same kind first and throws when that fails.
  * - With NFT_CTX_OUTPUT_JSON set, nft_run_cmd_from_buffer parses the input as JSON first (falling back
  *   to the text syntax when it is not JSON) and prints listings as JSON.
  * - nft_ctx_get_output_buffer / get_error_buffer return the text written since the previous read and
@@ -13,7 +15,10 @@
  *   every message (missing chains, sets…) and then aborts; nothing is committed.
  */
 import { koffi } from './ffi.js';
-import { isCloexec, lowestFreeFd, setCloexec } from './libc.js';
+import { AF_NETLINK, SOCK_RAW, close, isCloexec, setCloexec, socket as openSocket } from './libc.js';
+
+/** NETLINK_NETFILTER (linux/netlink.h). */
+const NETLINK_NETFILTER_PROTO = 12;
 import { isNetfilterNetlink, netfilterSockets } from './slow-release.js';
 import type { LibraryHandle } from 'koffi';
 
@@ -98,10 +103,13 @@ export function problem(): string | undefined {
  * (opened without SOCK_CLOEXEC) is made close-on-exec; `socket`: its descriptor (undefined: not found).
  */
 export function ctxNew(flags = NFT_CTX_DEFAULT): { ctx: NftCtx; socket: number | undefined } | null {
-  // the socket is the one descriptor nft_ctx_new leaves open: the lowest free number (checked: a NETLINK_NETFILTER
-  // socket not yet close-on-exec); when another thread took that number meanwhile, a scan of ours finds it — every
-  // other netfilter socket of this process is close-on-exec already
-  const lowest = lowestFreeFd();
+  // nft_ctx_new ends the whole process (exit(1), "Unable to initialize Netlink socket") when it cannot open its
+  // socket (no descriptor left, no nfnetlink, no memory): a socket of the same kind, opened and closed first, turns
+  // that into this error instead. The number it got is where nft_ctx_new's socket lands — the one descriptor it
+  // leaves open, the lowest free (checked: a NETLINK_NETFILTER socket not yet close-on-exec); when another thread
+  // took that number meanwhile, a scan of ours finds it: every other netfilter socket of ours is close-on-exec
+  const lowest = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER_PROTO, '(an nftables socket: NETLINK_NETFILTER)');
+  close(lowest);
   const ctx = lib().ctxNew(flags) as NftCtx | null;
   if (!ctx) return null;
   const socket = fresh(lowest) ? lowest : netfilterSockets().find(fresh);

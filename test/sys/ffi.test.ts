@@ -77,4 +77,33 @@ test('an asynchronous call keeps its buffers alive until the worker has run (sen
   assert.equal(JSON.parse(r.stdout), { n: 65000, len: 65000, intact: true });
 });
 
+// fills the descriptor table (a low limit set by prlimit), then asks libnftables for a context
+const FULL_SCRIPT = `
+import { openSync, closeSync } from 'node:fs';
+const nft = await import(process.env.SYS + '/libnftables.js');
+// koffi and libnftables loaded first (their loading opens files too)
+const first = nft.ctxNew();
+nft.ctxFree(first.ctx);
+const held = [];
+try { for (;;) held.push(openSync('/dev/null', 'r')); } catch { /* the table is full */ }
+let refused;
+try { nft.ctxNew(); refused = 'no error'; } catch (e) { refused = e.message; }
+closeSync(held.pop());
+const made = nft.ctxNew();
+const ok = made !== null && made.ctx !== null;
+if (ok) nft.ctxFree(made.ctx);
+console.log(JSON.stringify({ refused, ok }));
+`;
+
+test('no descriptor left: nft_ctx_new would end the process; ctxNew throws instead, and works once one is free', () => {
+  // libnftables 1.0.x calls exit(1) when it cannot open its netlink socket; this process must live on
+  const r = spawnSync('prlimit', ['--nofile=64:64', process.execPath, '--input-type=module', '-e', FULL_SCRIPT], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, SYS: sysDir },
+  });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { refused: string; ok: boolean };
+  assert.match(out.refused, /^socket \(an nftables socket: NETLINK_NETFILTER\): .*\(EMFILE\)$/, 'an error naming the socket, not an exit');
+  assert.ok(out.ok, 'control: with one descriptor free the context is made');
+});
+
 test.run();
