@@ -10,7 +10,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { RESIDENT_PROTOCOL, buildId, namespacesId } from '../../cli/resident.cjs';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { Scratch, simulatedHost, uid } from '../helpers/topo.js';
@@ -371,6 +371,20 @@ test('through the shim on real routers: parallel commands while a slow hook hold
   }
 });
 
+/**
+ * A shim whose engine is `engine` (a fake listening on loopback): the port file names it as a live engine would
+ * (this process's pid and start time), the shim's hooks are hookedState's.
+ */
+function shimTo(dir: string, engine: Server): { shim: string; env: NodeJS.ProcessEnv } {
+  const run0 = join(dir, 'run');
+  mkdirSync(run0, { mode: 0o700 });
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  writeFileSync(join(run0, 'engine.tcp'), `${(engine.address() as { port: number }).port} ${'a'.repeat(48)} ${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
+  const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
+  const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(run0, 'engine.sock') };
+  return { shim: installShim(join(dir, 'root'), 'hostileext', g, { ...env, NETNS_ROUTER_ENGINE_SOCKET: 'off' }), env };
+}
+
 test('a faulty engine: an answer cut short is exit 2 from the shim, never the exit code of half an answer', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nr-hostile-cut-'));
   // an engine that says "done, 100 bytes of output" and closes after 10 (killed while it wrote its answer)
@@ -386,13 +400,7 @@ test('a faulty engine: an answer cut short is exit 2 from the shim, never the ex
   });
   await new Promise<void>((res) => cut.listen(0, '127.0.0.1', () => res()));
   try {
-    const run0 = join(dir, 'run');
-    mkdirSync(run0, { mode: 0o700 });
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    writeFileSync(join(run0, 'engine.tcp'), `${(cut.address() as { port: number }).port} ${'a'.repeat(48)} ${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
-    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
-    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(run0, 'engine.sock') };
-    const shim = installShim(join(dir, 'root'), 'hostileext', g, { ...env, NETNS_ROUTER_ENGINE_SOCKET: 'off' });
+    const { shim, env } = shimTo(dir, cut);
     const r = await run(shim, ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('x')], { env });
     assert.is(r.code, 2, `${r.stdout} ${r.stderr}`);
     assert.match(r.stderr, /may or may not have been applied/);
@@ -421,13 +429,7 @@ test('a hung engine: the shim gives up 10 s after the time limit the engine anno
   });
   await new Promise<void>((res) => fake.listen(0, '127.0.0.1', () => res()));
   try {
-    const run0 = join(dir, 'run');
-    mkdirSync(run0, { mode: 0o700 });
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    writeFileSync(join(run0, 'engine.tcp'), `${(fake.address() as { port: number }).port} ${'a'.repeat(48)} ${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
-    const g = ['--state-dir', hookedState(dir), '--log-file', join(dir, 'log')];
-    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: join(run0, 'engine.sock') };
-    const shim = installShim(join(dir, 'root'), 'hostileext', g, { ...env, NETNS_ROUTER_ENGINE_SOCKET: 'off' });
+    const { shim, env } = shimTo(dir, fake);
     const args = ['custom-action', '--network-id', '5', '--action', 'mark', '--action-params', params('x')];
     // control: an engine that answers within its time limit is heard (the shim waits for the answer after "run")
     const heard = await run(shim, args, { env });
