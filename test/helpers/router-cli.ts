@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { NetnsHandle } from '../../lib/netns/handle.js';
 import { supervisorFor } from '../../lib/router/lb/index.js';
 import { daemonPid } from '../../lib/services/metadata/index.js';
+import { procAlive, sleepSync } from '../../lib/sys/proc.js';
 import { Scratch, nsExec, nsTry, simulatedHost, tcpAsk, waitFor, whoamiServer } from './topo.js';
 import { addGuest, dnsmasqPids, udhcpc } from './dhcp.js';
 import { guestGet } from './metadata.js';
@@ -208,6 +209,8 @@ export function killDaemons(r: { ns: string; stateDir: string }): number[] {
   for (const p of all) {
     try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   }
+  // gone, not only signalled: a clean-up that unmounts their state directory next finds it busy otherwise
+  for (let i = 0; i < 250 && all.some(procAlive); i++) sleepSync(20);
   return all;
 }
 
