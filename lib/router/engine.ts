@@ -7,6 +7,8 @@
  * nothing half-applied stays. Besides: restore after a reboot, reviving dead daemons, reading a router back.
  */
 import { rmSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import * as libc from '../sys/libc.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { StateStore } from './state/store.js';
 import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
@@ -327,8 +329,15 @@ export class RouterEngine {
     }
   }
 
-  /** The router's engine lock; a failure to take it (state directory unusable) is a SystemError. */
+  /**
+   * The router's engine lock; a failure to take it (state directory unusable) is a SystemError. Every command and
+   * every router restoreAll brings back asks for it; when closes left on the worker pool wait for the event loop
+   * (libc.closesWaiting: the kept sockets of routers pushed out of their caches), the loop gets a turn first.
+   * Driven back to back without one (restoreAll, an in-library loop), their completions never ran: past
+   * libc.CLOSES_MAX every close waited in the kernel on this thread (5-20 ms each; three per router restored).
+   */
   private async lockRouter(ns: string): Promise<() => void> {
+    if (libc.closesWaiting() >= libc.CLOSES_MAX / 4) await nextTurn();
     try {
       return await this.store.lock(ns, this.lockTimeoutMs);
     } catch (e) {

@@ -228,23 +228,44 @@ export function isCloexec(fd: number): boolean {
   return (check('fcntl', c().fcntl(fd, F_GETFD), '(F_GETFD)') & FD_CLOEXEC) !== 0;
 }
 
+/** Most closes left on koffi's worker pool at once (closeAsync); beyond it a close runs on the calling thread. */
+export const CLOSES_MAX = 64;
+let closesInFlight = 0;
+
 /**
  * close on koffi's worker pool: the release of some sockets waits in the kernel — an AF_PACKET socket for an RCU
  * grace period (packet_release → synchronize_net, 8-15 ms), a NETLINK_NETFILTER socket for nf_tables' clean-up of
  * the last transactions when one deleted anything (its NETLINK_URELEASE notifier flushes that work, which waits
- * for a grace period: 5-20 ms) — and that wait then runs on the worker, not the event loop. When koffi refuses the
- * call (its limit of calls in flight), the descriptor is closed here, now.
+ * for a grace period: 5-20 ms) — and that wait then runs on the worker, not the event loop. koffi holds at most
+ * 256 calls and frees one only when its completion has run on the event loop: at most CLOSES_MAX closes are left
+ * there (the rest of koffi's slots stay for the calls a caller awaits — a large nft batch, waitpid, sendto);
+ * beyond that, or when koffi refuses the call, the descriptor is closed here, now (closesWaiting: a long
+ * synchronous stretch gives the event loop a turn before it comes to that).
  */
 export function closeAsync(fd: number): Promise<void> {
+  if (closesInFlight >= CLOSES_MAX) {
+    close(fd);
+    return Promise.resolve();
+  }
   let settle: [(n: number) => void, (e: unknown) => void] | undefined;
   const p = new Promise<number>((resolve, reject) => { settle = [resolve, reject]; });
+  const done = completion('close', undefined, ...settle!);
   try {
-    c().close.async(fd, completion('close', undefined, ...settle!));
+    c().close.async(fd, (err: unknown, rc: number | bigint) => {
+      closesInFlight--;
+      done(err, rc);
+    });
   } catch {
     close(fd);
     return Promise.resolve();
   }
+  closesInFlight++;
   return p.then(() => undefined);
+}
+
+/** Closes left on the worker pool (closeAsync) whose completion has not run on the event loop yet. */
+export function closesWaiting(): number {
+  return closesInFlight;
 }
 
 const F_DUPFD_CLOEXEC = 1030;

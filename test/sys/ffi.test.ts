@@ -106,4 +106,38 @@ test('no descriptor left: nft_ctx_new would end the process; ctxNew throws inste
   assert.ok(out.ok, 'control: with one descriptor free the context is made');
 });
 
+// closes left on koffi's worker pool take its slots (256 at most, freed only when a completion runs on the event
+// loop): a synchronous stretch of closes must leave slots for a call awaited in the same stretch, and close every
+// descriptor (those past libc.CLOSES_MAX on the calling thread)
+const CLOSES_SCRIPT = `
+const { libc } = await import(process.env.SYS + '/index.js');
+const { fstatSync } = await import('node:fs');
+const addr = Buffer.alloc(2 + 1 + 12);
+addr.writeUInt16LE(1, 0); // AF_UNIX, abstract name
+addr.write('nr-slots-' + process.pid, 3, 'latin1');
+const rx = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
+libc.bind(rx, addr);
+const tx = libc.socket(1, 2, 0);
+const fds = [];
+for (let i = 0; i < 300; i++) fds.push(libc.open('/dev/null', libc.O_RDONLY));
+for (const fd of fds) void libc.closeAsync(fd);
+const waiting = libc.closesWaiting();
+const sent = libc.sendtoAsync(tx, Buffer.from('after the closes'), addr);
+const n = await sent;
+while (libc.closesWaiting() > 0) await new Promise((r) => setImmediate(r));
+const open = fds.filter((fd) => { try { fstatSync(fd); return true; } catch { return false; } }).length;
+console.log(JSON.stringify({ waiting, max: libc.CLOSES_MAX, n, open }));
+`;
+
+test('a stretch of 300 closes left on the worker pool keeps slots for an awaited call and closes every descriptor', () => {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CLOSES_SCRIPT], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, SYS: sysDir },
+  });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { waiting: number; max: number; n: number; open: number };
+  assert.ok(out.waiting > 0 && out.waiting <= out.max, `${out.waiting} closes left on the pool (at most ${out.max})`);
+  assert.is(out.n, 16, 'the awaited sendto ran');
+  assert.is(out.open, 0, 'no descriptor left open');
+});
+
 test.run();
