@@ -48,16 +48,19 @@ test('the addon found by path is the one koffi exports, at the version of the ko
   assert.ok(Object.keys(require.cache).some((f) => f.endsWith('koffi.node')), 'the addon is in the module cache');
 });
 
+/** Script lines: a datagram socket pair of the child's own (abstract AF_UNIX name `tag`<pid>): `rx` bound at `addr`, `tx`. */
+const dgramPair = (tag: string): string => `const addr = Buffer.alloc(2 + 1 + 12);
+addr.writeUInt16LE(1, 0); // AF_UNIX, abstract name
+addr.write('${tag}' + process.pid, 3, 'latin1');
+const rx = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
+libc.bind(rx, addr);
+const tx = libc.socket(1, 2, 0);`;
+
 // koffi hands a typed array to C as a bare pointer and keeps no reference to it: an asynchronous call queued behind
 // a busy worker pool must still send the bytes it was given after the garbage collector has run
 const HELD_SCRIPT = `
 const [{ libc }, { pbkdf2 }] = await Promise.all([import(process.env.SYS + '/index.js'), import('node:crypto')]);
-const addr = Buffer.alloc(2 + 1 + 12);
-addr.writeUInt16LE(1, 0); // AF_UNIX, abstract name
-addr.write('nr-held-' + process.pid, 3, 'latin1');
-const rx = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
-libc.bind(rx, addr);
-const tx = libc.socket(1, 2, 0);
+${dgramPair('nr-held-')}
 const busy = new Promise((r) => pbkdf2('x', 'y', 400000, 64, 'sha512', r)); // the one pool thread
 const SIZE = 65000;
 let sent = libc.sendtoAsync(tx, Buffer.alloc(SIZE, 0x5a), Buffer.from(addr));
@@ -112,12 +115,7 @@ test('no descriptor left: nft_ctx_new would end the process; ctxNew throws inste
 const CLOSES_SCRIPT = `
 const { libc } = await import(process.env.SYS + '/index.js');
 const { fstatSync } = await import('node:fs');
-const addr = Buffer.alloc(2 + 1 + 12);
-addr.writeUInt16LE(1, 0); // AF_UNIX, abstract name
-addr.write('nr-slots-' + process.pid, 3, 'latin1');
-const rx = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
-libc.bind(rx, addr);
-const tx = libc.socket(1, 2, 0);
+${dgramPair('nr-slots-')}
 const fds = [];
 for (let i = 0; i < 300; i++) fds.push(libc.open('/dev/null', libc.O_RDONLY));
 for (const fd of fds) void libc.closeAsync(fd);
