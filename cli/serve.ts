@@ -64,11 +64,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
  *  legitimate commands is accepted in one turn of the event loop before any is read: room for a few hundred.) */
 const MAX_PENDING = 256;
 
-/**
- * Admission of one front door's connections: a connection is closed at once beyond MAX_PENDING pending ones, and
- * when it has not delivered its request within REQUEST_TIMEOUT_MS. Returns the function to call once its
- * request is taken (undefined: closed).
- */
 /** The uid of a unix socket's peer (undefined: not readable). */
 function peerUid(sock: Socket): number | undefined {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -81,11 +76,13 @@ function peerUid(sock: Socket): number | undefined {
 }
 
 /** Only root and the engine's own user may hand it a command line. */
-function peerAllowed(sock: Socket): boolean {
-  const uid = peerUid(sock);
-  return uid !== undefined && (uid === 0 || uid === process.geteuid?.());
-}
+const peerAllowed = (uid: number | undefined): boolean => uid !== undefined && (uid === 0 || uid === process.geteuid?.());
 
+/**
+ * Admission of one front door's connections: a connection is closed at once beyond MAX_PENDING pending ones, and
+ * when it has not delivered its request within REQUEST_TIMEOUT_MS. Returns the function to call once its
+ * request is taken (undefined: closed).
+ */
 function admission(): (sock: Socket) => (() => void) | undefined {
   let pending = 0;
   return (sock) => {
@@ -309,8 +306,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     sock.on('error', () => { /* the client went away; its command (if started) finishes under its lock */ });
     // the socket's mode and directory keep other users out; a peer that is not root nor this engine's user (a mode
     // changed by hand) is refused all the same, before anything is read
-    if (!peerAllowed(sock)) {
-      say(`netns-router serve: refused a connection from uid ${peerUid(sock) ?? '?'} on ${opts.socket}`);
+    const uid = peerUid(sock);
+    if (!peerAllowed(uid)) {
+      say(`netns-router serve: refused a connection from uid ${uid ?? '?'} on ${opts.socket}`);
       sock.destroy();
       return;
     }

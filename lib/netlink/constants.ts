@@ -2,8 +2,8 @@
 
 /** Netlink protocol of rtnetlink (links, addresses, routes, neighbours, rules). */
 export const NETLINK_ROUTE = 0;
-/** Netlink protocol of netfilter (nftables generation id, ctnetlink). */
-export const NETLINK_NETFILTER = 12;
+/** Netlink protocol of netfilter (nftables generation id, ctnetlink); lib/sys knows it for the sockets it inspects. */
+export { NETLINK_NETFILTER } from '../sys/libc.js';
 
 // nlmsghdr flags
 /** nlmsghdr flag: a request. */

@@ -70,15 +70,16 @@ function readRecord(path: string): RunRecord | undefined | null {
   return null;
 }
 
-/** Kills the members of `pgid` that carry `run` (the group is ours only if one of them does); returns how many. */
+/**
+ * Kills process group `pgid` when it is the run's: one of its live members carries `run` (its leader may be gone, and
+ * its number reused). Returns how many marked members there were (0: nothing killed).
+ */
 function killRun(pgid: number, run: string): number {
   const mark = `${HOOK_RUN_ENV}=${run}`;
-  const ours = procGroupMembers(pgid).filter((pid) => procEnvironHas(pid, mark));
-  if (ours.length === 0) return 0;
-  // the group as a whole first (members it forked meanwhile included), then any marked straggler
-  try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone meanwhile */ }
-  for (const pid of ours) { try { process.kill(pid, 'SIGKILL'); } catch { /* already dead */ } }
-  return ours.length;
+  const ours = procGroupMembers(pgid).filter((pid) => procEnvironHas(pid, mark)).length;
+  // the group as a whole: members it forked meanwhile included
+  if (ours > 0) { try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone meanwhile */ } }
+  return ours;
 }
 
 /**
@@ -126,9 +127,13 @@ export function runHook(o: HookRun): Promise<HookResult> {
       killed = true;
       const pid = child.pid;
       if (pid === undefined) return;
-      // not reaped yet (its exit is seen on this thread): the group is certainly ours, marked or not yet exec'd
-      if (child.exitCode === null && child.signalCode === null) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
-      killRun(pid, run);
+      // the leader not reaped yet (its exit is seen on this thread): the group is certainly ours, even before its
+      // exec gave it the mark; once reaped, its number is ours only while marked members are left in the group
+      if (child.exitCode === null && child.signalCode === null) {
+        try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+      } else {
+        killRun(pid, run);
+      }
     };
     const timer = setTimeout(kill, o.timeoutMs);
     o.signal.addEventListener('abort', kill, { once: true });

@@ -43,6 +43,8 @@ function check(name: string, rc: number | bigint, detail?: string): number {
 
 // Constants (x86_64 / generic Linux UAPI values).
 export const AF_NETLINK = 16;
+/** NETLINK_NETFILTER (linux/netlink.h): nftables, conntrack. */
+export const NETLINK_NETFILTER = 12;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_UNSPEC = 0;

@@ -15,10 +15,7 @@
  *   every message (missing chains, sets…) and then aborts; nothing is committed.
  */
 import { koffi } from './ffi.js';
-import { AF_NETLINK, SOCK_RAW, close, isCloexec, setCloexec, socket as openSocket } from './libc.js';
-
-/** NETLINK_NETFILTER (linux/netlink.h). */
-const NETLINK_NETFILTER_PROTO = 12;
+import { AF_NETLINK, NETLINK_NETFILTER, SOCK_RAW, close, isCloexec, setCloexec, socket as openSocket } from './libc.js';
 import { isNetfilterNetlink, netfilterSockets } from './slow-release.js';
 import type { LibraryHandle } from 'koffi';
 
@@ -103,12 +100,12 @@ export function problem(): string | undefined {
  * (opened without SOCK_CLOEXEC) is made close-on-exec; `socket`: its descriptor (undefined: not found).
  */
 export function ctxNew(flags = NFT_CTX_DEFAULT): { ctx: NftCtx; socket: number | undefined } | null {
-  // nft_ctx_new ends the whole process (exit(1), "Unable to initialize Netlink socket") when it cannot open its
+  // nft_ctx_new ends the whole process (exit 3, "Unable to initialize Netlink socket") when it cannot open its
   // socket (no descriptor left, no nfnetlink, no memory): a socket of the same kind, opened and closed first, turns
   // that into this error instead. The number it got is where nft_ctx_new's socket lands — the one descriptor it
   // leaves open, the lowest free (checked: a NETLINK_NETFILTER socket not yet close-on-exec); when another thread
   // took that number meanwhile, a scan of ours finds it: every other netfilter socket of ours is close-on-exec
-  const lowest = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER_PROTO, '(an nftables socket: NETLINK_NETFILTER)');
+  const lowest = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER, '(an nftables socket: NETLINK_NETFILTER)');
   close(lowest);
   const ctx = lib().ctxNew(flags) as NftCtx | null;
   if (!ctx) return null;

@@ -13,13 +13,12 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import * as libc from './libc.js';
 
-const NETLINK_NETFILTER = 12;
 
 /** Whether `fd` is a NETLINK_NETFILTER socket. */
 export function isNetfilterNetlink(fd: number): boolean {
   try {
     return libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_DOMAIN).readInt32LE(0) === libc.AF_NETLINK
-      && libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_PROTOCOL).readInt32LE(0) === NETLINK_NETFILTER;
+      && libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_PROTOCOL).readInt32LE(0) === libc.NETLINK_NETFILTER;
   } catch {
     return false; // closed meanwhile
   }

@@ -1,5 +1,6 @@
 /** The machine's processes read from /proc — tests find the daemons they started by what the kernel says, not by our records. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { listPids, procAlive } from '../../lib/sys/proc.js';
 
 export interface ProcInfo {
   pid: number;
@@ -13,14 +14,11 @@ export interface ProcInfo {
  */
 export function pidsWhere(pick: (p: ProcInfo) => boolean): number[] {
   const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
+  for (const pid of listPids()) {
     try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (state === 'Z' || state === 'X') continue;
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (pick({ pid: Number(d), argv })) out.push(Number(d));
+      if (!procAlive(pid)) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (pick({ pid, argv })) out.push(pid);
     } catch { /* gone meanwhile */ }
   }
   return out.sort((a, b) => a - b);
