@@ -5,7 +5,7 @@
  * Kernels built without CONFIG_BRIDGE_VLAN_FILTERING answer EOPNOTSUPP to add/del and list nothing.
  */
 import { NlWriter, parseAttrs } from './attrs.js';
-import { IFLA, writeIfinfomsg } from './link-codec.js';
+import { IFLA, RTEXT_FILTER, writeIfinfomsg } from './link-codec.js';
 import { NetlinkProtocolError } from './errors.js';
 import { AF_BRIDGE } from '../sys/libc.js';
 import { ValidationError } from '../util/errors.js';
@@ -17,7 +17,6 @@ const BRIDGE_FLAGS_SELF = 2;
 export const BRIDGE_VLAN_INFO = {
   MASTER: 1 << 0, PVID: 1 << 1, UNTAGGED: 1 << 2, RANGE_BEGIN: 1 << 3, RANGE_END: 1 << 4, BRENTRY: 1 << 5,
 } as const;
-const RTEXT_FILTER_BRVLAN_COMPRESSED = 1 << 2;
 
 /** A VLAN (or range) of a bridge port to add/delete, as `bridge vlan add/del` takes it. */
 export interface BridgeVlanSpec {
@@ -90,7 +89,7 @@ export function encodeBridgeVlan(spec: BridgeVlanSpec, ifindex: number): Buffer 
 export function encodeBridgeVlanDump(): Buffer {
   const w = new NlWriter(32);
   writeIfinfomsg(w, 0, 0, 0, AF_BRIDGE);
-  w.attrU32(IFLA.EXT_MASK, RTEXT_FILTER_BRVLAN_COMPRESSED);
+  w.attrU32(IFLA.EXT_MASK, RTEXT_FILTER.BRVLAN_COMPRESSED);
   return w.finish();
 }
 

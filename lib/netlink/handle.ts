@@ -15,7 +15,7 @@ import { NetlinkError, isNetlinkError, isNotFound } from './errors.js';
 import type { Link, LinkSpec, LinkChange, NetnsRef } from './link.js';
 import { validIfName } from './link.js';
 import {
-  IFLA, decodeLink, encodeBridgeChange, encodeLinkChange, encodeLinkCreate, encodeLinkDump, encodeLinkRef,
+  IFLA, decodeLink, encodeBridgeChange, encodeLinkChange, encodeLinkCreate, encodeLinkDump, encodeLinkGet, encodeLinkRef,
   type BridgeOptions, type NsFds, type RawLink,
 } from './link-codec.js';
 import { NlWriter, parseAttrs } from './attrs.js';
@@ -119,7 +119,7 @@ export class NetlinkHandle {
   indexOf(ref: LinkRef, what = 'link'): number {
     if (typeof ref === 'number') return ref;
     checkName(ref, what);
-    const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(ref), operation: `${what} ${ref}` });
+    const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkGet(ref), operation: `${what} ${ref}` });
     if (!m) throw new NetlinkError(19, `${what} ${ref}`);
     return m.payload.readInt32LE(4);
   }
@@ -129,7 +129,7 @@ export class NetlinkHandle {
     const lookup = (i: number): string | undefined => {
       if (names.has(i)) return names.get(i);
       try {
-        const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(i), operation: `RTM_GETLINK ifindex ${i}` });
+        const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkGet(i), operation: `RTM_GETLINK ifindex ${i}` });
         const n = m ? decodeLink(m.payload).link.name : undefined;
         if (n) names.set(i, n);
         return n;
@@ -163,7 +163,7 @@ export class NetlinkHandle {
   /** Read one link (NetlinkError ENODEV if missing). */
   linkGet(ref: LinkRef): Link {
     if (typeof ref === 'string') checkName(ref, 'link');
-    const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(ref), operation: `RTM_GETLINK ${describe(ref)}` });
+    const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkGet(ref), operation: `RTM_GETLINK ${describe(ref)}` });
     if (!m) throw new NetlinkError(19, `RTM_GETLINK ${describe(ref)}`);
     return this.resolveNames([decodeLink(m.payload)])[0];
   }
@@ -279,7 +279,7 @@ export class NetlinkHandle {
   /** The index of link `name`, or undefined when there is none (one RTM_GETLINK, no names resolved). */
   private indexIfAny(name: string): number | undefined {
     try {
-      const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(name), operation: `RTM_GETLINK ${name}` });
+      const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkGet(name), operation: `RTM_GETLINK ${name}` });
       return m ? m.payload.readInt32LE(4) : undefined;
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -537,7 +537,7 @@ export class NetlinkHandle {
 
   private linkFindRaw(index: number): string | undefined {
     try {
-      const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkRef(index), operation: `RTM_GETLINK ifindex ${index}` });
+      const [m] = this.socket.request({ type: RTM_GETLINK, body: encodeLinkGet(index), operation: `RTM_GETLINK ifindex ${index}` });
       return m ? parseAttrs(m.payload, 16).string(IFLA.IFNAME) : undefined;
     } catch (e) {
       if (isNotFound(e)) return undefined;

@@ -18,6 +18,8 @@ const MACVLAN_MODE = 1;
 const BR = { FORWARD_DELAY: 1, AGEING_TIME: 4, STP_STATE: 5, VLAN_FILTERING: 7, MCAST_SNOOPING: 23, VLAN_DEFAULT_PVID: 39 } as const;
 
 export const IFF_UP = 0x1;
+/** IFLA_EXT_MASK filters of a RTM_GETLINK (linux/rtnetlink.h RTEXT_FILTER_*). */
+export const RTEXT_FILTER = { BRVLAN_COMPRESSED: 1 << 2, SKIP_STATS: 1 << 3 } as const;
 export const IFF_LOWER_UP = 0x10000;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
@@ -155,7 +157,7 @@ export function encodeLinkChange(ref: number | string, ch: LinkChange, indexOf: 
   return w.finish();
 }
 
-/** Body of RTM_GETLINK/RTM_DELLINK addressing one link by index or name. */
+/** Body of RTM_DELLINK addressing one link by index or name (a RTM_GETLINK takes encodeLinkGet). */
 export function encodeLinkRef(ref: string | number): Buffer {
   const w = new NlWriter(64);
   writeIfinfomsg(w, typeof ref === 'number' ? ref : 0);
@@ -164,12 +166,26 @@ export function encodeLinkRef(ref: string | number): Buffer {
 }
 
 /**
+ * Body of RTM_GETLINK for one link by index or name. Without statistics (RTEXT_FILTER_SKIP_STATS: the kernel
+ * then skips summing the per-CPU counters and IPv6's statistics blocks, ~40% of a veth's message): nothing here
+ * reads them.
+ */
+export function encodeLinkGet(ref: string | number): Buffer {
+  const w = new NlWriter(64);
+  writeIfinfomsg(w, typeof ref === 'number' ? ref : 0);
+  if (typeof ref === 'string') w.attrString(IFLA.IFNAME, ref);
+  w.attrU32(IFLA.EXT_MASK, RTEXT_FILTER.SKIP_STATS);
+  return w.finish();
+}
+
+/**
  * Body of a RTM_GETLINK dump (strict checking wants a clean ifinfomsg). The kernel filters by master and kind
  * when asked (a kind whose module is not loaded is not filtered: callers check the kind themselves).
  */
 export function encodeLinkDump(filter: { master?: number; kind?: string } = {}): Buffer {
-  const w = new NlWriter(32);
+  const w = new NlWriter(40);
   writeIfinfomsg(w);
+  w.attrU32(IFLA.EXT_MASK, RTEXT_FILTER.SKIP_STATS);
   if (filter.master !== undefined) w.attrU32(IFLA.MASTER, filter.master);
   if (filter.kind !== undefined) {
     const kind = filter.kind;

@@ -103,9 +103,8 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
   try {
     const nsh = k.open(ns);
     try {
-      if (!namespaceSideIntact(nsh, w.compiled.plan)) return undefined;
       // the responder's chains forward by interface index: the veths must be the ones it was compiled for
-      for (const [dev, index] of w.compiled.index) if (nsh.netlink.linkFind(dev)?.index !== index) return undefined;
+      if (!namespaceSideIntact(nsh, w.compiled.plan, w.compiled.index)) return undefined;
       touched = dc.moves.length > 0;
       if (touched) moveAddresses(k, nsh, w.compiled.plan, dc.compiled.plan);
     } finally {

@@ -386,15 +386,17 @@ export function applyPlumbing(k: RouterKernel, host: NsOps, plan: PlumbingPlan):
 /**
  * A cheap look at whether the namespace side of `plan` is still as a reconcile leaves it — for a command that
  * does not reconcile the plumbing itself (a reconcile scope, docs/reconcile.md): loopback and every attachment's
- * link up (with its MAC), its addresses present, the plan's routes in place. Three dumps in the namespace, no
- * change. False means "reconcile the plumbing" (something drifted, or is not what the plan says); not checked:
- * the host side, sysctls, addresses and routes we would remove.
+ * link up (with its MAC), its addresses present, the plan's routes in place; with `indexes`, these links have
+ * these interface indexes. Three dumps in the namespace, no change. False means "reconcile the plumbing"
+ * (something drifted, or is not what the plan says); not checked: the host side, sysctls, addresses and routes
+ * we would remove.
  */
-export function namespaceSideIntact(ns: NsOps, plan: PlumbingPlan): boolean {
+export function namespaceSideIntact(ns: NsOps, plan: PlumbingPlan, indexes?: ReadonlyMap<string, number>): boolean {
   const nl = ns.netlink;
   const all = nl.linkList();
   const links = new Map(all.map((l) => [l.name, l]));
   if (!links.get('lo')?.up) return false;
+  if (indexes) for (const [dev, index] of indexes) if (links.get(dev)?.index !== index) return false;
   // (addresses and routes by interface index, named from the dump above: no link lookup per device)
   const addrs = new Set(nl.addrList({ names: false }).map((a) => `${a.ifindex} ${a.ip}/${a.prefixLen}`));
   for (const a of plan.attachments) {

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import {
   NetlinkError, NetlinkHandle, NetlinkProtocolError, isExists, isNetlinkError, isNotFound, RTM_GETLINK, RTM_GETROUTE,
 } from '../../lib/netlink/index.js';
-import { encodeLinkRef } from '../../lib/netlink/link-codec.js';
+import { encodeLinkGet } from '../../lib/netlink/link-codec.js';
 import { scratch, uniq, throwsNetlink } from './helpers.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { thrown } from '../helpers/expect.js';
@@ -66,7 +66,7 @@ test('a policy violation reports the offending attribute offset', () => scratch(
   const { h } = s.ns();
   // bypass the handle's name check: a 20-byte IFLA_IFNAME fails the kernel's policy (IFNAMSIZ)
   const e = throwsNetlink(() => h.netlink.socket.request({
-    type: RTM_GETLINK, body: encodeLinkRef('x'.repeat(20)), operation: 'RTM_GETLINK long name',
+    type: RTM_GETLINK, body: encodeLinkGet('x'.repeat(20)), operation: 'RTM_GETLINK long name',
   }), 'ERANGE', { extAck: 'Attribute failed policy validation' });
   assert.is(e.attrOffset, 16 + 16, 'offset of IFLA_IFNAME in our message (nlmsghdr + ifinfomsg)');
 }));
