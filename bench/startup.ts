@@ -11,8 +11,9 @@
  *   small command (ES modules) the same through dist/cli/main.js (the ES modules, no bundle, no code cache)
  *   small command, no cache    the installed command right after an install (the code cache removed before)
  *   no-op re-apply, 10,000 fw  apply-fw-rules with the document the router already holds (10,000 rules)
- * When the environment sets NODE_EXTRA_CA_CERTS (Node then loads those certificates at start-up), `node -e 0` and
- * the small command are also timed without it, and the 1.7× goal is judged on that pair.
+ * When the environment sets NODE_EXTRA_CA_CERTS (Node then loads those certificates at start-up), `node -e 0`, the
+ * small command and the no-op re-apply are also timed without it, and both goals (1.7×, < 150 ms) are judged on
+ * those rows (a CloudStack host does not set it).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -78,13 +79,14 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       const add = k++ % 2 === 0;
       return timed([cli, add ? 'add-static-nat' : 'delete-static-nat', '--network-id', net.networkId, '--public-ip', '203.0.113.81', ...(add ? ['--private-ip', '10.88.1.20'] : []), ...common], { clean });
     };
+    const noop = (clean = false) => () => timed([installed(), 'apply-fw-rules', '--network-id', fwNet.networkId, '--fw-rules-file', docFile, ...common], { clean });
     const contestants: Array<[string, () => number]> = [
       ['node -e 0', () => timed(['-e', '0'])],
       ['netns-router --version', () => timed([installed(), '--version'])],
       ['small command (add/delete-static-nat)', small(installed())],
       ['small command, ES modules (dist/cli/main.js)', small(esm())],
       ['small command, first run after an install (no code cache)', () => { rmSync(cacheFile(), { force: true }); return small(installed())(); }],
-      ['no-op re-apply of 10,000 firewall rules', () => timed([installed(), 'apply-fw-rules', '--network-id', fwNet.networkId, '--fw-rules-file', docFile, ...common])],
+      ['no-op re-apply of 10,000 firewall rules', noop()],
     ];
     // each row's ratio is to the floor of its own environment (index of that floor's row)
     const floorOf = contestants.map(() => 0);
@@ -93,8 +95,9 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       contestants.push(
         [`node -e 0, without ${EXTRA_CA}`, () => timed(['-e', '0'], { clean: true })],
         [`small command, without ${EXTRA_CA}`, small(installed(), true)],
+        [`no-op re-apply of 10,000 firewall rules, without ${EXTRA_CA}`, noop(true)],
       );
-      floorOf.push(6, 6);
+      floorOf.push(6, 6, 6);
     }
     // the code cache as a host that ran these commands before has it: covering each of them (bundle.cts writes it
     // again, in the run that finds its command missing, and a timed run must not be that one)
@@ -123,22 +126,28 @@ export async function bench(o: { quick: boolean; log: (m: string) => void }): Pr
       headers: ['process', 'median', 'p95', 'ratio to node -e 0 (median of pairs)'],
       rows: rows.map((r, i) => { const s = summarize(r.samples); return [r.label, fmtMs(s.median), fmtMs(s.p95), floorOf.indexOf(i) === i ? '1×' : fmtRatio(median(r.ratios))]; }),
       notes: [
-        ...(extraCa ? [`this environment sets ${EXTRA_CA} (Node loads those certificates before any script): the last two rows are timed without it, their ratio to the floor without it`] : []),
+        ...(extraCa ? [`this environment sets ${EXTRA_CA} (Node loads those certificates before any script): the last three rows are timed without it, their ratio to the floor without it`] : []),
         'the installed command is dist/cli/netns-router.cjs: the CLI as one bundle (scripts/bundle-cli.mjs) loaded with a V8 code cache (cli/bundle.cts)',
         'small command: add-static-nat and delete-static-nat alternating on a router with two public IPs (every run changes the router)',
         'no-op re-apply: apply-fw-rules with the 10,000-rule document the router already holds',
       ],
     };
     const smallRow = rows[2];
-    const noop = rows[5];
-    // the goal is judged without the certificates when they are loaded here (they inflate the floor)
+    // both goals are judged without the certificates when they are loaded here: a host without the variable is
+    // what CloudStack runs on, and it inflates every process alike (the small command's ratio it flatters, the
+    // no-op's absolute time it inflates); both figures are reported
     const judged = extraCa ? rows[7] : smallRow;
+    const noopRow = rows[5];
+    const noopJudged = extraCa ? rows[8] : noopRow;
+    const noopMs = median(noopJudged.samples);
     const ratio = median(judged.ratios);
     const notes = [
       `small command: ${fmtMs(median(smallRow.samples))}, ${fmtRatio(median(smallRow.ratios))} node -e 0`
         + (extraCa ? ` with ${EXTRA_CA} set; without it ${fmtMs(median(judged.samples))}, ${fmtRatio(ratio)} node -e 0 (${fmtMs(median(rows[6].samples))})` : '')
         + ` (target ≤ 1.7×: ${ratio <= 1.7 ? 'met' : 'NOT met'})`,
-      `no-op re-apply of 10,000 rules: ${fmtMs(median(noop.samples))} (target < 150 ms: ${median(noop.samples) < 150 ? 'met' : 'NOT met'})`,
+      `no-op re-apply of 10,000 rules: ${fmtMs(median(noopRow.samples))}`
+        + (extraCa ? ` with ${EXTRA_CA} set; without it ${fmtMs(noopMs)}` : '')
+        + ` (target < 150 ms: ${noopMs < 150 ? 'met' : 'NOT met'})`,
     ];
     return { title: 'Cold CLI start-up (bench/startup.ts)', tables: [table], notes, data: { rows, runs }, text: `${renderText(table)}  ${notes.join('\n  ')}\n` };
   } finally {
