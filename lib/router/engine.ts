@@ -77,10 +77,11 @@ export interface EngineOptions {
   /**
    * The fast way of NAT commands on a large router (docs/delta-nat.md, fast-change.ts): after a NAT command
    * (assign/release-ip, add/delete static NAT or port forward) on a router holding at least `minEntries` static
-   * NATs and port forwards (default 256), the router is kept warm and the next such command changes only what
-   * it touches. false: always the full way.
+   * NATs and port forwards (default 256), or whose saved state's text is at least `minStateLength` characters
+   * long (default 65,536: a large firewall, ACL or DHCP table makes the full way as slow as many NATs do), the
+   * router is kept warm and the next such command changes only what it touches. false: always the full way.
    */
-  fastNat?: false | { minEntries?: number };
+  fastNat?: false | { minEntries?: number; minStateLength?: number };
   /**
    * A change of static NATs and port forwards alone reconciles only what such a change touches, after cheap checks
    * that the rest of the router is as our last commit left it (reconcileNat, docs/reconcile.md "Cold NAT
@@ -760,11 +761,13 @@ export class RouterEngine {
   private keepWarm(ns: string, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
     const warm = this.caches.warm;
     const min = this.opts.fastNat === false ? undefined : this.opts.fastNat?.minEntries ?? 256;
+    const minLength = this.opts.fastNat === false ? undefined : this.opts.fastNat?.minStateLength ?? 65_536;
     const c = this.lastCompiled;
     const s = this.lastNftSync;
     const netns = this.kernel.netnsIdentity(ns);
     const file = this.store.savedMark(ns);
-    if (min === undefined || this.plan || !cmd || !NAT_COMMANDS.has(cmd.command) || m.staticNats.length + m.portForwards.length < min
+    if (min === undefined || minLength === undefined || this.plan || !cmd || !NAT_COMMANDS.has(cmd.command)
+      || (m.staticNats.length + m.portForwards.length < min && text.length < minLength)
       || c?.key !== text || s?.fingerprint === undefined || s.generation === undefined || netns === undefined || file === undefined
       // a NAT log the command did not replace (it saved nothing) is left to the next full command
       || (!saved && fileIdentity(this.store.natLogOf(ns)) !== undefined)) {

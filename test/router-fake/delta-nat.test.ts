@@ -234,4 +234,35 @@ test('the fast way: another process saved the router (its state file replaced) â
   }
 });
 
+test('a router made large by its firewall (few NATs) is kept warm by default: its NAT commands take the fast way', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-delta-size-'));
+  try {
+    // default thresholds (256 NAT entries, a saved state of 64 Ki characters) against thresholds above this router
+    const make = (fastNat?: { minStateLength: number }) => {
+      const k = new FakeKernel({ devices: ['eth1'] });
+      const d = mkdtempSync(join(dir, 'side-'));
+      const engine = new RouterEngine({ stateDir: d, devices: { guest: 'eth1', public: 'eth1' }, kernel: k, ...(fastNat ? { fastNat } : {}) });
+      const run = <C extends EngineCommand>(c: C, input: CommandInputs[C]) => runCommand(engine, requestFromValues(c, input, { networkDetails: {} }));
+      return { k, engine, dir: d, run } satisfies Side;
+    };
+    const big = make();
+    const control = make({ minStateLength: 10_000_000 });
+    const rules = Array.from({ length: 800 }, (_, i) => ({ type: 'ingress' as const, protocol: 'tcp' as const, portStart: 1000 + i, publicIp: PUBLIC[i % 3].ip }));
+    for (const s of [big, control]) {
+      await baseRouter(s, 3);
+      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules } });
+      assert.ok(s.engine.store.read(NS)!.length >= 65_536, 'the firewall makes the state large');
+      await s.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[0].ip, privateIp: '10.42.0.50' });
+      assert.is(s.engine.lastReconcile, 'full', 'the first NAT command: the full way (it keeps the router warm)');
+      await s.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[1].ip, privateIp: '10.42.0.51' });
+    }
+    assert.is(big.engine.lastReconcile, 'fast', '2 NAT entries, a large firewall: the fast way');
+    assert.is(control.engine.lastReconcile, 'full', 'control: below both thresholds, the full way');
+    assert.equal(await tableOf(big, ROUTER_TABLE), await tableOf(control, ROUTER_TABLE), 'the same table either way');
+    assert.is(stored(big), stored(control), 'the same stored model either way');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
