@@ -127,6 +127,9 @@ interface Setup {
   cleanup: () => void;
 }
 
+const SNAT_HELD = '203.0.113.11';
+const SNAT_TIMED = '203.0.113.12';
+
 async function setup(): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'fwbench-'));
   const stateDir = join(dir, 'state');
@@ -139,6 +142,9 @@ async function setup(): Promise<Setup> {
   const net = { networkId: '4242', namespace: 'cs-net-4242' };
   await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 4242 }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
   await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.10', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  // for the small commands timed on the loaded router: a static NAT it holds, and a public IP to add one to
+  for (const ip of [SNAT_HELD, SNAT_TIMED]) await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip, segment: { kind: 'untagged' }, sourceNat: false } });
+  await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: SNAT_HELD, sourceNat: false }, privateIp: '10.1.1.30' });
   const tier = { networkId: '4244', vpcId: '4243', namespace: 'cs-vpc-4243' };
   await runCommand(engine, { command: 'implement-vpc', vpcId: tier.vpcId, namespace: tier.namespace, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
   await runCommand(engine, { command: 'implement-network', ...tier, segment: { kind: 'vxlan', vni: 4244 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
@@ -151,7 +157,7 @@ async function setup(): Promise<Setup> {
   };
 }
 
-interface Row { kind: 'fw' | 'acl'; n: number; lib: number; cli: number; shim: number; base: number; baseExtrapolated: boolean; sets: number; rules: number; elements: number }
+interface Row { kind: 'fw' | 'acl'; n: number; lib: number; cli: number; shim: number; base: number; baseExtrapolated: boolean; sets: number; rules: number; elements: number; small?: number }
 
 export async function bench(o: { quick: boolean; log: (m: string) => void; shapesOnly?: boolean }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
   const sizes = o.shapesOnly ? [] : o.quick ? [10, 100, 1000] : [10, 100, 1000, 10_000];
@@ -201,6 +207,21 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
           if (p.status !== 0) throw new Error(`shim ${args[0]} N=${n} exited ${p.status}: ${p.stderr}`);
           if (r >= 0) viaShim.push(ms); // the first run warms the resident engine up for this size
         }
+        // a small command on the router holding these rules, through the shim as CloudStack sends it: does its
+        // cost follow the change or the router? (add/delete-static-nat alternating; the first two untimed: the
+        // resident engine's first NAT command on the router takes the full way and keeps the router warm)
+        const small: number[] = [];
+        if (kind === 'fw') {
+          for (let r = -2; r < 2 * runs; r++) {
+            const add = (r & 1) === 0;
+            const args = ['--network-id', S.net.networkId, '--public-ip', SNAT_TIMED, ...(add ? ['--private-ip', '10.1.1.20'] : [])];
+            const t0 = now();
+            const p = spawnSync(shim, [add ? 'add-static-nat' : 'delete-static-nat', ...args], { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: resident.socket } });
+            const ms = now() - t0;
+            if (p.status !== 0) throw new Error(`shim ${add ? 'add' : 'delete'}-static-nat N=${n} exited ${p.status}: ${p.stderr}`);
+            if (r >= 0) small.push(ms);
+          }
+        }
         const m = S.engine.store.load(kind === 'fw' ? S.net.namespace : S.tier.namespace)!;
         const objs = firewallObjects(m);
         const sets = objs.filter((x) => x.kind === 'set');
@@ -220,7 +241,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
           baseExtrapolated = true;
           partial.push(`${kind} N=${fmtInt(n)}: iptables baseline extrapolated from ${perSpawn[kind]?.toFixed(2)} ms/spawn measured at N=${o.quick ? 100 : '1,000'}`);
         }
-        rows.push({ kind, n, lib: median(lib), cli: median(cli), shim: median(viaShim), base, baseExtrapolated, ...counts });
+        rows.push({ kind, n, lib: median(lib), cli: median(cli), shim: median(viaShim), base, baseExtrapolated, ...counts, ...(small.length ? { small: median(small) } : {}) });
       }
     }
     shapes = await shapesMatrix({ quick: o.quick, log: o.log, engine: S.engine, net: S.net, dir: S.dir });
@@ -230,11 +251,12 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
   }
   const table: Table = {
     title: 'apply-fw-rules / apply-network-acl: whole rule set replaced (median)',
-    headers: ['command', 'rules', 'library', 'CLI cold', 'shim + resident (end to end)', 'iptables per rule', 'spawn ÷ library', 'spawn ÷ CLI cold', 'spawn ÷ shim', 'nft rules', 'sets', 'set elements'],
+    headers: ['command', 'rules', 'library', 'CLI cold', 'shim + resident (end to end)', 'iptables per rule', 'spawn ÷ library', 'spawn ÷ CLI cold', 'spawn ÷ shim', 'nft rules', 'sets', 'set elements', 'small command on this router (shim), ÷ at the fewest rules'],
     rows: rows.map((r) => [
       r.kind === 'fw' ? 'apply-fw-rules' : 'apply-network-acl', fmtInt(r.n), fmtMs(r.lib), fmtMs(r.cli), fmtMs(r.shim),
       `${fmtMs(r.base)}${r.baseExtrapolated ? ' (extrap.)' : ''}`, fmtRatio(r.base / r.lib), fmtRatio(r.base / r.cli), fmtRatio(r.base / r.shim),
       fmtInt(r.rules), fmtInt(r.sets), fmtInt(r.elements),
+      r.small === undefined ? '—' : `${fmtMs(r.small)}, ${fmtRatio(r.small / (rows.find((x) => x.kind === r.kind && x.small !== undefined)?.small ?? NaN))}`,
     ]),
     notes: [
       'library: validation + lock + state + compile + one nft transaction changing the router table in place + conntrack check + save',
@@ -242,6 +264,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
       'shim + resident: the wrapper shim (bash) as CloudStack runs it, `netns-router serve` running; process start to exit',
       `iptables per rule: one spawned \`iptables\` per rule into a fresh namespace (measured to ${o.quick ? 100 : '1,000'} rules, extrapolated beyond)`,
       'nft rules/sets/elements: the firewall part of the router table (NAT chains not counted)',
+      `small command: add-static-nat / delete-static-nat alternating through the shim on the router holding these firewall rules (median of ${2 * runs}, after two untimed), and its ratio to the same at the fewest rules: 1× when its cost follows the change, not the router`,
     ],
   };
   const target = rows.filter((r) => r.n === 10_000).map((r) => `${r.kind} (rule mix): shim + resident engine ${fmtMs(r.shim)} end to end (target ≤ 200 ms: ${r.shim <= 200 ? 'met' : 'NOT met'}), library ${fmtMs(r.lib)}, CLI cold ${fmtMs(r.cli)}`);
