@@ -371,6 +371,14 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
       return b.length === tokenBuf.length && timingSafeEqual(b, tokenBuf);
     };
     const tcpAdmission = admission();
+    // a wrapper shim installed by an older build is still served, without what it lacks (protocol 1: no
+    // handshake; 2: no time limit of its own): said once per wrapper, with the cure
+    const toldOld = new Set<string>();
+    const oldShim = (r: ShimRequest): void => {
+      if (toldOld.has(r.invokedAs) || toldOld.size >= 64) return;
+      toldOld.add(r.invokedAs);
+      say(`netns-router serve: the wrapper shim ${JSON.stringify(r.invokedAs.slice(0, 256))} is of an older build (${r.handshake ? 'no time limit of its own' : 'no handshake'}); run \`netns-router install-wrapper\` again`);
+    };
     tcpSrv = createServer((sock) => {
       sock.on('error', () => { /* as above */ });
       // any local user reaches this port: until its token is checked a connection costs little and not for long
@@ -411,6 +419,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
           sock.end(shimStale(why));
           return;
         }
+        if (!req.announce) oldShim(req);
         if (req.handshake) went = awaitGo(sock);
         sock.write(SHIM_ACCEPTED);
         if (!req.handshake) {

@@ -15,7 +15,7 @@ import { Scratch, addVm, simulatedHost, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { servers, serversUp, tcpOk } from '../helpers/fw.js';
 import { ShimRequestReader, shimReply, shimRunning, SHIM_MAGIC, SHIM_MAGIC_V1, SHIM_MAGIC_V2 } from '../../cli/shim-wire.js';
-import { CJS, lastRunner, serve, type Served } from '../helpers/resident.js';
+import { CJS, installShim, lastRunner, serve, type Served } from '../helpers/resident.js';
 
 requireSandbox();
 
@@ -224,6 +224,38 @@ test('shim wire: requests split anywhere parse the same; malformed ones are refu
   assert.throws(() => new ShimRequestReader(1 << 20).push(Buffer.from(`${SHIM_MAGIC}\0t\0s\0c\0i\x000\x001\0NOEQUALS\0`)), /environment/);
   assert.throws(() => new ShimRequestReader(16).push(buf), /too large/);
   assert.equal(shimReply(1, 'ü\n', ''), Buffer.from('1 3 0\nü\n'));
+});
+
+test('resident engine: a wrapper shim of an older build is served, and the engine says once per wrapper to install it again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-oldshim-'));
+  let srv: Served | undefined;
+  try {
+    srv = await serve(dir);
+    const env = { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: srv.socket };
+    const g = ['--state-dir', join(dir, 'state'), '--log-file', join(dir, 'log')];
+    const current = installShim(join(dir, 'root'), 'newext', g, env);
+    const old = installShim(join(dir, 'root'), 'oldext', g, env);
+    // what install-wrapper of the previous build wrote: protocol 2 (the answer read without a "run" line first)
+    writeFileSync(old, readFileSync(old, 'utf8').replace(SHIM_MAGIC, SHIM_MAGIC_V2));
+    const bad = ['apply-fw-rules', '--network-id', '7', '--fw-rules', '%%%'];
+    for (const shim of [old, old, current]) {
+      const r = spawnSync(shim, bad, { encoding: 'utf8', timeout: 30_000, env });
+      assert.is(r.status, 1, `${shim}: bad input, exit 1 (${r.stderr})`);
+      assert.match(r.stderr, /--fw-rules/);
+      assert.is(lastRunner(join(dir, 'log')), srv.pid, 'run by the resident engine');
+    }
+    // all the engine said: its standard error read to the end (spawnSync kept this process's loop from reading it)
+    await srv.stop();
+    const stream = srv.proc.stderr!;
+    if (!stream.readableEnded) await new Promise((res) => { stream.once('end', res); });
+    const told = srv.stderr().split('\n').filter((l) => l.includes('is of an older build'));
+    assert.is(told.length, 1, `said once: ${srv.stderr()}`);
+    assert.ok(told[0].includes(old) && told[0].includes('no time limit of its own') && told[0].includes('install-wrapper'), told[0]);
+    assert.not.ok(srv.stderr().includes(current), 'nothing said of the current shim');
+  } finally {
+    if (srv) await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
