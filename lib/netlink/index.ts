@@ -1,5 +1,7 @@
 export * from './constants.js';
-export { NetlinkError, NetlinkProtocolError, isNetlinkError, isNotFound, isExists } from './errors.js';
+export { NetlinkError, NetlinkProtocolError, isNetlinkError, isNotFound, isExists, type NetlinkProtocolCode } from './errors.js';
+// what the handle throws for input it refuses before any I/O (a bad name, address, VLAN id)
+export { ValidationError } from '../util/errors.js';
 export { NlWriter, Attrs, parseAttrs, align4 } from './attrs.js';
 export { NetlinkSocket, parseMessages, decodeError, NLMSG_HDRLEN, type NlMessage, type NlRequest, type NetlinkSocketOptions } from './socket.js';
 export * from './link.js';

@@ -12,15 +12,24 @@ export {
   runCommand, commandContext, createRouterApi, commandTable, actionTable,
   type CommandEnv, type Mutation, type RouterCommand, type CommandTable, type CustomAction, type ActionTable,
 } from './command-table.js';
-export { RouterEngine, EngineCaches, type EngineOptions, type CommandRef } from './engine.js';
+export { RouterEngine, EngineCaches, type EngineOptions, type CommandRef, type MutationVerdict } from './engine.js';
+export type { ReconcileScope } from './reconcile-scope.js';
 export { realKernel, type RouterKernel, type NsOps, type NetOps } from './kernel.js';
+export type { NatPlan, PortForward } from './router-table.js';
 export { FakeKernel, FakeDnsmasq, FakeMetadata } from './fake-kernel.js';
 export { FakeHaproxy } from './fake-haproxy.js';
-export type { DnsmasqControl } from '../services/dnsmasq/supervisor.js';
+// the daemons' seams of RouterKernel, with the types a program implementing them needs
+export type { DnsmasqControl, ApplyResult, ApplyAction, ReleaseGroup } from '../services/dnsmasq/supervisor.js';
+export type { RenderedDnsmasq, DnsmasqPaths } from '../services/dnsmasq/config.js';
+export type { Lease } from '../services/dnsmasq/leases.js';
 export type { MetadataControl, MetadataSyncOptions } from '../services/metadata/control.js';
+export type { DaemonStatus, RouterStatus } from '../services/metadata/daemon.js';
 export type { HaproxyControl } from '../services/haproxy/control.js';
+export type { CheckResult } from '../services/haproxy/check.js';
+export type { ConfigProblem } from '../services/haproxy/errors.js';
+export type { ApplyOutcome } from '../services/haproxy/supervisor.js';
 export { PlanRecorder, planText, planJson, type Plan, type PlanStep } from './plan.js';
-export type { RouterModule, ReconcileContext, PublicIngress, PublicService } from './router-module.js';
+export type { RouterModule, ReconcileContext, PublicIngress, PublicService, HostTable } from './router-module.js';
 export { defaultModules } from './default-modules.js';
 export { emptyModel, modelIsIdle, type RouterModel, type TierModel, type PublicIpModel, type L2Model, type PortForwardModel } from './model.js';
 export { StateStore } from './state/store.js';

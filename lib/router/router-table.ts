@@ -27,6 +27,7 @@ import { compareText } from '../util/compare.js';
 
 export const ROUTER_TABLE: TableRef = { family: 'inet', name: 'netns_router' };
 
+/** A port forward as the router's NAT table holds it: one public port or range onto a private one. */
 export interface PortForward {
   publicIp: string;
   protocol: 'tcp' | 'udp';
@@ -35,6 +36,7 @@ export interface PortForward {
   privatePorts: [number, number];
 }
 
+/** The NAT a router applies (source NAT, static NAT, port forwards): what RouterKernel.deleteNatConntrack compares. */
 export interface NatPlan {
   /** Router-side interfaces facing public networks (source NAT applies only when leaving through them). */
   publicIfs: string[];

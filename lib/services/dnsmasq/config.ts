@@ -102,6 +102,7 @@ export interface DnsmasqSpec {
   leaseTime?: string;
 }
 
+/** A router's dnsmasq as rendered from its model: the command line and the files it reads. */
 export interface RenderedDnsmasq {
   /** Arguments after the binary. */
   argv: string[];

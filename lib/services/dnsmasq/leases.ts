@@ -10,6 +10,7 @@
  */
 import { ipToBytes } from '../../util/ip.js';
 
+/** One line of dnsmasq's lease file. */
 export interface Lease {
   /** Expiry (epoch seconds; 0 = infinite). */
   expires: number;

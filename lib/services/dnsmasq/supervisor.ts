@@ -21,8 +21,10 @@ import { DnsmasqProcessError } from './errors.js';
 import { dropLeases, parseLeases, type Lease } from './leases.js';
 import { sendDhcpReleases } from './release.js';
 
+/** What applying a configuration did to a router's dnsmasq. */
 export type ApplyAction = 'started' | 'restarted' | 'reloaded' | 'unchanged';
 
+/** What applying a configuration did to a router's dnsmasq, and the pid it runs as. */
 export interface ApplyResult {
   action: ApplyAction;
   pid: number;

@@ -19,6 +19,7 @@ import { childEnvList, findExecutable } from '../../sys/children.js';
 import { posixSpawn, waitChildSync } from '../../sys/posix-spawn.js';
 import { HaproxyError, type ConfigProblem } from './errors.js';
 
+/** What `haproxy -c` said of a configuration: accepted or not, the problems it named, its whole output. */
 export interface CheckResult {
   ok: boolean;
   problems: ConfigProblem[];

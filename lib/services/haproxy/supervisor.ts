@@ -62,6 +62,7 @@ export interface HaproxySupervisorOptions {
 /** haproxy.spawned: a change in progress (`spawning`), its new process (`PID`), processes to stop (`stop PID`). */
 interface SpawnRecord { spawning: boolean; pids: number[]; stray: number[] }
 
+/** What applying a configuration did to a router's haproxy. */
 export type ApplyOutcome = 'started' | 'reloaded' | 'unchanged';
 
 export interface HaproxyStatus {

@@ -41,12 +41,14 @@ export interface DaemonOptions {
   log?: (event: string, fields?: Record<string, unknown>) => void;
 }
 
+/** One router as the metadata daemon serves it: its namespace, the addresses it listens on, open connections. */
 export interface RouterStatus {
   namespace: string;
   listening: string[];
   connections: number;
 }
 
+/** The metadata daemon's answer to a status request: its pid, the routers it serves, its resident memory. */
 export interface DaemonStatus {
   pid: number;
   routers: RouterStatus[];
