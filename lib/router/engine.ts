@@ -35,7 +35,7 @@ import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
-import { WarmCache, deepFreeze, fileIdentity } from './warm-cache.js';
+import { StoredModels, WarmCache, deepFreeze, fileIdentity } from './warm-cache.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
 import { snapshotHash } from './state/nat-log.js';
@@ -108,6 +108,8 @@ export class EngineCaches {
   private readonly objects: LruMap<string, { key: string; objs: NftObject[] }>;
   /** Routers kept warm for the fast way of NAT commands (warm-cache.ts). */
   readonly warm = new WarmCache();
+  /** The stored model of large routers, frozen, by its text (warm-cache.ts StoredModels). */
+  readonly stored = new StoredModels();
   constructor(max = 32) {
     this.objects = new LruMap(max);
   }
@@ -392,7 +394,9 @@ export class RouterEngine {
       // model untouched says so ('unchanged'), which spares serialising it (~10 ms for 10,000 rules, cold)
       const next = verdict === 'unchanged' && text !== undefined ? text : StateStore.serialize(model);
       const unchanged = next === text;
-      const before = text === undefined ? undefined : unchanged ? model : this.store.parse(ns, text);
+      // (a large router's model as stored is kept frozen by the command that saved it: no second parse)
+      const before = text === undefined ? undefined : unchanged ? model
+        : (this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined) ?? this.store.parse(ns, text);
       phases.mark('mutate');
       // a scoped command's checks of the rest of the router, run after the answer (reconcileWithin)
       let rest: (() => Promise<void>) | undefined;
@@ -416,13 +420,18 @@ export class RouterEngine {
         throw wrap(err, `reconciling ${ns}`);
       }
       if (verdict === 'delete') {
+        this.caches.stored.drop(this.stateDir, ns);
         this.committed(ns, undefined);
         phases.mark('save');
         this.opts.onChanged?.(phases.times, undefined);
         return undefined;
       }
       this.committed(ns, model);
-      this.keepWarm(ns, model, next, cmd, !unchanged);
+      // a large router's model is kept frozen as stored (so the caller gets it frozen, as from the fast way)
+      const large = this.isLarge(model, next);
+      if (large) this.caches.stored.set(this.stateDir, ns, next, model);
+      else this.caches.stored.drop(this.stateDir, ns);
+      this.keepWarm(ns, large ? model : undefined, model, next, cmd, !unchanged);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
@@ -755,19 +764,16 @@ export class RouterEngine {
 
   /**
    * After a full change: keep the router warm for the fast way when the command was a NAT command on a large
-   * router and its reconcile compiled this very model (else forget it). The model is parsed again from its text
-   * (the caller keeps the one it got) and frozen.
+   * router and its reconcile compiled this very model (else forget it). `frozen`: the model, frozen as stored
+   * (StoredModels; else it is parsed again from its text).
    */
-  private keepWarm(ns: string, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
+  private keepWarm(ns: string, frozen: RouterModel | undefined, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
     const warm = this.caches.warm;
-    const min = this.opts.fastNat === false ? undefined : this.opts.fastNat?.minEntries ?? 256;
-    const minLength = this.opts.fastNat === false ? undefined : this.opts.fastNat?.minStateLength ?? 65_536;
     const c = this.lastCompiled;
     const s = this.lastNftSync;
     const netns = this.kernel.netnsIdentity(ns);
     const file = this.store.savedMark(ns);
-    if (min === undefined || minLength === undefined || this.plan || !cmd || !NAT_COMMANDS.has(cmd.command)
-      || (m.staticNats.length + m.portForwards.length < min && text.length < minLength)
+    if (!cmd || !NAT_COMMANDS.has(cmd.command) || !this.isLarge(m, text)
       || c?.key !== text || s?.fingerprint === undefined || s.generation === undefined || netns === undefined || file === undefined
       // a NAT log the command did not replace (it saved nothing) is left to the next full command
       || (!saved && fileIdentity(this.store.natLogOf(ns)) !== undefined)) {
@@ -775,10 +781,25 @@ export class RouterEngine {
       return;
     }
     warm.set(this.stateDir, ns, {
-      file, model: deepFreeze(this.store.parse(ns, text)), compiled: { ...c.compiled, natted: nattedCounts(m) },
+      file, model: frozen ?? deepFreeze(this.store.parse(ns, text)), compiled: { ...c.compiled, natted: nattedCounts(m) },
       stamp: { fingerprint: s.fingerprint, generation: s.generation, netns },
       log: { base: snapshotHash(text), bytes: 0, records: 0 },
     });
+  }
+
+  /** Does this engine keep large routers between commands (a process that runs more than one; not a plan)? */
+  private keepsLarge(): boolean {
+    return this.opts.fastNat !== false && !this.plan;
+  }
+
+  /**
+   * A router worth keeping between commands (fastNat's thresholds): ≥ `minEntries` static NATs and port forwards
+   * or a saved state of ≥ `minStateLength` characters.
+   */
+  private isLarge(m: RouterModel, text: string): boolean {
+    if (!this.keepsLarge()) return false;
+    const f = this.opts.fastNat || {};
+    return m.staticNats.length + m.portForwards.length >= (f.minEntries ?? 256) || text.length >= (f.minStateLength ?? 65_536);
   }
 
   /** Interface indexes of links in a router namespace (none asked: no namespace opened). */

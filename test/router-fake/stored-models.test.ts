@@ -1,0 +1,68 @@
+/**
+ * A large router's stored model is kept frozen by the command that saved it (warm-cache.ts StoredModels): the
+ * next full command takes it as its model before the change instead of parsing the state a second time — and
+ * nothing in a command writes into it. On the fake kernel: the parses counted, against an engine that keeps
+ * nothing (fastNat false, the cold CLI's setting), with the same tables and stored state either way.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RouterEngine } from '../../lib/router/engine.js';
+import { runCommand } from '../../lib/router/command-table.js';
+import { requestFromValues } from '../../lib/router/contract/plain-values.js';
+import type { CommandInputs } from '../../lib/router/contract/inputs.js';
+import type { EngineCommand } from '../../lib/router/contract/types.js';
+import { FakeKernel } from '../../lib/router/fake-kernel.js';
+import { ROUTER_TABLE } from '../../lib/router/router-table.js';
+import { StateStore } from '../../lib/router/state/store.js';
+
+const NS = 'cs-net-42';
+const untagged = { publicVlan: 'untagged', publicGateway: '203.0.113.1', publicCidr: '203.0.113.0/24' } as const;
+
+function side(dir: string, keeps: boolean) {
+  const k = new FakeKernel({ devices: ['eth1'] });
+  const d = mkdtempSync(join(dir, keeps ? 'keeps-' : 'none-'));
+  const engine = new RouterEngine({ stateDir: d, devices: { guest: 'eth1', public: 'eth1' }, kernel: k, ...(keeps ? {} : { fastNat: false as const }) });
+  let parses = 0;
+  const parse = engine.store.parse.bind(engine.store);
+  engine.store.parse = (ns, text) => { parses++; return parse(ns, text); };
+  const run = <C extends EngineCommand>(c: C, input: CommandInputs[C]) => runCommand(engine, requestFromValues(c, input, { networkDetails: {} }));
+  return { k, engine, dir: d, run, parses: () => { const n = parses; parses = 0; return n; } };
+}
+
+test('a large router: the next full command parses its state once (the model before it kept frozen); the same outcome as without', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-stored-'));
+  try {
+    const keeps = side(dir, true);
+    const none = side(dir, false);
+    const rules = Array.from({ length: 800 }, (_, i) => ({ type: 'ingress' as const, protocol: 'tcp' as const, portStart: 1000 + i, publicIp: '203.0.113.10' }));
+    for (const s of [keeps, none]) {
+      await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
+      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
+      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules } });
+      assert.ok(s.engine.store.read(NS)!.length >= 65_536, 'a large router');
+      s.parses();
+      // full-way commands that change the router (public IPs, DHCP entries, the firewall again)
+      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged });
+      await s.run('add-dhcp-entry', { networkId: 42, mac: '02:00:00:00:00:05', ip: '10.42.0.5', hostname: 'vm5' });
+      await s.run('release-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged });
+      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules: rules.slice(1) } });
+    }
+    assert.is(keeps.parses(), 4, 'keeps: one parse per command (the model to change)');
+    assert.is(none.parses(), 8, 'control: two per command (the model before it parsed again)');
+    const tables = await Promise.all([keeps, none].map((s) => s.k.nftOf(NS).list(ROUTER_TABLE)));
+    const strip = (x: unknown): string => JSON.stringify(x, (key, v) => (key === 'handle' ? undefined : v));
+    assert.is(strip(tables[0]), strip(tables[1]), 'the same router table');
+    assert.is(new StateStore(keeps.dir).read(NS), new StateStore(none.dir).read(NS), 'the same stored state');
+    // the model a command returns on a large router is the one kept: frozen, as from the fast way
+    const m = keeps.engine.store.load(NS)!;
+    const returned = await keeps.engine.change(NS, () => m, (x) => { x.extra = { ...x.extra }; });
+    assert.ok(returned && Object.isFrozen(returned) && Object.isFrozen(returned.publicIps), 'returned frozen');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
