@@ -137,6 +137,21 @@ export function naFrame(o: { src: string; saddr: string; target: string; dst?: s
   return icmp6Frame({ src: o.src, dst: o.dst ?? '33:33:00:00:00:01', saddr: o.saddr, daddr: o.daddr ?? 'ff02::1', type: 136, body });
 }
 
+/**
+ * The frame with 802.1Q tags inserted after its MAC addresses, outermost first: `[0]` is a priority tag (VID 0,
+ * which Linux receives as untagged), `[100, 200]` a double tag (802.1ad outer, 802.1Q inner), `tpid` forces the
+ * outer tag's type.
+ */
+export function vlanTagged(frame: Buffer, vids: number[], tpid?: number): Buffer {
+  const tags = vids.map((vid, i) => {
+    const t = Buffer.alloc(4);
+    t.writeUInt16BE(i === 0 ? (tpid ?? (vids.length > 1 ? 0x88a8 : 0x8100)) : 0x8100, 0);
+    t.writeUInt16BE(vid & 0xfff, 2);
+    return t;
+  });
+  return Buffer.concat([frame.subarray(0, 12), ...tags, frame.subarray(12)]);
+}
+
 /** Send frames out of `ifname` in namespace `ns` (AF_PACKET), `repeat` times each. */
 export function sendFrames(ns: string, ifname: string, frames: Buffer[], repeat = 1): void {
   const h = NetnsHandle.open(ns);

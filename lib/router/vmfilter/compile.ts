@@ -408,6 +408,9 @@ function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   const c = names.fwd(t.id);
   r(c, [N.lookup(N.F.iifname, names.o('router_ports')), N.ret()]);
   if (t.strict) r(c, [N.lookup(E, names.o('nic_mac'), '!='), N.drop()], 'unknown MAC (strict)');
+  // the guards below match untagged frames; Linux takes a priority-tagged one (VID 0) as untagged, and nothing
+  // tagged belongs on a guest bridge (VLAN segments are untagged by their device before the bridge)
+  r(c, [N.match(N.payload('ether', 'type'), N.anonSet([0x8100, 0x88a8])), N.drop()], 'VLAN-tagged (802.1Q, 802.1ad)');
   for (const g of guardsFromNics(t)) r(c, g);
   r(c, [...arpMatch('saddr ip', t.router.ip4.length === 1 ? t.router.ip4[0] : N.anonSet(t.router.ip4)), N.drop()], 'the router\'s addresses');
   r(c, [etherType('ip'), N.ip.saddr(t.router.ip4), N.drop()], 'the router\'s addresses');

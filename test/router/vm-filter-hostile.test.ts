@@ -1,0 +1,55 @@
+/**
+ * A hostile guest against the guest-segment filter, beyond the basic spoofing of vm-filter.test.ts: frames in
+ * 802.1Q/802.1ad tags (a priority tag, VID 0, is received by Linux as untagged), … Every blocked probe has a
+ * positive control in the same test.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { inScratch, waitFor } from '../helpers/topo.js';
+import { requireSandbox } from '../helpers/sandbox.js';
+import { killRouterDaemons } from '../helpers/daemons.js';
+import { BROADCAST, RaListener, arpFrame, raFrame, sendFrames, vlanTagged } from '../helpers/frames.js';
+import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
+import { afterLocktime, neighMac, reach, setNeigh, strangerVm, vmfTopo } from '../helpers/vmfilter.js';
+
+requireSandbox();
+
+test('VLAN-tagged frames (priority tag VID 0, VID 5, double tag) claim nothing: no ARP for vm1 or the gateway, no RA to vm1; an unprotected port gets them', async () => {
+  await inScratch((s) => vmfTopo(s), async (t, _procs, s) => {
+    const { vm1, vm2, router, ns } = t;
+    const x = strangerVm(s, t.h, t.bridge, '10.1.1.60');
+    const y = strangerVm(s, t.h, t.bridge, '10.1.1.61'); // unknown and silent: its port is not protected
+    assert.ok(await reach(vm1.ns, router.ip) && await reach(x.ns, router.ip), 'vm1 and the stranger reach the router');
+    assert.is(neighMac(ns, router.ifname, vm1.ip), vm1.mac);
+    assert.is(neighMac(vm1.ns, 'eth0', router.ip), router.mac);
+    setNeigh(y.ns, 'eth0', vm1.ip, '02:de:ad:00:00:09');
+    const l1 = new RaListener(vm1.ns);
+    const ly = new RaListener(y.ns);
+    try {
+      await afterLocktime();
+      const forged = (src: string) => [
+        arpFrame({ src, dst: router.mac, op: 2, spa: vm1.ip, tha: router.mac, tpa: router.ip }),
+        arpFrame({ src, dst: vm1.mac, op: 2, spa: router.ip, tha: vm1.mac, tpa: vm1.ip }),
+        arpFrame({ src, dst: BROADCAST, op: 1, spa: vm1.ip, tpa: vm1.ip }),
+        raFrame({ src, saddr: linkLocalOf(src), prefix: 'fd66::' }),
+      ];
+      const tagged = (src: string) => forged(src).flatMap((f) => [vlanTagged(f, [0]), vlanTagged(f, [5]), vlanTagged(f, [0, 0]), vlanTagged(f, [0], 0x88a8)]);
+      sendFrames(x.ns, 'eth0', tagged(x.mac), 3);
+      sendFrames(vm2.ns, 'eth0', tagged(vm2.mac), 3);
+      // control: the same priority-tagged frames reach a port nothing protects, and Linux takes them as untagged
+      assert.ok(await waitFor(() => neighMac(y.ns, 'eth0', vm1.ip) === x.mac), 'control: the silent stranger took the tagged ARP for vm1\'s address');
+      assert.ok(await waitFor(() => ly.poll().has(x.mac)), 'control: and the tagged RA');
+      assert.is(neighMac(ns, router.ifname, vm1.ip), vm1.mac, 'router: vm1 is still at vm1');
+      assert.is(neighMac(vm1.ns, 'eth0', router.ip), router.mac, 'vm1: the gateway is still the router');
+      l1.poll();
+      assert.is(l1.sources.has(x.mac), false, 'no tagged RA from the stranger reached vm1');
+      assert.is(l1.sources.has(vm2.mac) || ly.sources.has(vm2.mac), false, 'nor from vm2 (a known NIC sends no tagged frame)');
+      assert.ok(await reach(vm1.ns, router.ip), 'vm1 still reaches the router');
+    } finally {
+      l1.close();
+      ly.close();
+    }
+  }, { stop: killRouterDaemons });
+});
+
+test.run();
