@@ -5,12 +5,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inScratch, waitFor } from '../helpers/topo.js';
+import { inScratch, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { killRouterDaemons } from '../helpers/daemons.js';
-import { BROADCAST, RaListener, arpFrame, raFrame, sendFrames, vlanTagged } from '../helpers/frames.js';
+import { BROADCAST, RaListener, arpFrame, raFrame, sendFrames, udp6Frame, vlanTagged } from '../helpers/frames.js';
 import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
-import { afterLocktime, neighMac, reach, setNeigh, strangerVm, vmfTopo } from '../helpers/vmfilter.js';
+import { afterLocktime, countArrivals, neighMac, reach, setNeigh, strangerVm, vmfTopo } from '../helpers/vmfilter.js';
 
 requireSandbox();
 
@@ -45,6 +45,39 @@ test('VLAN-tagged frames (priority tag VID 0, VID 5, double tag) claim nothing: 
       assert.is(l1.sources.has(x.mac), false, 'no tagged RA from the stranger reached vm1');
       assert.is(l1.sources.has(vm2.mac) || ly.sources.has(vm2.mac), false, 'nor from vm2 (a known NIC sends no tagged frame)');
       assert.ok(await reach(vm1.ns, router.ip), 'vm1 still reaches the router');
+    } finally {
+      l1.close();
+      ly.close();
+    }
+  }, { stop: killRouterDaemons });
+});
+
+test('a network without IPv6 on the router: no router advertisement or DHCPv6 reply from vm2 (or an unknown MAC) reaches vm1; other IPv6 does, and an unprotected port gets them', async () => {
+  await inScratch((s) => vmfTopo(s, { ipv6: false }), async (t, _procs, s) => {
+    const { vm1, vm2, router } = t;
+    const x = strangerVm(s, t.h, t.bridge, '10.1.1.62');
+    const y = strangerVm(s, t.h, t.bridge, '10.1.1.63'); // unknown and silent: its port is not protected
+    assert.ok(await reach(vm1.ns, router.ip) && await reach(vm2.ns, router.ip), 'vm1 and vm2 have sent frames: their ports are protected');
+    const l1 = new RaListener(vm1.ns);
+    const ly = new RaListener(y.ns);
+    const ll1 = linkLocalOf(vm1.mac);
+    const arrived = countArrivals(vm1.ns, { dhcp6: 'udp sport 547 udp dport 546', control: 'udp sport 5547 udp dport 546' });
+    try {
+      const frames = (src: string, sport: number) => [
+        raFrame({ src, saddr: linkLocalOf(src), prefix: 'fd66::' }),
+        udp6Frame({ src, dst: vm1.mac, saddr: linkLocalOf(src), daddr: ll1, sport, dport: 546 }),
+      ];
+      sendFrames(vm2.ns, 'eth0', frames(vm2.mac, 547), 3);
+      sendFrames(x.ns, 'eth0', frames(x.mac, 547), 3);
+      // controls: vm2's other IPv6 reaches vm1 (the same datagram from another port), the RA reaches a port nothing protects
+      sendFrames(vm2.ns, 'eth0', [udp6Frame({ src: vm2.mac, dst: vm1.mac, saddr: linkLocalOf(vm2.mac), daddr: ll1, sport: 5547, dport: 546 })], 3);
+      assert.ok(await waitFor(() => arrived().control === 3), `control: vm2's IPv6 datagram reached vm1 ${JSON.stringify(arrived())}`);
+      assert.ok(await waitFor(() => ly.poll().has(x.mac)), 'control: the stranger\'s RA reaches an unprotected port');
+      l1.poll();
+      assert.is(l1.sources.has(vm2.mac) || ly.sources.has(vm2.mac), false, 'vm2\'s RA reached no one');
+      assert.is(l1.sources.has(x.mac), false, 'the stranger\'s RA did not reach vm1');
+      assert.is(arrived().dhcp6, 0, 'no DHCPv6 reply reached vm1');
+      assert.is(nsTry(vm1.ns, ['ip', '-6', 'addr']).stdout.includes('fd66:'), false, 'vm1 took no address from a forged prefix');
     } finally {
       l1.close();
       ly.close();

@@ -340,10 +340,10 @@ export function compileFilter(v: FilterView): NftObject[] {
 function guardsFromNics(t: TierView): Stmt[][] {
   const g: Stmt[][] = [];
   if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(67), N.udp.dport(68), N.drop()]);
-  if (t.router.ip6.length) {
-    g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
-    g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
-  }
+  // on every network, IPv6 on the router or not: guests' stacks take advertisements on an IPv4-only network too
+  // (a rogue router would get their IPv6 traffic)
+  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
+  g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-redirect'), N.drop()]);
   g.push([etherType('ip'), N.meta.l4proto('icmp'), N.icmp.type('redirect'), N.drop()]);
   return g;
