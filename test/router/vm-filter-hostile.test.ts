@@ -5,7 +5,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inScratch, nsTry, waitFor } from '../helpers/topo.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as T from '../../lib/router/contract/types.js';
+import { runCommand } from '../../lib/router/command-table.js';
+import { vmDir } from '../../lib/services/metadata/index.js';
+import { guestGet, passwordRequest } from '../helpers/metadata.js';
+import { inScratch, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { killRouterDaemons } from '../helpers/daemons.js';
 import { BROADCAST, RaListener, arpFrame, raFrame, sendFrames, udp6Frame, vlanTagged } from '../helpers/frames.js';
@@ -82,6 +88,58 @@ test('a network without IPv6 on the router: no router advertisement or DHCPv6 re
       l1.close();
       ly.close();
     }
+  }, { stop: killRouterDaemons });
+});
+
+/** A guest taking over `ip` (and `mac`, when given) as its own; its next packets ask for the router's MAC again. */
+function takeOver(ns: string, ip: string, mac: string): void {
+  nsExec(ns, ['ip', 'link', 'set', 'eth0', 'address', mac]);
+  nsExec(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+  nsExec(ns, ['ip', 'neigh', 'flush', 'all']);
+}
+function giveBack(ns: string, ip: string, mac: string): void {
+  nsExec(ns, ['ip', 'addr', 'del', `${ip}/24`, 'dev', 'eth0']);
+  nsExec(ns, ['ip', 'link', 'set', 'eth0', 'address', mac]);
+  nsExec(ns, ['ip', 'neigh', 'flush', 'all']);
+}
+
+test('strict network: vm2 with vm1\'s MAC and address reads none of vm1\'s data and cannot consume its password; vm1 gets it. Not strict, vm1 away: the documented limit', async () => {
+  await inScratch((s) => vmfTopo(s, { strict: true }), async (t) => {
+    const { vm1, vm2, router, engine, net, h } = t;
+    const rows = [
+      { dir: 'userdata', file: 'user-data', content: 'secret_of: vm1\n' },
+      { dir: 'metadata', file: 'instance-id', content: 'i-vm1' },
+      { dir: 'password', file: 'vm_password', content: 'Pw-of-vm1' },
+    ];
+    await runCommand(engine, { command: 'save-vm-data', ...net, ip: vm1.ip, vmData: { value: rows, source: 'payload.vm_data' } } as T.SaveVmDataRequest);
+    await runCommand(engine, { command: 'save-vm-data', ...net, ip: vm2.ip, vmData: { value: [{ dir: 'metadata', file: 'instance-id', content: 'i-vm2' }], source: 'payload.vm_data' } } as T.SaveVmDataRequest);
+    const pending = () => existsSync(join(vmDir(t.stateDir, t.ns, vm1.ip), 'password-1'));
+    assert.ok(await reach(vm1.ns, router.ip), 'vm1 is up: its MAC is bound to its port');
+    assert.equal(guestGet(vm1.ns, `http://${router.ip}/latest/meta-data/instance-id`), { status: 200, body: 'i-vm1' }, 'control: vm1 reads its own');
+    assert.equal(guestGet(vm2.ns, `http://${router.ip}/latest/meta-data/instance-id`), { status: 200, body: 'i-vm2' }, 'control: vm2 reads its own');
+    // vm2 becomes vm1: its MAC and address
+    takeOver(vm2.ns, vm1.ip, vm1.mac);
+    const spoof = { from: vm1.ip };
+    for (const path of ['/latest/user-data', '/latest/meta-data/instance-id']) {
+      const r = guestGet(vm2.ns, `http://${router.ip}${path}`, {}, spoof);
+      assert.not.match(r.body, /vm1/, `${path}: nothing of vm1 (${r.status})`);
+    }
+    assert.not.match(passwordRequest(vm2.ns, router.ip, 'send_my_password', spoof).body, 'Pw-of-vm1');
+    passwordRequest(vm2.ns, router.ip, 'saved_password', spoof);
+    assert.ok(pending(), 'vm1\'s password is still pending');
+    giveBack(vm2.ns, vm1.ip, vm2.mac);
+    // control: vm1 (still on its port) gets its password, once
+    nsExec(vm1.ns, ['ip', 'neigh', 'flush', 'all']);
+    assert.equal(passwordRequest(vm1.ns, router.ip, 'send_my_password'), { status: 200, body: 'Pw-of-vm1' }, 'vm1 gets its password');
+    assert.equal(passwordRequest(vm1.ns, router.ip, 'saved_password'), { status: 200, body: 'saved_password' });
+    assert.not.ok(pending(), 'acknowledged by vm1');
+
+    // the limit (docs/vm-filter.md, docs/metadata.md): not strict, vm1's VM away — vm2 with its MAC and address is vm1
+    await runCommand(engine, { command: 'save-password', ...net, ip: vm1.ip, password: 'Pw2-of-vm1', vmFilterStrict: false } as T.SavePasswordRequest);
+    h.netlink.linkSetDown(vm1.port);
+    takeOver(vm2.ns, vm1.ip, vm1.mac);
+    assert.ok(await waitFor(() => guestGet(vm2.ns, `http://${router.ip}/latest/meta-data/instance-id`, {}, spoof).body === 'i-vm1', 5000), 'not strict: served');
+    assert.equal(passwordRequest(vm2.ns, router.ip, 'send_my_password', spoof).body, 'Pw2-of-vm1', 'not strict: the password too');
   }, { stop: killRouterDaemons });
 });
 
