@@ -137,6 +137,37 @@ export function naFrame(o: { src: string; saddr: string; target: string; dst?: s
   return icmp6Frame({ src: o.src, dst: o.dst ?? '33:33:00:00:00:01', saddr: o.saddr, daddr: o.daddr ?? 'ff02::1', type: 136, body });
 }
 
+/**
+ * A DHCP client message (BOOTREQUEST) from 0.0.0.0:68 to 255.255.255.255:67, as a client without an address
+ * sends it: message type `type` (4 DECLINE, 7 RELEASE, …) for hardware address `chaddr`, with the requested
+ * address (option 50) and the server identifier (54).
+ */
+export function dhcpClientFrame(o: { src: string; chaddr: string; type: number; requested: string; server: string; ciaddr?: string }): Buffer {
+  const b = Buffer.alloc(240);
+  b[0] = 1; b[1] = 1; b[2] = 6;
+  b.writeUInt32BE(0x4e520001, 4);
+  ip4Bytes(o.ciaddr ?? '0.0.0.0').copy(b, 12);
+  macBytes(o.chaddr).copy(b, 28);
+  b.writeUInt32BE(0x63825363, 236);
+  const opts = Buffer.concat([Buffer.from([53, 1, o.type, 50, 4]), ip4Bytes(o.requested), Buffer.from([54, 4]), ip4Bytes(o.server), Buffer.from([255])]);
+  return udp4Frame({ src: o.src, dst: BROADCAST, saddr: '0.0.0.0', daddr: '255.255.255.255', sport: 68, dport: 67, payload: Buffer.concat([b, opts]) });
+}
+
+/**
+ * The frame with 802.1Q tags inserted after its MAC addresses, outermost first: `[0]` is a priority tag (VID 0,
+ * which Linux receives as untagged), `[100, 200]` a double tag (802.1ad outer, 802.1Q inner), `tpid` forces the
+ * outer tag's type.
+ */
+export function vlanTagged(frame: Buffer, vids: number[], tpid?: number): Buffer {
+  const tags = vids.map((vid, i) => {
+    const t = Buffer.alloc(4);
+    t.writeUInt16BE(i === 0 ? (tpid ?? (vids.length > 1 ? 0x88a8 : 0x8100)) : 0x8100, 0);
+    t.writeUInt16BE(vid & 0xfff, 2);
+    return t;
+  });
+  return Buffer.concat([frame.subarray(0, 12), ...tags, frame.subarray(12)]);
+}
+
 /** Send frames out of `ifname` in namespace `ns` (AF_PACKET), `repeat` times each. */
 export function sendFrames(ns: string, ifname: string, frames: Buffer[], repeat = 1): void {
   const h = NetnsHandle.open(ns);

@@ -97,3 +97,42 @@ export async function metadataNetwork(s: Scratch, subnet: string, macs: string[]
   });
   return t;
 }
+
+/** A node script run in a guest: raw bytes to ip:port, prints what came back (base64) when the peer closes or after ms. */
+const RAW_CLIENT = `
+const net = require('node:net');
+const [ip, port, b64, ms] = process.argv.slice(1);
+const chunks = [];
+const c = net.connect(Number(port), ip, () => c.write(Buffer.from(b64, 'base64')));
+const done = () => { process.stdout.write(Buffer.concat(chunks).toString('base64')); process.exit(0); };
+c.on('data', (d) => chunks.push(d));
+c.on('close', done);
+c.on('error', done);
+setTimeout(() => { c.destroy(); done(); }, Number(ms));
+`;
+
+/** Send raw bytes from guest `ns` to ip:port over TCP; what the server answered before closing (or within `ms`). */
+export function rawHttp(ns: string, ip: string, port: number, payload: Buffer | string, ms = 3000): string {
+  const b = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  const r = nsTry(ns, [process.execPath, '-e', RAW_CLIENT, ip, String(port), b.toString('base64'), String(ms)], ms + 10_000);
+  return Buffer.from(r.stdout, 'base64').toString('latin1');
+}
+
+/**
+ * A slow client in guest `ns` (slowloris): keeps `count` connections to each of `targets` ("ip:port") open, each
+ * sending a header line now and then and never finishing its request; a connection the server closes is opened
+ * again. Prints the number of connections it has made so far, one line per second. Kill it by pid.
+ */
+export const SLOW_CLIENT = `
+const net = require('node:net');
+const [count, ...targets] = process.argv.slice(1);
+let made = 0;
+function open(ip, port) {
+  const c = net.connect(Number(port), ip, () => { made++; c.write('GET /latest/user-data HTTP/1.1\\r\\nHost: x\\r\\n'); });
+  const t = setInterval(() => c.write('X-a: b\\r\\n'), 1000);
+  c.on('error', () => {});
+  c.on('close', () => { clearInterval(t); setTimeout(() => open(ip, port), 50); });
+}
+for (const tg of targets) { const [ip, port] = tg.split(':'); for (let i = 0; i < Number(count); i++) open(ip, port); }
+setInterval(() => process.stdout.write(made + '\\n'), 1000);
+`;

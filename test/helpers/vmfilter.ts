@@ -18,7 +18,7 @@ export const VM1_MAC = '02:aa:00:00:00:0a';
 export const VM2_MAC = '02:aa:00:00:00:0b';
 export const PREFIX6 = 'fd00:1::/64';
 
-export async function vmfTopo(s: Scratch, opts: { strict?: boolean; dhcp?: boolean } = {}) {
+export async function vmfTopo(s: Scratch, opts: { strict?: boolean; dhcp?: boolean; ipv6?: boolean } = {}) {
   const base = hostAndUpstream(s);
   const { engine, h } = base;
   const id = String(2000 + (parseInt(uid(4), 16) % 7000));
@@ -27,7 +27,7 @@ export async function vmfTopo(s: Scratch, opts: { strict?: boolean; dhcp?: boole
   const net = { networkId: id, namespace: ns };
   await runCommand(engine, {
     command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24'),
-    ip6Gateway: 'fd00:1::1', ip6Cidr: { family: 6, address: 'fd00:1::', prefix: 64 }, vmFilter: true, ...(opts.strict ? { vmFilterStrict: true } : {}),
+    ...(opts.ipv6 === false ? {} : { ip6Gateway: 'fd00:1::1', ip6Cidr: { family: 6 as const, address: 'fd00:1::', prefix: 64 } }), vmFilter: true, ...(opts.strict ? { vmFilterStrict: true } : {}),
   });
   if (opts.dhcp !== false) await runCommand(engine, { command: 'config-dhcp-subnet', ...net, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
   const bridge = `brvx-${vni}`;

@@ -340,10 +340,10 @@ export function compileFilter(v: FilterView): NftObject[] {
 function guardsFromNics(t: TierView): Stmt[][] {
   const g: Stmt[][] = [];
   if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(67), N.udp.dport(68), N.drop()]);
-  if (t.router.ip6.length) {
-    g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
-    g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
-  }
+  // on every network, IPv6 on the router or not: guests' stacks take advertisements on an IPv4-only network too
+  // (a rogue router would get their IPv6 traffic)
+  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
+  g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-redirect'), N.drop()]);
   g.push([etherType('ip'), N.meta.l4proto('icmp'), N.icmp.type('redirect'), N.drop()]);
   return g;
@@ -408,6 +408,9 @@ function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   const c = names.fwd(t.id);
   r(c, [N.lookup(N.F.iifname, names.o('router_ports')), N.ret()]);
   if (t.strict) r(c, [N.lookup(E, names.o('nic_mac'), '!='), N.drop()], 'unknown MAC (strict)');
+  // the guards below match untagged frames; Linux takes a priority-tagged one (VID 0) as untagged, and nothing
+  // tagged belongs on a guest bridge (VLAN segments are untagged by their device before the bridge)
+  r(c, [N.match(N.payload('ether', 'type'), N.anonSet([0x8100, 0x88a8])), N.drop()], 'VLAN-tagged (802.1Q, 802.1ad)');
   for (const g of guardsFromNics(t)) r(c, g);
   r(c, [...arpMatch('saddr ip', t.router.ip4.length === 1 ? t.router.ip4[0] : N.anonSet(t.router.ip4)), N.drop()], 'the router\'s addresses');
   r(c, [etherType('ip'), N.ip.saddr(t.router.ip4), N.drop()], 'the router\'s addresses');

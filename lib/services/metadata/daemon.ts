@@ -21,13 +21,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LruMap } from '../../util/lru-map.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
-import { bytesToIp, isIpv4 } from '../../util/ip.js';
+import { isIpv4 } from '../../util/ip.js';
 import { libc } from '../../sys/index.js';
 import { MetadataError } from './errors.js';
 import { handleMetadata, handlePassword } from './handlers.js';
 import { MAC_FILE, NS_NAME_RE, controlSocket, lockFile, pidFile, runDir, vmDir, vmdataRoot } from './layout.js';
 import { readListenSpec } from './listen-spec.js';
-import { RouterListeners, type ListenerLink, type ServiceKind } from './listeners.js';
+import { RouterListeners, peerAddress6, type ListenerLink, type ServiceKind } from './listeners.js';
 import { NeighbourView, requesterMatches, type Requester } from './requester.js';
 
 /** At most one refusal line per router and address in this time. */
@@ -53,19 +53,6 @@ export interface DaemonStatus {
   pid: number;
   routers: RouterStatus[];
   rssBytes: number;
-}
-
-/**
- * The IPv6 peer of a link-local listener's connection, read with getpeername(2): Node's remoteAddress names
- * the scope by its interface, which it looks up in the daemon's own namespace — where that index is another
- * interface or none (ENXIO).
- */
-function peerAddress6(sock: Socket): string | undefined {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (fd === undefined || fd < 0) return undefined;
-  const sa = libc.getpeername(fd);
-  if (sa.length < 24 || sa.readUInt16LE(0) !== libc.AF_INET6) return undefined;
-  return bytesToIp(sa.subarray(8, 24));
 }
 
 const defaultLog = (event: string, fields: Record<string, unknown> = {}) => {
@@ -103,7 +90,9 @@ export class MetadataDaemon {
     this.idleExitMs = opts.idleExitMs ?? 5000;
     this.log = opts.log ?? defaultLog;
     this.stopped = new Promise((r) => { this.resolveStopped = r; });
-    const serve = (kind: ServiceKind) => createHttpServer((req, res) => {
+    // timeouts are checked every connectionsCheckingInterval (Node's default 30 s would let a slow client hold
+    // its connection up to 40 s instead of headersTimeout's 10)
+    const serve = (kind: ServiceKind) => createHttpServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
       const ns = this.routerOf.get(req.socket);
       const handler = kind === 'metadata' ? handleMetadata : handlePassword;
       this.vmRoot(req.socket, ns, kind).then((root) => handler(req, res, root)).catch((e: Error) => {

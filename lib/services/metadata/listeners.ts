@@ -11,7 +11,7 @@ import { NetnsHandle } from '../../netns/handle.js';
 import { NETNS_RUN_DIR } from '../../sys/setns.js';
 import { libc } from '../../sys/index.js';
 import { tcpListenSocket, tcpListenSocket6 } from '../../sys/inet-socket.js';
-import { ipToBytes } from '../../util/ip.js';
+import { bytesToIp, ipToBytes } from '../../util/ip.js';
 import { MetadataError } from './errors.js';
 import { METADATA_PORT, PASSWORD_PORT, WELL_KNOWN_V6 } from './layout.js';
 
@@ -53,6 +53,26 @@ export function namespaceInode(ns: string): number {
 
 const key = (address: string, port: number) => `${address}:${port}`;
 
+/**
+ * Connections one source address may hold open to a router's listeners together (all its addresses and ports):
+ * a guest's agents fetch one request at a time; without it one guest could hold every slot of a listener
+ * (maxConnections) — its own tier's and, routed through the router, another tier's — and starve the rest.
+ */
+export const MAX_CONNECTIONS_PER_SOURCE = 16;
+
+/**
+ * The IPv6 peer of a link-local listener's connection, read with getpeername(2): Node's remoteAddress names
+ * the scope by its interface, which it looks up in the daemon's own namespace — where that index is another
+ * interface or none (ENXIO).
+ */
+export function peerAddress6(sock: Socket): string | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return undefined;
+  const sa = libc.getpeername(fd);
+  if (sa.length < 24 || sa.readUInt16LE(0) !== libc.AF_INET6) return undefined;
+  return bytesToIp(sa.subarray(8, 24));
+}
+
 /** Stop listening; resolves when the handle (and its fd) is closed — connections of the server are ours to end. */
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
@@ -61,9 +81,12 @@ function closeServer(server: Server): Promise<void> {
 export class RouterListeners {
   private readonly listeners = new Map<string, Listener>();
   private readonly connections = new Set<Socket>();
+  /** Open connections per source address (link-local ones with their interface). */
+  private readonly bySource = new Map<string, number>();
   private inode: number;
 
-  constructor(readonly namespace: string, private readonly sink: ConnectionSink, private readonly maxConnections = 256) {
+  constructor(readonly namespace: string, private readonly sink: ConnectionSink, private readonly maxConnections = 256,
+    private readonly maxPerSource = MAX_CONNECTIONS_PER_SOURCE) {
     this.inode = namespaceInode(namespace);
   }
 
@@ -159,9 +182,19 @@ export class RouterListeners {
   }
 
   private accept(sock: Socket, kind: ServiceKind, link?: ListenerLink): void {
-    this.connections.add(sock);
-    sock.once('close', () => this.connections.delete(sock));
     sock.on('error', () => sock.destroy());
+    const peer = link ? peerAddress6(sock) : sock.remoteAddress;
+    const source = link ? `${peer}%${link.ifindex}` : peer;
+    const held = source !== undefined && peer !== undefined ? (this.bySource.get(source) ?? 0) : Infinity;
+    if (held >= this.maxPerSource) return void sock.destroy();
+    this.bySource.set(source!, held + 1);
+    this.connections.add(sock);
+    sock.once('close', () => {
+      this.connections.delete(sock);
+      const n = (this.bySource.get(source!) ?? 1) - 1;
+      if (n > 0) this.bySource.set(source!, n);
+      else this.bySource.delete(source!);
+    });
     this.sink(sock, this.namespace, kind, link);
   }
 
@@ -170,7 +203,7 @@ export class RouterListeners {
     const servers = [...this.listeners.values()].map((l) => l.server);
     this.listeners.clear();
     for (const c of this.connections) c.destroy();
-    this.connections.clear();
+    this.connections.clear(); // bySource empties as their 'close' events come
     await Promise.all(servers.map(closeServer));
   }
 }
