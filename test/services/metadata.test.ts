@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Scratch, nsTry, waitFor } from '../helpers/topo.js';
@@ -16,6 +16,8 @@ import {
   daemonPid, daemonStatus, listenFile, metadataTarget, startDaemon, stopDaemon, syncRouter, vmDir,
 } from '../../lib/services/metadata/index.js';
 import { NeighbourView, requesterMatches } from '../../lib/services/metadata/requester.js';
+import { NetlinkError } from '../../lib/netlink/errors.js';
+import type { NetlinkHandle } from '../../lib/netlink/handle.js';
 import { rejected } from '../helpers/expect.js';
 
 requireSandbox();
@@ -201,6 +203,45 @@ test('requester: only a confirmed neighbour entry counts; any other is resolved 
     assert.ok(requesterMatches(undefined, none), 'no MAC recorded: the address alone decides (documented as unprotected)');
     assert.ok(requesterMatches(guestMac.toUpperCase(), { mac: guestMac, state: 'reachable' }));
     assert.equal(await v.requester('10.99.9.9', '10.66.1.10'), { state: 'no-interface' }, 'a local address on no interface');
+  } finally {
+    v?.close();
+    s.cleanup();
+  }
+});
+
+test('requester: no room in the neighbour table (ENOBUFS) is asked again until the deadline, then "table-full" — refused, never a fault', async () => {
+  const s = new Scratch();
+  let v: NeighbourView | undefined;
+  try {
+    const a = routerAndGuest(s, '10.67.1.1', '10.67.1.10');
+    const router = s.handle(a.router);
+    const dev = router.netlink.addrList({ family: 4 }).find((x) => x.ip === '10.67.1.1')!.dev!;
+    const guestMac = s.handle(a.guest).netlink.linkGet('eth0').mac!;
+    v = new NeighbourView(a.router, 600);
+    // the kernel's answer to NTF_USE while the host's one neighbour table is at gc_thresh3 with recent entries (seen
+    // with the table held full), made here: filling that table would cut off every namespace of the machine
+    const nl = (v as unknown as { netlink(): NetlinkHandle }).netlink();
+    const resolve = nl.neighResolve.bind(nl);
+    let refusals = 0;
+    let limit = 3;
+    nl.neighResolve = (d, ip) => {
+      if (refusals < limit) {
+        refusals++;
+        throw new NetlinkError(osConstants.errno.ENOBUFS, `RTM_NEWNEIGH (use) ${ip}`);
+      }
+      resolve(d, ip);
+    };
+    assert.equal(await v.requester('10.67.1.1', '10.67.1.10'), { mac: guestMac, state: 'reachable' }, 'room again: resolved, the guest answered');
+    assert.is(refusals, 3);
+    router.netlink.neighDel({ dev, ip: '10.67.1.10' });
+    refusals = 0;
+    limit = Infinity;
+    const t0 = Date.now();
+    const full = await v.requester('10.67.1.1', '10.67.1.10');
+    assert.equal(full, { state: 'table-full' });
+    assert.ok(Date.now() - t0 >= 550 && refusals > 3, `asked again until the deadline (${refusals} times)`);
+    assert.not.ok(requesterMatches(guestMac, full), 'refused: never served by address');
+    assert.is(router.netlink.neighGet(dev, '10.67.1.10'), undefined, 'nothing left in the table');
   } finally {
     v?.close();
     s.cleanup();

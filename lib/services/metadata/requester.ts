@@ -9,7 +9,8 @@
  * other (STALE, DELAY, PROBE: a MAC learnt earlier, not confirmed since; INCOMPLETE, FAILED, none) is
  * resolved again: the entry is deleted and the kernel asked to resolve the address now (NTF_USE), which
  * broadcasts a request and records whoever answers. No confirmed answer within the deadline → no MAC, and
- * the caller refuses: there is never a fall-back to the address alone.
+ * the caller refuses: there is never a fall-back to the address alone. A kernel without room for the entry
+ * (ENOBUFS: the host's neighbour table full) is asked again until the deadline, not taken as a fault.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +23,10 @@ import type { Neigh } from '../../netlink/neigh.js';
 export interface Requester {
   /** The confirmed MAC, or undefined when none could be confirmed. */
   mac?: string;
-  /** Neighbour state it was read in, or why there is none ('no-interface', 'unresolved', 'failed'). */
+  /**
+   * Neighbour state it was read in, or why there is none ('no-interface', 'unresolved', 'failed', 'table-full':
+   * the kernel's neighbour table had no room for the entry until the deadline).
+   */
   state: string;
 }
 
@@ -105,10 +109,20 @@ export class NeighbourView {
 
   private async resolve(ifindex: number, ip: string): Promise<Requester> {
     const nl = this.netlink();
+    /** The kernel had no room for the entry at the last attempt (ENOBUFS). */
+    let tableFull = false;
     const restart = (n: Neigh | undefined): void => {
       // a PERMANENT/NOARP entry is an administrator's: never deleted (it is not confirmable either)
       if (n && n.state !== 'permanent' && n.state !== 'noarp') nl.neighDel({ dev: ifindex, ip }, { ifExists: true });
-      nl.neighResolve(ifindex, ip);
+      try {
+        nl.neighResolve(ifindex, ip);
+        tableFull = false;
+      } catch (e) {
+        // the host's neighbour table (one for all namespaces) is at gc_thresh3 with entries too recent to reclaim:
+        // room comes back as they age, so this is tried again until the deadline, like a waiting packet would be
+        if (!isNetlinkError(e, 'ENOBUFS')) throw e;
+        tableFull = true;
+      }
     };
     let n = nl.neighGet(ifindex, ip);
     if (n?.state === 'noarp') return { state: 'noarp' };
@@ -120,13 +134,17 @@ export class NeighbourView {
       n = nl.neighGet(ifindex, ip);
       if (confirmed(n)) return { mac: n.mac, state: n.state };
       if (n?.state === 'failed') return { state: 'failed' };
+      if (n === undefined && tableFull) {
+        restart(undefined);
+        continue;
+      }
       // an ARP request from the guest (or a packet of ours) replaced the probe by a STALE/DELAY entry
       if (n?.state !== 'incomplete') {
         if (++restarts > MAX_RESTARTS) break;
         restart(n);
       }
     }
-    return { state: 'unresolved' };
+    return { state: tableFull ? 'table-full' : 'unresolved' };
   }
 
   /** Forget the interfaces of the router's addresses (they may have changed). */
