@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import type { RouterModule } from '../../lib/router/router-module.js';
-import { addVm, cidr, nsTry, simulatedHost, uid, type Scratch } from './topo.js';
+import { addVm, cidr, guestTry, nsTry, simulatedHost, uid, type Scratch } from './topo.js';
 import { listenFile, vmDir } from '../../lib/services/metadata/layout.js';
 
 export interface HttpAnswer {
@@ -22,12 +22,17 @@ export interface RequestOptions {
   rawHeaders?: string[];
 }
 
-/** Request `url` from inside namespace `ns` with curl (path sent as written). status 0 = no connection. */
+/**
+ * Request `url` from inside namespace `ns` with curl (path sent as written). status 0 = no answer (a GET or HEAD is asked
+ * again only while the kernel's neighbour table overflowed: guestTry).
+ */
 export function guestGet(ns: string, url: string, headers: Record<string, string> = {}, opts: RequestOptions = {}): HttpAnswer {
   const h = [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...(opts.rawHeaders ?? [])].flatMap((x) => ['-H', x]);
   const method = opts.method === 'HEAD' ? ['-I'] : opts.method ? ['-X', opts.method] : [];
   const from = opts.from ? ['--interface', opts.from] : [];
-  const r = nsTry(ns, ['curl', '-s', '-m', '5', '--path-as-is', '-w', '\n%{http_code}', ...method, ...from, ...h, url], 10_000);
+  // a request that changes something (POST …) is never sent twice
+  const run = !opts.method || opts.method === 'GET' || opts.method === 'HEAD' ? guestTry : nsTry;
+  const r = run(ns, ['curl', '-s', '-m', '5', '--path-as-is', '-w', '\n%{http_code}', ...method, ...from, ...h, url], 10_000);
   const i = r.stdout.lastIndexOf('\n');
   const status = Number(r.stdout.slice(i + 1)) || 0;
   return { status, body: i >= 0 ? r.stdout.slice(0, i) : '' };

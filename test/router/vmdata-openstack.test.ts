@@ -17,7 +17,7 @@ import * as vd from '../../lib/router/vmdata/index.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { stopDaemon, vmDir } from '../../lib/services/metadata/index.js';
 import { deleteNetns } from '../../lib/netns/namespaces.js';
-import { Scratch, addVm, cidr, inScratch, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, cidr, guestTry, inScratch, nsExec, nsTry, simulatedHost, uid, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import { guestGet, metadataNetwork } from '../helpers/metadata.js';
@@ -74,7 +74,7 @@ interface OpenStackRead {
 }
 
 function readOpenStack(ns: string, base: string): OpenStackRead {
-  const r = nsTry(ns, ['/usr/bin/python3', '-c', OPENSTACK_READ, base], 60_000);
+  const r = guestTry(ns, ['/usr/bin/python3', '-c', OPENSTACK_READ, base], 60_000);
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as OpenStackRead;
 }
@@ -138,6 +138,7 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
     await save(tA, '10.17.1.11', rows('vm2', UUID2, '10.17.1.11'));
 
     // ── one NIC: cloud-init's reader at the well-known address ──────────────────────────────────
+    // guest requests (guestGet, guestTry) are asked again only while the machine's one neighbour table overflowed
     assert.equal(guestGet(vm1.ns, 'http://169.254.169.254/openstack'), {
       status: 200, body: '2012-08-10\n2013-04-04\n2013-10-17\n2015-10-15\n2016-06-30\n2016-10-06\n2017-02-22\n2018-08-27\nlatest',
     });
@@ -173,7 +174,7 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
     assert.not.match(JSON.stringify(r2), 'vm1');
 
     // ── EC2: cloud-init's Ec2 helpers at /2009-04-04/, and EC2 keys under /latest/meta-data/ ──────
-    const e = nsTry(vm1.ns, ['/usr/bin/python3', '-c', EC2_READ], 60_000);
+    const e = guestTry(vm1.ns, ['/usr/bin/python3', '-c', EC2_READ], 60_000);
     assert.is(e.status, 0, e.stderr);
     const ec2 = JSON.parse(e.stdout.trim().split('\n').pop()!) as { md: Record<string, any>; ud: string; net: { ethernets: Record<string, Record<string, unknown>> } };
     assert.is(ec2.md['instance-id'], UUID1);
@@ -200,7 +201,7 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
     const v6 = readOpenStack(vm1.ns, 'http://[fe80::a9fe:a9fe%25eth0]');
     assert.is(v6.metadata.uuid, UUID1);
     assert.equal(physical(v6.v1).eth0?.mac_address, MAC1);
-    assert.is(JSON.parse(nsTry(vm2.ns, ['curl', '-s', '-m', '5', '-g', 'http://[fe80::a9fe:a9fe%eth0]/openstack/latest/meta_data.json']).stdout).uuid, UUID2, 'vm2 over IPv6: its own');
+    assert.is(JSON.parse(guestTry(vm2.ns, ['curl', '-s', '-m', '5', '-g', 'http://[fe80::a9fe:a9fe%eth0]/openstack/latest/meta_data.json']).stdout).uuid, UUID2, 'vm2 over IPv6: its own');
 
     // ── hot plug: vm1 gets a NIC on tier B (prepare-nic: a DHCP reservation with its host name) ─────
     const hostEndB = `tv${uid(6)}`;
@@ -215,7 +216,7 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
     assert.match(hot.v2, /eth1:\n\s+dhcp4: true/);
     // then the VM's rows on tier B too (CloudStack sends them for every NIC with user data): still one VM
     await save(tB, '10.17.2.10', rows('vm1', UUID1, '10.17.2.10'));
-    const viaB = JSON.parse(nsTry(vm1.ns, ['curl', '-s', '-m', '5', '--interface', 'eth1', 'http://10.17.2.1/openstack/latest/network_data.json']).stdout) as OpenStackRead['networkdata'];
+    const viaB = JSON.parse(guestTry(vm1.ns, ['curl', '-s', '-m', '5', '--interface', 'eth1', 'http://10.17.2.1/openstack/latest/network_data.json']).stdout) as OpenStackRead['networkdata'];
     assert.equal(viaB.links.map((l) => l.ethernet_mac_address), [MAC1, MAC1B], 'tier B\'s service describes the same two NICs, default first');
     assert.equal(JSON.parse(guestGet(vm2.ns, 'http://169.254.169.254/openstack/latest/network_data.json').body).links.length, 1, 'vm2 still one');
     // unplugged: release-nic on tier B
@@ -239,7 +240,7 @@ test('cloud-init\'s OpenStack and EC2 readers configure VMs from the router: one
     nsExec(upNs, ['ip', 'addr', 'add', '169.254.169.254/32', 'dev', 'lo']);
     procs.push(spawn('ip', ['netns', 'exec', upNs, 'socat', 'TCP-LISTEN:8081,fork,reuseaddr', 'SYSTEM:echo upstream'], { stdio: 'ignore' }));
     await waitFor(() => nsTry(upNs, ['socat', '-T1', '-', 'TCP:127.0.0.1:8081,connect-timeout=1']).stdout.trim() === 'upstream');
-    assert.is(nsTry(vm1.ns, ['socat', '-T2', '-', 'TCP:203.0.113.1:8081,connect-timeout=2']).stdout.trim(), 'upstream', 'positive control: vm1 reaches the upstream port');
+    assert.is(guestTry(vm1.ns, ['socat', '-T2', '-', 'TCP:203.0.113.1:8081,connect-timeout=2']).stdout.trim(), 'upstream', 'positive control: vm1 reaches the upstream port');
     assert.is(nsTry(vm1.ns, ['socat', '-T2', '-', 'TCP:169.254.169.254:8081,connect-timeout=2']).stdout.trim(), '', 'a guest\'s other traffic to 169.254.169.254 is not forwarded upstream');
     assert.is(guestGet(vm1.ns, 'http://169.254.169.254/openstack/latest/meta_data.json').status, 200, 'while port 80 is the metadata service');
 
