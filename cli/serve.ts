@@ -50,6 +50,7 @@ import type { RouterApi } from '../lib/router/contract/router-api.js';
 import { Background } from '../lib/util/background.js';
 import { LOCK_EX, mallocTrim, peerCredentials, tryFlock } from '../lib/sys/libc.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
+import { NEIGH_CHECK_MS, NeighbourWatch } from './neigh-watch.js';
 
 /** How long the resident engine is idle before it returns the C heap's free pages (mallocTrim). */
 const TRIM_AFTER_IDLE_MS = 2000;
@@ -438,6 +439,9 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     writeFileAtomic(shimFile, `${port} ${token} ${process.pid} ${processStartTime()}\n`, { what: shimFile, durable: false });
   }
   watchdog?.start();
+  const neigh = new NeighbourWatch(Date.now());
+  const neighTimer = setInterval(() => { const line = neigh.check(Date.now()); if (line) say(line); }, NEIGH_CHECK_MS);
+  neighTimer.unref();
   say(`netns-router serve: listening on ${opts.socket}${tcpSrv ? ` and 127.0.0.1:${(tcpSrv.address() as { port: number }).port} (wrapper shim)` : ''} (build ${build}, pid ${process.pid}, warmed up in ${warmMs} ms${watchdog ? `; watchdog over ${watchdog.stateDirs.join(', ')}` : ''})`);
 
   let closing: Promise<void> | undefined;
@@ -449,6 +453,7 @@ export async function startResidentServer(opts: ServeOptions): Promise<ResidentS
     close() {
       closing ??= (async () => {
         draining = true;
+        clearInterval(neighTimer);
         if (shimFile) { try { unlinkSync(shimFile); } catch { /* already gone */ } }
         await Promise.all([unixSrv, tcpSrv].filter((s): s is Server => s !== undefined)
           .map((s) => new Promise<void>((res) => s.close(() => res()))));

@@ -1,9 +1,10 @@
 /** Test topology helpers: unique names, namespaces made and removed, commands run inside namespaces. */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { addNetns, deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
+import { neighbourOverflows } from '../../lib/sys/neigh-stats.js';
 
 /** Short random suffix for unique object names (interface names are ≤ 15 chars). */
 export function uid(n = 4): string {
@@ -19,26 +20,6 @@ export function nsExec(ns: string, cmd: string[], opts: { timeout?: number; inpu
 export function nsTry(ns: string, cmd: string[], timeout = 10_000): { status: number; stdout: string; stderr: string } {
   const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout });
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-/**
- * How often the kernel's neighbour tables (ARP, NDP) had no room for a new entry so far: `table_fulls` of
- * /proc/net/stat/{arp,ndisc}_cache. The tables are one for all namespaces of the machine and their statistics are
- * listed in the host's namespace only (read here through /proc/1). undefined when unreadable.
- */
-export function neighbourOverflows(): number | undefined {
-  let n = 0;
-  try {
-    for (const table of ['arp_cache', 'ndisc_cache']) {
-      const [head, ...cpus] = readFileSync(`/proc/1/net/stat/${table}`, 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/));
-      const at = head.indexOf('table_fulls');
-      if (at < 0) return undefined;
-      for (const c of cpus) n += parseInt(c[at], 16);
-    }
-  } catch {
-    return undefined;
-  }
-  return n;
 }
 
 /**
