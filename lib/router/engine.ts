@@ -47,33 +47,33 @@ import { snapshotHash } from './state/nat-log.js';
 export interface EngineOptions {
   stateDir: string;
   /** Host-side plumbing inside this named namespace instead of the caller's. */
-  hostNetns?: string;
+  hostNetns?: string | undefined;
   devices: { guest: string; public: string };
   /** Lock wait budget (ms). */
-  lockTimeoutMs?: number;
+  lockTimeoutMs?: number | undefined;
   /** Use the nft CLI executor even where libnftables works (lib/nft/namespace-executor.ts). */
-  nftCli?: boolean;
+  nftCli?: boolean | undefined;
   /** Feature modules (firewall, services, …); default: defaultModules(). */
-  modules?: RouterModule[];
+  modules?: RouterModule[] | undefined;
   /** Caches to share with other engines (a long-lived process makes one engine per command). */
-  caches?: EngineCaches;
+  caches?: EngineCaches | undefined;
   /** Called after each successful change with its phase times (ms) and how the nft table was brought up to date. */
-  onChanged?: (phases: Record<string, number>, nft: SyncResult | undefined) => void;
+  onChanged?: ((phases: Record<string, number>, nft: SyncResult | undefined) => void) | undefined;
   /** Degraded operation worth a log line (libnftables missing: the nft CLI is used). */
-  warn?: (message: string) => void;
+  warn?: ((message: string) => void) | undefined;
   /** The kernel reconciled (default: the machine's, realKernel; a FakeKernel runs the engine without one). */
-  kernel?: RouterKernel;
+  kernel?: RouterKernel | undefined;
   /**
    * Plan mode (plan.ts): the engine runs the command on `kernel` (an overlay of the real kernel that records
    * instead of changing), takes the locks, and writes nothing: no state, no runtime files, no daemon; the
    * modules describe their services' changes (RouterModule.plan) into this recorder instead of reconciling.
    */
-  plan?: PlanRecorder;
+  plan?: PlanRecorder | undefined;
   /**
    * Where a command leaves the clean-up its answer need not wait for (a destroyed router's links, after its
    * namespace is gone by name); the router stays locked until it ends. Without: every command waits for it.
    */
-  background?: Background;
+  background?: Background | undefined;
   /**
    * The fast way of NAT commands on a large router (docs/delta-nat.md, fast-change.ts): after a NAT command
    * (assign/release-ip, add/delete static NAT or port forward) on a router holding at least `minEntries` static
@@ -81,19 +81,19 @@ export interface EngineOptions {
    * long (default 65,536: a large firewall, ACL or DHCP table makes the full way as slow as many NATs do), the
    * router is kept warm and the next such command changes only what it touches. false: always the full way.
    */
-  fastNat?: false | { minEntries?: number; minStateLength?: number };
+  fastNat?: false | { minEntries?: number | undefined; minStateLength?: number | undefined } | undefined;
   /**
    * A change of static NATs and port forwards alone reconciles only what such a change touches, after cheap checks
    * that the rest of the router is as our last commit left it (reconcileNat, docs/reconcile.md "Cold NAT
    * commands"). The cold CLI's setting: a process that runs one command and has no resident engine behind it.
    */
-  natScope?: boolean;
+  natScope?: boolean | undefined;
   /**
    * The process exits after this command (the cold CLI): what the kernel keeps for later commands and takes long
    * to release (RouterKernel.releaseKept: the gratuitous-ARP sockets, an RCU grace period each) is let go as soon
    * as the kernel is reconciled, so that the release overlaps the save instead of delaying the exit.
    */
-  oneShot?: boolean;
+  oneShot?: boolean | undefined;
 }
 
 /** The commands after which a large router is kept warm for the fast way (fast-change.ts). */

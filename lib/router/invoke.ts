@@ -23,9 +23,9 @@ export interface InvokeLimits {
   /** The whole command's time limit (seconds): lock wait and engine call. */
   timeoutSeconds: number;
   /** The caller's cancellation: aborting it fails the command with TimeoutError `E_ABORTED`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Epoch ms the time limit counts from (default: now). */
-  startedAt?: number;
+  startedAt?: number | undefined;
 }
 
 /** A command on its way. */

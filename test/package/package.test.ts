@@ -130,7 +130,8 @@ try {
 }
 
 const kernel = new CountingKernel(realKernel(hostNetns !== undefined ? { hostNetns } : {}));
-const engine = new RouterEngine({ stateDir, devices, kernel, ...(hostNetns !== undefined ? { hostNetns } : {}) });
+// (exactOptionalPropertyTypes: an optional option may be given as undefined)
+const engine = new RouterEngine({ stateDir, devices, kernel, hostNetns, fastNat: { minEntries: undefined } });
 const ctx = { networkDetails: {} };
 await runCommand(engine, requestFromValues('implement-network', { networkId: 44, vlan: 'vxlan://5044', gateway: '10.1.4.1', cidr: '10.1.4.0/24' }, ctx));
 const made = kernel.netnsExists('cs-net-44') && kernel.calls > 0;

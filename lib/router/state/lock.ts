@@ -51,13 +51,13 @@ export interface LockHandle {
 /** How long to wait for a lock, and who may stop the wait. */
 export interface AcquireOptions {
   /** Epoch ms after which waiting fails with TimeoutError. Default: wait forever. */
-  deadline?: number;
-  signal?: AbortSignal;
+  deadline?: number | undefined;
+  signal?: AbortSignal | undefined;
   /** First poll interval (ms); doubles up to maxPollMs. */
-  pollMs?: number;
-  maxPollMs?: number;
+  pollMs?: number | undefined;
+  maxPollMs?: number | undefined;
   /** Clock, for tests. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 const describe = (key: RouterKey) => (key.kind === 'network' ? `network ${key.networkId}` : `VPC ${key.vpcId}`);
