@@ -51,6 +51,7 @@ import { Background } from '../lib/util/background.js';
 import { LOCK_EX, mallocTrim, peerCredentials, tryFlock } from '../lib/sys/libc.js';
 import type { ServiceWatchdog } from '../lib/router/watchdog.js';
 import { NEIGH_CHECK_MS, NeighbourWatch } from './neigh-watch.js';
+import { socketFd } from '../lib/sys/inet-socket.js';
 
 /** How long the resident engine is idle before it returns the C heap's free pages (mallocTrim). */
 const TRIM_AFTER_IDLE_MS = 2000;
@@ -67,8 +68,8 @@ const MAX_PENDING = 256;
 
 /** The uid of a unix socket's peer (undefined: not readable). */
 function peerUid(sock: Socket): number | undefined {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return undefined;
+  const fd = socketFd(sock);
+  if (fd === undefined) return undefined;
   try {
     return peerCredentials(fd).uid;
   } catch {

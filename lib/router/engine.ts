@@ -35,7 +35,7 @@ import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
-import { StoredModels, WarmCache, deepFreeze, fileIdentity } from './warm-cache.js';
+import { StoredModels, WarmCache, fileIdentity } from './warm-cache.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
 import { snapshotHash } from './state/nat-log.js';
@@ -431,7 +431,7 @@ export class RouterEngine {
       const large = this.isLarge(model, next);
       if (large) this.caches.stored.set(this.stateDir, ns, next, model);
       else this.caches.stored.drop(this.stateDir, ns);
-      this.keepWarm(ns, large ? model : undefined, model, next, cmd, !unchanged);
+      this.keepWarm(ns, large, model, next, cmd, !unchanged);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
@@ -764,25 +764,28 @@ export class RouterEngine {
 
   /**
    * After a full change: keep the router warm for the fast way when the command was a NAT command on a large
-   * router and its reconcile compiled this very model (else forget it). `frozen`: the model, frozen as stored
-   * (StoredModels; else it is parsed again from its text).
+   * router (`large`: `m` is then kept frozen as stored, StoredModels) and its reconcile compiled this very model
+   * (else forget it).
    */
-  private keepWarm(ns: string, frozen: RouterModel | undefined, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
+  private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
     const warm = this.caches.warm;
     const c = this.lastCompiled;
-    const s = this.lastNftSync;
-    const netns = this.kernel.netnsIdentity(ns);
-    const file = this.store.savedMark(ns);
-    if (!cmd || !NAT_COMMANDS.has(cmd.command) || !this.isLarge(m, text)
-      || c?.key !== text || s?.fingerprint === undefined || s.generation === undefined || netns === undefined || file === undefined
+    const fingerprint = this.lastNftSync?.fingerprint;
+    const generation = this.lastNftSync?.generation;
+    const keep = large && cmd !== undefined && NAT_COMMANDS.has(cmd.command)
+      && c?.key === text && fingerprint !== undefined && generation !== undefined
       // a NAT log the command did not replace (it saved nothing) is left to the next full command
-      || (!saved && fileIdentity(this.store.natLogOf(ns)) !== undefined)) {
+      && (saved || fileIdentity(this.store.natLogOf(ns)) === undefined);
+    // (the namespace's identity and the saved state's mark are syscalls: read only for a router that is kept)
+    const netns = keep ? this.kernel.netnsIdentity(ns) : undefined;
+    const file = netns !== undefined ? this.store.savedMark(ns) : undefined;
+    if (!keep || netns === undefined || file === undefined) {
       warm.drop(this.stateDir, ns);
       return;
     }
     warm.set(this.stateDir, ns, {
-      file, model: frozen ?? deepFreeze(this.store.parse(ns, text)), compiled: { ...c.compiled, natted: nattedCounts(m) },
-      stamp: { fingerprint: s.fingerprint, generation: s.generation, netns },
+      file, model: m, compiled: { ...c.compiled, natted: nattedCounts(m) },
+      stamp: { fingerprint, generation, netns },
       log: { base: snapshotHash(text), bytes: 0, records: 0 },
     });
   }

@@ -48,6 +48,9 @@ export function deepFreeze<T>(x: T): T {
   return x;
 }
 
+/** The cache slot of a router: its state directory and namespace. */
+const slot = (stateDir: string, ns: string): string => `${stateDir}\0${ns}`;
+
 /** Warm routers by state directory and namespace (a few: each holds a router's model and compile). */
 export class WarmCache {
   private readonly routers: LruMap<string, WarmRouter>;
@@ -55,25 +58,21 @@ export class WarmCache {
     this.routers = new LruMap(max);
   }
 
-  private static slot(stateDir: string, ns: string): string {
-    return `${stateDir}\0${ns}`;
-  }
-
   /** The warm router, if the saved state (`mark`: StateStore.savedMark) and the NAT log are still the ones it left. */
   get(stateDir: string, ns: string, mark: string | undefined, logPath: string): WarmRouter | undefined {
-    const w = this.routers.get(WarmCache.slot(stateDir, ns));
+    const w = this.routers.get(slot(stateDir, ns));
     if (!w) return undefined;
     if (mark !== undefined && mark === w.file && fileIdentity(logPath) === w.log.identity) return w;
-    this.routers.delete(WarmCache.slot(stateDir, ns));
+    this.routers.delete(slot(stateDir, ns));
     return undefined;
   }
 
   set(stateDir: string, ns: string, w: WarmRouter): void {
-    this.routers.set(WarmCache.slot(stateDir, ns), w);
+    this.routers.set(slot(stateDir, ns), w);
   }
 
   drop(stateDir: string, ns: string): void {
-    this.routers.delete(WarmCache.slot(stateDir, ns));
+    this.routers.delete(slot(stateDir, ns));
   }
 }
 
@@ -91,18 +90,16 @@ export class StoredModels {
 
   /** The frozen model saved as `text`, if this is the one kept. */
   get(stateDir: string, ns: string, text: string): RouterModel | undefined {
-    const hit = this.routers.get(`${stateDir}\0${ns}`);
+    const hit = this.routers.get(slot(stateDir, ns));
     return hit !== undefined && hit.text === text ? hit.model : undefined;
   }
 
   /** Keep `model` (frozen here) as the router's model stored as `text`. */
-  set(stateDir: string, ns: string, text: string, model: RouterModel): RouterModel {
-    const frozen = deepFreeze(model);
-    this.routers.set(`${stateDir}\0${ns}`, { text, model: frozen });
-    return frozen;
+  set(stateDir: string, ns: string, text: string, model: RouterModel): void {
+    this.routers.set(slot(stateDir, ns), { text, model: deepFreeze(model) });
   }
 
   drop(stateDir: string, ns: string): void {
-    this.routers.delete(`${stateDir}\0${ns}`);
+    this.routers.delete(slot(stateDir, ns));
   }
 }

@@ -16,6 +16,12 @@ export const IP_FREEBIND = 15;
 /** An AF_INET6 socket that takes IPv6 only (no IPv4-mapped peers). */
 export const IPV6_V6ONLY = 26;
 
+/** The descriptor under a Node socket (its libuv handle's), for calls Node has none of; undefined once closed. */
+export function socketFd(sock: object): number | undefined {
+  const fd = (sock as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 export function listen(fd: number, backlog: number): void {
   const rc = Number(cListen()(fd, backlog));
   if (rc < 0) throw new SysError('listen', errno());

@@ -13,7 +13,6 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import * as libc from './libc.js';
 
-
 /** Whether `fd` is a NETLINK_NETFILTER socket. */
 export function isNetfilterNetlink(fd: number): boolean {
   try {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { NetnsHandle } from '../../netns/handle.js';
 import { NETNS_RUN_DIR } from '../../sys/setns.js';
 import { libc } from '../../sys/index.js';
-import { tcpListenSocket, tcpListenSocket6 } from '../../sys/inet-socket.js';
+import { socketFd, tcpListenSocket, tcpListenSocket6 } from '../../sys/inet-socket.js';
 import { bytesToIp, ipToBytes } from '../../util/ip.js';
 import { MetadataError } from './errors.js';
 import { METADATA_PORT, PASSWORD_PORT, WELL_KNOWN_V6 } from './layout.js';
@@ -66,8 +66,8 @@ export const MAX_CONNECTIONS_PER_SOURCE = 16;
  * interface or none (ENXIO).
  */
 export function peerAddress6(sock: Socket): string | undefined {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (fd === undefined || fd < 0) return undefined;
+  const fd = socketFd(sock);
+  if (fd === undefined) return undefined;
   const sa = libc.getpeername(fd);
   if (sa.length < 24 || sa.readUInt16LE(0) !== libc.AF_INET6) return undefined;
   return bytesToIp(sa.subarray(8, 24));
