@@ -128,7 +128,7 @@ export async function runCommand<C extends T.EngineCommand>(engine: RouterEngine
     const mutate = entry.change(r, env);
     const q = r as unknown as NetworkRequest;
     if (entry.ifRouterExists) {
-      const stored = engine.store.load(q.namespace);
+      const stored = engine.storedModel(q.namespace);
       if (q.guestType === 'l2' || stored?.l2) return undefined;
       if (!stored && !(entry.shared && canImplementShared(q))) return undefined;
     }

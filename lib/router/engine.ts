@@ -35,7 +35,8 @@ import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
-import { StoredModels, WarmCache, fileIdentity } from './warm-cache.js';
+import { StoredModels, WarmCache, draftOf, fileIdentity } from './warm-cache.js';
+import type { FreshTexts } from './state/model-text.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
 import { snapshotHash } from './state/nat-log.js';
@@ -297,6 +298,16 @@ export class RouterEngine {
     return this.transact(req.namespace, this.init(req), mutate, req);
   }
 
+  /**
+   * The router's stored model, to read (undefined: none saved): a large router's kept one (frozen) while it is
+   * the one saved, else parsed from the state — what a listing or a command's precondition looks at.
+   */
+  storedModel(ns: string): RouterModel | undefined {
+    const text = this.store.read(ns);
+    if (text === undefined) return undefined;
+    return (this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined) ?? this.store.parse(ns, text);
+  }
+
   /** `init` for a request that names a network and maybe a VPC. */
   initFor(req: { namespace: string; networkId?: string; vpcId?: string; adoptNamespace?: boolean }): () => RouterModel {
     return this.init(req);
@@ -373,30 +384,37 @@ export class RouterEngine {
         }
         this.caches.warm.drop(this.stateDir, ns);
       }
-      // the state file's text is parsed twice (the old model, and the one to change) instead of cloning (a parse
-      // is ~3× cheaper than structuredClone) — the second time only when the command changed the model; the text
-      // is also the old model's cache key
+      // the state's text: parsed into the model to change, and again (only when the command changed the model)
+      // into the model before it — unless a large router's stored model is kept (StoredModels): the command then
+      // changes a draft of it, which shares the large parts it leaves alone (draftOf), and it is the model before
       const text = this.store.read(ns);
       // a new router's namespace did not exist before: undoing it means removing it again
       const existed = text !== undefined || this.kernel.netnsExists(ns);
-      const model: RouterModel = text === undefined ? init() : this.store.parse(ns, text);
+      const kept = text !== undefined && this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined;
+      let model: RouterModel = text === undefined ? init() : kept ? draftOf(kept, cmd?.scope?.modules ?? []) : this.store.parse(ns, text);
       phases.mark('load');
       // (the model as stored: mutate has not run yet)
       if (text !== undefined) refuseOtherRouter(model, init);
       if (cmd) refuseOnL2(model, cmd);
       let verdict: MutationVerdict;
       try {
-        verdict = mutate(model);
+        try {
+          verdict = mutate(model);
+        } catch (err) {
+          // a write into a part the draft shares (frozen): the mutation again, on a model of its own
+          if (!kept || !(err instanceof TypeError)) throw err;
+          model = this.store.parse(ns, text!);
+          verdict = mutate(model);
+        }
       } catch (err) {
         throw wrap(err, `changing ${ns}`);
       }
       // the same text: the model is the stored one (nothing to save either); a mutation that left the stored
       // model untouched says so ('unchanged'), which spares serialising it (~10 ms for 10,000 rules, cold)
-      const next = verdict === 'unchanged' && text !== undefined ? text : StateStore.serialize(model);
+      const fresh: FreshTexts = new Map();
+      const next = verdict === 'unchanged' && text !== undefined ? text : StateStore.serialize(model, fresh);
       const unchanged = next === text;
-      // (a large router's model as stored is kept frozen by the command that saved it: no second parse)
-      const before = text === undefined ? undefined : unchanged ? model
-        : (this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined) ?? this.store.parse(ns, text);
+      const before = text === undefined ? undefined : unchanged ? model : kept ?? this.store.parse(ns, text);
       phases.mark('mutate');
       // a scoped command's checks of the rest of the router, run after the answer (reconcileWithin)
       let rest: (() => Promise<void>) | undefined;
@@ -429,7 +447,7 @@ export class RouterEngine {
       this.committed(ns, model);
       // a large router's model is kept frozen as stored (so the caller gets it frozen, as from the fast way)
       const large = this.isLarge(model, next);
-      if (large) this.caches.stored.set(this.stateDir, ns, next, model);
+      if (large) this.caches.stored.set(this.stateDir, ns, next, model, fresh);
       else this.caches.stored.drop(this.stateDir, ns);
       this.keepWarm(ns, large, model, next, cmd, !unchanged);
       phases.mark('save');

@@ -15,6 +15,7 @@ import type { RouterModel } from './model.js';
 import type { Compiled } from './delta-compile.js';
 import { LruMap } from '../util/lru-map.js';
 import { statIdentity } from './state/nat-log.js';
+import { keepTexts, partText, type FreshTexts } from './state/model-text.js';
 
 /** A router kept warm: its stored model and the compile and stamp of its last reconcile. */
 export interface WarmRouter {
@@ -94,12 +95,46 @@ export class StoredModels {
     return hit !== undefined && hit.text === text ? hit.model : undefined;
   }
 
-  /** Keep `model` (frozen here) as the router's model stored as `text`. */
-  set(stateDir: string, ns: string, text: string, model: RouterModel): void {
+  /**
+   * Keep `model` (frozen here) as the router's model stored as `text`; `fresh`: the texts of its large parts made
+   * when `text` was (model-text.ts), recorded for the next command's draftOf and serialisation.
+   */
+  set(stateDir: string, ns: string, text: string, model: RouterModel, fresh?: FreshTexts): void {
     this.routers.set(slot(stateDir, ns), { text, model: deepFreeze(model) });
+    if (fresh) keepTexts(fresh);
   }
 
   drop(stateDir: string, ns: string): void {
     this.routers.delete(slot(stateDir, ns));
   }
+}
+
+/** A member of a stored model as the draft holds it: shared (frozen) when large and not `own`, else a copy. */
+function draftPart(v: unknown, own: boolean): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  const text = partText(v);
+  if (text === undefined) return structuredClone(v);
+  return own ? JSON.parse(text) : v; // (a parse of the known text: ~3× cheaper than structuredClone)
+}
+
+/**
+ * A model for a command to change, made from a kept stored one (StoredModels) without parsing the state: the
+ * model's members and module slots (`extra`) whose text is recorded (large: model-text.ts) are shared, still
+ * frozen — a mutation that writes into one throws TypeError, and the engine runs it again on the parsed state —,
+ * every other member, and the slots of the `own` modules (the command's scope), are copies of its own. The
+ * parts the command leaves alone stay the very objects of the model before it: compared by identity, serialised
+ * from their recorded text.
+ */
+export function draftOf(stored: RouterModel, own: readonly string[]): RouterModel {
+  const m: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(stored)) {
+    if (k !== 'extra' || typeof v !== 'object' || v === null) {
+      m[k] = draftPart(v, false);
+      continue;
+    }
+    const extra: Record<string, unknown> = {};
+    for (const [slotName, part] of Object.entries(v)) extra[slotName] = draftPart(part, own.includes(slotName));
+    m[k] = extra;
+  }
+  return m as unknown as RouterModel;
 }

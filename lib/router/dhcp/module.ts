@@ -18,6 +18,7 @@ import { meta, th, drop } from '../../nft/expr.js';
 import { ROUTER_PRIORITIES } from '../../nft/priorities.js';
 import { DnsmasqInstance, dnsmasqUserFor, renderDnsmasq, type DnsmasqControl } from '../../services/dnsmasq/index.js';
 import { DHCP } from './state.js';
+import { VM_RECORDS_SCOPE as scope } from '../vm-records-scope.js';
 import { dnsmasqSpec, orphanLeases, servedTiers } from './spec.js';
 import * as mut from './mutators.js';
 import { diffLines, type PlanStep } from '../plan.js';
@@ -83,17 +84,18 @@ function plan(m: RouterModel, _previous: RouterModel | undefined, ctx: Reconcile
 export const dhcpModule: RouterModule = {
   name: DHCP,
   plan,
-  // commands that add to a router implement a shared network's router first (removals do not)
+  // commands that add to a router implement a shared network's router first (removals do not); each changes the
+  // VM records only (a scope the engine verifies: vm-records-scope.ts)
   commands: {
-    'config-dhcp-subnet': { shared: 'implement', change: (req) => (m) => mut.configDhcpSubnet(m, req) },
-    'config-dns-subnet': { shared: 'implement', change: (req) => (m) => mut.configDnsSubnet(m, req) },
-    'add-dhcp-entry': { shared: 'implement', change: (req) => (m) => mut.addDhcpEntry(m, req) },
-    'add-dns-entry': { shared: 'implement', change: (req) => (m) => mut.addDnsEntry(m, req) },
-    'set-dhcp-options': { shared: 'implement', change: (req) => (m) => mut.setDhcpOptions(m, req) },
-    'remove-dhcp-subnet': { change: (req) => (m) => mut.removeDhcpSubnet(m, req) },
-    'remove-dhcp-entry': { change: (req) => (m) => mut.removeDhcpEntry(m, req) },
-    'remove-dns-subnet': { change: (req) => (m) => mut.removeDnsSubnet(m, req) },
-    'remove-dns-entry': { change: (req) => (m) => mut.removeDnsEntry(m, req) },
+    'config-dhcp-subnet': { shared: 'implement', scope, change: (req) => (m) => mut.configDhcpSubnet(m, req) },
+    'config-dns-subnet': { shared: 'implement', scope, change: (req) => (m) => mut.configDnsSubnet(m, req) },
+    'add-dhcp-entry': { shared: 'implement', scope, change: (req) => (m) => mut.addDhcpEntry(m, req) },
+    'add-dns-entry': { shared: 'implement', scope, change: (req) => (m) => mut.addDnsEntry(m, req) },
+    'set-dhcp-options': { shared: 'implement', scope, change: (req) => (m) => mut.setDhcpOptions(m, req) },
+    'remove-dhcp-subnet': { scope, change: (req) => (m) => mut.removeDhcpSubnet(m, req) },
+    'remove-dhcp-entry': { scope, change: (req) => (m) => mut.removeDhcpEntry(m, req) },
+    'remove-dns-subnet': { scope, change: (req) => (m) => mut.removeDnsSubnet(m, req) },
+    'remove-dns-entry': { scope, change: (req) => (m) => mut.removeDnsEntry(m, req) },
   },
   nftObjects(m: RouterModel): NftObject[] {
     const served = servedTiers(m);

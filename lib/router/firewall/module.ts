@@ -53,7 +53,7 @@ export const firewallModule: RouterModule = {
     // upstream: [{table, rules}] with the rules as one newline-separated string (iptables-save lines)
     'list-firewall-rules': {
       async run(_b, req, { engine }) {
-        const m = engine.store.load(req.namespace);
+        const m = engine.storedModel(req.namespace);
         return (m ? describeFirewall(m) : []).map((l) => ({ table: l.table, chain: l.chain, rules: l.rules.join('\n') }));
       },
     },

@@ -43,9 +43,13 @@ export interface FirewallState {
   acl: Record<string, AclTierState>;
 }
 
+/**
+ * The slot's state; its two maps are copies (a change puts them back with setFirewallState), so a change leaves the
+ * stored rules in place — a kept model's slot is frozen and shared with the next model (warm-cache.ts draftOf).
+ */
 export function firewallState(m: RouterModel): FirewallState {
   const s = moduleState<FirewallState>(m, FIREWALL);
-  return { fw: s?.fw ?? {}, acl: s?.acl ?? {} };
+  return { fw: { ...s?.fw }, acl: { ...s?.acl } };
 }
 
 export function setFirewallState(m: RouterModel, s: FirewallState): void {

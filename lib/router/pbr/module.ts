@@ -143,7 +143,7 @@ function writeRtTables(ctx: ReconcileContext, ns: string, s: PbrState): void {
 
 /** pbr-list-*: the stored tables, routes or rules of the router (none when it has no state). */
 function listing(req: { namespace: string }, engine: RouterEngine): PbrState {
-  const m = engine.store.load(req.namespace);
+  const m = engine.storedModel(req.namespace);
   return m ? pbrState(m) : empty();
 }
 

@@ -21,6 +21,7 @@ import { MODEL_VERSION, type RouterModel } from '../model.js';
 import { TEMP_MARK, fsyncDir, overwriteInPlace } from '../../util/atomic-file.js';
 import { journalMark, readJournal, writeJournal } from './journal.js';
 import { natLogPath, readNatLog, removeNatLog, replay, snapshotHash } from './nat-log.js';
+import { modelText, type FreshTexts } from './model-text.js';
 
 export interface StoreHooks {
   /** Test hook: runs after the journal record was written (the save is durable) and before the JSON copy. */
@@ -157,9 +158,12 @@ export class StateStore {
     return validate(path, ns, doc);
   }
 
-  /** The text `save` writes for a model (compact JSON: a 10,000-rule firewall is 1.5 MB). */
-  static serialize(m: RouterModel): string {
-    return `${JSON.stringify(m)}\n`;
+  /**
+   * The text `save` writes for a model (compact JSON: a 10,000-rule firewall is 1.5 MB), its frozen large parts'
+   * known texts reused (model-text.ts); `fresh` receives the texts made for large parts.
+   */
+  static serialize(m: RouterModel, fresh?: FreshTexts): string {
+    return modelText(m, fresh);
   }
 
   /** Atomically replaces the router's state file (`text`: the model's `serialize`d text, when already made). */

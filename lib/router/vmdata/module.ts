@@ -51,6 +51,7 @@ import * as mut from './mutators.js';
 import { dhcpPrepareNic, dhcpReleaseNic, dhcpRestoreNetwork } from '../dhcp/mutators.js';
 import { vmfilterPrepareNic, vmfilterReleaseNic } from '../vmfilter/nics.js';
 import type { CommandEnv, Mutation } from '../command-table.js';
+import { VM_RECORDS_SCOPE as scope } from '../vm-records-scope.js';
 import { ensureLinkLocal, hasIpv6, segmentMtus, tierIfname, wellKnownObjects } from './well-known.js';
 import { compareText } from '../../util/compare.js';
 
@@ -333,15 +334,17 @@ const withEnv = <R>(fn: (m: RouterModel, req: R, env: mut.VmDataEnv) => void) =>
 export const vmdataModule: RouterModule = {
   name: VMDATA,
   // a shared network gets no implement-network: these commands implement its router when it has none; the
-  // NIC hooks and restore-network change the DHCP/DNS module's part of the VM in the same change
+  // NIC hooks and restore-network change the DHCP/DNS module's part of the VM in the same change; each changes the
+  // VM records only (a scope the engine verifies: vm-records-scope.ts)
   commands: {
-    'save-vm-data': { shared: 'implement', change: withEnv(mut.saveVmData) },
-    'save-userdata': { shared: 'implement', change: withEnv(mut.saveUserdata) },
-    'save-password': { shared: 'implement', change: withEnv(mut.savePassword) },
-    'save-sshkey': { shared: 'implement', change: withEnv(mut.saveSshkey) },
-    'save-hypervisor-hostname': { shared: 'implement', change: withEnv(mut.saveHypervisorHostname) },
+    'save-vm-data': { shared: 'implement', scope, change: withEnv(mut.saveVmData) },
+    'save-userdata': { shared: 'implement', scope, change: withEnv(mut.saveUserdata) },
+    'save-password': { shared: 'implement', scope, change: withEnv(mut.savePassword) },
+    'save-sshkey': { shared: 'implement', scope, change: withEnv(mut.saveSshkey) },
+    'save-hypervisor-hostname': { shared: 'implement', scope, change: withEnv(mut.saveHypervisorHostname) },
     'prepare-nic': {
       ifRouterExists: true,
+      scope,
       shared: 'ifComplete',
       // the metadata step first: it compares with the MAC the DHCP reservation held before this NIC's; the
       // guest-segment filter's last: it records the NIC where the DHCP reservation does not hold it
@@ -349,9 +352,10 @@ export const vmdataModule: RouterModule = {
     },
     'release-nic': {
       ifRouterExists: true,
+      scope,
       change: withEnv((m, req, env) => { dhcpReleaseNic(m, req); mut.releaseNicVmData(m, req, env); vmfilterReleaseNic(m, req); }),
     },
-    'restore-network': { shared: 'implement', change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork)) },
+    'restore-network': { shared: 'implement', scope, change: withEnv(mut.restoreNetworkWith(dhcpRestoreNetwork)) },
   },
   forgetTier: forgetVmdataTier,
 

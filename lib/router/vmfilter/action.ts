@@ -217,7 +217,7 @@ export function vmFilterRows(m: RouterModel | undefined): VmFilterRow[] {
 
 /** The library call: apply the change in one engine change and return the router's rows. */
 export async function vmFilterSet(engine: RouterEngine, req: VmFilterSetRequest): Promise<VmFilterRow[]> {
-  if (req.change.kind === 'list') return vmFilterRows(engine.store.load(req.namespace));
+  if (req.change.kind === 'list') return vmFilterRows(engine.storedModel(req.namespace));
   const m = await engine.changeFor({ ...req, command: 'custom-action vm-filter-set' }, (x) => applyVmFilterChange(x, req));
   return vmFilterRows(m);
 }
