@@ -178,8 +178,13 @@ test('a plan changes nothing, and the command then changes exactly what its plan
       for (const l of want.links) if (l.startsWith('host ') && !before.links.has(l)) assert.ok(after.links.has(l), `${command}: ${l} created as planned`);
       assert.equal([...after.addrs].sort(), [...want.addrs].sort(), `${command}: addresses as planned`);
       assert.equal([...after.routes].sort(), [...want.routes].sort(), `${command}: routes as planned`);
+      // a scoped command (docs/reconcile.md) commits no nft transaction when the rest of the router is as our last
+      // commit left it, and its plan shows the full reconcile: the one difference allowed is the router table's
+      // stamp element (its generation not advanced)
+      const scoped = command === 'config-dhcp-subnet';
+      const unstamped = (text: string | undefined): string | undefined => (scoped && text ? text.replace(/"contents_stamp"(.*?)"elem":\[[^\]]*\]/, '"contents_stamp"$1"elem":[]') : text);
       for (const [k, t] of after.nft) {
-        assert.is(want.nft.get(k), tableText(t), `${command}: ${k} as planned`);
+        assert.is(unstamped(want.nft.get(k)), unstamped(tableText(t)), `${command}: ${k} as planned`);
       }
       for (const k of want.nft.keys()) assert.ok(after.nft.has(k), `${command}: ${k} exists as planned`);
       const planned = new Set(plan.changes.filter((c) => c.kind === 'state').map((c) => c.action));
