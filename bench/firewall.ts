@@ -124,7 +124,7 @@ interface Setup {
   engine: RouterEngine;
   net: { networkId: string; namespace: string };
   tier: { networkId: string; vpcId: string; namespace: string };
-  cleanup: () => void;
+  cleanup: () => Promise<void>;
 }
 
 const SNAT_HELD = '203.0.113.11';
@@ -145,19 +145,25 @@ async function setup(): Promise<Setup> {
   // for the small commands timed on the loaded router: a static NAT it holds, and a public IP to add one to
   for (const ip of [SNAT_HELD, SNAT_TIMED]) await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip, segment: { kind: 'untagged' }, sourceNat: false } });
   await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: SNAT_HELD, sourceNat: false }, privateIp: '10.1.1.30' });
+  // DHCP served (dnsmasq running) for the VM-start command timed on the loaded router
+  await runCommand(engine, { command: 'config-dhcp-subnet', ...net, gateway: '10.1.1.1', cidr: cidr('10.1.1.0/24') });
   const tier = { networkId: '4244', vpcId: '4243', namespace: 'cs-vpc-4243' };
   await runCommand(engine, { command: 'implement-vpc', vpcId: tier.vpcId, namespace: tier.namespace, vpcCidr: cidr('10.10.0.0/16'), publicIp: { ip: '203.0.113.20', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
   await runCommand(engine, { command: 'implement-network', ...tier, segment: { kind: 'vxlan', vni: 4244 }, gateway: '10.10.1.1', cidr: cidr('10.10.1.0/24') });
   return {
     dir, stateDir, hostNs, engine, net, tier,
-    cleanup: () => {
+    cleanup: async () => {
+      // the routers' daemons (dnsmasq) stop with them
+      for (const r of [{ command: 'destroy-network' as const, ...net }, { command: 'destroy-network' as const, ...tier }]) {
+        try { await runCommand(engine, r); } catch { /* the namespaces go below */ }
+      }
       for (const ns of [net.namespace, tier.namespace, hostNs]) if (netnsExists(ns)) deleteNetns(ns, { ifExists: true });
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-interface Row { kind: 'fw' | 'acl'; n: number; lib: number; cli: number; shim: number; base: number; baseExtrapolated: boolean; sets: number; rules: number; elements: number; small?: number }
+interface Row { kind: 'fw' | 'acl'; n: number; lib: number; cli: number; shim: number; base: number; baseExtrapolated: boolean; sets: number; rules: number; elements: number; small?: number; vmStart?: number }
 
 export async function bench(o: { quick: boolean; log: (m: string) => void; shapesOnly?: boolean }): Promise<{ title: string; tables: Table[]; notes: string[]; partial: string[]; data: unknown; text: string }> {
   const sizes = o.shapesOnly ? [] : o.quick ? [10, 100, 1000] : [10, 100, 1000, 10_000];
@@ -222,6 +228,21 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
             if (r >= 0) small.push(ms);
           }
         }
+        // a VM's start and stop on that router (add-dhcp-entry / remove-dhcp-entry alternating: the VM records'
+        // scope, docs/reconcile.md), the first two untimed
+        const vmStart: number[] = [];
+        if (kind === 'fw') {
+          for (let r = -2; r < 2 * runs; r++) {
+            const add = (r & 1) === 0;
+            const args = add ? ['add-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01', '--ip', '10.1.1.40', '--hostname', 'bench-vm']
+              : ['remove-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01'];
+            const t0 = now();
+            const p = spawnSync(shim, args, { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: resident.socket } });
+            const ms = now() - t0;
+            if (p.status !== 0) throw new Error(`shim ${args[0]} N=${n} exited ${p.status}: ${p.stderr}`);
+            if (r >= 0) vmStart.push(ms);
+          }
+        }
         const m = S.engine.store.load(kind === 'fw' ? S.net.namespace : S.tier.namespace)!;
         const objs = firewallObjects(m);
         const sets = objs.filter((x) => x.kind === 'set');
@@ -241,22 +262,23 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
           baseExtrapolated = true;
           partial.push(`${kind} N=${fmtInt(n)}: iptables baseline extrapolated from ${perSpawn[kind]?.toFixed(2)} ms/spawn measured at N=${o.quick ? 100 : '1,000'}`);
         }
-        rows.push({ kind, n, lib: median(lib), cli: median(cli), shim: median(viaShim), base, baseExtrapolated, ...counts, ...(small.length ? { small: median(small) } : {}) });
+        rows.push({ kind, n, lib: median(lib), cli: median(cli), shim: median(viaShim), base, baseExtrapolated, ...counts, ...(small.length ? { small: median(small) } : {}), ...(vmStart.length ? { vmStart: median(vmStart) } : {}) });
       }
     }
     shapes = await shapesMatrix({ quick: o.quick, log: o.log, engine: S.engine, net: S.net, dir: S.dir });
   } finally {
     await resident.stop();
-    S.cleanup();
+    await S.cleanup();
   }
   const table: Table = {
     title: 'apply-fw-rules / apply-network-acl: whole rule set replaced (median)',
-    headers: ['command', 'rules', 'library', 'CLI cold', 'shim + resident (end to end)', 'iptables per rule', 'spawn ÷ library', 'spawn ÷ CLI cold', 'spawn ÷ shim', 'nft rules', 'sets', 'set elements', 'small command on this router (shim), ÷ at the fewest rules'],
+    headers: ['command', 'rules', 'library', 'CLI cold', 'shim + resident (end to end)', 'iptables per rule', 'spawn ÷ library', 'spawn ÷ CLI cold', 'spawn ÷ shim', 'nft rules', 'sets', 'set elements', 'small command on this router (shim), ÷ at the fewest rules', 'VM start/stop on this router (shim), ÷ at the fewest rules'],
     rows: rows.map((r) => [
       r.kind === 'fw' ? 'apply-fw-rules' : 'apply-network-acl', fmtInt(r.n), fmtMs(r.lib), fmtMs(r.cli), fmtMs(r.shim),
       `${fmtMs(r.base)}${r.baseExtrapolated ? ' (extrap.)' : ''}`, fmtRatio(r.base / r.lib), fmtRatio(r.base / r.cli), fmtRatio(r.base / r.shim),
       fmtInt(r.rules), fmtInt(r.sets), fmtInt(r.elements),
       r.small === undefined ? '—' : `${fmtMs(r.small)}, ${fmtRatio(r.small / (rows.find((x) => x.kind === r.kind && x.small !== undefined)?.small ?? NaN))}`,
+      r.vmStart === undefined ? '—' : `${fmtMs(r.vmStart)}, ${fmtRatio(r.vmStart / (rows.find((x) => x.kind === r.kind && x.vmStart !== undefined)?.vmStart ?? NaN))}`,
     ]),
     notes: [
       'library: validation + lock + state + compile + one nft transaction changing the router table in place + conntrack check + save',
@@ -265,6 +287,7 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
       `iptables per rule: one spawned \`iptables\` per rule into a fresh namespace (measured to ${o.quick ? 100 : '1,000'} rules, extrapolated beyond)`,
       'nft rules/sets/elements: the firewall part of the router table (NAT chains not counted)',
       `small command: add-static-nat / delete-static-nat alternating through the shim on the router holding these firewall rules (median of ${2 * runs}, after two untimed), and its ratio to the same at the fewest rules: 1× when its cost follows the change, not the router`,
+      `VM start/stop: add-dhcp-entry / remove-dhcp-entry of one VM alternating through the shim on that router (DHCP served: dnsmasq reloaded each time; median of ${2 * runs}, after two untimed), and its ratio to the same at the fewest rules`,
     ],
   };
   const target = rows.filter((r) => r.n === 10_000).map((r) => `${r.kind} (rule mix): shim + resident engine ${fmtMs(r.shim)} end to end (target ≤ 200 ms: ${r.shim <= 200 ? 'met' : 'NOT met'}), library ${fmtMs(r.lib)}, CLI cold ${fmtMs(r.cli)}`);

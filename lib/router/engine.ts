@@ -30,16 +30,16 @@ import { routerRunDir, type RouterModule, type ReconcileContext, type PublicServ
 import { defaultModules } from './default-modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
-import { provenFingerprint, provenStamp, recordProof } from './state/table-proof.js';
+import { provenFingerprint, provenStamp, recordProof, type TableProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
 import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
-import { StoredModels, WarmCache, draftOf, fileIdentity } from './warm-cache.js';
-import type { FreshTexts } from './state/model-text.js';
+import { StoredModels, WarmCache, draftOf, fileIdentity, type WarmRouter } from './warm-cache.js';
+import { keepTexts, type FreshTexts } from './state/model-text.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
-import { snapshotHash } from './state/nat-log.js';
+import { snapshotHashOnce } from './state/nat-log.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -387,10 +387,15 @@ export class RouterEngine {
       // the state's text: parsed into the model to change, and again (only when the command changed the model)
       // into the model before it — unless a large router's stored model is kept (StoredModels): the command then
       // changes a draft of it, which shares the large parts it leaves alone (draftOf), and it is the model before
-      const text = this.store.read(ns);
+      // A scoped command on a router kept warm for the fast way (its NAT commands may have left a NAT log since
+      // the last save) starts from the warm model: no read, replay or parse of the state; the warm router's stamp
+      // is the proof of what the tables hold (restAsCommitted), and it stays warm after the command (keepWarm)
+      const mark = cmd?.scope && this.keepsLarge() ? this.store.savedMark(ns) : undefined;
+      const warm = mark !== undefined ? this.caches.warm.get(this.stateDir, ns, mark, this.store.natLogOf(ns)) : undefined;
+      const text = warm ? this.store.assume(ns, mark!, this.warmText(warm.model)) : this.store.read(ns);
       // a new router's namespace did not exist before: undoing it means removing it again
       const existed = text !== undefined || this.kernel.netnsExists(ns);
-      const kept = text !== undefined && this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined;
+      const kept = warm?.model ?? (text !== undefined && this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined);
       let model: RouterModel = text === undefined ? init() : kept ? draftOf(kept, cmd?.scope?.modules ?? []) : this.store.parse(ns, text);
       phases.mark('load');
       // (the model as stored: mutate has not run yet)
@@ -421,7 +426,7 @@ export class RouterEngine {
       try {
         const deferRest = this.opts.background && verdict !== 'delete' ? (check: () => Promise<void>) => { rest = check; } : undefined;
         const scoped = before !== undefined && text !== undefined && (cmd?.scope
-          ? await this.reconcileWithin(cmd.scope, model, next, before, text, phases, deferRest)
+          ? await this.reconcileWithin(cmd.scope, model, next, before, text, phases, deferRest, warm?.stamp)
           : this.opts.natScope === true && verdict !== 'delete' && !unchanged && await this.reconcileNat(model, next, before, text, phases));
         // a destroy's clean-up may outlive its answer (a next command of that router, rare, waits for it); a
         // shutdown's may not: the destroy that follows it at once would wait for it instead
@@ -449,7 +454,7 @@ export class RouterEngine {
       const large = this.isLarge(model, next);
       if (large) this.caches.stored.set(this.stateDir, ns, next, model, fresh);
       else this.caches.stored.drop(this.stateDir, ns);
-      this.keepWarm(ns, large, model, next, cmd, !unchanged);
+      this.keepWarm(ns, large, model, next, cmd, !unchanged, warm);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
@@ -655,7 +660,7 @@ export class RouterEngine {
    */
   private async reconcileWithin(
     scope: ReconcileScope, m: RouterModel, key: string, before: RouterModel, beforeKey: string, phases: Phases,
-    deferRest?: (check: () => Promise<void>) => void,
+    deferRest?: (check: () => Promise<void>) => void, stamp?: TableProof,
   ): Promise<boolean> {
     if (this.plan || m.l2 || before.l2 || modelIsIdle(m) || modelIsIdle(before) || !this.kernel.netnsExists(m.namespace)) return false;
     const mods = this.modules.filter((mod) => scope.modules.includes(mod.name));
@@ -669,7 +674,7 @@ export class RouterEngine {
       phases.mark('modules');
       this.lastNftSync = undefined;
       deferRest(async () => {
-        if (await this.restAsCommitted(m, key, beforeKey)) return;
+        if (await this.restAsCommitted(m, key, beforeKey, undefined, stamp)) return;
         this.lastReconcile = 'full';
         try {
           await this.reconcileKeyed(m, key, before, beforeKey);
@@ -679,7 +684,7 @@ export class RouterEngine {
       });
       return true;
     }
-    if (!await this.restAsCommitted(m, key, beforeKey, phases)) return false;
+    if (!await this.restAsCommitted(m, key, beforeKey, phases, stamp)) return false;
     await this.reconcileScopeModules(mods, m, before);
     phases.mark('modules');
     return true;
@@ -701,9 +706,10 @@ export class RouterEngine {
    * The tables hold the stored model's compile (the table proof; nothing committed nftables in the namespace
    * since: its generation unchanged, or else the table stamp confirmed in one transaction), and the namespace's
    * links, addresses and routes are as planned (three dumps). True: the proof is recorded for `m` (`key`).
+   * `stamp`: what a warm router's last commit left (fast-change.ts), in place of the table proof of `beforeKey`.
    */
-  private async restAsCommitted(m: RouterModel, key: string, beforeKey: string, phases?: Phases): Promise<boolean> {
-    const proof = provenStamp(this.opts.stateDir, m.namespace, beforeKey);
+  private async restAsCommitted(m: RouterModel, key: string, beforeKey: string, phases?: Phases, stamp?: TableProof): Promise<boolean> {
+    const proof = stamp ?? provenStamp(this.opts.stateDir, m.namespace, beforeKey);
     if (!proof) return false;
     const plan = plumbingPlan(m);
     phases?.mark('compile');
@@ -785,7 +791,7 @@ export class RouterEngine {
    * router (`large`: `m` is then kept frozen as stored, StoredModels) and its reconcile compiled this very model
    * (else forget it).
    */
-  private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean): void {
+  private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean, before?: WarmRouter): void {
     const warm = this.caches.warm;
     const c = this.lastCompiled;
     const fingerprint = this.lastNftSync?.fingerprint;
@@ -797,6 +803,15 @@ export class RouterEngine {
     // (the namespace's identity and the saved state's mark are syscalls: read only for a router that is kept)
     const netns = keep ? this.kernel.netnsIdentity(ns) : undefined;
     const file = netns !== undefined ? this.store.savedMark(ns) : undefined;
+    if (!keep && before && large && this.lastReconcile === 'scoped') {
+      // a scoped command left the router table as it was (its modules' share unchanged, nothing else changed):
+      // the router stays warm with the new model and saved state (a re-sent command saved nothing: as it was)
+      const now = saved ? this.store.savedMark(ns) : before.file;
+      if (now !== undefined) {
+        warm.set(this.stateDir, ns, saved ? { ...before, file: now, model: m, log: { base: snapshotHashOnce(text), bytes: 0, records: 0 } } : before);
+        return;
+      }
+    }
     if (!keep || netns === undefined || file === undefined) {
       warm.drop(this.stateDir, ns);
       return;
@@ -804,8 +819,16 @@ export class RouterEngine {
     warm.set(this.stateDir, ns, {
       file, model: m, compiled: { ...c.compiled, natted: nattedCounts(m) },
       stamp: { fingerprint, generation, netns },
-      log: { base: snapshotHash(text), bytes: 0, records: 0 },
+      log: { base: snapshotHashOnce(text), bytes: 0, records: 0 },
     });
+  }
+
+  /** A warm router's model's state text (its frozen parts' texts recorded for the next command). */
+  private warmText(m: RouterModel): string {
+    const fresh: FreshTexts = new Map();
+    const text = StateStore.serialize(m, fresh);
+    keepTexts(fresh);
+    return text;
   }
 
   /** Does this engine keep large routers between commands (a process that runs more than one; not a plan)? */

@@ -24,7 +24,7 @@ import type { MutationVerdict } from './engine.js';
 import { StateStore } from './state/store.js';
 import { compileDelta, natDelta, type Compiled, type ListDelta } from './delta-compile.js';
 import { deepFreeze, type WarmCache, type WarmRouter } from './warm-cache.js';
-import { appendRecord, natLogLimits, snapshotHash, type ListChange } from './state/nat-log.js';
+import { appendRecord, natLogLimits, snapshotHashOnce, type ListChange } from './state/nat-log.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
@@ -146,13 +146,13 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
       h.store.save(next, text);
       h.recordProof(ns, text, sync);
       h.cacheCompiled(next, text, dc.compiled);
-      log = { base: snapshotHash(text), bytes: 0, records: 0 };
+      log = { base: snapshotHashOnce(text), bytes: 0, records: 0 };
     } else {
       const list = <T>(d: ListDelta<T>): ListChange<T> | undefined =>
         (d.removed.length || d.added.length ? { del: d.removedAt, was: d.removed, add: d.added } : undefined);
       const staticNats = list(delta!.staticNats);
       const portForwards = list(delta!.portForwards);
-      const a = appendRecord(jpath, w.log.base, w.log.bytes, { ...(staticNats ? { staticNats } : {}), ...(portForwards ? { portForwards } : {}) });
+      const a = appendRecord(jpath, w.log.base(), w.log.bytes, { ...(staticNats ? { staticNats } : {}), ...(portForwards ? { portForwards } : {}) });
       log = { base: w.log.base, bytes: a.bytes, records: w.log.records + 1, identity: a.identity };
     }
     // the new warm router: the model frozen (its new parts; the rest was), the compile, the stamp, the NAT log

@@ -26,9 +26,9 @@ export interface WarmRouter {
   compiled: Compiled;
   /** The stamp our last commit left: its fingerprint (router table and ARP responder), generation, namespace. */
   stamp: { fingerprint: number; generation: number; netns: string };
-  /** The NAT log as our last write left it (state/nat-log.ts): the saved state's hash, the log's length and
-   *  records, its identity (undefined: there is none). */
-  log: { base: string; bytes: number; records: number; identity?: string };
+  /** The NAT log as our last write left it (state/nat-log.ts): the saved state's hash (made on first use), the
+   *  log's length and records, its identity (undefined: there is none). */
+  log: { base: () => string; bytes: number; records: number; identity?: string };
 }
 
 /** The identity of a file (undefined: missing or unreadable). */

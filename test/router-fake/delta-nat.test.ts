@@ -4,7 +4,8 @@
  * firewall changed, refusals — run through an engine that keeps the router warm (fast way) and one that never
  * does (full way). After every command both routers must hold the same nft tables (contents, stamp included),
  * the same stored model, the same kernel changes besides nft (addresses, conntrack, daemons) and the same answer;
- * and the fast way must actually have been taken for the commands it covers.
+ * and the fast way must actually have been taken for the commands it covers — also right after a VM's DHCP entry
+ * changed (a scoped command on a warm router keeps it warm, and starts from its model, NAT log and all).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -124,6 +125,17 @@ function randomStep(r: () => number, m: RouterModel | undefined): Step {
   return { c: 'apply-fw-rules', input: { networkId: 42, fwRules: { rules } } };
 }
 
+/** randomStep, or (one in six) a VM's start or stop: the VM records' scope, after which a warm router stays warm. */
+function randomStepOrVm(r: () => number, m: RouterModel | undefined): Step {
+  if (r() >= 1 / 6) return randomStep(r, m);
+  {
+    const vm = Math.floor(r() * 6);
+    const mac = `02:00:00:00:42:${(16 + vm).toString(16)}`;
+    return r() < 0.6 ? { c: 'add-dhcp-entry', input: { networkId: 42, mac, ip: `10.42.0.${100 + vm}`, hostname: `vm${vm}` } }
+      : { c: 'remove-dhcp-entry', input: { networkId: 42, mac } };
+  }
+}
+
 async function outcome(s: Side, st: Step): Promise<string> {
   try {
     await s.run(st.c, st.input as never);
@@ -153,28 +165,36 @@ for (const seed of [1, 2, 3, 4]) {
         for (const p of PUBLIC.slice(0, 14)) await s.run('assign-ip', { networkId: 42, publicIp: p.ip, ...p.seg });
         // both segments keep an own address besides the static NAT ones
         for (const i of [0, 1, 2, 3, 12]) await s.run('add-static-nat', { networkId: 42, publicIp: PUBLIC[i].ip, privateIp: `10.42.1.${i + 1}` });
+        await s.run('config-dhcp-subnet', { networkId: 42, gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
       }
       await same(fast, full, 'set-up');
       const r = prng(seed);
       let fastTaken = 0;
       let fullTaken = 0;
+      let scoped = 0;
+      let fastAfterScoped = 0;
+      let previous: string | undefined;
       for (let i = 0; i < 80; i++) {
-        const st = randomStep(r, full.engine.store.load(NS));
+        const st = randomStepOrVm(r, full.engine.store.load(NS));
         const what = `step ${i} ${st.c} ${JSON.stringify(st.input)}`;
         const marks = [fast.k.changes.length, full.k.changes.length];
         const a = await outcome(fast, st);
         const b = await outcome(full, st);
         assert.is(a, b, `${what}: answer`);
+        if (a === 'ok' && fast.engine.lastReconcile === 'scoped') scoped++;
+        if (a === 'ok' && fast.engine.lastReconcile === 'fast' && previous === 'scoped') fastAfterScoped++;
+        previous = a === 'ok' ? fast.engine.lastReconcile : previous;
         if (a === 'ok' && fast.engine.lastReconcile === 'fast') {
           fastTaken++;
           assert.ok(existsSync(fast.engine.store.natLogOf(NS)), `${what}: logged`);
         }
-        const others = (s: Side, from: number) => JSON.parse(JSON.stringify(s.k.changes.slice(from).filter((c) => c.kind !== 'nft')));
+        const others = (s: Side, from: number) => JSON.parse(JSON.stringify(s.k.changes.slice(from).filter((c) => c.kind !== 'nft')).replaceAll(s.dir, '<dir>'));
         assert.equal(others(fast, marks[0]), others(full, marks[1]), `${what}: kernel changes besides nft`);
         await same(fast, full, what);
         if (a === 'ok' && FAST_COMMANDS.has(st.c) && fast.engine.lastReconcile !== 'fast') fullTaken++;
       }
       assert.ok(fastTaken >= 15, `the fast way was taken ${fastTaken} times (the full way ${fullTaken} times for NAT commands)`);
+      assert.ok(scoped >= 1 && fastAfterScoped >= 1, `DHCP entries scoped ${scoped} times, a NAT command right after one took the fast way ${fastAfterScoped} times`);
     } finally {
       rmSync(fast.dir, { recursive: true, force: true });
       rmSync(full.dir, { recursive: true, force: true });

@@ -25,6 +25,7 @@ import { daemonPid, stopDaemon } from '../../lib/services/metadata/index.js';
 import type { JsonCommand } from '../../lib/nft/json.js';
 import { Scratch, simulatedHost } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { killDaemons } from '../helpers/router-cli.js';
 
 requireSandbox();
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -197,6 +198,7 @@ test('a plan changes nothing, and the command then changes exactly what its plan
     }
     assert.not.ok(netnsExists(ns), 'destroyed');
   } finally {
+    killDaemons({ ns, stateDir }); // a step that failed before destroy-network leaves its dnsmasq
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }

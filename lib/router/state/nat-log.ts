@@ -35,6 +35,12 @@ export const natLogPath = (statePath: string): string => statePath.replace(/\.js
 /** The hash a log names its base state by. */
 export const snapshotHash = (text: string): string => createHash('sha256').update(text).digest('base64');
 
+/** snapshotHash of `text`, made on first use (a warm router's log base: needed only once a NAT record is appended). */
+export function snapshotHashOnce(text: string): () => string {
+  let hash: string | undefined;
+  return () => (hash ??= snapshotHash(text));
+}
+
 const check = (json: string): string => createHash('sha256').update(json).digest('base64').slice(0, 16);
 
 /** One list's change: entries removed (their indexes in the list before, and their values to check), entries appended. */

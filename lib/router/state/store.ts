@@ -110,6 +110,15 @@ export class StateStore {
   }
 
   /**
+   * `read` for a state whose text the caller holds (a warm router's model, serialised): the saved state is the one
+   * of `mark` (savedMark, checked by the caller) — the next save numbers its record after it. Returns `text`.
+   */
+  assume(ns: string, mark: string, text: string): string {
+    this.seen.set(ns, { seq: Number(mark.slice(mark.lastIndexOf(':') + 1)), text });
+    return text;
+  }
+
+  /**
    * Is the readable JSON copy older than the journal's last record? A save writes the copy right after the record;
    * a writer killed between the two leaves the copy one state behind (the journal holds the state), and a retry
    * that finds the state already in place saves nothing — refreshCopy brings the copy up to date then.
