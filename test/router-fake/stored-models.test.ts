@@ -32,23 +32,29 @@ function side(dir: string, keeps: boolean) {
   return { k, engine, dir: d, run, parses: () => { const n = parses; parses = 0; return n; } };
 }
 
+const RULES = Array.from({ length: 800 }, (_, i) => ({ type: 'ingress' as const, protocol: 'tcp' as const, portStart: 1000 + i, publicIp: '203.0.113.10' }));
+
+/** Network 42 with source NAT and 800 firewall rules: a large router (a saved state of ≥ 64 Ki characters). */
+async function largeRouter(s: ReturnType<typeof side>): Promise<void> {
+  await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
+  await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
+  await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules: RULES } });
+  assert.ok(s.engine.store.read(NS)!.length >= 65_536, 'a large router');
+}
+
 test('a large router: the next full command parses its state once (the model before it kept frozen); the same outcome as without', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nr-stored-'));
   try {
     const keeps = side(dir, true);
     const none = side(dir, false);
-    const rules = Array.from({ length: 800 }, (_, i) => ({ type: 'ingress' as const, protocol: 'tcp' as const, portStart: 1000 + i, publicIp: '203.0.113.10' }));
     for (const s of [keeps, none]) {
-      await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
-      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
-      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules } });
-      assert.ok(s.engine.store.read(NS)!.length >= 65_536, 'a large router');
+      await largeRouter(s);
       s.parses();
       // full-way commands that change the router (public IPs, DHCP entries, the firewall again)
       await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged });
       await s.run('add-dhcp-entry', { networkId: 42, mac: '02:00:00:00:00:05', ip: '10.42.0.5', hostname: 'vm5' });
       await s.run('release-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged });
-      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules: rules.slice(1) } });
+      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules: RULES.slice(1) } });
     }
     assert.is(keeps.parses(), 0, 'keeps: no parse (each command changes a draft of the kept model)');
     assert.is(none.parses(), 8, 'control: two per command (the model before it parsed again)');
@@ -70,12 +76,7 @@ test('a draft shares what the command leaves alone; a mutation that writes into 
   try {
     const keeps = side(dir, true);
     const none = side(dir, false);
-    const rules = Array.from({ length: 800 }, (_, i) => ({ type: 'ingress' as const, protocol: 'tcp' as const, portStart: 1000 + i, publicIp: '203.0.113.10' }));
-    for (const s of [keeps, none]) {
-      await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/24' });
-      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
-      await s.run('apply-fw-rules', { networkId: 42, fwRules: { rules } });
-    }
+    for (const s of [keeps, none]) await largeRouter(s);
     const fwBefore = keeps.engine.storedModel(NS)!.extra!.firewall;
     assert.ok(Object.isFrozen(fwBefore), 'the kept model is frozen');
     for (const s of [keeps, none]) await s.run('add-dhcp-entry', { networkId: 42, mac: '02:00:00:00:00:05', ip: '10.42.0.5', hostname: 'vm5' });
