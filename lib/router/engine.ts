@@ -36,10 +36,10 @@ import type { NftExecutor } from '../nft/executor.js';
 import { LruMap } from '../util/lru-map.js';
 import type { Background } from '../util/background.js';
 import { StoredModels, WarmCache, draftOf, fileIdentity, type WarmRouter } from './warm-cache.js';
-import { keepTexts, type FreshTexts } from './state/model-text.js';
+import { changedParts, keepTexts, type FreshTexts } from './state/model-text.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
-import { snapshotHashOnce } from './state/nat-log.js';
+import { appendRecord, natLogLimits, snapshotHashOnce, type Appended } from './state/nat-log.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -423,6 +423,7 @@ export class RouterEngine {
       phases.mark('mutate');
       // a scoped command's checks of the rest of the router, run after the answer (reconcileWithin)
       let rest: (() => Promise<void>) | undefined;
+      let logged: Appended | undefined;
       try {
         const deferRest = this.opts.background && verdict !== 'delete' ? (check: () => Promise<void>) => { rest = check; } : undefined;
         const scoped = before !== undefined && text !== undefined && (cmd?.scope
@@ -436,7 +437,11 @@ export class RouterEngine {
         if (this.opts.oneShot) this.kernel.releaseKept?.();
         if (this.plan) this.plan.state(ns, verdict === 'delete' ? 'delete' : unchanged ? 'unchanged' : text === undefined ? 'create' : 'save', text, next);
         else if (verdict === 'delete') this.store.remove(ns);
-        else if (!unchanged) this.store.save(model, next);
+        else if (!unchanged) {
+          // a scoped command on a warm router: one record of the parts it changed, not the whole router
+          logged = warm && scoped && cmd?.scope ? this.logChange(ns, warm, model) : undefined;
+          if (!logged) this.store.save(model, next);
+        }
         else this.store.refreshCopy(ns); // a retry after a writer killed between the journal and the copy
       } catch (err) {
         if (!this.plan) await this.undo(model, before, existed); // a plan changed nothing
@@ -454,7 +459,7 @@ export class RouterEngine {
       const large = this.isLarge(model, next);
       if (large) this.caches.stored.set(this.stateDir, ns, next, model, fresh);
       else this.caches.stored.drop(this.stateDir, ns);
-      this.keepWarm(ns, large, model, next, cmd, !unchanged, warm);
+      this.keepWarm(ns, large, model, next, cmd, !unchanged, warm, logged);
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
@@ -791,7 +796,7 @@ export class RouterEngine {
    * router (`large`: `m` is then kept frozen as stored, StoredModels) and its reconcile compiled this very model
    * (else forget it).
    */
-  private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean, before?: WarmRouter): void {
+  private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean, before?: WarmRouter, logged?: Appended): void {
     const warm = this.caches.warm;
     const c = this.lastCompiled;
     const fingerprint = this.lastNftSync?.fingerprint;
@@ -806,6 +811,10 @@ export class RouterEngine {
     if (!keep && before && large && this.lastReconcile === 'scoped') {
       // a scoped command left the router table as it was (its modules' share unchanged, nothing else changed):
       // the router stays warm with the new model and saved state (a re-sent command saved nothing: as it was)
+      if (logged) {
+        warm.set(this.stateDir, ns, { ...before, model: m, log: { base: before.log.base, bytes: logged.bytes, records: before.log.records + 1, identity: logged.identity } });
+        return;
+      }
       const now = saved ? this.store.savedMark(ns) : before.file;
       if (now !== undefined) {
         warm.set(this.stateDir, ns, saved ? { ...before, file: now, model: m, log: { base: snapshotHashOnce(text), bytes: 0, records: 0 } } : before);
@@ -821,6 +830,18 @@ export class RouterEngine {
       stamp: { fingerprint, generation, netns },
       log: { base: snapshotHashOnce(text), bytes: 0, records: 0 },
     });
+  }
+
+  /**
+   * A scoped command's change on a router kept warm, made durable as one NAT-log record of the parts it changed
+   * (nat-log.ts; its one fdatasync) instead of a save of the whole router; undefined when that is not possible (the
+   * log at its limits, a member or slot added or removed): the caller saves.
+   */
+  private logChange(ns: string, w: WarmRouter, m: RouterModel): Appended | undefined {
+    if (w.log.records + 1 >= natLogLimits.records || w.log.bytes >= natLogLimits.bytes) return undefined;
+    const parts = changedParts(w.model, m);
+    if (!parts || !Object.keys(parts).length) return undefined;
+    return appendRecord(this.store.natLogOf(ns), w.log.base(), w.log.bytes, { parts });
   }
 
   /** A warm router's model's state text (its frozen parts' texts recorded for the next command). */

@@ -4,7 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { keepTexts, modelText, PART_TEXT_MIN, type FreshTexts } from '../../lib/router/state/model-text.js';
+import { changedParts, keepTexts, modelText, PART_TEXT_MIN, type FreshTexts } from '../../lib/router/state/model-text.js';
+import { replay } from '../../lib/router/state/nat-log.js';
+import { StateError } from '../../lib/util/errors.js';
+import type { RouterModel } from '../../lib/router/model.js';
 import { deepFreeze } from '../../lib/router/warm-cache.js';
 
 const big = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i, port: 1000 + i, cidr: `10.${i % 250}.0.0/16`, note: i % 3 ? undefined : 'x"\\\u2028' }));
@@ -37,6 +40,24 @@ test('large parts\' texts are handed out for recording; a recorded text is reuse
   const frozen = deepFreeze({ rules: big(400) });
   keepTexts(new Map([[frozen, '"recorded"']]));
   assert.is(modelText({ extra: { firewall: frozen }, staticNats: frozen }), '{"extra":{"firewall":"recorded"},"staticNats":"recorded"}\n');
+});
+
+test('changed parts: set on the parsed text before, they give the text after, byte for byte; members added, removed or reordered are not parts', () => {
+  const was = deepFreeze({ version: 1, tiers: { 42: { gw: '10.0.0.1' } }, staticNats: big(50), extra: { firewall: { rules: big(300) }, dhcp: { hosts: big(3) }, vmdata: { vms: {} } } });
+  const now = { ...was, tiers: structuredClone(was.tiers), extra: { ...was.extra, dhcp: { hosts: big(4) }, vmdata: structuredClone(was.extra.vmdata) } };
+  const parts = changedParts(was, now)!;
+  assert.equal(Object.keys(parts), ['extra.dhcp'], 'only the part whose text changed (a copy with the same text is not one)');
+  const replayed = replay('log', JSON.parse(modelText(was)) as RouterModel, [{ parts: JSON.parse(JSON.stringify(parts)) as Record<string, unknown> }]);
+  assert.is(modelText(replayed), modelText(now));
+  const top = { ...was, staticNats: big(51) };
+  assert.equal(Object.keys(changedParts(was, top)!), ['staticNats'], 'a member');
+  assert.is(changedParts(was, { ...was, pbrTables: {} }), undefined, 'a member added');
+  assert.is(changedParts(was, { ...was, extra: { ...was.extra, lb: {} } }), undefined, 'a slot added');
+  const { vmdata: _gone, ...fewer } = was.extra;
+  assert.is(changedParts(was, { ...was, extra: fewer }), undefined, 'a slot removed');
+  assert.is(changedParts(was, { version: 1, staticNats: was.staticNats, tiers: was.tiers, extra: was.extra }), undefined, 'members reordered');
+  assert.is(changedParts(was, { ...was, extra: { ...was.extra, dhcp: undefined } }), undefined, 'a part without a JSON value');
+  assert.throws(() => replay('log', JSON.parse('{"version":1,"extra":{}}') as RouterModel, [{ parts: { 'extra.dhcp': {} } }]), (e: unknown) => e instanceof StateError, 'a record replacing a slot the model does not hold');
 });
 
 test.run();

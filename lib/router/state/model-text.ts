@@ -36,6 +36,44 @@ function valueText(v: unknown, fresh: FreshTexts | undefined): string | undefine
   return t;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A part's text: its recorded one, or made now. */
+const textOf = (v: unknown): string | undefined => (typeof v === 'object' && v !== null ? texts.get(v) ?? JSON.stringify(v) : JSON.stringify(v));
+
+const sameKeys = (a: object, b: object): boolean => {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+};
+
+/**
+ * What `now` changed of `was`, part by part: `{ member: value }` and `{ 'extra.<slot>': value }` for each model
+ * member and module slot whose text differs (parts that are the same object are not looked at). Undefined when
+ * the two do not have the same members and slots in the same order, or a changed part has no JSON value
+ * (undefined): setting the parts on `was`'s parsed text then would not give `now`'s text, byte for byte.
+ */
+export function changedParts(was: object, now: object): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  const walk = (a: Record<string, unknown>, b: Record<string, unknown>, prefix: string): boolean => {
+    if (!sameKeys(a, b)) return false;
+    for (const k of Object.keys(b)) {
+      const va = a[k];
+      const vb = b[k];
+      if (va === vb) continue;
+      if (!prefix && k === 'extra' && isRecord(va) && isRecord(vb)) {
+        if (!walk(va, vb, 'extra.')) return false;
+        continue;
+      }
+      const t = textOf(vb);
+      if (t === undefined) return false;
+      if (t !== textOf(va)) out[prefix + k] = vb;
+    }
+    return true;
+  };
+  return walk(was as Record<string, unknown>, now as Record<string, unknown>, '') ? out : undefined;
+}
+
 /** `{…}` of `o`, each member's text from valueText; the member named `inner`, an object, composed the same way. */
 function objectText(o: Record<string, unknown>, fresh: FreshTexts | undefined, inner?: string): string {
   let out = '{';

@@ -2,7 +2,8 @@
  * A router's NAT log: `<stateDir>/routers/<namespace>.natlog`, beside its saved state (journal.ts and the JSON
  * copy). The fast way of NAT commands (lib/router/fast-change.ts) records its change here — one appended line
  * and one fdatasync — instead of saving the whole model (1.8 MB at 10,000 static NATs: serialising and writing
- * it cost ~25 ms). The stored model is the saved state (the base) with the log's records applied in order
+ * it cost ~25 ms); so does a scoped command on a router kept warm (the parts it changed: a VM's DHCP entry, its
+ * VM data), engine.ts. The stored model is the saved state (the base) with the log's records applied in order
  * (StateStore.read and load do it, so every reader sees the same model); every save of the whole model removes
  * the log (a compaction), and the fast way compacts when the log grows (natLogLimits).
  *
@@ -14,7 +15,7 @@
  * ignored: the command it belonged to never answered, the state is the one before it. A log whose base is not
  * the saved state's hash belongs to an older state (a save that crashed before removing it: the saved state
  * already holds its records) and is ignored. A damaged record followed by others is a StateError.
- * Only the fast way appends, and only to the log it knows to the byte (its warm router's identity of the
+ * Only a warm router's command appends, and only to the log it knows to the byte (its warm router's identity of the
  * file): a log with a cut-short record is never appended to, the next save replaces it.
  */
 import { createHash } from 'node:crypto';
@@ -52,10 +53,15 @@ export interface ListChange<T> {
   add: T[];
 }
 
-/** One record: the changes of a fast NAT command. */
+/** One record: the changes of a fast NAT command, or the parts a scoped command changed. */
 export interface NatLogRecord {
   staticNats?: ListChange<RouterModel['staticNats'][number]>;
   portForwards?: ListChange<RouterModel['portForwards'][number]>;
+  /**
+   * Model members (`name`) and module slots (`extra.<slot>`) replaced with these values (model-text.ts
+   * changedParts: each existed before, so the members' order, and the text, are the command's).
+   */
+  parts?: Record<string, unknown>;
 }
 
 /** What a NAT log holds: its base, its complete records, and its valid length in bytes. */
@@ -128,6 +134,13 @@ export function replay(path: string, m: RouterModel, records: readonly NatLogRec
   for (const r of records) {
     m.staticNats = applyList(path, m.staticNats, r.staticNats);
     m.portForwards = applyList(path, m.portForwards, r.portForwards);
+    for (const [key, value] of Object.entries(r.parts ?? {})) {
+      const slot = key.startsWith('extra.') ? key.slice(6) : undefined;
+      const into = (slot !== undefined ? m.extra : m) as Record<string, unknown> | undefined;
+      const name = slot ?? key;
+      if (!into || !Object.prototype.hasOwnProperty.call(into, name)) throw new StateError(path, `a record replaces ${key}, which the model does not hold`);
+      into[name] = value;
+    }
   }
   return m;
 }
