@@ -97,8 +97,6 @@ export interface EngineOptions {
   oneShot?: boolean | undefined;
 }
 
-/** The commands after which a large router is kept warm for the fast way (fast-change.ts). */
-const NAT_COMMANDS = new Set(['assign-ip', 'release-ip', 'add-static-nat', 'delete-static-nat', 'add-port-forward', 'delete-port-forward']);
 
 /**
  * What an engine keeps between commands: the router table compiled for the last models, by router (the next
@@ -792,16 +790,16 @@ export class RouterEngine {
   }
 
   /**
-   * After a full change: keep the router warm for the fast way when the command was a NAT command on a large
-   * router (`large`: `m` is then kept frozen as stored, StoredModels) and its reconcile compiled this very model
-   * (else forget it).
+   * After a change: keep the router warm (for the fast way of NAT commands, and the VM records' commands' logged
+   * changes) when it is large (`large`: `m` is then kept frozen as stored, StoredModels) and the command's full
+   * reconcile compiled this very model, or a scoped command left a warm router's tables as they were (else forget it).
    */
   private keepWarm(ns: string, large: boolean, m: RouterModel, text: string, cmd: CommandRef | undefined, saved: boolean, before?: WarmRouter, logged?: Appended): void {
     const warm = this.caches.warm;
     const c = this.lastCompiled;
     const fingerprint = this.lastNftSync?.fingerprint;
     const generation = this.lastNftSync?.generation;
-    const keep = large && cmd !== undefined && NAT_COMMANDS.has(cmd.command)
+    const keep = large && cmd !== undefined
       && c?.key === text && fingerprint !== undefined && generation !== undefined
       // a NAT log the command did not replace (it saved nothing) is left to the next full command
       && (saved || fileIdentity(this.store.natLogOf(ns)) === undefined);
