@@ -97,7 +97,6 @@ export interface EngineOptions {
   oneShot?: boolean | undefined;
 }
 
-
 /**
  * What an engine keeps between commands: the router table compiled for the last models, by router (the next
  * command's previous model is usually the model just applied, and compiling 10,000 rules costs ~30 ms). Keyed
@@ -382,12 +381,12 @@ export class RouterEngine {
         }
         this.caches.warm.drop(this.stateDir, ns);
       }
-      // the state's text: parsed into the model to change, and again (only when the command changed the model)
+      // The state's text is parsed into the model to change, and again (only when the command changed the model)
       // into the model before it — unless a large router's stored model is kept (StoredModels): the command then
-      // changes a draft of it, which shares the large parts it leaves alone (draftOf), and it is the model before
-      // A scoped command on a router kept warm for the fast way (its NAT commands may have left a NAT log since
-      // the last save) starts from the warm model: no read, replay or parse of the state; the warm router's stamp
-      // is the proof of what the tables hold (restAsCommitted), and it stays warm after the command (keepWarm)
+      // changes a draft of it, which shares the large parts it leaves alone (draftOf), and it is the model before.
+      // A scoped command on a router kept warm (its NAT commands may have left a NAT log since the last save)
+      // starts from the warm model: no read, replay or parse of the state; the warm router's stamp is the proof of
+      // what the tables hold (restAsCommitted); its change is logged (logChange) and the router stays warm.
       const mark = cmd?.scope && this.keepsLarge() ? this.store.savedMark(ns) : undefined;
       const warm = mark !== undefined ? this.caches.warm.get(this.stateDir, ns, mark, this.store.natLogOf(ns)) : undefined;
       const text = warm ? this.store.assume(ns, mark!, this.warmText(warm.model)) : this.store.read(ns);
