@@ -76,11 +76,12 @@ export interface EngineOptions {
    */
   background?: Background | undefined;
   /**
-   * The fast way of NAT commands on a large router (docs/delta-nat.md, fast-change.ts): after a NAT command
-   * (assign/release-ip, add/delete static NAT or port forward) on a router holding at least `minEntries` static
-   * NATs and port forwards (default 256), or whose saved state's text is at least `minStateLength` characters
-   * long (default 65,536: a large firewall, ACL or DHCP table makes the full way as slow as many NATs do), the
-   * router is kept warm and the next such command changes only what it touches. false: always the full way.
+   * Large routers kept between commands (docs/delta-nat.md, fast-change.ts, warm-cache.ts): a router holding at
+   * least `minEntries` static NATs and port forwards (default 256), or whose saved state's text is at least
+   * `minStateLength` characters long (default 65,536: a large firewall, ACL or DHCP table makes the full way as
+   * slow as many NATs do), is kept — its stored model frozen (a command changes a draft of it), and, after a full
+   * command, warm: a NAT command then changes only what it touches (the fast way), a VM records' command logs
+   * only the parts it changed. false: nothing kept, always the full way (the cold CLI's setting).
    */
   fastNat?: false | { minEntries?: number | undefined; minStateLength?: number | undefined } | undefined;
   /**
