@@ -267,22 +267,27 @@ function ops(a: RouterModel, b: RouterModel): { n: number; verbs: string[] } {
   return { n: d.body.length, verbs: d.body.operations.map((o) => `${o.verb} ${o.object.kind}`) };
 }
 
-test('one VM added to or removed from a segment of 1,000: element updates only (IPv4); a few chains with IPv6', () => {
+test('one VM added to or removed from a segment of 1,000: element updates and its DHCP claim bucket (IPv4); a few chains with IPv6', () => {
   const m = router(1000);
   const plus = structuredClone(m);
   addVm(plus, 1000);
+  // the elements, and the one small chain of the DHCP claims of its MAC's last byte (chaddr is a raw payload:
+  // no typed set takes it in nft 1.0.6) rewritten
+  const bucket = (verbs: string[], elem: string) => verbs.every((v) => v === elem || v === 'flush chain' || v === 'add rule')
+    && verbs.filter((v) => v === 'flush chain').length <= 1;
   const add = ops(m, plus);
-  assert.ok(add.verbs.every((v) => v === 'add element'), add.verbs.join(', '));
-  assert.ok(add.n <= 8, `${add.n} operations`);
+  assert.ok(bucket(add.verbs, 'add element'), add.verbs.join(', '));
+  assert.ok(add.n <= 16, `${add.n} operations`);
   const del = ops(plus, m);
-  assert.ok(del.verbs.every((v) => v === 'delete element'), del.verbs.join(', '));
-  // with IPv6 the NIC's neighbour-advertisement chain comes and goes, and one claim bucket changes
+  assert.ok(bucket(del.verbs, 'delete element'), del.verbs.join(', '));
+  assert.ok(del.n <= 16, `${del.n} operations`);
+  // with IPv6 one neighbour-advertisement claim bucket changes too
   const m6 = router(1000, { ip6: true });
   const p6 = structuredClone(m6);
   addVm(p6, 1000);
   const add6 = ops(m6, p6);
-  assert.ok(add6.n <= 20, `${add6.n} operations: ${add6.verbs.join(', ')}`);
-  assert.is(add6.verbs.filter((v) => v === 'flush chain').length <= 1, true, add6.verbs.join(', '));
+  assert.ok(add6.n <= 24, `${add6.n} operations: ${add6.verbs.join(', ')}`);
+  assert.is(add6.verbs.filter((v) => v === 'flush chain').length <= 2, true, add6.verbs.join(', '));
 });
 
 test('rule sets compile into chains of their own, jumped to by MAC; a NIC without a set has none', () => {

@@ -22,6 +22,9 @@
  * - A neighbour advertisement (or DAD probe) claiming a known NIC's IPv6 address from another MAC is matched by
  *   its target, a raw payload that nft 1.0.6 cannot look up in a typed set: buckets by the target's last byte (an
  *   inline verdict map), one rule per address — a VM's IPv6 address changes one small bucket chain.
+ * - A DHCP client message naming a known NIC's MAC in its `chaddr` (dnsmasq finds the NIC's reservation by it: a
+ *   forged DECLINE withholds the address for 10 minutes) from another MAC is matched the same way: buckets by the
+ *   last byte of `chaddr`, one rule per NIC.
  */
 import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
@@ -105,11 +108,18 @@ export function filterNames(namespace: string) {
     nic: (mac: string) => `${p}nic_${chainId(mac)}`,
     nicIn: (mac: string) => `${p}in_${chainId(mac)}`,
     claim: (id: string, byte: number) => `${p}na_${id}_${byte.toString(16).padStart(2, '0')}`,
+    dhcpClaim: (id: string, byte: number) => `${p}dc_${id}_${byte.toString(16).padStart(2, '0')}`,
   };
 }
 type Names = ReturnType<typeof filterNames>;
 /** The last byte of a neighbour-discovery target address: the bucket of its claim rules. */
 const TARGET_LAST_BYTE = N.rawPayload('th', 64 + 120, 8);
+/** A DHCP message's client hardware address (BOOTP `chaddr`: 28 bytes into the UDP payload; Ethernet: 6 bytes). */
+const CHADDR = N.rawPayload('th', (8 + 28) * 8, 48);
+/** Its last byte: the bucket of the DHCP claim rules. */
+const CHADDR_LAST_BYTE = N.rawPayload('th', (8 + 28 + 5) * 8, 8);
+const macRaw = (mac: string) => N.rawValue(BigInt(`0x${chainId(mac)}`), 48);
+const macLastByte = (mac: string) => Number.parseInt(mac.slice(-2), 16);
 
 /** What the compiler needs of a tier. */
 export interface TierView {
@@ -233,12 +243,16 @@ export function compileFilter(v: FilterView): NftObject[] {
   const inChains: Array<{ name: string; stmts: Stmt[][] }> = [];
   // per tier: last byte of an IPv6 address → [address, owner MAC] (claim buckets)
   const claims = new Map<string, Map<number, Array<[string, string]>>>(v.tiers.map((t) => [t.id, new Map()]));
+  // per tier: last byte of a MAC → the NICs' MACs (DHCP claim buckets)
+  const dhcpClaims = new Map<string, Map<number, string[]>>(v.tiers.map((t) => [t.id, new Map()]));
   for (const n of v.nics) {
     const mac = macLit(n.mac);
     el.nicMac.push({ key: mac });
     el.nicTier.push({ key: mac, value: N.jump(names.pre(n.networkId)) });
     el.macFwd.push({ key: mac, value: N.goto(names.fwd(n.networkId)) });
     el.self.push({ key: [mac, mac] });
+    const dc = dhcpClaims.get(n.networkId)!;
+    dc.set(macLastByte(n.mac), [...(dc.get(macLastByte(n.mac)) ?? []), n.mac]);
     for (const a of n.ip4) { el.ip4.push({ key: [mac, a] }); tierIp4.get(n.networkId)!.add(a); }
     for (const a of n.ip6) {
       el.ip6.push({ key: [mac, a] });
@@ -280,6 +294,12 @@ export function compileFilter(v: FilterView): NftObject[] {
       const name = names.claim(t.id, byte);
       chains.push(N.chain(name));
       claimChains.push({ name, stmts: list.sort(([a], [b]) => compareText(a, b)).map(([a, owner]) => [N.match(ND_TARGET, hex128(a)), N.match(E, macLit(owner), '!='), N.drop()]) });
+    }
+    if (!t.dhcp) continue;
+    for (const [byte, macs] of [...dhcpClaims.get(t.id)!].sort(([a], [b]) => a - b)) {
+      const name = names.dhcpClaim(t.id, byte);
+      chains.push(N.chain(name));
+      claimChains.push({ name, stmts: macs.sort(compareText).map((owner) => [N.match(CHADDR, macRaw(owner)), N.match(E, macLit(owner), '!='), N.drop()]) });
     }
   }
 
@@ -329,7 +349,7 @@ export function compileFilter(v: FilterView): NftObject[] {
   r(names.o('guard_dispatch'), [N.vmap(N.F.oifname, names.o('port_tier'))]);
   for (const t of v.tiers) r(names.o('guard_dispatch'), [N.lookup(N.F.oifname, names.ports(t.id)), N.goto(names.fwd(t.id))]);
   r(names.o('guard_dispatch'), [N.vmap(D, names.o('mac_fwd'))]);
-  for (const t of v.tiers) fwdChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
+  for (const t of v.tiers) fwdChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b), t.dhcp ? [...dhcpClaims.get(t.id)!.keys()].sort((a, b) => a - b) : []);
   for (const c of inChains) for (const st of c.stmts) r(c.name, st);
   for (const c of claimChains) for (const st of c.stmts) r(c.name, st);
 
@@ -404,7 +424,7 @@ function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
 }
 
 /** fwd_<id>: a frame to the router's port or a NIC of the tier, not from the router. */
-function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
+function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[], dhcpBuckets: number[]): void {
   const c = names.fwd(t.id);
   r(c, [N.lookup(N.F.iifname, names.o('router_ports')), N.ret()]);
   if (t.strict) r(c, [N.lookup(E, names.o('nic_mac'), '!='), N.drop()], 'unknown MAC (strict)');
@@ -423,6 +443,12 @@ function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip'), N.lookup(N.F.ipSaddr, names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
   r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip6'), N.lookup(N.F.ip6Saddr, names.ip6(t.id)), N.drop()], 'a NIC\'s address from another MAC');
   for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed from another MAC');
+  // a DHCP client message for a known NIC (its chaddr) from another MAC: a DECLINE or RELEASE in its name (every
+  // frame to the router's port comes here, the NIC's own and unknown MACs' alike)
+  if (dhcpBuckets.length) {
+    const vm = N.vmap(CHADDR_LAST_BYTE, dhcpBuckets.map((b) => [b, N.jump(names.dhcpClaim(t.id, b))] as [number, Verdict]));
+    r(c, [etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(68), N.udp.dport(67), vm], 'a NIC\'s DHCP identity (chaddr) from another MAC');
+  }
 }
 
 /** A router's compiled filter: the table's contents and the MACs of the NICs it knows. */
