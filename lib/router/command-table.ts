@@ -13,7 +13,7 @@ import { CORE_ACTIONS, CORE_COMMANDS } from './core/commands.js';
 import { canImplementShared, implementShared } from './core/tiers.js';
 import { defaultModules } from './default-modules.js';
 import { silentLogger } from './log.js';
-import { realKernel } from './kernel.js';
+import { realKernel, type RouterKernel } from './kernel.js';
 import { PlanRecorder, planJson, planText } from './plan.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
@@ -196,15 +196,16 @@ function newEngine(ctx: CommandContext, caches: EngineCaches, over: Pick<EngineO
  * reconcile only what they touch (EngineOptions.natScope, docs/reconcile.md); `oneShot`: the process exits after its
  * command (EngineOptions.oneShot).
  */
-export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat']; natScope?: boolean; oneShot?: boolean } = {}): RouterApi {
+export function createRouterApi(opts: { background?: Background; fastNat?: EngineOptions['fastNat']; natScope?: boolean; oneShot?: boolean; kernel?: RouterKernel | undefined } = {}): RouterApi {
   const caches = new EngineCaches();
   const api: Record<string, (req: T.RequestOf<T.EngineCommand>, ctx: CommandContext) => Promise<CommandOutput>> = {};
   const over = {
+    ...(opts.kernel ? { kernel: opts.kernel } : {}),
     ...(opts.background ? { background: opts.background } : {}), ...(opts.fastNat !== undefined ? { fastNat: opts.fastNat } : {}),
     ...(opts.natScope ? { natScope: true } : {}), ...(opts.oneShot ? { oneShot: true } : {}),
   };
   for (const method of Object.values(API_METHOD)) {
-    api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches) : runCommand(newEngine(ctx, caches, over), req, ctx));
+    api[method] = (req, ctx) => (ctx.settings.dryRun ? planCommand(req, ctx, caches, opts.kernel) : runCommand(newEngine(ctx, caches, over), req, ctx));
   }
   return api as unknown as RouterApi;
 }
@@ -213,13 +214,13 @@ export function createRouterApi(opts: { background?: Background; fastNat?: Engin
  * The command as a plan (plan.ts): the same command on an engine whose kernel is an overlay of the real one and
  * that writes nothing; its output is the plan (text, or JSON with `--dry-run=json`) instead of the command's.
  */
-async function planCommand(req: T.RequestOf<T.EngineCommand>, ctx: CommandContext, caches: EngineCaches): Promise<CommandOutput> {
+async function planCommand(req: T.RequestOf<T.EngineCommand>, ctx: CommandContext, caches: EngineCaches, base?: RouterKernel): Promise<CommandOutput> {
   // loaded for a plan only: the in-memory kernel and its nft and haproxy fakes are ~80 KB of modules that every
   // other command of a cold process would evaluate for nothing
   const { FakeKernel } = await import('./fake-kernel.js');
   const modules = defaultModules();
   const ns = (req as { namespace?: string }).namespace;
-  const kernel = await FakeKernel.overlay(realKernel(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}), {
+  const kernel = await FakeKernel.overlay(base ?? realKernel(ctx.settings.hostNetns ? { hostNetns: ctx.settings.hostNetns } : {}), {
     tables: (where): HostTable[] => (where !== undefined ? [ROUTER_TABLE, ARP_TABLE]
       : ns === undefined ? [] : modules.flatMap((m) => m.hostTables?.(ns) ?? [])),
   });

@@ -16,6 +16,7 @@ import type { EngineCommand, GuestIsolation, HostDevices, RouterRequest, RouterS
 import { BadValue, parseNamespaceName, parseTimeoutSeconds } from './contract/values.js';
 import { decodeDetails } from './contract/decode.js';
 import { createRouterApi } from './command-table.js';
+import type { RouterKernel } from './kernel.js';
 import { invokeCommand, type RunningCommand } from './invoke.js';
 import { abbreviate, redact, type RouterLogger } from './log.js';
 import { SystemError, UsageError } from '../util/errors.js';
@@ -39,6 +40,12 @@ export interface RouterOptions {
   logger?: RouterLogger | undefined;
   /** Each command's time limit in seconds unless a call says otherwise (the CLI's default: 60). */
   timeoutSeconds?: number | undefined;
+  /**
+   * The kernel the router reconciles (default: the machine's, `realKernel`): e.g. a `FakeKernel` (netns-router/router)
+   * runs every command in memory — no root, no namespace, link, rule or daemon made —, a delegating one adds
+   * checks or records; plans (`plan` calls) overlay it.
+   */
+  kernel?: RouterKernel | undefined;
 }
 
 /** Options of one call. */
@@ -219,7 +226,7 @@ function resultOf(out: CommandOutput): CommandResult {
 export function createRouter(options: RouterOptions): Router {
   const { settings, devices, isolation, physicalNetwork } = settingsOf(options);
   const log = options.logger ? redacting(options.logger) : SILENT;
-  const api = createRouterApi();
+  const api = createRouterApi(options.kernel ? { kernel: options.kernel } : {});
   const running = new Set<Promise<void>>();
   let closed = false;
 

@@ -17,6 +17,8 @@ import type { EngineCommand } from '../../lib/router/contract/types.js';
 import { FakeKernel } from '../../lib/router/fake-kernel.js';
 import { ROUTER_TABLE } from '../../lib/router/router-table.js';
 import { exitCodeOf } from '../../lib/util/errors.js';
+import { createRouter } from '../../lib/router/create-router.js';
+import { netnsExists } from '../../lib/netns/namespaces.js';
 
 function setup(devices = ['eth1']): { k: FakeKernel; engine: RouterEngine; run: <C extends EngineCommand>(c: C, input: CommandInputs[C]) => Promise<unknown>; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'nr-fake-'));
@@ -157,6 +159,28 @@ test('fake kernel: link names, VNIs and namespaces collide as in the kernel', ()
   k.deleteNetns('r1');
   assert.is(h.linkFind('vh1'), undefined, 'the host end went with the namespace');
   assert.throws(() => r.netlink.linkList(), /deleted/);
+});
+
+
+test('createRouter on a kernel of the caller\'s (kernel option): every command and plan on it, nothing on the machine', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-fake-api-'));
+  const k = new FakeKernel({ devices: ['eth1'] });
+  const router = createRouter({ stateDir: dir, kernel: k });
+  try {
+    const plan = await router.plan('implement-network', { networkId: 77, vlan: 'vxlan://5077', gateway: '10.77.0.1', cidr: '10.77.0.0/24' });
+    assert.ok(plan.changes.some((c) => c.kind === 'netns' && JSON.stringify(c).includes('cs-net-77')), 'the plan makes the namespace');
+    assert.equal(k.namespaces(), [], 'a plan overlays the kernel: nothing made on it');
+    await router.run('implement-network', { networkId: 77, vlan: 'vxlan://5077', gateway: '10.77.0.1', cidr: '10.77.0.0/24' });
+    await router.run('assign-ip', { networkId: 77, publicIp: '203.0.113.77', sourceNat: true, ...pub });
+    assert.equal(k.namespaces(), ['cs-net-77'], 'made on the kernel given');
+    assert.not.ok(netnsExists('cs-net-77'), 'not on the machine');
+    assert.equal(await elements(k, 'cs-net-77', 'snat_src'), [[{ prefix: { addr: '10.77.0.0', len: 24 } }, '203.0.113.77']]);
+    await router.run('destroy-network', { networkId: 77 });
+    assert.equal(k.namespaces(), []);
+  } finally {
+    await router.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
