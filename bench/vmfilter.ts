@@ -104,6 +104,9 @@ function benchHost(dirPrefix: string, hostNs: string) {
   return { dir, stateDir, hostNs, run, store: new StateStore(stateDir) };
 }
 
+/** The segments measured: IPv4 only, with IPv6, IPv4 with DHCP served (dnsmasq, the DHCP claim chains). */
+const TIERS = ['IPv4', 'IPv4 + IPv6 /64', 'IPv4, DHCP served'] as const;
+
 async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Promise<Section> {
   const vms = 1000;
   const runs = o.quick ? 3 : 9;
@@ -112,15 +115,18 @@ async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Pr
   const sizes: Record<string, { chains: number; rules: number; elements: number }> = {};
   const namespaces: string[] = [];
   try {
-    for (const tier of ['IPv4', 'IPv4 + IPv6 /64'] as const) {
-      const id = tier === 'IPv4' ? '4601' : '4602';
+    for (const tier of TIERS) {
+      const id = tier === 'IPv4' ? '4601' : tier === 'IPv4 + IPv6 /64' ? '4602' : '4603';
+      const served = tier === 'IPv4, DHCP served';
       const ns = `cs-net-${id}`;
       namespaces.push(ns);
       const net = ['--network-id', id];
-      const v6 = tier === 'IPv4' ? [] : ['--network-ip6-gateway', 'fd00:46::1', '--network-ip6-cidr', 'fd00:46::/64'];
+      const v6 = tier !== 'IPv4 + IPv6 /64' ? [] : ['--network-ip6-gateway', 'fd00:46::1', '--network-ip6-cidr', 'fd00:46::/64'];
       o.log(`${tier}: ${vms} VMs`);
       await run(['implement-network', ...net, '--vlan', `vxlan://${id}`, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', ...v6, '--network-extension-details', '{"vm-filter":"true"}']);
-      const restore = { dhcp_enabled: false, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
+      // DHCP served: dnsmasq runs, and the filter drops DHCP client messages naming a NIC's MAC from another MAC
+      // (one claim chain per last byte of the MACs, docs/vm-filter.md)
+      const restore = { dhcp_enabled: served, dns_enabled: false, userdata_enabled: false, vms: Array.from({ length: vms }, (_, i) => ({ ip: ipOf(i + 10), mac: macOf(i + 10), default_nic: true })) };
       const initial = await run(['restore-network', ...net, '--gateway', '10.1.0.1', '--cidr', '10.1.0.0/16', '--restore-data', JSON.stringify(restore)]);
       o.log(`${tier}: restore-network of ${vms} NICs ${fmtMs(initial)} (${lastVmfilterSync?.mode}, ${lastVmfilterSync?.operations} operations)`);
       const objs = filterObjects(store.load(ns)!)!;
@@ -173,6 +179,10 @@ async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Pr
       await run(['destroy-network', ...net]);
     }
   } finally {
+    // (a run that failed half-way: its routers' daemons stop with them)
+    for (const ns of namespaces) {
+      if (store.has(ns)) try { await run(['destroy-network', '--network-id', ns.slice('cs-net-'.length)]); } catch { /* deleted below */ }
+    }
     for (const ns of [...namespaces, hostNs]) if (netnsExists(ns)) deleteNetns(ns, { ifExists: true });
     rmSync(dir, { recursive: true, force: true });
   }
@@ -180,7 +190,7 @@ async function segmentBench(o: { quick: boolean; log: (m: string) => void }): Pr
     const rs = rows.filter((r) => r.tier === tier && r.op === op);
     return { command: median(rs.map((r) => r.command)), sync: median(rs.map((r) => r.sync)), ops: median(rs.map((r) => r.ops)), nftF: median(rs.map((r) => r.nftF)), libnft: median(rs.map((r) => r.libnft)), floorOps: median(rs.map((r) => r.floorOps)) };
   };
-  const tiers = ['IPv4', 'IPv4 + IPv6 /64'];
+  const tiers: readonly string[] = TIERS;
   const table: Table = {
     title: `guest-segment filter: one VM added / removed on a segment of ${fmtInt(vms)} (median of ${runs})`,
     headers: ['tier', 'change', 'whole command (in-library)', 'filter table sync', 'operations', 'floor: nft -f (same ops)', 'floor: libnftables (same ops)', 'floor ops', 'sync ÷ nft -f'],
