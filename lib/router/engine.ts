@@ -438,7 +438,8 @@ export class RouterEngine {
         else if (!unchanged) {
           // a scoped command on a warm router: one record of the parts it changed, not the whole router
           logged = warm && scoped && cmd?.scope ? this.logChange(ns, warm, model) : undefined;
-          if (!logged) this.store.save(model, next);
+          if (logged) this.store.writeCopy(ns, next);
+          else this.store.save(model, next);
         }
         else this.store.refreshCopy(ns); // a retry after a writer killed between the journal and the copy
       } catch (err) {

@@ -10,7 +10,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterEngine } from '../../lib/router/engine.js';
@@ -187,7 +187,11 @@ for (const seed of [1, 2, 3, 4]) {
         if (a === 'ok' && fast.engine.lastReconcile === 'scoped') {
           scoped++;
           // on a warm router: one record of the parts it changed (the DHCP slot), not a save of the whole router
-          if (readNatLog(fast.engine.store.natLogOf(NS))?.records.at(-1)?.parts) loggedParts++;
+          if (readNatLog(fast.engine.store.natLogOf(NS))?.records.at(-1)?.parts) {
+            loggedParts++;
+            // the readable copy is the whole new state (the journal and the log decide; the copy is for people)
+            assert.is(readFileSync(fast.engine.store.pathOf(NS), 'utf8'), stored(fast), `${what}: the readable copy`);
+          }
         }
         if (a === 'ok' && fast.engine.lastReconcile === 'fast' && previous === 'scoped') fastAfterScoped++;
         previous = a === 'ok' ? fast.engine.lastReconcile : previous;

@@ -134,6 +134,20 @@ export class StateStore {
   }
 
   /**
+   * After a change made durable in the NAT log (a scoped command on a warm router, engine.ts logChange): the
+   * readable copy brought up to date with `text`, the state journal and log now hold (not synced: they decide). Best
+   * effort: the change is already durable, so a copy that cannot be written is left as it was.
+   */
+  writeCopy(ns: string, text: string): void {
+    const path = this.pathOf(ns);
+    try {
+      overwriteInPlace(path, text, { what: `state file ${path}` });
+    } catch {
+      /* the journal and its log are read, never the copy while they exist */
+    }
+  }
+
+  /**
    * After a command that saved nothing (its state was already the stored one): rewrite the readable copy with the
    * journal record the last `read` found, if the copy is older than the journal (not synced: the journal is what
    * a crash keeps). Under the router's lock.
