@@ -27,7 +27,8 @@ export function keepTexts(fresh: FreshTexts): void {
   for (const [part, text] of fresh) if (Object.isFrozen(part)) texts.set(part, text);
 }
 
-function valueText(v: unknown, fresh: FreshTexts | undefined): string | undefined {
+/** A part's text: its recorded one, or made now (and handed to `fresh` when large). */
+function valueText(v: unknown, fresh?: FreshTexts): string | undefined {
   if (typeof v !== 'object' || v === null) return JSON.stringify(v);
   const known = texts.get(v);
   if (known !== undefined) return known;
@@ -37,9 +38,6 @@ function valueText(v: unknown, fresh: FreshTexts | undefined): string | undefine
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** A part's text: its recorded one, or made now. */
-const textOf = (v: unknown): string | undefined => (typeof v === 'object' && v !== null ? texts.get(v) ?? JSON.stringify(v) : JSON.stringify(v));
 
 const sameKeys = (a: object, b: object): boolean => {
   const ka = Object.keys(a);
@@ -65,9 +63,9 @@ export function changedParts(was: object, now: object): Record<string, unknown> 
         if (!walk(va, vb, 'extra.')) return false;
         continue;
       }
-      const t = textOf(vb);
+      const t = valueText(vb);
       if (t === undefined) return false;
-      if (t !== textOf(va)) out[prefix + k] = vb;
+      if (t !== valueText(va)) out[prefix + k] = vb;
     }
     return true;
   };
