@@ -39,7 +39,7 @@ import { StoredModels, WarmCache, draftOf, fileIdentity, type WarmRouter } from 
 import { changedParts, keepTexts, type FreshTexts } from './state/model-text.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
-import { appendRecord, natLogLimits, snapshotHashOnce, type Appended } from './state/nat-log.js';
+import { appendRecord, natLogFull, snapshotHashOnce, type Appended } from './state/nat-log.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -303,7 +303,12 @@ export class RouterEngine {
   storedModel(ns: string): RouterModel | undefined {
     const text = this.store.read(ns);
     if (text === undefined) return undefined;
-    return (this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined) ?? this.store.parse(ns, text);
+    return this.keptModel(ns, text) ?? this.store.parse(ns, text);
+  }
+
+  /** A large router's stored model as kept (frozen, StoredModels), if it is the one saved as `text`. */
+  private keptModel(ns: string, text: string): RouterModel | undefined {
+    return this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined;
   }
 
   /** `init` for a request that names a network and maybe a VPC. */
@@ -393,7 +398,7 @@ export class RouterEngine {
       const text = warm ? this.store.assume(ns, mark!, this.warmText(warm.model)) : this.store.read(ns);
       // a new router's namespace did not exist before: undoing it means removing it again
       const existed = text !== undefined || this.kernel.netnsExists(ns);
-      const kept = warm?.model ?? (text !== undefined && this.keepsLarge() ? this.caches.stored.get(this.stateDir, ns, text) : undefined);
+      const kept = warm?.model ?? (text !== undefined ? this.keptModel(ns, text) : undefined);
       let model: RouterModel = text === undefined ? init() : kept ? draftOf(kept, cmd?.scope?.modules ?? []) : this.store.parse(ns, text);
       phases.mark('load');
       // (the model as stored: mutate has not run yet)
@@ -438,7 +443,7 @@ export class RouterEngine {
         else if (verdict === 'delete') this.store.remove(ns);
         else if (!unchanged) {
           // a scoped command on a warm router: one record of the parts it changed, not the whole router
-          logged = warm && scoped && cmd?.scope ? this.logChange(ns, warm, model) : undefined;
+          logged = warm && scoped ? this.logChange(ns, warm, model) : undefined;
           // (the readable copy of a logged change: after the answer when there is an after, ~2 ms at 10,000 rules)
           if (logged) copy = () => this.store.writeCopy(ns, next);
           else this.store.save(model, next);
@@ -465,8 +470,9 @@ export class RouterEngine {
       phases.mark('save');
       this.opts.onChanged?.(phases.times, this.lastNftSync);
       // started once the answer is on its way (after the promise continuations that deliver it)
-      if (rest) later.push(new Promise<void>((res) => { setImmediate(res); }).then(rest));
-      if (copy && this.opts.background) later.push(new Promise<void>((res) => { setImmediate(res); }).then(copy));
+      const afterAnswer = (work: () => unknown): void => { later.push(new Promise<void>((res) => { setImmediate(res); }).then(work).then(() => undefined)); };
+      if (rest) afterAnswer(rest);
+      if (copy && this.opts.background) afterAnswer(copy);
       return model;
     } finally {
       // the router stays locked until its clean-up has ended (a next command finds it done)
@@ -841,7 +847,7 @@ export class RouterEngine {
    * log at its limits, a member or slot added or removed): the caller saves.
    */
   private logChange(ns: string, w: WarmRouter, m: RouterModel): Appended | undefined {
-    if (w.log.records + 1 >= natLogLimits.records || w.log.bytes >= natLogLimits.bytes) return undefined;
+    if (natLogFull(w.log)) return undefined;
     const parts = changedParts(w.model, m);
     if (!parts || !Object.keys(parts).length) return undefined;
     return appendRecord(this.store.natLogOf(ns), w.log.base(), w.log.bytes, { parts });

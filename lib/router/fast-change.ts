@@ -24,7 +24,7 @@ import type { MutationVerdict } from './engine.js';
 import { StateStore } from './state/store.js';
 import { compileDelta, natDelta, type Compiled, type ListDelta } from './delta-compile.js';
 import { deepFreeze, type WarmCache, type WarmRouter } from './warm-cache.js';
-import { appendRecord, natLogLimits, snapshotHashOnce, type ListChange } from './state/nat-log.js';
+import { appendRecord, natLogFull, snapshotHashOnce, type ListChange } from './state/nat-log.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
@@ -141,7 +141,7 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
     h.mark('modules');
     // durable: one record appended to the NAT log, or (now and then) the whole model saved (nat-log.ts)
     let log: WarmRouter['log'];
-    if (w.log.records + 1 >= natLogLimits.records || w.log.bytes >= natLogLimits.bytes) {
+    if (natLogFull(w.log)) {
       const text = StateStore.serialize(next);
       h.store.save(next, text);
       h.recordProof(ns, text, sync);

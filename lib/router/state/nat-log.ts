@@ -30,6 +30,10 @@ const MAGIC = 'netns-router natlog 1 ';
 /** When the fast way compacts (a full save instead of a record): from this many records, or bytes, on (tests lower them). */
 export const natLogLimits = { records: 1000, bytes: 1 << 20 };
 
+/** Is a log of this many records and bytes due for compaction (its next change saved whole instead of appended)? */
+export const natLogFull = (log: { records: number; bytes: number }): boolean =>
+  log.records + 1 >= natLogLimits.records || log.bytes >= natLogLimits.bytes;
+
 /** The NAT log beside a router's JSON state copy (`x.json` → `x.natlog`). */
 export const natLogPath = (statePath: string): string => statePath.replace(/\.json$/, '.natlog');
 
