@@ -120,6 +120,14 @@ const CHADDR = N.rawPayload('th', (8 + 28) * 8, 48);
 const CHADDR_LAST_BYTE = N.rawPayload('th', (8 + 28 + 5) * 8, 8);
 const macRaw = (mac: string) => N.rawValue(BigInt(`0x${chainId(mac)}`), 48);
 const macLastByte = (mac: string) => Number.parseInt(mac.slice(-2), 16);
+/** Claim buckets (a tier's, by the last byte of an address or MAC): `item` added to bucket `byte`. */
+const inBucket = <T>(m: Map<number, T[]>, byte: number, item: T): void => {
+  const bucket = m.get(byte);
+  if (bucket) bucket.push(item);
+  else m.set(byte, [item]);
+};
+/** The buckets in byte order. */
+const byByte = <T>(m: Map<number, T>): Array<[number, T]> => [...m].sort(([a], [b]) => a - b);
 
 /** What the compiler needs of a tier. */
 export interface TierView {
@@ -251,15 +259,12 @@ export function compileFilter(v: FilterView): NftObject[] {
     el.nicTier.push({ key: mac, value: N.jump(names.pre(n.networkId)) });
     el.macFwd.push({ key: mac, value: N.goto(names.fwd(n.networkId)) });
     el.self.push({ key: [mac, mac] });
-    const dc = dhcpClaims.get(n.networkId)!;
-    dc.set(macLastByte(n.mac), [...(dc.get(macLastByte(n.mac)) ?? []), n.mac]);
+    inBucket(dhcpClaims.get(n.networkId)!, macLastByte(n.mac), n.mac);
     for (const a of n.ip4) { el.ip4.push({ key: [mac, a] }); tierIp4.get(n.networkId)!.add(a); }
     for (const a of n.ip6) {
       el.ip6.push({ key: [mac, a] });
       tierIp6.get(n.networkId)!.add(a);
-      const byte = Number(ipToBigInt(a) & 0xffn);
-      const b = claims.get(n.networkId)!;
-      b.set(byte, [...(b.get(byte) ?? []), [a, n.mac]]);
+      inBucket(claims.get(n.networkId)!, Number(ipToBigInt(a) & 0xffn), [a, n.mac]);
     }
     if (n.port) {
       el.bound.push({ key: [mac, N.ifname(n.port)] });
@@ -290,13 +295,13 @@ export function compileFilter(v: FilterView): NftObject[] {
   for (const c of [...nicChains, ...inChains]) chains.push(N.chain(c.name));
   const claimChains: Array<{ name: string; stmts: Stmt[][] }> = [];
   for (const t of v.tiers) {
-    for (const [byte, list] of [...claims.get(t.id)!].sort(([a], [b]) => a - b)) {
+    for (const [byte, list] of byByte(claims.get(t.id)!)) {
       const name = names.claim(t.id, byte);
       chains.push(N.chain(name));
       claimChains.push({ name, stmts: list.sort(([a], [b]) => compareText(a, b)).map(([a, owner]) => [N.match(ND_TARGET, hex128(a)), N.match(E, macLit(owner), '!='), N.drop()]) });
     }
     if (!t.dhcp) continue;
-    for (const [byte, macs] of [...dhcpClaims.get(t.id)!].sort(([a], [b]) => a - b)) {
+    for (const [byte, macs] of byByte(dhcpClaims.get(t.id)!)) {
       const name = names.dhcpClaim(t.id, byte);
       chains.push(N.chain(name));
       claimChains.push({ name, stmts: macs.sort(compareText).map((owner) => [N.match(CHADDR, macRaw(owner)), N.match(E, macLit(owner), '!='), N.drop()]) });
@@ -340,7 +345,8 @@ export function compileFilter(v: FilterView): NftObject[] {
   r(names.o('prerouting'), [N.lookup(E, names.o('bound_mac')), N.lookup(N.concatKey(E, N.F.iifname), names.o('bound'), '!='), N.drop()], 'bound MAC from another port');
   r(names.o('prerouting'), [N.vmap(E, names.o('nic_tier'))]);
   r(names.o('prerouting'), [N.vmap(E, names.o('nic_chain'))]);
-  for (const t of v.tiers) preChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b));
+  const buckets = (m: Map<number, unknown>): number[] => byByte(m).map(([byte]) => byte);
+  for (const t of v.tiers) preChain(names, t, r, buckets(claims.get(t.id)!));
   for (const c of nicChains) for (const st of c.stmts) r(c.name, st);
 
   // forward: frames to the ports and NICs we protect
@@ -349,7 +355,7 @@ export function compileFilter(v: FilterView): NftObject[] {
   r(names.o('guard_dispatch'), [N.vmap(N.F.oifname, names.o('port_tier'))]);
   for (const t of v.tiers) r(names.o('guard_dispatch'), [N.lookup(N.F.oifname, names.ports(t.id)), N.goto(names.fwd(t.id))]);
   r(names.o('guard_dispatch'), [N.vmap(D, names.o('mac_fwd'))]);
-  for (const t of v.tiers) fwdChain(names, t, r, [...claims.get(t.id)!.keys()].sort((a, b) => a - b), t.dhcp ? [...dhcpClaims.get(t.id)!.keys()].sort((a, b) => a - b) : []);
+  for (const t of v.tiers) fwdChain(names, t, r, buckets(claims.get(t.id)!), t.dhcp ? buckets(dhcpClaims.get(t.id)!) : []);
   for (const c of inChains) for (const st of c.stmts) r(c.name, st);
   for (const c of claimChains) for (const st of c.stmts) r(c.name, st);
 
