@@ -213,36 +213,26 @@ export async function bench(o: { quick: boolean; log: (m: string) => void; shape
           if (p.status !== 0) throw new Error(`shim ${args[0]} N=${n} exited ${p.status}: ${p.stderr}`);
           if (r >= 0) viaShim.push(ms); // the first run warms the resident engine up for this size
         }
-        // a small command on the router holding these rules, through the shim as CloudStack sends it: does its
-        // cost follow the change or the router? (add/delete-static-nat alternating; the first two untimed: the
-        // resident engine's first NAT command on the router takes the full way and keeps the router warm)
-        const small: number[] = [];
-        if (kind === 'fw') {
+        // two commands alternating through the shim on the router holding these rules, as CloudStack sends them
+        // (the first two untimed): does their cost follow the change or the router?
+        const alternating = (argsOf: (add: boolean) => string[]): number[] => {
+          const times: number[] = [];
           for (let r = -2; r < 2 * runs; r++) {
-            const add = (r & 1) === 0;
-            const args = ['--network-id', S.net.networkId, '--public-ip', SNAT_TIMED, ...(add ? ['--private-ip', '10.1.1.20'] : [])];
-            const t0 = now();
-            const p = spawnSync(shim, [add ? 'add-static-nat' : 'delete-static-nat', ...args], { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: resident.socket } });
-            const ms = now() - t0;
-            if (p.status !== 0) throw new Error(`shim ${add ? 'add' : 'delete'}-static-nat N=${n} exited ${p.status}: ${p.stderr}`);
-            if (r >= 0) small.push(ms);
-          }
-        }
-        // a VM's start and stop on that router (add-dhcp-entry / remove-dhcp-entry alternating: the VM records'
-        // scope, docs/reconcile.md), the first two untimed
-        const vmStart: number[] = [];
-        if (kind === 'fw') {
-          for (let r = -2; r < 2 * runs; r++) {
-            const add = (r & 1) === 0;
-            const args = add ? ['add-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01', '--ip', '10.1.1.40', '--hostname', 'bench-vm']
-              : ['remove-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01'];
+            const args = argsOf((r & 1) === 0);
             const t0 = now();
             const p = spawnSync(shim, args, { encoding: 'utf8', env: { ...process.env, NETNS_ROUTER_ENGINE_SOCKET: resident.socket } });
             const ms = now() - t0;
             if (p.status !== 0) throw new Error(`shim ${args[0]} N=${n} exited ${p.status}: ${p.stderr}`);
-            if (r >= 0) vmStart.push(ms);
+            if (r >= 0) times.push(ms);
           }
-        }
+          return times;
+        };
+        // a small command: add/delete-static-nat (the resident engine's first NAT command on the router takes the
+        // full way and keeps the router warm); a VM's start and stop: add-/remove-dhcp-entry (the VM records' scope,
+        // docs/reconcile.md)
+        const small = kind === 'fw' ? alternating((add) => [add ? 'add-static-nat' : 'delete-static-nat', '--network-id', S.net.networkId, '--public-ip', SNAT_TIMED, ...(add ? ['--private-ip', '10.1.1.20'] : [])]) : [];
+        const vmStart = kind === 'fw' ? alternating((add) => (add ? ['add-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01', '--ip', '10.1.1.40', '--hostname', 'bench-vm']
+          : ['remove-dhcp-entry', '--network-id', S.net.networkId, '--mac', '02:00:00:00:0b:01'])) : [];
         const m = S.engine.store.load(kind === 'fw' ? S.net.namespace : S.tier.namespace)!;
         const objs = firewallObjects(m);
         const sets = objs.filter((x) => x.kind === 'set');
