@@ -298,9 +298,13 @@ export class RouterEngine {
 
   /**
    * The router's stored model, to read (undefined: none saved): a large router's kept one (frozen) while it is
-   * the one saved, else parsed from the state — what a listing or a command's precondition looks at.
+   * the one saved — the warm model while the saved state and its NAT log are the ones it left (no read, replay or
+   * parse of the state), else the stored model kept for the text read — else parsed from the state: what a listing
+   * or a command's precondition (prepare-nic, release-nic) looks at.
    */
   storedModel(ns: string): RouterModel | undefined {
+    const warm = this.keepsLarge() ? this.caches.warm.get(this.stateDir, ns, this.store.savedMark(ns), this.store.natLogOf(ns)) : undefined;
+    if (warm) return warm.model;
     const text = this.store.read(ns);
     if (text === undefined) return undefined;
     return this.keptModel(ns, text) ?? this.store.parse(ns, text);

@@ -202,6 +202,9 @@ for (const seed of [1, 2, 3, 4]) {
         const others = (s: Side, from: number) => JSON.parse(JSON.stringify(s.k.changes.slice(from).filter((c) => c.kind !== 'nft')).replaceAll(s.dir, '<dir>'));
         assert.equal(others(fast, marks[0]), others(full, marks[1]), `${what}: kernel changes besides nft`);
         await same(fast, full, what);
+        // the model a listing or a precondition reads (the warm one, when kept) is the one every reader sees
+        const read = stored(fast);
+        if (read !== undefined) assert.is(`${JSON.stringify(fast.engine.storedModel(NS))}\n`, read, `${what}: storedModel`);
         if (a === 'ok' && FAST_COMMANDS.has(st.c) && fast.engine.lastReconcile !== 'fast') fullTaken++;
       }
       assert.ok(fastTaken >= 15, `the fast way was taken ${fastTaken} times (the full way ${fullTaken} times for NAT commands)`);
