@@ -40,6 +40,7 @@ const CTA_STATUS = 3;
 const CTA_TIMEOUT = 7;
 const CTA_MARK = 8;
 const CTA_ID = 12;
+const CTA_MARK_MASK = 21;
 const CTA_ZONE = 18;
 
 const CTA_TUPLE_IP = 1;
@@ -305,6 +306,21 @@ export function encodeDelete(e: ConntrackEntry): Buffer {
   return w.finish();
 }
 
+/**
+ * IPCTNL_MSG_CT_NEW body that changes the mark of an existing entry: its original tuple and zone, CTA_MARK and
+ * CTA_MARK_MASK. The kernel computes (old & ~mask) ^ mark (ctnetlink_change_mark): with mark = mask = B it sets
+ * the bits B and keeps the others; with mark 0 it clears them.
+ */
+export function encodeMarkUpdate(e: ConntrackEntry, mark: number, mask: number): Buffer {
+  const version: IpFamily = e.family === 'ipv4' ? 4 : 6;
+  const w = nfgenmsg(version === 4 ? AF_INET : AF_INET6);
+  writeTuple(w, CTA_TUPLE_ORIG, e.orig, version, e.zone);
+  if (e.zone) w.attrBe16(CTA_ZONE, e.zone);
+  w.attrBe32(CTA_MARK, mark >>> 0);
+  w.attrBe32(CTA_MARK_MASK, mask >>> 0);
+  return w.finish();
+}
+
 /** Pauses (ms) before each mirror sweep of deleteFlows: an answer to a packet that arrived just before the deletion
  *  leaves the far end within this time unless the machine is badly overloaded. */
 export const MIRROR_SWEEPS_MS: readonly number[] = [5, 20, 50];
@@ -419,21 +435,30 @@ export class ConntrackSocket {
 
   /** Delete these entries (as listed: full original tuple and id); returns how many went (gone ones are not counted). */
   deleteEntries(victims: ConntrackEntry[]): number {
-    if (victims.length === 0) return 0;
-    const results = this.sock.batch(victims.map((e) => ({
-      type: msgType(IPCTNL_MSG_CT_DELETE),
-      flags: NLM_F_ACK,
-      body: encodeDelete(e),
-      operation: `IPCTNL_MSG_CT_DELETE ${e.family} ${describe(e.orig)}`,
-    })));
-    let deleted = 0;
+    return this.each(victims, (e) => ({ type: msgType(IPCTNL_MSG_CT_DELETE), body: encodeDelete(e), operation: `IPCTNL_MSG_CT_DELETE ${e.family} ${describe(e.orig)}` }));
+  }
+
+  /**
+   * Set the bits `bits` of these entries' marks, keeping their other bits (`set: false` clears them), in one batch;
+   * returns how many entries were changed (gone ones are not counted). An update, never a creation: the message
+   * carries no NLM_F_CREATE, so an entry that expired meanwhile is ENOENT, not a new entry.
+   */
+  markEntries(entries: ConntrackEntry[], bits: number, set = true): number {
+    return this.each(entries, (e) => ({ type: msgType(IPCTNL_MSG_CT_NEW), body: encodeMarkUpdate(e, set ? bits : 0, bits), operation: `IPCTNL_MSG_CT_NEW (mark) ${e.family} ${describe(e.orig)}` }));
+  }
+
+  /** One acknowledged request per entry, in one batch; how many succeeded (ENOENT: the entry is gone, not an error). */
+  private each(entries: ConntrackEntry[], request: (e: ConntrackEntry) => { type: number; body: Buffer; operation: string }): number {
+    if (entries.length === 0) return 0;
+    const results = this.sock.batch(entries.map((e) => ({ ...request(e), flags: NLM_F_ACK })));
+    let done = 0;
     let firstError: NetlinkError | undefined;
     for (const r of results) {
-      if (!r.error) deleted++;
+      if (!r.error) done++;
       else if (r.error.code !== 'ENOENT') firstError ??= r.error; // ENOENT: expired or deleted meanwhile
     }
     if (firstError) throw firstError;
-    return deleted;
+    return done;
   }
 
   close(): void {

@@ -109,16 +109,27 @@ export function routerTableObjects(plan: NatPlan): NftObject[] {
 export const ROUTER_TABLE_COMMENT = 'managed by netns-router';
 
 /**
- * The conntrack mark of a flow the kernel load balancer translated (lib/router/lb/kernel.ts): the top byte
- * KERNEL_LB_MARK, the low 24 bits which backend slot the flow drew. Nothing else in the router sets ct mark.
- * The firewall lets such flows through its forward chain as it lets haproxy's own connections to a backend
- * through (those are the router's output, not forwarded guest traffic), and the LB's source NAT picks them by it.
+ * The conntrack mark, as the router uses it:
+ *   top byte  0x4c (KERNEL_LB_MARK): the kernel load balancer translated the flow (lib/router/lb/kernel.ts);
+ *   bit 23    ENDED_FLOW_BIT: a firewall tightening ended the flow (firewall/forbidden-flows.ts);
+ *   bits 0-22 the load balancer's backend slot (at most MAX_KERNEL_SLOTS = 4096).
+ * Nothing else in the router sets ct mark. The firewall lets kernel-LB flows through its forward chain as it lets
+ * haproxy's own connections to a backend through (those are the router's output, not forwarded guest traffic), and
+ * the LB's source NAT picks them by it.
  */
 export const KERNEL_LB_MARK = 0x4c000000;
 /** The part of the ct mark that says "a kernel load-balancer flow". */
 export const KERNEL_LB_MARK_MASK = 0xff000000;
 /** `ct mark & 0xff000000 == 0x4c000000`: the flow was translated by the kernel load balancer. */
 export const kernelLbFlow = () => ct.mark(KERNEL_LB_MARK, KERNEL_LB_MARK_MASK);
+/**
+ * The ct mark bit of an ended flow: its packets are no longer accepted as "established" by the firewall's chains
+ * but judged by the rules as if new, in both directions (firewall-objects.ts). Set on the conntrack entry, which is
+ * kept: a deleted entry could come back the other way round (docs/firewall.md, "Ending flows").
+ */
+export const ENDED_FLOW_BIT = 0x00800000;
+/** Whether a conntrack entry's mark says a firewall tightening ended it. */
+export const isEndedFlowMark = (mark: number | undefined): boolean => mark !== undefined && (mark & ENDED_FLOW_BIT) !== 0;
 /** Whether a conntrack entry's mark says it is a kernel load-balancer flow. */
 export const isKernelLbMark = (mark: number | undefined): boolean => mark !== undefined && ((mark & KERNEL_LB_MARK_MASK) >>> 0) === KERNEL_LB_MARK;
 

@@ -31,13 +31,16 @@ export function pingOk(ns: string, ip: string, bind?: string): boolean {
 }
 
 // socat's UDP-RECVFROM,fork drops datagrams that arrive while a child runs: a plain dgram server instead
-const UDP_ECHO = `const s = require('node:dgram').createSocket('udp4'); s.on('message', (_m, r) => s.send('pong\\n', r.port, r.address)); s.bind(Number(process.argv[1]));`;
+// (argv[2]: answer that many ms late, as a busy guest does)
+const UDP_ECHO = `const s = require('node:dgram').createSocket('udp4'); const late = Number(process.argv[2] || 0);
+s.on('message', (_m, r) => { const answer = () => s.send('pong\\n', r.port, r.address); if (late) setTimeout(answer, late); else answer(); });
+s.bind(Number(process.argv[1]));`;
 
-/** TCP server answering every connection with one line; UDP server answering "pong". */
-export function servers(ns: string, tcpPorts: number[], udpPorts: number[]): ChildProcess[] {
+/** TCP server answering every connection with one line; UDP server answering "pong" (`udpLateMs` late). */
+export function servers(ns: string, tcpPorts: number[], udpPorts: number[], opts: { udpLateMs?: number } = {}): ChildProcess[] {
   return [
     ...tcpPorts.map((p) => spawn('ip', ['netns', 'exec', ns, 'socat', `TCP-LISTEN:${p},fork,reuseaddr`, 'SYSTEM:echo hello'], { stdio: 'ignore' })),
-    ...udpPorts.map((p) => spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', UDP_ECHO, String(p)], { stdio: 'ignore' })),
+    ...udpPorts.map((p) => spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', UDP_ECHO, String(p), String(opts.udpLateMs ?? 0)], { stdio: 'ignore' })),
   ];
 }
 

@@ -223,6 +223,35 @@ test('deleteFlows: a flow restarted the other way round just after its deletion 
   }
 });
 
+test('markEntries sets and clears bits of the entries\' marks, keeps their other bits, and never creates an entry', () => {
+  const ns = addNs('mark-');
+  try {
+    const ins = (sp: number, mark: number) =>
+      nsSh(ns, 'conntrack', ['-I', '-p', 'udp', '-s', '198.51.100.7', '-d', '192.0.2.10', '--sport', String(sp), '--dport', '7001', '-t', '60', '-u', 'SEEN_REPLY', '-m', String(mark)]);
+    ins(40000, 0x4c000003); // a kernel load balancer's flow (top byte and slot)
+    ins(40001, 0);
+    ins(40002, 0); // not marked: stays as it is
+    const sock = N.ConntrackSocket.open({ netns: ns });
+    try {
+      const marks = () => new Map(sock.list({ proto: 'udp' }).map((e) => [e.orig.srcPort, e.mark ?? 0]));
+      const two = sock.list({ proto: 'udp' }).filter((e) => e.orig.srcPort !== 40002);
+      assert.is(sock.markEntries(two, 0x00800000), 2);
+      assert.equal([...marks()].sort(), [[40000, 0x4c800003], [40001, 0x00800000], [40002, 0]]);
+      // clearing the bit restores the rest exactly
+      assert.is(sock.markEntries(two, 0x00800000, false), 2);
+      assert.equal([...marks()].sort(), [[40000, 0x4c000003], [40001, 0], [40002, 0]]);
+      // an entry gone meanwhile: not counted, not an error, and not created again
+      nsSh(ns, 'conntrack', ['-D', '-p', 'udp', '--sport', '40001']);
+      assert.is(sock.markEntries(two, 0x00800000), 1);
+      assert.equal([...marks().keys()].sort(), [40000, 40002]);
+    } finally {
+      sock.close();
+    }
+  } finally {
+    delNs(ns);
+  }
+});
+
 test('conntrack filters are validated; an empty delete needs all: true', () => {
   const bad = (fn: () => unknown, code: N.NftValidationCode): N.NftValidationError => thrown(fn, N.NftValidationError, { code });
   bad(() => N.deleteConntrack({}), 'E_INVALID_VALUE');

@@ -71,7 +71,7 @@ test('custom actions: CloudStack\'s envelope and upstream\'s message shapes, for
     const fwRows = tableRows(message('list-firewall-rules'));
     const ingress = fwRows.find((r) => r.table === 'firewall ingress 203.0.113.60');
     assert.ok(ingress, JSON.stringify(fwRows));
-    assert.equal(ingress!.rules.split('\n'), ['established,related: accept', '#0 id 3: tcp dport 22 from 0.0.0.0/0 to 203.0.113.60: accept', 'default: drop']);
+    assert.equal(ingress!.rules.split('\n'), ['established,related (unless ended by a tightening): accept', '#0 id 3: tcp dport 22 from 0.0.0.0/0 to 203.0.113.60: accept', 'default: drop']);
 
     // pbr: upstream's texts for the changes, its rows for the lists
     assert.is(message('pbr-create-table', { 'table-id': '100', 'table-name': 'isp1' }), 'pbr-create-table: OK 100 isp1');

@@ -7,6 +7,8 @@ import { inScratch, uid } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { isolatedTopo, servers, serversUp, tcpOk, udpOk, pingOk, installCounters, readCounters, udpFlood, UP_A, UP_B } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
+import { listConntrack } from '../../lib/nft/ctnetlink.js';
+import { ENDED_FLOW_BIT } from '../../lib/router/router-table.js';
 
 requireSandbox();
 
@@ -114,30 +116,59 @@ test('egress: default allow with deny rules, default deny with allow rules; port
   });
 });
 
-test('tightening a rule ends the flows it now forbids (conntrack); flows still allowed keep going', async () => {
+/**
+ * Two long-lived UDP flows (fixed source ports) to 7001 and 7002 through the port forwards; after 0.8 s the rules
+ * tighten to 7002 only, then 1.6 s more. The VM answers every datagram (only then is a UDP flow "established"; an
+ * unanswered one is re-checked packet by packet), `lateMs` late. Returns the conntrack entries of 7001 left.
+ */
+async function tightenUnderFlood(lateMs: number, after?: (t: Awaited<ReturnType<typeof isolatedTopo>>) => Promise<void>) {
   await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
     const { engine, net, P, upNs, vm1 } = t;
     installCounters(vm1, [7001, 7002]);
-    // the VM answers: only then is a UDP flow "established" (an unanswered one is re-checked packet by packet)
-    procs.push(...servers(vm1, [], [7001, 7002]));
+    procs.push(...servers(vm1, [], [7001, 7002], { udpLateMs: lateMs }));
     assert.ok(await serversUp(vm1, [], [7001, 7002]));
     await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7001, portEnd: 7002, publicIp: P }] });
-    // two long-lived UDP flows (fixed source ports); after 0.8 s tighten to 7002 only, then 1.6 s more
     const flood = udpFlood(upNs, P, [7001, 7002], { fixed: true });
-    await flood.started;
+    try {
+      await flood.started;
+      await new Promise((r) => setTimeout(r, 800));
+      const before = readCounters(vm1);
+      assert.ok(before[7001] > 10 && before[7002] > 10, `both flows arrive (${JSON.stringify(before)})`);
+      await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7002, publicIp: P }] });
+      const atApply = readCounters(vm1);
+      const applied = Date.now();
+      await new Promise((r) => setTimeout(r, 1600));
+      const now = readCounters(vm1);
+      // on failure, say which conntrack entries carry port 7001 (the flow itself, or a guest-started mirror of it)
+      const flows = () => ct7001(net.namespace).map((e) => `${e.orig.src}:${e.orig.srcPort}->${e.orig.dst}:${e.orig.dstPort} mark ${e.mark ?? 0}`).join(', ');
+      assert.ok(now[7001] - atApply[7001] <= 1, `7001 stops after tightening (${atApply[7001]} → ${now[7001]}; entries now: ${now[7001] - atApply[7001] <= 1 ? '' : flows()})`);
+      assert.ok(now[7002] - atApply[7002] > 10, `7002 keeps flowing (${atApply[7002]} → ${now[7002]})`);
+      assert.ok(Date.now() - applied >= 1500, 'the flood ran over the whole stretch judged');
+      await after?.(t);
+    } finally {
+      const { lastAt } = await flood.stop();
+      assert.ok(lastAt >= Date.now() - 1000, 'control: the flows were still sending at the end');
+    }
+  });
+}
+
+const ct7001 = (ns: string) => listConntrack({ proto: 'udp' }, { netns: ns }).filter((e) => e.orig.dstPort === 7001 || e.orig.srcPort === 7001);
+
+test('tightening a rule ends the flows it now forbids (conntrack); flows still allowed keep going', async () => {
+  await tightenUnderFlood(0);
+});
+
+test('a guest answering late cannot restart an ended flow; opening the port again lets it through as a fresh flow', async () => {
+  // 300 ms: past any pause after a deletion (the first version deleted entries and swept their mirrors for 75 ms)
+  await tightenUnderFlood(300, async ({ engine, net, P, vm1 }) => {
+    const ended = ct7001(net.namespace);
+    assert.ok(ended.length === 1 && ((ended[0].mark ?? 0) & ENDED_FLOW_BIT) !== 0, `the flow's entry is kept, ended: ${JSON.stringify(ended)}`);
+    const atOpen = readCounters(vm1);
+    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7001, portEnd: 7002, publicIp: P }] });
     await new Promise((r) => setTimeout(r, 800));
-    const before = readCounters(vm1);
-    assert.ok(before[7001] > 10 && before[7002] > 10, `both flows arrive (${JSON.stringify(before)})`);
-    await apply(engine, net, { rules: [{ type: 'ingress', protocol: 'udp', portStart: 7002, publicIp: P }] });
-    const atApply = readCounters(vm1);
-    const applied = Date.now();
-    await new Promise((r) => setTimeout(r, 1600));
-    const { lastAt } = await flood.stop();
-    await new Promise((r) => setTimeout(r, 200));
-    const after = readCounters(vm1);
-    assert.ok(lastAt >= applied + 1000, 'control: both flows were still sending well after the tightening');
-    assert.ok(after[7001] - atApply[7001] <= 1, `7001 stops after tightening (${atApply[7001]} → ${after[7001]})`);
-    assert.ok(after[7002] - atApply[7002] > 10, `7002 keeps flowing (${atApply[7002]} → ${after[7002]})`);
+    assert.ok(readCounters(vm1)[7001] - atOpen[7001] > 10, 'opened again: 7001 arrives');
+    const fresh = ct7001(net.namespace);
+    assert.ok(fresh.length === 1 && ((fresh[0].mark ?? 0) & ENDED_FLOW_BIT) === 0, `the ended entry was deleted, a fresh one carries the flow: ${JSON.stringify(fresh)}`);
   });
 });
 

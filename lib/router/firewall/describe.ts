@@ -35,7 +35,7 @@ export function describeFirewall(m: RouterModel): Listing[] {
   const out: Listing[] = [];
   const ingress = ingressMatchers(m, s);
   for (const ip of ingress.keys()) {
-    const rules = ['established,related: accept'];
+    const rules = ['established,related (unless ended by a tightening): accept'];
     for (const id of Object.keys(s.fw).sort()) {
       for (const r of s.fw[id].rules) {
         if (r.type !== 'ingress' || r.publicIp !== ip) continue;
@@ -48,7 +48,7 @@ export function describeFirewall(m: RouterModel): Listing[] {
   for (const id of Object.keys(s.fw).sort()) {
     const n = s.fw[id];
     const t = m.tiers[id];
-    const rules = ['established,related: accept'];
+    const rules = ['established,related (unless ended by a tightening): accept'];
     for (const r of n.rules.filter((x) => x.type === 'egress')) {
       rules.push(`#${r.index}${r.id !== undefined ? ` id ${r.id}` : ''}: ${matchText(r, r.sourceCidrs, r.destCidrs)}: ${n.defaultEgressAllow ? 'drop' : 'accept'}${inert(egressMatchersOf(r).length)}`);
     }
@@ -58,7 +58,7 @@ export function describeFirewall(m: RouterModel): Listing[] {
   for (const id of Object.keys(s.acl).sort()) {
     const t = m.tiers[id];
     for (const dir of ['ingress', 'egress'] as const) {
-      const rules = ['established,related: accept'];
+      const rules = ['established,related (unless ended by a tightening): accept'];
       for (const r of s.acl[id].rules.filter((x) => x.trafficType === dir)) {
         const [src, dst] = dir === 'ingress' ? [r.sourceCidrs, r.destCidrs] : r.destCidrs.length ? [r.sourceCidrs, r.destCidrs] : [[], r.sourceCidrs];
         rules.push(`number ${r.number}${r.id !== undefined ? ` id ${r.id}` : ''}: ${matchText(r, src, dst)}: ${r.action}${inert(aclMatchersOf(r).length)}`);

@@ -4,7 +4,8 @@
  *
  *   fw_ingress   filter prerouting, priority mangle (-150): before our DNAT (dstnat-10 = -110), so ingress
  *                rules see the real public destination.
- *                  ct state established,related accept
+ *                  ct state established,related ct mark & 0x800000 == 0 accept   (not an ended flow:
+ *                                                         forbidden-flows.ts)
  *                  iifname "lo" accept                    the router's own connections
  *                  ip daddr vmap @fw_ingress_ips          filtered public IP → goto fw_in
  *                  ip6 daddr vmap @fw_ingress_ips6
@@ -13,7 +14,7 @@
  *                transaction, i.e. up to 300 ms for 1,000 IPs; with the destination in the set key the rule
  *                count grows neither with the IPs nor with the rules.)
  *   fw_forward   filter forward, priority filter-10 (-10), policy accept:
- *                  ct state established,related accept
+ *                  ct state established,related ct mark & 0x800000 == 0 accept
  *                  ct mark & 0xff000000 == 0x4c000000 accept   kernel load balancer (router-table.ts)
  *                  iifname vmap @fw_egress_ifs            guest interface → jump fwe_<net>   (egress firewall)
  *                  iifname vmap @acl_out_ifs              tier interface → jump acl_out_<net> (ACL egress)
@@ -26,7 +27,7 @@
 import * as N from '../../nft/index.js';
 import type { RouterModel } from '../model.js';
 import { tierAttachment } from '../topology.js';
-import { kernelLbFlow } from '../router-table.js';
+import { ENDED_FLOW_BIT, kernelLbFlow } from '../router-table.js';
 import { compileChain, layers, type Entry, type VerdictRun } from './compile.js';
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
@@ -54,7 +55,9 @@ export const chainNames = {
   aclOut: (id: string) => `acl_out_${nameId(id)}`,
 };
 
-const established = (): N.Stmt[] => [N.ct.state('established', 'related'), N.accept()];
+/** Replies and established flows pass, unless a tightening ended the flow (ENDED_FLOW_BIT): then the rules judge
+ *  its packets as if new. */
+const established = (): N.Stmt[] => [N.ct.state('established', 'related'), N.ct.mark(0, ENDED_FLOW_BIT), N.accept()];
 
 /** The tier's guest interface in the namespace, when the tier is known. */
 function tierIf(m: RouterModel, networkId: string): string | undefined {

@@ -2,8 +2,16 @@
  * Tightening a rule must also stop the flows it now forbids: their packets are "established" and the
  * established/related accept would keep them alive. After a rule change, the conntrack table of the router
  * is dumped once and every entry is judged by the NEW rules as if it were a new connection (same matchers as
- * the nft rules, state.ts); forbidden ones are deleted over ctnetlink (lib/nft/ctnetlink.ts). Only the parts
- * that changed (a public IP's ingress rules, a tier's egress rules or ACL) are judged.
+ * the nft rules, state.ts); only the parts that changed (a public IP's ingress rules, a tier's egress rules or
+ * ACL) are judged.
+ *
+ * A forbidden flow is ended, not deleted: its entry gets ENDED_FLOW_BIT in its ct mark (lib/nft/ctnetlink.ts
+ * markEntries), and the firewall's chains accept "established" only for entries without it, so its packets meet
+ * the rules as if new, in both directions. A deleted entry could come back the other way round — the guest answers
+ * a packet that reached it just before the deletion, its answer starts a new outbound entry whose reply direction
+ * is exactly the forbidden flow — and no pause after the deletion is long enough on a loaded machine. A kept entry
+ * cannot come back: the answer belongs to it. An ended flow that the rules allow again (judged by all of them, at
+ * the next change) is deleted, so its next packet starts a fresh entry that the rules accept.
  *
  * Which entries a part judges (conntrack keeps no interfaces, so tiers are recognised by their CIDRs):
  *   ingress of public IP P   original destination = P (before DNAT), with the original destination port
@@ -15,7 +23,7 @@
 import { ConntrackSocket, type ConntrackEntry } from '../../nft/ctnetlink.js';
 import { sameValue } from '../../util/compare.js';
 import type { RouterModel } from '../model.js';
-import { isKernelLbMark } from '../router-table.js';
+import { ENDED_FLOW_BIT, isEndedFlowMark, isKernelLbMark } from '../router-table.js';
 import { runInNetns } from '../../sys/setns.js';
 import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
 import { addressValue, type RuleCidr } from './cidr.js';
@@ -101,23 +109,35 @@ export function forbidden(c: Checks, e: ConntrackEntry): boolean {
   return false;
 }
 
+/** What endForbiddenFlows did: flows it ended, and ended flows it deleted because the rules allow them again. */
+export interface EndedFlows {
+  ended: number;
+  reopened: number;
+}
+
 /**
- * Delete the conntrack entries the new rules forbid (and, shortly after, their mirrors: see
- * ConntrackSocket.deleteFlows — a guest's answer to a packet that reached it just before the deletion would
- * otherwise restart the flow the other way round); returns how many were deleted.
+ * End the flows the new rules forbid (ENDED_FLOW_BIT on their entries) and delete the ended flows the rules allow
+ * again. Judging every part only when the dump holds an ended flow: whether one is allowed again depends on all
+ * the rules, not just on what changed.
  */
-export async function deleteForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): Promise<number> {
+export function endForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): EndedFlows {
+  const none = { ended: 0, reopened: 0 };
   // a dump walks the kernel's whole conntrack hash (~9 ms even for an empty namespace): ask the count first
-  if (conntrackCount(m.namespace) === 0) return 0;
+  if (conntrackCount(m.namespace) === 0) return none;
   const sock = ConntrackSocket.open({ netns: m.namespace });
   try {
     // the dump first: with no flows there is nothing to judge (and no need to work out what changed)
     const entries = sock.list();
-    if (!entries.length) return 0;
+    if (!entries.length) return none;
+    const live: ConntrackEntry[] = [];
+    const ended: ConntrackEntry[] = [];
+    for (const e of entries) (isEndedFlowMark(e.mark) ? ended : live).push(e);
     const checks = changedChecks(m, previous);
-    if (!hasChecks(checks)) return 0;
-    // deleted by their exact tuple and id, in one batch (no further dumps)
-    return await sock.deleteFlows(entries.filter((e) => forbidden(checks, e)));
+    const all = ended.length ? changedChecks(m, undefined) : undefined;
+    const reopened = all ? ended.filter((e) => !forbidden(all, e)) : [];
+    const toEnd = hasChecks(checks) ? live.filter((e) => forbidden(checks, e)) : [];
+    // one batch each; a deletion names the entry's id too (an entry recreated meanwhile is another flow, kept)
+    return { ended: sock.markEntries(toEnd, ENDED_FLOW_BIT), reopened: sock.deleteEntries(reopened) };
   } finally {
     sock.close();
   }

@@ -14,7 +14,7 @@ import { parseAclDocument, parseFwDocument } from './rules.js';
 import { FIREWALL, filteredAddresses, forgetTierRules, putAcl, putFwDocument, storedFwDocument } from './state.js';
 import { payloadDigest } from './payload-digest.js';
 import { firewallObjects } from './firewall-objects.js';
-import { deleteForbiddenFlows } from './forbidden-flows.js';
+import { endForbiddenFlows } from './forbidden-flows.js';
 import { describeFirewall } from './describe.js';
 
 /** The rules (or the tiers they are judged against) changed (compared structurally: equal slots of 10,000 rules
@@ -65,13 +65,13 @@ export const firewallModule: RouterModule = {
   // the flows the changed rules forbid are found in the conntrack table when the command runs
   plan(m, previous, ctx) {
     if (modelIsIdle(m) || !ctx.kernel.netnsExists(m.namespace) || !firewallChanged(m, previous)) return [];
-    return [{ kind: 'conntrack', action: 'delete', where: m.namespace, what: 'established flows the changed firewall or ACL rules forbid (found in the conntrack table when the command runs)' }];
+    return [{ kind: 'conntrack', action: 'change', where: m.namespace, what: 'established flows the changed firewall or ACL rules forbid are ended (marked), ended ones they allow again deleted (found in the conntrack table when the command runs)' }];
   },
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
     // nothing to judge unless the rules (or the tiers they are judged against) changed: a conntrack dump walks
     // the kernel's whole table (~15 ms), which every other command would otherwise pay
     if (!firewallChanged(m, previous)) return;
-    await deleteForbiddenFlows(m, previous);
+    endForbiddenFlows(m, previous);
   },
 };
