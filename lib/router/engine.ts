@@ -39,7 +39,7 @@ import { StoredModels, WarmCache, draftOf, fileIdentity, type WarmRouter } from 
 import { changedParts, keepTexts, type FreshTexts } from './state/model-text.js';
 import { nattedCounts, type Compiled } from './delta-compile.js';
 import { fastChange, type FastHost } from './fast-change.js';
-import { appendRecord, natLogFull, snapshotHashOnce, type Appended } from './state/nat-log.js';
+import { appendRecord, natLogFull, type Appended } from './state/nat-log.js';
 
 /**
  * How an engine is set up: state directory, host namespace and devices, lock wait, nft CLI instead of
@@ -830,7 +830,7 @@ export class RouterEngine {
       }
       const now = saved ? this.store.savedMark(ns) : before.file;
       if (now !== undefined) {
-        warm.set(this.stateDir, ns, saved ? { ...before, file: now, model: m, log: { base: snapshotHashOnce(text), bytes: 0, records: 0 } } : before);
+        warm.set(this.stateDir, ns, saved ? { ...before, file: now, model: m, log: { base: this.store.logBase(ns, text), bytes: 0, records: 0 } } : before);
         return;
       }
     }
@@ -841,7 +841,7 @@ export class RouterEngine {
     warm.set(this.stateDir, ns, {
       file, model: m, compiled: { ...c.compiled, natted: nattedCounts(m) },
       stamp: { fingerprint, generation, netns },
-      log: { base: snapshotHashOnce(text), bytes: 0, records: 0 },
+      log: { base: this.store.logBase(ns, text), bytes: 0, records: 0 },
     });
   }
 

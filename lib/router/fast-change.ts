@@ -22,9 +22,9 @@ import type { RouterKernel } from './kernel.js';
 import type { RouterModel } from './model.js';
 import type { MutationVerdict } from './engine.js';
 import { StateStore } from './state/store.js';
-import { compileDelta, natDelta, type Compiled, type ListDelta } from './delta-compile.js';
+import { compileDelta, natDelta, type Compiled, type ListDelta, type NatDelta } from './delta-compile.js';
 import { deepFreeze, type WarmCache, type WarmRouter } from './warm-cache.js';
-import { appendRecord, natLogFull, snapshotHashOnce, type ListChange } from './state/nat-log.js';
+import { appendRecord, natLogFull, type ListChange } from './state/nat-log.js';
 import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
@@ -60,6 +60,19 @@ export interface FastResult {
 /** Static NATs and port forwards as the conntrack clean-up takes them (natPlan entries). */
 const natOf = (staticNat: NatPlan['staticNat'], portForwards: NatPlan['portForwards']): NatPlan =>
   ({ publicIfs: [], sourceNat: [], staticNat: staticNat.map((s) => ({ ...s })), portForwards: portForwards.map((p) => ({ ...p })) });
+
+/**
+ * Freeze what a NAT change made new in the warm model's copy: the model, its two lists and their added entries.
+ * natDelta proved the rest is the warm model's own (its other members identical, the lists' other entries the
+ * same objects): frozen already. (deepFreeze would walk both lists: ~0.6 ms at 10,000 entries.)
+ */
+function freezeChanged(next: RouterModel, delta: NatDelta): void {
+  for (const e of delta.staticNats.added) deepFreeze(e);
+  for (const e of delta.portForwards.added) deepFreeze(e);
+  Object.freeze(next.staticNats);
+  Object.freeze(next.portForwards);
+  Object.freeze(next);
+}
 
 /**
  * Run `mutate` on warm router `ns` the fast way; undefined: not possible, nothing changed (take the full way).
@@ -146,7 +159,7 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
       h.store.save(next, text);
       h.recordProof(ns, text, sync);
       h.cacheCompiled(next, text, dc.compiled);
-      log = { base: snapshotHashOnce(text), bytes: 0, records: 0 };
+      log = { base: h.store.logBase(ns, text), bytes: 0, records: 0 };
     } else {
       const list = <T>(d: ListDelta<T>): ListChange<T> | undefined =>
         (d.removed.length || d.added.length ? { del: d.removedAt, was: d.removed, add: d.added } : undefined);
@@ -156,7 +169,7 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
       log = { base: w.log.base, bytes: a.bytes, records: w.log.records + 1, identity: a.identity };
     }
     // the new warm router: the model frozen (its new parts; the rest was), the compile, the stamp, the NAT log
-    deepFreeze(next);
+    freezeChanged(next, delta!);
     for (const [ip, n] of dc.natted) {
       if (n) dc.compiled.natted.set(ip, n);
       else dc.compiled.natted.delete(ip);

@@ -19,7 +19,8 @@ import type { CommandInputs } from '../../lib/router/contract/inputs.js';
 import type { EngineCommand } from '../../lib/router/contract/types.js';
 import { FakeKernel } from '../../lib/router/fake-kernel.js';
 import { StateStore } from '../../lib/router/state/store.js';
-import { natLogLimits } from '../../lib/router/state/nat-log.js';
+import { natLogLimits, snapshotHash } from '../../lib/router/state/nat-log.js';
+import { readJournal } from '../../lib/router/state/journal.js';
 import { StateError } from '../../lib/util/errors.js';
 
 const NS = 'cs-net-42';
@@ -114,6 +115,32 @@ test('NAT log: a full save replaces it; a journal left beside a newer state file
     assert.is.not(engine.lastReconcile, 'fast');
     assert.not.ok(existsSync(jpath), 'the full save removed the stale log');
     assert.is(JSON.parse(reader(dir).read(NS)!).staticNats.length, 4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('NAT log: its base is the journal record\'s identity (no hash of the state); a log naming the state by its hash (older builds) still applies', async () => {
+  const { dir, engine, run } = await warmRouter();
+  try {
+    const jpath = engine.store.natLogOf(NS);
+    await run('add-static-nat', { networkId: 42, publicIp: '203.0.113.21', privateIp: '10.42.0.21' });
+    assert.is(engine.lastReconcile, 'fast');
+    const log = readFileSync(jpath, 'utf8');
+    const header = log.slice(0, log.indexOf('\n'));
+    const rec = readJournal(engine.store.journalOf(NS))!;
+    assert.is(header, `netns-router natlog 1 ${rec.id}`);
+    assert.match(rec.id, /^J\d+:[A-Za-z0-9+/]{43}=$/);
+    const withLog = reader(dir).read(NS)!;
+    assert.is(JSON.parse(withLog).staticNats.length, 2, 'the record applies');
+    // the same log as an older build wrote it: the base named by the saved text's hash
+    writeFileSync(jpath, `netns-router natlog 1 ${snapshotHash(rec.text)}${log.slice(log.indexOf('\n'))}`);
+    assert.is(reader(dir).read(NS), withLog, 'an older build\'s log applies');
+    // a base of another record (another sequence number or digest) does not
+    for (const other of [rec.id.replace(/^J(\d+)/, (_m, n: string) => `J${Number(n) + 1}`), `${rec.id.slice(0, -3)}AA=`]) {
+      writeFileSync(jpath, `netns-router natlog 1 ${other}${log.slice(log.indexOf('\n'))}`);
+      assert.is(JSON.parse(reader(dir).read(NS)!).staticNats.length, 1, `base ${other}: not this state`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -27,7 +27,16 @@ const MIN_SLOT = 16 * 1024;
 export interface JournalRecord {
   seq: number;
   text: string;
+  /** The record's identity (recordId): what a NAT log names the state it applies to by. */
+  id: string;
 }
+
+/**
+ * A record's identity: its sequence number and the SHA-256 its header holds (of the sequence number, the length
+ * and the text). A NAT log names its base state by it (nat-log.ts): known when the record is written or read, so
+ * neither side hashes the state again for it.
+ */
+export const recordId = (seq: number, sum: Buffer): string => `J${seq}:${sum.toString('base64')}`;
 
 function digest(seq: number, text: Buffer): Buffer {
   const head = Buffer.alloc(12);
@@ -79,7 +88,7 @@ export function readJournal(path: string): JournalRecord | undefined {
     for (const h of heads) {
       const body = Buffer.alloc(h.len);
       if (preadAll(fd, body, h.at + HEADER) < h.len || !digest(h.seq, body).equals(h.sum)) continue; // torn
-      return { seq: h.seq, text: body.toString('utf8') };
+      return { seq: h.seq, text: body.toString('utf8'), id: recordId(h.seq, h.sum) };
     }
     return undefined;
   } catch (e) {
@@ -120,10 +129,11 @@ export function journalMark(path: string): string | undefined {
 /**
  * Save `text` as record `seq` (one more than the newest valid record's: the slot written is then never the one
  * holding it). Durable when this returns. Writes in place when the journal exists and the record fits its slot;
- * else makes a new journal (`made`).
+ * else makes a new journal (`made`). Returns how, and the record's identity (recordId).
  */
-export function writeJournal(path: string, seq: number, text: string): 'in-place' | 'made' {
+export function writeJournal(path: string, seq: number, text: string): { how: 'in-place' | 'made'; id: string } {
   const rec = record(seq, text);
+  const id = recordId(seq, rec.subarray(24, HEADER));
   let fd: number | undefined;
   try {
     try {
@@ -137,7 +147,7 @@ export function writeJournal(path: string, seq: number, text: string): 'in-place
         const at = (seq % 2) * slot;
         for (let off = 0; off < rec.length;) off += writeSync(fd, rec, off, rec.length - off, at + off);
         fdatasyncSync(fd);
-        return 'in-place';
+        return { how: 'in-place', id };
       }
     }
   } catch (e) {
@@ -146,7 +156,7 @@ export function writeJournal(path: string, seq: number, text: string): 'in-place
     if (fd !== undefined) closeSync(fd);
   }
   makeJournal(path, seq, rec);
-  return 'made';
+  return { how: 'made', id };
 }
 
 /** A new journal holding `rec` (record `seq`) in its slot, the other slot zeros: temp, fsync, rename, directory fsync. */

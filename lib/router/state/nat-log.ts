@@ -7,13 +7,16 @@
  * (StateStore.read and load do it, so every reader sees the same model); every save of the whole model removes
  * the log (a compaction), and the fast way compacts when the log grows (natLogLimits).
  *
- *   line 1:   `netns-router natlog 1 <base>`   base: snapshotHash of the saved state's text the records apply to
+ *   line 1:   `netns-router natlog 1 <base>`   base: the saved state the records apply to — the identity of its
+ *                                              journal record (journal.ts recordId, `J<seq>:<sha256>`, known without
+ *                                              hashing the state again), or the text's snapshotHash (older builds,
+ *                                              a state read from the JSON copy)
  *   record:   `<json>\t<check>`                 check: the first 16 characters of the json's sha256 (base64)
  *
  * Crash safety: a record is appended by one write and made durable before the command answers (a new log:
  * its directory too). A record cut short by a crash (no newline, or a check that fails) is the last one and is
  * ignored: the command it belonged to never answered, the state is the one before it. A log whose base is not
- * the saved state's hash belongs to an older state (a save that crashed before removing it: the saved state
+ * the saved state's belongs to an older state (a save that crashed before removing it: the saved state
  * already holds its records) and is ignored. A damaged record followed by others is a StateError.
  * Only a warm router's command appends, and only to the log it knows to the byte (its warm router's identity of the
  * file): a log with a cut-short record is never appended to, the next save replaces it.

@@ -20,7 +20,7 @@ import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
 import { TEMP_MARK, fsyncDir, overwriteInPlace } from '../../util/atomic-file.js';
 import { journalMark, readJournal, writeJournal } from './journal.js';
-import { natLogPath, readNatLog, removeNatLog, replay, snapshotHash } from './nat-log.js';
+import { natLogPath, readNatLog, removeNatLog, replay, snapshotHash, snapshotHashOnce } from './nat-log.js';
 import { modelText, type FreshTexts } from './model-text.js';
 
 export interface StoreHooks {
@@ -73,7 +73,7 @@ export class StateStore {
   }
 
   /** What `read` last found per router: the journal's record number (0: none) and the text. */
-  private readonly seen = new Map<string, { seq: number; text: string | undefined; record?: string }>();
+  private readonly seen = new Map<string, { seq: number; text: string | undefined; record?: string; id?: string }>();
 
   /** The saved model, or undefined when none was saved. */
   load(ns: string): RouterModel | undefined {
@@ -103,9 +103,13 @@ export class StateStore {
     }
     if (text !== undefined) {
       const log = readNatLog(this.natLogOf(ns));
-      if (log?.records.length && log.base === snapshotHash(text)) text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
+      // a base named by the journal record's identity (recordId), else (a log of an older build, a state read from
+      // the JSON file) by the state text's hash
+      if (log?.records.length && (log.base.startsWith('J') ? log.base === rec?.id : log.base === snapshotHash(text))) {
+        text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
+      }
     }
-    this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec ? { record: rec.text } : {}) });
+    this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec ? { record: rec.text, id: rec.id } : {}) });
     return text;
   }
 
@@ -116,6 +120,19 @@ export class StateStore {
   assume(ns: string, mark: string, text: string): string {
     this.seen.set(ns, { seq: Number(mark.slice(mark.lastIndexOf(':') + 1)), text });
     return text;
+  }
+
+  /**
+   * What a NAT log started on the saved state `text` names it by (nat-log.ts): the journal record's identity when
+   * `text` is the record this store last saved or read — free — else the text's hash (made on first use).
+   */
+  logBase(ns: string, text: string): () => string {
+    const s = this.seen.get(ns);
+    if (s?.id !== undefined && s.record === text) {
+      const id = s.id;
+      return () => id;
+    }
+    return snapshotHashOnce(text);
   }
 
   /**
@@ -203,7 +220,8 @@ export class StateStore {
     const journal = this.journalOf(ns);
     // temp files are made only when a journal is made (and by builds before the journal): cleaned up then, not
     // by listing the directory — one entry per router — on every save
-    if (writeJournal(journal, prev.seq + 1, text) === 'made') this.removeStaleTemps(ns);
+    const written = writeJournal(journal, prev.seq + 1, text);
+    if (written.how === 'made') this.removeStaleTemps(ns);
     try {
       this.hooks.beforeCopy?.();
       overwriteInPlace(path, text, { what: `state file ${path}` });
@@ -223,7 +241,7 @@ export class StateStore {
       } catch { /* best effort: what the journal holds is read */ }
       throw SystemError.from(e, `writing state file ${path}`);
     }
-    this.seen.set(ns, { seq: prev.seq + 1, text });
+    this.seen.set(ns, { seq: prev.seq + 1, text, record: text, id: written.id });
     // the state saved holds the NAT log's records (not synced: a log left by a crash names the older state)
     removeNatLog(this.natLogOf(ns));
   }
