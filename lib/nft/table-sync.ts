@@ -54,7 +54,11 @@ export interface SetState {
 
 /** The elements as one JSON text (in the order given: the same generator gives the same order). */
 function itemsJsonOf(s: SetState): string {
-  s.json ??= JSON.stringify(s.items);
+  if (s.json === undefined) {
+    s.json = JSON.stringify(s.items);
+    const d = Object.isFrozen(s.items) ? digests.get(s.items) : undefined;
+    if (d) d.json = s.json;
+  }
   return s.json;
 }
 
@@ -131,8 +135,19 @@ export function elementsDigest(items: readonly ElementItem[]): { count: number; 
   return { count: items.length, sum };
 }
 
+/**
+ * Digests of frozen element lists: a generator that returns the same frozen list while its input is unchanged
+ * (router-table.ts: a large router's NAT maps) has its sets compared by identity and digested once, instead of
+ * hashing (and, when the digests agree, serialising) tens of thousands of elements on every command.
+ */
+const digests = new WeakMap<readonly ElementItem[], { count: number; sum: number; json?: string }>();
+
 function setState(o: SetLike, items: ElementItem[]): SetState {
-  return { obj: o, def: JSON.stringify(withoutElements(o)), items, ...elementsDigest(items) };
+  const def = JSON.stringify(withoutElements(o));
+  if (!Object.isFrozen(items)) return { obj: o, def, items, ...elementsDigest(items) };
+  let d = digests.get(items);
+  if (!d) digests.set(items, d = elementsDigest(items));
+  return { obj: o, def, items, count: d.count, sum: d.sum, ...(d.json !== undefined ? { json: d.json } : {}) };
 }
 
 function elemIndex(items: readonly ElementItem[]): Map<string, { item: ElementItem; sig: string }> {
@@ -152,7 +167,7 @@ export function tableContents(objs: readonly NftObject[]): Contents {
   if (known) return known;
   const c: Contents = { chains: new Map(), rules: new Map(), sets: new Map(), counters: new Map(), structure: '', fingerprint: 0 };
   const rules = new Map<string, Rule[]>();
-  const setObjs = new Map<string, { o: SetLike; items: ElementItem[] }>();
+  const setObjs = new Map<string, { o: SetLike; items: ElementItem[]; own: boolean }>();
   for (const o of objs) {
     if (o.kind !== 'table' && o.table !== undefined) throw new Error(`table-sync: ${o.kind} names another table`);
     switch (o.kind) {
@@ -166,11 +181,16 @@ export function tableContents(objs: readonly NftObject[]): Contents {
         if (l) l.push(o); else rules.set(o.chain, [o]);
         break;
       }
-      case 'set': case 'map': setObjs.set(o.name, { o, items: o.elements ? [...o.elements] : [] }); break;
+      // a set's own element list as it is (its identity tells an unchanged set: setState), a copy once extended
+      case 'set': case 'map': setObjs.set(o.name, { o, items: o.elements ?? [], own: false }); break;
       case 'element': {
         const st = setObjs.get(o.set);
         if (!st) throw new Error(`table-sync: elements for unknown set ${o.set} (add the set first)`);
-        st.items.push(...o.items);
+        if (!st.own) {
+          st.items = [...st.items];
+          st.own = true;
+        }
+        for (const it of o.items) st.items.push(it);
         break;
       }
       case 'counter': c.counters.set(o.name, { obj: o, def: JSON.stringify(o) }); break;

@@ -62,13 +62,51 @@ export const NAT_ELEMENTS = {
   pfr_addr: (p: PortForward): ElementItem => ({ key: [p.publicIp, symbol(p.protocol), portRange(p.publicPorts[0], p.publicPorts[1])], value: p.privateIp }),
 } as const;
 
+/**
+ * Made once per frozen input list (a kept large router's static NATs and port forwards, natPlan): the same frozen
+ * lists come back while the input is unchanged, so the table's sync tells those maps unchanged by identity
+ * (table-sync.ts setState) instead of hashing their elements on every command.
+ */
+const splits = new WeakMap<readonly PortForward[], Record<ReturnType<typeof portForwardKind>, PortForward[]>>();
+const elementLists = new WeakMap<readonly unknown[], Map<(x: never) => ElementItem, ElementItem[]>>();
+
+function splitForwards(pfs: readonly PortForward[]): Record<ReturnType<typeof portForwardKind>, PortForward[]> {
+  const hit = splits.get(pfs);
+  if (hit) return hit;
+  const out = { single: [] as PortForward[], sameRange: [] as PortForward[], shifted: [] as PortForward[] };
+  for (const p of pfs) out[portForwardKind(p)].push(p);
+  if (Object.isFrozen(pfs)) {
+    for (const l of Object.values(out)) Object.freeze(l);
+    splits.set(pfs, out);
+  }
+  return out;
+}
+
+function elementList<T>(xs: readonly T[], f: (x: T) => ElementItem): ElementItem[] {
+  if (!Object.isFrozen(xs)) return xs.map(f);
+  let byFn = elementLists.get(xs);
+  if (!byFn) elementLists.set(xs, byFn = new Map());
+  let list = byFn.get(f as (x: never) => ElementItem);
+  if (!list) byFn.set(f as (x: never) => ElementItem, list = deepFreezeItems(xs.map(f)));
+  return list;
+}
+
+/** A memoised element list is shared by every compile until its input changes: frozen, elements and all. */
+function deepFreezeItems(items: ElementItem[]): ElementItem[] {
+  const freeze = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
+    Object.freeze(v);
+    for (const x of Object.values(v)) freeze(x);
+  };
+  for (const it of items) freeze(it);
+  return Object.freeze(items) as ElementItem[];
+}
+
 /** The table's full contents for a plan. */
 export function routerTableObjects(plan: NatPlan): NftObject[] {
-  const single = plan.portForwards.filter((p) => portForwardKind(p) === 'single');
-  const sameRange = plan.portForwards.filter((p) => portForwardKind(p) === 'sameRange');
-  const shifted = plan.portForwards.filter((p) => portForwardKind(p) === 'shifted');
+  const { single, sameRange, shifted } = splitForwards(plan.portForwards);
 
-  const items = <T>(xs: T[], f: (x: T) => ElementItem): ElementItem[] | undefined => (xs.length ? xs.map(f) : undefined);
+  const items = <T>(xs: readonly T[], f: (x: T) => ElementItem): ElementItem[] | undefined => (xs.length ? elementList(xs, f) : undefined);
   const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[] | undefined): O => (el ? { ...o, elements: el } : o);
 
   const objs: NftObject[] = [

@@ -9,6 +9,7 @@ import * as N from '../../lib/nft/index.js';
 import { changedMiddle, sameValue } from '../../lib/util/compare.js';
 import { addNs, delNs, nsSh, nsTables } from './helpers.js';
 import { requireSandbox } from '../helpers/sandbox.js';
+import { routerTableObjects, type NatPlan } from '../../lib/router/router-table.js';
 
 requireSandbox();
 
@@ -278,6 +279,38 @@ test('a bridge table (the guest-segment filter\'s shape) changes in place: eleme
   } finally {
     delNs(ns);
   }
+});
+
+test('frozen element lists (a large router\'s NAT maps): made once, compared by identity, the same fingerprint as fresh copies; a list extended by element objects is copied, not written', () => {
+  const freezeDeep = <T>(x: T): T => { if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) { Object.freeze(x); for (const v of Object.values(x)) freezeDeep(v); } return x; };
+  const staticNat = Array.from({ length: 300 }, (_, i) => ({ publicIp: `198.18.${1 + (i >> 7)}.${(i & 127) + 1}`, privateIp: `10.0.${i >> 7}.${(i & 127) + 1}` }));
+  const portForwards = Array.from({ length: 40 }, (_, i) => ({ publicIp: '203.0.113.10', protocol: 'tcp' as const, publicPorts: [1000 + i, 1000 + i] as [number, number], privateIp: '10.0.9.9', privatePorts: [80, 80] as [number, number] }));
+  const plan = (frozen: boolean): NatPlan => {
+    const p = { publicIfs: ['pub0'], sourceNat: [], staticNat: structuredClone(staticNat), portForwards: structuredClone(portForwards) };
+    if (frozen) { freezeDeep(p.staticNat); freezeDeep(p.portForwards); }
+    return p;
+  };
+  const frozen = plan(true);
+  const elems = (objs: N.NftObject[], name: string) => (objs.find((o) => (o.kind === 'map' || o.kind === 'set') && o.name === name) as { elements?: unknown[] }).elements!;
+  const a = routerTableObjects(frozen);
+  const b = routerTableObjects(frozen);
+  const c = routerTableObjects(plan(false));
+  for (const name of ['static_dnat', 'static_snat', 'pf_addr', 'pf_port']) {
+    assert.ok(elems(a, name) === elems(b, name), `${name}: the same list while the input is the same`);
+    assert.ok(Object.isFrozen(elems(a, name)) && Object.isFrozen(elems(a, name)[0]), `${name}: shared, so frozen`);
+    assert.ok(elems(a, name) !== elems(c, name), `${name}: an unfrozen input is compiled afresh`);
+    assert.equal(elems(a, name), elems(c, name));
+  }
+  const fa = N.tableContents(a);
+  const fc = N.tableContents(c);
+  assert.is(fa.fingerprint, fc.fingerprint, 'frozen or not: the same contents');
+  assert.is(N.tableContents([...b]).fingerprint, fa.fingerprint, 'digested from the memo: the same fingerprint');
+  // a frozen list extended by element objects: the set holds both, the list is left as it was
+  const extra = N.elements('static_dnat', [{ key: '198.18.9.9', value: '10.0.9.1' }]);
+  const ext = N.tableContents([...a, extra]);
+  assert.is(ext.sets.get('static_dnat')!.items.length, 301);
+  assert.is(elems(a, 'static_dnat').length, 300);
+  assert.is.not(ext.fingerprint, fa.fingerprint);
 });
 
 test('changedMiddle: deleting the old middle and adding the new one turns any unique sequence into another', () => {

@@ -71,6 +71,43 @@ test('a large router: the next full command parses its state once (the model bef
   }
 });
 
+test('a router of many public IPs and static NATs: assign-ip and release-ip change a draft (the shared map copied, not the state parsed); the same outcome as without', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-stored-'));
+  try {
+    const keeps = side(dir, true);
+    const none = side(dir, false);
+    for (const s of [keeps, none]) {
+      await s.run('implement-network', { networkId: 42, vlan: 'vxlan://5042', gateway: '10.42.0.1', cidr: '10.42.0.0/16' });
+      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.10', sourceNat: true, ...untagged });
+      // 600 static NATs, each with its public IP: the map of public IPs is a large part, shared frozen by drafts
+      await s.engine.change(NS, s.engine.initFor({ namespace: NS, networkId: '42' }), (m) => {
+        const pub0 = m.publicIps['203.0.113.10'];
+        for (let i = 0; i < 600; i++) {
+          const ip = `198.18.${i >> 7}.${(i & 127) + 1}`;
+          m.publicIps[ip] = { ...pub0, ip, prefixLen: 32, sourceNat: false };
+          m.staticNats.push({ publicIp: ip, privateIp: `10.42.${2 + (i >> 7)}.${(i & 127) + 1}` });
+        }
+      });
+      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged }); // (the model kept from here)
+      s.parses();
+      await s.run('assign-ip', { networkId: 42, publicIp: '203.0.113.12', ...untagged });
+      await s.run('release-ip', { networkId: 42, publicIp: '203.0.113.11', ...untagged });
+      await s.run('release-ip', { networkId: 42, publicIp: '198.18.0.7', publicVlan: 'untagged' }); // with its static NAT
+    }
+    assert.is(keeps.parses(), 0, 'keeps: no parse');
+    assert.is(none.parses(), 6, 'control: two per command');
+    const tables = await Promise.all([keeps, none].map((s) => s.k.nftOf(NS).list(ROUTER_TABLE)));
+    const strip = (x: unknown): string => JSON.stringify(x, (key, v) => (key === 'handle' ? undefined : v));
+    assert.is(strip(tables[0]), strip(tables[1]), 'the same router table');
+    assert.is(new StateStore(keeps.dir).read(NS), new StateStore(none.dir).read(NS), 'the same stored state');
+    const m = new StateStore(keeps.dir).load(NS)!;
+    assert.is(Object.keys(m.publicIps).length, 601, 'source NAT + 600 + 2 assigned − 2 released');
+    assert.is(m.staticNats.length, 599);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a draft shares what the command leaves alone; a mutation that writes into a shared part runs again on the parsed state, same outcome', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nr-stored-'));
   try {
