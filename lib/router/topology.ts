@@ -86,8 +86,15 @@ export function publicAttachments(m: RouterModel): Attachment[] {
 
 /** The public IP whose gateway becomes the default route: the source-NAT one, else the first. */
 export function defaultPublicIp(m: RouterModel): PublicIpModel | undefined {
-  const ips = Object.values(m.publicIps).filter((p) => p.gateway).sort((a, b) => compareText(a.ip, b.ip));
-  return ips.find((p) => p.sourceNat) ?? ips[0];
+  // the first by address of the source-NAT ones, else of all (one pass: a router may hold 10,000)
+  let snat: PublicIpModel | undefined;
+  let first: PublicIpModel | undefined;
+  for (const p of Object.values(m.publicIps)) {
+    if (!p.gateway) continue;
+    if (!first || compareText(p.ip, first.ip) < 0) first = p;
+    if (p.sourceNat && (!snat || compareText(p.ip, snat.ip) < 0)) snat = p;
+  }
+  return snat ?? first;
 }
 
 /** `pubAtts`: publicAttachments(m), when the caller has it already (10,000 public IPs: ~15 ms each time). */
