@@ -180,7 +180,7 @@ const GUARD_PRIORITY = { base: 'filter', offset: -20 } as const;
  *               before DNAT), or it is for a routed IPv6 guest address whose ingress the firewall filters;
  *   input:      it is for an address the firewall filters (it passed that filter), a public service of the
  *               router (haproxy listener), or IPv6 neighbour discovery.
- * Replies (established/related) always pass. Without it, a host on the public segment that routes a guest
+ * Replies (established/related) pass, unless a firewall tightening ended their flow. Without it, a host on the public segment that routes a guest
  * CIDR via the router's public address reaches every port of every VM, and the router's guest-side services.
  */
 export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
@@ -199,7 +199,8 @@ export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
     svc.push({ key: [x.ip, symbol(x.protocol), x.port] });
   }
   const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[]): O => (el.length ? { ...o, elements: el } : o);
-  const replies = () => [ct.state('established', 'related'), accept()];
+  // (not a flow a firewall tightening ended: its packets meet the guard as new ones)
+  const replies = () => [ct.state('established', 'related'), ct.mark(0, ENDED_FLOW_BIT), accept()];
   return [
     withElems(set('pub_filtered', 'ipv4_addr'), v4.map((a) => ({ key: a }))),
     withElems(set('pub_filtered6', 'ipv6_addr'), v6.map((a) => ({ key: a }))),

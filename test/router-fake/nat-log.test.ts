@@ -20,7 +20,7 @@ import type { EngineCommand } from '../../lib/router/contract/types.js';
 import { FakeKernel } from '../../lib/router/fake-kernel.js';
 import { StateStore } from '../../lib/router/state/store.js';
 import { natLogLimits, snapshotHash } from '../../lib/router/state/nat-log.js';
-import { readJournal } from '../../lib/router/state/journal.js';
+import { readJournal, recordIdSeq } from '../../lib/router/state/journal.js';
 import { StateError } from '../../lib/util/errors.js';
 
 const NS = 'cs-net-42';
@@ -136,6 +136,15 @@ test('NAT log: its base is the journal record\'s identity (no hash of the state)
     // the same log as an older build wrote it: the base named by the saved text's hash
     writeFileSync(jpath, `netns-router natlog 1 ${snapshotHash(rec.text)}${log.slice(log.indexOf('\n'))}`);
     assert.is(reader(dir).read(NS), withLog, 'an older build\'s log applies');
+    // a hash base is never read as a record identity, even one starting with J (base64 has no colon)
+    assert.is(recordIdSeq(`J${'x'.repeat(42)}=`), undefined);
+    assert.is(recordIdSeq(rec.id), rec.seq);
+    // the journal unreadable, the JSON copy read: the identity is checked against the copy's text by its digest
+    writeFileSync(jpath, log);
+    const journal = readFileSync(engine.store.journalOf(NS));
+    writeFileSync(engine.store.journalOf(NS), Buffer.alloc(journal.length));
+    assert.is(reader(dir).read(NS), withLog, 'a copy holding that record\'s text: the log applies');
+    writeFileSync(engine.store.journalOf(NS), journal);
     // a base of another record (another sequence number or digest) does not
     for (const other of [rec.id.replace(/^J(\d+)/, (_m, n: string) => `J${Number(n) + 1}`), `${rec.id.slice(0, -3)}AA=`]) {
       writeFileSync(jpath, `netns-router natlog 1 ${other}${log.slice(log.indexOf('\n'))}`);

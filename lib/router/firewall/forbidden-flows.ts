@@ -11,7 +11,8 @@
  * a packet that reached it just before the deletion, its answer starts a new outbound entry whose reply direction
  * is exactly the forbidden flow — and no pause after the deletion is long enough on a loaded machine. A kept entry
  * cannot come back: the answer belongs to it. An ended flow that the rules allow again (judged by all of them, at
- * the next change) is deleted, so its next packet starts a fresh entry that the rules accept.
+ * the next change) gets the bit cleared: it goes on with its translation (a port forward's, a kernel load
+ * balancer's backend), which a deletion would lose (a mid-stream packet could pick another backend).
  *
  * Which entries a part judges (conntrack keeps no interfaces, so tiers are recognised by their CIDRs):
  *   ingress of public IP P   original destination = P (before DNAT), with the original destination port
@@ -109,15 +110,15 @@ export function forbidden(c: Checks, e: ConntrackEntry): boolean {
   return false;
 }
 
-/** What endForbiddenFlows did: flows it ended, and ended flows it deleted because the rules allow them again. */
+/** What endForbiddenFlows did: flows it ended, and ended flows it resumed because the rules allow them again. */
 export interface EndedFlows {
   ended: number;
   reopened: number;
 }
 
 /**
- * End the flows the new rules forbid (ENDED_FLOW_BIT on their entries) and delete the ended flows the rules allow
- * again. Judging every part only when the dump holds an ended flow: whether one is allowed again depends on all
+ * End the flows the new rules forbid (ENDED_FLOW_BIT on their entries) and clear the bit of the ended flows the
+ * rules allow again. Judging every part only when the dump holds an ended flow: whether one is allowed again depends on all
  * the rules, not just on what changed.
  */
 export function endForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): EndedFlows {
@@ -136,8 +137,8 @@ export function endForbiddenFlows(m: RouterModel, previous: RouterModel | undefi
     const all = ended.length ? changedChecks(m, undefined) : undefined;
     const reopened = all ? ended.filter((e) => !forbidden(all, e)) : [];
     const toEnd = hasChecks(checks) ? live.filter((e) => forbidden(checks, e)) : [];
-    // one batch each; a deletion names the entry's id too (an entry recreated meanwhile is another flow, kept)
-    return { ended: sock.markEntries(toEnd, ENDED_FLOW_BIT), reopened: sock.deleteEntries(reopened) };
+    // one batch each; an entry allowed again keeps its translation (a port forward's, a load balancer's backend)
+    return { ended: sock.markEntries(toEnd, ENDED_FLOW_BIT), reopened: sock.markEntries(reopened, ENDED_FLOW_BIT, false) };
   } finally {
     sock.close();
   }

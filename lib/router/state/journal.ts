@@ -38,6 +38,15 @@ export interface JournalRecord {
  */
 export const recordId = (seq: number, sum: Buffer): string => `J${seq}:${sum.toString('base64')}`;
 
+/** The sequence number a record identity names, or undefined when `base` is not one (a text hash: base64, no colon). */
+export function recordIdSeq(base: string): number | undefined {
+  const m = /^J(\d{1,15}):/.exec(base);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The identity record `seq` holding `text` has (to check a state read from elsewhere than the journal). */
+export const recordIdOf = (seq: number, text: string): string => recordId(seq, digest(seq, Buffer.from(text, 'utf8')));
+
 function digest(seq: number, text: Buffer): Buffer {
   const head = Buffer.alloc(12);
   head.writeBigUInt64LE(BigInt(seq), 0);

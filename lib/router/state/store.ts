@@ -19,7 +19,7 @@ import * as libc from '../../sys/libc.js';
 import { StateError, SystemError, TimeoutError } from '../../util/errors.js';
 import { MODEL_VERSION, type RouterModel } from '../model.js';
 import { TEMP_MARK, fsyncDir, overwriteInPlace } from '../../util/atomic-file.js';
-import { journalMark, readJournal, writeJournal } from './journal.js';
+import { journalMark, readJournal, recordIdOf, recordIdSeq, writeJournal } from './journal.js';
 import { natLogPath, readNatLog, removeNatLog, replay, snapshotHash, snapshotHashOnce } from './nat-log.js';
 import { modelText, type FreshTexts } from './model-text.js';
 
@@ -103,14 +103,23 @@ export class StateStore {
     }
     if (text !== undefined) {
       const log = readNatLog(this.natLogOf(ns));
-      // a base named by the journal record's identity (recordId), else (a log of an older build, a state read from
-      // the JSON file) by the state text's hash
-      if (log?.records.length && (log.base.startsWith('J') ? log.base === rec?.id : log.base === snapshotHash(text))) {
+      if (log?.records.length && this.isLogBase(log.base, text, rec)) {
         text = StateStore.serialize(replay(this.natLogOf(ns), this.parse(ns, text), log.records));
       }
     }
     this.seen.set(ns, { seq: rec?.seq ?? 0, text, ...(rec ? { record: rec.text, id: rec.id } : {}) });
     return text;
+  }
+
+  /**
+   * Does a NAT log's `base` name the saved state `text` (`rec`: the journal record it came from)? A base is the
+   * journal record's identity (recordId: `J<seq>:<digest>`), or the text's hash (a log of an older build; base64,
+   * never a colon). A state read from the JSON copy is checked against an identity by its digest.
+   */
+  private isLogBase(base: string, text: string, rec: { seq: number; id: string } | undefined): boolean {
+    const seq = recordIdSeq(base);
+    if (seq === undefined) return base === snapshotHash(text);
+    return rec ? base === rec.id : base === recordIdOf(seq, text);
   }
 
   /**
