@@ -569,7 +569,7 @@ export class RouterEngine {
         }
       }
       // compute the whole ruleset first: an invalid module state fails before anything changes
-      const tables = this.compileTables(m, key, pub, previous, previousKey);
+      const tables = this.compileTables(m, key, previous, previousKey);
       phases?.mark('compile');
       const report = applyPlumbing(this.kernel, host, plan);
       phases?.mark('plumbing');
@@ -589,8 +589,8 @@ export class RouterEngine {
    * The router table of `m` (`key` its text) and, when `previous` is a router, the one the kernel should hold now
    * (checked by the stamp in syncTable; asked first: it is usually the cached result of the previous command).
    */
-  private compileTables(m: RouterModel, key: string, pub: Attachment[], previous: RouterModel | undefined, previousKey: string | undefined): CompiledTables {
-    const nat = pub === this.plans(m, key).pub ? this.plans(m, key).nat : natPlan(m, pub);
+  private compileTables(m: RouterModel, key: string, previous: RouterModel | undefined, previousKey: string | undefined): CompiledTables {
+    const { pub, nat } = this.plans(m, key);
     const prev = previous && !modelIsIdle(previous) ? (previous === m ? { pub, nat } : this.plans(previous, previousKey!)) : undefined;
     const prevPub = prev?.pub;
     const prevNat = prev?.nat;
@@ -645,11 +645,10 @@ export class RouterEngine {
     const proof = provenStamp(this.opts.stateDir, m.namespace, beforeKey);
     if (proof?.generation === undefined || !k.netnsExists(m.namespace) || proof.netns !== k.netnsIdentity(m.namespace)
       || k.nftGeneration(m.namespace) !== proof.generation) return false;
-    const pub = publicAttachments(m);
-    const plan = plumbingPlan(m, pub);
-    const beforePlan = plumbingPlan(before);
+    const plan = plumbingPlan(m, this.plans(m, key).pub);
+    const beforePlan = plumbingPlan(before, this.plans(before, beforeKey).pub);
     if (!addressesOnlyDiffer(beforePlan, plan)) return false;
-    const tables = this.compileTables(m, key, pub, before, beforeKey);
+    const tables = this.compileTables(m, key, before, beforeKey);
     phases.mark('compile');
     const ns = k.open(m.namespace);
     try {
@@ -909,22 +908,19 @@ export class RouterEngine {
   }
 
   /**
-   * The public attachments and the NAT plan of the model of text `key` (read-only): a full command needs them for
-   * its model and for the one before it, which is the previous command's (10,000 public IPs: ~15 ms to make).
+   * The public attachments and the NAT plan of the model of text `key` (read-only): asked for by the plumbing plan
+   * and the table's compile of one command (10,000 public IPs: ~15 ms to make). One per router, like its table: a
+   * slot holding the model's and its predecessor's, so that the next command would reuse the one before it,
+   * measured slower (release-ip beside 10,000 port forwards 22–27 → 37–70 ms, the table sync's share; not found
+   * why), so the model before a command is planned again.
    */
   private plans(m: RouterModel, key: string): { pub: Attachment[]; nat: NatPlan } {
-    // two slots, the model's and the one before it (asked for in either order): the next command's "before" is
-    // this command's model
-    const slot = `${this.opts.stateDir}\0${m.namespace}\0plans`;
-    type Plans = { pub: Attachment[]; nat: NatPlan };
-    const held = this.caches.get<Array<{ key: string; plans: Plans }>>(slot, '') ?? [];
-    const hit = held.find((h) => h.key === key);
-    if (hit) return hit.plans;
-    const pub = publicAttachments(m);
-    const plans = { pub, nat: natPlan(m, pub) };
-    this.caches.put(slot, '', [{ key, plans }, ...held].slice(0, 2));
-    return plans;
+    return this.cached(m, key, 'plans', () => {
+      const pub = publicAttachments(m);
+      return { pub, nat: natPlan(m, pub) };
+    });
   }
+
 
   /** The router table's contents for a model, `key` its serialised text (see EngineCaches). */
   private tableObjects(m: RouterModel, nat: NatPlan, key: string): NftObject[] {

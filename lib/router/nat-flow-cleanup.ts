@@ -59,7 +59,7 @@ export async function deleteConntrackFlows(netns: string, filters: ConntrackFilt
 }
 
 /** The namespace's conntrack entry count (net.netfilter.nf_conntrack_count), or undefined when it cannot be read. */
-function trackedFlows(netns: string): number | undefined {
+export function trackedFlows(netns: string): number | undefined {
   try {
     const n = Number(readSysctlFd(runInNetns(netns, () => openSysctl('net.netfilter.nf_conntrack_count', false))));
     return Number.isInteger(n) && n >= 0 ? n : undefined;

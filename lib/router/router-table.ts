@@ -22,7 +22,8 @@ import { baseChain, chain, map, set, rule, type NftObject, type ElementItem } fr
 import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6 } from '../nft/expr.js';
 import type { PublicIngress } from './router-module.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
-import type { TableRef } from '../nft/json.js';
+import type { Stmt, TableRef } from '../nft/json.js';
+import { deepFreeze } from './warm-cache.js';
 import { compareText } from '../util/compare.js';
 
 export const ROUTER_TABLE: TableRef = { family: 'inet', name: 'netns_router' };
@@ -87,19 +88,9 @@ function elementList<T>(xs: readonly T[], f: (x: T) => ElementItem): ElementItem
   let byFn = elementLists.get(xs);
   if (!byFn) elementLists.set(xs, byFn = new Map());
   let list = byFn.get(f as (x: never) => ElementItem);
-  if (!list) byFn.set(f as (x: never) => ElementItem, list = deepFreezeItems(xs.map(f)));
+  // shared by every compile until its input changes: frozen, elements and all
+  if (!list) byFn.set(f as (x: never) => ElementItem, list = deepFreeze(xs.map(f)));
   return list;
-}
-
-/** A memoised element list is shared by every compile until its input changes: frozen, elements and all. */
-function deepFreezeItems(items: ElementItem[]): ElementItem[] {
-  const freeze = (v: unknown): void => {
-    if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
-    Object.freeze(v);
-    for (const x of Object.values(v)) freeze(x);
-  };
-  for (const it of items) freeze(it);
-  return Object.freeze(items) as ElementItem[];
 }
 
 /** The table's full contents for a plan. */
@@ -166,6 +157,9 @@ export const kernelLbFlow = () => ct.mark(KERNEL_LB_MARK, KERNEL_LB_MARK_MASK);
  * kept: a deleted entry could come back the other way round (docs/firewall.md, "Ending flows").
  */
 export const ENDED_FLOW_BIT = 0x00800000;
+/** `ct state established,related ct mark & ENDED_FLOW_BIT == 0 accept`: replies and established flows pass, unless a
+ *  tightening ended the flow (its packets then meet the chain as new ones). The firewall's chains and the guard's. */
+export const acceptUnendedFlows = (): Stmt[] => [ct.state('established', 'related'), ct.mark(0, ENDED_FLOW_BIT), accept()];
 /** Whether a conntrack entry's mark says a firewall tightening ended it. */
 export const isEndedFlowMark = (mark: number | undefined): boolean => mark !== undefined && (mark & ENDED_FLOW_BIT) !== 0;
 /** Whether a conntrack entry's mark says it is a kernel load-balancer flow. */
@@ -199,19 +193,17 @@ export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
     svc.push({ key: [x.ip, symbol(x.protocol), x.port] });
   }
   const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[]): O => (el.length ? { ...o, elements: el } : o);
-  // (not a flow a firewall tightening ended: its packets meet the guard as new ones)
-  const replies = () => [ct.state('established', 'related'), ct.mark(0, ENDED_FLOW_BIT), accept()];
   return [
     withElems(set('pub_filtered', 'ipv4_addr'), v4.map((a) => ({ key: a }))),
     withElems(set('pub_filtered6', 'ipv6_addr'), v6.map((a) => ({ key: a }))),
     withElems(set('pub_services', ['ipv4_addr', 'inet_proto', 'inet_service']), svc),
     chain('pub_fwd'),
-    rule('pub_fwd', replies()),
+    rule('pub_fwd', acceptUnendedFlows()),
     rule('pub_fwd', [ct.status('dnat'), accept()], { comment: 'translated by a static NAT or port forward' }),
     rule('pub_fwd', [lookup(F.ip6Daddr, 'pub_filtered6'), accept()], { comment: 'routed IPv6 address, filtered at ingress' }),
     rule('pub_fwd', [counter(), drop()], { comment: 'public side: nothing else reaches the guests' }),
     chain('pub_in'),
-    rule('pub_in', replies()),
+    rule('pub_in', acceptUnendedFlows()),
     rule('pub_in', [icmpv6.type(['nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-router-advert']), accept()], { comment: 'IPv6 neighbour discovery' }),
     rule('pub_in', [lookup(F.ipDaddr, 'pub_filtered'), accept()], { comment: 'filtered public addresses' }),
     rule('pub_in', [lookup(F.ip6Daddr, 'pub_filtered6'), accept()], { comment: 'filtered public addresses' }),

@@ -27,7 +27,7 @@
 import * as N from '../../nft/index.js';
 import type { RouterModel } from '../model.js';
 import { tierAttachment } from '../topology.js';
-import { ENDED_FLOW_BIT, kernelLbFlow } from '../router-table.js';
+import { acceptUnendedFlows, kernelLbFlow } from '../router-table.js';
 import { compileChain, layers, type Entry, type VerdictRun } from './compile.js';
 import { addressValue } from './cidr.js';
 import { aclMatchersOf, egressMatchersOf, firewallState, ingressMatchers, type FirewallState } from './state.js';
@@ -55,9 +55,6 @@ export const chainNames = {
   aclOut: (id: string) => `acl_out_${nameId(id)}`,
 };
 
-/** Replies and established flows pass, unless a tightening ended the flow (ENDED_FLOW_BIT): then the rules judge
- *  its packets as if new. */
-const established = (): N.Stmt[] => [N.ct.state('established', 'related'), N.ct.mark(0, ENDED_FLOW_BIT), N.accept()];
 
 /** The tier's guest interface in the namespace, when the tier is known. */
 function tierIf(m: RouterModel, networkId: string): string | undefined {
@@ -105,7 +102,7 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
       N.verdictMap('fw_ingress_ips', 'ipv4_addr', v4.length ? { elements: v4 } : {}),
       N.verdictMap('fw_ingress_ips6', 'ipv6_addr', v6.length ? { elements: v6 } : {}),
       N.baseChain(chainNames.ingress, { type: 'filter', hook: 'prerouting', priority: FW_INGRESS_PRIORITY, policy: 'accept' }),
-      N.rule(chainNames.ingress, established()),
+      N.rule(chainNames.ingress, acceptUnendedFlows()),
       // the router's own connections to its public addresses come back through lo: not ingress
       N.rule(chainNames.ingress, [N.meta.iifname('lo'), N.accept()], { comment: 'the router itself' }),
       N.rule(chainNames.ingress, [N.vmap(N.F.ipDaddr, 'fw_ingress_ips')], { comment: 'filtered public IPv4 addresses' }),
@@ -147,7 +144,7 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
     const fwd = chainNames.forward;
     pushAll(objs, chains);
     objs.push(
-      N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, established()),
+      N.baseChain(fwd, { type: 'filter', hook: 'forward', priority: FW_FORWARD_PRIORITY, policy: 'accept' }), N.rule(fwd, acceptUnendedFlows()),
       // the kernel load balancer's translated connections are what haproxy's own connections to a backend are
       // (router output, never met by these chains): neither guest egress nor a tier's traffic under its ACL
       N.rule(fwd, [kernelLbFlow(), N.accept()], { comment: 'kernel load balancer (as haproxy: docs/load-balancing.md)' }),

@@ -25,8 +25,7 @@ import { ConntrackSocket, type ConntrackEntry } from '../../nft/ctnetlink.js';
 import { sameValue } from '../../util/compare.js';
 import type { RouterModel } from '../model.js';
 import { ENDED_FLOW_BIT, isEndedFlowMark, isKernelLbMark } from '../router-table.js';
-import { runInNetns } from '../../sys/setns.js';
-import { openSysctl, readSysctlFd } from '../../netns/sysctl.js';
+import { trackedFlows } from '../nat-flow-cleanup.js';
 import { addressValue, type RuleCidr } from './cidr.js';
 import type { MatcherIndex, Packet } from './matcher.js';
 import {
@@ -118,13 +117,13 @@ export interface EndedFlows {
 
 /**
  * End the flows the new rules forbid (ENDED_FLOW_BIT on their entries) and clear the bit of the ended flows the
- * rules allow again. Judging every part only when the dump holds an ended flow: whether one is allowed again depends on all
- * the rules, not just on what changed.
+ * rules allow again. Every part is judged only when the dump holds an ended flow: whether one is allowed again
+ * depends on all the rules, not just on what changed.
  */
 export function endForbiddenFlows(m: RouterModel, previous: RouterModel | undefined): EndedFlows {
   const none = { ended: 0, reopened: 0 };
   // a dump walks the kernel's whole conntrack hash (~9 ms even for an empty namespace): ask the count first
-  if (conntrackCount(m.namespace) === 0) return none;
+  if (trackedFlows(m.namespace) === 0) return none;
   const sock = ConntrackSocket.open({ netns: m.namespace });
   try {
     // the dump first: with no flows there is nothing to judge (and no need to work out what changed)
@@ -141,16 +140,5 @@ export function endForbiddenFlows(m: RouterModel, previous: RouterModel | undefi
     return { ended: sock.markEntries(toEnd, ENDED_FLOW_BIT), reopened: sock.markEntries(reopened, ENDED_FLOW_BIT, false) };
   } finally {
     sock.close();
-  }
-}
-
-/** Entries in the namespace's conntrack table (per-namespace sysctl, opened inside); undefined if unknown. */
-function conntrackCount(ns: string): number | undefined {
-  try {
-    const key = 'net.netfilter.nf_conntrack_count';
-    const n = Number(readSysctlFd(runInNetns(ns, () => openSysctl(key, false))));
-    return Number.isInteger(n) ? n : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -65,7 +65,7 @@ export const firewallModule: RouterModule = {
   // the flows the changed rules forbid are found in the conntrack table when the command runs
   plan(m, previous, ctx) {
     if (modelIsIdle(m) || !ctx.kernel.netnsExists(m.namespace) || !firewallChanged(m, previous)) return [];
-    return [{ kind: 'conntrack', action: 'change', where: m.namespace, what: 'established flows the changed firewall or ACL rules forbid are ended (marked), ended ones they allow again deleted (found in the conntrack table when the command runs)' }];
+    return [{ kind: 'conntrack', action: 'change', where: m.namespace, what: 'established flows the changed firewall or ACL rules forbid are ended (marked), ended ones they allow again resumed (found in the conntrack table when the command runs)' }];
   },
   async reconcile(m, previous) {
     if (modelIsIdle(m) || !netnsExists(m.namespace)) return;
