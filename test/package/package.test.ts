@@ -183,7 +183,16 @@ test('npm pack ships a working package: installed, type-checked, run, and its ro
         assert.ok(files.has(target) || [...files].some((f) => f.startsWith(`${target}/`)), `${doc} links to ${link}: the tarball has it`);
       }
     }
-    assert.equal([...files].filter((f) => /^(test|bench|demo|dist\/(test|bench|demo))\/|\.map$/.test(f)), [], 'no tests, benchmarks or source maps');
+    assert.equal([...files].filter((f) => /^(test|bench|demo|dist\/(test|bench|demo))\//.test(f)), [], 'no tests or benchmarks');
+    // every source map a module names travels with it and carries its sources (the .ts files do not travel)
+    for (const f of [...files].filter((f) => f.endsWith('.js'))) {
+      const url = /^\/\/# sourceMappingURL=(.+)$/m.exec(readFileSync(join(copy, f), 'utf8'))?.[1];
+      if (url === undefined) continue;
+      const mapFile = relative('.', join(dirname(f), url));
+      assert.ok(files.has(mapFile), `${f} names ${url}: the tarball has it`);
+      const map = JSON.parse(readFileSync(join(copy, mapFile), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      assert.equal(map.sourcesContent?.length, map.sources.length, `${mapFile} carries its sources`);
+    }
     assert.equal([...files].filter((f) => /\.(cache|tmp)$/.test(f)), [], 'no code cache of the CLI (nor its temporary file)');
 
     // 2. a new strict TypeScript NodeNext project installs the tarball (its dependencies linked from ours: offline)
