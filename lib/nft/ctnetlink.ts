@@ -419,11 +419,12 @@ export class ConntrackSocket {
    * deletion, finds no entry and starts a new one in the opposite direction, whose reply direction is exactly the
    * deleted flow, so its packets pass as "established" again (seen with a UDP flow after a firewall tightening:
    * ~1 run in 6 under load). Once the mirror is gone too, the flow's packets are new and meet the rules.
-   * Returns how many of `victims` were deleted.
+   * Returns how many of `victims` were deleted. `sweep`: the victims whose mirrors are swept (default all; a
+   * caller that guarded some flows' reverses otherwise, lib/router/nat-flow-cleanup.ts, sweeps only the rest).
    */
-  async deleteFlows(victims: ConntrackEntry[], sweepsMs: readonly number[] = MIRROR_SWEEPS_MS): Promise<number> {
+  async deleteFlows(victims: ConntrackEntry[], sweepsMs: readonly number[] = MIRROR_SWEEPS_MS, sweep: readonly ConntrackEntry[] = victims): Promise<number> {
     const deleted = this.deleteEntries(victims);
-    const mirrors = victims.filter((e) => e.orig.srcPort !== undefined && e.orig.dstPort !== undefined).map(mirrorEntry);
+    const mirrors = sweep.filter((e) => e.orig.srcPort !== undefined && e.orig.dstPort !== undefined).map(mirrorEntry);
     if (mirrors.length) {
       for (const ms of sweepsMs) {
         await sleep(ms);

@@ -29,6 +29,7 @@ import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
 import type { NatPlan } from './router-table.js';
+import { commitMirrorGuards, type MirrorGuard } from './nat-flow-cleanup.js';
 
 /** What the fast way needs of the engine (its own parts stay in engine.ts). */
 export interface FastHost {
@@ -139,7 +140,24 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
     touched = true;
     h.mark('nft');
     const { removedStatic, addedStatic, removedPf, addedPf } = dc.nat;
-    if (removedStatic.length || removedPf.length) await k.deleteNatConntrack(ns, natOf(removedStatic, removedPf), natOf(addedStatic, addedPf));
+    if (removedStatic.length || removedPf.length || addedStatic.length || addedPf.length) {
+      // the stranded flows' mirror guards go in under the stamp just left, which then moves on (nat-flow-cleanup.ts)
+      const guard: MirrorGuard = async (flows) => {
+        const at = sync!;
+        if (at.fingerprint === undefined || at.generation === undefined) return false;
+        const g = h.executor(ns);
+        let generation: number | undefined;
+        try {
+          generation = await commitMirrorGuards(g.ex, at.fingerprint, at.generation, flows);
+        } finally {
+          await g.release();
+        }
+        if (generation === undefined) return false;
+        sync = { ...at, generation };
+        return true;
+      };
+      await k.deleteNatConntrack(ns, natOf(removedStatic, removedPf), natOf(addedStatic, addedPf), guard);
+    }
     try {
       await h.reconcileModules(next, w.model);
     } catch (err) {

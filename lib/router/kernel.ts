@@ -19,7 +19,7 @@ import { namespaceExecutor, type NamespaceExecutorOptions } from '../nft/namespa
 import { nftGeneration } from '../nft/generation.js';
 import type { NftObject } from '../nft/objects.js';
 import type { NatPlan } from './router-table.js';
-import { deleteConntrackFlows, deleteNatConntrack } from './nat-flow-cleanup.js';
+import { deleteConntrackFlows, deleteNatConntrack, type MirrorGuard } from './nat-flow-cleanup.js';
 import type { ConntrackFilter } from '../nft/ctnetlink.js';
 import { closeGratuitousArpSockets, sendGratuitousArps } from './garp.js';
 import { announce } from './arp-responder.js';
@@ -69,8 +69,12 @@ export interface RouterKernel {
   nft(ns: string | undefined): { ex: NftExecutor; release: () => Promise<void> };
   /** The namespace's nftables generation id (the stamp's guard, lib/nft/table-sync.ts). */
   nftGeneration(ns: string): number;
-  /** Delete the conntrack entries of NAT mappings that went from `before` to `after` (nat-flow-cleanup.ts). */
-  deleteNatConntrack(ns: string, before: NatPlan, after: NatPlan): Promise<void>;
+  /**
+   * Delete the conntrack entries of NAT mappings that went from `before` to `after` (nat-flow-cleanup.ts), after
+   * `guard` put their reverses' mirror guards into the router table (without it, or when it fails, their mirrors
+   * are swept instead).
+   */
+  deleteNatConntrack(ns: string, before: NatPlan, after: NatPlan, guard?: MirrorGuard): Promise<void>;
   /** Delete the conntrack entries (and their mirrors) any of `filters` matches (a module's translations gone). */
   deleteConntrack(ns: string, filters: ConntrackFilter[]): Promise<void>;
   /** Gratuitous ARPs for addresses just put on `dev` (best effort: never throws). */
@@ -141,7 +145,7 @@ export function realKernel(opts: { hostNetns?: string | undefined; nft?: Namespa
     netnsIdentity,
     nft: (ns) => namespaceExecutor(ns ?? opts.hostNetns, opts.nft ?? {}),
     nftGeneration: (ns) => nftGeneration(ns),
-    deleteNatConntrack: async (ns, before, after) => { await deleteNatConntrack(ns, before, after); },
+    deleteNatConntrack: async (ns, before, after, guard) => { await deleteNatConntrack(ns, before, after, guard); },
     deleteConntrack: async (ns, filters) => { await deleteConntrackFlows(ns, filters); },
     gratuitousArps: (ns, dev, ips) => {
       try {

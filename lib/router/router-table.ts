@@ -19,7 +19,7 @@
  * (docs/firewall.md, "The public side").
  */
 import { baseChain, chain, map, set, rule, type NftObject, type ElementItem } from '../nft/objects.js';
-import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6 } from '../nft/expr.js';
+import { F, concatKey, dnat, snat, mapLookup, meta, counter, ct, lookup, accept, drop, goto, icmpv6, setStmt } from '../nft/expr.js';
 import type { PublicIngress } from './router-module.js';
 import { ifname, setRef, symbol, portRange, prefix } from '../nft/values.js';
 import type { Stmt, TableRef } from '../nft/json.js';
@@ -165,6 +165,39 @@ export const isEndedFlowMark = (mark: number | undefined): boolean => mark !== u
 /** Whether a conntrack entry's mark says it is a kernel load-balancer flow. */
 export const isKernelLbMark = (mark: number | undefined): boolean => mark !== undefined && ((mark & KERNEL_LB_MARK_MASK) >>> 0) === KERNEL_LB_MARK;
 
+/**
+ * The mirror guards: the reverse of a flow that a NAT change stranded (a removed port forward's or static NAT's
+ * flow, its conntrack entry deleted) as a guest would restart it — `guest . guest port . client . client port`.
+ * Without them, a guest that sends anything to the client after the deletion (a retransmission, output of an idle
+ * SSH session, a WireGuard keepalive) starts a new outbound flow; source NAT keeps its port when it is free, and
+ * when the forward was on the source NAT address with equal ports the new flow's reply direction is exactly the
+ * removed forward's, so the client's packets reach the guest again for as long as they flow. The guard set holds
+ * such reverses (nat-flow-cleanup.ts fills it, in a stamped transaction, before deleting the entries); a guest's
+ * packet that would start one is dropped and keeps its guard alive (`update`). A guard lapses after its set's
+ * timeout without such a packet: a day for TCP (an idle session's later output), ten minutes for UDP (past the
+ * kernel's 120 s stream timeout). docs/firewall.md "Ending flows".
+ */
+export const MIRROR_GUARDS = {
+  tcp: { set: 'nat_gone_tcp', timeout: 86_400 },
+  udp: { set: 'nat_gone_udp', timeout: 600 },
+} as const;
+/** How many guards each set holds at most (a NAT change stranding more flows than that sweeps the rest instead). */
+export const MIRROR_GUARDS_SIZE = 65_536;
+
+function mirrorGuardObjects(): NftObject[] {
+  const out: NftObject[] = [];
+  for (const proto of ['tcp', 'udp'] as const) {
+    const g = MIRROR_GUARDS[proto];
+    const key = proto === 'tcp' ? concatKey(F.ipSaddr, F.tcpSport, F.ipDaddr, F.tcpDport) : concatKey(F.ipSaddr, F.udpSport, F.ipDaddr, F.udpDport);
+    out.push(
+      set(g.set, ['ipv4_addr', 'inet_service', 'ipv4_addr', 'inet_service'], { flags: ['timeout'], timeout: g.timeout, size: MIRROR_GUARDS_SIZE }),
+      rule('pub_guard_fwd', [ct.state('new'), meta.l4proto(proto), lookup(key, g.set), setStmt('update', key, g.set), counter(), drop()],
+        { comment: `${proto} flow of a removed NAT mapping, restarted by its guest` }),
+    );
+  }
+  return out;
+}
+
 /** Before every other filter chain of the router (the firewall's forward chain runs at filter-10). */
 const GUARD_PRIORITY = { base: 'filter', offset: -20 } as const;
 
@@ -210,6 +243,7 @@ export function publicGuardObjects(ingress: PublicIngress = {}): NftObject[] {
     rule('pub_in', [meta.l4proto(['tcp', 'udp']), lookup(concatKey(F.ipDaddr, F.l4proto, F.thDport), 'pub_services'), accept()], { comment: 'public services of the router' }),
     rule('pub_in', [counter(), drop()], { comment: 'public side: nothing else reaches the router' }),
     baseChain('pub_guard_fwd', { type: 'filter', hook: 'forward', priority: GUARD_PRIORITY, policy: 'accept' }),
+    ...mirrorGuardObjects(),
     rule('pub_guard_fwd', [meta.iifname(setRef('public_ifs')), goto('pub_fwd')]),
     baseChain('pub_guard_in', { type: 'filter', hook: 'input', priority: GUARD_PRIORITY, policy: 'accept' }),
     rule('pub_guard_in', [meta.iifname(setRef('public_ifs')), goto('pub_in')]),

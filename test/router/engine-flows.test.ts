@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { openIngress } from '../helpers/fw.js';
-import { Scratch, addVm, simulatedHost, cidr, nsExec, waitFor } from '../helpers/topo.js';
+import { Scratch, addVm, simulatedHost, cidr, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
@@ -19,9 +19,9 @@ function udpCounter(ns: string, port: number, file: string) {
   const js = `const d=require('dgram').createSocket('udp4');let n=0;d.on('message',()=>{n++;require('fs').writeFileSync(${JSON.stringify(file)},String(n))});d.bind(${port});`;
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
 }
-/** A UDP source in `ns` sending one datagram every 50 ms from a FIXED source port (one conntrack flow). */
-function udpSender(ns: string, ip: string, port: number, sport: number) {
-  const js = `const d=require('dgram').createSocket('udp4');d.bind(${sport},()=>setInterval(()=>d.send('x',${port},${JSON.stringify(ip)}),50));`;
+/** A UDP source in `ns` sending one datagram every `everyMs` from a FIXED source port (one conntrack flow). */
+function udpSender(ns: string, ip: string, port: number, sport: number, everyMs = 50) {
+  const js = `const d=require('dgram').createSocket('udp4');d.bind(${sport},()=>setInterval(()=>d.send('x',${port},${JSON.stringify(ip)}),${everyMs}));`;
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
 }
 const count = (file: string): number => { try { return Number(readFileSync(file, 'utf8')); } catch { return 0; } };
@@ -109,6 +109,87 @@ test('IPv6 gateway + forwarding when given, IPv6 off otherwise; extension IP wit
       nb.close();
     }
   } finally {
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+
+/** A UDP server in `ns` on `port` that counts datagrams (into `file`) and also sends to its last peer every 100 ms,
+ *  unasked (a WireGuard or RTP endpoint does): after its port forward goes, its sends must not reopen the flow. */
+function chattyUdpServer(ns: string, port: number, file: string) {
+  const js = `const d=require('dgram').createSocket('udp4');let n=0,peer;d.on('message',(m,r)=>{n++;peer=r;require('fs').writeFileSync(${JSON.stringify(file)},String(n))});setInterval(()=>{if(peer)d.send('k',peer.port,peer.address)},100);d.bind(${port});`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
+}
+/** A TCP server in `ns` on `port` that counts bytes received (into `file`) and writes to its client every 100 ms. */
+function chattyTcpServer(ns: string, port: number, file: string) {
+  const js = `let n=0;require('net').createServer((c)=>{c.on('data',(b)=>{n+=b.length;require('fs').writeFileSync(${JSON.stringify(file)},String(n))});c.on('error',()=>{});const t=setInterval(()=>c.write('k'),100);c.on('close',()=>clearInterval(t))}).listen(${port});`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
+}
+/** A TCP client in `ns` writing to ip:port every `everyMs` on one connection (errors ignored). */
+function tcpWriter(ns: string, ip: string, port: number, everyMs: number) {
+  const js = `const c=require('net').connect(${port},${JSON.stringify(ip)});c.on('error',()=>{});c.on('data',()=>{});setInterval(()=>c.write('x'),${everyMs});`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
+}
+
+test('a removed port forward with equal ports on the source NAT address stays cut while the guest keeps sending (no flow restarted through source NAT)', async () => {
+  const s = new Scratch();
+  const dir = mkdtempSync(join(tmpdir(), 'nr-flow-'));
+  const id = String(4000 + Math.floor(Math.random() * 5000));
+  const procs: Array<{ kill: () => void }> = [];
+  try {
+    const { hostNs, upNs, h } = simulatedHost(s);
+    const ns = s.track(`cs-net-${id}`);
+    const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    const net = { networkId: id, namespace: ns };
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8000 + Number(id) % 1000 }, gateway: '10.8.0.1', cidr: cidr('10.8.0.0/24') });
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.80', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    const vxBridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
+    const vm = addVm(s, h, vxBridge, '10.8.0.10/24', '10.8.0.1');
+    const pf = (protocol: 'udp' | 'tcp', port: number) => ({ command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: port, end: port }, privateIp: '10.8.0.10', privatePorts: { start: port, end: port }, protocol });
+    await runCommand(engine, pf('udp', 5454));
+    await runCommand(engine, pf('tcp', 8022));
+    await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5454, 5454] }, { ip: '203.0.113.80', protocol: 'tcp', ports: [8022, 8022] }]);
+    const udpFile = join(dir, 'udp');
+    const tcpFile = join(dir, 'tcp');
+    procs.push(chattyUdpServer(vm.ns, 5454, udpFile), chattyTcpServer(vm.ns, 8022, tcpFile));
+    await new Promise((r) => setTimeout(r, 400));
+    // clients that speak once a second (a keepalive, a user reading output), a guest that speaks ten times a second:
+    // after the deletion the guest's sends come first, and the flow they would start has the old one's reply tuple
+    procs.push(udpSender(upNs, '203.0.113.80', 5454, 40003, 1000), tcpWriter(upNs, '203.0.113.80', 8022, 1000));
+    // the control: both flows reach the guest through the forwards
+    assert.ok(await waitFor(() => count(udpFile) >= 2 && count(tcpFile) >= 2, 5000), `both flows reach the VM (udp ${count(udpFile)}, tcp ${count(tcpFile)})`);
+    await runCommand(engine, { ...pf('udp', 5454), command: 'delete-port-forward' });
+    await runCommand(engine, { ...pf('tcp', 8022), command: 'delete-port-forward' });
+    // the guest keeps sending; its sends must not start flows whose replies are the old ones
+    await new Promise((r) => setTimeout(r, 300));
+    const [udp0, tcp0] = [count(udpFile), count(tcpFile)];
+    await new Promise((r) => setTimeout(r, 3000));
+    const flows = nsTry(ns, ['conntrack', '-L']).stdout.trim();
+    assert.ok(count(udpFile) - udp0 <= 1, `the UDP flow stayed cut (got ${count(udpFile) - udp0} more datagrams); entries:\n${flows}`);
+    assert.ok(count(tcpFile) - tcp0 <= 1, `the TCP flow stayed cut (got ${count(tcpFile) - tcp0} more bytes); entries:\n${flows}`);
+    // what held them: the guards of the flows' reverses, each dropping the guest's sends (the nft counters)
+    const guards = nsExec(ns, ['nft', 'list', 'table', 'inet', 'netns_router']);
+    assert.match(guards, /set nat_gone_udp \{[^}]*10\.8\.0\.10 \. 5454 \. 203\.0\.113\.1 \. 40003/, 'the UDP flow\'s reverse is guarded');
+    assert.match(guards, /set nat_gone_tcp \{[^}]*10\.8\.0\.10 \. 8022 \. 203\.0\.113\.1 \. \d+/, 'the TCP flow\'s reverse is guarded');
+    for (const proto of ['tcp', 'udp']) {
+      const dropped = new RegExp(`counter packets (\\d+) bytes \\d+ drop comment "${proto} flow of a removed NAT mapping`).exec(guards);
+      assert.ok(dropped && Number(dropped[1]) > 0, `the guest's ${proto} sends were dropped by the guard: ${dropped?.[0]}`);
+    }
+
+    // the forward given to another VM: the client's next datagram (same flow) reaches the new VM, not the old one,
+    // whose sends stay dropped; the guard's commit moved the tables' stamp on, so this command changed them in place
+    const vm2 = addVm(s, h, vxBridge, '10.8.0.11/24', '10.8.0.1');
+    const udpFile2 = join(dir, 'udp2');
+    procs.push(chattyUdpServer(vm2.ns, 5454, udpFile2));
+    await new Promise((r) => setTimeout(r, 400));
+    const udp1 = count(udpFile);
+    await runCommand(engine, { ...pf('udp', 5454), privateIp: '10.8.0.11' });
+    assert.is.not(engine.lastNftSync?.mode, 'replace', 'the tables were changed in place after the guards went in');
+    assert.ok(await waitFor(() => count(udpFile2) >= 2, 5000), `the client's flow reaches the forward's new VM (${count(udpFile2)})`);
+    assert.ok(count(udpFile) - udp1 <= 1, `and not the old one (${count(udpFile) - udp1} more)`);
+  } finally {
+    for (const p of procs) p.kill();
     s.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
