@@ -36,6 +36,8 @@ interface FElem { key: Expr; value?: Expr; comment?: string }
 interface FSet {
   name: string; handle: number; isMap: boolean; type: KeyType | KeyType[]; map?: ValueType; flags: SetFlag[];
   comment?: string; size?: number;
+  /** Default element lifetime in seconds (the timeout flag), as the kernel lists it. */
+  timeout?: number;
   /** keyed by the JSON of the bare key */
   elems: Map<string, FElem>;
 }
@@ -232,6 +234,7 @@ export class FakeNftExecutor implements NftExecutor {
     if (s.isMap) o.map = s.map;
     if (s.size !== undefined) o.size = s.size;
     if (s.flags.length) o.flags = [...s.flags];
+    if (s.timeout !== undefined) o.timeout = s.timeout;
     if (s.comment !== undefined) o.comment = s.comment;
     if (!terse && s.elems.size) {
       o.elem = [...s.elems.values()].map((e): JsonElem => {
@@ -470,6 +473,7 @@ class Work {
           if (isMap) s.map = b.map;
           if (b.comment !== undefined) s.comment = b.comment;
           if (b.size !== undefined) s.size = b.size;
+          if (!isMap && (b as JsonSet).timeout !== undefined) s.timeout = (b as JsonSet).timeout;
           t.sets.set(b.name, s);
         }
         if (b.elem?.length) this.addElems(t, s, b.elem, false);
