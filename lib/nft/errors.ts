@@ -37,7 +37,7 @@ function safeShow(v: unknown): string {
  * failed (nft binary missing, context closed…).
  */
 export type NftErrorCode =
-  | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EOPNOTSUPP' | 'EPERM' | 'ELOOP' | 'EMLINK' | 'ENOSPC'
+  | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EOPNOTSUPP' | 'EPERM' | 'ELOOP' | 'EMLINK' | 'ENOSPC' | 'ENFILE'
   | 'ERANGE' | 'E2BIG' | 'ENOMEM' | 'ENOBUFS' | 'EMSGSIZE' | 'EAFNOSUPPORT'
   | 'E_NFT_PARSE' | 'E_NFT_FAILED' | 'E_NFT_EXECUTOR';
 
@@ -100,6 +100,7 @@ const TEXT_CODES: Array<[RegExp, NftErrorCode]> = [
   [/Too many levels of symbolic links/i, 'ELOOP'],
   [/Too many links/i, 'EMLINK'],
   [/No space left on device/i, 'ENOSPC'],
+  [/Too many open files in system/i, 'ENFILE'], // a set's `size` reached
   [/Numerical result out of range/i, 'ERANGE'],
   [/Argument list too long/i, 'E2BIG'],
   [/Cannot allocate memory/i, 'ENOMEM'],

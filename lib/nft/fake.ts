@@ -58,6 +58,7 @@ const STRERROR: Partial<Record<NftErrorCode, string>> = {
   EBUSY: 'Device or resource busy',
   EOPNOTSUPP: 'Operation not supported',
   EINVAL: 'Invalid argument',
+  ENFILE: 'Too many open files in system',
 };
 const kernel = (code: NftErrorCode): Fail => new Fail(code, `Could not process rule: ${STRERROR[code] ?? code}`);
 
@@ -525,6 +526,8 @@ class Work {
           batch.push(iv);
         }
       }
+      // the kernel refuses an element beyond the set's `size` (nft_add_set_elem: ENFILE)
+      if (s.size !== undefined && s.elems.size >= s.size) throw kernel('ENFILE');
       const fe: FElem = { key };
       if (value !== undefined) fe.value = value;
       if (comment !== undefined) fe.comment = comment;

@@ -29,7 +29,7 @@ import type * as T from './contract/types.js';
 import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './router-module.js';
 import { defaultModules } from './default-modules.js';
 import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
-import { commitMirrorGuards, type MirrorGuard } from './nat-flow-cleanup.js';
+import { mirrorGuard, outboundAddress, type MirrorGuard } from './nat-flow-cleanup.js';
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
 import { provenFingerprint, provenStamp, recordProof, type TableProof } from './state/table-proof.js';
 import type { NftObject } from '../nft/objects.js';
@@ -578,7 +578,7 @@ export class RouterEngine {
       await this.commitTables(m, key, plan, tables, report.links);
       phases?.mark('nft');
       const { nat, prevNat } = tables;
-      if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat, this.mirrorGuard(m.namespace, key));
+      if (prevNat) await this.kernel.deleteNatConntrack(m.namespace, prevNat, nat, this.mirrorGuard(m.namespace, key, nat));
       await this.reconcileModules(m, previous, ctx);
       phases?.mark('modules');
     } finally {
@@ -661,7 +661,7 @@ export class RouterEngine {
     phases.mark('plumbing');
     await this.commitTables(m, key, plan, tables, [], answeredByVeths(beforePlan.attachments));
     phases.mark('nft');
-    if (tables.prevNat) await k.deleteNatConntrack(m.namespace, tables.prevNat, tables.nat, this.mirrorGuard(m.namespace, key));
+    if (tables.prevNat) await k.deleteNatConntrack(m.namespace, tables.prevNat, tables.nat, this.mirrorGuard(m.namespace, key, tables.nat));
     phases.mark('modules');
     return true;
   }
@@ -767,23 +767,19 @@ export class RouterEngine {
   /**
    * The mirror guards of flows a NAT change strands (nat-flow-cleanup.ts), committed under the stamp of the tables'
    * last sync (`lastNftSync`), which then moves on to the generation that commit produced, recorded in the proof.
+   * `nat`: the plan after the change (the address each guest's new flows leave with).
    */
-  private mirrorGuard(ns: string, key: string): MirrorGuard {
-    return async (flows) => {
-      const s = this.lastNftSync;
-      if (this.plan || s?.fingerprint === undefined || s.generation === undefined) return false;
-      const { ex, release } = this.executor(ns);
-      let generation: number | undefined;
-      try {
-        generation = await commitMirrorGuards(ex, s.fingerprint, s.generation, flows);
-      } finally {
-        await release();
-      }
-      if (generation === undefined) return false;
-      this.lastNftSync = { ...s, generation };
-      this.recordProof(ns, key, this.lastNftSync);
-      return true;
-    };
+  private mirrorGuard(ns: string, key: string, nat: NatPlan): MirrorGuard {
+    return mirrorGuard({
+      executor: () => this.executor(ns),
+      stamp: () => (this.plan ? undefined : this.lastNftSync),
+      generation: () => this.kernel.nftGeneration(ns),
+      moved: (generation) => {
+        this.lastNftSync = { ...this.lastNftSync!, generation };
+        this.recordProof(ns, key, this.lastNftSync);
+      },
+      outbound: () => outboundAddress(nat),
+    });
   }
 
   /**

@@ -8,7 +8,8 @@
  * transaction — the addresses that move between a veth and the ARP responder are moved (plumbing.moveAddresses, as
  * the cold NAT scope does: no gratuitous ARP, the responder answers with the veth's own MAC, so peers' entries
  * stay right), the map and responder elements changed in one transaction (lib/nft/table-delta.ts), conntrack
- * entries of removed mappings deleted and the modules reconciled, as the full way does.
+ * entries of removed mappings deleted (their revivable reverses guarded first, a second stamped transaction) and
+ * the untranslated UDP entries to added ones, and the modules reconciled, as the full way does.
  *
  * Whatever does not fit returns `undefined` before the kernel is touched (or, rarely, after the addresses moved
  * and the stamp then refused: the full way reconciles those too) and the engine runs its full way, which is
@@ -29,7 +30,8 @@ import { ROUTER_TABLE } from './router-table.js';
 import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
 import type { NatPlan } from './router-table.js';
-import { commitMirrorGuards, type MirrorGuard } from './nat-flow-cleanup.js';
+import { mirrorGuard, outboundAddress } from './nat-flow-cleanup.js';
+import { natPlan } from './topology.js';
 
 /** What the fast way needs of the engine (its own parts stay in engine.ts). */
 export interface FastHost {
@@ -142,20 +144,13 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
     const { removedStatic, addedStatic, removedPf, addedPf } = dc.nat;
     if (removedStatic.length || removedPf.length || addedStatic.length || addedPf.length) {
       // the stranded flows' mirror guards go in under the stamp just left, which then moves on (nat-flow-cleanup.ts)
-      const guard: MirrorGuard = async (flows) => {
-        const at = sync!;
-        if (at.fingerprint === undefined || at.generation === undefined) return false;
-        const g = h.executor(ns);
-        let generation: number | undefined;
-        try {
-          generation = await commitMirrorGuards(g.ex, at.fingerprint, at.generation, flows);
-        } finally {
-          await g.release();
-        }
-        if (generation === undefined) return false;
-        sync = { ...at, generation };
-        return true;
-      };
+      const guard = mirrorGuard({
+        executor: () => h.executor(ns),
+        stamp: () => sync,
+        generation: () => k.nftGeneration(ns),
+        moved: (generation) => { sync = { ...sync!, generation }; },
+        outbound: () => outboundAddress(natPlan(next, [])),
+      });
       await k.deleteNatConntrack(ns, natOf(removedStatic, removedPf), natOf(addedStatic, addedPf), guard);
     }
     try {

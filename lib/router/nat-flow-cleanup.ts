@@ -17,32 +17,92 @@ import { openSysctl, readSysctlFd } from '../netns/sysctl.js';
 import { runInNetns } from '../sys/setns.js';
 import { MIRROR_GUARDS, ROUTER_TABLE, type NatPlan } from './router-table.js';
 import { changedMiddle, sameValue } from '../util/compare.js';
+import { cidrContains, parseCidr } from '../util/ip.js';
 
 /**
- * Puts the mirror guards of these stranded flows into the router table before their entries are deleted; true when
- * they are in place (every entry given is guarded), false when not (the caller sweeps their mirrors instead).
+ * Puts the mirror guards of these stranded flows (translated to a guest, with ports) into the router table before
+ * their entries are deleted — only those a guest could revive (`revivable`); true when that is done (or there was
+ * none to guard: nothing to sweep either), false when not (the caller sweeps their mirrors instead).
  */
 export type MirrorGuard = (flows: readonly ConntrackEntry[]) => Promise<boolean>;
 
 const PROTO_NAMES: Record<number, 'tcp' | 'udp'> = { 6: 'tcp', 17: 'udp' };
+/** IPS_SEEN_REPLY: the far end answered (include/uapi/linux/netfilter/nf_conntrack_common.h). */
+const IPS_SEEN_REPLY = 1 << 1;
 
-/** Whether the flow was translated to somebody else (DNAT: a port forward's or static NAT's guest) over TCP/UDP. */
-export function guardable(e: ConntrackEntry): boolean {
-  return e.family === 'ipv4' && PROTO_NAMES[e.orig.proto] !== undefined && e.reply.srcPort !== undefined && e.reply.dstPort !== undefined
-    && e.reply.src !== e.orig.dst;
+/** Whether the flow was translated to somebody else (DNAT: a port forward's or static NAT's guest) and has ports. */
+export function translatedFlow(e: ConntrackEntry): boolean {
+  return e.orig.srcPort !== undefined && e.orig.dstPort !== undefined && e.reply.src !== e.orig.dst;
 }
 
 /**
- * Commit the mirror guards of `flows` (guardable ones) in the router table whose stamp is `fingerprint . generation`
- * (table-sync's guard: refused, changing nothing, when anything committed nftables in the namespace since). Returns
- * the generation of the stamp left (the caller's record of the tables moves on to it), undefined when refused.
+ * Whether a guest's restart of stranded flow `e` — a new outbound flow from the guest's port to the client's —
+ * would be the same flow the other way round: IPv4 TCP/UDP translated to the guest, the guest's port the public one
+ * (source NAT keeps a free port), and the public address the one the guest's new flows leave with now (`outbound`:
+ * its static NAT's, else its network's source NAT address). A TCP flow the guest never answered has nothing to
+ * restart. Any other restart leaves with another address or port, which the client's packets do not match.
+ */
+export function revivable(e: ConntrackEntry, outbound: (guest: string) => string | undefined): boolean {
+  if (e.family !== 'ipv4' || !translatedFlow(e) || e.reply.srcPort !== e.orig.dstPort) return false;
+  const proto = PROTO_NAMES[e.orig.proto];
+  if (proto === undefined || (proto === 'tcp' && ((e.status ?? 0) & IPS_SEEN_REPLY) === 0)) return false;
+  return outbound(e.reply.src) === e.orig.dst;
+}
+
+/** The address a guest's new outbound flows leave with under `plan` (its static NAT's, else the source NAT's of its network). */
+export function outboundAddress(plan: Pick<NatPlan, 'sourceNat' | 'staticNat'>): (guest: string) => string | undefined {
+  const statics = new Map(plan.staticNat.map((s) => [s.privateIp, s.publicIp]));
+  const snat = plan.sourceNat.map((s) => ({ cidr: parseCidr(s.cidr), publicIp: s.publicIp }));
+  return (guest) => statics.get(guest) ?? snat.find((s) => s.cidr && cidrContains(s.cidr, guest))?.publicIp;
+}
+
+/** What a MirrorGuard needs of its engine: the tables' stamp as last recorded, and how to move it on. */
+export interface MirrorGuardHost {
+  executor(): { ex: NftExecutor; release: () => Promise<void> };
+  /** The stamp our last commit left (fingerprint . generation), undefined: not known (the guard then does nothing). */
+  stamp(): { fingerprint?: number | undefined; generation?: number | undefined } | undefined;
+  /** The namespace's nftables generation now. */
+  generation(): number;
+  /** The guards' commit left the stamp at `generation`: record it (the next command's stamp check). */
+  moved(generation: number): void;
+  /** The address a guest's new outbound flows leave with after the change (outboundAddress of the new plan). */
+  outbound(): (guest: string) => string | undefined;
+}
+
+/** A MirrorGuard committing under the host's stamp (commitMirrorGuards). */
+export function mirrorGuard(host: MirrorGuardHost): MirrorGuard {
+  return async (flows) => {
+    const outbound = host.outbound();
+    const guarded = flows.filter((e) => revivable(e, outbound));
+    if (guarded.length === 0) return true;
+    const at = host.stamp();
+    if (at?.fingerprint === undefined || at.generation === undefined || host.generation() !== at.generation) return false;
+    const { ex, release } = host.executor();
+    let generation: number | undefined;
+    try {
+      generation = await commitMirrorGuards(ex, at.fingerprint, at.generation, guarded);
+    } finally {
+      await release();
+    }
+    if (generation === undefined) return false;
+    host.moved(generation);
+    return true;
+  };
+}
+
+/**
+ * Commit the mirror guards of `flows` in the router table whose stamp is `fingerprint . generation` (table-sync's
+ * guard: refused, changing nothing, when the stamp is not that one; the caller checks first that nothing else
+ * committed nftables in the namespace since). Returns the generation of the stamp left, undefined when refused
+ * (or a set is full: the kernel's ENFILE).
  */
 export async function commitMirrorGuards(ex: NftExecutor, fingerprint: number, generation: number, flows: readonly ConntrackEntry[]): Promise<number | undefined> {
   const items: Record<'tcp' | 'udp', ElementItem[]> = { tcp: [], udp: [] };
   for (const e of flows) {
-    if (!guardable(e)) continue;
-    // the reply tuple is the mirror's original one: guest . guest port . client . client port
-    items[PROTO_NAMES[e.orig.proto]].push({ key: [e.reply.src, e.reply.srcPort!, e.reply.dst, e.reply.dstPort!] });
+    const proto = PROTO_NAMES[e.orig.proto];
+    if (proto === undefined || e.reply.srcPort === undefined || e.reply.dstPort === undefined) continue;
+    // the reply tuple is the restart's original one: guest . guest port . client . client port
+    items[proto].push({ key: [e.reply.src, e.reply.srcPort, e.reply.dst, e.reply.dstPort] });
   }
   const next = (generation + 1) >>> 0;
   try {
@@ -57,8 +117,34 @@ export async function commitMirrorGuards(ex: NftExecutor, fingerprint: number, g
 }
 
 /**
+ * Whether `plan` carries flow `e` as it is translated: a flow to a mapping's new target that started after the
+ * change, caught by the dump of the mapping it replaced (a re-pointed forward or static NAT), is not stranded.
+ */
+export function carriedBy(plan: Pick<NatPlan, 'staticNat' | 'portForwards'>): (e: ConntrackEntry) => boolean {
+  let statics: Set<string> | undefined;
+  let forwards: Map<string, NatPlan['portForwards']> | undefined;
+  return (e) => {
+    if (!translatedFlow(e)) return false;
+    statics ??= new Set(plan.staticNat.map((s) => `${s.publicIp}>${s.privateIp}`));
+    if (statics.has(`${e.orig.dst}>${e.reply.src}`)) return true;
+    const proto = PROTO_NAMES[e.orig.proto];
+    if (proto === undefined) return false;
+    if (!forwards) {
+      forwards = new Map();
+      for (const p of plan.portForwards) {
+        const k = `${p.publicIp}|${p.protocol}`;
+        forwards.set(k, [...(forwards.get(k) ?? []), p]);
+      }
+    }
+    const port = e.orig.dstPort!;
+    return (forwards.get(`${e.orig.dst}|${proto}`) ?? []).some((p) => port >= p.publicPorts[0] && port <= p.publicPorts[1]
+      && p.privateIp === e.reply.src && e.reply.srcPort === p.privatePorts[0] + (port - p.publicPorts[0]));
+  };
+}
+
+/**
  * Conntrack filters implied by going from `before` to `after`: the flows of mappings that went or changed, and
- * the untranslated flows to the addresses and ports of mappings that came (a client that kept sending to a
+ * the untranslated UDP flows to the addresses and ports of mappings that came (a client that kept sending to a
  * removed forward from one port — a WireGuard peer, a SIP phone — has an entry to the router itself, which its
  * datagrams would otherwise keep using, past the new mapping, for as long as they flow; kube-proxy and Docker
  * clear UDP entries for the same reason).
@@ -74,8 +160,9 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
     }
   }
   for (const s of after.staticNat) {
-    // untranslated flows to the address (their reply comes from it: the router's own)
-    if (staticBefore.get(s.publicIp) === undefined) out.push({ family: 'ipv4', origDst: s.publicIp, replySrc: s.publicIp });
+    // untranslated UDP flows to the address (their reply comes from it: the router's own; a TCP client's next
+    // SYN replaces its closed entry by itself)
+    if (staticBefore.get(s.publicIp) === undefined) out.push({ family: 'ipv4', proto: 'udp', origDst: s.publicIp, replySrc: s.publicIp });
   }
   const pfKey = (p: NatPlan['portForwards'][number]) => `${p.publicIp}|${p.protocol}|${p.publicPorts.join('-')}|${p.privateIp}|${p.privatePorts.join('-')}`;
   // only the stretch that differs (a command changes one forward among up to 50,000)
@@ -87,7 +174,7 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
     out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPorts: [p.publicPorts[0], p.publicPorts[1]] });
   }
   for (const p of pfAfterList) {
-    if (pfWere.has(pfKey(p))) continue;
+    if (p.protocol !== 'udp' || pfWere.has(pfKey(p))) continue;
     out.push({ family: 'ipv4', proto: p.protocol, origDst: p.publicIp, origDstPorts: [p.publicPorts[0], p.publicPorts[1]], replySrc: p.publicIp });
   }
   const snatAfter = new Map(after.sourceNat.map((s) => [s.cidr, s.publicIp]));
@@ -98,16 +185,21 @@ export function conntrackFilters(before: NatPlan, after: NatPlan): ConntrackFilt
 }
 
 /**
- * Delete the conntrack entries of removed/changed mappings inside the router namespace, after guarding their
- * reverses (`guard`), else sweeping their mirrors shortly after (a guest sending to the client of a removed port
- * forward would otherwise restart the flow outbound, through source NAT, and keep it reachable); returns the count.
+ * Delete the conntrack entries of removed/changed mappings inside the router namespace (not those the new plan
+ * carries as they are: a re-pointed mapping's new flows), after guarding the reverses a guest could revive
+ * (`guard`), else sweeping the translated flows' mirrors shortly after (a guest sending to the client of a removed
+ * port forward would otherwise restart the flow outbound, through source NAT); returns the count.
  */
 export async function deleteNatConntrack(netns: string, before: NatPlan, after: NatPlan, guard?: MirrorGuard): Promise<number> {
-  return deleteConntrackFlows(netns, conntrackFilters(before, after), guard);
+  return endFlows(netns, conntrackFilters(before, after), guard, carriedBy(after));
 }
 
-/** Delete the entries any of `filters` matches inside the router namespace (guarded, or their mirrors swept), as deleteNatConntrack. */
+/** Delete the entries any of `filters` matches inside the router namespace (translated ones guarded, or their mirrors swept). */
 export async function deleteConntrackFlows(netns: string, filters: ConntrackFilter[], guard?: MirrorGuard): Promise<number> {
+  return endFlows(netns, filters, guard);
+}
+
+async function endFlows(netns: string, filters: ConntrackFilter[], guard?: MirrorGuard, carried?: (e: ConntrackEntry) => boolean): Promise<number> {
   if (filters.length === 0) return 0;
   // the kernel answers a conntrack dump by walking its whole hash table, every namespace's entries (~5 ms on a
   // large host); a namespace that tracks no flow at all has none to delete. Read after the NAT change, so a flow
@@ -115,10 +207,11 @@ export async function deleteConntrackFlows(netns: string, filters: ConntrackFilt
   if (trackedFlows(netns) === 0) return 0;
   const sock = ConntrackSocket.open({ netns });
   try {
-    const victims = sock.findAny(filters);
-    const translated = victims.filter(guardable);
-    // guarded flows need no sweep: their guest's restart is dropped however late it comes; an untranslated flow
-    // (the router's own, or a guest's outbound one) has no mirror that a mapping would carry
+    const found = sock.findAny(filters);
+    const victims = carried ? found.filter((e) => !carried(e)) : found;
+    // an untranslated flow (the router's own, or a guest's outbound one) has no mirror that a mapping would carry;
+    // translated ones are guarded (then none needs a sweep), else swept
+    const translated = victims.filter(translatedFlow);
     const guarded = translated.length > 0 && guard !== undefined && await guard(translated);
     return await sock.deleteFlows(victims, MIRROR_SWEEPS_MS, guarded ? [] : translated);
   } finally {

@@ -172,8 +172,9 @@ export const isKernelLbMark = (mark: number | undefined): boolean => mark !== un
  * SSH session, a WireGuard keepalive) starts a new outbound flow; source NAT keeps its port when it is free, and
  * when the forward was on the source NAT address with equal ports the new flow's reply direction is exactly the
  * removed forward's, so the client's packets reach the guest again for as long as they flow. The guard set holds
- * such reverses (nat-flow-cleanup.ts fills it, in a stamped transaction, before deleting the entries); a guest's
- * packet that would start one is dropped and keeps its guard alive (`update`). A guard lapses after its set's
+ * such reverses (nat-flow-cleanup.ts fills it, in a stamped transaction, before deleting the entries; only flows a
+ * restart could revive: nat-flow-cleanup.ts `revivable`); a guest's packet that would start one towards the public
+ * side is dropped and keeps its guard alive (`update`). A guard lapses after its set's
  * timeout without such a packet: a day for TCP (an idle session's later output), ten minutes for UDP (past the
  * kernel's 120 s stream timeout). docs/firewall.md "Ending flows".
  */
@@ -181,7 +182,7 @@ export const MIRROR_GUARDS = {
   tcp: { set: 'nat_gone_tcp', timeout: 86_400 },
   udp: { set: 'nat_gone_udp', timeout: 600 },
 } as const;
-/** How many guards each set holds at most (a NAT change stranding more flows than that sweeps the rest instead). */
+/** How many guards each set holds at most (a NAT change whose guards do not fit puts none: its flows' mirrors are swept instead). */
 export const MIRROR_GUARDS_SIZE = 65_536;
 
 function mirrorGuardObjects(): NftObject[] {
@@ -191,7 +192,7 @@ function mirrorGuardObjects(): NftObject[] {
     const key = proto === 'tcp' ? concatKey(F.ipSaddr, F.tcpSport, F.ipDaddr, F.tcpDport) : concatKey(F.ipSaddr, F.udpSport, F.ipDaddr, F.udpDport);
     out.push(
       set(g.set, ['ipv4_addr', 'inet_service', 'ipv4_addr', 'inet_service'], { flags: ['timeout'], timeout: g.timeout, size: MIRROR_GUARDS_SIZE }),
-      rule('pub_guard_fwd', [ct.state('new'), meta.l4proto(proto), lookup(key, g.set), setStmt('update', key, g.set), counter(), drop()],
+      rule('pub_guard_fwd', [ct.state('new'), meta.oifname(setRef('public_ifs')), meta.l4proto(proto), lookup(key, g.set), setStmt('update', key, g.set), counter(), drop()],
         { comment: `${proto} flow of a removed NAT mapping, restarted by its guest` }),
     );
   }

@@ -1,35 +1,40 @@
 /** Which conntrack entries a NAT change deletes, and which reverses it guards (pure: no kernel). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conntrackFilters, guardable } from '../../lib/router/nat-flow-cleanup.js';
+import { carriedBy, commitMirrorGuards, conntrackFilters, mirrorGuard, outboundAddress, revivable, translatedFlow } from '../../lib/router/nat-flow-cleanup.js';
+import { MIRROR_GUARDS, ROUTER_TABLE, routerObjects } from '../../lib/router/router-table.js';
+import { syncTable } from '../../lib/nft/table-sync.js';
+import { openFake } from '../../lib/nft/fake.js';
+import { Transaction } from '../../lib/nft/transaction.js';
+import { set } from '../../lib/nft/objects.js';
 import type { NatPlan, PortForward } from '../../lib/router/router-table.js';
 import type { ConntrackEntry } from '../../lib/nft/ctnetlink.js';
 
 const plan = (staticNat: NatPlan['staticNat'], portForwards: PortForward[]): NatPlan => ({ publicIfs: ['eth1'], sourceNat: [{ cidr: '10.1.1.0/24', publicIp: '203.0.113.1' }], staticNat, portForwards });
-const pf = (ip: string, proto: 'tcp' | 'udp', port: number, to: string): PortForward => ({ publicIp: ip, protocol: proto, publicPorts: [port, port], privateIp: to, privatePorts: [port, port] });
+const pf = (ip: string, proto: 'tcp' | 'udp', port: number, to: string, toPort = port): PortForward => ({ publicIp: ip, protocol: proto, publicPorts: [port, port], privateIp: to, privatePorts: [toPort, toPort] });
+const SEEN_REPLY = 2;
+/** A client's flow to pub:port, translated to guest:guestPort (or to the router itself when guest is pub). */
+const flow = (proto: number, pub: string, port: number, guest: string, guestPort = port, status = SEEN_REPLY): ConntrackEntry => ({
+  family: 'ipv4', status,
+  orig: { src: '198.51.100.7', dst: pub, proto, srcPort: 40000, dstPort: port },
+  reply: { src: guest, dst: '198.51.100.7', proto, srcPort: guestPort, dstPort: 40000 },
+});
 
 test('nothing changed: no filter', () => {
   const p = plan([{ publicIp: '203.0.113.5', privateIp: '10.1.1.5' }], [pf('203.0.113.1', 'udp', 51820, '10.1.1.10')]);
   assert.equal(conntrackFilters(p, p), []);
 });
 
-test('a removed forward: its flows, whatever their translation; an added one: the untranslated flows to it', () => {
+test('a removed forward: its flows, whatever their translation; an added UDP one: the untranslated flows to it; an added TCP one: none', () => {
   const was = plan([], [pf('203.0.113.1', 'udp', 51820, '10.1.1.10')]);
-  const now = plan([], [pf('203.0.113.1', 'tcp', 22, '10.1.1.10')]);
+  const now = plan([], [pf('203.0.113.1', 'udp', 4500, '10.1.1.10'), pf('203.0.113.1', 'tcp', 22, '10.1.1.10')]);
   assert.equal(conntrackFilters(was, now), [
     { family: 'ipv4', proto: 'udp', origDst: '203.0.113.1', origDstPorts: [51820, 51820] },
-    { family: 'ipv4', proto: 'tcp', origDst: '203.0.113.1', origDstPorts: [22, 22], replySrc: '203.0.113.1' },
+    { family: 'ipv4', proto: 'udp', origDst: '203.0.113.1', origDstPorts: [4500, 4500], replySrc: '203.0.113.1' },
   ]);
 });
 
-test('a re-pointed forward: every flow to it (translated to the old VM, or to the router itself)', () => {
-  const was = plan([], [pf('203.0.113.1', 'udp', 51820, '10.1.1.10')]);
-  const now = plan([], [pf('203.0.113.1', 'udp', 51820, '10.1.1.11')]);
-  const f = conntrackFilters(was, now);
-  assert.ok(f.some((x) => x.origDst === '203.0.113.1' && x.replySrc === undefined && x.proto === 'udp'));
-});
-
-test('static NAT: removed → inbound and outbound flows; added → untranslated flows to the address; re-pointed → all of them', () => {
+test('static NAT: removed → inbound and outbound flows; added → untranslated UDP flows to the address; re-pointed → all of them', () => {
   const none = plan([], []);
   const a = plan([{ publicIp: '203.0.113.5', privateIp: '10.1.1.5' }], []);
   const b = plan([{ publicIp: '203.0.113.5', privateIp: '10.1.1.6' }], []);
@@ -37,23 +42,79 @@ test('static NAT: removed → inbound and outbound flows; added → untranslated
     { family: 'ipv4', origDst: '203.0.113.5' },
     { family: 'ipv4', origSrc: '10.1.1.5', replyDst: '203.0.113.5' },
   ]);
-  assert.equal(conntrackFilters(none, a), [{ family: 'ipv4', origDst: '203.0.113.5', replySrc: '203.0.113.5' }]);
+  assert.equal(conntrackFilters(none, a), [{ family: 'ipv4', proto: 'udp', origDst: '203.0.113.5', replySrc: '203.0.113.5' }]);
   assert.equal(conntrackFilters(a, b), [
     { family: 'ipv4', origDst: '203.0.113.5' },
     { family: 'ipv4', origSrc: '10.1.1.5', replyDst: '203.0.113.5' },
   ]);
 });
 
-test('guarded: TCP/UDP flows translated to a guest; not the router\'s own, a guest\'s outbound, ICMP or IPv6', () => {
-  const entry = (proto: number, orig: [string, string], reply: [string, string], family: 'ipv4' | 'ipv6' = 'ipv4'): ConntrackEntry => ({
-    family, orig: { src: orig[0], dst: orig[1], proto, srcPort: 40000, dstPort: 22 }, reply: { src: reply[0], dst: reply[1], proto, srcPort: 22, dstPort: 40000 },
+test('a re-pointed mapping\'s new flows are carried by the new plan, not stranded; the old target\'s and the router\'s own are', () => {
+  const now = plan([{ publicIp: '203.0.113.5', privateIp: '10.1.1.6' }], [pf('203.0.113.1', 'udp', 51820, '10.1.1.11'), { ...pf('203.0.113.1', 'tcp', 8000, '10.1.1.11'), publicPorts: [8000, 8010], privatePorts: [9000, 9010] }]);
+  const carried = carriedBy(now);
+  assert.ok(carried(flow(17, '203.0.113.1', 51820, '10.1.1.11')), 'the forward\'s new VM');
+  assert.not.ok(carried(flow(17, '203.0.113.1', 51820, '10.1.1.10')), 'the forward\'s old VM');
+  assert.ok(carried(flow(6, '203.0.113.1', 8005, '10.1.1.11', 9005)), 'a range, shifted');
+  assert.not.ok(carried(flow(6, '203.0.113.1', 8005, '10.1.1.11', 9006)), 'a range, another port');
+  assert.ok(carried(flow(6, '203.0.113.5', 443, '10.1.1.6')), 'the static NAT\'s new VM');
+  assert.not.ok(carried(flow(6, '203.0.113.5', 443, '10.1.1.5')), 'the static NAT\'s old VM');
+  assert.not.ok(carried(flow(17, '203.0.113.1', 51820, '203.0.113.1')), 'the router\'s own (untranslated)');
+});
+
+test('revivable: only a restart that leaves with the removed mapping\'s address and port', () => {
+  const out = outboundAddress(plan([{ publicIp: '203.0.113.5', privateIp: '10.1.1.5' }], []));
+  assert.is(out('10.1.1.5'), '203.0.113.5', 'a static NAT guest leaves with its address');
+  assert.is(out('10.1.1.10'), '203.0.113.1', 'others with the source NAT address');
+  assert.is(out('10.9.9.9'), undefined, 'outside every source NAT CIDR: untranslated');
+  assert.ok(revivable(flow(17, '203.0.113.1', 51820, '10.1.1.10'), out), 'equal ports on the source NAT address: UDP');
+  assert.ok(revivable(flow(6, '203.0.113.1', 22, '10.1.1.10'), out), 'and TCP, answered');
+  assert.not.ok(revivable(flow(6, '203.0.113.1', 22, '10.1.1.10', 22, 0), out), 'a TCP flow the guest never answered');
+  assert.ok(revivable(flow(17, '203.0.113.1', 53, '10.1.1.10', 53, 0), out), 'a UDP flow not yet answered (a late answer would restart it)');
+  assert.not.ok(revivable(flow(6, '203.0.113.1', 2222, '10.1.1.10', 22), out), 'ports differ');
+  assert.not.ok(revivable(flow(6, '203.0.113.7', 22, '10.1.1.10'), out), 'a forward on another address');
+  assert.not.ok(revivable(flow(6, '203.0.113.9', 443, '10.1.1.9'), outboundAddress(plan([], []))), 'a removed static NAT: the guest now leaves with the source NAT address');
+  assert.ok(revivable(flow(6, '203.0.113.5', 443, '10.1.1.5'), out), 'its static NAT still there (re-added): the restart is its own flow again');
+  assert.not.ok(revivable(flow(17, '203.0.113.1', 5060, '203.0.113.1'), out), 'the router\'s own');
+  assert.not.ok(revivable({ ...flow(132, '203.0.113.5', 5000, '10.1.1.5'), family: 'ipv4' }, out), 'SCTP: no guard set (swept instead)');
+  assert.ok(translatedFlow(flow(132, '203.0.113.5', 5000, '10.1.1.5')), '(but translated: its mirror is swept when unguarded)');
+});
+
+
+test('mirrorGuard: the revivable reverses go in under the stamp, which moves on; refused when anything else committed since, or a set is full', async () => {
+  const p = plan([], [pf('203.0.113.1', 'udp', 51820, '10.1.1.10')]);
+  const ex = openFake();
+  let kernelGen = 41; // the namespace's nftables generation, as the kernel would bump it on each commit
+  const sync = await syncTable(ex, ROUTER_TABLE, routerObjects(p), undefined, { generation: () => kernelGen });
+  kernelGen = sync.generation!;
+  let stamp = { fingerprint: sync.fingerprint, generation: sync.generation };
+  const guard = mirrorGuard({
+    executor: () => ({ ex, release: async () => undefined }),
+    stamp: () => stamp,
+    generation: () => kernelGen,
+    moved: (g) => { stamp = { ...stamp, generation: g }; kernelGen = g; },
+    outbound: () => outboundAddress(p),
   });
-  assert.ok(guardable(entry(6, ['198.51.100.7', '203.0.113.1'], ['10.1.1.10', '198.51.100.7'])), 'a forwarded TCP flow');
-  assert.ok(guardable(entry(17, ['198.51.100.7', '203.0.113.5'], ['10.1.1.5', '198.51.100.7'])), 'a static NAT UDP flow');
-  assert.not.ok(guardable(entry(17, ['198.51.100.7', '203.0.113.1'], ['203.0.113.1', '198.51.100.7'])), 'to the router itself');
-  assert.not.ok(guardable(entry(6, ['10.1.1.5', '198.51.100.7'], ['198.51.100.7', '203.0.113.5'])), 'a guest\'s outbound flow');
-  assert.not.ok(guardable({ family: 'ipv4', orig: { src: '198.51.100.7', dst: '203.0.113.5', proto: 1, icmpId: 1 }, reply: { src: '10.1.1.5', dst: '198.51.100.7', proto: 1, icmpId: 1 } }), 'ICMP');
-  assert.not.ok(guardable(entry(6, ['2001:db8::7', '2001:db8:1::1'], ['2001:db8:1::10', '2001:db8::7'], 'ipv6')), 'IPv6 (no NAT)');
+  const guards = async (proto: 'tcp' | 'udp') => (await ex.listSet(ROUTER_TABLE, MIRROR_GUARDS[proto].set)).elements.length;
+  assert.ok(await guard([flow(17, '203.0.113.1', 51820, '10.1.1.10'), flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]));
+  assert.is(await guards('udp'), 1, 'the revivable flow is guarded');
+  assert.is(await guards('tcp'), 0, 'the other one is not');
+  assert.is(stamp.generation, sync.generation! + 1, 'the stamp moved on with the guards\' commit');
+  // the table is still ours under the moved stamp: the next sync changes it in place
+  const again = await syncTable(ex, ROUTER_TABLE, routerObjects(p), routerObjects(p), { generation: () => kernelGen });
+  assert.is.not(again.mode, 'replace');
+  stamp = { fingerprint: again.fingerprint, generation: again.generation };
+  kernelGen = again.generation!;
+  assert.ok(await guard([flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]), 'nothing revivable: nothing to do, nothing to sweep');
+  kernelGen += 1; // somebody else committed
+  assert.not.ok(await guard([flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820)]), 'refused: the generation moved');
+  // a full set: the kernel's ENFILE, nothing committed, the caller sweeps
+  const small = openFake();
+  await small.apply(new Transaction(ROUTER_TABLE).add({ kind: 'table' }, set('contents_stamp', ['mark', 'mark'], { elements: [{ key: [1, 5] }] }),
+    set(MIRROR_GUARDS.udp.set, ['ipv4_addr', 'inet_service', 'ipv4_addr', 'inet_service'], { flags: ['timeout'], timeout: 600, size: 1 })));
+  const two = [flow(17, '203.0.113.1', 51820, '10.1.1.10'), { ...flow(17, '203.0.113.1', 51820, '10.1.1.10'), reply: { ...flow(17, '203.0.113.1', 51820, '10.1.1.10').reply, dstPort: 40001 } }];
+  assert.is(await commitMirrorGuards(small, 1, 5, two), undefined);
+  assert.is((await small.listSet(ROUTER_TABLE, MIRROR_GUARDS.udp.set)).elements.length, 0, 'all or nothing');
+  assert.is(await commitMirrorGuards(small, 1, 5, two.slice(0, 1)), 6, 'one fits');
 });
 
 test.run();

@@ -8,6 +8,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
 import { inScratch, addVm, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
@@ -121,37 +124,46 @@ test('VPC: the public side reaches tiers only through static NAT / port forwards
   });
 });
 
+/**
+ * A router whose guest network has IPv6 (2001:db8:6::/64, routed, not NATed) and a VM at 2001:db8:6::10; the
+ * contract provisions no public IPv6 yet, so the router's public side gets IPv6 by hand (`publicV6`), so that the
+ * guard (which is family-agnostic) is what stands between the public segment and the routed guest prefix — every
+ * reconcile converges the public veth back to IPv4 only: call it again after each command.
+ */
+async function ipv6Router(s: Parameters<Parameters<typeof inScratch>[1]>[2], base: Awaited<ReturnType<typeof hostAndUpstream>>) {
+  const { engine, h, upNs } = base;
+  const id = randomId();
+  const ns = s.track(`cs-net-${id}`);
+  const net = { networkId: id, namespace: ns };
+  const vni = 5000 + (Number(id) % 1000);
+  await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.6.6.1', cidr: cidr('10.6.6.0/24'), ip6Gateway: '2001:db8:6::1', ip6Cidr: { family: 6, address: '2001:db8:6::', prefix: 64 } });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.60', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  const vm = addVm(s, h, `brvx-${vni}`, '10.6.6.10/24', '10.6.6.1');
+  const vh = s.handle(vm.ns);
+  vh.netlink.addrAdd({ dev: 'eth0', address: '2001:db8:6::10/64', noDad: true });
+  vh.netlink.routeReplace({ dst: 'default', via: '2001:db8:6::1' });
+  const pub = publicAttachments(engine.store.load(ns)!)[0].nsVeth;
+  const publicV6 = () => {
+    nsExec(ns, ['sysctl', '-qw', `net.ipv6.conf.${pub}.disable_ipv6=0`]);
+    nsExec(ns, ['ip', '-6', 'addr', 'replace', '2001:db8:ff::10/64', 'dev', pub, 'nodad']);
+    nsExec(ns, ['ip', '-6', 'route', 'replace', 'default', 'via', '2001:db8:ff::1', 'dev', pub]);
+  };
+  publicV6();
+  nsExec(upNs, ['ip', '-6', 'addr', 'add', '2001:db8:ff::1/64', 'dev', 'up0', 'nodad']);
+  nsExec(upNs, ['ip', '-6', 'route', 'add', '2001:db8:6::/64', 'via', '2001:db8:ff::10']);
+  return { engine, upNs, ns, net, vm, publicV6 };
+}
+
+const tcp6 = (from: string, ip: string, port: number) => {
+  const r = nsTry(from, ['socat', '-T2', '-', `TCP6:[${ip}]:${port},connect-timeout=1`], 5000);
+  return r.status === 0 && r.stdout.trim() === 'hello';
+};
+
 test('IPv6: routed guest addresses are closed to the public side until an ingress rule opens them, and close again', async () => {
   await inScratch((s) => hostAndUpstream(s), async (base, procs, s) => {
-    const { engine, h, upNs } = base;
-    const id = randomId();
-    const ns = s.track(`cs-net-${id}`);
-    const net = { networkId: id, namespace: ns };
-    const vni = 5000 + (Number(id) % 1000);
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.6.6.1', cidr: cidr('10.6.6.0/24'), ip6Gateway: '2001:db8:6::1', ip6Cidr: { family: 6, address: '2001:db8:6::', prefix: 64 } });
-    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.60', segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-    const vm = addVm(s, h, `brvx-${vni}`, '10.6.6.10/24', '10.6.6.1');
-    const vh = s.handle(vm.ns);
-    vh.netlink.addrAdd({ dev: 'eth0', address: '2001:db8:6::10/64', noDad: true });
-    vh.netlink.routeReplace({ dst: 'default', via: '2001:db8:6::1' });
-    // the contract provisions no public IPv6 yet: give the router's public side IPv6 by hand, so that the guard
-    // (which is family-agnostic) is what stands between the public segment and the routed guest prefix
-    // (every reconcile converges the public veth back to IPv4 only: done again after each command)
-    const pub = publicAttachments(engine.store.load(ns)!)[0].nsVeth;
-    const publicV6 = () => {
-      nsExec(ns, ['sysctl', '-qw', `net.ipv6.conf.${pub}.disable_ipv6=0`]);
-      nsExec(ns, ['ip', '-6', 'addr', 'replace', '2001:db8:ff::10/64', 'dev', pub, 'nodad']);
-      nsExec(ns, ['ip', '-6', 'route', 'replace', 'default', 'via', '2001:db8:ff::1', 'dev', pub]);
-    };
-    publicV6();
-    nsExec(upNs, ['ip', '-6', 'addr', 'add', '2001:db8:ff::1/64', 'dev', 'up0', 'nodad']);
-    nsExec(upNs, ['ip', '-6', 'route', 'add', '2001:db8:6::/64', 'via', '2001:db8:ff::10']);
+    const { engine, upNs, net, vm, publicV6 } = await ipv6Router(s, base);
     procs.push(spawn('ip', ['netns', 'exec', vm.ns, 'socat', 'TCP6-LISTEN:8080,fork,reuseaddr', 'SYSTEM:echo hello'], { stdio: 'ignore' }));
     procs.push(spawn('ip', ['netns', 'exec', upNs, 'socat', 'TCP6-LISTEN:9000,fork,reuseaddr', 'SYSTEM:echo hello'], { stdio: 'ignore' }));
-    const tcp6 = (from: string, ip: string, port: number) => {
-      const r = nsTry(from, ['socat', '-T2', '-', `TCP6:[${ip}]:${port},connect-timeout=1`], 5000);
-      return r.status === 0 && r.stdout.trim() === 'hello';
-    };
     assert.ok(await waitFor(() => tcp6(vm.ns, '::1', 8080) && tcp6(upNs, '::1', 9000), 5000), 'servers up');
     // (retried: neighbour discovery on the new addresses may take a moment)
     assert.ok(await waitFor(() => tcp6(vm.ns, '2001:db8:ff::1', 9000), 8000), 'positive control: the VM reaches the public side over IPv6 (replies pass)');
@@ -166,5 +178,54 @@ test('IPv6: routed guest addresses are closed to the public side until an ingres
     assert.not.ok(tcp6(upNs, '2001:db8:6::10', 8080), 'rule removed: blocked again');
   });
 });
+
+/** A UDP endpoint in `ns` (IPv6) on `port` that sends to `to` (or, without it, to its last peer) every 50 ms and
+ *  counts what it sends into `file` (the control that it kept sending). */
+function udp6Chatter(ns: string, port: number, file: string, to?: { ip: string; port: number }) {
+  const js = `const d=require('dgram').createSocket('udp6');let peer=${to ? JSON.stringify({ address: to.ip, port: to.port }) : 'undefined'},n=0;
+d.on('message',(m,r)=>{if(!${Boolean(to)})peer=r});d.bind(${port},()=>setInterval(()=>{if(peer)d.send('x',peer.port,peer.address,()=>{n++;require('fs').writeFileSync(${JSON.stringify(file)},String(n))})},50));`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
+}
+
+test('IPv6: a guest flow ended by an egress tightening stays ended both ways at the public guard (the far end keeps sending)', async () => {
+  await inScratch((s) => hostAndUpstream(s), async (base, procs, s) => {
+    const { engine, upNs, net, vm, publicV6 } = await ipv6Router(s, base);
+    const dir = mkdtempSync(join(tmpdir(), 'nr-v6-'));
+    try {
+      // the guest's flow to [2001:db8:ff::1]:7003 from port 40007; the far end answers to its last peer, unasked
+      installCounters6(vm.ns, 40007);
+      installCounters6(upNs, 7003);
+      procs.push(udp6Chatter(upNs, 7003, join(dir, 'up')), udp6Chatter(vm.ns, 40007, join(dir, 'vm'), { ip: '2001:db8:ff::1', port: 7003 }));
+      const arrived = () => ({ atVm: readCounter6(vm.ns), atUp: readCounter6(upNs) });
+      assert.ok(await waitFor(() => arrived().atVm > 10 && arrived().atUp > 10, 8000), `positive control: the flow runs both ways (${JSON.stringify(arrived())})`);
+      // egress tightened: UDP 7003 to the upstream's prefix denied (no ingress rule filters the guest's address)
+      await fw(engine, net, [{ type: 'egress', protocol: 'udp', portStart: 7003, destCidrs: ['2001:db8:ff::/64'] }]);
+      publicV6();
+      await new Promise((r) => setTimeout(r, 300));
+      const at = arrived();
+      const sentUp = Number(readFileSync(join(dir, 'up'), 'utf8'));
+      await new Promise((r) => setTimeout(r, 1500));
+      const now = arrived();
+      assert.ok(Number(readFileSync(join(dir, 'up'), 'utf8')) - sentUp > 20, 'control: the far end kept sending to the guest');
+      assert.ok(now.atUp - at.atUp <= 1, `outbound half ended (${at.atUp} → ${now.atUp})`);
+      assert.ok(now.atVm - at.atVm <= 1, `inbound half ended at the public guard, not passed as a reply (${at.atVm} → ${now.atVm})`);
+      // and the same flow passes again when the rules allow it again (the entry resumed, not a new one refused)
+      await fw(engine, net, []);
+      publicV6();
+      assert.ok(await waitFor(() => arrived().atVm - now.atVm > 10 && arrived().atUp - now.atUp > 10, 8000), `the flow resumes when allowed again (${JSON.stringify(arrived())})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Count UDP datagrams arriving for `port` in `ns` (IPv6; an nft table of the test). */
+function installCounters6(ns: string, port: number): void {
+  nsExec(ns, ['nft', '-f', '-'], { input: `table inet probe6 {\n chain in { type filter hook input priority -500; policy accept;\n  meta nfproto ipv6 udp dport ${port} counter comment "c"\n }\n}\n` });
+}
+function readCounter6(ns: string): number {
+  const m = /counter packets (\d+)/.exec(nsExec(ns, ['nft', 'list', 'table', 'inet', 'probe6']));
+  return m ? Number(m[1]) : 0;
+}
 
 test.run();
