@@ -26,7 +26,14 @@ function udpSender(ns: string, ip: string, port: number, sport: number, everyMs 
 }
 const count = (file: string): number => { try { return Number(readFileSync(file, 'utf8')); } catch { return 0; } };
 
-test('delete-port-forward and delete-static-nat cut established UDP flows (conntrack entries deleted)', async () => {
+/**
+ * An isolated network (10.8.0.0/24, source NAT on 203.0.113.80) with a VM at 10.8.0.10 behind a simulated host and
+ * upstream; `body` runs with them, its processes killed and everything removed after.
+ */
+async function withNatRouter(body: (t: {
+  s: Scratch; dir: string; engine: RouterEngine; net: { networkId: string; namespace: string }; ns: string; upNs: string;
+  h: ReturnType<typeof simulatedHost>['h']; vxBridge: string; vm: { ns: string }; procs: Array<{ kill: () => void }>;
+}) => Promise<void>): Promise<void> {
   const s = new Scratch();
   const dir = mkdtempSync(join(tmpdir(), 'nr-flow-'));
   const id = String(4000 + Math.floor(Math.random() * 5000));
@@ -40,6 +47,16 @@ test('delete-port-forward and delete-static-nat cut established UDP flows (connt
     await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.80', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
     const vxBridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
     const vm = addVm(s, h, vxBridge, '10.8.0.10/24', '10.8.0.1');
+    await body({ s, dir, engine, net, ns, upNs, h, vxBridge, vm, procs });
+  } finally {
+    for (const p of procs) p.kill();
+    s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('delete-port-forward and delete-static-nat cut established UDP flows (conntrack entries deleted)', async () => {
+  await withNatRouter(async ({ dir, engine, net, upNs, vm, procs }) => {
     const pf = { command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: 5353, end: 5353 }, privateIp: '10.8.0.10', privatePorts: { start: 5353, end: 5353 }, protocol: 'udp' as const };
     await runCommand(engine, pf);
     await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5353, 5353] }, { ip: '203.0.113.81', protocol: 'udp', ports: [6000, 6000] }]);
@@ -67,11 +84,7 @@ test('delete-port-forward and delete-static-nat cut established UDP flows (connt
     const after2 = count(file2);
     await new Promise((r) => setTimeout(r, 700));
     assert.ok(count(file2) - after2 <= 1, `static NAT flow stopped (got ${count(file2) - after2} more)`);
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('IPv6 gateway + forwarding when given, IPv6 off otherwise; extension IP with a default route via the gateway', async () => {
@@ -133,19 +146,7 @@ function tcpWriter(ns: string, ip: string, port: number, everyMs: number) {
 }
 
 test('a removed port forward with equal ports on the source NAT address stays cut while the guest keeps sending (no flow restarted through source NAT)', async () => {
-  const s = new Scratch();
-  const dir = mkdtempSync(join(tmpdir(), 'nr-flow-'));
-  const id = String(4000 + Math.floor(Math.random() * 5000));
-  const procs: Array<{ kill: () => void }> = [];
-  try {
-    const { hostNs, upNs, h } = simulatedHost(s);
-    const ns = s.track(`cs-net-${id}`);
-    const engine = new RouterEngine({ stateDir: join(dir, 'state'), hostNetns: hostNs, devices: { guest: 'eth1', public: 'eth1' } });
-    const net = { networkId: id, namespace: ns };
-    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 8000 + Number(id) % 1000 }, gateway: '10.8.0.1', cidr: cidr('10.8.0.0/24') });
-    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.80', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
-    const vxBridge = h.netlink.linkList().find((l) => l.kind === 'bridge' && l.name.startsWith('brvx-'))!.name;
-    const vm = addVm(s, h, vxBridge, '10.8.0.10/24', '10.8.0.1');
+  await withNatRouter(async ({ s, dir, engine, net, ns, upNs, h, vxBridge, vm, procs }) => {
     const pf = (protocol: 'udp' | 'tcp', port: number) => ({ command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: port, end: port }, privateIp: '10.8.0.10', privatePorts: { start: port, end: port }, protocol });
     await runCommand(engine, pf('udp', 5454));
     await runCommand(engine, pf('tcp', 8022));
@@ -188,11 +189,7 @@ test('a removed port forward with equal ports on the source NAT address stays cu
     assert.is.not(engine.lastNftSync?.mode, 'replace', 'the tables were changed in place after the guards went in');
     assert.ok(await waitFor(() => count(udpFile2) >= 2, 5000), `the client's flow reaches the forward's new VM (${count(udpFile2)})`);
     assert.ok(count(udpFile) - udp1 <= 1, `and not the old one (${count(udpFile) - udp1} more)`);
-  } finally {
-    for (const p of procs) p.kill();
-    s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();
