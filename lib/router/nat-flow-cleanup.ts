@@ -21,10 +21,18 @@ import { cidrContains, parseCidr } from '../util/ip.js';
 
 /**
  * Puts the mirror guards of these stranded flows (translated to a guest, with ports) into the router table before
- * their entries are deleted — only those a guest could revive (`revivable`); true when that is done (or there was
- * none to guard: nothing to sweep either), false when not (the caller sweeps their mirrors instead).
+ * their entries are deleted — only those a guest could revive (`revivable`), at most MIRROR_GUARDS_PER_CHANGE;
+ * returns the flows whose mirrors the caller still sweeps (none when every revivable flow is guarded: the others
+ * cannot be revived; all of them when no guard could be put).
  */
-export type MirrorGuard = (flows: readonly ConntrackEntry[]) => Promise<boolean>;
+export type MirrorGuard = (flows: readonly ConntrackEntry[]) => Promise<readonly ConntrackEntry[]>;
+
+/**
+ * How many guards one NAT change puts at most: a client that opens tens of thousands of flows to a forward before
+ * it is removed must not make the command commit as many elements, nor fill the set for every later change.
+ * Answered flows first; the rest are swept.
+ */
+export const MIRROR_GUARDS_PER_CHANGE = 8192;
 
 const PROTO_NAMES: Record<number, 'tcp' | 'udp'> = { 6: 'tcp', 17: 'udp' };
 /** IPS_SEEN_REPLY: the far end answered (include/uapi/linux/netfilter/nf_conntrack_common.h). */
@@ -73,10 +81,14 @@ export interface MirrorGuardHost {
 export function mirrorGuard(host: MirrorGuardHost): MirrorGuard {
   return async (flows) => {
     const outbound = host.outbound();
-    const guarded = flows.filter((e) => revivable(e, outbound));
-    if (guarded.length === 0) return true;
+    const revived = flows.filter((e) => revivable(e, outbound));
+    if (revived.length === 0) return [];
+    const answered = (e: ConntrackEntry): number => (((e.status ?? 0) & IPS_SEEN_REPLY) !== 0 ? 0 : 1);
+    const ranked = revived.length > MIRROR_GUARDS_PER_CHANGE ? [...revived].sort((a, b) => answered(a) - answered(b)) : revived;
+    const guarded = ranked.slice(0, MIRROR_GUARDS_PER_CHANGE);
+    const left = ranked.slice(MIRROR_GUARDS_PER_CHANGE);
     const at = host.stamp();
-    if (at?.fingerprint === undefined || at.generation === undefined || host.generation() !== at.generation) return false;
+    if (at?.fingerprint === undefined || at.generation === undefined || host.generation() !== at.generation) return revived;
     const { ex, release } = host.executor();
     let generation: number | undefined;
     try {
@@ -84,9 +96,9 @@ export function mirrorGuard(host: MirrorGuardHost): MirrorGuard {
     } finally {
       await release();
     }
-    if (generation === undefined) return false;
+    if (generation === undefined) return revived;
     host.moved(generation);
-    return true;
+    return left;
   };
 }
 
@@ -210,10 +222,10 @@ async function endFlows(netns: string, filters: ConntrackFilter[], guard?: Mirro
     const found = sock.findAny(filters);
     const victims = carried ? found.filter((e) => !carried(e)) : found;
     // an untranslated flow (the router's own, or a guest's outbound one) has no mirror that a mapping would carry;
-    // translated ones are guarded (then none needs a sweep), else swept
+    // translated ones are guarded where a restart could revive them, else (no guard) swept
     const translated = victims.filter(translatedFlow);
-    const guarded = translated.length > 0 && guard !== undefined && await guard(translated);
-    return await sock.deleteFlows(victims, MIRROR_SWEEPS_MS, guarded ? [] : translated);
+    const sweep = translated.length > 0 && guard !== undefined ? await guard(translated) : translated;
+    return await sock.deleteFlows(victims, MIRROR_SWEEPS_MS, sweep);
   } finally {
     sock.close();
   }

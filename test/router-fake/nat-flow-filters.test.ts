@@ -1,7 +1,7 @@
 /** Which conntrack entries a NAT change deletes, and which reverses it guards (pure: no kernel). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { carriedBy, commitMirrorGuards, conntrackFilters, mirrorGuard, outboundAddress, revivable, translatedFlow } from '../../lib/router/nat-flow-cleanup.js';
+import { MIRROR_GUARDS_PER_CHANGE, carriedBy, commitMirrorGuards, conntrackFilters, mirrorGuard, outboundAddress, revivable, translatedFlow } from '../../lib/router/nat-flow-cleanup.js';
 import { MIRROR_GUARDS, ROUTER_TABLE, routerObjects } from '../../lib/router/router-table.js';
 import { syncTable } from '../../lib/nft/table-sync.js';
 import { openFake } from '../../lib/nft/fake.js';
@@ -95,7 +95,7 @@ test('mirrorGuard: the revivable reverses go in under the stamp, which moves on;
     outbound: () => outboundAddress(p),
   });
   const guards = async (proto: 'tcp' | 'udp') => (await ex.listSet(ROUTER_TABLE, MIRROR_GUARDS[proto].set)).elements.length;
-  assert.ok(await guard([flow(17, '203.0.113.1', 51820, '10.1.1.10'), flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]));
+  assert.equal(await guard([flow(17, '203.0.113.1', 51820, '10.1.1.10'), flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]), [], 'nothing left to sweep');
   assert.is(await guards('udp'), 1, 'the revivable flow is guarded');
   assert.is(await guards('tcp'), 0, 'the other one is not');
   assert.is(stamp.generation, sync.generation! + 1, 'the stamp moved on with the guards\' commit');
@@ -104,9 +104,19 @@ test('mirrorGuard: the revivable reverses go in under the stamp, which moves on;
   assert.is.not(again.mode, 'replace');
   stamp = { fingerprint: again.fingerprint, generation: again.generation };
   kernelGen = again.generation!;
-  assert.ok(await guard([flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]), 'nothing revivable: nothing to do, nothing to sweep');
+  assert.equal(await guard([flow(6, '203.0.113.1', 2222, '10.1.1.10', 22)]), [], 'nothing revivable: nothing to do, nothing to sweep');
+  // more than one change's worth: answered flows guarded first, the rest left to the sweeps
+  const many = Array.from({ length: MIRROR_GUARDS_PER_CHANGE + 3 }, (_, i) => {
+    const f = flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820, i < 5 ? 0 : SEEN_REPLY);
+    return { ...f, orig: { ...f.orig, srcPort: 1024 + i }, reply: { ...f.reply, dstPort: 1024 + i } };
+  });
+  const left = await guard(many);
+  assert.is(left.length, 3, 'three over the limit');
+  assert.ok(left.every((e) => ((e.status ?? 0) & SEEN_REPLY) === 0), 'unanswered ones left');
+  assert.is(await guards('udp'), 1 + MIRROR_GUARDS_PER_CHANGE);
   kernelGen += 1; // somebody else committed
-  assert.not.ok(await guard([flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820)]), 'refused: the generation moved');
+  const refused = [flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820)];
+  assert.equal(await guard(refused), refused, 'refused: the generation moved; all swept');
   // a full set: the kernel's ENFILE, nothing committed, the caller sweeps
   const small = openFake();
   await small.apply(new Transaction(ROUTER_TABLE).add({ kind: 'table' }, set('contents_stamp', ['mark', 'mark'], { elements: [{ key: [1, 5] }] }),
