@@ -770,12 +770,13 @@ export class RouterEngine {
    * `nat`: the plan after the change (the address each guest's new flows leave with).
    */
   private mirrorGuard(ns: string, key: string, nat: NatPlan): MirrorGuard {
+    let at: SyncResult | undefined; // the sync the guards commit under (the field may change while they do)
     return mirrorGuard({
       executor: () => this.executor(ns),
-      stamp: () => (this.plan ? undefined : this.lastNftSync),
+      stamp: () => (at = this.plan ? undefined : this.lastNftSync),
       generation: () => this.kernel.nftGeneration(ns),
       moved: (generation) => {
-        this.lastNftSync = { ...this.lastNftSync!, generation };
+        this.lastNftSync = { ...at!, generation };
         this.recordProof(ns, key, this.lastNftSync);
       },
       outbound: () => outboundAddress(nat),

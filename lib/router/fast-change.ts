@@ -31,7 +31,7 @@ import { ARP_TABLE } from './arp-responder.js';
 import { moveAddresses, namespaceSideIntact } from './plumbing.js';
 import type { NatPlan } from './router-table.js';
 import { mirrorGuard, outboundAddress } from './nat-flow-cleanup.js';
-import { natPlan } from './topology.js';
+import { outboundNat } from './topology.js';
 
 /** What the fast way needs of the engine (its own parts stay in engine.ts). */
 export interface FastHost {
@@ -149,7 +149,7 @@ export async function fastChange(h: FastHost, ns: string, mutate: (m: RouterMode
         stamp: () => sync,
         generation: () => k.nftGeneration(ns),
         moved: (generation) => { sync = { ...sync!, generation }; },
-        outbound: () => outboundAddress(natPlan(next, [])),
+        outbound: () => outboundAddress(outboundNat(next)),
       });
       await k.deleteNatConntrack(ns, natOf(removedStatic, removedPf), natOf(addedStatic, addedPf), guard);
     }

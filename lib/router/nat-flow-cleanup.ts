@@ -3,10 +3,10 @@
  * not keep using it: their conntrack entries are deleted in-process over ctnetlink (lib/nft/ctnetlink.ts),
  * from ONE dump of the table however many mappings went. "Nothing matched" is success.
  *
- * Before the deletion, the reverse of every stranded flow that was translated to a guest gets a mirror guard in
+ * Before the deletion, the reverse of every stranded flow a guest could revive (`revivable`) gets a mirror guard in
  * the router table (router-table.ts MIRROR_GUARDS): the guest cannot restart the flow the other way round, through
- * source NAT, however late it sends. Where no guard could be put (no stamp known, the set full, an executor without
- * generations), the entries' mirrors are swept a few times over ~75 ms instead (ConntrackSocket.deleteFlows).
+ * source NAT, however late it sends. Where no guard could be put (no stamp known, the stamp moved, a set full), the
+ * translated entries' mirrors are swept a few times over ~75 ms instead (ConntrackSocket.deleteFlows).
  */
 import { ConntrackSocket, MIRROR_SWEEPS_MS, type ConntrackEntry, type ConntrackFilter } from '../nft/ctnetlink.js';
 import { NftError } from '../nft/errors.js';
@@ -22,8 +22,8 @@ import { cidrContains, parseCidr } from '../util/ip.js';
 /**
  * Puts the mirror guards of these stranded flows (translated to a guest, with ports) into the router table before
  * their entries are deleted — only those a guest could revive (`revivable`), at most MIRROR_GUARDS_PER_CHANGE;
- * returns the flows whose mirrors the caller still sweeps (none when every revivable flow is guarded: the others
- * cannot be revived; all of them when no guard could be put).
+ * returns the flows whose mirrors the caller still sweeps: the revivable ones over that limit (the others cannot
+ * be revived, their mirrors need no sweep), or all of them when no guard could be put (as without a guard).
  */
 export type MirrorGuard = (flows: readonly ConntrackEntry[]) => Promise<readonly ConntrackEntry[]>;
 
@@ -88,7 +88,7 @@ export function mirrorGuard(host: MirrorGuardHost): MirrorGuard {
     const guarded = ranked.slice(0, MIRROR_GUARDS_PER_CHANGE);
     const left = ranked.slice(MIRROR_GUARDS_PER_CHANGE);
     const at = host.stamp();
-    if (at?.fingerprint === undefined || at.generation === undefined || host.generation() !== at.generation) return revived;
+    if (at?.fingerprint === undefined || at.generation === undefined || host.generation() !== at.generation) return flows;
     const { ex, release } = host.executor();
     let generation: number | undefined;
     try {
@@ -96,7 +96,7 @@ export function mirrorGuard(host: MirrorGuardHost): MirrorGuard {
     } finally {
       await release();
     }
-    if (generation === undefined) return revived;
+    if (generation === undefined) return flows;
     host.moved(generation);
     return left;
   };
@@ -142,15 +142,19 @@ export function carriedBy(plan: Pick<NatPlan, 'staticNat' | 'portForwards'>): (e
     const proto = PROTO_NAMES[e.orig.proto];
     if (proto === undefined) return false;
     if (!forwards) {
+      // single ports by address . protocol . port, ranges by address . protocol (a router holds up to 50,000)
       forwards = new Map();
       for (const p of plan.portForwards) {
-        const k = `${p.publicIp}|${p.protocol}`;
-        forwards.set(k, [...(forwards.get(k) ?? []), p]);
+        const k = p.publicPorts[0] === p.publicPorts[1] ? `${p.publicIp}|${p.protocol}|${p.publicPorts[0]}` : `${p.publicIp}|${p.protocol}`;
+        let l = forwards.get(k);
+        if (!l) forwards.set(k, l = []);
+        l.push(p);
       }
     }
     const port = e.orig.dstPort!;
-    return (forwards.get(`${e.orig.dst}|${proto}`) ?? []).some((p) => port >= p.publicPorts[0] && port <= p.publicPorts[1]
-      && p.privateIp === e.reply.src && e.reply.srcPort === p.privatePorts[0] + (port - p.publicPorts[0]));
+    const maps = (p: NatPlan['portForwards'][number]): boolean => port >= p.publicPorts[0] && port <= p.publicPorts[1]
+      && p.privateIp === e.reply.src && e.reply.srcPort === p.privatePorts[0] + (port - p.publicPorts[0]);
+    return (forwards.get(`${e.orig.dst}|${proto}|${port}`) ?? []).some(maps) || (forwards.get(`${e.orig.dst}|${proto}`) ?? []).some(maps);
   };
 }
 

@@ -119,19 +119,22 @@ export function plumbingPlan(m: RouterModel, pubAtts: Attachment[] = publicAttac
 }
 
 export function natPlan(m: RouterModel, pubAtt: Attachment[] = publicAttachments(m)): NatPlan {
-  const plan: NatPlan = { publicIfs: pubAtt.map((a) => a.nsVeth), sourceNat: [], staticNat: [], portForwards: [] };
+  return { publicIfs: pubAtt.map((a) => a.nsVeth), ...outboundNat(m), portForwards: heldEntries(m.portForwards, m.publicIps) };
+}
+
+/** The part of natPlan that decides the address a guest's new outbound flows leave with: source NAT and static NAT. */
+export function outboundNat(m: RouterModel): Pick<NatPlan, 'sourceNat' | 'staticNat'> {
+  const sourceNat: NatPlan['sourceNat'] = [];
   const snatIp = Object.values(m.publicIps).filter((p) => p.sourceNat).sort((a, b) => compareText(a.ip, b.ip))[0];
   if (snatIp) {
-    if (m.kind === 'vpc' && m.vpc?.cidr) plan.sourceNat.push({ cidr: m.vpc.cidr, publicIp: snatIp.ip });
+    if (m.kind === 'vpc' && m.vpc?.cidr) sourceNat.push({ cidr: m.vpc.cidr, publicIp: snatIp.ip });
     else {
       for (const t of Object.values(m.tiers)) {
-        if (t.implemented && t.guestType === 'isolated') plan.sourceNat.push({ cidr: t.cidr, publicIp: snatIp.ip });
+        if (t.implemented && t.guestType === 'isolated') sourceNat.push({ cidr: t.cidr, publicIp: snatIp.ip });
       }
     }
   }
-  plan.staticNat = heldEntries(m.staticNats, m.publicIps);
-  plan.portForwards = heldEntries(m.portForwards, m.publicIps);
-  return plan;
+  return { sourceNat, staticNat: heldEntries(m.staticNats, m.publicIps) };
 }
 
 /**

@@ -55,6 +55,7 @@ test('a re-pointed mapping\'s new flows are carried by the new plan, not strande
   assert.ok(carried(flow(17, '203.0.113.1', 51820, '10.1.1.11')), 'the forward\'s new VM');
   assert.not.ok(carried(flow(17, '203.0.113.1', 51820, '10.1.1.10')), 'the forward\'s old VM');
   assert.ok(carried(flow(6, '203.0.113.1', 8005, '10.1.1.11', 9005)), 'a range, shifted');
+  assert.ok(carried(flow(6, '203.0.113.1', 8000, '10.1.1.11', 9000)), 'a range\'s first port');
   assert.not.ok(carried(flow(6, '203.0.113.1', 8005, '10.1.1.11', 9006)), 'a range, another port');
   assert.ok(carried(flow(6, '203.0.113.5', 443, '10.1.1.6')), 'the static NAT\'s new VM');
   assert.not.ok(carried(flow(6, '203.0.113.5', 443, '10.1.1.5')), 'the static NAT\'s old VM');
@@ -75,8 +76,8 @@ test('revivable: only a restart that leaves with the removed mapping\'s address 
   assert.not.ok(revivable(flow(6, '203.0.113.9', 443, '10.1.1.9'), outboundAddress(plan([], []))), 'a removed static NAT: the guest now leaves with the source NAT address');
   assert.ok(revivable(flow(6, '203.0.113.5', 443, '10.1.1.5'), out), 'its static NAT still there (re-added): the restart is its own flow again');
   assert.not.ok(revivable(flow(17, '203.0.113.1', 5060, '203.0.113.1'), out), 'the router\'s own');
-  assert.not.ok(revivable({ ...flow(132, '203.0.113.5', 5000, '10.1.1.5'), family: 'ipv4' }, out), 'SCTP: no guard set (swept instead)');
-  assert.ok(translatedFlow(flow(132, '203.0.113.5', 5000, '10.1.1.5')), '(but translated: its mirror is swept when unguarded)');
+  assert.not.ok(revivable({ ...flow(132, '203.0.113.5', 5000, '10.1.1.5'), family: 'ipv4' }, out), 'SCTP: no guard set');
+  assert.ok(translatedFlow(flow(132, '203.0.113.5', 5000, '10.1.1.5')), '(but translated: its mirror is swept when no guard could be put)');
 });
 
 
@@ -115,8 +116,8 @@ test('mirrorGuard: the revivable reverses go in under the stamp, which moves on;
   assert.ok(left.every((e) => ((e.status ?? 0) & SEEN_REPLY) === 0), 'unanswered ones left');
   assert.is(await guards('udp'), 1 + MIRROR_GUARDS_PER_CHANGE);
   kernelGen += 1; // somebody else committed
-  const refused = [flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820)];
-  assert.equal(await guard(refused), refused, 'refused: the generation moved; all swept');
+  const refused = [flow(17, '203.0.113.1', 51820, '10.1.1.10', 51820), flow(132, '203.0.113.5', 5000, '10.1.1.5')];
+  assert.equal(await guard(refused), refused, 'refused: the generation moved; every translated flow swept, as without a guard');
   // a full set: the kernel's ENFILE, nothing committed, the caller sweeps
   const small = openFake();
   await small.apply(new Transaction(ROUTER_TABLE).add({ kind: 'table' }, set('contents_stamp', ['mark', 'mark'], { elements: [{ key: [1, 5] }] }),

@@ -186,7 +186,7 @@ test('a removed port forward with equal ports on the source NAT address stays cu
     await new Promise((r) => setTimeout(r, 400));
     const udp1 = count(udpFile);
     await runCommand(engine, { ...pf('udp', 5454), privateIp: '10.8.0.11' });
-    assert.is.not(engine.lastNftSync?.mode, 'replace', 'the tables were changed in place after the guards went in');
+    assert.ok(['diff', 'unchanged'].includes(engine.lastNftSync?.mode ?? ''), `the tables were changed in place after the guards went in (${engine.lastNftSync?.mode})`);
     assert.ok(await waitFor(() => count(udpFile2) >= 2, 5000), `the client's flow reaches the forward's new VM (${count(udpFile2)})`);
     assert.ok(count(udpFile) - udp1 <= 1, `and not the old one (${count(udpFile) - udp1} more)`);
   });
