@@ -192,4 +192,24 @@ test('a removed port forward with equal ports on the source NAT address stays cu
   });
 });
 
+test('add-static-nat re-pointing an address in one command moves the client\'s same flow to the new VM; the old VM\'s sends do not pull it back', async () => {
+  await withNatRouter(async ({ s, dir, engine, net, upNs, h, vxBridge, vm, procs }) => {
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.81', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    const vm2 = addVm(s, h, vxBridge, '10.8.0.11/24', '10.8.0.1');
+    const nat = (privateIp: string) => runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.81', sourceNat: false }, privateIp });
+    await nat('10.8.0.10');
+    await openIngress(engine, net, [{ ip: '203.0.113.81', protocol: 'udp', ports: [6000, 6000] }]);
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    procs.push(chattyUdpServer(vm.ns, 6000, a), chattyUdpServer(vm2.ns, 6000, b));
+    await new Promise((r) => setTimeout(r, 400));
+    procs.push(udpSender(upNs, '203.0.113.81', 6000, 40004, 200));
+    assert.ok(await waitFor(() => count(a) >= 3, 5000), `the control: the flow reaches the first VM (${count(a)})`);
+    await nat('10.8.0.11');
+    assert.ok(await waitFor(() => count(b) >= 3, 5000), `the same flow reaches the new VM (${count(b)})`);
+    const a0 = count(a);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(count(a) - a0 <= 1, `and no longer the old one, which keeps sending (${count(a) - a0} more)`);
+  });
+});
+
 test.run();
