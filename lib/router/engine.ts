@@ -770,10 +770,10 @@ export class RouterEngine {
    * `nat`: the plan after the change (the address each guest's new flows leave with).
    */
   private mirrorGuard(ns: string, key: string, nat: NatPlan): MirrorGuard {
-    let at: SyncResult | undefined; // the sync the guards commit under (the field may change while they do)
+    const at = this.plan ? undefined : this.lastNftSync; // the sync the guards commit under (the field may change while they do)
     return mirrorGuard({
       executor: () => this.executor(ns),
-      stamp: () => (at = this.plan ? undefined : this.lastNftSync),
+      stamp: () => at,
       generation: () => this.kernel.nftGeneration(ns),
       moved: (generation) => {
         this.lastNftSync = { ...at!, generation };
@@ -940,7 +940,6 @@ export class RouterEngine {
       return { pub, nat: natPlan(m, pub) };
     });
   }
-
 
   /** The router table's contents for a model, `key` its serialised text (see EngineCaches). */
   private tableObjects(m: RouterModel, nat: NatPlan, key: string): NftObject[] {

@@ -210,9 +210,9 @@ export async function deleteNatConntrack(netns: string, before: NatPlan, after: 
   return endFlows(netns, conntrackFilters(before, after), guard, carriedBy(after));
 }
 
-/** Delete the entries any of `filters` matches inside the router namespace (translated ones guarded, or their mirrors swept). */
-export async function deleteConntrackFlows(netns: string, filters: ConntrackFilter[], guard?: MirrorGuard): Promise<number> {
-  return endFlows(netns, filters, guard);
+/** Delete the entries any of `filters` matches inside the router namespace (the translated ones' mirrors swept). */
+export async function deleteConntrackFlows(netns: string, filters: ConntrackFilter[]): Promise<number> {
+  return endFlows(netns, filters);
 }
 
 async function endFlows(netns: string, filters: ConntrackFilter[], guard?: MirrorGuard, carried?: (e: ConntrackEntry) => boolean): Promise<number> {

@@ -15,7 +15,7 @@ import type { RouterEngine } from '../../lib/router/engine.js';
 import { publicAttachments } from '../../lib/router/topology.js';
 import { inScratch, addVm, uid, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
-import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, openIngress, hostAndUpstream, cidr, UP_A } from '../helpers/fw.js';
+import { isolatedTopo, vpcTopo, servers, serversUp, tcpOk, udpOk, pingOk, openIngress, hostAndUpstream, installCounters, readCounters, cidr, UP_A } from '../helpers/fw.js';
 import { runCommand } from '../../lib/router/command-table.js';
 
 requireSandbox();
@@ -193,10 +193,10 @@ test('IPv6: a guest flow ended by an egress tightening stays ended both ways at 
     const dir = mkdtempSync(join(tmpdir(), 'nr-v6-'));
     try {
       // the guest's flow to [2001:db8:ff::1]:7003 from port 40007; the far end answers to its last peer, unasked
-      installCounters6(vm.ns, 40007);
-      installCounters6(upNs, 7003);
+      installCounters(vm.ns, [40007]);
+      installCounters(upNs, [7003]);
       procs.push(udp6Chatter(upNs, 7003, join(dir, 'up')), udp6Chatter(vm.ns, 40007, join(dir, 'vm'), { ip: '2001:db8:ff::1', port: 7003 }));
-      const arrived = () => ({ atVm: readCounter6(vm.ns), atUp: readCounter6(upNs) });
+      const arrived = () => ({ atVm: readCounters(vm.ns)[40007], atUp: readCounters(upNs)[7003] });
       assert.ok(await waitFor(() => arrived().atVm > 10 && arrived().atUp > 10, 8000), `positive control: the flow runs both ways (${JSON.stringify(arrived())})`);
       // egress tightened: UDP 7003 to the upstream's prefix denied (no ingress rule filters the guest's address)
       await fw(engine, net, [{ type: 'egress', protocol: 'udp', portStart: 7003, destCidrs: ['2001:db8:ff::/64'] }]);
@@ -218,14 +218,5 @@ test('IPv6: a guest flow ended by an egress tightening stays ended both ways at 
     }
   });
 });
-
-/** Count UDP datagrams arriving for `port` in `ns` (IPv6; an nft table of the test). */
-function installCounters6(ns: string, port: number): void {
-  nsExec(ns, ['nft', '-f', '-'], { input: `table inet probe6 {\n chain in { type filter hook input priority -500; policy accept;\n  meta nfproto ipv6 udp dport ${port} counter comment "c"\n }\n}\n` });
-}
-function readCounter6(ns: string): number {
-  const m = /counter packets (\d+)/.exec(nsExec(ns, ['nft', 'list', 'table', 'inet', 'probe6']));
-  return m ? Number(m[1]) : 0;
-}
 
 test.run();

@@ -55,7 +55,6 @@ export const chainNames = {
   aclOut: (id: string) => `acl_out_${nameId(id)}`,
 };
 
-
 /** The tier's guest interface in the namespace, when the tier is known. */
 function tierIf(m: RouterModel, networkId: string): string | undefined {
   const t = m.tiers[networkId];
