@@ -32,7 +32,7 @@ interface FRule { handle: number; expr: Stmt[]; comment?: string }
 interface FChain {
   name: string; handle: number; type?: ChainType; hook?: Hook; prio?: number; policy?: ChainPolicy; rules: FRule[];
 }
-interface FElem { key: Expr; value?: Expr; comment?: string }
+interface FElem { key: Expr; value?: Expr; comment?: string; timeout?: number }
 interface FSet {
   name: string; handle: number; isMap: boolean; type: KeyType | KeyType[]; map?: ValueType; flags: SetFlag[];
   comment?: string; size?: number;
@@ -68,11 +68,11 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Strip the {elem:{val,comment}} wrapper. */
-function unwrap(e: Expr): { key: Expr; comment?: string } {
+/** Strip the {elem:{val,comment,timeout}} wrapper. */
+function unwrap(e: Expr): { key: Expr; comment?: string; timeout?: number } {
   if (isObj(e) && 'elem' in e && isObj(e.elem)) {
-    const w = e.elem as { val: Expr; comment?: string };
-    return w.comment !== undefined ? { key: w.val, comment: w.comment } : { key: w.val };
+    const w = e.elem as { val: Expr; comment?: string; timeout?: number };
+    return { key: w.val, ...(w.comment !== undefined ? { comment: w.comment } : {}), ...(w.timeout ? { timeout: w.timeout } : {}) };
   }
   return { key: e };
 }
@@ -239,7 +239,12 @@ export class FakeNftExecutor implements NftExecutor {
     if (s.comment !== undefined) o.comment = s.comment;
     if (!terse && s.elems.size) {
       o.elem = [...s.elems.values()].map((e): JsonElem => {
-        const key: Expr = e.comment !== undefined ? { elem: { val: e.key, comment: e.comment } } : e.key;
+        // as the kernel lists them: an element that times out shows its own timeout (when it has one) and what
+        // is left of it, `expires` (the fake has no clock: all of it)
+        const expires = e.timeout ?? s.timeout;
+        const key: Expr = e.comment !== undefined || expires !== undefined
+          ? { elem: { val: e.key, ...(e.comment !== undefined ? { comment: e.comment } : {}), ...(e.timeout !== undefined ? { timeout: e.timeout } : {}), ...(expires !== undefined ? { expires } : {}) } }
+          : e.key;
         return e.value !== undefined ? [key, e.value] : key;
       });
     }
@@ -499,7 +504,9 @@ class Work {
     const batch: Array<[bigint, bigint]> = [];
     for (const raw of elems) {
       const pair = Array.isArray(raw) && raw.length === 2 && s.isMap;
-      const { key: k0, comment } = unwrap(pair ? (raw as [Expr, Expr])[0] : (raw as Expr));
+      const { key: k0, comment, timeout } = unwrap(pair ? (raw as [Expr, Expr])[0] : (raw as Expr));
+      // an element's own lifetime needs a set that times elements out (the kernel: EINVAL)
+      if (timeout !== undefined && !s.flags.includes('timeout')) throw kernel('EINVAL');
       const value = pair ? (raw as [Expr, Expr])[1] : undefined;
       if (s.isMap && value === undefined) throw new Fail('E_NFT_FAILED', 'map element needs a value');
       if (!s.isMap && pair) throw new Fail('E_NFT_FAILED', 'set element cannot have a value');
@@ -531,6 +538,7 @@ class Work {
       const fe: FElem = { key };
       if (value !== undefined) fe.value = value;
       if (comment !== undefined) fe.comment = comment;
+      if (timeout !== undefined) fe.timeout = timeout;
       s.elems.set(id, fe);
     }
   }

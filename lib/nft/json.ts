@@ -63,8 +63,8 @@ export interface ConcatExpr { concat: Expr[] }
 export interface SetExpr { set: Expr[] }
 /** Map lookup `KEY map @name` (or an anonymous map given as [key, value] pairs). */
 export interface MapExpr { map: { key: Expr; data: string | SetExpr } }
-/** Element with options (comment) as it appears in set element lists. */
-export interface ElemWrapped { elem: { val: Expr; comment?: string; timeout?: number } }
+/** An element with its comment or lifetime; listed, also `expires`: the seconds it has left. */
+export interface ElemWrapped { elem: { val: Expr; comment?: string; timeout?: number; expires?: number } }
 
 /** A typed non-address string (ifname(), symbol(), setRef() in values.ts); serialises to a string. */
 export interface StringLike { toJSON(): string }

@@ -4,7 +4,9 @@
  * textually, so compare names, comments and elements rather than rule bodies).
  */
 import { NftError } from './errors.js';
-import type { JsonChain, JsonCounter, JsonElem, JsonMap, JsonObject, JsonRule, JsonSet, JsonTable, TableRef } from './json.js';
+import type { JsonChain, JsonCounter, JsonElem, JsonMap, JsonObject, JsonRule, JsonSet, JsonTable, KeyType, TableRef } from './json.js';
+import type { ElementItem } from './objects.js';
+import { etherAddr, ifname, type ValueInput } from './values.js';
 
 /** A table as listed: its chains, rules, sets, maps and counters. */
 export interface ListedTable {
@@ -97,3 +99,47 @@ export const elemKey = (e: JsonElem): string => JSON.stringify(e);
 /** Elements sorted by their JSON text (kernel and fake may list in different orders). */
 export const sortedElements = (elems: JsonElem[]): JsonElem[] =>
   [...elems].sort((a, b) => (elemKey(a) < elemKey(b) ? -1 : elemKey(a) > elemKey(b) ? 1 : 0));
+
+/** A listed value of `type` as the input that adds it again (undefined: a type this does not carry). */
+function typedValue(type: KeyType, v: unknown): ValueInput | undefined {
+  switch (type) {
+    case 'ipv4_addr': case 'ipv6_addr': return typeof v === 'string' ? v : undefined;
+    case 'inet_service': case 'inet_proto': case 'mark': return typeof v === 'number' ? v : undefined;
+    case 'ether_addr': case 'ifname':
+      try {
+        return typeof v === 'string' ? (type === 'ifname' ? ifname(v) : etherAddr(v)) : undefined;
+      } catch {
+        return undefined;
+      }
+    default: return undefined;
+  }
+}
+
+/**
+ * The elements of a listed set (not a map) as items that add them again, typed by the set's key type, each with
+ * the lifetime it had left (`expires`, listed in whole seconds: at least 1, since 0 would make it permanent).
+ * Undefined when a key type or a listed value is not one this handles (addresses, ports, protocols, marks,
+ * MACs, interface names and their concatenations) — the caller then carries nothing rather than something else.
+ */
+export function listedItems(listed: ListedSet): ElementItem[] | undefined {
+  if (listed.kind !== 'set') return undefined;
+  const types = ([] as KeyType[]).concat(listed.info.type as KeyType | KeyType[]);
+  const timed = listed.info.flags?.includes('timeout') ?? false;
+  const out: ElementItem[] = [];
+  for (const e of listed.elements) {
+    let val: unknown = e;
+    let expires: number | undefined;
+    if (val && typeof val === 'object' && !Array.isArray(val) && 'elem' in val) {
+      const w = (val as { elem: { val: unknown; expires?: unknown } }).elem;
+      val = w.val;
+      if (typeof w.expires === 'number') expires = w.expires;
+    }
+    const parts = types.length > 1 ? (val && typeof val === 'object' && 'concat' in val ? (val as { concat: unknown[] }).concat : undefined) : [val];
+    if (!parts || parts.length !== types.length) return undefined;
+    const typed = parts.map((p, i) => typedValue(types[i]!, p));
+    if (typed.some((t) => t === undefined)) return undefined;
+    const key = (typed.length > 1 ? typed : typed[0]) as ValueInput;
+    out.push(timed && expires !== undefined ? { key, timeout: Math.max(1, expires) } : { key });
+  }
+  return out;
+}

@@ -92,6 +92,8 @@ export interface ElementItem {
   /** Maps: the value (an address, port, … or a verdict for vmaps). */
   value?: ValueInput | Verdict;
   comment?: string;
+  /** Seconds this element lives, instead of its set's default (the set needs the `timeout` flag; ≥ 1). */
+  timeout?: number;
 }
 
 /** Elements of a set or map, added/created/deleted as one command. */
@@ -199,7 +201,15 @@ export function renderElem(item: ElementItem, isMap: boolean | undefined, what: 
     throw new NftValidationError('E_INVALID_VALUE', what, item, 'an element needs a key');
   }
   let key: Expr = value(item.key, `${what} key`);
-  if (item.comment !== undefined) key = { elem: { val: key, comment: checkComment(item.comment) } };
+  if (item.comment !== undefined || item.timeout !== undefined) {
+    key = {
+      elem: {
+        val: key, ...(item.comment !== undefined ? { comment: checkComment(item.comment) } : {}),
+        // 0 would make the element permanent (the kernel's "no timeout")
+        ...(item.timeout !== undefined ? { timeout: checkUint(`${what} timeout`, item.timeout, 86400 * 365, 1) } : {}),
+      },
+    };
+  }
   if (item.value === undefined) {
     if (isMap) throw new NftValidationError('E_INVALID_VALUE', what, item, 'a map entry needs a value');
     return key;

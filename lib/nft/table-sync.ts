@@ -31,6 +31,7 @@ import { chain as chainObj, elements, set, type Chain, type Counter, type Elemen
 import { NftError } from './errors.js';
 import { replaceTable, Transaction } from './transaction.js';
 import type { NftExecutor } from './executor.js';
+import { listedItems, type ListedSet } from './listing.js';
 import { changedMiddle, sameValue } from '../util/compare.js';
 
 /** The one-element set holding the stamp `fingerprint . generation`. */
@@ -473,6 +474,14 @@ export interface SyncOptions {
   /** Scoped mode (see the header): this caller's objects are those named `prefix…`; every name of `want` must
    *  carry it. Companions are not supported in this mode. */
   scope?: { prefix: string };
+  /**
+   * Sets of `want` whose elements are the kernel's, not the contents': learned by the packet path (`add`/`update
+   * @set`) or put in by the caller outside the contents (they are not in the fingerprint, and an in-place change
+   * leaves them alone). A whole replacement would drop them; it lists them first and adds them back, each with the
+   * lifetime it had left. A set whose key type or timeout flag changed, or whose elements no longer fit its size
+   * or cannot be typed again (listing.ts listedItems), starts empty.
+   */
+  carry?: readonly string[];
 }
 
 interface Companion { ref: TableRef; from?: Contents; to?: Contents; want: readonly NftObject[]; comment?: string }
@@ -565,6 +574,7 @@ export async function syncTable(
     }
   }
   const hints = (await opts.beforeReplace?.()) ?? {};
+  const kept = opts.carry?.length && !hints.scopeEmpty ? await carried(ex, tableRef, want, opts.carry) : undefined;
   const stampGen = after(now());
   let tx: Transaction;
   if (prefix !== undefined) {
@@ -575,6 +585,7 @@ export async function syncTable(
   } else {
     tx = replacementOf(tableRef, want, { ...to, fingerprint: toFp }, stampGen, opts.comment);
   }
+  if (kept) tx.append(kept);
   if (hints.append) tx.append(hints.append);
   for (const c of comps) {
     // `add` first, so that deleting a table that is not there cannot fail
@@ -600,6 +611,29 @@ export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerpr
     if (err instanceof NftError) return undefined;
     throw err;
   }
+}
+
+/** The elements of the `carry` sets that the table holds, added to `want`'s sets again (SyncOptions.carry). */
+async function carried(ex: NftExecutor, tableRef: TableRef, want: readonly NftObject[], names: readonly string[]): Promise<Transaction | undefined> {
+  const tx = new Transaction(tableRef);
+  const typeText = (t: unknown): string => JSON.stringify(([] as unknown[]).concat(t));
+  for (const name of names) {
+    const def = want.find((o): o is NftSet => o.kind === 'set' && o.name === name);
+    if (!def) continue;
+    let listed: ListedSet;
+    try {
+      listed = await ex.listSet(tableRef, name, 'set');
+    } catch (err) {
+      if (err instanceof NftError && err.code === 'ENOENT') continue;
+      throw err;
+    }
+    const timed = (flags: readonly string[] | undefined): boolean => flags?.includes('timeout') ?? false;
+    if (typeText(listed.info.type) !== typeText(def.type) || timed(listed.info.flags) !== timed(def.flags)) continue;
+    const items = listedItems(listed);
+    if (!items?.length || (def.size !== undefined && items.length > def.size)) continue;
+    tx.add(elements(name, items));
+  }
+  return tx.length ? tx : undefined;
 }
 
 /** After the guarded transaction failed: was it the guard (and which half), or the change itself? */

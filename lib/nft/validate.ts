@@ -54,10 +54,10 @@ export function checkPort(what: string, port: unknown): number {
   return port;
 }
 
-/** Non-negative integer below `max` (inclusive). */
-export function checkUint(what: string, v: unknown, max = 0xffffffff): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
-    throw new NftValidationError('E_INVALID_VALUE', what, v, `must be an integer 0–${max}`);
+/** An integer from `min` to `max` (inclusive; by default any unsigned 32-bit one). */
+export function checkUint(what: string, v: unknown, max = 0xffffffff, min = 0): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new NftValidationError('E_INVALID_VALUE', what, v, `must be an integer ${min}–${max}`);
   }
   return v;
 }

@@ -28,7 +28,7 @@ import type { PlanRecorder } from './plan.js';
 import type * as T from './contract/types.js';
 import { routerRunDir, type RouterModule, type ReconcileContext, type PublicService } from './router-module.js';
 import { defaultModules } from './default-modules.js';
-import { ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
+import { MIRROR_GUARD_SETS, ROUTER_TABLE, ROUTER_TABLE_COMMENT, routerObjects } from './router-table.js';
 import { mirrorGuard, outboundAddress, type MirrorGuard } from './nat-flow-cleanup.js';
 import { confirmStamp, syncTable, type SyncResult } from '../nft/table-sync.js';
 import { provenFingerprint, provenStamp, recordProof, type TableProof } from './state/table-proof.js';
@@ -619,6 +619,8 @@ export class RouterEngine {
         comment: ROUTER_TABLE_COMMENT, generation: () => this.kernel.nftGeneration(m.namespace),
         companions: [{ table: ARP_TABLE, want: arp, ...(arpAssumed ? { assumed: arpAssumed } : {}), comment: ARP_TABLE_COMMENT }],
         replace: boundDeviceMade(arp, links),
+        // the mirror guards of removed NAT mappings outlive a table rebuilt whole
+        carry: MIRROR_GUARD_SETS,
       });
     } finally {
       await release();

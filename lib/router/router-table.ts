@@ -182,6 +182,8 @@ export const MIRROR_GUARDS = {
   tcp: { set: 'nat_gone_tcp', timeout: 86_400 },
   udp: { set: 'nat_gone_udp', timeout: 600 },
 } as const;
+/** The guard sets' names (what a table rebuilt whole carries over: table-sync.ts SyncOptions.carry). */
+export const MIRROR_GUARD_SETS: readonly string[] = [MIRROR_GUARDS.tcp.set, MIRROR_GUARDS.udp.set];
 /** How many guards each set holds at most (a NAT change whose guards do not fit puts none: its flows' mirrors are swept instead). */
 export const MIRROR_GUARDS_SIZE = 65_536;
 

@@ -400,4 +400,73 @@ test('scoped mode: owners of one table change, replace and delete only their own
   }
 });
 
+/** The elements of a set as listed: key text → seconds left (`expires`; undefined for an element that stays). */
+function heldElements(ns: string, table: N.TableRef, name: string): Map<string, number | undefined> {
+  const doc = JSON.parse(nsSh(ns, 'nft', ['-j', 'list', 'set', table.family, table.name, name]).stdout) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+  const out = new Map<string, number | undefined>();
+  for (const e of doc.nftables.find((o) => o.set)?.set?.elem ?? []) {
+    const w = e && typeof e === 'object' && 'elem' in e ? (e as { elem: { val: unknown; expires?: number } }).elem : { val: e };
+    out.set(JSON.stringify(w.val), (w as { expires?: number }).expires);
+  }
+  return out;
+}
+
+test('carried sets: a table replaced whole keeps what the kernel put in them, with the lifetime each element had left; a set whose type changed starts empty; scoped mode too', async () => {
+  const a = addNs('sync-c-');
+  const ex = N.openLibnftables({ netns: a });
+  const g = N.NftGenerationReader.open(a);
+  const want = (guardType: N.KeyType[] = ['ipv4_addr', 'inet_service'], p = ''): N.NftObject[] => [
+    N.set(`${p}guards`, guardType, { flags: ['timeout'], timeout: 600, size: 8 }),
+    N.set(`${p}learned`, ['ether_addr', 'ifname'], { flags: ['timeout'], timeout: 60 }),
+    N.set(`${p}plain`, 'ipv4_addr'),
+    N.baseChain(`${p}fwd`, { type: 'filter', hook: 'forward', priority: N.ROUTER_PRIORITIES.filter }),
+    N.rule(`${p}fwd`, [N.lookup(N.concatKey(N.F.ipSaddr, N.F.tcpSport), `${p}guards`), N.drop()]),
+  ];
+  const opts = { generation: () => g.read(), carry: ['guards', 'learned'] };
+  try {
+    await N.syncTable(ex, T, want(), undefined, opts);
+    // what the packet path or the caller put in outside the contents; and an element of a set not carried
+    nsSh(a, 'nft', ['add', 'element', 'inet', T.name, 'guards', '{ 10.0.0.1 . 22, 10.0.0.2 . 51820 timeout 20s }']);
+    nsSh(a, 'nft', ['add', 'element', 'inet', T.name, 'learned', '{ 02:00:00:00:00:01 . "vnet7" }']);
+    nsSh(a, 'nft', ['add', 'element', 'inet', T.name, 'plain', '{ 192.0.2.9 }']);
+    await new Promise((r) => setTimeout(r, 2100));
+    // someone else commits in the namespace: the next sync replaces the table whole
+    nsSh(a, 'nft', ['add', 'table', 'ip', 'other_t']);
+    const r = await N.syncTable(ex, T, want(), want(), opts);
+    assert.is(r.mode, 'replace');
+    assert.is(r.reason, 'changed-outside');
+    const guards = heldElements(a, T, 'guards');
+    assert.equal([...guards.keys()].sort(), ['{"concat":["10.0.0.1",22]}', '{"concat":["10.0.0.2",51820]}'], 'both guards carried');
+    const left1 = guards.get('{"concat":["10.0.0.1",22]}')!;
+    const left2 = guards.get('{"concat":["10.0.0.2",51820]}')!;
+    assert.ok(left1 >= 590 && left1 <= 598, `the default lifetime, less the time it had run (${left1} s left)`);
+    assert.ok(left2 >= 10 && left2 <= 18, `its own lifetime, less the time it had run (${left2} s left)`);
+    assert.equal([...heldElements(a, T, 'learned').keys()], ['{"concat":["02:00:00:00:00:01","vnet7"]}'], 'a MAC . port carried');
+    assert.is(heldElements(a, T, 'plain').size, 0, 'a set not carried starts as its contents say');
+    assert.is((await N.syncTable(ex, T, want(), want(), opts)).mode, 'unchanged', 'the carried elements are not part of the contents');
+    // the key type changed (a new version's compile): those guards cannot be typed so; they are not carried
+    nsSh(a, 'nft', ['delete', 'table', 'ip', 'other_t']);
+    const changed = want(['ipv4_addr', 'inet_service', 'ipv4_addr']).map((o) => (o.kind === 'rule' ? N.rule('fwd', [N.lookup(N.concatKey(N.F.ipSaddr, N.F.tcpSport, N.F.ipDaddr), 'guards'), N.drop()]) : o));
+    const r2 = await N.syncTable(ex, T, changed, want(), opts);
+    assert.is(r2.mode, 'replace');
+    assert.is(heldElements(a, T, 'guards').size, 0);
+    assert.is(heldElements(a, T, 'learned').size, 1, 'the other set is still carried');
+    // scoped mode: an owner's replacement carries its own sets and leaves another owner's alone
+    const S = 'rs_';
+    const sw = want(undefined, S);
+    const sOpts = { scope: { prefix: S }, carry: [`${S}guards`] };
+    await N.syncTable(ex, T, sw, undefined, sOpts);
+    nsSh(a, 'nft', ['add', 'element', 'inet', T.name, `${S}guards`, '{ 10.9.0.1 . 443 }']);
+    nsSh(a, 'nft', ['flush', 'set', T.family, T.name, `${S}contents_stamp`]);
+    const r3 = await N.syncTable(ex, T, sw, sw, sOpts);
+    assert.is(r3.mode, 'replace');
+    assert.equal([...heldElements(a, T, `${S}guards`).keys()], ['{"concat":["10.9.0.1",443]}']);
+    assert.is(heldElements(a, T, 'learned').size, 1, 'the main owner\'s set untouched');
+  } finally {
+    g.close();
+    await ex.close();
+    delNs(a);
+  }
+});
+
 test.run();

@@ -145,38 +145,55 @@ function tcpWriter(ns: string, ip: string, port: number, everyMs: number) {
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: 'ignore' });
 }
 
+type NatRouter = Parameters<Parameters<typeof withNatRouter>[0]>[0];
+const equalPortForward = (net: NatRouter['net'], protocol: 'udp' | 'tcp', port: number) => ({ command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: port, end: port }, privateIp: '10.8.0.10', privatePorts: { start: port, end: port }, protocol });
+const guardDrops = (ns: string, proto: string): RegExpExecArray | null =>
+  new RegExp(`counter packets (\\d+) bytes \\d+ drop comment "${proto} flow of a removed NAT mapping`).exec(nsExec(ns, ['nft', 'list', 'table', 'inet', 'netns_router']));
+
+/**
+ * Forwards of UDP 5454 and TCP 8022 with equal ports on the source NAT address to a guest that keeps sending on
+ * its own, clients that speak once a second; both forwards deleted, and checked: neither flow reaches the guest
+ * for 3 s while it keeps sending, each held by its guard. Returns the guest's counter files.
+ */
+async function cutEqualPortForwards({ dir, engine, net, ns, upNs, vm, procs }: NatRouter): Promise<{ udpFile: string; tcpFile: string }> {
+  const pf = (protocol: 'udp' | 'tcp', port: number) => equalPortForward(net, protocol, port);
+  await runCommand(engine, pf('udp', 5454));
+  await runCommand(engine, pf('tcp', 8022));
+  await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5454, 5454] }, { ip: '203.0.113.80', protocol: 'tcp', ports: [8022, 8022] }]);
+  const udpFile = join(dir, 'udp');
+  const tcpFile = join(dir, 'tcp');
+  procs.push(chattyUdpServer(vm.ns, 5454, udpFile), chattyTcpServer(vm.ns, 8022, tcpFile));
+  await new Promise((r) => setTimeout(r, 400));
+  // clients that speak once a second (a keepalive, a user reading output), a guest that speaks ten times a second:
+  // after the deletion the guest's sends come first, and the flow they would start has the old one's reply tuple
+  procs.push(udpSender(upNs, '203.0.113.80', 5454, 40003, 1000), tcpWriter(upNs, '203.0.113.80', 8022, 1000));
+  // the control: both flows reach the guest through the forwards
+  assert.ok(await waitFor(() => count(udpFile) >= 2 && count(tcpFile) >= 2, 5000), `both flows reach the VM (udp ${count(udpFile)}, tcp ${count(tcpFile)})`);
+  await runCommand(engine, { ...pf('udp', 5454), command: 'delete-port-forward' });
+  await runCommand(engine, { ...pf('tcp', 8022), command: 'delete-port-forward' });
+  // the guest keeps sending; its sends must not start flows whose replies are the old ones
+  await new Promise((r) => setTimeout(r, 300));
+  const [udp0, tcp0] = [count(udpFile), count(tcpFile)];
+  await new Promise((r) => setTimeout(r, 3000));
+  const flows = nsTry(ns, ['conntrack', '-L']).stdout.trim();
+  assert.ok(count(udpFile) - udp0 <= 1, `the UDP flow stayed cut (got ${count(udpFile) - udp0} more datagrams); entries:\n${flows}`);
+  assert.ok(count(tcpFile) - tcp0 <= 1, `the TCP flow stayed cut (got ${count(tcpFile) - tcp0} more bytes); entries:\n${flows}`);
+  // what held them: the guards of the flows' reverses, each dropping the guest's sends (the nft counters)
+  const guards = nsExec(ns, ['nft', 'list', 'table', 'inet', 'netns_router']);
+  assert.match(guards, /set nat_gone_udp \{[^}]*10\.8\.0\.10 \. 5454 \. 203\.0\.113\.1 \. 40003/, 'the UDP flow\'s reverse is guarded');
+  assert.match(guards, /set nat_gone_tcp \{[^}]*10\.8\.0\.10 \. 8022 \. 203\.0\.113\.1 \. \d+/, 'the TCP flow\'s reverse is guarded');
+  for (const proto of ['tcp', 'udp']) {
+    const dropped = guardDrops(ns, proto);
+    assert.ok(dropped && Number(dropped[1]) > 0, `the guest's ${proto} sends were dropped by the guard: ${dropped?.[0]}`);
+  }
+  return { udpFile, tcpFile };
+}
+
 test('a removed port forward with equal ports on the source NAT address stays cut while the guest keeps sending (no flow restarted through source NAT)', async () => {
-  await withNatRouter(async ({ s, dir, engine, net, ns, upNs, h, vxBridge, vm, procs }) => {
-    const pf = (protocol: 'udp' | 'tcp', port: number) => ({ command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.80', sourceNat: true }, publicPorts: { start: port, end: port }, privateIp: '10.8.0.10', privatePorts: { start: port, end: port }, protocol });
-    await runCommand(engine, pf('udp', 5454));
-    await runCommand(engine, pf('tcp', 8022));
-    await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'udp', ports: [5454, 5454] }, { ip: '203.0.113.80', protocol: 'tcp', ports: [8022, 8022] }]);
-    const udpFile = join(dir, 'udp');
-    const tcpFile = join(dir, 'tcp');
-    procs.push(chattyUdpServer(vm.ns, 5454, udpFile), chattyTcpServer(vm.ns, 8022, tcpFile));
-    await new Promise((r) => setTimeout(r, 400));
-    // clients that speak once a second (a keepalive, a user reading output), a guest that speaks ten times a second:
-    // after the deletion the guest's sends come first, and the flow they would start has the old one's reply tuple
-    procs.push(udpSender(upNs, '203.0.113.80', 5454, 40003, 1000), tcpWriter(upNs, '203.0.113.80', 8022, 1000));
-    // the control: both flows reach the guest through the forwards
-    assert.ok(await waitFor(() => count(udpFile) >= 2 && count(tcpFile) >= 2, 5000), `both flows reach the VM (udp ${count(udpFile)}, tcp ${count(tcpFile)})`);
-    await runCommand(engine, { ...pf('udp', 5454), command: 'delete-port-forward' });
-    await runCommand(engine, { ...pf('tcp', 8022), command: 'delete-port-forward' });
-    // the guest keeps sending; its sends must not start flows whose replies are the old ones
-    await new Promise((r) => setTimeout(r, 300));
-    const [udp0, tcp0] = [count(udpFile), count(tcpFile)];
-    await new Promise((r) => setTimeout(r, 3000));
-    const flows = nsTry(ns, ['conntrack', '-L']).stdout.trim();
-    assert.ok(count(udpFile) - udp0 <= 1, `the UDP flow stayed cut (got ${count(udpFile) - udp0} more datagrams); entries:\n${flows}`);
-    assert.ok(count(tcpFile) - tcp0 <= 1, `the TCP flow stayed cut (got ${count(tcpFile) - tcp0} more bytes); entries:\n${flows}`);
-    // what held them: the guards of the flows' reverses, each dropping the guest's sends (the nft counters)
-    const guards = nsExec(ns, ['nft', 'list', 'table', 'inet', 'netns_router']);
-    assert.match(guards, /set nat_gone_udp \{[^}]*10\.8\.0\.10 \. 5454 \. 203\.0\.113\.1 \. 40003/, 'the UDP flow\'s reverse is guarded');
-    assert.match(guards, /set nat_gone_tcp \{[^}]*10\.8\.0\.10 \. 8022 \. 203\.0\.113\.1 \. \d+/, 'the TCP flow\'s reverse is guarded');
-    for (const proto of ['tcp', 'udp']) {
-      const dropped = new RegExp(`counter packets (\\d+) bytes \\d+ drop comment "${proto} flow of a removed NAT mapping`).exec(guards);
-      assert.ok(dropped && Number(dropped[1]) > 0, `the guest's ${proto} sends were dropped by the guard: ${dropped?.[0]}`);
-    }
+  await withNatRouter(async (t) => {
+    const { s, dir, engine, net, h, vxBridge, procs } = t;
+    const { udpFile } = await cutEqualPortForwards(t);
+    const pf = (protocol: 'udp' | 'tcp', port: number) => equalPortForward(net, protocol, port);
 
     // the forward given to another VM: the client's next datagram (same flow) reaches the new VM, not the old one,
     // whose sends stay dropped; the guard's commit moved the tables' stamp on, so this command changed them in place
@@ -189,6 +206,31 @@ test('a removed port forward with equal ports on the source NAT address stays cu
     assert.ok(['diff', 'unchanged'].includes(engine.lastNftSync?.mode ?? ''), `the tables were changed in place after the guards went in (${engine.lastNftSync?.mode})`);
     assert.ok(await waitFor(() => count(udpFile2) >= 2, 5000), `the client's flow reaches the forward's new VM (${count(udpFile2)})`);
     assert.ok(count(udpFile) - udp1 <= 1, `and not the old one (${count(udpFile) - udp1} more)`);
+  });
+});
+
+test('the guards of removed forwards outlive a router table rebuilt whole (someone else committed nftables in the namespace): the flows stay cut', async () => {
+  await withNatRouter(async (t) => {
+    const { engine, net, ns } = t;
+    const { udpFile, tcpFile } = await cutEqualPortForwards(t);
+    // a commit by someone else: the next command cannot trust the table and rebuilds it
+    nsExec(ns, ['nft', 'add', 'table', 'ip', 'someone_else']);
+    nsExec(ns, ['nft', 'delete', 'table', 'ip', 'someone_else']);
+    await openIngress(engine, net, [{ ip: '203.0.113.80', protocol: 'tcp', ports: [8443, 8443] }]);
+    assert.is(engine.lastNftSync?.mode, 'replace');
+    assert.is(engine.lastNftSync?.reason, 'changed-outside');
+    const [udp0, tcp0] = [count(udpFile), count(tcpFile)];
+    const guards = nsExec(ns, ['nft', 'list', 'table', 'inet', 'netns_router']);
+    assert.match(guards, /set nat_gone_udp \{[^}]*10\.8\.0\.10 \. 5454 \. 203\.0\.113\.1 \. 40003/, 'the UDP guard carried');
+    assert.match(guards, /set nat_gone_tcp \{[^}]*10\.8\.0\.10 \. 8022 \. 203\.0\.113\.1 \. \d+/, 'the TCP guard carried');
+    // the rebuilt table's guard rules (new counters) drop the guest's sends: its UDP every 100 ms, its TCP
+    // retransmissions at a backing-off interval (seconds apart by now)
+    const dropping = () => ['tcp', 'udp'].every((proto) => Number(guardDrops(ns, proto)?.[1] ?? 0) > 0);
+    assert.ok(await waitFor(dropping, 15_000), `the guest's sends were dropped by the carried guards: ${guardDrops(ns, 'tcp')?.[0]}; ${guardDrops(ns, 'udp')?.[0]}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const flows = nsTry(ns, ['conntrack', '-L']).stdout.trim();
+    assert.ok(count(udpFile) - udp0 <= 1, `the UDP flow stayed cut after the rebuild (got ${count(udpFile) - udp0} more datagrams); entries:\n${flows}`);
+    assert.ok(count(tcpFile) - tcp0 <= 1, `the TCP flow stayed cut after the rebuild (got ${count(tcpFile) - tcp0} more bytes); entries:\n${flows}`);
   });
 });
 

@@ -23,7 +23,7 @@ import type { NftExecutor } from '../../nft/executor.js';
 import type { TableRef } from '../../nft/json.js';
 import { scopeDeletion, syncTable, type SyncResult } from '../../nft/table-sync.js';
 import { Transaction } from '../../nft/transaction.js';
-import { elements, set, table } from '../../nft/objects.js';
+import { elements, set, table, type NftSet } from '../../nft/objects.js';
 import { etherAddr, ifname } from '../../nft/values.js';
 import { OWNER_SET, SHARED_MARK, VMFILTER_TABLE, compiledFilter, filterNames, filterObjects, legacyVmfilterTable, ownerMark } from './compile.js';
 import { filteredTiers, vmfilterForgetTier, vmfilterNoteRequest } from './nics.js';
@@ -176,6 +176,8 @@ export const vmfilterModule: RouterModule = {
       const t0 = monotonicMs();
       const r = await syncTable(ex, VMFILTER_TABLE, want, assumed, {
         scope: { prefix: filterNames(m.namespace).prefix },
+        // what the packet path learned (the sets that time out: MACs' ports, protected ports) outlives a rebuild
+        carry: want.filter((o) => o.kind === 'set' && o.flags?.includes('timeout')).map((o) => (o as NftSet).name),
         beforeReplace: async () => {
           await checkSharedTable(ex);
           const held = await holdsRouter(ex, m.namespace);
