@@ -609,9 +609,16 @@ export class FakeKernel implements RouterKernel {
       ruleAdd(spec: RuleSpec) {
         check();
         const r = ruleOf(spec);
+        // no priority given: the kernel's choice (fib_default_rule_pref), one below the second rule of the family's
+        // list when that one is not at 0, else 0
+        if (r.priority === undefined) {
+          const second = s.rules.filter((x) => x.family === r.family)[1];
+          r.priority = second?.priority ? second.priority - 1 : 0;
+        }
         const op = 'RTM_NEWRULE';
         if (s.rules.some((x) => sameRule(x, r))) throw nlErr('EEXIST', op);
         s.rules.push(r);
+        // stable: a rule joins the end of those of its priority, as in the kernel's list
         s.rules.sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
         k.record({ kind: 'rule', action: 'add', where: where(), what: `${ruleText(r)}`, detail: r });
       },
@@ -878,9 +885,10 @@ function ruleOf(spec: RuleSpec): Rule {
   return {
     family, table: tableOf(spec.table), action: 1,
     ...(spec.priority !== undefined ? { priority: spec.priority } : {}),
-    ...(from ? { from: `${networkText(from)}` } : {}), ...(to ? { to: `${networkText(to)}` } : {}),
+    // the kernel keeps a selector's host bits (`from 10.1.1.5/24`), and lists a mark's mask (all ones when not given)
+    ...(from ? { from: `${from.address}/${from.prefix}` } : {}), ...(to ? { to: `${to.address}/${to.prefix}` } : {}),
     ...(spec.iif ? { iif: spec.iif } : {}), ...(spec.oif ? { oif: spec.oif } : {}),
-    ...(spec.fwmark !== undefined ? { fwmark: spec.fwmark } : {}), ...(spec.fwmask !== undefined ? { fwmask: spec.fwmask } : {}),
+    ...(spec.fwmark !== undefined ? { fwmark: spec.fwmark, fwmask: (spec.fwmask ?? 0xffffffff) >>> 0 } : {}),
   };
 }
 

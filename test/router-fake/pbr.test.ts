@@ -68,4 +68,41 @@ test('pbr on the fake kernel: table, route, rule, rt_tables, listings, restore, 
   }
 });
 
+test('pbr rules without a priority (the kernel chooses one): applied once however many commands follow; deleted by their selectors; a rule at priority 0 refused', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'nr-fake-pbr-'));
+  const k = new FakeKernel({ devices: ['eth1'] });
+  const engine = new RouterEngine({ stateDir, devices: { guest: 'eth1', public: 'eth1' }, kernel: k });
+  const run = <C extends EngineCommand>(c: C, input: CommandInputs[C]) => runCommand(engine, requestFromValues(c, input, { networkDetails: {} }));
+  const act = (action: string, params: Record<string, string>) => run('custom-action', { networkId: 92, action, actionParams: params });
+  try {
+    await run('implement-network', { networkId: 92, vlan: 'vxlan://5092', gateway: '10.92.0.1', cidr: '10.92.0.0/24' });
+    await act('pbr-create-table', { 'table-id': '100', 'table-name': 'isp1' });
+    await act('pbr-add-rule', { table: 'isp1', rule: 'from 10.92.0.11/32' });
+    await act('pbr-add-rule', { table: 'isp1', rule: 'from 10.92.0.5/24' });
+    await act('pbr-add-rule', { table: 'isp1', rule: 'fwmark 5' });
+    await act('pbr-add-rule', { table: 'isp1', rule: 'iif lo priority 200' });
+    const ours = () => k.open('cs-net-92').netlink.ruleList(0).filter((r) => r.table === 100);
+    assert.is(ours().length, 4, JSON.stringify(ours()));
+    // commands that reconcile the router (its pbr part, or all of it) add nothing more
+    await act('pbr-create-table', { 'table-id': '101', 'table-name': 'isp2' });
+    await run('assign-ip', { networkId: 92, publicIp: '203.0.113.92', publicVlan: 'untagged', publicGateway: '203.0.113.1', publicCidr: '203.0.113.0/24', sourceNat: true });
+    await act('pbr-add-route', { table: 'isp1', route: 'default via 203.0.113.2' });
+    assert.is(ours().length, 4, `still one kernel rule each: ${JSON.stringify(ours())}`);
+    // deleted without its priority (as `ip rule del` is given): its kernel rule goes, the others stay
+    await act('pbr-delete-rule', { table: 'isp1', rule: 'from 10.92.0.11/32' });
+    assert.not.ok(ours().some((r) => r.from === '10.92.0.11/32'), 'the deleted rule left the kernel');
+    await act('pbr-delete-rule', { table: 'isp1', rule: 'iif lo' });
+    assert.equal(ours().map((r) => r.from ?? `fwmark ${r.fwmark}`).sort(), ['10.92.0.5/24', 'fwmark 5'], 'the rest stay');
+    // priority 0 is the kernel's "lookup local" rule: bad input, nothing stored
+    let e: unknown;
+    try { await act('pbr-add-rule', { table: 'isp1', rule: 'from 10.92.0.0/24 priority 0' }); } catch (x) { e = x; }
+    assert.is(exitCodeOf(e), 1, String(e));
+    assert.match(String(e), /priority 0/);
+    assert.is(ours().length, 2);
+    await run('destroy-network', { networkId: 92 });
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 test.run();

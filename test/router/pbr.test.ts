@@ -78,9 +78,21 @@ test('pbr: table + default route + rule move a tier\'s egress to another gateway
     await waitFor(() => tcpAsk(vm.ns, '198.51.100.1', 9000) !== '');
     assert.is(tcpAsk(vm.ns, '198.51.100.1', 9000), 'up2', 'restored with its rule');
 
+    // a rule without a priority (the kernel picks one): one kernel rule however many commands follow, and its
+    // deletion (also given without a priority) takes it out of the kernel
+    const altRules = () => spawnSync('ip', ['netns', 'exec', ns, 'ip', 'rule', 'show', 'table', 'alt'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    r = act('pbr-add-rule', { table: 'alt', rule: 'from 10.6.0.10/32' });
+    assert.is(r.status, 0, r.stderr);
+    for (const t of ['101', '102']) assert.is(act('pbr-create-table', { 'table-id': t, 'table-name': `t${t}` }).status, 0);
+    assert.is(altRules().length, 2, altRules().join('\n'));
     r = act('pbr-delete-rule', { table: 'alt', rule: 'from 10.6.0.0/24 priority 100' });
     assert.is(r.status, 0, r.stderr);
-    assert.is(tcpAsk(vm.ns, '198.51.100.1', 9000), 'up1', 'rule deleted: back via up1');
+    assert.is(tcpAsk(vm.ns, '198.51.100.1', 9000), 'up2', 'the VM\'s own rule still sends it via up2');
+    r = act('pbr-delete-rule', { table: 'alt', rule: 'from 10.6.0.10/32' });
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(altRules(), [], 'no rule of the table left in the kernel');
+    assert.is(tcpAsk(vm.ns, '198.51.100.1', 9000), 'up1', 'rules deleted: back via up1');
+    for (const t of ['101', '102']) assert.is(act('pbr-delete-table', { 'table-id': t }).status, 0);
     r = act('pbr-delete-table', { 'table-name': 'alt' });
     assert.is(r.status, 0, r.stderr);
     assert.equal(envelopeMessage(act('pbr-list-tables', {})), [{ id: '255', name: 'local' }, { id: '254', name: 'main' }, { id: '253', name: 'default' }, { id: '0', name: 'unspec' }]);

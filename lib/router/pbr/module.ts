@@ -78,7 +78,14 @@ export function deleteRoute(m: RouterModel, table: string, route: string): void 
   setModuleState(m, PBR, s);
 }
 
-const ruleKey = (r: Omit<RuleSpec, 'table'>) => JSON.stringify([r.priority, r.from, r.to, r.iif, r.oif, r.fwmark, r.fwmask]);
+/**
+ * What a rule selects packets by, as the kernel lists it (from/to keep their host bits in both; a mark without a
+ * mask has the kernel's mask of all ones) — its priority aside: a rule added without one gets the kernel's choice.
+ */
+const selectorKey = (r: Omit<RuleSpec, 'table'>): string =>
+  JSON.stringify([r.from ?? null, r.to ?? null, r.iif ?? null, r.oif ?? null, r.fwmark ?? null, r.fwmark !== undefined ? (r.fwmask ?? 0xffffffff) >>> 0 : null]);
+/** A stored rule's identity: its selectors and its priority when it names one. */
+const ruleKey = (r: Omit<RuleSpec, 'table'>): string => `${r.priority ?? '-'} ${selectorKey(r)}`;
 
 export function addRule(m: RouterModel, table: string, rule: string): void {
   const s = pbrState(m);
@@ -89,11 +96,14 @@ export function addRule(m: RouterModel, table: string, rule: string): void {
   setModuleState(m, PBR, s);
 }
 
+/** Like `ip rule del`: a rule given with a priority goes exactly; without one, the table's rules of those selectors go. */
 export function deleteRule(m: RouterModel, table: string, rule: string): void {
   const s = pbrState(m);
   const id = resolveTable(s, table);
-  const k = ruleKey(parseRuleText(rule));
-  s.rules = s.rules.filter((r) => !(r.table === id && ruleKey(parseRuleText(r.rule)) === k));
+  const spec = parseRuleText(rule);
+  const matches = (r: Omit<RuleSpec, 'table'>): boolean =>
+    spec.priority !== undefined ? ruleKey(r) === ruleKey(spec) : selectorKey(r) === selectorKey(spec);
+  s.rules = s.rules.filter((r) => !(r.table === id && matches(parseRuleText(r.rule))));
   setModuleState(m, PBR, s);
 }
 
@@ -187,7 +197,6 @@ export const pbrModule: RouterModule = {
     const ns = ctx.kernel.open(m.namespace);
     try {
       const nl = ns.netlink;
-      const wantIds = new Set(Object.keys(s.tables).map(Number));
       // routes: replace wanted, delete ours that are no longer wanted
       const want = new Map<string, RouteSpec>();
       for (const r of s.routes) {
@@ -199,19 +208,26 @@ export const pbrModule: RouterModule = {
         if (!want.has(`${cur.table} ${cur.dst}`)) nl.routeDel({ dst: cur.dst, family: cur.family, table: cur.table }, { ifExists: true });
       }
       for (const spec of want.values()) nl.routeReplace(spec);
-      // rules: add missing, delete ours not wanted
-      const wantRules = new Map(s.rules.map((r) => [`${r.table} ${ruleKey(parseRuleText(r.rule))}`, { ...parseRuleText(r.rule), table: r.table } as RuleSpec]));
-      for (const cur of nl.ruleList(4)) {
-        if (!ourRule(cur, known)) continue;
-        const key = `${cur.table} ${ruleKey({ ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}), ...(cur.fwmask !== undefined && cur.fwmark !== undefined ? { fwmask: cur.fwmask } : {}) })}`;
-        if (wantRules.has(key)) { wantRules.delete(key); continue; }
-        if (!wantIds.has(cur.table) || !s.rules.some((r) => r.table === cur.table)) {
-          nl.ruleDel({ table: cur.table, ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}),
-          // the kernel matches a deletion's mark mask (0xffffffff when absent): a masked rule needs its own
-          ...(cur.fwmask !== undefined ? { fwmask: cur.fwmask } : {}) }, { ifExists: true });
+      // rules: every rule looking up one of our tables is ours. Each wanted rule holds one such kernel rule of its
+      // selectors — of its priority when it names one (matched first), else of any (the kernel chose it when it was
+      // added); the rest go, and wanted rules holding none are added
+      const wanted = s.rules.map((r) => ({ spec: { ...parseRuleText(r.rule), table: r.table } as RuleSpec, held: false }));
+      const current = [...nl.ruleList(4), ...nl.ruleList(6)].filter((cur) => ourRule(cur, known)).map((cur) => ({ cur, key: selectorKey(cur), kept: false }));
+      for (const exact of [true, false]) {
+        for (const w of wanted) {
+          if (w.held || (w.spec.priority !== undefined) !== exact) continue;
+          const key = selectorKey(w.spec);
+          const hit = current.find((c) => !c.kept && c.cur.table === w.spec.table && c.key === key && (!exact || c.cur.priority === w.spec.priority));
+          if (hit) hit.kept = w.held = true;
         }
       }
-      for (const r of wantRules.values()) nl.ruleAdd(r);
+      for (const { cur, kept } of current) {
+        if (kept) continue;
+        nl.ruleDel({ family: cur.family, table: cur.table, ...(cur.priority !== undefined ? { priority: cur.priority } : {}), ...(cur.from ? { from: cur.from } : {}), ...(cur.to ? { to: cur.to } : {}), ...(cur.iif ? { iif: cur.iif } : {}), ...(cur.oif ? { oif: cur.oif } : {}), ...(cur.fwmark !== undefined ? { fwmark: cur.fwmark } : {}),
+          // the kernel matches a deletion's mark mask (0xffffffff when absent): a masked rule needs its own
+          ...(cur.fwmask !== undefined ? { fwmask: cur.fwmask } : {}) }, { ifExists: true });
+      }
+      for (const w of wanted) if (!w.held) nl.ruleAdd(w.spec);
     } finally {
       ns.close();
     }

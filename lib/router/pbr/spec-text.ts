@@ -91,7 +91,11 @@ export function parseRuleText(text: string): Omit<RuleSpec, 'table'> {
         if (mask !== undefined) spec.fwmask = parse(mask);
         break;
       }
-      case 'priority': case 'pref': case 'preference': case 'order': spec.priority = num('rule', text, v); break;
+      case 'priority': case 'pref': case 'preference': case 'order':
+        spec.priority = num('rule', text, v);
+        // 0 is the kernel's own rule (lookup local); rules added after one there all get 0 too
+        if (spec.priority === 0) bad('rule', text, 'priority 0 is the kernel\'s "lookup local" rule (use 1 or more)');
+        break;
       default:
         bad('rule', text, `unsupported keyword ${JSON.stringify(k)}`);
     }
