@@ -69,6 +69,23 @@ test('isolated network: routing a guest CIDR via the public IP reaches no VM and
   });
 });
 
+test('an ingress rule naming an address that is not a public IP of the router (its guest gateway, a VM) opens nothing; the same rule on a public IP opens it', async () => {
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs) => {
+    const { engine, net, P, upNs, vm1, ns } = t;
+    procs.push(...servers(vm1, [8080], []), routerService(ns, '0.0.0.0', 9999));
+    assert.ok(await serversUp(vm1, [8080], []));
+    nsExec(upNs, ['ip', 'route', 'add', '10.1.1.0/24', 'via', P]);
+    const rule = (id: number, ip: string, port: number) => ({ id, type: 'ingress', protocol: 'tcp', portStart: port, publicIp: ip, sourceCidrs: ['0.0.0.0/0'] });
+    await fw(engine, net, [rule(1, '10.1.1.1', 9999), rule(2, '10.1.1.10', 8080), rule(3, P, 9999)]);
+    assert.ok(await opens(() => tcpOk(upNs, P, 9999)), 'positive control: the router service through its public IP, opened by rule 3');
+    assert.ok(await opens(() => tcpOk(vm1, '10.1.1.1', 9999)), 'positive control: the service answers on the guest gateway');
+    assert.not.ok(tcpOk(upNs, '10.1.1.1', 9999), 'the guest gateway from the public side: still blocked');
+    assert.not.ok(tcpOk(upNs, '10.1.1.10', 8080), 'a VM routed directly: still blocked');
+    const filtered = nsExec(ns, ['nft', 'list', 'set', 'inet', 'netns_router', 'pub_filtered']);
+    assert.not.match(filtered, /10\.1\.1\./, `no guest-side address among the filtered ones: ${filtered}`);
+  });
+});
+
 test('another router\'s network on the same public segment reaches only what NAT and the firewall give it', async () => {
   await inScratch((s) => isolatedTopo(s, randomId()), async (t, procs, s) => {
     const { engine, net, P, vm1, h } = t;

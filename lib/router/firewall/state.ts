@@ -15,7 +15,7 @@ import { moduleState, setModuleState } from '../router-module.js';
 import { isCidr, parseRuleCidr, contains, type RuleCidr } from './cidr.js';
 import { expand, MatcherIndex, type Matcher, type Packet } from './matcher.js';
 import type { AclRule, FwDocument, FwRule } from './rules.js';
-import type { IpFamily } from '../../util/ip.js';
+import { canonicalIpv6, cidrContains, toCidr, type IpFamily } from '../../util/ip.js';
 import { sameValue } from '../../util/compare.js';
 
 export const FIREWALL = 'firewall';
@@ -104,9 +104,21 @@ export function forgetTierRules(m: RouterModel, networkId: string): void {
 
 // ── Meaning ──────────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * An address an ingress rule can open from the public side: one of the router's public IPs, or an IPv6 address
+ * routed to a guest tier that is not the router's own (its gateway). Any other address an ingress rule names (the
+ * router's guest-side gateway, a guest's IPv4 address, a public IP not assigned yet) stays stored but opens
+ * nothing — the public side never reaches the router's guest side or an IPv4 guest but through NAT.
+ */
+function openable(m: RouterModel, ip: string): boolean {
+  if (m.publicIps[ip]) return true;
+  if (!ip.includes(':')) return false;
+  return Object.values(m.tiers).some((t) => t.ip6Cidr !== undefined && canonicalIpv6(t.ip6Gateway ?? '') !== ip && cidrContains(toCidr(t.ip6Cidr), ip));
+}
+
 /** Every address whose new ingress is filtered (see the header), sorted. */
 export function filteredAddresses(m: RouterModel, s: FirewallState = firewallState(m)): string[] {
-  const named = Object.values(s.fw).flatMap((n) => n.filteredIps);
+  const named = Object.values(s.fw).flatMap((n) => n.filteredIps).filter((ip) => openable(m, ip));
   const assigned = m.kind === 'network' ? Object.keys(m.publicIps) : [];
   return [...new Set([...assigned, ...named])].sort();
 }
