@@ -91,6 +91,11 @@ export function emptyModel(namespace: string, kind: 'network' | 'vpc', nameId: s
   return { version: MODEL_VERSION, namespace, kind, nameId, tiers: {}, publicIps: {}, staticNats: [], portForwards: [] };
 }
 
+/** A model that holds nothing at all: the one the engine starts from for a command on a router it does not know. */
+export function modelIsEmpty(m: RouterModel): boolean {
+  return !Object.keys(m.tiers).length && !m.vpc && !Object.keys(m.publicIps).length && !Object.keys(m.extra ?? {}).length;
+}
+
 /** True when nothing is implemented any more (the namespace can go). */
 export function modelIsIdle(m: RouterModel): boolean {
   return !Object.values(m.tiers).some((t) => t.implemented) && !(m.vpc?.implemented);

@@ -94,6 +94,33 @@ test('lifecycle on the fake kernel: namespace, links, addresses, routes, NAT map
   }
 });
 
+test('after destroy-network: rules for the network are refused (exit 1) or, when there are none or CloudStack reports it down, a no-op; no router state comes back', async () => {
+  const { k, engine, run, done } = setup();
+  try {
+    await run('implement-network', { networkId: 43, vlan: 'vxlan://5043', gateway: '10.43.0.1', cidr: '10.43.0.0/24' });
+    await run('assign-ip', { networkId: 43, publicIp: '203.0.113.12', sourceNat: true, ...pub });
+    await run('destroy-network', { networkId: 43 });
+    assert.not.ok(engine.store.has('cs-net-43'));
+    const rules = { rules: [{ type: 'egress', protocol: 'tcp', portStart: 25 }] };
+    await fails(run('apply-fw-rules', { networkId: 43, fwRules: rules }), 1, /network 43 has no guest tier .*implement-network first/);
+    await fails(run('apply-network-acl', { networkId: 43, aclRules: [{ number: 1, trafficType: 'ingress', action: 'deny', protocol: 'all', sourceCidrs: ['0.0.0.0/0'] }] }), 1, /has no guest tier/);
+    await fails(run('custom-action', { networkId: 43, action: 'pbr-create-table', actionParams: { 'table-id': '100', 'table-name': 'x' } }), 1, /cs-net-43 does not exist/);
+    assert.not.ok(engine.store.has('cs-net-43'), 'nothing stored by the refusals');
+    // the positive side: no rules, or the network reported down (CloudStack revoking rules around a shutdown)
+    await run('apply-fw-rules', { networkId: 43, fwRules: { rules: [] } });
+    await run('apply-fw-rules', { networkId: 43, networkState: 'destroy', fwRules: rules });
+    await run('apply-network-acl', { networkId: 43, networkState: 'shutdown', aclRules: [] });
+    assert.not.ok(engine.store.has('cs-net-43'), 'the no-ops stored nothing');
+    assert.equal(k.namespaces(), [], 'and made no router');
+    // implemented again: none of the rules sent meanwhile come back
+    await run('implement-network', { networkId: 43, vlan: 'vxlan://5043', gateway: '10.43.0.1', cidr: '10.43.0.0/24' });
+    assert.is(engine.storedModel('cs-net-43')?.extra?.firewall, undefined, 'no firewall state');
+    await run('destroy-network', { networkId: 43 });
+  } finally {
+    done();
+  }
+});
+
 test('fake kernel semantics reach the commands: missing device, foreign link name, foreign namespace', async () => {
   const { k, engine, run, done } = setup();
   try {

@@ -8,7 +8,7 @@
  * when DHCP is not configured on the tier. `dhcpRestoreNetwork` rebuilds a tier from restore-network data.
  */
 import type * as T from '../contract/types.js';
-import type { RouterModel, TierModel } from '../model.js';
+import { modelIsEmpty, type RouterModel, type TierModel } from '../model.js';
 import { UsageError } from '../../util/errors.js';
 import { externalGateway } from '../shared-network.js';
 import {
@@ -40,9 +40,6 @@ function requireTier(m: RouterModel, networkId: string): TierModel {
 
 const subnetOf = (t: TierModel): Subnet4 => parseSubnet4(t.cidr);
 
-/** A model that holds nothing at all (created by init() for a command on an unknown router). */
-const phantom = (m: RouterModel): boolean =>
-  !Object.keys(m.tiers).length && !m.vpc && !Object.keys(m.publicIps).length && !Object.keys(m.extra ?? {}).length;
 
 /** A MAC is reserved on one tier only: taking it on `networkId` drops it from the router's other tiers. */
 function takeOverMac(m: RouterModel, networkId: string, mac: string): void {
@@ -120,7 +117,7 @@ export function configDnsSubnet(m: RouterModel, req: T.ConfigDnsSubnetRequest): 
 
 /** DHCP, DNS and router advertisements off for the tier; its reservations and names are dropped. */
 export function removeDhcpSubnet(m: RouterModel, req: T.RemoveDhcpSubnetRequest): Verdict {
-  if (phantom(m)) return 'delete';
+  if (modelIsEmpty(m)) return 'delete';
   editTier(m, req.networkId, (t) => {
     t.dhcp = false;
     t.dns = false;
@@ -132,7 +129,7 @@ export function removeDhcpSubnet(m: RouterModel, req: T.RemoveDhcpSubnetRequest)
 
 /** DNS off (port 53 closed to the tier), DHCP stays. */
 export function removeDnsSubnet(m: RouterModel, req: T.RemoveDnsSubnetRequest): Verdict {
-  if (phantom(m)) return 'delete';
+  if (modelIsEmpty(m)) return 'delete';
   if (!dhcpState(m).tiers[req.networkId]) return;
   editTier(m, req.networkId, (t) => { t.dns = false; });
 }
@@ -150,7 +147,7 @@ export function addDhcpEntry(m: RouterModel, req: T.AddDhcpEntryRequest): Verdic
 }
 
 export function removeDhcpEntry(m: RouterModel, req: T.RemoveDhcpEntryRequest): Verdict {
-  if (phantom(m)) return 'delete';
+  if (modelIsEmpty(m)) return 'delete';
   const mac = arg('mac', () => checkMac(req.mac));
   if (!dhcpState(m).tiers[req.networkId]?.hosts[mac]) return;
   editTier(m, req.networkId, (t) => { delete t.hosts[mac]; });
@@ -175,7 +172,7 @@ export function addDnsEntry(m: RouterModel, req: T.AddDnsEntryRequest): Verdict 
 }
 
 export function removeDnsEntry(m: RouterModel, req: T.RemoveDnsEntryRequest): Verdict {
-  if (phantom(m)) return 'delete';
+  if (modelIsEmpty(m)) return 'delete';
   const ip = arg('ip', () => checkIpv4(req.ip));
   if (!dhcpState(m).tiers[req.networkId]?.names[ip]) return;
   editTier(m, req.networkId, (t) => { delete t.names[ip]; });

@@ -7,7 +7,11 @@
  */
 import type { RouterModule } from '../router-module.js';
 import type { RouterModel } from '../model.js';
-import { modelIsIdle } from '../model.js';
+import { modelIsEmpty, modelIsIdle } from '../model.js';
+import type { MutationVerdict } from '../engine.js';
+import type { NetworkState } from '../contract/types.js';
+import { DORMANT_STATES } from '../shared-network.js';
+import { UsageError } from '../../util/errors.js';
 import { netnsExists } from '../../netns/namespaces.js';
 import { sameValue } from '../../util/compare.js';
 import { parseAclDocument, parseFwDocument } from './rules.js';
@@ -24,6 +28,22 @@ function firewallChanged(m: RouterModel, previous: RouterModel | undefined): boo
   return !(sameValue(slot(m), slot(previous)) && (slot(m) === null || sameValue(m.tiers, previous?.tiers)));
 }
 
+/**
+ * The verdict on a rules document for a network the router does not serve (destroyed, or not implemented yet),
+ * undefined when it does. CloudStack revokes a network's rules around its shutdown, and upstream answers such a
+ * call with a no-op success when the network is reported as not running (`network_state` shutdown, destroy,
+ * allocated); so does this one then, and whenever the document holds no rules — storing nothing (a stored document
+ * would be a router that does not exist: listed, restored by restore-all, its rules back at the next implement).
+ * Rules for a network reported running that the router does not have are bad input.
+ */
+function unserved(m: RouterModel, req: { networkId: string; networkState?: NetworkState }, rules: number): MutationVerdict | undefined {
+  if (m.tiers[req.networkId]) return undefined;
+  if (rules && !(req.networkState && DORMANT_STATES.has(req.networkState))) {
+    throw new UsageError(`network ${req.networkId} has no guest tier on router ${m.namespace} (run implement-network first); nothing was changed`, 'network_id');
+  }
+  return modelIsEmpty(m) ? 'delete' : 'unchanged';
+}
+
 export const firewallModule: RouterModule = {
   name: FIREWALL,
   commands: {
@@ -36,16 +56,19 @@ export const firewallModule: RouterModule = {
         const raw = req.fwRules?.raw;
         if (raw === undefined) {
           const doc = parseFwDocument(req.fwRules?.value);
-          return (m) => putFwDocument(m, req.networkId, doc);
+          return (m) => unserved(m, req, doc.rules.length) ?? putFwDocument(m, req.networkId, doc);
         }
         const digest = payloadDigest('fw_rules', raw);
-        return (m) => putFwDocument(m, req.networkId, storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value), digest);
+        return (m) => {
+          const doc = storedFwDocument(m, req.networkId, digest) ?? parseFwDocument(req.fwRules?.value);
+          return unserved(m, req, doc.rules.length) ?? putFwDocument(m, req.networkId, doc, digest);
+        };
       },
     },
     'apply-network-acl': {
       change(req) {
         const rules = parseAclDocument(req.aclRules?.value);
-        return (m) => putAcl(m, req.networkId, rules);
+        return (m) => unserved(m, req, rules.length) ?? putAcl(m, req.networkId, rules);
       },
     },
   },

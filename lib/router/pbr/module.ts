@@ -6,7 +6,7 @@
  */
 import type { ReconcileContext, RouterModule } from '../router-module.js';
 import { moduleState, setModuleState } from '../router-module.js';
-import type { RouterModel } from '../model.js';
+import { modelIsEmpty, type RouterModel } from '../model.js';
 import { UsageError } from '../../util/errors.js';
 import { parseRouteText, parseRuleText } from './spec-text.js';
 import type { RouteSpec } from '../../netlink/route.js';
@@ -160,29 +160,41 @@ function listing(req: { namespace: string }, engine: RouterEngine): PbrState {
 /** The pbr-* changes touch the module's slot alone: only its routes and rules are reconciled (docs/reconcile.md). */
 const scope = { modules: [PBR] };
 
+/** Policy routing lives in a router: none on one that does not exist (destroyed, never implemented) — a stored table
+ *  would make it exist (listed, restored by restore-all). */
+function inRouter<R>(change: (m: RouterModel) => R): (m: RouterModel) => R {
+  return (m) => {
+    if (modelIsEmpty(m)) {
+      const [arg, cmd] = m.kind === 'vpc' ? ['vpc_id', 'implement-vpc'] : ['network_id', 'implement-network'];
+      throw new UsageError(`router ${m.namespace} does not exist (run ${cmd} first); nothing was changed`, arg);
+    }
+    return change(m);
+  };
+}
+
 export const pbrModule: RouterModule = {
   name: PBR,
   // custom-action pbr-*: a change answers upstream's message, a listing its rows
   actions: {
     'pbr-create-table': {
       scope,
-      change: (b) => (m) => {
+      change: (b) => inRouter((m) => {
         const existed = pbrState(m).tables[b.tableId] === b.tableName;
         createTable(m, b.tableId, b.tableName);
         return `pbr-create-table: ${existed ? 'exists' : 'OK'} ${b.tableId} ${b.tableName}`;
-      },
+      }),
     },
     'pbr-delete-table': {
       scope,
-      change: (b) => (m) => {
+      change: (b) => inRouter((m) => {
         deleteTable(m, b);
         return `pbr-delete-table: OK id=${b.tableId ?? 'n/a'} name=${b.tableName ?? 'n/a'}`;
-      },
+      }),
     },
-    'pbr-add-route': { scope, change: (b) => (m) => { addRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
-    'pbr-delete-route': { scope, change: (b) => (m) => { deleteRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; } },
-    'pbr-add-rule': { scope, change: (b) => (m) => { addRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
-    'pbr-delete-rule': { scope, change: (b) => (m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; } },
+    'pbr-add-route': { scope, change: (b) => inRouter((m) => { addRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; }) },
+    'pbr-delete-route': { scope, change: (b) => inRouter((m) => { deleteRoute(m, b.table, b.route); return `${b.name}: OK table=${b.table} route=${b.route}`; }) },
+    'pbr-add-rule': { scope, change: (b) => inRouter((m) => { addRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; }) },
+    'pbr-delete-rule': { scope, change: (b) => inRouter((m) => { deleteRule(m, b.table, b.rule); return `${b.name}: OK table=${b.table} rule=${b.rule}`; }) },
     'pbr-list-tables': { run: async (_b, req, { engine }) => tableRows(listing(req, engine)) },
     // a table given by number is listed even when it is not one of ours (`ip route show table 254`)
     'pbr-list-routes': { run: async (b, req, { engine }) => { const s = listing(req, engine); return routeRows(engine.kernel, req.namespace, s, listedTable(s, b.table)); } },
