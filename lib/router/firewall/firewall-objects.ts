@@ -95,7 +95,8 @@ export function firewallObjects(m: RouterModel, s: FirewallState = firewallState
       (fam === 6 ? v6 : v4).push({ key: N.addr(ip), value: N.goto(chainNames.ingressRules) });
     }
     // chains before the map elements that jump to them
-    pushAll(objs, memoChain(m, chainNames.ingressRules, s.fw,
+    // the rules compiled are those of the addresses filtered now (an IP assigned later brings its rules in)
+    pushAll(objs, memoChain(m, chainNames.ingressRules, [s.fw, [...ingress.keys()]],
       () => compileChain(chainNames.ingressRules, [{ verdict: 'accept', matchers: [...ingress.values()].flat() }], { tail: 'drop' })));
     objs.push(
       N.verdictMap('fw_ingress_ips', 'ipv4_addr', v4.length ? { elements: v4 } : {}),
