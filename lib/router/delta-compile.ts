@@ -8,8 +8,8 @@
  *
  * What a static NAT / port forward reaches (router-table.ts, topology.ts, arp-responder.ts):
  *   - static_dnat, static_snat: one element each, when its public IP is assigned (natPlan);
- *   - pf_addr + pf_port (one port), pfr_addr (a range kept): one element each; a shifted range has a rule of
- *     its own → not handled here;
+ *   - pf_addr + pf_port (one port), pfr_addr (a range kept): one element each; a shifted range has one pf_addr +
+ *     pf_port element per public port (router-table.ts splitForwards) → not handled here;
  *   - its public IP moves between the veth's addresses and the ARP responder's set when it becomes (or stops
  *     being) a static NAT address (publicAttachments), unless it is a source NAT address; a segment whose last
  *     own address would go (it keeps one, see publicAttachments), or whose responder set would appear or go

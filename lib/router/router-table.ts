@@ -68,14 +68,28 @@ export const NAT_ELEMENTS = {
  * lists come back while the input is unchanged, so the table's sync tells those maps unchanged by identity
  * (table-sync.ts setState) instead of hashing their elements on every command.
  */
-const splits = new WeakMap<readonly PortForward[], Record<ReturnType<typeof portForwardKind>, PortForward[]>>();
+type SplitForwards = { single: PortForward[]; sameRange: PortForward[] };
+const splits = new WeakMap<readonly PortForward[], SplitForwards>();
 const elementLists = new WeakMap<readonly unknown[], Map<(x: never) => ElementItem, ElementItem[]>>();
 
-function splitForwards(pfs: readonly PortForward[]): Record<ReturnType<typeof portForwardKind>, PortForward[]> {
+/**
+ * Forwards by the maps that hold them. A shifted range (public 8000-8010 → private 9000-9010, or all to one port)
+ * becomes one single-port entry per public port: the kernel's NAT keeps no offset into a port range — a DNAT to
+ * 9000-9010 sends public port 8005 to the first free port of the range, 9000 (docs/firewall.md).
+ */
+function splitForwards(pfs: readonly PortForward[]): SplitForwards {
   const hit = splits.get(pfs);
   if (hit) return hit;
-  const out = { single: [] as PortForward[], sameRange: [] as PortForward[], shifted: [] as PortForward[] };
-  for (const p of pfs) out[portForwardKind(p)].push(p);
+  const out: SplitForwards = { single: [], sameRange: [] };
+  for (const p of pfs) {
+    const kind = portForwardKind(p);
+    if (kind !== 'shifted') { out[kind].push(p); continue; }
+    const one = p.privatePorts[0] === p.privatePorts[1];
+    for (let port = p.publicPorts[0]; port <= p.publicPorts[1]; port++) {
+      const to = one ? p.privatePorts[0] : p.privatePorts[0] + (port - p.publicPorts[0]);
+      out.single.push({ ...p, publicPorts: [port, port], privatePorts: [to, to] });
+    }
+  }
   if (Object.isFrozen(pfs)) {
     for (const l of Object.values(out)) Object.freeze(l);
     splits.set(pfs, out);
@@ -95,7 +109,7 @@ function elementList<T>(xs: readonly T[], f: (x: T) => ElementItem): ElementItem
 
 /** The table's full contents for a plan. */
 export function routerTableObjects(plan: NatPlan): NftObject[] {
-  const { single, sameRange, shifted } = splitForwards(plan.portForwards);
+  const { single, sameRange } = splitForwards(plan.portForwards);
 
   const items = <T>(xs: readonly T[], f: (x: T) => ElementItem): ElementItem[] | undefined => (xs.length ? elementList(xs, f) : undefined);
   const withElems = <O extends { elements?: ElementItem[] }>(o: O, el: ElementItem[] | undefined): O => (el ? { ...o, elements: el } : o);
@@ -119,14 +133,6 @@ export function routerTableObjects(plan: NatPlan): NftObject[] {
       rule(chainName, [meta.l4proto(['tcp', 'udp']), dnat({ family: 'ip', addr: mapLookup(pfKey(), 'pf_addr'), port: mapLookup(pfKey(), 'pf_port') })], { comment: 'port forwarding' }),
       rule(chainName, [meta.l4proto(['tcp', 'udp']), dnat({ family: 'ip', addr: mapLookup(pfKey(), 'pfr_addr') })], { comment: 'port-range forwarding' }),
     );
-    for (const p of shifted) {
-      objs.push(rule(chainName, [
-        { match: { op: '==', left: F.ipDaddr, right: p.publicIp } },
-        meta.l4proto(p.protocol),
-        { match: { op: '==', left: F.thDport, right: portRange(p.publicPorts[0], p.publicPorts[1]) } },
-        dnat({ addr: p.privateIp, port: [p.privatePorts[0], p.privatePorts[1]] }),
-      ], { comment: `port-range forwarding ${p.publicIp}:${p.publicPorts.join('-')}` }));
-    }
   }
   objs.push(
     rule('nat_post', [meta.oifname(setRef('public_ifs')), snat({ family: 'ip', addr: mapLookup(F.ipSaddr, 'static_snat') })], { comment: 'static NAT egress' }),

@@ -5,6 +5,7 @@ import { UsageError } from '../../lib/util/errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { RouterEngine } from '../../lib/router/engine.js';
 import { netnsExists } from '../../lib/netns/namespaces.js';
 import { Scratch, addVm, ping, whoamiServer, tcpAsk, waitFor, simulatedHost as host, cidr } from '../helpers/topo.js';
@@ -62,6 +63,20 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
 
     await runCommand(engine, { command: 'delete-port-forward', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: 80, end: 80 }, privateIp: '10.1.1.10', privatePorts: { start: 8080, end: 8080 }, protocol: 'tcp' });
     assert.is(tcpAsk(upNs, '203.0.113.10', 80), '', 'deleted port forward stops');
+
+    // a port range to other ports lands one to one (a DNAT to a port range would send every connection to the
+    // range's first free port), and a range to one port lands all on it
+    for (const p of [9100, 9101, 9102]) servers.push(spawn('ip', ['netns', 'exec', vm1.ns, 'socat', `TCP-LISTEN:${p},fork,reuseaddr`, `SYSTEM:echo port${p}`], { stdio: 'ignore' }));
+    await waitFor(() => [9100, 9101, 9102].every((p) => tcpAsk(vm1.ns, '127.0.0.1', p) !== ''));
+    await openIngress(engine, net, [{ ip: '203.0.113.11', protocol: 'tcp', ports: [22, 22] }, { ip: '203.0.113.10', protocol: 'tcp', ports: [8100, 8201] }]);
+    const range = (pub: [number, number], priv: [number, number]) => ({ command: 'add-port-forward' as const, ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, publicPorts: { start: pub[0], end: pub[1] }, privateIp: '10.1.1.10', privatePorts: { start: priv[0], end: priv[1] }, protocol: 'tcp' as const });
+    await runCommand(engine, range([8100, 8102], [9100, 9102]));
+    await runCommand(engine, range([8200, 8201], [9101, 9101]));
+    assert.equal([8102, 8100, 8101].map((p) => tcpAsk(upNs, '203.0.113.10', p)), ['port9102', 'port9100', 'port9101'], 'each public port to its own private port');
+    assert.equal([8201, 8200].map((p) => tcpAsk(upNs, '203.0.113.10', p)), ['port9101', 'port9101'], 'a range to one port');
+    await runCommand(engine, { ...range([8100, 8102], [9100, 9102]), command: 'delete-port-forward' });
+    await runCommand(engine, { ...range([8200, 8201], [9101, 9101]), command: 'delete-port-forward' });
+    assert.is(tcpAsk(upNs, '203.0.113.10', 8101), '', 'deleted range stops');
 
     await runCommand(engine, { command: 'release-ip', ...net, publicIp: { ip: '203.0.113.11', sourceNat: false } });
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '', 'released IP no longer reaches the VM');

@@ -185,13 +185,19 @@ function nicFields(r: FieldReader): NicFields {
 }
 
 function portForward(r: FieldReader): PortForwardFields {
-  return {
+  const pf: PortForwardFields = {
     publicIp: publicIp(r, { requireSegment: false }),
     publicPorts: r.req('public_port', parsePortRange),
     privateIp: r.req('private_ip', parseIpv4),
     privatePorts: r.req('private_port', parsePortRange),
     protocol: r.opt('protocol', parseProtocol) ?? 'tcp',
   };
+  // each public port lands on its own private port (one to one, in order), or all on one
+  const size = (x: { start: number; end: number }): number => x.end - x.start + 1;
+  if (size(pf.privatePorts) !== 1 && size(pf.privatePorts) !== size(pf.publicPorts)) {
+    r.fail('private_port', `${pf.privatePorts.start}-${pf.privatePorts.end} must be one port or as many ports as ${r.label('public_port')} ${pf.publicPorts.start}-${pf.publicPorts.end} (${size(pf.publicPorts)})`);
+  }
+  return pf;
 }
 
 /** set-dhcp-options `options`: {"<code>":"<value>"} (JSON object or a string holding one). */
