@@ -30,6 +30,7 @@ const OPTION_CASES: Array<[string[], string, RegExp]> = [
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '99999', '--private-ip', '10.0.0.5', '--private-port', '22'], '--public-port', /^--public-port: "99999" is not a port \(1-65535\)$/],
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '90:80', '--private-ip', '10.0.0.5', '--private-port', '22'], '--public-port', /start must not exceed end/],
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '0', '--private-ip', '10.0.0.5', '--private-port', '22'], '--public-port', /not a port/],
+  [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '80:90', '--private-ip', '10.0.0.5', '--private-port', '80:85'], '--private-port', /^--private-port: 80-85 must be one port or as many ports as --public-port 80-90 \(11\)$/],
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '80', '--private-ip', '10.0.0.5', '--private-port', 'ssh'], '--private-port', /not a port/],
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '80', '--private-ip', '10.0.0.5', '--private-port', '22', '--protocol', 'icmp'], '--protocol', /not a protocol \(tcp or udp\)/],
   [['add-port-forward', '--network-id', '42', '--public-ip', '1.2.3.4', '--public-port', '80', '--private-port', '22'], '--private-ip', /^--private-ip is required for add-port-forward$/],
