@@ -142,7 +142,11 @@ export function naFrame(o: { src: string; saddr: string; target: string; dst?: s
  * sends it: message type `type` (4 DECLINE, 7 RELEASE, …) for hardware address `chaddr`, with the requested
  * address (option 50) and the server identifier (54).
  */
-export function dhcpClientFrame(o: { src: string; chaddr: string; type: number; requested: string; server: string; ciaddr?: string }): Buffer {
+export function dhcpClientFrame(o: {
+  src: string; chaddr: string; type: number; requested: string; server: string; ciaddr?: string;
+  /** Unicast instead (a client with an address): source, destination, the MAC it goes to, the source port. */
+  saddr?: string; daddr?: string; dst?: string; sport?: number;
+}): Buffer {
   const b = Buffer.alloc(240);
   b[0] = 1; b[1] = 1; b[2] = 6;
   b.writeUInt32BE(0x4e520001, 4);
@@ -150,7 +154,7 @@ export function dhcpClientFrame(o: { src: string; chaddr: string; type: number; 
   macBytes(o.chaddr).copy(b, 28);
   b.writeUInt32BE(0x63825363, 236);
   const opts = Buffer.concat([Buffer.from([53, 1, o.type, 50, 4]), ip4Bytes(o.requested), Buffer.from([54, 4]), ip4Bytes(o.server), Buffer.from([255])]);
-  return udp4Frame({ src: o.src, dst: BROADCAST, saddr: '0.0.0.0', daddr: '255.255.255.255', sport: 68, dport: 67, payload: Buffer.concat([b, opts]) });
+  return udp4Frame({ src: o.src, dst: o.dst ?? BROADCAST, saddr: o.saddr ?? '0.0.0.0', daddr: o.daddr ?? '255.255.255.255', sport: o.sport ?? 68, dport: 67, payload: Buffer.concat([b, opts]) });
 }
 
 /**

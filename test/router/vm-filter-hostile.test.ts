@@ -16,7 +16,7 @@ import { udhcpc } from '../helpers/dhcp.js';
 import { inScratch, nsExec, nsTry, waitFor } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { killRouterDaemons } from '../helpers/daemons.js';
-import { BROADCAST, RaListener, arpFrame, dhcpClientFrame, raFrame, sendFrames, udp6Frame, vlanTagged } from '../helpers/frames.js';
+import { BROADCAST, RaListener, arpFrame, dhcpClientFrame, raFrame, sendFrames, udp4Frame, udp6Frame, vlanTagged } from '../helpers/frames.js';
 import { linkLocalOf } from '../../lib/router/vmfilter/nics.js';
 import { afterLocktime, countArrivals, neighMac, reach, setNeigh, strangerVm, vmfTopo } from '../helpers/vmfilter.js';
 
@@ -60,7 +60,7 @@ test('VLAN-tagged frames (priority tag VID 0, VID 5, double tag) claim nothing: 
   }, { stop: killRouterDaemons });
 });
 
-test('a network without IPv6 on the router: no router advertisement or DHCPv6 reply from vm2 (or an unknown MAC) reaches vm1; other IPv6 does, and an unprotected port gets them', async () => {
+test('a network without IPv6 on the router: no router advertisement, DHCPv6 or DHCP server reply (from any source port) from vm2 or an unknown MAC reaches vm1; other datagrams do, and an unprotected port gets the RA', async () => {
   await inScratch((s) => vmfTopo(s, { ipv6: false }), async (t, _procs, s) => {
     const { vm1, vm2, router } = t;
     const x = strangerVm(s, t.h, t.bridge, '10.1.1.62');
@@ -69,22 +69,29 @@ test('a network without IPv6 on the router: no router advertisement or DHCPv6 re
     const l1 = new RaListener(vm1.ns);
     const ly = new RaListener(y.ns);
     const ll1 = linkLocalOf(vm1.mac);
-    const arrived = countArrivals(vm1.ns, { dhcp6: 'udp sport 547 udp dport 546', control: 'udp sport 5547 udp dport 546' });
+    // a server reply is what goes to the client's port (546, 68): DHCP clients do not check the source port
+    const arrived = countArrivals(vm1.ns, {
+      dhcp6: 'udp dport 546', dhcp4: 'udp dport 68',
+      control6: 'udp sport 547 udp dport 5546', control4: 'udp sport 67 udp dport 5068',
+    });
     try {
-      const frames = (src: string, sport: number) => [
-        raFrame({ src, saddr: linkLocalOf(src), prefix: 'fd66::' }),
-        udp6Frame({ src, dst: vm1.mac, saddr: linkLocalOf(src), daddr: ll1, sport, dport: 546 }),
+      const frames = (v: { mac: string; ip: string }, sport6: number, dport6: number, sport4: number, dport4: number) => [
+        udp6Frame({ src: v.mac, dst: vm1.mac, saddr: linkLocalOf(v.mac), daddr: ll1, sport: sport6, dport: dport6 }),
+        udp4Frame({ src: v.mac, dst: vm1.mac, saddr: v.ip, daddr: vm1.ip, sport: sport4, dport: dport4 }),
       ];
-      sendFrames(vm2.ns, 'eth0', frames(vm2.mac, 547), 3);
-      sendFrames(x.ns, 'eth0', frames(x.mac, 547), 3);
-      // controls: vm2's other IPv6 reaches vm1 (the same datagram from another port), the RA reaches a port nothing protects
-      sendFrames(vm2.ns, 'eth0', [udp6Frame({ src: vm2.mac, dst: vm1.mac, saddr: linkLocalOf(vm2.mac), daddr: ll1, sport: 5547, dport: 546 })], 3);
-      assert.ok(await waitFor(() => arrived().control === 3), `control: vm2's IPv6 datagram reached vm1 ${JSON.stringify(arrived())}`);
+      for (const v of [vm2, x]) {
+        sendFrames(v.ns, 'eth0', [raFrame({ src: v.mac, saddr: linkLocalOf(v.mac), prefix: 'fd66::' })], 3);
+        sendFrames(v.ns, 'eth0', [...frames(v, 547, 546, 67, 68), ...frames(v, 5547, 546, 1067, 68)], 3);
+      }
+      // controls: the same datagrams from the servers' ports to other ports reach vm1; the RA reaches a port nothing protects
+      sendFrames(vm2.ns, 'eth0', frames(vm2, 547, 5546, 67, 5068), 3);
+      assert.ok(await waitFor(() => arrived().control6 === 3 && arrived().control4 === 3), `control: vm2's datagrams reached vm1 ${JSON.stringify(arrived())}`);
       assert.ok(await waitFor(() => ly.poll().has(x.mac)), 'control: the stranger\'s RA reaches an unprotected port');
       l1.poll();
       assert.is(l1.sources.has(vm2.mac) || ly.sources.has(vm2.mac), false, 'vm2\'s RA reached no one');
       assert.is(l1.sources.has(x.mac), false, 'the stranger\'s RA did not reach vm1');
       assert.is(arrived().dhcp6, 0, 'no DHCPv6 reply reached vm1');
+      assert.is(arrived().dhcp4, 0, 'no DHCP reply reached vm1');
       assert.is(nsTry(vm1.ns, ['ip', '-6', 'addr']).stdout.includes('fd66:'), false, 'vm1 took no address from a forged prefix');
     } finally {
       l1.close();
@@ -145,24 +152,30 @@ test('strict network: vm2 with vm1\'s MAC and address reads none of vm1\'s data 
   }, { stop: killRouterDaemons });
 });
 
-test('DHCP as another VM: a forged RELEASE or DECLINE of vm1\'s reservation (its MAC as chaddr, from vm2 or a stranger) changes nothing; vm1\'s own DECLINE does (the control)', async () => {
+test('DHCP as another VM: a forged RELEASE or DECLINE of vm1\'s reservation (its MAC as chaddr, from vm2 or a stranger, from port 68 or another) changes nothing; vm1\'s own DECLINE from another port does (the control)', async () => {
   await inScratch((s) => vmfTopo(s), async (t, _procs, s) => {
     const { vm1, vm2, router } = t;
     const x = strangerVm(s, t.h, t.bridge, '10.1.1.60');
     assert.is(udhcpc(vm1.ns)?.ip, vm1.ip, 'control: vm1 leases its reservation');
-    const message = (src: string, type: number) => dhcpClientFrame({ src, chaddr: vm1.mac, type, requested: vm1.ip, server: router.ip, ciaddr: type === 7 ? vm1.ip : undefined });
-    for (const [from, mac] of [[vm2.ns, vm2.mac], [x.ns, x.mac]] as const) {
-      sendFrames(from, 'eth0', [message(mac, 7)], 2);
+    const message = (src: string, type: number, from?: { ip: string; sport: number }) => dhcpClientFrame({
+      src, chaddr: vm1.mac, type, requested: vm1.ip, server: router.ip, ciaddr: type === 7 ? vm1.ip : undefined,
+      // dnsmasq takes a client message from any source port, unicast to it as well as broadcast
+      ...(from ? { saddr: from.ip, daddr: router.ip, dst: router.mac, sport: from.sport } : {}),
+    });
+    const senders = [[vm2.ns, vm2.mac, undefined], [x.ns, x.mac, undefined], [vm2.ns, vm2.mac, { ip: vm2.ip, sport: 6868 }], [x.ns, x.mac, { ip: x.ip, sport: 6868 }]] as const;
+    for (const [from, mac, via] of senders) {
+      const how = `${mac}${via ? ` (port ${via.sport})` : ''}`;
+      sendFrames(from, 'eth0', [message(mac, 7, via)], 2);
       await new Promise((r) => setTimeout(r, 300));
-      assert.is(udhcpc(vm1.ns)?.ip, vm1.ip, `after a forged RELEASE from ${mac} vm1 still leases its reservation`);
+      assert.is(udhcpc(vm1.ns)?.ip, vm1.ip, `after a forged RELEASE from ${how} vm1 still leases its reservation`);
       // dnsmasq withholds a declined static address for 10 minutes: the filter drops a DECLINE whose chaddr is a
       // known NIC's MAC from another MAC (docs/vm-filter.md)
-      sendFrames(from, 'eth0', [message(mac, 4)], 2);
+      sendFrames(from, 'eth0', [message(mac, 4, via)], 2);
       await new Promise((r) => setTimeout(r, 300));
-      assert.is(udhcpc(vm1.ns)?.ip, vm1.ip, `after a forged DECLINE from ${mac} vm1 still leases its reservation`);
+      assert.is(udhcpc(vm1.ns)?.ip, vm1.ip, `after a forged DECLINE from ${how} vm1 still leases its reservation`);
     }
-    // control: the same DECLINE from vm1 itself reaches dnsmasq, which withholds the address (the probe works)
-    sendFrames(vm1.ns, 'eth0', [message(vm1.mac, 4)], 2);
+    // control: the same DECLINE from vm1 itself, from port 6868, reaches dnsmasq, which withholds the address
+    sendFrames(vm1.ns, 'eth0', [message(vm1.mac, 4, { ip: vm1.ip, sport: 6868 })], 2);
     await new Promise((r) => setTimeout(r, 300));
     assert.is(udhcpc(vm1.ns, { tries: 2 }), undefined, 'control: after its own DECLINE vm1 gets no lease');
   }, { stop: killRouterDaemons });

@@ -365,10 +365,12 @@ export function compileFilter(v: FilterView): NftObject[] {
 /** Guards against frames from our NICs that only the router may send. */
 function guardsFromNics(t: TierView): Stmt[][] {
   const g: Stmt[][] = [];
-  if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(67), N.udp.dport(68), N.drop()]);
+  // a server reply is whatever goes to the client's port: DHCP clients (udhcpc, dhclient -6) do not check the
+  // source port, and the router's own replies never come here
+  if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.dport(68), N.drop()]);
   // on every network, IPv6 on the router or not: guests' stacks take advertisements on an IPv4-only network too
   // (a rogue router would get their IPv6 traffic)
-  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
+  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.dport(546), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-redirect'), N.drop()]);
   g.push([etherType('ip'), N.meta.l4proto('icmp'), N.icmp.type('redirect'), N.drop()]);
@@ -450,10 +452,11 @@ function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip6'), N.lookup(N.F.ip6Saddr, names.ip6(t.id)), N.drop()], 'a NIC\'s address from another MAC');
   for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed from another MAC');
   // a DHCP client message for a known NIC (its chaddr) from another MAC: a DECLINE or RELEASE in its name (every
-  // frame to the router's port comes here, the NIC's own and unknown MACs' alike)
+  // frame to the router's port comes here, the NIC's own and unknown MACs' alike); dnsmasq takes client messages
+  // from any source port
   if (dhcpBuckets.length) {
     const vm = N.vmap(CHADDR_LAST_BYTE, dhcpBuckets.map((b) => [b, N.jump(names.dhcpClaim(t.id, b))] as [number, Verdict]));
-    r(c, [etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(68), N.udp.dport(67), vm], 'a NIC\'s DHCP identity (chaddr) from another MAC');
+    r(c, [etherType('ip'), N.meta.l4proto('udp'), N.udp.dport(67), vm], 'a NIC\'s DHCP identity (chaddr) from another MAC');
   }
 }
 
