@@ -128,13 +128,41 @@ export function raFrame(o: { src: string; saddr: string; prefix: string }): Buff
   return icmp6Frame({ src: o.src, dst: '33:33:00:00:00:01', saddr: o.saddr, daddr: 'ff02::1', type: 134, body });
 }
 
-/** A neighbour advertisement: `target` is at `src` (override set), to all nodes. */
-export function naFrame(o: { src: string; saddr: string; target: string; dst?: string; daddr?: string }): Buffer {
-  const body = Buffer.alloc(4 + 16 + 8);
+/** Neighbour-discovery option types (RFC 4861, RFC 7527). */
+export const ND_SLLA = 1;
+export const ND_TLLA = 2;
+export const ND_NONCE = 14;
+
+/** An 8-byte neighbour-discovery option: `type`, length 1, six bytes (a link-layer address, or a nonce). */
+export function ndOption(type: number, six: string): Buffer {
+  return Buffer.concat([Buffer.from([type, 1]), macBytes(six)]);
+}
+
+/** A neighbour advertisement: `target` is at `src` (override set; `options`: a TLLA option naming `src`), to all nodes. */
+export function naFrame(o: { src: string; saddr: string; target: string; dst?: string; daddr?: string; options?: Buffer[] }): Buffer {
+  const body = Buffer.alloc(4 + 16);
   body[0] = 0x20; // override
   ip6Bytes(o.target).copy(body, 4);
-  body[20] = 2; body[21] = 1; macBytes(o.src).copy(body, 22);
-  return icmp6Frame({ src: o.src, dst: o.dst ?? '33:33:00:00:00:01', saddr: o.saddr, daddr: o.daddr ?? 'ff02::1', type: 136, body });
+  const opts = o.options ?? [ndOption(ND_TLLA, o.src)];
+  return icmp6Frame({ src: o.src, dst: o.dst ?? '33:33:00:00:00:01', saddr: o.saddr, daddr: o.daddr ?? 'ff02::1', type: 136, body: Buffer.concat([body, ...opts]) });
+}
+
+/** A neighbour solicitation for `target` to its solicited-node group (`options`: an SLLA option naming `src`). */
+export function nsFrame(o: { src: string; saddr: string; target: string; options?: Buffer[] }): Buffer {
+  const body = Buffer.alloc(4 + 16);
+  const t = ip6Bytes(o.target);
+  t.copy(body, 4);
+  const group = Buffer.concat([Buffer.from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff]), t.subarray(13)]);
+  const daddr = Array.from({ length: 8 }, (_, i) => group.readUInt16BE(i * 2).toString(16)).join(':');
+  const dst = `33:33:${Array.from(group.subarray(12), (b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  const opts = o.options ?? [ndOption(ND_SLLA, o.src)];
+  return icmp6Frame({ src: o.src, dst, saddr: o.saddr, daddr, type: 135, body: Buffer.concat([body, ...opts]) });
+}
+
+/** A router solicitation to all routers (`options`: an SLLA option naming `src`). */
+export function rsFrame(o: { src: string; saddr: string; options?: Buffer[] }): Buffer {
+  const opts = o.options ?? [ndOption(ND_SLLA, o.src)];
+  return icmp6Frame({ src: o.src, dst: '33:33:00:00:00:02', saddr: o.saddr, daddr: 'ff02::2', type: 133, body: Buffer.concat([Buffer.alloc(4), ...opts]) });
 }
 
 /**
@@ -142,7 +170,11 @@ export function naFrame(o: { src: string; saddr: string; target: string; dst?: s
  * sends it: message type `type` (4 DECLINE, 7 RELEASE, …) for hardware address `chaddr`, with the requested
  * address (option 50) and the server identifier (54).
  */
-export function dhcpClientFrame(o: { src: string; chaddr: string; type: number; requested: string; server: string; ciaddr?: string }): Buffer {
+export function dhcpClientFrame(o: {
+  src: string; chaddr: string; type: number; requested: string; server: string; ciaddr?: string;
+  /** Unicast instead (a client with an address): source, destination, the MAC it goes to, the source port. */
+  saddr?: string; daddr?: string; dst?: string; sport?: number;
+}): Buffer {
   const b = Buffer.alloc(240);
   b[0] = 1; b[1] = 1; b[2] = 6;
   b.writeUInt32BE(0x4e520001, 4);
@@ -150,7 +182,7 @@ export function dhcpClientFrame(o: { src: string; chaddr: string; type: number; 
   macBytes(o.chaddr).copy(b, 28);
   b.writeUInt32BE(0x63825363, 236);
   const opts = Buffer.concat([Buffer.from([53, 1, o.type, 50, 4]), ip4Bytes(o.requested), Buffer.from([54, 4]), ip4Bytes(o.server), Buffer.from([255])]);
-  return udp4Frame({ src: o.src, dst: BROADCAST, saddr: '0.0.0.0', daddr: '255.255.255.255', sport: 68, dport: 67, payload: Buffer.concat([b, opts]) });
+  return udp4Frame({ src: o.src, dst: o.dst ?? BROADCAST, saddr: o.saddr ?? '0.0.0.0', daddr: o.daddr ?? '255.255.255.255', sport: o.sport ?? 68, dport: 67, payload: Buffer.concat([b, opts]) });
 }
 
 /**

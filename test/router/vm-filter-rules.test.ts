@@ -267,26 +267,26 @@ function ops(a: RouterModel, b: RouterModel): { n: number; verbs: string[] } {
   return { n: d.body.length, verbs: d.body.operations.map((o) => `${o.verb} ${o.object.kind}`) };
 }
 
-test('one VM added to or removed from a segment of 1,000: element updates and its DHCP claim bucket (IPv4); a few chains with IPv6', () => {
+test('one VM added to or removed from a segment of 1,000: element updates and its MAC claim bucket (IPv4); a few chains with IPv6', () => {
   const m = router(1000);
   const plus = structuredClone(m);
   addVm(plus, 1000);
-  // the elements, and the one small chain of the DHCP claims of its MAC's last byte (chaddr is a raw payload:
-  // no typed set takes it in nft 1.0.6) rewritten
+  // the elements, and the one small chain of the MAC claims of its MAC's last byte (chaddr and the ND link-layer
+  // option are raw payloads: no typed set takes them in nft 1.0.6) rewritten: ~4 NICs of 1,000, 3 rules each
   const bucket = (verbs: string[], elem: string) => verbs.every((v) => v === elem || v === 'flush chain' || v === 'add rule')
     && verbs.filter((v) => v === 'flush chain').length <= 1;
   const add = ops(m, plus);
   assert.ok(bucket(add.verbs, 'add element'), add.verbs.join(', '));
-  assert.ok(add.n <= 16, `${add.n} operations`);
+  assert.ok(add.n <= 24, `${add.n} operations`);
   const del = ops(plus, m);
   assert.ok(bucket(del.verbs, 'delete element'), del.verbs.join(', '));
-  assert.ok(del.n <= 16, `${del.n} operations`);
+  assert.ok(del.n <= 24, `${del.n} operations`);
   // with IPv6 one neighbour-advertisement claim bucket changes too
   const m6 = router(1000, { ip6: true });
   const p6 = structuredClone(m6);
   addVm(p6, 1000);
   const add6 = ops(m6, p6);
-  assert.ok(add6.n <= 24, `${add6.n} operations: ${add6.verbs.join(', ')}`);
+  assert.ok(add6.n <= 32, `${add6.n} operations: ${add6.verbs.join(', ')}`);
   assert.is(add6.verbs.filter((v) => v === 'flush chain').length <= 2, true, add6.verbs.join(', '));
 });
 

@@ -22,9 +22,12 @@
  * - A neighbour advertisement (or DAD probe) claiming a known NIC's IPv6 address from another MAC is matched by
  *   its target, a raw payload that nft 1.0.6 cannot look up in a typed set: buckets by the target's last byte (an
  *   inline verdict map), one rule per address — a VM's IPv6 address changes one small bucket chain.
- * - A DHCP client message naming a known NIC's MAC in its `chaddr` (dnsmasq finds the NIC's reservation by it: a
- *   forged DECLINE withholds the address for 10 minutes) from another MAC is matched the same way: buckets by the
- *   last byte of `chaddr`, one rule per NIC.
+ * - A known NIC's MAC named by another MAC is matched the same way, in buckets by the MAC's last byte (`mc_`): as a
+ *   DHCP client message's `chaddr` (dnsmasq finds the NIC's reservation by it: a forged DECLINE withholds the
+ *   address for 10 minutes), and as the link-layer address option of a neighbour solicitation, advertisement or
+ *   router solicitation (the router's neighbour entry for an address is who the metadata service answers on
+ *   [fe80::a9fe:a9fe]: an entry pointing to vm1's MAC is vm1's identity). nft reads no variable offset, so these
+ *   messages are bounded to one option, in a fixed slot.
  */
 import { createHash } from 'node:crypto';
 import * as N from '../../nft/index.js';
@@ -108,7 +111,7 @@ export function filterNames(namespace: string) {
     nic: (mac: string) => `${p}nic_${chainId(mac)}`,
     nicIn: (mac: string) => `${p}in_${chainId(mac)}`,
     claim: (id: string, byte: number) => `${p}na_${id}_${byte.toString(16).padStart(2, '0')}`,
-    dhcpClaim: (id: string, byte: number) => `${p}dc_${id}_${byte.toString(16).padStart(2, '0')}`,
+    macClaim: (id: string, byte: number) => `${p}mc_${id}_${byte.toString(16).padStart(2, '0')}`,
   };
 }
 type Names = ReturnType<typeof filterNames>;
@@ -116,8 +119,20 @@ type Names = ReturnType<typeof filterNames>;
 const TARGET_LAST_BYTE = N.rawPayload('th', 64 + 120, 8);
 /** A DHCP message's client hardware address (BOOTP `chaddr`: 28 bytes into the UDP payload; Ethernet: 6 bytes). */
 const CHADDR = N.rawPayload('th', (8 + 28) * 8, 48);
-/** Its last byte: the bucket of the DHCP claim rules. */
+/** Its last byte: the bucket of the MAC claim rules. */
 const CHADDR_LAST_BYTE = N.rawPayload('th', (8 + 28 + 5) * 8, 8);
+/**
+ * The one link-layer address option a guest's neighbour discovery may carry (RFC 4861 4.6.1: type, length 1, the
+ * MAC): at ICMPv6 byte 24 of a solicitation or advertisement, 8 of a router solicitation. Linux takes such an
+ * option wherever it is among the options, so longer messages are dropped (ND_MAX): a legitimate one carries one
+ * option (its source or target link-layer address; a DAD probe, a nonce instead, RFC 7527).
+ */
+const ND_OPT = { nsna: 24, rs: 8 } as const;
+const ND_MAX = { nsna: 24 + 8, rs: 8 + 8 } as const;
+const ndOptMac = (at: number) => N.rawPayload('th', (at + 2) * 8, 48);
+const ndOptLastByte = (at: number) => N.rawPayload('th', (at + 7) * 8, 8);
+/** The ICMPv6 type as a raw byte (in a claim bucket, after a dispatch that matched ICMPv6: no dependencies). */
+const ICMP6_TYPE = N.rawPayload('th', 0, 8);
 const macRaw = (mac: string) => N.rawValue(BigInt(`0x${chainId(mac)}`), 48);
 const macLastByte = (mac: string) => Number.parseInt(mac.slice(-2), 16);
 /** Claim buckets (a tier's, by the last byte of an address or MAC): `item` added to bucket `byte`. */
@@ -251,15 +266,15 @@ export function compileFilter(v: FilterView): NftObject[] {
   const inChains: Array<{ name: string; stmts: Stmt[][] }> = [];
   // per tier: last byte of an IPv6 address → [address, owner MAC] (claim buckets)
   const claims = new Map<string, Map<number, Array<[string, string]>>>(v.tiers.map((t) => [t.id, new Map()]));
-  // per tier: last byte of a MAC → the NICs' MACs (DHCP claim buckets)
-  const dhcpClaims = new Map<string, Map<number, string[]>>(v.tiers.map((t) => [t.id, new Map()]));
+  // per tier: last byte of a MAC → the NICs' MACs (MAC claim buckets: DHCP chaddr, ND link-layer addresses)
+  const macClaims = new Map<string, Map<number, string[]>>(v.tiers.map((t) => [t.id, new Map()]));
   for (const n of v.nics) {
     const mac = macLit(n.mac);
     el.nicMac.push({ key: mac });
     el.nicTier.push({ key: mac, value: N.jump(names.pre(n.networkId)) });
     el.macFwd.push({ key: mac, value: N.goto(names.fwd(n.networkId)) });
     el.self.push({ key: [mac, mac] });
-    inBucket(dhcpClaims.get(n.networkId)!, macLastByte(n.mac), n.mac);
+    inBucket(macClaims.get(n.networkId)!, macLastByte(n.mac), n.mac);
     for (const a of n.ip4) { el.ip4.push({ key: [mac, a] }); tierIp4.get(n.networkId)!.add(a); }
     for (const a of n.ip6) {
       el.ip6.push({ key: [mac, a] });
@@ -300,11 +315,10 @@ export function compileFilter(v: FilterView): NftObject[] {
       chains.push(N.chain(name));
       claimChains.push({ name, stmts: list.sort(([a], [b]) => compareText(a, b)).map(([a, owner]) => [N.match(ND_TARGET, hex128(a)), N.match(E, macLit(owner), '!='), N.drop()]) });
     }
-    if (!t.dhcp) continue;
-    for (const [byte, macs] of byByte(dhcpClaims.get(t.id)!)) {
-      const name = names.dhcpClaim(t.id, byte);
+    for (const [byte, macs] of byByte(macClaims.get(t.id)!)) {
+      const name = names.macClaim(t.id, byte);
       chains.push(N.chain(name));
-      claimChains.push({ name, stmts: macs.sort(compareText).map((owner) => [N.match(CHADDR, macRaw(owner)), N.match(E, macLit(owner), '!='), N.drop()]) });
+      claimChains.push({ name, stmts: macs.sort(compareText).flatMap((owner) => macClaimRules(owner, t.dhcp)) });
     }
   }
 
@@ -346,7 +360,7 @@ export function compileFilter(v: FilterView): NftObject[] {
   r(names.o('prerouting'), [N.vmap(E, names.o('nic_tier'))]);
   r(names.o('prerouting'), [N.vmap(E, names.o('nic_chain'))]);
   const buckets = (m: Map<number, unknown>): number[] => byByte(m).map(([byte]) => byte);
-  for (const t of v.tiers) preChain(names, t, r, buckets(claims.get(t.id)!));
+  for (const t of v.tiers) preChain(names, t, r, buckets(claims.get(t.id)!), buckets(macClaims.get(t.id)!));
   for (const c of nicChains) for (const st of c.stmts) r(c.name, st);
 
   // forward: frames to the ports and NICs we protect
@@ -355,7 +369,7 @@ export function compileFilter(v: FilterView): NftObject[] {
   r(names.o('guard_dispatch'), [N.vmap(N.F.oifname, names.o('port_tier'))]);
   for (const t of v.tiers) r(names.o('guard_dispatch'), [N.lookup(N.F.oifname, names.ports(t.id)), N.goto(names.fwd(t.id))]);
   r(names.o('guard_dispatch'), [N.vmap(D, names.o('mac_fwd'))]);
-  for (const t of v.tiers) fwdChain(names, t, r, buckets(claims.get(t.id)!), t.dhcp ? buckets(dhcpClaims.get(t.id)!) : []);
+  for (const t of v.tiers) fwdChain(names, t, r, buckets(claims.get(t.id)!), buckets(macClaims.get(t.id)!));
   for (const c of inChains) for (const st of c.stmts) r(c.name, st);
   for (const c of claimChains) for (const st of c.stmts) r(c.name, st);
 
@@ -365,10 +379,12 @@ export function compileFilter(v: FilterView): NftObject[] {
 /** Guards against frames from our NICs that only the router may send. */
 function guardsFromNics(t: TierView): Stmt[][] {
   const g: Stmt[][] = [];
-  if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(67), N.udp.dport(68), N.drop()]);
+  // a server reply is whatever goes to the client's port: DHCP clients (udhcpc, dhclient -6) do not check the
+  // source port, and the router's own replies never come here
+  if (t.dhcp) g.push([etherType('ip'), N.meta.l4proto('udp'), N.udp.dport(68), N.drop()]);
   // on every network, IPv6 on the router or not: guests' stacks take advertisements on an IPv4-only network too
   // (a rogue router would get their IPv6 traffic)
-  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.sport(547), N.udp.dport(546), N.drop()]);
+  g.push([etherType('ip6'), N.meta.l4proto('udp'), N.udp.dport(546), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-router-advert'), N.drop()]);
   g.push([...icmp6(), N.icmpv6.type('nd-redirect'), N.drop()]);
   g.push([etherType('ip'), N.meta.l4proto('icmp'), N.icmp.type('redirect'), N.drop()]);
@@ -388,8 +404,44 @@ function claimDispatch(names: Names, t: TierView, buckets: number[]): Stmt[][] {
   ];
 }
 
+/**
+ * A NIC's MAC named by another MAC (its claim bucket `mc_<id>_<byte>`, shared by the messages that name a MAC: the
+ * address first, the cheapest test that fails for every other owner; the protocol after, as the bucket is shared):
+ * as a neighbour solicitation's, advertisement's or router solicitation's link-layer address option, and as a DHCP
+ * client message's `chaddr` where the router serves DHCP.
+ */
+function macClaimRules(owner: string, dhcp: boolean): Stmt[][] {
+  const other = N.match(E, macLit(owner), '!=');
+  const rules: Stmt[][] = [
+    [N.match(ndOptMac(ND_OPT.nsna), macRaw(owner)), N.meta.l4proto('ipv6-icmp'), N.match(ICMP6_TYPE, N.anonSet([135, 136])), other, N.drop()],
+    [N.match(ndOptMac(ND_OPT.rs), macRaw(owner)), N.meta.l4proto('ipv6-icmp'), N.match(ICMP6_TYPE, 133), other, N.drop()],
+  ];
+  if (dhcp) rules.push([N.match(CHADDR, macRaw(owner)), N.meta.l4proto('udp'), other, N.drop()]);
+  return rules;
+}
+
+/**
+ * Neighbour discovery naming a link-layer address: one option at most (ND_MAX: Linux takes the option anywhere
+ * among several, nft reads a fixed offset only), and the address in it a known NIC's MAC from that NIC only (its
+ * claim bucket). Redirects and router advertisements carry one too; guests send neither (guardsFromNics).
+ */
+function ndLinkLayer(names: Names, t: TierView, buckets: number[]): Array<[Stmt[], string]> {
+  const len = N.payload('ip6', 'length');
+  const nsna = (): Stmt => N.icmpv6.type(['nd-neighbor-solicit', 'nd-neighbor-advert']);
+  const rs = (): Stmt => N.icmpv6.type('nd-router-solicit');
+  const out: Array<[Stmt[], string]> = [
+    [[...icmp6(), nsna(), N.match(len, ND_MAX.nsna, '>'), N.drop()], 'neighbour discovery: one option at most'],
+    [[...icmp6(), rs(), N.match(len, ND_MAX.rs, '>'), N.drop()], 'neighbour discovery: one option at most'],
+  ];
+  if (!buckets.length) return out;
+  const vm = (at: number) => N.vmap(ndOptLastByte(at), buckets.map((b) => [b, N.jump(names.macClaim(t.id, b))] as [number, Verdict]));
+  const why = 'a NIC\'s MAC as another\'s link-layer address';
+  out.push([[...icmp6(), nsna(), vm(ND_OPT.nsna)], why], [[...icmp6(), rs(), vm(ND_OPT.rs)], why]);
+  return out;
+}
+
 /** pre_<id>: a known NIC of the tier — port learning, guards, then its ARP/IPv4/IPv6 must carry its own addresses. */
-function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[]): void {
+function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[], macBuckets: number[]): void {
   const c = names.pre(t.id);
   const pair = () => N.concatKey(E, N.F.iifname);
   const learnPort = N.setStmt('update', N.F.iifname, names.ports(t.id));
@@ -421,6 +473,7 @@ function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   // IPv6: NICs without addresses of their own advertise (and probe) link-local targets only
   // neighbour advertisements and DAD probes: no other NIC's address
   for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed by another');
+  for (const [st, why] of ndLinkLayer(names, t, macBuckets)) r(c, st, why);
   // DAD and MLD before an address exists, router solicitations (RFC 4861 6.3.7) may come from ::
   r(c, [...icmp6(), N.ip6.saddr('::'), N.icmpv6.type(['nd-neighbor-solicit', 'nd-router-solicit', 'mld-listener-report', 'mld2-listener-report']), N.ret()]);
   r(c, [etherType('ip6'), N.ip6.saddr('fe80::/10'), N.ret()]);
@@ -430,7 +483,7 @@ function preChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
 }
 
 /** fwd_<id>: a frame to the router's port or a NIC of the tier, not from the router. */
-function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[], dhcpBuckets: number[]): void {
+function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], comment?: string) => void, claimBuckets: number[], macBuckets: number[]): void {
   const c = names.fwd(t.id);
   r(c, [N.lookup(N.F.iifname, names.o('router_ports')), N.ret()]);
   if (t.strict) r(c, [N.lookup(E, names.o('nic_mac'), '!='), N.drop()], 'unknown MAC (strict)');
@@ -449,11 +502,13 @@ function fwdChain(names: Names, t: TierView, r: (chain: string, expr: Stmt[], co
   r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip'), N.lookup(N.F.ipSaddr, names.ip4(t.id)), N.drop()], 'a NIC\'s address from another MAC');
   r(c, [N.lookup(E, names.o('nic_mac'), '!='), etherType('ip6'), N.lookup(N.F.ip6Saddr, names.ip6(t.id)), N.drop()], 'a NIC\'s address from another MAC');
   for (const st of claimDispatch(names, t, claimBuckets)) r(c, st, 'a NIC\'s address claimed from another MAC');
+  for (const [st, why] of ndLinkLayer(names, t, macBuckets)) r(c, st, why);
   // a DHCP client message for a known NIC (its chaddr) from another MAC: a DECLINE or RELEASE in its name (every
-  // frame to the router's port comes here, the NIC's own and unknown MACs' alike)
-  if (dhcpBuckets.length) {
-    const vm = N.vmap(CHADDR_LAST_BYTE, dhcpBuckets.map((b) => [b, N.jump(names.dhcpClaim(t.id, b))] as [number, Verdict]));
-    r(c, [etherType('ip'), N.meta.l4proto('udp'), N.udp.sport(68), N.udp.dport(67), vm], 'a NIC\'s DHCP identity (chaddr) from another MAC');
+  // frame to the router's port comes here, the NIC's own and unknown MACs' alike); dnsmasq takes client messages
+  // from any source port
+  if (t.dhcp && macBuckets.length) {
+    const vm = N.vmap(CHADDR_LAST_BYTE, macBuckets.map((b) => [b, N.jump(names.macClaim(t.id, b))] as [number, Verdict]));
+    r(c, [etherType('ip'), N.meta.l4proto('udp'), N.udp.dport(67), vm], 'a NIC\'s DHCP identity (chaddr) from another MAC');
   }
 }
 
