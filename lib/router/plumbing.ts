@@ -263,6 +263,13 @@ function ensureAddresses(ns: NsOps, a: Attachment, report: PlumbingReport, newV4
   if (a.disableIpv6) setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 1);
   else setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 0);
   setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'proxy_arp'), a.proxyArp ? 1 : 0);
+  // Linux answers ARP on any interface for any of the namespace's addresses (weak host, arp_ignore=0): the
+  // public veth would answer for the guest gateway, and a tenant whose guest address is another router's
+  // public IP would answer for it too. 1: only addresses on the interface asked (the ARP responder's static NAT
+  // answers come before the kernel, netdev ingress). arp_announce=2: requests sent carry an address of the
+  // interface, never one of another side.
+  setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'arp_ignore'), 1);
+  setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'arp_announce'), 2);
   const want = new Map(a.addresses.map((s) => [canonicalCidr(s), s]));
   const have = nl.addrList({ dev: a.nsVeth });
   for (const cur of have) {
