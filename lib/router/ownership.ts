@@ -2,7 +2,7 @@
  * Ownership marks: netns-router changes or deletes only what it made. Every link it creates carries a mark in
  * its alias (IFLA_IFALIAS, shown by `ip link`), and every router namespace a mark on its loopback device:
  *
- *   netns-router:router <namespace> <role>       a router's veth ends ("guest 42 vlan://100 eth1", "public …")
+ *   netns-router:router <namespace> <role>       a router's veth ends ("guest 42 vlan://100 eth1", "shared …", "public …")
  *   netns-router:namespace <namespace>           `lo` of a router namespace (lives and dies with the namespace)
  *   netns-router:segment <segment> <device>      a host VLAN/VXLAN device or bridge made for a segment (shared)
  *   netns-router:l2 <network> <segment> <device> the same, made for an L2 network (removed with it when unused)

@@ -8,7 +8,11 @@ import type { IpFamily } from '../util/ip.js';
 
 /** One attachment of the router namespace to a host bridge (a guest network/tier or a public VLAN). */
 export interface Attachment {
-  /** What the attachment is, for its links' ownership mark and messages ("guest 42 vlan://100 eth1"). */
+  /**
+   * What the attachment is, for its links' ownership mark and messages: "guest 42 vlan://100 eth1" (an isolated
+   * network or VPC tier), "shared 42 …" (a shared network), "public vlan://200 eth1". The first word is the side
+   * (plumbing.ts checkSegmentsApart reads it in other routers' marks too).
+   */
   role?: string;
   /** Host uplink device that carries the segment (guest.network.device / public.network.device). */
   hostDev: string;

@@ -17,6 +17,7 @@ import type { Attachment, PlumbingPlan, PlanRoute } from './plumbing-plan.js';
 import { OWNED_NS_LINK_PREFIXES } from './plumbing-plan.js';
 import { segmentText } from './segment.js';
 import { sameValue } from '../util/compare.js';
+import { UsageError } from '../util/errors.js';
 import {
   OwnershipError, claimNamespace, markedFor, ownerText, parseMark, routerMark, segmentMark,
 } from './ownership.js';
@@ -258,11 +259,61 @@ function checkPlanNames(plan: PlumbingPlan): void {
   }
 }
 
+/** The side an attachment's role names: 'guest' (isolated network, VPC tier), 'shared' (shared network), 'public'. */
+const sideOf = (role: string | undefined): string | undefined => role?.split(' ', 1)[0];
+
+/**
+ * A guest segment and a public segment must not be one host bridge (core/segments-apart.ts checks the model:
+ * same device and segment). What only the host shows, from the resolved ways, before anything is changed:
+ * - this router: a guest side (shared too) and a public side in one bridge — two device names on one bridge
+ *   (an untagged `eth1` that is a port of `cloudbr0`, and `cloudbr0` itself);
+ * - other routers (their veths' marks): our public side in a bridge holding an isolated network's or VPC tier's
+ *   guest veth, or such a guest side of ours in a bridge holding a public veth. A shared network's segment is a
+ *   provider segment, which may well be other routers' public segment: not refused.
+ * Other routers' links are seen only while they exist (a router not restored yet after a boot is not seen; its
+ * own restore then refuses), and two commands of two routers at the same moment may both pass.
+ */
+function checkSegmentsApart(hl: NetOps, plan: PlumbingPlan, ways: SegmentWay[]): void {
+  const key = (w: SegmentWay): string => ('create' in w.bridge ? `name ${w.bridge.create}` : `index ${w.bridge.existing.index}`);
+  const bridgeName = (w: SegmentWay): string => ('create' in w.bridge ? w.bridge.create : w.bridge.existing.name);
+  const refuse = (a: Attachment, w: SegmentWay, other: string): never => {
+    const arg = sideOf(a.role) === 'public' ? 'public_vlan' : 'vlan';
+    throw new UsageError(`--${arg.replace(/_/g, '-')} (payload.${arg}) ${segmentText(a.segment)} on ${a.hostDev}: host bridge "${bridgeName(w)}" `
+      + `also carries ${other}; a guest segment and a public segment must not be one segment (the public segment would reach the guests at layer 2)`, arg);
+  };
+  const guests = new Map<string, Attachment>();
+  plan.attachments.forEach((a, i) => { if (sideOf(a.role) !== 'public') guests.set(key(ways[i]), a); });
+  plan.attachments.forEach((a, i) => {
+    const g = sideOf(a.role) === 'public' ? guests.get(key(ways[i])) : undefined;
+    if (g) refuse(a, ways[i], `${g.role ?? g.nsVeth} of this router`);
+  });
+  const checked = new Set<number>();
+  plan.attachments.forEach((a, i) => {
+    const w = ways[i];
+    const mine = sideOf(a.role);
+    if ('create' in w.bridge || mine === 'shared' || checked.has(w.bridge.existing.index)) return;
+    checked.add(w.bridge.existing.index);
+    for (const port of hl.linkList({ master: w.bridge.existing.index })) {
+      const m = parseMark(port.alias);
+      if (m?.kind !== 'router' || m.namespace === plan.netns) continue;
+      const theirs = sideOf(m.role);
+      if ((mine === 'public' && theirs === 'guest') || (mine === 'guest' && theirs === 'public')) refuse(a, w, `${m.role} of router ${m.namespace}`);
+    }
+  });
+}
+
 function ensureAddresses(ns: NsOps, a: Attachment, report: PlumbingReport, newV4: string[]): void {
   const nl = ns.netlink;
   if (a.disableIpv6) setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 1);
   else setSysctlIfDifferent(ns, confKey('ipv6', a.nsVeth, 'disable_ipv6'), 0);
   setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'proxy_arp'), a.proxyArp ? 1 : 0);
+  // Linux answers ARP on any interface for any of the namespace's addresses (weak host, arp_ignore=0): the
+  // public veth would answer for the guest gateway, and a tenant whose guest address is another router's
+  // public IP would answer for it too. 1: only addresses on the interface asked (the ARP responder's static NAT
+  // answers come before the kernel, netdev ingress). arp_announce=2: requests sent carry an address of the
+  // interface, never one of another side.
+  setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'arp_ignore'), 1);
+  setSysctlIfDifferent(ns, confKey('ipv4', a.nsVeth, 'arp_announce'), 2);
   const want = new Map(a.addresses.map((s) => [canonicalCidr(s), s]));
   const have = nl.addrList({ dev: a.nsVeth });
   for (const cur of have) {
@@ -337,6 +388,7 @@ export function applyPlumbing(k: RouterKernel, host: NsOps, plan: PlumbingPlan):
   try {
     // decide everything on the host first: a refusal changes nothing
     const ways = plan.attachments.map((a) => resolveSegment(hl, a));
+    checkSegmentsApart(hl, plan, ways);
     const nsid = ns ? hl.netnsIdOf(ns.fd) : undefined;
     const veths = plan.attachments.map((a) => vethState(hl, ns?.netlink, nsid, plan.netns, a));
     if (!ns) {

@@ -37,6 +37,9 @@ const publicNames = (m: RouterModel, p: PublicIpModel) => attachNames('public', 
 
 export function tierAttachment(m: RouterModel, t: TierModel): Attachment {
   const n = guestNames(m, t);
+  // a shared network's segment is a provider segment, which other routers' public sides may share: its mark
+  // says so (plumbing.ts checkSegmentsApart)
+  if (t.guestType === 'shared') n.role = `shared${n.role.slice('guest'.length)}`;
   const prefixLen = Number(t.cidr.split('/')[1]);
   const addresses = [`${t.extensionIp}/${prefixLen}`];
   if (t.ip6Gateway && t.ip6Cidr) addresses.push(`${t.ip6Gateway}/${t.ip6Cidr.split('/')[1]}`);

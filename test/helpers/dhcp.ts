@@ -48,13 +48,13 @@ function udhcpcScript(): string {
 }
 
 /**
- * Run busybox udhcpc once in `ns` on `ifname`. Returns the variables of the bound event (ip, router, dns,
+ * Run busybox udhcpc once in `ns` on `ifname` (`args`: more of its options, e.g. `-x hostname:NAME`, `-F FQDN`). Returns the variables of the bound event (ip, router, dns,
  * domain, hostname, optNNN for requested options, …) or undefined when no lease was obtained.
  */
-export function udhcpc(ns: string, opts: { ifname?: string; request?: number[]; configure?: boolean; tries?: number } = {}): Record<string, string> | undefined {
+export function udhcpc(ns: string, opts: { ifname?: string; request?: number[]; configure?: boolean; tries?: number; args?: string[] } = {}): Record<string, string> | undefined {
   const out = join(udhcpcScript(), '..', `env-${ns}-${uid(6)}`);
   const args = ['netns', 'exec', ns, 'busybox', 'udhcpc', '-i', opts.ifname ?? 'eth0', '-n', '-q', '-f', '-s', udhcpcScript(),
-    '-t', String(opts.tries ?? 4), '-T', '1', ...(opts.request ?? []).flatMap((c) => ['-O', String(c)])];
+    '-t', String(opts.tries ?? 4), '-T', '1', ...(opts.request ?? []).flatMap((c) => ['-O', String(c)]), ...(opts.args ?? [])];
   spawnSync('ip', args, {
     encoding: 'utf8', timeout: 20_000,
     env: { ...process.env, NR_DHCP_OUT: out, NR_DHCP_CONFIGURE: opts.configure ? '1' : '0' },

@@ -133,6 +133,37 @@ test('isolated network: address, router, DNS and domain from our dnsmasq; names;
   }
 });
 
+test('DNS names come from CloudStack only: a guest\'s DHCP host name or FQDN registers nothing, reservations\' names still resolve', async () => {
+  const { s, h, engine, cleanup } = setup();
+  const id = netId();
+  const ns = s.track(`cs-net-${id}`);
+  const net = { networkId: id, namespace: ns };
+  const vni = 5000 + (Number(id) % 1000);
+  try {
+    await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni }, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24') });
+    await runCommand(engine, { command: 'config-dns-subnet', ...net, gateway: '10.7.1.1', cidr: cidr('10.7.1.0/24'), domain: 'guests.example' });
+    // vm-one's reservation has a name; the second one has none (what lets dnsmasq take the client's)
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(1), ip: '10.7.1.10', hostname: 'vm-one', defaultNic: true });
+    await runCommand(engine, { command: 'add-dhcp-entry', ...net, mac: mac(2), ip: '10.7.1.11', defaultNic: true });
+    const g1 = addGuest(s, h, `brvx-${vni}`, mac(1));
+    const g2 = addGuest(s, h, `brvx-${vni}`, mac(2));
+    assert.is(udhcpc(g1.ns, { configure: true, args: ['-x', 'hostname:wpad'] })?.ip, '10.7.1.10', 'control: the named guest gets its lease');
+    assert.is(udhcpc(g2.ns, { configure: true, args: ['-x', 'hostname:wpad'] })?.ip, '10.7.1.11', 'control: the unnamed guest gets its lease');
+    // (no add-dns-entry here: this name is in DNS through the reservation's lease only)
+    assert.equal(nslookup(g2.ns, '10.7.1.1', 'vm-one'), ['10.7.1.10'], 'control: the reservation\'s name resolves');
+    assert.equal(nslookup(g1.ns, '10.7.1.1', 'wpad'), [], 'a host name the guest sent is not in DNS');
+    assert.equal(nslookup(g1.ns, '10.7.1.1', 'wpad.guests.example'), [], 'nor qualified');
+    assert.is(udhcpc(g2.ns, { args: ['-F', 'login.guests.example'] })?.ip, '10.7.1.11');
+    assert.equal(nslookup(g1.ns, '10.7.1.1', 'login.guests.example'), [], 'an FQDN the guest sent (option 81) is not in DNS');
+    assert.equal(nslookup(g1.ns, '10.7.1.1', 'login'), []);
+    assert.is(udhcpc(g2.ns, { args: ['-x', 'hostname:vm-one'] })?.ip, '10.7.1.11');
+    assert.equal(nslookup(g1.ns, '10.7.1.1', 'vm-one'), ['10.7.1.10'], 'another VM\'s name cannot be taken');
+  } finally {
+    await runCommand(engine, { command: 'destroy-network', ...net }).catch(() => {});
+    cleanup();
+  }
+});
+
 test('VPC: one dnsmasq serving each tier on its own interface; DNS only where configured; IPv6 RA and AAAA on the IPv6 tier only', async () => {
   const { s, stateDir, h, engine, cleanup } = setup();
   const vpcId = netId();

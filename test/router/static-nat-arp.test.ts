@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { NetnsHandle } from '../../lib/netns/handle.js';
 import { publicAttachments } from '../../lib/router/topology.js';
-import { Scratch, nsExec, uid, waitFor, addressesOf } from '../helpers/topo.js';
+import { Scratch, inScratch, nsExec, uid, waitFor, addressesOf } from '../helpers/topo.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { runCommand } from '../../lib/router/command-table.js';
 import { isolatedTopo, openIngress, pingOk, servers, serversUp, tcpOk, UP_A, cidr } from '../helpers/fw.js';
@@ -114,6 +114,52 @@ test('a segment whose only public IP is a static NAT keeps it as an address (its
     s.cleanup();
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }
+});
+
+test('the public segment gets ARP answers for the router\'s public addresses only: not its guest gateway or VMs, not another router\'s guest address that equals a public IP; a hand-changed arp_ignore is repaired', async () => {
+  await inScratch((s) => isolatedTopo(s, randomId()), async (t, _procs, s) => {
+    const { engine, net, ns, P, P2, upNs } = t;
+    // router B: a tenant whose guest gateway is router A's source NAT address P (its guest CIDR covers it)
+    const idB = String(Number(net.networkId) + 1);
+    const nsB = s.track(`cs-net-${idB}`);
+    const netB = { networkId: idB, namespace: nsB };
+    const PB = '203.0.113.30';
+    await runCommand(engine, { command: 'implement-network', ...netB, segment: { kind: 'vxlan', vni: 6000 + (Number(idB) % 1000) }, gateway: P, cidr: cidr('203.0.113.8/29') });
+    await runCommand(engine, { command: 'assign-ip', ...netB, publicIp: { ip: PB, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+    const pubA = publicAttachments(engine.store.load(ns)!)[0];
+    const macB = publicAttachments(engine.store.load(nsB)!)[0].nsMac;
+    const conf = (key: string): string => nsExec(ns, ['sysctl', '-n', `net.ipv4.conf.${pubA.nsVeth}.${key}`]).trim();
+    const tap = ArpTap.open(upNs, 'up0');
+    try {
+      const probe = () => {
+        tap.drain();
+        for (let i = 0; i < 3; i++) tap.request(P, UP_A);
+        const forP = tap.read(1200).filter((f) => f.op === 'reply' && f.senderIp === P).map((f) => f.senderMac);
+        return { forP: [...new Set(forP)], gw: tap.ask('10.1.1.1', UP_A, 900), vm: tap.ask('10.1.1.10', UP_A, 900) };
+      };
+      assert.ok(tap.ask(P, UP_A), 'positive control: the public address on the veth is answered');
+      assert.is(tap.ask(P2, UP_A)?.senderMac, pubA.nsMac, 'positive control: the static NAT address is answered (ARP responder)');
+      assert.is(tap.ask(PB, UP_A)?.senderMac, macB, 'positive control: router B answers for its own public address');
+      const strict = probe();
+      assert.ok(strict.forP.includes(pubA.nsMac!), 'positive control: router A answers for its public address');
+      assert.equal(strict.forP, [pubA.nsMac], `only router A answers for ${P} (router B holds it on its guest side)`);
+      assert.is(strict.gw, undefined, 'the guest gateway is not answered on the public segment');
+      assert.is(strict.vm, undefined, 'a guest VM address is not answered on the public segment');
+      assert.is(conf('arp_ignore'), '1');
+      assert.is(conf('arp_announce'), '2');
+
+      // by hand back to Linux's default (weak host): the guest gateway leaks again — then any full reconcile
+      // (here the source NAT address re-sent) restores the setting
+      nsExec(ns, ['sysctl', '-qw', `net.ipv4.conf.${pubA.nsVeth}.arp_ignore=0`]);
+      assert.is(tap.ask('10.1.1.1', UP_A)?.senderMac, pubA.nsMac, 'control: with arp_ignore=0 the guest gateway is answered');
+      await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: P, segment: { kind: 'untagged' }, gateway: UP_A, cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+      assert.is(conf('arp_ignore'), '1', 'repaired by the next command');
+      assert.is(tap.ask('10.1.1.1', UP_A, 900), undefined, 'not answered again');
+      assert.is(tap.ask(P, UP_A)?.senderMac, pubA.nsMac, 'P still answered');
+    } finally {
+      tap.close();
+    }
+  });
 });
 
 test.run();

@@ -9,6 +9,7 @@ import { UsageError } from '../../util/errors.js';
 import { networkText } from '../../util/ip.js';
 import { dropPublicIp, putPublicIp } from './public-ips.js';
 import { guestTier } from './tiers.js';
+import { checkTierSegment } from './segments-apart.js';
 
 /** implement-network: the tier (and a VPC's implemented flag), or an L2 network's segment. */
 export function implementNetwork(m: RouterModel, req: T.ImplementNetworkRequest, devices: T.HostDevices): void {
@@ -17,6 +18,7 @@ export function implementNetwork(m: RouterModel, req: T.ImplementNetworkRequest,
     throw new UsageError(`network ${req.networkId} is implemented as an L2 network (guest_type l2); destroy it before implementing it as ${req.guestType}`, 'guest_type');
   }
   m.tiers[req.networkId] = guestTier(req, m.tiers[req.networkId], devices);
+  checkTierSegment(m, m.tiers[req.networkId]);
   if (m.kind === 'vpc') m.vpc = { ...(m.vpc ?? { id: req.vpcId ?? '' }), implemented: true };
 }
 

@@ -6,6 +6,7 @@ import { DORMANT_STATES } from '../shared-network.js';
 import { UsageError } from '../../util/errors.js';
 import { networkText } from '../../util/ip.js';
 import { guestTier } from './tiers.js';
+import { checkPublicSegment, checkTierSegment } from './segments-apart.js';
 
 /** Add or update a public IP; what the request leaves out is kept from the stored one. */
 export function putPublicIp(m: RouterModel, p: T.PublicIpSpec, owner: string, devices: T.HostDevices): void {
@@ -22,6 +23,7 @@ export function putPublicIp(m: RouterModel, p: T.PublicIpSpec, owner: string, de
   };
   const gw = p.gateway ?? cur?.gateway;
   if (gw) model.gateway = gw;
+  checkPublicSegment(m, model);
   ownPublicIps(m)[p.ip] = model;
 }
 
@@ -59,6 +61,7 @@ export function assignIp(m: RouterModel, req: T.AssignIpRequest, devices: T.Host
   const dormant = req.networkState !== undefined && DORMANT_STATES.has(req.networkState);
   if (!dormant && req.vpcId === undefined && !m.tiers[req.networkId] && req.gateway && req.cidr && req.segment) {
     m.tiers[req.networkId] = guestTier(req, undefined, devices);
+    checkTierSegment(m, m.tiers[req.networkId]);
   }
   putPublicIp(m, req.publicIp, req.networkId, devices);
 }

@@ -4,6 +4,7 @@ import type { RouterModel, TierModel } from '../model.js';
 import { DORMANT_STATES, externalGateway, sharedGap } from '../shared-network.js';
 import { UsageError } from '../../util/errors.js';
 import { cidrText, networkText } from '../../util/ip.js';
+import { checkTierSegment } from './segments-apart.js';
 
 /** A tier from a request's addressing, filling what it leaves out from the tier stored before (`cur`). */
 export function guestTier(req: T.NetworkTarget & T.GuestAddressing, cur: TierModel | undefined, devices: T.HostDevices): TierModel {
@@ -48,6 +49,7 @@ export function implementShared(
     throw new UsageError(gap.message, gap.argument);
   }
   m.tiers[req.networkId] = guestTier(req, cur, devices);
+  checkTierSegment(m, m.tiers[req.networkId]);
 }
 
 /** Whether `req` could implement its shared network (see implementShared), judged without its router's state. */

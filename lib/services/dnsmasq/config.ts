@@ -144,6 +144,9 @@ export function renderDnsmasq(spec: DnsmasqSpec): RenderedDnsmasq {
     '--localise-queries',
     '--domain-needed',
     '--bogus-priv',
+    // names come from CloudStack only (dhcp-host, addn-hosts): a guest's DHCP host name (option 12) or FQDN
+    // (81) would otherwise enter DNS — `wpad`, `login`, … — for a reservation without a name of its own
+    '--dhcp-ignore-names',
   ];
   const hostLines: string[] = [];
   const optLines: string[] = [];
