@@ -99,6 +99,11 @@ test('after destroy-network: rules for the network are refused (exit 1) or, when
   try {
     await run('implement-network', { networkId: 43, vlan: 'vxlan://5043', gateway: '10.43.0.1', cidr: '10.43.0.0/24' });
     await run('assign-ip', { networkId: 43, publicIp: '203.0.113.12', sourceNat: true, ...pub });
+    await run('assign-ip', { networkId: 43, publicIp: '203.0.113.13', ...pub });
+    // NAT to the router's own addresses is bad input (a VM's address is meant)
+    await fails(run('add-static-nat', { networkId: 43, publicIp: '203.0.113.13', privateIp: '10.43.0.1' }), 1, /10\.43\.0\.1 is an address of the router cs-net-43 itself \(network 43\)/);
+    await fails(run('add-port-forward', { networkId: 43, publicIp: '203.0.113.12', publicPort: 80, privateIp: '203.0.113.13', privatePort: 80, protocol: 'tcp' }), 1, /is an address of the router/);
+    assert.equal(engine.storedModel('cs-net-43')?.staticNats, [], 'nothing stored');
     await run('destroy-network', { networkId: 43 });
     assert.not.ok(engine.store.has('cs-net-43'));
     const rules = { rules: [{ type: 'egress', protocol: 'tcp', portStart: 25 }] };

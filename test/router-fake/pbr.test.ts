@@ -99,6 +99,11 @@ test('pbr rules without a priority (the kernel chooses one): applied once howeve
     assert.is(exitCodeOf(e), 1, String(e));
     assert.match(String(e), /priority 0/);
     assert.is(ours().length, 2);
+    // a route prefix with host bits: the kernel's EINVAL, as bad input named (exit 1), nothing stored
+    e = undefined;
+    try { await act('pbr-add-route', { table: 'isp1', route: '10.9.0.5/16 via 203.0.113.1' }); } catch (x) { e = x; }
+    assert.is(exitCodeOf(e), 1, String(e));
+    assert.match(String(e), /host bits set \(the network is 10\.9\.0\.0\/16\)/);
     await run('destroy-network', { networkId: 92 });
   } finally {
     rmSync(stateDir, { recursive: true, force: true });

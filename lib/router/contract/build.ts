@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../../util/errors.js';
 import { routerNamespace } from '../names.js';
-import { cidrContains } from '../../util/ip.js';
+import { cidrBounds, cidrContains, ipToBigInt, ipv4ToNumber, networkText, type Cidr } from '../../util/ip.js';
 import type { FieldReader } from './reader.js';
 import type {
   BuiltinCustomAction, CustomActionRequest, GuestAddressing, NetworkTarget, NicFields, PortForwardFields,
@@ -133,6 +133,32 @@ function assign<T extends object, K extends string, V>(obj: T, key: K, v: V | un
  * cidr. Elsewhere a NIC-level gateway of a secondary shared-network range may legitimately sit
  * outside the network's primary cidr, so no cross-check is made.
  */
+/**
+ * `ip` as a host of `c` (its `cidrField`): inside it, and — an IPv4 prefix with a network and a broadcast address
+ * (/30 or wider) — neither of those (the kernel refuses a route through a broadcast address; nothing answers the
+ * network address).
+ */
+function checkHostOf(r: FieldReader, field: string, ip: string, c: Cidr, cidrField: string): void {
+  if (!cidrContains(c, ip)) r.fail(field, `${ip} is not inside ${r.label(cidrField)} ${c.address}/${c.prefix}`);
+  if (c.family !== 4 || c.prefix > 30) return;
+  const { lo, hi } = cidrBounds(c);
+  const v = ipToBigInt(ip);
+  if (v === lo || v === hi) r.fail(field, `${ip} is the ${v === lo ? 'network' : 'broadcast'} address of ${r.label(cidrField)} ${networkText(c)}`);
+}
+
+/** An IPv4 address a VM can have (what NAT may translate to): not in 0/8, 127/8, multicast 224/4 or 240/4. */
+function checkUnicast4(r: FieldReader, field: string, ip: string): string {
+  const first = ipv4ToNumber(ip) >>> 24;
+  if (first === 0 || first === 127 || first >= 224) r.fail(field, `${ip} is not a unicast host address`);
+  return ip;
+}
+
+/** An IPv6 address a network can route (not ::, ::1, IPv4-mapped ::ffff:0:0/96 or multicast ff00::/8). */
+function checkUnicast6(r: FieldReader, field: string, ip: string): void {
+  const v = ipToBigInt(ip);
+  if (v <= 1n || v >> 32n === 0xffffn || v >> 120n === 0xffn) r.fail(field, `${ip} is not a unicast IPv6 address`);
+}
+
 function guestAddressing(r: FieldReader, ctx: BuildContext, opts: { strict?: boolean; checkExtensionIp?: boolean } = {}): GuestAddressing {
   const a: GuestAddressing = {};
   assign(a, 'segment', r.opt('vlan', (t) => parseSegment(t, ctx.bareSegment)));
@@ -144,13 +170,13 @@ function guestAddressing(r: FieldReader, ctx: BuildContext, opts: { strict?: boo
   assign(a, 'dns', r.opt('dns', (t) => parseIpList(t, 4)));
   assign(a, 'dns6', r.opt('dns6', (t) => parseIpList(t, 6)));
   assign(a, 'domain', r.opt('domain', parseDomain));
+  if (a.ip6Gateway) checkUnicast6(r, 'network_ip6_gateway', a.ip6Gateway);
+  if (a.ip6Cidr) checkUnicast6(r, 'network_ip6_cidr', a.ip6Cidr.address);
   if (!opts.strict) return a;
-  if (a.gateway && a.cidr && !cidrContains(a.cidr, a.gateway)) {
-    r.fail('gateway', `${a.gateway} is not inside ${r.label('cidr')} ${a.cidr.address}/${a.cidr.prefix}`);
-  }
-  if (opts.checkExtensionIp && a.extensionIp && a.cidr && !cidrContains(a.cidr, a.extensionIp)) {
-    r.fail('extension_ip', `${a.extensionIp} is not inside ${r.label('cidr')} ${a.cidr.address}/${a.cidr.prefix}`);
-  }
+  // a guest subnet holds the gateway and at least one VM
+  if (a.cidr && (a.cidr.prefix < 1 || a.cidr.prefix > 30)) r.fail('cidr', `${networkText(a.cidr)}: a guest subnet is /1 to /30`);
+  if (a.gateway && a.cidr) checkHostOf(r, 'gateway', a.gateway, a.cidr, 'cidr');
+  if (opts.checkExtensionIp && a.extensionIp && a.cidr) checkHostOf(r, 'extension_ip', a.extensionIp, a.cidr, 'cidr');
   if (a.ip6Gateway && a.ip6Cidr && !cidrContains(a.ip6Cidr, a.ip6Gateway)) {
     r.fail('network_ip6_gateway', `${a.ip6Gateway} is not inside ${r.label('network_ip6_cidr')} ${a.ip6Cidr.address}/${a.ip6Cidr.prefix}`);
   }
@@ -164,12 +190,10 @@ function publicIp(r: FieldReader, opts: { requireSegment: boolean; why?: string 
   assign(p, 'segment', segment);
   assign(p, 'gateway', r.opt('public_gateway', parseIpv4));
   assign(p, 'cidr', r.opt('public_cidr', (t) => parseCidr(t, 4)));
-  if (p.cidr && !cidrContains(p.cidr, ip)) {
-    r.fail('public_ip', `${ip} is not inside ${r.label('public_cidr')} ${p.cidr.address}/${p.cidr.prefix}`);
-  }
-  if (p.gateway && p.cidr && !cidrContains(p.cidr, p.gateway)) {
-    r.fail('public_gateway', `${p.gateway} is not inside ${r.label('public_cidr')} ${p.cidr.address}/${p.cidr.prefix}`);
-  }
+  if (p.cidr && p.cidr.prefix < 1) r.fail('public_cidr', `${networkText(p.cidr)} is not a subnet`);
+  if (p.cidr) checkHostOf(r, 'public_ip', ip, p.cidr, 'public_cidr');
+  if (p.gateway && p.cidr) checkHostOf(r, 'public_gateway', p.gateway, p.cidr, 'public_cidr');
+  if (p.gateway === ip) r.fail('public_gateway', `${p.gateway} is the public IP itself`);
   return p;
 }
 
@@ -184,7 +208,8 @@ function nicFields(r: FieldReader): NicFields {
   return n;
 }
 
-function portForward(r: FieldReader): PortForwardFields {
+/** A port forward's fields; one being added must also be one that can work (a deletion names what is stored). */
+function portForward(r: FieldReader, adding: boolean): PortForwardFields {
   const pf: PortForwardFields = {
     publicIp: publicIp(r, { requireSegment: false }),
     publicPorts: r.req('public_port', parsePortRange),
@@ -192,6 +217,8 @@ function portForward(r: FieldReader): PortForwardFields {
     privatePorts: r.req('private_port', parsePortRange),
     protocol: r.opt('protocol', parseProtocol) ?? 'tcp',
   };
+  if (!adding) return pf;
+  checkUnicast4(r, 'private_ip', pf.privateIp);
   // each public port lands on its own private port (one to one, in order), or all on one
   const size = (x: { start: number; end: number }): number => x.end - x.start + 1;
   if (size(pf.privatePorts) !== 1 && size(pf.privatePorts) !== size(pf.publicPorts)) {
@@ -362,15 +389,15 @@ export const BUILDERS: { readonly [C in EngineCommand]: Builder } = {
   'assign-ip': net('assign-ip', (r) => ({ publicIp: publicIp(r, { requireSegment: true }) })),
   'release-ip': net('release-ip', (r) => ({ publicIp: publicIp(r, { requireSegment: false }) })),
   'add-static-nat': net('add-static-nat', (r) => ({
-    publicIp: publicIp(r, { requireSegment: false }), privateIp: r.req('private_ip', parseIpv4),
+    publicIp: publicIp(r, { requireSegment: false }), privateIp: checkUnicast4(r, 'private_ip', r.req('private_ip', parseIpv4)),
   })),
   'delete-static-nat': net('delete-static-nat', (r) => {
     const x: { publicIp: PublicIpSpec; privateIp?: string } = { publicIp: publicIp(r, { requireSegment: false }) };
     assign(x, 'privateIp', r.opt('private_ip', parseIpv4));
     return x;
   }),
-  'add-port-forward': net('add-port-forward', portForward),
-  'delete-port-forward': net('delete-port-forward', portForward),
+  'add-port-forward': net('add-port-forward', (r) => portForward(r, true)),
+  'delete-port-forward': net('delete-port-forward', (r) => portForward(r, false)),
   // the text comes along: the same text again is recognised by its digest (lib/router/firewall/payload-digest.ts)
   'apply-fw-rules': net('apply-fw-rules', (r) => optDoc(r, 'fw_rules', 'fwRules', { keepText: true })),
   'apply-network-acl': net('apply-network-acl', (r) => optDoc(r, 'acl_rules', 'aclRules')),

@@ -77,8 +77,17 @@ export function updateVpcSourceNatIp(m: RouterModel, req: T.UpdateVpcSourceNatIp
   putPublicIp(m, { ...req.publicIp, sourceNat: true }, req.vpcId, devices);
 }
 
+/** NAT translates to a VM, never to the router itself (one of its guest-side or public addresses). */
+function requireGuestTarget(m: RouterModel, privateIp: string): void {
+  const own = Object.values(m.tiers).find((t) => t.gateway === privateIp || t.extensionIp === privateIp);
+  if (own || m.publicIps[privateIp]) {
+    throw new UsageError(`--private-ip ${privateIp} is an address of the router ${m.namespace} itself${own ? ` (network ${own.networkId})` : ''}, not a VM's`, 'private-ip');
+  }
+}
+
 export function addStaticNat(m: RouterModel, req: T.AddStaticNatRequest): void {
   requirePublicIp(m, req.publicIp.ip);
+  requireGuestTarget(m, req.privateIp);
   const ip = req.publicIp.ip;
   // one pass (a router may hold 10,000; the model's list itself is not written: the fast way's is frozen)
   const next: RouterModel['staticNats'] = [];
@@ -100,6 +109,7 @@ export function deleteStaticNat(m: RouterModel, req: T.DeleteStaticNatRequest): 
 
 export function addPortForward(m: RouterModel, req: T.AddPortForwardRequest): void {
   requirePublicIp(m, req.publicIp.ip);
+  requireGuestTarget(m, req.privateIp);
   const pf = {
     publicIp: req.publicIp.ip, protocol: req.protocol,
     publicPorts: [req.publicPorts.start, req.publicPorts.end] as [number, number],

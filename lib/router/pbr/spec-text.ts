@@ -7,7 +7,7 @@
 import type { RouteSpec, RouteType } from '../../netlink/route.js';
 import type { RuleSpec } from '../../netlink/rule.js';
 import type { AddrScope } from '../../netlink/address.js';
-import { cidrText, toCidr } from '../../util/ip.js';
+import { cidrText, networkText, toCidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
 
 const ROUTE_TYPES: RouteType[] = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
@@ -43,6 +43,8 @@ export function parseRouteText(text: string): Omit<RouteSpec, 'table'> {
   const dstTok = t[i++];
   if (dstTok === undefined) bad('route', text, 'missing destination');
   const spec: Omit<RouteSpec, 'table'> = { dst: dstTok === 'default' ? 'default' : addr('route', text, dstTok, true), protocol: 'static' };
+  // the kernel refuses a route prefix with host bits (EINVAL): bad input, named here
+  if (spec.dst !== 'default' && networkText(toCidr(spec.dst)) !== spec.dst) bad('route', text, `${dstTok} has host bits set (the network is ${networkText(toCidr(spec.dst))})`);
   if (type) spec.type = type;
   while (i < t.length) {
     const k = t[i++];
