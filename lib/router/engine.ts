@@ -550,6 +550,7 @@ export class RouterEngine {
         phases?.mark('plumbing');
         return;
       }
+      if (!this.plan) for (const mod of this.modules) await mod.precheck?.(m, previous, ctx);
       const { pub } = this.plans(m, key);
       const plan = plumbingPlan(m, pub);
       // a command that changed nothing, whose tables our last commit provably left as this model compiles:

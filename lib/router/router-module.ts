@@ -74,6 +74,12 @@ export interface RouterModule {
    * haproxy listening before the kernel load balancer's DNAT of its rules goes. `reconcile` runs after as usual.
    */
   prepare?(m: RouterModel, previous: RouterModel, ctx: ReconcileContext): Promise<void>;
+  /**
+   * Before anything of a full reconcile changes (plumbing first): refuse what the module could not own — a host
+   * object of its name held by someone else — so that the refused command leaves nothing behind. Only what a
+   * change from `previous` would start to use needs checking (`reconcile` checks again as it goes).
+   */
+  precheck?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
   /** Converge the module's processes/files to the model (after plumbing + nft). Idempotent. */
   reconcile?(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void>;
   /**

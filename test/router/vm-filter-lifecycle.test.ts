@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
-import { deleteNetns } from '../../lib/netns/namespaces.js';
+import { deleteNetns, netnsExists } from '../../lib/netns/namespaces.js';
 import { stripHandles } from '../../lib/nft/listing.js';
 import { vmFilterSet, parseVmFilterParams, VMFILTER_TABLE } from '../../lib/router/vmfilter/index.js';
 import { Scratch, addVm, nsExec, nsTry, ping, simulatedHost, uid, waitFor } from '../helpers/topo.js';
@@ -378,6 +378,9 @@ test('a table of the filter\'s name that netns-router did not make is refused, l
     assert.is(r.status, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`table bridge ${t.name} exists and is not netns-router's`));
     assert.is(nsTry(hostNs, ['nft', '-j', 'list', 'table', 'bridge', t.name]).stdout, foreign, 'left alone');
+    // refused before anything was made: no router namespace, no segment device or bridge on the host
+    assert.not.ok(netnsExists(ns), 'no router namespace');
+    assert.equal(nsExec(hostNs, ['ip', '-o', 'link', 'show']).split('\n').filter((l) => /vxlan|brvx-|vh-/.test(l)), [], 'no host link made');
     nsExec(hostNs, ['nft', 'delete', 'table', 'bridge', t.name]);
     const again = cli(['implement-network', '--network-id', id, '--vlan', `vxlan://${9000 + (Number(id) % 6000)}`, '--gateway', '10.1.1.1', '--cidr', '10.1.1.0/24', '--network-extension-details', '{"vm-filter":"true"}']);
     assert.is(again.status, 0, again.stderr);

@@ -162,6 +162,17 @@ export const vmfilterModule: RouterModule = {
     else await vmfilterModule.reconcile!(m, previous, ctx);
     return [];
   },
+  // a filter starting (implement-network with vm-filter, say): the shared table is checked before the router's links are made
+  async precheck(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
+    if (!filterObjects(m) || (previous && filterObjects(previous))) return;
+    const { ex, release } = ctx.hostNft();
+    try {
+      await checkSharedTable(ex);
+      await holdsRouter(ex, m.namespace);
+    } finally {
+      await release();
+    }
+  },
   async reconcile(m: RouterModel, previous: RouterModel | undefined, ctx: ReconcileContext): Promise<void> {
     const want = filterObjects(m);
     // no filter before and none now: nothing of the router can be there (a check would cost a listing)
