@@ -11,7 +11,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as libc from '../sys/libc.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { StateStore } from './state/store.js';
-import { emptyModel, modelIsIdle, type RouterModel } from './model.js';
+import { emptyModel, modelIsEmpty, modelIsIdle, type RouterModel } from './model.js';
 import { plumbingPlan, natPlan, tierAttachment, publicAttachments } from './topology.js';
 import { ARP_TABLE, ARP_TABLE_COMMENT, answeredByVeths, arpResponderObjects, boundDeviceMade, responderDevices } from './arp-responder.js';
 import { addressesOnlyDiffer, applyPlumbing, moveAddresses, removeRouterNamespace, namespaceSideIntact, PlumbingError } from './plumbing.js';
@@ -423,6 +423,9 @@ export class RouterEngine {
       } catch (err) {
         throw wrap(err, `changing ${ns}`);
       }
+      // a router left holding nothing is no router: nothing is stored for it (a command for a network destroyed
+      // or never implemented that changed nothing would otherwise leave a state that lists and restores it)
+      if (verdict !== 'delete' && modelIsEmpty(model)) verdict = 'delete';
       // the same text: the model is the stored one (nothing to save either); a mutation that left the stored
       // model untouched says so ('unchanged'), which spares serialising it (~10 ms for 10,000 rules, cold)
       const fresh: FreshTexts = new Map();

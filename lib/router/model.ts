@@ -93,7 +93,8 @@ export function emptyModel(namespace: string, kind: 'network' | 'vpc', nameId: s
 
 /** A model that holds nothing at all: the one the engine starts from for a command on a router it does not know. */
 export function modelIsEmpty(m: RouterModel): boolean {
-  return !Object.keys(m.tiers).length && !m.vpc && !Object.keys(m.publicIps).length && !Object.keys(m.extra ?? {}).length;
+  return !Object.keys(m.tiers).length && !m.vpc && !m.l2 && !Object.keys(m.publicIps).length && !m.staticNats.length
+    && !m.portForwards.length && !Object.keys(m.extra ?? {}).length;
 }
 
 /** True when nothing is implemented any more (the namespace can go). */

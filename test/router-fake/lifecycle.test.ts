@@ -115,6 +115,8 @@ test('after destroy-network: rules for the network are refused (exit 1) or, when
     await run('apply-fw-rules', { networkId: 43, fwRules: { rules: [] } });
     await run('apply-fw-rules', { networkId: 43, networkState: 'destroy', fwRules: rules });
     await run('apply-network-acl', { networkId: 43, networkState: 'shutdown', aclRules: [] });
+    // a revoke for a load-balancing rule of the gone network: nothing to do, nothing stored either
+    await run('apply-lb-rules', { networkId: 43, lbRules: [{ id: 1, revoked: true, publicIp: '203.0.113.12', publicPort: 80, privatePort: 80, algorithm: 'roundrobin', protocol: 'tcp', backends: [] }] });
     assert.not.ok(engine.store.has('cs-net-43'), 'the no-ops stored nothing');
     assert.equal(k.namespaces(), [], 'and made no router');
     // implemented again: none of the rules sent meanwhile come back
