@@ -47,8 +47,13 @@ test('isolated network: source NAT, static NAT, port forwarding, release, shutdo
     await openIngress(engine, net, [{ ip: '203.0.113.11', protocol: 'tcp', ports: [22, 22] }, { ip: '203.0.113.10', protocol: 'tcp', ports: [80, 80] }]);
     assert.is(tcpAsk(upNs, '203.0.113.11', 22), '203.0.113.1', 'static NAT ingress reaches the VM');
     // a second static NAT for the same VM is a usage error (exit 1), not a kernel failure, and changes nothing
-    await rejected(runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.11' }), UsageError,
+    await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.12', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
+    await rejected(runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.12', sourceNat: false }, privateIp: '10.1.1.11' }), UsageError,
       { argument: 'private-ip', message: /already has static NAT to 203\.0\.113\.11/ });
+    // nor on the source NAT address (the other VMs leave with it)
+    await rejected(runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.10', sourceNat: true }, privateIp: '10.1.1.10' }), UsageError,
+      { argument: 'public-ip', message: /is the source NAT address/ });
+    await runCommand(engine, { command: 'release-ip', ...net, publicIp: { ip: '203.0.113.12', sourceNat: false } });
     assert.is(engine.store.load(ns)!.staticNats.length, 1);
     assert.is(tcpAsk(vm2.ns, '203.0.113.1', 9000), '203.0.113.11', 'unchanged');
 

@@ -284,6 +284,7 @@ test('routers of a version without marks keep working (marks added), restore aft
   const net = { networkId: '55', namespace: ns };
   await runCommand(engine, { command: 'implement-network', ...net, segment: { kind: 'vxlan', vni: 5055 }, gateway: '10.55.0.1', cidr: cidr('10.55.0.0/24') });
   await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.55', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: true } });
+  await runCommand(engine, { command: 'assign-ip', ...net, publicIp: { ip: '203.0.113.56', segment: { kind: 'untagged' }, gateway: '203.0.113.1', cidr: cidr('203.0.113.0/24'), sourceNat: false } });
   const vm = addVm(e.s, e.h, 'brvx-5055', '10.55.0.10/24', '10.55.0.1');
   assert.ok(ping(vm.ns, '203.0.113.1'), 'source NAT to the upstream');
   // strip every mark, as a router made by the previous version has none
@@ -297,11 +298,11 @@ test('routers of a version without marks keep working (marks added), restore aft
   nsh.netlink.linkSet('lo', { alias: '' });
   assert.is(nsh.netlink.linkGet('lo').alias, undefined);
 
-  await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.55', sourceNat: true }, privateIp: '10.55.0.10' });
+  await runCommand(engine, { command: 'add-static-nat', ...net, publicIp: { ip: '203.0.113.56', sourceNat: false }, privateIp: '10.55.0.10' });
   assert.is(nsh.netlink.linkGet('lo').alias, namespaceMark(ns), 'the stored router\'s namespace is marked');
   for (const l of hostEnds) assert.ok(ours(e.h.netlink.linkGet(l.index)), `${l.name} adopted and marked`);
-  await openIngress(engine, net, [{ ip: '203.0.113.55', protocol: 'icmp' }]);
-  assert.ok(ping(e.upNs, '203.0.113.55'), 'static NAT reaches the VM');
+  await openIngress(engine, net, [{ ip: '203.0.113.56', protocol: 'icmp' }]);
+  assert.ok(ping(e.upNs, '203.0.113.56'), 'static NAT reaches the VM');
   assert.ok(ping(vm.ns, '203.0.113.1'));
 
   // a reboot: namespace and its links gone, state kept

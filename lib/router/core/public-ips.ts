@@ -88,6 +88,13 @@ function requireGuestTarget(m: RouterModel, privateIp: string): void {
 export function addStaticNat(m: RouterModel, req: T.AddStaticNatRequest): void {
   requirePublicIp(m, req.publicIp.ip);
   requireGuestTarget(m, req.privateIp);
+  // all of a static NAT address's traffic goes to one VM: not the address the network's other VMs leave with, nor
+  // one whose ports are forwarded elsewhere (CloudStack refuses both too)
+  if (m.publicIps[req.publicIp.ip]!.sourceNat) {
+    throw new UsageError(`--public-ip ${req.publicIp.ip} is the source NAT address of ${m.namespace}; static NAT needs an address of its own`, 'public-ip');
+  }
+  const pf = m.portForwards.find((p) => p.publicIp === req.publicIp.ip);
+  if (pf) throw new UsageError(`--public-ip ${req.publicIp.ip} has port forwarding (${pf.protocol} ${pf.publicPorts.join('-')} → ${pf.privateIp}); delete it before static NAT`, 'public-ip');
   const ip = req.publicIp.ip;
   // one pass (a router may hold 10,000; the model's list itself is not written: the fast way's is frozen)
   const next: RouterModel['staticNats'] = [];
@@ -110,6 +117,8 @@ export function deleteStaticNat(m: RouterModel, req: T.DeleteStaticNatRequest): 
 export function addPortForward(m: RouterModel, req: T.AddPortForwardRequest): void {
   requirePublicIp(m, req.publicIp.ip);
   requireGuestTarget(m, req.privateIp);
+  const sn = m.staticNats.find((x) => x.publicIp === req.publicIp.ip);
+  if (sn) throw new UsageError(`--public-ip ${req.publicIp.ip} is a static NAT address (all its traffic goes to ${sn.privateIp})`, 'public-ip');
   const pf = {
     publicIp: req.publicIp.ip, protocol: req.protocol,
     publicPorts: [req.publicPorts.start, req.publicPorts.end] as [number, number],
