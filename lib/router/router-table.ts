@@ -86,7 +86,8 @@ function splitForwards(pfs: readonly PortForward[]): SplitForwards {
     if (kind !== 'shifted') { out[kind].push(p); continue; }
     const one = p.privatePorts[0] === p.privatePorts[1];
     for (let port = p.publicPorts[0]; port <= p.publicPorts[1]; port++) {
-      const to = one ? p.privatePorts[0] : p.privatePorts[0] + (port - p.publicPorts[0]);
+      // (a range of another size, stored before such were refused: never past the private range's end)
+      const to = one ? p.privatePorts[0] : Math.min(p.privatePorts[0] + (port - p.publicPorts[0]), p.privatePorts[1]);
       out.single.push({ ...p, publicPorts: [port, port], privatePorts: [to, to] });
     }
   }
