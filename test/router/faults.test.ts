@@ -22,7 +22,8 @@ import { moduleState, setModuleState, type RouterModule } from '../../lib/router
 import { SystemError } from '../../lib/util/errors.js';
 import { baseChain, rule } from '../../lib/nft/objects.js';
 import { dnat, ip } from '../../lib/nft/expr.js';
-import { Scratch, tcpAsk } from '../helpers/topo.js';
+import { Scratch, cidr, tcpAsk } from '../helpers/topo.js';
+import { runCommand } from '../../lib/router/command-table.js';
 import { requireSandbox } from '../helpers/sandbox.js';
 import { dnsmasqPids } from '../helpers/dhcp.js';
 import {
@@ -233,15 +234,26 @@ test('the kernel refusing an object mid-transaction: an address, a rule — exit
     const vm = await addLeasedVmStatic(s, r);
     procs.push(...vm.procs, await upstreamServer(r));
     const before = snapshot(r);
-    // IPv6 multicast as the gateway address: valid input, refused by the kernel after the other plumbing ran
+    // IPv6 multicast as the gateway address: bad input at the contract (exit 1, nothing changed) …
     const v6 = ['--network-ip6-gateway', 'ff02::1', '--network-ip6-cidr', 'ff02::/64'];
     const implement = ['implement-network', ...r.net, '--vlan', `vxlan://${r.vni}`, '--gateway', r.gw, '--cidr', `${r.gw.replace(/1$/, '0')}/24`];
-    refused(r, r.cli([...implement, ...v6]), /ff02::1.*multicast/i, before, 'address refused by the kernel');
+    const bad = r.cli([...implement, ...v6]);
+    assert.is(bad.status, 1, bad.stderr);
+    assert.match(bad.stderr, /--network-ip6-gateway: ff02::1 is not a unicast IPv6 address/);
+    // … and a request of the library that carries it anyway reaches the kernel, which refuses the address after
+    // the other plumbing ran: exit 2 with the kernel's text, the router as before
+    const engine0 = new RouterEngine({ stateDir: r.stateDir, hostNetns: r.hostNs, devices: { guest: 'eth1', public: 'eth1' } });
+    const typed = (networkId: string, gw: string, vni: number) => ({
+      command: 'implement-network' as const, networkId, namespace: `cs-net-${networkId}`, segment: { kind: 'vxlan' as const, vni }, gateway: gw,
+      cidr: cidr(`${gw.replace(/1$/, '0')}/24`), ip6Gateway: 'ff02::1', ip6Cidr: cidr('ff02::/64'),
+    });
+    await rejected(runCommand(engine0, typed(r.id, r.gw, r.vni)), SystemError, { exitCode: 2, message: /ff02::1/ }, 'address refused by the kernel');
+    const after0 = snapshot(r);
+    for (const k of Object.keys(before)) assert.fixture(after0[k], before[k], `address refused: ${k} as before`);
     assert.is(tcpAsk(r.upNs, PUB, PF_PORT), UPSTREAM, 'the forward still works');
     // a new router refused the same way leaves nothing behind: no namespace, no state
     const fresh = s.track('cs-net-4702');
-    const res = r.cli(['implement-network', '--network-id', '4702', '--vlan', 'vxlan://7702', '--gateway', '10.94.1.1', '--cidr', '10.94.1.0/24', ...v6]);
-    assert.is(res.status, 2, res.stderr);
+    await rejected(runCommand(engine0, typed('4702', '10.94.1.1', 7702)), SystemError, { exitCode: 2, message: /ff02::1/ }, 'a new router refused');
     assert.not.ok(netnsExists(fresh), 'the new router\'s namespace is removed again');
     assert.not.ok(existsSync(join(r.stateDir, 'routers', `${fresh}.json`)), 'and nothing is stored');
 

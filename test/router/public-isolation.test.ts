@@ -231,7 +231,9 @@ test('IPv6: a guest flow ended by an egress tightening stays ended both ways at 
       publicV6();
       assert.ok(await waitFor(() => arrived().atVm - now.atVm > 10 && arrived().atUp - now.atUp > 10, 8000), `the flow resumes when allowed again (${JSON.stringify(arrived())})`);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      // the chatters write their counts until inScratch kills them, after this
+      for (const p of procs) p.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     }
   });
 });
