@@ -617,6 +617,7 @@ export async function confirmStamp(ex: NftExecutor, tableRef: TableRef, fingerpr
 async function carried(ex: NftExecutor, tableRef: TableRef, want: readonly NftObject[], names: readonly string[]): Promise<Transaction | undefined> {
   const tx = new Transaction(tableRef);
   const typeText = (t: unknown): string => JSON.stringify(([] as unknown[]).concat(t));
+  const timed = (flags: readonly string[] | undefined): boolean => flags?.includes('timeout') ?? false;
   for (const name of names) {
     const def = want.find((o): o is NftSet => o.kind === 'set' && o.name === name);
     if (!def) continue;
@@ -627,7 +628,6 @@ async function carried(ex: NftExecutor, tableRef: TableRef, want: readonly NftOb
       if (err instanceof NftError && err.code === 'ENOENT') continue;
       throw err;
     }
-    const timed = (flags: readonly string[] | undefined): boolean => flags?.includes('timeout') ?? false;
     if (typeText(listed.info.type) !== typeText(def.type) || timed(listed.info.flags) !== timed(def.flags)) continue;
     const items = listedItems(listed);
     if (!items?.length || (def.size !== undefined && items.length > def.size)) continue;

@@ -48,7 +48,7 @@ export interface NatPlan {
 
 const PF_KEY = ['ipv4_addr', 'inet_proto', 'inet_service'] as const;
 
-/** Where a port forward lands: maps pf_addr + pf_port (one port), pfr_addr (a range kept), or a rule of its own (a range shifted). */
+/** Where a port forward lands: maps pf_addr + pf_port (one port), pfr_addr (a range kept), or pf_addr + pf_port per port (a range shifted: splitForwards). */
 export function portForwardKind(p: PortForward): 'single' | 'sameRange' | 'shifted' {
   if (p.publicPorts[0] === p.publicPorts[1]) return 'single';
   return p.publicPorts[0] === p.privatePorts[0] && p.publicPorts[1] === p.privatePorts[1] ? 'sameRange' : 'shifted';
@@ -75,7 +75,7 @@ const elementLists = new WeakMap<readonly unknown[], Map<(x: never) => ElementIt
 /**
  * Forwards by the maps that hold them. A shifted range (public 8000-8010 → private 9000-9010, or all to one port)
  * becomes one single-port entry per public port: the kernel's NAT keeps no offset into a port range — a DNAT to
- * 9000-9010 sends public port 8005 to the first free port of the range, 9000 (docs/firewall.md).
+ * 9000-9010 sends public port 8005 to the first free port of the range, 9000 (docs/contract.md, the differences table).
  */
 function splitForwards(pfs: readonly PortForward[]): SplitForwards {
   const hit = splits.get(pfs);

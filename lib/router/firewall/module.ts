@@ -7,7 +7,7 @@
  */
 import type { RouterModule } from '../router-module.js';
 import type { RouterModel } from '../model.js';
-import { modelIsEmpty, modelIsIdle } from '../model.js';
+import { modelIsIdle } from '../model.js';
 import type { MutationVerdict } from '../engine.js';
 import type { NetworkState } from '../contract/types.js';
 import { DORMANT_STATES } from '../shared-network.js';
@@ -41,7 +41,8 @@ function unserved(m: RouterModel, req: { networkId: string; networkState?: Netwo
   if (rules && !(req.networkState && DORMANT_STATES.has(req.networkState))) {
     throw new UsageError(`network ${req.networkId} has no guest tier on router ${m.namespace} (run implement-network first); nothing was changed`, 'network_id');
   }
-  return modelIsEmpty(m) ? 'delete' : 'unchanged';
+  // nothing written: a router left empty is not stored (the engine drops it)
+  return 'unchanged';
 }
 
 export const firewallModule: RouterModule = {
